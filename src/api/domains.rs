@@ -1,0 +1,131 @@
+//! A customer's sending domain.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::ApiJson;
+use crate::app::AppState;
+use crate::auth::TenantAccess;
+use crate::domain::DomainName;
+use crate::domains::{self, DomainError};
+use crate::error::{ApiError, ApiResult};
+use crate::provider::ErrorClass;
+use crate::store::TenantRow;
+
+#[derive(Deserialize, ToSchema)]
+pub struct DomainIn {
+    /// e.g. `mail.acme.com`
+    domain_name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DomainCreated {
+    domain: String,
+    resend_domain_id: Option<String>,
+    status: Option<String>,
+    /// DNS records the customer publishes (SPF, DKIM, ...), as the provider gives them.
+    dns_records: Vec<serde_json::Value>,
+    next_step: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DomainVerification {
+    domain: String,
+    verified: bool,
+    status: Option<String>,
+    message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DomainStatus {
+    domain: String,
+    verified: bool,
+    status: Option<String>,
+    dns_records: Vec<serde_json::Value>,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(add_domain))
+        .routes(routes!(verify_domain))
+        .routes(routes!(domain_status))
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::NoDomain => ApiError::precondition("no_domain", "no domain registered: call POST /customers/{id}/domains first"),
+            DomainError::Provider(p) if p.class == ErrorClass::Permanent && p.status.is_some_and(|s| s < 500) => {
+                ApiError::Invalid { code: "provider_rejected", message: format!("the provider refused: {}", p.message) }
+            }
+            DomainError::Provider(p) => ApiError::Provider(p.to_string()),
+            DomainError::Store(e) => e.into(),
+            DomainError::Db(e) => e.into(),
+        }
+    }
+}
+
+fn records(t: &TenantRow) -> Vec<serde_json::Value> {
+    t.domain_records.as_deref().and_then(|r| serde_json::from_str(r).ok()).unwrap_or_default()
+}
+
+/// Register the customer's sending domain with the provider; returns the DNS records to publish.
+#[utoipa::path(post, path = "/customers/{id}/domains", tag = "domains", params(("id" = String, Path)), request_body = DomainIn,
+    responses((status = 201, body = DomainCreated), (status = 422, body = crate::error::ErrorBody)))]
+async fn add_domain(t: TenantAccess, State(state): State<AppState>, ApiJson(body): ApiJson<DomainIn>) -> ApiResult<(StatusCode, Json<DomainCreated>)> {
+    let domain = DomainName::parse(&body.domain_name).map_err(ApiError::validation)?;
+    let row = domains::register(&state.store, state.provider.as_ref(), &t.tenant_id, &domain).await?;
+    tracing::info!(tenant = %t.tenant_id, "domain registered");
+    Ok((
+        StatusCode::CREATED,
+        Json(DomainCreated {
+            dns_records: records(&row),
+            domain: domain.to_string(),
+            resend_domain_id: row.resend_domain_id,
+            status: row.domain_status,
+            next_step: format!("Publish dns_records at your DNS host, then call POST /customers/{}/domains/verify", t.tenant_id),
+        }),
+    ))
+}
+
+/// Ask the provider to verify the domain's DNS records.
+#[utoipa::path(post, path = "/customers/{id}/domains/verify", tag = "domains", params(("id" = String, Path)),
+    responses((status = 200, body = DomainVerification), (status = 400, body = crate::error::ErrorBody)))]
+async fn verify_domain(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Json<DomainVerification>> {
+    let tenant = state.store.tenant(&t.tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
+    let row = domains::verify(&state.store, state.provider.as_ref(), &tenant).await?;
+    let verified = row.domain_verified();
+    let message = if verified {
+        "Domain verified. Emails can now be sent.".to_owned()
+    } else {
+        "Verification started; DNS changes can take a while to be seen. mailroom re-checks every minute: see GET /domains/status.".to_owned()
+    };
+    Ok(Json(DomainVerification { domain: row.domain_name.unwrap_or_default(), verified, status: row.domain_status, message }))
+}
+
+/// The domain's current state and DNS records.
+#[utoipa::path(get, path = "/customers/{id}/domains/status", tag = "domains", params(("id" = String, Path)),
+    responses((status = 200, body = DomainStatus), (status = 400, body = crate::error::ErrorBody)))]
+async fn domain_status(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Json<DomainStatus>> {
+    let mut row = state.store.tenant(&t.tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
+    if row.resend_domain_id.is_none() {
+        return Err(DomainError::NoDomain.into());
+    }
+    if !row.domain_verified() {
+        // Fresh from the provider when it answers; the stored state otherwise.
+        match domains::refresh(&state.store, state.provider.as_ref(), &row).await {
+            Ok(fresh) => row = fresh,
+            Err(e) => tracing::warn!(tenant = %t.tenant_id, error = %e, "domain status from store; provider did not answer"),
+        }
+    }
+    Ok(Json(DomainStatus {
+        verified: row.domain_verified(),
+        dns_records: records(&row),
+        domain: row.domain_name.unwrap_or_default(),
+        status: row.domain_status,
+    }))
+}

@@ -1,0 +1,79 @@
+//! The HTTP API: one module per resource, each exporting `router()`; this
+//! module merges them and describes the whole in OpenAPI.
+
+mod campaigns;
+mod contacts;
+mod customers;
+mod domains;
+pub mod extract;
+mod health;
+mod idempotency;
+mod segments;
+mod send;
+mod webhooks;
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+pub use extract::ApiJson;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "mailroom", description = "Multi-tenant email service: contacts, segments, campaigns, a durable outbox and delivery events over one Resend account."),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
+    security(("bearer" = []), ("api_key" = []))
+)]
+struct ApiDoc;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(customers::router())
+        .merge(domains::router())
+        .merge(contacts::router())
+        .merge(segments::router())
+        .merge(send::router())
+        .merge(campaigns::router())
+        .merge(webhooks::router())
+}
+
+/// Adds the security schemes the routes refer to.
+pub fn document(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+    doc
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("route")
+}
+
+/// Parses an id from the path; anything that is not one of our ids names nothing.
+pub fn path_id(raw: &str, what: &'static str) -> Result<String, ApiError> {
+    crate::domain::parse_id(raw).ok_or(ApiError::NotFound(what))
+}
+
+/// Trims a required text field and checks its length.
+pub fn required_text(value: &str, field: &str, max: usize) -> Result<String, ApiError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(ApiError::validation(format!("`{field}` must not be empty")));
+    }
+    if v.chars().count() > max {
+        return Err(ApiError::validation(format!("`{field}` is longer than {max} characters")));
+    }
+    Ok(v.to_owned())
+}
+
+/// Trims an optional text field; empty becomes absent.
+pub fn optional_text(value: Option<&str>, field: &str, max: usize) -> Result<Option<String>, ApiError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => required_text(v, field, max).map(Some),
+    }
+}

@@ -1,0 +1,241 @@
+//! Sending: campaigns to an audience and single transactional emails. Both only
+//! queue: the request commits the outbox rows and answers 202; the worker sends.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::extract::required_json;
+use super::idempotency::idempotent;
+use super::{optional_text, required_text};
+use crate::app::AppState;
+use crate::auth::TenantAccess;
+use crate::domain::{new_id, parse_id, EmailAddress, Tag};
+use crate::error::{ApiError, ApiResult};
+use crate::provider::EmailTag;
+use crate::store::{EnqueueOutcome, NewCampaign, NewSingle, Targeting, TenantRow};
+
+const SUBJECT_MAX: usize = 998; // RFC 5322 line length limit
+
+#[derive(Deserialize, ToSchema)]
+pub struct SendIn {
+    /// `{{first_name}}` is replaced per recipient.
+    subject: String,
+    /// `{{first_name}}` is replaced (HTML-escaped) per recipient.
+    html: String,
+    text: Option<String>,
+    /// Only contacts with this tag.
+    tag: Option<String>,
+    /// Only contacts in this segment; wins over `tag`.
+    segment_id: Option<String>,
+    reply_to: Option<String>,
+    /// An address on the customer's verified domain; default `hello@{domain}`.
+    from: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct SendOut {
+    success: bool,
+    campaign_id: String,
+    /// Recipients queued.
+    sent_to: u64,
+    from: String,
+    /// `queued`: the worker sends from here on.
+    status: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SingleIn {
+    to_email: String,
+    subject: String,
+    html: String,
+    text: Option<String>,
+    reply_to: Option<String>,
+    from: Option<String>,
+    /// Resend tags, as `[{"name", "value"}]` or `{"name": "value"}`.
+    #[schema(value_type = Option<Object>)]
+    tags: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SingleOut {
+    success: bool,
+    /// mailroom's id for this message: `GET /customers/{id}/messages/{email_id}`.
+    email_id: String,
+    to: String,
+    from: String,
+    status: String,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(send_campaign)).routes(routes!(send_single))
+}
+
+async fn verified_tenant(state: &AppState, tenant_id: &str) -> ApiResult<(TenantRow, String)> {
+    let tenant = state.store.tenant(tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
+    match (&tenant.domain_name, tenant.domain_verified()) {
+        (Some(domain), true) => {
+            let domain = domain.clone();
+            Ok((tenant, domain))
+        }
+        (None, _) => Err(ApiError::precondition("domain_not_verified", "no domain registered: add and verify a domain before sending")),
+        (Some(d), false) => Err(ApiError::precondition("domain_not_verified", format!("domain {d} is not verified yet"))),
+    }
+}
+
+/// The sender: the given address if it is on the verified domain, else `hello@{domain}`.
+fn from_address(given: Option<&str>, domain: &str) -> ApiResult<String> {
+    match given.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(format!("hello@{domain}")),
+        Some(raw) => {
+            let email = EmailAddress::parse(raw).map_err(|e| ApiError::Invalid { code: "invalid_from", message: e })?;
+            if email.domain() != domain {
+                return Err(ApiError::Invalid {
+                    code: "invalid_from",
+                    message: format!("`from` must be an address on {domain}"),
+                });
+            }
+            Ok(email.to_string())
+        }
+    }
+}
+
+fn reply_to(raw: Option<&str>) -> ApiResult<Option<String>> {
+    raw.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|r| EmailAddress::parse(r).map(|e| e.to_string()).map_err(|e| ApiError::validation(format!("reply_to: {e}"))))
+        .transpose()
+}
+
+fn content(subject: &str, html: &str, text: Option<&str>) -> ApiResult<(String, String, Option<String>)> {
+    let subject = required_text(subject, "subject", SUBJECT_MAX)?;
+    if subject.contains(['\r', '\n']) {
+        return Err(ApiError::validation("`subject` must be one line"));
+    }
+    if html.trim().is_empty() {
+        return Err(ApiError::validation("`html` must not be empty"));
+    }
+    Ok((subject, html.to_owned(), optional_text(text, "text", usize::MAX)?))
+}
+
+/// Queue a campaign to all subscribed contacts, a tag, or a segment.
+#[utoipa::path(post, path = "/customers/{id}/send", tag = "send", params(("id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body, same answer, sent once")),
+    request_body = SendIn,
+    responses((status = 202, body = SendOut), (status = 400, body = crate::error::ErrorBody, description = "domain not verified, or nobody matches"),
+        (status = 404, body = crate::error::ErrorBody, description = "unknown segment"), (status = 409, body = crate::error::ErrorBody)))]
+async fn send_campaign(t: TenantAccess, State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let input: SendIn = required_json(&body)?;
+    let (_, domain) = verified_tenant(&state, &t.tenant_id).await?;
+    let from = from_address(input.from.as_deref(), &domain)?;
+    let (subject, html, text) = content(&input.subject, &input.html, input.text.as_deref())?;
+    let targeting = match (input.segment_id.as_deref().filter(|s| !s.is_empty()), input.tag.as_deref().filter(|s| !s.is_empty())) {
+        (Some(sid), _) => {
+            let sid = parse_id(sid).ok_or(ApiError::NotFound("segment"))?;
+            state.store.segment(&t.tenant_id, &sid).await?.ok_or(ApiError::NotFound("segment"))?;
+            Targeting::Segment(sid)
+        }
+        (None, Some(tag)) => Targeting::Tag(Tag::parse(tag).map_err(ApiError::validation)?.into_string()),
+        (None, None) => Targeting::All,
+    };
+    let campaign = NewCampaign { id: new_id(), subject, html, text, from_address: from.clone(), reply_to: reply_to(input.reply_to.as_deref())?, targeting };
+    let (tenant_id, store, wake) = (t.tenant_id.clone(), state.store.clone(), state.wake.clone());
+    let response = idempotent(&state, &t.tenant_id, &headers, "send", &body, |key| async move {
+        let campaign_id = campaign.id.clone();
+        let respond = |sent_to| {
+            serde_json::to_string(&SendOut { success: true, campaign_id, sent_to, from, status: "queued".into() }).unwrap_or_default()
+        };
+        match store.enqueue_campaign(&tenant_id, &campaign, key.as_deref(), respond).await? {
+            EnqueueOutcome::NoRecipients => {
+                Err(ApiError::precondition("no_recipients", "no subscribed contacts match the targeting"))
+            }
+            EnqueueOutcome::Enqueued { recipients, response } => {
+                tracing::info!(tenant = %tenant_id, campaign = %campaign.id, recipients, "campaign queued");
+                wake.notify_waiters();
+                Ok((StatusCode::ACCEPTED, [(axum::http::header::CONTENT_TYPE, "application/json")], response).into_response())
+            }
+        }
+    })
+    .await?;
+    Ok(response)
+}
+
+fn resend_tags(v: Option<Value>) -> ApiResult<Vec<EmailTag>> {
+    let pairs: Vec<(String, String)> = match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(map)) => map
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k, s)),
+                _ => Err(ApiError::validation("tag values must be strings")),
+            })
+            .collect::<ApiResult<_>>()?,
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|t| match (t.get("name").and_then(Value::as_str), t.get("value").and_then(Value::as_str)) {
+                (Some(n), Some(v)) => Ok((n.to_owned(), v.to_owned())),
+                _ => Err(ApiError::validation("each tag needs a string `name` and `value`")),
+            })
+            .collect::<ApiResult<_>>()?,
+        Some(_) => return Err(ApiError::validation("`tags` must be an array of {name, value} or an object")),
+    };
+    let valid = |s: &str| !s.is_empty() && s.len() <= 256 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    for (n, v) in &pairs {
+        if !valid(n) || !valid(v) {
+            return Err(ApiError::validation("tag names and values may contain only ASCII letters, digits, `_` and `-`"));
+        }
+        if matches!(n.as_str(), "tenant" | "message" | "campaign") {
+            return Err(ApiError::validation(format!("the tag name `{n}` is reserved by mailroom")));
+        }
+    }
+    Ok(pairs.into_iter().map(|(n, v)| EmailTag { name: n, value: v }).collect())
+}
+
+/// Queue one transactional email; it is sent ahead of campaign mail.
+#[utoipa::path(post, path = "/customers/{id}/send/single", tag = "send", params(("id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body, same answer, sent once")),
+    request_body = SingleIn,
+    responses((status = 202, body = SingleOut), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)))]
+async fn send_single(t: TenantAccess, State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let input: SingleIn = required_json(&body)?;
+    let (_, domain) = verified_tenant(&state, &t.tenant_id).await?;
+    let from = from_address(input.from.as_deref(), &domain)?;
+    let to = EmailAddress::parse(&input.to_email).map_err(|e| ApiError::Invalid { code: "invalid_email", message: e })?;
+    let (subject, html, text) = content(&input.subject, &input.html, input.text.as_deref())?;
+    let tags = resend_tags(input.tags)?;
+    if state.store.is_suppressed(&t.tenant_id, &to.normalized()).await? {
+        return Err(ApiError::Invalid {
+            code: "recipient_suppressed",
+            message: "this address bounced or complained earlier and is suppressed".into(),
+        });
+    }
+    let contact = state.store.contact_by_email(&t.tenant_id, &to.normalized()).await?;
+    let single = NewSingle {
+        id: new_id(),
+        to_email: to.to_string(),
+        first_name: contact.as_ref().and_then(|c| c.first_name.clone()),
+        contact_id: contact.map(|c| c.id),
+        from_address: from.clone(),
+        subject,
+        html,
+        text,
+        reply_to: reply_to(input.reply_to.as_deref())?,
+        tags_json: (!tags.is_empty()).then(|| serde_json::to_string(&tags).unwrap_or_default()),
+    };
+    let (tenant_id, store, wake) = (t.tenant_id.clone(), state.store.clone(), state.wake.clone());
+    idempotent(&state, &t.tenant_id, &headers, "send/single", &body, |key| async move {
+        let out = SingleOut { success: true, email_id: single.id.clone(), to: single.to_email.clone(), from, status: "queued".into() };
+        let response = serde_json::to_string(&out).unwrap_or_default();
+        store.enqueue_single(&tenant_id, &single, key.as_deref(), &response).await?;
+        tracing::info!(tenant = %tenant_id, message = %single.id, "transactional email queued");
+        wake.notify_waiters();
+        Ok((StatusCode::ACCEPTED, [(axum::http::header::CONTENT_TYPE, "application/json")], response).into_response())
+    })
+    .await
+}

@@ -1,0 +1,60 @@
+//! `POST /webhooks/resend`: Svix-signed delivery events from Resend.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::app::AppState;
+use crate::config::ProviderKind;
+use crate::error::{ApiError, ApiResult};
+use crate::events::{self, IngestError, VerifyError};
+use crate::store::EventOutcome;
+
+#[derive(Serialize, ToSchema)]
+pub struct Received {
+    received: bool,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    /// True when this svix-id was seen before and nothing was done again.
+    duplicate: bool,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(resend_webhook))
+}
+
+/// Receive a Resend webhook. Answers 2xx only once the event is durably stored;
+/// a storage failure answers 5xx so that Resend retries.
+#[utoipa::path(post, path = "/webhooks/resend", tag = "webhooks", security(()),
+    params(("svix-id" = String, Header), ("svix-timestamp" = String, Header), ("svix-signature" = String, Header)),
+    request_body(content = Object, description = "Resend event: {type, created_at, data}"),
+    responses((status = 200, body = Received), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody, description = "no WEBHOOK_SECRET configured in resend mode")))]
+async fn resend_webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Received>> {
+    if state.verifier.is_configured() {
+        state.verifier.verify(&headers, &body).map_err(|e| match e {
+            VerifyError::MissingHeaders => ApiError::BadRequest(e.to_string()),
+            VerifyError::Stale | VerifyError::BadSignature => ApiError::InvalidSignature(e.to_string()),
+        })?;
+    } else if state.config.provider == ProviderKind::Resend {
+        // Fail closed: unsigned events could unsubscribe anyone.
+        return Err(ApiError::Unavailable("WEBHOOK_SECRET is not configured; refusing unverified events".into()));
+    }
+    let svix_id = headers
+        .get("svix-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 255)
+        .ok_or_else(|| ApiError::BadRequest("missing svix-id header".into()))?;
+    let outcome = events::ingest(&state.store, svix_id, &body).await.map_err(|e| match e {
+        IngestError::Invalid(m) => ApiError::validation(m),
+        IngestError::Store(e) => ApiError::Unavailable(format!("event not stored, retry later: {e}")),
+    })?;
+    let event_type = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
+    Ok(Json(Received { received: true, event_type, duplicate: outcome == EventOutcome::Duplicate }))
+}

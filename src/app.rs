@@ -1,0 +1,200 @@
+//! Builds the state and the router; used by `main` and by the tests (which bind port 0).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::auth::{generate_key, hash_key};
+use crate::config::{Config, ProviderKind};
+use crate::events::WebhookVerifier;
+use crate::outbox::{Outbox, OutboxSettings};
+use crate::provider::resend::ResendProvider;
+use crate::provider::sandbox::SandboxProvider;
+use crate::provider::DeliveryProvider;
+use crate::store::Store;
+
+/// Largest request body accepted (JSON bodies of campaigns included).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub provider: Arc<dyn DeliveryProvider>,
+    pub verifier: Arc<WebhookVerifier>,
+    pub admin_key_hash: Arc<str>,
+    pub config: Arc<Config>,
+    /// Wakes the worker when mail is queued, so a transactional send goes out at once.
+    pub wake: Arc<Notify>,
+}
+
+/// The parts shared by `serve` and `worker`: database, provider, outbox.
+pub struct Core {
+    pub store: Store,
+    pub provider: Arc<dyn DeliveryProvider>,
+    pub outbox: Outbox,
+    pub wake: Arc<Notify>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Core {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.database_url, config.db_max_connections).await?;
+        store.migrate().await?;
+        let mut tasks = Vec::new();
+        let provider: Arc<dyn DeliveryProvider> = match config.provider {
+            ProviderKind::Resend => {
+                let key = config.resend_api_key.as_deref().context("RESEND_API_KEY is not set")?;
+                Arc::new(ResendProvider::new(&config.resend_base_url, key)?)
+            }
+            ProviderKind::Sandbox => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tasks.push(tokio::spawn(crate::events::run_sandbox_feed(store.clone(), rx)));
+                Arc::new(SandboxProvider::new(tx))
+            }
+        };
+        let wake = Arc::new(Notify::new());
+        let outbox = Outbox::new(
+            store.clone(),
+            provider.clone(),
+            OutboxSettings {
+                send_rate: config.send_rate,
+                max_attempts: config.max_attempts,
+                retry_base_ms: config.retry_base_ms,
+                concurrency: config.worker_concurrency,
+            },
+            wake.clone(),
+        );
+        Ok(Self { store, provider, outbox, wake, tasks })
+    }
+
+    /// Runs the worker (and the domain re-check) until `shutdown` resolves, then
+    /// lets in-flight batches finish, for at most 30 seconds.
+    pub async fn run_worker(self, config: &Config, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker = tokio::spawn(self.outbox.clone().run(stop_rx.clone()));
+        let poller = tokio::spawn(crate::domains::run_poller(
+            self.store.clone(),
+            self.provider.clone(),
+            Duration::from_secs(config.domain_poll_secs),
+            stop_rx,
+        ));
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        if tokio::time::timeout(Duration::from_secs(30), worker).await.is_err() {
+            tracing::warn!("worker did not stop within 30 s; leased batches will be retried after their lease");
+        }
+        poller.abort();
+        for t in self.tasks {
+            t.abort();
+        }
+        self.store.close().await;
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    core: Core,
+    config: Config,
+    run_worker: bool,
+}
+
+impl Application {
+    /// Connects, migrates, binds. `run_worker` = false serves HTTP only.
+    pub async fn build(config: Config, run_worker: bool) -> anyhow::Result<Self> {
+        let core = Core::build(&config).await?;
+        let admin_key_hash = admin_key_hash(&core.store, &config).await?;
+        let verifier = WebhookVerifier::new(&config.webhook_secrets)?;
+        let state = AppState {
+            store: core.store.clone(),
+            provider: core.provider.clone(),
+            verifier: Arc::new(verifier),
+            admin_key_hash: admin_key_hash.into(),
+            config: Arc::new(config.clone()),
+            wake: core.wake.clone(),
+        };
+        let router = router(state);
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("Failed to bind {}", config.bind))?;
+        Ok(Self { listener, router, core, config, run_worker })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn store(&self) -> Store {
+        self.core.store.clone()
+    }
+
+    pub fn outbox(&self) -> Outbox {
+        self.core.outbox.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then drains: HTTP stops accepting, the
+    /// worker finishes the batches in hand.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut http_stop = stop_rx.clone();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        });
+        let server = tokio::spawn(async move { server.await });
+        let mut worker_stop = stop_rx;
+        let worker_shutdown = async move {
+            let _ = worker_stop.wait_for(|s| *s).await;
+        };
+        let config = self.config;
+        let run_worker = self.run_worker;
+        let core = self.core;
+        let worker = tokio::spawn(async move {
+            if run_worker {
+                core.run_worker(&config, worker_shutdown).await;
+            } else {
+                worker_shutdown.await;
+            }
+        });
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+        let _ = worker.await;
+        server.await.context("HTTP server task failed")?.context("HTTP server failed")?;
+        Ok(())
+    }
+}
+
+/// The admin key's hash: from `MAILROOM_ADMIN_KEY`, or generated at first start,
+/// printed once, and stored as a hash only.
+async fn admin_key_hash(store: &Store, config: &Config) -> anyhow::Result<String> {
+    if let Some(key) = &config.admin_key {
+        return Ok(hash_key(key));
+    }
+    if let Some(hash) = store.setting("admin_key_hash").await? {
+        return Ok(hash);
+    }
+    let key = generate_key("mra_");
+    let hash = hash_key(&key);
+    if store.insert_setting_if_absent("admin_key_hash", &hash).await? {
+        println!("\n  mailroom admin key (shown once, store it now): {key}\n");
+        return Ok(hash);
+    }
+    // Another process generated one first.
+    store.setting("admin_key_hash").await?.context("admin key hash vanished")
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = crate::api::router().split_for_parts();
+    let openapi = crate::api::document(openapi);
+    api.merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback(crate::api::not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

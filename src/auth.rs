@@ -1,0 +1,117 @@
+//! Authentication as extractors: a handler's signature says who may call it.
+//!
+//! Keys arrive as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Keys are
+//! long random strings, so a single SHA-256 is the right hash (no password
+//! stretching needed); only hashes are stored.
+
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::store::KeyOwner;
+
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A new random key: `prefix` + 40 base62 characters (about 238 bits).
+pub fn generate_key(prefix: &str) -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    format!("{prefix}{}", Alphanumeric.sample_string(&mut rand::thread_rng(), 40))
+}
+
+fn presented_key(parts: &Parts) -> Option<&str> {
+    if let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, token) = v.trim().split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty());
+    }
+    parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|t| !t.is_empty())
+}
+
+async fn key_owner(parts: &Parts, state: &AppState) -> Result<KeyOwner, ApiError> {
+    let key = presented_key(parts).ok_or(ApiError::Unauthorized)?;
+    let hash = hash_key(key);
+    if constant_time_eq(hash.as_bytes(), state.admin_key_hash.as_bytes()) {
+        return Ok(KeyOwner::Admin);
+    }
+    match state.store.tenant_for_key_hash(&hash).await? {
+        Some(tenant) => Ok(KeyOwner::Tenant(tenant)),
+        None => Err(ApiError::Unauthorized),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The operator: may do everything.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match key_owner(parts, state).await? {
+            KeyOwner::Admin => Ok(Admin),
+            // A tenant key is a valid key, just not for this: it sees nothing here.
+            KeyOwner::Tenant(_) => Err(ApiError::NotFound("route")),
+        }
+    }
+}
+
+/// Access to the customer named by the `{id}` path segment: the admin, or that
+/// customer's own key. Any other key gets 404, as if the customer did not exist.
+pub struct TenantAccess {
+    pub tenant_id: String,
+    pub is_admin: bool,
+}
+
+impl FromRequestParts<AppState> for TenantAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let owner = key_owner(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound("customer"))?;
+        let raw = params
+            .iter()
+            .find(|(name, _)| *name == "id")
+            .map(|(_, v)| v.to_owned())
+            .ok_or(ApiError::NotFound("customer"))?;
+        let tenant_id = crate::domain::parse_id(&raw).ok_or(ApiError::NotFound("customer"))?;
+        match owner {
+            KeyOwner::Admin => {
+                if state.store.tenant(&tenant_id).await?.is_none() {
+                    return Err(ApiError::NotFound("customer"));
+                }
+                Ok(Self { tenant_id, is_admin: true })
+            }
+            KeyOwner::Tenant(own) if own == tenant_id => Ok(Self { tenant_id, is_admin: false }),
+            KeyOwner::Tenant(_) => Err(ApiError::NotFound("customer")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_are_long_random_and_prefixed() {
+        let a = generate_key("mr_");
+        let b = generate_key("mr_");
+        assert!(a.starts_with("mr_") && a.len() == 43);
+        assert_ne!(a, b);
+        assert_eq!(hash_key(&a).len(), 64);
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,188 @@
+//! Typed configuration, read from the environment (and `.env` when present).
+//!
+//! Every field here is documented in the README's configuration table; the
+//! names and defaults follow DESIGN.md.
+
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context};
+
+/// Which delivery provider sends the mail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Resend's REST API at `resend_base_url`.
+    Resend,
+    /// In-process provider: accepts everything and generates delivery events.
+    Sandbox,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `DATABASE_URL`: `sqlite://mailroom.db` (created if missing) or `postgres://...`.
+    pub database_url: String,
+    /// `MAILROOM_BIND`: listen address of the HTTP API.
+    pub bind: SocketAddr,
+    /// `MAILROOM_ADMIN_KEY`: operator key. When absent, one is generated at first
+    /// start, printed once, and only its hash is stored.
+    pub admin_key: Option<String>,
+    /// `MAILROOM_PROVIDER`: `resend` or `sandbox`; defaults to `resend` when
+    /// `RESEND_API_KEY` is set, else `sandbox`.
+    pub provider: ProviderKind,
+    /// `RESEND_API_KEY`: the account's Resend key (`re_...`).
+    pub resend_api_key: Option<String>,
+    /// `RESEND_BASE_URL`: where the Resend API lives; point it at a mock for tests.
+    pub resend_base_url: String,
+    /// `WEBHOOK_SECRET`: Resend signing secrets (`whsec_...`), comma-separated for rotation.
+    pub webhook_secrets: Vec<String>,
+    /// `PUBLIC_URL`: base URL of this service as recipients and Resend see it.
+    pub public_url: String,
+    /// `MAILROOM_SEND_RATE`: provider requests per second for the whole account.
+    pub send_rate: u32,
+    /// `MAILROOM_MAX_ATTEMPTS`: provider attempts per batch before its messages fail.
+    pub max_attempts: u32,
+    /// `MAILROOM_RETRY_BASE_MS`: first retry delay after a retryable provider
+    /// failure; each further retry waits four times longer (with jitter).
+    pub retry_base_ms: u64,
+    /// `MAILROOM_WORKER_CONCURRENCY`: provider requests in flight per process.
+    pub worker_concurrency: usize,
+    /// `MAILROOM_DB_MAX_CONNECTIONS`: database pool size.
+    pub db_max_connections: u32,
+    /// `MAILROOM_DOMAIN_POLL_SECS`: how often pending domains are re-checked.
+    pub domain_poll_secs: u64,
+    /// `DEBUG`: verbose logs (still no addresses or bodies at info level).
+    pub debug: bool,
+}
+
+impl Config {
+    /// Reads the process environment, after loading `.env` if one exists.
+    pub fn from_env() -> anyhow::Result<Self> {
+        // A missing .env is the normal case; a malformed one is worth failing on.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(e).context("Failed to read .env"),
+        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds a config from any name -> value lookup (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let resend_api_key = get("RESEND_API_KEY");
+        let provider = match get("MAILROOM_PROVIDER").as_deref() {
+            Some("resend") => ProviderKind::Resend,
+            Some("sandbox") => ProviderKind::Sandbox,
+            Some(other) => bail!("MAILROOM_PROVIDER must be `resend` or `sandbox`, not `{other}`"),
+            None if resend_api_key.is_some() => ProviderKind::Resend,
+            None => ProviderKind::Sandbox,
+        };
+        if provider == ProviderKind::Resend && resend_api_key.is_none() {
+            bail!("MAILROOM_PROVIDER=resend needs RESEND_API_KEY");
+        }
+        let bind = get("MAILROOM_BIND").unwrap_or_else(|| "127.0.0.1:8000".into());
+        let bind = bind
+            .parse()
+            .with_context(|| format!("MAILROOM_BIND `{bind}` is not an address like 127.0.0.1:8000"))?;
+        let send_rate = parse_number(get("MAILROOM_SEND_RATE"), "MAILROOM_SEND_RATE", 10)?;
+        if send_rate == 0 {
+            bail!("MAILROOM_SEND_RATE must be at least 1");
+        }
+        let max_attempts = parse_number(get("MAILROOM_MAX_ATTEMPTS"), "MAILROOM_MAX_ATTEMPTS", 5)?;
+        let retry_base_ms = parse_number(get("MAILROOM_RETRY_BASE_MS"), "MAILROOM_RETRY_BASE_MS", 2_000)?;
+        let worker_concurrency =
+            parse_number(get("MAILROOM_WORKER_CONCURRENCY"), "MAILROOM_WORKER_CONCURRENCY", 4)?;
+        let db_max_connections =
+            parse_number(get("MAILROOM_DB_MAX_CONNECTIONS"), "MAILROOM_DB_MAX_CONNECTIONS", 10)?;
+        let domain_poll_secs =
+            parse_number(get("MAILROOM_DOMAIN_POLL_SECS"), "MAILROOM_DOMAIN_POLL_SECS", 60)?;
+        let debug = matches!(
+            get("DEBUG").as_deref().map(str::to_ascii_lowercase).as_deref(),
+            Some("1" | "true" | "yes" | "on")
+        );
+        Ok(Self {
+            database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://mailroom.db".into()),
+            bind,
+            admin_key: get("MAILROOM_ADMIN_KEY"),
+            provider,
+            resend_api_key,
+            resend_base_url: get("RESEND_BASE_URL")
+                .unwrap_or_else(|| "https://api.resend.com".into())
+                .trim_end_matches('/')
+                .to_owned(),
+            webhook_secrets: get("WEBHOOK_SECRET")
+                .map(|s| {
+                    s.split(',')
+                        .map(|p| p.trim().to_owned())
+                        .filter(|p| !p.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            public_url: get("PUBLIC_URL")
+                .unwrap_or_else(|| "http://127.0.0.1:8000".into())
+                .trim_end_matches('/')
+                .to_owned(),
+            send_rate,
+            max_attempts: max_attempts.max(1),
+            retry_base_ms,
+            worker_concurrency: worker_concurrency.max(1),
+            db_max_connections: db_max_connections.max(2),
+            domain_poll_secs: domain_poll_secs.max(1),
+            debug,
+        })
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(value: Option<String>, name: &str, default: T) -> anyhow::Result<T> {
+    match value {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name} must be a whole number, not `{v}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_run_sqlite_and_sandbox_with_no_configuration() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.database_url, "sqlite://mailroom.db");
+        assert_eq!(c.provider, ProviderKind::Sandbox);
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.send_rate, 10);
+        assert!(c.webhook_secrets.is_empty());
+    }
+
+    #[test]
+    fn a_resend_key_selects_the_resend_provider() {
+        let c = config(&[("RESEND_API_KEY", "re_123")]).unwrap();
+        assert_eq!(c.provider, ProviderKind::Resend);
+    }
+
+    #[test]
+    fn resend_without_a_key_is_refused() {
+        assert!(config(&[("MAILROOM_PROVIDER", "resend")]).is_err());
+    }
+
+    #[test]
+    fn webhook_secrets_are_split_on_commas_for_rotation() {
+        let c = config(&[("WEBHOOK_SECRET", "whsec_a, whsec_b,")]).unwrap();
+        assert_eq!(c.webhook_secrets, vec!["whsec_a", "whsec_b"]);
+    }
+
+    #[test]
+    fn bad_numbers_are_reported_by_name() {
+        let err = config(&[("MAILROOM_SEND_RATE", "fast")]).unwrap_err();
+        assert!(err.to_string().contains("MAILROOM_SEND_RATE"));
+    }
+}

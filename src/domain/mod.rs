@@ -1,0 +1,36 @@
+//! Domain newtypes. Raw strings stop at the HTTP edge: everything past it holds
+//! one of these, so an invalid address or domain cannot reach the store.
+
+mod email;
+mod name;
+
+pub use email::EmailAddress;
+pub use name::{DomainName, Tag};
+
+/// Milliseconds since the Unix epoch: the one timestamp representation stored
+/// on both backends (sqlx `Any` carries integers, not timestamps).
+pub fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Formats epoch milliseconds as RFC 3339 for API responses.
+pub fn rfc3339(ms: i64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// A new time-ordered identifier (UUID v7), so ids sort by creation and work as cursors.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Accepts only canonical UUIDs as ids; anything else cannot name a row.
+pub fn parse_id(raw: &str) -> Option<String> {
+    uuid::Uuid::parse_str(raw).ok().map(|u| u.to_string())
+}

@@ -1,0 +1,75 @@
+//! Sending domains: registering a tenant's domain with the provider, asking it
+//! to verify, and a background re-check that settles pending domains without
+//! anyone polling (DNS changes can take hours to be seen).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::domain::DomainName;
+use crate::provider::{DeliveryProvider, DomainInfo, ProviderError};
+use crate::store::{Store, TenantRow};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("this customer has no domain yet")]
+    NoDomain,
+}
+
+/// Registers `domain` with the provider for this tenant and stores the records to publish.
+pub async fn register(store: &Store, provider: &dyn DeliveryProvider, tenant_id: &str, domain: &DomainName) -> Result<TenantRow, DomainError> {
+    let info = provider.create_domain(domain.as_str()).await?;
+    let records = serde_json::to_string(&info.records).unwrap_or_else(|_| "[]".into());
+    let row = store
+        .set_tenant_domain(tenant_id, domain.as_str(), &info.id, &info.status, &records)
+        .await?;
+    row.ok_or(DomainError::NoDomain)
+}
+
+/// Asks the provider to verify, then reads back the current state.
+pub async fn verify(store: &Store, provider: &dyn DeliveryProvider, tenant: &TenantRow) -> Result<TenantRow, DomainError> {
+    let id = tenant.resend_domain_id.as_deref().ok_or(DomainError::NoDomain)?;
+    provider.verify_domain(id).await?;
+    refresh(store, provider, tenant).await
+}
+
+/// Reads the domain's state from the provider and stores it.
+pub async fn refresh(store: &Store, provider: &dyn DeliveryProvider, tenant: &TenantRow) -> Result<TenantRow, DomainError> {
+    let id = tenant.resend_domain_id.as_deref().ok_or(DomainError::NoDomain)?;
+    let info: DomainInfo = provider.get_domain(id).await?;
+    // Keep the records from registration when the provider does not repeat them.
+    let records = (!info.records.is_empty()).then(|| serde_json::to_string(&info.records).unwrap_or_default());
+    let row = store.update_domain_status(&tenant.id, &info.status, records.as_deref()).await?;
+    row.ok_or(DomainError::NoDomain)
+}
+
+/// Re-checks every pending domain each `every`, until `stop` turns true.
+pub async fn run_poller(store: Store, provider: Arc<dyn DeliveryProvider>, every: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let pending = match store.tenants_with_pending_domains().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list pending domains");
+                continue;
+            }
+        };
+        for tenant in pending {
+            match refresh(&store, provider.as_ref(), &tenant).await {
+                Ok(row) if row.domain_verified() => tracing::info!(tenant = %tenant.id, "domain verified"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(tenant = %tenant.id, error = %e, "domain re-check failed"),
+            }
+        }
+    }
+}

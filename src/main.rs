@@ -1,0 +1,85 @@
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use mailroom::app::{Application, Core};
+use mailroom::config::Config;
+use mailroom::mock::{MockConfig, MockResend};
+
+#[derive(Parser)]
+#[command(name = "mailroom", version, about = "Self-hosted, multi-tenant email service over one Resend account")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API and the sending worker (the default).
+    Serve,
+    /// Run only the sending worker (scale out against one PostgreSQL).
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Run the Resend-compatible mock server for local development and tests.
+    MockResend(MockConfig),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::MockResend(config) => {
+            mailroom::telemetry::init(false);
+            let mock = MockResend::start(config).await?;
+            println!("mock Resend listening on {}", mock.url());
+            shutdown_signal().await;
+            Ok(())
+        }
+        command => {
+            let config = Config::from_env()?;
+            mailroom::telemetry::init(config.debug);
+            match command {
+                Command::Migrate => {
+                    let store = mailroom::store::Store::connect(&config.database_url, 2).await?;
+                    store.migrate().await?;
+                    println!("migrations applied");
+                    Ok(())
+                }
+                Command::Worker => {
+                    let core = Core::build(&config).await?;
+                    tracing::info!(provider = core.provider.name(), "worker started");
+                    core.run_worker(&config, shutdown_signal()).await;
+                    Ok(())
+                }
+                _ => {
+                    let app = Application::build(config.clone(), true).await?;
+                    tracing::info!(port = app.port(), provider = ?config.provider, "mailroom listening on http://{}", config.bind);
+                    println!("mailroom listening on http://{} (docs at /docs)", config.bind);
+                    app.run_until_stopped(shutdown_signal()).await.context("server failed")
+                }
+            }
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,338 @@
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::{AcceptedEmail, Faults, KeyState, MockState};
+use crate::provider::sandbox::{delivery_events, dns_records};
+use crate::provider::{DomainInfo, EmailTag, OutgoingEmail};
+
+pub fn router(state: MockState) -> Router {
+    Router::new()
+        .route("/domains", post(create_domain))
+        .route("/domains/{id}", get(get_domain))
+        .route("/domains/{id}/verify", post(verify_domain))
+        .route("/emails", post(send_email))
+        .route("/emails/batch", post(send_batch))
+        .route("/_mock/emails", get(list_accepted))
+        .route("/_mock/stats", get(stats))
+        .route("/_mock/faults", post(set_faults))
+        .with_state(state)
+}
+
+/// Resend's error shape: `{statusCode, name, message}`.
+fn error(status: u16, name: &str, message: &str) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, Json(json!({ "statusCode": status, "name": name, "message": message }))).into_response()
+}
+
+/// Authorization and User-Agent, as Resend checks them.
+fn check_client(state: &MockState, headers: &HeaderMap) -> Result<(String, String), Response> {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let Some(key) = auth.strip_prefix("Bearer ") else {
+        return Err(error(401, "missing_api_key", "Missing API key in the authorization header."));
+    };
+    let valid = match &state.config.api_key {
+        Some(expected) => key == expected,
+        None => key.starts_with("re_"),
+    };
+    if !valid {
+        return Err(error(403, "invalid_api_key", "API key is invalid."));
+    }
+    let ua = headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    if ua.is_empty() {
+        return Err(error(403, "missing_user_agent", "A User-Agent header is required."));
+    }
+    Ok((auth, ua))
+}
+
+async fn create_domain(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = check_client(&state, &headers) {
+        return r;
+    }
+    let name = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_owned));
+    let Some(name) = name.filter(|n| n.contains('.')) else {
+        return error(422, "validation_error", "The `name` field must be a domain.");
+    };
+    let info = DomainInfo { id: uuid::Uuid::new_v4().to_string(), name: name.clone(), status: "not_started".into(), records: dns_records(&name) };
+    state.lock().domains.insert(info.id.clone(), (info.clone(), false));
+    (StatusCode::OK, Json(info)).into_response()
+}
+
+async fn verify_domain(State(state): State<MockState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = check_client(&state, &headers) {
+        return r;
+    }
+    let mut inner = state.lock();
+    match inner.domains.get_mut(&id) {
+        Some((info, verified)) => {
+            *verified = true;
+            info.status = "verified".into();
+            for r in &mut info.records {
+                r["status"] = json!("verified");
+            }
+            (StatusCode::OK, Json(json!({ "object": "domain", "id": id }))).into_response()
+        }
+        None => error(404, "not_found", "Domain not found"),
+    }
+}
+
+async fn get_domain(State(state): State<MockState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = check_client(&state, &headers) {
+        return r;
+    }
+    match state.lock().domains.get(&id) {
+        Some((info, _)) => (StatusCode::OK, Json(info.clone())).into_response(),
+        None => error(404, "not_found", "Domain not found"),
+    }
+}
+
+async fn send_email(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    send(state, headers, body, false).await
+}
+
+async fn send_batch(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    send(state, headers, body, true).await
+}
+
+fn validate(v: &Value, reject: &[String]) -> Result<OutgoingEmail, String> {
+    let from = v.get("from").and_then(Value::as_str).filter(|f| f.contains('@')).ok_or("`from` is missing or invalid")?;
+    let to: Vec<String> = match v.get("to") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a.iter().map(|x| x.as_str().map(str::to_owned).ok_or("`to` must hold strings")).collect::<Result<_, _>>()?,
+        _ => return Err("`to` is missing".into()),
+    };
+    if to.is_empty() || to.len() > 50 {
+        return Err("`to` must hold 1 to 50 addresses".into());
+    }
+    if let Some(bad) = to.iter().find(|t| !t.contains('@') || reject.iter().any(|r| r.eq_ignore_ascii_case(t))) {
+        return Err(format!("Invalid `to` field: {bad}"));
+    }
+    let subject = v.get("subject").and_then(Value::as_str).ok_or("`subject` is missing")?;
+    let html = v.get("html").and_then(Value::as_str);
+    let text = v.get("text").and_then(Value::as_str);
+    if html.is_none() && text.is_none() {
+        return Err("`html` or `text` is required".into());
+    }
+    let tags: Vec<EmailTag> = match v.get("tags") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(t) => serde_json::from_value(t.clone()).map_err(|_| "`tags` must be [{name, value}]")?,
+    };
+    let tag_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if tags.iter().any(|t| !tag_ok(&t.name) || !tag_ok(&t.value)) {
+        return Err("tags may contain only ASCII letters, numbers, underscores, or dashes".into());
+    }
+    Ok(OutgoingEmail {
+        from: from.to_owned(),
+        to,
+        subject: subject.to_owned(),
+        html: html.unwrap_or_default().to_owned(),
+        text: text.map(str::to_owned),
+        reply_to: None,
+        tags,
+    })
+}
+
+enum Gate {
+    Go(Faults),
+    Stop(Response),
+}
+
+/// Rate limit (a fixed one-second window, no burst) and injected throttling.
+fn gate(state: &MockState) -> Gate {
+    let mut inner = state.lock();
+    inner.stats.requests += 1;
+    inner.stats.send_requests += 1;
+    let limit = state.config.rate_limit;
+    let second = crate::domain::now_ms() / 1000;
+    if inner.window_second != second {
+        inner.window_second = second;
+        inner.window_count = 0;
+    }
+    inner.window_count += 1;
+    let throttled_by_fault = rand::random::<f64>() < inner.faults.throttle_rate;
+    if (limit > 0 && inner.window_count > limit) || throttled_by_fault {
+        inner.stats.http_429 += 1;
+        let mut r = error(429, "rate_limit_exceeded", "Too many requests. You can only make a limited number of requests per second.");
+        let h = r.headers_mut();
+        h.insert("retry-after", HeaderValue::from_static("1"));
+        h.insert("ratelimit-limit", HeaderValue::from(limit));
+        h.insert("ratelimit-remaining", HeaderValue::from(0));
+        h.insert("ratelimit-reset", HeaderValue::from(1));
+        return Gate::Stop(r);
+    }
+    inner.stats.peak_requests_per_second = inner.stats.peak_requests_per_second.max(inner.window_count);
+    if rand::random::<f64>() < inner.faults.fail_rate {
+        inner.stats.http_5xx += 1;
+        return Gate::Stop(error(500, "internal_server_error", "An unexpected error occurred."));
+    }
+    Gate::Go(inner.faults.clone())
+}
+
+async fn send(state: MockState, headers: HeaderMap, body: Bytes, batch: bool) -> Response {
+    let (auth, ua) = match check_client(&state, &headers) {
+        Ok(c) => c,
+        Err(r) => {
+            state.lock().stats.requests += 1;
+            return r;
+        }
+    };
+    let faults = match gate(&state) {
+        Gate::Go(f) => f,
+        Gate::Stop(r) => return r,
+    };
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if let Some(k) = &key {
+        if k.is_empty() || k.len() > 256 {
+            return error(422, "invalid_idempotency_key", "The key must be between 1-256 chars.");
+        }
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return error(422, "validation_error", "Invalid JSON body.");
+    };
+    let emails: Result<Vec<OutgoingEmail>, String> = if batch {
+        match v.as_array() {
+            Some(items) if !items.is_empty() && items.len() <= 100 => {
+                if items.iter().any(|i| i.get("attachments").is_some()) {
+                    Err("Attachments are not supported in batch sends.".into())
+                } else {
+                    items.iter().map(|i| validate(i, &faults.reject)).collect()
+                }
+            }
+            _ => Err("A batch holds 1 to 100 emails.".into()),
+        }
+    } else {
+        validate(&v, &faults.reject).map(|e| vec![e])
+    };
+    let emails = match emails {
+        Ok(e) => e,
+        Err(m) => return error(422, "validation_error", &m),
+    };
+    let hash = hex::encode(Sha256::digest(&body));
+
+    // Idempotency: Resend keeps keys 24 h; a different body under the same key
+    // and a second request while the first runs are both 409.
+    if let Some(k) = &key {
+        let mut inner = state.lock();
+        let previous = inner.keys.get(k).map(|state| match state {
+            KeyState::Done { hash: h, status, body } if *h == hash => Err((*status, body.clone())),
+            KeyState::InFlight { hash: h } if *h == hash => Ok("concurrent_idempotent_requests"),
+            _ => Ok("invalid_idempotent_request"),
+        });
+        match previous {
+            Some(Err((status, body))) => {
+                inner.stats.replayed += 1;
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                return (status, [("content-type", "application/json")], body).into_response();
+            }
+            Some(Ok("concurrent_idempotent_requests")) => {
+                return error(409, "concurrent_idempotent_requests", "Same idempotency key used while original request is still in progress.");
+            }
+            Some(Ok(_)) => {
+                return error(409, "invalid_idempotent_request", "Same idempotency key used with a different request payload.");
+            }
+            None => {
+                inner.keys.insert(k.clone(), KeyState::InFlight { hash: hash.clone() });
+            }
+        }
+    }
+
+    let ids: Vec<String> = emails.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let answer = if batch {
+        json!({ "data": ids.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>() })
+    } else {
+        json!({ "id": ids[0] })
+    }
+    .to_string();
+    let dropped = rand::random::<f64>() < faults.drop_rate;
+    {
+        let mut inner = state.lock();
+        inner.stats.accepted_requests += 1;
+        inner.stats.largest_batch = inner.stats.largest_batch.max(emails.len());
+        for (id, e) in ids.iter().zip(&emails) {
+            inner.accepted.push(AcceptedEmail {
+                id: id.clone(),
+                idempotency_key: key.clone(),
+                from: e.from.clone(),
+                to: e.to.clone(),
+                subject: e.subject.clone(),
+                html: (!e.html.is_empty()).then(|| e.html.clone()),
+                text: e.text.clone(),
+                tags: e.tags.clone(),
+                user_agent: ua.clone(),
+                authorization: auth.clone(),
+            });
+        }
+        if let Some(k) = &key {
+            inner.keys.insert(k.clone(), KeyState::Done { hash, status: 200, body: answer.clone() });
+        }
+        if dropped {
+            inner.stats.dropped += 1;
+        }
+    }
+    emit_webhooks(&state, &ids, &emails);
+    if dropped {
+        // Accepted and recorded, then the connection breaks before the answer arrives.
+        let failing = futures::stream::once(async { Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped")) });
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .body(Body::from_stream(failing))
+            .unwrap_or_else(|_| error(500, "internal_server_error", "drop failed"));
+    }
+    let mut r = (StatusCode::OK, [("content-type", "application/json")], answer).into_response();
+    if state.config.rate_limit > 0 {
+        let remaining = state.config.rate_limit.saturating_sub(state.lock().window_count);
+        let h = r.headers_mut();
+        h.insert("ratelimit-limit", HeaderValue::from(state.config.rate_limit));
+        h.insert("ratelimit-remaining", HeaderValue::from(remaining));
+        h.insert("ratelimit-reset", HeaderValue::from(1));
+    }
+    r
+}
+
+/// Posts the signed delivery events Resend would send, in the background.
+fn emit_webhooks(state: &MockState, ids: &[String], emails: &[OutgoingEmail]) {
+    let (Some(url), Some(secret)) = (state.config.webhook_url.clone(), state.config.webhook_secret.clone()) else { return };
+    let Ok(signer) = standardwebhooks::Webhook::new(&secret) else { return };
+    let events: Vec<_> = ids.iter().zip(emails).flat_map(|(id, e)| delivery_events(id, e)).collect();
+    let http = state.http.clone();
+    tokio::spawn(async move {
+        for event in events {
+            let ts = crate::domain::now_ms() / 1000;
+            let Ok(sig) = signer.sign(&event.svix_id, ts, event.body.as_bytes()) else { continue };
+            for _ in 0..3 {
+                let res = http
+                    .post(&url)
+                    .header("svix-id", &event.svix_id)
+                    .header("svix-timestamp", ts.to_string())
+                    .header("svix-signature", &sig)
+                    .header("content-type", "application/json")
+                    .body(event.body.clone())
+                    .send()
+                    .await;
+                if res.is_ok_and(|r| r.status().is_success()) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    });
+}
+
+async fn list_accepted(State(state): State<MockState>) -> Json<Vec<AcceptedEmail>> {
+    Json(state.lock().accepted.clone())
+}
+
+async fn stats(State(state): State<MockState>) -> Json<super::MockStats> {
+    Json(state.lock().stats.clone())
+}
+
+async fn set_faults(State(state): State<MockState>, Json(faults): Json<Faults>) -> StatusCode {
+    state.lock().faults = faults;
+    StatusCode::NO_CONTENT
+}

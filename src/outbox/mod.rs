@@ -1,0 +1,188 @@
+//! The sending worker. Each step claims one batch (a due retry first, else new
+//! queued messages: transactional before campaign), sends it at the account's
+//! rate, and records the answer. Steps are independent, so several loops — in
+//! one process or many — can run side by side against one database.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{watch, Notify};
+
+use crate::domain::now_ms;
+use crate::provider::{DeliveryProvider, ErrorClass, OutgoingEmail, ProviderError};
+use crate::render::outgoing_email;
+use crate::store::{ClaimedMessage, OutboundBatch, Store};
+
+/// How long a claimed batch belongs to its worker. Longer than the provider
+/// timeout, so a live worker never loses its batch; a dead worker's batch is
+/// picked up again once this runs out.
+const LEASE_MS: i64 = 60_000;
+
+#[derive(Clone, Debug)]
+pub struct OutboxSettings {
+    /// Provider requests per second for the whole account.
+    pub send_rate: u32,
+    /// Attempts per batch before its messages fail.
+    pub max_attempts: u32,
+    /// First retry delay; each further retry waits four times longer, with jitter.
+    pub retry_base_ms: u64,
+    /// Concurrent dispatch loops in this process.
+    pub concurrency: usize,
+}
+
+/// What one step did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A provider request was made; `sent` says whether it was accepted.
+    Dispatched { messages: usize, sent: bool },
+    /// Queued messages were dropped because their contact may no longer be mailed.
+    Suppressed(u64),
+    /// Nothing is due.
+    Empty,
+}
+
+#[derive(Clone)]
+pub struct Outbox {
+    store: Store,
+    provider: Arc<dyn DeliveryProvider>,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    settings: OutboxSettings,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(store: Store, provider: Arc<dyn DeliveryProvider>, settings: OutboxSettings, wake: Arc<Notify>) -> Self {
+        let rate = NonZeroU32::new(settings.send_rate).unwrap_or(NonZeroU32::MIN);
+        // No burst: Resend's limit is a steady rate per second.
+        let limiter = Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(NonZeroU32::MIN)));
+        Self { store, provider, limiter, settings, wake }
+    }
+
+    /// Claims and dispatches at most one batch.
+    pub async fn try_dispatch_once(&self) -> anyhow::Result<Step> {
+        if let Some(batch) = self.store.claim_due_batch(LEASE_MS).await? {
+            return self.dispatch(batch).await;
+        }
+        let claimed = self.store.claim_new_batch(LEASE_MS, render_payload).await?;
+        match claimed {
+            None => Ok(Step::Empty),
+            Some(c) => match c.batch {
+                Some(batch) => self.dispatch(batch).await,
+                None => Ok(Step::Suppressed(c.suppressed)),
+            },
+        }
+    }
+
+    async fn dispatch(&self, batch: OutboundBatch) -> anyhow::Result<Step> {
+        self.limiter.until_ready().await;
+        let messages = batch.message_ids.len();
+        let result = if batch.single {
+            self.provider.send_email(&batch.idempotency_key, &batch.payload).await.map(|id| vec![id])
+        } else {
+            self.provider.send_batch(&batch.idempotency_key, &batch.payload).await
+        };
+        match result {
+            Ok(ids) => {
+                if ids.len() != messages {
+                    tracing::warn!(batch = %batch.id, expected = messages, got = ids.len(), "provider returned a different number of ids");
+                }
+                self.store.complete_batch(&batch, &ids).await?;
+                tracing::info!(batch = %batch.id, tenant = %batch.tenant_id, messages, attempt = batch.attempts, "batch accepted");
+                Ok(Step::Dispatched { messages, sent: true })
+            }
+            Err(e) => {
+                self.record_failure(&batch, &e).await?;
+                Ok(Step::Dispatched { messages, sent: false })
+            }
+        }
+    }
+
+    async fn record_failure(&self, batch: &OutboundBatch, e: &ProviderError) -> anyhow::Result<()> {
+        let reason = e.to_string();
+        let attempts_left = batch.attempts < i64::from(self.settings.max_attempts);
+        match e.class {
+            ErrorClass::RateLimited { retry_after_ms } => {
+                tracing::info!(batch = %batch.id, retry_after_ms, "provider rate limit; waiting");
+                let retry = i64::try_from(retry_after_ms).unwrap_or(i64::MAX / 2);
+                self.store.reschedule_batch(batch, now_ms() + retry, &reason, false).await?;
+            }
+            ErrorClass::Retryable if attempts_left => {
+                let delay = backoff_ms(self.settings.retry_base_ms, batch.attempts);
+                tracing::warn!(batch = %batch.id, attempt = batch.attempts, delay_ms = delay, error = %reason, "batch failed; will retry");
+                self.store.reschedule_batch(batch, now_ms() + delay, &reason, true).await?;
+            }
+            _ => {
+                tracing::warn!(batch = %batch.id, attempt = batch.attempts, error = %reason, "batch failed for good");
+                self.store.fail_batch(batch, &reason).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `concurrency` dispatch loops until `shutdown` turns true. Each loop
+    /// finishes the batch in hand before stopping, so nothing is left half-recorded.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let loops: Vec<_> = (0..self.settings.concurrency.max(1))
+            .map(|_| {
+                let me = self.clone();
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move { me.run_loop(shutdown).await })
+            })
+            .collect();
+        for l in loops {
+            let _ = l.await;
+        }
+    }
+
+    async fn run_loop(&self, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            let idle = match self.try_dispatch_once().await {
+                Ok(Step::Empty) => Duration::from_millis(250),
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::error!(error = ?e, "outbox step failed");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(idle) => {}
+                _ = self.wake.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
+/// Serialises the claimed messages once; these exact bytes go out on every attempt.
+fn render_payload(messages: &[ClaimedMessage]) -> String {
+    let emails: Vec<OutgoingEmail> = messages.iter().map(outgoing_email).collect();
+    let single = messages.len() == 1 && messages[0].campaign_id.is_none();
+    let json = if single { serde_json::to_string(&emails[0]) } else { serde_json::to_string(&emails) };
+    json.unwrap_or_default()
+}
+
+/// Exponential backoff with jitter: base, 4x base, 16x base, ... capped at an hour,
+/// each scaled by a random factor in [0.5, 1.0] so retries do not arrive in lockstep.
+pub fn backoff_ms(base_ms: u64, attempt: i64) -> i64 {
+    let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 10)).unwrap_or(10);
+    let delay = base_ms.saturating_mul(4u64.saturating_pow(exp)).min(3_600_000);
+    let jitter = 0.5 + rand::random::<f64>() * 0.5;
+    (delay as f64 * jitter) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_fourfold_with_jitter_and_is_capped() {
+        for attempt in 1..=4 {
+            let d = backoff_ms(1000, attempt);
+            let full = 1000 * 4i64.pow(attempt as u32 - 1);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d}");
+        }
+        assert!(backoff_ms(1000, 40) <= 3_600_000);
+    }
+}

@@ -1,0 +1,129 @@
+//! The one way out to the delivery provider. `DeliveryProvider` has the few
+//! operations mailroom needs; `resend` speaks Resend's REST API, `sandbox`
+//! accepts everything in-process and reports delivery events like Resend would.
+
+pub mod resend;
+pub mod sandbox;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+/// One email in Resend's request shape. The worker serialises these once, stores
+/// the bytes with the batch, and every attempt sends exactly those bytes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OutgoingEmail {
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub html: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<EmailTag>,
+}
+
+/// Resend tags are `{name, value}` of ASCII letters, digits, `_` and `-`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EmailTag {
+    pub name: String,
+    pub value: String,
+}
+
+impl EmailTag {
+    pub fn new(name: &str, value: &str) -> Self {
+        let clean = |s: &str| {
+            s.chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+                .take(256)
+                .collect()
+        };
+        Self { name: clean(name), value: clean(value) }
+    }
+}
+
+/// A domain as the provider reports it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DomainInfo {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    #[serde(default)]
+    pub records: Vec<serde_json::Value>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Timeouts, connection errors, 5xx, `concurrent_idempotent_requests`: try again later.
+    Retryable,
+    /// 429: wait `retry_after_ms` and try again; not the request's fault.
+    RateLimited { retry_after_ms: u64 },
+    /// Validation, unverified domain, changed idempotent body: retrying cannot help.
+    Permanent,
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct ProviderError {
+    pub class: ErrorClass,
+    pub status: Option<u16>,
+    /// Resend's error `name`, e.g. `validation_error`, or `network_error` for transport failures.
+    pub name: String,
+    pub message: String,
+}
+
+impl ProviderError {
+    pub fn permanent(name: &str, message: impl Into<String>) -> Self {
+        Self { class: ErrorClass::Permanent, status: None, name: name.into(), message: message.into() }
+    }
+
+    /// Classifies an HTTP error answer from the provider (DESIGN.md, "Providers").
+    pub fn from_response(status: u16, name: String, message: String, retry_after_ms: Option<u64>) -> Self {
+        let class = match (status, name.as_str()) {
+            (429, _) => ErrorClass::RateLimited { retry_after_ms: retry_after_ms.unwrap_or(1_000) },
+            (409, "concurrent_idempotent_requests") => ErrorClass::Retryable,
+            (408, _) | (500..=599, _) => ErrorClass::Retryable,
+            _ => ErrorClass::Permanent,
+        };
+        Self { class, status: Some(status), name, message }
+    }
+}
+
+pub type ProviderResult<T> = Result<T, ProviderError>;
+
+pub trait DeliveryProvider: Send + Sync {
+    /// `"resend"` or `"sandbox"`.
+    fn name(&self) -> &'static str;
+    fn create_domain<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ProviderResult<DomainInfo>>;
+    /// Asks the provider to (re)check the DNS records; verification completes asynchronously.
+    fn verify_domain<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ProviderResult<()>>;
+    fn get_domain<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ProviderResult<DomainInfo>>;
+    /// Sends one email (`body` is a serialised [`OutgoingEmail`]); returns the provider id.
+    fn send_email<'a>(&'a self, idempotency_key: &'a str, body: &'a str) -> BoxFuture<'a, ProviderResult<String>>;
+    /// Sends up to 100 emails (`body` is a serialised array); returns ids in request order.
+    fn send_batch<'a>(&'a self, idempotency_key: &'a str, body: &'a str) -> BoxFuture<'a, ProviderResult<Vec<String>>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_classified_as_design_md_lists_them() {
+        let class = |status, name: &str| ProviderError::from_response(status, name.into(), String::new(), None).class;
+        assert_eq!(class(500, "internal_server_error"), ErrorClass::Retryable);
+        assert_eq!(class(503, "x"), ErrorClass::Retryable);
+        assert_eq!(class(409, "concurrent_idempotent_requests"), ErrorClass::Retryable);
+        assert_eq!(class(409, "invalid_idempotent_request"), ErrorClass::Permanent);
+        assert_eq!(class(422, "validation_error"), ErrorClass::Permanent);
+        assert_eq!(class(403, "validation_error"), ErrorClass::Permanent);
+        assert_eq!(class(429, "rate_limit_exceeded"), ErrorClass::RateLimited { retry_after_ms: 1_000 });
+    }
+
+    #[test]
+    fn tags_keep_to_resends_alphabet() {
+        let t = EmailTag::new("tenant", "0193a6f0-7b1c.x@y");
+        assert_eq!(t.value, "0193a6f0-7b1c_x_y");
+    }
+}

@@ -1,0 +1,335 @@
+use sqlx::FromRow;
+
+use super::{Store, StoreError};
+use crate::domain::now_ms;
+
+/// Priority lanes of the outbox: lower is claimed first.
+pub const PRIORITY_TRANSACTIONAL: i64 = 0;
+pub const PRIORITY_CAMPAIGN: i64 = 1;
+
+#[derive(Clone, Debug)]
+pub enum Targeting {
+    All,
+    Tag(String),
+    Segment(String),
+}
+
+impl Targeting {
+    pub fn to_json(&self) -> String {
+        match self {
+            Self::All => serde_json::json!({}),
+            Self::Tag(t) => serde_json::json!({ "tag": t }),
+            Self::Segment(s) => serde_json::json!({ "segment_id": s }),
+        }
+        .to_string()
+    }
+}
+
+pub struct NewCampaign {
+    pub id: String,
+    pub subject: String,
+    pub html: String,
+    pub text: Option<String>,
+    pub from_address: String,
+    pub reply_to: Option<String>,
+    pub targeting: Targeting,
+}
+
+pub struct NewSingle {
+    pub id: String,
+    pub to_email: String,
+    pub first_name: Option<String>,
+    pub contact_id: Option<String>,
+    pub from_address: String,
+    pub subject: String,
+    pub html: String,
+    pub text: Option<String>,
+    pub reply_to: Option<String>,
+    pub tags_json: Option<String>,
+}
+
+#[derive(Clone, Debug, FromRow)]
+pub struct CampaignRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub subject: String,
+    pub from_address: String,
+    pub reply_to: Option<String>,
+    pub targeting: String,
+    pub recipient_count: i64,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, FromRow)]
+pub struct StatusCount {
+    pub campaign_id: Option<String>,
+    pub status: String,
+    pub n: i64,
+}
+
+#[derive(Clone, Debug, FromRow)]
+pub struct MessageRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub campaign_id: Option<String>,
+    pub to_email: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub provider_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What became of a request's `Idempotency-Key`.
+#[derive(Debug)]
+pub enum IdempotencyClaim {
+    /// First use: go ahead, and complete the key in the same transaction.
+    New,
+    /// Seen before with the same body: answer what was answered then.
+    Replay { status: u16, body: String },
+    /// Seen before with a different body.
+    Mismatch,
+    /// The first request with this key is still being processed.
+    InProgress,
+}
+
+pub enum EnqueueOutcome {
+    Enqueued { recipients: u64, response: String },
+    NoRecipients,
+}
+
+/// A request that never completed (its process died) stops blocking its key after this long.
+const ABANDONED_KEY_MS: i64 = 60_000;
+
+const MESSAGE_COLUMNS: &str =
+    "id, tenant_id, campaign_id, to_email, status, attempts, last_error, provider_id, created_at, updated_at";
+
+impl Store {
+    pub async fn claim_idempotency_key(&self, tenant_id: &str, key: &str, request_hash: &str) -> Result<IdempotencyClaim, sqlx::Error> {
+        let now = now_ms();
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (tenant_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id, key) DO NOTHING",
+        )
+        .bind(tenant_id)
+        .bind(key)
+        .bind(request_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            return Ok(IdempotencyClaim::New);
+        }
+        let row: Option<(String, Option<i64>, Option<String>, i64)> = sqlx::query_as(
+            "SELECT request_hash, response_status, response_body, created_at FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+        )
+        .bind(tenant_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((hash, status, body, created_at)) = row else {
+            // Released between our insert and our read: the caller may simply retry.
+            return Ok(IdempotencyClaim::InProgress);
+        };
+        if hash != request_hash {
+            return Ok(IdempotencyClaim::Mismatch);
+        }
+        match (status, body) {
+            (Some(status), Some(body)) => Ok(IdempotencyClaim::Replay { status: u16::try_from(status).unwrap_or(200), body }),
+            _ if now - created_at > ABANDONED_KEY_MS => {
+                let taken = sqlx::query(
+                    "UPDATE idempotency_keys SET created_at = $3 WHERE tenant_id = $1 AND key = $2 AND created_at = $4 AND response_status IS NULL",
+                )
+                .bind(tenant_id)
+                .bind(key)
+                .bind(now)
+                .bind(created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(if taken.rows_affected() == 1 { IdempotencyClaim::New } else { IdempotencyClaim::InProgress })
+            }
+            _ => Ok(IdempotencyClaim::InProgress),
+        }
+    }
+
+    /// Frees a key whose request failed before completing, so it can be used again.
+    pub async fn release_idempotency_key(&self, tenant_id: &str, key: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND response_status IS NULL")
+            .bind(tenant_id)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// Writes the campaign and one queued message per recipient in one transaction.
+    /// The audience is resolved by a single `INSERT ... SELECT`, so it never passes
+    /// through this process. `respond` builds the response body from the recipient
+    /// count; it is stored with the idempotency key in the same transaction.
+    pub async fn enqueue_campaign(
+        &self,
+        tenant_id: &str,
+        c: &NewCampaign,
+        idempotency_key: Option<&str>,
+        respond: impl FnOnce(u64) -> String,
+    ) -> Result<EnqueueOutcome, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO campaigns (id, tenant_id, subject, html, text_body, from_address, reply_to, targeting, recipient_count, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9)",
+        )
+        .bind(&c.id)
+        .bind(tenant_id)
+        .bind(&c.subject)
+        .bind(&c.html)
+        .bind(&c.text)
+        .bind(&c.from_address)
+        .bind(&c.reply_to)
+        .bind(c.targeting.to_json())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+
+        let (join, filter) = match &c.targeting {
+            Targeting::All => ("", String::new()),
+            Targeting::Tag(t) => ("JOIN contact_tags t ON t.contact_id = c.id AND t.tenant_id = $1 AND t.tag = $4", t.clone()),
+            Targeting::Segment(s) => ("JOIN segment_members m ON m.contact_id = c.id AND m.segment_id = $4", s.clone()),
+        };
+        // `$4` is unused for `All`; binding it anyway keeps one statement shape.
+        let filter_param = if join.is_empty() { "AND $4 = $4" } else { "" };
+        let sql = format!(
+            "INSERT INTO messages (id, tenant_id, campaign_id, contact_id, to_email, first_name, priority, status, due_at, attempts, created_at, updated_at) \
+             SELECT {uuid}, c.tenant_id, $2, c.id, c.email, c.first_name, {PRIORITY_CAMPAIGN}, 'queued', $3, 0, $3, $3 \
+             FROM contacts c {join} \
+             WHERE c.tenant_id = $1 AND c.status = 'subscribed' {filter_param} \
+               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)",
+            uuid = self.sql_uuid(),
+        );
+        let recipients = sqlx::query(&sql)
+            .bind(tenant_id)
+            .bind(&c.id)
+            .bind(now)
+            .bind(filter)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if recipients == 0 {
+            tx.rollback().await?;
+            return Ok(EnqueueOutcome::NoRecipients);
+        }
+        sqlx::query("UPDATE campaigns SET recipient_count = $2 WHERE id = $1")
+            .bind(&c.id)
+            .bind(i64::try_from(recipients).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        let response = respond(recipients);
+        if let Some(key) = idempotency_key {
+            complete_key(&mut tx, tenant_id, key, 202, &response).await?;
+        }
+        tx.commit().await?;
+        Ok(EnqueueOutcome::Enqueued { recipients, response })
+    }
+
+    /// Queues one transactional message ahead of campaign mail.
+    pub async fn enqueue_single(&self, tenant_id: &str, m: &NewSingle, idempotency_key: Option<&str>, response: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        sqlx::query(&format!(
+            "INSERT INTO messages (id, tenant_id, campaign_id, contact_id, to_email, first_name, priority, status, due_at, attempts, \
+               from_address, subject, html, text_body, reply_to, tags, created_at, updated_at) \
+             VALUES ($1, $2, NULL, $3, $4, $5, {PRIORITY_TRANSACTIONAL}, 'queued', $6, 0, $7, $8, $9, $10, $11, $12, $6, $6)"
+        ))
+        .bind(&m.id)
+        .bind(tenant_id)
+        .bind(&m.contact_id)
+        .bind(&m.to_email)
+        .bind(&m.first_name)
+        .bind(now)
+        .bind(&m.from_address)
+        .bind(&m.subject)
+        .bind(&m.html)
+        .bind(&m.text)
+        .bind(&m.reply_to)
+        .bind(&m.tags_json)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(key) = idempotency_key {
+            complete_key(&mut tx, tenant_id, key, 202, response).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn campaign(&self, tenant_id: &str, id: &str) -> Result<Option<CampaignRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at \
+             FROM campaigns WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Newest first (ids are time-ordered UUIDs).
+    pub async fn campaigns(&self, tenant_id: &str) -> Result<Vec<CampaignRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at \
+             FROM campaigns WHERE tenant_id = $1 ORDER BY id DESC",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Message counts per status for the tenant's campaigns (or one of them).
+    pub async fn campaign_status_counts(&self, tenant_id: &str, campaign_id: Option<&str>) -> Result<Vec<StatusCount>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT campaign_id, status, COUNT(*) AS n FROM messages \
+             WHERE tenant_id = $1 AND campaign_id IS NOT NULL AND ($2 = '' OR campaign_id = $2) \
+             GROUP BY campaign_id, status",
+        )
+        .bind(tenant_id)
+        .bind(campaign_id.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Deletes the campaign record and its unsent messages; mail already handed
+    /// to the provider cannot be recalled.
+    pub async fn delete_campaign(&self, tenant_id: &str, id: &str) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM campaigns WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn message(&self, tenant_id: &str, id: &str) -> Result<Option<MessageRow>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+}
+
+async fn complete_key(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant_id: &str,
+    key: &str,
+    status: i64,
+    body: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE tenant_id = $1 AND key = $2")
+        .bind(tenant_id)
+        .bind(key)
+        .bind(status)
+        .bind(body)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+}

@@ -1,0 +1,322 @@
+use sqlx::{Any, FromRow, Transaction};
+
+use super::{placeholders, Store, StoreError};
+use crate::domain::{now_ms, Tag};
+
+#[derive(Clone, Debug, FromRow)]
+pub struct ContactRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub tags: String,
+    pub attributes: String,
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub struct NewContact {
+    pub id: String,
+    pub email: String,
+    pub email_normalized: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub tags: Vec<Tag>,
+    pub attributes_json: String,
+}
+
+/// Fields to change; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct ContactPatch {
+    pub email: Option<(String, String)>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub tags: Option<Vec<Tag>>,
+    pub attributes_json: Option<String>,
+    pub status: Option<&'static str>,
+}
+
+pub struct ContactFilter {
+    pub tag: Option<Tag>,
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Clone, Debug, FromRow)]
+pub struct SegmentRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub contact_count: i64,
+}
+
+const CONTACT_COLUMNS: &str =
+    "c.id, c.tenant_id, c.email, c.first_name, c.last_name, c.tags, c.attributes, c.status, c.created_at, c.updated_at";
+/// The same columns unqualified, for `RETURNING` (SQLite does not take aliases there).
+const CONTACT_RETURNING: &str =
+    "id, tenant_id, email, first_name, last_name, tags, attributes, status, created_at, updated_at";
+
+fn tags_json(tags: &[Tag]) -> String {
+    serde_json::to_string(&tags.iter().map(Tag::as_str).collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
+}
+
+async fn write_tags(tx: &mut Transaction<'static, Any>, tenant_id: &str, contact_id: &str, tags: &[Tag]) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1").bind(contact_id).execute(&mut **tx).await?;
+    for tag in tags {
+        sqlx::query("INSERT INTO contact_tags (tenant_id, contact_id, tag) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(tenant_id)
+            .bind(contact_id)
+            .bind(tag.as_str())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    pub async fn create_contact(&self, tenant_id: &str, c: NewContact) -> Result<ContactRow, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        let row: ContactRow = sqlx::query_as(&format!(
+            "INSERT INTO contacts (id, tenant_id, email, email_normalized, first_name, last_name, tags, attributes, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'subscribed', $9, $9) RETURNING {CONTACT_RETURNING}"
+        ))
+        .bind(&c.id)
+        .bind(tenant_id)
+        .bind(&c.email)
+        .bind(&c.email_normalized)
+        .bind(&c.first_name)
+        .bind(&c.last_name)
+        .bind(tags_json(&c.tags))
+        .bind(&c.attributes_json)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        write_tags(&mut tx, tenant_id, &c.id, &c.tags).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    pub async fn contact(&self, tenant_id: &str, id: &str) -> Result<Option<ContactRow>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2"))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// One page of contacts in id (creation) order. Fetches `limit + 1` so the
+    /// caller knows whether a next page exists.
+    pub async fn contacts(&self, tenant_id: &str, f: &ContactFilter) -> Result<Vec<ContactRow>, sqlx::Error> {
+        let after = f.after.clone().unwrap_or_default();
+        match &f.tag {
+            Some(tag) => {
+                sqlx::query_as(&format!(
+                    "SELECT {CONTACT_COLUMNS} FROM contact_tags t JOIN contacts c ON c.id = t.contact_id \
+                     WHERE t.tenant_id = $1 AND t.tag = $2 AND c.id > $3 ORDER BY c.id LIMIT $4"
+                ))
+                .bind(tenant_id)
+                .bind(tag.as_str())
+                .bind(after)
+                .bind(f.limit + 1)
+                .fetch_all(&self.pool)
+                .await
+            }
+            None => {
+                sqlx::query_as(&format!(
+                    "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.tenant_id = $1 AND c.id > $2 ORDER BY c.id LIMIT $3"
+                ))
+                .bind(tenant_id)
+                .bind(after)
+                .bind(f.limit + 1)
+                .fetch_all(&self.pool)
+                .await
+            }
+        }
+    }
+
+    pub async fn update_contact(&self, tenant_id: &str, id: &str, p: ContactPatch) -> Result<Option<ContactRow>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let (email, email_normalized) = p.email.map_or((None, None), |(e, n)| (Some(e), Some(n)));
+        let (set_first, first) = p.first_name.map_or((0, None), |v| (1, v));
+        let (set_last, last) = p.last_name.map_or((0, None), |v| (1, v));
+        let row: Option<ContactRow> = sqlx::query_as(&format!(
+            "UPDATE contacts SET \
+               email = COALESCE($3, email), email_normalized = COALESCE($4, email_normalized), \
+               first_name = CASE WHEN $5 = 1 THEN $6 ELSE first_name END, \
+               last_name = CASE WHEN $7 = 1 THEN $8 ELSE last_name END, \
+               tags = COALESCE($9, tags), attributes = COALESCE($10, attributes), \
+               status = COALESCE($11, status), updated_at = $12 \
+             WHERE tenant_id = $1 AND id = $2 RETURNING {CONTACT_RETURNING}"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .bind(email)
+        .bind(email_normalized)
+        .bind(set_first)
+        .bind(first)
+        .bind(set_last)
+        .bind(last)
+        .bind(p.tags.as_deref().map(tags_json))
+        .bind(p.attributes_json)
+        .bind(p.status)
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        if let (Some(_), Some(tags)) = (&row, &p.tags) {
+            write_tags(&mut tx, tenant_id, id, tags).await?;
+        }
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    pub async fn delete_contact(&self, tenant_id: &str, id: &str) -> Result<bool, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM contact_tags WHERE tenant_id = $1 AND contact_id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM segment_members WHERE contact_id = $1 AND contact_id IN (SELECT id FROM contacts WHERE tenant_id = $2)")
+            .bind(id)
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM contacts WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn is_suppressed(&self, tenant_id: &str, email_normalized: &str) -> Result<bool, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM suppressions WHERE tenant_id = $1 AND email_normalized = $2")
+            .bind(tenant_id)
+            .bind(email_normalized)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    pub async fn create_segment(&self, tenant_id: &str, id: &str, name: &str) -> Result<SegmentRow, sqlx::Error> {
+        sqlx::query_as(
+            "INSERT INTO segments (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4) \
+             RETURNING id, tenant_id, name, created_at, CAST(0 AS BIGINT) AS contact_count",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(name)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    pub async fn segments(&self, tenant_id: &str) -> Result<Vec<SegmentRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT s.id, s.tenant_id, s.name, s.created_at, \
+               (SELECT COUNT(*) FROM segment_members m WHERE m.segment_id = s.id) AS contact_count \
+             FROM segments s WHERE s.tenant_id = $1 ORDER BY s.id",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn segment(&self, tenant_id: &str, id: &str) -> Result<Option<SegmentRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT s.id, s.tenant_id, s.name, s.created_at, \
+               (SELECT COUNT(*) FROM segment_members m WHERE m.segment_id = s.id) AS contact_count \
+             FROM segments s WHERE s.tenant_id = $1 AND s.id = $2",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn segment_contacts(&self, segment_id: &str, limit: i64) -> Result<Vec<ContactRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {CONTACT_COLUMNS} FROM segment_members m JOIN contacts c ON c.id = m.contact_id \
+             WHERE m.segment_id = $1 ORDER BY c.id LIMIT $2"
+        ))
+        .bind(segment_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn delete_segment(&self, tenant_id: &str, id: &str) -> Result<bool, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM segment_members WHERE segment_id IN (SELECT id FROM segments WHERE tenant_id = $1 AND id = $2)")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM segments WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Adds the given contacts to a segment. Ids that are not this tenant's
+    /// contacts are skipped: the insert selects only from the tenant's own rows.
+    pub async fn add_segment_members(&self, tenant_id: &str, segment_id: &str, contact_ids: &[String]) -> Result<u64, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let mut added = 0;
+        for chunk in contact_ids.chunks(500) {
+            let sql = format!(
+                "INSERT INTO segment_members (segment_id, contact_id, added_at) \
+                 SELECT $1, c.id, $2 FROM contacts c WHERE c.tenant_id = $3 AND c.id IN ({}) \
+                 ON CONFLICT DO NOTHING",
+                placeholders(4, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(segment_id).bind(now_ms()).bind(tenant_id);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            added += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    pub async fn remove_segment_members(&self, segment_id: &str, contact_ids: &[String]) -> Result<u64, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let mut removed = 0;
+        for chunk in contact_ids.chunks(500) {
+            let sql = format!(
+                "DELETE FROM segment_members WHERE segment_id = $1 AND contact_id IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(segment_id);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            removed += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+}
+
+impl Store {
+    pub async fn contact_by_email(&self, tenant_id: &str, email_normalized: &str) -> Result<Option<ContactRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.tenant_id = $1 AND c.email_normalized = $2"
+        ))
+        .bind(tenant_id)
+        .bind(email_normalized)
+        .fetch_optional(&self.pool)
+        .await
+    }
+}

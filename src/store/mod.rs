@@ -1,0 +1,166 @@
+//! All SQL lives here, written once for SQLite and PostgreSQL through sqlx's
+//! `Any` driver. The few statements that must differ sit side by side, chosen by
+//! [`Backend`]. Other modules see typed rows and never a query string.
+
+mod campaigns;
+mod contacts;
+mod events;
+mod outbox;
+mod tenants;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Any, Transaction};
+
+pub use campaigns::{CampaignRow, EnqueueOutcome, IdempotencyClaim, MessageRow, NewCampaign, NewSingle, StatusCount, Targeting};
+pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentRow};
+pub use events::{EventOutcome, IncomingEvent, StoredEvent};
+pub use outbox::{ClaimedBatch, ClaimedMessage, OutboundBatch};
+pub use tenants::{ApiKeyRow, KeyOwner, TenantRow};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Store errors that callers act on; everything else is an internal `sqlx::Error`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a row with this unique value already exists ({0})")]
+    Duplicate(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    fn from_sqlx(e: sqlx::Error) -> Self {
+        if let Some(db) = e.as_database_error() {
+            if db.is_unique_violation() {
+                return Self::Duplicate(db.constraint().unwrap_or("unique").to_owned());
+            }
+        }
+        Self::Db(e)
+    }
+}
+
+impl From<StoreError> for crate::error::ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Duplicate(what) => crate::error::ApiError::conflict("duplicate", format!("already exists ({what})")),
+            StoreError::Db(e) => e.into(),
+        }
+    }
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Connects to `sqlite://...` (creating the file if missing) or `postgres://...`.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!("DATABASE_URL must start with sqlite:// or postgres://");
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
+            _ => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url).context("Failed to parse DATABASE_URL")?;
+        let mut pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(30));
+        if backend == Backend::Sqlite {
+            pool = pool.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the single writer; foreign keys make
+                    // tenant deletion cascade; the busy timeout queues writers instead of failing.
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = NORMAL",
+                        "PRAGMA foreign_keys = ON",
+                        "PRAGMA busy_timeout = 10000",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool.connect_with(options).await.context("Failed to connect to the database")?;
+        Ok(Self { pool, backend })
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await.context("Failed to apply migrations")?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock up
+    /// front (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes
+    /// fails with SQLITE_BUSY when another writer committed in between.
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// SQL expression producing a fresh random UUID inside a set-based insert.
+    fn sql_uuid(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => "CAST(gen_random_uuid() AS TEXT)",
+            // Version-4 layout from SQLite's CSPRNG.
+            Backend::Sqlite => {
+                "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || \
+                 substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))"
+            }
+        }
+    }
+
+    /// ` FOR UPDATE SKIP LOCKED` on PostgreSQL, so several workers claim disjoint
+    /// rows; SQLite has one writer at a time, so its claims are already exclusive.
+    fn skip_locked(&self, table: &str) -> String {
+        match self.backend {
+            Backend::Postgres => format!(" FOR UPDATE OF {table} SKIP LOCKED"),
+            Backend::Sqlite => String::new(),
+        }
+    }
+}
+
+/// `$first, $first+1, ...` placeholders for an `IN (...)` list.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}

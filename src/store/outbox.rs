@@ -1,0 +1,280 @@
+use sqlx::FromRow;
+
+use super::{placeholders, Store};
+use crate::domain::now_ms;
+
+/// Most emails Resend takes in one `POST /emails/batch`.
+pub const MAX_BATCH: i64 = 100;
+
+/// A queued message as the worker renders it: campaign content already merged in.
+#[derive(Clone, Debug, FromRow)]
+pub struct ClaimedMessage {
+    pub id: String,
+    pub tenant_id: String,
+    pub campaign_id: Option<String>,
+    pub to_email: String,
+    pub first_name: Option<String>,
+    pub from_address: String,
+    pub subject: String,
+    pub html: String,
+    pub text_body: Option<String>,
+    pub reply_to: Option<String>,
+    pub tags: Option<String>,
+    /// 1 when a campaign message's contact is no longer a subscribed, unsuppressed contact.
+    pub blocked: i64,
+}
+
+/// A provider request, exactly as it was (or will be) sent.
+#[derive(Clone, Debug)]
+pub struct OutboundBatch {
+    pub id: String,
+    pub tenant_id: String,
+    pub idempotency_key: String,
+    /// One transactional message (`POST /emails`) rather than a batch.
+    pub single: bool,
+    pub payload: String,
+    pub attempts: i64,
+    /// Message ids in payload order, so the provider's answer maps back to rows.
+    pub message_ids: Vec<String>,
+}
+
+/// The result of claiming new work: what was sent to suppression instead, and the batch to send.
+pub struct ClaimedBatch {
+    pub suppressed: u64,
+    pub batch: Option<OutboundBatch>,
+}
+
+#[derive(FromRow)]
+struct BatchRow {
+    id: String,
+    tenant_id: String,
+    idempotency_key: String,
+    single: i64,
+    payload: Option<String>,
+    attempts: i64,
+}
+
+impl Store {
+    /// Takes the oldest batch whose retry time (or lease) has come, and leases it
+    /// for `lease_ms`. A batch whose worker died is found here once its lease runs out.
+    pub async fn claim_due_batch(&self, lease_ms: i64) -> Result<Option<OutboundBatch>, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        let row: Option<BatchRow> = sqlx::query_as(&format!(
+            "SELECT id, tenant_id, idempotency_key, single, payload, attempts FROM batches b \
+             WHERE status = 'pending' AND due_at <= $1 ORDER BY due_at LIMIT 1{}",
+            self.skip_locked("b")
+        ))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        sqlx::query("UPDATE batches SET due_at = $2, attempts = attempts + 1, updated_at = $3 WHERE id = $1")
+            .bind(&row.id)
+            .bind(now + lease_ms)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let message_ids: Vec<String> = sqlx::query_scalar("SELECT id FROM messages WHERE batch_id = $1 ORDER BY id")
+            .bind(&row.id)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(OutboundBatch {
+            id: row.id,
+            tenant_id: row.tenant_id,
+            idempotency_key: row.idempotency_key,
+            single: row.single == 1,
+            payload: row.payload.unwrap_or_default(),
+            attempts: row.attempts + 1,
+            message_ids,
+        }))
+    }
+
+    /// Claims the next group of queued messages — transactional first, then up to
+    /// [`MAX_BATCH`] of one campaign — drops those that may no longer be mailed,
+    /// renders the rest with `render`, and records the batch with its idempotency
+    /// key, all in one transaction, before anything is sent.
+    pub async fn claim_new_batch(
+        &self,
+        lease_ms: i64,
+        render: impl FnOnce(&[ClaimedMessage]) -> String,
+    ) -> Result<Option<ClaimedBatch>, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        let head: Option<(String, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT id, campaign_id FROM messages m WHERE status = 'queued' AND due_at <= $1 \
+             ORDER BY priority, due_at LIMIT 1{}",
+            self.skip_locked("m")
+        ))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((head_id, campaign_id)) = head else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let (scope, scope_value) = match &campaign_id {
+            Some(c) => ("m.campaign_id = $2", c.clone()),
+            None => ("m.id = $2", head_id),
+        };
+        let claimed: Vec<ClaimedMessage> = sqlx::query_as(&format!(
+            "SELECT m.id, m.tenant_id, m.campaign_id, m.to_email, m.first_name, \
+               COALESCE(m.from_address, cp.from_address) AS from_address, COALESCE(m.subject, cp.subject) AS subject, \
+               COALESCE(m.html, cp.html) AS html, COALESCE(m.text_body, cp.text_body) AS text_body, \
+               COALESCE(m.reply_to, cp.reply_to) AS reply_to, m.tags, \
+               CASE WHEN m.campaign_id IS NOT NULL AND NOT EXISTS ( \
+                 SELECT 1 FROM contacts c WHERE c.id = m.contact_id AND c.status = 'subscribed' \
+                   AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)) \
+               THEN 1 ELSE 0 END AS blocked \
+             FROM messages m LEFT JOIN campaigns cp ON cp.id = m.campaign_id \
+             WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {MAX_BATCH}{}",
+            self.skip_locked("m")
+        ))
+        .bind(now)
+        .bind(scope_value)
+        .fetch_all(&mut *tx)
+        .await?;
+
+        let (blocked, sendable): (Vec<_>, Vec<_>) = claimed.into_iter().partition(|m| m.blocked == 1);
+        if !blocked.is_empty() {
+            let ids: Vec<&str> = blocked.iter().map(|m| m.id.as_str()).collect();
+            set_status(&mut tx, &ids, "suppressed", now, None).await?;
+        }
+        let Some(first) = sendable.first() else {
+            tx.commit().await?;
+            return Ok(Some(ClaimedBatch { suppressed: blocked.len() as u64, batch: None }));
+        };
+        let batch_id = crate::domain::new_id();
+        // The key names the batch, so a retry of this exact request is recognised
+        // by the provider (Resend keeps keys for 24 hours).
+        let idempotency_key = format!("mailroom-batch-{batch_id}");
+        let single = campaign_id.is_none();
+        let payload = render(&sendable);
+        let tenant_id = first.tenant_id.clone();
+        sqlx::query(
+            "INSERT INTO batches (id, tenant_id, idempotency_key, single, payload, status, attempts, due_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'pending', 1, $6, $7, $7)",
+        )
+        .bind(&batch_id)
+        .bind(&tenant_id)
+        .bind(&idempotency_key)
+        .bind(i64::from(single))
+        .bind(&payload)
+        .bind(now + lease_ms)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let message_ids: Vec<String> = sendable.iter().map(|m| m.id.clone()).collect();
+        let ids: Vec<&str> = message_ids.iter().map(String::as_str).collect();
+        set_status(&mut tx, &ids, "sending", now, Some(&batch_id)).await?;
+        tx.commit().await?;
+        Ok(Some(ClaimedBatch {
+            suppressed: blocked.len() as u64,
+            batch: Some(OutboundBatch { id: batch_id, tenant_id, idempotency_key, single, payload, attempts: 1, message_ids }),
+        }))
+    }
+
+    /// The provider accepted the batch: record its ids. A message that a webhook
+    /// already moved past `sent` keeps its later status.
+    pub async fn complete_batch(&self, batch: &OutboundBatch, provider_ids: &[String]) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        for (message_id, provider_id) in batch.message_ids.iter().zip(provider_ids) {
+            sqlx::query(
+                "UPDATE messages SET provider_id = $2, attempts = $3, updated_at = $4, \
+                   status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END \
+                 WHERE id = $1",
+            )
+            .bind(message_id)
+            .bind(provider_id)
+            .bind(batch.attempts)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE batches SET status = 'sent', payload = NULL, updated_at = $2 WHERE id = $1")
+            .bind(&batch.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// A retryable failure: try the same batch again at `due_at`. A rate-limit
+    /// wait does not `count` as an attempt.
+    pub async fn reschedule_batch(&self, batch: &OutboundBatch, due_at: i64, error: &str, count: bool) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE batches SET due_at = $2, last_error = $3, updated_at = $4, attempts = attempts - $5 \
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(&batch.id)
+        .bind(due_at)
+        .bind(error)
+        .bind(now)
+        .bind(i64::from(!count))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE messages SET attempts = $2, last_error = $3, updated_at = $4 WHERE batch_id = $1")
+            .bind(&batch.id)
+            .bind(batch.attempts)
+            .bind(error)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// A permanent failure, or retries exhausted: the batch's messages fail with the reason.
+    pub async fn fail_batch(&self, batch: &OutboundBatch, error: &str) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        sqlx::query("UPDATE batches SET status = 'failed', last_error = $2, updated_at = $3 WHERE id = $1")
+            .bind(&batch.id)
+            .bind(error)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE messages SET status = 'failed', attempts = $2, last_error = $3, updated_at = $4 \
+             WHERE batch_id = $1 AND status = 'sending'",
+        )
+        .bind(&batch.id)
+        .bind(batch.attempts)
+        .bind(error)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// Messages waiting or in flight, for tests and readiness.
+    pub async fn outbox_depth(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE status IN ('queued', 'sending')")
+            .fetch_one(&self.pool)
+            .await
+    }
+}
+
+async fn set_status(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    ids: &[&str],
+    status: &str,
+    now: i64,
+    batch_id: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "UPDATE messages SET status = $1, updated_at = $2, batch_id = COALESCE($3, batch_id) WHERE id IN ({})",
+        placeholders(4, ids.len())
+    );
+    let mut q = sqlx::query(&sql).bind(status).bind(now).bind(batch_id);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    q.execute(&mut **tx).await.map(|_| ())
+}

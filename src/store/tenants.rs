@@ -1,0 +1,214 @@
+use sqlx::FromRow;
+
+use super::{Store, StoreError};
+use crate::domain::now_ms;
+
+#[derive(Clone, Debug, FromRow)]
+pub struct TenantRow {
+    pub id: String,
+    pub name: String,
+    pub domain_name: Option<String>,
+    pub resend_domain_id: Option<String>,
+    pub domain_status: Option<String>,
+    pub domain_records: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TenantRow {
+    pub fn domain_verified(&self) -> bool {
+        self.domain_status.as_deref() == Some("verified")
+    }
+}
+
+#[derive(Clone, Debug, FromRow)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: Option<String>,
+    pub prefix: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// Who a presented key belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyOwner {
+    Admin,
+    Tenant(String),
+}
+
+const TENANT_COLUMNS: &str =
+    "id, name, domain_name, resend_domain_id, domain_status, domain_records, created_at, updated_at";
+
+impl Store {
+    pub async fn setting(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Stores `value` under `key` unless one is already there; returns whether it was stored.
+    pub async fn insert_setting_if_absent(&self, key: &str, value: &str) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn create_tenant(&self, id: &str, name: &str) -> Result<TenantRow, sqlx::Error> {
+        let now = now_ms();
+        sqlx::query_as(&format!(
+            "INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3) RETURNING {TENANT_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(name)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    pub async fn tenant(&self, id: &str) -> Result<Option<TenantRow>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<TenantRow>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    pub async fn rename_tenant(&self, id: &str, name: &str) -> Result<Option<TenantRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "UPDATE tenants SET name = $2, updated_at = $3 WHERE id = $1 RETURNING {TENANT_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(name)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Deletes a tenant and, through `ON DELETE CASCADE`, everything it owns.
+    pub async fn delete_tenant(&self, id: &str) -> Result<bool, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        // Rows that reference contacts rather than the tenant go first so the
+        // cascade order does not matter on either backend.
+        sqlx::query("DELETE FROM segment_members WHERE segment_id IN (SELECT id FROM segments WHERE tenant_id = $1)")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM contact_tags WHERE tenant_id = $1").bind(id).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn set_tenant_domain(
+        &self,
+        id: &str,
+        domain_name: &str,
+        resend_domain_id: &str,
+        status: &str,
+        records_json: &str,
+    ) -> Result<Option<TenantRow>, StoreError> {
+        sqlx::query_as(&format!(
+            "UPDATE tenants SET domain_name = $2, resend_domain_id = $3, domain_status = $4, domain_records = $5, updated_at = $6 \
+             WHERE id = $1 RETURNING {TENANT_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(domain_name)
+        .bind(resend_domain_id)
+        .bind(status)
+        .bind(records_json)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::from_sqlx)
+    }
+
+    pub async fn update_domain_status(
+        &self,
+        id: &str,
+        status: &str,
+        records_json: Option<&str>,
+    ) -> Result<Option<TenantRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "UPDATE tenants SET domain_status = $2, domain_records = COALESCE($3, domain_records), updated_at = $4 \
+             WHERE id = $1 RETURNING {TENANT_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(status)
+        .bind(records_json)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Tenants whose domain is registered but not (yet) verified, for the re-check task.
+    pub async fn tenants_with_pending_domains(&self) -> Result<Vec<TenantRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE resend_domain_id IS NOT NULL \
+             AND (domain_status IS NULL OR domain_status NOT IN ('verified', 'failed'))"
+        ))
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn create_api_key(
+        &self,
+        id: &str,
+        tenant_id: &str,
+        name: Option<&str>,
+        prefix: &str,
+        key_hash: &str,
+    ) -> Result<ApiKeyRow, sqlx::Error> {
+        sqlx::query_as(
+            "INSERT INTO api_keys (id, tenant_id, name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             RETURNING id, tenant_id, name, prefix, created_at, revoked_at",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(name)
+        .bind(prefix)
+        .bind(key_hash)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    pub async fn api_keys(&self, tenant_id: &str) -> Result<Vec<ApiKeyRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, tenant_id, name, prefix, created_at, revoked_at FROM api_keys WHERE tenant_id = $1 ORDER BY id",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn revoke_api_key(&self, tenant_id: &str, key_id: &str) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
+        )
+        .bind(tenant_id)
+        .bind(key_id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The tenant owning an active key with this hash.
+    pub async fn tenant_for_key_hash(&self, key_hash: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await
+    }
+}
