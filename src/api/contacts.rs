@@ -33,13 +33,20 @@ pub struct ContactIn {
 pub struct ContactPatchIn {
     email: Option<String>,
     #[schema(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "present")]
     first_name: Option<Value>,
     #[schema(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "present")]
     last_name: Option<Value>,
     tags: Option<Vec<String>>,
     #[schema(value_type = Option<Object>)]
     attributes: Option<Value>,
     is_subscribed: Option<bool>,
+}
+
+/// Tells a field sent as `null` (`Some(Null)`) from one not sent at all (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -93,7 +100,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_contact, list_contacts))
         .routes(routes!(get_contact, update_contact, delete_contact))
+        .routes(routes!(import_contacts))
 }
+
+/// Most contacts accepted by one import request.
+const IMPORT_MAX: usize = 10_000;
 
 fn parse_email(raw: &str) -> Result<EmailAddress, ApiError> {
     EmailAddress::parse(raw).map_err(|e| ApiError::Invalid { code: "invalid_email", message: e })
@@ -133,12 +144,22 @@ fn duplicate(email: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
     }
 }
 
-/// Add a contact. Emails are unique per customer, case-insensitively.
-#[utoipa::path(post, path = "/customers/{id}/contacts", tag = "contacts", params(("id" = String, Path)), request_body = ContactIn,
-    responses((status = 201, body = Contact), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
-async fn create_contact(t: TenantAccess, State(state): State<AppState>, ApiJson(body): ApiJson<ContactIn>) -> ApiResult<(StatusCode, Json<Contact>)> {
+#[derive(Deserialize, ToSchema)]
+pub struct ImportIn {
+    contacts: Vec<ContactIn>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportOut {
+    /// Contacts created.
+    created: u64,
+    /// Contacts skipped because their email already exists (or repeats within the request).
+    skipped: u64,
+}
+
+fn new_contact(body: ContactIn) -> Result<NewContact, ApiError> {
     let email = parse_email(&body.email)?;
-    let new = NewContact {
+    Ok(NewContact {
         id: new_id(),
         email_normalized: email.normalized(),
         email: email.to_string(),
@@ -146,8 +167,35 @@ async fn create_contact(t: TenantAccess, State(state): State<AppState>, ApiJson(
         last_name: optional_text(body.last_name.as_deref(), "last_name", NAME_MAX)?,
         tags: parse_tags(&body.tags)?,
         attributes_json: attributes_json(body.attributes)?.unwrap_or_else(|| "{}".into()),
-    };
-    let row = state.store.create_contact(&t.tenant_id, new).await.map_err(duplicate(email.as_str()))?;
+    })
+}
+
+/// Add up to 10,000 contacts at once. All are checked first: one invalid
+/// contact rejects the request (422, naming its index) and nothing is stored.
+#[utoipa::path(post, path = "/customers/{id}/contacts/import", tag = "contacts", params(("id" = String, Path)), request_body = ImportIn,
+    responses((status = 200, body = ImportOut), (status = 422, body = crate::error::ErrorBody)))]
+async fn import_contacts(t: TenantAccess, State(state): State<AppState>, ApiJson(body): ApiJson<ImportIn>) -> ApiResult<Json<ImportOut>> {
+    if body.contacts.len() > IMPORT_MAX {
+        return Err(ApiError::validation(format!("at most {IMPORT_MAX} contacts per import")));
+    }
+    let total = body.contacts.len() as u64;
+    let contacts = body
+        .contacts
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| new_contact(c).map_err(|e| ApiError::validation(format!("contacts[{i}]: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let created = state.store.import_contacts(&t.tenant_id, &contacts).await?;
+    Ok(Json(ImportOut { created, skipped: total - created }))
+}
+
+/// Add a contact. Emails are unique per customer, case-insensitively.
+#[utoipa::path(post, path = "/customers/{id}/contacts", tag = "contacts", params(("id" = String, Path)), request_body = ContactIn,
+    responses((status = 201, body = Contact), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn create_contact(t: TenantAccess, State(state): State<AppState>, ApiJson(body): ApiJson<ContactIn>) -> ApiResult<(StatusCode, Json<Contact>)> {
+    let new = new_contact(body)?;
+    let email = new.email.clone();
+    let row = state.store.create_contact(&t.tenant_id, new).await.map_err(duplicate(&email))?;
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 

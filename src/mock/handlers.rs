@@ -297,7 +297,7 @@ async fn send(state: MockState, headers: HeaderMap, body: Bytes, batch: bool) ->
 
 /// Posts the signed delivery events Resend would send, in the background.
 fn emit_webhooks(state: &MockState, ids: &[String], emails: &[OutgoingEmail]) {
-    let (Some(url), Some(secret)) = (state.config.webhook_url.clone(), state.config.webhook_secret.clone()) else { return };
+    let Some((url, secret)) = state.lock().webhook.clone() else { return };
     let Ok(signer) = standardwebhooks::Webhook::new(&secret) else { return };
     let events: Vec<_> = ids.iter().zip(emails).flat_map(|(id, e)| delivery_events(id, e)).collect();
     let http = state.http.clone();

@@ -103,6 +103,8 @@ struct Inner {
     window_second: i64,
     window_count: u32,
     faults: Faults,
+    /// Where signed webhooks go, and the secret they are signed with.
+    webhook: Option<(String, String)>,
 }
 
 #[derive(Clone)]
@@ -130,7 +132,8 @@ impl MockResend {
     pub async fn start(config: MockConfig) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", config.port)).await?;
         let addr = listener.local_addr()?;
-        let inner = Inner { faults: config.faults.clone(), ..Inner::default() };
+        let webhook = config.webhook_url.clone().zip(config.webhook_secret.clone());
+        let inner = Inner { faults: config.faults.clone(), webhook, ..Inner::default() };
         let state = MockState { inner: Arc::new(Mutex::new(inner)), config: Arc::new(config), http: reqwest::Client::new() };
         let router = handlers::router(state.clone());
         let task = tokio::spawn(async move {
@@ -159,6 +162,11 @@ impl MockResend {
 
     pub fn set_faults(&self, faults: Faults) {
         self.state.lock().faults = faults;
+    }
+
+    /// Sends signed delivery webhooks for accepted emails to `url` from now on.
+    pub fn set_webhook(&self, url: &str, secret: &str) {
+        self.state.lock().webhook = Some((url.to_owned(), secret.to_owned()));
     }
 }
 

@@ -320,3 +320,36 @@ impl Store {
         .await
     }
 }
+
+impl Store {
+    /// Inserts many contacts in one transaction; addresses already present are
+    /// skipped. Returns how many were created.
+    pub async fn import_contacts(&self, tenant_id: &str, contacts: &[NewContact]) -> Result<u64, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        let mut created = 0;
+        for c in contacts {
+            let done = sqlx::query(
+                "INSERT INTO contacts (id, tenant_id, email, email_normalized, first_name, last_name, tags, attributes, status, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'subscribed', $9, $9) ON CONFLICT (tenant_id, email_normalized) DO NOTHING",
+            )
+            .bind(&c.id)
+            .bind(tenant_id)
+            .bind(&c.email)
+            .bind(&c.email_normalized)
+            .bind(&c.first_name)
+            .bind(&c.last_name)
+            .bind(tags_json(&c.tags))
+            .bind(&c.attributes_json)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                created += 1;
+                write_tags(&mut tx, tenant_id, &c.id, &c.tags).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+}

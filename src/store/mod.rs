@@ -164,3 +164,24 @@ impl Store {
 fn placeholders(first: usize, count: usize) -> String {
     (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
+
+impl Store {
+    /// Runs one statement outside any transaction (test setup: `CREATE DATABASE`).
+    pub async fn execute_raw(&self, sql: &str) -> Result<(), sqlx::Error> {
+        sqlx::raw_sql(sql).execute(&self.pool).await.map(|_| ())
+    }
+}
+
+impl Store {
+    /// Rows in one of mailroom's tables (tests and diagnostics).
+    pub async fn count_rows(&self, table: &str) -> Result<i64, sqlx::Error> {
+        const TABLES: [&str; 13] = [
+            "tenants", "api_keys", "contacts", "contact_tags", "segments", "segment_members", "suppressions",
+            "campaigns", "messages", "batches", "webhook_events", "idempotency_keys", "settings",
+        ];
+        if !TABLES.contains(&table) {
+            return Err(sqlx::Error::Protocol(format!("unknown table {table}")));
+        }
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.pool).await
+    }
+}

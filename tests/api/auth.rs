@@ -1,0 +1,108 @@
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{spawn_app, ADMIN_KEY};
+
+#[tokio::test]
+async fn requests_without_or_with_a_wrong_key_get_401_json() {
+    let app = spawn_app().await;
+    let none = app.request(Method::GET, "/customers", None, None).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.body["error"]["code"], "unauthorized");
+    let wrong = app.get("/customers", "mr_not_a_real_key").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_x_api_key_header_works_like_bearer() {
+    let app = spawn_app().await;
+    let r = app.http.get(format!("{}/customers", app.base)).header("X-API-Key", ADMIN_KEY).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_tenant_key_reaches_only_its_own_customer() {
+    let app = spawn_app().await;
+    let (a, key_a) = app.verified_tenant("A", "a.example.com").await;
+    let (b, key_b) = app.verified_tenant("B", "b.example.com").await;
+    let contact_b = app.add_contact(&b, &key_b, json!({ "email": "x@b.example.com" })).await;
+    let seg_b = app.post(&format!("/customers/{b}/segments"), &key_b, json!({ "name": "s" })).await.body["id"].as_str().unwrap().to_owned();
+    let camp_b = app.post(&format!("/customers/{b}/send"), &key_b, json!({ "subject": "s", "html": "h" })).await;
+    assert_eq!(camp_b.status, StatusCode::ACCEPTED, "{}", camp_b.body);
+    let camp_b = camp_b.body["campaign_id"].as_str().unwrap().to_owned();
+    let msg_b = app.post(&format!("/customers/{b}/send/single"), &key_b, json!({ "to_email": "y@example.org", "subject": "s", "html": "h" })).await;
+    let msg_b = msg_b.body["email_id"].as_str().unwrap().to_owned();
+
+    // Every route under B, with A's key: 404, as if B did not exist.
+    let body = json!({ "name": "x", "email": "z@b.example.com", "domain_name": "b.example.com", "subject": "s", "html": "h", "to_email": "q@example.org", "contact_ids": [contact_b] });
+    let routes: Vec<(Method, String)> = vec![
+        (Method::GET, format!("/customers/{b}")),
+        (Method::PATCH, format!("/customers/{b}")),
+        (Method::DELETE, format!("/customers/{b}")),
+        (Method::POST, format!("/customers/{b}/domains")),
+        (Method::POST, format!("/customers/{b}/domains/verify")),
+        (Method::GET, format!("/customers/{b}/domains/status")),
+        (Method::POST, format!("/customers/{b}/contacts")),
+        (Method::GET, format!("/customers/{b}/contacts")),
+        (Method::POST, format!("/customers/{b}/contacts/import")),
+        (Method::GET, format!("/customers/{b}/contacts/{contact_b}")),
+        (Method::PATCH, format!("/customers/{b}/contacts/{contact_b}")),
+        (Method::DELETE, format!("/customers/{b}/contacts/{contact_b}")),
+        (Method::POST, format!("/customers/{b}/segments")),
+        (Method::GET, format!("/customers/{b}/segments")),
+        (Method::GET, format!("/customers/{b}/segments/{seg_b}")),
+        (Method::DELETE, format!("/customers/{b}/segments/{seg_b}")),
+        (Method::POST, format!("/customers/{b}/segments/{seg_b}/contacts")),
+        (Method::DELETE, format!("/customers/{b}/segments/{seg_b}/contacts")),
+        (Method::POST, format!("/customers/{b}/send")),
+        (Method::POST, format!("/customers/{b}/send/single")),
+        (Method::GET, format!("/customers/{b}/campaigns")),
+        (Method::GET, format!("/customers/{b}/campaigns/{camp_b}")),
+        (Method::DELETE, format!("/customers/{b}/campaigns/{camp_b}")),
+        (Method::GET, format!("/customers/{b}/messages/{msg_b}")),
+        (Method::POST, format!("/customers/{b}/api-keys")),
+        (Method::GET, format!("/customers/{b}/api-keys")),
+    ];
+    for (method, path) in routes {
+        let r = app.request(method.clone(), &path, Some(&key_a), Some(body.clone())).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {path}: {}", r.body);
+    }
+    // And B's things are untouched.
+    let still = app.get(&format!("/customers/{b}/contacts/{contact_b}"), &key_b).await;
+    assert_eq!(still.status, StatusCode::OK);
+    // A tenant key cannot list or create customers either.
+    assert_eq!(app.get("/customers", &key_a).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.post("/customers", &key_a, json!({ "name": "x" })).await.status, StatusCode::NOT_FOUND);
+    // But it reaches its own customer.
+    assert_eq!(app.get(&format!("/customers/{a}"), &key_a).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn api_keys_are_shown_once_listed_without_secrets_and_revocable() {
+    let app = spawn_app().await;
+    let c = app.post("/customers", ADMIN_KEY, json!({ "name": "Acme" })).await.body["id"].as_str().unwrap().to_owned();
+    let created = app.post(&format!("/customers/{c}/api-keys"), ADMIN_KEY, json!({ "name": "ci" })).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let key = created.body["key"].as_str().unwrap().to_owned();
+    let key_id = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.get(&format!("/customers/{c}"), &key).await.status, StatusCode::OK);
+
+    let list = app.get(&format!("/customers/{c}/api-keys"), ADMIN_KEY).await;
+    assert_eq!(list.body.as_array().unwrap().len(), 1);
+    assert!(list.body[0].get("key").is_none(), "secrets are never listed");
+    assert!(!list.body.to_string().contains(&key));
+
+    let revoked = app.delete(&format!("/customers/{c}/api-keys/{key_id}"), ADMIN_KEY).await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get(&format!("/customers/{c}"), &key).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.delete(&format!("/customers/{c}/api-keys/{key_id}"), ADMIN_KEY).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn only_the_admin_may_delete_a_customer() {
+    let app = spawn_app().await;
+    let (a, key_a) = app.verified_tenant("A", "a.example.com").await;
+    assert_eq!(app.delete(&format!("/customers/{a}"), &key_a).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.delete(&format!("/customers/{a}"), ADMIN_KEY).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get(&format!("/customers/{a}"), ADMIN_KEY).await.status, StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,186 @@
+//! The outbox against the Resend mock: exactly once per recipient through
+//! faults, crashes and several workers; priorities; suppression at claim time.
+
+use std::collections::HashMap;
+
+use mailroom::mock::{Faults, MockConfig};
+use mailroom::outbox::Step;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{spawn_on, spawn_with, Options, TestApp, TestDb};
+
+fn resend(run_worker: bool) -> Options {
+    Options { resend: true, run_worker, ..Options::default() }
+}
+
+/// Asserts the mock accepted exactly one email for each of `n` recipients.
+fn assert_exactly_once(app: &TestApp, n: usize) {
+    let mut per_recipient: HashMap<String, usize> = HashMap::new();
+    for e in app.mock().accepted() {
+        for to in e.to {
+            *per_recipient.entry(to).or_default() += 1;
+        }
+    }
+    let dupes: Vec<_> = per_recipient.iter().filter(|(_, c)| **c > 1).take(5).collect();
+    assert!(dupes.is_empty(), "duplicates: {dupes:?}");
+    assert_eq!(per_recipient.len(), n, "every recipient got mail");
+}
+
+#[tokio::test]
+async fn a_20000_recipient_campaign_reaches_the_provider_exactly_once_in_batches_of_at_most_100() {
+    let app = spawn_with(resend(true)).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.import_contacts(&t, &key, 20_000, "example.org").await;
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "Hi {{first_name}}", "html": "<p>{{first_name}}</p>" })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert_eq!(r.body["sent_to"], 20_000);
+    app.drain().await;
+    assert_exactly_once(&app, 20_000);
+    let stats = app.mock().stats();
+    assert!(stats.largest_batch <= 100);
+    assert_eq!(stats.accepted_requests, 200);
+    let sample = app.mock().accepted().into_iter().find(|e| e.to[0] == "user42@example.org").unwrap();
+    assert_eq!(sample.subject, "Hi U42");
+    let keys: std::collections::HashSet<_> = app.mock().accepted().into_iter().filter_map(|e| e.idempotency_key).collect();
+    assert_eq!(keys.len(), 200, "one idempotency key per batch");
+}
+
+#[tokio::test]
+async fn through_5xx_429_and_dropped_connections_every_recipient_gets_one_email() {
+    let faults = Faults { fail_rate: 0.10, throttle_rate: 0.05, drop_rate: 0.05, reject: Vec::new() };
+    let app = spawn_with(Options { mock: MockConfig { faults, ..MockConfig::default() }, ..resend(true) }).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.import_contacts(&t, &key, 3_000, "example.org").await;
+    app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
+    app.drain().await;
+    assert_exactly_once(&app, 3_000);
+    let stats = app.mock().stats();
+    assert!(stats.http_5xx > 0 && stats.dropped > 0, "faults were injected: {stats:?}");
+    let counts = app.get(&format!("/customers/{t}/campaigns"), &key).await.body[0]["counts"].clone();
+    assert_eq!(counts["sent"], 3_000, "{counts}");
+    assert_eq!(counts["failed"], 0);
+}
+
+#[tokio::test]
+async fn a_batch_accepted_before_the_connection_dropped_is_retried_with_its_key_and_not_sent_twice() {
+    let app = spawn_with(resend(false)).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.import_contacts(&t, &key, 150, "example.org").await;
+    app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
+
+    app.mock().set_faults(Faults { drop_rate: 1.0, ..Faults::default() });
+    assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 100, sent: false });
+    assert_eq!(app.mock().accepted_count(), 100, "the provider did accept it");
+    app.mock().set_faults(Faults::default());
+    // Wait out the (short, test-configured) backoff, then the same batch goes again.
+    crate::helpers::wait_for("the retry", std::time::Duration::from_secs(10), || async {
+        matches!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 100, sent: true })
+    })
+    .await;
+    assert_eq!(app.mock().stats().replayed, 1, "the provider recognised the key");
+    while app.outbox.try_dispatch_once().await.unwrap() != Step::Empty {}
+    assert_exactly_once(&app, 150);
+}
+
+fn render(m: &[mailroom::store::ClaimedMessage]) -> String {
+    serde_json::to_string(&m.iter().map(mailroom::render::outgoing_email).collect::<Vec<_>>()).unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_claimed_by_a_worker_that_died_is_sent_once_its_lease_runs_out_and_not_before() {
+    let app = spawn_with(resend(false)).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.import_contacts(&t, &key, 250, "example.org").await;
+    app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
+    // Two workers claim and record a batch each, then die before calling the
+    // provider: one lease still runs, the other has run out.
+    let held = app.store.claim_new_batch(60_000, render).await.unwrap().unwrap().batch.unwrap();
+    let expired = app.store.claim_new_batch(0, render).await.unwrap().unwrap().batch.unwrap();
+
+    assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 100, sent: true });
+    let sent = app.mock().accepted();
+    assert!(sent.iter().all(|e| e.idempotency_key.as_deref() == Some(expired.idempotency_key.as_str())), "the expired batch went out under its recorded key");
+    while app.outbox.try_dispatch_once().await.unwrap() != Step::Empty {}
+    assert_eq!(app.mock().accepted_count(), 150, "the held batch is not stolen while its lease runs");
+    assert!(app.mock().accepted().iter().all(|e| e.idempotency_key.as_deref() != Some(held.idempotency_key.as_str())));
+}
+
+#[tokio::test]
+async fn two_workers_on_one_database_send_each_recipient_once() {
+    let db = TestDb::new().await;
+    let url = db.url.clone();
+    let first = spawn_on(db, resend(true)).await;
+    let (t, key) = first.verified_tenant("A", "acme.com").await;
+    first.import_contacts(&t, &key, 2_000, "example.org").await;
+    // A second process against the same database and the same provider account.
+    let second_db = TestDb::shared(&url);
+    let second = spawn_on(second_db, Options { env: vec![("RESEND_BASE_URL".into(), first.mock().url())], ..resend(true) }).await;
+    first.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
+    first.drain().await;
+    assert_exactly_once(&first, 2_000);
+    assert!(second.mock().accepted_count() == 0, "both used the first mock");
+}
+
+#[tokio::test]
+async fn a_permanent_rejection_fails_the_message_with_the_reason_and_is_not_retried() {
+    let faults = Faults { reject: vec!["bad@example.org".into()], ..Faults::default() };
+    let app = spawn_with(Options { mock: MockConfig { faults, ..MockConfig::default() }, ..resend(true) }).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    let r = app.post(&format!("/customers/{t}/send/single"), &key, json!({ "to_email": "bad@example.org", "subject": "s", "html": "h" })).await;
+    let id = r.body["email_id"].as_str().unwrap().to_owned();
+    app.drain().await;
+    let m = app.get(&format!("/customers/{t}/messages/{id}"), &key).await;
+    assert_eq!(m.body["status"], "failed");
+    assert_eq!(m.body["attempts"], 1, "permanent errors skip retries");
+    assert!(m.body["last_error"].as_str().unwrap().contains("validation_error"), "{}", m.body);
+    assert_eq!(app.mock().stats().send_requests, 1);
+}
+
+#[tokio::test]
+async fn retryable_failures_give_up_after_the_configured_attempts() {
+    let faults = Faults { fail_rate: 1.0, ..Faults::default() };
+    let app = spawn_with(Options {
+        mock: MockConfig { faults, ..MockConfig::default() },
+        env: vec![("MAILROOM_MAX_ATTEMPTS".into(), "3".into())],
+        ..resend(true)
+    })
+    .await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    let r = app.post(&format!("/customers/{t}/send/single"), &key, json!({ "to_email": "a@example.org", "subject": "s", "html": "h" })).await;
+    let id = r.body["email_id"].as_str().unwrap().to_owned();
+    app.drain().await;
+    let m = app.get(&format!("/customers/{t}/messages/{id}"), &key).await;
+    assert_eq!(m.body["status"], "failed");
+    assert_eq!(m.body["attempts"], 3);
+    assert_eq!(app.mock().stats().send_requests, 3);
+}
+
+#[tokio::test]
+async fn a_contact_unsubscribed_after_queueing_gets_no_campaign_mail() {
+    let app = spawn_with(resend(false)).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    let stays = app.add_contact(&t, &key, json!({ "email": "stays@example.org" })).await;
+    let leaves = app.add_contact(&t, &key, json!({ "email": "leaves@example.org" })).await;
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
+    assert_eq!(r.body["sent_to"], 2);
+    app.patch(&format!("/customers/{t}/contacts/{leaves}"), &key, json!({ "is_subscribed": false })).await;
+    while app.outbox.try_dispatch_once().await.unwrap() != Step::Empty {}
+    let sent = app.mock().accepted();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, vec!["stays@example.org"]);
+    let counts = app.get(&format!("/customers/{t}/campaigns"), &key).await.body[0]["counts"].clone();
+    assert_eq!(counts["suppressed"], 1);
+    let _ = stays;
+}
+
+#[tokio::test]
+async fn transactional_mail_is_claimed_before_queued_campaign_mail() {
+    let app = spawn_with(resend(false)).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.import_contacts(&t, &key, 300, "example.org").await;
+    app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "campaign", "html": "h" })).await;
+    app.post(&format!("/customers/{t}/send/single"), &key, json!({ "to_email": "reset@example.org", "subject": "reset", "html": "h" })).await;
+    assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 1, sent: true });
+    assert_eq!(app.mock().accepted()[0].subject, "reset");
+}

@@ -1,0 +1,253 @@
+//! The test harness: a real mailroom on port 0 with its own database, and
+//! (optionally) the in-repo Resend mock.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use mailroom::app::Application;
+use mailroom::config::Config;
+use mailroom::mock::{MockConfig, MockResend};
+use mailroom::outbox::Outbox;
+use mailroom::store::Store;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+pub const ADMIN_KEY: &str = "mra_test_admin_key_0123456789";
+pub const WEBHOOK_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+/// A fresh database: a temp SQLite file, or a new PostgreSQL database when
+/// `TEST_DATABASE_URL` is set.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// A handle on a database another `TestDb` owns (it is removed with that one).
+    pub fn shared(url: &str) -> TestDb {
+        TestDb { url: url.to_owned(), _dir: None }
+    }
+
+    pub async fn new() -> TestDb {
+        match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+            Some(base) => {
+                let name = format!("mailroom_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = Store::connect(&base, 1).await.expect("connect to TEST_DATABASE_URL");
+                admin.execute_raw(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+                admin.close().await;
+                let mut url = url::Url::parse(&base).expect("TEST_DATABASE_URL is a URL");
+                url.set_path(&format!("/{name}"));
+                TestDb { url: url.to_string(), _dir: None }
+            }
+            None => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("mailroom.db").display());
+                TestDb { url, _dir: Some(dir) }
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub store: Store,
+    pub outbox: Outbox,
+    /// Keeps the database (a temp dir for SQLite) alive as long as the app.
+    pub _db: TestDb,
+    pub mock: Option<MockResend>,
+}
+
+#[derive(Clone)]
+pub struct Options {
+    pub resend: bool,
+    pub run_worker: bool,
+    pub webhook_secret: Option<String>,
+    pub mock: MockConfig,
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { resend: false, run_worker: true, webhook_secret: Some(WEBHOOK_SECRET.into()), mock: MockConfig::default(), env: Vec::new() }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(opts: Options) -> TestApp {
+    let db = TestDb::new().await;
+    spawn_on(db, opts).await
+}
+
+pub async fn spawn_on(db: TestDb, opts: Options) -> TestApp {
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert("DATABASE_URL".into(), db.url.clone());
+    env.insert("MAILROOM_BIND".into(), "127.0.0.1:0".into());
+    env.insert("MAILROOM_ADMIN_KEY".into(), ADMIN_KEY.into());
+    env.insert("MAILROOM_SEND_RATE".into(), "1000".into());
+    env.insert("MAILROOM_RETRY_BASE_MS".into(), "20".into());
+    env.insert("MAILROOM_DB_MAX_CONNECTIONS".into(), "5".into());
+    if let Some(secret) = &opts.webhook_secret {
+        env.insert("WEBHOOK_SECRET".into(), secret.clone());
+    }
+    let mut mock = None;
+    if opts.resend {
+        let m = MockResend::start(MockConfig { port: 0, ..opts.mock.clone() }).await.expect("mock starts");
+        env.insert("MAILROOM_PROVIDER".into(), "resend".into());
+        env.insert("RESEND_API_KEY".into(), "re_test_key".into());
+        env.insert("RESEND_BASE_URL".into(), m.url());
+        mock = Some(m);
+    }
+    for (k, v) in &opts.env {
+        env.insert(k.clone(), v.clone());
+    }
+    let config = Config::from_lookup(|k| env.get(k).cloned()).expect("valid config");
+    let app = Application::build(config, opts.run_worker).await.expect("app builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let store = app.store();
+    let outbox = app.outbox();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp { base, http: reqwest::Client::new(), store, outbox, _db: db, mock }
+}
+
+pub struct Res {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn request(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> Res {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        into_res(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Res {
+        self.request(Method::GET, path, Some(key), None).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Res {
+        self.request(Method::POST, path, Some(key), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, key: &str, body: Value) -> Res {
+        self.request(Method::PATCH, path, Some(key), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> Res {
+        self.request(Method::DELETE, path, Some(key), None).await
+    }
+
+    pub async fn post_with_headers(&self, path: &str, key: &str, headers: &[(&str, &str)], body: &Value) -> Res {
+        let mut req = self.http.post(format!("{}{path}", self.base)).bearer_auth(key).json(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        into_res(req.send().await.expect("request sent")).await
+    }
+
+    /// A customer with a verified domain and its own key: (customer id, tenant key).
+    pub async fn verified_tenant(&self, name: &str, domain: &str) -> (String, String) {
+        let c = self.post("/customers", ADMIN_KEY, json!({ "name": name })).await;
+        assert_eq!(c.status, StatusCode::CREATED, "{}", c.body);
+        let id = c.body["id"].as_str().expect("id").to_owned();
+        let key = self.post(&format!("/customers/{id}/api-keys"), ADMIN_KEY, json!({})).await;
+        let key = key.body["key"].as_str().expect("key").to_owned();
+        let d = self.post(&format!("/customers/{id}/domains"), &key, json!({ "domain_name": domain })).await;
+        assert_eq!(d.status, StatusCode::CREATED, "{}", d.body);
+        let v = self.post(&format!("/customers/{id}/domains/verify"), &key, json!({})).await;
+        assert_eq!(v.body["verified"], true, "{}", v.body);
+        (id, key)
+    }
+
+    pub async fn add_contact(&self, tenant: &str, key: &str, body: Value) -> String {
+        let r = self.post(&format!("/customers/{tenant}/contacts"), key, body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn import_contacts(&self, tenant: &str, key: &str, n: usize, domain: &str) {
+        for start in (0..n).step_by(5_000) {
+            let contacts: Vec<Value> = (start..(start + 5_000).min(n))
+                .map(|i| json!({ "email": format!("user{i}@{domain}"), "first_name": format!("U{i}") }))
+                .collect();
+            let r = self.post(&format!("/customers/{tenant}/contacts/import"), key, json!({ "contacts": contacts })).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        }
+    }
+
+    pub fn mock(&self) -> &MockResend {
+        self.mock.as_ref().expect("app was spawned with the Resend mock")
+    }
+
+    /// Posts a webhook signed like Resend (Svix) does.
+    pub async fn webhook(&self, svix_id: &str, body: &Value) -> Res {
+        self.webhook_signed(svix_id, body, WEBHOOK_SECRET, now_secs()).await
+    }
+
+    pub async fn webhook_signed(&self, svix_id: &str, body: &Value, secret: &str, ts: i64) -> Res {
+        let raw = body.to_string();
+        let sig = standardwebhooks::Webhook::new(secret).expect("secret").sign(svix_id, ts, raw.as_bytes()).expect("sign");
+        let req = self
+            .http
+            .post(format!("{}/webhooks/resend", self.base))
+            .header("svix-id", svix_id)
+            .header("svix-timestamp", ts.to_string())
+            .header("svix-signature", sig)
+            .header("content-type", "application/json")
+            .body(raw);
+        into_res(req.send().await.expect("request sent")).await
+    }
+
+    /// Waits (up to 30 s) until the outbox holds nothing queued or in flight.
+    pub async fn drain(&self) {
+        wait_for("the outbox to drain", Duration::from_secs(60), || async {
+            self.store.outbox_depth().await.expect("depth") == 0
+        })
+        .await;
+    }
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64
+}
+
+async fn into_res(r: reqwest::Response) -> Res {
+    let status = r.status();
+    let headers = r.headers().clone();
+    let text = r.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Res { status, headers, body }
+}
+
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// An event body in Resend's shape for a provider email id.
+pub fn event(kind: &str, email_id: &str, extra: Value) -> Value {
+    let mut data = json!({ "email_id": email_id, "created_at": "2026-11-20T10:00:00.000Z", "from": "hello@acme.com", "to": ["x@example.org"], "subject": "Hi" });
+    if let (Some(d), Some(e)) = (data.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            d.insert(k.clone(), v.clone());
+        }
+    }
+    json!({ "type": kind, "created_at": "2026-11-20T10:00:01.000Z", "data": data })
+}

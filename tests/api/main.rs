@@ -1,0 +1,21 @@
+//! Black-box tests over real HTTP. Every test spawns mailroom on port 0 with its
+//! own database: SQLite by default, PostgreSQL when `TEST_DATABASE_URL` is set.
+
+mod helpers;
+
+mod auth;
+mod campaigns;
+mod contacts;
+mod delivery;
+mod health;
+mod input;
+mod send;
+mod webhooks;
+
+#[test]
+fn which_database_the_suite_runs_on() {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => eprintln!("api tests run on PostgreSQL ({url})"),
+        _ => eprintln!("api tests run on SQLite only; set TEST_DATABASE_URL to run them on PostgreSQL too"),
+    }
+}

@@ -1,0 +1,175 @@
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{event, now_secs, spawn_with, Options, TestApp, WEBHOOK_SECRET};
+
+/// A customer, one contact, one campaign sent through the mock: (app, customer, key, contact id, provider email id).
+async fn sent_campaign(email: &str) -> (TestApp, String, String, String, String) {
+    let app = spawn_with(Options { resend: true, ..Options::default() }).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    let contact = app.add_contact(&t, &key, json!({ "email": email })).await;
+    app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
+    app.drain().await;
+    let id = app.mock().accepted()[0].id.clone();
+    (app, t, key, contact, id)
+}
+
+async fn message_status(app: &TestApp, t: &str, key: &str) -> Value {
+    let campaigns = app.get(&format!("/customers/{t}/campaigns"), key).await;
+    campaigns.body[0]["counts"].clone()
+}
+
+#[tokio::test]
+async fn a_signed_event_is_accepted_and_moves_the_message_forward() {
+    let (app, t, key, _, id) = sent_campaign("a@example.org").await;
+    let r = app.webhook("msg_1", &event("email.delivered", &id, json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["received"], true);
+    assert_eq!(r.body["type"], "email.delivered");
+    assert_eq!(message_status(&app, &t, &key).await["delivered"], 1);
+    app.webhook("msg_2", &event("email.opened", &id, json!({}))).await;
+    app.webhook("msg_3", &event("email.clicked", &id, json!({ "click": { "link": "https://x" } }))).await;
+    assert_eq!(message_status(&app, &t, &key).await["clicked"], 1);
+}
+
+#[tokio::test]
+async fn tampered_stale_unsigned_and_wrongly_signed_events_are_refused() {
+    let (app, t, key, contact, id) = sent_campaign("a@example.org").await;
+    let body = event("email.bounced", &id, json!({ "bounce": { "type": "Permanent" } }));
+    let raw = body.to_string();
+    let sig = standardwebhooks::Webhook::new(WEBHOOK_SECRET).unwrap().sign("msg_t", now_secs(), raw.as_bytes()).unwrap();
+    let tampered = raw.replace("Permanent", "Permanent ");
+    let url = format!("{}/webhooks/resend", app.base);
+    let r = app
+        .http
+        .post(&url)
+        .header("svix-id", "msg_t")
+        .header("svix-timestamp", now_secs().to_string())
+        .header("svix-signature", &sig)
+        .body(tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    let stale = app.webhook_signed("msg_s", &body, WEBHOOK_SECRET, now_secs() - 600).await;
+    assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
+    let wrong = app.webhook_signed("msg_w", &body, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", now_secs()).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let unsigned = app.http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(unsigned.status(), StatusCode::BAD_REQUEST);
+
+    let c = app.get(&format!("/customers/{t}/contacts/{contact}"), &key).await;
+    assert_eq!(c.body["status"], "subscribed", "no refused event had an effect");
+    assert_eq!(app.store.count_rows("webhook_events").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn either_secret_verifies_while_one_is_rotated() {
+    let old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let app = spawn_with(Options { webhook_secret: Some(format!("{WEBHOOK_SECRET},{old}")), ..Options::default() }).await;
+    let e = event("email.delivered", "unknown", json!({}));
+    assert_eq!(app.webhook_signed("m1", &e, WEBHOOK_SECRET, now_secs()).await.status, StatusCode::OK);
+    assert_eq!(app.webhook_signed("m2", &e, old, now_secs()).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_duplicate_event_is_applied_once() {
+    let (app, _t, _key, _, id) = sent_campaign("a@example.org").await;
+    let e = event("email.delivered", &id, json!({}));
+    let first = app.webhook("msg_dup", &e).await;
+    let second = app.webhook("msg_dup", &e).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(first.body["duplicate"], false);
+    assert_eq!(second.body["duplicate"], true);
+    assert_eq!(app.store.count_rows("webhook_events").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_delivered_after_a_bounce_does_not_undo_it() {
+    let (app, t, key, contact, id) = sent_campaign("a@example.org").await;
+    app.webhook("e1", &event("email.bounced", &id, json!({ "bounce": { "type": "Permanent", "subType": "General" } }))).await;
+    app.webhook("e2", &event("email.delivered", &id, json!({}))).await;
+    app.webhook("e3", &event("email.opened", &id, json!({}))).await;
+    let counts = message_status(&app, &t, &key).await;
+    assert_eq!(counts["bounced"], 1, "{counts}");
+    assert_eq!(counts["delivered"], 0);
+    let c = app.get(&format!("/customers/{t}/contacts/{contact}"), &key).await;
+    assert_eq!(c.body["status"], "bounced");
+}
+
+#[tokio::test]
+async fn a_transient_bounce_records_but_does_not_suppress() {
+    let (app, t, key, contact, id) = sent_campaign("a@example.org").await;
+    let r = app.webhook("e1", &event("email.bounced", &id, json!({ "bounce": { "type": "Transient", "subType": "MailboxFull" } }))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let c = app.get(&format!("/customers/{t}/contacts/{contact}"), &key).await;
+    assert_eq!(c.body["status"], "subscribed");
+}
+
+#[tokio::test]
+async fn a_complaint_unsubscribes_and_suppresses_for_that_customer() {
+    let (app, t, key, contact, id) = sent_campaign("a@example.org").await;
+    app.webhook("c1", &event("email.complained", &id, json!({}))).await;
+    let c = app.get(&format!("/customers/{t}/contacts/{contact}"), &key).await;
+    assert_eq!(c.body["status"], "complained");
+    assert_eq!(c.body["is_subscribed"], false);
+    let resub = app.patch(&format!("/customers/{t}/contacts/{contact}"), &key, json!({ "is_subscribed": true })).await;
+    assert_eq!(resub.status, StatusCode::CONFLICT);
+    let single = app.post(&format!("/customers/{t}/send/single"), &key, json!({ "to_email": "A@example.org", "subject": "s", "html": "h" })).await;
+    assert_eq!(single.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(single.body["error"]["code"], "recipient_suppressed");
+}
+
+#[tokio::test]
+async fn a_bounce_unsubscribes_only_the_sending_customers_contact() {
+    let (app, t, key, contact, id) = sent_campaign("shared@example.org").await;
+    let (u, key_u) = app.verified_tenant("B", "b.example.com").await;
+    let other = app.add_contact(&u, &key_u, json!({ "email": "shared@example.org" })).await;
+    app.webhook("b1", &event("email.bounced", &id, json!({ "to": ["shared@example.org"], "bounce": { "type": "Permanent" } }))).await;
+    assert_eq!(app.get(&format!("/customers/{t}/contacts/{contact}"), &key).await.body["status"], "bounced");
+    let theirs = app.get(&format!("/customers/{u}/contacts/{other}"), &key_u).await;
+    assert_eq!(theirs.body["status"], "subscribed", "side effects go through the message's own customer");
+    let send = app.post(&format!("/customers/{u}/send"), &key_u, json!({ "subject": "s", "html": "h" })).await;
+    assert_eq!(send.body["sent_to"], 1);
+}
+
+#[tokio::test]
+async fn events_for_unknown_emails_are_stored_and_acknowledged() {
+    let (app, ..) = sent_campaign("a@example.org").await;
+    let r = app.webhook("u1", &event("email.delivered", "not-ours", json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(app.store.count_rows("webhook_events").await.unwrap(), 1);
+    let fixtures: Value = serde_json::from_str(include_str!("../fixtures/resend-webhook-events.json")).unwrap();
+    for (i, (name, body)) in fixtures.as_object().unwrap().iter().filter(|(n, _)| !n.starts_with('_')).enumerate() {
+        let r = app.webhook(&format!("fx{i}"), body).await;
+        assert_eq!(r.status, StatusCode::OK, "{name}: {}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn without_a_secret_resend_mode_refuses_events() {
+    let app = spawn_with(Options { resend: true, webhook_secret: None, ..Options::default() }).await;
+    let r = app.webhook("x", &event("email.delivered", "a", json!({}))).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(app.store.count_rows("webhook_events").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn webhooks_signed_and_sent_by_the_mock_are_applied() {
+    let app = spawn_with(Options { resend: true, ..Options::default() }).await;
+    app.mock().set_webhook(&format!("{}/webhooks/resend", app.base), WEBHOOK_SECRET);
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    let bounced = app.add_contact(&t, &key, json!({ "email": "bounced@resend.dev" })).await;
+    let fine = app.add_contact(&t, &key, json!({ "email": "delivered@resend.dev" })).await;
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    crate::helpers::wait_for("the mock's webhooks", std::time::Duration::from_secs(15), || async {
+        let counts = message_status(&app, &t, &key).await;
+        counts["bounced"] == 1 && counts["delivered"] == 1
+    })
+    .await;
+    assert_eq!(app.get(&format!("/customers/{t}/contacts/{bounced}"), &key).await.body["status"], "bounced");
+    assert_eq!(app.get(&format!("/customers/{t}/contacts/{fine}"), &key).await.body["status"], "subscribed");
+}
