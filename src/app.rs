@@ -120,9 +120,8 @@ impl Application {
             wake: core.wake.clone(),
         };
         let router = router(state);
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .with_context(|| format!("Failed to bind {}", config.bind))?;
+        let listener =
+            TcpListener::bind(config.bind).await.with_context(|| format!("Failed to bind {}", config.bind))?;
         Ok(Self { listener, router, core, config, run_worker })
     }
 

@@ -73,9 +73,8 @@ impl FromRequestParts<AppState> for TenantAccess {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let owner = key_owner(parts, state).await?;
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::NotFound("customer"))?;
+        let params =
+            RawPathParams::from_request_parts(parts, state).await.map_err(|_| ApiError::NotFound("customer"))?;
         let raw = params
             .iter()
             .find(|(name, _)| *name == "id")

@@ -80,21 +80,17 @@ impl Config {
             bail!("MAILROOM_PROVIDER=resend needs RESEND_API_KEY");
         }
         let bind = get("MAILROOM_BIND").unwrap_or_else(|| "127.0.0.1:8000".into());
-        let bind = bind
-            .parse()
-            .with_context(|| format!("MAILROOM_BIND `{bind}` is not an address like 127.0.0.1:8000"))?;
+        let bind =
+            bind.parse().with_context(|| format!("MAILROOM_BIND `{bind}` is not an address like 127.0.0.1:8000"))?;
         let send_rate = parse_number(get("MAILROOM_SEND_RATE"), "MAILROOM_SEND_RATE", 10)?;
         if send_rate == 0 {
             bail!("MAILROOM_SEND_RATE must be at least 1");
         }
         let max_attempts = parse_number(get("MAILROOM_MAX_ATTEMPTS"), "MAILROOM_MAX_ATTEMPTS", 5)?;
         let retry_base_ms = parse_number(get("MAILROOM_RETRY_BASE_MS"), "MAILROOM_RETRY_BASE_MS", 2_000)?;
-        let worker_concurrency =
-            parse_number(get("MAILROOM_WORKER_CONCURRENCY"), "MAILROOM_WORKER_CONCURRENCY", 4)?;
-        let db_max_connections =
-            parse_number(get("MAILROOM_DB_MAX_CONNECTIONS"), "MAILROOM_DB_MAX_CONNECTIONS", 10)?;
-        let domain_poll_secs =
-            parse_number(get("MAILROOM_DOMAIN_POLL_SECS"), "MAILROOM_DOMAIN_POLL_SECS", 60)?;
+        let worker_concurrency = parse_number(get("MAILROOM_WORKER_CONCURRENCY"), "MAILROOM_WORKER_CONCURRENCY", 4)?;
+        let db_max_connections = parse_number(get("MAILROOM_DB_MAX_CONNECTIONS"), "MAILROOM_DB_MAX_CONNECTIONS", 10)?;
+        let domain_poll_secs = parse_number(get("MAILROOM_DOMAIN_POLL_SECS"), "MAILROOM_DOMAIN_POLL_SECS", 60)?;
         let debug = matches!(
             get("DEBUG").as_deref().map(str::to_ascii_lowercase).as_deref(),
             Some("1" | "true" | "yes" | "on")
@@ -110,12 +106,7 @@ impl Config {
                 .trim_end_matches('/')
                 .to_owned(),
             webhook_secrets: get("WEBHOOK_SECRET")
-                .map(|s| {
-                    s.split(',')
-                        .map(|p| p.trim().to_owned())
-                        .filter(|p| !p.is_empty())
-                        .collect()
-                })
+                .map(|s| s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect())
                 .unwrap_or_default(),
             public_url: get("PUBLIC_URL")
                 .unwrap_or_else(|| "http://127.0.0.1:8000".into())
@@ -135,10 +126,7 @@ impl Config {
 fn parse_number<T: std::str::FromStr>(value: Option<String>, name: &str, default: T) -> anyhow::Result<T> {
     match value {
         None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{name} must be a whole number, not `{v}`")),
+        Some(v) => v.trim().parse().map_err(|_| anyhow::anyhow!("{name} must be a whole number, not `{v}`")),
     }
 }
 
@@ -148,8 +136,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 

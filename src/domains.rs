@@ -24,24 +24,35 @@ pub enum DomainError {
 }
 
 /// Registers `domain` with the provider for this tenant and stores the records to publish.
-pub async fn register(store: &Store, provider: &dyn DeliveryProvider, tenant_id: &str, domain: &DomainName) -> Result<TenantRow, DomainError> {
+pub async fn register(
+    store: &Store,
+    provider: &dyn DeliveryProvider,
+    tenant_id: &str,
+    domain: &DomainName,
+) -> Result<TenantRow, DomainError> {
     let info = provider.create_domain(domain.as_str()).await?;
     let records = serde_json::to_string(&info.records).unwrap_or_else(|_| "[]".into());
-    let row = store
-        .set_tenant_domain(tenant_id, domain.as_str(), &info.id, &info.status, &records)
-        .await?;
+    let row = store.set_tenant_domain(tenant_id, domain.as_str(), &info.id, &info.status, &records).await?;
     row.ok_or(DomainError::NoDomain)
 }
 
 /// Asks the provider to verify, then reads back the current state.
-pub async fn verify(store: &Store, provider: &dyn DeliveryProvider, tenant: &TenantRow) -> Result<TenantRow, DomainError> {
+pub async fn verify(
+    store: &Store,
+    provider: &dyn DeliveryProvider,
+    tenant: &TenantRow,
+) -> Result<TenantRow, DomainError> {
     let id = tenant.resend_domain_id.as_deref().ok_or(DomainError::NoDomain)?;
     provider.verify_domain(id).await?;
     refresh(store, provider, tenant).await
 }
 
 /// Reads the domain's state from the provider and stores it.
-pub async fn refresh(store: &Store, provider: &dyn DeliveryProvider, tenant: &TenantRow) -> Result<TenantRow, DomainError> {
+pub async fn refresh(
+    store: &Store,
+    provider: &dyn DeliveryProvider,
+    tenant: &TenantRow,
+) -> Result<TenantRow, DomainError> {
     let id = tenant.resend_domain_id.as_deref().ok_or(DomainError::NoDomain)?;
     let info: DomainInfo = provider.get_domain(id).await?;
     // Keep the records from registration when the provider does not repeat them.
@@ -51,7 +62,12 @@ pub async fn refresh(store: &Store, provider: &dyn DeliveryProvider, tenant: &Te
 }
 
 /// Re-checks every pending domain each `every`, until `stop` turns true.
-pub async fn run_poller(store: Store, provider: Arc<dyn DeliveryProvider>, every: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn run_poller(
+    store: Store,
+    provider: Arc<dyn DeliveryProvider>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

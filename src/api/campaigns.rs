@@ -58,7 +58,8 @@ pub struct MessageEvent {
     received_at: String,
 }
 
-const STATUSES: [&str; 10] = ["queued", "sending", "sent", "delivered", "opened", "clicked", "bounced", "complained", "failed", "suppressed"];
+const STATUSES: [&str; 10] =
+    ["queued", "sending", "sent", "delivered", "opened", "clicked", "bounced", "complained", "failed", "suppressed"];
 
 /// A campaign's status follows from its messages: nothing is stored that could disagree.
 fn campaign_status(counts: &BTreeMap<String, i64>) -> &'static str {
@@ -113,7 +114,11 @@ async fn list_campaigns(t: TenantAccess, State(state): State<AppState>) -> ApiRe
 /// One campaign with its status and per-status message counts.
 #[utoipa::path(get, path = "/customers/{id}/campaigns/{cid}", tag = "campaigns", params(("id" = String, Path), ("cid" = String, Path)),
     responses((status = 200, body = Campaign), (status = 404, body = crate::error::ErrorBody)))]
-async fn get_campaign(t: TenantAccess, State(state): State<AppState>, Path(ids): Path<(String, String)>) -> ApiResult<Json<Campaign>> {
+async fn get_campaign(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path(ids): Path<(String, String)>,
+) -> ApiResult<Json<Campaign>> {
     let id = path_id(&ids.1, "campaign")?;
     let row = state.store.campaign(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("campaign"))?;
     let counts = state.store.campaign_status_counts(&t.tenant_id, Some(&id)).await?;
@@ -123,7 +128,11 @@ async fn get_campaign(t: TenantAccess, State(state): State<AppState>, Path(ids):
 /// Delete a campaign record. Its unsent messages are dropped; mail already sent cannot be recalled.
 #[utoipa::path(delete, path = "/customers/{id}/campaigns/{cid}", tag = "campaigns", params(("id" = String, Path), ("cid" = String, Path)),
     responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
-async fn delete_campaign(t: TenantAccess, State(state): State<AppState>, Path(ids): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn delete_campaign(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path(ids): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let id = path_id(&ids.1, "campaign")?;
     if !state.store.delete_campaign(&t.tenant_id, &id).await? {
         return Err(ApiError::NotFound("campaign"));
@@ -134,7 +143,11 @@ async fn delete_campaign(t: TenantAccess, State(state): State<AppState>, Path(id
 /// One message: status, attempts, last error, provider id, and the delivery events received for it.
 #[utoipa::path(get, path = "/customers/{id}/messages/{email_id}", tag = "campaigns", params(("id" = String, Path), ("email_id" = String, Path)),
     responses((status = 200, body = Message), (status = 404, body = crate::error::ErrorBody)))]
-async fn get_message(t: TenantAccess, State(state): State<AppState>, Path(ids): Path<(String, String)>) -> ApiResult<Json<Message>> {
+async fn get_message(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path(ids): Path<(String, String)>,
+) -> ApiResult<Json<Message>> {
     let id = path_id(&ids.1, "message")?;
     let m = state.store.message(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("message"))?;
     let events = state.store.message_events(&m.id).await?;

@@ -139,7 +139,9 @@ fn name_field(v: Option<Value>, field: &str) -> Result<Option<Option<String>>, A
 
 fn duplicate(email: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
     move |e| match e {
-        StoreError::Duplicate(_) => ApiError::conflict("contact_exists", format!("a contact with email '{email}' already exists")),
+        StoreError::Duplicate(_) => {
+            ApiError::conflict("contact_exists", format!("a contact with email '{email}' already exists"))
+        }
         other => other.into(),
     }
 }
@@ -174,7 +176,11 @@ fn new_contact(body: ContactIn) -> Result<NewContact, ApiError> {
 /// contact rejects the request (422, naming its index) and nothing is stored.
 #[utoipa::path(post, path = "/customers/{id}/contacts/import", tag = "contacts", params(("id" = String, Path)), request_body = ImportIn,
     responses((status = 200, body = ImportOut), (status = 422, body = crate::error::ErrorBody)))]
-async fn import_contacts(t: TenantAccess, State(state): State<AppState>, ApiJson(body): ApiJson<ImportIn>) -> ApiResult<Json<ImportOut>> {
+async fn import_contacts(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ImportIn>,
+) -> ApiResult<Json<ImportOut>> {
     if body.contacts.len() > IMPORT_MAX {
         return Err(ApiError::validation(format!("at most {IMPORT_MAX} contacts per import")));
     }
@@ -192,7 +198,11 @@ async fn import_contacts(t: TenantAccess, State(state): State<AppState>, ApiJson
 /// Add a contact. Emails are unique per customer, case-insensitively.
 #[utoipa::path(post, path = "/customers/{id}/contacts", tag = "contacts", params(("id" = String, Path)), request_body = ContactIn,
     responses((status = 201, body = Contact), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
-async fn create_contact(t: TenantAccess, State(state): State<AppState>, ApiJson(body): ApiJson<ContactIn>) -> ApiResult<(StatusCode, Json<Contact>)> {
+async fn create_contact(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ContactIn>,
+) -> ApiResult<(StatusCode, Json<Contact>)> {
     let new = new_contact(body)?;
     let email = new.email.clone();
     let row = state.store.create_contact(&t.tenant_id, new).await.map_err(duplicate(&email))?;
@@ -218,7 +228,9 @@ async fn list_contacts(
     let tag = params.tag.as_deref().map(Tag::parse).transpose().map_err(ApiError::validation)?;
     let after = match params.after.as_deref() {
         None | Some("") => None,
-        Some(raw) => Some(crate::domain::parse_id(raw).ok_or_else(|| ApiError::validation("`after` must be a contact id"))?),
+        Some(raw) => {
+            Some(crate::domain::parse_id(raw).ok_or_else(|| ApiError::validation("`after` must be a contact id"))?)
+        }
     };
     let mut rows = state.store.contacts(&t.tenant_id, &ContactFilter { tag: tag.clone(), after, limit }).await?;
     let mut headers = HeaderMap::new();
@@ -241,7 +253,11 @@ async fn list_contacts(
 #[utoipa::path(get, path = "/customers/{id}/contacts/{contact_id}", tag = "contacts",
     params(("id" = String, Path), ("contact_id" = String, Path)),
     responses((status = 200, body = Contact), (status = 404, body = crate::error::ErrorBody)))]
-async fn get_contact(t: TenantAccess, State(state): State<AppState>, Path(ids): Path<(String, String)>) -> ApiResult<Json<Contact>> {
+async fn get_contact(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path(ids): Path<(String, String)>,
+) -> ApiResult<Json<Contact>> {
     let id = path_id(&ids.1, "contact")?;
     let row = state.store.contact(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("contact"))?;
     Ok(Json(row.into()))
@@ -268,7 +284,10 @@ async fn update_contact(
         Some(true) if current.status == "bounced" || current.status == "complained" => {
             return Err(ApiError::conflict(
                 "contact_suppressed",
-                format!("the contact {} and cannot be resubscribed", if current.status == "bounced" { "bounced" } else { "complained" }),
+                format!(
+                    "the contact {} and cannot be resubscribed",
+                    if current.status == "bounced" { "bounced" } else { "complained" }
+                ),
             ))
         }
         Some(true) => Some("subscribed"),
@@ -295,7 +314,11 @@ async fn update_contact(
 #[utoipa::path(delete, path = "/customers/{id}/contacts/{contact_id}", tag = "contacts",
     params(("id" = String, Path), ("contact_id" = String, Path)),
     responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
-async fn delete_contact(t: TenantAccess, State(state): State<AppState>, Path(ids): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn delete_contact(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path(ids): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let id = path_id(&ids.1, "contact")?;
     if !state.store.delete_contact(&t.tenant_id, &id).await? {
         return Err(ApiError::NotFound("contact"));

@@ -93,7 +93,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Create a customer (tenant).
 #[utoipa::path(post, path = "/customers", tag = "customers", request_body = CustomerIn,
     responses((status = 201, body = Customer), (status = 422, body = crate::error::ErrorBody)))]
-async fn create_customer(_: Admin, State(state): State<AppState>, ApiJson(body): ApiJson<CustomerIn>) -> ApiResult<(StatusCode, Json<Customer>)> {
+async fn create_customer(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CustomerIn>,
+) -> ApiResult<(StatusCode, Json<Customer>)> {
     let name = required_text(&body.name, "name", 255)?;
     let row = state.store.create_tenant(&new_id(), &name).await?;
     tracing::info!(tenant = %row.id, "customer created");
@@ -117,7 +121,11 @@ async fn get_customer(t: TenantAccess, State(state): State<AppState>) -> ApiResu
 /// Rename a customer.
 #[utoipa::path(patch, path = "/customers/{id}", tag = "customers", params(("id" = String, Path)), request_body = CustomerIn,
     responses((status = 200, body = Customer), (status = 404, body = crate::error::ErrorBody)))]
-async fn update_customer(t: TenantAccess, State(state): State<AppState>, ApiJson(body): ApiJson<CustomerIn>) -> ApiResult<Json<Customer>> {
+async fn update_customer(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CustomerIn>,
+) -> ApiResult<Json<Customer>> {
     let name = required_text(&body.name, "name", 255)?;
     let row = state.store.rename_tenant(&t.tenant_id, &name).await?.ok_or(ApiError::NotFound("customer"))?;
     Ok(Json(row.into()))
@@ -140,7 +148,12 @@ async fn delete_customer(t: TenantAccess, State(state): State<AppState>) -> ApiR
 /// Create an API key for a customer. The key is shown once; only its hash is kept.
 #[utoipa::path(post, path = "/customers/{id}/api-keys", tag = "customers", params(("id" = String, Path)), request_body(content = ApiKeyIn, description = "optional"),
     responses((status = 201, body = ApiKey), (status = 404, body = crate::error::ErrorBody)))]
-async fn create_api_key(_: Admin, State(state): State<AppState>, Path(id): Path<String>, body: axum::body::Bytes) -> ApiResult<(StatusCode, Json<ApiKey>)> {
+async fn create_api_key(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<ApiKey>)> {
     let tenant_id = path_id(&id, "customer")?;
     state.store.tenant(&tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
     let body: ApiKeyIn = super::extract::optional_json(&body)?;
@@ -154,7 +167,11 @@ async fn create_api_key(_: Admin, State(state): State<AppState>, Path(id): Path<
 /// List a customer's API keys (without the keys themselves).
 #[utoipa::path(get, path = "/customers/{id}/api-keys", tag = "customers", params(("id" = String, Path)),
     responses((status = 200, body = [ApiKey])))]
-async fn list_api_keys(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Vec<ApiKey>>> {
+async fn list_api_keys(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ApiKey>>> {
     let tenant_id = path_id(&id, "customer")?;
     state.store.tenant(&tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
     let keys = state.store.api_keys(&tenant_id).await?;
@@ -165,7 +182,11 @@ async fn list_api_keys(_: Admin, State(state): State<AppState>, Path(id): Path<S
 #[utoipa::path(delete, path = "/customers/{id}/api-keys/{key_id}", tag = "customers",
     params(("id" = String, Path), ("key_id" = String, Path)),
     responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
-async fn revoke_api_key(_: Admin, State(state): State<AppState>, Path((id, key_id)): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn revoke_api_key(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((id, key_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let tenant_id = path_id(&id, "customer")?;
     let key_id = path_id(&key_id, "api key")?;
     if !state.store.revoke_api_key(&tenant_id, &key_id).await? {

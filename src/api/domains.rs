@@ -49,16 +49,15 @@ pub struct DomainStatus {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(add_domain))
-        .routes(routes!(verify_domain))
-        .routes(routes!(domain_status))
+    OpenApiRouter::new().routes(routes!(add_domain)).routes(routes!(verify_domain)).routes(routes!(domain_status))
 }
 
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         match e {
-            DomainError::NoDomain => ApiError::precondition("no_domain", "no domain registered: call POST /customers/{id}/domains first"),
+            DomainError::NoDomain => {
+                ApiError::precondition("no_domain", "no domain registered: call POST /customers/{id}/domains first")
+            }
             DomainError::Provider(p) if p.class == ErrorClass::Permanent && p.status.is_some_and(|s| s < 500) => {
                 ApiError::Invalid { code: "provider_rejected", message: format!("the provider refused: {}", p.message) }
             }
@@ -76,7 +75,11 @@ fn records(t: &TenantRow) -> Vec<serde_json::Value> {
 /// Register the customer's sending domain with the provider; returns the DNS records to publish.
 #[utoipa::path(post, path = "/customers/{id}/domains", tag = "domains", params(("id" = String, Path)), request_body = DomainIn,
     responses((status = 201, body = DomainCreated), (status = 422, body = crate::error::ErrorBody)))]
-async fn add_domain(t: TenantAccess, State(state): State<AppState>, ApiJson(body): ApiJson<DomainIn>) -> ApiResult<(StatusCode, Json<DomainCreated>)> {
+async fn add_domain(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<DomainIn>,
+) -> ApiResult<(StatusCode, Json<DomainCreated>)> {
     let domain = DomainName::parse(&body.domain_name).map_err(ApiError::validation)?;
     let row = domains::register(&state.store, state.provider.as_ref(), &t.tenant_id, &domain).await?;
     tracing::info!(tenant = %t.tenant_id, "domain registered");
@@ -87,7 +90,10 @@ async fn add_domain(t: TenantAccess, State(state): State<AppState>, ApiJson(body
             domain: domain.to_string(),
             resend_domain_id: row.resend_domain_id,
             status: row.domain_status,
-            next_step: format!("Publish dns_records at your DNS host, then call POST /customers/{}/domains/verify", t.tenant_id),
+            next_step: format!(
+                "Publish dns_records at your DNS host, then call POST /customers/{}/domains/verify",
+                t.tenant_id
+            ),
         }),
     ))
 }
@@ -104,7 +110,12 @@ async fn verify_domain(t: TenantAccess, State(state): State<AppState>) -> ApiRes
     } else {
         "Verification started; DNS changes can take a while to be seen. mailroom re-checks every minute: see GET /domains/status.".to_owned()
     };
-    Ok(Json(DomainVerification { domain: row.domain_name.unwrap_or_default(), verified, status: row.domain_status, message }))
+    Ok(Json(DomainVerification {
+        domain: row.domain_name.unwrap_or_default(),
+        verified,
+        status: row.domain_status,
+        message,
+    }))
 }
 
 /// The domain's current state and DNS records.
@@ -119,7 +130,9 @@ async fn domain_status(t: TenantAccess, State(state): State<AppState>) -> ApiRes
         // Fresh from the provider when it answers; the stored state otherwise.
         match domains::refresh(&state.store, state.provider.as_ref(), &row).await {
             Ok(fresh) => row = fresh,
-            Err(e) => tracing::warn!(tenant = %t.tenant_id, error = %e, "domain status from store; provider did not answer"),
+            Err(e) => {
+                tracing::warn!(tenant = %t.tenant_id, error = %e, "domain status from store; provider did not answer")
+            }
         }
     }
     Ok(Json(DomainStatus {

@@ -16,7 +16,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             Ok(axum::Json(v)) => Ok(Self(v)),
             Err(rejection) => Err(match rejection {
                 JsonRejection::JsonDataError(e) => ApiError::validation(e.body_text()),
-                JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest(format!("body is not valid JSON: {}", e.body_text())),
+                JsonRejection::JsonSyntaxError(e) => {
+                    ApiError::BadRequest(format!("body is not valid JSON: {}", e.body_text()))
+                }
                 JsonRejection::MissingJsonContentType(_) => {
                     ApiError::BadRequest("expected `Content-Type: application/json`".into())
                 }

@@ -41,10 +41,6 @@ async fn healthz() -> Json<serde_json::Value> {
 /// Readiness: the database answers.
 #[utoipa::path(get, path = "/readyz", tag = "health", security(()), responses((status = 200), (status = 503, body = crate::error::ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
-    state
-        .store
-        .ping()
-        .await
-        .map_err(|_| ApiError::Unavailable("database is not reachable".into()))?;
+    state.store.ping().await.map_err(|_| ApiError::Unavailable("database is not reachable".into()))?;
     Ok(Json(serde_json::json!({ "status": "ready" })))
 }

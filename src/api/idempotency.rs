@@ -24,7 +24,14 @@ fn key_from(headers: &HeaderMap) -> ApiResult<Option<String>> {
 
 /// Runs `work` at most once per (tenant, key). `work` gets the key so it can
 /// store its answer in the same transaction as its effects.
-pub async fn idempotent<F, Fut>(state: &AppState, tenant_id: &str, headers: &HeaderMap, route: &str, body: &[u8], work: F) -> ApiResult<Response>
+pub async fn idempotent<F, Fut>(
+    state: &AppState,
+    tenant_id: &str,
+    headers: &HeaderMap,
+    route: &str,
+    body: &[u8],
+    work: F,
+) -> ApiResult<Response>
 where
     F: FnOnce(Option<String>) -> Fut,
     Fut: Future<Output = ApiResult<Response>>,
@@ -44,10 +51,16 @@ where
             return Ok(res);
         }
         IdempotencyClaim::Mismatch => {
-            return Err(ApiError::conflict("idempotency_key_reused", "this Idempotency-Key was used with a different request body"))
+            return Err(ApiError::conflict(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request body",
+            ))
         }
         IdempotencyClaim::InProgress => {
-            return Err(ApiError::conflict("idempotency_key_in_use", "a request with this Idempotency-Key is still being processed"))
+            return Err(ApiError::conflict(
+                "idempotency_key_in_use",
+                "a request with this Idempotency-Key is still being processed",
+            ))
         }
     }
     let result = work(Some(key.clone())).await;

@@ -36,7 +36,14 @@ pub struct Segment {
 
 impl Segment {
     fn from_row(s: SegmentRow, contacts: Option<Vec<Contact>>) -> Self {
-        Self { id: s.id, customer_id: s.tenant_id, name: s.name, contact_count: s.contact_count, created_at: rfc3339(s.created_at), contacts }
+        Self {
+            id: s.id,
+            customer_id: s.tenant_id,
+            name: s.name,
+            contact_count: s.contact_count,
+            created_at: rfc3339(s.created_at),
+            contacts,
+        }
     }
 }
 
@@ -80,7 +87,11 @@ fn member_ids(body: MembersIn) -> ApiResult<Vec<String>> {
 /// Create a segment.
 #[utoipa::path(post, path = "/customers/{id}/segments", tag = "segments", params(("id" = String, Path)), request_body = SegmentIn,
     responses((status = 201, body = Segment)))]
-async fn create_segment(t: TenantAccess, State(state): State<AppState>, ApiJson(body): ApiJson<SegmentIn>) -> ApiResult<(StatusCode, Json<Segment>)> {
+async fn create_segment(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SegmentIn>,
+) -> ApiResult<(StatusCode, Json<Segment>)> {
     let name = required_text(&body.name, "name", 255)?;
     let row = state.store.create_segment(&t.tenant_id, &new_id(), &name).await?;
     Ok((StatusCode::CREATED, Json(Segment::from_row(row, None))))
@@ -97,7 +108,11 @@ async fn list_segments(t: TenantAccess, State(state): State<AppState>) -> ApiRes
 /// Get a segment with its contacts (the first 1000).
 #[utoipa::path(get, path = "/customers/{id}/segments/{sid}", tag = "segments", params(("id" = String, Path), ("sid" = String, Path)),
     responses((status = 200, body = Segment), (status = 404, body = crate::error::ErrorBody)))]
-async fn get_segment(t: TenantAccess, State(state): State<AppState>, Path(ids): Path<(String, String)>) -> ApiResult<Json<Segment>> {
+async fn get_segment(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path(ids): Path<(String, String)>,
+) -> ApiResult<Json<Segment>> {
     let seg = own_segment(&state, &t.tenant_id, &ids.1).await?;
     let contacts = state.store.segment_contacts(&seg.id, INLINE_CONTACTS).await?;
     Ok(Json(Segment::from_row(seg, Some(contacts.into_iter().map(Contact::from).collect()))))
@@ -106,7 +121,11 @@ async fn get_segment(t: TenantAccess, State(state): State<AppState>, Path(ids): 
 /// Delete a segment (its contacts stay).
 #[utoipa::path(delete, path = "/customers/{id}/segments/{sid}", tag = "segments", params(("id" = String, Path), ("sid" = String, Path)),
     responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
-async fn delete_segment(t: TenantAccess, State(state): State<AppState>, Path(ids): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn delete_segment(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path(ids): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let id = path_id(&ids.1, "segment")?;
     if !state.store.delete_segment(&t.tenant_id, &id).await? {
         return Err(ApiError::NotFound("segment"));
@@ -145,5 +164,10 @@ async fn remove_members(
     let ids = member_ids(body)?;
     let removed = state.store.remove_segment_members(&seg.id, &ids).await?;
     let count = state.store.segment(&t.tenant_id, &seg.id).await?.map_or(0, |s| s.contact_count);
-    Ok(Json(MembersChanged { segment_id: seg.id, added_count: None, removed_count: Some(removed), contact_count: count }))
+    Ok(Json(MembersChanged {
+        segment_id: seg.id,
+        added_count: None,
+        removed_count: Some(removed),
+        contact_count: count,
+    }))
 }

@@ -83,8 +83,13 @@ async fn verified_tenant(state: &AppState, tenant_id: &str) -> ApiResult<(Tenant
             let domain = domain.clone();
             Ok((tenant, domain))
         }
-        (None, _) => Err(ApiError::precondition("domain_not_verified", "no domain registered: add and verify a domain before sending")),
-        (Some(d), false) => Err(ApiError::precondition("domain_not_verified", format!("domain {d} is not verified yet"))),
+        (None, _) => Err(ApiError::precondition(
+            "domain_not_verified",
+            "no domain registered: add and verify a domain before sending",
+        )),
+        (Some(d), false) => {
+            Err(ApiError::precondition("domain_not_verified", format!("domain {d} is not verified yet")))
+        }
     }
 }
 
@@ -108,7 +113,9 @@ fn from_address(given: Option<&str>, domain: &str) -> ApiResult<String> {
 fn reply_to(raw: Option<&str>) -> ApiResult<Option<String>> {
     raw.map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|r| EmailAddress::parse(r).map(|e| e.to_string()).map_err(|e| ApiError::validation(format!("reply_to: {e}"))))
+        .map(|r| {
+            EmailAddress::parse(r).map(|e| e.to_string()).map_err(|e| ApiError::validation(format!("reply_to: {e}")))
+        })
         .transpose()
 }
 
@@ -129,26 +136,41 @@ fn content(subject: &str, html: &str, text: Option<&str>) -> ApiResult<(String, 
     request_body = SendIn,
     responses((status = 202, body = SendOut), (status = 400, body = crate::error::ErrorBody, description = "domain not verified, or nobody matches"),
         (status = 404, body = crate::error::ErrorBody, description = "unknown segment"), (status = 409, body = crate::error::ErrorBody)))]
-async fn send_campaign(t: TenantAccess, State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+async fn send_campaign(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     let input: SendIn = required_json(&body)?;
     let (_, domain) = verified_tenant(&state, &t.tenant_id).await?;
     let from = from_address(input.from.as_deref(), &domain)?;
     let (subject, html, text) = content(&input.subject, &input.html, input.text.as_deref())?;
-    let targeting = match (input.segment_id.as_deref().filter(|s| !s.is_empty()), input.tag.as_deref().filter(|s| !s.is_empty())) {
-        (Some(sid), _) => {
-            let sid = parse_id(sid).ok_or(ApiError::NotFound("segment"))?;
-            state.store.segment(&t.tenant_id, &sid).await?.ok_or(ApiError::NotFound("segment"))?;
-            Targeting::Segment(sid)
-        }
-        (None, Some(tag)) => Targeting::Tag(Tag::parse(tag).map_err(ApiError::validation)?.into_string()),
-        (None, None) => Targeting::All,
+    let targeting =
+        match (input.segment_id.as_deref().filter(|s| !s.is_empty()), input.tag.as_deref().filter(|s| !s.is_empty())) {
+            (Some(sid), _) => {
+                let sid = parse_id(sid).ok_or(ApiError::NotFound("segment"))?;
+                state.store.segment(&t.tenant_id, &sid).await?.ok_or(ApiError::NotFound("segment"))?;
+                Targeting::Segment(sid)
+            }
+            (None, Some(tag)) => Targeting::Tag(Tag::parse(tag).map_err(ApiError::validation)?.into_string()),
+            (None, None) => Targeting::All,
+        };
+    let campaign = NewCampaign {
+        id: new_id(),
+        subject,
+        html,
+        text,
+        from_address: from.clone(),
+        reply_to: reply_to(input.reply_to.as_deref())?,
+        targeting,
     };
-    let campaign = NewCampaign { id: new_id(), subject, html, text, from_address: from.clone(), reply_to: reply_to(input.reply_to.as_deref())?, targeting };
     let (tenant_id, store, wake) = (t.tenant_id.clone(), state.store.clone(), state.wake.clone());
     let response = idempotent(&state, &t.tenant_id, &headers, "send", &body, |key| async move {
         let campaign_id = campaign.id.clone();
         let respond = |sent_to| {
-            serde_json::to_string(&SendOut { success: true, campaign_id, sent_to, from, status: "queued".into() }).unwrap_or_default()
+            serde_json::to_string(&SendOut { success: true, campaign_id, sent_to, from, status: "queued".into() })
+                .unwrap_or_default()
         };
         match store.enqueue_campaign(&tenant_id, &campaign, key.as_deref(), respond).await? {
             EnqueueOutcome::NoRecipients => {
@@ -157,7 +179,8 @@ async fn send_campaign(t: TenantAccess, State(state): State<AppState>, headers: 
             EnqueueOutcome::Enqueued { recipients, response } => {
                 tracing::info!(tenant = %tenant_id, campaign = %campaign.id, recipients, "campaign queued");
                 wake.notify_waiters();
-                Ok((StatusCode::ACCEPTED, [(axum::http::header::CONTENT_TYPE, "application/json")], response).into_response())
+                Ok((StatusCode::ACCEPTED, [(axum::http::header::CONTENT_TYPE, "application/json")], response)
+                    .into_response())
             }
         }
     })
@@ -184,10 +207,14 @@ fn resend_tags(v: Option<Value>) -> ApiResult<Vec<EmailTag>> {
             .collect::<ApiResult<_>>()?,
         Some(_) => return Err(ApiError::validation("`tags` must be an array of {name, value} or an object")),
     };
-    let valid = |s: &str| !s.is_empty() && s.len() <= 256 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let valid = |s: &str| {
+        !s.is_empty() && s.len() <= 256 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
     for (n, v) in &pairs {
         if !valid(n) || !valid(v) {
-            return Err(ApiError::validation("tag names and values may contain only ASCII letters, digits, `_` and `-`"));
+            return Err(ApiError::validation(
+                "tag names and values may contain only ASCII letters, digits, `_` and `-`",
+            ));
         }
         if matches!(n.as_str(), "tenant" | "message" | "campaign") {
             return Err(ApiError::validation(format!("the tag name `{n}` is reserved by mailroom")));
@@ -202,11 +229,17 @@ fn resend_tags(v: Option<Value>) -> ApiResult<Vec<EmailTag>> {
     request_body = SingleIn,
     responses((status = 202, body = SingleOut), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
         (status = 422, body = crate::error::ErrorBody)))]
-async fn send_single(t: TenantAccess, State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+async fn send_single(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     let input: SingleIn = required_json(&body)?;
     let (_, domain) = verified_tenant(&state, &t.tenant_id).await?;
     let from = from_address(input.from.as_deref(), &domain)?;
-    let to = EmailAddress::parse(&input.to_email).map_err(|e| ApiError::Invalid { code: "invalid_email", message: e })?;
+    let to =
+        EmailAddress::parse(&input.to_email).map_err(|e| ApiError::Invalid { code: "invalid_email", message: e })?;
     let (subject, html, text) = content(&input.subject, &input.html, input.text.as_deref())?;
     let tags = resend_tags(input.tags)?;
     if state.store.is_suppressed(&t.tenant_id, &to.normalized()).await? {
@@ -230,7 +263,13 @@ async fn send_single(t: TenantAccess, State(state): State<AppState>, headers: He
     };
     let (tenant_id, store, wake) = (t.tenant_id.clone(), state.store.clone(), state.wake.clone());
     idempotent(&state, &t.tenant_id, &headers, "send/single", &body, |key| async move {
-        let out = SingleOut { success: true, email_id: single.id.clone(), to: single.to_email.clone(), from, status: "queued".into() };
+        let out = SingleOut {
+            success: true,
+            email_id: single.id.clone(),
+            to: single.to_email.clone(),
+            from,
+            status: "queued".into(),
+        };
         let response = serde_json::to_string(&out).unwrap_or_default();
         store.enqueue_single(&tenant_id, &single, key.as_deref(), &response).await?;
         tracing::info!(tenant = %tenant_id, message = %single.id, "transactional email queued");

@@ -20,9 +20,7 @@ impl EmailAddress {
         if s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>()[],;\\\"".contains(c)) {
             return Err(format!("`{s}` contains characters not allowed in an email address"));
         }
-        let (local, domain) = s
-            .rsplit_once('@')
-            .ok_or_else(|| format!("`{s}` is not an email address (no @)"))?;
+        let (local, domain) = s.rsplit_once('@').ok_or_else(|| format!("`{s}` is not an email address (no @)"))?;
         if local.is_empty() || local.len() > 64 || local.contains('@') {
             return Err(format!("`{s}` has an invalid local part"));
         }
@@ -66,7 +64,19 @@ mod tests {
 
     #[test]
     fn malformed_addresses_are_rejected() {
-        for bad in ["", "ada", "@example.org", "ada@", "ada@@x.org", "a da@x.org", "ada@x", "<a@x.org>", "a..b@x.org", ".a@x.org", "a@-x.org"] {
+        for bad in [
+            "",
+            "ada",
+            "@example.org",
+            "ada@",
+            "ada@@x.org",
+            "a da@x.org",
+            "ada@x",
+            "<a@x.org>",
+            "a..b@x.org",
+            ".a@x.org",
+            "a@-x.org",
+        ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad}");
         }
     }

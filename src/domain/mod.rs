@@ -10,9 +10,7 @@ pub use name::{DomainName, Tag};
 /// Milliseconds since the Unix epoch: the one timestamp representation stored
 /// on both backends (sqlx `Any` carries integers, not timestamps).
 pub fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
 

@@ -15,11 +15,7 @@ use crate::store::{EventOutcome, IncomingEvent, Store};
 /// documented, and Resend's own SDK types reject some real ones.
 pub fn parse_event(svix_id: &str, body: &[u8]) -> Result<IncomingEvent, String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
-    let event_type = v
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or("the event has no `type`")?
-        .to_owned();
+    let event_type = v.get("type").and_then(Value::as_str).ok_or("the event has no `type`")?.to_owned();
     let data = v.get("data").cloned().unwrap_or(Value::Null);
     let provider_email_id = data.get("email_id").and_then(Value::as_str).map(str::to_owned);
     let message_tag = tag_value(&data, "message");

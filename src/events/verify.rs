@@ -44,10 +44,7 @@ impl WebhookVerifier {
     pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), VerifyError> {
         let mut mapped = HeaderMap::new();
         for (svix, standard) in HEADER_MAP {
-            let value = headers
-                .get(svix)
-                .or_else(|| headers.get(standard))
-                .ok_or(VerifyError::MissingHeaders)?;
+            let value = headers.get(svix).or_else(|| headers.get(standard)).ok_or(VerifyError::MissingHeaders)?;
             mapped.insert(HeaderName::from_static(standard), value.clone());
         }
         let mut stale = false;

@@ -31,6 +31,7 @@ fn error(status: u16, name: &str, message: &str) -> Response {
 }
 
 /// Authorization and User-Agent, as Resend checks them.
+#[allow(clippy::result_large_err)] // the error is the ready response; this is a test server
 fn check_client(state: &MockState, headers: &HeaderMap) -> Result<(String, String), Response> {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let Some(key) = auth.strip_prefix("Bearer ") else {
@@ -54,11 +55,18 @@ async fn create_domain(State(state): State<MockState>, headers: HeaderMap, body:
     if let Err(r) = check_client(&state, &headers) {
         return r;
     }
-    let name = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_owned));
+    let name = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_owned));
     let Some(name) = name.filter(|n| n.contains('.')) else {
         return error(422, "validation_error", "The `name` field must be a domain.");
     };
-    let info = DomainInfo { id: uuid::Uuid::new_v4().to_string(), name: name.clone(), status: "not_started".into(), records: dns_records(&name) };
+    let info = DomainInfo {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: name.clone(),
+        status: "not_started".into(),
+        records: dns_records(&name),
+    };
     state.lock().domains.insert(info.id.clone(), (info.clone(), false));
     (StatusCode::OK, Json(info)).into_response()
 }
@@ -100,10 +108,13 @@ async fn send_batch(State(state): State<MockState>, headers: HeaderMap, body: By
 }
 
 fn validate(v: &Value, reject: &[String]) -> Result<OutgoingEmail, String> {
-    let from = v.get("from").and_then(Value::as_str).filter(|f| f.contains('@')).ok_or("`from` is missing or invalid")?;
+    let from =
+        v.get("from").and_then(Value::as_str).filter(|f| f.contains('@')).ok_or("`from` is missing or invalid")?;
     let to: Vec<String> = match v.get("to") {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().map(|x| x.as_str().map(str::to_owned).ok_or("`to` must hold strings")).collect::<Result<_, _>>()?,
+        Some(Value::Array(a)) => {
+            a.iter().map(|x| x.as_str().map(str::to_owned).ok_or("`to` must hold strings")).collect::<Result<_, _>>()?
+        }
         _ => return Err("`to` is missing".into()),
     };
     if to.is_empty() || to.len() > 50 {
@@ -157,7 +168,11 @@ fn gate(state: &MockState) -> Gate {
     let throttled_by_fault = rand::random::<f64>() < inner.faults.throttle_rate;
     if (limit > 0 && inner.window_count > limit) || throttled_by_fault {
         inner.stats.http_429 += 1;
-        let mut r = error(429, "rate_limit_exceeded", "Too many requests. You can only make a limited number of requests per second.");
+        let mut r = error(
+            429,
+            "rate_limit_exceeded",
+            "Too many requests. You can only make a limited number of requests per second.",
+        );
         let h = r.headers_mut();
         h.insert("retry-after", HeaderValue::from_static("1"));
         h.insert("ratelimit-limit", HeaderValue::from(limit));
@@ -230,10 +245,18 @@ async fn send(state: MockState, headers: HeaderMap, body: Bytes, batch: bool) ->
                 return (status, [("content-type", "application/json")], body).into_response();
             }
             Some(Ok("concurrent_idempotent_requests")) => {
-                return error(409, "concurrent_idempotent_requests", "Same idempotency key used while original request is still in progress.");
+                return error(
+                    409,
+                    "concurrent_idempotent_requests",
+                    "Same idempotency key used while original request is still in progress.",
+                );
             }
             Some(Ok(_)) => {
-                return error(409, "invalid_idempotent_request", "Same idempotency key used with a different request payload.");
+                return error(
+                    409,
+                    "invalid_idempotent_request",
+                    "Same idempotency key used with a different request payload.",
+                );
             }
             None => {
                 inner.keys.insert(k.clone(), KeyState::InFlight { hash: hash.clone() });
@@ -277,7 +300,8 @@ async fn send(state: MockState, headers: HeaderMap, body: Bytes, batch: bool) ->
     emit_webhooks(&state, &ids, &emails);
     if dropped {
         // Accepted and recorded, then the connection breaks before the answer arrives.
-        let failing = futures::stream::once(async { Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped")) });
+        let failing =
+            futures::stream::once(async { Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped")) });
         return Response::builder()
             .status(StatusCode::OK)
             .header("content-type", "application/json")

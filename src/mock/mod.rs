@@ -134,7 +134,8 @@ impl MockResend {
         let addr = listener.local_addr()?;
         let webhook = config.webhook_url.clone().zip(config.webhook_secret.clone());
         let inner = Inner { faults: config.faults.clone(), webhook, ..Inner::default() };
-        let state = MockState { inner: Arc::new(Mutex::new(inner)), config: Arc::new(config), http: reqwest::Client::new() };
+        let state =
+            MockState { inner: Arc::new(Mutex::new(inner)), config: Arc::new(config), http: reqwest::Client::new() };
         let router = handlers::router(state.clone());
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {

@@ -86,11 +86,8 @@ impl ResendProvider {
     }
 
     fn post_json(&self, path: &str, idempotency_key: Option<&str>, body: String) -> reqwest::RequestBuilder {
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.base_url))
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
+        let mut req =
+            self.http.post(format!("{}{path}", self.base_url)).header(CONTENT_TYPE, "application/json").body(body);
         if let Some(key) = idempotency_key {
             req = req.header("Idempotency-Key", key);
         }
@@ -141,7 +138,8 @@ impl DeliveryProvider for ResendProvider {
 
     fn send_batch<'a>(&'a self, idempotency_key: &'a str, body: &'a str) -> BoxFuture<'a, ProviderResult<Vec<String>>> {
         async move {
-            let res: BatchBody = self.call(self.post_json("/emails/batch", Some(idempotency_key), body.to_owned())).await?;
+            let res: BatchBody =
+                self.call(self.post_json("/emails/batch", Some(idempotency_key), body.to_owned())).await?;
             Ok(res.data.into_iter().map(|d| d.id).collect())
         }
         .boxed()

@@ -133,7 +133,10 @@ impl DeliveryProvider for SandboxProvider {
 
     fn verify_domain<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ProviderResult<()>> {
         async move {
-            self.verified.lock().map_err(|_| ProviderError::permanent("internal", "lock poisoned"))?.insert(id.to_owned());
+            self.verified
+                .lock()
+                .map_err(|_| ProviderError::permanent("internal", "lock poisoned"))?
+                .insert(id.to_owned());
             Ok(())
         }
         .boxed()
@@ -141,7 +144,8 @@ impl DeliveryProvider for SandboxProvider {
 
     fn get_domain<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ProviderResult<DomainInfo>> {
         async move {
-            let verified = self.verified.lock().map_err(|_| ProviderError::permanent("internal", "lock poisoned"))?.contains(id);
+            let verified =
+                self.verified.lock().map_err(|_| ProviderError::permanent("internal", "lock poisoned"))?.contains(id);
             let status = if verified { "verified" } else { "not_started" };
             Ok(DomainInfo { id: id.to_owned(), name: String::new(), status: status.into(), records: Vec::new() })
         }

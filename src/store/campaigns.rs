@@ -106,7 +106,12 @@ const MESSAGE_COLUMNS: &str =
     "id, tenant_id, campaign_id, to_email, status, attempts, last_error, provider_id, created_at, updated_at";
 
 impl Store {
-    pub async fn claim_idempotency_key(&self, tenant_id: &str, key: &str, request_hash: &str) -> Result<IdempotencyClaim, sqlx::Error> {
+    pub async fn claim_idempotency_key(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<IdempotencyClaim, sqlx::Error> {
         let now = now_ms();
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (tenant_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
@@ -136,7 +141,9 @@ impl Store {
             return Ok(IdempotencyClaim::Mismatch);
         }
         match (status, body) {
-            (Some(status), Some(body)) => Ok(IdempotencyClaim::Replay { status: u16::try_from(status).unwrap_or(200), body }),
+            (Some(status), Some(body)) => {
+                Ok(IdempotencyClaim::Replay { status: u16::try_from(status).unwrap_or(200), body })
+            }
             _ if now - created_at > ABANDONED_KEY_MS => {
                 let taken = sqlx::query(
                     "UPDATE idempotency_keys SET created_at = $3 WHERE tenant_id = $1 AND key = $2 AND created_at = $4 AND response_status IS NULL",
@@ -194,7 +201,9 @@ impl Store {
 
         let (join, filter) = match &c.targeting {
             Targeting::All => ("", String::new()),
-            Targeting::Tag(t) => ("JOIN contact_tags t ON t.contact_id = c.id AND t.tenant_id = $1 AND t.tag = $4", t.clone()),
+            Targeting::Tag(t) => {
+                ("JOIN contact_tags t ON t.contact_id = c.id AND t.tenant_id = $1 AND t.tag = $4", t.clone())
+            }
             Targeting::Segment(s) => ("JOIN segment_members m ON m.contact_id = c.id AND m.segment_id = $4", s.clone()),
         };
         // `$4` is unused for `All`; binding it anyway keeps one statement shape.
@@ -233,7 +242,13 @@ impl Store {
     }
 
     /// Queues one transactional message ahead of campaign mail.
-    pub async fn enqueue_single(&self, tenant_id: &str, m: &NewSingle, idempotency_key: Option<&str>, response: &str) -> Result<(), StoreError> {
+    pub async fn enqueue_single(
+        &self,
+        tenant_id: &str,
+        m: &NewSingle,
+        idempotency_key: Option<&str>,
+        response: &str,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         sqlx::query(&format!(
@@ -285,7 +300,11 @@ impl Store {
     }
 
     /// Message counts per status for the tenant's campaigns (or one of them).
-    pub async fn campaign_status_counts(&self, tenant_id: &str, campaign_id: Option<&str>) -> Result<Vec<StatusCount>, sqlx::Error> {
+    pub async fn campaign_status_counts(
+        &self,
+        tenant_id: &str,
+        campaign_id: Option<&str>,
+    ) -> Result<Vec<StatusCount>, sqlx::Error> {
         sqlx::query_as(
             "SELECT campaign_id, status, COUNT(*) AS n FROM messages \
              WHERE tenant_id = $1 AND campaign_id IS NOT NULL AND ($2 = '' OR campaign_id = $2) \
@@ -324,12 +343,14 @@ async fn complete_key(
     status: i64,
     body: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE tenant_id = $1 AND key = $2")
-        .bind(tenant_id)
-        .bind(key)
-        .bind(status)
-        .bind(body)
-        .execute(&mut **tx)
-        .await
-        .map(|_| ())
+    sqlx::query(
+        "UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE tenant_id = $1 AND key = $2",
+    )
+    .bind(tenant_id)
+    .bind(key)
+    .bind(status)
+    .bind(body)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
 }

@@ -63,7 +63,12 @@ fn tags_json(tags: &[Tag]) -> String {
     serde_json::to_string(&tags.iter().map(Tag::as_str).collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
 }
 
-async fn write_tags(tx: &mut Transaction<'static, Any>, tenant_id: &str, contact_id: &str, tags: &[Tag]) -> Result<(), sqlx::Error> {
+async fn write_tags(
+    tx: &mut Transaction<'static, Any>,
+    tenant_id: &str,
+    contact_id: &str,
+    tags: &[Tag],
+) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1").bind(contact_id).execute(&mut **tx).await?;
     for tag in tags {
         sqlx::query("INSERT INTO contact_tags (tenant_id, contact_id, tag) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
@@ -128,8 +133,8 @@ impl Store {
             }
             None => {
                 sqlx::query_as(&format!(
-                    "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.tenant_id = $1 AND c.id > $2 ORDER BY c.id LIMIT $3"
-                ))
+                "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.tenant_id = $1 AND c.id > $2 ORDER BY c.id LIMIT $3"
+            ))
                 .bind(tenant_id)
                 .bind(after)
                 .bind(f.limit + 1)
@@ -139,7 +144,12 @@ impl Store {
         }
     }
 
-    pub async fn update_contact(&self, tenant_id: &str, id: &str, p: ContactPatch) -> Result<Option<ContactRow>, StoreError> {
+    pub async fn update_contact(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        p: ContactPatch,
+    ) -> Result<Option<ContactRow>, StoreError> {
         let mut tx = self.begin_write().await?;
         let (email, email_normalized) = p.email.map_or((None, None), |(e, n)| (Some(e), Some(n)));
         let (set_first, first) = p.first_name.map_or((0, None), |v| (1, v));
@@ -197,11 +207,12 @@ impl Store {
     }
 
     pub async fn is_suppressed(&self, tenant_id: &str, email_normalized: &str) -> Result<bool, sqlx::Error> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM suppressions WHERE tenant_id = $1 AND email_normalized = $2")
-            .bind(tenant_id)
-            .bind(email_normalized)
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM suppressions WHERE tenant_id = $1 AND email_normalized = $2")
+                .bind(tenant_id)
+                .bind(email_normalized)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(n > 0)
     }
 
@@ -270,7 +281,12 @@ impl Store {
 
     /// Adds the given contacts to a segment. Ids that are not this tenant's
     /// contacts are skipped: the insert selects only from the tenant's own rows.
-    pub async fn add_segment_members(&self, tenant_id: &str, segment_id: &str, contact_ids: &[String]) -> Result<u64, sqlx::Error> {
+    pub async fn add_segment_members(
+        &self,
+        tenant_id: &str,
+        segment_id: &str,
+        contact_ids: &[String],
+    ) -> Result<u64, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let mut added = 0;
         for chunk in contact_ids.chunks(500) {
@@ -310,7 +326,11 @@ impl Store {
 }
 
 impl Store {
-    pub async fn contact_by_email(&self, tenant_id: &str, email_normalized: &str) -> Result<Option<ContactRow>, sqlx::Error> {
+    pub async fn contact_by_email(
+        &self,
+        tenant_id: &str,
+        email_normalized: &str,
+    ) -> Result<Option<ContactRow>, sqlx::Error> {
         sqlx::query_as(&format!(
             "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.tenant_id = $1 AND c.email_normalized = $2"
         ))

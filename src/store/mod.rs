@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Any, Transaction};
+use sqlx::{Any, AnyPool, Transaction};
 
-pub use campaigns::{CampaignRow, EnqueueOutcome, IdempotencyClaim, MessageRow, NewCampaign, NewSingle, StatusCount, Targeting};
+pub use campaigns::{
+    CampaignRow, EnqueueOutcome, IdempotencyClaim, MessageRow, NewCampaign, NewSingle, StatusCount, Targeting,
+};
 pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentRow};
 pub use events::{EventOutcome, IncomingEvent, StoredEvent};
 pub use outbox::{ClaimedBatch, ClaimedMessage, OutboundBatch};
@@ -56,7 +58,9 @@ impl StoreError {
 impl From<StoreError> for crate::error::ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Duplicate(what) => crate::error::ApiError::conflict("duplicate", format!("already exists ({what})")),
+            StoreError::Duplicate(what) => {
+                crate::error::ApiError::conflict("duplicate", format!("already exists ({what})"))
+            }
             StoreError::Db(e) => e.into(),
         }
     }
@@ -83,9 +87,7 @@ impl Store {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url).context("Failed to parse DATABASE_URL")?;
-        let mut pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(30));
+        let mut pool = AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(30));
         if backend == Backend::Sqlite {
             pool = pool.after_connect(|conn, _meta| {
                 Box::pin(async move {
@@ -176,8 +178,19 @@ impl Store {
     /// Rows in one of mailroom's tables (tests and diagnostics).
     pub async fn count_rows(&self, table: &str) -> Result<i64, sqlx::Error> {
         const TABLES: [&str; 13] = [
-            "tenants", "api_keys", "contacts", "contact_tags", "segments", "segment_members", "suppressions",
-            "campaigns", "messages", "batches", "webhook_events", "idempotency_keys", "settings",
+            "tenants",
+            "api_keys",
+            "contacts",
+            "contact_tags",
+            "segments",
+            "segment_members",
+            "suppressions",
+            "campaigns",
+            "messages",
+            "batches",
+            "webhook_events",
+            "idempotency_keys",
+            "settings",
         ];
         if !TABLES.contains(&table) {
             return Err(sqlx::Error::Protocol(format!("unknown table {table}")));

@@ -174,7 +174,15 @@ impl Store {
         tx.commit().await?;
         Ok(Some(ClaimedBatch {
             suppressed: blocked.len() as u64,
-            batch: Some(OutboundBatch { id: batch_id, tenant_id, idempotency_key, single, payload, attempts: 1, message_ids }),
+            batch: Some(OutboundBatch {
+                id: batch_id,
+                tenant_id,
+                idempotency_key,
+                single,
+                payload,
+                attempts: 1,
+                message_ids,
+            }),
         }))
     }
 
@@ -206,7 +214,13 @@ impl Store {
 
     /// A retryable failure: try the same batch again at `due_at`. A rate-limit
     /// wait does not `count` as an attempt.
-    pub async fn reschedule_batch(&self, batch: &OutboundBatch, due_at: i64, error: &str, count: bool) -> Result<(), sqlx::Error> {
+    pub async fn reschedule_batch(
+        &self,
+        batch: &OutboundBatch,
+        due_at: i64,
+        error: &str,
+        count: bool,
+    ) -> Result<(), sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         sqlx::query(

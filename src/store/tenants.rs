@@ -43,10 +43,7 @@ const TENANT_COLUMNS: &str =
 
 impl Store {
     pub async fn setting(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(&self.pool).await
     }
 
     /// Stores `value` under `key` unless one is already there; returns whether it was stored.
@@ -79,9 +76,7 @@ impl Store {
     }
 
     pub async fn tenants(&self) -> Result<Vec<TenantRow>, sqlx::Error> {
-        sqlx::query_as(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id"))
-            .fetch_all(&self.pool)
-            .await
+        sqlx::query_as(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id")).fetch_all(&self.pool).await
     }
 
     pub async fn rename_tenant(&self, id: &str, name: &str) -> Result<Option<TenantRow>, sqlx::Error> {
@@ -193,14 +188,13 @@ impl Store {
     }
 
     pub async fn revoke_api_key(&self, tenant_id: &str, key_id: &str) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
-        )
-        .bind(tenant_id)
-        .bind(key_id)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL")
+                .bind(tenant_id)
+                .bind(key_id)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -26,11 +26,20 @@ async fn a_tenant_key_reaches_only_its_own_customer() {
     let (a, key_a) = app.verified_tenant("A", "a.example.com").await;
     let (b, key_b) = app.verified_tenant("B", "b.example.com").await;
     let contact_b = app.add_contact(&b, &key_b, json!({ "email": "x@b.example.com" })).await;
-    let seg_b = app.post(&format!("/customers/{b}/segments"), &key_b, json!({ "name": "s" })).await.body["id"].as_str().unwrap().to_owned();
+    let seg_b = app.post(&format!("/customers/{b}/segments"), &key_b, json!({ "name": "s" })).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let camp_b = app.post(&format!("/customers/{b}/send"), &key_b, json!({ "subject": "s", "html": "h" })).await;
     assert_eq!(camp_b.status, StatusCode::ACCEPTED, "{}", camp_b.body);
     let camp_b = camp_b.body["campaign_id"].as_str().unwrap().to_owned();
-    let msg_b = app.post(&format!("/customers/{b}/send/single"), &key_b, json!({ "to_email": "y@example.org", "subject": "s", "html": "h" })).await;
+    let msg_b = app
+        .post(
+            &format!("/customers/{b}/send/single"),
+            &key_b,
+            json!({ "to_email": "y@example.org", "subject": "s", "html": "h" }),
+        )
+        .await;
     let msg_b = msg_b.body["email_id"].as_str().unwrap().to_owned();
 
     // Every route under B, with A's key: 404, as if B did not exist.

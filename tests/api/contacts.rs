@@ -14,13 +14,18 @@ async fn customers_are_created_listed_renamed_and_deleted_with_everything_they_o
     assert_eq!(renamed.body["name"], "Acme Ltd");
 
     let contact = app.add_contact(&a, &key, json!({ "email": "ada@example.org", "tags": ["t"] })).await;
-    let seg = app.post(&format!("/customers/{a}/segments"), &key, json!({ "name": "s" })).await.body["id"].as_str().unwrap().to_owned();
+    let seg = app.post(&format!("/customers/{a}/segments"), &key, json!({ "name": "s" })).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     app.post(&format!("/customers/{a}/segments/{seg}/contacts"), &key, json!({ "contact_ids": [contact] })).await;
     app.post(&format!("/customers/{a}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
     app.drain().await;
 
     assert_eq!(app.delete(&format!("/customers/{a}"), ADMIN_KEY).await.status, StatusCode::NO_CONTENT);
-    for table in ["contacts", "contact_tags", "segments", "segment_members", "campaigns", "messages", "batches", "api_keys"] {
+    for table in
+        ["contacts", "contact_tags", "segments", "segment_members", "campaigns", "messages", "batches", "api_keys"]
+    {
         assert_eq!(app.store.count_rows(table).await.unwrap(), 0, "{table} still holds rows of the deleted customer");
     }
 }
@@ -33,7 +38,9 @@ async fn contacts_have_the_documented_fields_and_can_be_changed_and_deleted() {
         .post(&format!("/customers/{t}/contacts"), &key, json!({ "email": "Ada@Example.org", "first_name": "Ada", "last_name": "L", "tags": ["vip", "news"], "attributes": { "plan": "pro" } }))
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    for field in ["id", "email", "first_name", "last_name", "tags", "attributes", "is_subscribed", "status", "created_at"] {
+    for field in
+        ["id", "email", "first_name", "last_name", "tags", "attributes", "is_subscribed", "status", "created_at"]
+    {
         assert!(r.body.get(field).is_some(), "missing {field}");
     }
     assert_eq!(r.body["is_subscribed"], true);
@@ -41,7 +48,13 @@ async fn contacts_have_the_documented_fields_and_can_be_changed_and_deleted() {
     assert_eq!(r.body["attributes"]["plan"], "pro");
     let id = r.body["id"].as_str().unwrap();
 
-    let p = app.patch(&format!("/customers/{t}/contacts/{id}"), &key, json!({ "first_name": null, "tags": ["vip"], "is_subscribed": false })).await;
+    let p = app
+        .patch(
+            &format!("/customers/{t}/contacts/{id}"),
+            &key,
+            json!({ "first_name": null, "tags": ["vip"], "is_subscribed": false }),
+        )
+        .await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     assert_eq!(p.body["first_name"], serde_json::Value::Null);
     assert_eq!(p.body["tags"], json!(["vip"]));
@@ -112,17 +125,28 @@ async fn segments_count_members_and_skip_other_customers_contacts() {
     let seg = app.post(&format!("/customers/{t}/segments"), &key, json!({ "name": "VIP" })).await;
     assert_eq!(seg.status, StatusCode::CREATED);
     let sid = seg.body["id"].as_str().unwrap();
-    let added = app.post(&format!("/customers/{t}/segments/{sid}/contacts"), &key, json!({ "contact_ids": [mine, theirs, "garbage"] })).await;
+    let added = app
+        .post(
+            &format!("/customers/{t}/segments/{sid}/contacts"),
+            &key,
+            json!({ "contact_ids": [mine, theirs, "garbage"] }),
+        )
+        .await;
     assert_eq!(added.status, StatusCode::OK);
     assert_eq!(added.body["added_count"], 1);
-    let again = app.post(&format!("/customers/{t}/segments/{sid}/contacts"), &key, json!({ "contact_ids": [mine] })).await;
+    let again =
+        app.post(&format!("/customers/{t}/segments/{sid}/contacts"), &key, json!({ "contact_ids": [mine] })).await;
     assert_eq!(again.body["added_count"], 0);
     let list = app.get(&format!("/customers/{t}/segments"), &key).await;
     assert_eq!(list.body[0]["contact_count"], 1);
     let one = app.get(&format!("/customers/{t}/segments/{sid}"), &key).await;
     assert_eq!(one.body["contacts"][0]["id"], mine.as_str());
     assert_eq!(app.delete(&format!("/customers/{t}/segments/{sid}"), &key).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.get(&format!("/customers/{t}/contacts/{mine}"), &key).await.status, StatusCode::OK, "contacts outlive their segment");
+    assert_eq!(
+        app.get(&format!("/customers/{t}/contacts/{mine}"), &key).await.status,
+        StatusCode::OK,
+        "contacts outlive their segment"
+    );
 }
 
 #[tokio::test]
@@ -135,8 +159,18 @@ async fn import_adds_many_contacts_and_skips_existing_ones() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body, json!({ "created": 1, "skipped": 2 }));
-    let bad = app.post(&format!("/customers/{t}/contacts/import"), &key, json!({ "contacts": [{ "email": "c@example.org" }, { "email": "nope" }] })).await;
+    let bad = app
+        .post(
+            &format!("/customers/{t}/contacts/import"),
+            &key,
+            json!({ "contacts": [{ "email": "c@example.org" }, { "email": "nope" }] }),
+        )
+        .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.body["error"]["message"].as_str().unwrap().contains("contacts[1]"));
-    assert_eq!(app.get(&format!("/customers/{t}/contacts"), &key).await.body.as_array().unwrap().len(), 2, "a rejected import stores nothing");
+    assert_eq!(
+        app.get(&format!("/customers/{t}/contacts"), &key).await.body.as_array().unwrap().len(),
+        2,
+        "a rejected import stores nothing"
+    );
 }

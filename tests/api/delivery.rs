@@ -32,7 +32,13 @@ async fn a_20000_recipient_campaign_reaches_the_provider_exactly_once_in_batches
     let app = spawn_with(resend(true)).await;
     let (t, key) = app.verified_tenant("A", "acme.com").await;
     app.import_contacts(&t, &key, 20_000, "example.org").await;
-    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "Hi {{first_name}}", "html": "<p>{{first_name}}</p>" })).await;
+    let r = app
+        .post(
+            &format!("/customers/{t}/send"),
+            &key,
+            json!({ "subject": "Hi {{first_name}}", "html": "<p>{{first_name}}</p>" }),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     assert_eq!(r.body["sent_to"], 20_000);
     app.drain().await;
@@ -42,7 +48,8 @@ async fn a_20000_recipient_campaign_reaches_the_provider_exactly_once_in_batches
     assert_eq!(stats.accepted_requests, 200);
     let sample = app.mock().accepted().into_iter().find(|e| e.to[0] == "user42@example.org").unwrap();
     assert_eq!(sample.subject, "Hi U42");
-    let keys: std::collections::HashSet<_> = app.mock().accepted().into_iter().filter_map(|e| e.idempotency_key).collect();
+    let keys: std::collections::HashSet<_> =
+        app.mock().accepted().into_iter().filter_map(|e| e.idempotency_key).collect();
     assert_eq!(keys.len(), 200, "one idempotency key per batch");
 }
 
@@ -100,7 +107,10 @@ async fn a_batch_claimed_by_a_worker_that_died_is_sent_once_its_lease_runs_out_a
 
     assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 100, sent: true });
     let sent = app.mock().accepted();
-    assert!(sent.iter().all(|e| e.idempotency_key.as_deref() == Some(expired.idempotency_key.as_str())), "the expired batch went out under its recorded key");
+    assert!(
+        sent.iter().all(|e| e.idempotency_key.as_deref() == Some(expired.idempotency_key.as_str())),
+        "the expired batch went out under its recorded key"
+    );
     while app.outbox.try_dispatch_once().await.unwrap() != Step::Empty {}
     assert_eq!(app.mock().accepted_count(), 150, "the held batch is not stolen while its lease runs");
     assert!(app.mock().accepted().iter().all(|e| e.idempotency_key.as_deref() != Some(held.idempotency_key.as_str())));
@@ -115,7 +125,9 @@ async fn two_workers_on_one_database_send_each_recipient_once() {
     first.import_contacts(&t, &key, 2_000, "example.org").await;
     // A second process against the same database and the same provider account.
     let second_db = TestDb::shared(&url);
-    let second = spawn_on(second_db, Options { env: vec![("RESEND_BASE_URL".into(), first.mock().url())], ..resend(true) }).await;
+    let second =
+        spawn_on(second_db, Options { env: vec![("RESEND_BASE_URL".into(), first.mock().url())], ..resend(true) })
+            .await;
     first.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
     first.drain().await;
     assert_exactly_once(&first, 2_000);
@@ -127,7 +139,13 @@ async fn a_permanent_rejection_fails_the_message_with_the_reason_and_is_not_retr
     let faults = Faults { reject: vec!["bad@example.org".into()], ..Faults::default() };
     let app = spawn_with(Options { mock: MockConfig { faults, ..MockConfig::default() }, ..resend(true) }).await;
     let (t, key) = app.verified_tenant("A", "acme.com").await;
-    let r = app.post(&format!("/customers/{t}/send/single"), &key, json!({ "to_email": "bad@example.org", "subject": "s", "html": "h" })).await;
+    let r = app
+        .post(
+            &format!("/customers/{t}/send/single"),
+            &key,
+            json!({ "to_email": "bad@example.org", "subject": "s", "html": "h" }),
+        )
+        .await;
     let id = r.body["email_id"].as_str().unwrap().to_owned();
     app.drain().await;
     let m = app.get(&format!("/customers/{t}/messages/{id}"), &key).await;
@@ -147,7 +165,13 @@ async fn retryable_failures_give_up_after_the_configured_attempts() {
     })
     .await;
     let (t, key) = app.verified_tenant("A", "acme.com").await;
-    let r = app.post(&format!("/customers/{t}/send/single"), &key, json!({ "to_email": "a@example.org", "subject": "s", "html": "h" })).await;
+    let r = app
+        .post(
+            &format!("/customers/{t}/send/single"),
+            &key,
+            json!({ "to_email": "a@example.org", "subject": "s", "html": "h" }),
+        )
+        .await;
     let id = r.body["email_id"].as_str().unwrap().to_owned();
     app.drain().await;
     let m = app.get(&format!("/customers/{t}/messages/{id}"), &key).await;
@@ -180,7 +204,12 @@ async fn transactional_mail_is_claimed_before_queued_campaign_mail() {
     let (t, key) = app.verified_tenant("A", "acme.com").await;
     app.import_contacts(&t, &key, 300, "example.org").await;
     app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "campaign", "html": "h" })).await;
-    app.post(&format!("/customers/{t}/send/single"), &key, json!({ "to_email": "reset@example.org", "subject": "reset", "html": "h" })).await;
+    app.post(
+        &format!("/customers/{t}/send/single"),
+        &key,
+        json!({ "to_email": "reset@example.org", "subject": "reset", "html": "h" }),
+    )
+    .await;
     assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 1, sent: true });
     assert_eq!(app.mock().accepted()[0].subject, "reset");
 }

@@ -69,7 +69,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { resend: false, run_worker: true, webhook_secret: Some(WEBHOOK_SECRET.into()), mock: MockConfig::default(), env: Vec::new() }
+        Options {
+            resend: false,
+            run_worker: true,
+            webhook_secret: Some(WEBHOOK_SECRET.into()),
+            mock: MockConfig::default(),
+            env: Vec::new(),
+        }
     }
 }
 
@@ -180,7 +186,8 @@ impl TestApp {
             let contacts: Vec<Value> = (start..(start + 5_000).min(n))
                 .map(|i| json!({ "email": format!("user{i}@{domain}"), "first_name": format!("U{i}") }))
                 .collect();
-            let r = self.post(&format!("/customers/{tenant}/contacts/import"), key, json!({ "contacts": contacts })).await;
+            let r =
+                self.post(&format!("/customers/{tenant}/contacts/import"), key, json!({ "contacts": contacts })).await;
             assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         }
     }
@@ -196,7 +203,8 @@ impl TestApp {
 
     pub async fn webhook_signed(&self, svix_id: &str, body: &Value, secret: &str, ts: i64) -> Res {
         let raw = body.to_string();
-        let sig = standardwebhooks::Webhook::new(secret).expect("secret").sign(svix_id, ts, raw.as_bytes()).expect("sign");
+        let sig =
+            standardwebhooks::Webhook::new(secret).expect("secret").sign(svix_id, ts, raw.as_bytes()).expect("sign");
         let req = self
             .http
             .post(format!("{}/webhooks/resend", self.base))

@@ -23,7 +23,10 @@ async fn malformed_bodies_wrong_types_unknown_ids_and_oversized_bodies_are_4xx()
         (format!("/customers/{t}/send"), b"".to_vec()),
         (format!("/customers/{t}/send"), br#"{"subject": 1, "html": "h"}"#.to_vec()),
         (format!("/customers/{t}/send"), br#"{"subject": "a\nb", "html": "h"}"#.to_vec()),
-        (format!("/customers/{t}/send/single"), br#"{"to_email": "a@b.co", "subject": "s", "html": "h", "tags": [{"name": "a b", "value": "c"}]}"#.to_vec()),
+        (
+            format!("/customers/{t}/send/single"),
+            br#"{"to_email": "a@b.co", "subject": "s", "html": "h", "tags": [{"name": "a b", "value": "c"}]}"#.to_vec(),
+        ),
         (format!("/customers/{t}/segments/{}/contacts", uuid::Uuid::now_v7()), br#"{"contact_ids": []}"#.to_vec()),
         (format!("/customers/{t}/domains"), br#"{"domain_name": "not a domain"}"#.to_vec()),
         ("/customers".to_string(), br#"{"name": ""}"#.to_vec()),
@@ -32,7 +35,14 @@ async fn malformed_bodies_wrong_types_unknown_ids_and_oversized_bodies_are_4xx()
     for (path, body) in cases {
         let shown = String::from_utf8_lossy(&body).into_owned();
         let r = if path == "/customers" {
-            app.http.post(format!("{}{path}", app.base)).bearer_auth(ADMIN_KEY).header("content-type", "application/json").body(body).send().await.unwrap()
+            app.http
+                .post(format!("{}{path}", app.base))
+                .bearer_auth(ADMIN_KEY)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
         } else {
             raw(path.clone(), body, "application/json").await
         };
@@ -48,11 +58,23 @@ async fn malformed_bodies_wrong_types_unknown_ids_and_oversized_bodies_are_4xx()
     let r = raw(format!("/customers/{t}/send"), body, "application/json").await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
-    for path in [format!("/customers/{t}/contacts/nope"), format!("/customers/{t}/campaigns/{}", uuid::Uuid::now_v7()), "/customers/not-a-uuid".to_string(), format!("/customers/{}", uuid::Uuid::now_v7())] {
+    for path in [
+        format!("/customers/{t}/contacts/nope"),
+        format!("/customers/{t}/campaigns/{}", uuid::Uuid::now_v7()),
+        "/customers/not-a-uuid".to_string(),
+        format!("/customers/{}", uuid::Uuid::now_v7()),
+    ] {
         let r = app.get(&path, ADMIN_KEY).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(r.body["error"]["code"], "not_found");
     }
-    let bad_key = app.post_with_headers(&format!("/customers/{t}/send"), &key, &[("Idempotency-Key", &"k".repeat(300))], &json!({ "subject": "s", "html": "h" })).await;
+    let bad_key = app
+        .post_with_headers(
+            &format!("/customers/{t}/send"),
+            &key,
+            &[("Idempotency-Key", &"k".repeat(300))],
+            &json!({ "subject": "s", "html": "h" }),
+        )
+        .await;
     assert_eq!(bad_key.status, StatusCode::UNPROCESSABLE_ENTITY);
 }

@@ -1,6 +1,8 @@
 //! Black-box tests over real HTTP. Every test spawns mailroom on port 0 with its
 //! own database: SQLite by default, PostgreSQL when `TEST_DATABASE_URL` is set.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
 mod helpers;
 
 mod auth;

@@ -12,7 +12,10 @@ async fn the_seed_flow_works_end_to_end_through_resend() {
     let c = app.post("/customers/", ADMIN_KEY, json!({ "name": "Acme" })).await;
     assert_eq!(c.status, StatusCode::CREATED);
     let cid = c.body["id"].as_str().unwrap().to_owned();
-    let key = app.post(&format!("/customers/{cid}/api-keys"), ADMIN_KEY, json!({})).await.body["key"].as_str().unwrap().to_owned();
+    let key = app.post(&format!("/customers/{cid}/api-keys"), ADMIN_KEY, json!({})).await.body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let d = app.post(&format!("/customers/{cid}/domains"), &key, json!({ "domain_name": "acme.com" })).await;
     assert_eq!(d.status, StatusCode::CREATED, "{}", d.body);
@@ -26,21 +29,38 @@ async fn the_seed_flow_works_end_to_end_through_resend() {
     let st = app.get(&format!("/customers/{cid}/domains/status"), &key).await;
     assert_eq!(st.body["status"], "verified");
 
-    let premium = app.add_contact(&cid, &key, json!({ "email": "premium@acme.com", "first_name": "Ada", "tags": ["premium"] })).await;
+    let premium = app
+        .add_contact(&cid, &key, json!({ "email": "premium@acme.com", "first_name": "Ada", "tags": ["premium"] }))
+        .await;
     app.add_contact(&cid, &key, json!({ "email": "free@acme.com", "tags": ["free"] })).await;
     let bouncer = app.add_contact(&cid, &key, json!({ "email": "gone@acme.com", "tags": ["free"] })).await;
 
     // To a tag.
-    let r = app.post(&format!("/customers/{cid}/send"), &key, json!({ "subject": "VIP {{first_name}}", "html": "<p>Hi {{first_name}}</p>", "tag": "premium" })).await;
+    let r = app
+        .post(
+            &format!("/customers/{cid}/send"),
+            &key,
+            json!({ "subject": "VIP {{first_name}}", "html": "<p>Hi {{first_name}}</p>", "tag": "premium" }),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     assert_eq!(r.body["sent_to"], 1);
     assert_eq!(r.body["success"], true);
     assert_eq!(r.body["from"], "hello@acme.com");
     assert_eq!(r.body["status"], "queued");
     // To a segment (which wins over the tag).
-    let sid = app.post(&format!("/customers/{cid}/segments"), &key, json!({ "name": "s" })).await.body["id"].as_str().unwrap().to_owned();
+    let sid = app.post(&format!("/customers/{cid}/segments"), &key, json!({ "name": "s" })).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     app.post(&format!("/customers/{cid}/segments/{sid}/contacts"), &key, json!({ "contact_ids": [bouncer] })).await;
-    let seg = app.post(&format!("/customers/{cid}/send"), &key, json!({ "subject": "S", "html": "h", "segment_id": sid, "tag": "premium" })).await;
+    let seg = app
+        .post(
+            &format!("/customers/{cid}/send"),
+            &key,
+            json!({ "subject": "S", "html": "h", "segment_id": sid, "tag": "premium" }),
+        )
+        .await;
     assert_eq!(seg.body["sent_to"], 1);
     // To everyone.
     let all = app.post(&format!("/customers/{cid}/send"), &key, json!({ "subject": "All", "html": "h" })).await;
@@ -73,7 +93,12 @@ async fn the_seed_flow_works_end_to_end_through_resend() {
 
     // A bounce webhook unsubscribes the contact.
     let provider_id = &accepted.iter().find(|e| e.subject == "S").unwrap().id;
-    let b = app.webhook("msg_bounce_1", &event("email.bounced", provider_id, json!({ "bounce": { "type": "Permanent", "subType": "General" } }))).await;
+    let b = app
+        .webhook(
+            "msg_bounce_1",
+            &event("email.bounced", provider_id, json!({ "bounce": { "type": "Permanent", "subType": "General" } })),
+        )
+        .await;
     assert_eq!(b.status, StatusCode::OK, "{}", b.body);
     let gone = app.get(&format!("/customers/{cid}/contacts/{bouncer}"), &key).await;
     assert_eq!(gone.body["status"], "bounced");
@@ -96,11 +121,22 @@ async fn sending_needs_a_verified_domain_recipients_and_a_known_segment() {
     let empty = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
     assert_eq!(empty.status, StatusCode::BAD_REQUEST);
     assert_eq!(empty.body["error"]["code"], "no_recipients");
-    assert_eq!(app.get(&format!("/customers/{t}/campaigns"), &key).await.body, json!([]), "nothing recorded for a refused send");
-    let seg = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h", "segment_id": uuid::Uuid::now_v7().to_string() })).await;
+    assert_eq!(
+        app.get(&format!("/customers/{t}/campaigns"), &key).await.body,
+        json!([]),
+        "nothing recorded for a refused send"
+    );
+    let seg = app
+        .post(
+            &format!("/customers/{t}/send"),
+            &key,
+            json!({ "subject": "s", "html": "h", "segment_id": uuid::Uuid::now_v7().to_string() }),
+        )
+        .await;
     assert_eq!(seg.status, StatusCode::NOT_FOUND);
     app.add_contact(&t, &key, json!({ "email": "a@example.org", "tags": ["x"] })).await;
-    let no_tag = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h", "tag": "y" })).await;
+    let no_tag =
+        app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h", "tag": "y" })).await;
     assert_eq!(no_tag.status, StatusCode::BAD_REQUEST);
 }
 
@@ -109,10 +145,14 @@ async fn a_from_address_must_be_on_the_verified_domain() {
     let app = spawn_with(Options { resend: true, ..Options::default() }).await;
     let (t, key) = app.verified_tenant("A", "acme.com").await;
     app.add_contact(&t, &key, json!({ "email": "a@example.org" })).await;
-    let bad = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h", "from": "ceo@evil.com" })).await;
+    let bad = app
+        .post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h", "from": "ceo@evil.com" }))
+        .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad.body["error"]["code"], "invalid_from");
-    let ok = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h", "from": "news@acme.com" })).await;
+    let ok = app
+        .post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h", "from": "news@acme.com" }))
+        .await;
     assert_eq!(ok.status, StatusCode::ACCEPTED);
     assert_eq!(ok.body["from"], "news@acme.com");
     app.drain().await;
@@ -125,7 +165,12 @@ async fn a_first_name_is_html_escaped_in_html_and_there_stands_in_for_none() {
     let (t, key) = app.verified_tenant("A", "acme.com").await;
     app.add_contact(&t, &key, json!({ "email": "x@example.org", "first_name": "<script>alert(1)</script>" })).await;
     app.add_contact(&t, &key, json!({ "email": "y@example.org" })).await;
-    app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "Hi {{first_name}}", "html": "<b>{{ first_name }}</b>", "text": "Hi {{first_name}}" })).await;
+    app.post(
+        &format!("/customers/{t}/send"),
+        &key,
+        json!({ "subject": "Hi {{first_name}}", "html": "<b>{{ first_name }}</b>", "text": "Hi {{first_name}}" }),
+    )
+    .await;
     app.drain().await;
     let sent = app.mock().accepted();
     let x = sent.iter().find(|e| e.to[0] == "x@example.org").unwrap();
@@ -156,7 +201,9 @@ async fn a_transactional_email_is_queued_sent_and_traceable() {
     assert_eq!(m.body["status"], "sent");
     assert_eq!(m.body["provider_id"], sent[0].id.as_str());
     assert_eq!(m.body["attempts"], 1);
-    let bad = app.post(&format!("/customers/{t}/send/single"), &key, json!({ "to_email": "nope", "subject": "s", "html": "h" })).await;
+    let bad = app
+        .post(&format!("/customers/{t}/send/single"), &key, json!({ "to_email": "nope", "subject": "s", "html": "h" }))
+        .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
@@ -172,7 +219,9 @@ async fn an_idempotency_key_replays_the_first_answer_and_sends_once() {
     assert_eq!(first.status, StatusCode::ACCEPTED);
     assert_eq!(second.status, StatusCode::ACCEPTED);
     assert_eq!(first.body, second.body);
-    let changed = app.post_with_headers(&path, &key, &[("Idempotency-Key", "k1")], &json!({ "subject": "other", "html": "h" })).await;
+    let changed = app
+        .post_with_headers(&path, &key, &[("Idempotency-Key", "k1")], &json!({ "subject": "other", "html": "h" }))
+        .await;
     assert_eq!(changed.status, StatusCode::CONFLICT);
     assert_eq!(changed.body["error"]["code"], "idempotency_key_reused");
     app.drain().await;
@@ -182,15 +231,30 @@ async fn an_idempotency_key_replays_the_first_answer_and_sends_once() {
     // Keys are per customer: another customer's k1 is its own.
     let (u, key_u) = app.verified_tenant("B", "b.example.com").await;
     app.add_contact(&u, &key_u, json!({ "email": "b@example.org" })).await;
-    let other = app.post_with_headers(&format!("/customers/{u}/send"), &key_u, &[("Idempotency-Key", "k1")], &body).await;
+    let other =
+        app.post_with_headers(&format!("/customers/{u}/send"), &key_u, &[("Idempotency-Key", "k1")], &body).await;
     assert_eq!(other.status, StatusCode::ACCEPTED);
     assert_ne!(other.body["campaign_id"], first.body["campaign_id"]);
 
     // A failed request frees its key for a corrected retry.
     let single = format!("/customers/{t}/send/single");
-    let bad = app.post_with_headers(&single, &key, &[("Idempotency-Key", "k2")], &json!({ "to_email": "x@example.org", "subject": "", "html": "h" })).await;
+    let bad = app
+        .post_with_headers(
+            &single,
+            &key,
+            &[("Idempotency-Key", "k2")],
+            &json!({ "to_email": "x@example.org", "subject": "", "html": "h" }),
+        )
+        .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let good = app.post_with_headers(&single, &key, &[("Idempotency-Key", "k3")], &json!({ "to_email": "x@example.org", "subject": "s", "html": "h" })).await;
+    let good = app
+        .post_with_headers(
+            &single,
+            &key,
+            &[("Idempotency-Key", "k3")],
+            &json!({ "to_email": "x@example.org", "subject": "s", "html": "h" }),
+        )
+        .await;
     assert_eq!(good.status, StatusCode::ACCEPTED);
 }
 
@@ -205,7 +269,8 @@ async fn concurrent_requests_with_one_key_create_one_campaign_and_never_500() {
     for _ in 0..8 {
         let (http, url, key, body) = (app.http.clone(), format!("{}{path}", app.base), key.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
-            let r = http.post(url).bearer_auth(key).header("Idempotency-Key", "race-key").json(&body).send().await.unwrap();
+            let r =
+                http.post(url).bearer_auth(key).header("Idempotency-Key", "race-key").json(&body).send().await.unwrap();
             let status = r.status();
             (status, r.json::<serde_json::Value>().await.unwrap())
         }));
@@ -227,13 +292,23 @@ async fn concurrent_requests_with_one_key_create_one_campaign_and_never_500() {
 
 #[tokio::test]
 async fn the_domain_re_check_settles_a_pending_domain_without_polling() {
-    let app = spawn_with(Options { resend: true, env: vec![("MAILROOM_DOMAIN_POLL_SECS".into(), "1".into())], ..Options::default() }).await;
+    let app = spawn_with(Options {
+        resend: true,
+        env: vec![("MAILROOM_DOMAIN_POLL_SECS".into(), "1".into())],
+        ..Options::default()
+    })
+    .await;
     let c = app.post("/customers", ADMIN_KEY, json!({ "name": "Acme" })).await.body["id"].as_str().unwrap().to_owned();
     let d = app.post(&format!("/customers/{c}/domains"), ADMIN_KEY, json!({ "domain_name": "acme.com" })).await;
     let domain_id = d.body["resend_domain_id"].as_str().unwrap().to_owned();
     // The provider verifies on its own (as DNS propagates); nobody calls /verify.
     let http = reqwest::Client::new();
-    http.post(format!("{}/domains/{domain_id}/verify", app.mock().url())).bearer_auth("re_x").header("user-agent", "t").send().await.unwrap();
+    http.post(format!("{}/domains/{domain_id}/verify", app.mock().url()))
+        .bearer_auth("re_x")
+        .header("user-agent", "t")
+        .send()
+        .await
+        .unwrap();
     wait_for("the domain to be seen as verified", Duration::from_secs(10), || async {
         app.store.tenant(&c).await.unwrap().unwrap().domain_verified()
     })

@@ -37,7 +37,8 @@ async fn tampered_stale_unsigned_and_wrongly_signed_events_are_refused() {
     let (app, t, key, contact, id) = sent_campaign("a@example.org").await;
     let body = event("email.bounced", &id, json!({ "bounce": { "type": "Permanent" } }));
     let raw = body.to_string();
-    let sig = standardwebhooks::Webhook::new(WEBHOOK_SECRET).unwrap().sign("msg_t", now_secs(), raw.as_bytes()).unwrap();
+    let sig =
+        standardwebhooks::Webhook::new(WEBHOOK_SECRET).unwrap().sign("msg_t", now_secs(), raw.as_bytes()).unwrap();
     let tampered = raw.replace("Permanent", "Permanent ");
     let url = format!("{}/webhooks/resend", app.base);
     let r = app
@@ -67,7 +68,8 @@ async fn tampered_stale_unsigned_and_wrongly_signed_events_are_refused() {
 #[tokio::test]
 async fn either_secret_verifies_while_one_is_rotated() {
     let old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let app = spawn_with(Options { webhook_secret: Some(format!("{WEBHOOK_SECRET},{old}")), ..Options::default() }).await;
+    let app =
+        spawn_with(Options { webhook_secret: Some(format!("{WEBHOOK_SECRET},{old}")), ..Options::default() }).await;
     let e = event("email.delivered", "unknown", json!({}));
     assert_eq!(app.webhook_signed("m1", &e, WEBHOOK_SECRET, now_secs()).await.status, StatusCode::OK);
     assert_eq!(app.webhook_signed("m2", &e, old, now_secs()).await.status, StatusCode::OK);
@@ -89,7 +91,8 @@ async fn a_duplicate_event_is_applied_once() {
 #[tokio::test]
 async fn a_delivered_after_a_bounce_does_not_undo_it() {
     let (app, t, key, contact, id) = sent_campaign("a@example.org").await;
-    app.webhook("e1", &event("email.bounced", &id, json!({ "bounce": { "type": "Permanent", "subType": "General" } }))).await;
+    app.webhook("e1", &event("email.bounced", &id, json!({ "bounce": { "type": "Permanent", "subType": "General" } })))
+        .await;
     app.webhook("e2", &event("email.delivered", &id, json!({}))).await;
     app.webhook("e3", &event("email.opened", &id, json!({}))).await;
     let counts = message_status(&app, &t, &key).await;
@@ -102,7 +105,12 @@ async fn a_delivered_after_a_bounce_does_not_undo_it() {
 #[tokio::test]
 async fn a_transient_bounce_records_but_does_not_suppress() {
     let (app, t, key, contact, id) = sent_campaign("a@example.org").await;
-    let r = app.webhook("e1", &event("email.bounced", &id, json!({ "bounce": { "type": "Transient", "subType": "MailboxFull" } }))).await;
+    let r = app
+        .webhook(
+            "e1",
+            &event("email.bounced", &id, json!({ "bounce": { "type": "Transient", "subType": "MailboxFull" } })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let c = app.get(&format!("/customers/{t}/contacts/{contact}"), &key).await;
     assert_eq!(c.body["status"], "subscribed");
@@ -117,7 +125,13 @@ async fn a_complaint_unsubscribes_and_suppresses_for_that_customer() {
     assert_eq!(c.body["is_subscribed"], false);
     let resub = app.patch(&format!("/customers/{t}/contacts/{contact}"), &key, json!({ "is_subscribed": true })).await;
     assert_eq!(resub.status, StatusCode::CONFLICT);
-    let single = app.post(&format!("/customers/{t}/send/single"), &key, json!({ "to_email": "A@example.org", "subject": "s", "html": "h" })).await;
+    let single = app
+        .post(
+            &format!("/customers/{t}/send/single"),
+            &key,
+            json!({ "to_email": "A@example.org", "subject": "s", "html": "h" }),
+        )
+        .await;
     assert_eq!(single.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(single.body["error"]["code"], "recipient_suppressed");
 }
@@ -127,7 +141,11 @@ async fn a_bounce_unsubscribes_only_the_sending_customers_contact() {
     let (app, t, key, contact, id) = sent_campaign("shared@example.org").await;
     let (u, key_u) = app.verified_tenant("B", "b.example.com").await;
     let other = app.add_contact(&u, &key_u, json!({ "email": "shared@example.org" })).await;
-    app.webhook("b1", &event("email.bounced", &id, json!({ "to": ["shared@example.org"], "bounce": { "type": "Permanent" } }))).await;
+    app.webhook(
+        "b1",
+        &event("email.bounced", &id, json!({ "to": ["shared@example.org"], "bounce": { "type": "Permanent" } })),
+    )
+    .await;
     assert_eq!(app.get(&format!("/customers/{t}/contacts/{contact}"), &key).await.body["status"], "bounced");
     let theirs = app.get(&format!("/customers/{u}/contacts/{other}"), &key_u).await;
     assert_eq!(theirs.body["status"], "subscribed", "side effects go through the message's own customer");
