@@ -44,6 +44,8 @@ pub struct Core {
 
 impl Core {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        // Install the metrics recorder before anything records.
+        let _ = crate::telemetry::metrics_handle();
         let store = Store::connect(&config.database_url, config.db_max_connections).await?;
         store.migrate().await?;
         let mut tasks = Vec::new();
@@ -64,6 +66,7 @@ impl Core {
             provider.clone(),
             OutboxSettings {
                 send_rate: config.send_rate,
+                lease_ms: i64::try_from(config.lease_secs.saturating_mul(1000)).unwrap_or(60_000),
                 max_attempts: config.max_attempts,
                 retry_base_ms: config.retry_base_ms,
                 concurrency: config.worker_concurrency,

@@ -36,10 +36,15 @@ pub struct Config {
     pub webhook_secrets: Vec<String>,
     /// `PUBLIC_URL`: base URL of this service as recipients and Resend see it.
     pub public_url: String,
-    /// `MAILROOM_SEND_RATE`: provider requests per second for the whole account.
+    /// `MAILROOM_SEND_RATE`: provider requests per second for the whole account,
+    /// shared by every process on the database (0: unpaced, for local mocks).
     pub send_rate: u32,
-    /// `MAILROOM_MAX_ATTEMPTS`: provider attempts per batch before its messages fail.
+    /// `MAILROOM_MAX_ATTEMPTS`: provider attempts per batch before its messages
+    /// become dead letters.
     pub max_attempts: u32,
+    /// `MAILROOM_LEASE_SECS`: how long a worker owns a claimed batch; a dead
+    /// worker's batch is sent again (with the same idempotency key) after this.
+    pub lease_secs: u64,
     /// `MAILROOM_RETRY_BASE_MS`: first retry delay after a retryable provider
     /// failure; each further retry waits four times longer (with jitter).
     pub retry_base_ms: u64,
@@ -83,11 +88,10 @@ impl Config {
         let bind =
             bind.parse().with_context(|| format!("MAILROOM_BIND `{bind}` is not an address like 127.0.0.1:8000"))?;
         let send_rate = parse_number(get("MAILROOM_SEND_RATE"), "MAILROOM_SEND_RATE", 10)?;
-        if send_rate == 0 {
-            bail!("MAILROOM_SEND_RATE must be at least 1");
-        }
-        let max_attempts = parse_number(get("MAILROOM_MAX_ATTEMPTS"), "MAILROOM_MAX_ATTEMPTS", 5)?;
-        let retry_base_ms = parse_number(get("MAILROOM_RETRY_BASE_MS"), "MAILROOM_RETRY_BASE_MS", 2_000)?;
+        // Three attempts over about 15 minutes: now, ~3 min later, ~12 min after that.
+        let max_attempts = parse_number(get("MAILROOM_MAX_ATTEMPTS"), "MAILROOM_MAX_ATTEMPTS", 3)?;
+        let lease_secs = parse_number(get("MAILROOM_LEASE_SECS"), "MAILROOM_LEASE_SECS", 60)?;
+        let retry_base_ms = parse_number(get("MAILROOM_RETRY_BASE_MS"), "MAILROOM_RETRY_BASE_MS", 180_000)?;
         let worker_concurrency = parse_number(get("MAILROOM_WORKER_CONCURRENCY"), "MAILROOM_WORKER_CONCURRENCY", 4)?;
         let db_max_connections = parse_number(get("MAILROOM_DB_MAX_CONNECTIONS"), "MAILROOM_DB_MAX_CONNECTIONS", 10)?;
         let domain_poll_secs = parse_number(get("MAILROOM_DOMAIN_POLL_SECS"), "MAILROOM_DOMAIN_POLL_SECS", 60)?;
@@ -114,6 +118,7 @@ impl Config {
                 .to_owned(),
             send_rate,
             max_attempts: max_attempts.max(1),
+            lease_secs: lease_secs.max(1),
             retry_base_ms,
             worker_concurrency: worker_concurrency.max(1),
             db_max_connections: db_max_connections.max(2),

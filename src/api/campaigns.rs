@@ -28,10 +28,12 @@ pub struct Campaign {
     targeting: serde_json::Value,
     /// Recipients queued when the campaign was created.
     sent_to: i64,
-    /// `queued`, `sending`, `sent` or `partially_failed`, from its messages.
+    /// `scheduled`, `queued`, `sending`, `paused`, `sent`, `partially_failed` or `cancelled`.
     status: String,
-    /// Messages per status: queued, sending, sent, delivered, opened, clicked, bounced, complained, failed, suppressed.
+    /// Messages per status: queued, sending, sent, delivered, opened, clicked,
+    /// bounced, complained, failed, dead, suppressed, paused, cancelled.
     counts: BTreeMap<String, i64>,
+    scheduled_at: Option<String>,
     created_at: String,
 }
 
@@ -61,15 +63,26 @@ pub struct MessageEvent {
 const STATUSES: [&str; 10] =
     ["queued", "sending", "sent", "delivered", "opened", "clicked", "bounced", "complained", "failed", "suppressed"];
 
-/// A campaign's status follows from its messages: nothing is stored that could disagree.
-fn campaign_status(counts: &BTreeMap<String, i64>) -> &'static str {
+/// A campaign's status follows from its messages (and a pause or cancel set by
+/// hand): nothing is stored that could disagree.
+fn campaign_status(c: &CampaignRow, counts: &BTreeMap<String, i64>) -> &'static str {
     let n = |s: &str| counts.get(s).copied().unwrap_or(0);
     let total: i64 = counts.values().sum();
-    if n("queued") == total && total > 0 {
-        "queued"
-    } else if n("queued") + n("sending") > 0 {
+    let unsent = n("queued") + n("sending") + n("paused");
+    match c.state.as_deref() {
+        Some("cancelled") => return "cancelled",
+        Some("paused") if unsent > 0 => return "paused",
+        _ => {}
+    }
+    if total > 0 && n("queued") == total {
+        if c.scheduled_at.is_some_and(|t| t > crate::domain::now_ms()) {
+            "scheduled"
+        } else {
+            "queued"
+        }
+    } else if unsent > 0 {
         "sending"
-    } else if n("failed") > 0 {
+    } else if n("dead") > 0 {
         "partially_failed"
     } else {
         "sent"
@@ -82,7 +95,8 @@ fn to_campaign(c: CampaignRow, counts: &[StatusCount]) -> Campaign {
         *by_status.entry(sc.status.clone()).or_default() += sc.n;
     }
     Campaign {
-        status: campaign_status(&by_status).to_owned(),
+        status: campaign_status(&c, &by_status).to_owned(),
+        scheduled_at: c.scheduled_at.map(rfc3339),
         counts: by_status,
         targeting: serde_json::from_str(&c.targeting).unwrap_or_default(),
         id: c.id,
@@ -99,6 +113,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_campaigns))
         .routes(routes!(get_campaign, delete_campaign))
+        .routes(routes!(pause_campaign))
+        .routes(routes!(resume_campaign))
+        .routes(routes!(cancel_campaign))
         .routes(routes!(get_message))
 }
 
@@ -120,9 +137,53 @@ async fn get_campaign(
     Path(ids): Path<(String, String)>,
 ) -> ApiResult<Json<Campaign>> {
     let id = path_id(&ids.1, "campaign")?;
-    let row = state.store.campaign(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("campaign"))?;
-    let counts = state.store.campaign_status_counts(&t.tenant_id, Some(&id)).await?;
-    Ok(Json(to_campaign(row, &counts)))
+    Ok(Json(campaign_view(&state, &t.tenant_id, &id).await?))
+}
+
+async fn campaign_view(state: &AppState, tenant_id: &str, id: &str) -> ApiResult<Campaign> {
+    let row = state.store.campaign(tenant_id, id).await?.ok_or(ApiError::NotFound("campaign"))?;
+    let counts = state.store.campaign_status_counts(tenant_id, Some(id)).await?;
+    Ok(to_campaign(row, &counts))
+}
+
+/// Pause a campaign: nothing more of it is claimed; batches already with the provider finish.
+#[utoipa::path(post, path = "/customers/{id}/campaigns/{cid}/pause", tag = "campaigns", params(("id" = String, Path), ("cid" = String, Path)),
+    responses((status = 200, body = Campaign), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+async fn pause_campaign(t: TenantAccess, State(state): State<AppState>, Path(ids): Path<(String, String)>) -> ApiResult<Json<Campaign>> {
+    let id = path_id(&ids.1, "campaign")?;
+    let current = campaign_view(&state, &t.tenant_id, &id).await?;
+    if current.status == "cancelled" {
+        return Err(ApiError::conflict("campaign_cancelled", "a cancelled campaign cannot be paused"));
+    }
+    state.store.pause_campaign(&t.tenant_id, &id).await?;
+    tracing::info!(tenant = %t.tenant_id, campaign = %id, "campaign paused");
+    Ok(Json(campaign_view(&state, &t.tenant_id, &id).await?))
+}
+
+/// Resume a paused campaign where it stopped.
+#[utoipa::path(post, path = "/customers/{id}/campaigns/{cid}/resume", tag = "campaigns", params(("id" = String, Path), ("cid" = String, Path)),
+    responses((status = 200, body = Campaign), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+async fn resume_campaign(t: TenantAccess, State(state): State<AppState>, Path(ids): Path<(String, String)>) -> ApiResult<Json<Campaign>> {
+    let id = path_id(&ids.1, "campaign")?;
+    let current = state.store.campaign(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("campaign"))?;
+    if current.state.as_deref() != Some("paused") {
+        return Err(ApiError::conflict("campaign_not_paused", "only a paused campaign can be resumed"));
+    }
+    state.store.resume_campaign(&t.tenant_id, &id).await?;
+    state.wake.notify_waiters();
+    tracing::info!(tenant = %t.tenant_id, campaign = %id, "campaign resumed");
+    Ok(Json(campaign_view(&state, &t.tenant_id, &id).await?))
+}
+
+/// Cancel a campaign: every message not yet handed to the provider is cancelled.
+#[utoipa::path(post, path = "/customers/{id}/campaigns/{cid}/cancel", tag = "campaigns", params(("id" = String, Path), ("cid" = String, Path)),
+    responses((status = 200, body = Campaign), (status = 404, body = crate::error::ErrorBody)))]
+async fn cancel_campaign(t: TenantAccess, State(state): State<AppState>, Path(ids): Path<(String, String)>) -> ApiResult<Json<Campaign>> {
+    let id = path_id(&ids.1, "campaign")?;
+    state.store.campaign(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("campaign"))?;
+    state.store.cancel_campaign(&t.tenant_id, &id).await?;
+    tracing::info!(tenant = %t.tenant_id, campaign = %id, "campaign cancelled");
+    Ok(Json(campaign_view(&state, &t.tenant_id, &id).await?))
 }
 
 /// Delete a campaign record. Its unsent messages are dropped; mail already sent cannot be recalled.

@@ -4,10 +4,12 @@
 mod campaigns;
 mod contacts;
 mod customers;
+mod dead_letters;
 mod domains;
 pub mod extract;
 mod health;
 mod idempotency;
+mod metrics;
 mod segments;
 mod send;
 mod webhooks;
@@ -39,6 +41,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(send::router())
         .merge(campaigns::router())
         .merge(webhooks::router())
+        .merge(dead_letters::router())
+        .merge(metrics::router())
 }
 
 /// Adds the security schemes the routes refer to.

@@ -36,6 +36,11 @@ pub struct SendIn {
     reply_to: Option<String>,
     /// An address on the customer's verified domain; default `hello@{domain}`.
     from: Option<String>,
+    /// RFC 3339 time; the campaign stays `scheduled` until then.
+    scheduled_at: Option<String>,
+    /// Send to the part of that earlier campaign that was never sent (its queued,
+    /// paused, cancelled and dead-lettered recipients); its unsent rows are cancelled.
+    resume_from_campaign_id: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -45,7 +50,7 @@ pub struct SendOut {
     /// Recipients queued.
     sent_to: u64,
     from: String,
-    /// `queued`: the worker sends from here on.
+    /// `queued` (the worker sends from here on) or `scheduled`.
     status: String,
 }
 
@@ -110,6 +115,13 @@ fn from_address(given: Option<&str>, domain: &str) -> ApiResult<String> {
     }
 }
 
+/// Parses an RFC 3339 time into epoch milliseconds.
+fn parse_time(raw: &str) -> ApiResult<i64> {
+    let t = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| ApiError::validation("`scheduled_at` must be an RFC 3339 time, e.g. 2026-12-01T09:00:00Z"))?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| ApiError::validation("`scheduled_at` is out of range"))
+}
+
 fn reply_to(raw: Option<&str>) -> ApiResult<Option<String>> {
     raw.map(str::trim)
         .filter(|s| !s.is_empty())
@@ -146,8 +158,15 @@ async fn send_campaign(
     let (_, domain) = verified_tenant(&state, &t.tenant_id).await?;
     let from = from_address(input.from.as_deref(), &domain)?;
     let (subject, html, text) = content(&input.subject, &input.html, input.text.as_deref())?;
+    let scheduled_at = input.scheduled_at.as_deref().map(parse_time).transpose()?.filter(|t| *t > crate::domain::now_ms());
+    let resume = input.resume_from_campaign_id.as_deref().filter(|s| !s.is_empty());
     let targeting =
         match (input.segment_id.as_deref().filter(|s| !s.is_empty()), input.tag.as_deref().filter(|s| !s.is_empty())) {
+            _ if resume.is_some() => {
+                let old = resume.and_then(parse_id).ok_or(ApiError::NotFound("campaign"))?;
+                state.store.campaign(&t.tenant_id, &old).await?.ok_or(ApiError::NotFound("campaign"))?;
+                Targeting::Resume(old)
+            }
             (Some(sid), _) => {
                 let sid = parse_id(sid).ok_or(ApiError::NotFound("segment"))?;
                 state.store.segment(&t.tenant_id, &sid).await?.ok_or(ApiError::NotFound("segment"))?;
@@ -164,12 +183,14 @@ async fn send_campaign(
         from_address: from.clone(),
         reply_to: reply_to(input.reply_to.as_deref())?,
         targeting,
+        scheduled_at,
     };
+    let status = if scheduled_at.is_some() { "scheduled" } else { "queued" };
     let (tenant_id, store, wake) = (t.tenant_id.clone(), state.store.clone(), state.wake.clone());
     let response = idempotent(&state, &t.tenant_id, &headers, "send", &body, |key| async move {
         let campaign_id = campaign.id.clone();
         let respond = |sent_to| {
-            serde_json::to_string(&SendOut { success: true, campaign_id, sent_to, from, status: "queued".into() })
+            serde_json::to_string(&SendOut { success: true, campaign_id, sent_to, from, status: status.into() })
                 .unwrap_or_default()
         };
         match store.enqueue_campaign(&tenant_id, &campaign, key.as_deref(), respond).await? {

@@ -59,11 +59,33 @@ fn tag_value(data: &Value, name: &str) -> Option<String> {
     }
 }
 
+const KNOWN_TYPES: [&str; 11] = [
+    "email.sent",
+    "email.delivered",
+    "email.delivery_delayed",
+    "email.bounced",
+    "email.complained",
+    "email.opened",
+    "email.clicked",
+    "email.failed",
+    "email.scheduled",
+    "email.suppressed",
+    "domain.updated",
+];
+
 /// Parses and applies one event. Errors from the store propagate so the HTTP
 /// layer answers 5xx and the provider retries.
 pub async fn ingest(store: &Store, svix_id: &str, body: &[u8]) -> Result<EventOutcome, IngestError> {
     let event = parse_event(svix_id, body).map_err(IngestError::Invalid)?;
     let outcome = store.ingest_event(&event).await.map_err(IngestError::Store)?;
+    let result = match outcome {
+        EventOutcome::Duplicate => "duplicate",
+        EventOutcome::Applied { message_found: true } => "applied",
+        EventOutcome::Applied { message_found: false } => "unknown_email",
+    };
+    // Label only the types Resend documents, so unexpected input cannot grow the series.
+    let kind = if KNOWN_TYPES.contains(&event.event_type.as_str()) { event.event_type.clone() } else { "other".into() };
+    metrics::counter!("mailroom_webhook_events_total", "type" => kind, "result" => result).increment(1);
     tracing::debug!(svix_id, event_type = %event.event_type, ?outcome, "delivery event");
     Ok(outcome)
 }

@@ -3,27 +3,28 @@
 //! rate, and records the answer. Steps are independent, so several loops — in
 //! one process or many — can run side by side against one database.
 
-use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::Duration;
+mod pacer;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use tokio::sync::{watch, Notify};
+
+pub use pacer::Pacer;
 
 use crate::domain::now_ms;
 use crate::provider::{DeliveryProvider, ErrorClass, OutgoingEmail, ProviderError};
 use crate::render::outgoing_email;
 use crate::store::{ClaimedMessage, OutboundBatch, Store};
 
-/// How long a claimed batch belongs to its worker. Longer than the provider
-/// timeout, so a live worker never loses its batch; a dead worker's batch is
-/// picked up again once this runs out.
-const LEASE_MS: i64 = 60_000;
-
 #[derive(Clone, Debug)]
 pub struct OutboxSettings {
-    /// Provider requests per second for the whole account.
+    /// Provider requests per second for the whole account (0: unpaced).
     pub send_rate: u32,
+    /// How long a claimed batch belongs to its worker. Longer than the provider
+    /// timeout, so a live worker never loses its batch; a dead worker's batch is
+    /// picked up again once this runs out.
+    pub lease_ms: i64,
     /// Attempts per batch before its messages fail.
     pub max_attempts: u32,
     /// First retry delay; each further retry waits four times longer, with jitter.
@@ -47,42 +48,61 @@ pub enum Step {
 pub struct Outbox {
     store: Store,
     provider: Arc<dyn DeliveryProvider>,
-    limiter: Arc<DefaultDirectRateLimiter>,
+    pacer: Pacer,
     settings: OutboxSettings,
     wake: Arc<Notify>,
 }
 
 impl Outbox {
     pub fn new(store: Store, provider: Arc<dyn DeliveryProvider>, settings: OutboxSettings, wake: Arc<Notify>) -> Self {
-        let rate = NonZeroU32::new(settings.send_rate).unwrap_or(NonZeroU32::MIN);
-        // No burst: Resend's limit is a steady rate per second.
-        let limiter = Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(NonZeroU32::MIN)));
-        Self { store, provider, limiter, settings, wake }
+        Self { store, provider, pacer: Pacer::new(settings.send_rate), settings, wake }
     }
 
     /// Claims and dispatches at most one batch.
     pub async fn try_dispatch_once(&self) -> anyhow::Result<Step> {
-        if let Some(batch) = self.store.claim_due_batch(LEASE_MS).await? {
+        let lease = self.settings.lease_ms;
+        if let Some(batch) = self.store.claim_due_batch(lease).await? {
+            metrics::counter!("mailroom_batch_retries_total").increment(1);
             return self.dispatch(batch).await;
         }
-        let claimed = self.store.claim_new_batch(LEASE_MS, render_payload).await?;
+        let claimed = self.store.claim_new_batch(lease, render_payload).await?;
         match claimed {
             None => Ok(Step::Empty),
-            Some(c) => match c.batch {
-                Some(batch) => self.dispatch(batch).await,
-                None => Ok(Step::Suppressed(c.suppressed)),
-            },
+            Some(c) => {
+                if c.suppressed > 0 {
+                    metrics::counter!("mailroom_messages_suppressed_at_claim_total").increment(c.suppressed);
+                }
+                match c.batch {
+                    Some(batch) => self.dispatch(batch).await,
+                    None => Ok(Step::Suppressed(c.suppressed)),
+                }
+            }
         }
     }
 
     async fn dispatch(&self, batch: OutboundBatch) -> anyhow::Result<Step> {
-        self.limiter.until_ready().await;
+        let waited = self.pacer.wait_turn(&self.store, batch.single).await?;
+        metrics::histogram!("mailroom_rate_wait_seconds").record(waited.as_secs_f64());
         let messages = batch.message_ids.len();
+        let started = Instant::now();
         let result = if batch.single {
             self.provider.send_email(&batch.idempotency_key, &batch.payload).await.map(|id| vec![id])
         } else {
             self.provider.send_batch(&batch.idempotency_key, &batch.payload).await
         };
+        metrics::histogram!("mailroom_provider_request_seconds").record(started.elapsed().as_secs_f64());
+        let (outcome, error) = match &result {
+            Ok(_) => ("accepted", String::new()),
+            Err(e) => (
+                match e.class {
+                    ErrorClass::Retryable => "retryable",
+                    ErrorClass::RateLimited { .. } => "rate_limited",
+                    ErrorClass::Permanent => "permanent",
+                },
+                e.name.clone(),
+            ),
+        };
+        metrics::counter!("mailroom_provider_requests_total", "outcome" => outcome, "error" => error).increment(1);
         match result {
             Ok(ids) => {
                 if ids.len() != messages {
@@ -105,6 +125,8 @@ impl Outbox {
         match e.class {
             ErrorClass::RateLimited { retry_after_ms } => {
                 tracing::info!(batch = %batch.id, retry_after_ms, "provider rate limit; waiting");
+                metrics::counter!("mailroom_rate_limit_waits_total").increment(1);
+                self.pacer.hold_off(&self.store, retry_after_ms).await?;
                 let retry = i64::try_from(retry_after_ms).unwrap_or(i64::MAX / 2);
                 self.store.reschedule_batch(batch, now_ms() + retry, &reason, false).await?;
             }
@@ -114,7 +136,8 @@ impl Outbox {
                 self.store.reschedule_batch(batch, now_ms() + delay, &reason, true).await?;
             }
             _ => {
-                tracing::warn!(batch = %batch.id, attempt = batch.attempts, error = %reason, "batch failed for good");
+                tracing::warn!(batch = %batch.id, attempt = batch.attempts, error = %reason, "batch dead-lettered");
+                metrics::counter!("mailroom_dead_letters_total").increment(batch.message_ids.len() as u64);
                 self.store.fail_batch(batch, &reason).await?;
             }
         }

@@ -12,6 +12,8 @@ pub enum Targeting {
     All,
     Tag(String),
     Segment(String),
+    /// The part of an earlier campaign that was never sent.
+    Resume(String),
 }
 
 impl Targeting {
@@ -20,6 +22,7 @@ impl Targeting {
             Self::All => serde_json::json!({}),
             Self::Tag(t) => serde_json::json!({ "tag": t }),
             Self::Segment(s) => serde_json::json!({ "segment_id": s }),
+            Self::Resume(c) => serde_json::json!({ "resume_from_campaign_id": c }),
         }
         .to_string()
     }
@@ -33,6 +36,8 @@ pub struct NewCampaign {
     pub from_address: String,
     pub reply_to: Option<String>,
     pub targeting: Targeting,
+    /// Epoch ms before which nothing is sent.
+    pub scheduled_at: Option<i64>,
 }
 
 pub struct NewSingle {
@@ -58,6 +63,9 @@ pub struct CampaignRow {
     pub targeting: String,
     pub recipient_count: i64,
     pub created_at: i64,
+    /// `paused` or `cancelled` when set by hand; otherwise the status follows from the messages.
+    pub state: Option<String>,
+    pub scheduled_at: Option<i64>,
 }
 
 #[derive(Clone, Debug, FromRow)]
@@ -184,8 +192,8 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO campaigns (id, tenant_id, subject, html, text_body, from_address, reply_to, targeting, recipient_count, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9)",
+            "INSERT INTO campaigns (id, tenant_id, subject, html, text_body, from_address, reply_to, targeting, recipient_count, created_at, scheduled_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10)",
         )
         .bind(&c.id)
         .bind(tenant_id)
@@ -196,6 +204,7 @@ impl Store {
         .bind(&c.reply_to)
         .bind(c.targeting.to_json())
         .bind(now)
+        .bind(c.scheduled_at)
         .execute(&mut *tx)
         .await?;
 
@@ -205,12 +214,29 @@ impl Store {
                 ("JOIN contact_tags t ON t.contact_id = c.id AND t.tenant_id = $1 AND t.tag = $4", t.clone())
             }
             Targeting::Segment(s) => ("JOIN segment_members m ON m.contact_id = c.id AND m.segment_id = $4", s.clone()),
+            Targeting::Resume(old) => {
+                // The earlier campaign's unsent rows stop here, in this transaction,
+                // so no recipient can be mailed by both campaigns.
+                sqlx::query(
+                    "UPDATE messages SET status = 'cancelled', updated_at = $3 \
+                     WHERE tenant_id = $1 AND campaign_id = $2 AND status IN ('queued', 'paused')",
+                )
+                .bind(tenant_id)
+                .bind(old)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                (
+                    "JOIN messages om ON om.contact_id = c.id AND om.campaign_id = $4 AND om.status IN ('cancelled', 'dead')",
+                    old.clone(),
+                )
+            }
         };
         // `$4` is unused for `All`; binding it anyway keeps one statement shape.
         let filter_param = if join.is_empty() { "AND $4 = $4" } else { "" };
         let sql = format!(
             "INSERT INTO messages (id, tenant_id, campaign_id, contact_id, to_email, first_name, priority, status, due_at, attempts, created_at, updated_at) \
-             SELECT {uuid}, c.tenant_id, $2, c.id, c.email, c.first_name, {PRIORITY_CAMPAIGN}, 'queued', $3, 0, $3, $3 \
+             SELECT {uuid}, c.tenant_id, $2, c.id, c.email, c.first_name, {PRIORITY_CAMPAIGN}, 'queued', $5, 0, $3, $3 \
              FROM contacts c {join} \
              WHERE c.tenant_id = $1 AND c.status = 'subscribed' {filter_param} \
                AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)",
@@ -221,6 +247,7 @@ impl Store {
             .bind(&c.id)
             .bind(now)
             .bind(filter)
+            .bind(c.scheduled_at.unwrap_or(now))
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -279,7 +306,7 @@ impl Store {
 
     pub async fn campaign(&self, tenant_id: &str, id: &str) -> Result<Option<CampaignRow>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at \
+            "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at, state, scheduled_at \
              FROM campaigns WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant_id)
@@ -291,7 +318,7 @@ impl Store {
     /// Newest first (ids are time-ordered UUIDs).
     pub async fn campaigns(&self, tenant_id: &str) -> Result<Vec<CampaignRow>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at \
+            "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at, state, scheduled_at \
              FROM campaigns WHERE tenant_id = $1 ORDER BY id DESC",
         )
         .bind(tenant_id)
@@ -325,6 +352,89 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Stops claiming a campaign's queued messages; in-flight batches finish.
+    pub async fn pause_campaign(&self, tenant_id: &str, id: &str) -> Result<(), sqlx::Error> {
+        self.set_campaign_state(tenant_id, id, Some("paused"), &["queued"], "paused").await
+    }
+
+    /// Puts a paused campaign's messages back in the queue.
+    pub async fn resume_campaign(&self, tenant_id: &str, id: &str) -> Result<(), sqlx::Error> {
+        self.set_campaign_state(tenant_id, id, None, &["paused"], "queued").await
+    }
+
+    /// Cancels every message not yet handed to the provider.
+    pub async fn cancel_campaign(&self, tenant_id: &str, id: &str) -> Result<(), sqlx::Error> {
+        self.set_campaign_state(tenant_id, id, Some("cancelled"), &["queued", "paused"], "cancelled").await
+    }
+
+    async fn set_campaign_state(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        state: Option<&str>,
+        from: &[&str],
+        to: &str,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE campaigns SET state = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .bind(state)
+            .execute(&mut *tx)
+            .await?;
+        let from_list = from.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+        sqlx::query(&format!(
+            "UPDATE messages SET status = $3, updated_at = $4 WHERE tenant_id = $1 AND campaign_id = $2 AND status IN ({from_list})"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .bind(to)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// Dead letters, newest first: of one tenant (or all, for the operator), optionally one campaign.
+    pub async fn dead_letters(&self, tenant_id: Option<&str>, campaign_id: Option<&str>, limit: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE status = 'dead' AND ($1 = '' OR tenant_id = $1) \
+             AND ($2 = '' OR campaign_id = $2) ORDER BY updated_at DESC, id LIMIT $3"
+        ))
+        .bind(tenant_id.unwrap_or(""))
+        .bind(campaign_id.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Queues dead letters again — one message, or every one of a campaign —
+    /// with fresh attempts. Returns how many were queued.
+    pub async fn requeue_dead_letters(&self, tenant_id: &str, message_id: Option<&str>, campaign_id: Option<&str>) -> Result<u64, sqlx::Error> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE messages SET status = 'queued', attempts = 0, batch_id = NULL, due_at = $4, updated_at = $4 \
+             WHERE tenant_id = $1 AND status = 'dead' AND ($2 = '' OR id = $2) AND ($3 = '' OR campaign_id = $3)",
+        )
+        .bind(tenant_id)
+        .bind(message_id.unwrap_or(""))
+        .bind(campaign_id.unwrap_or(""))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Messages per priority lane and status, for the queue-depth gauges.
+    pub async fn queue_depth(&self) -> Result<Vec<(i64, String, i64)>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT priority, status, COUNT(*) FROM messages WHERE status IN ('queued', 'sending', 'paused', 'dead') \
+             GROUP BY priority, status",
+        )
+        .fetch_all(&self.pool)
+        .await
     }
 
     pub async fn message(&self, tenant_id: &str, id: &str) -> Result<Option<MessageRow>, sqlx::Error> {

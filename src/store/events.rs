@@ -47,13 +47,13 @@ struct Target {
 /// late `delivered` never undoes a `bounced`, and a replay never moves anything back.
 pub fn status_rank(status: &str) -> u8 {
     match status {
-        "queued" => 0,
+        "queued" | "paused" => 0,
         "sending" => 1,
         "sent" => 2,
         "delivered" => 3,
         "opened" => 4,
         "clicked" => 5,
-        "suppressed" | "failed" | "bounced" => 6,
+        "suppressed" | "failed" | "bounced" | "dead" | "cancelled" => 6,
         "complained" => 7,
         _ => 0,
     }

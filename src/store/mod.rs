@@ -6,6 +6,7 @@ mod campaigns;
 mod contacts;
 mod events;
 mod outbox;
+mod pacer;
 mod tenants;
 
 use std::str::FromStr;

@@ -244,7 +244,8 @@ impl Store {
         tx.commit().await
     }
 
-    /// A permanent failure, or retries exhausted: the batch's messages fail with the reason.
+    /// A permanent failure, or retries exhausted: the batch's messages become
+    /// dead letters, with the reason, for review and retry.
     pub async fn fail_batch(&self, batch: &OutboundBatch, error: &str) -> Result<(), sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
@@ -255,7 +256,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "UPDATE messages SET status = 'failed', attempts = $2, last_error = $3, updated_at = $4 \
+            "UPDATE messages SET status = 'dead', attempts = $2, last_error = $3, updated_at = $4 \
              WHERE batch_id = $1 AND status = 'sending'",
         )
         .bind(&batch.id)

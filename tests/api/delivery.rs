@@ -149,7 +149,7 @@ async fn a_permanent_rejection_fails_the_message_with_the_reason_and_is_not_retr
     let id = r.body["email_id"].as_str().unwrap().to_owned();
     app.drain().await;
     let m = app.get(&format!("/customers/{t}/messages/{id}"), &key).await;
-    assert_eq!(m.body["status"], "failed");
+    assert_eq!(m.body["status"], "dead");
     assert_eq!(m.body["attempts"], 1, "permanent errors skip retries");
     assert!(m.body["last_error"].as_str().unwrap().contains("validation_error"), "{}", m.body);
     assert_eq!(app.mock().stats().send_requests, 1);
@@ -175,7 +175,7 @@ async fn retryable_failures_give_up_after_the_configured_attempts() {
     let id = r.body["email_id"].as_str().unwrap().to_owned();
     app.drain().await;
     let m = app.get(&format!("/customers/{t}/messages/{id}"), &key).await;
-    assert_eq!(m.body["status"], "failed");
+    assert_eq!(m.body["status"], "dead");
     assert_eq!(m.body["attempts"], 3);
     assert_eq!(app.mock().stats().send_requests, 3);
 }

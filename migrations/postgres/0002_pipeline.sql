@@ -1,0 +1,15 @@
+-- Campaign lifecycle and the account-wide send pacer. Keep in step with sqlite/0002.
+
+-- NULL: the status follows from the messages; 'paused' or 'cancelled' when set by hand.
+ALTER TABLE campaigns ADD COLUMN state TEXT;
+ALTER TABLE campaigns ADD COLUMN scheduled_at BIGINT;
+
+-- One row: the next free send slot for the whole provider account, shared by
+-- every worker process so that together they stay under the provider's limit.
+CREATE TABLE send_pacer (
+    id         BIGINT PRIMARY KEY,
+    next_index BIGINT NOT NULL
+);
+INSERT INTO send_pacer (id, next_index) VALUES (1, 0);
+
+CREATE INDEX messages_dead ON messages (tenant_id, campaign_id) WHERE status = 'dead';
