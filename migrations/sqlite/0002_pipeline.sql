@@ -13,3 +13,7 @@ CREATE TABLE send_pacer (
 INSERT INTO send_pacer (id, next_index) VALUES (1, 0);
 
 CREATE INDEX messages_dead ON messages (tenant_id, campaign_id) WHERE status = 'dead';
+
+-- Set on the messages of a batch the provider rejected as a whole (422), so
+-- each is retried alone and only the invalid ones become dead letters.
+ALTER TABLE messages ADD COLUMN solo INTEGER NOT NULL DEFAULT 0;

@@ -60,8 +60,21 @@ pub struct MessageEvent {
     received_at: String,
 }
 
-const STATUSES: [&str; 10] =
-    ["queued", "sending", "sent", "delivered", "opened", "clicked", "bounced", "complained", "failed", "suppressed"];
+const STATUSES: [&str; 13] = [
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "opened",
+    "clicked",
+    "bounced",
+    "complained",
+    "failed",
+    "dead",
+    "suppressed",
+    "paused",
+    "cancelled",
+];
 
 /// A campaign's status follows from its messages (and a pause or cancel set by
 /// hand): nothing is stored that could disagree.
@@ -149,7 +162,11 @@ async fn campaign_view(state: &AppState, tenant_id: &str, id: &str) -> ApiResult
 /// Pause a campaign: nothing more of it is claimed; batches already with the provider finish.
 #[utoipa::path(post, path = "/customers/{id}/campaigns/{cid}/pause", tag = "campaigns", params(("id" = String, Path), ("cid" = String, Path)),
     responses((status = 200, body = Campaign), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
-async fn pause_campaign(t: TenantAccess, State(state): State<AppState>, Path(ids): Path<(String, String)>) -> ApiResult<Json<Campaign>> {
+async fn pause_campaign(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path(ids): Path<(String, String)>,
+) -> ApiResult<Json<Campaign>> {
     let id = path_id(&ids.1, "campaign")?;
     let current = campaign_view(&state, &t.tenant_id, &id).await?;
     if current.status == "cancelled" {
@@ -163,7 +180,11 @@ async fn pause_campaign(t: TenantAccess, State(state): State<AppState>, Path(ids
 /// Resume a paused campaign where it stopped.
 #[utoipa::path(post, path = "/customers/{id}/campaigns/{cid}/resume", tag = "campaigns", params(("id" = String, Path), ("cid" = String, Path)),
     responses((status = 200, body = Campaign), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
-async fn resume_campaign(t: TenantAccess, State(state): State<AppState>, Path(ids): Path<(String, String)>) -> ApiResult<Json<Campaign>> {
+async fn resume_campaign(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path(ids): Path<(String, String)>,
+) -> ApiResult<Json<Campaign>> {
     let id = path_id(&ids.1, "campaign")?;
     let current = state.store.campaign(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("campaign"))?;
     if current.state.as_deref() != Some("paused") {
@@ -178,7 +199,11 @@ async fn resume_campaign(t: TenantAccess, State(state): State<AppState>, Path(id
 /// Cancel a campaign: every message not yet handed to the provider is cancelled.
 #[utoipa::path(post, path = "/customers/{id}/campaigns/{cid}/cancel", tag = "campaigns", params(("id" = String, Path), ("cid" = String, Path)),
     responses((status = 200, body = Campaign), (status = 404, body = crate::error::ErrorBody)))]
-async fn cancel_campaign(t: TenantAccess, State(state): State<AppState>, Path(ids): Path<(String, String)>) -> ApiResult<Json<Campaign>> {
+async fn cancel_campaign(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path(ids): Path<(String, String)>,
+) -> ApiResult<Json<Campaign>> {
     let id = path_id(&ids.1, "campaign")?;
     state.store.campaign(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("campaign"))?;
     state.store.cancel_campaign(&t.tenant_id, &id).await?;

@@ -19,9 +19,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// webhook events by type.
 #[utoipa::path(get, path = "/metrics", tag = "health", security(()), responses((status = 200, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
-    for (priority, status, n) in state.store.queue_depth().await? {
-        let lane = if priority == 0 { "transactional" } else { "campaign" };
-        metrics::gauge!("mailroom_queue_depth", "priority" => lane, "status" => status).set(n as f64);
+    let depth = state.store.queue_depth().await?;
+    // Every lane and status is reported, zeros included, so a drained queue reads 0.
+    for (priority, lane) in [(0, "transactional"), (1, "campaign")] {
+        for status in ["queued", "sending", "paused", "dead"] {
+            let n = depth.iter().find(|(p, s, _)| *p == priority && s == status).map_or(0, |(_, _, n)| *n);
+            metrics::gauge!("mailroom_queue_depth", "priority" => lane, "status" => status).set(n as f64);
+        }
     }
     let body = crate::telemetry::metrics_handle().map(|h| h.render()).unwrap_or_default();
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], body))

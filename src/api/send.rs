@@ -119,7 +119,8 @@ fn from_address(given: Option<&str>, domain: &str) -> ApiResult<String> {
 fn parse_time(raw: &str) -> ApiResult<i64> {
     let t = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
         .map_err(|_| ApiError::validation("`scheduled_at` must be an RFC 3339 time, e.g. 2026-12-01T09:00:00Z"))?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| ApiError::validation("`scheduled_at` is out of range"))
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| ApiError::validation("`scheduled_at` is out of range"))
 }
 
 fn reply_to(raw: Option<&str>) -> ApiResult<Option<String>> {
@@ -158,7 +159,8 @@ async fn send_campaign(
     let (_, domain) = verified_tenant(&state, &t.tenant_id).await?;
     let from = from_address(input.from.as_deref(), &domain)?;
     let (subject, html, text) = content(&input.subject, &input.html, input.text.as_deref())?;
-    let scheduled_at = input.scheduled_at.as_deref().map(parse_time).transpose()?.filter(|t| *t > crate::domain::now_ms());
+    let scheduled_at =
+        input.scheduled_at.as_deref().map(parse_time).transpose()?.filter(|t| *t > crate::domain::now_ms());
     let resume = input.resume_from_campaign_id.as_deref().filter(|s| !s.is_empty());
     let targeting =
         match (input.segment_id.as_deref().filter(|s| !s.is_empty()), input.tag.as_deref().filter(|s| !s.is_empty())) {

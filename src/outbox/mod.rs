@@ -135,6 +135,11 @@ impl Outbox {
                 tracing::warn!(batch = %batch.id, attempt = batch.attempts, delay_ms = delay, error = %reason, "batch failed; will retry");
                 self.store.reschedule_batch(batch, now_ms() + delay, &reason, true).await?;
             }
+            ErrorClass::Permanent if !batch.single && e.status == Some(422) => {
+                // Resend validates a batch as a whole: find the invalid emails by sending each alone.
+                tracing::warn!(batch = %batch.id, error = %reason, "batch rejected as invalid; retrying its emails one by one");
+                self.store.split_batch(batch, &reason).await?;
+            }
             _ => {
                 tracing::warn!(batch = %batch.id, attempt = batch.attempts, error = %reason, "batch dead-lettered");
                 metrics::counter!("mailroom_dead_letters_total").increment(batch.message_ids.len() as u64);
@@ -179,10 +184,12 @@ impl Outbox {
 }
 
 /// Serialises the claimed messages once; these exact bytes go out on every attempt.
-fn render_payload(messages: &[ClaimedMessage]) -> String {
+pub fn render_payload(messages: &[ClaimedMessage], single: bool) -> String {
     let emails: Vec<OutgoingEmail> = messages.iter().map(outgoing_email).collect();
-    let single = messages.len() == 1 && messages[0].campaign_id.is_none();
-    let json = if single { serde_json::to_string(&emails[0]) } else { serde_json::to_string(&emails) };
+    let json = match emails.first() {
+        Some(one) if single => serde_json::to_string(one),
+        _ => serde_json::to_string(&emails),
+    };
     json.unwrap_or_default()
 }
 

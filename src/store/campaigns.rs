@@ -398,7 +398,12 @@ impl Store {
     }
 
     /// Dead letters, newest first: of one tenant (or all, for the operator), optionally one campaign.
-    pub async fn dead_letters(&self, tenant_id: Option<&str>, campaign_id: Option<&str>, limit: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
+    pub async fn dead_letters(
+        &self,
+        tenant_id: Option<&str>,
+        campaign_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<MessageRow>, sqlx::Error> {
         sqlx::query_as(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE status = 'dead' AND ($1 = '' OR tenant_id = $1) \
              AND ($2 = '' OR campaign_id = $2) ORDER BY updated_at DESC, id LIMIT $3"
@@ -412,7 +417,12 @@ impl Store {
 
     /// Queues dead letters again — one message, or every one of a campaign —
     /// with fresh attempts. Returns how many were queued.
-    pub async fn requeue_dead_letters(&self, tenant_id: &str, message_id: Option<&str>, campaign_id: Option<&str>) -> Result<u64, sqlx::Error> {
+    pub async fn requeue_dead_letters(
+        &self,
+        tenant_id: &str,
+        message_id: Option<&str>,
+        campaign_id: Option<&str>,
+    ) -> Result<u64, sqlx::Error> {
         let now = now_ms();
         let done = sqlx::query(
             "UPDATE messages SET status = 'queued', attempts = 0, batch_id = NULL, due_at = $4, updated_at = $4 \

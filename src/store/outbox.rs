@@ -101,25 +101,27 @@ impl Store {
     pub async fn claim_new_batch(
         &self,
         lease_ms: i64,
-        render: impl FnOnce(&[ClaimedMessage]) -> String,
+        render: impl FnOnce(&[ClaimedMessage], bool) -> String,
     ) -> Result<Option<ClaimedBatch>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
-        let head: Option<(String, Option<String>)> = sqlx::query_as(&format!(
-            "SELECT id, campaign_id FROM messages m WHERE status = 'queued' AND due_at <= $1 \
+        let head: Option<(String, Option<String>, i64)> = sqlx::query_as(&format!(
+            "SELECT id, campaign_id, solo FROM messages m WHERE status = 'queued' AND due_at <= $1 \
              ORDER BY priority, due_at LIMIT 1{}",
             self.skip_locked("m")
         ))
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((head_id, campaign_id)) = head else {
+        let Some((head_id, campaign_id, solo)) = head else {
             tx.commit().await?;
             return Ok(None);
         };
+        // Transactional mail, and messages split out of a rejected batch, go alone.
+        let single = campaign_id.is_none() || solo == 1;
         let (scope, scope_value) = match &campaign_id {
-            Some(c) => ("m.campaign_id = $2", c.clone()),
-            None => ("m.id = $2", head_id),
+            Some(c) if !single => ("m.campaign_id = $2 AND m.solo = 0", c.clone()),
+            _ => ("m.id = $2", head_id),
         };
         let claimed: Vec<ClaimedMessage> = sqlx::query_as(&format!(
             "SELECT m.id, m.tenant_id, m.campaign_id, m.to_email, m.first_name, \
@@ -152,8 +154,7 @@ impl Store {
         // The key names the batch, so a retry of this exact request is recognised
         // by the provider (Resend keeps keys for 24 hours).
         let idempotency_key = format!("mailroom-batch-{batch_id}");
-        let single = campaign_id.is_none();
-        let payload = render(&sendable);
+        let payload = render(&sendable, single);
         let tenant_id = first.tenant_id.clone();
         sqlx::query(
             "INSERT INTO batches (id, tenant_id, idempotency_key, single, payload, status, attempts, due_at, created_at, updated_at) \
@@ -261,6 +262,31 @@ impl Store {
         )
         .bind(&batch.id)
         .bind(batch.attempts)
+        .bind(error)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// The provider rejected the whole batch as invalid: queue its messages again
+    /// one by one, so only the invalid ones fail.
+    pub async fn split_batch(&self, batch: &OutboundBatch, error: &str) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE batches SET status = 'split', last_error = $2, payload = NULL, updated_at = $3 WHERE id = $1",
+        )
+        .bind(&batch.id)
+        .bind(error)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE messages SET status = 'queued', solo = 1, batch_id = NULL, last_error = $2, updated_at = $3 \
+             WHERE batch_id = $1 AND status = 'sending'",
+        )
+        .bind(&batch.id)
         .bind(error)
         .bind(now)
         .execute(&mut *tx)

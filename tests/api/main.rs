@@ -11,6 +11,7 @@ mod contacts;
 mod delivery;
 mod health;
 mod input;
+mod pipeline;
 mod send;
 mod webhooks;
 
