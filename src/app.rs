@@ -70,6 +70,12 @@ impl Core {
                 max_attempts: config.max_attempts,
                 retry_base_ms: config.retry_base_ms,
                 concurrency: config.worker_concurrency,
+                // Claim no more than can go out in about half a second, so a pause
+                // or a transactional email never waits behind a deep local backlog.
+                claim_batches: match config.send_rate {
+                    0 => 4,
+                    rate => (rate as usize / (2 * config.worker_concurrency.max(1))).clamp(1, 4),
+                },
             },
             wake.clone(),
         );

@@ -22,6 +22,8 @@ enum Command {
     Migrate,
     /// Run the Resend-compatible mock server for local development and tests.
     MockResend(MockConfig),
+    /// Measure mailroom: fanout | webhooks | rate | audience | idle | all.
+    Bench(mailroom::bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -34,6 +36,10 @@ async fn main() -> anyhow::Result<()> {
             println!("mock Resend listening on {}", mock.url());
             shutdown_signal().await;
             Ok(())
+        }
+        Command::Bench(args) => {
+            mailroom::telemetry::init(false);
+            mailroom::bench::run(&args).await.map(|_| ())
         }
         command => {
             let config = Config::from_env()?;

@@ -2,12 +2,14 @@
 //! queue: the request commits the outbox rows and answers 202; the worker sends.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::required_json;
@@ -78,7 +80,7 @@ pub struct SingleOut {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(send_campaign)).routes(routes!(send_single))
+    OpenApiRouter::new().routes(routes!(send_campaign)).routes(routes!(send_single)).routes(routes!(audience_count))
 }
 
 async fn verified_tenant(state: &AppState, tenant_id: &str) -> ApiResult<(TenantRow, String)> {
@@ -113,6 +115,65 @@ fn from_address(given: Option<&str>, domain: &str) -> ApiResult<String> {
             Ok(email.to_string())
         }
     }
+}
+
+/// Who a send reaches: an earlier campaign's unsent part, else a segment, else a
+/// tag, else every subscribed contact. Unknown campaigns and segments are 404.
+async fn resolve_targeting(
+    state: &AppState,
+    tenant_id: &str,
+    resume: Option<&str>,
+    segment_id: Option<&str>,
+    tag: Option<&str>,
+) -> ApiResult<Targeting> {
+    let present = |v: Option<&str>| v.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    if let Some(old) = present(resume) {
+        let old = parse_id(&old).ok_or(ApiError::NotFound("campaign"))?;
+        state.store.campaign(tenant_id, &old).await?.ok_or(ApiError::NotFound("campaign"))?;
+        return Ok(Targeting::Resume(old));
+    }
+    if let Some(sid) = present(segment_id) {
+        let sid = parse_id(&sid).ok_or(ApiError::NotFound("segment"))?;
+        state.store.segment(tenant_id, &sid).await?.ok_or(ApiError::NotFound("segment"))?;
+        return Ok(Targeting::Segment(sid));
+    }
+    match present(tag) {
+        Some(tag) => Ok(Targeting::Tag(Tag::parse(&tag).map_err(ApiError::validation)?.into_string())),
+        None => Ok(Targeting::All),
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct AudienceQuery {
+    tag: Option<String>,
+    segment_id: Option<String>,
+    resume_from_campaign_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Audience {
+    /// Subscribed, unsuppressed contacts a send with this targeting would reach now.
+    count: i64,
+}
+
+/// Count the audience a send would reach, without sending.
+#[utoipa::path(get, path = "/customers/{id}/audience", tag = "send", params(("id" = String, Path), AudienceQuery),
+    responses((status = 200, body = Audience), (status = 404, body = crate::error::ErrorBody)))]
+async fn audience_count(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    q: Result<Query<AudienceQuery>, QueryRejection>,
+) -> ApiResult<Json<Audience>> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let targeting = resolve_targeting(
+        &state,
+        &t.tenant_id,
+        q.resume_from_campaign_id.as_deref(),
+        q.segment_id.as_deref(),
+        q.tag.as_deref(),
+    )
+    .await?;
+    Ok(Json(Audience { count: state.store.audience_count(&t.tenant_id, &targeting).await? }))
 }
 
 /// Parses an RFC 3339 time into epoch milliseconds.
@@ -161,22 +222,14 @@ async fn send_campaign(
     let (subject, html, text) = content(&input.subject, &input.html, input.text.as_deref())?;
     let scheduled_at =
         input.scheduled_at.as_deref().map(parse_time).transpose()?.filter(|t| *t > crate::domain::now_ms());
-    let resume = input.resume_from_campaign_id.as_deref().filter(|s| !s.is_empty());
-    let targeting =
-        match (input.segment_id.as_deref().filter(|s| !s.is_empty()), input.tag.as_deref().filter(|s| !s.is_empty())) {
-            _ if resume.is_some() => {
-                let old = resume.and_then(parse_id).ok_or(ApiError::NotFound("campaign"))?;
-                state.store.campaign(&t.tenant_id, &old).await?.ok_or(ApiError::NotFound("campaign"))?;
-                Targeting::Resume(old)
-            }
-            (Some(sid), _) => {
-                let sid = parse_id(sid).ok_or(ApiError::NotFound("segment"))?;
-                state.store.segment(&t.tenant_id, &sid).await?.ok_or(ApiError::NotFound("segment"))?;
-                Targeting::Segment(sid)
-            }
-            (None, Some(tag)) => Targeting::Tag(Tag::parse(tag).map_err(ApiError::validation)?.into_string()),
-            (None, None) => Targeting::All,
-        };
+    let targeting = resolve_targeting(
+        &state,
+        &t.tenant_id,
+        input.resume_from_campaign_id.as_deref(),
+        input.segment_id.as_deref(),
+        input.tag.as_deref(),
+    )
+    .await?;
     let campaign = NewCampaign {
         id: new_id(),
         subject,

@@ -149,7 +149,7 @@ fn validate(v: &Value, reject: &[String]) -> Result<OutgoingEmail, String> {
 }
 
 enum Gate {
-    Go(Faults),
+    Go(Faults, u64),
     Stop(Response),
 }
 
@@ -165,7 +165,9 @@ fn gate(state: &MockState) -> Gate {
         inner.window_count = 0;
     }
     inner.window_count += 1;
-    let throttled_by_fault = rand::random::<f64>() < inner.faults.throttle_rate;
+    inner.fault_tick += 1;
+    let tick = inner.fault_tick;
+    let throttled_by_fault = fires(tick, inner.faults.throttle_rate);
     if (limit > 0 && inner.window_count > limit) || throttled_by_fault {
         inner.stats.http_429 += 1;
         let mut r = error(
@@ -181,11 +183,17 @@ fn gate(state: &MockState) -> Gate {
         return Gate::Stop(r);
     }
     inner.stats.peak_requests_per_second = inner.stats.peak_requests_per_second.max(inner.window_count);
-    if rand::random::<f64>() < inner.faults.fail_rate {
+    if fires(tick, inner.faults.fail_rate) {
         inner.stats.http_5xx += 1;
         return Gate::Stop(error(500, "internal_server_error", "An unexpected error occurred."));
     }
-    Gate::Go(inner.faults.clone())
+    Gate::Go(inner.faults.clone(), tick)
+}
+
+/// Faults are spread evenly rather than drawn at random, so a run is repeatable:
+/// with rate `p`, request `n` is hit when `floor(n·p)` steps up.
+fn fires(n: u64, p: f64) -> bool {
+    n > 0 && p > 0.0 && ((n as f64) * p).floor() > (((n - 1) as f64) * p).floor()
 }
 
 async fn send(state: MockState, headers: HeaderMap, body: Bytes, batch: bool) -> Response {
@@ -196,8 +204,8 @@ async fn send(state: MockState, headers: HeaderMap, body: Bytes, batch: bool) ->
             return r;
         }
     };
-    let faults = match gate(&state) {
-        Gate::Go(f) => f,
+    let (faults, tick) = match gate(&state) {
+        Gate::Go(f, tick) => (f, tick),
         Gate::Stop(r) => return r,
     };
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -271,10 +279,13 @@ async fn send(state: MockState, headers: HeaderMap, body: Bytes, batch: bool) ->
         json!({ "id": ids[0] })
     }
     .to_string();
-    let dropped = rand::random::<f64>() < faults.drop_rate;
+    // Offset so drops do not always land on the same requests as 5xx answers.
+    let dropped = fires(tick + 7, faults.drop_rate);
     {
         let mut inner = state.lock();
+        let now = crate::domain::now_ms();
         inner.stats.accepted_requests += 1;
+        inner.stats.accepted_request_times.push(now);
         inner.stats.largest_batch = inner.stats.largest_batch.max(emails.len());
         for (id, e) in ids.iter().zip(&emails) {
             inner.accepted.push(AcceptedEmail {
@@ -288,6 +299,7 @@ async fn send(state: MockState, headers: HeaderMap, body: Bytes, batch: bool) ->
                 tags: e.tags.clone(),
                 user_agent: ua.clone(),
                 authorization: auth.clone(),
+                accepted_at_ms: now,
             });
         }
         if let Some(k) = &key {

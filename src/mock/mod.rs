@@ -17,7 +17,8 @@ use tokio::net::TcpListener;
 
 use crate::provider::DomainInfo;
 
-/// Faults injected per request, each a probability from 0 to 1.
+/// Faults injected into send requests, each a share from 0 to 1 (spread evenly,
+/// so runs repeat).
 #[derive(Clone, Debug, Default, clap::Args, serde::Deserialize, Serialize)]
 pub struct Faults {
     /// Share of send requests answered 500.
@@ -72,6 +73,8 @@ pub struct AcceptedEmail {
     pub tags: Vec<crate::provider::EmailTag>,
     pub user_agent: String,
     pub authorization: String,
+    /// When the mock accepted it (epoch ms).
+    pub accepted_at_ms: i64,
 }
 
 /// Counters tests assert on.
@@ -87,6 +90,9 @@ pub struct MockStats {
     pub largest_batch: usize,
     /// The most send requests seen within one second.
     pub peak_requests_per_second: u32,
+    /// When each accepted send request arrived (epoch ms), in order.
+    #[serde(skip)]
+    pub accepted_request_times: Vec<i64>,
 }
 
 enum KeyState {
@@ -103,6 +109,8 @@ struct Inner {
     window_second: i64,
     window_count: u32,
     faults: Faults,
+    /// Send requests seen, for spreading injected faults.
+    fault_tick: u64,
     /// Where signed webhooks go, and the secret they are signed with.
     webhook: Option<(String, String)>,
 }
@@ -151,6 +159,11 @@ impl MockResend {
 
     pub fn accepted(&self) -> Vec<AcceptedEmail> {
         self.state.lock().accepted.clone()
+    }
+
+    /// Whether an email with this subject was accepted (without copying the record).
+    pub fn has_subject(&self, subject: &str) -> bool {
+        self.state.lock().accepted.iter().any(|e| e.subject == subject)
     }
 
     pub fn accepted_count(&self) -> usize {

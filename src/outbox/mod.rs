@@ -31,6 +31,8 @@ pub struct OutboxSettings {
     pub retry_base_ms: u64,
     /// Concurrent dispatch loops in this process.
     pub concurrency: usize,
+    /// Batches one claim may take at once (fewer, larger transactions).
+    pub claim_batches: usize,
 }
 
 /// What one step did.
@@ -65,25 +67,53 @@ impl Outbox {
             metrics::counter!("mailroom_batch_retries_total").increment(1);
             return self.dispatch(batch).await;
         }
-        let claimed = self.store.claim_new_batch(lease, render_payload).await?;
-        match claimed {
-            None => Ok(Step::Empty),
-            Some(c) => {
-                if c.suppressed > 0 {
-                    metrics::counter!("mailroom_messages_suppressed_at_claim_total").increment(c.suppressed);
-                }
-                match c.batch {
-                    Some(batch) => self.dispatch(batch).await,
-                    None => Ok(Step::Suppressed(c.suppressed)),
-                }
-            }
+        let claimed = self.store.claim_new_batch(lease, self.settings.claim_batches, render_payload).await?;
+        let Some(claimed) = claimed else { return Ok(Step::Empty) };
+        if claimed.suppressed > 0 {
+            metrics::counter!("mailroom_messages_suppressed_at_claim_total").increment(claimed.suppressed);
         }
+        if claimed.batches.is_empty() {
+            return Ok(Step::Suppressed(claimed.suppressed));
+        }
+        self.dispatch_all(claimed.batches).await
     }
 
     async fn dispatch(&self, batch: OutboundBatch) -> anyhow::Result<Step> {
+        self.dispatch_all(vec![batch]).await
+    }
+
+    /// Sends the batches side by side (each in its own rate slot), then records
+    /// the accepted ones in one transaction and each failure on its own.
+    async fn dispatch_all(&self, batches: Vec<OutboundBatch>) -> anyhow::Result<Step> {
+        let results = futures::future::join_all(batches.iter().map(|b| self.send(b))).await;
+        let mut accepted = Vec::new();
+        let mut all_sent = true;
+        for (batch, result) in batches.iter().zip(results) {
+            match result? {
+                Ok(ids) => {
+                    if ids.len() != batch.message_ids.len() {
+                        tracing::warn!(batch = %batch.id, expected = batch.message_ids.len(), got = ids.len(), "provider returned a different number of ids");
+                    }
+                    tracing::info!(batch = %batch.id, tenant = %batch.tenant_id, messages = batch.message_ids.len(), attempt = batch.attempts, "batch accepted");
+                    accepted.push((batch, ids));
+                }
+                Err(e) => {
+                    all_sent = false;
+                    self.record_failure(batch, &e).await?;
+                }
+            }
+        }
+        let done: Vec<(&OutboundBatch, &[String])> = accepted.iter().map(|(b, ids)| (*b, ids.as_slice())).collect();
+        self.store.complete_batches(&done).await?;
+        let messages = batches.iter().map(|b| b.message_ids.len()).sum();
+        Ok(Step::Dispatched { messages, sent: all_sent })
+    }
+
+    /// One provider request, in its rate slot. The outer error is ours (database);
+    /// the inner one is the provider's answer.
+    async fn send(&self, batch: &OutboundBatch) -> anyhow::Result<Result<Vec<String>, ProviderError>> {
         let waited = self.pacer.wait_turn(&self.store, batch.single).await?;
         metrics::histogram!("mailroom_rate_wait_seconds").record(waited.as_secs_f64());
-        let messages = batch.message_ids.len();
         let started = Instant::now();
         let result = if batch.single {
             self.provider.send_email(&batch.idempotency_key, &batch.payload).await.map(|id| vec![id])
@@ -103,20 +133,7 @@ impl Outbox {
             ),
         };
         metrics::counter!("mailroom_provider_requests_total", "outcome" => outcome, "error" => error).increment(1);
-        match result {
-            Ok(ids) => {
-                if ids.len() != messages {
-                    tracing::warn!(batch = %batch.id, expected = messages, got = ids.len(), "provider returned a different number of ids");
-                }
-                self.store.complete_batch(&batch, &ids).await?;
-                tracing::info!(batch = %batch.id, tenant = %batch.tenant_id, messages, attempt = batch.attempts, "batch accepted");
-                Ok(Step::Dispatched { messages, sent: true })
-            }
-            Err(e) => {
-                self.record_failure(&batch, &e).await?;
-                Ok(Step::Dispatched { messages, sent: false })
-            }
-        }
+        Ok(result)
     }
 
     async fn record_failure(&self, batch: &OutboundBatch, e: &ProviderError) -> anyhow::Result<()> {

@@ -107,6 +107,37 @@ pub enum EnqueueOutcome {
     NoRecipients,
 }
 
+/// `FROM ... WHERE ...` selecting a campaign's audience as contacts `c`: the
+/// tenant (`$1`) subscribed, unsuppressed contacts matching the targeting, whose
+/// value is bound as `$param`. One definition for counting and for enqueueing.
+fn audience(targeting: &Targeting, param: usize) -> (String, String) {
+    // Each join matches at most one row per contact (its primary or unique key),
+    // so no contact is counted or queued twice; joins let the planner start from
+    // the small side (a tag's index) rather than scan every contact.
+    let (join, value) = match targeting {
+        Targeting::All => (format!("WHERE ${param} = ${param} AND"), String::new()),
+        Targeting::Tag(t) => (
+            format!("JOIN contact_tags t ON t.contact_id = c.id AND t.tenant_id = $1 AND t.tag = ${param} WHERE"),
+            t.clone(),
+        ),
+        Targeting::Segment(s) => {
+            (format!("JOIN segment_members m ON m.contact_id = c.id AND m.segment_id = ${param} WHERE"), s.clone())
+        }
+        Targeting::Resume(old) => (
+            format!(
+                "JOIN messages om ON om.contact_id = c.id AND om.campaign_id = ${param} \
+                 AND om.status IN ('queued', 'paused', 'cancelled', 'dead') WHERE"
+            ),
+            old.clone(),
+        ),
+    };
+    let sql = format!(
+        "FROM contacts c {join} c.tenant_id = $1 AND c.status = 'subscribed' \
+         AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)"
+    );
+    (sql, value)
+}
+
 /// A request that never completed (its process died) stops blocking its key after this long.
 const ABANDONED_KEY_MS: i64 = 60_000;
 
@@ -208,38 +239,23 @@ impl Store {
         .execute(&mut *tx)
         .await?;
 
-        let (join, filter) = match &c.targeting {
-            Targeting::All => ("", String::new()),
-            Targeting::Tag(t) => {
-                ("JOIN contact_tags t ON t.contact_id = c.id AND t.tenant_id = $1 AND t.tag = $4", t.clone())
-            }
-            Targeting::Segment(s) => ("JOIN segment_members m ON m.contact_id = c.id AND m.segment_id = $4", s.clone()),
-            Targeting::Resume(old) => {
-                // The earlier campaign's unsent rows stop here, in this transaction,
-                // so no recipient can be mailed by both campaigns.
-                sqlx::query(
-                    "UPDATE messages SET status = 'cancelled', updated_at = $3 \
-                     WHERE tenant_id = $1 AND campaign_id = $2 AND status IN ('queued', 'paused')",
-                )
-                .bind(tenant_id)
-                .bind(old)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                (
-                    "JOIN messages om ON om.contact_id = c.id AND om.campaign_id = $4 AND om.status IN ('cancelled', 'dead')",
-                    old.clone(),
-                )
-            }
-        };
-        // `$4` is unused for `All`; binding it anyway keeps one statement shape.
-        let filter_param = if join.is_empty() { "AND $4 = $4" } else { "" };
+        if let Targeting::Resume(old) = &c.targeting {
+            // The earlier campaign's unsent rows stop here, in this transaction,
+            // so no recipient can be mailed by both campaigns.
+            sqlx::query(
+                "UPDATE messages SET status = 'cancelled', updated_at = $3 \
+                 WHERE tenant_id = $1 AND campaign_id = $2 AND status IN ('queued', 'paused')",
+            )
+            .bind(tenant_id)
+            .bind(old)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let (audience, filter) = audience(&c.targeting, 4);
         let sql = format!(
             "INSERT INTO messages (id, tenant_id, campaign_id, contact_id, to_email, first_name, priority, status, due_at, attempts, created_at, updated_at) \
-             SELECT {uuid}, c.tenant_id, $2, c.id, c.email, c.first_name, {PRIORITY_CAMPAIGN}, 'queued', $5, 0, $3, $3 \
-             FROM contacts c {join} \
-             WHERE c.tenant_id = $1 AND c.status = 'subscribed' {filter_param} \
-               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)",
+             SELECT {uuid}, c.tenant_id, $2, c.id, c.email, c.first_name, {PRIORITY_CAMPAIGN}, 'queued', $5, 0, $3, $3 {audience}",
             uuid = self.sql_uuid(),
         );
         let recipients = sqlx::query(&sql)
@@ -266,6 +282,16 @@ impl Store {
         }
         tx.commit().await?;
         Ok(EnqueueOutcome::Enqueued { recipients, response })
+    }
+
+    /// How many contacts a send with this targeting would reach now.
+    pub async fn audience_count(&self, tenant_id: &str, targeting: &Targeting) -> Result<i64, sqlx::Error> {
+        let (audience, value) = audience(targeting, 2);
+        sqlx::query_scalar(&format!("SELECT COUNT(*) {audience}"))
+            .bind(tenant_id)
+            .bind(value)
+            .fetch_one(&self.pool)
+            .await
     }
 
     /// Queues one transactional message ahead of campaign mail.
@@ -457,7 +483,7 @@ impl Store {
 }
 
 async fn complete_key(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut sqlx::AnyConnection,
     tenant_id: &str,
     key: &str,
     status: i64,
@@ -470,7 +496,7 @@ async fn complete_key(
     .bind(key)
     .bind(status)
     .bind(body)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map(|_| ())
 }

@@ -41,7 +41,8 @@ pub struct OutboundBatch {
 /// The result of claiming new work: what was sent to suppression instead, and the batch to send.
 pub struct ClaimedBatch {
     pub suppressed: u64,
-    pub batch: Option<OutboundBatch>,
+    /// Batches recorded and leased, ready to send.
+    pub batches: Vec<OutboundBatch>,
 }
 
 #[derive(FromRow)]
@@ -58,8 +59,17 @@ impl Store {
     /// Takes the oldest batch whose retry time (or lease) has come, and leases it
     /// for `lease_ms`. A batch whose worker died is found here once its lease runs out.
     pub async fn claim_due_batch(&self, lease_ms: i64) -> Result<Option<OutboundBatch>, sqlx::Error> {
-        let mut tx = self.begin_write().await?;
         let now = now_ms();
+        // A cheap read first: most steps find nothing due, and need no write lock for that.
+        let any_due: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM batches WHERE status = 'pending' AND due_at <= $1 LIMIT 1")
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+        if any_due.is_none() {
+            return Ok(None);
+        }
+        let mut tx = self.begin_write().await?;
         let row: Option<BatchRow> = sqlx::query_as(&format!(
             "SELECT id, tenant_id, idempotency_key, single, payload, attempts FROM batches b \
              WHERE status = 'pending' AND due_at <= $1 ORDER BY due_at LIMIT 1{}",
@@ -101,7 +111,8 @@ impl Store {
     pub async fn claim_new_batch(
         &self,
         lease_ms: i64,
-        render: impl FnOnce(&[ClaimedMessage], bool) -> String,
+        max_batches: usize,
+        render: impl Fn(&[ClaimedMessage], bool) -> String,
     ) -> Result<Option<ClaimedBatch>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
@@ -133,8 +144,9 @@ impl Store {
                    AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)) \
                THEN 1 ELSE 0 END AS blocked \
              FROM messages m LEFT JOIN campaigns cp ON cp.id = m.campaign_id \
-             WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {MAX_BATCH}{}",
-            self.skip_locked("m")
+             WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}{}",
+            self.skip_locked("m"),
+            limit = MAX_BATCH * i64::try_from(max_batches.max(1)).unwrap_or(1),
         ))
         .bind(now)
         .bind(scope_value)
@@ -146,36 +158,31 @@ impl Store {
             let ids: Vec<&str> = blocked.iter().map(|m| m.id.as_str()).collect();
             set_status(&mut tx, &ids, "suppressed", now, None).await?;
         }
-        let Some(first) = sendable.first() else {
-            tx.commit().await?;
-            return Ok(Some(ClaimedBatch { suppressed: blocked.len() as u64, batch: None }));
-        };
-        let batch_id = crate::domain::new_id();
-        // The key names the batch, so a retry of this exact request is recognised
-        // by the provider (Resend keeps keys for 24 hours).
-        let idempotency_key = format!("mailroom-batch-{batch_id}");
-        let payload = render(&sendable, single);
-        let tenant_id = first.tenant_id.clone();
-        sqlx::query(
-            "INSERT INTO batches (id, tenant_id, idempotency_key, single, payload, status, attempts, due_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'pending', 1, $6, $7, $7)",
-        )
-        .bind(&batch_id)
-        .bind(&tenant_id)
-        .bind(&idempotency_key)
-        .bind(i64::from(single))
-        .bind(&payload)
-        .bind(now + lease_ms)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let message_ids: Vec<String> = sendable.iter().map(|m| m.id.clone()).collect();
-        let ids: Vec<&str> = message_ids.iter().map(String::as_str).collect();
-        set_status(&mut tx, &ids, "sending", now, Some(&batch_id)).await?;
-        tx.commit().await?;
-        Ok(Some(ClaimedBatch {
-            suppressed: blocked.len() as u64,
-            batch: Some(OutboundBatch {
+        let mut batches = Vec::new();
+        for chunk in sendable.chunks(MAX_BATCH as usize) {
+            let batch_id = crate::domain::new_id();
+            // The key names the batch, so a retry of this exact request is recognised
+            // by the provider (Resend keeps keys for 24 hours).
+            let idempotency_key = format!("mailroom-batch-{batch_id}");
+            let payload = render(chunk, single);
+            let tenant_id = chunk[0].tenant_id.clone();
+            sqlx::query(
+                "INSERT INTO batches (id, tenant_id, idempotency_key, single, payload, status, attempts, due_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'pending', 1, $6, $7, $7)",
+            )
+            .bind(&batch_id)
+            .bind(&tenant_id)
+            .bind(&idempotency_key)
+            .bind(i64::from(single))
+            .bind(&payload)
+            .bind(now + lease_ms)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let message_ids: Vec<String> = chunk.iter().map(|m| m.id.clone()).collect();
+            let ids: Vec<&str> = message_ids.iter().map(String::as_str).collect();
+            set_status(&mut tx, &ids, "sending", now, Some(&batch_id)).await?;
+            batches.push(OutboundBatch {
                 id: batch_id,
                 tenant_id,
                 idempotency_key,
@@ -183,33 +190,45 @@ impl Store {
                 payload,
                 attempts: 1,
                 message_ids,
-            }),
-        }))
+            });
+        }
+        tx.commit().await?;
+        Ok(Some(ClaimedBatch { suppressed: blocked.len() as u64, batches }))
     }
 
     /// The provider accepted the batch: record its ids. A message that a webhook
     /// already moved past `sent` keeps its later status.
     pub async fn complete_batch(&self, batch: &OutboundBatch, provider_ids: &[String]) -> Result<(), sqlx::Error> {
+        self.complete_batches(&[(batch, provider_ids)]).await
+    }
+
+    /// Records several accepted batches in one transaction.
+    pub async fn complete_batches(&self, done: &[(&OutboundBatch, &[String])]) -> Result<(), sqlx::Error> {
+        if done.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.begin_write().await?;
         let now = now_ms();
-        for (message_id, provider_id) in batch.message_ids.iter().zip(provider_ids) {
-            sqlx::query(
-                "UPDATE messages SET provider_id = $2, attempts = $3, updated_at = $4, \
-                   status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END \
-                 WHERE id = $1",
-            )
-            .bind(message_id)
-            .bind(provider_id)
-            .bind(batch.attempts)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        for (batch, provider_ids) in done {
+            // One statement for the whole batch: `CASE id WHEN ... THEN <provider id>`.
+            let pairs: Vec<(&String, &String)> = batch.message_ids.iter().zip(provider_ids.iter()).collect();
+            let cases: String = (0..pairs.len()).map(|i| format!(" WHEN ${} THEN ${}", 4 + 2 * i, 5 + 2 * i)).collect();
+            let sql = format!(
+            "UPDATE messages SET provider_id = CASE id{cases} ELSE provider_id END, attempts = $2, updated_at = $3, \
+               status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END \
+             WHERE batch_id = $1"
+        );
+            let mut q = sqlx::query(&sql).bind(&batch.id).bind(batch.attempts).bind(now);
+            for (message_id, provider_id) in pairs {
+                q = q.bind(message_id).bind(provider_id);
+            }
+            q.execute(&mut *tx).await?;
+            sqlx::query("UPDATE batches SET status = 'sent', payload = NULL, updated_at = $2 WHERE id = $1")
+                .bind(&batch.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
         }
-        sqlx::query("UPDATE batches SET status = 'sent', payload = NULL, updated_at = $2 WHERE id = $1")
-            .bind(&batch.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await
     }
 
@@ -303,7 +322,7 @@ impl Store {
 }
 
 async fn set_status(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut sqlx::AnyConnection,
     ids: &[&str],
     status: &str,
     now: i64,
@@ -317,5 +336,5 @@ async fn set_status(
     for id in ids {
         q = q.bind(*id);
     }
-    q.execute(&mut **tx).await.map(|_| ())
+    q.execute(&mut *tx).await.map(|_| ())
 }

@@ -77,16 +77,16 @@ async fn a_batch_accepted_before_the_connection_dropped_is_retried_with_its_key_
     app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
 
     app.mock().set_faults(Faults { drop_rate: 1.0, ..Faults::default() });
-    assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 100, sent: false });
-    assert_eq!(app.mock().accepted_count(), 100, "the provider did accept it");
+    assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 150, sent: false });
+    assert_eq!(app.mock().accepted_count(), 150, "the provider did accept both batches");
     app.mock().set_faults(Faults::default());
-    // Wait out the (short, test-configured) backoff, then the same batch goes again.
-    crate::helpers::wait_for("the retry", std::time::Duration::from_secs(10), || async {
-        matches!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 100, sent: true })
+    // Wait out the (short, test-configured) backoff, then the same batches go again.
+    crate::helpers::wait_for("the retries", std::time::Duration::from_secs(10), || async {
+        app.outbox.try_dispatch_once().await.unwrap();
+        app.store.outbox_depth().await.unwrap() == 0
     })
     .await;
-    assert_eq!(app.mock().stats().replayed, 1, "the provider recognised the key");
-    while app.outbox.try_dispatch_once().await.unwrap() != Step::Empty {}
+    assert_eq!(app.mock().stats().replayed, 2, "the provider recognised both keys");
     assert_exactly_once(&app, 150);
 }
 
@@ -98,8 +98,8 @@ async fn a_batch_claimed_by_a_worker_that_died_is_sent_once_its_lease_runs_out_a
     app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
     // Two workers claim and record a batch each, then die before calling the
     // provider: one lease still runs, the other has run out.
-    let held = app.store.claim_new_batch(60_000, render_payload).await.unwrap().unwrap().batch.unwrap();
-    let expired = app.store.claim_new_batch(0, render_payload).await.unwrap().unwrap().batch.unwrap();
+    let held = app.store.claim_new_batch(60_000, 1, render_payload).await.unwrap().unwrap().batches.remove(0);
+    let expired = app.store.claim_new_batch(0, 1, render_payload).await.unwrap().unwrap().batches.remove(0);
 
     assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 100, sent: true });
     let sent = app.mock().accepted();

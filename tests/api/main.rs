@@ -6,6 +6,7 @@
 mod helpers;
 
 mod auth;
+mod bench;
 mod campaigns;
 mod contacts;
 mod delivery;

@@ -1,0 +1,331 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use reqwest::Method;
+use serde_json::json;
+
+use super::server::{binary, BenchDb, Server};
+use super::{BenchArgs, Figures};
+use crate::domain::now_ms;
+use crate::mock::{MockConfig, MockResend};
+
+fn resend_env(mock: &MockResend, rate: u32) -> Vec<(&'static str, String)> {
+    vec![
+        ("RESEND_API_KEY", "re_bench".into()),
+        ("RESEND_BASE_URL", mock.url()),
+        ("MAILROOM_SEND_RATE", rate.to_string()),
+        // The bench's own environment may override the worker's concurrency.
+        ("MAILROOM_WORKER_CONCURRENCY", std::env::var("MAILROOM_WORKER_CONCURRENCY").unwrap_or_else(|_| "8".into())),
+    ]
+}
+
+async fn import(server: &Server, tenant: &str, key: &str, n: usize) -> anyhow::Result<()> {
+    for start in (0..n).step_by(10_000) {
+        let contacts: Vec<_> = (start..(start + 10_000).min(n))
+            .map(|i| json!({ "email": format!("user{i}@example.org"), "first_name": format!("U{i}") }))
+            .collect();
+        server
+            .call(
+                Method::POST,
+                &format!("/customers/{tenant}/contacts/import"),
+                key,
+                Some(json!({ "contacts": contacts })),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while !done() {
+        anyhow::ensure!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+/// CPU seconds this (load-generating) process has used so far.
+fn own_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name: utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// An N-recipient campaign from `POST /send` until the mock has every email.
+pub async fn fanout(args: &BenchArgs) -> anyhow::Result<Figures> {
+    let mock = MockResend::start(MockConfig { port: 0, ..MockConfig::default() }).await?;
+    let db = BenchDb::new(args.database_url.as_deref()).await?;
+    let server = Server::start(&binary(args.mailroom_bin.as_ref())?, &db, &resend_env(&mock, 0)).await?;
+    let (tenant, key) = server.tenant().await?;
+    import(&server, &tenant, &key, args.recipients).await?;
+    let started = Instant::now();
+    let r = server
+        .call(
+            Method::POST,
+            &format!("/customers/{tenant}/send"),
+            &key,
+            Some(json!({ "subject": "Hi {{first_name}}", "html": "<p>Hello {{first_name}}</p>" })),
+        )
+        .await?;
+    let accept_s = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        r["sent_to"].as_u64() == Some(args.recipients as u64),
+        "campaign reached {} not {}",
+        r["sent_to"],
+        args.recipients
+    );
+    wait_until("every email", Duration::from_secs(600), || mock.accepted_count() >= args.recipients).await?;
+    let total_s = started.elapsed().as_secs_f64();
+    let (_, peak) = server.rss_mb();
+    drop(server);
+    db.remove().await;
+    Ok(Figures::from([
+        ("emails_per_s".into(), args.recipients as f64 / total_s),
+        ("accept_s".into(), accept_s),
+        ("total_s".into(), total_s),
+        ("peak_rss_mb".into(), peak),
+    ]))
+}
+
+/// N Svix-signed Resend events at concurrency C against any receiver.
+pub async fn webhooks(args: &BenchArgs) -> anyhow::Result<Figures> {
+    let secret = args.secret.clone().unwrap_or_else(|| "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into());
+    let mut own = None;
+    let target = match &args.target {
+        Some(t) => t.clone(),
+        None => {
+            let db = BenchDb::new(args.database_url.as_deref()).await?;
+            let server =
+                Server::start(&binary(args.mailroom_bin.as_ref())?, &db, &[("WEBHOOK_SECRET", secret.clone())]).await?;
+            let url = format!("{}/webhooks/resend", server.base);
+            own = Some((server, db));
+            url
+        }
+    };
+    let ids: Vec<String> = match &args.email_ids {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("Failed to read {}", path.display()))?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => (0..1000).map(|_| uuid::Uuid::new_v4().to_string()).collect(),
+    };
+    anyhow::ensure!(!ids.is_empty(), "no email ids");
+    // Pre-signed, so the load generator spends its time sending.
+    let signer = standardwebhooks::Webhook::new(&secret).map_err(|e| anyhow::anyhow!("bad secret: {e}"))?;
+    let kinds = ["email.sent", "email.delivered", "email.opened", "email.clicked", "email.bounced"];
+    let ts = now_ms() / 1000;
+    let requests: Vec<(String, String, String)> = (0..args.events)
+        .map(|i| {
+            let kind = kinds[i % kinds.len()];
+            let mut data = json!({ "email_id": ids[i % ids.len()], "created_at": "2026-11-20T10:00:00.000Z", "from": "hello@bench.example.com", "to": ["user@example.org"], "subject": "Hi" });
+            if kind == "email.bounced" {
+                data["bounce"] = json!({ "type": "Permanent", "subType": "General", "message": "gone" });
+            }
+            if kind == "email.clicked" {
+                data["click"] = json!({ "link": "https://example.org/x", "timestamp": "2026-11-20T10:00:00.000Z" });
+            }
+            let body = json!({ "type": kind, "created_at": "2026-11-20T10:00:01.000Z", "data": data }).to_string();
+            let id = format!("msg_bench_{}_{i}", uuid::Uuid::new_v4().simple());
+            let sig = signer.sign(&id, ts, body.as_bytes()).unwrap_or_default();
+            (id, sig, body)
+        })
+        .collect();
+    let requests = Arc::new(requests);
+    let next = Arc::new(AtomicUsize::new(0));
+    let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let cpu_before = own_cpu_s();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..args.concurrency.max(1))
+        .map(|_| {
+            let (requests, next, http, target) = (requests.clone(), next.clone(), http.clone(), target.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0u64;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((id, sig, body)) = requests.get(i) else { break };
+                    let t = Instant::now();
+                    let res = http
+                        .post(&target)
+                        .header("svix-id", id)
+                        .header("svix-timestamp", ts.to_string())
+                        .header("svix-signature", sig)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    match res {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                        }
+                        _ => errors += 1,
+                    }
+                    latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(args.events);
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await?;
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = own_cpu_s() - cpu_before;
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let mut figures = Figures::from([
+        ("events_per_s".into(), args.events as f64 / elapsed),
+        ("p50_ms".into(), percentile(&latencies, 0.50)),
+        ("p99_ms".into(), percentile(&latencies, 0.99)),
+        ("errors".into(), errors as f64),
+        ("loadgen_cpu_s".into(), cpu),
+        ("elapsed_s".into(), elapsed),
+    ]);
+    if let Some((server, db)) = own {
+        figures.insert("peak_rss_mb".into(), server.rss_mb().1);
+        drop(server);
+        db.remove().await;
+    }
+    Ok(figures)
+}
+
+/// The provider limited to `rate_limit`/s: a campaign long enough for
+/// `rate_seconds` of sending, and a transactional email every second.
+pub async fn rate(args: &BenchArgs) -> anyhow::Result<Figures> {
+    let limit = args.rate_limit.max(1);
+    let mock = MockResend::start(MockConfig { port: 0, rate_limit: limit, ..MockConfig::default() }).await?;
+    let db = BenchDb::new(args.database_url.as_deref()).await?;
+    let server = Server::start(&binary(args.mailroom_bin.as_ref())?, &db, &resend_env(&mock, limit)).await?;
+    let (tenant, key) = server.tenant().await?;
+    // Enough for the window plus a margin, so the campaign is still running when it closes.
+    let recipients = (args.rate_seconds as usize + 3) * limit as usize * 100;
+    import(&server, &tenant, &key, recipients).await?;
+    server
+        .call(
+            Method::POST,
+            &format!("/customers/{tenant}/send"),
+            &key,
+            Some(json!({ "subject": "campaign", "html": "h" })),
+        )
+        .await?;
+    wait_until("the first batch", Duration::from_secs(30), || mock.accepted_count() > 0).await?;
+    // Measure whole seconds from the next second boundary: the provider counts per second.
+    let window_start = (now_ms() / 1000 + 1) * 1000;
+    let window_end = window_start + args.rate_seconds as i64 * 1000;
+    let mut sent_at = Vec::new();
+    let mut i = 0;
+    while now_ms() < window_end {
+        let t = now_ms();
+        let subject = format!("tx-{i}");
+        server
+            .call(
+                Method::POST,
+                &format!("/customers/{tenant}/send/single"),
+                &key,
+                Some(json!({ "to_email": format!("tx{i}@example.org"), "subject": subject, "html": "h" })),
+            )
+            .await?;
+        sent_at.push((subject, t));
+        i += 1;
+        tokio::time::sleep(
+            Duration::from_millis(1000).saturating_sub(Duration::from_millis((now_ms() - t).unsigned_abs())),
+        )
+        .await;
+    }
+    wait_until("the last transactional email", Duration::from_secs(30), || {
+        sent_at.iter().all(|(s, _)| mock.has_subject(s))
+    })
+    .await?;
+    let stats = mock.stats();
+    let in_window = stats.accepted_request_times.iter().filter(|t| **t >= window_start && **t < window_end).count();
+    let budget = (limit as u64 * args.rate_seconds) as f64;
+    let accepted = mock.accepted();
+    let mut latencies: Vec<f64> = sent_at
+        .iter()
+        .filter_map(|(s, t)| accepted.iter().find(|e| &e.subject == s).map(|e| (e.accepted_at_ms - t) as f64))
+        .collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    drop(server);
+    db.remove().await;
+    Ok(Figures::from([
+        ("budget_used".into(), in_window as f64 / budget),
+        ("http_429".into(), stats.http_429 as f64),
+        ("transactional_p99_ms".into(), percentile(&latencies, 0.99)),
+        ("transactional_p50_ms".into(), percentile(&latencies, 0.50)),
+        ("peak_requests_per_s".into(), f64::from(stats.peak_requests_per_second)),
+    ]))
+}
+
+/// A large tagged audience: count it, then enqueue a campaign to all of it.
+pub async fn audience(args: &BenchArgs) -> anyhow::Result<Figures> {
+    let mock = MockResend::start(MockConfig { port: 0, ..MockConfig::default() }).await?;
+    let db = BenchDb::new(args.database_url.as_deref()).await?;
+    let server = Server::start(&binary(args.mailroom_bin.as_ref())?, &db, &resend_env(&mock, 10)).await?;
+    let (tenant, key) = server.tenant().await?;
+    let store = crate::store::Store::connect(&db.url, 2).await?;
+    let seeded_at = Instant::now();
+    store.seed_contacts(&tenant, args.audience as i64, "example.org", "news").await?;
+    let seed_s = seeded_at.elapsed().as_secs_f64();
+    store.close().await;
+    let t = Instant::now();
+    let count = server.call(Method::GET, &format!("/customers/{tenant}/audience?tag=news"), &key, None).await?;
+    let count_ms = t.elapsed().as_secs_f64() * 1000.0;
+    anyhow::ensure!(
+        count["count"].as_u64() == Some(args.audience as u64),
+        "audience count {} != {}",
+        count["count"],
+        args.audience
+    );
+    let t = Instant::now();
+    let r = server
+        .call(
+            Method::POST,
+            &format!("/customers/{tenant}/send"),
+            &key,
+            Some(json!({ "subject": "s", "html": "h", "tag": "news" })),
+        )
+        .await?;
+    let enqueue_s = t.elapsed().as_secs_f64();
+    anyhow::ensure!(r["sent_to"].as_u64() == Some(args.audience as u64), "enqueued {}", r["sent_to"]);
+    let (_, peak) = server.rss_mb();
+    drop(server);
+    db.remove().await;
+    Ok(Figures::from([
+        ("count_ms".into(), count_ms),
+        ("enqueue_s".into(), enqueue_s),
+        ("seed_s".into(), seed_s),
+        ("peak_rss_mb".into(), peak),
+    ]))
+}
+
+/// Resident memory of an idle `mailroom serve`.
+pub async fn idle(args: &BenchArgs) -> anyhow::Result<Figures> {
+    let db = BenchDb::new(args.database_url.as_deref()).await?;
+    let server = Server::start(&binary(args.mailroom_bin.as_ref())?, &db, &[]).await?;
+    server.call(Method::GET, "/customers", super::server::ADMIN_KEY, None).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (rss, _) = server.rss_mb();
+    drop(server);
+    db.remove().await;
+    Ok(Figures::from([("rss_mb".into(), rss)]))
+}
