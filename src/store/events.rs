@@ -40,7 +40,30 @@ struct Target {
     id: String,
     tenant_id: String,
     to_email: String,
-    status: String,
+}
+
+/// Every message status, for [`rank_sql`].
+const STATUSES: [&str; 13] = [
+    "queued",
+    "paused",
+    "sending",
+    "sent",
+    "delivered",
+    "opened",
+    "clicked",
+    "suppressed",
+    "failed",
+    "bounced",
+    "dead",
+    "cancelled",
+    "complained",
+];
+
+/// [`status_rank`] as a SQL expression over `column`, so one statement can
+/// compare and set.
+fn rank_sql(column: &str) -> String {
+    let arms: String = STATUSES.iter().map(|s| format!(" WHEN '{s}' THEN {}", status_rank(s))).collect();
+    format!("(CASE {column}{arms} ELSE 0 END)")
 }
 
 /// Delivery progress of a message. A status only moves to a higher rank, so a
@@ -64,15 +87,35 @@ impl Store {
     /// transaction: the answer to the provider is 2xx only after this commits.
     /// Side effects reach contacts only through the message's own tenant.
     pub async fn ingest_event(&self, e: &IncomingEvent) -> Result<EventOutcome, sqlx::Error> {
+        // Find the message before taking the write lock: ids never change once
+        // set, and the status update below is conditional, so this read is safe.
+        let mut target: Option<Target> = None;
+        if let Some(pid) = &e.provider_email_id {
+            target = sqlx::query_as("SELECT id, tenant_id, to_email FROM messages WHERE provider_id = $1")
+                .bind(pid)
+                .fetch_optional(&self.pool)
+                .await?;
+        }
+        if target.is_none() {
+            if let Some(mid) = &e.message_tag {
+                target = sqlx::query_as("SELECT id, tenant_id, to_email FROM messages WHERE id = $1")
+                    .bind(mid)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            }
+        }
+
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         let stored = sqlx::query(
-            "INSERT INTO webhook_events (svix_id, event_type, provider_email_id, payload, received_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (svix_id) DO NOTHING",
+            "INSERT INTO webhook_events (svix_id, event_type, provider_email_id, message_id, tenant_id, payload, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (svix_id) DO NOTHING",
         )
         .bind(&e.svix_id)
         .bind(&e.event_type)
         .bind(&e.provider_email_id)
+        .bind(target.as_ref().map(|m| m.id.as_str()))
+        .bind(target.as_ref().map(|m| m.tenant_id.as_str()))
         .bind(&e.payload)
         .bind(now)
         .execute(&mut *tx)
@@ -81,48 +124,25 @@ impl Store {
             tx.commit().await?;
             return Ok(EventOutcome::Duplicate);
         }
-
-        let mut target: Option<Target> = None;
-        if let Some(pid) = &e.provider_email_id {
-            target = sqlx::query_as("SELECT id, tenant_id, to_email, status FROM messages WHERE provider_id = $1")
-                .bind(pid)
-                .fetch_optional(&mut *tx)
-                .await?;
-        }
-        if target.is_none() {
-            if let Some(mid) = &e.message_tag {
-                target = sqlx::query_as("SELECT id, tenant_id, to_email, status FROM messages WHERE id = $1")
-                    .bind(mid)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            }
-        }
         let Some(m) = target else {
             tx.commit().await?;
             return Ok(EventOutcome::Applied { message_found: false });
         };
-
-        sqlx::query("UPDATE webhook_events SET message_id = $2, tenant_id = $3 WHERE svix_id = $1")
-            .bind(&e.svix_id)
+        if let Some(new_status) = e.new_status {
+            // Forward only, decided in the statement itself so concurrent events
+            // cannot move a message backwards.
+            sqlx::query(&format!(
+                "UPDATE messages SET status = $2, provider_id = COALESCE(provider_id, $3), updated_at = $4 \
+                 WHERE id = $1 AND {} < $5",
+                rank_sql("status")
+            ))
             .bind(&m.id)
-            .bind(&m.tenant_id)
+            .bind(new_status)
+            .bind(&e.provider_email_id)
+            .bind(now)
+            .bind(i64::from(status_rank(new_status)))
             .execute(&mut *tx)
             .await?;
-        if let Some(new_status) = e.new_status {
-            if status_rank(new_status) > status_rank(&m.status) {
-                // Compare-and-set on the status read above keeps concurrent events monotonic.
-                sqlx::query(
-                    "UPDATE messages SET status = $2, provider_id = COALESCE(provider_id, $3), updated_at = $4 \
-                     WHERE id = $1 AND status = $5",
-                )
-                .bind(&m.id)
-                .bind(new_status)
-                .bind(&e.provider_email_id)
-                .bind(now)
-                .bind(&m.status)
-                .execute(&mut *tx)
-                .await?;
-            }
         }
         if let Some(reason) = e.suppress {
             let email_normalized = m.to_email.to_lowercase();
