@@ -70,6 +70,7 @@ impl Core {
                 max_attempts: config.max_attempts,
                 retry_base_ms: config.retry_base_ms,
                 concurrency: config.worker_concurrency,
+                campaign_share: config.campaign_share,
                 // Claim no more than can go out in about half a second, so a pause
                 // or a transactional email never waits behind a deep local backlog.
                 claim_batches: match config.send_rate {

@@ -39,6 +39,9 @@ pub struct Config {
     /// `MAILROOM_SEND_RATE`: provider requests per second for the whole account,
     /// shared by every process on the database (0: unpaced, for local mocks).
     pub send_rate: u32,
+    /// `MAILROOM_CAMPAIGN_SHARE`: most of the send rate (0.05–1) campaign mail
+    /// may use while transactional mail is waiting.
+    pub campaign_share: f64,
     /// `MAILROOM_MAX_ATTEMPTS`: provider attempts per batch before its messages
     /// become dead letters.
     pub max_attempts: u32,
@@ -90,6 +93,10 @@ impl Config {
         let send_rate = parse_number(get("MAILROOM_SEND_RATE"), "MAILROOM_SEND_RATE", 10)?;
         // Three attempts over about 15 minutes: now, ~3 min later, ~12 min after that.
         let max_attempts = parse_number(get("MAILROOM_MAX_ATTEMPTS"), "MAILROOM_MAX_ATTEMPTS", 3)?;
+        let campaign_share: f64 = parse_number(get("MAILROOM_CAMPAIGN_SHARE"), "MAILROOM_CAMPAIGN_SHARE", 0.8)?;
+        if !(0.05..=1.0).contains(&campaign_share) {
+            bail!("MAILROOM_CAMPAIGN_SHARE must be between 0.05 and 1");
+        }
         let lease_secs = parse_number(get("MAILROOM_LEASE_SECS"), "MAILROOM_LEASE_SECS", 60)?;
         let retry_base_ms = parse_number(get("MAILROOM_RETRY_BASE_MS"), "MAILROOM_RETRY_BASE_MS", 180_000)?;
         let worker_concurrency = parse_number(get("MAILROOM_WORKER_CONCURRENCY"), "MAILROOM_WORKER_CONCURRENCY", 4)?;
@@ -117,6 +124,7 @@ impl Config {
                 .trim_end_matches('/')
                 .to_owned(),
             send_rate,
+            campaign_share,
             max_attempts: max_attempts.max(1),
             lease_secs: lease_secs.max(1),
             retry_base_ms,
@@ -131,7 +139,7 @@ impl Config {
 fn parse_number<T: std::str::FromStr>(value: Option<String>, name: &str, default: T) -> anyhow::Result<T> {
     match value {
         None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|_| anyhow::anyhow!("{name} must be a whole number, not `{v}`")),
+        Some(v) => v.trim().parse().map_err(|_| anyhow::anyhow!("{name} must be a number, not `{v}`")),
     }
 }
 

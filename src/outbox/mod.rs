@@ -33,6 +33,8 @@ pub struct OutboxSettings {
     pub concurrency: usize,
     /// Batches one claim may take at once (fewer, larger transactions).
     pub claim_batches: usize,
+    /// Most of the send rate campaign mail may use while transactional mail waits.
+    pub campaign_share: f64,
 }
 
 /// What one step did.
@@ -57,7 +59,8 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(store: Store, provider: Arc<dyn DeliveryProvider>, settings: OutboxSettings, wake: Arc<Notify>) -> Self {
-        Self { store, provider, pacer: Pacer::new(settings.send_rate), settings, wake }
+        let pacer = Pacer::new(settings.send_rate, settings.campaign_share);
+        Self { store, provider, pacer, settings, wake }
     }
 
     /// Claims and dispatches at most one batch.

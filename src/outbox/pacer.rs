@@ -6,23 +6,35 @@
 //! requests per wall-clock second (Resend: 10 per second per team, no burst)
 //! sees at most `rate` in any second, yet every slot of every second is usable.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::now_ms;
 use crate::store::Store;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Pacer {
     rate: i64,
+    /// Of every [`SHARE_CYCLE`] slots, how many campaign mail may book while
+    /// transactional mail is waiting.
+    campaign_slots: i64,
+    /// Transactional batches in this process waiting for a slot.
+    transactional_waiting: Arc<AtomicUsize>,
 }
+
+/// Slots over which the campaign share is applied.
+const SHARE_CYCLE: i64 = 20;
 
 /// How far ahead campaign traffic may book, in slots.
 const CAMPAIGN_HORIZON: i64 = 1;
 
 impl Pacer {
-    /// `rate` requests per second; 0 means no pacing (a local mock without limits).
-    pub fn new(rate: u32) -> Self {
-        Self { rate: i64::from(rate) }
+    /// `rate` requests per second (0: no pacing, for a local mock without limits);
+    /// `campaign_share` of them at most for campaigns while transactional mail waits.
+    pub fn new(rate: u32, campaign_share: f64) -> Self {
+        let campaign_slots = ((campaign_share.clamp(0.05, 1.0) * SHARE_CYCLE as f64).round() as i64).max(1);
+        Self { rate: i64::from(rate), campaign_slots, transactional_waiting: Arc::new(AtomicUsize::new(0)) }
     }
 
     pub fn is_unlimited(&self) -> bool {
@@ -62,10 +74,20 @@ impl Pacer {
             return Ok(Duration::ZERO);
         }
         let started = std::time::Instant::now();
+        let _waiting = transactional.then(|| WaitingGuard::new(&self.transactional_waiting));
         let horizon = (!transactional).then_some(CAMPAIGN_HORIZON);
         loop {
             let now_us = now_ms() * 1000;
-            if let Some(j) = store.reserve_send_slot(self.index_at(now_us), horizon).await? {
+            // While transactional mail waits (here, or queued for any process),
+            // campaign mail leaves it a share of the slots.
+            let share = if transactional || self.campaign_slots >= SHARE_CYCLE {
+                None
+            } else if self.transactional_waiting.load(Ordering::Relaxed) > 0 || store.transactional_queued().await? {
+                Some((SHARE_CYCLE, self.campaign_slots))
+            } else {
+                None
+            };
+            if let Some(j) = store.reserve_send_slot(self.index_at(now_us), horizon, share).await? {
                 let wait = (self.slot_us(j) - now_ms() * 1000).max(0);
                 tokio::time::sleep(Duration::from_micros(wait.unsigned_abs())).await;
                 return Ok(started.elapsed());
@@ -85,6 +107,22 @@ impl Pacer {
     }
 }
 
+/// Counts a transactional batch as waiting for as long as it lives.
+struct WaitingGuard(Arc<AtomicUsize>);
+
+impl WaitingGuard {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for WaitingGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,7 +130,7 @@ mod tests {
     #[test]
     fn slots_of_one_second_stay_inside_that_second() {
         for rate in [1, 3, 10, 7, 100, 1000] {
-            let p = Pacer::new(rate);
+            let p = Pacer::new(rate, 0.8);
             let r = i64::from(rate);
             for second in [0i64, 5, 1_700_000_000] {
                 for i in 0..r {
@@ -105,7 +143,7 @@ mod tests {
 
     #[test]
     fn index_at_finds_the_first_slot_not_before_a_time() {
-        let p = Pacer::new(10);
+        let p = Pacer::new(10, 0.8);
         for t in [0i64, 1, 4_999, 5_000, 5_001, 99_999, 105_000, 905_001, 999_999, 1_000_000, 1_700_000_123_456] {
             let j = p.index_at(t);
             assert!(p.slot_us(j) >= t, "{t}");

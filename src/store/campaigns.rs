@@ -255,8 +255,8 @@ impl Store {
         let (audience, filter) = audience(&c.targeting, 4);
         let sql = format!(
             "INSERT INTO messages (id, tenant_id, campaign_id, contact_id, to_email, first_name, priority, status, due_at, attempts, created_at, updated_at) \
-             SELECT {uuid}, c.tenant_id, $2, c.id, c.email, c.first_name, {PRIORITY_CAMPAIGN}, 'queued', $5, 0, $3, $3 {audience}",
-            uuid = self.sql_uuid(),
+             SELECT {id}, c.tenant_id, $2, c.id, c.email, c.first_name, {PRIORITY_CAMPAIGN}, 'queued', $5, 0, $3, $3 {audience}",
+            id = self.sql_sequential_id("$6", "ROW_NUMBER() OVER ()"),
         );
         let recipients = sqlx::query(&sql)
             .bind(tenant_id)
@@ -264,6 +264,7 @@ impl Store {
             .bind(now)
             .bind(filter)
             .bind(c.scheduled_at.unwrap_or(now))
+            .bind(super::id_prefix())
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -386,10 +386,10 @@ impl Store {
         };
         let sql = format!(
             "INSERT INTO contacts (id, tenant_id, email, email_normalized, first_name, tags, attributes, status, created_at, updated_at) \
-             SELECT {uuid}, $1, 'user' || CAST(seq.i AS TEXT) || '@' || $3, 'user' || CAST(seq.i AS TEXT) || '@' || $3, \
+             SELECT {id}, $1, 'user' || CAST(seq.i AS TEXT) || '@' || $3, 'user' || CAST(seq.i AS TEXT) || '@' || $3, \
                'User' || CAST(seq.i AS TEXT), $4, '{{}}', 'subscribed', $5, $5 FROM {series} WHERE true \
              ON CONFLICT (tenant_id, email_normalized) DO NOTHING",
-            uuid = self.sql_uuid(),
+            id = self.sql_sequential_id("$6", "seq.i"),
         );
         let created = sqlx::query(&sql)
             .bind(tenant_id)
@@ -397,6 +397,7 @@ impl Store {
             .bind(domain)
             .bind(serde_json::json!([tag]).to_string())
             .bind(now_ms())
+            .bind(super::id_prefix())
             .execute(&mut *tx)
             .await?
             .rows_affected();

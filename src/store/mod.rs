@@ -181,15 +181,14 @@ impl Store {
         }
     }
 
-    /// SQL expression producing a fresh random UUID inside a set-based insert.
-    fn sql_uuid(&self) -> &'static str {
+    /// SQL expression for ids made in bulk: a fresh UUIDv7 prefix (time + random)
+    /// bound as `$prefix`, then `n` as 12 hex digits. Ids of one statement are
+    /// consecutive, so a million-row insert appends to the id index instead of
+    /// splitting pages all over it.
+    fn sql_sequential_id(&self, prefix: &str, n: &str) -> String {
         match self.backend {
-            Backend::Postgres => "CAST(gen_random_uuid() AS TEXT)",
-            // Version-4 layout from SQLite's CSPRNG.
-            Backend::Sqlite => {
-                "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || \
-                 substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))"
-            }
+            Backend::Postgres => format!("{prefix} || lpad(to_hex(CAST({n} AS BIGINT)), 12, '0')"),
+            Backend::Sqlite => format!("{prefix} || printf('%012x', {n})"),
         }
     }
 
@@ -201,6 +200,12 @@ impl Store {
             Backend::Sqlite => String::new(),
         }
     }
+}
+
+/// The first 24 characters of a fresh UUIDv7 (`xxxxxxxx-xxxx-7xxx-yxxx-`), to
+/// which [`Store::sql_sequential_id`] appends a counter.
+fn id_prefix() -> String {
+    uuid::Uuid::now_v7().to_string()[..24].to_owned()
 }
 
 /// `$first, $first+1, ...` placeholders for an `IN (...)` list.
