@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use crate::auth::{generate_key, hash_key};
 use crate::config::{Config, ProviderKind};
-use crate::events::WebhookVerifier;
+use crate::events::{EventWriter, WebhookVerifier};
 use crate::outbox::{Outbox, OutboxSettings};
 use crate::provider::resend::ResendProvider;
 use crate::provider::sandbox::SandboxProvider;
@@ -29,6 +29,8 @@ pub struct AppState {
     pub verifier: Arc<WebhookVerifier>,
     pub admin_key_hash: Arc<str>,
     pub config: Arc<Config>,
+    /// Stores delivery events, many per transaction under load.
+    pub events: EventWriter,
     /// Wakes the worker when mail is queued, so a transactional send goes out at once.
     pub wake: Arc<Notify>,
 }
@@ -39,6 +41,7 @@ pub struct Core {
     pub provider: Arc<dyn DeliveryProvider>,
     pub outbox: Outbox,
     pub wake: Arc<Notify>,
+    pub events: EventWriter,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -49,6 +52,7 @@ impl Core {
         let store = Store::connect(&config.database_url, config.db_max_connections).await?;
         store.migrate().await?;
         let mut tasks = Vec::new();
+        let events = EventWriter::spawn(store.clone());
         let provider: Arc<dyn DeliveryProvider> = match config.provider {
             ProviderKind::Resend => {
                 let key = config.resend_api_key.as_deref().context("RESEND_API_KEY is not set")?;
@@ -56,7 +60,7 @@ impl Core {
             }
             ProviderKind::Sandbox => {
                 let (tx, rx) = mpsc::unbounded_channel();
-                tasks.push(tokio::spawn(crate::events::run_sandbox_feed(store.clone(), rx)));
+                tasks.push(tokio::spawn(crate::events::run_sandbox_feed(events.clone(), rx)));
                 Arc::new(SandboxProvider::new(tx))
             }
         };
@@ -80,7 +84,7 @@ impl Core {
             },
             wake.clone(),
         );
-        Ok(Self { store, provider, outbox, wake, tasks })
+        Ok(Self { store, provider, outbox, wake, events, tasks })
     }
 
     /// Runs the worker (and the domain re-check) until `shutdown` resolves, then
@@ -127,6 +131,7 @@ impl Application {
             verifier: Arc::new(verifier),
             admin_key_hash: admin_key_hash.into(),
             config: Arc::new(config.clone()),
+            events: core.events.clone(),
             wake: core.wake.clone(),
         };
         let router = router(state);

@@ -49,9 +49,12 @@ async fn resend_webhook(State(state): State<AppState>, headers: HeaderMap, body:
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 255)
         .ok_or_else(|| ApiError::BadRequest("missing svix-id header".into()))?;
-    let outcome = events::ingest(&state.store, svix_id, &body).await.map_err(|e| match e {
+    let outcome = events::ingest(&state.events, svix_id, &body).await.map_err(|e| match e {
         IngestError::Invalid(m) => ApiError::validation(m),
-        IngestError::Store(e) => ApiError::Unavailable(format!("event not stored, retry later: {e}")),
+        IngestError::Store(e) => {
+            tracing::error!(error = %e, "delivery event not stored");
+            ApiError::Unavailable("event not stored, retry later".into())
+        }
     })?;
     let event_type = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()

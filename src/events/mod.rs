@@ -2,14 +2,16 @@
 //! bodies, and applying them (once, forward only) through the store.
 
 mod verify;
+mod writer;
 
 pub use verify::{VerifyError, WebhookVerifier};
+pub use writer::EventWriter;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::provider::sandbox::GeneratedEvent;
-use crate::store::{EventOutcome, IncomingEvent, Store};
+use crate::store::{EventOutcome, IncomingEvent};
 
 /// Parses a Resend webhook body leniently: real payloads carry more fields than
 /// documented, and Resend's own SDK types reject some real ones.
@@ -73,38 +75,43 @@ const KNOWN_TYPES: [&str; 11] = [
     "domain.updated",
 ];
 
-/// Parses and applies one event. Errors from the store propagate so the HTTP
-/// layer answers 5xx and the provider retries.
-pub async fn ingest(store: &Store, svix_id: &str, body: &[u8]) -> Result<EventOutcome, IngestError> {
+/// Parses and applies one event through the group-commit writer. Errors from
+/// the store propagate so the HTTP layer answers 5xx and the provider retries.
+pub async fn ingest(writer: &EventWriter, svix_id: &str, body: &[u8]) -> Result<EventOutcome, IngestError> {
     let event = parse_event(svix_id, body).map_err(IngestError::Invalid)?;
-    let outcome = store.ingest_event(&event).await.map_err(IngestError::Store)?;
+    let kind = event.event_type.clone();
+    let outcome = writer.write(event).await.map_err(IngestError::Store)?;
+    record(&kind, &outcome, svix_id);
+    Ok(outcome)
+}
+
+fn record(event_type: &str, outcome: &EventOutcome, svix_id: &str) {
     let result = match outcome {
         EventOutcome::Duplicate => "duplicate",
         EventOutcome::Applied { message_found: true } => "applied",
         EventOutcome::Applied { message_found: false } => "unknown_email",
     };
     // Label only the types Resend documents, so unexpected input cannot grow the series.
-    let kind = if KNOWN_TYPES.contains(&event.event_type.as_str()) { event.event_type.clone() } else { "other".into() };
+    let kind = if KNOWN_TYPES.contains(&event_type) { event_type.to_owned() } else { "other".into() };
     metrics::counter!("mailroom_webhook_events_total", "type" => kind, "result" => result).increment(1);
-    tracing::debug!(svix_id, event_type = %event.event_type, ?outcome, "delivery event");
-    Ok(outcome)
+    tracing::debug!(svix_id, event_type, ?outcome, "delivery event");
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("invalid event: {0}")]
     Invalid(String),
-    #[error("could not store the event")]
-    Store(#[source] sqlx::Error),
+    #[error("could not store the event: {0}")]
+    Store(String),
 }
 
 /// Feeds the sandbox provider's generated events into the same pipeline as real
 /// webhooks. Runs until the sender side (the provider) is dropped.
-pub async fn run_sandbox_feed(store: Store, mut rx: mpsc::UnboundedReceiver<GeneratedEvent>) {
+pub async fn run_sandbox_feed(writer: EventWriter, mut rx: mpsc::UnboundedReceiver<GeneratedEvent>) {
     while let Some(event) = rx.recv().await {
         // Retry store failures briefly, as Resend would retry a 5xx.
         for attempt in 0..5u64 {
-            match ingest(&store, &event.svix_id, event.body.as_bytes()).await {
+            match ingest(&writer, &event.svix_id, event.body.as_bytes()).await {
                 Ok(_) | Err(IngestError::Invalid(_)) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, attempt, "sandbox event not stored yet");

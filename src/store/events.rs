@@ -35,8 +35,9 @@ pub struct StoredEvent {
     pub received_at: i64,
 }
 
-#[derive(FromRow)]
-struct Target {
+/// The message an event applies to.
+#[derive(Clone, Debug, FromRow)]
+pub struct EventTarget {
     id: String,
     tenant_id: String,
     to_email: String,
@@ -83,94 +84,60 @@ pub fn status_rank(status: &str) -> u8 {
 }
 
 impl Store {
-    /// Stores the event (deduplicated on svix-id) and applies it, in one
-    /// transaction: the answer to the provider is 2xx only after this commits.
-    /// Side effects reach contacts only through the message's own tenant.
-    pub async fn ingest_event(&self, e: &IncomingEvent) -> Result<EventOutcome, sqlx::Error> {
-        // Find the message before taking the write lock: ids never change once
-        // set, and the status update below is conditional, so this read is safe.
-        let mut target: Option<Target> = None;
-        if let Some(pid) = &e.provider_email_id {
-            target = sqlx::query_as("SELECT id, tenant_id, to_email FROM messages WHERE provider_id = $1")
-                .bind(pid)
-                .fetch_optional(&self.pool)
-                .await?;
+    /// The message an event is about: by the provider's id, else by the message
+    /// id mailroom tagged the email with. Read before taking the write lock: ids
+    /// never change once set, and the status update is conditional.
+    pub async fn event_target(&self, e: &IncomingEvent) -> Result<Option<EventTarget>, sqlx::Error> {
+        if e.provider_email_id.is_none() && e.message_tag.is_none() {
+            return Ok(None);
         }
-        if target.is_none() {
-            if let Some(mid) = &e.message_tag {
-                target = sqlx::query_as("SELECT id, tenant_id, to_email FROM messages WHERE id = $1")
-                    .bind(mid)
-                    .fetch_optional(&self.pool)
-                    .await?;
-            }
-        }
+        sqlx::query_as(
+            "SELECT id, tenant_id, to_email FROM messages WHERE provider_id = $1 OR id = $2 \
+             ORDER BY CASE WHEN provider_id = $1 THEN 0 ELSE 1 END LIMIT 1",
+        )
+        .bind(e.provider_email_id.as_deref().unwrap_or(""))
+        .bind(e.message_tag.as_deref().unwrap_or(""))
+        .fetch_optional(&self.pool)
+        .await
+    }
 
+    /// Stores and applies several events in one transaction (group commit).
+    /// Each is deduplicated on its svix-id, including against the others.
+    /// Side effects reach contacts only through the message's own tenant.
+    pub async fn apply_events(
+        &self,
+        events: &[(&IncomingEvent, Option<EventTarget>)],
+    ) -> Result<Vec<EventOutcome>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
-        let stored = sqlx::query(
-            "INSERT INTO webhook_events (svix_id, event_type, provider_email_id, message_id, tenant_id, payload, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (svix_id) DO NOTHING",
-        )
-        .bind(&e.svix_id)
-        .bind(&e.event_type)
-        .bind(&e.provider_email_id)
-        .bind(target.as_ref().map(|m| m.id.as_str()))
-        .bind(target.as_ref().map(|m| m.tenant_id.as_str()))
-        .bind(&e.payload)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if stored.rows_affected() == 0 {
-            tx.commit().await?;
-            return Ok(EventOutcome::Duplicate);
-        }
-        let Some(m) = target else {
-            tx.commit().await?;
-            return Ok(EventOutcome::Applied { message_found: false });
-        };
-        if let Some(new_status) = e.new_status {
-            // Forward only, decided in the statement itself so concurrent events
-            // cannot move a message backwards.
-            sqlx::query(&format!(
-                "UPDATE messages SET status = $2, provider_id = COALESCE(provider_id, $3), updated_at = $4 \
-                 WHERE id = $1 AND {} < $5",
-                rank_sql("status")
-            ))
-            .bind(&m.id)
-            .bind(new_status)
+        let mut outcomes = Vec::with_capacity(events.len());
+        for (e, target) in events {
+            let stored = sqlx::query(
+                "INSERT INTO webhook_events (svix_id, event_type, provider_email_id, message_id, tenant_id, payload, received_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (svix_id) DO NOTHING",
+            )
+            .bind(&e.svix_id)
+            .bind(&e.event_type)
             .bind(&e.provider_email_id)
-            .bind(now)
-            .bind(i64::from(status_rank(new_status)))
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(reason) = e.suppress {
-            let email_normalized = m.to_email.to_lowercase();
-            sqlx::query(
-                "INSERT INTO suppressions (tenant_id, email_normalized, reason, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (tenant_id, email_normalized) DO UPDATE SET reason = CASE \
-                   WHEN suppressions.reason = 'complained' THEN suppressions.reason ELSE excluded.reason END",
-            )
-            .bind(&m.tenant_id)
-            .bind(&email_normalized)
-            .bind(reason)
+            .bind(target.as_ref().map(|m| m.id.as_str()))
+            .bind(target.as_ref().map(|m| m.tenant_id.as_str()))
+            .bind(&e.payload)
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            // A complaint outranks a bounce; neither is undone by the other.
-            sqlx::query(
-                "UPDATE contacts SET status = $3, updated_at = $4 \
-                 WHERE tenant_id = $1 AND email_normalized = $2 AND status <> 'complained'",
-            )
-            .bind(&m.tenant_id)
-            .bind(&email_normalized)
-            .bind(reason)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            if stored.rows_affected() == 0 {
+                outcomes.push(EventOutcome::Duplicate);
+                continue;
+            }
+            let Some(m) = target else {
+                outcomes.push(EventOutcome::Applied { message_found: false });
+                continue;
+            };
+            apply_to_message(&mut tx, e, m, now).await?;
+            outcomes.push(EventOutcome::Applied { message_found: true });
         }
         tx.commit().await?;
-        Ok(EventOutcome::Applied { message_found: true })
+        Ok(outcomes)
     }
 
     pub async fn message_events(&self, message_id: &str) -> Result<Vec<StoredEvent>, sqlx::Error> {
@@ -179,4 +146,54 @@ impl Store {
             .fetch_all(&self.pool)
             .await
     }
+}
+
+async fn apply_to_message(
+    tx: &mut sqlx::AnyConnection,
+    e: &IncomingEvent,
+    m: &EventTarget,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    if let Some(new_status) = e.new_status {
+        // Forward only, decided in the statement itself so concurrent events
+        // cannot move a message backwards.
+        sqlx::query(&format!(
+            "UPDATE messages SET status = $2, provider_id = COALESCE(provider_id, $3), updated_at = $4 \
+             WHERE id = $1 AND {} < $5",
+            rank_sql("status")
+        ))
+        .bind(&m.id)
+        .bind(new_status)
+        .bind(&e.provider_email_id)
+        .bind(now)
+        .bind(i64::from(status_rank(new_status)))
+        .execute(&mut *tx)
+        .await?;
+    }
+    if let Some(reason) = e.suppress {
+        let email_normalized = m.to_email.to_lowercase();
+        sqlx::query(
+            "INSERT INTO suppressions (tenant_id, email_normalized, reason, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id, email_normalized) DO UPDATE SET reason = CASE \
+               WHEN suppressions.reason = 'complained' THEN suppressions.reason ELSE excluded.reason END",
+        )
+        .bind(&m.tenant_id)
+        .bind(&email_normalized)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // A complaint outranks a bounce; neither is undone by the other.
+        sqlx::query(
+            "UPDATE contacts SET status = $3, updated_at = $4 \
+             WHERE tenant_id = $1 AND email_normalized = $2 AND status <> 'complained'",
+        )
+        .bind(&m.tenant_id)
+        .bind(&email_normalized)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }

@@ -1,0 +1,59 @@
+//! Group commit for delivery events. Concurrent webhook requests hand their
+//! parsed event to one writer task, which stores whatever has gathered in a
+//! single transaction and then answers each request. Every request still gets
+//! its 2xx only after its event is committed; a busy receiver simply commits
+//! many events at a time instead of paying a transaction each.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{EventOutcome, EventTarget, IncomingEvent, Store};
+
+/// Most events committed together.
+const GROUP: usize = 256;
+
+type Reply = oneshot::Sender<Result<EventOutcome, String>>;
+
+#[derive(Clone)]
+pub struct EventWriter {
+    store: Store,
+    queue: mpsc::Sender<(IncomingEvent, Option<EventTarget>, Reply)>,
+}
+
+impl EventWriter {
+    /// Starts the writer task; it ends when every `EventWriter` clone is dropped.
+    pub fn spawn(store: Store) -> Self {
+        let (queue, rx) = mpsc::channel(4 * GROUP);
+        tokio::spawn(run(store.clone(), rx));
+        Self { store, queue }
+    }
+
+    /// Stores and applies one event; resolves once it is committed.
+    pub async fn write(&self, event: IncomingEvent) -> Result<EventOutcome, String> {
+        // The lookup is a read: done here, concurrently, outside the writer.
+        let target = self.store.event_target(&event).await.map_err(|e| e.to_string())?;
+        let (reply, answer) = oneshot::channel();
+        self.queue.send((event, target, reply)).await.map_err(|_| "event writer stopped".to_owned())?;
+        answer.await.map_err(|_| "event writer stopped".to_owned())?
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<(IncomingEvent, Option<EventTarget>, Reply)>) {
+    let mut group = Vec::with_capacity(GROUP);
+    while rx.recv_many(&mut group, GROUP).await > 0 {
+        let events: Vec<(&IncomingEvent, Option<EventTarget>)> = group.iter().map(|(e, t, _)| (e, t.clone())).collect();
+        let result = store.apply_events(&events).await;
+        match result {
+            Ok(outcomes) => {
+                for ((_, _, reply), outcome) in group.drain(..).zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = group.len(), "could not store delivery events");
+                for (_, _, reply) in group.drain(..) {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}
