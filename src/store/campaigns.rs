@@ -373,12 +373,7 @@ impl Store {
     /// Deletes the campaign record and its unsent messages; mail already handed
     /// to the provider cannot be recalled.
     pub async fn delete_campaign(&self, tenant_id: &str, id: &str) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("DELETE FROM campaigns WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant_id)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        self.delete_owned("campaigns", tenant_id, id).await
     }
 
     /// Stops claiming a campaign's queued messages; in-flight batches finish.

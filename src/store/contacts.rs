@@ -185,25 +185,9 @@ impl Store {
         Ok(row)
     }
 
+    /// Deletes a contact; its tags and segment memberships go with it (`ON DELETE CASCADE`).
     pub async fn delete_contact(&self, tenant_id: &str, id: &str) -> Result<bool, sqlx::Error> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM contact_tags WHERE tenant_id = $1 AND contact_id = $2")
-            .bind(tenant_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM segment_members WHERE contact_id = $1 AND contact_id IN (SELECT id FROM contacts WHERE tenant_id = $2)")
-            .bind(id)
-            .bind(tenant_id)
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query("DELETE FROM contacts WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        self.delete_owned("contacts", tenant_id, id).await
     }
 
     pub async fn is_suppressed(&self, tenant_id: &str, email_normalized: &str) -> Result<bool, sqlx::Error> {
@@ -263,20 +247,9 @@ impl Store {
         .await
     }
 
+    /// Deletes a segment; its memberships go with it, its contacts stay.
     pub async fn delete_segment(&self, tenant_id: &str, id: &str) -> Result<bool, sqlx::Error> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM segment_members WHERE segment_id IN (SELECT id FROM segments WHERE tenant_id = $1 AND id = $2)")
-            .bind(tenant_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query("DELETE FROM segments WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        self.delete_owned("segments", tenant_id, id).await
     }
 
     /// Adds the given contacts to a segment. Ids that are not this tenant's

@@ -221,6 +221,16 @@ impl Store {
 }
 
 impl Store {
+    /// Deletes one of a tenant's rows by id; what hangs off it goes by `ON DELETE CASCADE`.
+    async fn delete_owned(&self, table: &'static str, tenant_id: &str, id: &str) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Rows in one of mailroom's tables (tests and diagnostics).
     pub async fn count_rows(&self, table: &str) -> Result<i64, sqlx::Error> {
         const TABLES: [&str; 13] = [
