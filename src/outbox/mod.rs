@@ -124,6 +124,12 @@ impl Outbox {
             self.provider.send_batch(&batch.idempotency_key, &batch.payload).await
         };
         metrics::histogram!("mailroom_provider_request_seconds").record(started.elapsed().as_secs_f64());
+        // `ratelimit-remaining: 0` (another key on the account may be sending):
+        // no process books a slot before the window resets.
+        if let Some(until) = self.provider.exhausted_until_ms() {
+            metrics::counter!("mailroom_rate_limit_waits_total").increment(1);
+            self.pacer.hold_off(&self.store, u64::try_from(until - now_ms()).unwrap_or(0)).await?;
+        }
         let (outcome, error) = match &result {
             Ok(_) => ("accepted", String::new()),
             Err(e) => (

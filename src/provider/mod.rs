@@ -95,6 +95,11 @@ pub type ProviderResult<T> = Result<T, ProviderError>;
 pub trait DeliveryProvider: Send + Sync {
     /// `"resend"` or `"sandbox"`.
     fn name(&self) -> &'static str;
+    /// If the provider's rate-limit headers said the budget is spent, until when
+    /// (epoch ms). Reading it clears it.
+    fn exhausted_until_ms(&self) -> Option<i64> {
+        None
+    }
     fn create_domain<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ProviderResult<DomainInfo>>;
     /// Asks the provider to (re)check the DNS records; verification completes asynchronously.
     fn verify_domain<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ProviderResult<()>>;

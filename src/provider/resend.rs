@@ -6,6 +6,7 @@
 //! send the exact stored bytes on every retry. `resend-rs` hides those behind its
 //! own types, rate limiter and blocking retry helper.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -19,6 +20,9 @@ use super::{DeliveryProvider, DomainInfo, ErrorClass, ProviderError, ProviderRes
 pub struct ResendProvider {
     http: reqwest::Client,
     base_url: String,
+    /// When the provider last said its budget is spent (`ratelimit-remaining: 0`),
+    /// the time its window resets, in epoch ms; 0 when it has not.
+    exhausted_until_ms: AtomicI64,
 }
 
 #[derive(Deserialize)]
@@ -53,7 +57,7 @@ impl ResendProvider {
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(32)
             .build()?;
-        Ok(Self { http, base_url: base_url.trim_end_matches('/').to_owned() })
+        Ok(Self { http, base_url: base_url.trim_end_matches('/').to_owned(), exhausted_until_ms: AtomicI64::new(0) })
     }
 
     async fn call<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> ProviderResult<T> {
@@ -65,6 +69,16 @@ impl ResendProvider {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<f64>().ok())
             .map(|s| (s * 1000.0).max(0.0) as u64);
+        let header_num = |name: &str| {
+            res.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        if header_num("ratelimit-remaining").is_some_and(|remaining| remaining <= 0.0) {
+            // `ratelimit-reset` is whole seconds, too coarse to wait out in full
+            // after using the last slot of a second ourselves; the budget is per
+            // second, so wait for the next one (a 429 would say if that is too soon).
+            let until = (crate::domain::now_ms() / 1000 + 1) * 1000;
+            self.exhausted_until_ms.fetch_max(until, Ordering::Relaxed);
+        }
         // Reading the body can fail too: the provider may have accepted the
         // request and dropped the connection before answering in full.
         let bytes = res.bytes().await.map_err(transport_error)?;
@@ -107,6 +121,11 @@ fn transport_error(e: reqwest::Error) -> ProviderError {
 impl DeliveryProvider for ResendProvider {
     fn name(&self) -> &'static str {
         "resend"
+    }
+
+    fn exhausted_until_ms(&self) -> Option<i64> {
+        let until = self.exhausted_until_ms.swap(0, Ordering::Relaxed);
+        (until > crate::domain::now_ms()).then_some(until)
     }
 
     fn create_domain<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ProviderResult<DomainInfo>> {

@@ -81,29 +81,56 @@ async fn write_tags(
     Ok(())
 }
 
+/// Inserts a subscribed contact and its tags. With `skip_existing`, an address
+/// the tenant already has is left alone (returns false) instead of an error.
+async fn insert_contact(
+    tx: &mut sqlx::AnyConnection,
+    tenant_id: &str,
+    c: &NewContact,
+    now: i64,
+    skip_existing: bool,
+) -> Result<bool, sqlx::Error> {
+    let conflict = if skip_existing { " ON CONFLICT (tenant_id, email_normalized) DO NOTHING" } else { "" };
+    let done = sqlx::query(&format!(
+        "INSERT INTO contacts (id, tenant_id, email, email_normalized, first_name, last_name, tags, attributes, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'subscribed', $9, $9){conflict}"
+    ))
+    .bind(&c.id)
+    .bind(tenant_id)
+    .bind(&c.email)
+    .bind(&c.email_normalized)
+    .bind(&c.first_name)
+    .bind(&c.last_name)
+    .bind(tags_json(&c.tags))
+    .bind(&c.attributes_json)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let inserted = done.rows_affected() == 1;
+    if inserted {
+        write_tags(tx, tenant_id, &c.id, &c.tags).await?;
+    }
+    Ok(inserted)
+}
+
 impl Store {
     pub async fn create_contact(&self, tenant_id: &str, c: NewContact) -> Result<ContactRow, StoreError> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
-        let row: ContactRow = sqlx::query_as(&format!(
-            "INSERT INTO contacts (id, tenant_id, email, email_normalized, first_name, last_name, tags, attributes, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'subscribed', $9, $9) RETURNING {CONTACT_RETURNING}"
-        ))
-        .bind(&c.id)
-        .bind(tenant_id)
-        .bind(&c.email)
-        .bind(&c.email_normalized)
-        .bind(&c.first_name)
-        .bind(&c.last_name)
-        .bind(tags_json(&c.tags))
-        .bind(&c.attributes_json)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        write_tags(&mut tx, tenant_id, &c.id, &c.tags).await?;
+        insert_contact(&mut tx, tenant_id, &c, now, false).await.map_err(StoreError::from_sqlx)?;
         tx.commit().await?;
-        Ok(row)
+        Ok(ContactRow {
+            tags: tags_json(&c.tags),
+            id: c.id,
+            tenant_id: tenant_id.to_owned(),
+            email: c.email,
+            first_name: c.first_name,
+            last_name: c.last_name,
+            attributes: c.attributes_json,
+            status: "subscribed".into(),
+            created_at: now,
+            updated_at: now,
+        })
     }
 
     pub async fn contact(&self, tenant_id: &str, id: &str) -> Result<Option<ContactRow>, sqlx::Error> {
@@ -322,24 +349,8 @@ impl Store {
         let now = now_ms();
         let mut created = 0;
         for c in contacts {
-            let done = sqlx::query(
-                "INSERT INTO contacts (id, tenant_id, email, email_normalized, first_name, last_name, tags, attributes, status, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'subscribed', $9, $9) ON CONFLICT (tenant_id, email_normalized) DO NOTHING",
-            )
-            .bind(&c.id)
-            .bind(tenant_id)
-            .bind(&c.email)
-            .bind(&c.email_normalized)
-            .bind(&c.first_name)
-            .bind(&c.last_name)
-            .bind(tags_json(&c.tags))
-            .bind(&c.attributes_json)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 1 {
+            if insert_contact(&mut tx, tenant_id, c, now, true).await? {
                 created += 1;
-                write_tags(&mut tx, tenant_id, &c.id, &c.tags).await?;
             }
         }
         tx.commit().await?;
