@@ -314,3 +314,43 @@ async fn the_domain_re_check_settles_a_pending_domain_without_polling() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_audience_count_matches_what_a_send_reaches() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.add_contact(&t, &key, json!({ "email": "a@example.org", "tags": ["vip"] })).await;
+    app.add_contact(&t, &key, json!({ "email": "b@example.org", "tags": ["vip"] })).await;
+    let gone = app.add_contact(&t, &key, json!({ "email": "c@example.org", "tags": ["vip"] })).await;
+    app.patch(&format!("/customers/{t}/contacts/{gone}"), &key, json!({ "is_subscribed": false })).await;
+    let count = app.get(&format!("/customers/{t}/audience?tag=vip"), &key).await;
+    assert_eq!(count.status, StatusCode::OK);
+    assert_eq!(count.body["count"], 2);
+    assert_eq!(app.get(&format!("/customers/{t}/audience"), &key).await.body["count"], 2);
+    let sent =
+        app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h", "tag": "vip" })).await;
+    assert_eq!(sent.body["sent_to"], 2);
+    let unknown = app.get(&format!("/customers/{t}/audience?segment_id={}", uuid::Uuid::now_v7()), &key).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_spent_provider_budget_is_seen_in_the_rate_limit_headers() {
+    use mailroom::provider::DeliveryProvider;
+    let mock =
+        mailroom::mock::MockResend::start(mailroom::mock::MockConfig { port: 0, rate_limit: 2, ..Default::default() })
+            .await
+            .unwrap();
+    let provider = mailroom::provider::resend::ResendProvider::new(&mock.url(), "re_k").unwrap();
+    let email = |to: &str| json!({ "from": "a@acme.com", "to": [to], "subject": "s", "html": "h" }).to_string();
+    // Wait for the start of a second so both requests fall in one window.
+    let ms = mailroom::domain::now_ms() % 1000;
+    if ms > 500 {
+        tokio::time::sleep(std::time::Duration::from_millis((1000 - ms) as u64)).await;
+    }
+    provider.send_email("k1", &email("x@example.org")).await.unwrap();
+    assert_eq!(provider.exhausted_until_ms(), None, "one of two left");
+    provider.send_email("k2", &email("y@example.org")).await.unwrap();
+    let until = provider.exhausted_until_ms().expect("the budget is spent");
+    assert!(until > mailroom::domain::now_ms() && until % 1000 == 0, "held until the next second");
+}
