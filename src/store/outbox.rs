@@ -196,13 +196,8 @@ impl Store {
         Ok(Some(ClaimedBatch { suppressed: blocked.len() as u64, batches }))
     }
 
-    /// The provider accepted the batch: record its ids. A message that a webhook
-    /// already moved past `sent` keeps its later status.
-    pub async fn complete_batch(&self, batch: &OutboundBatch, provider_ids: &[String]) -> Result<(), sqlx::Error> {
-        self.complete_batches(&[(batch, provider_ids)]).await
-    }
-
-    /// Records several accepted batches in one transaction.
+    /// The provider accepted these batches: record their ids, in one transaction.
+    /// A message that a webhook already moved past `sent` keeps its later status.
     pub async fn complete_batches(&self, done: &[(&OutboundBatch, &[String])]) -> Result<(), sqlx::Error> {
         if done.is_empty() {
             return Ok(());
