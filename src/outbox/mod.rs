@@ -63,7 +63,8 @@ impl Outbox {
         Self { store, provider, pacer, settings, wake }
     }
 
-    /// Claims and dispatches at most one batch.
+    /// One unit of work: a batch whose retry (or lease) is due, else up to
+    /// `claim_batches` new batches of one campaign (or one transactional email).
     pub async fn try_dispatch_once(&self) -> anyhow::Result<Step> {
         let lease = self.settings.lease_ms;
         if let Some(batch) = self.store.claim_due_batch(lease).await? {
