@@ -291,7 +291,9 @@ impl Store {
     /// its own indexes), rather than by checking every member.
     pub async fn audience_count(&self, tenant_id: &str, targeting: &Targeting) -> Result<i64, sqlx::Error> {
         let (members, value, member_of) = match targeting {
-            Targeting::All => ("SELECT COUNT(*) FROM contacts WHERE tenant_id = $1 AND $2 = $2", String::new(), "WHERE $2 = $2"),
+            Targeting::All => {
+                ("SELECT COUNT(*) FROM contacts WHERE tenant_id = $1 AND $2 = $2", String::new(), "WHERE $2 = $2")
+            }
             Targeting::Tag(t) => (
                 "SELECT COUNT(*) FROM contact_tags WHERE tenant_id = $1 AND tag = $2",
                 t.clone(),

@@ -334,17 +334,31 @@ async fn the_audience_count_matches_what_a_send_reaches() {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 
     // An address suppressed before it became a contact is not counted either.
-    let r = app.post(&format!("/customers/{t}/send/single"), &key, json!({ "to_email": "d@example.org", "subject": "s", "html": "h" })).await;
+    let r = app
+        .post(
+            &format!("/customers/{t}/send/single"),
+            &key,
+            json!({ "to_email": "d@example.org", "subject": "s", "html": "h" }),
+        )
+        .await;
     let email_id = r.body["email_id"].as_str().unwrap().to_owned();
     app.drain().await;
-    let bounce = event("email.bounced", "unknown-provider-id", json!({ "tags": { "message": email_id }, "bounce": { "type": "Permanent" } }));
+    let bounce = event(
+        "email.bounced",
+        "unknown-provider-id",
+        json!({ "tags": { "message": email_id }, "bounce": { "type": "Permanent" } }),
+    );
     assert_eq!(app.webhook("b-d", &bounce).await.status, StatusCode::OK);
     let late = app.add_contact(&t, &key, json!({ "email": "D@example.org", "tags": ["vip"] })).await;
     assert_eq!(app.get(&format!("/customers/{t}/audience?tag=vip"), &key).await.body["count"], 2);
-    let sid = app.post(&format!("/customers/{t}/segments"), &key, json!({ "name": "s" })).await.body["id"].as_str().unwrap().to_owned();
+    let sid = app.post(&format!("/customers/{t}/segments"), &key, json!({ "name": "s" })).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     app.post(&format!("/customers/{t}/segments/{sid}/contacts"), &key, json!({ "contact_ids": [late, gone] })).await;
     assert_eq!(app.get(&format!("/customers/{t}/audience?segment_id={sid}"), &key).await.body["count"], 0);
-    let again = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h", "tag": "vip" })).await;
+    let again =
+        app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h", "tag": "vip" })).await;
     assert_eq!(again.body["sent_to"], 2, "the count and the send agree");
 }
 
