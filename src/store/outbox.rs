@@ -236,73 +236,54 @@ impl Store {
         error: &str,
         count: bool,
     ) -> Result<(), sqlx::Error> {
-        let mut tx = self.begin_write().await?;
-        let now = now_ms();
-        sqlx::query(
-            "UPDATE batches SET due_at = $2, last_error = $3, updated_at = $4, attempts = attempts - $5 \
-             WHERE id = $1 AND status = 'pending'",
-        )
-        .bind(&batch.id)
-        .bind(due_at)
-        .bind(error)
-        .bind(now)
-        .bind(i64::from(!count))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE messages SET attempts = $2, last_error = $3, updated_at = $4 WHERE batch_id = $1")
-            .bind(&batch.id)
-            .bind(batch.attempts)
-            .bind(error)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await
+        let batch_set = format!(", attempts = attempts - {}", u8::from(!count));
+        self.settle_failed_batch(batch, error, &batch_set, "", Some(due_at)).await
     }
 
     /// A permanent failure, or retries exhausted: the batch's messages become
     /// dead letters, with the reason, for review and retry.
     pub async fn fail_batch(&self, batch: &OutboundBatch, error: &str) -> Result<(), sqlx::Error> {
-        let mut tx = self.begin_write().await?;
-        let now = now_ms();
-        sqlx::query("UPDATE batches SET status = 'failed', last_error = $2, updated_at = $3 WHERE id = $1")
-            .bind(&batch.id)
-            .bind(error)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE messages SET status = 'dead', attempts = $2, last_error = $3, updated_at = $4 \
-             WHERE batch_id = $1 AND status = 'sending'",
-        )
-        .bind(&batch.id)
-        .bind(batch.attempts)
-        .bind(error)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
+        self.settle_failed_batch(batch, error, ", status = 'failed'", ", status = 'dead'", None).await
     }
 
     /// The provider rejected the whole batch as invalid: queue its messages again
     /// one by one, so only the invalid ones fail.
     pub async fn split_batch(&self, batch: &OutboundBatch, error: &str) -> Result<(), sqlx::Error> {
+        let messages_set = ", status = 'queued', solo = 1, batch_id = NULL";
+        self.settle_failed_batch(batch, error, ", status = 'split', payload = NULL", messages_set, None).await
+    }
+
+    /// Records a failed attempt in one transaction: the error (and a new `due_at`,
+    /// if any) on the batch plus `batch_set`, and the error and attempt count on
+    /// its messages still in flight plus `messages_set`.
+    async fn settle_failed_batch(
+        &self,
+        batch: &OutboundBatch,
+        error: &str,
+        batch_set: &str,
+        messages_set: &str,
+        due_at: Option<i64>,
+    ) -> Result<(), sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
-        sqlx::query(
-            "UPDATE batches SET status = 'split', last_error = $2, payload = NULL, updated_at = $3 WHERE id = $1",
-        )
+        sqlx::query(&format!(
+            "UPDATE batches SET last_error = $2, updated_at = $3, due_at = COALESCE($4, due_at){batch_set} \
+             WHERE id = $1 AND status = 'pending'"
+        ))
         .bind(&batch.id)
         .bind(error)
         .bind(now)
+        .bind(due_at)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE messages SET status = 'queued', solo = 1, batch_id = NULL, last_error = $2, updated_at = $3 \
-             WHERE batch_id = $1 AND status = 'sending'",
-        )
+        sqlx::query(&format!(
+            "UPDATE messages SET last_error = $2, updated_at = $3, attempts = $4{messages_set} \
+             WHERE batch_id = $1 AND status = 'sending'"
+        ))
         .bind(&batch.id)
         .bind(error)
         .bind(now)
+        .bind(batch.attempts)
         .execute(&mut *tx)
         .await?;
         tx.commit().await
