@@ -116,7 +116,7 @@ impl Outbox {
     /// One provider request, in its rate slot. The outer error is ours (database);
     /// the inner one is the provider's answer.
     async fn send(&self, batch: &OutboundBatch) -> anyhow::Result<Result<Vec<String>, ProviderError>> {
-        let waited = self.pacer.wait_turn(&self.store, batch.single).await?;
+        let waited = self.pacer.wait_turn(&self.store, batch.transactional).await?;
         metrics::histogram!("mailroom_rate_wait_seconds").record(waited.as_secs_f64());
         let started = Instant::now();
         let result = if batch.single {

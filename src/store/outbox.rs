@@ -30,8 +30,12 @@ pub struct OutboundBatch {
     pub id: String,
     pub tenant_id: String,
     pub idempotency_key: String,
-    /// One transactional message (`POST /emails`) rather than a batch.
+    /// One email (`POST /emails`) rather than a batch.
     pub single: bool,
+    /// Transactional mail, which takes precedence over campaigns for send slots.
+    /// (Not the same as `single`: a campaign email split out of a rejected batch
+    /// also goes alone.)
+    pub transactional: bool,
     pub payload: String,
     pub attempts: i64,
     /// Message ids in payload order, so the provider's answer maps back to rows.
@@ -88,16 +92,20 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        let message_ids: Vec<String> = sqlx::query_scalar("SELECT id FROM messages WHERE batch_id = $1 ORDER BY id")
-            .bind(&row.id)
-            .fetch_all(&mut *tx)
-            .await?;
+        let messages: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT id, campaign_id FROM messages WHERE batch_id = $1 ORDER BY id")
+                .bind(&row.id)
+                .fetch_all(&mut *tx)
+                .await?;
         tx.commit().await?;
+        let transactional = messages.iter().all(|(_, campaign)| campaign.is_none());
+        let message_ids = messages.into_iter().map(|(id, _)| id).collect();
         Ok(Some(OutboundBatch {
             id: row.id,
             tenant_id: row.tenant_id,
             idempotency_key: row.idempotency_key,
             single: row.single == 1,
+            transactional,
             payload: row.payload.unwrap_or_default(),
             attempts: row.attempts + 1,
             message_ids,
@@ -187,6 +195,7 @@ impl Store {
                 tenant_id,
                 idempotency_key,
                 single,
+                transactional: campaign_id.is_none(),
                 payload,
                 attempts: 1,
                 message_ids,

@@ -209,3 +209,24 @@ async fn transactional_mail_is_claimed_before_queued_campaign_mail() {
     assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 1, sent: true });
     assert_eq!(app.mock().accepted()[0].subject, "reset");
 }
+
+#[tokio::test]
+async fn campaign_emails_split_out_of_a_rejected_batch_keep_campaign_priority() {
+    let faults = Faults { reject: vec!["user1@example.org".into()], ..Faults::default() };
+    let app = spawn_with(Options { mock: MockConfig { faults, ..MockConfig::default() }, ..resend(false) }).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.import_contacts(&t, &key, 3, "example.org").await;
+    app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
+    assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 3, sent: false });
+    // The batch was split: its emails now go one by one, but they are still campaign mail.
+    let split = app.store.claim_new_batch(60_000, 1, render_payload).await.unwrap().unwrap().batches.remove(0);
+    assert!(split.single && !split.transactional);
+    app.post(
+        &format!("/customers/{t}/send/single"),
+        &key,
+        json!({ "to_email": "r@example.org", "subject": "s", "html": "h" }),
+    )
+    .await;
+    let tx = app.store.claim_new_batch(60_000, 1, render_payload).await.unwrap().unwrap().batches.remove(0);
+    assert!(tx.single && tx.transactional);
+}
