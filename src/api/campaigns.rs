@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::auth::TenantAccess;
 use crate::domain::rfc3339;
 use crate::error::{ApiError, ApiResult};
-use crate::store::{CampaignRow, StatusCount};
+use crate::store::{CampaignRow, StatusCount, MESSAGE_STATUSES};
 
 #[derive(Serialize, ToSchema)]
 pub struct Campaign {
@@ -60,22 +60,6 @@ pub struct MessageEvent {
     received_at: String,
 }
 
-const STATUSES: [&str; 13] = [
-    "queued",
-    "sending",
-    "sent",
-    "delivered",
-    "opened",
-    "clicked",
-    "bounced",
-    "complained",
-    "failed",
-    "dead",
-    "suppressed",
-    "paused",
-    "cancelled",
-];
-
 /// A campaign's status follows from its messages (and a pause or cancel set by
 /// hand): nothing is stored that could disagree.
 fn campaign_status(c: &CampaignRow, counts: &BTreeMap<String, i64>) -> &'static str {
@@ -103,7 +87,7 @@ fn campaign_status(c: &CampaignRow, counts: &BTreeMap<String, i64>) -> &'static 
 }
 
 fn to_campaign(c: CampaignRow, counts: &[StatusCount]) -> Campaign {
-    let mut by_status: BTreeMap<String, i64> = STATUSES.iter().map(|s| ((*s).to_owned(), 0)).collect();
+    let mut by_status: BTreeMap<String, i64> = MESSAGE_STATUSES.iter().map(|s| ((*s).to_owned(), 0)).collect();
     for sc in counts.iter().filter(|sc| sc.campaign_id.as_deref() == Some(c.id.as_str())) {
         *by_status.entry(sc.status.clone()).or_default() += sc.n;
     }
@@ -168,8 +152,8 @@ async fn pause_campaign(
     Path(ids): Path<(String, String)>,
 ) -> ApiResult<Json<Campaign>> {
     let id = path_id(&ids.1, "campaign")?;
-    let current = campaign_view(&state, &t.tenant_id, &id).await?;
-    if current.status == "cancelled" {
+    let current = state.store.campaign(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("campaign"))?;
+    if current.state.as_deref() == Some("cancelled") {
         return Err(ApiError::conflict("campaign_cancelled", "a cancelled campaign cannot be paused"));
     }
     state.store.pause_campaign(&t.tenant_id, &id).await?;

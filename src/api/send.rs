@@ -20,7 +20,7 @@ use crate::auth::TenantAccess;
 use crate::domain::{new_id, parse_id, EmailAddress, Tag};
 use crate::error::{ApiError, ApiResult};
 use crate::provider::EmailTag;
-use crate::store::{EnqueueOutcome, NewCampaign, NewSingle, Targeting, TenantRow};
+use crate::store::{EnqueueOutcome, NewCampaign, NewSingle, Targeting};
 
 const SUBJECT_MAX: usize = 998; // RFC 5322 line length limit
 
@@ -83,13 +83,12 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(send_campaign)).routes(routes!(send_single)).routes(routes!(audience_count))
 }
 
-async fn verified_tenant(state: &AppState, tenant_id: &str) -> ApiResult<(TenantRow, String)> {
+/// The customer's sending domain, if it is verified.
+async fn verified_domain(state: &AppState, tenant_id: &str) -> ApiResult<String> {
     let tenant = state.store.tenant(tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
-    match (&tenant.domain_name, tenant.domain_verified()) {
-        (Some(domain), true) => {
-            let domain = domain.clone();
-            Ok((tenant, domain))
-        }
+    let verified = tenant.domain_verified();
+    match (tenant.domain_name, verified) {
+        (Some(domain), true) => Ok(domain),
         (None, _) => Err(ApiError::precondition(
             "domain_not_verified",
             "no domain registered: add and verify a domain before sending",
@@ -217,7 +216,7 @@ async fn send_campaign(
     body: Bytes,
 ) -> ApiResult<Response> {
     let input: SendIn = required_json(&body)?;
-    let (_, domain) = verified_tenant(&state, &t.tenant_id).await?;
+    let domain = verified_domain(&state, &t.tenant_id).await?;
     let from = from_address(input.from.as_deref(), &domain)?;
     let (subject, html, text) = content(&input.subject, &input.html, input.text.as_deref())?;
     let scheduled_at =
@@ -312,7 +311,7 @@ async fn send_single(
     body: Bytes,
 ) -> ApiResult<Response> {
     let input: SingleIn = required_json(&body)?;
-    let (_, domain) = verified_tenant(&state, &t.tenant_id).await?;
+    let domain = verified_domain(&state, &t.tenant_id).await?;
     let from = from_address(input.from.as_deref(), &domain)?;
     let to =
         EmailAddress::parse(&input.to_email).map_err(|e| ApiError::Invalid { code: "invalid_email", message: e })?;

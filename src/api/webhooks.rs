@@ -18,7 +18,7 @@ use crate::store::EventOutcome;
 pub struct Received {
     received: bool,
     #[serde(rename = "type")]
-    event_type: Option<String>,
+    event_type: String,
     /// True when this svix-id was seen before and nothing was done again.
     duplicate: bool,
 }
@@ -49,15 +49,12 @@ async fn resend_webhook(State(state): State<AppState>, headers: HeaderMap, body:
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 255)
         .ok_or_else(|| ApiError::BadRequest("missing svix-id header".into()))?;
-    let outcome = events::ingest(&state.events, svix_id, &body).await.map_err(|e| match e {
+    let (event_type, outcome) = events::ingest(&state.events, svix_id, &body).await.map_err(|e| match e {
         IngestError::Invalid(m) => ApiError::validation(m),
         IngestError::Store(e) => {
             tracing::error!(error = %e, "delivery event not stored");
             ApiError::Unavailable("event not stored, retry later".into())
         }
     })?;
-    let event_type = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
     Ok(Json(Received { received: true, event_type, duplicate: outcome == EventOutcome::Duplicate }))
 }

@@ -77,12 +77,13 @@ const KNOWN_TYPES: [&str; 11] = [
 
 /// Parses and applies one event through the group-commit writer. Errors from
 /// the store propagate so the HTTP layer answers 5xx and the provider retries.
-pub async fn ingest(writer: &EventWriter, svix_id: &str, body: &[u8]) -> Result<EventOutcome, IngestError> {
+/// Returns the event's type with what became of it.
+pub async fn ingest(writer: &EventWriter, svix_id: &str, body: &[u8]) -> Result<(String, EventOutcome), IngestError> {
     let event = parse_event(svix_id, body).map_err(IngestError::Invalid)?;
     let kind = event.event_type.clone();
     let outcome = writer.write(event).await.map_err(IngestError::Store)?;
     record(&kind, &outcome, svix_id);
-    Ok(outcome)
+    Ok((kind, outcome))
 }
 
 fn record(event_type: &str, outcome: &EventOutcome, svix_id: &str) {

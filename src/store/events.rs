@@ -43,8 +43,8 @@ pub struct EventTarget {
     to_email: String,
 }
 
-/// Every message status, for [`rank_sql`].
-const STATUSES: [&str; 13] = [
+/// Every status a message can have.
+pub const MESSAGE_STATUSES: [&str; 13] = [
     "queued",
     "paused",
     "sending",
@@ -63,7 +63,7 @@ const STATUSES: [&str; 13] = [
 /// [`status_rank`] as a SQL expression over `column`, so one statement can
 /// compare and set.
 fn rank_sql(column: &str) -> String {
-    let arms: String = STATUSES.iter().map(|s| format!(" WHEN '{s}' THEN {}", status_rank(s))).collect();
+    let arms: String = MESSAGE_STATUSES.iter().map(|s| format!(" WHEN '{s}' THEN {}", status_rank(s))).collect();
     format!("(CASE {column}{arms} ELSE 0 END)")
 }
 
@@ -196,4 +196,26 @@ async fn apply_to_message(
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_delivery_never_outranks_a_bounce_or_complaint() {
+        for later in ["sent", "delivered", "opened", "clicked"] {
+            assert!(status_rank(later) < status_rank("bounced"), "{later}");
+            assert!(status_rank(later) < status_rank("complained"), "{later}");
+        }
+        assert!(status_rank("bounced") < status_rank("complained"));
+    }
+
+    #[test]
+    fn the_sql_rank_covers_every_status() {
+        let sql = rank_sql("status");
+        for s in MESSAGE_STATUSES {
+            assert!(sql.contains(&format!("'{s}' THEN {}", status_rank(s))), "{s}");
+        }
+    }
 }

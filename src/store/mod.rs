@@ -21,7 +21,7 @@ pub use campaigns::{
     CampaignRow, EnqueueOutcome, IdempotencyClaim, MessageRow, NewCampaign, NewSingle, StatusCount, Targeting,
 };
 pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentRow};
-pub use events::{EventOutcome, EventTarget, IncomingEvent, StoredEvent};
+pub use events::{EventOutcome, EventTarget, IncomingEvent, StoredEvent, MESSAGE_STATUSES};
 pub use outbox::{ClaimedBatch, ClaimedMessage, OutboundBatch};
 pub use tenants::{ApiKeyRow, KeyOwner, TenantRow};
 

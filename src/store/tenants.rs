@@ -90,18 +90,11 @@ impl Store {
         .await
     }
 
-    /// Deletes a tenant and, through `ON DELETE CASCADE`, everything it owns.
+    /// Deletes a tenant and, through `ON DELETE CASCADE`, everything it owns
+    /// (contacts and their tags and memberships, segments, campaigns, messages,
+    /// batches, keys, events, suppressions).
     pub async fn delete_tenant(&self, id: &str) -> Result<bool, sqlx::Error> {
-        let mut tx = self.begin_write().await?;
-        // Rows that reference contacts rather than the tenant go first so the
-        // cascade order does not matter on either backend.
-        sqlx::query("DELETE FROM segment_members WHERE segment_id IN (SELECT id FROM segments WHERE tenant_id = $1)")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM contact_tags WHERE tenant_id = $1").bind(id).execute(&mut *tx).await?;
-        let done = sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        tx.commit().await?;
+        let done = sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(done.rows_affected() == 1)
     }
 
