@@ -17,23 +17,11 @@ use crate::outbox::{Outbox, OutboxSettings};
 use crate::provider::resend::ResendProvider;
 use crate::provider::sandbox::SandboxProvider;
 use crate::provider::DeliveryProvider;
+use crate::state::AppState;
 use crate::store::Store;
 
 /// Largest request body accepted (JSON bodies of campaigns included).
 pub const BODY_LIMIT: usize = 1024 * 1024;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub provider: Arc<dyn DeliveryProvider>,
-    pub verifier: Arc<WebhookVerifier>,
-    pub admin_key_hash: Arc<str>,
-    pub config: Arc<Config>,
-    /// Stores delivery events, many per transaction under load.
-    pub events: EventWriter,
-    /// Wakes the worker when mail is queued, so a transactional send goes out at once.
-    pub wake: Arc<Notify>,
-}
 
 /// The parts shared by `serve` and `worker`: database, provider, outbox.
 pub struct Core {
@@ -92,7 +80,7 @@ impl Core {
     pub async fn run_worker(self, config: &Config, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let worker = tokio::spawn(self.outbox.clone().run(stop_rx.clone()));
-        let poller = tokio::spawn(crate::domains::run_poller(
+        let poller = tokio::spawn(crate::domain_auth::run_poller(
             self.store.clone(),
             self.provider.clone(),
             Duration::from_secs(config.domain_poll_secs),

@@ -97,6 +97,18 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// The store's errors meet HTTP here, at the boundary: a duplicate is a 409.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Duplicate(what) => {
+                ApiError::conflict("duplicate", format!("already exists ({what})"))
+            }
+            crate::store::StoreError::Db(e) => e.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

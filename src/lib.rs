@@ -1,6 +1,6 @@
 //! mailroom: a self-hosted, multi-tenant email service over one Resend account.
 //!
-//! Arrows point down: `api` -> `outbox`/`events`/`render`/`domains` -> `store`/`provider`.
+//! Arrows point down: `app` -> `api`/`auth` -> `state` -> `outbox`/`events`/`domain_auth` -> `store`/`provider`/`render` -> `domain`.
 
 pub mod api;
 pub mod app;
@@ -8,12 +8,13 @@ pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod domain;
-pub mod domains;
+pub mod domain_auth;
 pub mod error;
 pub mod events;
 pub mod mock;
 pub mod outbox;
 pub mod provider;
 pub mod render;
+pub mod state;
 pub mod store;
 pub mod telemetry;

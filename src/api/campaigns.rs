@@ -10,10 +10,10 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::path_id;
-use crate::app::AppState;
 use crate::auth::TenantAccess;
 use crate::domain::rfc3339;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::{CampaignRow, StatusCount, MESSAGE_STATUSES};
 
 #[derive(Serialize, ToSchema)]

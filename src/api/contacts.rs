@@ -10,10 +10,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{optional_text, path_id, ApiJson};
-use crate::app::AppState;
 use crate::auth::TenantAccess;
 use crate::domain::{new_id, rfc3339, EmailAddress, Tag};
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::{ContactFilter, ContactPatch, ContactRow, NewContact, StoreError};
 
 #[derive(Deserialize, ToSchema)]

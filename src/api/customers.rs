@@ -9,10 +9,10 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{path_id, required_text, ApiJson};
-use crate::app::AppState;
 use crate::auth::{generate_key, hash_key, Admin, TenantAccess};
 use crate::domain::{new_id, rfc3339};
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::{ApiKeyRow, TenantRow};
 
 #[derive(Deserialize, ToSchema)]

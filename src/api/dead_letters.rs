@@ -10,10 +10,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::path_id;
-use crate::app::AppState;
 use crate::auth::{Admin, TenantAccess};
 use crate::domain::{parse_id, rfc3339};
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::MessageRow;
 
 const LIST_LIMIT: i64 = 1000;

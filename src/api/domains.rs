@@ -8,12 +8,12 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::ApiJson;
-use crate::app::AppState;
 use crate::auth::TenantAccess;
 use crate::domain::DomainName;
-use crate::domains::{self, DomainError};
+use crate::domain_auth::{self, DomainError};
 use crate::error::{ApiError, ApiResult};
 use crate::provider::ErrorClass;
+use crate::state::AppState;
 use crate::store::TenantRow;
 
 #[derive(Deserialize, ToSchema)]
@@ -81,7 +81,7 @@ async fn add_domain(
     ApiJson(body): ApiJson<DomainIn>,
 ) -> ApiResult<(StatusCode, Json<DomainCreated>)> {
     let domain = DomainName::parse(&body.domain_name).map_err(ApiError::validation)?;
-    let row = domains::register(&state.store, state.provider.as_ref(), &t.tenant_id, &domain).await?;
+    let row = domain_auth::register(&state.store, state.provider.as_ref(), &t.tenant_id, &domain).await?;
     tracing::info!(tenant = %t.tenant_id, "domain registered");
     Ok((
         StatusCode::CREATED,
@@ -103,7 +103,7 @@ async fn add_domain(
     responses((status = 200, body = DomainVerification), (status = 400, body = crate::error::ErrorBody)))]
 async fn verify_domain(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Json<DomainVerification>> {
     let tenant = state.store.tenant(&t.tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
-    let row = domains::verify(&state.store, state.provider.as_ref(), &tenant).await?;
+    let row = domain_auth::verify(&state.store, state.provider.as_ref(), &tenant).await?;
     let verified = row.domain_verified();
     let message = if verified {
         "Domain verified. Emails can now be sent.".to_owned()
@@ -128,7 +128,7 @@ async fn domain_status(t: TenantAccess, State(state): State<AppState>) -> ApiRes
     }
     if !row.domain_verified() {
         // Fresh from the provider when it answers; the stored state otherwise.
-        match domains::refresh(&state.store, state.provider.as_ref(), &row).await {
+        match domain_auth::refresh(&state.store, state.provider.as_ref(), &row).await {
             Ok(fresh) => row = fresh,
             Err(e) => {
                 tracing::warn!(tenant = %t.tenant_id, error = %e, "domain status from store; provider did not answer")

@@ -9,10 +9,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::contacts::Contact;
 use super::{path_id, required_text, ApiJson};
-use crate::app::AppState;
 use crate::auth::TenantAccess;
 use crate::domain::{new_id, parse_id, rfc3339};
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::SegmentRow;
 
 /// Most contacts shown inline by `GET /segments/{sid}`.

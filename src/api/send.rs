@@ -15,11 +15,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::extract::required_json;
 use super::idempotency::idempotent;
 use super::{optional_text, required_text};
-use crate::app::AppState;
 use crate::auth::TenantAccess;
 use crate::domain::{new_id, parse_id, EmailAddress, Tag};
 use crate::error::{ApiError, ApiResult};
 use crate::provider::EmailTag;
+use crate::state::AppState;
 use crate::store::{EnqueueOutcome, NewCampaign, NewSingle, Targeting};
 
 const SUBJECT_MAX: usize = 998; // RFC 5322 line length limit

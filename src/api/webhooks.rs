@@ -8,10 +8,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::app::AppState;
 use crate::config::ProviderKind;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, IngestError, VerifyError};
+use crate::state::AppState;
 use crate::store::EventOutcome;
 
 #[derive(Serialize, ToSchema)]

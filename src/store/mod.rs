@@ -90,17 +90,6 @@ impl StoreError {
     }
 }
 
-impl From<StoreError> for crate::error::ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Duplicate(what) => {
-                crate::error::ApiError::conflict("duplicate", format!("already exists ({what})"))
-            }
-            StoreError::Db(e) => e.into(),
-        }
-    }
-}
-
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 

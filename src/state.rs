@@ -1,0 +1,25 @@
+//! The state every request handler shares. It sits below the API (handlers and
+//! auth import it) and above the services it holds, so dependencies run one way:
+//! `app` (composition) -> `api`/`auth` -> `state` -> `outbox`/`events`/`store`/`provider`.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::events::{EventWriter, WebhookVerifier};
+use crate::provider::DeliveryProvider;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub provider: Arc<dyn DeliveryProvider>,
+    pub verifier: Arc<WebhookVerifier>,
+    pub admin_key_hash: Arc<str>,
+    pub config: Arc<Config>,
+    /// Stores delivery events, many per transaction under load.
+    pub events: EventWriter,
+    /// Wakes the worker when mail is queued, so a transactional send goes out at once.
+    pub wake: Arc<Notify>,
+}
