@@ -63,6 +63,7 @@ impl Core {
                 retry_base_ms: config.retry_base_ms,
                 concurrency: config.worker_concurrency,
                 campaign_share: config.campaign_share,
+                max_batch_bytes: config.max_batch_bytes,
                 // Claim no more than can go out in about half a second, so a pause
                 // or a transactional email never waits behind a deep local backlog.
                 claim_batches: match config.send_rate {

@@ -45,12 +45,17 @@ pub struct Config {
     /// `MAILROOM_MAX_ATTEMPTS`: provider attempts per batch before its messages
     /// become dead letters.
     pub max_attempts: u32,
-    /// `MAILROOM_LEASE_SECS`: how long a worker owns a claimed batch; a dead
-    /// worker's batch is sent again (with the same idempotency key) after this.
+    /// `MAILROOM_LEASE_SECS`: how long a claimed batch stays its worker's
+    /// without renewal (a live worker renews it while it waits); a dead worker's
+    /// batch is sent again (with the same idempotency key) after this.
     pub lease_secs: u64,
     /// `MAILROOM_RETRY_BASE_MS`: first retry delay after a retryable provider
     /// failure; each further retry waits four times longer (with jitter).
     pub retry_base_ms: u64,
+    /// `MAILROOM_MAX_BATCH_BYTES`: largest request body sent to the provider
+    /// (default 5,000,000); a campaign with a large body goes in smaller batches,
+    /// and a batch the provider still finds too large (413) is split.
+    pub max_batch_bytes: usize,
     /// `MAILROOM_WORKER_CONCURRENCY`: provider requests in flight per process.
     pub worker_concurrency: usize,
     /// `MAILROOM_DB_MAX_CONNECTIONS`: database pool size.
@@ -99,6 +104,7 @@ impl Config {
         }
         let lease_secs = parse_number(get("MAILROOM_LEASE_SECS"), "MAILROOM_LEASE_SECS", 60)?;
         let retry_base_ms = parse_number(get("MAILROOM_RETRY_BASE_MS"), "MAILROOM_RETRY_BASE_MS", 180_000)?;
+        let max_batch_bytes = parse_number(get("MAILROOM_MAX_BATCH_BYTES"), "MAILROOM_MAX_BATCH_BYTES", 5_000_000)?;
         let worker_concurrency = parse_number(get("MAILROOM_WORKER_CONCURRENCY"), "MAILROOM_WORKER_CONCURRENCY", 4)?;
         let db_max_connections = parse_number(get("MAILROOM_DB_MAX_CONNECTIONS"), "MAILROOM_DB_MAX_CONNECTIONS", 10)?;
         let domain_poll_secs = parse_number(get("MAILROOM_DOMAIN_POLL_SECS"), "MAILROOM_DOMAIN_POLL_SECS", 60)?;
@@ -128,6 +134,7 @@ impl Config {
             max_attempts: max_attempts.max(1),
             lease_secs: lease_secs.max(1),
             retry_base_ms,
+            max_batch_bytes: max_batch_bytes.max(1024),
             worker_concurrency: worker_concurrency.max(1),
             db_max_connections: db_max_connections.max(2),
             domain_poll_secs: domain_poll_secs.max(1),

@@ -28,7 +28,7 @@ pub struct Campaign {
     targeting: serde_json::Value,
     /// Recipients queued when the campaign was created.
     sent_to: i64,
-    /// `scheduled`, `queued`, `sending`, `paused`, `sent`, `partially_failed` or `cancelled`.
+    /// `scheduled`, `queued`, `sending`, `paused`, `sent`, `partially_failed`, `failed` (every message died) or `cancelled`.
     status: String,
     /// Messages per status: queued, sending, sent, delivered, opened, clicked,
     /// bounced, complained, failed, dead, suppressed, paused, cancelled.
@@ -79,6 +79,8 @@ fn campaign_status(c: &CampaignRow, counts: &BTreeMap<String, i64>) -> &'static 
         }
     } else if unsent > 0 {
         "sending"
+    } else if n("dead") > 0 && n("dead") == total {
+        "failed"
     } else if n("dead") > 0 {
         "partially_failed"
     } else {

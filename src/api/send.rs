@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::required_json;
-use super::idempotency::idempotent;
+use super::idempotency::{repeat_response, KeyedRequest};
 use super::{optional_text, required_text};
 use crate::auth::TenantAccess;
 use crate::domain::{new_id, parse_id, EmailAddress, Tag};
@@ -240,27 +240,25 @@ async fn send_campaign(
         scheduled_at,
     };
     let status = if scheduled_at.is_some() { "scheduled" } else { "queued" };
-    let (tenant_id, store, wake) = (t.tenant_id.clone(), state.store.clone(), state.wake.clone());
-    let response = idempotent(&state, &t.tenant_id, &headers, "send", &body, |key| async move {
-        let campaign_id = campaign.id.clone();
-        let respond = |sent_to| {
-            serde_json::to_string(&SendOut { success: true, campaign_id, sent_to, from, status: status.into() })
-                .unwrap_or_default()
-        };
-        match store.enqueue_campaign(&tenant_id, &campaign, key.as_deref(), respond).await? {
-            EnqueueOutcome::NoRecipients => {
-                Err(ApiError::precondition("no_recipients", "no subscribed contacts match the targeting"))
-            }
-            EnqueueOutcome::Enqueued { recipients, response } => {
-                tracing::info!(tenant = %tenant_id, campaign = %campaign.id, recipients, "campaign queued");
-                wake.notify_waiters();
-                Ok((StatusCode::ACCEPTED, [(axum::http::header::CONTENT_TYPE, "application/json")], response)
-                    .into_response())
-            }
+    let key = KeyedRequest::from_headers(&headers, "send", &body)?;
+    let campaign_id = campaign.id.clone();
+    let respond = |sent_to| {
+        serde_json::to_string(&SendOut { success: true, campaign_id, sent_to, from, status: status.into() })
+            .unwrap_or_default()
+    };
+    match state.store.enqueue_campaign(&t.tenant_id, &campaign, key.as_ref().map(KeyedRequest::as_key), respond).await?
+    {
+        EnqueueOutcome::NoRecipients => {
+            Err(ApiError::precondition("no_recipients", "no subscribed contacts match the targeting"))
         }
-    })
-    .await?;
-    Ok(response)
+        EnqueueOutcome::Repeat(repeat) => repeat_response(repeat),
+        EnqueueOutcome::Enqueued { recipients, response } => {
+            tracing::info!(tenant = %t.tenant_id, campaign = %campaign.id, recipients, "campaign queued");
+            state.wake.notify_waiters();
+            Ok((StatusCode::ACCEPTED, [(axum::http::header::CONTENT_TYPE, "application/json")], response)
+                .into_response())
+        }
+    }
 }
 
 fn resend_tags(v: Option<Value>) -> ApiResult<Vec<EmailTag>> {
@@ -336,20 +334,21 @@ async fn send_single(
         reply_to: reply_to(input.reply_to.as_deref())?,
         tags_json: (!tags.is_empty()).then(|| serde_json::to_string(&tags).unwrap_or_default()),
     };
-    let (tenant_id, store, wake) = (t.tenant_id.clone(), state.store.clone(), state.wake.clone());
-    idempotent(&state, &t.tenant_id, &headers, "send/single", &body, |key| async move {
-        let out = SingleOut {
-            success: true,
-            email_id: single.id.clone(),
-            to: single.to_email.clone(),
-            from,
-            status: "queued".into(),
-        };
-        let response = serde_json::to_string(&out).unwrap_or_default();
-        store.enqueue_single(&tenant_id, &single, key.as_deref(), &response).await?;
-        tracing::info!(tenant = %tenant_id, message = %single.id, "transactional email queued");
-        wake.notify_waiters();
-        Ok((StatusCode::ACCEPTED, [(axum::http::header::CONTENT_TYPE, "application/json")], response).into_response())
-    })
-    .await
+    let key = KeyedRequest::from_headers(&headers, "send/single", &body)?;
+    let out = SingleOut {
+        success: true,
+        email_id: single.id.clone(),
+        to: single.to_email.clone(),
+        from,
+        status: "queued".into(),
+    };
+    let response = serde_json::to_string(&out).unwrap_or_default();
+    if let Some(repeat) =
+        state.store.enqueue_single(&t.tenant_id, &single, key.as_ref().map(KeyedRequest::as_key), &response).await?
+    {
+        return repeat_response(repeat);
+    }
+    tracing::info!(tenant = %t.tenant_id, message = %single.id, "transactional email queued");
+    state.wake.notify_waiters();
+    Ok((StatusCode::ACCEPTED, [(axum::http::header::CONTENT_TYPE, "application/json")], response).into_response())
 }

@@ -48,8 +48,23 @@ async fn run(store: Store, mut rx: mpsc::Receiver<(IncomingEvent, Option<EventTa
                     let _ = reply.send(Ok(outcome));
                 }
             }
+            Err(e) if group.len() > 1 => {
+                // One bad event must not fail the innocent ones stored with it:
+                // store each alone, so only the failing one answers an error.
+                tracing::warn!(error = %e, events = group.len(), "storing events together failed; storing each alone");
+                for (event, target, reply) in group.drain(..) {
+                    let outcome = store.apply_events(&[(&event, target)]).await;
+                    let _ = reply.send(match outcome {
+                        Ok(mut o) => o.pop().ok_or_else(|| "no outcome".to_owned()),
+                        Err(e) => {
+                            tracing::error!(error = %e, svix_id = %event.svix_id, "could not store a delivery event");
+                            Err(e.to_string())
+                        }
+                    });
+                }
+            }
             Err(e) => {
-                tracing::error!(error = %e, events = group.len(), "could not store delivery events");
+                tracing::error!(error = %e, "could not store a delivery event");
                 for (_, _, reply) in group.drain(..) {
                     let _ = reply.send(Err(e.to_string()));
                 }

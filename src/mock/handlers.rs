@@ -208,6 +208,20 @@ async fn send(state: MockState, headers: HeaderMap, body: Bytes, batch: bool) ->
         Gate::Go(f, tick) => (f, tick),
         Gate::Stop(r) => return r,
     };
+    if faults.key_revoked {
+        state.lock().stats.key_refusals += 1;
+        return error(403, "invalid_api_key", "API key is invalid.");
+    }
+    if faults.quota_exceeded {
+        state.lock().stats.quota_refusals += 1;
+        return error(429, "daily_quota_exceeded", "You have reached your daily email sending quota.");
+    }
+    if faults.max_body_bytes > 0 && body.len() > faults.max_body_bytes {
+        state.lock().stats.http_413 += 1;
+        return error(413, "request_too_large", "The request body is too large.");
+    }
+    let permissive =
+        batch && headers.get("x-batch-validation").and_then(|v| v.to_str().ok()).is_some_and(|v| v == "permissive");
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
     if let Some(k) = &key {
         if k.is_empty() || k.len() > 256 {
@@ -217,11 +231,22 @@ async fn send(state: MockState, headers: HeaderMap, body: Bytes, batch: bool) ->
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return error(422, "validation_error", "Invalid JSON body.");
     };
+    // Permissive batch validation: invalid emails are refused alone, by index.
+    let mut refused: Vec<(usize, String)> = Vec::new();
     let emails: Result<Vec<OutgoingEmail>, String> = if batch {
         match v.as_array() {
             Some(items) if !items.is_empty() && items.len() <= 100 => {
                 if items.iter().any(|i| i.get("attachments").is_some()) {
                     Err("Attachments are not supported in batch sends.".into())
+                } else if permissive {
+                    let mut valid = Vec::new();
+                    for (index, item) in items.iter().enumerate() {
+                        match validate(item, &faults.reject) {
+                            Ok(e) => valid.push(e),
+                            Err(m) => refused.push((index, m)),
+                        }
+                    }
+                    Ok(valid)
                 } else {
                     items.iter().map(|i| validate(i, &faults.reject)).collect()
                 }
@@ -272,8 +297,16 @@ async fn send(state: MockState, headers: HeaderMap, body: Bytes, batch: bool) ->
         }
     }
 
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
+    }
     let ids: Vec<String> = emails.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
-    let answer = if batch {
+    let answer = if batch && permissive {
+        json!({
+            "data": ids.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>(),
+            "errors": refused.iter().map(|(index, message)| json!({ "index": index, "message": message })).collect::<Vec<_>>(),
+        })
+    } else if batch {
         json!({ "data": ids.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>() })
     } else {
         json!({ "id": ids[0] })

@@ -33,6 +33,23 @@ pub struct Faults {
     #[arg(long, default_value_t = 0.0)]
     #[serde(default)]
     pub drop_rate: f64,
+    /// Milliseconds every send request takes before its answer (after it is
+    /// accepted), e.g. longer than a worker's lease.
+    #[arg(long, default_value_t = 0)]
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Send request bodies larger than this many bytes are answered 413 (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    #[serde(default)]
+    pub max_body_bytes: usize,
+    /// Answer every send request 429 `daily_quota_exceeded`.
+    #[arg(long, default_value_t = false)]
+    #[serde(default)]
+    pub quota_exceeded: bool,
+    /// Answer every request 403 `invalid_api_key` (a revoked key).
+    #[arg(long, default_value_t = false)]
+    #[serde(default)]
+    pub key_revoked: bool,
     /// Addresses (exact, case-insensitive) answered 422 `validation_error`.
     #[arg(long = "reject", value_delimiter = ',')]
     #[serde(default)]
@@ -87,6 +104,10 @@ pub struct MockStats {
     pub http_5xx: u64,
     pub dropped: u64,
     pub replayed: u64,
+    /// Answered 413 (too large), 429 quota, 401/403 (key).
+    pub http_413: u64,
+    pub quota_refusals: u64,
+    pub key_refusals: u64,
     pub largest_batch: usize,
     /// The most send requests seen within one second.
     pub peak_requests_per_second: u32,

@@ -13,17 +13,17 @@ use tokio::sync::{watch, Notify};
 pub use pacer::Pacer;
 
 use crate::domain::now_ms;
-use crate::provider::{DeliveryProvider, ErrorClass, OutgoingEmail, ProviderError};
+use crate::provider::{BatchAnswer, DeliveryProvider, ErrorClass, ProviderError};
 use crate::render::outgoing_email;
-use crate::store::{ClaimedMessage, OutboundBatch, Store};
+use crate::store::{ClaimedMessage, DueBatch, OutboundBatch, Settlement, Store, IDEMPOTENCY_WINDOW_MS};
 
 #[derive(Clone, Debug)]
 pub struct OutboxSettings {
     /// Provider requests per second for the whole account (0: unpaced).
     pub send_rate: u32,
-    /// How long a claimed batch belongs to its worker. Longer than the provider
-    /// timeout, so a live worker never loses its batch; a dead worker's batch is
-    /// picked up again once this runs out.
+    /// How long a claimed batch belongs to its worker without being renewed.
+    /// The worker renews it while it waits for a slot or for the provider, so
+    /// only a dead (or stalled) worker's batch is ever picked up again.
     pub lease_ms: i64,
     /// Attempts per batch before its messages fail.
     pub max_attempts: u32,
@@ -35,6 +35,8 @@ pub struct OutboxSettings {
     pub claim_batches: usize,
     /// Most of the send rate campaign mail may use while transactional mail waits.
     pub campaign_share: f64,
+    /// Largest request body sent to the provider; a batch is cut to fit.
+    pub max_batch_bytes: usize,
 }
 
 /// What one step did.
@@ -44,8 +46,23 @@ pub enum Step {
     Dispatched { messages: usize, sent: bool },
     /// Queued messages were dropped because their contact may no longer be mailed.
     Suppressed(u64),
+    /// A batch due again was settled without sending (its campaign was
+    /// cancelled, or resending could duplicate): `status` of its messages now.
+    Settled { status: &'static str, messages: u64 },
     /// Nothing is due.
     Empty,
+}
+
+/// How a provider call ended, as the outbox records it.
+enum Sent {
+    /// Every email accepted; ids in request order.
+    All(Vec<String>),
+    /// Some emails refused on their own (permissive validation).
+    Partly(BatchAnswer),
+    /// The provider refused the request.
+    Failed(ProviderError),
+    /// The claim was lost while waiting (another worker holds the batch now).
+    ClaimLost,
 }
 
 #[derive(Clone)]
@@ -63,15 +80,33 @@ impl Outbox {
         Self { store, provider, pacer, settings, wake }
     }
 
+    /// The pacer every provider request of this process goes through.
+    pub fn pacer(&self) -> Pacer {
+        self.pacer.clone()
+    }
+
     /// One unit of work: a batch whose retry (or lease) is due, else up to
     /// `claim_batches` new batches of one campaign (or one transactional email).
     pub async fn try_dispatch_once(&self) -> anyhow::Result<Step> {
         let lease = self.settings.lease_ms;
-        if let Some(batch) = self.store.claim_due_batch(lease).await? {
-            metrics::counter!("mailroom_batch_retries_total").increment(1);
-            return self.dispatch(batch).await;
+        match self.store.claim_due_batch(lease, render_email).await? {
+            DueBatch::Claimed(batch) => {
+                metrics::counter!("mailroom_batch_retries_total").increment(1);
+                return self.dispatch_all(vec![batch]).await;
+            }
+            DueBatch::Settled { status, messages } => {
+                tracing::info!(status, messages, "a batch due again was settled without sending");
+                if status == "dead" {
+                    metrics::counter!("mailroom_dead_letters_total").increment(messages);
+                }
+                return Ok(Step::Settled { status, messages });
+            }
+            DueBatch::None => {}
         }
-        let claimed = self.store.claim_new_batch(lease, self.settings.claim_batches, render_payload).await?;
+        let claimed = self
+            .store
+            .claim_new_batch(lease, self.settings.claim_batches, self.settings.max_batch_bytes, render_email)
+            .await?;
         let Some(claimed) = claimed else { return Ok(Step::Empty) };
         if claimed.suppressed > 0 {
             metrics::counter!("mailroom_messages_suppressed_at_claim_total").increment(claimed.suppressed);
@@ -82,49 +117,110 @@ impl Outbox {
         self.dispatch_all(claimed.batches).await
     }
 
-    async fn dispatch(&self, batch: OutboundBatch) -> anyhow::Result<Step> {
-        self.dispatch_all(vec![batch]).await
-    }
-
     /// Sends the batches side by side (each in its own rate slot), then records
-    /// the accepted ones in one transaction and each failure on its own.
+    /// the accepted ones together and each failure on its own. A failure to
+    /// record one outcome does not stop the others being recorded; the batch
+    /// whose outcome was not recorded is sent again, under the same key, after
+    /// its lease.
     async fn dispatch_all(&self, batches: Vec<OutboundBatch>) -> anyhow::Result<Step> {
-        let results = futures::future::join_all(batches.iter().map(|b| self.send(b))).await;
+        let results = futures::future::join_all(batches.iter().map(|b| self.send_holding(b))).await;
         let mut accepted = Vec::new();
         let mut all_sent = true;
+        let mut first_error: Option<anyhow::Error> = None;
         for (batch, result) in batches.iter().zip(results) {
-            match result? {
-                Ok(ids) => {
-                    if ids.len() != batch.message_ids.len() {
-                        tracing::warn!(batch = %batch.id, expected = batch.message_ids.len(), got = ids.len(), "provider returned a different number of ids");
-                    }
-                    tracing::info!(batch = %batch.id, tenant = %batch.tenant_id, messages = batch.message_ids.len(), attempt = batch.attempts, "batch accepted");
+            let recorded = match result {
+                Err(e) => Err(e),
+                Ok(Sent::ClaimLost) => Ok(()),
+                Ok(Sent::All(ids)) if ids.len() == batch.message_ids.len() => {
+                    tracing::info!(batch = %batch.id, tenant = %batch.tenant_id, messages = ids.len(), attempt = batch.attempt, "batch accepted");
                     accepted.push((batch, ids));
+                    Ok(())
                 }
-                Err(e) => {
+                Ok(Sent::All(ids)) => {
+                    // Accepted, but the answer cannot be matched to the emails: record
+                    // it as an error on this batch for review, never a resend loop.
                     all_sent = false;
-                    self.record_failure(batch, &e).await?;
+                    let e = ProviderError::permanent(
+                        "invalid_response",
+                        format!(
+                            "the provider accepted the request but answered {} ids for {} emails; check its logs before retrying",
+                            ids.len(),
+                            batch.message_ids.len()
+                        ),
+                    );
+                    self.record_failure(batch, &e).await
                 }
+                Ok(Sent::Partly(answer)) => {
+                    all_sent = false;
+                    self.record_partial(batch, answer).await
+                }
+                Ok(Sent::Failed(e)) => {
+                    all_sent = false;
+                    self.record_failure(batch, &e).await
+                }
+            };
+            if let Err(e) = recorded {
+                tracing::error!(batch = %batch.id, error = ?e, "could not record a batch's outcome; it is retried after its lease");
+                first_error.get_or_insert(e);
             }
         }
         let done: Vec<(&OutboundBatch, &[String])> = accepted.iter().map(|(b, ids)| (*b, ids.as_slice())).collect();
-        self.store.complete_batches(&done).await?;
+        if let Err(e) = self.store.complete_batches(&done).await {
+            first_error.get_or_insert(e.into());
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
         let messages = batches.iter().map(|b| b.message_ids.len()).sum();
         Ok(Step::Dispatched { messages, sent: all_sent })
     }
 
-    /// One provider request, in its rate slot. The outer error is ours (database);
-    /// the inner one is the provider's answer.
-    async fn send(&self, batch: &OutboundBatch) -> anyhow::Result<Result<Vec<String>, ProviderError>> {
+    /// Sends one batch while keeping its claim alive: the lease is renewed every
+    /// third of its length for as long as the batch waits for a slot or for the
+    /// provider. Should the claim be lost meanwhile, the send is abandoned (the
+    /// new holder sends it, under the same key).
+    async fn send_holding(&self, batch: &OutboundBatch) -> anyhow::Result<Sent> {
+        let lease = self.settings.lease_ms;
+        let renew = async {
+            let period = Duration::from_millis(u64::try_from(lease / 3).unwrap_or(1000).max(50));
+            loop {
+                tokio::time::sleep(period).await;
+                match self.store.renew_claim(batch, lease).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => tracing::warn!(batch = %batch.id, error = %e, "could not renew a claim"),
+                }
+            }
+        };
+        tokio::select! {
+            sent = self.send(batch) => sent,
+            () = renew => {
+                tracing::warn!(batch = %batch.id, "claim lost while sending; leaving the batch to its new holder");
+                Ok(Sent::ClaimLost)
+            }
+        }
+    }
+
+    /// One provider request, in its rate slot. The outer error is ours (database).
+    async fn send(&self, batch: &OutboundBatch) -> anyhow::Result<Sent> {
         let waited = self.pacer.wait_turn(&self.store, batch.transactional).await?;
         metrics::histogram!("mailroom_rate_wait_seconds").record(waited.as_secs_f64());
         let started = Instant::now();
         let result = if batch.single {
-            self.provider.send_email(&batch.idempotency_key, &batch.payload).await.map(|id| vec![id])
+            self.provider.send_email(&batch.idempotency_key, &batch.payload).await.map(|id| Sent::All(vec![id]))
         } else {
-            self.provider.send_batch(&batch.idempotency_key, &batch.payload).await
+            self.provider.send_batch(&batch.idempotency_key, &batch.payload).await.map(|answer| {
+                if answer.rejected.is_empty() {
+                    Sent::All(answer.ids)
+                } else {
+                    Sent::Partly(answer)
+                }
+            })
         };
         metrics::histogram!("mailroom_provider_request_seconds").record(started.elapsed().as_secs_f64());
+        if let Some(limit) = self.provider.account_rate_limit() {
+            self.pacer.learn_limit(limit);
+        }
         // `ratelimit-remaining: 0` (another key on the account may be sending):
         // no process books a slot before the window resets.
         if let Some(until) = self.provider.exhausted_until_ms() {
@@ -137,40 +233,95 @@ impl Outbox {
                 match e.class {
                     ErrorClass::Retryable => "retryable",
                     ErrorClass::RateLimited { .. } => "rate_limited",
+                    ErrorClass::QuotaExceeded { .. } => "quota_exceeded",
+                    ErrorClass::KeyRejected => "key_rejected",
+                    ErrorClass::TooLarge => "too_large",
                     ErrorClass::Permanent => "permanent",
                 },
                 e.name.clone(),
             ),
         };
         metrics::counter!("mailroom_provider_requests_total", "outcome" => outcome, "error" => error).increment(1);
-        Ok(result)
+        Ok(result.unwrap_or_else(Sent::Failed))
+    }
+
+    /// Some emails accepted, others refused: the refused ones become dead letters.
+    async fn record_partial(&self, batch: &OutboundBatch, answer: BatchAnswer) -> anyhow::Result<()> {
+        let reasons: std::collections::BTreeMap<usize, String> = answer.rejected.into_iter().collect();
+        let mut ids = answer.ids.into_iter();
+        let (mut accepted, mut refused) = (Vec::new(), Vec::new());
+        for (index, message_id) in batch.message_ids.iter().enumerate() {
+            match reasons.get(&index) {
+                Some(reason) => refused.push((message_id.clone(), format!("validation_error: {reason}"))),
+                None => {
+                    if let Some(id) = ids.next() {
+                        accepted.push((message_id.clone(), id));
+                    }
+                }
+            }
+        }
+        tracing::warn!(batch = %batch.id, refused = refused.len(), accepted = accepted.len(), "provider refused some emails of a batch");
+        metrics::counter!("mailroom_dead_letters_total").increment(refused.len() as u64);
+        self.store.complete_partially(batch, &accepted, &refused).await?;
+        Ok(())
     }
 
     async fn record_failure(&self, batch: &OutboundBatch, e: &ProviderError) -> anyhow::Result<()> {
         let reason = e.to_string();
-        let attempts_left = batch.attempts < i64::from(self.settings.max_attempts);
+        let settle = Settlement { batch, error: &reason };
+        let attempts_left = batch.attempt < i64::from(self.settings.max_attempts);
+        let now = now_ms();
         match e.class {
-            ErrorClass::RateLimited { retry_after_ms } => {
-                tracing::info!(batch = %batch.id, retry_after_ms, "provider rate limit; waiting");
+            ErrorClass::RateLimited { retry_after_ms } | ErrorClass::QuotaExceeded { retry_after_ms } => {
+                if matches!(e.class, ErrorClass::QuotaExceeded { .. }) {
+                    tracing::error!(retry_after_ms, error = %reason, "provider quota spent; sending paused until it resets");
+                    metrics::counter!("mailroom_provider_paused_total", "reason" => "quota").increment(1);
+                } else {
+                    tracing::info!(batch = %batch.id, retry_after_ms, "provider rate limit; waiting");
+                }
                 metrics::counter!("mailroom_rate_limit_waits_total").increment(1);
                 self.pacer.hold_off(&self.store, retry_after_ms).await?;
                 let retry = i64::try_from(retry_after_ms).unwrap_or(i64::MAX / 2);
-                self.store.reschedule_batch(batch, now_ms() + retry, &reason, false).await?;
+                // Refused outright: not an attempt, and nothing can have been sent.
+                self.store.reschedule_batch(settle, now + retry, false, false).await?;
+            }
+            ErrorClass::KeyRejected => {
+                // Every request would fail alike: hold all sending, alert, keep the mail.
+                tracing::error!(error = %reason, "the provider refused the API key; sending paused, check RESEND_API_KEY");
+                metrics::counter!("mailroom_provider_paused_total", "reason" => "key_rejected").increment(1);
+                self.pacer.hold_off(&self.store, KEY_REJECTED_PAUSE_MS).await?;
+                let pause = i64::try_from(KEY_REJECTED_PAUSE_MS).unwrap_or(60_000);
+                self.store.reschedule_batch(settle, now + pause, false, false).await?;
+            }
+            ErrorClass::TooLarge if batch.message_ids.len() > 1 => {
+                tracing::warn!(batch = %batch.id, error = %reason, "batch too large for the provider; retrying its emails one by one");
+                self.store.split_batch(settle).await?;
             }
             ErrorClass::Retryable if attempts_left => {
-                let delay = backoff_ms(self.settings.retry_base_ms, batch.attempts);
-                tracing::warn!(batch = %batch.id, attempt = batch.attempts, delay_ms = delay, error = %reason, "batch failed; will retry");
-                self.store.reschedule_batch(batch, now_ms() + delay, &reason, true).await?;
+                let due = now + backoff_ms(self.settings.retry_base_ms, batch.attempt);
+                // The provider may have taken this attempt. Past its 24 h key
+                // window a resend could deliver twice: dead-letter it for review.
+                let since = batch.uncertain_since.unwrap_or(now);
+                if due - since > IDEMPOTENCY_WINDOW_MS {
+                    let reason = format!(
+                        "{reason}; not retried: the next attempt would fall outside Resend's 24 h idempotency window                          and an earlier attempt may have been delivered; check the provider before retrying"
+                    );
+                    metrics::counter!("mailroom_dead_letters_total").increment(batch.message_ids.len() as u64);
+                    self.store.fail_batch(Settlement { batch, error: &reason }).await?;
+                } else {
+                    tracing::warn!(batch = %batch.id, attempt = batch.attempt, delay_ms = due - now, error = %reason, "batch failed; will retry");
+                    self.store.reschedule_batch(settle, due, true, true).await?;
+                }
             }
             ErrorClass::Permanent if !batch.single && e.status == Some(422) => {
-                // Resend validates a batch as a whole: find the invalid emails by sending each alone.
+                // A strict validation of the batch as a whole: find the invalid emails by sending each alone.
                 tracing::warn!(batch = %batch.id, error = %reason, "batch rejected as invalid; retrying its emails one by one");
-                self.store.split_batch(batch, &reason).await?;
+                self.store.split_batch(settle).await?;
             }
             _ => {
-                tracing::warn!(batch = %batch.id, attempt = batch.attempts, error = %reason, "batch dead-lettered");
+                tracing::warn!(batch = %batch.id, attempt = batch.attempt, error = %reason, "batch dead-lettered");
                 metrics::counter!("mailroom_dead_letters_total").increment(batch.message_ids.len() as u64);
-                self.store.fail_batch(batch, &reason).await?;
+                self.store.fail_batch(settle).await?;
             }
         }
         Ok(())
@@ -210,15 +361,13 @@ impl Outbox {
     }
 }
 
-/// Serialises the claimed messages once; these exact bytes go out on every attempt.
-pub fn render_payload(messages: &[ClaimedMessage], single: bool) -> String {
-    let emails: Vec<OutgoingEmail> = messages.iter().map(outgoing_email).collect();
-    let json = match emails.first() {
-        Some(one) if single => serde_json::to_string(one),
-        _ => serde_json::to_string(&emails),
-    };
-    json.unwrap_or_default()
+/// One email's JSON, as it goes out in a request body.
+pub fn render_email(message: &ClaimedMessage) -> String {
+    serde_json::to_string(&outgoing_email(message)).unwrap_or_default()
 }
+
+/// How long sending pauses after the provider refused the API key, before trying again.
+const KEY_REJECTED_PAUSE_MS: u64 = 60_000;
 
 /// Exponential backoff with jitter: base, 4x base, 16x base, ... capped at an hour,
 /// each scaled by a random factor in [0.5, 1.0] so retries do not arrive in lockstep.

@@ -6,7 +6,7 @@
 //! requests per wall-clock second (Resend: 10 per second per team, no burst)
 //! sees at most `rate` in any second, yet every slot of every second is usable.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +15,10 @@ use crate::store::Store;
 
 #[derive(Clone, Debug)]
 pub struct Pacer {
-    rate: i64,
+    /// The configured rate (`MAILROOM_SEND_RATE`); 0 means unpaced.
+    configured: i64,
+    /// The account's limit as the provider last stated it (`ratelimit-limit`); 0: not known yet.
+    learned: Arc<AtomicI64>,
     /// Of every [`SHARE_CYCLE`] slots, how many campaign mail may book while
     /// transactional mail is waiting.
     campaign_slots: i64,
@@ -34,32 +37,62 @@ impl Pacer {
     /// `campaign_share` of them at most for campaigns while transactional mail waits.
     pub fn new(rate: u32, campaign_share: f64) -> Self {
         let campaign_slots = ((campaign_share.clamp(0.05, 1.0) * SHARE_CYCLE as f64).round() as i64).max(1);
-        Self { rate: i64::from(rate), campaign_slots, transactional_waiting: Arc::new(AtomicUsize::new(0)) }
+        Self {
+            configured: i64::from(rate),
+            learned: Arc::new(AtomicI64::new(0)),
+            campaign_slots,
+            transactional_waiting: Arc::new(AtomicUsize::new(0)),
+        }
     }
 
     pub fn is_unlimited(&self) -> bool {
-        self.rate == 0
+        self.configured == 0
+    }
+
+    /// The rate in force: the configured one, never above what the account allows.
+    pub fn rate(&self) -> i64 {
+        match self.learned.load(Ordering::Relaxed) {
+            0 => self.configured,
+            limit => self.configured.min(limit),
+        }
+    }
+
+    /// Records the account's limit from the provider's `ratelimit-limit` header.
+    /// Some accounts allow as little as 2 requests/s: pacing follows the account,
+    /// whatever `MAILROOM_SEND_RATE` says (said once in the log when it differs).
+    pub fn learn_limit(&self, limit: u32) {
+        let limit = i64::from(limit.max(1));
+        let before = self.learned.swap(limit, Ordering::Relaxed);
+        if before != limit && limit < self.configured {
+            tracing::warn!(
+                configured = self.configured,
+                account_limit = limit,
+                "MAILROOM_SEND_RATE is higher than the provider account allows; pacing at the account's limit"
+            );
+        }
     }
 
     fn lead_in_us(&self) -> i64 {
-        (1_000_000 / self.rate / 2).min(5_000)
+        (1_000_000 / self.rate() / 2).min(5_000)
     }
 
     /// When slot `j` starts, in microseconds since the epoch.
     pub fn slot_us(&self, j: i64) -> i64 {
-        (j / self.rate) * 1_000_000 + (j % self.rate) * 1_000_000 / self.rate + self.lead_in_us()
+        let rate = self.rate();
+        (j / rate) * 1_000_000 + (j % rate) * 1_000_000 / rate + self.lead_in_us()
     }
 
     /// The first slot starting at or after `t_us`.
     pub fn index_at(&self, t_us: i64) -> i64 {
+        let rate = self.rate();
         let second = t_us.div_euclid(1_000_000);
         let within = t_us.rem_euclid(1_000_000) - self.lead_in_us();
         if within <= 0 {
-            return second * self.rate;
+            return second * rate;
         }
         // ceil(within * rate / 1e6)
-        let i = (within * self.rate + 999_999) / 1_000_000;
-        let mut j = second * self.rate + i;
+        let i = (within * rate + 999_999) / 1_000_000;
+        let mut j = second * rate + i;
         while self.slot_us(j) < t_us {
             j += 1;
         }
@@ -75,34 +108,58 @@ impl Pacer {
         }
         let started = std::time::Instant::now();
         let _waiting = transactional.then(|| WaitingGuard::new(&self.transactional_waiting));
-        let horizon = (!transactional).then_some(CAMPAIGN_HORIZON);
         loop {
             let now_us = now_ms() * 1000;
             // While transactional mail waits (here, or queued for any process),
             // campaign mail leaves it a share of the slots.
-            let share = if transactional || self.campaign_slots >= SHARE_CYCLE {
-                None
-            } else if self.transactional_waiting.load(Ordering::Relaxed) > 0 || store.transactional_queued().await? {
-                Some((SHARE_CYCLE, self.campaign_slots))
-            } else {
-                None
-            };
-            if let Some(j) = store.reserve_send_slot(self.index_at(now_us), horizon, share).await? {
-                let wait = (self.slot_us(j) - now_ms() * 1000).max(0);
+            let share = !transactional
+                && self.campaign_slots < SHARE_CYCLE
+                && (self.transactional_waiting.load(Ordering::Relaxed) > 0 || store.transactional_queued().await?);
+            if let Some(at_us) = self.try_book(store, now_us, transactional, share).await? {
+                let wait = (at_us - now_ms() * 1000).max(0);
                 tokio::time::sleep(Duration::from_micros(wait.unsigned_abs())).await;
                 return Ok(started.elapsed());
             }
-            tokio::time::sleep(Duration::from_micros((500_000 / self.rate).unsigned_abs())).await;
+            tokio::time::sleep(Duration::from_micros((500_000 / self.rate()).unsigned_abs())).await;
         }
     }
 
-    /// After a 429: no slot before `retry_after_ms` from now.
+    /// Books the first free slot at or after `now_us`, if this traffic may take
+    /// it: campaign mail only a near slot, and while sharing only its share.
+    /// The shared row holds a time, not a slot number, so processes pacing at
+    /// different rates (one has just learned the account's lower limit) still
+    /// agree on what is booked.
+    async fn try_book(
+        &self,
+        store: &Store,
+        now_us: i64,
+        transactional: bool,
+        share: bool,
+    ) -> anyhow::Result<Option<i64>> {
+        loop {
+            let next_us = store.next_send_time_us().await?;
+            let j = self.index_at(next_us.max(now_us));
+            if !transactional && j > self.index_at(now_us) + CAMPAIGN_HORIZON {
+                return Ok(None);
+            }
+            if share && j.rem_euclid(SHARE_CYCLE) >= self.campaign_slots {
+                return Ok(None);
+            }
+            let at = self.slot_us(j);
+            if store.book_send_time_us(next_us, at + 1).await? {
+                return Ok(Some(at));
+            }
+            // Another worker booked first: look again.
+        }
+    }
+
+    /// After a 429 (or a spent quota): no slot before `retry_after_ms` from now.
     pub async fn hold_off(&self, store: &Store, retry_after_ms: u64) -> anyhow::Result<()> {
         if self.is_unlimited() {
             return Ok(());
         }
         let until = (now_ms() + i64::try_from(retry_after_ms).unwrap_or(60_000)) * 1000;
-        store.push_send_slots(self.index_at(until)).await?;
+        store.push_send_time_us(self.slot_us(self.index_at(until))).await?;
         Ok(())
     }
 }

@@ -6,7 +6,7 @@
 //! send the exact stored bytes on every retry. `resend-rs` hides those behind its
 //! own types, rate limiter and blocking retry helper.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -15,7 +15,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use super::{DeliveryProvider, DomainInfo, ErrorClass, ProviderError, ProviderResult};
+use super::{BatchAnswer, DeliveryProvider, DomainInfo, ErrorClass, ProviderError, ProviderResult};
 
 pub struct ResendProvider {
     http: reqwest::Client,
@@ -23,6 +23,8 @@ pub struct ResendProvider {
     /// When the provider last said its budget is spent (`ratelimit-remaining: 0`),
     /// the time its window resets, in epoch ms; 0 when it has not.
     exhausted_until_ms: AtomicI64,
+    /// The account's limit from the last `ratelimit-limit` header; 0 when none was seen.
+    rate_limit: AtomicU32,
 }
 
 #[derive(Deserialize)]
@@ -41,6 +43,16 @@ struct IdBody {
 #[derive(Deserialize)]
 struct BatchBody {
     data: Vec<IdBody>,
+    /// Present with `x-batch-validation: permissive`: the emails refused.
+    #[serde(default)]
+    errors: Vec<BatchError>,
+}
+
+#[derive(Deserialize)]
+struct BatchError {
+    index: usize,
+    #[serde(default)]
+    message: String,
 }
 
 impl ResendProvider {
@@ -57,7 +69,12 @@ impl ResendProvider {
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(32)
             .build()?;
-        Ok(Self { http, base_url: base_url.trim_end_matches('/').to_owned(), exhausted_until_ms: AtomicI64::new(0) })
+        Ok(Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            exhausted_until_ms: AtomicI64::new(0),
+            rate_limit: AtomicU32::new(0),
+        })
     }
 
     async fn call<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> ProviderResult<T> {
@@ -72,6 +89,9 @@ impl ResendProvider {
         let header_num = |name: &str| {
             res.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
         };
+        if let Some(limit) = header_num("ratelimit-limit").filter(|l| *l >= 1.0) {
+            self.rate_limit.store(limit as u32, Ordering::Relaxed);
+        }
         if header_num("ratelimit-remaining").is_some_and(|remaining| remaining <= 0.0) {
             // `ratelimit-reset` is whole seconds, too coarse to wait out in full
             // after using the last slot of a second ourselves; the budget is per
@@ -128,6 +148,10 @@ impl DeliveryProvider for ResendProvider {
         (until > crate::domain::now_ms()).then_some(until)
     }
 
+    fn account_rate_limit(&self) -> Option<u32> {
+        Some(self.rate_limit.load(Ordering::Relaxed)).filter(|l| *l > 0)
+    }
+
     fn create_domain<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ProviderResult<DomainInfo>> {
         let body = serde_json::json!({ "name": name }).to_string();
         self.call(self.post_json("/domains", None, body)).boxed()
@@ -155,11 +179,16 @@ impl DeliveryProvider for ResendProvider {
         .boxed()
     }
 
-    fn send_batch<'a>(&'a self, idempotency_key: &'a str, body: &'a str) -> BoxFuture<'a, ProviderResult<Vec<String>>> {
+    fn send_batch<'a>(&'a self, idempotency_key: &'a str, body: &'a str) -> BoxFuture<'a, ProviderResult<BatchAnswer>> {
         async move {
-            let res: BatchBody =
-                self.call(self.post_json("/emails/batch", Some(idempotency_key), body.to_owned())).await?;
-            Ok(res.data.into_iter().map(|d| d.id).collect())
+            let req = self
+                .post_json("/emails/batch", Some(idempotency_key), body.to_owned())
+                .header("x-batch-validation", "permissive");
+            let res: BatchBody = self.call(req).await?;
+            Ok(BatchAnswer {
+                ids: res.data.into_iter().map(|d| d.id).collect(),
+                rejected: res.errors.into_iter().map(|e| (e.index, e.message)).collect(),
+            })
         }
         .boxed()
     }

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::sync::mpsc;
 
-use super::{DeliveryProvider, DomainInfo, OutgoingEmail, ProviderError, ProviderResult};
+use super::{BatchAnswer, DeliveryProvider, DomainInfo, OutgoingEmail, ProviderError, ProviderResult};
 
 /// A generated webhook: the svix-id it would carry and its JSON body.
 #[derive(Clone, Debug)]
@@ -161,14 +161,22 @@ impl DeliveryProvider for SandboxProvider {
         .boxed()
     }
 
-    fn send_batch<'a>(&'a self, _key: &'a str, body: &'a str) -> BoxFuture<'a, ProviderResult<Vec<String>>> {
+    fn send_batch<'a>(&'a self, _key: &'a str, body: &'a str) -> BoxFuture<'a, ProviderResult<BatchAnswer>> {
         async move {
             let emails: Vec<OutgoingEmail> =
                 serde_json::from_str(body).map_err(|e| ProviderError::permanent("validation_error", e.to_string()))?;
             if emails.is_empty() || emails.len() > 100 {
                 return Err(ProviderError::permanent("validation_error", "a batch holds 1 to 100 emails"));
             }
-            emails.iter().map(|e| self.accept(e)).collect()
+            // Permissive validation, as mailroom asks of Resend: each email on its own.
+            let mut answer = BatchAnswer::default();
+            for (index, email) in emails.iter().enumerate() {
+                match self.accept(email) {
+                    Ok(id) => answer.ids.push(id),
+                    Err(e) => answer.rejected.push((index, e.message)),
+                }
+            }
+            Ok(answer)
         }
         .boxed()
     }

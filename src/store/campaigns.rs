@@ -1,6 +1,6 @@
 use sqlx::FromRow;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, WriteTx};
 use crate::domain::now_ms;
 
 /// Priority lanes of the outbox: lower is claimed first.
@@ -89,22 +89,26 @@ pub struct MessageRow {
     pub updated_at: i64,
 }
 
-/// What became of a request's `Idempotency-Key`.
+/// A request's `Idempotency-Key` and the fingerprint of what it asked.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestKey<'a> {
+    pub key: &'a str,
+    pub request_hash: &'a str,
+}
+
+/// A key seen before: the request is not carried out again.
 #[derive(Debug)]
-pub enum IdempotencyClaim {
-    /// First use: go ahead, and complete the key in the same transaction.
-    New,
-    /// Seen before with the same body: answer what was answered then.
+pub enum KeyRepeat {
+    /// Same request: answer what was answered then.
     Replay { status: u16, body: String },
-    /// Seen before with a different body.
+    /// The key was used for a different request.
     Mismatch,
-    /// The first request with this key is still being processed.
-    InProgress,
 }
 
 pub enum EnqueueOutcome {
     Enqueued { recipients: u64, response: String },
     NoRecipients,
+    Repeat(KeyRepeat),
 }
 
 /// `FROM ... WHERE ...` selecting a campaign's audience as contacts `c`: the
@@ -138,77 +142,10 @@ fn audience(targeting: &Targeting, param: usize) -> (String, String) {
     (sql, value)
 }
 
-/// A request that never completed (its process died) stops blocking its key after this long.
-const ABANDONED_KEY_MS: i64 = 60_000;
-
 const MESSAGE_COLUMNS: &str =
     "id, tenant_id, campaign_id, to_email, status, attempts, last_error, provider_id, created_at, updated_at";
 
 impl Store {
-    pub async fn claim_idempotency_key(
-        &self,
-        tenant_id: &str,
-        key: &str,
-        request_hash: &str,
-    ) -> Result<IdempotencyClaim, sqlx::Error> {
-        let now = now_ms();
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (tenant_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (tenant_id, key) DO NOTHING",
-        )
-        .bind(tenant_id)
-        .bind(key)
-        .bind(request_hash)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        if inserted.rows_affected() == 1 {
-            return Ok(IdempotencyClaim::New);
-        }
-        let row: Option<(String, Option<i64>, Option<String>, i64)> = sqlx::query_as(
-            "SELECT request_hash, response_status, response_body, created_at FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
-        )
-        .bind(tenant_id)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some((hash, status, body, created_at)) = row else {
-            // Released between our insert and our read: the caller may simply retry.
-            return Ok(IdempotencyClaim::InProgress);
-        };
-        if hash != request_hash {
-            return Ok(IdempotencyClaim::Mismatch);
-        }
-        match (status, body) {
-            (Some(status), Some(body)) => {
-                Ok(IdempotencyClaim::Replay { status: u16::try_from(status).unwrap_or(200), body })
-            }
-            _ if now - created_at > ABANDONED_KEY_MS => {
-                let taken = sqlx::query(
-                    "UPDATE idempotency_keys SET created_at = $3 WHERE tenant_id = $1 AND key = $2 AND created_at = $4 AND response_status IS NULL",
-                )
-                .bind(tenant_id)
-                .bind(key)
-                .bind(now)
-                .bind(created_at)
-                .execute(&self.pool)
-                .await?;
-                Ok(if taken.rows_affected() == 1 { IdempotencyClaim::New } else { IdempotencyClaim::InProgress })
-            }
-            _ => Ok(IdempotencyClaim::InProgress),
-        }
-    }
-
-    /// Frees a key whose request failed before completing, so it can be used again.
-    pub async fn release_idempotency_key(&self, tenant_id: &str, key: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND response_status IS NULL")
-            .bind(tenant_id)
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-    }
-
     /// Writes the campaign and one queued message per recipient in one transaction.
     /// The audience is resolved by a single `INSERT ... SELECT`, so it never passes
     /// through this process. `respond` builds the response body from the recipient
@@ -217,11 +154,15 @@ impl Store {
         &self,
         tenant_id: &str,
         c: &NewCampaign,
-        idempotency_key: Option<&str>,
+        key: Option<RequestKey<'_>>,
         respond: impl FnOnce(u64) -> String,
     ) -> Result<EnqueueOutcome, StoreError> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
+        if let Some(repeat) = reserve_key(&mut tx, tenant_id, key, now).await? {
+            tx.rollback().await?;
+            return Ok(EnqueueOutcome::Repeat(repeat));
+        }
         sqlx::query(
             "INSERT INTO campaigns (id, tenant_id, subject, html, text_body, from_address, reply_to, targeting, recipient_count, created_at, scheduled_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10)",
@@ -241,10 +182,11 @@ impl Store {
 
         if let Targeting::Resume(old) = &c.targeting {
             // The earlier campaign's unsent rows stop here, in this transaction,
-            // so no recipient can be mailed by both campaigns.
+            // so no recipient can be mailed by both campaigns: its queued rows,
+            // and its dead letters too (a later retry of one would send twice).
             sqlx::query(
                 "UPDATE messages SET status = 'cancelled', updated_at = $3 \
-                 WHERE tenant_id = $1 AND campaign_id = $2 AND status IN ('queued', 'paused')",
+                 WHERE tenant_id = $1 AND campaign_id = $2 AND status IN ('queued', 'paused', 'dead')",
             )
             .bind(tenant_id)
             .bind(old)
@@ -278,8 +220,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let response = respond(recipients);
-        if let Some(key) = idempotency_key {
-            complete_key(&mut tx, tenant_id, key, 202, &response).await?;
+        if let Some(key) = key {
+            complete_key(&mut tx, tenant_id, key.key, 202, &response).await?;
         }
         tx.commit().await?;
         Ok(EnqueueOutcome::Enqueued { recipients, response })
@@ -334,11 +276,15 @@ impl Store {
         &self,
         tenant_id: &str,
         m: &NewSingle,
-        idempotency_key: Option<&str>,
+        key: Option<RequestKey<'_>>,
         response: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<KeyRepeat>, StoreError> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
+        if let Some(repeat) = reserve_key(&mut tx, tenant_id, key, now).await? {
+            tx.rollback().await?;
+            return Ok(Some(repeat));
+        }
         sqlx::query(&format!(
             "INSERT INTO messages (id, tenant_id, campaign_id, contact_id, to_email, first_name, priority, status, due_at, attempts, \
                from_address, subject, html, text_body, reply_to, tags, created_at, updated_at) \
@@ -358,17 +304,17 @@ impl Store {
         .bind(&m.tags_json)
         .execute(&mut *tx)
         .await?;
-        if let Some(key) = idempotency_key {
-            complete_key(&mut tx, tenant_id, key, 202, response).await?;
+        if let Some(key) = key {
+            complete_key(&mut tx, tenant_id, key.key, 202, response).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(None)
     }
 
     pub async fn campaign(&self, tenant_id: &str, id: &str) -> Result<Option<CampaignRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at, state, scheduled_at \
-             FROM campaigns WHERE tenant_id = $1 AND id = $2",
+             FROM campaigns WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
         )
         .bind(tenant_id)
         .bind(id)
@@ -380,7 +326,7 @@ impl Store {
     pub async fn campaigns(&self, tenant_id: &str) -> Result<Vec<CampaignRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at, state, scheduled_at \
-             FROM campaigns WHERE tenant_id = $1 ORDER BY id DESC",
+             FROM campaigns WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY id DESC",
         )
         .bind(tenant_id)
         .fetch_all(&self.pool)
@@ -404,10 +350,27 @@ impl Store {
         .await
     }
 
-    /// Deletes the campaign record and its unsent messages; mail already handed
-    /// to the provider cannot be recalled.
+    /// Deletes a campaign as its owner sees it: hidden from listings, nothing
+    /// more sent (queued messages and batches waiting for a retry are cancelled;
+    /// a batch in flight is stopped at its next claim). Its messages and events
+    /// stay, so late bounces and complaints still suppress and count.
     pub async fn delete_campaign(&self, tenant_id: &str, id: &str) -> Result<bool, sqlx::Error> {
-        self.delete_owned("campaigns", tenant_id, id).await
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        let done =
+            sqlx::query("UPDATE campaigns SET deleted_at = $3 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL")
+                .bind(tenant_id)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        stop_unsent(&mut tx, tenant_id, id, "cancelled", &["queued", "paused"], now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Stops claiming a campaign's queued messages; in-flight batches finish.
@@ -420,7 +383,8 @@ impl Store {
         self.set_campaign_state(tenant_id, id, None, &["paused"], "queued").await
     }
 
-    /// Cancels every message not yet handed to the provider.
+    /// Cancels every message not yet handed to the provider, including those
+    /// waiting to be retried after a failed attempt.
     pub async fn cancel_campaign(&self, tenant_id: &str, id: &str) -> Result<(), sqlx::Error> {
         self.set_campaign_state(tenant_id, id, Some("cancelled"), &["queued", "paused"], "cancelled").await
     }
@@ -440,16 +404,7 @@ impl Store {
             .bind(state)
             .execute(&mut *tx)
             .await?;
-        let from_list = from.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
-        sqlx::query(&format!(
-            "UPDATE messages SET status = $3, updated_at = $4 WHERE tenant_id = $1 AND campaign_id = $2 AND status IN ({from_list})"
-        ))
-        .bind(tenant_id)
-        .bind(id)
-        .bind(to)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        stop_unsent(&mut tx, tenant_id, id, to, from, now_ms()).await?;
         tx.commit().await
     }
 
@@ -472,7 +427,10 @@ impl Store {
     }
 
     /// Queues dead letters again — one message, or every one of a campaign —
-    /// with fresh attempts. Returns how many were queued.
+    /// with fresh attempts (and, in a new batch, a new idempotency key). A
+    /// message of a cancelled or deleted campaign stays dead; one of a paused
+    /// campaign waits with it. The update is conditional on `dead`, so two
+    /// concurrent retries requeue a message once. Returns how many were queued.
     pub async fn requeue_dead_letters(
         &self,
         tenant_id: &str,
@@ -481,8 +439,12 @@ impl Store {
     ) -> Result<u64, sqlx::Error> {
         let now = now_ms();
         let done = sqlx::query(
-            "UPDATE messages SET status = 'queued', attempts = 0, batch_id = NULL, due_at = $4, updated_at = $4 \
-             WHERE tenant_id = $1 AND status = 'dead' AND ($2 = '' OR id = $2) AND ($3 = '' OR campaign_id = $3)",
+            "UPDATE messages SET attempts = 0, batch_id = NULL, due_at = $4, updated_at = $4, \
+               status = CASE WHEN EXISTS (SELECT 1 FROM campaigns cp WHERE cp.id = messages.campaign_id AND cp.state = 'paused') \
+                 THEN 'paused' ELSE 'queued' END \
+             WHERE tenant_id = $1 AND status = 'dead' AND ($2 = '' OR id = $2) AND ($3 = '' OR campaign_id = $3) \
+               AND (campaign_id IS NULL OR EXISTS (SELECT 1 FROM campaigns cp WHERE cp.id = messages.campaign_id \
+                 AND cp.deleted_at IS NULL AND (cp.state IS NULL OR cp.state <> 'cancelled')))",
         )
         .bind(tenant_id)
         .bind(message_id.unwrap_or(""))
@@ -512,6 +474,52 @@ impl Store {
     }
 }
 
+/// Reserves an `Idempotency-Key` inside the transaction that carries out the
+/// request, so the key and the request's effects commit (or vanish) together:
+/// a concurrent request with the same key waits on the key's row until this
+/// transaction ends (PostgreSQL's unique index; SQLite's single writer), then
+/// finds the stored answer. There is no window in which two requests with one
+/// key can both act, however slow the first.
+async fn reserve_key(
+    tx: &mut WriteTx,
+    tenant_id: &str,
+    key: Option<RequestKey<'_>>,
+    now: i64,
+) -> Result<Option<KeyRepeat>, sqlx::Error> {
+    let Some(key) = key else { return Ok(None) };
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (tenant_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id, key) DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(key.key)
+    .bind(key.request_hash)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() == 1 {
+        return Ok(None);
+    }
+    let (hash, status, body): (String, Option<i64>, Option<String>) = sqlx::query_as(
+        "SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+    )
+    .bind(tenant_id)
+    .bind(key.key)
+    .fetch_one(&mut **tx)
+    .await?;
+    if hash != key.request_hash {
+        return Ok(Some(KeyRepeat::Mismatch));
+    }
+    match (status, body) {
+        (Some(status), Some(body)) => {
+            Ok(Some(KeyRepeat::Replay { status: u16::try_from(status).unwrap_or(200), body }))
+        }
+        // A key reserved by an earlier version outside a transaction, never
+        // completed: this request carries it out.
+        _ => Ok(None),
+    }
+}
+
 async fn complete_key(
     tx: &mut sqlx::AnyConnection,
     tenant_id: &str,
@@ -529,4 +537,30 @@ async fn complete_key(
     .execute(&mut *tx)
     .await
     .map(|_| ())
+}
+
+/// Moves a campaign's messages in `from` to `to`; when cancelling, also stops
+/// its batches waiting for a retry.
+async fn stop_unsent(
+    tx: &mut WriteTx,
+    tenant_id: &str,
+    id: &str,
+    to: &str,
+    from: &[&str],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let from_list = from.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+    sqlx::query(&format!(
+        "UPDATE messages SET status = $3, updated_at = $4 WHERE tenant_id = $1 AND campaign_id = $2 AND status IN ({from_list})"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .bind(to)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if to == "cancelled" {
+        Store::cancel_waiting_batches(tx, tenant_id, id, now).await?;
+    }
+    Ok(())
 }

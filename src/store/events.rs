@@ -68,17 +68,22 @@ fn rank_sql(column: &str) -> String {
 }
 
 /// Delivery progress of a message. A status only moves to a higher rank, so a
-/// late `delivered` never undoes a `bounced`, and a replay never moves anything back.
+/// late `delivered` never undoes a `bounced`, and a replay never moves anything
+/// back. Whatever mailroom decided on its own side (`dead`, `cancelled`) ranks
+/// below every status the provider reports: an email the provider accepted
+/// after all (an answer lost on the way, then its events) is never shown as
+/// dead or cancelled.
 pub fn status_rank(status: &str) -> u8 {
     match status {
         "queued" | "paused" => 0,
         "sending" => 1,
-        "sent" => 2,
-        "delivered" => 3,
-        "opened" => 4,
-        "clicked" => 5,
-        "suppressed" | "failed" | "bounced" | "dead" | "cancelled" => 6,
-        "complained" => 7,
+        "dead" | "cancelled" => 2,
+        "sent" => 3,
+        "delivered" => 4,
+        "opened" => 5,
+        "clicked" => 6,
+        "suppressed" | "failed" | "bounced" => 7,
+        "complained" => 8,
         _ => 0,
     }
 }
@@ -209,6 +214,15 @@ mod tests {
             assert!(status_rank(later) < status_rank("complained"), "{later}");
         }
         assert!(status_rank("bounced") < status_rank("complained"));
+    }
+
+    #[test]
+    fn every_provider_status_outranks_dead_and_cancelled() {
+        for provider_side in ["sent", "delivered", "opened", "clicked", "bounced", "failed", "suppressed", "complained"]
+        {
+            assert!(status_rank("dead") < status_rank(provider_side), "{provider_side}");
+            assert!(status_rank("cancelled") < status_rank(provider_side), "{provider_side}");
+        }
     }
 
     #[test]

@@ -18,11 +18,11 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 
 pub use campaigns::{
-    CampaignRow, EnqueueOutcome, IdempotencyClaim, MessageRow, NewCampaign, NewSingle, StatusCount, Targeting,
+    CampaignRow, EnqueueOutcome, KeyRepeat, MessageRow, NewCampaign, NewSingle, RequestKey, StatusCount, Targeting,
 };
 pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentRow};
 pub use events::{EventOutcome, EventTarget, IncomingEvent, StoredEvent, MESSAGE_STATUSES};
-pub use outbox::{ClaimedBatch, ClaimedMessage, OutboundBatch};
+pub use outbox::{ClaimedBatch, ClaimedMessage, DueBatch, OutboundBatch, Settlement, IDEMPOTENCY_WINDOW_MS};
 pub use tenants::{ApiKeyRow, KeyOwner, TenantRow};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,10 +1,28 @@
+//! The outbox's SQL: claiming queued messages into provider requests (batches),
+//! and recording what became of each request.
+//!
+//! Every claim carries a fresh token. The outcome of a provider call is
+//! recorded only while the batch still holds that token, so a worker whose lease
+//! ran out (it stalled, or its call took too long) can never overwrite what the
+//! batch's next holder recorded.
+
+use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 
-use super::{placeholders, Store};
+use super::{placeholders, Store, WriteTx};
 use crate::domain::now_ms;
 
 /// Most emails Resend takes in one `POST /emails/batch`.
 pub const MAX_BATCH: i64 = 100;
+
+/// Resend keeps an `Idempotency-Key` for 24 hours. A request whose earlier
+/// attempt may have been accepted is resent under the same key only inside this
+/// window (with an hour's margin); later it goes to the dead letters for review.
+pub const IDEMPOTENCY_WINDOW_MS: i64 = 23 * 3_600_000;
+
+/// Claims that ended without an answer (the worker died) before a batch is
+/// given up as a dead letter rather than claimed forever.
+pub const MAX_LOST_CLAIMS: i64 = 5;
 
 /// A queued message as the worker renders it: campaign content already merged in.
 #[derive(Clone, Debug, FromRow)]
@@ -37,32 +55,86 @@ pub struct OutboundBatch {
     /// also goes alone.)
     pub transactional: bool,
     pub payload: String,
-    pub attempts: i64,
+    /// This try's number, from 1. Only provider answers count; a claim lost to a
+    /// crash does not.
+    pub attempt: i64,
+    /// Fences this claim: an outcome is recorded only while the batch holds it.
+    pub claim_token: String,
+    /// When an earlier attempt's outcome became unknown (it may have been accepted).
+    pub uncertain_since: Option<i64>,
     /// Message ids in payload order, so the provider's answer maps back to rows.
     pub message_ids: Vec<String>,
 }
 
-/// The result of claiming new work: what was sent to suppression instead, and the batch to send.
+/// The result of claiming new work: what was sent to suppression instead, and the batches to send.
 pub struct ClaimedBatch {
     pub suppressed: u64,
     /// Batches recorded and leased, ready to send.
     pub batches: Vec<OutboundBatch>,
 }
 
+/// What claiming a batch that is due again (a retry, or a lease that ran out) found.
+pub enum DueBatch {
+    /// Nothing is due.
+    None,
+    /// Claimed: send it.
+    Claimed(OutboundBatch),
+    /// Settled without sending: its campaign was cancelled or deleted, or
+    /// resending could duplicate (the idempotency window has passed), or its
+    /// claims kept being lost. Says how many messages it settled and how.
+    Settled { status: &'static str, messages: u64 },
+}
+
+/// How the provider's answer is recorded: which batch, under which claim.
+pub struct Settlement<'a> {
+    pub batch: &'a OutboundBatch,
+    pub error: &'a str,
+}
+
 #[derive(FromRow)]
-struct BatchRow {
+struct DueRow {
     id: String,
     tenant_id: String,
     idempotency_key: String,
     single: i64,
     payload: Option<String>,
+    payload_hash: Option<String>,
     attempts: i64,
+    claims: i64,
+    claim_token: Option<String>,
+    uncertain_since: Option<i64>,
+    updated_at: i64,
 }
 
+/// Renders messages into the request body: one email, or a JSON array of them.
+/// The same messages always give the same bytes.
+pub fn request_body(emails: &[String], single: bool) -> String {
+    match emails {
+        [one] if single => one.clone(),
+        _ => format!("[{}]", emails.join(",")),
+    }
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// Columns of [`ClaimedMessage`] for messages `m` joined to their campaign `cp`.
+const CLAIMED_COLUMNS: &str = "m.id, m.tenant_id, m.campaign_id, m.to_email, m.first_name, \
+   COALESCE(m.from_address, cp.from_address) AS from_address, COALESCE(m.subject, cp.subject) AS subject, \
+   COALESCE(m.html, cp.html) AS html, COALESCE(m.text_body, cp.text_body) AS text_body, \
+   COALESCE(m.reply_to, cp.reply_to) AS reply_to, m.tags";
+
 impl Store {
-    /// Takes the oldest batch whose retry time (or lease) has come, and leases it
-    /// for `lease_ms`. A batch whose worker died is found here once its lease runs out.
-    pub async fn claim_due_batch(&self, lease_ms: i64) -> Result<Option<OutboundBatch>, sqlx::Error> {
+    /// Takes the oldest batch whose retry time (or lease) has come and claims it
+    /// for `lease_ms` under a new token. A batch whose worker died is found here
+    /// once its lease runs out; that lost claim does not count as an attempt.
+    /// `render` turns each message into its email's JSON, as when first claimed.
+    pub async fn claim_due_batch(
+        &self,
+        lease_ms: i64,
+        render: impl Fn(&ClaimedMessage) -> String,
+    ) -> Result<DueBatch, sqlx::Error> {
         let now = now_ms();
         // A cheap read first: most steps find nothing due, and need no write lock for that.
         let any_due: Option<i64> =
@@ -71,11 +143,12 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
         if any_due.is_none() {
-            return Ok(None);
+            return Ok(DueBatch::None);
         }
         let mut tx = self.begin_write().await?;
-        let row: Option<BatchRow> = sqlx::query_as(&format!(
-            "SELECT id, tenant_id, idempotency_key, single, payload, attempts FROM batches b \
+        let row: Option<DueRow> = sqlx::query_as(&format!(
+            "SELECT id, tenant_id, idempotency_key, single, payload, payload_hash, attempts, claims, claim_token, \
+               uncertain_since, updated_at FROM batches b \
              WHERE status = 'pending' AND due_at <= $1 ORDER BY due_at LIMIT 1{}",
             self.skip_locked("b")
         ))
@@ -84,43 +157,106 @@ impl Store {
         .await?;
         let Some(row) = row else {
             tx.commit().await?;
-            return Ok(None);
+            return Ok(DueBatch::None);
         };
-        sqlx::query("UPDATE batches SET due_at = $2, attempts = attempts + 1, updated_at = $3 WHERE id = $1")
-            .bind(&row.id)
-            .bind(now + lease_ms)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let messages: Vec<(String, Option<String>)> =
-            sqlx::query_as("SELECT id, campaign_id FROM messages WHERE batch_id = $1 ORDER BY id")
-                .bind(&row.id)
-                .fetch_all(&mut *tx)
-                .await?;
+        // A claim still held means its worker never reported: that attempt may
+        // have reached the provider (at the latest when it was claimed).
+        let uncertain_since = match (&row.claim_token, row.uncertain_since) {
+            (_, Some(t)) => Some(t),
+            (Some(_), None) => Some(row.updated_at),
+            (None, None) => None,
+        };
+        let messages: Vec<(ClaimedMessage, Option<String>, Option<i64>)> = sqlx::query_as::<_, DueMessage>(&format!(
+            "SELECT {CLAIMED_COLUMNS}, 0 AS blocked, cp.state AS campaign_state, cp.deleted_at AS campaign_deleted_at \
+             FROM messages m LEFT JOIN campaigns cp ON cp.id = m.campaign_id WHERE m.batch_id = $1 ORDER BY m.id"
+        ))
+        .bind(&row.id)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|d| (d.message, d.campaign_state, d.campaign_deleted_at))
+        .collect();
+
+        let stopped = messages.is_empty()
+            || messages.iter().any(|(_, state, deleted)| deleted.is_some() || state.as_deref() == Some("cancelled"));
+        let give_up = if stopped {
+            Some(("cancelled", "cancelled", "the campaign was cancelled or deleted before this retry".to_owned()))
+        } else if uncertain_since.is_some_and(|t| now - t > IDEMPOTENCY_WINDOW_MS) {
+            Some((
+                "expired",
+                "dead",
+                "not retried: an earlier attempt may have been delivered and Resend's 24 h idempotency window \
+                 has passed, so a retry could send it twice; check the provider before retrying this dead letter"
+                    .to_owned(),
+            ))
+        } else if row.claims - row.attempts >= MAX_LOST_CLAIMS {
+            Some((
+                "failed",
+                "dead",
+                format!("claimed {} times without an answer from the provider; check the worker logs", row.claims),
+            ))
+        } else {
+            None
+        };
+        if let Some((batch_status, message_status, reason)) = give_up {
+            let settled = settle_unclaimed(&mut tx, &row.id, batch_status, message_status, &reason, now).await?;
+            tx.commit().await?;
+            return Ok(DueBatch::Settled { status: message_status, messages: settled });
+        }
+
+        let token = crate::domain::new_id();
+        sqlx::query(
+            "UPDATE batches SET due_at = $2, claims = claims + 1, claim_token = $3, uncertain_since = $4, updated_at = $5 \
+             WHERE id = $1",
+        )
+        .bind(&row.id)
+        .bind(now + lease_ms)
+        .bind(&token)
+        .bind(uncertain_since)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        let transactional = messages.iter().all(|(_, campaign)| campaign.is_none());
-        let message_ids = messages.into_iter().map(|(id, _)| id).collect();
-        Ok(Some(OutboundBatch {
+
+        let transactional = messages.iter().all(|(m, _, _)| m.campaign_id.is_none());
+        let single = row.single == 1;
+        // Batches written before bodies were rendered on demand carry their body.
+        let payload = match row.payload {
+            Some(p) => p,
+            None => {
+                let emails: Vec<String> = messages.iter().map(|(m, _, _)| render(m)).collect();
+                let body = request_body(&emails, single);
+                if row.payload_hash.as_deref().is_some_and(|h| h != sha256_hex(&body)) {
+                    tracing::warn!(batch = %row.id, "a retry renders differently from the first attempt; the provider may refuse it");
+                }
+                body
+            }
+        };
+        Ok(DueBatch::Claimed(OutboundBatch {
             id: row.id,
             tenant_id: row.tenant_id,
             idempotency_key: row.idempotency_key,
-            single: row.single == 1,
+            single,
             transactional,
-            payload: row.payload.unwrap_or_default(),
-            attempts: row.attempts + 1,
-            message_ids,
+            payload,
+            attempt: row.attempts + 1,
+            claim_token: token,
+            uncertain_since,
+            message_ids: messages.into_iter().map(|(m, _, _)| m.id).collect(),
         }))
     }
 
     /// Claims the next group of queued messages — transactional first, then up to
-    /// [`MAX_BATCH`] of one campaign — drops those that may no longer be mailed,
-    /// renders the rest with `render`, and records the batch with its idempotency
-    /// key, all in one transaction, before anything is sent.
+    /// `max_batches` requests of one campaign — drops those that may no longer be
+    /// mailed, renders the rest with `render`, and records each request with its
+    /// idempotency key and claim token, all in one transaction, before anything
+    /// is sent. A request holds at most [`MAX_BATCH`] emails and `max_bytes` of body.
     pub async fn claim_new_batch(
         &self,
         lease_ms: i64,
         max_batches: usize,
-        render: impl Fn(&[ClaimedMessage], bool) -> String,
+        max_bytes: usize,
+        render: impl Fn(&ClaimedMessage) -> String,
     ) -> Result<Option<ClaimedBatch>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
@@ -138,15 +274,25 @@ impl Store {
         };
         // Transactional mail, and messages split out of a rejected batch, go alone.
         let single = campaign_id.is_none() || solo == 1;
-        let (scope, scope_value) = match &campaign_id {
-            Some(c) if !single => ("m.campaign_id = $2 AND m.solo = 0", c.clone()),
-            _ => ("m.id = $2", head_id),
+        let (scope, scope_value, limit) = match &campaign_id {
+            Some(c) if !single => {
+                // Take no more than the requests can carry: a large body means
+                // fewer emails per claim, so memory stays bounded.
+                let size: Option<i64> = sqlx::query_scalar(
+                    "SELECT LENGTH(html) + COALESCE(LENGTH(text_body), 0) + LENGTH(subject) FROM campaigns WHERE id = $1",
+                )
+                .bind(c)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let per_email = usize::try_from(size.unwrap_or(0)).unwrap_or(0).saturating_add(512);
+                let by_bytes = (max_batches.max(1).saturating_mul(max_bytes) / per_email).max(1);
+                let by_count = usize::try_from(MAX_BATCH).unwrap_or(100).saturating_mul(max_batches.max(1));
+                ("m.campaign_id = $2 AND m.solo = 0", c.clone(), by_count.min(by_bytes))
+            }
+            _ => ("m.id = $2", head_id, 1),
         };
         let claimed: Vec<ClaimedMessage> = sqlx::query_as(&format!(
-            "SELECT m.id, m.tenant_id, m.campaign_id, m.to_email, m.first_name, \
-               COALESCE(m.from_address, cp.from_address) AS from_address, COALESCE(m.subject, cp.subject) AS subject, \
-               COALESCE(m.html, cp.html) AS html, COALESCE(m.text_body, cp.text_body) AS text_body, \
-               COALESCE(m.reply_to, cp.reply_to) AS reply_to, m.tags, \
+            "SELECT {CLAIMED_COLUMNS}, \
                CASE WHEN m.campaign_id IS NOT NULL AND NOT EXISTS ( \
                  SELECT 1 FROM contacts c WHERE c.id = m.contact_id AND c.status = 'subscribed' \
                    AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)) \
@@ -154,7 +300,6 @@ impl Store {
              FROM messages m LEFT JOIN campaigns cp ON cp.id = m.campaign_id \
              WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}{}",
             self.skip_locked("m"),
-            limit = MAX_BATCH * i64::try_from(max_batches.max(1)).unwrap_or(1),
         ))
         .bind(now)
         .bind(scope_value)
@@ -167,27 +312,30 @@ impl Store {
             set_status(&mut tx, &ids, "suppressed", now, None).await?;
         }
         let mut batches = Vec::new();
-        for chunk in sendable.chunks(MAX_BATCH as usize) {
+        for chunk in chunk_by_size(&sendable, &render, max_bytes) {
             let batch_id = crate::domain::new_id();
             // The key names the batch, so a retry of this exact request is recognised
             // by the provider (Resend keeps keys for 24 hours).
             let idempotency_key = format!("mailroom-batch-{batch_id}");
-            let payload = render(chunk, single);
-            let tenant_id = chunk[0].tenant_id.clone();
+            let token = crate::domain::new_id();
+            let payload = request_body(&chunk.iter().map(|(_, json)| json.clone()).collect::<Vec<_>>(), single);
+            let tenant_id = chunk[0].0.tenant_id.clone();
             sqlx::query(
-                "INSERT INTO batches (id, tenant_id, idempotency_key, single, payload, status, attempts, due_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'pending', 1, $6, $7, $7)",
+                "INSERT INTO batches (id, tenant_id, idempotency_key, single, payload_hash, status, attempts, claims, \
+                   claim_token, due_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'pending', 0, 1, $6, $7, $8, $8)",
             )
             .bind(&batch_id)
             .bind(&tenant_id)
             .bind(&idempotency_key)
             .bind(i64::from(single))
-            .bind(&payload)
+            .bind(sha256_hex(&payload))
+            .bind(&token)
             .bind(now + lease_ms)
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            let message_ids: Vec<String> = chunk.iter().map(|m| m.id.clone()).collect();
+            let message_ids: Vec<String> = chunk.iter().map(|(m, _)| m.id.clone()).collect();
             let ids: Vec<&str> = message_ids.iter().map(String::as_str).collect();
             set_status(&mut tx, &ids, "sending", now, Some(&batch_id)).await?;
             batches.push(OutboundBatch {
@@ -197,7 +345,9 @@ impl Store {
                 single,
                 transactional: campaign_id.is_none(),
                 payload,
-                attempts: 1,
+                attempt: 1,
+                claim_token: token,
+                uncertain_since: None,
                 message_ids,
             });
         }
@@ -205,97 +355,179 @@ impl Store {
         Ok(Some(ClaimedBatch { suppressed: blocked.len() as u64, batches }))
     }
 
-    /// The provider accepted these batches: record their ids, in one transaction.
-    /// A message that a webhook already moved past `sent` keeps its later status.
-    pub async fn complete_batches(&self, done: &[(&OutboundBatch, &[String])]) -> Result<(), sqlx::Error> {
-        if done.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin_write().await?;
-        let now = now_ms();
-        for (batch, provider_ids) in done {
-            // One statement for the whole batch: `CASE id WHEN ... THEN <provider id>`.
-            let pairs: Vec<(&String, &String)> = batch.message_ids.iter().zip(provider_ids.iter()).collect();
-            let cases: String = (0..pairs.len()).map(|i| format!(" WHEN ${} THEN ${}", 4 + 2 * i, 5 + 2 * i)).collect();
-            let sql = format!(
-            "UPDATE messages SET provider_id = CASE id{cases} ELSE provider_id END, attempts = $2, updated_at = $3, \
-               status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END \
-             WHERE batch_id = $1"
-        );
-            let mut q = sqlx::query(&sql).bind(&batch.id).bind(batch.attempts).bind(now);
-            for (message_id, provider_id) in pairs {
-                q = q.bind(message_id).bind(provider_id);
-            }
-            q.execute(&mut *tx).await?;
-            sqlx::query("UPDATE batches SET status = 'sent', payload = NULL, updated_at = $2 WHERE id = $1")
+    /// Keeps a claim alive while its worker waits for a send slot or for the
+    /// provider. Returns false when the claim was lost (another worker has it).
+    pub async fn renew_claim(&self, batch: &OutboundBatch, lease_ms: i64) -> Result<bool, sqlx::Error> {
+        let done =
+            sqlx::query("UPDATE batches SET due_at = $3 WHERE id = $1 AND claim_token = $2 AND status = 'pending'")
                 .bind(&batch.id)
-                .bind(now)
-                .execute(&mut *tx)
+                .bind(&batch.claim_token)
+                .bind(now_ms() + lease_ms)
+                .execute(&self.pool)
                 .await?;
-        }
-        tx.commit().await
+        Ok(done.rows_affected() == 1)
     }
 
-    /// A retryable failure: try the same batch again at `due_at`. A rate-limit
-    /// wait does not `count` as an attempt.
+    /// The provider accepted these batches: record their ids, in one transaction
+    /// (or, should that fail, one transaction per batch, so one bad write does not
+    /// lose the others). `provider_ids` are in request order and as many as the
+    /// batch's messages. A batch whose claim was lost is left to its new holder.
+    /// A message that a webhook already moved past `sent` keeps its later status.
+    /// Returns the batches recorded.
+    pub async fn complete_batches(&self, done: &[(&OutboundBatch, &[String])]) -> Result<usize, sqlx::Error> {
+        if done.is_empty() {
+            return Ok(0);
+        }
+        let together = async {
+            let mut tx = self.begin_write().await?;
+            let mut recorded = 0;
+            for (batch, ids) in done {
+                recorded += usize::from(complete_one(&mut tx, batch, ids).await?);
+            }
+            tx.commit().await?;
+            Ok::<usize, sqlx::Error>(recorded)
+        };
+        match together.await {
+            Ok(n) => Ok(n),
+            Err(e) if done.len() > 1 => {
+                tracing::warn!(error = %e, "recording accepted batches together failed; recording each alone");
+                let mut recorded = 0;
+                let mut last_error = None;
+                for (batch, ids) in done {
+                    let one = async {
+                        let mut tx = self.begin_write().await?;
+                        let ok = complete_one(&mut tx, batch, ids).await?;
+                        tx.commit().await?;
+                        Ok::<bool, sqlx::Error>(ok)
+                    };
+                    match one.await {
+                        Ok(ok) => recorded += usize::from(ok),
+                        Err(e) => {
+                            tracing::error!(batch = %batch.id, error = %e, "could not record an accepted batch; it will be resent under its idempotency key");
+                            last_error = Some(e);
+                        }
+                    }
+                }
+                match last_error {
+                    Some(e) if recorded == 0 => Err(e),
+                    _ => Ok(recorded),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A failed attempt that will be tried again at `due_at`. `counted`: whether
+    /// it used up an attempt (a rate-limit wait does not). `uncertain`: whether
+    /// the provider may have accepted it after all (a timeout, a dropped
+    /// connection, a 5xx). Returns false when the claim was lost.
     pub async fn reschedule_batch(
         &self,
-        batch: &OutboundBatch,
+        s: Settlement<'_>,
         due_at: i64,
-        error: &str,
-        count: bool,
-    ) -> Result<(), sqlx::Error> {
-        let batch_set = format!(", attempts = attempts - {}", u8::from(!count));
-        self.settle_failed_batch(batch, error, &batch_set, "", Some(due_at)).await
+        counted: bool,
+        uncertain: bool,
+    ) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
+        let uncertain_since = if uncertain { s.batch.uncertain_since.or(Some(now)) } else { s.batch.uncertain_since };
+        self.settle_attempt(s, "pending", "sending", counted, Some(due_at), uncertain_since, "").await
     }
 
     /// A permanent failure, or retries exhausted: the batch's messages become
     /// dead letters, with the reason, for review and retry.
-    pub async fn fail_batch(&self, batch: &OutboundBatch, error: &str) -> Result<(), sqlx::Error> {
-        self.settle_failed_batch(batch, error, ", status = 'failed'", ", status = 'dead'", None).await
+    pub async fn fail_batch(&self, s: Settlement<'_>) -> Result<bool, sqlx::Error> {
+        let since = s.batch.uncertain_since;
+        self.settle_attempt(s, "failed", "dead", true, None, since, "").await
     }
 
-    /// The provider rejected the whole batch as invalid: queue its messages again
-    /// one by one, so only the invalid ones fail.
-    pub async fn split_batch(&self, batch: &OutboundBatch, error: &str) -> Result<(), sqlx::Error> {
-        let messages_set = ", status = 'queued', solo = 1, batch_id = NULL";
-        self.settle_failed_batch(batch, error, ", status = 'split', payload = NULL", messages_set, None).await
+    /// The provider rejected the whole batch (invalid, or too large): queue its
+    /// messages again one by one, so only the bad ones fail.
+    pub async fn split_batch(&self, s: Settlement<'_>) -> Result<bool, sqlx::Error> {
+        let since = s.batch.uncertain_since;
+        self.settle_attempt(s, "split", "queued", true, None, since, ", solo = 1, batch_id = NULL").await
     }
 
-    /// Records a failed attempt in one transaction: the error (and a new `due_at`,
-    /// if any) on the batch plus `batch_set`, and the error and attempt count on
-    /// its messages still in flight plus `messages_set`.
-    async fn settle_failed_batch(
+    /// The provider accepted some emails of a batch and refused others
+    /// (`x-batch-validation: permissive`): `accepted` pairs message ids with
+    /// provider ids; each of `refused` (message id, reason) becomes a dead letter.
+    pub async fn complete_partially(
         &self,
         batch: &OutboundBatch,
-        error: &str,
-        batch_set: &str,
-        messages_set: &str,
-        due_at: Option<i64>,
-    ) -> Result<(), sqlx::Error> {
+        accepted: &[(String, String)],
+        refused: &[(String, String)],
+    ) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
+        let summary = format!("{} of {} emails refused", refused.len(), batch.message_ids.len());
+        if !fence(&mut tx, batch, "sent", None, true, batch.uncertain_since, Some(&summary), now).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for (message_id, provider_id) in accepted {
+            sqlx::query(
+                "UPDATE messages SET provider_id = $3, attempts = $4, updated_at = $5, \
+                   status = CASE WHEN status IN ('sending', 'dead', 'cancelled') THEN 'sent' ELSE status END \
+                 WHERE batch_id = $1 AND id = $2",
+            )
+            .bind(&batch.id)
+            .bind(message_id)
+            .bind(provider_id)
+            .bind(batch.attempt)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (message_id, reason) in refused {
+            sqlx::query(
+                "UPDATE messages SET status = 'dead', last_error = $3, attempts = $4, updated_at = $5 \
+                 WHERE batch_id = $1 AND id = $2 AND status = 'sending'",
+            )
+            .bind(&batch.id)
+            .bind(message_id)
+            .bind(reason)
+            .bind(batch.attempt)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Records a failed attempt in one transaction, if the claim is still held:
+    /// the batch's new status (and retry time), and on its messages still in
+    /// flight the error, the attempt count, `message_status` and `messages_set`.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle_attempt(
+        &self,
+        s: Settlement<'_>,
+        batch_status: &str,
+        message_status: &str,
+        counted: bool,
+        due_at: Option<i64>,
+        uncertain_since: Option<i64>,
+        messages_set: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        if !fence(&mut tx, s.batch, batch_status, due_at, counted, uncertain_since, Some(s.error), now).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let attempts = if counted { s.batch.attempt } else { s.batch.attempt - 1 };
         sqlx::query(&format!(
-            "UPDATE batches SET last_error = $2, updated_at = $3, due_at = COALESCE($4, due_at){batch_set} \
-             WHERE id = $1 AND status = 'pending'"
-        ))
-        .bind(&batch.id)
-        .bind(error)
-        .bind(now)
-        .bind(due_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(&format!(
-            "UPDATE messages SET last_error = $2, updated_at = $3, attempts = $4{messages_set} \
+            "UPDATE messages SET status = $5, last_error = $2, updated_at = $3, attempts = $4{messages_set} \
              WHERE batch_id = $1 AND status = 'sending'"
         ))
-        .bind(&batch.id)
-        .bind(error)
+        .bind(&s.batch.id)
+        .bind(s.error)
         .bind(now)
-        .bind(batch.attempts)
+        .bind(attempts)
+        .bind(message_status)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Messages waiting or in flight, for tests and readiness.
@@ -304,6 +536,165 @@ impl Store {
             .fetch_one(&self.pool)
             .await
     }
+
+    /// Stops a campaign's batches that wait for a retry (nobody holds them), with
+    /// their messages; batches in flight finish, and are stopped at their next claim.
+    pub(crate) async fn cancel_waiting_batches(
+        tx: &mut WriteTx,
+        tenant_id: &str,
+        campaign_id: &str,
+        now: i64,
+    ) -> Result<u64, sqlx::Error> {
+        let waiting = "SELECT b.id FROM batches b WHERE b.tenant_id = $1 AND b.status = 'pending' \
+             AND b.claim_token IS NULL AND b.id IN (SELECT m.batch_id FROM messages m \
+               WHERE m.tenant_id = $1 AND m.campaign_id = $2 AND m.status = 'sending')";
+        let messages = sqlx::query(&format!(
+            "UPDATE messages SET status = 'cancelled', updated_at = $3 \
+             WHERE tenant_id = $1 AND campaign_id = $2 AND status = 'sending' AND batch_id IN ({waiting})"
+        ))
+        .bind(tenant_id)
+        .bind(campaign_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        // The messages above no longer say `sending`, so find the batches by campaign.
+        sqlx::query(
+            "UPDATE batches SET status = 'cancelled', updated_at = $3 WHERE tenant_id = $1 AND status = 'pending' \
+             AND claim_token IS NULL AND id IN (SELECT m.batch_id FROM messages m \
+               WHERE m.tenant_id = $1 AND m.campaign_id = $2 AND m.batch_id IS NOT NULL)",
+        )
+        .bind(tenant_id)
+        .bind(campaign_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(messages)
+    }
+}
+
+#[derive(FromRow)]
+struct DueMessage {
+    #[sqlx(flatten)]
+    message: ClaimedMessage,
+    campaign_state: Option<String>,
+    campaign_deleted_at: Option<i64>,
+}
+
+/// Groups messages into requests of at most [`MAX_BATCH`] emails and (unless
+/// one email alone is larger) `max_bytes` of body, each email rendered once.
+fn chunk_by_size<'a>(
+    messages: &'a [ClaimedMessage],
+    render: &impl Fn(&ClaimedMessage) -> String,
+    max_bytes: usize,
+) -> Vec<Vec<(&'a ClaimedMessage, String)>> {
+    let mut chunks: Vec<Vec<(&ClaimedMessage, String)>> = Vec::new();
+    let mut bytes = 0;
+    for m in messages {
+        let json = render(m);
+        let fits = chunks
+            .last()
+            .is_some_and(|c| (c.len() as i64) < MAX_BATCH && bytes + json.len() < max_bytes.saturating_sub(2));
+        if !fits {
+            chunks.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += json.len() + 1;
+        if let Some(c) = chunks.last_mut() {
+            c.push((m, json));
+        }
+    }
+    chunks
+}
+
+/// Moves a batch held under `batch.claim_token` to `status`, releasing the
+/// claim. False when the batch no longer holds that token (or is no longer pending).
+#[allow(clippy::too_many_arguments)]
+async fn fence(
+    tx: &mut WriteTx,
+    batch: &OutboundBatch,
+    status: &str,
+    due_at: Option<i64>,
+    counted: bool,
+    uncertain_since: Option<i64>,
+    error: Option<&str>,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE batches SET status = $3, due_at = COALESCE($4, due_at), attempts = attempts + $5, \
+           uncertain_since = $6, last_error = COALESCE($7, last_error), claim_token = NULL, updated_at = $8 \
+         WHERE id = $1 AND claim_token = $2 AND status = 'pending'",
+    )
+    .bind(&batch.id)
+    .bind(&batch.claim_token)
+    .bind(status)
+    .bind(due_at)
+    .bind(i64::from(counted))
+    .bind(uncertain_since)
+    .bind(error)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        tracing::warn!(batch = %batch.id, "claim lost before its outcome was recorded; the batch's current holder records it");
+    }
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records one accepted batch, if its claim is still held.
+async fn complete_one(tx: &mut WriteTx, batch: &OutboundBatch, provider_ids: &[String]) -> Result<bool, sqlx::Error> {
+    let now = now_ms();
+    if !fence(tx, batch, "sent", None, false, batch.uncertain_since, None, now).await? {
+        return Ok(false);
+    }
+    // A batch can have no messages left to mark (its tenant was deleted): it is settled all the same.
+    if batch.message_ids.is_empty() {
+        return Ok(true);
+    }
+    // One statement for the whole batch: `CASE id WHEN ... THEN <provider id>`.
+    // Accepted is accepted: a message marked dead or cancelled meanwhile was delivered after all.
+    let pairs: Vec<(&String, &String)> = batch.message_ids.iter().zip(provider_ids.iter()).collect();
+    let cases: String = (0..pairs.len()).map(|i| format!(" WHEN ${} THEN ${}", 4 + 2 * i, 5 + 2 * i)).collect();
+    let sql = format!(
+        "UPDATE messages SET provider_id = CASE id{cases} ELSE provider_id END, attempts = $2, updated_at = $3, \
+           status = CASE WHEN status IN ('sending', 'dead', 'cancelled') THEN 'sent' ELSE status END \
+         WHERE batch_id = $1"
+    );
+    let mut q = sqlx::query(&sql).bind(&batch.id).bind(batch.attempt).bind(now);
+    for (message_id, provider_id) in pairs {
+        q = q.bind(message_id).bind(provider_id);
+    }
+    q.execute(&mut **tx).await?;
+    Ok(true)
+}
+
+/// Settles a due batch without sending it: the batch to `batch_status`, its
+/// messages still in flight to `message_status` with `reason`.
+async fn settle_unclaimed(
+    tx: &mut WriteTx,
+    batch_id: &str,
+    batch_status: &str,
+    message_status: &str,
+    reason: &str,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query("UPDATE batches SET status = $2, last_error = $3, claim_token = NULL, updated_at = $4 WHERE id = $1")
+        .bind(batch_id)
+        .bind(batch_status)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    let done = sqlx::query(
+        "UPDATE messages SET status = $2, last_error = $3, updated_at = $4 WHERE batch_id = $1 AND status = 'sending'",
+    )
+    .bind(batch_id)
+    .bind(message_status)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 async fn set_status(
@@ -322,4 +713,50 @@ async fn set_status(
         q = q.bind(*id);
     }
     q.execute(&mut *tx).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: &str) -> ClaimedMessage {
+        ClaimedMessage {
+            id: id.into(),
+            tenant_id: "t".into(),
+            campaign_id: Some("c".into()),
+            to_email: format!("{id}@example.com"),
+            first_name: None,
+            from_address: "hello@example.com".into(),
+            subject: "s".into(),
+            html: "x".repeat(1000),
+            text_body: None,
+            reply_to: None,
+            tags: None,
+            blocked: 0,
+        }
+    }
+
+    #[test]
+    fn requests_are_capped_by_count_and_by_bytes() {
+        let ms: Vec<_> = (0..250).map(|i| message(&format!("m{i:03}"))).collect();
+        let render = |m: &ClaimedMessage| serde_json::json!({ "id": m.id, "html": m.html }).to_string();
+        let by_count = chunk_by_size(&ms, &render, usize::MAX);
+        assert_eq!(by_count.iter().map(Vec::len).collect::<Vec<_>>(), vec![100, 100, 50]);
+        let by_bytes = chunk_by_size(&ms[..10], &render, 3_500);
+        assert_eq!(by_bytes.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 3, 3, 1]);
+        for c in &by_bytes {
+            let body = request_body(&c.iter().map(|(_, j)| j.clone()).collect::<Vec<_>>(), false);
+            assert!(body.len() <= 3_500 || c.len() == 1);
+        }
+        // One email larger than the cap still goes, alone.
+        assert_eq!(chunk_by_size(&ms[..2], &render, 10).iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 1]);
+    }
+
+    #[test]
+    fn a_request_body_is_the_json_array_of_its_emails() {
+        let emails = vec![r#"{"a":1}"#.to_owned(), r#"{"b":2}"#.to_owned()];
+        let values: Vec<serde_json::Value> = emails.iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+        assert_eq!(request_body(&emails, false), serde_json::to_string(&values).unwrap());
+        assert_eq!(request_body(&emails[..1], true), emails[0]);
+    }
 }

@@ -1,34 +1,24 @@
-//! The account-wide send pacer: one row holding the next free slot index.
-//! Slots are a fixed lattice in time (see `outbox::pacer`), so reserving one is
-//! a single atomic `UPDATE ... RETURNING` that all processes share.
+//! The account-wide send pacer: one row holding the time the next send slot
+//! may start, shared by every process. Slots follow a lattice in time (see
+//! `outbox::pacer`); booking one is a compare-and-set on that time.
 
 use super::Store;
 
 impl Store {
-    /// Reserves the next slot at or after `now_index`. With `horizon`, only when
-    /// that slot is at most `horizon` slots ahead (campaign traffic does not queue
-    /// far ahead, so a transactional email can always take a near slot).
-    /// With `share = (cycle, allowed)`, only a slot `j` with `j % cycle < allowed`
-    /// (the others are left for transactional mail).
-    pub async fn reserve_send_slot(
-        &self,
-        now_index: i64,
-        horizon: Option<i64>,
-        share: Option<(i64, i64)>,
-    ) -> Result<Option<i64>, sqlx::Error> {
-        let (cycle, allowed) = share.unwrap_or((1, 1));
-        sqlx::query_scalar(
-            "UPDATE send_pacer SET next_index = CASE WHEN next_index > $1 THEN next_index ELSE $1 END + 1 \
-             WHERE id = 1 AND ($2 < 0 OR next_index <= $1 + $2) \
-               AND (CASE WHEN next_index > $1 THEN next_index ELSE $1 END) % $3 < $4 \
-             RETURNING next_index - 1",
-        )
-        .bind(now_index)
-        .bind(horizon.unwrap_or(-1))
-        .bind(cycle)
-        .bind(allowed)
-        .fetch_optional(&self.pool)
-        .await
+    /// When the next send slot may start (epoch µs): the end of the last one booked.
+    pub async fn next_send_time_us(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT next_us FROM send_pacer WHERE id = 1").fetch_one(&self.pool).await
+    }
+
+    /// Books up to `next_us` if nobody booked since `seen_us` was read
+    /// (compare-and-set: exactly one of several racing workers wins).
+    pub async fn book_send_time_us(&self, seen_us: i64, next_us: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE send_pacer SET next_us = $2 WHERE id = 1 AND next_us = $1")
+            .bind(seen_us)
+            .bind(next_us)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Whether transactional mail is queued and due (any process's).
@@ -42,10 +32,10 @@ impl Store {
         Ok(hit.is_some())
     }
 
-    /// Moves the next free slot to at least `index` (after the provider said to wait).
-    pub async fn push_send_slots(&self, index: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE send_pacer SET next_index = $1 WHERE id = 1 AND next_index < $1")
-            .bind(index)
+    /// Moves the next free slot to at least `t_us` (after the provider said to wait).
+    pub async fn push_send_time_us(&self, t_us: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE send_pacer SET next_us = $1 WHERE id = 1 AND next_us < $1")
+            .bind(t_us)
             .execute(&self.pool)
             .await
             .map(|_| ())

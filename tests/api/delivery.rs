@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use mailroom::mock::{Faults, MockConfig};
-use mailroom::outbox::{render_payload, Step};
+use mailroom::outbox::{render_email, Step};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -55,7 +55,7 @@ async fn a_20000_recipient_campaign_reaches_the_provider_exactly_once_in_batches
 
 #[tokio::test]
 async fn through_5xx_429_and_dropped_connections_every_recipient_gets_one_email() {
-    let faults = Faults { fail_rate: 0.10, throttle_rate: 0.05, drop_rate: 0.05, reject: Vec::new() };
+    let faults = Faults { fail_rate: 0.10, throttle_rate: 0.05, drop_rate: 0.05, ..Faults::default() };
     let app = spawn_with(Options { mock: MockConfig { faults, ..MockConfig::default() }, ..resend(true) }).await;
     let (t, key) = app.verified_tenant("A", "acme.com").await;
     app.import_contacts(&t, &key, 5_000, "example.org").await;
@@ -98,8 +98,8 @@ async fn a_batch_claimed_by_a_worker_that_died_is_sent_once_its_lease_runs_out_a
     app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
     // Two workers claim and record a batch each, then die before calling the
     // provider: one lease still runs, the other has run out.
-    let held = app.store.claim_new_batch(60_000, 1, render_payload).await.unwrap().unwrap().batches.remove(0);
-    let expired = app.store.claim_new_batch(0, 1, render_payload).await.unwrap().unwrap().batches.remove(0);
+    let held = app.store.claim_new_batch(60_000, 1, usize::MAX, render_email).await.unwrap().unwrap().batches.remove(0);
+    let expired = app.store.claim_new_batch(0, 1, usize::MAX, render_email).await.unwrap().unwrap().batches.remove(0);
 
     assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 100, sent: true });
     let sent = app.mock().accepted();
@@ -211,15 +211,17 @@ async fn transactional_mail_is_claimed_before_queued_campaign_mail() {
 }
 
 #[tokio::test]
-async fn campaign_emails_split_out_of_a_rejected_batch_keep_campaign_priority() {
-    let faults = Faults { reject: vec!["user1@example.org".into()], ..Faults::default() };
+async fn campaign_emails_split_out_of_a_batch_too_large_keep_campaign_priority() {
+    // Three emails are over the provider's body limit together, not alone: 413, then split.
+    let faults = Faults { max_body_bytes: 600, ..Faults::default() };
     let app = spawn_with(Options { mock: MockConfig { faults, ..MockConfig::default() }, ..resend(false) }).await;
     let (t, key) = app.verified_tenant("A", "acme.com").await;
     app.import_contacts(&t, &key, 3, "example.org").await;
     app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
     assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 3, sent: false });
     // The batch was split: its emails now go one by one, but they are still campaign mail.
-    let split = app.store.claim_new_batch(60_000, 1, render_payload).await.unwrap().unwrap().batches.remove(0);
+    let split =
+        app.store.claim_new_batch(60_000, 1, usize::MAX, render_email).await.unwrap().unwrap().batches.remove(0);
     assert!(split.single && !split.transactional);
     app.post(
         &format!("/customers/{t}/send/single"),
@@ -227,6 +229,6 @@ async fn campaign_emails_split_out_of_a_rejected_batch_keep_campaign_priority() 
         json!({ "to_email": "r@example.org", "subject": "s", "html": "h" }),
     )
     .await;
-    let tx = app.store.claim_new_batch(60_000, 1, render_payload).await.unwrap().unwrap().batches.remove(0);
+    let tx = app.store.claim_new_batch(60_000, 1, usize::MAX, render_email).await.unwrap().unwrap().batches.remove(0);
     assert!(tx.single && tx.transactional);
 }
