@@ -301,7 +301,9 @@ async fn send(state: MockState, headers: HeaderMap, body: Bytes, batch: bool) ->
         tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
     }
     let ids: Vec<String> = emails.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
-    let answer = if batch && permissive {
+    let answer = if faults.empty_answers {
+        json!({ "data": [] })
+    } else if batch && permissive {
         json!({
             "data": ids.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>(),
             "errors": refused.iter().map(|(index, message)| json!({ "index": index, "message": message })).collect::<Vec<_>>(),

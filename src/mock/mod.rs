@@ -42,6 +42,10 @@ pub struct Faults {
     #[arg(long, default_value_t = 0)]
     #[serde(default)]
     pub max_body_bytes: usize,
+    /// Accept send requests but answer 200 without any ids (a broken answer).
+    #[arg(long, default_value_t = false)]
+    #[serde(default)]
+    pub empty_answers: bool,
     /// Answer every send request 429 `daily_quota_exceeded`.
     #[arg(long, default_value_t = false)]
     #[serde(default)]

@@ -465,6 +465,15 @@ impl Store {
         .await
     }
 
+    /// Ids of a campaign's messages, whatever their status (tests and diagnostics).
+    pub async fn campaign_message_ids(&self, tenant_id: &str, campaign_id: &str) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT id FROM messages WHERE tenant_id = $1 AND campaign_id = $2 ORDER BY id")
+            .bind(tenant_id)
+            .bind(campaign_id)
+            .fetch_all(&self.pool)
+            .await
+    }
+
     pub async fn message(&self, tenant_id: &str, id: &str) -> Result<Option<MessageRow>, sqlx::Error> {
         sqlx::query_as(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2"))
             .bind(tenant_id)

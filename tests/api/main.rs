@@ -10,6 +10,7 @@ mod bench;
 mod campaigns;
 mod contacts;
 mod delivery;
+mod exactly_once;
 mod health;
 mod input;
 mod pipeline;
