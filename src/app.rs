@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use crate::auth::{generate_key, hash_key};
 use crate::config::{Config, ProviderKind};
 use crate::events::{EventWriter, WebhookVerifier};
-use crate::outbox::{Outbox, OutboxSettings};
+use crate::outbox::{Outbox, OutboxSettings, PacedProvider};
 use crate::provider::resend::ResendProvider;
 use crate::provider::sandbox::SandboxProvider;
 use crate::provider::DeliveryProvider;
@@ -73,6 +73,8 @@ impl Core {
             },
             wake.clone(),
         );
+        // The API and the domain re-check call the provider too: through the same pacer.
+        let provider: Arc<dyn DeliveryProvider> = Arc::new(PacedProvider::new(provider, outbox.pacer(), store.clone()));
         Ok(Self { store, provider, outbox, wake, events, tasks })
     }
 

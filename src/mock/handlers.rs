@@ -52,7 +52,7 @@ fn check_client(state: &MockState, headers: &HeaderMap) -> Result<(String, Strin
 }
 
 async fn create_domain(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = check_client(&state, &headers) {
+    if let Err(r) = admit_domain_call(&state, &headers) {
         return r;
     }
     let name = serde_json::from_slice::<Value>(&body)
@@ -68,11 +68,11 @@ async fn create_domain(State(state): State<MockState>, headers: HeaderMap, body:
         records: dns_records(&name),
     };
     state.lock().domains.insert(info.id.clone(), (info.clone(), false));
-    (StatusCode::OK, Json(info)).into_response()
+    with_rate_headers(&state, (StatusCode::OK, Json(info)).into_response())
 }
 
 async fn verify_domain(State(state): State<MockState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(r) = check_client(&state, &headers) {
+    if let Err(r) = admit_domain_call(&state, &headers) {
         return r;
     }
     let mut inner = state.lock();
@@ -83,18 +83,20 @@ async fn verify_domain(State(state): State<MockState>, headers: HeaderMap, Path(
             for r in &mut info.records {
                 r["status"] = json!("verified");
             }
-            (StatusCode::OK, Json(json!({ "object": "domain", "id": id }))).into_response()
+            drop(inner);
+            with_rate_headers(&state, (StatusCode::OK, Json(json!({ "object": "domain", "id": id }))).into_response())
         }
         None => error(404, "not_found", "Domain not found"),
     }
 }
 
 async fn get_domain(State(state): State<MockState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(r) = check_client(&state, &headers) {
+    if let Err(r) = admit_domain_call(&state, &headers) {
         return r;
     }
-    match state.lock().domains.get(&id) {
-        Some((info, _)) => (StatusCode::OK, Json(info.clone())).into_response(),
+    let found = state.lock().domains.get(&id).map(|(info, _)| info.clone());
+    match found {
+        Some(info) => with_rate_headers(&state, (StatusCode::OK, Json(info)).into_response()),
         None => error(404, "not_found", "Domain not found"),
     }
 }
@@ -151,6 +153,35 @@ fn validate(v: &Value, reject: &[String]) -> Result<OutgoingEmail, String> {
 enum Gate {
     Go(Faults, u64),
     Stop(Response),
+}
+
+/// A domain call: the client checks, then the rate limit.
+#[allow(clippy::result_large_err)] // the error is the ready response; this is a test server
+fn admit_domain_call(state: &MockState, headers: &HeaderMap) -> Result<(), Response> {
+    check_client(state, headers)?;
+    gate_domain(state)
+}
+
+/// Domain calls count toward the team's rate limit too (no faults injected).
+#[allow(clippy::result_large_err)] // the error is the ready response; this is a test server
+fn gate_domain(state: &MockState) -> Result<(), Response> {
+    let mut inner = state.lock();
+    inner.stats.requests += 1;
+    let limit = state.config.rate_limit;
+    let second = crate::domain::now_ms() / 1000;
+    if inner.window_second != second {
+        inner.window_second = second;
+        inner.window_count = 0;
+    }
+    inner.window_count += 1;
+    if limit > 0 && inner.window_count > limit {
+        inner.stats.http_429 += 1;
+        let mut r = error(429, "rate_limit_exceeded", "Too many requests.");
+        r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+        return Err(r);
+    }
+    inner.stats.peak_requests_per_second = inner.stats.peak_requests_per_second.max(inner.window_count);
+    Ok(())
 }
 
 /// Rate limit (a fixed one-second window, no burst) and injected throttling.
@@ -322,6 +353,7 @@ async fn send(state: MockState, headers: HeaderMap, body: Bytes, batch: bool) ->
         inner.stats.accepted_requests += 1;
         inner.stats.accepted_request_times.push(now);
         inner.stats.largest_batch = inner.stats.largest_batch.max(emails.len());
+        inner.stats.largest_body_bytes = inner.stats.largest_body_bytes.max(body.len());
         for (id, e) in ids.iter().zip(&emails) {
             inner.accepted.push(AcceptedEmail {
                 id: id.clone(),
@@ -355,7 +387,11 @@ async fn send(state: MockState, headers: HeaderMap, body: Bytes, batch: bool) ->
             .body(Body::from_stream(failing))
             .unwrap_or_else(|_| error(500, "internal_server_error", "drop failed"));
     }
-    let mut r = (StatusCode::OK, [("content-type", "application/json")], answer).into_response();
+    with_rate_headers(&state, (StatusCode::OK, [("content-type", "application/json")], answer).into_response())
+}
+
+/// Resend's `ratelimit-*` headers, on every answer when a limit is set.
+fn with_rate_headers(state: &MockState, mut r: Response) -> Response {
     if state.config.rate_limit > 0 {
         let remaining = state.config.rate_limit.saturating_sub(state.lock().window_count);
         let h = r.headers_mut();

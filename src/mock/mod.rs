@@ -113,6 +113,8 @@ pub struct MockStats {
     pub quota_refusals: u64,
     pub key_refusals: u64,
     pub largest_batch: usize,
+    /// The largest send request body accepted, in bytes.
+    pub largest_body_bytes: usize,
     /// The most send requests seen within one second.
     pub peak_requests_per_second: u32,
     /// When each accepted send request arrived (epoch ms), in order.

@@ -3,6 +3,7 @@
 //! rate, and records the answer. Steps are independent, so several loops — in
 //! one process or many — can run side by side against one database.
 
+mod paced;
 mod pacer;
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 
+pub use paced::PacedProvider;
 pub use pacer::Pacer;
 
 use crate::domain::now_ms;

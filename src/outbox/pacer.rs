@@ -72,31 +72,14 @@ impl Pacer {
         }
     }
 
-    fn lead_in_us(&self) -> i64 {
-        (1_000_000 / self.rate() / 2).min(5_000)
-    }
-
-    /// When slot `j` starts, in microseconds since the epoch.
+    /// When slot `j` starts, in microseconds since the epoch, at the rate in force.
     pub fn slot_us(&self, j: i64) -> i64 {
-        let rate = self.rate();
-        (j / rate) * 1_000_000 + (j % rate) * 1_000_000 / rate + self.lead_in_us()
+        Lattice(self.rate()).slot_us(j)
     }
 
-    /// The first slot starting at or after `t_us`.
+    /// The first slot starting at or after `t_us`, at the rate in force.
     pub fn index_at(&self, t_us: i64) -> i64 {
-        let rate = self.rate();
-        let second = t_us.div_euclid(1_000_000);
-        let within = t_us.rem_euclid(1_000_000) - self.lead_in_us();
-        if within <= 0 {
-            return second * rate;
-        }
-        // ceil(within * rate / 1e6)
-        let i = (within * rate + 999_999) / 1_000_000;
-        let mut j = second * rate + i;
-        while self.slot_us(j) < t_us {
-            j += 1;
-        }
-        j
+        Lattice(self.rate()).index_at(t_us)
     }
 
     /// Waits for a send slot. Transactional mail books the next free slot;
@@ -137,15 +120,17 @@ impl Pacer {
         share: bool,
     ) -> anyhow::Result<Option<i64>> {
         loop {
+            // One rate for the whole computation: another task may learn a new limit meanwhile.
+            let lattice = Lattice(self.rate());
             let next_us = store.next_send_time_us().await?;
-            let j = self.index_at(next_us.max(now_us));
-            if !transactional && j > self.index_at(now_us) + CAMPAIGN_HORIZON {
+            let j = lattice.index_at(next_us.max(now_us));
+            if !transactional && j > lattice.index_at(now_us) + CAMPAIGN_HORIZON {
                 return Ok(None);
             }
             if share && j.rem_euclid(SHARE_CYCLE) >= self.campaign_slots {
                 return Ok(None);
             }
-            let at = self.slot_us(j);
+            let at = lattice.slot_us(j);
             if store.book_send_time_us(next_us, at + 1).await? {
                 return Ok(Some(at));
             }
@@ -159,8 +144,41 @@ impl Pacer {
             return Ok(());
         }
         let until = (now_ms() + i64::try_from(retry_after_ms).unwrap_or(60_000)) * 1000;
-        store.push_send_time_us(self.slot_us(self.index_at(until))).await?;
+        let lattice = Lattice(self.rate());
+        store.push_send_time_us(lattice.slot_us(lattice.index_at(until))).await?;
         Ok(())
+    }
+}
+
+/// The slots of one rate: slot `j` falls in second `j / rate`, at offset
+/// `(j % rate) / rate` plus a small lead-in.
+#[derive(Clone, Copy)]
+struct Lattice(i64);
+
+impl Lattice {
+    fn lead_in_us(self) -> i64 {
+        (1_000_000 / self.0 / 2).min(5_000)
+    }
+
+    fn slot_us(self, j: i64) -> i64 {
+        let rate = self.0;
+        (j / rate) * 1_000_000 + (j % rate) * 1_000_000 / rate + self.lead_in_us()
+    }
+
+    fn index_at(self, t_us: i64) -> i64 {
+        let rate = self.0;
+        let second = t_us.div_euclid(1_000_000);
+        let within = t_us.rem_euclid(1_000_000) - self.lead_in_us();
+        if within <= 0 {
+            return second * rate;
+        }
+        // ceil(within * rate / 1e6)
+        let i = (within * rate + 999_999) / 1_000_000;
+        let mut j = second * rate + i;
+        while self.slot_us(j) < t_us {
+            j += 1;
+        }
+        j
     }
 }
 

@@ -14,6 +14,7 @@ mod exactly_once;
 mod health;
 mod input;
 mod pipeline;
+mod provider_errors;
 mod send;
 mod webhooks;
 
