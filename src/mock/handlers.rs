@@ -102,11 +102,18 @@ async fn get_domain(State(state): State<MockState>, headers: HeaderMap, Path(id)
 }
 
 async fn send_email(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
-    send(state, headers, body, false).await
+    finish_anyway(send(state, headers, body, false)).await
 }
 
 async fn send_batch(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
-    send(state, headers, body, true).await
+    finish_anyway(send(state, headers, body, true)).await
+}
+
+/// Like Resend, a request is processed to the end even when its client hangs
+/// up meanwhile (a worker killed mid-request): its key is then completed, not
+/// left in flight forever.
+async fn finish_anyway(work: impl std::future::Future<Output = Response> + Send + 'static) -> Response {
+    tokio::spawn(work).await.unwrap_or_else(|_| error(500, "internal_server_error", "request task failed"))
 }
 
 fn validate(v: &Value, reject: &[String]) -> Result<OutgoingEmail, String> {

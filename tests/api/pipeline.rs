@@ -304,3 +304,57 @@ async fn three_worker_processes_share_the_rate_limit_and_send_each_recipient_onc
     assert_eq!(stats.http_429, 0, "{stats:?}");
     assert!(stats.peak_requests_per_second <= 10, "{stats:?}");
 }
+
+/// The acceptance run of issue 8: slow answers (longer than the lease), 10% 5xx,
+/// 5% 429 and 5% accepted-then-dropped, two worker processes, one SIGKILLed, and
+/// a second tenant's campaign cancelled mid-way.
+#[tokio::test]
+async fn a_fault_run_with_two_workers_and_a_sigkill_sends_once_and_nothing_after_cancel() {
+    let db = TestDb::new().await;
+    let faults =
+        Faults { latency_ms: 1_500, fail_rate: 0.10, throttle_rate: 0.05, drop_rate: 0.05, ..Faults::default() };
+    let mock = MockResend::start(MockConfig { port: 0, faults, ..MockConfig::default() }).await.unwrap();
+    let api = spawn_on(TestDb::shared(&db.url), Options { run_worker: false, ..Options::default() }).await;
+    let (a, key_a) = api.verified_tenant("A", "acme.com").await;
+    let (b, key_b) = api.verified_tenant("B", "beta.com").await;
+    api.import_contacts(&a, &key_a, 2_000, "example.org").await;
+    api.import_contacts(&b, &key_b, 2_000, "example.net").await;
+    let mut env = process_env(&db.url, &mock, 40);
+    env.push(("MAILROOM_MAX_ATTEMPTS", "8".to_owned()));
+    let first = Killed(mailroom(&["worker"], &env));
+    let _second = Killed(mailroom(&["worker"], &env));
+    let send = |t: &str, key: &str| {
+        let (t, key) = (t.to_owned(), key.to_owned());
+        let api = &api;
+        async move {
+            let r = api.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
+            assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+            r.body["campaign_id"].as_str().unwrap().to_owned()
+        }
+    };
+    send(&a, &key_a).await;
+    let cid_b = send(&b, &key_b).await;
+    let to_b = |mock: &MockResend| mock.accepted().iter().filter(|e| e.to[0].ends_with("example.net")).count() as i64;
+    wait_for("both campaigns under way", Duration::from_secs(60), || async { to_b(&mock) >= 200 }).await;
+    drop(first); // SIGKILL, with requests in flight
+    let c = api.post(&format!("/customers/{b}/campaigns/{cid_b}/cancel"), &key_b, json!({})).await;
+    assert!(c.status.is_success(), "{}", c.body);
+    let view = api.get(&format!("/customers/{b}/campaigns/{cid_b}"), &key_b).await;
+    let handed_over = view.body["counts"]["sent"].as_i64().unwrap() + view.body["counts"]["sending"].as_i64().unwrap();
+    wait_for("every recipient", Duration::from_secs(120), || async { api.store.outbox_depth().await.unwrap() == 0 })
+        .await;
+
+    let seen = per_recipient(&mock);
+    let dupes: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).take(5).collect();
+    assert!(dupes.is_empty(), "duplicates: {dupes:?}");
+    let to_a = seen.keys().filter(|k| k.ends_with("example.org")).count();
+    let view_a = api.get(&format!("/customers/{a}/campaigns"), &key_a).await;
+    assert_eq!(to_a, 2_000, "every recipient of the campaign that was not cancelled: {}", view_a.body);
+    assert!(to_b(&mock) <= handed_over, "{} sent to B, {handed_over} sent or in flight at the cancel", to_b(&mock));
+    for e in mock.accepted() {
+        let (t, key) = if e.to[0].ends_with("example.org") { (&a, &key_a) } else { (&b, &key_b) };
+        let id = e.tags.iter().find(|t| t.name == "message").unwrap().value.clone();
+        let m = api.get(&format!("/customers/{t}/messages/{id}"), key).await;
+        assert_ne!(m.body["status"], "dead", "the provider accepted it: {}", m.body);
+    }
+}
