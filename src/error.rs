@@ -93,7 +93,14 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Internal(anyhow::Error::new(e))
+        match e {
+            // The database is down or overloaded: a client should retry, not report a bug.
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                tracing::error!(error = %e, "database unavailable");
+                Self::Unavailable("the database is unavailable; retry shortly".into())
+            }
+            e => Self::Internal(anyhow::Error::new(e)),
+        }
     }
 }
 
@@ -117,7 +124,11 @@ impl IntoResponse for ApiError {
             tracing::error!(error = ?e, "request failed");
         }
         let body = ErrorBody { error: ErrorDetail { code: self.code().into(), message: self.to_string() } };
-        (status, axum::Json(body)).into_response()
+        let mut res = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+        }
+        res
     }
 }
 

@@ -38,9 +38,17 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers and its schema is this build's.
 #[utoipa::path(get, path = "/readyz", tag = "health", security(()), responses((status = 200), (status = 503, body = crate::error::ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
-    state.store.ping().await.map_err(|_| ApiError::Unavailable("database is not reachable".into()))?;
+    state.store.ping().await.map_err(|_| ApiError::Unavailable("the database is not reachable".into()))?;
+    let pending = state
+        .store
+        .migrations_pending()
+        .await
+        .map_err(|_| ApiError::Unavailable("the database is not reachable".into()))?;
+    if pending {
+        return Err(ApiError::Unavailable("database migrations are pending: run `mailroom migrate`".into()));
+    }
     Ok(Json(serde_json::json!({ "status": "ready" })))
 }

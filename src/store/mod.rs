@@ -111,15 +111,19 @@ impl Store {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url).context("Failed to parse DATABASE_URL")?;
-        let mut pool = AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(30));
+        // Fail fast when the database is down: a request answers 503 within
+        // seconds instead of holding its client for half a minute.
+        let mut pool = AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(5));
         if backend == Backend::Sqlite {
             pool = pool.after_connect(|conn, _meta| {
                 Box::pin(async move {
                     // WAL lets readers run beside the single writer; foreign keys make
                     // tenant deletion cascade; the busy timeout queues writers instead of failing.
+                    // synchronous = FULL: a 2xx means committed, power cut or not
+                    // (NORMAL may lose the last commits of a WAL database on power loss).
                     for pragma in [
                         "PRAGMA journal_mode = WAL",
-                        "PRAGMA synchronous = NORMAL",
+                        "PRAGMA synchronous = FULL",
                         "PRAGMA foreign_keys = ON",
                         "PRAGMA busy_timeout = 10000",
                         // Pages rewritten many times between checkpoints are copied back once.
@@ -131,8 +135,36 @@ impl Store {
                 })
             });
         }
-        let pool = pool.connect_with(options).await.context("Failed to connect to the database")?;
+        // One direct connection first: the pool retries until its timeout and
+        // then reports only that, where this says why ("connection refused").
+        {
+            use sqlx::Connection;
+            let probe = AnyConnection::connect_with(&options).await.map_err(|e| {
+                anyhow::anyhow!("could not connect to the database at {}: {}", masked_url(&url), connect_cause(&e))
+            })?;
+            let _ = probe.close().await;
+        }
+        let pool = pool.connect_with(options).await.map_err(|e| {
+            anyhow::anyhow!("could not connect to the database at {}: {}", masked_url(&url), connect_cause(&e))
+        })?;
         Ok(Self { pool, backend, sqlite_writer: Arc::new(tokio::sync::Mutex::new(())) })
+    }
+
+    /// Whether every migration this build knows of has been applied.
+    pub async fn migrations_pending(&self) -> Result<bool, sqlx::Error> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let applied: Result<i64, sqlx::Error> =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(&self.pool).await;
+        match applied {
+            Ok(n) => Ok(usize::try_from(n).unwrap_or(0) < migrator.iter().count()),
+            // No bookkeeping table yet: nothing was applied (a reachable database
+            // that answers is the caller's other question).
+            Err(sqlx::Error::Database(_)) => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -188,6 +220,28 @@ impl Store {
             Backend::Postgres => format!(" FOR UPDATE OF {table} SKIP LOCKED"),
             Backend::Sqlite => String::new(),
         }
+    }
+}
+
+/// The URL with its password replaced, for messages.
+fn masked_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// What went wrong connecting, in the operator's words ("connection refused").
+fn connect_cause(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused (is the database server running and listening there?)".to_owned()
+        }
+        sqlx::Error::PoolTimedOut => "timed out (is the database server reachable?)".to_owned(),
+        other => other.to_string(),
     }
 }
 

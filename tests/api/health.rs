@@ -57,3 +57,41 @@ async fn unknown_routes_answer_json_404() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.body["error"]["code"], "not_found");
 }
+
+// C4 — fails on the old main: a lost database answered 500 after a 30 s wait.
+#[tokio::test]
+async fn with_the_database_gone_requests_fail_fast_with_503_and_retry_after() {
+    let app = crate::helpers::spawn_app().await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.store.close().await;
+    let started = std::time::Instant::now();
+    let r = app.get(&format!("/customers/{t}/contacts"), &key).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(r.headers.get("retry-after").map(|v| v.to_str().unwrap()), Some("5"));
+    assert_eq!(r.body["error"]["code"], "unavailable");
+    assert!(started.elapsed() < std::time::Duration::from_secs(6));
+    let hook = app.webhook("evt-db-down", &crate::helpers::event("email.delivered", "x", serde_json::json!({}))).await;
+    assert_eq!(hook.status, StatusCode::SERVICE_UNAVAILABLE, "the provider will retry: {}", hook.body);
+    let ready = app.request(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+// C4 — fails on the old main: readiness only pinged the database.
+#[tokio::test]
+async fn readiness_fails_while_migrations_are_pending() {
+    let app = crate::helpers::spawn_app().await;
+    app.store.execute_raw("DELETE FROM _sqlx_migrations WHERE version = 6").await.unwrap();
+    let ready = app.request(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(ready.body["error"]["message"].as_str().unwrap().contains("migrate"), "{}", ready.body);
+}
+
+// C4 — fails on the old main: the startup error said only "Failed to connect to the database".
+#[tokio::test]
+async fn an_unreachable_database_is_named_at_startup_with_its_password_masked() {
+    let err = mailroom::store::Store::connect("postgres://mailroom:s3cret@127.0.0.1:9/mailroom", 1).await.unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("connection refused"), "{message}");
+    assert!(message.contains("127.0.0.1:9"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+}
