@@ -5,12 +5,14 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+#[cfg(feature = "tools")]
 pub mod bench;
 pub mod config;
 pub mod domain;
 pub mod domain_auth;
 pub mod error;
 pub mod events;
+#[cfg(feature = "tools")]
 pub mod mock;
 pub mod outbox;
 pub mod provider;

@@ -3,7 +3,6 @@ use clap::{Parser, Subcommand};
 
 use mailroom::app::{Application, Core};
 use mailroom::config::Config;
-use mailroom::mock::{MockConfig, MockResend};
 
 #[derive(Parser)]
 #[command(name = "mailroom", version, about = "Self-hosted, multi-tenant email service over one Resend account")]
@@ -20,9 +19,13 @@ enum Command {
     Worker,
     /// Apply database migrations and exit.
     Migrate,
-    /// Run the Resend-compatible mock server for local development and tests.
-    MockResend(MockConfig),
-    /// Measure mailroom: fanout | webhooks | rate | audience | idle | all.
+    /// Run the Resend-compatible mock server for local development and tests
+    /// (built with `--features tools`).
+    #[cfg(feature = "tools")]
+    MockResend(mailroom::mock::MockConfig),
+    /// Measure mailroom: fanout | webhooks | rate | audience | idle | all
+    /// (built with `--features tools`).
+    #[cfg(feature = "tools")]
     Bench(mailroom::bench::BenchArgs),
 }
 
@@ -30,13 +33,15 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
+        #[cfg(feature = "tools")]
         Command::MockResend(config) => {
             mailroom::telemetry::init(false);
-            let mock = MockResend::start(config).await?;
+            let mock = mailroom::mock::MockResend::start(config).await?;
             println!("mock Resend listening on {}", mock.url());
             shutdown_signal().await;
             Ok(())
         }
+        #[cfg(feature = "tools")]
         Command::Bench(args) => {
             mailroom::telemetry::init(false);
             mailroom::bench::run(&args).await.map(|_| ())
