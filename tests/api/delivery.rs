@@ -232,3 +232,33 @@ async fn campaign_emails_split_out_of_a_batch_too_large_keep_campaign_priority()
     let tx = app.store.claim_new_batch(60_000, 1, usize::MAX, render_email).await.unwrap().unwrap().batches.remove(0);
     assert!(tx.single && tx.transactional);
 }
+
+#[tokio::test]
+async fn an_address_suppressed_after_queueing_gets_no_campaign_mail() {
+    let app = spawn_with(resend(false)).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.add_contact(&t, &key, json!({ "email": "stays@example.org" })).await;
+    app.add_contact(&t, &key, json!({ "email": "bounces@example.org" })).await;
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
+    assert_eq!(r.body["sent_to"], 2);
+    // Before the campaign goes out, a transactional email to the same address hard-bounces.
+    let tx = app
+        .post(
+            &format!("/customers/{t}/send/single"),
+            &key,
+            json!({ "to_email": "bounces@example.org", "subject": "s", "html": "h" }),
+        )
+        .await;
+    assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 1, sent: true });
+    let provider_id = app.mock().accepted()[0].id.clone();
+    let bounce = crate::helpers::event(
+        "email.bounced",
+        &provider_id,
+        json!({ "bounce": { "type": "Permanent", "subType": "General" } }),
+    );
+    assert_eq!(app.webhook("evt-bounce", &bounce).await.status, StatusCode::OK);
+    let _ = tx;
+    while app.outbox.try_dispatch_once().await.unwrap() != Step::Empty {}
+    let to: Vec<String> = app.mock().accepted().into_iter().skip(1).flat_map(|e| e.to).collect();
+    assert_eq!(to, vec!["stays@example.org"], "checked again at claim time");
+}

@@ -13,6 +13,7 @@ mod delivery;
 mod exactly_once;
 mod health;
 mod input;
+mod isolation;
 mod pipeline;
 mod provider_errors;
 mod send;
