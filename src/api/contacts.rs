@@ -17,6 +17,7 @@ use crate::state::AppState;
 use crate::store::{ContactFilter, ContactPatch, ContactRow, NewContact, StoreError};
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ContactIn {
     email: String,
     first_name: Option<String>,
@@ -30,6 +31,7 @@ pub struct ContactIn {
 
 /// Absent fields stay as they are; `null` clears `first_name`/`last_name`.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ContactPatchIn {
     email: Option<String>,
     #[schema(value_type = Option<String>)]
@@ -85,6 +87,7 @@ impl From<ContactRow> for Contact {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only contacts with this tag.
     tag: Option<String>,
@@ -147,6 +150,7 @@ fn duplicate(email: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ImportIn {
     contacts: Vec<ContactIn>,
 }
@@ -217,7 +221,7 @@ async fn list_contacts(
     State(state): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> ApiResult<(HeaderMap, Json<Vec<Contact>>)> {
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
     let limit = match params.limit.as_deref() {
         None => 100,
         Some(raw) => match raw.parse::<i64>() {

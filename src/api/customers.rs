@@ -16,6 +16,7 @@ use crate::state::AppState;
 use crate::store::{ApiKeyRow, TenantRow};
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CustomerIn {
     name: String,
 }
@@ -47,6 +48,7 @@ impl From<TenantRow> for Customer {
 }
 
 #[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
 pub struct ApiKeyIn {
     /// A label to recognise the key by.
     #[serde(default)]

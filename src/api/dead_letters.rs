@@ -47,6 +47,7 @@ impl From<MessageRow> for DeadLetter {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct DeadLetterQuery {
     /// Only this campaign's dead letters.
     campaign_id: Option<String>,
@@ -83,7 +84,7 @@ async fn list_dead_letters(
     State(state): State<AppState>,
     q: Result<Query<DeadLetterQuery>, QueryRejection>,
 ) -> ApiResult<Json<Vec<DeadLetter>>> {
-    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(q) = q.map_err(|e| ApiError::validation(e.body_text()))?;
     let campaign = optional_id(q.campaign_id.as_deref(), "campaign_id")?;
     let rows = state.store.dead_letters(Some(&t.tenant_id), campaign.as_deref(), LIST_LIMIT).await?;
     Ok(Json(rows.into_iter().map(DeadLetter::from).collect()))
@@ -131,7 +132,7 @@ async fn list_all_dead_letters(
     State(state): State<AppState>,
     q: Result<Query<DeadLetterQuery>, QueryRejection>,
 ) -> ApiResult<Json<Vec<DeadLetter>>> {
-    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(q) = q.map_err(|e| ApiError::validation(e.body_text()))?;
     let customer = optional_id(q.customer_id.as_deref(), "customer_id")?;
     let campaign = optional_id(q.campaign_id.as_deref(), "campaign_id")?;
     let rows = state.store.dead_letters(customer.as_deref(), campaign.as_deref(), LIST_LIMIT).await?;

@@ -17,6 +17,7 @@ use crate::state::AppState;
 use crate::store::TenantRow;
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DomainIn {
     /// e.g. `mail.acme.com`
     domain_name: String,

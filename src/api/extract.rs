@@ -1,8 +1,13 @@
-//! A JSON extractor whose rejections use the app's error format.
+//! JSON bodies, read one way everywhere: `Content-Type: application/json`
+//! required, rejections in the app's error format, unknown fields refused (each
+//! input type says `deny_unknown_fields`), and no NUL character in any string
+//! (PostgreSQL cannot store one, and no field has a use for it).
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
+use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::ApiError;
 
@@ -12,22 +17,30 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(rejection) => Err(match rejection {
-                JsonRejection::JsonDataError(e) => ApiError::validation(e.body_text()),
-                JsonRejection::JsonSyntaxError(e) => {
-                    ApiError::BadRequest(format!("body is not valid JSON: {}", e.body_text()))
-                }
-                JsonRejection::MissingJsonContentType(_) => {
-                    ApiError::BadRequest("expected `Content-Type: application/json`".into())
-                }
-                JsonRejection::BytesRejection(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                    ApiError::PayloadTooLarge
-                }
-                other => ApiError::BadRequest(other.body_text()),
-            }),
-        }
+        require_json_content_type(req.headers())?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest(e.body_text())
+            }
+        })?;
+        required_json(&bytes).map(Self)
+    }
+}
+
+/// Refuses a body that does not say it is JSON (`application/json` or `...+json`).
+pub fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")));
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType("expected `Content-Type: application/json`".into()))
     }
 }
 
@@ -42,8 +55,58 @@ pub fn optional_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, A
 /// Parses a required JSON body from raw bytes (for handlers that also need the
 /// bytes themselves, e.g. to fingerprint an idempotent request).
 pub fn required_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ApiError::validation(e.to_string()),
         _ => ApiError::BadRequest(format!("body is not valid JSON: {e}")),
-    })
+    })?;
+    if let Some(path) = nul_at(&value, "") {
+        return Err(ApiError::validation(format!("`{path}` must not contain a NUL character")));
+    }
+    T::deserialize(value).map_err(|e| ApiError::validation(e.to_string()))
+}
+
+/// The path of the first string (or object key) holding a NUL character.
+fn nul_at(v: &Value, path: &str) -> Option<String> {
+    let here = || if path.is_empty() { "body".to_owned() } else { path.to_owned() };
+    match v {
+        Value::String(s) if s.contains('\0') => Some(here()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| nul_at(item, &format!("{}[{i}]", here()))),
+        Value::Object(map) => map.iter().find_map(|(k, item)| {
+            let at = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+            if k.contains('\0') {
+                Some(at)
+            } else {
+                nul_at(item, &at)
+            }
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct In {
+        name: String,
+        tags: Option<Vec<String>>,
+    }
+
+    #[test]
+    fn a_nul_anywhere_is_refused_with_its_path() {
+        let e = required_json::<In>(br#"{"name": "a\u0000b"}"#).unwrap_err();
+        assert!(e.to_string().contains("`name`"), "{e}");
+        let e = required_json::<In>(br#"{"name": "a", "tags": ["x", "\u0000"]}"#).unwrap_err();
+        assert!(e.to_string().contains("`tags[1]`"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused_by_name() {
+        let e = required_json::<In>(br#"{"name": "a", "tag": "x"}"#).unwrap_err();
+        assert_eq!(e.status(), axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(e.to_string().contains("unknown field `tag`"), "{e}");
+    }
 }

@@ -63,19 +63,21 @@ pub fn path_id(raw: &str, what: &'static str) -> Result<String, ApiError> {
     crate::domain::parse_id(raw).ok_or(ApiError::NotFound(what))
 }
 
-/// Trims a required text field and checks its length.
+/// Trims a required one-line text field (a name, a subject: values that may
+/// land in a mail header) and checks its length and characters.
 pub fn required_text(value: &str, field: &str, max: usize) -> Result<String, ApiError> {
     let v = value.trim();
     if v.is_empty() {
         return Err(ApiError::validation(format!("`{field}` must not be empty")));
     }
+    crate::domain::check_single_line(v, field).map_err(ApiError::validation)?;
     if v.chars().count() > max {
         return Err(ApiError::validation(format!("`{field}` is longer than {max} characters")));
     }
     Ok(v.to_owned())
 }
 
-/// Trims an optional text field; empty becomes absent.
+/// Trims an optional one-line text field; empty becomes absent.
 pub fn optional_text(value: Option<&str>, field: &str, max: usize) -> Result<Option<String>, ApiError> {
     match value.map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(None),

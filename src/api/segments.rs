@@ -19,6 +19,7 @@ use crate::store::SegmentRow;
 const INLINE_CONTACTS: i64 = 1000;
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SegmentIn {
     name: String,
 }
@@ -48,6 +49,7 @@ impl Segment {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MembersIn {
     contact_ids: Vec<String>,
 }

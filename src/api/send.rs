@@ -12,9 +12,10 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::extract::require_json_content_type;
 use super::extract::required_json;
 use super::idempotency::{repeat_response, KeyedRequest};
-use super::{optional_text, required_text};
+use super::required_text;
 use crate::auth::TenantAccess;
 use crate::domain::{new_id, parse_id, EmailAddress, Tag};
 use crate::error::{ApiError, ApiResult};
@@ -25,6 +26,7 @@ use crate::store::{EnqueueOutcome, NewCampaign, NewSingle, Targeting};
 const SUBJECT_MAX: usize = 998; // RFC 5322 line length limit
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SendIn {
     /// `{{first_name}}` is replaced per recipient.
     subject: String,
@@ -57,6 +59,7 @@ pub struct SendOut {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SingleIn {
     to_email: String,
     subject: String,
@@ -143,6 +146,7 @@ async fn resolve_targeting(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct AudienceQuery {
     tag: Option<String>,
     segment_id: Option<String>,
@@ -163,7 +167,7 @@ async fn audience_count(
     State(state): State<AppState>,
     q: Result<Query<AudienceQuery>, QueryRejection>,
 ) -> ApiResult<Json<Audience>> {
-    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(q) = q.map_err(|e| ApiError::validation(e.body_text()))?;
     let targeting = resolve_targeting(
         &state,
         &t.tenant_id,
@@ -194,13 +198,12 @@ fn reply_to(raw: Option<&str>) -> ApiResult<Option<String>> {
 
 fn content(subject: &str, html: &str, text: Option<&str>) -> ApiResult<(String, String, Option<String>)> {
     let subject = required_text(subject, "subject", SUBJECT_MAX)?;
-    if subject.contains(['\r', '\n']) {
-        return Err(ApiError::validation("`subject` must be one line"));
-    }
     if html.trim().is_empty() {
         return Err(ApiError::validation("`html` must not be empty"));
     }
-    Ok((subject, html.to_owned(), optional_text(text, "text", usize::MAX)?))
+    // A text body is many lines: only trimmed, and empty means none.
+    let text = text.map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
+    Ok((subject, html.to_owned(), text))
 }
 
 /// Queue a campaign to all subscribed contacts, a tag, or a segment.
@@ -215,6 +218,7 @@ async fn send_campaign(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    require_json_content_type(&headers)?;
     let input: SendIn = required_json(&body)?;
     let domain = verified_domain(&state, &t.tenant_id).await?;
     let from = from_address(input.from.as_deref(), &domain)?;
@@ -308,6 +312,7 @@ async fn send_single(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    require_json_content_type(&headers)?;
     let input: SingleIn = required_json(&body)?;
     let domain = verified_domain(&state, &t.tenant_id).await?;
     let from = from_address(input.from.as_deref(), &domain)?;

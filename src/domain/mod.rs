@@ -3,9 +3,11 @@
 
 mod email;
 mod name;
+mod text;
 
 pub use email::EmailAddress;
 pub use name::{DomainName, Tag};
+pub use text::{check_single_line, is_header_unsafe, strip_header_unsafe};
 
 /// Milliseconds since the Unix epoch: the one timestamp representation stored
 /// on both backends (sqlx `Any` carries integers, not timestamps).

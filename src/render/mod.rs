@@ -6,6 +6,7 @@
 //! template engine would reject or rewrite them). Values placed into HTML are
 //! escaped, so a first name of `<script>` arrives as text, never as markup.
 
+use crate::domain::strip_header_unsafe;
 use crate::provider::{EmailTag, OutgoingEmail};
 use crate::store::ClaimedMessage;
 
@@ -19,7 +20,9 @@ pub enum Context {
 
 /// Replaces every `{{first_name}}` (spaces inside the braces allowed) in `template`.
 pub fn personalise(template: &str, first_name: Option<&str>, ctx: Context) -> String {
-    let name = first_name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or(FALLBACK_NAME);
+    // A stored name never brings a line break (or any control character) with it.
+    let name = first_name.map(strip_header_unsafe);
+    let name = name.as_deref().map(str::trim).filter(|n| !n.is_empty()).unwrap_or(FALLBACK_NAME);
     let value = match ctx {
         Context::Html => escape_html(name),
         Context::Text => name.to_owned(),
@@ -73,8 +76,9 @@ pub fn outgoing_email(m: &ClaimedMessage) -> OutgoingEmail {
     OutgoingEmail {
         from: m.from_address.clone(),
         to: vec![m.to_email.clone()],
-        // A subject is plain text in a header, so it is not HTML-escaped.
-        subject: personalise(&m.subject, first, Context::Text),
+        // A subject is plain text in a header: not HTML-escaped, and whatever
+        // was stored, nothing in it can start a new header line.
+        subject: strip_header_unsafe(&personalise(&m.subject, first, Context::Text)).into_owned(),
         html: personalise(&m.html, first, Context::Html),
         text: m.text_body.as_deref().map(|t| personalise(t, first, Context::Text)),
         reply_to: m.reply_to.clone(),
@@ -98,6 +102,27 @@ mod tests {
         let html = personalise("<p>{{first_name}}</p>", Some("<script>x</script>"), Context::Html);
         assert_eq!(html, "<p>&lt;script&gt;x&lt;/script&gt;</p>");
         assert_eq!(personalise("{{first_name}}", Some("A&B"), Context::Text), "A&B");
+    }
+
+    #[test]
+    fn a_stored_name_with_a_line_break_cannot_add_a_header_to_the_subject() {
+        let m = crate::store::ClaimedMessage {
+            id: "m".into(),
+            tenant_id: "t".into(),
+            campaign_id: None,
+            to_email: "a@example.org".into(),
+            first_name: Some("Ada\r\nBcc: victim@example.org".into()),
+            from_address: "hello@acme.com".into(),
+            subject: "Hi {{first_name}}\u{2028}".into(),
+            html: "<p>{{first_name}}</p>".into(),
+            text_body: None,
+            reply_to: None,
+            tags: None,
+            blocked: 0,
+        };
+        let email = outgoing_email(&m);
+        assert_eq!(email.subject, "Hi AdaBcc: victim@example.org");
+        assert!(!email.subject.chars().any(crate::domain::is_header_unsafe));
     }
 
     #[test]

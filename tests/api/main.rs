@@ -12,6 +12,7 @@ mod contacts;
 mod delivery;
 mod exactly_once;
 mod health;
+mod hostile_input;
 mod input;
 mod isolation;
 mod pipeline;

@@ -1,0 +1,52 @@
+//! Text that may end up in a mail header. A CR or LF in a subject or a name
+//! would let a value add headers of its own (`Bcc:`); other control characters,
+//! DEL and the Unicode line and paragraph separators have no place there either.
+
+use std::borrow::Cow;
+
+/// Whether `c` must never reach a header value: C0 and C1 controls (tab
+/// included), DEL, U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR.
+pub fn is_header_unsafe(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
+/// A single line of text fit for a header: an error naming `field` otherwise.
+pub fn check_single_line(value: &str, field: &str) -> Result<(), String> {
+    match value.chars().find(|c| is_header_unsafe(*c)) {
+        None => Ok(()),
+        Some('\0') => Err(format!("`{field}` must not contain a NUL character")),
+        Some(c) => Err(format!("`{field}` must be one line without control characters (found U+{:04X})", c as u32)),
+    }
+}
+
+/// `value` without the characters [`is_header_unsafe`] refuses: the last line
+/// of defence when rendering a header from stored values.
+pub fn strip_header_unsafe(value: &str) -> Cow<'_, str> {
+    if value.chars().any(is_header_unsafe) {
+        Cow::Owned(value.chars().filter(|c| !is_header_unsafe(*c)).collect())
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_breaks_controls_and_unicode_separators_are_refused_in_a_header() {
+        for bad in ["a\r\nBcc: x@evil.com", "a\nb", "a\tb", "a\0b", "a\u{7f}b", "a\u{85}b", "a\u{2028}b", "a\u{2029}b"]
+        {
+            assert!(check_single_line(bad, "subject").is_err(), "{bad:?}");
+            assert!(!strip_header_unsafe(bad).chars().any(is_header_unsafe), "{bad:?}");
+        }
+        assert!(check_single_line("Hello, Zoë — ça va? 👋", "subject").is_ok());
+        assert_eq!(strip_header_unsafe("Ada\r\nBcc: x"), "AdaBcc: x");
+        assert!(matches!(strip_header_unsafe("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_nul_is_named_as_such() {
+        assert!(check_single_line("a\0", "name").unwrap_err().contains("NUL"));
+    }
+}

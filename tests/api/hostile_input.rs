@@ -1,0 +1,171 @@
+//! What a careless or hostile caller sends: typos, control characters, NUL,
+//! the wrong content type (issue 8, B1, B2, C1, C5). Every answer is a 4xx in
+//! the JSON error envelope; nothing reaches the store or the provider.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{spawn_app, Res, ADMIN_KEY};
+
+fn refused(r: &Res, status: StatusCode, mentions: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    let message = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(mentions), "{mentions:?} not in {}", r.body);
+}
+
+// B2 — fails on the old main: the typo was ignored and every contact targeted.
+#[tokio::test]
+async fn a_misspelled_targeting_field_is_refused_by_name_and_sends_nothing() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.add_contact(&t, &key, json!({ "email": "a@example.org", "tags": ["vip"] })).await;
+    app.add_contact(&t, &key, json!({ "email": "b@example.org" })).await;
+    let path = format!("/customers/{t}/send");
+    refused(
+        &app.post(&path, &key, json!({ "subject": "s", "html": "h", "tags": "vip" })).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "`tags`",
+    );
+    refused(
+        &app.post(&path, &key, json!({ "subject": "s", "html": "h", "segmentId": "x" })).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "`segmentId`",
+    );
+    refused(
+        &app.post(&format!("/customers/{t}/contacts"), &key, json!({ "email": "c@example.org", "firstname": "C" }))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "`firstname`",
+    );
+    refused(
+        &app.post("/customers", ADMIN_KEY, json!({ "name": "x", "plan": "gold" })).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "`plan`",
+    );
+    refused(
+        &app.get(&format!("/customers/{t}/audience?segmentId=x"), &key).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "segmentId",
+    );
+    assert_eq!(app.get(&path.replace("/send", "/campaigns"), &key).await.body, json!([]));
+    assert_eq!(app.store.outbox_depth().await.unwrap(), 0);
+    // The documented names still work.
+    let ok =
+        app.post(&path, &key, json!({ "subject": "s", "html": "h", "tag": "vip", "reply_to": "r@acme.com" })).await;
+    assert_eq!(ok.status, StatusCode::ACCEPTED, "{}", ok.body);
+    assert_eq!(ok.body["sent_to"], 1);
+}
+
+// B1 — fails on the old main: the name was stored and rendered into subjects.
+#[tokio::test]
+async fn line_breaks_and_control_characters_are_refused_where_they_could_reach_a_header() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    let contacts = format!("/customers/{t}/contacts");
+    for name in ["Ada\r\nBcc: victim@example.org", "Ada\nX", "A\u{7}da", "A\u{2028}da", "A\u{2029}da", "A\u{7f}"] {
+        let r = app.post(&contacts, &key, json!({ "email": "a@example.org", "first_name": name })).await;
+        refused(&r, StatusCode::UNPROCESSABLE_ENTITY, "first_name");
+        let r = app.post(&contacts, &key, json!({ "email": "a@example.org", "last_name": name })).await;
+        refused(&r, StatusCode::UNPROCESSABLE_ENTITY, "last_name");
+    }
+    let id = app.add_contact(&t, &key, json!({ "email": "a@example.org", "first_name": "Ada" })).await;
+    let r = app.patch(&format!("{contacts}/{id}"), &key, json!({ "first_name": "Ada\r\nBcc: x@evil.com" })).await;
+    refused(&r, StatusCode::UNPROCESSABLE_ENTITY, "first_name");
+    let send = format!("/customers/{t}/send");
+    refused(
+        &app.post(&send, &key, json!({ "subject": "Hi\r\nBcc: x@evil.com", "html": "h" })).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "subject",
+    );
+    refused(
+        &app.post(&send, &key, json!({ "subject": "Hi\u{2028}there", "html": "h" })).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "subject",
+    );
+    refused(
+        &app.post("/customers", ADMIN_KEY, json!({ "name": "Evil\r\nCorp" })).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "name",
+    );
+    refused(
+        &app.post(&format!("/customers/{t}/segments"), &key, json!({ "name": "a\nb" })).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "name",
+    );
+    let single = app
+        .post(
+            &format!("/customers/{t}/send/single"),
+            &key,
+            json!({ "to_email": "a@example.org", "subject": "s", "html": "h", "reply_to": "x@acme.com\r\nBcc: y@evil.com" }),
+        )
+        .await;
+    assert_eq!(single.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", single.body);
+    // A multi-line text body is fine: it is not a header.
+    let ok = app.post(&send, &key, json!({ "subject": "s", "html": "h", "text": "line 1\nline 2" })).await;
+    assert_eq!(ok.status, StatusCode::ACCEPTED, "{}", ok.body);
+}
+
+// C1 — fails on the old main on PostgreSQL: a NUL was a 500.
+#[tokio::test]
+async fn a_nul_in_any_string_is_a_422_never_a_500() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    let cases = [
+        ("/customers".to_owned(), ADMIN_KEY.to_owned(), json!({ "name": "a\u{0}b" })),
+        (format!("/customers/{t}/contacts"), key.clone(), json!({ "email": "a\u{0}@example.org" })),
+        (format!("/customers/{t}/contacts"), key.clone(), json!({ "email": "a@example.org", "first_name": "\u{0}" })),
+        (format!("/customers/{t}/contacts"), key.clone(), json!({ "email": "a@example.org", "tags": ["a\u{0}"] })),
+        (
+            format!("/customers/{t}/contacts"),
+            key.clone(),
+            json!({ "email": "a@example.org", "attributes": { "k": "\u{0}" } }),
+        ),
+        (format!("/customers/{t}/segments"), key.clone(), json!({ "name": "\u{0}" })),
+        (format!("/customers/{t}/send"), key.clone(), json!({ "subject": "s", "html": "h\u{0}" })),
+        (format!("/customers/{t}/send"), key.clone(), json!({ "subject": "s\u{0}", "html": "h" })),
+        (
+            format!("/customers/{t}/send/single"),
+            key.clone(),
+            json!({ "to_email": "a@example.org", "subject": "s", "html": "h", "text": "\u{0}" }),
+        ),
+        (format!("/customers/{t}/domains"), key.clone(), json!({ "domain_name": "a\u{0}.com" })),
+    ];
+    for (path, k, body) in cases {
+        let r = app.post(&path, &k, body.clone()).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{path} {body}: {}", r.body);
+        assert!(r.body["error"]["code"].is_string(), "{}", r.body);
+    }
+    for path in [
+        format!("/customers/{t}/contacts?tag=%00"),
+        format!("/customers/{t}/contacts?after=%00"),
+        format!("/customers/{t}/audience?tag=a%00"),
+    ] {
+        let r = app.get(&path, &key).await;
+        assert!(r.status.is_client_error(), "{path}: {} {}", r.status, r.body);
+    }
+    assert_eq!(app.store.count_rows("contacts").await.unwrap(), 0);
+}
+
+// C5 — fails on the old main: /send/single parsed a body of any content type.
+#[tokio::test]
+async fn a_body_that_is_not_declared_json_is_refused_with_415() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    let body = json!({ "to_email": "a@example.org", "subject": "s", "html": "h" }).to_string();
+    for path in
+        [format!("/customers/{t}/send/single"), format!("/customers/{t}/send"), format!("/customers/{t}/contacts")]
+    {
+        let r = app
+            .http
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(&key)
+            .header("content-type", "text/plain")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "unsupported_media_type");
+    }
+}
