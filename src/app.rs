@@ -20,8 +20,9 @@ use crate::provider::DeliveryProvider;
 use crate::state::AppState;
 use crate::store::Store;
 
-/// Largest request body accepted (JSON bodies of campaigns included).
-pub const BODY_LIMIT: usize = 1024 * 1024;
+/// Largest request body accepted: room for a campaign's html at its limit
+/// (`MAILROOM_MAX_HTML_BYTES`, 512 KiB by default) even when JSON escaping grows it.
+pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 /// The parts shared by `serve` and `worker`: database, provider, outbox.
 pub struct Core {
@@ -200,6 +201,7 @@ pub fn router(state: AppState) -> Router {
     api.merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(crate::api::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(crate::error::json_error_envelope))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -62,6 +62,14 @@ pub struct Config {
     pub db_max_connections: u32,
     /// `MAILROOM_DOMAIN_POLL_SECS`: how often pending domains are re-checked.
     pub domain_poll_secs: u64,
+    /// `MAILROOM_ALLOW_UNSIGNED_WEBHOOKS`: accept `POST /webhooks/resend` without
+    /// a signature when no `WEBHOOK_SECRET` is set. For local development only:
+    /// an unsigned event can bounce (and so suppress) any address. Default false.
+    pub allow_unsigned_webhooks: bool,
+    /// `MAILROOM_MAX_HTML_BYTES`: largest `html` (and `text`) a send accepts
+    /// (default 524,288: 512 KiB); larger is a 413. Gmail clips messages over
+    /// about 100 KB anyway.
+    pub max_html_bytes: usize,
     /// `DEBUG`: verbose logs (still no addresses or bodies at info level).
     pub debug: bool,
 }
@@ -108,6 +116,11 @@ impl Config {
         let worker_concurrency = parse_number(get("MAILROOM_WORKER_CONCURRENCY"), "MAILROOM_WORKER_CONCURRENCY", 4)?;
         let db_max_connections = parse_number(get("MAILROOM_DB_MAX_CONNECTIONS"), "MAILROOM_DB_MAX_CONNECTIONS", 10)?;
         let domain_poll_secs = parse_number(get("MAILROOM_DOMAIN_POLL_SECS"), "MAILROOM_DOMAIN_POLL_SECS", 60)?;
+        let allow_unsigned_webhooks = matches!(
+            get("MAILROOM_ALLOW_UNSIGNED_WEBHOOKS").as_deref().map(str::to_ascii_lowercase).as_deref(),
+            Some("1" | "true" | "yes" | "on")
+        );
+        let max_html_bytes = parse_number(get("MAILROOM_MAX_HTML_BYTES"), "MAILROOM_MAX_HTML_BYTES", 524_288)?;
         let debug = matches!(
             get("DEBUG").as_deref().map(str::to_ascii_lowercase).as_deref(),
             Some("1" | "true" | "yes" | "on")
@@ -138,6 +151,8 @@ impl Config {
             worker_concurrency: worker_concurrency.max(1),
             db_max_connections: db_max_connections.max(2),
             domain_poll_secs: domain_poll_secs.max(1),
+            max_html_bytes: max_html_bytes.max(1024),
+            allow_unsigned_webhooks,
             debug,
         })
     }

@@ -21,6 +21,8 @@ pub enum DomainError {
     Db(#[from] sqlx::Error),
     #[error("this customer has no domain yet")]
     NoDomain,
+    #[error("this domain belongs to another customer")]
+    Taken,
 }
 
 /// Registers `domain` with the provider for this tenant and stores the records to publish.
@@ -30,9 +32,19 @@ pub async fn register(
     tenant_id: &str,
     domain: &DomainName,
 ) -> Result<TenantRow, DomainError> {
+    // A domain belongs to one tenant: never let another send as it.
+    if store.domain_owner(domain.as_str()).await?.is_some_and(|owner| owner != tenant_id) {
+        return Err(DomainError::Taken);
+    }
     let info = provider.create_domain(domain.as_str()).await?;
     let records = serde_json::to_string(&info.records).unwrap_or_else(|_| "[]".into());
-    let row = store.set_tenant_domain(tenant_id, domain.as_str(), &info.id, &info.status, &records).await?;
+    // The unique index settles two tenants racing for the same domain.
+    let row = store.set_tenant_domain(tenant_id, domain.as_str(), &info.id, &info.status, &records).await.map_err(
+        |e| match e {
+            crate::store::StoreError::Duplicate(_) => DomainError::Taken,
+            e => DomainError::Store(e),
+        },
+    )?;
     row.ok_or(DomainError::NoDomain)
 }
 

@@ -63,6 +63,7 @@ impl From<DomainError> for ApiError {
                 ApiError::Invalid { code: "provider_rejected", message: format!("the provider refused: {}", p.message) }
             }
             DomainError::Provider(p) => ApiError::Provider(p.to_string()),
+            DomainError::Taken => ApiError::conflict("domain_taken", "this domain belongs to another customer"),
             DomainError::Store(e) => e.into(),
             DomainError::Db(e) => e.into(),
         }
@@ -75,7 +76,8 @@ fn records(t: &TenantRow) -> Vec<serde_json::Value> {
 
 /// Register the customer's sending domain with the provider; returns the DNS records to publish.
 #[utoipa::path(post, path = "/customers/{id}/domains", tag = "domains", params(("id" = String, Path)), request_body = DomainIn,
-    responses((status = 201, body = DomainCreated), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = DomainCreated), (status = 409, body = crate::error::ErrorBody, description = "the domain belongs to another customer"),
+        (status = 422, body = crate::error::ErrorBody)))]
 async fn add_domain(
     t: TenantAccess,
     State(state): State<AppState>,

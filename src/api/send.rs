@@ -196,7 +196,19 @@ fn reply_to(raw: Option<&str>) -> ApiResult<Option<String>> {
         .transpose()
 }
 
-fn content(subject: &str, html: &str, text: Option<&str>) -> ApiResult<(String, String, Option<String>)> {
+fn content(
+    subject: &str,
+    html: &str,
+    text: Option<&str>,
+    max_bytes: usize,
+) -> ApiResult<(String, String, Option<String>)> {
+    for (field, len) in [("html", html.len()), ("text", text.map_or(0, str::len))] {
+        if len > max_bytes {
+            return Err(ApiError::TooLarge(format!(
+                "`{field}` is {len} bytes; at most {max_bytes} are accepted (MAILROOM_MAX_HTML_BYTES)"
+            )));
+        }
+    }
     let subject = required_text(subject, "subject", SUBJECT_MAX)?;
     if html.trim().is_empty() {
         return Err(ApiError::validation("`html` must not be empty"));
@@ -222,7 +234,8 @@ async fn send_campaign(
     let input: SendIn = required_json(&body)?;
     let domain = verified_domain(&state, &t.tenant_id).await?;
     let from = from_address(input.from.as_deref(), &domain)?;
-    let (subject, html, text) = content(&input.subject, &input.html, input.text.as_deref())?;
+    let (subject, html, text) =
+        content(&input.subject, &input.html, input.text.as_deref(), state.config.max_html_bytes)?;
     let scheduled_at =
         input.scheduled_at.as_deref().map(parse_time).transpose()?.filter(|t| *t > crate::domain::now_ms());
     let targeting = resolve_targeting(
@@ -318,7 +331,8 @@ async fn send_single(
     let from = from_address(input.from.as_deref(), &domain)?;
     let to =
         EmailAddress::parse(&input.to_email).map_err(|e| ApiError::Invalid { code: "invalid_email", message: e })?;
-    let (subject, html, text) = content(&input.subject, &input.html, input.text.as_deref())?;
+    let (subject, html, text) =
+        content(&input.subject, &input.html, input.text.as_deref(), state.config.max_html_bytes)?;
     let tags = resend_tags(input.tags)?;
     if state.store.is_suppressed(&t.tenant_id, &to.normalized()).await? {
         return Err(ApiError::Invalid {

@@ -8,7 +8,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::config::ProviderKind;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, IngestError, VerifyError};
 use crate::state::AppState;
@@ -40,9 +39,14 @@ async fn resend_webhook(State(state): State<AppState>, headers: HeaderMap, body:
             VerifyError::MissingHeaders => ApiError::BadRequest(e.to_string()),
             VerifyError::Stale | VerifyError::BadSignature => ApiError::InvalidSignature(e.to_string()),
         })?;
-    } else if state.config.provider == ProviderKind::Resend {
-        // Fail closed: unsigned events could unsubscribe anyone.
-        return Err(ApiError::Unavailable("WEBHOOK_SECRET is not configured; refusing unverified events".into()));
+    } else if !state.config.allow_unsigned_webhooks {
+        // Fail closed: unsigned events could suppress anyone. (The sandbox
+        // provider's own events never come through here.)
+        return Err(ApiError::Unavailable(
+            "WEBHOOK_SECRET is not configured; refusing unsigned events \
+             (MAILROOM_ALLOW_UNSIGNED_WEBHOOKS=true accepts them, for local development only)"
+                .into(),
+        ));
     }
     let svix_id = headers
         .get("svix-id")

@@ -213,6 +213,22 @@ impl Store {
         }
     }
 
+    /// SQL expression for message ids made in bulk: the time part of a UUIDv7
+    /// (48 bits of milliseconds, [`time_prefix`]) bound as `$prefix`, then the
+    /// random part of a UUIDv4 (74 random bits) per row. A message id never
+    /// tells its neighbours (they are random, not a counter), while the shared
+    /// time keeps one statement's rows together in the id index.
+    fn sql_random_id(&self, prefix: &str) -> String {
+        match self.backend {
+            Backend::Postgres => format!("{prefix} || right(CAST(gen_random_uuid() AS TEXT), 22)"),
+            Backend::Sqlite => format!(
+                "{prefix} || '4' || substr(lower(hex(randomblob(2))), 2) || '-' \
+                 || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(lower(hex(randomblob(2))), 2) || '-' \
+                 || lower(hex(randomblob(6)))"
+            ),
+        }
+    }
+
     /// ` FOR UPDATE SKIP LOCKED` on PostgreSQL, so several workers claim disjoint
     /// rows; SQLite has one writer at a time, so its claims are already exclusive.
     fn skip_locked(&self, table: &str) -> String {
@@ -243,6 +259,12 @@ fn connect_cause(e: &sqlx::Error) -> String {
         sqlx::Error::PoolTimedOut => "timed out (is the database server reachable?)".to_owned(),
         other => other.to_string(),
     }
+}
+
+/// The time part of a fresh UUIDv7 (`xxxxxxxx-xxxx-`), to which
+/// [`Store::sql_random_id`] appends random bits.
+fn time_prefix() -> String {
+    uuid::Uuid::now_v7().to_string()[..14].to_owned()
 }
 
 /// The first 24 characters of a fresh UUIDv7 (`xxxxxxxx-xxxx-7xxx-yxxx-`), to

@@ -98,6 +98,14 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The tenant a sending domain belongs to, if any.
+    pub async fn domain_owner(&self, domain_name: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT id FROM tenants WHERE domain_name = $1")
+            .bind(domain_name)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
     pub async fn set_tenant_domain(
         &self,
         id: &str,

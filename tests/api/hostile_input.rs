@@ -169,3 +169,125 @@ async fn a_body_that_is_not_declared_json_is_refused_with_415() {
         assert_eq!(v["error"]["code"], "unsupported_media_type");
     }
 }
+
+// B3 — fails on the old main: B registered and verified A's domain.
+#[tokio::test]
+async fn a_domain_belongs_to_one_customer() {
+    let app = spawn_app().await;
+    let (_, _) = app.verified_tenant("A", "acme.com").await;
+    let b = app.post("/customers", ADMIN_KEY, json!({ "name": "B" })).await.body["id"].as_str().unwrap().to_owned();
+    let key_b = app.post(&format!("/customers/{b}/api-keys"), ADMIN_KEY, json!({})).await.body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for name in ["acme.com", "ACME.com", "acme.com."] {
+        let r = app.post(&format!("/customers/{b}/domains"), &key_b, json!({ "domain_name": name })).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{name}: {}", r.body);
+        assert_eq!(r.body["error"]["code"], "domain_taken");
+    }
+    // Two customers racing for a new domain: exactly one gets it.
+    let c = app.post("/customers", ADMIN_KEY, json!({ "name": "C" })).await.body["id"].as_str().unwrap().to_owned();
+    let key_c = app.post(&format!("/customers/{c}/api-keys"), ADMIN_KEY, json!({})).await.body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (path_b, path_c) = (format!("/customers/{b}/domains"), format!("/customers/{c}/domains"));
+    let (rb, rc) = tokio::join!(
+        app.post(&path_b, &key_b, json!({ "domain_name": "shared.example" })),
+        app.post(&path_c, &key_c, json!({ "domain_name": "shared.example" })),
+    );
+    let mut statuses = [rb.status, rc.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT], "{} {}", rb.body, rc.body);
+    // B cannot send as acme.com either.
+    let from = app
+        .post(
+            &format!("/customers/{b}/send/single"),
+            &key_b,
+            json!({ "to_email": "a@example.org", "subject": "s", "html": "h", "from": "ceo@acme.com" }),
+        )
+        .await;
+    assert!(from.status.is_client_error(), "{}", from.body);
+}
+
+// B4 — fails on the old main: a body of any size was queued.
+#[tokio::test]
+async fn html_over_the_limit_is_413_in_the_json_envelope() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.add_contact(&t, &key, json!({ "email": "a@example.org" })).await;
+    let html = "x".repeat(600 * 1024);
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": html })).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], "payload_too_large");
+    let r = app
+        .post(
+            &format!("/customers/{t}/send/single"),
+            &key,
+            json!({ "to_email": "a@example.org", "subject": "s", "html": html }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Over the request limit itself: still the envelope.
+    let huge = "x".repeat(3 * 1024 * 1024);
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": huge })).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.body["error"]["code"], "payload_too_large", "{}", r.body);
+    assert_eq!(app.store.outbox_depth().await.unwrap(), 0);
+}
+
+// C5 — fails on the old main: 405 answered in plain text.
+#[tokio::test]
+async fn a_wrong_method_is_405_in_the_json_envelope() {
+    let app = spawn_app().await;
+    let r = app.request(reqwest::Method::PUT, "/customers", Some(ADMIN_KEY), Some(json!({}))).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.body["error"]["code"], "method_not_allowed", "{}", r.body);
+}
+
+// B6 — fails on the old main: the sandbox accepted unsigned events from anyone.
+#[tokio::test]
+async fn unsigned_webhooks_are_refused_without_the_development_flag() {
+    let app = crate::helpers::spawn_with(crate::helpers::Options { webhook_secret: None, ..Default::default() }).await;
+    let body = crate::helpers::event("email.bounced", "x", json!({ "bounce": { "type": "Permanent" } }));
+    let r = app
+        .http
+        .post(format!("{}/webhooks/resend", app.base))
+        .header("svix-id", "evt-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let dev = crate::helpers::spawn_with(crate::helpers::Options {
+        webhook_secret: None,
+        env: vec![("MAILROOM_ALLOW_UNSIGNED_WEBHOOKS".into(), "true".into())],
+        ..Default::default()
+    })
+    .await;
+    let r = dev
+        .http
+        .post(format!("{}/webhooks/resend", dev.base))
+        .header("svix-id", "evt-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+// B6 — fails on the old main: a campaign's message ids were a counter.
+#[tokio::test]
+async fn message_ids_are_random_not_a_counter() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.import_contacts(&t, &key, 50, "example.org").await;
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
+    let ids = app.store.campaign_message_ids(&t, r.body["campaign_id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(ids.len(), 50);
+    let distinct_tails: std::collections::HashSet<_> = ids.iter().map(|id| &id[24..30]).collect();
+    assert!(distinct_tails.len() > 40, "the random part varies across the whole tail: {ids:?}");
+    for id in &ids {
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    }
+}

@@ -51,7 +51,7 @@ async fn malformed_bodies_wrong_types_unknown_ids_and_oversized_bodies_are_4xx()
         assert!(status.is_client_error(), "{path} {shown}: {status}");
         assert!(json["error"]["code"].is_string(), "{path} {shown}: {json}");
     }
-    let big = vec![b'a'; 2 * 1024 * 1024];
+    let big = vec![b'a'; 3 * 1024 * 1024];
     let mut body = br#"{"subject": "s", "html": ""#.to_vec();
     body.extend(big);
     body.extend(br#""}"#);
