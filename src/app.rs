@@ -125,6 +125,7 @@ impl Application {
             config: Arc::new(config.clone()),
             events: core.events.clone(),
             wake: core.wake.clone(),
+            auth_throttle: crate::throttle::AuthThrottle::default(),
         };
         let router = router(state);
         let listener =
@@ -148,11 +149,7 @@ impl Application {
     /// worker finishes the batches in hand.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut http_stop = stop_rx.clone();
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        });
-        let server = tokio::spawn(async move { server.await });
+        let server = tokio::spawn(serve(self.listener, self.router, stop_rx.clone()));
         let mut worker_stop = stop_rx;
         let worker_shutdown = async move {
             let _ = worker_stop.wait_for(|s| *s).await;
@@ -171,8 +168,62 @@ impl Application {
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
         let _ = worker.await;
-        server.await.context("HTTP server task failed")?.context("HTTP server failed")?;
+        server.await.context("HTTP server task failed")?;
         Ok(())
+    }
+}
+
+/// How long a client may take to send its request headers: a slow client
+/// (slowloris) cannot hold connections open by trickling them.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send its request body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Serves HTTP until `stop` turns true, then lets requests in flight finish
+/// (for at most 30 seconds). Our own accept loop rather than `axum::serve`,
+/// which has no header read timeout.
+async fn serve(listener: TcpListener, router: Router, mut stop: watch::Receiver<bool>) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors, say: wait a little rather than spin.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let service = router
+                    .clone()
+                    .map_request(|req: axum::http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new));
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service))
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut stopped => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in flight after 30 s; closing their connections");
     }
 }
 
@@ -201,6 +252,7 @@ pub fn router(state: AppState) -> Router {
     api.merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(crate::api::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
         .layer(axum::middleware::map_response(crate::error::json_error_envelope))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

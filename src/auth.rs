@@ -33,17 +33,22 @@ fn presented_key(parts: &Parts) -> Option<&str> {
 async fn key_owner(parts: &Parts, state: &AppState) -> Result<KeyOwner, ApiError> {
     let key = presented_key(parts).ok_or(ApiError::Unauthorized)?;
     let hash = hash_key(key);
+    state.auth_throttle.check(&hash)?;
     if constant_time_eq(hash.as_bytes(), state.admin_key_hash.as_bytes()) {
         return Ok(KeyOwner::Admin);
     }
     match state.store.tenant_for_key_hash(&hash).await? {
         Some(tenant) => Ok(KeyOwner::Tenant(tenant)),
-        None => Err(ApiError::Unauthorized),
+        None => {
+            state.auth_throttle.failed(&hash);
+            Err(ApiError::Unauthorized)
+        }
     }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 /// The operator: may do everything.
@@ -55,8 +60,9 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match key_owner(parts, state).await? {
             KeyOwner::Admin => Ok(Admin),
-            // A tenant key is a valid key, just not for this: it sees nothing here.
-            KeyOwner::Tenant(_) => Err(ApiError::NotFound("route")),
+            // A valid key, just not for this. The answer does not depend on which
+            // customer a path names, so it tells a tenant nothing about others.
+            KeyOwner::Tenant(_) => Err(ApiError::Forbidden("this route needs the admin key")),
         }
     }
 }

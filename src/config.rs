@@ -121,6 +121,15 @@ impl Config {
             Some("1" | "true" | "yes" | "on")
         );
         let max_html_bytes = parse_number(get("MAILROOM_MAX_HTML_BYTES"), "MAILROOM_MAX_HTML_BYTES", 524_288)?;
+        let admin_key = get("MAILROOM_ADMIN_KEY");
+        if let Some(key) = &admin_key {
+            if key.trim().chars().count() < MIN_ADMIN_KEY_CHARS {
+                bail!(
+                    "MAILROOM_ADMIN_KEY must be at least {MIN_ADMIN_KEY_CHARS} characters (it guards every \
+                     customer); generate one with `openssl rand -hex 24`"
+                );
+            }
+        }
         let debug = matches!(
             get("DEBUG").as_deref().map(str::to_ascii_lowercase).as_deref(),
             Some("1" | "true" | "yes" | "on")
@@ -128,7 +137,7 @@ impl Config {
         Ok(Self {
             database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://mailroom.db".into()),
             bind,
-            admin_key: get("MAILROOM_ADMIN_KEY"),
+            admin_key,
             provider,
             resend_api_key,
             resend_base_url: get("RESEND_BASE_URL")
@@ -158,6 +167,9 @@ impl Config {
     }
 }
 
+/// The shortest admin key accepted: guessing it must be hopeless.
+pub const MIN_ADMIN_KEY_CHARS: usize = 32;
+
 fn parse_number<T: std::str::FromStr>(value: Option<String>, name: &str, default: T) -> anyhow::Result<T> {
     match value {
         None => Ok(default),
@@ -169,6 +181,13 @@ fn parse_number<T: std::str::FromStr>(value: Option<String>, name: &str, default
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn a_short_admin_key_is_refused_at_start() {
+        let err = config(&[("MAILROOM_ADMIN_KEY", "too-short")]).unwrap_err();
+        assert!(err.to_string().contains("at least 32"), "{err}");
+        assert!(config(&[("MAILROOM_ADMIN_KEY", &"k".repeat(32))]).is_ok());
+    }
 
     fn config(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

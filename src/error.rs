@@ -29,6 +29,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{message}")]
     Precondition { code: &'static str, message: String },
+    #[error("too many failed attempts with this key; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
     #[error("the delivery provider failed: {0}")]
@@ -74,6 +76,7 @@ impl ApiError {
             Self::PayloadTooLarge | Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Precondition { .. } => StatusCode::BAD_REQUEST,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Provider(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -90,6 +93,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge | Self::TooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Provider(_) => "provider_error",
             Self::Internal(_) => "internal_error",
@@ -125,14 +129,19 @@ impl From<crate::store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after_secs } => Some(retry_after_secs.to_string()),
+            Self::Unavailable(_) => Some("5".to_owned()),
+            _ => None,
+        };
         if let Self::Internal(e) = &self {
             // Logged once here with the full chain; the client sees only the code.
             tracing::error!(error = ?e, "request failed");
         }
         let body = ErrorBody { error: ErrorDetail { code: self.code().into(), message: self.to_string() } };
         let mut res = (status, axum::Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+        if let Some(v) = retry_after.and_then(|v| axum::http::HeaderValue::from_str(&v).ok()) {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
         }
         res
     }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::store::Store;
 
-pub const ADMIN_KEY: &str = "mra_bench_admin_key";
+pub const ADMIN_KEY: &str = "mra_bench_admin_key_0123456789abcdef";
 
 /// A fresh database: a temp SQLite file, or a new database beside `--database-url`.
 pub struct BenchDb {

@@ -69,8 +69,6 @@ async fn a_tenant_key_reaches_only_its_own_customer() {
         (Method::GET, format!("/customers/{b}/campaigns/{camp_b}")),
         (Method::DELETE, format!("/customers/{b}/campaigns/{camp_b}")),
         (Method::GET, format!("/customers/{b}/messages/{msg_b}")),
-        (Method::POST, format!("/customers/{b}/api-keys")),
-        (Method::GET, format!("/customers/{b}/api-keys")),
     ];
     for (method, path) in routes {
         let r = app.request(method.clone(), &path, Some(&key_a), Some(body.clone())).await;
@@ -79,9 +77,20 @@ async fn a_tenant_key_reaches_only_its_own_customer() {
     // And B's things are untouched.
     let still = app.get(&format!("/customers/{b}/contacts/{contact_b}"), &key_b).await;
     assert_eq!(still.status, StatusCode::OK);
-    // A tenant key cannot list or create customers either.
-    assert_eq!(app.get("/customers", &key_a).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.post("/customers", &key_a, json!({ "name": "x" })).await.status, StatusCode::NOT_FOUND);
+    // Admin routes answer a tenant key 403, whichever customer they name (so
+    // the answer says nothing about other customers).
+    for (method, path) in [
+        (Method::GET, "/customers".to_owned()),
+        (Method::POST, "/customers".to_owned()),
+        (Method::POST, format!("/customers/{b}/api-keys")),
+        (Method::GET, format!("/customers/{b}/api-keys")),
+        (Method::POST, format!("/customers/{a}/api-keys")),
+        (Method::GET, "/dead-letters".to_owned()),
+    ] {
+        let r = app.request(method.clone(), &path, Some(&key_a), Some(json!({ "name": "x" }))).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path}: {}", r.body);
+        assert_eq!(r.body["error"]["code"], "forbidden");
+    }
     // But it reaches its own customer.
     assert_eq!(app.get(&format!("/customers/{a}"), &key_a).await.status, StatusCode::OK);
 }
@@ -114,4 +123,32 @@ async fn only_the_admin_may_delete_a_customer() {
     assert_eq!(app.delete(&format!("/customers/{a}"), &key_a).await.status, StatusCode::FORBIDDEN);
     assert_eq!(app.delete(&format!("/customers/{a}"), ADMIN_KEY).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.get(&format!("/customers/{a}"), ADMIN_KEY).await.status, StatusCode::NOT_FOUND);
+}
+
+// C3 — fails on the old main: a wrong key could be tried without limit.
+#[tokio::test]
+async fn a_key_that_keeps_failing_is_throttled_with_429_and_others_are_not() {
+    let app = spawn_app().await;
+    for _ in 0..10 {
+        assert_eq!(app.get("/customers", "mr_wrong_key_in_a_loop").await.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = app.get("/customers", "mr_wrong_key_in_a_loop").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(r.headers.get("retry-after").is_some());
+    assert_eq!(r.body["error"]["code"], "rate_limited");
+    assert_eq!(app.get("/customers", ADMIN_KEY).await.status, StatusCode::OK);
+}
+
+// C3 — fails on the old main: a client trickling its headers held the connection forever.
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let mut conn = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), conn.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "still open after 20 s");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(5));
 }

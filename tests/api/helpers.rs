@@ -12,7 +12,7 @@ use mailroom::store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-pub const ADMIN_KEY: &str = "mra_test_admin_key_0123456789";
+pub const ADMIN_KEY: &str = "mra_test_admin_key_0123456789abcdef";
 pub const WEBHOOK_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
 /// A fresh database: a temp SQLite file, or a new PostgreSQL database when
