@@ -29,6 +29,21 @@ pub fn strip_header_unsafe(value: &str) -> Cow<'_, str> {
     }
 }
 
+/// `text` with anything that looks like an email address replaced by
+/// `[address]`: provider messages name recipients, and logs above DEBUG must not.
+pub fn redact_addresses(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            let at = word.find('@');
+            match at {
+                Some(i) if i > 0 && word[i + 1..].contains('.') => "[address]",
+                _ => word,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,6 +58,12 @@ mod tests {
         assert!(check_single_line("Hello, Zoë — ça va? 👋", "subject").is_ok());
         assert_eq!(strip_header_unsafe("Ada\r\nBcc: x"), "AdaBcc: x");
         assert!(matches!(strip_header_unsafe("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn addresses_are_redacted_from_log_text() {
+        assert_eq!(redact_addresses("Invalid `to` field: bad@example.org."), "Invalid `to` field: [address]");
+        assert_eq!(redact_addresses("no address @ here"), "no address @ here");
     }
 
     #[test]

@@ -270,13 +270,15 @@ impl Outbox {
 
     async fn record_failure(&self, batch: &OutboundBatch, e: &ProviderError) -> anyhow::Result<()> {
         let reason = e.to_string();
+        // What the logs say: the provider's message may name a recipient.
+        let logged = crate::domain::redact_addresses(&reason);
         let settle = Settlement { batch, error: &reason };
         let attempts_left = batch.attempt < i64::from(self.settings.max_attempts);
         let now = now_ms();
         match e.class {
             ErrorClass::RateLimited { retry_after_ms } | ErrorClass::QuotaExceeded { retry_after_ms } => {
                 if matches!(e.class, ErrorClass::QuotaExceeded { .. }) {
-                    tracing::error!(retry_after_ms, error = %reason, "provider quota spent; sending paused until it resets");
+                    tracing::error!(retry_after_ms, error = %logged, "provider quota spent; sending paused until it resets");
                     metrics::counter!("mailroom_provider_paused_total", "reason" => "quota").increment(1);
                 } else {
                     tracing::info!(batch = %batch.id, retry_after_ms, "provider rate limit; waiting");
@@ -289,14 +291,14 @@ impl Outbox {
             }
             ErrorClass::KeyRejected => {
                 // Every request would fail alike: hold all sending, alert, keep the mail.
-                tracing::error!(error = %reason, "the provider refused the API key; sending paused, check RESEND_API_KEY");
+                tracing::error!(error = %logged, "the provider refused the API key; sending paused, check RESEND_API_KEY");
                 metrics::counter!("mailroom_provider_paused_total", "reason" => "key_rejected").increment(1);
                 self.pacer.hold_off(&self.store, KEY_REJECTED_PAUSE_MS).await?;
                 let pause = i64::try_from(KEY_REJECTED_PAUSE_MS).unwrap_or(60_000);
                 self.store.reschedule_batch(settle, now + pause, false, false).await?;
             }
             ErrorClass::TooLarge if batch.message_ids.len() > 1 => {
-                tracing::warn!(batch = %batch.id, error = %reason, "batch too large for the provider; retrying its emails one by one");
+                tracing::warn!(batch = %batch.id, error = %logged, "batch too large for the provider; retrying its emails one by one");
                 self.store.split_batch(settle).await?;
             }
             ErrorClass::Retryable if attempts_left => {
@@ -311,17 +313,17 @@ impl Outbox {
                     metrics::counter!("mailroom_dead_letters_total").increment(batch.message_ids.len() as u64);
                     self.store.fail_batch(Settlement { batch, error: &reason }).await?;
                 } else {
-                    tracing::warn!(batch = %batch.id, attempt = batch.attempt, delay_ms = due - now, error = %reason, "batch failed; will retry");
+                    tracing::warn!(batch = %batch.id, attempt = batch.attempt, delay_ms = due - now, error = %logged, "batch failed; will retry");
                     self.store.reschedule_batch(settle, due, true, true).await?;
                 }
             }
             ErrorClass::Permanent if !batch.single && e.status == Some(422) => {
                 // A strict validation of the batch as a whole: find the invalid emails by sending each alone.
-                tracing::warn!(batch = %batch.id, error = %reason, "batch rejected as invalid; retrying its emails one by one");
+                tracing::warn!(batch = %batch.id, error = %logged, "batch rejected as invalid; retrying its emails one by one");
                 self.store.split_batch(settle).await?;
             }
             _ => {
-                tracing::warn!(batch = %batch.id, attempt = batch.attempt, error = %reason, "batch dead-lettered");
+                tracing::warn!(batch = %batch.id, attempt = batch.attempt, error = %logged, "batch dead-lettered");
                 metrics::counter!("mailroom_dead_letters_total").increment(batch.message_ids.len() as u64);
                 self.store.fail_batch(settle).await?;
             }

@@ -134,7 +134,9 @@ fn transport_error(e: reqwest::Error) -> ProviderError {
         class: ErrorClass::Retryable,
         status: None,
         name: if e.is_timeout() { "timeout".into() } else { "network_error".into() },
-        message: e.to_string(),
+        // Without the URL: the error ends up in a message's `last_error`, and
+        // the provider's address (a mock, a proxy) is nobody's business there.
+        message: e.without_url().to_string(),
     }
 }
 

@@ -175,6 +175,17 @@ impl TestApp {
         (id, key)
     }
 
+    /// A customer whose domain is recorded as verified directly in the store
+    /// (for tests whose provider is unreachable on purpose).
+    pub async fn verified_tenant_offline(&self, name: &str, domain: &str) -> (String, String) {
+        let c = self.post("/customers", ADMIN_KEY, json!({ "name": name })).await;
+        let id = c.body["id"].as_str().expect("id").to_owned();
+        let key = self.post(&format!("/customers/{id}/api-keys"), ADMIN_KEY, json!({})).await;
+        let key = key.body["key"].as_str().expect("key").to_owned();
+        self.store.set_tenant_domain(&id, domain, "dom_offline", "verified", "[]").await.expect("domain set");
+        (id, key)
+    }
+
     pub async fn add_contact(&self, tenant: &str, key: &str, body: Value) -> String {
         let r = self.post(&format!("/customers/{tenant}/contacts"), key, body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);

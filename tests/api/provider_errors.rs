@@ -132,3 +132,18 @@ async fn a_large_body_goes_out_in_requests_under_the_byte_cap() {
     assert!(stats.largest_body_bytes <= 200_000, "{stats:?}");
     assert!(stats.accepted_requests >= 10, "{stats:?}");
 }
+
+// C5 — fails on the old main: `last_error` carried the provider's URL.
+#[tokio::test]
+async fn a_transport_error_is_recorded_without_the_providers_url() {
+    let app =
+        spawn_with(resend(false, MockConfig::default(), &[("RESEND_BASE_URL", "http://127.0.0.1:9/internal-relay")]))
+            .await;
+    let (t, key) = app.verified_tenant_offline("A", "acme.com").await;
+    let id = single(&app, &t, &key).await;
+    app.outbox.try_dispatch_once().await.unwrap();
+    let m = app.get(&format!("/customers/{t}/messages/{id}"), &key).await;
+    let last_error = m.body["last_error"].as_str().unwrap_or_default().to_owned();
+    assert!(last_error.starts_with("network_error"), "{}", m.body);
+    assert!(!last_error.contains("127.0.0.1") && !last_error.contains("internal-relay"), "{last_error}");
+}
