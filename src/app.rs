@@ -150,6 +150,11 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let server = tokio::spawn(serve(self.listener, self.router, stop_rx.clone()));
+        let gauges = tokio::spawn(crate::api::run_queue_gauges(
+            self.core.store.clone(),
+            Duration::from_secs(QUEUE_GAUGE_SECS),
+            stop_rx.clone(),
+        ));
         let mut worker_stop = stop_rx;
         let worker_shutdown = async move {
             let _ = worker_stop.wait_for(|s| *s).await;
@@ -168,10 +173,14 @@ impl Application {
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
         let _ = worker.await;
+        gauges.abort();
         server.await.context("HTTP server task failed")?;
         Ok(())
     }
 }
+
+/// How often the queue-depth gauges of `/metrics` are read from the database.
+const QUEUE_GAUGE_SECS: u64 = 5;
 
 /// How long a client may take to send its request headers: a slow client
 /// (slowloris) cannot hold connections open by trickling them.

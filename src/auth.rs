@@ -67,6 +67,23 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// Whoever may read `/metrics`: the admin key, or `MAILROOM_METRICS_TOKEN`
+/// (a token for a Prometheus scraper that can do nothing else).
+pub struct MetricsReader;
+
+impl FromRequestParts<AppState> for MetricsReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let (Some(token), Some(presented)) = (state.config.metrics_token.as_deref(), presented_key(parts)) {
+            if constant_time_eq(hash_key(presented).as_bytes(), hash_key(token).as_bytes()) {
+                return Ok(MetricsReader);
+            }
+        }
+        Admin::from_request_parts(parts, state).await.map(|_| MetricsReader)
+    }
+}
+
 /// Access to the customer named by the `{id}` path segment: the admin, or that
 /// customer's own key. Any other key gets 404, as if the customer did not exist.
 pub struct TenantAccess {

@@ -66,6 +66,9 @@ pub struct Config {
     /// a signature when no `WEBHOOK_SECRET` is set. For local development only:
     /// an unsigned event can bounce (and so suppress) any address. Default false.
     pub allow_unsigned_webhooks: bool,
+    /// `MAILROOM_METRICS_TOKEN`: a bearer token that may read `/metrics` and
+    /// nothing else (for a Prometheus scraper). The admin key may read it too.
+    pub metrics_token: Option<String>,
     /// `MAILROOM_MAX_HTML_BYTES`: largest `html` (and `text`) a send accepts
     /// (default 524,288: 512 KiB); larger is a 413. Gmail clips messages over
     /// about 100 KB anyway.
@@ -162,6 +165,7 @@ impl Config {
             domain_poll_secs: domain_poll_secs.max(1),
             max_html_bytes: max_html_bytes.max(1024),
             allow_unsigned_webhooks,
+            metrics_token: get("MAILROOM_METRICS_TOKEN"),
             debug,
         })
     }

@@ -6,7 +6,9 @@ use tracing_subscriber::EnvFilter;
 pub fn init(debug: bool) {
     let default = if debug { "mailroom=debug,tower_http=debug,info" } else { "mailroom=info,warn" };
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    // Colours only for a person at a terminal, never into a file or a log collector.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).try_init();
 }
 
 /// The process-wide Prometheus recorder, installed on first use. (Tests build

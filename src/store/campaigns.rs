@@ -455,10 +455,14 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Messages per priority lane and status, for the queue-depth gauges.
+    /// Messages per priority lane and status, for the queue-depth gauges. Each
+    /// part reads only its partial index (queued; sending, paused, dead), so the
+    /// cost follows the work in progress, not the history of delivered mail.
     pub async fn queue_depth(&self) -> Result<Vec<(i64, String, i64)>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT priority, status, COUNT(*) FROM messages WHERE status IN ('queued', 'sending', 'paused', 'dead') \
+            "SELECT priority, 'queued' AS status, COUNT(*) FROM messages WHERE status = 'queued' GROUP BY priority \
+             UNION ALL \
+             SELECT priority, status, COUNT(*) FROM messages WHERE status IN ('sending', 'paused', 'dead') \
              GROUP BY priority, status",
         )
         .fetch_all(&self.pool)

@@ -198,7 +198,11 @@ async fn metrics_report_the_queue_the_provider_and_webhooks() {
     campaign(&app, &t, &key, 10).await;
     app.drain().await;
     app.webhook("m1", &crate::helpers::event("email.delivered", "x", json!({}))).await;
-    let r = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    // C2 — fails on the old main: /metrics was public.
+    let anonymous = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get("/metrics", &key).await.status, StatusCode::FORBIDDEN, "a tenant key may not");
+    let r = app.http.get(format!("{}/metrics", app.base)).bearer_auth(ADMIN_KEY).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let text = r.text().await.unwrap();
     for name in [
@@ -209,6 +213,21 @@ async fn metrics_report_the_queue_the_provider_and_webhooks() {
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
+    // A scraper's own token reads /metrics and nothing else.
+    let scraper = spawn_with(Options {
+        env: vec![("MAILROOM_METRICS_TOKEN".into(), "scrape-token-0123456789".into())],
+        ..Options::default()
+    })
+    .await;
+    let r = scraper
+        .http
+        .get(format!("{}/metrics", scraper.base))
+        .bearer_auth("scrape-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(scraper.get("/customers", "scrape-token-0123456789").await.status, StatusCode::UNAUTHORIZED);
 }
 
 // ---- separate processes -------------------------------------------------
