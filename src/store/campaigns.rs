@@ -198,7 +198,7 @@ impl Store {
         let sql = format!(
             "INSERT INTO messages (id, tenant_id, campaign_id, contact_id, to_email, first_name, priority, status, due_at, attempts, created_at, updated_at) \
              SELECT {id}, c.tenant_id, $2, c.id, c.email, c.first_name, {PRIORITY_CAMPAIGN}, 'queued', $5, 0, $3, $3 {audience}",
-            id = self.sql_random_id("$6"),
+            id = self.sql_random_id("$6", "ROW_NUMBER() OVER ()"),
         );
         let recipients = sqlx::query(&sql)
             .bind(tenant_id)

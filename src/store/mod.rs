@@ -213,18 +213,27 @@ impl Store {
         }
     }
 
-    /// SQL expression for message ids made in bulk: the time part of a UUIDv7
-    /// (48 bits of milliseconds, [`time_prefix`]) bound as `$prefix`, then the
-    /// random part of a UUIDv4 (74 random bits) per row. A message id never
-    /// tells its neighbours (they are random, not a counter), while the shared
-    /// time keeps one statement's rows together in the id index.
-    fn sql_random_id(&self, prefix: &str) -> String {
+    /// SQL expression for message ids made in bulk: UUIDv7 with a dedicated
+    /// counter (RFC 9562, section 6.2, method 1). The time (48 bits of
+    /// milliseconds, [`time_prefix`]) is bound as `$prefix`; then a 24-bit
+    /// counter `n` (the row's number in the statement) and 48 random bits per row:
+    /// `tttttttt-tttt-7ccc-8ccc-rrrrrrrrrrrr`.
+    ///
+    /// Random where it matters: knowing one message id does not give another
+    /// (its random part is 1 in 2^48). Ordered where it pays: ids of one enqueue
+    /// sort in insertion order, so claiming them in id order reads neighbouring
+    /// table pages. (Fully random ids cut SQLite's fan-out from 23,000 to 8,300
+    /// emails/s: every claim then touched rows all over the table.)
+    fn sql_random_id(&self, prefix: &str, n: &str) -> String {
         match self.backend {
-            Backend::Postgres => format!("{prefix} || right(CAST(gen_random_uuid() AS TEXT), 22)"),
+            Backend::Postgres => format!(
+                "{prefix} || '7' || lpad(to_hex((CAST({n} AS BIGINT) >> 12) & 4095), 3, '0') \
+                 || '-8' || lpad(to_hex(CAST({n} AS BIGINT) & 4095), 3, '0') \
+                 || '-' || right(CAST(gen_random_uuid() AS TEXT), 12)"
+            ),
             Backend::Sqlite => format!(
-                "{prefix} || '4' || substr(lower(hex(randomblob(2))), 2) || '-' \
-                 || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(lower(hex(randomblob(2))), 2) || '-' \
-                 || lower(hex(randomblob(6)))"
+                "{prefix} || '7' || printf('%03x', ({n} >> 12) & 4095) || '-8' || printf('%03x', {n} & 4095) \
+                 || '-' || lower(hex(randomblob(6)))"
             ),
         }
     }
@@ -262,7 +271,7 @@ fn connect_cause(e: &sqlx::Error) -> String {
 }
 
 /// The time part of a fresh UUIDv7 (`xxxxxxxx-xxxx-`), to which
-/// [`Store::sql_random_id`] appends random bits.
+/// [`Store::sql_random_id`] appends a counter and random bits.
 fn time_prefix() -> String {
     uuid::Uuid::now_v7().to_string()[..14].to_owned()
 }
