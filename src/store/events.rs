@@ -106,40 +106,65 @@ impl Store {
         .await
     }
 
-    /// Stores and applies several events in one transaction (group commit).
-    /// Each is deduplicated on its svix-id, including against the others.
-    /// Side effects reach contacts only through the message's own tenant.
+    /// Stores and applies several events in one transaction (group commit),
+    /// in a fixed handful of statements whatever the group's size: one insert
+    /// of every event (deduplicated on its svix-id, including against the
+    /// others), one forward-only status update of every message they move, and
+    /// the suppressions. Side effects reach contacts only through the message's
+    /// own tenant.
     pub async fn apply_events(
         &self,
         events: &[(&IncomingEvent, Option<EventTarget>)],
     ) -> Result<Vec<EventOutcome>, sqlx::Error> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin_write().await?;
         let now = now_ms();
-        let mut outcomes = Vec::with_capacity(events.len());
+        let rows: Vec<String> = (0..events.len())
+            .map(|i| {
+                let b = 7 * i;
+                format!("(${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO webhook_events (svix_id, event_type, provider_email_id, message_id, tenant_id, payload, received_at) \
+             VALUES {} ON CONFLICT (svix_id) DO NOTHING RETURNING svix_id",
+            rows.join(", ")
+        );
+        let mut insert = sqlx::query_scalar::<_, String>(&sql);
         for (e, target) in events {
-            let stored = sqlx::query(
-                "INSERT INTO webhook_events (svix_id, event_type, provider_email_id, message_id, tenant_id, payload, received_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (svix_id) DO NOTHING",
-            )
-            .bind(&e.svix_id)
-            .bind(&e.event_type)
-            .bind(&e.provider_email_id)
-            .bind(target.as_ref().map(|m| m.id.as_str()))
-            .bind(target.as_ref().map(|m| m.tenant_id.as_str()))
-            .bind(&e.payload)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            if stored.rows_affected() == 0 {
+            insert = insert
+                .bind(&e.svix_id)
+                .bind(&e.event_type)
+                .bind(&e.provider_email_id)
+                .bind(target.as_ref().map(|m| m.id.as_str()))
+                .bind(target.as_ref().map(|m| m.tenant_id.as_str()))
+                .bind(&e.payload)
+                .bind(now);
+        }
+        let stored: std::collections::HashSet<String> = insert.fetch_all(&mut *tx).await?.into_iter().collect();
+
+        // Outcomes: an event is new when it was stored, and only its first copy
+        // in the group counts as that event.
+        let mut seen = std::collections::HashSet::new();
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut applied: Vec<(&IncomingEvent, &EventTarget)> = Vec::new();
+        for (e, target) in events {
+            if !stored.contains(&e.svix_id) || !seen.insert(e.svix_id.as_str()) {
                 outcomes.push(EventOutcome::Duplicate);
                 continue;
             }
-            let Some(m) = target else {
-                outcomes.push(EventOutcome::Applied { message_found: false });
-                continue;
-            };
-            apply_to_message(&mut tx, e, m, now).await?;
-            outcomes.push(EventOutcome::Applied { message_found: true });
+            outcomes.push(EventOutcome::Applied { message_found: target.is_some() });
+            if let Some(m) = target {
+                applied.push((e, m));
+            }
+        }
+        move_messages_forward(&mut tx, &applied, now).await?;
+        for (e, m) in &applied {
+            if let Some(reason) = e.suppress {
+                suppress(&mut tx, m, reason, now).await?;
+            }
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -153,54 +178,76 @@ impl Store {
     }
 }
 
-async fn apply_to_message(
+/// One statement for every message the events move: each to the highest-ranked
+/// status among its events, and only forward (decided in SQL, so concurrent
+/// writers cannot move a message back).
+async fn move_messages_forward(
     tx: &mut sqlx::AnyConnection,
-    e: &IncomingEvent,
-    m: &EventTarget,
+    applied: &[(&IncomingEvent, &EventTarget)],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    if let Some(new_status) = e.new_status {
-        // Forward only, decided in the statement itself so concurrent events
-        // cannot move a message backwards.
-        sqlx::query(&format!(
-            "UPDATE messages SET status = $2, provider_id = COALESCE(provider_id, $3), updated_at = $4 \
-             WHERE id = $1 AND {} < $5",
-            rank_sql("status")
-        ))
-        .bind(&m.id)
-        .bind(new_status)
-        .bind(&e.provider_email_id)
-        .bind(now)
-        .bind(i64::from(status_rank(new_status)))
-        .execute(&mut *tx)
-        .await?;
+    let mut best: std::collections::BTreeMap<&str, (&'static str, Option<&str>)> = std::collections::BTreeMap::new();
+    for (e, m) in applied {
+        let Some(status) = e.new_status else { continue };
+        let entry = best.entry(m.id.as_str()).or_insert((status, None));
+        if status_rank(status) > status_rank(entry.0) {
+            entry.0 = status;
+        }
+        if entry.1.is_none() {
+            entry.1 = e.provider_email_id.as_deref();
+        }
     }
-    if let Some(reason) = e.suppress {
-        let email_normalized = m.to_email.to_lowercase();
-        sqlx::query(
-            "INSERT INTO suppressions (tenant_id, email_normalized, reason, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (tenant_id, email_normalized) DO UPDATE SET reason = CASE \
-               WHEN suppressions.reason = 'complained' THEN suppressions.reason ELSE excluded.reason END",
-        )
-        .bind(&m.tenant_id)
-        .bind(&email_normalized)
-        .bind(reason)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        // A complaint outranks a bounce; neither is undone by the other.
-        sqlx::query(
-            "UPDATE contacts SET status = $3, updated_at = $4 \
-             WHERE tenant_id = $1 AND email_normalized = $2 AND status <> 'complained'",
-        )
-        .bind(&m.tenant_id)
-        .bind(&email_normalized)
-        .bind(reason)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    if best.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    // `(SELECT ... UNION ALL SELECT ...)` rather than `VALUES ... AS v(...)`:
+    // SQLite cannot name the columns of a VALUES list.
+    let rows: Vec<String> = (0..best.len())
+        .map(|i| {
+            let b = 2 + 4 * i;
+            format!("SELECT ${} AS id, ${} AS status, ${} AS provider_id, ${} AS rank", b, b + 1, b + 2, b + 3)
+        })
+        .collect();
+    let sql = format!(
+        "UPDATE messages SET status = v.status, provider_id = COALESCE(messages.provider_id, v.provider_id), updated_at = $1 \
+         FROM ({}) v WHERE messages.id = v.id AND {} < v.rank",
+        rows.join(" UNION ALL "),
+        rank_sql("messages.status")
+    );
+    let mut q = sqlx::query(&sql).bind(now);
+    for (id, (status, provider_id)) in &best {
+        q = q.bind(*id).bind(*status).bind(*provider_id).bind(i64::from(status_rank(status)));
+    }
+    q.execute(&mut *tx).await.map(|_| ())
+}
+
+/// A hard bounce or a complaint: the address is suppressed for the message's
+/// tenant, and that tenant's contact marked. A complaint outranks a bounce;
+/// neither is undone by the other.
+async fn suppress(tx: &mut sqlx::AnyConnection, m: &EventTarget, reason: &str, now: i64) -> Result<(), sqlx::Error> {
+    let email_normalized = m.to_email.to_lowercase();
+    sqlx::query(
+        "INSERT INTO suppressions (tenant_id, email_normalized, reason, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id, email_normalized) DO UPDATE SET reason = CASE \
+           WHEN suppressions.reason = 'complained' THEN suppressions.reason ELSE excluded.reason END",
+    )
+    .bind(&m.tenant_id)
+    .bind(&email_normalized)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE contacts SET status = $3, updated_at = $4 \
+         WHERE tenant_id = $1 AND email_normalized = $2 AND status <> 'complained'",
+    )
+    .bind(&m.tenant_id)
+    .bind(&email_normalized)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map(|_| ())
 }
 
 #[cfg(test)]
