@@ -52,7 +52,40 @@ pub fn document(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     components
         .add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
     components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+    document_errors(&mut doc);
     doc
+}
+
+/// The error answers any route may give, each in the JSON error envelope:
+/// added to every operation so that generated clients know them all.
+fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let common: [(&str, &str); 9] = [
+        ("400", "Malformed request (e.g. a body that is not JSON)"),
+        ("401", "Missing or invalid key (or signature)"),
+        ("403", "A valid key without access to this route"),
+        ("404", "No such route, customer or resource (another customer's ids included)"),
+        ("413", "Body larger than the limit"),
+        ("415", "Body not declared as `application/json`"),
+        ("422", "Invalid input, or an unknown field (named in the message)"),
+        ("429", "Too many failed authentications with this key (see `Retry-After`)"),
+        ("503", "The database is unavailable (see `Retry-After`)"),
+    ];
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+            .build()
+    };
+    for item in doc.paths.paths.values_mut() {
+        let operations =
+            [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten();
+        for op in operations {
+            for (status, description) in common {
+                op.responses.responses.entry(status.to_owned()).or_insert_with(|| error(description).into());
+            }
+        }
+    }
 }
 
 pub async fn not_found() -> ApiError {

@@ -236,8 +236,9 @@ impl Store {
             Targeting::All => {
                 ("SELECT COUNT(*) FROM contacts WHERE tenant_id = $1 AND $2 = $2", String::new(), "WHERE $2 = $2")
             }
+            // Maintained by triggers (migration 0010): one row, not a walk of the tag's index.
             Targeting::Tag(t) => (
-                "SELECT COUNT(*) FROM contact_tags WHERE tenant_id = $1 AND tag = $2",
+                "SELECT COALESCE(MAX(members), 0) FROM tag_counts WHERE tenant_id = $1 AND tag = $2",
                 t.clone(),
                 "JOIN contact_tags m ON m.contact_id = u.id AND m.tenant_id = $1 AND m.tag = $2",
             ),

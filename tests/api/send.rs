@@ -381,3 +381,50 @@ async fn a_spent_provider_budget_is_seen_in_the_rate_limit_headers() {
     let until = provider.exhausted_until_ms().expect("the budget is spent");
     assert!(until > mailroom::domain::now_ms() && until % 1000 == 0, "held until the next second");
 }
+
+// D — the per-tag count is maintained by triggers: it must never drift.
+#[tokio::test]
+async fn the_maintained_tag_count_stays_exact_through_edits_deletes_imports_and_tenant_deletion() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    let (u, key_u) = app.verified_tenant("B", "b.example.com").await;
+    let count = |tenant: String, k: String| {
+        let app = &app;
+        async move { app.get(&format!("/customers/{tenant}/audience?tag=vip"), &k).await.body["count"].as_i64().unwrap() }
+    };
+    let listed = |tenant: String, k: String| {
+        let app = &app;
+        async move {
+            app.get(&format!("/customers/{tenant}/contacts?tag=vip&limit=1000"), &k)
+                .await
+                .body
+                .as_array()
+                .unwrap()
+                .len() as i64
+        }
+    };
+    let a = app.add_contact(&t, &key, json!({ "email": "a@example.org", "tags": ["vip", "x"] })).await;
+    let b = app.add_contact(&t, &key, json!({ "email": "b@example.org", "tags": ["vip"] })).await;
+    app.add_contact(&u, &key_u, json!({ "email": "a@example.org", "tags": ["vip"] })).await;
+    assert_eq!(count(t.clone(), key.clone()).await, 2);
+    // Tags replaced, the same tag given twice, removed.
+    app.patch(&format!("/customers/{t}/contacts/{a}"), &key, json!({ "tags": ["x"] })).await;
+    app.patch(&format!("/customers/{t}/contacts/{a}"), &key, json!({ "tags": ["vip", "vip"] })).await;
+    app.patch(&format!("/customers/{t}/contacts/{b}"), &key, json!({ "tags": [] })).await;
+    assert_eq!(count(t.clone(), key.clone()).await, 1);
+    // Import, some new, some existing.
+    let contacts: Vec<_> = (0..30).map(|i| json!({ "email": format!("i{i}@example.org"), "tags": ["vip"] })).collect();
+    app.post(&format!("/customers/{t}/contacts/import"), &key, json!({ "contacts": contacts })).await;
+    app.post(&format!("/customers/{t}/contacts/import"), &key, json!({ "contacts": contacts })).await;
+    assert_eq!(count(t.clone(), key.clone()).await, 31);
+    // A deleted contact leaves the count (through the cascade).
+    app.delete(&format!("/customers/{t}/contacts/{a}"), &key).await;
+    assert_eq!(count(t.clone(), key.clone()).await, 30);
+    assert_eq!(count(t.clone(), key.clone()).await, listed(t.clone(), key.clone()).await);
+    // The other tenant's count is its own, and survives the first tenant's deletion.
+    app.delete(&format!("/customers/{t}"), ADMIN_KEY).await;
+    assert_eq!(count(u.clone(), key_u.clone()).await, 1);
+    let sent =
+        app.post(&format!("/customers/{u}/send"), &key_u, json!({ "subject": "s", "html": "h", "tag": "vip" })).await;
+    assert_eq!(sent.body["sent_to"], 1);
+}
