@@ -233,19 +233,17 @@ impl Store {
     /// its own indexes), rather than by checking every member.
     pub async fn audience_count(&self, tenant_id: &str, targeting: &Targeting) -> Result<i64, sqlx::Error> {
         let (members, value, member_of) = match targeting {
-            Targeting::All => {
-                ("SELECT COUNT(*) FROM contacts WHERE tenant_id = $1 AND $2 = $2", String::new(), "WHERE $2 = $2")
-            }
+            Targeting::All => ("SELECT COUNT(*) FROM contacts WHERE tenant_id = $1 AND $2 = $2", String::new(), "$2 = $2"),
             // Maintained by triggers (migration 0010): one row, not a walk of the tag's index.
             Targeting::Tag(t) => (
                 "SELECT COALESCE(MAX(members), 0) FROM tag_counts WHERE tenant_id = $1 AND tag = $2",
                 t.clone(),
-                "JOIN contact_tags m ON m.contact_id = u.id AND m.tenant_id = $1 AND m.tag = $2",
+                "EXISTS (SELECT 1 FROM contact_tags m WHERE m.contact_id = c.id AND m.tag = $2)",
             ),
             Targeting::Segment(sid) => (
                 "SELECT COUNT(*) FROM segment_members WHERE segment_id = $2 AND $1 = $1",
                 sid.clone(),
-                "JOIN segment_members m ON m.contact_id = u.id AND m.segment_id = $2",
+                "EXISTS (SELECT 1 FROM segment_members m WHERE m.segment_id = $2 AND m.contact_id = c.id)",
             ),
             Targeting::Resume(_) => {
                 let (audience, value) = audience(targeting, 2);
@@ -257,13 +255,14 @@ impl Store {
             }
         };
         let members: i64 = sqlx::query_scalar(members).bind(tenant_id).bind(&value).fetch_one(&self.pool).await?;
+        // Two disjoint sets, each found through its own small index and probed
+        // for membership (rather than joined to the members, which a planner
+        // without fresh statistics may do by reading every member).
         let unmailable: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM ( \
-               SELECT c.id FROM contacts c WHERE c.tenant_id = $1 AND c.status <> 'subscribed' \
-               UNION \
-               SELECT c.id FROM suppressions s JOIN contacts c ON c.tenant_id = s.tenant_id AND c.email_normalized = s.email_normalized \
-               WHERE s.tenant_id = $1 \
-             ) u {member_of}"
+            "SELECT (SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = $1 AND c.status <> 'subscribed' AND {member_of}) \
+               + (SELECT COUNT(*) FROM suppressions s JOIN contacts c \
+                    ON c.tenant_id = s.tenant_id AND c.email_normalized = s.email_normalized \
+                  WHERE s.tenant_id = $1 AND c.status = 'subscribed' AND {member_of})"
         ))
         .bind(tenant_id)
         .bind(&value)
