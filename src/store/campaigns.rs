@@ -339,10 +339,11 @@ impl Store {
         tenant_id: &str,
         campaign_id: Option<&str>,
     ) -> Result<Vec<StatusCount>, sqlx::Error> {
+        // Through the tenant's campaigns: messages are indexed by campaign.
         sqlx::query_as(
-            "SELECT campaign_id, status, COUNT(*) AS n FROM messages \
-             WHERE tenant_id = $1 AND campaign_id IS NOT NULL AND ($2 = '' OR campaign_id = $2) \
-             GROUP BY campaign_id, status",
+            "SELECT m.campaign_id, m.status, COUNT(*) AS n FROM campaigns cp JOIN messages m ON m.campaign_id = cp.id \
+             WHERE cp.tenant_id = $1 AND ($2 = '' OR cp.id = $2) \
+             GROUP BY m.campaign_id, m.status",
         )
         .bind(tenant_id)
         .bind(campaign_id.unwrap_or(""))

@@ -354,9 +354,15 @@ impl Store {
             }
         }
         tx.commit().await?;
+        if created >= BULK_ROWS {
+            self.refresh_statistics(&["contacts", "contact_tags"]).await?;
+        }
         Ok(created)
     }
 }
+
+/// Rows inserted at once past which planner statistics are refreshed.
+const BULK_ROWS: u64 = 10_000;
 
 impl Store {
     /// Generates `n` subscribed contacts `user{i}@{domain}`, all tagged `tag`,
@@ -394,6 +400,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.refresh_statistics(&["contacts", "contact_tags"]).await?;
         Ok(created)
     }
 }

@@ -202,6 +202,17 @@ impl Store {
         }
     }
 
+    /// After a bulk load, refresh PostgreSQL's statistics of the tables it grew,
+    /// so the next statements over them (a campaign's enqueue, an audience count)
+    /// are planned for their real size rather than the empty table autovacuum
+    /// last saw. SQLite plans without such statistics.
+    pub(crate) async fn refresh_statistics(&self, tables: &[&str]) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Postgres {
+            sqlx::raw_sql(&format!("ANALYZE {}", tables.join(", "))).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     /// SQL expression for ids made in bulk: a fresh UUIDv7 prefix (time + random)
     /// bound as `$prefix`, then `n` as 12 hex digits. Ids of one statement are
     /// consecutive, so a million-row insert appends to the id index instead of
