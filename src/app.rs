@@ -117,6 +117,12 @@ impl Application {
         let core = Core::build(&config).await?;
         let admin_key_hash = admin_key_hash(&core.store, &config).await?;
         let verifier = WebhookVerifier::new(&config.webhook_secrets)?;
+        if config.provider == ProviderKind::Resend && config.webhook_secrets.is_empty() {
+            tracing::warn!(
+                "WEBHOOK_SECRET is not set: delivery events from Resend will be refused, so bounces and complaints \
+                 will not suppress anyone; copy the webhook's signing secret from Resend's dashboard"
+            );
+        }
         let state = AppState {
             store: core.store.clone(),
             provider: core.provider.clone(),
