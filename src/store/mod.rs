@@ -4,7 +4,9 @@
 
 mod campaigns;
 mod contacts;
+mod enqueue;
 mod events;
+mod messages;
 mod outbox;
 mod pacer;
 mod tenants;
@@ -17,11 +19,11 @@ use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 
-pub use campaigns::{
-    CampaignRow, EnqueueOutcome, KeyRepeat, MessageRow, NewCampaign, NewSingle, RequestKey, StatusCount, Targeting,
-};
+pub use campaigns::{CampaignRow, StatusCount};
 pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentRow};
+pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey, Targeting};
 pub use events::{EventOutcome, EventTarget, IncomingEvent, StoredEvent, MESSAGE_STATUSES};
+pub use messages::MessageRow;
 pub use outbox::{ClaimedBatch, ClaimedMessage, DueBatch, OutboundBatch, Settlement, IDEMPOTENCY_WINDOW_MS};
 pub use tenants::{ApiKeyRow, KeyOwner, TenantRow};
 

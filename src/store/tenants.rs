@@ -102,7 +102,10 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM messages WHERE campaign_id IS NULL AND tenant_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM messages WHERE campaign_id IS NULL AND tenant_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)

@@ -1,0 +1,103 @@
+//! Messages one by one: lookup, dead letters and their retry, queue depth.
+
+use sqlx::FromRow;
+
+use super::Store;
+use crate::domain::now_ms;
+
+#[derive(Clone, Debug, FromRow)]
+pub struct MessageRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub campaign_id: Option<String>,
+    pub to_email: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub provider_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, tenant_id, campaign_id, to_email, status, attempts, last_error, provider_id, created_at, updated_at";
+
+impl Store {
+    /// Dead letters, newest first: of one tenant (or all, for the operator), optionally one campaign.
+    pub async fn dead_letters(
+        &self,
+        tenant_id: Option<&str>,
+        campaign_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<MessageRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE status = 'dead' AND ($1 = '' OR tenant_id = $1) \
+             AND ($2 = '' OR campaign_id = $2) ORDER BY updated_at DESC, id LIMIT $3"
+        ))
+        .bind(tenant_id.unwrap_or(""))
+        .bind(campaign_id.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Queues dead letters again — one message, or every one of a campaign —
+    /// with fresh attempts (and, in a new batch, a new idempotency key). A
+    /// message of a cancelled or deleted campaign stays dead; one of a paused
+    /// campaign waits with it. The update is conditional on `dead`, so two
+    /// concurrent retries requeue a message once. Returns how many were queued.
+    pub async fn requeue_dead_letters(
+        &self,
+        tenant_id: &str,
+        message_id: Option<&str>,
+        campaign_id: Option<&str>,
+    ) -> Result<u64, sqlx::Error> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE messages SET attempts = 0, batch_id = NULL, due_at = $4, updated_at = $4, \
+               status = CASE WHEN EXISTS (SELECT 1 FROM campaigns cp WHERE cp.id = messages.campaign_id AND cp.state = 'paused') \
+                 THEN 'paused' ELSE 'queued' END \
+             WHERE tenant_id = $1 AND status = 'dead' AND ($2 = '' OR id = $2) AND ($3 = '' OR campaign_id = $3) \
+               AND (campaign_id IS NULL OR EXISTS (SELECT 1 FROM campaigns cp WHERE cp.id = messages.campaign_id \
+                 AND cp.deleted_at IS NULL AND (cp.state IS NULL OR cp.state <> 'cancelled')))",
+        )
+        .bind(tenant_id)
+        .bind(message_id.unwrap_or(""))
+        .bind(campaign_id.unwrap_or(""))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Messages per priority lane and status, for the queue-depth gauges. Each
+    /// part reads only its partial index (queued; sending, paused, dead), so the
+    /// cost follows the work in progress, not the history of delivered mail.
+    pub async fn queue_depth(&self) -> Result<Vec<(i64, String, i64)>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT priority, 'queued' AS status, COUNT(*) FROM messages WHERE status = 'queued' GROUP BY priority \
+             UNION ALL \
+             SELECT priority, status, COUNT(*) FROM messages WHERE status IN ('sending', 'paused', 'dead') \
+             GROUP BY priority, status",
+        )
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Ids of a campaign's messages, whatever their status (tests and diagnostics).
+    pub async fn campaign_message_ids(&self, tenant_id: &str, campaign_id: &str) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT id FROM messages WHERE tenant_id = $1 AND campaign_id = $2 ORDER BY id")
+            .bind(tenant_id)
+            .bind(campaign_id)
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    pub async fn message(&self, tenant_id: &str, id: &str) -> Result<Option<MessageRow>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+}
