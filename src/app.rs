@@ -123,6 +123,7 @@ impl Application {
                  will not suppress anyone; copy the webhook's signing secret from Resend's dashboard"
             );
         }
+        let dns = crate::domain_auth::dns::DnsChecker::new(config.dns_resolver)?;
         let state = AppState {
             store: core.store.clone(),
             provider: core.provider.clone(),
@@ -132,6 +133,7 @@ impl Application {
             events: core.events.clone(),
             wake: core.wake.clone(),
             auth_throttle: crate::throttle::AuthThrottle::default(),
+            dns,
         };
         let router = router(state);
         let listener =

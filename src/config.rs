@@ -69,6 +69,10 @@ pub struct Config {
     /// `MAILROOM_METRICS_TOKEN`: a bearer token that may read `/metrics` and
     /// nothing else (for a Prometheus scraper). The admin key may read it too.
     pub metrics_token: Option<String>,
+    /// `MAILROOM_DNS_RESOLVER`: the DNS server (`host:port`) mailroom asks
+    /// about tenants' SPF, DKIM, DMARC and return-path records; default: the
+    /// system's resolver.
+    pub dns_resolver: Option<std::net::SocketAddr>,
     /// `MAILROOM_MAX_HTML_BYTES`: largest `html` (and `text`) a send accepts
     /// (default 524,288: 512 KiB); larger is a 413. Gmail clips messages over
     /// about 100 KB anyway.
@@ -123,6 +127,13 @@ impl Config {
             get("MAILROOM_ALLOW_UNSIGNED_WEBHOOKS").as_deref().map(str::to_ascii_lowercase).as_deref(),
             Some("1" | "true" | "yes" | "on")
         );
+        let dns_resolver = get("MAILROOM_DNS_RESOLVER")
+            .map(|v| {
+                v.trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("MAILROOM_DNS_RESOLVER must be an address like 127.0.0.1:53"))
+            })
+            .transpose()?;
         let max_html_bytes = parse_number(get("MAILROOM_MAX_HTML_BYTES"), "MAILROOM_MAX_HTML_BYTES", 524_288)?;
         let admin_key = get("MAILROOM_ADMIN_KEY");
         if let Some(key) = &admin_key {
@@ -166,6 +177,7 @@ impl Config {
             max_html_bytes: max_html_bytes.max(1024),
             allow_unsigned_webhooks,
             metrics_token: get("MAILROOM_METRICS_TOKEN"),
+            dns_resolver,
             debug,
         })
     }

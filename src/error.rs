@@ -35,6 +35,8 @@ pub enum ApiError {
     Unavailable(String),
     #[error("the delivery provider failed: {0}")]
     Provider(String),
+    #[error("{0}")]
+    ProviderKey(String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -78,7 +80,7 @@ impl ApiError {
             Self::Precondition { .. } => StatusCode::BAD_REQUEST,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Provider(_) => StatusCode::BAD_GATEWAY,
+            Self::Provider(_) | Self::ProviderKey(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -96,6 +98,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Provider(_) => "provider_error",
+            Self::ProviderKey(_) => "provider_key_restricted",
             Self::Internal(_) => "internal_error",
         }
     }

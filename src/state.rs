@@ -20,6 +20,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Stores delivery events, many per transaction under load.
     pub events: EventWriter,
+    /// Looks up tenants' domain records in DNS.
+    pub dns: crate::domain_auth::dns::DnsChecker,
     /// Failed authentications per key, for the 429 throttle.
     pub auth_throttle: crate::throttle::AuthThrottle,
     /// Wakes the worker when mail is queued, so a transactional send goes out at once.

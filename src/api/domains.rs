@@ -10,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::ApiJson;
 use crate::auth::TenantAccess;
 use crate::domain::DomainName;
-use crate::domain_auth::{self, DomainError};
+use crate::domain_auth::{self, dns, DomainError};
 use crate::error::{ApiError, ApiResult};
 use crate::provider::ErrorClass;
 use crate::state::AppState;
@@ -28,7 +28,9 @@ pub struct DomainCreated {
     domain: String,
     resend_domain_id: Option<String>,
     status: Option<String>,
-    /// DNS records the customer publishes (SPF, DKIM, ...), as the provider gives them.
+    /// DNS records the customer publishes: SPF, DKIM and return path as the
+    /// provider gives them, and a DMARC record to start with (keep your own if
+    /// the domain has one: `GET .../domains/status` checks).
     dns_records: Vec<serde_json::Value>,
     next_step: String,
 }
@@ -46,7 +48,11 @@ pub struct DomainStatus {
     domain: String,
     verified: bool,
     status: Option<String>,
+    /// Records to publish: the provider's (SPF, DKIM, return path) and, unless
+    /// the domain already has one, a DMARC record to start with.
     dns_records: Vec<serde_json::Value>,
+    /// What mailroom itself found in DNS for each record.
+    checks: crate::domain_auth::dns::DomainChecks,
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -59,6 +65,11 @@ impl From<DomainError> for ApiError {
             DomainError::NoDomain => {
                 ApiError::precondition("no_domain", "no domain registered: call POST /customers/{id}/domains first")
             }
+            DomainError::Provider(p) if p.class == ErrorClass::KeyRejected => ApiError::ProviderKey(format!(
+                "the provider refused mailroom's RESEND_API_KEY for domain management ({}): a key with sending \
+                 access only cannot add or verify domains; use a full-access key",
+                p.name
+            )),
             DomainError::Provider(p) if p.class == ErrorClass::Permanent && p.status.is_some_and(|s| s < 500) => {
                 ApiError::Invalid { code: "provider_rejected", message: format!("the provider refused: {}", p.message) }
             }
@@ -89,7 +100,7 @@ async fn add_domain(
     Ok((
         StatusCode::CREATED,
         Json(DomainCreated {
-            dns_records: records(&row),
+            dns_records: records(&row).into_iter().chain([dns::dmarc_record(domain.as_str())]).collect(),
             domain: domain.to_string(),
             resend_domain_id: row.resend_domain_id,
             status: row.domain_status,
@@ -138,10 +149,19 @@ async fn domain_status(t: TenantAccess, State(state): State<AppState>) -> ApiRes
             }
         }
     }
-    Ok(Json(DomainStatus {
-        verified: row.domain_verified(),
-        dns_records: records(&row),
-        domain: row.domain_name.unwrap_or_default(),
-        status: row.domain_status,
-    }))
+    let domain = row.domain_name.clone().unwrap_or_default();
+    let mut dns_records = records(&row);
+    let checks = state.dns.check(&domain, &dns_records).await;
+    // Remembered for sends, which warn without looking DNS up themselves.
+    match (checks.dmarc.status, checks.dmarc.policy.as_deref()) {
+        ("ok", policy) => state.store.set_dmarc_policy(&t.tenant_id, policy.unwrap_or("none")).await?,
+        ("missing", _) => {
+            state.store.set_dmarc_policy(&t.tenant_id, "missing").await?;
+        }
+        _ => {}
+    }
+    if checks.dmarc.status != "ok" {
+        dns_records.push(dns::dmarc_record(&domain));
+    }
+    Ok(Json(DomainStatus { verified: row.domain_verified(), dns_records, domain, status: row.domain_status, checks }))
 }

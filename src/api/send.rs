@@ -56,6 +56,10 @@ pub struct SendOut {
     from: String,
     /// `queued` (the worker sends from here on) or `scheduled`.
     status: String,
+    /// Sent all the same, but worth fixing: e.g. the domain publishes no DMARC
+    /// record (from the last `GET .../domains/status`; absent when all is well).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -86,12 +90,14 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(send_campaign)).routes(routes!(send_single)).routes(routes!(audience_count))
 }
 
-/// The customer's sending domain, if it is verified.
-async fn verified_domain(state: &AppState, tenant_id: &str) -> ApiResult<String> {
+/// The customer's sending domain, if it is verified, with the warnings a send
+/// from it carries (no DMARC record).
+async fn verified_domain(state: &AppState, tenant_id: &str) -> ApiResult<(String, Vec<String>)> {
     let tenant = state.store.tenant(tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
     let verified = tenant.domain_verified();
+    let warnings = crate::domain_auth::sending_warnings(&tenant);
     match (tenant.domain_name, verified) {
-        (Some(domain), true) => Ok(domain),
+        (Some(domain), true) => Ok((domain, warnings)),
         (None, _) => Err(ApiError::precondition(
             "domain_not_verified",
             "no domain registered: add and verify a domain before sending",
@@ -232,7 +238,7 @@ async fn send_campaign(
 ) -> ApiResult<Response> {
     require_json_content_type(&headers)?;
     let input: SendIn = required_json(&body)?;
-    let domain = verified_domain(&state, &t.tenant_id).await?;
+    let (domain, warnings) = verified_domain(&state, &t.tenant_id).await?;
     let from = from_address(input.from.as_deref(), &domain)?;
     let (subject, html, text) =
         content(&input.subject, &input.html, input.text.as_deref(), state.config.max_html_bytes)?;
@@ -260,7 +266,7 @@ async fn send_campaign(
     let key = KeyedRequest::from_headers(&headers, "send", &body)?;
     let campaign_id = campaign.id.clone();
     let respond = |sent_to| {
-        serde_json::to_string(&SendOut { success: true, campaign_id, sent_to, from, status: status.into() })
+        serde_json::to_string(&SendOut { success: true, campaign_id, sent_to, from, status: status.into(), warnings })
             .unwrap_or_default()
     };
     match state.store.enqueue_campaign(&t.tenant_id, &campaign, key.as_ref().map(KeyedRequest::as_key), respond).await?
@@ -327,7 +333,7 @@ async fn send_single(
 ) -> ApiResult<Response> {
     require_json_content_type(&headers)?;
     let input: SingleIn = required_json(&body)?;
-    let domain = verified_domain(&state, &t.tenant_id).await?;
+    let (domain, _) = verified_domain(&state, &t.tenant_id).await?;
     let from = from_address(input.from.as_deref(), &domain)?;
     let to =
         EmailAddress::parse(&input.to_email).map_err(|e| ApiError::Invalid { code: "invalid_email", message: e })?;

@@ -166,6 +166,9 @@ enum Gate {
 #[allow(clippy::result_large_err)] // the error is the ready response; this is a test server
 fn admit_domain_call(state: &MockState, headers: &HeaderMap) -> Result<(), Response> {
     check_client(state, headers)?;
+    if state.lock().faults.domain_key_restricted {
+        return Err(error(403, "restricted_api_key", "This API key is restricted to only send emails."));
+    }
     gate_domain(state)
 }
 

@@ -50,6 +50,10 @@ pub struct Faults {
     #[arg(long, default_value_t = false)]
     #[serde(default)]
     pub quota_exceeded: bool,
+    /// Answer domain calls 403 `restricted_api_key` (a key with sending access only).
+    #[arg(long, default_value_t = false)]
+    #[serde(default)]
+    pub domain_key_restricted: bool,
     /// Answer every request 403 `invalid_api_key` (a revoked key).
     #[arg(long, default_value_t = false)]
     #[serde(default)]

@@ -11,6 +11,8 @@ pub struct TenantRow {
     pub resend_domain_id: Option<String>,
     pub domain_status: Option<String>,
     pub domain_records: Option<String>,
+    /// The DMARC policy last seen in DNS: `none`/`quarantine`/`reject`, `missing`, or unknown.
+    pub dmarc_policy: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -39,7 +41,7 @@ pub enum KeyOwner {
 }
 
 const TENANT_COLUMNS: &str =
-    "id, name, domain_name, resend_domain_id, domain_status, domain_records, created_at, updated_at";
+    "id, name, domain_name, resend_domain_id, domain_status, domain_records, dmarc_policy, created_at, updated_at";
 
 impl Store {
     pub async fn setting(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
@@ -109,6 +111,16 @@ impl Store {
         let done = sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Records the DMARC policy seen in DNS (`missing` when there is none).
+    pub async fn set_dmarc_policy(&self, id: &str, policy: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE tenants SET dmarc_policy = $2 WHERE id = $1")
+            .bind(id)
+            .bind(policy)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     /// The tenant a sending domain belongs to, if any.

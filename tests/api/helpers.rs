@@ -65,6 +65,8 @@ pub struct Options {
     pub webhook_secret: Option<String>,
     pub mock: MockConfig,
     pub env: Vec<(String, String)>,
+    /// Records the app's DNS resolver answers: (name, "TXT" | "MX", value).
+    pub dns: Vec<(String, &'static str, String)>,
 }
 
 impl Default for Options {
@@ -75,6 +77,7 @@ impl Default for Options {
             webhook_secret: Some(WEBHOOK_SECRET.into()),
             mock: MockConfig::default(),
             env: Vec::new(),
+            dns: Vec::new(),
         }
     }
 }
@@ -96,6 +99,8 @@ pub async fn spawn_on(db: TestDb, opts: Options) -> TestApp {
     env.insert("MAILROOM_SEND_RATE".into(), "1000".into());
     env.insert("MAILROOM_RETRY_BASE_MS".into(), "20".into());
     env.insert("MAILROOM_DB_MAX_CONNECTIONS".into(), "5".into());
+    // Every app asks a DNS stub of its own, never the network.
+    env.insert("MAILROOM_DNS_RESOLVER".into(), dns_stub(opts.dns.clone()).await.to_string());
     if let Some(secret) = &opts.webhook_secret {
         env.insert("WEBHOOK_SECRET".into(), secret.clone());
     }
@@ -269,4 +274,46 @@ pub fn event(kind: &str, email_id: &str, extra: Value) -> Value {
         }
     }
     json!({ "type": kind, "created_at": "2026-11-20T10:00:01.000Z", "data": data })
+}
+
+/// A DNS server for one test: answers TXT and MX queries from `records`
+/// (anything else: no records), on a local UDP port.
+pub async fn dns_stub(records: Vec<(String, &'static str, String)>) -> std::net::SocketAddr {
+    use hickory_proto::op::{Message, MessageType};
+    use hickory_proto::rr::rdata::{MX, TXT};
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("dns stub binds");
+    let addr = socket.local_addr().expect("dns stub address");
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 1500];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+            let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
+            let mut answer = Message::new();
+            answer
+                .set_id(query.id())
+                .set_message_type(MessageType::Response)
+                .set_op_code(query.op_code())
+                .set_recursion_desired(query.recursion_desired())
+                .set_recursion_available(true)
+                .add_queries(query.queries().to_vec());
+            for q in query.queries() {
+                let name = q.name().to_utf8().trim_end_matches('.').to_owned();
+                for (n, kind, value) in &records {
+                    if *n != name {
+                        continue;
+                    }
+                    let rdata = match (*kind, q.query_type()) {
+                        ("TXT", RecordType::TXT) => RData::TXT(TXT::new(vec![value.clone()])),
+                        ("MX", RecordType::MX) => RData::MX(MX::new(10, Name::from_utf8(value).expect("mx name"))),
+                        _ => continue,
+                    };
+                    answer.add_answer(Record::from_rdata(q.name().clone(), 60, rdata));
+                }
+            }
+            if let Ok(bytes) = answer.to_vec() {
+                let _ = socket.send_to(&bytes, peer).await;
+            }
+        }
+    });
+    addr
 }

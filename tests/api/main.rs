@@ -10,6 +10,7 @@ mod bench;
 mod campaigns;
 mod contacts;
 mod delivery;
+mod domain_records;
 mod exactly_once;
 mod health;
 mod hostile_input;

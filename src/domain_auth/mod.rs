@@ -2,6 +2,8 @@
 //! to verify, and a background re-check that settles pending domains without
 //! anyone polling (DNS changes can take hours to be seen).
 
+pub mod dns;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,5 +101,23 @@ pub async fn run_poller(
                 Err(e) => tracing::warn!(tenant = %tenant.id, error = %e, "domain re-check failed"),
             }
         }
+    }
+}
+
+/// Warnings for a send from the tenant's domain, from what mailroom last saw
+/// in its DNS (no lookup in the request): a domain without DMARC still sends,
+/// but Gmail and Yahoo expect one of bulk senders.
+pub fn sending_warnings(tenant: &TenantRow) -> Vec<String> {
+    let domain = tenant.domain_name.as_deref().unwrap_or_default();
+    match tenant.dmarc_policy.as_deref() {
+        Some("missing") => vec![format!(
+            "{domain} publishes no DMARC record: Gmail and Yahoo may send this mail to spam; publish `{}` at _dmarc.{domain}",
+            dns::suggested_dmarc(domain)
+        )],
+        None => vec![format!(
+            "no DMARC record has been confirmed for {domain}; GET /customers/{}/domains/status checks its DNS",
+            tenant.id
+        )],
+        Some(_) => Vec::new(),
     }
 }
