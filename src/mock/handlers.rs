@@ -176,40 +176,42 @@ fn admit_domain_call(state: &MockState, headers: &HeaderMap) -> Result<(), Respo
 #[allow(clippy::result_large_err)] // the error is the ready response; this is a test server
 fn gate_domain(state: &MockState) -> Result<(), Response> {
     let mut inner = state.lock();
+    if count_request(&mut inner, state.config.rate_limit) {
+        return Ok(());
+    }
+    inner.stats.http_429 += 1;
+    let mut r = error(429, "rate_limit_exceeded", "Too many requests.");
+    r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+    Err(r)
+}
+
+/// Counts a request in the current one-second window (Resend's limit has no
+/// burst); true when it is within `limit` (0: no limit).
+fn count_request(inner: &mut super::Inner, limit: u32) -> bool {
     inner.stats.requests += 1;
-    let limit = state.config.rate_limit;
     let second = crate::domain::now_ms() / 1000;
     if inner.window_second != second {
         inner.window_second = second;
         inner.window_count = 0;
     }
     inner.window_count += 1;
-    if limit > 0 && inner.window_count > limit {
-        inner.stats.http_429 += 1;
-        let mut r = error(429, "rate_limit_exceeded", "Too many requests.");
-        r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
-        return Err(r);
+    let within = limit == 0 || inner.window_count <= limit;
+    if within {
+        inner.stats.peak_requests_per_second = inner.stats.peak_requests_per_second.max(inner.window_count);
     }
-    inner.stats.peak_requests_per_second = inner.stats.peak_requests_per_second.max(inner.window_count);
-    Ok(())
+    within
 }
 
 /// Rate limit (a fixed one-second window, no burst) and injected throttling.
 fn gate(state: &MockState) -> Gate {
     let mut inner = state.lock();
-    inner.stats.requests += 1;
     inner.stats.send_requests += 1;
     let limit = state.config.rate_limit;
-    let second = crate::domain::now_ms() / 1000;
-    if inner.window_second != second {
-        inner.window_second = second;
-        inner.window_count = 0;
-    }
-    inner.window_count += 1;
+    let within_limit = count_request(&mut inner, limit);
     inner.fault_tick += 1;
     let tick = inner.fault_tick;
     let throttled_by_fault = fires(tick, inner.faults.throttle_rate);
-    if (limit > 0 && inner.window_count > limit) || throttled_by_fault {
+    if !within_limit || throttled_by_fault {
         inner.stats.http_429 += 1;
         let mut r = error(
             429,
@@ -223,7 +225,6 @@ fn gate(state: &MockState) -> Gate {
         h.insert("ratelimit-reset", HeaderValue::from(1));
         return Gate::Stop(r);
     }
-    inner.stats.peak_requests_per_second = inner.stats.peak_requests_per_second.max(inner.window_count);
     if fires(tick, inner.faults.fail_rate) {
         inner.stats.http_5xx += 1;
         return Gate::Stop(error(500, "internal_server_error", "An unexpected error occurred."));

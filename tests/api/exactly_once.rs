@@ -95,14 +95,7 @@ async fn a_provider_slower_than_the_lease_gets_one_request_and_the_message_is_se
     let faults = Faults { latency_ms: 2_500, ..Faults::default() };
     let app = spawn_with(resend(true, faults, &[("MAILROOM_LEASE_SECS", "1")])).await;
     let (t, key) = app.verified_tenant("A", "acme.com").await;
-    let r = app
-        .post(
-            &format!("/customers/{t}/send/single"),
-            &key,
-            json!({ "to_email": "a@example.org", "subject": "s", "html": "h" }),
-        )
-        .await;
-    let id = r.body["email_id"].as_str().unwrap().to_owned();
+    let id = app.send_single(&t, &key, "a@example.org").await;
     app.drain().await;
     let m = message(&app, &t, &key, &id).await;
     assert_eq!(m["status"], "sent", "{m}");
@@ -115,14 +108,7 @@ async fn a_provider_slower_than_the_lease_gets_one_request_and_the_message_is_se
 async fn a_worker_that_lost_its_claim_cannot_overwrite_the_new_holders_outcome() {
     let app = spawn_with(resend(false, Faults::default(), &[])).await;
     let (t, key) = app.verified_tenant("A", "acme.com").await;
-    let r = app
-        .post(
-            &format!("/customers/{t}/send/single"),
-            &key,
-            json!({ "to_email": "a@example.org", "subject": "s", "html": "h" }),
-        )
-        .await;
-    let id = r.body["email_id"].as_str().unwrap().to_owned();
+    let id = app.send_single(&t, &key, "a@example.org").await;
     // A worker claims with a lease that is already over (it stalled)...
     let stale = app.store.claim_new_batch(0, 1, usize::MAX, render_email).await.unwrap().unwrap().batches.remove(0);
     // ...another claims the batch again, sends it and records it.
@@ -144,14 +130,7 @@ async fn a_dead_letter_the_provider_reports_delivered_shows_as_delivered() {
     let faults = Faults { reject: vec!["a@example.org".into()], ..Faults::default() };
     let app = spawn_with(resend(true, faults, &[])).await;
     let (t, key) = app.verified_tenant("A", "acme.com").await;
-    let r = app
-        .post(
-            &format!("/customers/{t}/send/single"),
-            &key,
-            json!({ "to_email": "a@example.org", "subject": "s", "html": "h" }),
-        )
-        .await;
-    let id = r.body["email_id"].as_str().unwrap().to_owned();
+    let id = app.send_single(&t, &key, "a@example.org").await;
     app.drain().await;
     assert_eq!(message(&app, &t, &key, &id).await["status"], "dead");
     // Accepted after all (the answer was lost): the provider's events say so.
@@ -168,14 +147,7 @@ async fn a_retry_that_would_fall_outside_the_24h_key_window_becomes_a_dead_lette
     let faults = Faults { fail_rate: 1.0, ..Faults::default() };
     let app = spawn_with(resend(false, faults, &[("MAILROOM_RETRY_BASE_MS", "600000")])).await;
     let (t, key) = app.verified_tenant("A", "acme.com").await;
-    let r = app
-        .post(
-            &format!("/customers/{t}/send/single"),
-            &key,
-            json!({ "to_email": "a@example.org", "subject": "s", "html": "h" }),
-        )
-        .await;
-    let id = r.body["email_id"].as_str().unwrap().to_owned();
+    let id = app.send_single(&t, &key, "a@example.org").await;
     assert_eq!(step(&app).await, Step::Dispatched { messages: 1, sent: false });
     // The 5xx may have been accepted: pretend that was almost a day ago, and the retry is due now.
     let since = mailroom::domain::now_ms() - IDEMPOTENCY_WINDOW_MS + 15 * 60_000;
@@ -193,14 +165,7 @@ async fn a_retry_that_would_fall_outside_the_24h_key_window_becomes_a_dead_lette
 async fn a_batch_left_unanswered_for_a_day_goes_to_the_dead_letters_unsent() {
     let app = spawn_with(resend(false, Faults::default(), &[])).await;
     let (t, key) = app.verified_tenant("A", "acme.com").await;
-    let r = app
-        .post(
-            &format!("/customers/{t}/send/single"),
-            &key,
-            json!({ "to_email": "a@example.org", "subject": "s", "html": "h" }),
-        )
-        .await;
-    let id = r.body["email_id"].as_str().unwrap().to_owned();
+    let id = app.send_single(&t, &key, "a@example.org").await;
     let lost = app.store.claim_new_batch(0, 1, usize::MAX, render_email).await.unwrap().unwrap().batches.remove(0);
     let day_ago = mailroom::domain::now_ms() - IDEMPOTENCY_WINDOW_MS - 3_600_000;
     app.store
@@ -260,14 +225,7 @@ async fn a_dead_letter_retried_twice_at_once_is_sent_once() {
     let faults = Faults { reject: vec!["a@example.org".into()], ..Faults::default() };
     let app = spawn_with(resend(false, faults, &[])).await;
     let (t, key) = app.verified_tenant("A", "acme.com").await;
-    let r = app
-        .post(
-            &format!("/customers/{t}/send/single"),
-            &key,
-            json!({ "to_email": "a@example.org", "subject": "s", "html": "h" }),
-        )
-        .await;
-    let id = r.body["email_id"].as_str().unwrap().to_owned();
+    let id = app.send_single(&t, &key, "a@example.org").await;
     step(&app).await;
     app.mock().set_faults(Faults::default());
     let path = format!("/customers/{t}/dead-letters/{id}/retry");
@@ -383,14 +341,7 @@ async fn twenty_concurrent_sends_with_one_key_create_one_campaign_and_get_one_an
 async fn a_crashed_workers_claim_does_not_use_up_an_attempt() {
     let app = spawn_with(resend(false, Faults::default(), &[])).await;
     let (t, key) = app.verified_tenant("A", "acme.com").await;
-    let r = app
-        .post(
-            &format!("/customers/{t}/send/single"),
-            &key,
-            json!({ "to_email": "a@example.org", "subject": "s", "html": "h" }),
-        )
-        .await;
-    let id = r.body["email_id"].as_str().unwrap().to_owned();
+    let id = app.send_single(&t, &key, "a@example.org").await;
     // Claimed, then the worker died before calling the provider.
     app.store.claim_new_batch(0, 1, usize::MAX, render_email).await.unwrap();
     assert_eq!(step(&app).await, Step::Dispatched { messages: 1, sent: true });

@@ -191,6 +191,19 @@ impl TestApp {
         (id, key)
     }
 
+    /// Queues one transactional email to `to`; returns its `email_id`.
+    pub async fn send_single(&self, tenant: &str, key: &str, to: &str) -> String {
+        let r = self
+            .post(
+                &format!("/customers/{tenant}/send/single"),
+                key,
+                json!({ "to_email": to, "subject": "s", "html": "h" }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        r.body["email_id"].as_str().expect("email_id").to_owned()
+    }
+
     pub async fn add_contact(&self, tenant: &str, key: &str, body: Value) -> String {
         let r = self.post(&format!("/customers/{tenant}/contacts"), key, body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);

@@ -19,18 +19,6 @@ fn resend(run_worker: bool, mock: MockConfig, env: &[(&str, &str)]) -> Options {
     }
 }
 
-async fn single(app: &TestApp, t: &str, key: &str) -> String {
-    let r = app
-        .post(
-            &format!("/customers/{t}/send/single"),
-            key,
-            json!({ "to_email": "a@example.org", "subject": "s", "html": "h" }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
-    r.body["email_id"].as_str().unwrap().to_owned()
-}
-
 async fn status(app: &TestApp, t: &str, key: &str, id: &str) -> String {
     app.get(&format!("/customers/{t}/messages/{id}"), key).await.body["status"].as_str().unwrap().to_owned()
 }
@@ -49,7 +37,7 @@ async fn a_rejected_api_key_pauses_sending_and_keeps_the_mail() {
     let mock = MockConfig { faults: Faults { key_revoked: true, ..Faults::default() }, ..MockConfig::default() };
     let app = spawn_with(resend(false, mock, &[])).await;
     let (t, key) = app.verified_tenant("A", "acme.com").await;
-    let id = single(&app, &t, &key).await;
+    let id = app.send_single(&t, &key, "a@example.org").await;
     assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 1, sent: false });
     assert_eq!(status(&app, &t, &key, &id).await, "sending", "held for a retry, not dead");
     assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Empty, "paused");
@@ -64,7 +52,7 @@ async fn a_spent_daily_quota_pauses_sending_until_it_resets() {
     let mock = MockConfig { faults: Faults { quota_exceeded: true, ..Faults::default() }, ..MockConfig::default() };
     let app = spawn_with(resend(false, mock, &[])).await;
     let (t, key) = app.verified_tenant("A", "acme.com").await;
-    let id = single(&app, &t, &key).await;
+    let id = app.send_single(&t, &key, "a@example.org").await;
     app.outbox.try_dispatch_once().await.unwrap();
     for _ in 0..3 {
         assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Empty);
@@ -140,7 +128,7 @@ async fn a_transport_error_is_recorded_without_the_providers_url() {
         spawn_with(resend(false, MockConfig::default(), &[("RESEND_BASE_URL", "http://127.0.0.1:9/internal-relay")]))
             .await;
     let (t, key) = app.verified_tenant_offline("A", "acme.com").await;
-    let id = single(&app, &t, &key).await;
+    let id = app.send_single(&t, &key, "a@example.org").await;
     app.outbox.try_dispatch_once().await.unwrap();
     let m = app.get(&format!("/customers/{t}/messages/{id}"), &key).await;
     let last_error = m.body["last_error"].as_str().unwrap_or_default().to_owned();
