@@ -11,7 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::path_id;
 use crate::auth::TenantAccess;
-use crate::domain::rfc3339;
+use crate::domain::{rfc3339, CampaignStatus, MessageStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::{CampaignRow, StatusCount, MESSAGE_STATUSES};
@@ -62,29 +62,30 @@ pub struct MessageEvent {
 
 /// A campaign's status follows from its messages (and a pause or cancel set by
 /// hand): nothing is stored that could disagree.
-fn campaign_status(c: &CampaignRow, counts: &BTreeMap<String, i64>) -> &'static str {
-    let n = |s: &str| counts.get(s).copied().unwrap_or(0);
+fn campaign_status(c: &CampaignRow, counts: &BTreeMap<String, i64>) -> CampaignStatus {
+    let n = |s: MessageStatus| counts.get(s.as_str()).copied().unwrap_or(0);
     let total: i64 = counts.values().sum();
-    let unsent = n("queued") + n("sending") + n("paused");
+    let unsent = n(MessageStatus::Queued) + n(MessageStatus::Sending) + n(MessageStatus::Paused);
+    let dead = n(MessageStatus::Dead);
     match c.state.as_deref() {
-        Some("cancelled") => return "cancelled",
-        Some("paused") if unsent > 0 => return "paused",
+        Some("cancelled") => return CampaignStatus::Cancelled,
+        Some("paused") if unsent > 0 => return CampaignStatus::Paused,
         _ => {}
     }
-    if total > 0 && n("queued") == total {
+    if total > 0 && n(MessageStatus::Queued) == total {
         if c.scheduled_at.is_some_and(|t| t > crate::domain::now_ms()) {
-            "scheduled"
+            CampaignStatus::Scheduled
         } else {
-            "queued"
+            CampaignStatus::Queued
         }
     } else if unsent > 0 {
-        "sending"
-    } else if n("dead") > 0 && n("dead") == total {
-        "failed"
-    } else if n("dead") > 0 {
-        "partially_failed"
+        CampaignStatus::Sending
+    } else if dead > 0 && dead == total {
+        CampaignStatus::Failed
+    } else if dead > 0 {
+        CampaignStatus::PartiallyFailed
     } else {
-        "sent"
+        CampaignStatus::Sent
     }
 }
 
@@ -94,7 +95,7 @@ fn to_campaign(c: CampaignRow, counts: &[StatusCount]) -> Campaign {
         *by_status.entry(sc.status.clone()).or_default() += sc.n;
     }
     Campaign {
-        status: campaign_status(&c, &by_status).to_owned(),
+        status: campaign_status(&c, &by_status).as_str().to_owned(),
         scheduled_at: c.scheduled_at.map(rfc3339),
         counts: by_status,
         targeting: serde_json::from_str(&c.targeting).unwrap_or_default(),

@@ -3,10 +3,12 @@
 
 mod email;
 mod name;
+mod status;
 mod text;
 
 pub use email::EmailAddress;
 pub use name::{DomainName, Tag};
+pub use status::{CampaignStatus, MessageStatus};
 pub use text::{check_single_line, is_header_unsafe, redact_addresses, strip_header_unsafe};
 
 /// Milliseconds since the Unix epoch: the one timestamp representation stored

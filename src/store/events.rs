@@ -1,7 +1,7 @@
 use sqlx::FromRow;
 
 use super::Store;
-use crate::domain::now_ms;
+use crate::domain::{now_ms, MessageStatus};
 
 /// A delivery event, already verified and parsed, as the store applies it.
 #[derive(Clone, Debug)]
@@ -43,22 +43,16 @@ pub struct EventTarget {
     to_email: String,
 }
 
-/// Every status a message can have.
-pub const MESSAGE_STATUSES: [&str; 13] = [
-    "queued",
-    "paused",
-    "sending",
-    "sent",
-    "delivered",
-    "opened",
-    "clicked",
-    "suppressed",
-    "failed",
-    "bounced",
-    "dead",
-    "cancelled",
-    "complained",
-];
+/// Every status a message can have, by name.
+pub const MESSAGE_STATUSES: [&str; 13] = {
+    let mut names = [""; 13];
+    let mut i = 0;
+    while i < 13 {
+        names[i] = MessageStatus::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
 
 /// [`status_rank`] as a SQL expression over `column`, so one statement can
 /// compare and set.
@@ -67,25 +61,9 @@ fn rank_sql(column: &str) -> String {
     format!("(CASE {column}{arms} ELSE 0 END)")
 }
 
-/// Delivery progress of a message. A status only moves to a higher rank, so a
-/// late `delivered` never undoes a `bounced`, and a replay never moves anything
-/// back. Whatever mailroom decided on its own side (`dead`, `cancelled`) ranks
-/// below every status the provider reports: an email the provider accepted
-/// after all (an answer lost on the way, then its events) is never shown as
-/// dead or cancelled.
+/// [`MessageStatus::rank`] of a status by name (0 for an unknown name).
 pub fn status_rank(status: &str) -> u8 {
-    match status {
-        "queued" | "paused" => 0,
-        "sending" => 1,
-        "dead" | "cancelled" => 2,
-        "sent" => 3,
-        "delivered" => 4,
-        "opened" => 5,
-        "clicked" => 6,
-        "suppressed" | "failed" | "bounced" => 7,
-        "complained" => 8,
-        _ => 0,
-    }
+    MessageStatus::parse(status).map_or(0, MessageStatus::rank)
 }
 
 impl Store {
