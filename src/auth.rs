@@ -87,7 +87,7 @@ impl FromRequestParts<AppState> for MetricsReader {
 /// Access to the customer named by the `{id}` path segment: the admin, or that
 /// customer's own key. Any other key gets 404, as if the customer did not exist.
 pub struct TenantAccess {
-    pub tenant_id: String,
+    pub tenant_id: crate::domain::TenantId,
     pub is_admin: bool,
 }
 
@@ -103,7 +103,7 @@ impl FromRequestParts<AppState> for TenantAccess {
             .find(|(name, _)| *name == "id")
             .map(|(_, v)| v.to_owned())
             .ok_or(ApiError::NotFound("customer"))?;
-        let tenant_id = crate::domain::parse_id(&raw).ok_or(ApiError::NotFound("customer"))?;
+        let tenant_id = crate::domain::TenantId::parse(&raw).ok_or(ApiError::NotFound("customer"))?;
         match owner {
             KeyOwner::Admin => {
                 if state.store.tenant(&tenant_id).await?.is_none() {
@@ -111,7 +111,7 @@ impl FromRequestParts<AppState> for TenantAccess {
                 }
                 Ok(Self { tenant_id, is_admin: true })
             }
-            KeyOwner::Tenant(own) if own == tenant_id => Ok(Self { tenant_id, is_admin: false }),
+            KeyOwner::Tenant(own) if own == tenant_id.as_str() => Ok(Self { tenant_id, is_admin: false }),
             KeyOwner::Tenant(_) => Err(ApiError::NotFound("customer")),
         }
     }

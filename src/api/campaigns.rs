@@ -11,6 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::path_id;
 use crate::auth::TenantAccess;
+use crate::domain::TenantId;
 use crate::domain::{rfc3339, CampaignStatus, MessageStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -140,7 +141,7 @@ async fn get_campaign(
     Ok(Json(campaign_view(&state, &t.tenant_id, &id).await?))
 }
 
-async fn campaign_view(state: &AppState, tenant_id: &str, id: &str) -> ApiResult<Campaign> {
+async fn campaign_view(state: &AppState, tenant_id: &TenantId, id: &str) -> ApiResult<Campaign> {
     let row = state.store.campaign(tenant_id, id).await?.ok_or(ApiError::NotFound("campaign"))?;
     let counts = state.store.campaign_status_counts(tenant_id, Some(id)).await?;
     Ok(to_campaign(row, &counts))

@@ -10,6 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{path_id, required_text, ApiJson};
 use crate::auth::{generate_key, hash_key, Admin, TenantAccess};
+use crate::domain::TenantId;
 use crate::domain::{new_id, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -37,7 +38,7 @@ impl From<TenantRow> for Customer {
     fn from(t: TenantRow) -> Self {
         Self {
             domain_verified: t.domain_verified(),
-            id: t.id,
+            id: t.id.to_string(),
             name: t.name,
             domain: t.domain_name,
             domain_status: t.domain_status,
@@ -101,7 +102,7 @@ async fn create_customer(
     ApiJson(body): ApiJson<CustomerIn>,
 ) -> ApiResult<(StatusCode, Json<Customer>)> {
     let name = required_text(&body.name, "name", 255)?;
-    let row = state.store.create_tenant(&new_id(), &name).await?;
+    let row = state.store.create_tenant(&TenantId::from_stored(new_id()), &name).await?;
     tracing::info!(tenant = %row.id, "customer created");
     Ok((StatusCode::CREATED, Json(row.into())))
 }
@@ -156,7 +157,7 @@ async fn create_api_key(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<ApiKey>)> {
-    let tenant_id = path_id(&id, "customer")?;
+    let tenant_id = TenantId::parse(&id).ok_or(ApiError::NotFound("customer"))?;
     state.store.tenant(&tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
     let body: ApiKeyIn = super::extract::optional_json(&body)?;
     let name = super::optional_text(body.name.as_deref(), "name", 100)?;
@@ -174,7 +175,7 @@ async fn list_api_keys(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<ApiKey>>> {
-    let tenant_id = path_id(&id, "customer")?;
+    let tenant_id = TenantId::parse(&id).ok_or(ApiError::NotFound("customer"))?;
     state.store.tenant(&tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
     let keys = state.store.api_keys(&tenant_id).await?;
     Ok(Json(keys.into_iter().map(|k| ApiKey::from_row(k, None)).collect()))
@@ -189,7 +190,7 @@ async fn revoke_api_key(
     State(state): State<AppState>,
     Path((id, key_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let tenant_id = path_id(&id, "customer")?;
+    let tenant_id = TenantId::parse(&id).ok_or(ApiError::NotFound("customer"))?;
     let key_id = path_id(&key_id, "api key")?;
     if !state.store.revoke_api_key(&tenant_id, &key_id).await? {
         return Err(ApiError::NotFound("api key"));

@@ -11,6 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::path_id;
 use crate::auth::{Admin, TenantAccess};
+use crate::domain::TenantId;
 use crate::domain::{parse_id, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -133,8 +134,8 @@ async fn list_all_dead_letters(
     q: Result<Query<DeadLetterQuery>, QueryRejection>,
 ) -> ApiResult<Json<Vec<DeadLetter>>> {
     let Query(q) = q.map_err(|e| ApiError::validation(e.body_text()))?;
-    let customer = optional_id(q.customer_id.as_deref(), "customer_id")?;
+    let customer = optional_id(q.customer_id.as_deref(), "customer_id")?.map(TenantId::from_stored);
     let campaign = optional_id(q.campaign_id.as_deref(), "campaign_id")?;
-    let rows = state.store.dead_letters(customer.as_deref(), campaign.as_deref(), LIST_LIMIT).await?;
+    let rows = state.store.dead_letters(customer.as_ref(), campaign.as_deref(), LIST_LIMIT).await?;
     Ok(Json(rows.into_iter().map(DeadLetter::from).collect()))
 }

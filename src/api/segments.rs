@@ -10,6 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::contacts::Contact;
 use super::{path_id, required_text, ApiJson};
 use crate::auth::TenantAccess;
+use crate::domain::TenantId;
 use crate::domain::{new_id, parse_id, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -73,7 +74,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(add_members, remove_members))
 }
 
-async fn own_segment(state: &AppState, tenant_id: &str, raw: &str) -> ApiResult<SegmentRow> {
+async fn own_segment(state: &AppState, tenant_id: &TenantId, raw: &str) -> ApiResult<SegmentRow> {
     let id = path_id(raw, "segment")?;
     state.store.segment(tenant_id, &id).await?.ok_or(ApiError::NotFound("segment"))
 }

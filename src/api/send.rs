@@ -17,6 +17,7 @@ use super::extract::required_json;
 use super::idempotency::{repeat_response, KeyedRequest};
 use super::required_text;
 use crate::auth::TenantAccess;
+use crate::domain::TenantId;
 use crate::domain::{new_id, parse_id, EmailAddress, Tag};
 use crate::error::{ApiError, ApiResult};
 use crate::provider::EmailTag;
@@ -92,7 +93,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The customer's sending domain, if it is verified, with the warnings a send
 /// from it carries (no DMARC record).
-async fn verified_domain(state: &AppState, tenant_id: &str) -> ApiResult<(String, Vec<String>)> {
+async fn verified_domain(state: &AppState, tenant_id: &TenantId) -> ApiResult<(String, Vec<String>)> {
     let tenant = state.store.tenant(tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
     let verified = tenant.domain_verified();
     let warnings = crate::domain_auth::sending_warnings(&tenant);
@@ -129,7 +130,7 @@ fn from_address(given: Option<&str>, domain: &str) -> ApiResult<String> {
 /// tag, else every subscribed contact. Unknown campaigns and segments are 404.
 async fn resolve_targeting(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     resume: Option<&str>,
     segment_id: Option<&str>,
     tag: Option<&str>,

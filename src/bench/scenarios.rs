@@ -284,7 +284,14 @@ pub async fn audience(args: &BenchArgs) -> anyhow::Result<Figures> {
     let (tenant, key) = server.tenant().await?;
     let store = crate::store::Store::connect(&db.url, 2).await?;
     let seeded_at = Instant::now();
-    store.seed_contacts(&tenant, args.audience as i64, "example.org", "news").await?;
+    store
+        .seed_contacts(
+            &crate::domain::TenantId::from_stored(tenant.clone()),
+            args.audience as i64,
+            "example.org",
+            "news",
+        )
+        .await?;
     let seed_s = seeded_at.elapsed().as_secs_f64();
     store.close().await;
     let t = Instant::now();

@@ -36,3 +36,39 @@ pub fn new_id() -> String {
 pub fn parse_id(raw: &str) -> Option<String> {
     uuid::Uuid::parse_str(raw).ok().map(|u| u.to_string())
 }
+
+/// A tenant's id (the API's `customer_id`). The store takes tenant-scoped
+/// queries only through this type, so a bare string — another row's id, a
+/// value from a request body — cannot be passed where a tenant is meant.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, sqlx::Type)]
+#[sqlx(transparent)]
+#[serde(transparent)]
+pub struct TenantId(String);
+
+impl TenantId {
+    /// From a path segment: only a canonical UUID names a tenant.
+    pub fn parse(raw: &str) -> Option<Self> {
+        parse_id(raw).map(Self)
+    }
+
+    /// From a row the store read (already a tenant's id).
+    pub fn from_stored(id: String) -> Self {
+        Self(id)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TenantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for TenantId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::domain::DomainName;
+use crate::domain::{DomainName, TenantId};
 use crate::provider::{DeliveryProvider, DomainInfo, ProviderError};
 use crate::store::{Store, TenantRow};
 
@@ -31,11 +31,11 @@ pub enum DomainError {
 pub async fn register(
     store: &Store,
     provider: &dyn DeliveryProvider,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     domain: &DomainName,
 ) -> Result<TenantRow, DomainError> {
     // A domain belongs to one tenant: never let another send as it.
-    if store.domain_owner(domain.as_str()).await?.is_some_and(|owner| owner != tenant_id) {
+    if store.domain_owner(domain.as_str()).await?.is_some_and(|owner| owner != tenant_id.as_str()) {
         return Err(DomainError::Taken);
     }
     let info = provider.create_domain(domain.as_str()).await?;

@@ -4,7 +4,7 @@
 use sqlx::FromRow;
 
 use super::{Store, WriteTx};
-use crate::domain::now_ms;
+use crate::domain::{now_ms, TenantId};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct CampaignRow {
@@ -29,7 +29,7 @@ pub struct StatusCount {
 }
 
 impl Store {
-    pub async fn campaign(&self, tenant_id: &str, id: &str) -> Result<Option<CampaignRow>, sqlx::Error> {
+    pub async fn campaign(&self, tenant_id: &TenantId, id: &str) -> Result<Option<CampaignRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at, state, scheduled_at \
              FROM campaigns WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
@@ -41,7 +41,7 @@ impl Store {
     }
 
     /// Newest first (ids are time-ordered UUIDs).
-    pub async fn campaigns(&self, tenant_id: &str) -> Result<Vec<CampaignRow>, sqlx::Error> {
+    pub async fn campaigns(&self, tenant_id: &TenantId) -> Result<Vec<CampaignRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at, state, scheduled_at \
              FROM campaigns WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY id DESC",
@@ -54,7 +54,7 @@ impl Store {
     /// Message counts per status for the tenant's campaigns (or one of them).
     pub async fn campaign_status_counts(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         campaign_id: Option<&str>,
     ) -> Result<Vec<StatusCount>, sqlx::Error> {
         // Through the tenant's campaigns: messages are indexed by campaign.
@@ -73,7 +73,7 @@ impl Store {
     /// more sent (queued messages and batches waiting for a retry are cancelled;
     /// a batch in flight is stopped at its next claim). Its messages and events
     /// stay, so late bounces and complaints still suppress and count.
-    pub async fn delete_campaign(&self, tenant_id: &str, id: &str) -> Result<bool, sqlx::Error> {
+    pub async fn delete_campaign(&self, tenant_id: &TenantId, id: &str) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         let done =
@@ -93,24 +93,24 @@ impl Store {
     }
 
     /// Stops claiming a campaign's queued messages; in-flight batches finish.
-    pub async fn pause_campaign(&self, tenant_id: &str, id: &str) -> Result<(), sqlx::Error> {
+    pub async fn pause_campaign(&self, tenant_id: &TenantId, id: &str) -> Result<(), sqlx::Error> {
         self.set_campaign_state(tenant_id, id, Some("paused"), &["queued"], "paused").await
     }
 
     /// Puts a paused campaign's messages back in the queue.
-    pub async fn resume_campaign(&self, tenant_id: &str, id: &str) -> Result<(), sqlx::Error> {
+    pub async fn resume_campaign(&self, tenant_id: &TenantId, id: &str) -> Result<(), sqlx::Error> {
         self.set_campaign_state(tenant_id, id, None, &["paused"], "queued").await
     }
 
     /// Cancels every message not yet handed to the provider, including those
     /// waiting to be retried after a failed attempt.
-    pub async fn cancel_campaign(&self, tenant_id: &str, id: &str) -> Result<(), sqlx::Error> {
+    pub async fn cancel_campaign(&self, tenant_id: &TenantId, id: &str) -> Result<(), sqlx::Error> {
         self.set_campaign_state(tenant_id, id, Some("cancelled"), &["queued", "paused"], "cancelled").await
     }
 
     async fn set_campaign_state(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         id: &str,
         state: Option<&str>,
         from: &[&str],
@@ -132,7 +132,7 @@ impl Store {
 /// its batches waiting for a retry.
 async fn stop_unsent(
     tx: &mut WriteTx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
     to: &str,
     from: &[&str],

@@ -1,7 +1,7 @@
 use sqlx::FromRow;
 
 use super::{placeholders, Store, StoreError};
-use crate::domain::{now_ms, Tag};
+use crate::domain::{now_ms, Tag, TenantId};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct ContactRow {
@@ -65,7 +65,7 @@ fn tags_json(tags: &[Tag]) -> String {
 
 async fn write_tags(
     tx: &mut sqlx::AnyConnection,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     contact_id: &str,
     tags: &[Tag],
 ) -> Result<(), sqlx::Error> {
@@ -85,7 +85,7 @@ async fn write_tags(
 /// the tenant already has is left alone (returns false) instead of an error.
 async fn insert_contact(
     tx: &mut sqlx::AnyConnection,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     c: &NewContact,
     now: i64,
     skip_existing: bool,
@@ -114,7 +114,7 @@ async fn insert_contact(
 }
 
 impl Store {
-    pub async fn create_contact(&self, tenant_id: &str, c: NewContact) -> Result<ContactRow, StoreError> {
+    pub async fn create_contact(&self, tenant_id: &TenantId, c: NewContact) -> Result<ContactRow, StoreError> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         insert_contact(&mut tx, tenant_id, &c, now, false).await.map_err(StoreError::from_sqlx)?;
@@ -122,7 +122,7 @@ impl Store {
         Ok(ContactRow {
             tags: tags_json(&c.tags),
             id: c.id,
-            tenant_id: tenant_id.to_owned(),
+            tenant_id: tenant_id.to_string(),
             email: c.email,
             first_name: c.first_name,
             last_name: c.last_name,
@@ -133,7 +133,7 @@ impl Store {
         })
     }
 
-    pub async fn contact(&self, tenant_id: &str, id: &str) -> Result<Option<ContactRow>, sqlx::Error> {
+    pub async fn contact(&self, tenant_id: &TenantId, id: &str) -> Result<Option<ContactRow>, sqlx::Error> {
         sqlx::query_as(&format!("SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.tenant_id = $1 AND c.id = $2"))
             .bind(tenant_id)
             .bind(id)
@@ -143,7 +143,7 @@ impl Store {
 
     /// One page of contacts in id (creation) order. Fetches `limit + 1` so the
     /// caller knows whether a next page exists.
-    pub async fn contacts(&self, tenant_id: &str, f: &ContactFilter) -> Result<Vec<ContactRow>, sqlx::Error> {
+    pub async fn contacts(&self, tenant_id: &TenantId, f: &ContactFilter) -> Result<Vec<ContactRow>, sqlx::Error> {
         let after = f.after.clone().unwrap_or_default();
         match &f.tag {
             Some(tag) => {
@@ -173,7 +173,7 @@ impl Store {
 
     pub async fn update_contact(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         id: &str,
         p: ContactPatch,
     ) -> Result<Option<ContactRow>, StoreError> {
@@ -213,11 +213,11 @@ impl Store {
     }
 
     /// Deletes a contact; its tags and segment memberships go with it (`ON DELETE CASCADE`).
-    pub async fn delete_contact(&self, tenant_id: &str, id: &str) -> Result<bool, sqlx::Error> {
+    pub async fn delete_contact(&self, tenant_id: &TenantId, id: &str) -> Result<bool, sqlx::Error> {
         self.delete_owned("contacts", tenant_id, id).await
     }
 
-    pub async fn is_suppressed(&self, tenant_id: &str, email_normalized: &str) -> Result<bool, sqlx::Error> {
+    pub async fn is_suppressed(&self, tenant_id: &TenantId, email_normalized: &str) -> Result<bool, sqlx::Error> {
         let n: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM suppressions WHERE tenant_id = $1 AND email_normalized = $2")
                 .bind(tenant_id)
@@ -227,7 +227,7 @@ impl Store {
         Ok(n > 0)
     }
 
-    pub async fn create_segment(&self, tenant_id: &str, id: &str, name: &str) -> Result<SegmentRow, sqlx::Error> {
+    pub async fn create_segment(&self, tenant_id: &TenantId, id: &str, name: &str) -> Result<SegmentRow, sqlx::Error> {
         sqlx::query_as(
             "INSERT INTO segments (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4) \
              RETURNING id, tenant_id, name, created_at, CAST(0 AS BIGINT) AS contact_count",
@@ -240,7 +240,7 @@ impl Store {
         .await
     }
 
-    pub async fn segments(&self, tenant_id: &str) -> Result<Vec<SegmentRow>, sqlx::Error> {
+    pub async fn segments(&self, tenant_id: &TenantId) -> Result<Vec<SegmentRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT s.id, s.tenant_id, s.name, s.created_at, \
                (SELECT COUNT(*) FROM segment_members m WHERE m.segment_id = s.id) AS contact_count \
@@ -251,7 +251,7 @@ impl Store {
         .await
     }
 
-    pub async fn segment(&self, tenant_id: &str, id: &str) -> Result<Option<SegmentRow>, sqlx::Error> {
+    pub async fn segment(&self, tenant_id: &TenantId, id: &str) -> Result<Option<SegmentRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT s.id, s.tenant_id, s.name, s.created_at, \
                (SELECT COUNT(*) FROM segment_members m WHERE m.segment_id = s.id) AS contact_count \
@@ -275,7 +275,7 @@ impl Store {
     }
 
     /// Deletes a segment; its memberships go with it, its contacts stay.
-    pub async fn delete_segment(&self, tenant_id: &str, id: &str) -> Result<bool, sqlx::Error> {
+    pub async fn delete_segment(&self, tenant_id: &TenantId, id: &str) -> Result<bool, sqlx::Error> {
         self.delete_owned("segments", tenant_id, id).await
     }
 
@@ -283,7 +283,7 @@ impl Store {
     /// contacts are skipped: the insert selects only from the tenant's own rows.
     pub async fn add_segment_members(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         segment_id: &str,
         contact_ids: &[String],
     ) -> Result<u64, sqlx::Error> {
@@ -328,7 +328,7 @@ impl Store {
 impl Store {
     pub async fn contact_by_email(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         email_normalized: &str,
     ) -> Result<Option<ContactRow>, sqlx::Error> {
         sqlx::query_as(&format!(
@@ -344,7 +344,7 @@ impl Store {
 impl Store {
     /// Inserts many contacts in one transaction; addresses already present are
     /// skipped. Returns how many were created.
-    pub async fn import_contacts(&self, tenant_id: &str, contacts: &[NewContact]) -> Result<u64, sqlx::Error> {
+    pub async fn import_contacts(&self, tenant_id: &TenantId, contacts: &[NewContact]) -> Result<u64, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         let mut created = 0;
@@ -368,7 +368,13 @@ impl Store {
     /// Generates `n` subscribed contacts `user{i}@{domain}`, all tagged `tag`,
     /// inside the database in two set-based statements (load tests and benchmarks:
     /// far faster than any import). The generators differ per backend.
-    pub async fn seed_contacts(&self, tenant_id: &str, n: i64, domain: &str, tag: &str) -> Result<u64, sqlx::Error> {
+    pub async fn seed_contacts(
+        &self,
+        tenant_id: &TenantId,
+        n: i64,
+        domain: &str,
+        tag: &str,
+    ) -> Result<u64, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let series = match self.backend {
             super::Backend::Postgres => "generate_series(0, $2 - 1) AS seq(i)",

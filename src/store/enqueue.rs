@@ -3,7 +3,7 @@
 //! sending. A request's `Idempotency-Key` is reserved in the same transaction.
 
 use super::{Store, StoreError, WriteTx};
-use crate::domain::now_ms;
+use crate::domain::{now_ms, TenantId};
 
 /// Priority lanes of the outbox: lower is claimed first.
 pub const PRIORITY_TRANSACTIONAL: i64 = 0;
@@ -115,7 +115,7 @@ impl Store {
     /// count; it is stored with the idempotency key in the same transaction.
     pub async fn enqueue_campaign(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         c: &NewCampaign,
         key: Option<RequestKey<'_>>,
         respond: impl FnOnce(u64) -> String,
@@ -194,7 +194,7 @@ impl Store {
     /// the targeting's members (an index-only count) minus those members that are
     /// unsubscribed, bounced, complained or suppressed (a small set, found through
     /// its own indexes), rather than by checking every member.
-    pub async fn audience_count(&self, tenant_id: &str, targeting: &Targeting) -> Result<i64, sqlx::Error> {
+    pub async fn audience_count(&self, tenant_id: &TenantId, targeting: &Targeting) -> Result<i64, sqlx::Error> {
         let (members, value, member_of) = match targeting {
             Targeting::All => {
                 ("SELECT COUNT(*) FROM contacts WHERE tenant_id = $1 AND $2 = $2", String::new(), "$2 = $2")
@@ -239,7 +239,7 @@ impl Store {
     /// Queues one transactional message ahead of campaign mail.
     pub async fn enqueue_single(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         m: &NewSingle,
         key: Option<RequestKey<'_>>,
         response: &str,
@@ -285,7 +285,7 @@ impl Store {
 /// key can both act, however slow the first.
 async fn reserve_key(
     tx: &mut WriteTx,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     key: Option<RequestKey<'_>>,
     now: i64,
 ) -> Result<Option<KeyRepeat>, sqlx::Error> {
@@ -325,7 +325,7 @@ async fn reserve_key(
 
 async fn complete_key(
     tx: &mut sqlx::AnyConnection,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     key: &str,
     status: i64,
     body: &str,

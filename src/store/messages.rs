@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::Store;
-use crate::domain::now_ms;
+use crate::domain::{now_ms, TenantId};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct MessageRow {
@@ -26,7 +26,7 @@ impl Store {
     /// Dead letters, newest first: of one tenant (or all, for the operator), optionally one campaign.
     pub async fn dead_letters(
         &self,
-        tenant_id: Option<&str>,
+        tenant_id: Option<&TenantId>,
         campaign_id: Option<&str>,
         limit: i64,
     ) -> Result<Vec<MessageRow>, sqlx::Error> {
@@ -34,7 +34,7 @@ impl Store {
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE status = 'dead' AND ($1 = '' OR tenant_id = $1) \
              AND ($2 = '' OR campaign_id = $2) ORDER BY updated_at DESC, id LIMIT $3"
         ))
-        .bind(tenant_id.unwrap_or(""))
+        .bind(tenant_id.map_or("", TenantId::as_str))
         .bind(campaign_id.unwrap_or(""))
         .bind(limit)
         .fetch_all(&self.pool)
@@ -48,7 +48,7 @@ impl Store {
     /// concurrent retries requeue a message once. Returns how many were queued.
     pub async fn requeue_dead_letters(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         message_id: Option<&str>,
         campaign_id: Option<&str>,
     ) -> Result<u64, sqlx::Error> {
@@ -85,7 +85,11 @@ impl Store {
     }
 
     /// Ids of a campaign's messages, whatever their status (tests and diagnostics).
-    pub async fn campaign_message_ids(&self, tenant_id: &str, campaign_id: &str) -> Result<Vec<String>, sqlx::Error> {
+    pub async fn campaign_message_ids(
+        &self,
+        tenant_id: &TenantId,
+        campaign_id: &str,
+    ) -> Result<Vec<String>, sqlx::Error> {
         sqlx::query_scalar("SELECT id FROM messages WHERE tenant_id = $1 AND campaign_id = $2 ORDER BY id")
             .bind(tenant_id)
             .bind(campaign_id)
@@ -93,7 +97,7 @@ impl Store {
             .await
     }
 
-    pub async fn message(&self, tenant_id: &str, id: &str) -> Result<Option<MessageRow>, sqlx::Error> {
+    pub async fn message(&self, tenant_id: &TenantId, id: &str) -> Result<Option<MessageRow>, sqlx::Error> {
         sqlx::query_as(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2"))
             .bind(tenant_id)
             .bind(id)

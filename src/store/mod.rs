@@ -309,7 +309,12 @@ impl Store {
 
 impl Store {
     /// Deletes one of a tenant's rows by id; what hangs off it goes by `ON DELETE CASCADE`.
-    async fn delete_owned(&self, table: &'static str, tenant_id: &str, id: &str) -> Result<bool, sqlx::Error> {
+    async fn delete_owned(
+        &self,
+        table: &'static str,
+        tenant_id: &crate::domain::TenantId,
+        id: &str,
+    ) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1 AND id = $2"))
             .bind(tenant_id)
             .bind(id)

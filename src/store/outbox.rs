@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 
 use super::{placeholders, Store, WriteTx};
-use crate::domain::now_ms;
+use crate::domain::{now_ms, TenantId};
 
 /// Most emails Resend takes in one `POST /emails/batch`.
 pub const MAX_BATCH: i64 = 100;
@@ -541,7 +541,7 @@ impl Store {
     /// their messages; batches in flight finish, and are stopped at their next claim.
     pub(crate) async fn cancel_waiting_batches(
         tx: &mut WriteTx,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         campaign_id: &str,
         now: i64,
     ) -> Result<u64, sqlx::Error> {

@@ -1,11 +1,11 @@
 use sqlx::FromRow;
 
 use super::{Store, StoreError};
-use crate::domain::now_ms;
+use crate::domain::{now_ms, TenantId};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct TenantRow {
-    pub id: String,
+    pub id: TenantId,
     pub name: String,
     pub domain_name: Option<String>,
     pub resend_domain_id: Option<String>,
@@ -58,7 +58,7 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn create_tenant(&self, id: &str, name: &str) -> Result<TenantRow, sqlx::Error> {
+    pub async fn create_tenant(&self, id: &TenantId, name: &str) -> Result<TenantRow, sqlx::Error> {
         let now = now_ms();
         sqlx::query_as(&format!(
             "INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3) RETURNING {TENANT_COLUMNS}"
@@ -70,7 +70,7 @@ impl Store {
         .await
     }
 
-    pub async fn tenant(&self, id: &str) -> Result<Option<TenantRow>, sqlx::Error> {
+    pub async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRow>, sqlx::Error> {
         sqlx::query_as(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
@@ -81,7 +81,7 @@ impl Store {
         sqlx::query_as(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id")).fetch_all(&self.pool).await
     }
 
-    pub async fn rename_tenant(&self, id: &str, name: &str) -> Result<Option<TenantRow>, sqlx::Error> {
+    pub async fn rename_tenant(&self, id: &TenantId, name: &str) -> Result<Option<TenantRow>, sqlx::Error> {
         sqlx::query_as(&format!(
             "UPDATE tenants SET name = $2, updated_at = $3 WHERE id = $1 RETURNING {TENANT_COLUMNS}"
         ))
@@ -98,7 +98,7 @@ impl Store {
     /// Deletes a tenant and everything it owns. Its messages go explicitly (the
     /// outbox has no foreign keys on PostgreSQL: see migration 0011), found
     /// through its campaigns and its transactional index; the rest by cascade.
-    pub async fn delete_tenant(&self, id: &str) -> Result<bool, sqlx::Error> {
+    pub async fn delete_tenant(&self, id: &TenantId) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM messages WHERE campaign_id IN (SELECT c.id FROM campaigns c WHERE c.tenant_id = $1)")
             .bind(id)
@@ -114,7 +114,7 @@ impl Store {
     }
 
     /// Records the DMARC policy seen in DNS (`missing` when there is none).
-    pub async fn set_dmarc_policy(&self, id: &str, policy: &str) -> Result<(), sqlx::Error> {
+    pub async fn set_dmarc_policy(&self, id: &TenantId, policy: &str) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE tenants SET dmarc_policy = $2 WHERE id = $1")
             .bind(id)
             .bind(policy)
@@ -133,7 +133,7 @@ impl Store {
 
     pub async fn set_tenant_domain(
         &self,
-        id: &str,
+        id: &TenantId,
         domain_name: &str,
         resend_domain_id: &str,
         status: &str,
@@ -156,7 +156,7 @@ impl Store {
 
     pub async fn update_domain_status(
         &self,
-        id: &str,
+        id: &TenantId,
         status: &str,
         records_json: Option<&str>,
     ) -> Result<Option<TenantRow>, sqlx::Error> {
@@ -185,7 +185,7 @@ impl Store {
     pub async fn create_api_key(
         &self,
         id: &str,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         name: Option<&str>,
         prefix: &str,
         key_hash: &str,
@@ -204,7 +204,7 @@ impl Store {
         .await
     }
 
-    pub async fn api_keys(&self, tenant_id: &str) -> Result<Vec<ApiKeyRow>, sqlx::Error> {
+    pub async fn api_keys(&self, tenant_id: &TenantId) -> Result<Vec<ApiKeyRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT id, tenant_id, name, prefix, created_at, revoked_at FROM api_keys WHERE tenant_id = $1 ORDER BY id",
         )
@@ -213,7 +213,7 @@ impl Store {
         .await
     }
 
-    pub async fn revoke_api_key(&self, tenant_id: &str, key_id: &str) -> Result<bool, sqlx::Error> {
+    pub async fn revoke_api_key(&self, tenant_id: &TenantId, key_id: &str) -> Result<bool, sqlx::Error> {
         let done =
             sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL")
                 .bind(tenant_id)

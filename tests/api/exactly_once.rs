@@ -35,7 +35,8 @@ async fn message(app: &TestApp, t: &str, key: &str, id: &str) -> Value {
 
 /// Ids of a campaign's messages (via the store, whatever their status).
 async fn campaign_messages(app: &TestApp, t: &str, cid: &str) -> Vec<String> {
-    let rows = app.store.campaign_message_ids(t, cid).await.unwrap();
+    let rows =
+        app.store.campaign_message_ids(&mailroom::domain::TenantId::from_stored(t.to_owned()), cid).await.unwrap();
     assert!(!rows.is_empty());
     rows
 }

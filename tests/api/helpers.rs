@@ -187,7 +187,16 @@ impl TestApp {
         let id = c.body["id"].as_str().expect("id").to_owned();
         let key = self.post(&format!("/customers/{id}/api-keys"), ADMIN_KEY, json!({})).await;
         let key = key.body["key"].as_str().expect("key").to_owned();
-        self.store.set_tenant_domain(&id, domain, "dom_offline", "verified", "[]").await.expect("domain set");
+        self.store
+            .set_tenant_domain(
+                &mailroom::domain::TenantId::from_stored(id.clone()),
+                domain,
+                "dom_offline",
+                "verified",
+                "[]",
+            )
+            .await
+            .expect("domain set");
         (id, key)
     }
 

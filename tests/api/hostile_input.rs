@@ -283,7 +283,14 @@ async fn message_ids_are_random_not_a_counter() {
     let (t, key) = app.verified_tenant("A", "acme.com").await;
     app.import_contacts(&t, &key, 50, "example.org").await;
     let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
-    let ids = app.store.campaign_message_ids(&t, r.body["campaign_id"].as_str().unwrap()).await.unwrap();
+    let ids = app
+        .store
+        .campaign_message_ids(
+            &mailroom::domain::TenantId::from_stored(t.clone()),
+            r.body["campaign_id"].as_str().unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(ids.len(), 50);
     let distinct_tails: std::collections::HashSet<_> = ids.iter().map(|id| &id[24..30]).collect();
     assert!(distinct_tails.len() > 40, "the random part varies across the whole tail: {ids:?}");

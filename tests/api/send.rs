@@ -309,7 +309,7 @@ async fn the_domain_re_check_settles_a_pending_domain_without_polling() {
         .await
         .unwrap();
     wait_for("the domain to be seen as verified", Duration::from_secs(10), || async {
-        app.store.tenant(&c).await.unwrap().unwrap().domain_verified()
+        app.store.tenant(&mailroom::domain::TenantId::from_stored(c.clone())).await.unwrap().unwrap().domain_verified()
     })
     .await;
 }
