@@ -205,10 +205,10 @@ impl Outbox {
 
     /// One provider request, in its rate slot. The outer error is ours (database).
     async fn send(&self, batch: &OutboundBatch) -> anyhow::Result<Sent> {
-        let waited = self.pacer.wait_turn(&self.store, batch.transactional).await?;
+        let waited = self.pacer.wait_turn(&self.store, batch.shape.transactional()).await?;
         metrics::histogram!("mailroom_rate_wait_seconds").record(waited.as_secs_f64());
         let started = Instant::now();
-        let result = if batch.single {
+        let result = if batch.shape.single() {
             self.provider.send_email(&batch.idempotency_key, &batch.payload).await.map(|id| Sent::All(vec![id]))
         } else {
             self.provider.send_batch(&batch.idempotency_key, &batch.payload).await.map(|answer| {
@@ -317,7 +317,7 @@ impl Outbox {
                     self.store.reschedule_batch(settle, due, true, true).await?;
                 }
             }
-            ErrorClass::Permanent if !batch.single && e.status == Some(422) => {
+            ErrorClass::Permanent if !batch.shape.single() && e.status == Some(422) => {
                 // A strict validation of the batch as a whole: find the invalid emails by sending each alone.
                 tracing::warn!(batch = %batch.id, error = %logged, "batch rejected as invalid; retrying its emails one by one");
                 self.store.split_batch(settle).await?;

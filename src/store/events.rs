@@ -1,6 +1,6 @@
 use sqlx::FromRow;
 
-use super::Store;
+use super::{Placeholders, Store};
 use crate::domain::{now_ms, MessageStatus};
 
 /// A delivery event, already verified and parsed, as the store applies it.
@@ -99,12 +99,8 @@ impl Store {
         }
         let mut tx = self.begin_write().await?;
         let now = now_ms();
-        let rows: Vec<String> = (0..events.len())
-            .map(|i| {
-                let b = 7 * i;
-                format!("(${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7)
-            })
-            .collect();
+        let mut p = Placeholders::after(0);
+        let rows: Vec<String> = events.iter().map(|_| format!("({})", p.list(7))).collect();
         let sql = format!(
             "INSERT INTO webhook_events (svix_id, event_type, provider_email_id, message_id, tenant_id, payload, received_at) \
              VALUES {} ON CONFLICT (svix_id) DO NOTHING RETURNING svix_id",
@@ -180,10 +176,17 @@ async fn move_messages_forward(
     }
     // `(SELECT ... UNION ALL SELECT ...)` rather than `VALUES ... AS v(...)`:
     // SQLite cannot name the columns of a VALUES list.
-    let rows: Vec<String> = (0..best.len())
-        .map(|i| {
-            let b = 2 + 4 * i;
-            format!("SELECT ${} AS id, ${} AS status, ${} AS provider_id, ${} AS rank", b, b + 1, b + 2, b + 3)
+    let mut p = Placeholders::after(1);
+    let rows: Vec<String> = best
+        .iter()
+        .map(|_| {
+            format!(
+                "SELECT {} AS id, {} AS status, {} AS provider_id, {} AS rank",
+                p.next(),
+                p.next(),
+                p.next(),
+                p.next()
+            )
         })
         .collect();
     let sql = format!(

@@ -24,7 +24,9 @@ pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentR
 pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey, Targeting};
 pub use events::{EventOutcome, EventTarget, IncomingEvent, StoredEvent, MESSAGE_STATUSES};
 pub use messages::MessageRow;
-pub use outbox::{ClaimedBatch, ClaimedMessage, DueBatch, OutboundBatch, Settlement, IDEMPOTENCY_WINDOW_MS};
+pub use outbox::{
+    BatchShape, ClaimedBatch, ClaimedMessage, DueBatch, OutboundBatch, Settlement, IDEMPOTENCY_WINDOW_MS,
+};
 pub use tenants::{ApiKeyRow, KeyOwner, TenantRow};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -297,7 +299,31 @@ fn id_prefix() -> String {
 
 /// `$first, $first+1, ...` placeholders for an `IN (...)` list.
 fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    Placeholders::after(first - 1).list(count)
+}
+
+/// `$n` placeholders numbered in the order they are written, for statements
+/// built at run time. (sqlx's `QueryBuilder` writes `?` through the `Any`
+/// driver, which PostgreSQL does not accept; both accept `$n`.)
+pub(crate) struct Placeholders {
+    last: usize,
+}
+
+impl Placeholders {
+    /// Numbering continues after the `bound` parameters already written by hand.
+    pub(crate) fn after(bound: usize) -> Self {
+        Self { last: bound }
+    }
+
+    pub(crate) fn next(&mut self) -> String {
+        self.last += 1;
+        format!("${}", self.last)
+    }
+
+    /// `$a, $b, ...`: the next `count` placeholders.
+    pub(crate) fn list(&mut self, count: usize) -> String {
+        (0..count).map(|_| self.next()).collect::<Vec<_>>().join(", ")
+    }
 }
 
 impl Store {

@@ -9,7 +9,7 @@
 use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 
-use super::{placeholders, Store, WriteTx};
+use super::{placeholders, Placeholders, Store, WriteTx};
 use crate::domain::{now_ms, TenantId};
 
 /// Most emails Resend takes in one `POST /emails/batch`.
@@ -42,18 +42,45 @@ pub struct ClaimedMessage {
     pub blocked: i64,
 }
 
+/// What kind of provider request a batch is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchShape {
+    /// One transactional email (`POST /emails`), ahead of campaign mail for send slots.
+    Transactional,
+    /// Up to [`MAX_BATCH`] emails of one campaign (`POST /emails/batch`).
+    Campaign,
+    /// One campaign email split out of a batch the provider refused (`POST
+    /// /emails`): it goes alone, but keeps campaign priority.
+    CampaignSingle,
+}
+
+impl BatchShape {
+    fn new(transactional: bool, single: bool) -> Self {
+        match (transactional, single) {
+            (true, _) => Self::Transactional,
+            (false, true) => Self::CampaignSingle,
+            (false, false) => Self::Campaign,
+        }
+    }
+
+    /// One email (`POST /emails`) rather than a batch.
+    pub fn single(self) -> bool {
+        self != Self::Campaign
+    }
+
+    /// Transactional mail takes precedence over campaigns for send slots.
+    pub fn transactional(self) -> bool {
+        self == Self::Transactional
+    }
+}
+
 /// A provider request, exactly as it was (or will be) sent.
 #[derive(Clone, Debug)]
 pub struct OutboundBatch {
     pub id: String,
     pub tenant_id: String,
     pub idempotency_key: String,
-    /// One email (`POST /emails`) rather than a batch.
-    pub single: bool,
-    /// Transactional mail, which takes precedence over campaigns for send slots.
-    /// (Not the same as `single`: a campaign email split out of a rejected batch
-    /// also goes alone.)
-    pub transactional: bool,
+    pub shape: BatchShape,
     pub payload: String,
     /// This try's number, from 1. Only provider answers count; a claim lost to a
     /// crash does not.
@@ -236,8 +263,7 @@ impl Store {
             id: row.id,
             tenant_id: row.tenant_id,
             idempotency_key: row.idempotency_key,
-            single,
-            transactional,
+            shape: BatchShape::new(transactional, single),
             payload,
             attempt: row.attempts + 1,
             claim_token: token,
@@ -342,8 +368,7 @@ impl Store {
                 id: batch_id,
                 tenant_id,
                 idempotency_key,
-                single,
-                transactional: campaign_id.is_none(),
+                shape: BatchShape::new(campaign_id.is_none(), single),
                 payload,
                 attempt: 1,
                 claim_token: token,
@@ -654,7 +679,8 @@ async fn complete_one(tx: &mut WriteTx, batch: &OutboundBatch, provider_ids: &[S
     // One statement for the whole batch: `CASE id WHEN ... THEN <provider id>`.
     // Accepted is accepted: a message marked dead or cancelled meanwhile was delivered after all.
     let pairs: Vec<(&String, &String)> = batch.message_ids.iter().zip(provider_ids.iter()).collect();
-    let cases: String = (0..pairs.len()).map(|i| format!(" WHEN ${} THEN ${}", 4 + 2 * i, 5 + 2 * i)).collect();
+    let mut p = Placeholders::after(3);
+    let cases: String = pairs.iter().map(|_| format!(" WHEN {} THEN {}", p.next(), p.next())).collect();
     let sql = format!(
         "UPDATE messages SET provider_id = CASE id{cases} ELSE provider_id END, attempts = $2, updated_at = $3, \
            status = CASE WHEN status IN ('sending', 'dead', 'cancelled') THEN 'sent' ELSE status END \

@@ -222,7 +222,7 @@ async fn campaign_emails_split_out_of_a_batch_too_large_keep_campaign_priority()
     // The batch was split: its emails now go one by one, but they are still campaign mail.
     let split =
         app.store.claim_new_batch(60_000, 1, usize::MAX, render_email).await.unwrap().unwrap().batches.remove(0);
-    assert!(split.single && !split.transactional);
+    assert_eq!(split.shape, mailroom::store::BatchShape::CampaignSingle);
     app.post(
         &format!("/customers/{t}/send/single"),
         &key,
@@ -230,7 +230,7 @@ async fn campaign_emails_split_out_of_a_batch_too_large_keep_campaign_priority()
     )
     .await;
     let tx = app.store.claim_new_batch(60_000, 1, usize::MAX, render_email).await.unwrap().unwrap().batches.remove(0);
-    assert!(tx.single && tx.transactional);
+    assert_eq!(tx.shape, mailroom::store::BatchShape::Transactional);
 }
 
 #[tokio::test]
