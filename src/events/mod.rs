@@ -79,6 +79,11 @@ const KNOWN_TYPES: [&str; 11] = [
 /// the store propagate so the HTTP layer answers 5xx and the provider retries.
 /// Returns the event's type with what became of it.
 pub async fn ingest(writer: &EventWriter, svix_id: &str, body: &[u8]) -> Result<(String, EventOutcome), IngestError> {
+    // A NUL can only arrive escaped (`\u0000`); no event has a use for one, and
+    // PostgreSQL cannot store it.
+    if svix_id.contains('\0') || body.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+        return Err(IngestError::Invalid("the event contains a NUL character".into()));
+    }
     let event = parse_event(svix_id, body).map_err(IngestError::Invalid)?;
     let kind = event.event_type.clone();
     let outcome = writer.write(event).await.map_err(IngestError::Store)?;

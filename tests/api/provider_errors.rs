@@ -135,3 +135,18 @@ async fn a_transport_error_is_recorded_without_the_providers_url() {
     assert!(last_error.starts_with("network_error"), "{}", m.body);
     assert!(!last_error.contains("127.0.0.1") && !last_error.contains("internal-relay"), "{last_error}");
 }
+
+// C5 — fails on the old main: a campaign whose every message died was `partially_failed`.
+#[tokio::test]
+async fn a_campaign_whose_every_message_died_is_failed() {
+    let faults = Faults { reject: vec!["user0@example.org".into(), "user1@example.org".into()], ..Faults::default() };
+    let app = spawn_with(resend(false, MockConfig { faults, ..MockConfig::default() }, &[])).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.import_contacts(&t, &key, 2, "example.org").await;
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
+    let cid = r.body["campaign_id"].as_str().unwrap().to_owned();
+    while app.outbox.try_dispatch_once().await.unwrap() != Step::Empty {}
+    let view = app.get(&format!("/customers/{t}/campaigns/{cid}"), &key).await;
+    assert_eq!(view.body["counts"]["dead"], 2, "{}", view.body);
+    assert_eq!(view.body["status"], "failed");
+}

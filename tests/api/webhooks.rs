@@ -191,3 +191,41 @@ async fn webhooks_signed_and_sent_by_the_mock_are_applied() {
     assert_eq!(app.get(&format!("/customers/{t}/contacts/{bounced}"), &key).await.body["status"], "bounced");
     assert_eq!(app.get(&format!("/customers/{t}/contacts/{fine}"), &key).await.body["status"], "subscribed");
 }
+
+// C1 — fails on the old main: one failing event answered 503 for every event
+// committed with it (a storage failure is simulated with a trigger).
+#[tokio::test]
+async fn one_event_that_cannot_be_stored_does_not_fail_the_others_stored_with_it() {
+    let app = crate::helpers::spawn_app().await;
+    let poison = match app.store.backend() {
+        mailroom::store::Backend::Sqlite => "CREATE TRIGGER poison BEFORE INSERT ON webhook_events \
+             WHEN NEW.svix_id = 'evt-poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+            .to_owned(),
+        mailroom::store::Backend::Postgres => "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN \
+             IF NEW.svix_id = 'evt-poison' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER poison BEFORE INSERT ON webhook_events FOR EACH ROW EXECUTE FUNCTION poison()"
+            .to_owned(),
+    };
+    app.store.execute_raw(&poison).await.unwrap();
+    let body = crate::helpers::event("email.delivered", "re-x", json!({}));
+    let ids: Vec<String> =
+        (0..40).map(|i| if i == 20 { "evt-poison".to_owned() } else { format!("evt-ok-{i}") }).collect();
+    let answers = futures::future::join_all(ids.iter().map(|id| app.webhook(id, &body))).await;
+    for (id, r) in ids.iter().zip(&answers) {
+        if id == "evt-poison" {
+            assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "the provider will retry it: {}", r.body);
+        } else {
+            assert_eq!(r.status, StatusCode::OK, "{id}: {}", r.body);
+        }
+    }
+    assert_eq!(app.store.count_rows("webhook_events").await.unwrap(), 39);
+}
+
+// C1 — fails on the old main on PostgreSQL: a NUL in an event was a 5xx.
+#[tokio::test]
+async fn an_event_with_a_nul_character_is_refused_with_422() {
+    let app = crate::helpers::spawn_app().await;
+    let body = crate::helpers::event("email.delivered", "re-\u{0}x", json!({}));
+    let r = app.webhook("evt-nul", &body).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+}
