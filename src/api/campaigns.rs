@@ -15,7 +15,7 @@ use crate::domain::TenantId;
 use crate::domain::{rfc3339, CampaignStatus, MessageStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::store::{CampaignRow, StatusCount, MESSAGE_STATUSES};
+use crate::store::{CampaignRow, StatusCount};
 
 #[derive(Serialize, ToSchema)]
 pub struct Campaign {
@@ -91,7 +91,7 @@ fn campaign_status(c: &CampaignRow, counts: &BTreeMap<String, i64>) -> CampaignS
 }
 
 fn to_campaign(c: CampaignRow, counts: &[StatusCount]) -> Campaign {
-    let mut by_status: BTreeMap<String, i64> = MESSAGE_STATUSES.iter().map(|s| ((*s).to_owned(), 0)).collect();
+    let mut by_status: BTreeMap<String, i64> = MessageStatus::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
     for sc in counts.iter().filter(|sc| sc.campaign_id.as_deref() == Some(c.id.as_str())) {
         *by_status.entry(sc.status.clone()).or_default() += sc.n;
     }

@@ -59,28 +59,10 @@ pub fn required_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         serde_json::error::Category::Data => ApiError::validation(e.to_string()),
         _ => ApiError::BadRequest(format!("body is not valid JSON: {e}")),
     })?;
-    if let Some(path) = nul_at(&value, "") {
+    if let Some(path) = crate::domain::nul_path(&value) {
         return Err(ApiError::validation(format!("`{path}` must not contain a NUL character")));
     }
     T::deserialize(value).map_err(|e| ApiError::validation(e.to_string()))
-}
-
-/// The path of the first string (or object key) holding a NUL character.
-fn nul_at(v: &Value, path: &str) -> Option<String> {
-    let here = || if path.is_empty() { "body".to_owned() } else { path.to_owned() };
-    match v {
-        Value::String(s) if s.contains('\0') => Some(here()),
-        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| nul_at(item, &format!("{}[{i}]", here()))),
-        Value::Object(map) => map.iter().find_map(|(k, item)| {
-            let at = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-            if k.contains('\0') {
-                Some(at)
-            } else {
-                nul_at(item, &at)
-            }
-        }),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

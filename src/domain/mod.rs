@@ -9,7 +9,7 @@ mod text;
 pub use email::EmailAddress;
 pub use name::{DomainName, Tag};
 pub use status::{CampaignStatus, MessageStatus};
-pub use text::{check_single_line, is_header_unsafe, redact_addresses, strip_header_unsafe};
+pub use text::{check_single_line, is_header_unsafe, nul_path, redact_addresses, strip_header_unsafe};
 
 /// Milliseconds since the Unix epoch: the one timestamp representation stored
 /// on both backends (sqlx `Any` carries integers, not timestamps).

@@ -120,6 +120,25 @@ impl CampaignStatus {
 mod tests {
     use super::*;
 
+    use MessageStatus::*;
+
+    #[test]
+    fn a_late_delivery_never_outranks_a_bounce_or_complaint() {
+        for later in [Sent, Delivered, Opened, Clicked] {
+            assert!(later.rank() < Bounced.rank(), "{later}");
+            assert!(later.rank() < Complained.rank(), "{later}");
+        }
+        assert!(Bounced.rank() < Complained.rank());
+    }
+
+    #[test]
+    fn every_provider_status_outranks_dead_and_cancelled() {
+        for provider_side in [Sent, Delivered, Opened, Clicked, Bounced, Failed, Suppressed, Complained] {
+            assert!(Dead.rank() < provider_side.rank(), "{provider_side}");
+            assert!(Cancelled.rank() < provider_side.rank(), "{provider_side}");
+        }
+    }
+
     #[test]
     fn every_status_has_one_name() {
         for s in MessageStatus::ALL {

@@ -29,6 +29,32 @@ pub fn strip_header_unsafe(value: &str) -> Cow<'_, str> {
     }
 }
 
+/// Where a JSON document holds a NUL character (in a string or a key): its
+/// path, e.g. `tags[1]` or `data.email_id`. A NUL has no use in any field, and
+/// PostgreSQL cannot store one.
+pub fn nul_path(v: &serde_json::Value) -> Option<String> {
+    nul_at(v, "")
+}
+
+fn nul_at(v: &serde_json::Value, path: &str) -> Option<String> {
+    let here = || if path.is_empty() { "body".to_owned() } else { path.to_owned() };
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => Some(here()),
+        serde_json::Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, item)| nul_at(item, &format!("{}[{i}]", here())))
+        }
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, item)| {
+            let at = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+            if k.contains('\0') {
+                Some(at)
+            } else {
+                nul_at(item, &at)
+            }
+        }),
+        _ => None,
+    }
+}
+
 /// `text` with anything that looks like an email address replaced by
 /// `[address]`: provider messages name recipients, and logs above DEBUG must not.
 pub fn redact_addresses(text: &str) -> String {

@@ -10,6 +10,7 @@ pub use writer::EventWriter;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::domain::MessageStatus;
 use crate::provider::sandbox::GeneratedEvent;
 use crate::store::{EventOutcome, IncomingEvent};
 
@@ -17,22 +18,26 @@ use crate::store::{EventOutcome, IncomingEvent};
 /// documented, and Resend's own SDK types reject some real ones.
 pub fn parse_event(svix_id: &str, body: &[u8]) -> Result<IncomingEvent, String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    // No event has a use for a NUL, and PostgreSQL cannot store one.
+    if let Some(path) = crate::domain::nul_path(&v) {
+        return Err(format!("`{path}` contains a NUL character"));
+    }
     let event_type = v.get("type").and_then(Value::as_str).ok_or("the event has no `type`")?.to_owned();
     let data = v.get("data").cloned().unwrap_or(Value::Null);
     let provider_email_id = data.get("email_id").and_then(Value::as_str).map(str::to_owned);
     let message_tag = tag_value(&data, "message");
     let (new_status, suppress) = match event_type.as_str() {
-        "email.sent" => (Some("sent"), None),
-        "email.delivered" => (Some("delivered"), None),
-        "email.opened" => (Some("opened"), None),
-        "email.clicked" => (Some("clicked"), None),
-        "email.failed" => (Some("failed"), None),
-        "email.suppressed" => (Some("suppressed"), None),
-        "email.complained" => (Some("complained"), Some("complained")),
+        "email.sent" => (Some(MessageStatus::Sent), None),
+        "email.delivered" => (Some(MessageStatus::Delivered), None),
+        "email.opened" => (Some(MessageStatus::Opened), None),
+        "email.clicked" => (Some(MessageStatus::Clicked), None),
+        "email.failed" => (Some(MessageStatus::Failed), None),
+        "email.suppressed" => (Some(MessageStatus::Suppressed), None),
+        "email.complained" => (Some(MessageStatus::Complained), Some("complained")),
         // Only a permanent bounce says the address is gone; transient ones
         // (mailbox full) and undetermined ones are recorded and nothing more.
         "email.bounced" => match data.pointer("/bounce/type").and_then(Value::as_str) {
-            Some(t) if t.eq_ignore_ascii_case("permanent") => (Some("bounced"), Some("bounced")),
+            Some(t) if t.eq_ignore_ascii_case("permanent") => (Some(MessageStatus::Bounced), Some("bounced")),
             _ => (None, None),
         },
         _ => (None, None),
@@ -79,11 +84,6 @@ const KNOWN_TYPES: [&str; 11] = [
 /// the store propagate so the HTTP layer answers 5xx and the provider retries.
 /// Returns the event's type with what became of it.
 pub async fn ingest(writer: &EventWriter, svix_id: &str, body: &[u8]) -> Result<(String, EventOutcome), IngestError> {
-    // A NUL can only arrive escaped (`\u0000`); no event has a use for one, and
-    // PostgreSQL cannot store it.
-    if svix_id.contains('\0') || body.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
-        return Err(IngestError::Invalid("the event contains a NUL character".into()));
-    }
     let event = parse_event(svix_id, body).map_err(IngestError::Invalid)?;
     let kind = event.event_type.clone();
     let outcome = writer.write(event).await.map_err(IngestError::Store)?;
@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn only_a_permanent_bounce_suppresses() {
         let hard = parse_event("a", &fixture("email.bounced")).unwrap();
-        assert_eq!((hard.new_status, hard.suppress), (Some("bounced"), Some("bounced")));
+        assert_eq!((hard.new_status, hard.suppress), (Some(MessageStatus::Bounced), Some("bounced")));
         let soft = parse_event("b", &fixture("email.bounced (transient)")).unwrap();
         assert_eq!((soft.new_status, soft.suppress), (None, None));
     }

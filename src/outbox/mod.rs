@@ -308,7 +308,8 @@ impl Outbox {
                 let since = batch.uncertain_since.unwrap_or(now);
                 if due - since > IDEMPOTENCY_WINDOW_MS {
                     let reason = format!(
-                        "{reason}; not retried: the next attempt would fall outside Resend's 24 h idempotency window                          and an earlier attempt may have been delivered; check the provider before retrying"
+                        "{reason}; not retried: the next attempt would fall outside Resend's 24 h idempotency window \
+                         and an earlier attempt may have been delivered; check the provider before retrying"
                     );
                     metrics::counter!("mailroom_dead_letters_total").increment(batch.message_ids.len() as u64);
                     self.store.fail_batch(Settlement { batch, error: &reason }).await?;

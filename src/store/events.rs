@@ -14,7 +14,7 @@ pub struct IncomingEvent {
     /// event that outruns the recording of the provider id still finds its row.
     pub message_tag: Option<String>,
     /// The message status this event moves to, if it moves one.
-    pub new_status: Option<&'static str>,
+    pub new_status: Option<MessageStatus>,
     /// `bounced` or `complained` when the recipient must be suppressed.
     pub suppress: Option<&'static str>,
     pub payload: String,
@@ -43,27 +43,11 @@ pub struct EventTarget {
     to_email: String,
 }
 
-/// Every status a message can have, by name.
-pub const MESSAGE_STATUSES: [&str; 13] = {
-    let mut names = [""; 13];
-    let mut i = 0;
-    while i < 13 {
-        names[i] = MessageStatus::ALL[i].as_str();
-        i += 1;
-    }
-    names
-};
-
-/// [`status_rank`] as a SQL expression over `column`, so one statement can
-/// compare and set.
+/// [`MessageStatus::rank`] as a SQL expression over `column`, so one statement
+/// can compare and set.
 fn rank_sql(column: &str) -> String {
-    let arms: String = MESSAGE_STATUSES.iter().map(|s| format!(" WHEN '{s}' THEN {}", status_rank(s))).collect();
+    let arms: String = MessageStatus::ALL.iter().map(|s| format!(" WHEN '{}' THEN {}", s.as_str(), s.rank())).collect();
     format!("(CASE {column}{arms} ELSE 0 END)")
-}
-
-/// [`MessageStatus::rank`] of a status by name (0 for an unknown name).
-pub fn status_rank(status: &str) -> u8 {
-    MessageStatus::parse(status).map_or(0, MessageStatus::rank)
 }
 
 impl Store {
@@ -160,11 +144,11 @@ async fn move_messages_forward(
     applied: &[(&IncomingEvent, &EventTarget)],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let mut best: std::collections::BTreeMap<&str, (&'static str, Option<&str>)> = std::collections::BTreeMap::new();
+    let mut best: std::collections::BTreeMap<&str, (MessageStatus, Option<&str>)> = std::collections::BTreeMap::new();
     for (e, m) in applied {
         let Some(status) = e.new_status else { continue };
         let entry = best.entry(m.id.as_str()).or_insert((status, None));
-        if status_rank(status) > status_rank(entry.0) {
+        if status.rank() > entry.0.rank() {
             entry.0 = status;
         }
         if entry.1.is_none() {
@@ -197,7 +181,7 @@ async fn move_messages_forward(
     );
     let mut q = sqlx::query(&sql).bind(now);
     for (id, (status, provider_id)) in &best {
-        q = q.bind(*id).bind(*status).bind(*provider_id).bind(i64::from(status_rank(status)));
+        q = q.bind(*id).bind(status.as_str()).bind(*provider_id).bind(i64::from(status.rank()));
     }
     q.execute(&mut *tx).await.map(|_| ())
 }
@@ -236,28 +220,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_late_delivery_never_outranks_a_bounce_or_complaint() {
-        for later in ["sent", "delivered", "opened", "clicked"] {
-            assert!(status_rank(later) < status_rank("bounced"), "{later}");
-            assert!(status_rank(later) < status_rank("complained"), "{later}");
-        }
-        assert!(status_rank("bounced") < status_rank("complained"));
-    }
-
-    #[test]
-    fn every_provider_status_outranks_dead_and_cancelled() {
-        for provider_side in ["sent", "delivered", "opened", "clicked", "bounced", "failed", "suppressed", "complained"]
-        {
-            assert!(status_rank("dead") < status_rank(provider_side), "{provider_side}");
-            assert!(status_rank("cancelled") < status_rank(provider_side), "{provider_side}");
-        }
-    }
-
-    #[test]
     fn the_sql_rank_covers_every_status() {
         let sql = rank_sql("status");
-        for s in MESSAGE_STATUSES {
-            assert!(sql.contains(&format!("'{s}' THEN {}", status_rank(s))), "{s}");
+        for s in MessageStatus::ALL {
+            assert!(sql.contains(&format!("'{}' THEN {}", s.as_str(), s.rank())), "{s}");
         }
     }
 }

@@ -22,7 +22,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 pub use campaigns::{CampaignRow, StatusCount};
 pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentRow};
 pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey, Targeting};
-pub use events::{EventOutcome, EventTarget, IncomingEvent, StoredEvent, MESSAGE_STATUSES};
+pub use events::{EventOutcome, EventTarget, IncomingEvent, StoredEvent};
 pub use messages::MessageRow;
 pub use outbox::{
     BatchShape, ClaimedBatch, ClaimedMessage, DueBatch, OutboundBatch, Settlement, IDEMPOTENCY_WINDOW_MS,

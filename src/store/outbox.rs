@@ -488,20 +488,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        for (message_id, provider_id) in accepted {
-            sqlx::query(
-                "UPDATE messages SET provider_id = $3, attempts = $4, updated_at = $5, \
-                   status = CASE WHEN status IN ('sending', 'dead', 'cancelled') THEN 'sent' ELSE status END \
-                 WHERE batch_id = $1 AND id = $2",
-            )
-            .bind(&batch.id)
-            .bind(message_id)
-            .bind(provider_id)
-            .bind(batch.attempt)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        record_provider_ids(&mut tx, batch, accepted.iter().map(|(m, p)| (m, p)), now).await?;
         for (message_id, reason) in refused {
             sqlx::query(
                 "UPDATE messages SET status = 'dead', last_error = $3, attempts = $4, updated_at = $5 \
@@ -676,22 +663,41 @@ async fn complete_one(tx: &mut WriteTx, batch: &OutboundBatch, provider_ids: &[S
     if batch.message_ids.is_empty() {
         return Ok(true);
     }
-    // One statement for the whole batch: `CASE id WHEN ... THEN <provider id>`.
-    // Accepted is accepted: a message marked dead or cancelled meanwhile was delivered after all.
-    let pairs: Vec<(&String, &String)> = batch.message_ids.iter().zip(provider_ids.iter()).collect();
+    let pairs = batch.message_ids.iter().zip(provider_ids.iter());
+    record_provider_ids(tx, batch, pairs, now).await?;
+    Ok(true)
+}
+
+/// Records the provider's ids of a batch's accepted messages, in one statement
+/// (`CASE id WHEN ... THEN <provider id>`). Accepted is accepted: a message
+/// marked dead or cancelled meanwhile was delivered after all; a webhook that
+/// already moved one past `sent` keeps its later status.
+async fn record_provider_ids<'a>(
+    tx: &mut WriteTx,
+    batch: &OutboundBatch,
+    pairs: impl Iterator<Item = (&'a String, &'a String)>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let pairs: Vec<(&String, &String)> = pairs.collect();
+    if pairs.is_empty() {
+        return Ok(());
+    }
     let mut p = Placeholders::after(3);
     let cases: String = pairs.iter().map(|_| format!(" WHEN {} THEN {}", p.next(), p.next())).collect();
+    let ids = p.list(pairs.len());
     let sql = format!(
         "UPDATE messages SET provider_id = CASE id{cases} ELSE provider_id END, attempts = $2, updated_at = $3, \
            status = CASE WHEN status IN ('sending', 'dead', 'cancelled') THEN 'sent' ELSE status END \
-         WHERE batch_id = $1"
+         WHERE batch_id = $1 AND id IN ({ids})"
     );
     let mut q = sqlx::query(&sql).bind(&batch.id).bind(batch.attempt).bind(now);
-    for (message_id, provider_id) in pairs {
-        q = q.bind(message_id).bind(provider_id);
+    for (message_id, provider_id) in &pairs {
+        q = q.bind(*message_id).bind(*provider_id);
     }
-    q.execute(&mut **tx).await?;
-    Ok(true)
+    for (message_id, _) in &pairs {
+        q = q.bind(*message_id);
+    }
+    q.execute(&mut **tx).await.map(|_| ())
 }
 
 /// Settles a due batch without sending it: the batch to `batch_status`, its

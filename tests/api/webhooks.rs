@@ -229,3 +229,39 @@ async fn an_event_with_a_nul_character_is_refused_with_422() {
     let r = app.webhook("evt-nul", &body).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
 }
+
+// Invariants 5 and 11 inside one group commit: several events for one message
+// in the same transaction leave the highest-ranked status, and a svix-id that
+// appears twice in the group is stored and applied once.
+#[tokio::test]
+async fn events_for_one_message_in_one_group_keep_the_highest_status_and_dedupe() {
+    let (app, t, key, _, id) = sent_campaign("g@example.org").await;
+    let kinds = [
+        ("grp-1", "email.delivered"),
+        ("grp-2", "email.bounced"),
+        ("grp-3", "email.opened"),
+        ("grp-1", "email.delivered"),
+        ("grp-4", "email.delivered"),
+    ];
+    let mut parsed = Vec::new();
+    for (svix, kind) in kinds {
+        let extra = if kind == "email.bounced" { json!({ "bounce": { "type": "Permanent" } }) } else { json!({}) };
+        let body = serde_json::to_vec(&event(kind, &id, extra)).unwrap();
+        parsed.push(mailroom::events::parse_event(svix, &body).unwrap());
+    }
+    let mut group = Vec::new();
+    for e in &parsed {
+        group.push((e, app.store.event_target(e).await.unwrap()));
+    }
+    let outcomes = app.store.apply_events(&group).await.unwrap();
+    use mailroom::store::EventOutcome::{Applied, Duplicate};
+    assert_eq!(outcomes[0], Applied { message_found: true });
+    assert_eq!(outcomes[3], Duplicate, "the second grp-1 in the same group");
+    assert_eq!(app.store.count_rows("webhook_events").await.unwrap(), 4);
+    let counts = message_status(&app, &t, &key).await;
+    assert_eq!(counts["bounced"], 1, "{counts}");
+    assert_eq!(counts["delivered"], 0, "{counts}");
+    let contacts = app.get(&format!("/customers/{t}/contacts"), &key).await;
+    assert_eq!(contacts.body[0]["status"], "bounced", "{}", contacts.body);
+    assert_eq!(contacts.body[0]["is_subscribed"], false);
+}
