@@ -17,6 +17,8 @@ use crate::outbox::{Outbox, OutboxSettings, PacedProvider};
 use crate::provider::resend::ResendProvider;
 use crate::provider::sandbox::SandboxProvider;
 use crate::provider::DeliveryProvider;
+use crate::render::unsubscribe::UnsubscribeLinks;
+use crate::render::Renderer;
 use crate::state::AppState;
 use crate::store::Store;
 
@@ -31,6 +33,7 @@ pub struct Core {
     pub outbox: Outbox,
     pub wake: Arc<Notify>,
     pub events: EventWriter,
+    pub renderer: Arc<Renderer>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -54,6 +57,9 @@ impl Core {
             }
         };
         let wake = Arc::new(Notify::new());
+        let secret = server_secret(&store, config).await?;
+        let renderer =
+            Arc::new(Renderer::new(UnsubscribeLinks::new(&secret, &config.public_url), config.max_html_bytes));
         let outbox = Outbox::new(
             store.clone(),
             provider.clone(),
@@ -73,10 +79,11 @@ impl Core {
                 },
             },
             wake.clone(),
+            renderer.clone(),
         );
         // The API and the domain re-check call the provider too: through the same pacer.
         let provider: Arc<dyn DeliveryProvider> = Arc::new(PacedProvider::new(provider, outbox.pacer(), store.clone()));
-        Ok(Self { store, provider, outbox, wake, events, tasks })
+        Ok(Self { store, provider, outbox, wake, events, renderer, tasks })
     }
 
     /// Runs the worker (and the domain re-check) until `shutdown` resolves, then
@@ -131,6 +138,7 @@ impl Application {
             admin_key_hash: admin_key_hash.into(),
             config: Arc::new(config.clone()),
             events: core.events.clone(),
+            renderer: core.renderer.clone(),
             wake: core.wake.clone(),
             auth_throttle: crate::throttle::AuthThrottle::default(),
             dns,
@@ -261,6 +269,16 @@ async fn admin_key_hash(store: &Store, config: &Config) -> anyhow::Result<String
     }
     // Another process generated one first.
     store.setting("admin_key_hash").await?.context("admin key hash vanished")
+}
+
+/// The secret that signs unsubscribe links: `MAILROOM_SECRET`, else the one
+/// generated at first start and kept in the database.
+async fn server_secret(store: &Store, config: &Config) -> anyhow::Result<String> {
+    if let Some(secret) = &config.secret {
+        return Ok(secret.clone());
+    }
+    store.insert_setting_if_absent("server_secret", &generate_key("mrs_")).await?;
+    store.setting("server_secret").await?.context("the server secret vanished")
 }
 
 pub fn router(state: AppState) -> Router {

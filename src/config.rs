@@ -77,6 +77,10 @@ pub struct Config {
     /// (default 524,288: 512 KiB); larger is a 413. Gmail clips messages over
     /// about 100 KB anyway.
     pub max_html_bytes: usize,
+    /// `MAILROOM_SECRET`: signs unsubscribe links (at least 32 characters).
+    /// When absent, one is generated at first start and kept in the database,
+    /// so links stay valid across restarts and across processes.
+    pub secret: Option<String>,
     /// `DEBUG`: verbose logs (still no addresses or bodies at info level).
     pub debug: bool,
 }
@@ -144,6 +148,13 @@ impl Config {
                 );
             }
         }
+        let secret = get("MAILROOM_SECRET");
+        if secret.as_deref().is_some_and(|s| s.trim().chars().count() < MIN_ADMIN_KEY_CHARS) {
+            bail!(
+                "MAILROOM_SECRET must be at least {MIN_ADMIN_KEY_CHARS} characters (it signs unsubscribe links); \
+                 generate one with `openssl rand -hex 32`"
+            );
+        }
         let debug = matches!(
             get("DEBUG").as_deref().map(str::to_ascii_lowercase).as_deref(),
             Some("1" | "true" | "yes" | "on")
@@ -178,6 +189,7 @@ impl Config {
             allow_unsigned_webhooks,
             metrics_token: get("MAILROOM_METRICS_TOKEN"),
             dns_resolver,
+            secret,
             debug,
         })
     }

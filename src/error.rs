@@ -161,7 +161,8 @@ pub async fn json_error_envelope(res: Response) -> Response {
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    // (Pages for people, such as the unsubscribe pages, carry their own html.)
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return res;
     }

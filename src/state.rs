@@ -24,6 +24,8 @@ pub struct AppState {
     pub dns: crate::domain_auth::dns::DnsChecker,
     /// Failed authentications per key, for the 429 throttle.
     pub auth_throttle: crate::throttle::AuthThrottle,
+    /// Renders mail and signs unsubscribe links.
+    pub renderer: Arc<crate::render::Renderer>,
     /// Wakes the worker when mail is queued, so a transactional send goes out at once.
     pub wake: Arc<Notify>,
 }

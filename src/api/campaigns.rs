@@ -34,6 +34,11 @@ pub struct Campaign {
     /// Messages per status: queued, sending, sent, delivered, opened, clicked,
     /// bounced, complained, failed, dead, suppressed, paused, cancelled.
     counts: BTreeMap<String, i64>,
+    /// Recipients who unsubscribed through this campaign's one-click link.
+    unsubscribed: i64,
+    /// The template this campaign was sent from, and the version it keeps rendering.
+    template_id: Option<String>,
+    template_version: Option<i64>,
     scheduled_at: Option<String>,
     created_at: String,
 }
@@ -90,7 +95,7 @@ fn campaign_status(c: &CampaignRow, counts: &BTreeMap<String, i64>) -> CampaignS
     }
 }
 
-fn to_campaign(c: CampaignRow, counts: &[StatusCount]) -> Campaign {
+fn to_campaign(c: CampaignRow, counts: &[StatusCount], unsubscribes: &[(String, i64)]) -> Campaign {
     let mut by_status: BTreeMap<String, i64> = MessageStatus::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
     for sc in counts.iter().filter(|sc| sc.campaign_id.as_deref() == Some(c.id.as_str())) {
         *by_status.entry(sc.status.clone()).or_default() += sc.n;
@@ -99,6 +104,9 @@ fn to_campaign(c: CampaignRow, counts: &[StatusCount]) -> Campaign {
         status: campaign_status(&c, &by_status).as_str().to_owned(),
         scheduled_at: c.scheduled_at.map(rfc3339),
         counts: by_status,
+        unsubscribed: unsubscribes.iter().find(|(id, _)| *id == c.id).map_or(0, |(_, n)| *n),
+        template_id: c.template_id,
+        template_version: c.template_version,
         targeting: serde_json::from_str(&c.targeting).unwrap_or_default(),
         id: c.id,
         customer_id: c.tenant_id,
@@ -126,7 +134,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn list_campaigns(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Json<Vec<Campaign>>> {
     let rows = state.store.campaigns(&t.tenant_id).await?;
     let counts = state.store.campaign_status_counts(&t.tenant_id, None).await?;
-    Ok(Json(rows.into_iter().map(|c| to_campaign(c, &counts)).collect()))
+    let unsubscribes = state.store.campaign_unsubscribes(&t.tenant_id, None).await?;
+    Ok(Json(rows.into_iter().map(|c| to_campaign(c, &counts, &unsubscribes)).collect()))
 }
 
 /// One campaign with its status and per-status message counts.
@@ -144,7 +153,8 @@ async fn get_campaign(
 async fn campaign_view(state: &AppState, tenant_id: &TenantId, id: &str) -> ApiResult<Campaign> {
     let row = state.store.campaign(tenant_id, id).await?.ok_or(ApiError::NotFound("campaign"))?;
     let counts = state.store.campaign_status_counts(tenant_id, Some(id)).await?;
-    Ok(to_campaign(row, &counts))
+    let unsubscribes = state.store.campaign_unsubscribes(tenant_id, Some(id)).await?;
+    Ok(to_campaign(row, &counts, &unsubscribes))
 }
 
 /// Pause a campaign: nothing more of it is claimed; batches already with the provider finish.

@@ -47,7 +47,7 @@ pub struct ContactPatchIn {
 }
 
 /// Tells a field sent as `null` (`Some(Null)`) from one not sent at all (`None`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+pub(super) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
 }
 

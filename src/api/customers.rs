@@ -22,6 +22,15 @@ pub struct CustomerIn {
     name: String,
 }
 
+/// Absent fields stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerPatchIn {
+    name: Option<String>,
+    /// Append an unsubscribe footer to campaign html that has no `{{unsubscribe_url}}` (default true).
+    unsubscribe_footer: Option<bool>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Customer {
     id: String,
@@ -31,6 +40,8 @@ pub struct Customer {
     domain_verified: bool,
     domain_status: Option<String>,
     resend_domain_id: Option<String>,
+    /// Campaign html without `{{unsubscribe_url}}` gets an unsubscribe footer.
+    unsubscribe_footer: bool,
     created_at: String,
 }
 
@@ -43,6 +54,7 @@ impl From<TenantRow> for Customer {
             domain: t.domain_name,
             domain_status: t.domain_status,
             resend_domain_id: t.resend_domain_id,
+            unsubscribe_footer: t.unsubscribe_footer == 1,
             created_at: rfc3339(t.created_at),
         }
     }
@@ -121,17 +133,23 @@ async fn get_customer(t: TenantAccess, State(state): State<AppState>) -> ApiResu
     Ok(Json(row.into()))
 }
 
-/// Rename a customer.
-#[utoipa::path(patch, path = "/customers/{id}", tag = "customers", params(("id" = String, Path)), request_body = CustomerIn,
+/// Rename a customer, or change its settings.
+#[utoipa::path(patch, path = "/customers/{id}", tag = "customers", params(("id" = String, Path)), request_body = CustomerPatchIn,
     responses((status = 200, body = Customer), (status = 404, body = crate::error::ErrorBody)))]
 async fn update_customer(
     t: TenantAccess,
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<CustomerIn>,
+    ApiJson(body): ApiJson<CustomerPatchIn>,
 ) -> ApiResult<Json<Customer>> {
-    let name = required_text(&body.name, "name", 255)?;
-    let row = state.store.rename_tenant(&t.tenant_id, &name).await?.ok_or(ApiError::NotFound("customer"))?;
-    Ok(Json(row.into()))
+    let name = body.name.as_deref().map(|n| required_text(n, "name", 255)).transpose()?;
+    if let Some(on) = body.unsubscribe_footer {
+        state.store.set_unsubscribe_footer(&t.tenant_id, on).await?;
+    }
+    let row = match name {
+        Some(name) => state.store.rename_tenant(&t.tenant_id, &name).await?,
+        None => state.store.tenant(&t.tenant_id).await?,
+    };
+    Ok(Json(row.ok_or(ApiError::NotFound("customer"))?.into()))
 }
 
 /// Delete a customer and everything it owns (admin only).

@@ -12,6 +12,9 @@ mod idempotency;
 mod metrics;
 mod segments;
 mod send;
+mod suppressions;
+mod templates;
+mod unsubscribe;
 mod webhooks;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -39,6 +42,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(domains::router())
         .merge(contacts::router())
         .merge(segments::router())
+        .merge(templates::router())
+        .merge(suppressions::router())
+        .merge(unsubscribe::router())
         .merge(send::router())
         .merge(campaigns::router())
         .merge(webhooks::router())

@@ -29,11 +29,19 @@ const SUBJECT_MAX: usize = 998; // RFC 5322 line length limit
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendIn {
-    /// `{{first_name}}` is replaced per recipient.
-    subject: String,
-    /// `{{first_name}}` is replaced (HTML-escaped) per recipient.
-    html: String,
+    /// Inline content: `{{first_name}}` is replaced per recipient. Required
+    /// unless `template_id` is given.
+    subject: Option<String>,
+    /// Inline content: `{{first_name}}` is replaced (HTML-escaped) and
+    /// `{{unsubscribe_url}}` filled in per recipient; without the latter an
+    /// unsubscribe footer is added. Required unless `template_id` is given.
+    html: Option<String>,
     text: Option<String>,
+    /// Send this template (its current version) instead of inline content.
+    template_id: Option<String>,
+    /// Values for the template: `{{ order_id }}` or `{{ variables.order_id }}`.
+    #[schema(value_type = Option<Object>)]
+    variables: Option<Value>,
     /// Only contacts with this tag.
     tag: Option<String>,
     /// Only contacts in this segment; wins over `tag`.
@@ -67,9 +75,19 @@ pub struct SendOut {
 #[serde(deny_unknown_fields)]
 pub struct SingleIn {
     to_email: String,
-    subject: String,
-    html: String,
+    /// Required unless `template_id` is given.
+    subject: Option<String>,
+    /// Required unless `template_id` is given.
+    html: Option<String>,
     text: Option<String>,
+    /// Send this template (its current version) instead of inline content.
+    template_id: Option<String>,
+    /// Values for the template.
+    #[schema(value_type = Option<Object>)]
+    variables: Option<Value>,
+    /// Add one-click unsubscribe headers (and a footer, as campaign mail has).
+    #[serde(default)]
+    unsubscribe: bool,
     reply_to: Option<String>,
     from: Option<String>,
     /// Resend tags, as `[{"name", "value"}]` or `{"name": "value"}`.
@@ -203,12 +221,50 @@ fn reply_to(raw: Option<&str>) -> ApiResult<Option<String>> {
         .transpose()
 }
 
-fn content(
-    subject: &str,
-    html: &str,
-    text: Option<&str>,
-    max_bytes: usize,
-) -> ApiResult<(String, String, Option<String>)> {
+/// What a send sends: inline content, or a template at its current version.
+struct Content {
+    subject: String,
+    html: String,
+    text: Option<String>,
+    /// The template and version, when the content is one.
+    template: Option<(String, i64)>,
+    /// The send's `variables` as JSON, for templates.
+    variables: Option<String>,
+}
+
+/// Inline `subject`/`html`/`text`, or `template_id` (+ `variables`): exactly one of the two.
+async fn content(
+    state: &AppState,
+    tenant_id: &TenantId,
+    inline: (Option<&str>, Option<&str>, Option<&str>),
+    template_id: Option<&str>,
+    variables: Option<Value>,
+) -> ApiResult<Content> {
+    let (subject, html, text) = inline;
+    let max_bytes = state.config.max_html_bytes;
+    if let Some(raw) = template_id.map(str::trim).filter(|s| !s.is_empty()) {
+        if subject.is_some() || html.is_some() || text.is_some() {
+            return Err(ApiError::validation(
+                "give either `template_id` or inline `subject`/`html`/`text`, not both",
+            ));
+        }
+        let variables = super::templates::variables(variables)?;
+        let id = parse_id(raw).ok_or(ApiError::NotFound("template"))?;
+        let t = state.store.template(tenant_id, &id, None).await?.ok_or(ApiError::NotFound("template"))?;
+        return Ok(Content {
+            subject: t.subject,
+            html: t.html,
+            text: t.text_body,
+            template: Some((t.id, t.version)),
+            variables: Some(variables.to_string()),
+        });
+    }
+    if variables.is_some() {
+        return Err(ApiError::validation("`variables` needs a `template_id`"));
+    }
+    let (Some(subject), Some(html)) = (subject, html) else {
+        return Err(ApiError::validation("`subject` and `html` are required (or give a `template_id`)"));
+    };
     for (field, len) in [("html", html.len()), ("text", text.map_or(0, str::len))] {
         if len > max_bytes {
             return Err(ApiError::TooLarge(format!(
@@ -222,7 +278,7 @@ fn content(
     }
     // A text body is many lines: only trimmed, and empty means none.
     let text = text.map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
-    Ok((subject, html.to_owned(), text))
+    Ok(Content { subject, html: html.to_owned(), text, template: None, variables: None })
 }
 
 /// Queue a campaign to all subscribed contacts, a tag, or a segment.
@@ -241,8 +297,14 @@ async fn send_campaign(
     let input: SendIn = required_json(&body)?;
     let (domain, warnings) = verified_domain(&state, &t.tenant_id).await?;
     let from = from_address(input.from.as_deref(), &domain)?;
-    let (subject, html, text) =
-        content(&input.subject, &input.html, input.text.as_deref(), state.config.max_html_bytes)?;
+    let content = content(
+        &state,
+        &t.tenant_id,
+        (input.subject.as_deref(), input.html.as_deref(), input.text.as_deref()),
+        input.template_id.as_deref(),
+        input.variables,
+    )
+    .await?;
     let scheduled_at =
         input.scheduled_at.as_deref().map(parse_time).transpose()?.filter(|t| *t > crate::domain::now_ms());
     let targeting = resolve_targeting(
@@ -255,9 +317,11 @@ async fn send_campaign(
     .await?;
     let campaign = NewCampaign {
         id: new_id(),
-        subject,
-        html,
-        text,
+        subject: content.subject,
+        html: content.html,
+        text: content.text,
+        template: content.template,
+        variables: content.variables,
         from_address: from.clone(),
         reply_to: reply_to(input.reply_to.as_deref())?,
         targeting,
@@ -338,8 +402,14 @@ async fn send_single(
     let from = from_address(input.from.as_deref(), &domain)?;
     let to =
         EmailAddress::parse(&input.to_email).map_err(|e| ApiError::Invalid { code: "invalid_email", message: e })?;
-    let (subject, html, text) =
-        content(&input.subject, &input.html, input.text.as_deref(), state.config.max_html_bytes)?;
+    let content = content(
+        &state,
+        &t.tenant_id,
+        (input.subject.as_deref(), input.html.as_deref(), input.text.as_deref()),
+        input.template_id.as_deref(),
+        input.variables,
+    )
+    .await?;
     let tags = resend_tags(input.tags)?;
     if state.store.is_suppressed(&t.tenant_id, &to.normalized()).await? {
         return Err(ApiError::Invalid {
@@ -354,9 +424,12 @@ async fn send_single(
         first_name: contact.as_ref().and_then(|c| c.first_name.clone()),
         contact_id: contact.map(|c| c.id),
         from_address: from.clone(),
-        subject,
-        html,
-        text,
+        subject: content.subject,
+        html: content.html,
+        text: content.text,
+        template: content.template,
+        variables: content.variables,
+        list_unsubscribe: input.unsubscribe,
         reply_to: reply_to(input.reply_to.as_deref())?,
         tags_json: (!tags.is_empty()).then(|| serde_json::to_string(&tags).unwrap_or_default()),
     };

@@ -146,6 +146,15 @@ fn validate(v: &Value, reject: &[String]) -> Result<OutgoingEmail, String> {
     if tags.iter().any(|t| !tag_ok(&t.name) || !tag_ok(&t.value)) {
         return Err("tags may contain only ASCII letters, numbers, underscores, or dashes".into());
     }
+    // Resend: `headers` is an object of custom header names to string values.
+    let headers: Option<std::collections::BTreeMap<String, String>> = match v.get("headers") {
+        None | Some(Value::Null) => None,
+        Some(h) => Some(serde_json::from_value(h.clone()).map_err(|_| "`headers` must be an object of strings")?),
+    };
+    let header_ok = |s: &str| !s.chars().any(|c| c.is_control());
+    if headers.iter().flatten().any(|(k, v)| k.is_empty() || !header_ok(k) || k.contains(':') || !header_ok(v)) {
+        return Err("`headers` names and values must be single-line text".into());
+    }
     Ok(OutgoingEmail {
         from: from.to_owned(),
         to,
@@ -153,6 +162,7 @@ fn validate(v: &Value, reject: &[String]) -> Result<OutgoingEmail, String> {
         html: html.unwrap_or_default().to_owned(),
         text: text.map(str::to_owned),
         reply_to: None,
+        headers,
         tags,
     })
 }
@@ -375,6 +385,7 @@ async fn send(state: MockState, headers: HeaderMap, body: Bytes, batch: bool) ->
                 html: (!e.html.is_empty()).then(|| e.html.clone()),
                 text: e.text.clone(),
                 tags: e.tags.clone(),
+                headers: e.headers.clone().unwrap_or_default(),
                 user_agent: ua.clone(),
                 authorization: auth.clone(),
                 accepted_at_ms: now,

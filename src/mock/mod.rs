@@ -96,6 +96,8 @@ pub struct AcceptedEmail {
     pub html: Option<String>,
     pub text: Option<String>,
     pub tags: Vec<crate::provider::EmailTag>,
+    /// Custom headers (`List-Unsubscribe`, ...).
+    pub headers: std::collections::BTreeMap<String, String>,
     pub user_agent: String,
     pub authorization: String,
     /// When the mock accepted it (epoch ms).

@@ -16,8 +16,8 @@ pub use pacer::Pacer;
 
 use crate::domain::now_ms;
 use crate::provider::{BatchAnswer, DeliveryProvider, ErrorClass, ProviderError};
-use crate::render::outgoing_email;
-use crate::store::{ClaimedMessage, DueBatch, OutboundBatch, Settlement, Store, IDEMPOTENCY_WINDOW_MS};
+use crate::render::Renderer;
+use crate::store::{DueBatch, OutboundBatch, Settlement, Store, IDEMPOTENCY_WINDOW_MS};
 
 #[derive(Clone, Debug)]
 pub struct OutboxSettings {
@@ -74,12 +74,24 @@ pub struct Outbox {
     pacer: Pacer,
     settings: OutboxSettings,
     wake: Arc<Notify>,
+    renderer: Arc<Renderer>,
 }
 
 impl Outbox {
-    pub fn new(store: Store, provider: Arc<dyn DeliveryProvider>, settings: OutboxSettings, wake: Arc<Notify>) -> Self {
+    pub fn new(
+        store: Store,
+        provider: Arc<dyn DeliveryProvider>,
+        settings: OutboxSettings,
+        wake: Arc<Notify>,
+        renderer: Arc<Renderer>,
+    ) -> Self {
         let pacer = Pacer::new(settings.send_rate, settings.campaign_share);
-        Self { store, provider, pacer, settings, wake }
+        Self { store, provider, pacer, settings, wake, renderer }
+    }
+
+    /// Turns claimed messages into the provider's JSON.
+    pub fn renderer(&self) -> &Renderer {
+        &self.renderer
     }
 
     /// The pacer every provider request of this process goes through.
@@ -91,7 +103,7 @@ impl Outbox {
     /// `claim_batches` new batches of one campaign (or one transactional email).
     pub async fn try_dispatch_once(&self) -> anyhow::Result<Step> {
         let lease = self.settings.lease_ms;
-        match self.store.claim_due_batch(lease, render_email).await? {
+        match self.store.claim_due_batch(lease, |m| self.renderer.email_json(m)).await? {
             DueBatch::Claimed(batch) => {
                 metrics::counter!("mailroom_batch_retries_total").increment(1);
                 return self.dispatch_all(vec![batch]).await;
@@ -107,7 +119,9 @@ impl Outbox {
         }
         let claimed = self
             .store
-            .claim_new_batch(lease, self.settings.claim_batches, self.settings.max_batch_bytes, render_email)
+            .claim_new_batch(lease, self.settings.claim_batches, self.settings.max_batch_bytes, |m| {
+                self.renderer.email_json(m)
+            })
             .await?;
         let Some(claimed) = claimed else { return Ok(Step::Empty) };
         if claimed.suppressed > 0 {
@@ -364,11 +378,6 @@ impl Outbox {
             }
         }
     }
-}
-
-/// One email's JSON, as it goes out in a request body.
-pub fn render_email(message: &ClaimedMessage) -> String {
-    serde_json::to_string(&outgoing_email(message)).unwrap_or_default()
 }
 
 /// How long sending pauses after the provider refused the API key, before trying again.

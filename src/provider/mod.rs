@@ -20,6 +20,9 @@ pub struct OutgoingEmail {
     pub text: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// Extra headers: `List-Unsubscribe` and `List-Unsubscribe-Post` (RFC 8058).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<EmailTag>,
 }

@@ -19,6 +19,9 @@ pub struct CampaignRow {
     /// `paused` or `cancelled` when set by hand; otherwise the status follows from the messages.
     pub state: Option<String>,
     pub scheduled_at: Option<i64>,
+    /// The template (and its version) the campaign's content was copied from.
+    pub template_id: Option<String>,
+    pub template_version: Option<i64>,
 }
 
 #[derive(Clone, Debug, FromRow)]
@@ -31,7 +34,8 @@ pub struct StatusCount {
 impl Store {
     pub async fn campaign(&self, tenant_id: &TenantId, id: &str) -> Result<Option<CampaignRow>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at, state, scheduled_at \
+            "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at, state, scheduled_at, \
+               template_id, template_version \
              FROM campaigns WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
         )
         .bind(tenant_id)
@@ -43,7 +47,8 @@ impl Store {
     /// Newest first (ids are time-ordered UUIDs).
     pub async fn campaigns(&self, tenant_id: &TenantId) -> Result<Vec<CampaignRow>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at, state, scheduled_at \
+            "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at, state, scheduled_at, \
+               template_id, template_version \
              FROM campaigns WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY id DESC",
         )
         .bind(tenant_id)

@@ -35,6 +35,10 @@ pub struct NewCampaign {
     pub subject: String,
     pub html: String,
     pub text: Option<String>,
+    /// The template id and version the content is a copy of (rendered as a template).
+    pub template: Option<(String, i64)>,
+    /// The send's `variables` (a JSON object), for a template.
+    pub variables: Option<String>,
     pub from_address: String,
     pub reply_to: Option<String>,
     pub targeting: Targeting,
@@ -51,6 +55,10 @@ pub struct NewSingle {
     pub subject: String,
     pub html: String,
     pub text: Option<String>,
+    pub template: Option<(String, i64)>,
+    pub variables: Option<String>,
+    /// Carry one-click unsubscribe headers, as campaign mail does.
+    pub list_unsubscribe: bool,
     pub reply_to: Option<String>,
     pub tags_json: Option<String>,
 }
@@ -127,8 +135,9 @@ impl Store {
             return Ok(EnqueueOutcome::Repeat(repeat));
         }
         sqlx::query(
-            "INSERT INTO campaigns (id, tenant_id, subject, html, text_body, from_address, reply_to, targeting, recipient_count, created_at, scheduled_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10)",
+            "INSERT INTO campaigns (id, tenant_id, subject, html, text_body, from_address, reply_to, targeting, recipient_count, created_at, scheduled_at, \
+               template_id, template_version, variables) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $12, $13)",
         )
         .bind(&c.id)
         .bind(tenant_id)
@@ -140,6 +149,9 @@ impl Store {
         .bind(c.targeting.to_json())
         .bind(now)
         .bind(c.scheduled_at)
+        .bind(c.template.as_ref().map(|t| t.0.as_str()))
+        .bind(c.template.as_ref().map(|t| t.1))
+        .bind(&c.variables)
         .execute(&mut *tx)
         .await?;
 
@@ -252,8 +264,10 @@ impl Store {
         }
         sqlx::query(&format!(
             "INSERT INTO messages (id, tenant_id, campaign_id, contact_id, to_email, first_name, priority, status, due_at, attempts, \
-               from_address, subject, html, text_body, reply_to, tags, created_at, updated_at) \
-             VALUES ($1, $2, NULL, $3, $4, $5, {PRIORITY_TRANSACTIONAL}, 'queued', $6, 0, $7, $8, $9, $10, $11, $12, $6, $6)"
+               from_address, subject, html, text_body, reply_to, tags, created_at, updated_at, \
+               template_id, template_version, variables, list_unsubscribe) \
+             VALUES ($1, $2, NULL, $3, $4, $5, {PRIORITY_TRANSACTIONAL}, 'queued', $6, 0, $7, $8, $9, $10, $11, $12, $6, $6, \
+               $13, $14, $15, $16)"
         ))
         .bind(&m.id)
         .bind(tenant_id)
@@ -267,6 +281,10 @@ impl Store {
         .bind(&m.text)
         .bind(&m.reply_to)
         .bind(&m.tags_json)
+        .bind(m.template.as_ref().map(|t| t.0.as_str()))
+        .bind(m.template.as_ref().map(|t| t.1))
+        .bind(&m.variables)
+        .bind(i64::from(m.list_unsubscribe))
         .execute(&mut *tx)
         .await?;
         if let Some(key) = key {

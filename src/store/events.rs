@@ -192,14 +192,16 @@ async fn move_messages_forward(
 async fn suppress(tx: &mut sqlx::AnyConnection, m: &EventTarget, reason: &str, now: i64) -> Result<(), sqlx::Error> {
     let email_normalized = m.to_email.to_lowercase();
     sqlx::query(
-        "INSERT INTO suppressions (tenant_id, email_normalized, reason, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (tenant_id, email_normalized) DO UPDATE SET reason = CASE \
-           WHEN suppressions.reason = 'complained' THEN suppressions.reason ELSE excluded.reason END",
+        "INSERT INTO suppressions (tenant_id, email_normalized, reason, source, created_at) VALUES ($1, $2, $3, $5, $4) \
+         ON CONFLICT (tenant_id, email_normalized) DO UPDATE SET \
+           reason = CASE WHEN suppressions.reason = 'complained' THEN suppressions.reason ELSE excluded.reason END, \
+           source = CASE WHEN suppressions.reason = 'complained' THEN suppressions.source ELSE excluded.source END",
     )
     .bind(&m.tenant_id)
     .bind(&email_normalized)
     .bind(reason)
     .bind(now)
+    .bind(&m.id)
     .execute(&mut *tx)
     .await?;
     sqlx::query(

@@ -9,6 +9,8 @@ mod events;
 mod messages;
 mod outbox;
 mod pacer;
+mod suppressions;
+mod templates;
 mod tenants;
 
 use std::str::FromStr;
@@ -27,6 +29,8 @@ pub use messages::MessageRow;
 pub use outbox::{
     BatchShape, ClaimedBatch, ClaimedMessage, DueBatch, OutboundBatch, Settlement, IDEMPOTENCY_WINDOW_MS,
 };
+pub use suppressions::{SuppressionRow, UnsubscribeTarget, Unsuppress};
+pub use templates::{TemplateContent, TemplatePatch, TemplateRow};
 pub use tenants::{ApiKeyRow, KeyOwner, TenantRow};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -25,7 +25,7 @@ pub const IDEMPOTENCY_WINDOW_MS: i64 = 23 * 3_600_000;
 pub const MAX_LOST_CLAIMS: i64 = 5;
 
 /// A queued message as the worker renders it: campaign content already merged in.
-#[derive(Clone, Debug, FromRow)]
+#[derive(Clone, Debug, Default, FromRow)]
 pub struct ClaimedMessage {
     pub id: String,
     pub tenant_id: String,
@@ -40,6 +40,19 @@ pub struct ClaimedMessage {
     pub tags: Option<String>,
     /// 1 when a campaign message's contact is no longer a subscribed, unsuppressed contact.
     pub blocked: i64,
+    /// The contact's, when the message has one.
+    pub last_name: Option<String>,
+    /// The contact's attributes (a JSON object), when the message has a contact.
+    pub attributes: Option<String>,
+    pub tenant_name: String,
+    /// 1: add an unsubscribe footer when the content places no link itself.
+    pub unsubscribe_footer: i64,
+    /// 1: `subject`/`html`/`text_body` are a template (else inline content).
+    pub templated: i64,
+    /// The send's `variables` (a JSON object).
+    pub variables: Option<String>,
+    /// 1: carries List-Unsubscribe headers (all campaign mail; transactional on request).
+    pub list_unsubscribe: i64,
 }
 
 /// What kind of provider request a batch is.
@@ -146,11 +159,19 @@ fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
-/// Columns of [`ClaimedMessage`] for messages `m` joined to their campaign `cp`.
+/// Columns of [`ClaimedMessage`] (all but `blocked`) for messages `m` joined
+/// as in [`CLAIMED_FROM`].
 const CLAIMED_COLUMNS: &str = "m.id, m.tenant_id, m.campaign_id, m.to_email, m.first_name, \
    COALESCE(m.from_address, cp.from_address) AS from_address, COALESCE(m.subject, cp.subject) AS subject, \
    COALESCE(m.html, cp.html) AS html, COALESCE(m.text_body, cp.text_body) AS text_body, \
-   COALESCE(m.reply_to, cp.reply_to) AS reply_to, m.tags";
+   COALESCE(m.reply_to, cp.reply_to) AS reply_to, m.tags, ct.last_name, ct.attributes, tn.name AS tenant_name, \
+   tn.unsubscribe_footer, \
+   CASE WHEN COALESCE(m.template_id, cp.template_id) IS NULL THEN 0 ELSE 1 END AS templated, \
+   COALESCE(m.variables, cp.variables) AS variables, \
+   CASE WHEN m.campaign_id IS NOT NULL OR m.list_unsubscribe = 1 THEN 1 ELSE 0 END AS list_unsubscribe";
+/// Messages `m` with their campaign `cp`, contact `ct` and tenant `tn`.
+const CLAIMED_FROM: &str = "messages m LEFT JOIN campaigns cp ON cp.id = m.campaign_id \
+   LEFT JOIN contacts ct ON ct.id = m.contact_id JOIN tenants tn ON tn.id = m.tenant_id";
 
 impl Store {
     /// Takes the oldest batch whose retry time (or lease) has come and claims it
@@ -160,7 +181,7 @@ impl Store {
     pub async fn claim_due_batch(
         &self,
         lease_ms: i64,
-        render: impl Fn(&ClaimedMessage) -> String,
+        render: impl Fn(&ClaimedMessage) -> Result<String, String>,
     ) -> Result<DueBatch, sqlx::Error> {
         let now = now_ms();
         // A cheap read first: most steps find nothing due, and need no write lock for that.
@@ -195,7 +216,7 @@ impl Store {
         };
         let messages: Vec<(ClaimedMessage, Option<String>, Option<i64>)> = sqlx::query_as::<_, DueMessage>(&format!(
             "SELECT {CLAIMED_COLUMNS}, 0 AS blocked, cp.state AS campaign_state, cp.deleted_at AS campaign_deleted_at \
-             FROM messages m LEFT JOIN campaigns cp ON cp.id = m.campaign_id WHERE m.batch_id = $1 ORDER BY m.id"
+             FROM {CLAIMED_FROM} WHERE m.batch_id = $1 ORDER BY m.id"
         ))
         .bind(&row.id)
         .fetch_all(&mut *tx)
@@ -204,6 +225,12 @@ impl Store {
         .map(|d| (d.message, d.campaign_state, d.campaign_deleted_at))
         .collect();
 
+        // Rendered again as when first claimed (a template can fail for a
+        // recipient whose data changed since: the batch is then given up).
+        let rendered: Result<Vec<String>, String> = match row.payload {
+            Some(_) => Ok(Vec::new()),
+            None => messages.iter().map(|(m, _, _)| render(m)).collect(),
+        };
         let stopped = messages.is_empty()
             || messages.iter().any(|(_, state, deleted)| deleted.is_some() || state.as_deref() == Some("cancelled"));
         let give_up = if stopped {
@@ -216,6 +243,8 @@ impl Store {
                  has passed, so a retry could send it twice; check the provider before retrying this dead letter"
                     .to_owned(),
             ))
+        } else if let Err(reason) = &rendered {
+            Some(("failed", "dead", reason.clone()))
         } else if row.claims - row.attempts >= MAX_LOST_CLAIMS {
             Some((
                 "failed",
@@ -248,10 +277,10 @@ impl Store {
         let transactional = messages.iter().all(|(m, _, _)| m.campaign_id.is_none());
         let single = row.single == 1;
         // Batches written before bodies were rendered on demand carry their body.
-        let payload = match row.payload {
-            Some(p) => p,
-            None => {
-                let emails: Vec<String> = messages.iter().map(|(m, _, _)| render(m)).collect();
+        let payload = match (row.payload, rendered) {
+            (Some(p), _) => p,
+            (None, emails) => {
+                let emails = emails.unwrap_or_default();
                 let body = request_body(&emails, single);
                 if row.payload_hash.as_deref().is_some_and(|h| h != sha256_hex(&body)) {
                     tracing::warn!(batch = %row.id, "a retry renders differently from the first attempt; the provider may refuse it");
@@ -282,7 +311,7 @@ impl Store {
         lease_ms: i64,
         max_batches: usize,
         max_bytes: usize,
-        render: impl Fn(&ClaimedMessage) -> String,
+        render: impl Fn(&ClaimedMessage) -> Result<String, String>,
     ) -> Result<Option<ClaimedBatch>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
@@ -323,7 +352,7 @@ impl Store {
                  SELECT 1 FROM contacts c WHERE c.id = m.contact_id AND c.status = 'subscribed' \
                    AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)) \
                THEN 1 ELSE 0 END AS blocked \
-             FROM messages m LEFT JOIN campaigns cp ON cp.id = m.campaign_id \
+             FROM {CLAIMED_FROM} \
              WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}{}",
             self.skip_locked("m"),
         ))
@@ -337,8 +366,24 @@ impl Store {
             let ids: Vec<&str> = blocked.iter().map(|m| m.id.as_str()).collect();
             set_status(&mut tx, &ids, "suppressed", now, None).await?;
         }
+        // A message whose template cannot be rendered for its recipient becomes
+        // a dead letter with the reason; the others go.
+        let mut rendered = Vec::with_capacity(sendable.len());
+        for m in &sendable {
+            match render(m) {
+                Ok(json) => rendered.push((m, json)),
+                Err(reason) => {
+                    sqlx::query("UPDATE messages SET status = 'dead', last_error = $2, updated_at = $3 WHERE id = $1")
+                        .bind(&m.id)
+                        .bind(&reason)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
         let mut batches = Vec::new();
-        for chunk in chunk_by_size(&sendable, &render, max_bytes) {
+        for chunk in chunk_by_size(rendered, max_bytes) {
             let batch_id = crate::domain::new_id();
             // The key names the batch, so a retry of this exact request is recognised
             // by the provider (Resend keeps keys for 24 hours).
@@ -593,17 +638,15 @@ struct DueMessage {
     campaign_deleted_at: Option<i64>,
 }
 
-/// Groups messages into requests of at most [`MAX_BATCH`] emails and (unless
-/// one email alone is larger) `max_bytes` of body, each email rendered once.
+/// Groups rendered emails into requests of at most [`MAX_BATCH`] emails and
+/// (unless one email alone is larger) `max_bytes` of body.
 fn chunk_by_size<'a>(
-    messages: &'a [ClaimedMessage],
-    render: &impl Fn(&ClaimedMessage) -> String,
+    rendered: Vec<(&'a ClaimedMessage, String)>,
     max_bytes: usize,
 ) -> Vec<Vec<(&'a ClaimedMessage, String)>> {
     let mut chunks: Vec<Vec<(&ClaimedMessage, String)>> = Vec::new();
     let mut bytes = 0;
-    for m in messages {
-        let json = render(m);
+    for (m, json) in rendered {
         let fits = chunks
             .last()
             .is_some_and(|c| (c.len() as i64) < MAX_BATCH && bytes + json.len() < max_bytes.saturating_sub(2));
@@ -762,26 +805,26 @@ mod tests {
             subject: "s".into(),
             html: "x".repeat(1000),
             text_body: None,
-            reply_to: None,
-            tags: None,
-            blocked: 0,
+            ..ClaimedMessage::default()
         }
     }
 
     #[test]
     fn requests_are_capped_by_count_and_by_bytes() {
         let ms: Vec<_> = (0..250).map(|i| message(&format!("m{i:03}"))).collect();
-        let render = |m: &ClaimedMessage| serde_json::json!({ "id": m.id, "html": m.html }).to_string();
-        let by_count = chunk_by_size(&ms, &render, usize::MAX);
+        fn render(ms: &[ClaimedMessage]) -> Vec<(&ClaimedMessage, String)> {
+            ms.iter().map(|m| (m, serde_json::json!({ "id": m.id, "html": m.html }).to_string())).collect()
+        }
+        let by_count = chunk_by_size(render(&ms), usize::MAX);
         assert_eq!(by_count.iter().map(Vec::len).collect::<Vec<_>>(), vec![100, 100, 50]);
-        let by_bytes = chunk_by_size(&ms[..10], &render, 3_500);
+        let by_bytes = chunk_by_size(render(&ms[..10]), 3_500);
         assert_eq!(by_bytes.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 3, 3, 1]);
         for c in &by_bytes {
             let body = request_body(&c.iter().map(|(_, j)| j.clone()).collect::<Vec<_>>(), false);
             assert!(body.len() <= 3_500 || c.len() == 1);
         }
         // One email larger than the cap still goes, alone.
-        assert_eq!(chunk_by_size(&ms[..2], &render, 10).iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 1]);
+        assert_eq!(chunk_by_size(render(&ms[..2]), 10).iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 1]);
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub struct TenantRow {
     pub domain_records: Option<String>,
     /// The DMARC policy last seen in DNS: `none`/`quarantine`/`reject`, `missing`, or unknown.
     pub dmarc_policy: Option<String>,
+    /// 1: campaign html without `{{unsubscribe_url}}` gets an unsubscribe footer.
+    pub unsubscribe_footer: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -41,7 +43,7 @@ pub enum KeyOwner {
 }
 
 const TENANT_COLUMNS: &str =
-    "id, name, domain_name, resend_domain_id, domain_status, domain_records, dmarc_policy, created_at, updated_at";
+    "id, name, domain_name, resend_domain_id, domain_status, domain_records, dmarc_policy, unsubscribe_footer, created_at, updated_at";
 
 impl Store {
     pub async fn setting(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
@@ -58,16 +60,32 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// A new tenant, with the starter templates.
     pub async fn create_tenant(&self, id: &TenantId, name: &str) -> Result<TenantRow, sqlx::Error> {
         let now = now_ms();
-        sqlx::query_as(&format!(
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query_as(&format!(
             "INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3) RETURNING {TENANT_COLUMNS}"
         ))
         .bind(id)
         .bind(name)
         .bind(now)
-        .fetch_one(&self.pool)
-        .await
+        .fetch_one(&mut *tx)
+        .await?;
+        super::templates::insert_starters(&mut tx, id, now).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Whether campaign html without `{{unsubscribe_url}}` gets an unsubscribe footer.
+    pub async fn set_unsubscribe_footer(&self, id: &TenantId, on: bool) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE tenants SET unsubscribe_footer = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(i64::from(on))
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     pub async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRow>, sqlx::Error> {

@@ -1,0 +1,71 @@
+//! One-click unsubscribe (RFC 8058), for recipients rather than API clients:
+//! small HTML pages, no authentication, no cookies, no redirects.
+//!
+//! - `POST /u/{token}` unsubscribes at once (mailbox providers send
+//!   `List-Unsubscribe=One-Click` as a form, or an empty body) and answers 200;
+//! - `GET /u/{token}` only shows a page with a confirm button: link scanners
+//!   follow links, and a GET must never unsubscribe anyone.
+//!
+//! Both are idempotent. A token that is not genuine gets a 404 page that says
+//! nothing about why.
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::ApiResult;
+use crate::render::escape_html;
+use crate::state::AppState;
+use crate::store::UnsubscribeTarget;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().route("/u/{token}", get(confirm_page).post(one_click))
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>{title}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#111827}}\
+         button{{font:inherit;padding:.6rem 1.2rem;border-radius:.4rem;border:0;background:#111827;color:#fff;cursor:pointer}}\
+         @media (prefers-color-scheme: dark){{body{{background:#111827;color:#f9fafb}}button{{background:#f9fafb;color:#111827}}}}</style>\
+         </head><body><main><h1>{title}</h1>{body}</main></body></html>"
+    );
+    (status, [(header::CACHE_CONTROL, "no-store"), (header::REFERRER_POLICY, "no-referrer")], Html(html)).into_response()
+}
+
+fn not_found() -> Response {
+    page(StatusCode::NOT_FOUND, "Link not valid", "<p>This unsubscribe link is not valid.</p>")
+}
+
+async fn target(state: &AppState, token: &str) -> ApiResult<Option<(String, UnsubscribeTarget)>> {
+    let Some(message_id) = state.renderer.links().verify(token) else { return Ok(None) };
+    Ok(state.store.unsubscribe_target(&message_id).await?.map(|t| (message_id, t)))
+}
+
+async fn confirm_page(State(state): State<AppState>, Path(token): Path<String>) -> ApiResult<Response> {
+    let Some((_, t)) = target(&state, &token).await? else { return Ok(not_found()) };
+    let name = escape_html(&t.tenant_name);
+    let token = escape_html(&token);
+    Ok(page(
+        StatusCode::OK,
+        "Unsubscribe",
+        &format!(
+            "<p>Stop receiving marketing email from <strong>{name}</strong>?</p>\
+             <form method=\"post\" action=\"/u/{token}\">\
+             <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
+             <button type=\"submit\">Unsubscribe</button></form>"
+        ),
+    ))
+}
+
+async fn one_click(State(state): State<AppState>, Path(token): Path<String>) -> ApiResult<Response> {
+    let Some((message_id, t)) = target(&state, &token).await? else { return Ok(not_found()) };
+    state.store.unsubscribe(&t, &message_id).await?;
+    tracing::info!(tenant = %t.tenant_id, message = %message_id, "recipient unsubscribed");
+    let name = escape_html(&t.tenant_name);
+    Ok(page(StatusCode::OK, "You are unsubscribed", &format!("<p>{name} will not send you marketing email again.</p>")))
+}

@@ -1,0 +1,183 @@
+//! Tenant templates, rendered with minijinja.
+//!
+//! Templates are written by tenants, so they are untrusted input: syntax is
+//! checked when a template is saved, rendering has a fuel limit (a loop cannot
+//! run away) and a recursion limit, and the output has a size limit. Values
+//! placed into `html` are HTML-escaped; `subject` and `text` are plain text and
+//! are not. An undefined variable renders empty: a missing attribute on one
+//! contact never fails a send.
+
+use std::fmt;
+
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
+
+/// Instructions a render may execute (a template of a few pages of markup
+/// with loops over a contact's attributes uses a few thousand).
+pub const FUEL: u64 = 200_000;
+const RECURSION_LIMIT: usize = 16;
+
+/// The parts of a template, by the names errors use.
+pub const SUBJECT: &str = "subject";
+pub const HTML: &str = "html";
+pub const TEXT: &str = "text";
+
+/// A template that failed to compile or to render: which part, where, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateError {
+    pub part: &'static str,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`", self.part)?;
+        if let Some(line) = self.line {
+            write!(f, " line {line}")?;
+            if let Some(column) = self.column {
+                write!(f, ", column {column}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl TemplateError {
+    fn from_minijinja(part: &'static str, source: &str, e: &minijinja::Error) -> Self {
+        let message = match e.kind() {
+            ErrorKind::OutOfFuel => {
+                "the template does too much work (fuel limit reached): check its loops".to_owned()
+            }
+            _ => match e.detail() {
+                Some(detail) => format!("{}: {detail}", e.kind()),
+                None => e.kind().to_string(),
+            },
+        };
+        // The column is counted in characters from the start of the error's line.
+        let column = e.range().and_then(|r| {
+            let before = source.get(..r.start)?;
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            Some(before[line_start..].chars().count() + 1)
+        });
+        Self { part, line: e.line(), column, message }
+    }
+
+    fn too_large(part: &'static str, len: usize, max: usize) -> Self {
+        Self { part, line: None, column: None, message: format!("renders to {len} bytes; at most {max} are allowed") }
+    }
+}
+
+/// A template's parts, compiled once and rendered many times.
+pub struct Compiled {
+    env: Environment<'static>,
+    has_text: bool,
+    max_output: usize,
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    env.set_fuel(Some(FUEL));
+    env.set_recursion_limit(RECURSION_LIMIT);
+    env.set_keep_trailing_newline(true);
+    env.set_auto_escape_callback(|name| if name == HTML { AutoEscape::Html } else { AutoEscape::None });
+    env
+}
+
+impl Compiled {
+    /// Compiles the parts; a syntax error names the part, line and column.
+    /// `max_output` bounds each rendered part, in bytes.
+    pub fn new(subject: &str, html: &str, text: Option<&str>, max_output: usize) -> Result<Self, TemplateError> {
+        let mut env = environment();
+        for (part, source) in [(SUBJECT, Some(subject)), (HTML, Some(html)), (TEXT, text)] {
+            if let Some(source) = source {
+                env.add_template_owned(part, source.to_owned())
+                    .map_err(|e| TemplateError::from_minijinja(part, source, &e))?;
+            }
+        }
+        Ok(Self { env, has_text: text.is_some(), max_output })
+    }
+
+    /// Renders every part with `ctx`. `text` is `None` when the template has none.
+    pub fn render(&self, ctx: &Value) -> Result<(String, String, Option<String>), TemplateError> {
+        let subject = self.part(SUBJECT, ctx)?;
+        let html = self.part(HTML, ctx)?;
+        let text = if self.has_text { Some(self.part(TEXT, ctx)?) } else { None };
+        Ok((subject, html, text))
+    }
+
+    fn part(&self, part: &'static str, ctx: &Value) -> Result<String, TemplateError> {
+        let template = self.env.get_template(part).map_err(|e| TemplateError::from_minijinja(part, "", &e))?;
+        let out = template.render(ctx).map_err(|e| TemplateError::from_minijinja(part, template.source(), &e))?;
+        if out.len() > self.max_output {
+            return Err(TemplateError::too_large(part, out.len(), self.max_output));
+        }
+        Ok(out)
+    }
+}
+
+/// Plain text from html, for a template or send without its own text part.
+pub fn html_to_text(html: &str) -> String {
+    html2text::from_read(html.as_bytes(), 78).unwrap_or_default().trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minijinja::context;
+
+    fn compile(subject: &str, html: &str, text: Option<&str>) -> Result<Compiled, TemplateError> {
+        Compiled::new(subject, html, text, 100_000)
+    }
+
+    #[test]
+    fn html_is_escaped_but_subject_and_text_are_not() {
+        let t = compile("Hi {{ name }}", "<p>{{ name }}</p>", Some("Hi {{ name }}")).unwrap();
+        let (subject, html, text) = t.render(&context! { name => "<b>A&B</b>" }).unwrap();
+        assert_eq!(subject, "Hi <b>A&B</b>");
+        assert_eq!(html, "<p>&lt;b&gt;A&amp;B&lt;&#x2f;b&gt;</p>");
+        assert_eq!(text.as_deref(), Some("Hi <b>A&B</b>"));
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_part_line_and_column() {
+        let err = compile("ok", "<p>\n  {{ name </p>", None).err().unwrap();
+        assert_eq!(err.part, HTML);
+        assert_eq!(err.line, Some(2));
+        assert!(err.column.is_some(), "{err}");
+        assert!(err.to_string().starts_with("`html` line 2, column"), "{err}");
+    }
+
+    #[test]
+    fn undefined_values_render_empty_even_when_chained() {
+        let t = compile("{{ missing }}", "{{ contact.attributes.plan.name }}|{{ first_name | default('there') }}", None)
+            .unwrap();
+        let (subject, html, _) = t.render(&context! { contact => context! { email => "a@b.c" } }).unwrap();
+        assert_eq!(subject, "");
+        assert_eq!(html, "|there");
+    }
+
+    #[test]
+    fn a_runaway_loop_stops_at_the_fuel_limit() {
+        let t = compile("s", "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", None)
+            .unwrap();
+        let err = t.render(&context! {}).err().unwrap();
+        assert!(err.message.contains("fuel"), "{err}");
+    }
+
+    #[test]
+    fn output_larger_than_the_limit_is_refused() {
+        let t = Compiled::new("s", "{{ 'x' * 5000 }}", None, 1000).unwrap();
+        let err = t.render(&context! {}).err().unwrap();
+        assert!(err.message.contains("at most 1000"), "{err}");
+    }
+
+    #[test]
+    fn text_is_derived_from_html() {
+        let text = html_to_text("<h1>Hello</h1><p>Your order <a href=\"https://x.test/o\">ships</a>.</p>");
+        assert!(text.contains("Hello"), "{text}");
+        assert!(text.contains("https://x.test/o"), "{text}");
+        assert!(!text.contains("<p>"), "{text}");
+    }
+}

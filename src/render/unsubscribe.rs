@@ -1,0 +1,124 @@
+//! One-click unsubscribe links (RFC 8058). A link names one message: from it
+//! mailroom knows the tenant, the recipient and the campaign, and the address
+//! never appears in the link. The token is the message id with an HMAC-SHA256
+//! tag under the server's secret, so a token cannot be guessed, forged, or
+//! walked from one recipient to the next.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Bytes of the tag kept in a token (128 bits).
+const TAG_LEN: usize = 16;
+/// Separates this use of the secret from any other.
+const CONTEXT: &[u8] = b"mailroom/unsubscribe/v1\0";
+
+#[derive(Clone)]
+pub struct UnsubscribeLinks {
+    secret: Vec<u8>,
+    base: String,
+}
+
+impl UnsubscribeLinks {
+    /// `public_url` is where recipients reach this service (`PUBLIC_URL`).
+    pub fn new(secret: &str, public_url: &str) -> Self {
+        Self { secret: secret.as_bytes().to_vec(), base: public_url.trim_end_matches('/').to_owned() }
+    }
+
+    fn mac(&self, id: &[u8; 16]) -> HmacSha256 {
+        // HMAC takes keys of any length: this cannot fail.
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!());
+        mac.update(CONTEXT);
+        mac.update(id);
+        mac
+    }
+
+    /// The token for a message, or `None` if the id is not one of ours.
+    pub fn token(&self, message_id: &str) -> Option<String> {
+        let id = *uuid::Uuid::parse_str(message_id).ok()?.as_bytes();
+        let tag = self.mac(&id).finalize().into_bytes();
+        let mut raw = Vec::with_capacity(16 + TAG_LEN);
+        raw.extend_from_slice(&id);
+        raw.extend_from_slice(&tag[..TAG_LEN]);
+        Some(URL_SAFE_NO_PAD.encode(raw))
+    }
+
+    /// `{PUBLIC_URL}/u/{token}`.
+    pub fn url(&self, message_id: &str) -> Option<String> {
+        self.token(message_id).map(|t| format!("{}/u/{t}", self.base))
+    }
+
+    /// The message a token names, if its tag is genuine (compared in constant time).
+    pub fn verify(&self, token: &str) -> Option<String> {
+        if token.len() > 64 {
+            return None;
+        }
+        let raw = URL_SAFE_NO_PAD.decode(token).ok()?;
+        if raw.len() != 16 + TAG_LEN {
+            return None;
+        }
+        let id: [u8; 16] = raw[..16].try_into().ok()?;
+        self.mac(&id).verify_truncated_left(&raw[16..]).ok()?;
+        Some(uuid::Uuid::from_bytes(id).to_string())
+    }
+}
+
+/// Adds an unsubscribe link at the end of an html body (inside `</body>` when
+/// there is one).
+pub fn html_footer(html: &str, url: &str) -> String {
+    let footer = format!(
+        "<p style=\"margin-top:32px;font-size:12px;color:#6b7280;text-align:center\">\
+         Don't want these emails? <a href=\"{url}\" style=\"color:#6b7280\">Unsubscribe</a>.</p>"
+    );
+    match html.to_ascii_lowercase().rfind("</body>") {
+        Some(at) => format!("{}{footer}{}", &html[..at], &html[at..]),
+        None => format!("{html}\n{footer}"),
+    }
+}
+
+/// Adds an unsubscribe line at the end of a text body.
+pub fn text_footer(text: &str, url: &str) -> String {
+    format!("{}\n\n--\nUnsubscribe: {url}\n", text.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "01a20eb1-e502-7109-8af3-e707f8c190f1";
+
+    #[test]
+    fn a_token_names_its_message_and_nothing_else() {
+        let links = UnsubscribeLinks::new("secret", "https://mail.example.com/");
+        let token = links.token(ID).unwrap();
+        assert_eq!(links.verify(&token).as_deref(), Some(ID));
+        assert_eq!(links.url(ID).unwrap(), format!("https://mail.example.com/u/{token}"));
+        assert!(!token.contains('@'));
+    }
+
+    #[test]
+    fn forged_or_altered_tokens_are_refused() {
+        let links = UnsubscribeLinks::new("secret", "https://x");
+        let token = links.token(ID).unwrap();
+        let other = UnsubscribeLinks::new("other secret", "https://x");
+        assert_eq!(other.verify(&token), None, "another secret");
+        // Another message id with the first one's tag.
+        let mut raw = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        raw[15] ^= 1;
+        assert_eq!(links.verify(&URL_SAFE_NO_PAD.encode(&raw)), None);
+        assert_eq!(links.verify(&token[..token.len() - 1]), None);
+        assert_eq!(links.verify("not a token"), None);
+        assert_eq!(links.verify(""), None);
+    }
+
+    #[test]
+    fn footers_go_inside_the_body() {
+        let html = html_footer("<html><BODY><p>Hi</p></BODY></html>", "https://x/u/t");
+        assert!(html.ends_with("</BODY></html>"), "{html}");
+        assert!(html.contains("href=\"https://x/u/t\""));
+        assert_eq!(text_footer("Hi\n", "u"), "Hi\n\n--\nUnsubscribe: u\n");
+    }
+}

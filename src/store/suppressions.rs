@@ -1,0 +1,185 @@
+//! The suppression list: addresses a tenant never mails again (bounced,
+//! complained, unsubscribed, or added by hand), whatever their contact says,
+//! and the one-click unsubscribe that adds to it.
+
+use sqlx::FromRow;
+
+use super::{Placeholders, Store};
+use crate::domain::{now_ms, TenantId};
+
+#[derive(Clone, Debug, FromRow)]
+pub struct SuppressionRow {
+    pub email_normalized: String,
+    pub reason: String,
+    pub source: Option<String>,
+    pub created_at: i64,
+}
+
+/// What removing a suppression did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unsuppress {
+    Removed,
+    NotFound,
+    /// A complaint is only removed with `force`: mailing someone who marked
+    /// mail as spam hurts the whole account's reputation.
+    NeedsForce,
+}
+
+/// The recipient and tenant a one-click unsubscribe link names.
+#[derive(Clone, Debug, FromRow)]
+pub struct UnsubscribeTarget {
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub to_email: String,
+    pub campaign_id: Option<String>,
+}
+
+impl Store {
+    /// One page of the suppression list in address order, `limit + 1` rows.
+    pub async fn suppressions(
+        &self,
+        tenant_id: &TenantId,
+        reason: Option<&str>,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<SuppressionRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT email_normalized, reason, source, created_at FROM suppressions \
+             WHERE tenant_id = $1 AND ($2 = '' OR reason = $2) AND email_normalized > $3 \
+             ORDER BY email_normalized LIMIT $4",
+        )
+        .bind(tenant_id)
+        .bind(reason.unwrap_or(""))
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Adds addresses (already normalised) with `reason` from `source`; an
+    /// address already suppressed keeps its entry. Returns how many were new.
+    pub async fn add_suppressions(
+        &self,
+        tenant_id: &TenantId,
+        emails: &[String],
+        reason: &str,
+        source: &str,
+    ) -> Result<u64, sqlx::Error> {
+        if emails.is_empty() {
+            return Ok(0);
+        }
+        let mut p = Placeholders::after(4);
+        let rows: Vec<String> = emails.iter().map(|_| format!("($1, {}, $2, $3, $4)", p.next())).collect();
+        let sql = format!(
+            "INSERT INTO suppressions (tenant_id, email_normalized, reason, source, created_at) VALUES {} \
+             ON CONFLICT (tenant_id, email_normalized) DO NOTHING",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(tenant_id).bind(reason).bind(source).bind(now_ms());
+        for e in emails {
+            q = q.bind(e);
+        }
+        let mut tx = self.begin_write().await?;
+        let done = q.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Removes an address from the list. A contact whose status was set by
+    /// that entry (bounced, complained, unsubscribed) is subscribed again.
+    pub async fn remove_suppression(
+        &self,
+        tenant_id: &TenantId,
+        email_normalized: &str,
+        force: bool,
+    ) -> Result<Unsuppress, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let reason: Option<String> =
+            sqlx::query_scalar("SELECT reason FROM suppressions WHERE tenant_id = $1 AND email_normalized = $2")
+                .bind(tenant_id)
+                .bind(email_normalized)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let outcome = match reason.as_deref() {
+            None => Unsuppress::NotFound,
+            Some("complained") if !force => Unsuppress::NeedsForce,
+            Some(reason) => {
+                sqlx::query("DELETE FROM suppressions WHERE tenant_id = $1 AND email_normalized = $2")
+                    .bind(tenant_id)
+                    .bind(email_normalized)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE contacts SET status = 'subscribed', updated_at = $4 \
+                     WHERE tenant_id = $1 AND email_normalized = $2 AND status = $3",
+                )
+                .bind(tenant_id)
+                .bind(email_normalized)
+                .bind(reason)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+                Unsuppress::Removed
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// The recipient a message (named by an unsubscribe link) went to.
+    pub async fn unsubscribe_target(&self, message_id: &str) -> Result<Option<UnsubscribeTarget>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT m.tenant_id, t.name AS tenant_name, m.to_email, m.campaign_id \
+             FROM messages m JOIN tenants t ON t.id = m.tenant_id WHERE m.id = $1",
+        )
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Unsubscribes the recipient of a message, in that message's tenant only:
+    /// the address is suppressed (reason `unsubscribed`, source the campaign,
+    /// or the message for transactional mail) and its contact unsubscribed.
+    /// Idempotent: an address already suppressed keeps its first entry.
+    pub async fn unsubscribe(&self, target: &UnsubscribeTarget, message_id: &str) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        let email_normalized = target.to_email.to_lowercase();
+        sqlx::query(
+            "INSERT INTO suppressions (tenant_id, email_normalized, reason, source, created_at) \
+             VALUES ($1, $2, 'unsubscribed', $3, $4) ON CONFLICT (tenant_id, email_normalized) DO NOTHING",
+        )
+        .bind(&target.tenant_id)
+        .bind(&email_normalized)
+        .bind(target.campaign_id.as_deref().unwrap_or(message_id))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE contacts SET status = 'unsubscribed', updated_at = $3 \
+             WHERE tenant_id = $1 AND email_normalized = $2 AND status = 'subscribed'",
+        )
+        .bind(&target.tenant_id)
+        .bind(&email_normalized)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// Unsubscribes recorded against each of a tenant's campaigns (or one).
+    pub async fn campaign_unsubscribes(
+        &self,
+        tenant_id: &TenantId,
+        campaign_id: Option<&str>,
+    ) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT source, COUNT(*) FROM suppressions WHERE tenant_id = $1 AND reason = 'unsubscribed' \
+             AND source IS NOT NULL AND ($2 = '' OR source = $2) GROUP BY source",
+        )
+        .bind(tenant_id)
+        .bind(campaign_id.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await
+    }
+}
