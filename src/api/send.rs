@@ -244,9 +244,7 @@ async fn content(
     let max_bytes = state.config.max_html_bytes;
     if let Some(raw) = template_id.map(str::trim).filter(|s| !s.is_empty()) {
         if subject.is_some() || html.is_some() || text.is_some() {
-            return Err(ApiError::validation(
-                "give either `template_id` or inline `subject`/`html`/`text`, not both",
-            ));
+            return Err(ApiError::validation("give either `template_id` or inline `subject`/`html`/`text`, not both"));
         }
         let variables = super::templates::variables(variables)?;
         let id = parse_id(raw).ok_or(ApiError::NotFound("template"))?;

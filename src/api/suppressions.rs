@@ -68,9 +68,7 @@ pub struct RemoveParams {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_suppressions, add_suppressions))
-        .routes(routes!(remove_suppression))
+    OpenApiRouter::new().routes(routes!(list_suppressions, add_suppressions)).routes(routes!(remove_suppression))
 }
 
 /// The suppression list in address order, a page at a time; `Link: <...>; rel="next"` points to the next page.
@@ -104,7 +102,9 @@ async fn list_suppressions(
         if let Some(last) = rows.last() {
             let mut next = url::Url::parse("http://x/").map_err(|e| ApiError::BadRequest(e.to_string()))?;
             next.set_path(&format!("/customers/{}/suppressions", t.tenant_id));
-            next.query_pairs_mut().append_pair("limit", &limit.to_string()).append_pair("after", &last.email_normalized);
+            next.query_pairs_mut()
+                .append_pair("limit", &limit.to_string())
+                .append_pair("after", &last.email_normalized);
             if let Some(r) = reason {
                 next.query_pairs_mut().append_pair("reason", r);
             }

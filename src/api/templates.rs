@@ -115,8 +115,10 @@ pub fn variables(raw: Option<Value>) -> ApiResult<Value> {
 }
 
 /// Checks a template's parts: sizes, one-line subject, syntax, and one render
-/// for a sample recipient (so a template that always runs out of fuel is
-/// refused when saved, not when sent).
+/// for a sample recipient, so that a template that runs away (out of fuel,
+/// or too large) even for that one is refused when saved, not when sent.
+/// Other render errors may depend on the data a real send brings: a send
+/// reports those per recipient.
 fn check_content(state: &AppState, c: &TemplateContent) -> ApiResult<()> {
     let max = state.config.max_html_bytes;
     for (field, len) in [("html", c.html.len()), ("text", c.text.as_deref().map_or(0, str::len))] {
@@ -145,8 +147,11 @@ fn check_content(state: &AppState, c: &TemplateContent) -> ApiResult<()> {
         unsubscribe_url: Some("https://example.com/u/preview"),
         tenant_name: "Preview",
     };
-    state.renderer.render_template(&c.subject, &c.html, c.text.as_deref(), &sample).map_err(invalid_template)?;
-    Ok(())
+    state.renderer.compile(&c.subject, &c.html, c.text.as_deref()).map_err(invalid_template)?;
+    match state.renderer.render_template(&c.subject, &c.html, c.text.as_deref(), &sample) {
+        Err(e) if e.runaway => Err(invalid_template(e)),
+        _ => Ok(()),
+    }
 }
 
 pub fn invalid_template(e: crate::render::template::TemplateError) -> ApiError {

@@ -34,7 +34,8 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
          @media (prefers-color-scheme: dark){{body{{background:#111827;color:#f9fafb}}button{{background:#f9fafb;color:#111827}}}}</style>\
          </head><body><main><h1>{title}</h1>{body}</main></body></html>"
     );
-    (status, [(header::CACHE_CONTROL, "no-store"), (header::REFERRER_POLICY, "no-referrer")], Html(html)).into_response()
+    (status, [(header::CACHE_CONTROL, "no-store"), (header::REFERRER_POLICY, "no-referrer")], Html(html))
+        .into_response()
 }
 
 fn not_found() -> Response {

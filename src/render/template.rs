@@ -28,6 +28,9 @@ pub struct TemplateError {
     pub line: Option<usize>,
     pub column: Option<usize>,
     pub message: String,
+    /// The template ran out of fuel or produced too much: whatever the data,
+    /// it does too much work (other render errors may depend on the data).
+    pub runaway: bool,
 }
 
 impl fmt::Display for TemplateError {
@@ -46,9 +49,7 @@ impl fmt::Display for TemplateError {
 impl TemplateError {
     fn from_minijinja(part: &'static str, source: &str, e: &minijinja::Error) -> Self {
         let message = match e.kind() {
-            ErrorKind::OutOfFuel => {
-                "the template does too much work (fuel limit reached): check its loops".to_owned()
-            }
+            ErrorKind::OutOfFuel => "the template does too much work (fuel limit reached): check its loops".to_owned(),
             _ => match e.detail() {
                 Some(detail) => format!("{}: {detail}", e.kind()),
                 None => e.kind().to_string(),
@@ -60,11 +61,21 @@ impl TemplateError {
             let line_start = before.rfind('\n').map_or(0, |i| i + 1);
             Some(before[line_start..].chars().count() + 1)
         });
-        Self { part, line: e.line(), column, message }
+        // Out of fuel, or recursing without end: no data makes it behave.
+        let runaway = matches!(e.kind(), ErrorKind::OutOfFuel)
+            || e.detail().is_some_and(|d| d.contains("recursion limit"))
+            || e.to_string().contains("recursion limit");
+        Self { part, line: e.line(), column, message, runaway }
     }
 
     fn too_large(part: &'static str, len: usize, max: usize) -> Self {
-        Self { part, line: None, column: None, message: format!("renders to {len} bytes; at most {max} are allowed") }
+        Self {
+            part,
+            line: None,
+            column: None,
+            message: format!("renders to {len} bytes; at most {max} are allowed"),
+            runaway: true,
+        }
     }
 }
 
@@ -92,7 +103,9 @@ impl Compiled {
         let mut env = environment();
         for (part, source) in [(SUBJECT, Some(subject)), (HTML, Some(html)), (TEXT, text)] {
             if let Some(source) = source {
+                // Adding may defer parsing: getting the template parses it now.
                 env.add_template_owned(part, source.to_owned())
+                    .and_then(|()| env.get_template(part).map(|_| ()))
                     .map_err(|e| TemplateError::from_minijinja(part, source, &e))?;
             }
         }
@@ -151,8 +164,9 @@ mod tests {
 
     #[test]
     fn undefined_values_render_empty_even_when_chained() {
-        let t = compile("{{ missing }}", "{{ contact.attributes.plan.name }}|{{ first_name | default('there') }}", None)
-            .unwrap();
+        let t =
+            compile("{{ missing }}", "{{ contact.attributes.plan.name }}|{{ first_name | default('there') }}", None)
+                .unwrap();
         let (subject, html, _) = t.render(&context! { contact => context! { email => "a@b.c" } }).unwrap();
         assert_eq!(subject, "");
         assert_eq!(html, "|there");
@@ -164,6 +178,7 @@ mod tests {
             .unwrap();
         let err = t.render(&context! {}).err().unwrap();
         assert!(err.message.contains("fuel"), "{err}");
+        assert!(err.runaway);
     }
 
     #[test]

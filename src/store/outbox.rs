@@ -640,10 +640,7 @@ struct DueMessage {
 
 /// Groups rendered emails into requests of at most [`MAX_BATCH`] emails and
 /// (unless one email alone is larger) `max_bytes` of body.
-fn chunk_by_size<'a>(
-    rendered: Vec<(&'a ClaimedMessage, String)>,
-    max_bytes: usize,
-) -> Vec<Vec<(&'a ClaimedMessage, String)>> {
+fn chunk_by_size(rendered: Vec<(&ClaimedMessage, String)>, max_bytes: usize) -> Vec<Vec<(&ClaimedMessage, String)>> {
     let mut chunks: Vec<Vec<(&ClaimedMessage, String)>> = Vec::new();
     let mut bytes = 0;
     for (m, json) in rendered {

@@ -71,13 +71,15 @@ pub(super) async fn insert_template(
     c: &TemplateContent,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO templates (id, tenant_id, name, version, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $4)")
-        .bind(id)
-        .bind(tenant_id)
-        .bind(&c.name)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO templates (id, tenant_id, name, version, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $4)",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(&c.name)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     insert_version(tx, id, 1, c, now).await
 }
 

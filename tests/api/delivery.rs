@@ -98,8 +98,22 @@ async fn a_batch_claimed_by_a_worker_that_died_is_sent_once_its_lease_runs_out_a
     app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
     // Two workers claim and record a batch each, then die before calling the
     // provider: one lease still runs, the other has run out.
-    let held = app.store.claim_new_batch(60_000, 1, usize::MAX, |m| app.outbox.renderer().email_json(m)).await.unwrap().unwrap().batches.remove(0);
-    let expired = app.store.claim_new_batch(0, 1, usize::MAX, |m| app.outbox.renderer().email_json(m)).await.unwrap().unwrap().batches.remove(0);
+    let held = app
+        .store
+        .claim_new_batch(60_000, 1, usize::MAX, |m| app.outbox.renderer().email_json(m))
+        .await
+        .unwrap()
+        .unwrap()
+        .batches
+        .remove(0);
+    let expired = app
+        .store
+        .claim_new_batch(0, 1, usize::MAX, |m| app.outbox.renderer().email_json(m))
+        .await
+        .unwrap()
+        .unwrap()
+        .batches
+        .remove(0);
 
     assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 100, sent: true });
     let sent = app.mock().accepted();
@@ -220,8 +234,14 @@ async fn campaign_emails_split_out_of_a_batch_too_large_keep_campaign_priority()
     app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
     assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 3, sent: false });
     // The batch was split: its emails now go one by one, but they are still campaign mail.
-    let split =
-        app.store.claim_new_batch(60_000, 1, usize::MAX, |m| app.outbox.renderer().email_json(m)).await.unwrap().unwrap().batches.remove(0);
+    let split = app
+        .store
+        .claim_new_batch(60_000, 1, usize::MAX, |m| app.outbox.renderer().email_json(m))
+        .await
+        .unwrap()
+        .unwrap()
+        .batches
+        .remove(0);
     assert_eq!(split.shape, mailroom::store::BatchShape::CampaignSingle);
     app.post(
         &format!("/customers/{t}/send/single"),
@@ -229,7 +249,14 @@ async fn campaign_emails_split_out_of_a_batch_too_large_keep_campaign_priority()
         json!({ "to_email": "r@example.org", "subject": "s", "html": "h" }),
     )
     .await;
-    let tx = app.store.claim_new_batch(60_000, 1, usize::MAX, |m| app.outbox.renderer().email_json(m)).await.unwrap().unwrap().batches.remove(0);
+    let tx = app
+        .store
+        .claim_new_batch(60_000, 1, usize::MAX, |m| app.outbox.renderer().email_json(m))
+        .await
+        .unwrap()
+        .unwrap()
+        .batches
+        .remove(0);
     assert_eq!(tx.shape, mailroom::store::BatchShape::Transactional);
 }
 

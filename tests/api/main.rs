@@ -19,6 +19,8 @@ mod isolation;
 mod pipeline;
 mod provider_errors;
 mod send;
+mod templates;
+mod unsubscribe;
 mod webhooks;
 
 #[test]
