@@ -55,6 +55,10 @@ pub struct Message {
     provider_id: Option<String>,
     created_at: String,
     updated_at: String,
+    /// The one-click unsubscribe link this email carries in its
+    /// `List-Unsubscribe` header (campaign mail, and transactional mail sent
+    /// with `"unsubscribe": true`).
+    unsubscribe_url: Option<String>,
     events: Vec<MessageEvent>,
 }
 
@@ -235,7 +239,11 @@ async fn get_message(
     let id = path_id(&ids.1, "message")?;
     let m = state.store.message(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("message"))?;
     let events = state.store.message_events(&m.id).await?;
+    let unsubscribe_url = (m.campaign_id.is_some() || m.list_unsubscribe == Some(1))
+        .then(|| state.renderer.links().url(&m.id))
+        .flatten();
     Ok(Json(Message {
+        unsubscribe_url,
         email_id: m.id,
         customer_id: m.tenant_id,
         campaign_id: m.campaign_id,

@@ -17,10 +17,12 @@ pub struct MessageRow {
     pub provider_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// 1 when a transactional message asked for unsubscribe headers.
+    pub list_unsubscribe: Option<i64>,
 }
 
-const MESSAGE_COLUMNS: &str =
-    "id, tenant_id, campaign_id, to_email, status, attempts, last_error, provider_id, created_at, updated_at";
+const MESSAGE_COLUMNS: &str = "id, tenant_id, campaign_id, to_email, status, attempts, last_error, provider_id, \
+     created_at, updated_at, list_unsubscribe";
 
 impl Store {
     /// Dead letters, newest first: of one tenant (or all, for the operator), optionally one campaign.

@@ -51,6 +51,10 @@ async fn the_one_click_link_in_the_headers_unsubscribes_exactly_that_recipient_o
     assert!(!path.to_lowercase().contains("example"), "no address in the link: {path}");
     assert!(pat.html.as_deref().unwrap().contains(&path), "the footer carries the same link");
     assert_ne!(path, link_path(accepted.iter().find(|e| e.to[0] == "sam@example.org").unwrap()));
+    // The message view shows the same link the email carried.
+    let message_id = pat.tags.iter().find(|t| t.name == "message").unwrap().value.clone();
+    let view = app.get(&format!("/customers/{a}/messages/{message_id}"), &key_a).await;
+    assert!(view.body["unsubscribe_url"].as_str().unwrap().ends_with(&path), "{}", view.body);
 
     let (status, page) =
         post_form(&app, &path, "List-Unsubscribe=One-Click", "application/x-www-form-urlencoded").await;
