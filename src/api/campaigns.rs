@@ -2,17 +2,18 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::path_id;
 use crate::auth::TenantAccess;
 use crate::domain::TenantId;
-use crate::domain::{rfc3339, CampaignStatus, MessageStatus};
+use crate::domain::{parse_id, rfc3339, CampaignStatus, MessageStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::{CampaignRow, StatusCount};
@@ -129,6 +130,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(pause_campaign))
         .routes(routes!(resume_campaign))
         .routes(routes!(cancel_campaign))
+        .routes(routes!(campaign_messages))
         .routes(routes!(get_message))
 }
 
@@ -228,6 +230,82 @@ async fn delete_campaign(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct MessageSummary {
+    email_id: String,
+    contact_id: String,
+    to: String,
+    status: String,
+    attempts: i64,
+    last_error: Option<String>,
+    /// The one-click unsubscribe link the email carries in its `List-Unsubscribe` header.
+    unsubscribe_url: Option<String>,
+    updated_at: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MessagePage {
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<String>,
+    /// The `contact_id` of the last message of the previous page.
+    after: Option<String>,
+}
+
+/// A campaign's messages, one per recipient, a page at a time (`Link: <...>; rel="next"`).
+#[utoipa::path(get, path = "/customers/{id}/campaigns/{cid}/messages", tag = "campaigns",
+    params(("id" = String, Path), ("cid" = String, Path), MessagePage),
+    responses((status = 200, body = [MessageSummary]), (status = 404, body = crate::error::ErrorBody)))]
+async fn campaign_messages(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path(ids): Path<(String, String)>,
+    page: Result<Query<MessagePage>, QueryRejection>,
+) -> ApiResult<(HeaderMap, Json<Vec<MessageSummary>>)> {
+    let Query(page) = page.map_err(|e| ApiError::validation(e.body_text()))?;
+    let id = path_id(&ids.1, "campaign")?;
+    state.store.campaign(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("campaign"))?;
+    let limit = match page.limit.as_deref() {
+        None => 100,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => return Err(ApiError::validation("`limit` must be a whole number from 1 to 1000")),
+        },
+    };
+    let after = match page.after.as_deref().filter(|a| !a.is_empty()) {
+        None => String::new(),
+        Some(raw) => parse_id(raw).ok_or_else(|| ApiError::validation("`after` must be a contact id"))?,
+    };
+    let mut rows = state.store.campaign_messages(&t.tenant_id, &id, &after, limit).await?;
+    let mut headers = HeaderMap::new();
+    if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        if let Some((last, _)) = rows.last() {
+            let next = format!(
+                "</customers/{}/campaigns/{id}/messages?limit={limit}&after={last}>; rel=\"next\"",
+                t.tenant_id
+            );
+            if let Ok(v) = HeaderValue::from_str(&next) {
+                headers.insert(header::LINK, v);
+            }
+        }
+    }
+    let out = rows
+        .into_iter()
+        .map(|(contact_id, m)| MessageSummary {
+            unsubscribe_url: state.renderer.links().url(&m.id),
+            email_id: m.id,
+            contact_id,
+            to: m.to_email,
+            status: m.status,
+            attempts: m.attempts,
+            last_error: m.last_error,
+            updated_at: rfc3339(m.updated_at),
+        })
+        .collect();
+    Ok((headers, Json(out)))
+}
+
 /// One message: status, attempts, last error, provider id, and the delivery events received for it.
 #[utoipa::path(get, path = "/customers/{id}/messages/{email_id}", tag = "campaigns", params(("id" = String, Path), ("email_id" = String, Path)),
     responses((status = 200, body = Message), (status = 404, body = crate::error::ErrorBody)))]
@@ -239,9 +317,8 @@ async fn get_message(
     let id = path_id(&ids.1, "message")?;
     let m = state.store.message(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("message"))?;
     let events = state.store.message_events(&m.id).await?;
-    let unsubscribe_url = (m.campaign_id.is_some() || m.list_unsubscribe == Some(1))
-        .then(|| state.renderer.links().url(&m.id))
-        .flatten();
+    let unsubscribe_url =
+        (m.campaign_id.is_some() || m.list_unsubscribe == Some(1)).then(|| state.renderer.links().url(&m.id)).flatten();
     Ok(Json(Message {
         unsubscribe_url,
         email_id: m.id,

@@ -25,6 +25,34 @@ const MESSAGE_COLUMNS: &str = "id, tenant_id, campaign_id, to_email, status, att
      created_at, updated_at, list_unsubscribe";
 
 impl Store {
+    /// One page of a campaign's messages in recipient (contact id) order, the
+    /// order of the campaign's unique index; `limit + 1` rows.
+    pub async fn campaign_messages(
+        &self,
+        tenant_id: &TenantId,
+        campaign_id: &str,
+        after_contact: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, MessageRow)>, sqlx::Error> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            contact_id: String,
+            #[sqlx(flatten)]
+            message: MessageRow,
+        }
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT contact_id, {MESSAGE_COLUMNS} FROM messages WHERE campaign_id = $2 AND tenant_id = $1 \
+             AND contact_id > $3 ORDER BY contact_id LIMIT $4"
+        ))
+        .bind(tenant_id)
+        .bind(campaign_id)
+        .bind(after_contact)
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.contact_id, r.message)).collect())
+    }
+
     /// Dead letters, newest first: of one tenant (or all, for the operator), optionally one campaign.
     pub async fn dead_letters(
         &self,

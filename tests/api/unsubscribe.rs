@@ -55,6 +55,21 @@ async fn the_one_click_link_in_the_headers_unsubscribes_exactly_that_recipient_o
     let message_id = pat.tags.iter().find(|t| t.name == "message").unwrap().value.clone();
     let view = app.get(&format!("/customers/{a}/messages/{message_id}"), &key_a).await;
     assert!(view.body["unsubscribe_url"].as_str().unwrap().ends_with(&path), "{}", view.body);
+    let listed = app.get(&format!("/customers/{a}/campaigns/{cid}/messages?limit=1"), &key_a).await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1, "{}", listed.body);
+    let next = listed.headers["link"].to_str().unwrap().to_owned();
+    let next = &next[next.find('<').unwrap() + 1..next.find('>').unwrap()];
+    let rest = app.get(next, &key_a).await;
+    let both: Vec<_> = listed.body.as_array().unwrap().iter().chain(rest.body.as_array().unwrap()).cloned().collect();
+    assert_eq!(both.len(), 2);
+    let listed_pat = both.iter().find(|m| m["to"] == "Pat@Example.org").unwrap();
+    assert!(listed_pat["unsubscribe_url"].as_str().unwrap().ends_with(&path));
+    let (b_key_view, bad_page) = (
+        app.get(&format!("/customers/{b}/campaigns/{cid}/messages"), &key_b).await,
+        app.get(&format!("/customers/{a}/campaigns/{cid}/messages?after=x"), &key_a).await,
+    );
+    assert_eq!(b_key_view.status, StatusCode::NOT_FOUND, "another tenant's campaign");
+    assert_eq!(bad_page.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     let (status, page) =
         post_form(&app, &path, "List-Unsubscribe=One-Click", "application/x-www-form-urlencoded").await;
