@@ -130,6 +130,13 @@ impl Application {
                  will not suppress anyone; copy the webhook's signing secret from Resend's dashboard"
             );
         }
+        if config.provider == ProviderKind::Resend && !config.public_url.starts_with("https://") {
+            tracing::warn!(
+                public_url = %config.public_url,
+                "PUBLIC_URL is not https: one-click unsubscribe links in campaign mail point there, and Gmail and \
+                 Yahoo expect https; set PUBLIC_URL to this service's public https address"
+            );
+        }
         let dns = crate::domain_auth::dns::DnsChecker::new(config.dns_resolver)?;
         let state = AppState {
             store: core.store.clone(),

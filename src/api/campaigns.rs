@@ -265,13 +265,7 @@ async fn campaign_messages(
     let Query(page) = page.map_err(|e| ApiError::validation(e.body_text()))?;
     let id = path_id(&ids.1, "campaign")?;
     state.store.campaign(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("campaign"))?;
-    let limit = match page.limit.as_deref() {
-        None => 100,
-        Some(raw) => match raw.parse::<i64>() {
-            Ok(n) if (1..=1000).contains(&n) => n,
-            _ => return Err(ApiError::validation("`limit` must be a whole number from 1 to 1000")),
-        },
-    };
+    let limit = super::page_limit(page.limit.as_deref())?;
     let after = match page.after.as_deref().filter(|a| !a.is_empty()) {
         None => String::new(),
         Some(raw) => parse_id(raw).ok_or_else(|| ApiError::validation("`after` must be a contact id"))?,

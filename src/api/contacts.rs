@@ -222,13 +222,7 @@ async fn list_contacts(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> ApiResult<(HeaderMap, Json<Vec<Contact>>)> {
     let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
-    let limit = match params.limit.as_deref() {
-        None => 100,
-        Some(raw) => match raw.parse::<i64>() {
-            Ok(n) if (1..=1000).contains(&n) => n,
-            _ => return Err(ApiError::validation("`limit` must be a whole number from 1 to 1000")),
-        },
-    };
+    let limit = super::page_limit(params.limit.as_deref())?;
     let tag = params.tag.as_deref().map(Tag::parse).transpose().map_err(ApiError::validation)?;
     let after = match params.after.as_deref() {
         None | Some("") => None,

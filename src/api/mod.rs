@@ -117,6 +117,17 @@ pub fn required_text(value: &str, field: &str, max: usize) -> Result<String, Api
     Ok(v.to_owned())
 }
 
+/// A page size from `?limit=`: 1 to 1000, 100 when absent.
+pub fn page_limit(raw: Option<&str>) -> Result<i64, ApiError> {
+    match raw {
+        None => Ok(100),
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(n) if (1..=1000).contains(&n) => Ok(n),
+            _ => Err(ApiError::validation("`limit` must be a whole number from 1 to 1000")),
+        },
+    }
+}
+
 /// Trims an optional one-line text field; empty becomes absent.
 pub fn optional_text(value: Option<&str>, field: &str, max: usize) -> Result<Option<String>, ApiError> {
     match value.map(str::trim).filter(|v| !v.is_empty()) {

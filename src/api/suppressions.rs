@@ -80,13 +80,7 @@ async fn list_suppressions(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> ApiResult<(HeaderMap, Json<Vec<Suppression>>)> {
     let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
-    let limit = match params.limit.as_deref() {
-        None => 100,
-        Some(raw) => match raw.parse::<i64>() {
-            Ok(n) if (1..=1000).contains(&n) => n,
-            _ => return Err(ApiError::validation("`limit` must be a whole number from 1 to 1000")),
-        },
-    };
+    let limit = super::page_limit(params.limit.as_deref())?;
     let reason = match params.reason.as_deref().filter(|r| !r.is_empty()) {
         Some(r) if !REASONS.contains(&r) => {
             return Err(ApiError::validation(format!("`reason` must be one of {}", REASONS.join(", "))))
