@@ -23,6 +23,11 @@ enum Command {
     /// (built with `--features tools`).
     #[cfg(feature = "tools")]
     MockResend(mailroom::mock::MockConfig),
+    /// Run a mock language model (OpenAI chat completions and Anthropic
+    /// Messages, tool calling) that picks tools by simple rules (built with
+    /// `--features tools`).
+    #[cfg(feature = "tools")]
+    MockLlm(mailroom::mock::llm::MockLlmConfig),
     /// Measure mailroom: fanout | webhooks | rate | audience | idle | all
     /// (built with `--features tools`).
     #[cfg(feature = "tools")]
@@ -38,6 +43,14 @@ async fn main() -> anyhow::Result<()> {
             mailroom::telemetry::init(false);
             let mock = mailroom::mock::MockResend::start(config).await?;
             println!("mock Resend listening on {}", mock.url());
+            shutdown_signal().await;
+            Ok(())
+        }
+        #[cfg(feature = "tools")]
+        Command::MockLlm(config) => {
+            mailroom::telemetry::init(false);
+            let mock = mailroom::mock::llm::MockLlm::start(config).await?;
+            println!("mock LLM listening on {} (OpenAI: /v1/chat/completions, Anthropic: /v1/messages)", mock.url());
             shutdown_signal().await;
             Ok(())
         }

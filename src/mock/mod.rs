@@ -7,6 +7,7 @@
 //! every accepted email so tests can count duplicates and losses.
 
 mod handlers;
+pub mod llm;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
