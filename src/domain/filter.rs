@@ -318,22 +318,23 @@ fn parse_test(map: &serde_json::Map<String, Value>, path: &str, kind: ValueKind)
     let value_path = format!("{path}.value");
     let op = map.get("op").and_then(Value::as_str).ok_or_else(|| err(&op_path, "required: a string operator"))?;
     let value = map.get("value");
-    let cmp =
-        match op {
-            "eq" => Some(Cmp::Eq),
-            "ne" => Some(Cmp::Ne),
-            "lt" => Some(Cmp::Lt),
-            "lte" => Some(Cmp::Lte),
-            "gt" => Some(Cmp::Gt),
-            "gte" => Some(Cmp::Gte),
-            "contains" | "starts_with" | "exists" | "in" => None,
-            other => return Err(err(
+    let cmp = match op {
+        "eq" => Some(Cmp::Eq),
+        "ne" => Some(Cmp::Ne),
+        "lt" => Some(Cmp::Lt),
+        "lte" => Some(Cmp::Lte),
+        "gt" => Some(Cmp::Gt),
+        "gte" => Some(Cmp::Gte),
+        "contains" | "starts_with" | "exists" | "in" => None,
+        other => {
+            return Err(err(
                 &op_path,
                 format!(
                     "unknown operator `{other}`; one of eq, ne, lt, lte, gt, gte, contains, starts_with, exists, in"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let refuse = || err(&op_path, format!("`{op}` does not apply to this field"));
     let ordered = matches!(cmp, Some(Cmp::Lt | Cmp::Lte | Cmp::Gt | Cmp::Gte));
     if kind == ValueKind::Status && (ordered || matches!(op, "contains" | "starts_with" | "exists")) {
