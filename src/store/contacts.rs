@@ -401,6 +401,8 @@ const BULK_ROWS: u64 = 10_000;
 
 impl Store {
     /// Generates `n` subscribed contacts `user{i}@{domain}`, all tagged `tag`,
+    /// with attributes `plan` (`free`, `pro`, `team` for `i % 3` = 0, 1, 2) and
+    /// `score` (`i % 100`),
     /// inside the database in two set-based statements (load tests and benchmarks:
     /// far faster than any import). The generators differ per backend.
     pub async fn seed_contacts(
@@ -418,7 +420,10 @@ impl Store {
         let sql = format!(
             "INSERT INTO contacts (id, tenant_id, email, email_normalized, first_name, tags, attributes, status, created_at, updated_at) \
              SELECT {id}, $1, 'user' || CAST(seq.i AS TEXT) || '@' || $3, 'user' || CAST(seq.i AS TEXT) || '@' || $3, \
-               'User' || CAST(seq.i AS TEXT), $4, '{{}}', 'subscribed', $5, $5 FROM {series} WHERE true \
+               'User' || CAST(seq.i AS TEXT), $4, \
+               '{{\"plan\":\"' || (CASE seq.i % 3 WHEN 0 THEN 'free' WHEN 1 THEN 'pro' ELSE 'team' END) \
+                 || '\",\"score\":' || CAST(seq.i % 100 AS TEXT) || '}}', \
+               'subscribed', $5, $5 FROM {series} WHERE true \
              ON CONFLICT (tenant_id, email_normalized) DO NOTHING",
             id = self.sql_sequential_id("$6", "seq.i"),
         );

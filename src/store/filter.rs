@@ -118,10 +118,7 @@ impl Compiler<'_> {
                 format!("({exists} AND NOT COALESCE({eq}, FALSE))")
             }
             Test::Compare(cmp, v) => self.attribute_cmp(&ty, &val, *cmp, v),
-            Test::In(values) => {
-                let parts: Vec<String> = values.iter().map(|v| self.attribute_cmp(&ty, &val, Cmp::Eq, v)).collect();
-                format!("({})", parts.join(" OR "))
-            }
+            Test::In(values) => self.attribute_in(&ty, &val, values),
             Test::Contains(s) => {
                 let p = self.bind(SqlValue::Text(s.clone()));
                 let found = match self.backend {
@@ -135,6 +132,43 @@ impl Compiler<'_> {
                 format!("({ty} = {} AND substr({val}, 1, length({p})) = {p})", self.string_type())
             }
         }
+    }
+
+    /// `in`: one `IN (...)` per kind of value, so the attribute is read once
+    /// per kind rather than once per value.
+    fn attribute_in(&mut self, ty: &str, val: &str, values: &[Scalar]) -> String {
+        let mut parts = Vec::new();
+        let texts: Vec<SqlValue> = values
+            .iter()
+            .filter_map(|v| if let Scalar::Text(s) = v { Some(SqlValue::Text(s.clone())) } else { None })
+            .collect();
+        let numbers: Vec<SqlValue> = values
+            .iter()
+            .filter_map(|v| if let Scalar::Number(n) = v { Some(SqlValue::Float(*n)) } else { None })
+            .collect();
+        if !texts.is_empty() {
+            let list = self.bind_list(texts);
+            parts.push(format!("({ty} = {} AND {} IN ({list}))", self.string_type(), self.bytewise(val)));
+        }
+        if !numbers.is_empty() {
+            let list = self.bind_list(numbers);
+            parts.push(match self.backend {
+                Backend::Sqlite => format!("({ty} IN ('integer', 'real') AND {val} IN ({list}))"),
+                Backend::Postgres => {
+                    format!(
+                        "(CASE WHEN {ty} = 'number' THEN CAST({val} AS DOUBLE PRECISION) IN ({list}) ELSE FALSE END)"
+                    )
+                }
+            });
+        }
+        if parts.is_empty() {
+            return "FALSE".into();
+        }
+        format!("({})", parts.join(" OR "))
+    }
+
+    fn bind_list(&mut self, values: Vec<SqlValue>) -> String {
+        values.into_iter().map(|v| self.bind(v)).collect::<Vec<_>>().join(", ")
     }
 
     fn string_type(&self) -> &'static str {
