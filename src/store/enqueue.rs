@@ -294,7 +294,7 @@ impl Store {
         let rows = bind_values(sqlx::query(&sql).bind(tenant_id), &values).fetch_all(&self.pool).await?;
         let contacts = rows
             .iter()
-            .map(|r| <super::ContactRow as sqlx::FromRow<sqlx::any::AnyRow>>::from_row(r))
+            .map(<super::ContactRow as sqlx::FromRow<sqlx::any::AnyRow>>::from_row)
             .collect::<Result<Vec<_>, _>>()?;
         Ok((count, contacts))
     }
