@@ -44,8 +44,13 @@ pub struct SendIn {
     variables: Option<Value>,
     /// Only contacts with this tag.
     tag: Option<String>,
-    /// Only contacts in this segment; wins over `tag`.
+    /// Only contacts in this segment (static, or dynamic: its filter is
+    /// evaluated now); wins over `tag`.
     segment_id: Option<String>,
+    /// Only contacts matching this filter (the grammar of a dynamic segment's
+    /// `filter`); not together with `tag`, `segment_id` or `resume_from_campaign_id`.
+    #[schema(value_type = Option<Object>)]
+    filter: Option<Value>,
     reply_to: Option<String>,
     /// An address on the customer's verified domain; default `hello@{domain}`.
     from: Option<String>,
@@ -106,7 +111,10 @@ pub struct SingleOut {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(send_campaign)).routes(routes!(send_single)).routes(routes!(audience_count))
+    OpenApiRouter::new()
+        .routes(routes!(send_campaign))
+        .routes(routes!(send_single))
+        .routes(routes!(audience_count, audience_count_of))
 }
 
 /// The customer's sending domain, if it is verified, with the warnings a send
@@ -145,15 +153,25 @@ fn from_address(given: Option<&str>, domain: &str) -> ApiResult<String> {
 }
 
 /// Who a send reaches: an earlier campaign's unsent part, else a segment, else a
-/// tag, else every subscribed contact. Unknown campaigns and segments are 404.
+/// filter, else a tag, else every subscribed contact. Unknown campaigns and
+/// segments are 404; a filter beside other targeting is refused.
 async fn resolve_targeting(
     state: &AppState,
     tenant_id: &TenantId,
     resume: Option<&str>,
     segment_id: Option<&str>,
     tag: Option<&str>,
+    filter: Option<&Value>,
 ) -> ApiResult<Targeting> {
     let present = |v: Option<&str>| v.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    if let Some(filter) = filter.filter(|f| !f.is_null()) {
+        if present(resume).is_some() || present(segment_id).is_some() || present(tag).is_some() {
+            return Err(ApiError::validation(
+                "`filter` cannot be combined with `tag`, `segment_id` or `resume_from_campaign_id`",
+            ));
+        }
+        return Ok(Targeting::Filter { filter: super::segments::parse_filter(filter)?, segment_id: None });
+    }
     if let Some(old) = present(resume) {
         let old = parse_id(&old).ok_or(ApiError::NotFound("campaign"))?;
         state.store.campaign(tenant_id, &old).await?.ok_or(ApiError::NotFound("campaign"))?;
@@ -161,7 +179,10 @@ async fn resolve_targeting(
     }
     if let Some(sid) = present(segment_id) {
         let sid = parse_id(&sid).ok_or(ApiError::NotFound("segment"))?;
-        state.store.segment(tenant_id, &sid).await?.ok_or(ApiError::NotFound("segment"))?;
+        let seg = state.store.segment(tenant_id, &sid).await?.ok_or(ApiError::NotFound("segment"))?;
+        if let Some(filter) = super::segments::stored_filter(&seg)? {
+            return Ok(Targeting::Filter { filter, segment_id: Some(sid) });
+        }
         return Ok(Targeting::Segment(sid));
     }
     match present(tag) {
@@ -199,6 +220,43 @@ async fn audience_count(
         q.resume_from_campaign_id.as_deref(),
         q.segment_id.as_deref(),
         q.tag.as_deref(),
+        None,
+    )
+    .await?;
+    Ok(Json(Audience { count: state.store.audience_count(&t.tenant_id, &targeting).await? }))
+}
+
+/// One way to choose an audience (at most one field; none means everyone).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AudienceIn {
+    /// A dynamic segment's filter grammar (see `POST /customers/{id}/segments`).
+    #[schema(value_type = Option<Object>)]
+    filter: Option<Value>,
+    tag: Option<String>,
+    segment_id: Option<String>,
+}
+
+/// Count the audience of a filter, tag or segment, without sending.
+#[utoipa::path(post, path = "/customers/{id}/audience", tag = "send", params(("id" = String, Path)), request_body = AudienceIn,
+    responses((status = 200, body = Audience), (status = 404, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody, description = "invalid filter (with its path) or more than one targeting")))]
+async fn audience_count_of(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    super::ApiJson(body): super::ApiJson<AudienceIn>,
+) -> ApiResult<Json<Audience>> {
+    let given = [body.filter.as_ref().is_some_and(|f| !f.is_null()), body.tag.is_some(), body.segment_id.is_some()];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(ApiError::validation("give one of `filter`, `tag` or `segment_id`"));
+    }
+    let targeting = resolve_targeting(
+        &state,
+        &t.tenant_id,
+        None,
+        body.segment_id.as_deref(),
+        body.tag.as_deref(),
+        body.filter.as_ref(),
     )
     .await?;
     Ok(Json(Audience { count: state.store.audience_count(&t.tenant_id, &targeting).await? }))
@@ -311,6 +369,7 @@ async fn send_campaign(
         input.resume_from_campaign_id.as_deref(),
         input.segment_id.as_deref(),
         input.tag.as_deref(),
+        input.filter.as_ref(),
     )
     .await?;
     let campaign = NewCampaign {

@@ -276,7 +276,10 @@ pub async fn rate(args: &BenchArgs) -> anyhow::Result<Figures> {
     ]))
 }
 
-/// A large tagged audience: count it, then enqueue a campaign to all of it.
+/// A large tagged audience with attributes (`plan` by `i % 3`, `score` =
+/// `i % 100`): count it by tag (several times: the worst is the figure), by an
+/// attribute filter and by a compound filter, then enqueue a campaign to all of
+/// it by tag and another by a filter matching every contact.
 pub async fn audience(args: &BenchArgs) -> anyhow::Result<Figures> {
     let mock = MockResend::start(MockConfig { port: 0, ..MockConfig::default() }).await?;
     let db = BenchDb::new(args.database_url.as_deref()).await?;
@@ -294,15 +297,31 @@ pub async fn audience(args: &BenchArgs) -> anyhow::Result<Figures> {
         .await?;
     let seed_s = seeded_at.elapsed().as_secs_f64();
     store.close().await;
+    let n = args.audience as u64;
+    let mut count_ms = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let count = server.call(Method::GET, &format!("/customers/{tenant}/audience?tag=news"), &key, None).await?;
+        count_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(count["count"].as_u64() == Some(n), "audience count {} != {n}", count["count"]);
+    }
+    let audience_path = format!("/customers/{tenant}/audience");
+    let eq = json!({ "filter": { "attribute": "plan", "op": "eq", "value": "pro" } });
     let t = Instant::now();
-    let count = server.call(Method::GET, &format!("/customers/{tenant}/audience?tag=news"), &key, None).await?;
-    let count_ms = t.elapsed().as_secs_f64() * 1000.0;
-    anyhow::ensure!(
-        count["count"].as_u64() == Some(args.audience as u64),
-        "audience count {} != {}",
-        count["count"],
-        args.audience
-    );
+    let count = server.call(Method::POST, &audience_path, &key, Some(eq)).await?;
+    let filter_eq_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let pro = (0..n).filter(|i| i % 3 == 1).count() as u64;
+    anyhow::ensure!(count["count"].as_u64() == Some(pro), "plan = pro counted {} != {pro}", count["count"]);
+    let compound = json!({ "filter": { "all": [
+        { "tag": "news" },
+        { "attribute": "plan", "op": "in", "value": ["pro", "team"] },
+        { "not": { "attribute": "score", "op": "lt", "value": 50 } }
+    ] } });
+    let t = Instant::now();
+    let count = server.call(Method::POST, &audience_path, &key, Some(compound)).await?;
+    let filter_compound_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let expected = (0..n).filter(|i| i % 3 != 0 && i % 100 >= 50).count() as u64;
+    anyhow::ensure!(count["count"].as_u64() == Some(expected), "compound counted {} != {expected}", count["count"]);
     let t = Instant::now();
     let r = server
         .call(
@@ -313,13 +332,29 @@ pub async fn audience(args: &BenchArgs) -> anyhow::Result<Figures> {
         )
         .await?;
     let enqueue_s = t.elapsed().as_secs_f64();
-    anyhow::ensure!(r["sent_to"].as_u64() == Some(args.audience as u64), "enqueued {}", r["sent_to"]);
+    anyhow::ensure!(r["sent_to"].as_u64() == Some(n), "enqueued {}", r["sent_to"]);
+    let every_plan = json!({ "attribute": "plan", "op": "in", "value": ["free", "pro", "team"] });
+    let t = Instant::now();
+    let r = server
+        .call(
+            Method::POST,
+            &format!("/customers/{tenant}/send"),
+            &key,
+            Some(json!({ "subject": "s", "html": "h", "filter": every_plan })),
+        )
+        .await?;
+    let filter_enqueue_s = t.elapsed().as_secs_f64();
+    anyhow::ensure!(r["sent_to"].as_u64() == Some(n), "filter enqueued {}", r["sent_to"]);
     let (_, peak) = server.rss_mb();
     drop(server);
     db.remove().await;
     Ok(Figures::from([
-        ("count_ms".into(), count_ms),
+        ("count_ms".into(), count_ms[0]),
+        ("tag_count_max_ms".into(), count_ms.iter().copied().fold(0.0, f64::max)),
+        ("filter_eq_count_ms".into(), filter_eq_ms),
+        ("filter_compound_count_ms".into(), filter_compound_ms),
         ("enqueue_s".into(), enqueue_s),
+        ("filter_enqueue_s".into(), filter_enqueue_s),
         ("seed_s".into(), seed_s),
         ("peak_rss_mb".into(), peak),
     ]))

@@ -2,11 +2,13 @@
 //! one of these, so an invalid address or domain cannot reach the store.
 
 mod email;
+pub mod filter;
 mod name;
 mod status;
 mod text;
 
 pub use email::EmailAddress;
+pub use filter::{FilterError, SegmentFilter};
 pub use name::{DomainName, Tag};
 pub use status::{CampaignStatus, MessageStatus};
 pub use text::{check_single_line, is_header_unsafe, nul_path, redact_addresses, strip_header_unsafe};

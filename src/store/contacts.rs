@@ -51,9 +51,11 @@ pub struct SegmentRow {
     pub name: String,
     pub created_at: i64,
     pub contact_count: i64,
+    /// A dynamic segment's filter (JSON); `None` for a static segment.
+    pub filter: Option<String>,
 }
 
-const CONTACT_COLUMNS: &str =
+pub(super) const CONTACT_COLUMNS: &str =
     "c.id, c.tenant_id, c.email, c.first_name, c.last_name, c.tags, c.attributes, c.status, c.created_at, c.updated_at";
 /// The same columns unqualified, for `RETURNING` (SQLite does not take aliases there).
 const CONTACT_RETURNING: &str =
@@ -228,22 +230,55 @@ impl Store {
     }
 
     pub async fn create_segment(&self, tenant_id: &TenantId, id: &str, name: &str) -> Result<SegmentRow, sqlx::Error> {
+        self.create_segment_with_filter(tenant_id, id, name, None).await
+    }
+
+    /// Creates a segment; with a filter (JSON), a dynamic one.
+    pub async fn create_segment_with_filter(
+        &self,
+        tenant_id: &TenantId,
+        id: &str,
+        name: &str,
+        filter: Option<&str>,
+    ) -> Result<SegmentRow, sqlx::Error> {
         sqlx::query_as(
-            "INSERT INTO segments (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4) \
-             RETURNING id, tenant_id, name, created_at, CAST(0 AS BIGINT) AS contact_count",
+            "INSERT INTO segments (id, tenant_id, name, created_at, filter) VALUES ($1, $2, $3, $4, $5) \
+             RETURNING id, tenant_id, name, created_at, CAST(0 AS BIGINT) AS contact_count, filter",
         )
         .bind(id)
         .bind(tenant_id)
         .bind(name)
         .bind(now_ms())
+        .bind(filter)
         .fetch_one(&self.pool)
         .await
+    }
+
+    /// Renames a segment and/or replaces a dynamic segment's filter; false if
+    /// the tenant has no such segment.
+    pub async fn update_segment(
+        &self,
+        tenant_id: &TenantId,
+        id: &str,
+        name: Option<&str>,
+        filter: Option<&str>,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE segments SET name = COALESCE($3, name), filter = COALESCE($4, filter) WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(name)
+        .bind(filter)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn segments(&self, tenant_id: &TenantId) -> Result<Vec<SegmentRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT s.id, s.tenant_id, s.name, s.created_at, \
-               (SELECT COUNT(*) FROM segment_members m WHERE m.segment_id = s.id) AS contact_count \
+               (SELECT COUNT(*) FROM segment_members m WHERE m.segment_id = s.id) AS contact_count, s.filter \
              FROM segments s WHERE s.tenant_id = $1 ORDER BY s.id",
         )
         .bind(tenant_id)
@@ -254,7 +289,7 @@ impl Store {
     pub async fn segment(&self, tenant_id: &TenantId, id: &str) -> Result<Option<SegmentRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT s.id, s.tenant_id, s.name, s.created_at, \
-               (SELECT COUNT(*) FROM segment_members m WHERE m.segment_id = s.id) AS contact_count \
+               (SELECT COUNT(*) FROM segment_members m WHERE m.segment_id = s.id) AS contact_count, s.filter \
              FROM segments s WHERE s.tenant_id = $1 AND s.id = $2",
         )
         .bind(tenant_id)
@@ -366,6 +401,8 @@ const BULK_ROWS: u64 = 10_000;
 
 impl Store {
     /// Generates `n` subscribed contacts `user{i}@{domain}`, all tagged `tag`,
+    /// with attributes `plan` (`free`, `pro`, `team` for `i % 3` = 0, 1, 2) and
+    /// `score` (`i % 100`),
     /// inside the database in two set-based statements (load tests and benchmarks:
     /// far faster than any import). The generators differ per backend.
     pub async fn seed_contacts(
@@ -383,7 +420,10 @@ impl Store {
         let sql = format!(
             "INSERT INTO contacts (id, tenant_id, email, email_normalized, first_name, tags, attributes, status, created_at, updated_at) \
              SELECT {id}, $1, 'user' || CAST(seq.i AS TEXT) || '@' || $3, 'user' || CAST(seq.i AS TEXT) || '@' || $3, \
-               'User' || CAST(seq.i AS TEXT), $4, '{{}}', 'subscribed', $5, $5 FROM {series} WHERE true \
+               'User' || CAST(seq.i AS TEXT), $4, \
+               '{{\"plan\":\"' || (CASE seq.i % 3 WHEN 0 THEN 'free' WHEN 1 THEN 'pro' ELSE 'team' END) \
+                 || '\",\"score\":' || CAST(seq.i % 100 AS TEXT) || '}}', \
+               'subscribed', $5, $5 FROM {series} WHERE true \
              ON CONFLICT (tenant_id, email_normalized) DO NOTHING",
             id = self.sql_sequential_id("$6", "seq.i"),
         );

@@ -2,8 +2,11 @@
 //! one statement, a transactional email, and counting an audience without
 //! sending. A request's `Idempotency-Key` is reserved in the same transaction.
 
-use super::{Store, StoreError, WriteTx};
-use crate::domain::{now_ms, TenantId};
+use sqlx::Row;
+
+use super::filter::{bind_values, compile, SqlValue};
+use super::{Backend, Placeholders, Store, StoreError, WriteTx};
+use crate::domain::{now_ms, SegmentFilter, TenantId};
 
 /// Priority lanes of the outbox: lower is claimed first.
 pub const PRIORITY_TRANSACTIONAL: i64 = 0;
@@ -16,6 +19,11 @@ pub enum Targeting {
     Segment(String),
     /// The part of an earlier campaign that was never sent.
     Resume(String),
+    /// Contacts matching a filter: given inline, or a dynamic segment's.
+    Filter {
+        filter: SegmentFilter,
+        segment_id: Option<String>,
+    },
 }
 
 impl Targeting {
@@ -25,6 +33,10 @@ impl Targeting {
             Self::Tag(t) => serde_json::json!({ "tag": t }),
             Self::Segment(s) => serde_json::json!({ "segment_id": s }),
             Self::Resume(c) => serde_json::json!({ "resume_from_campaign_id": c }),
+            Self::Filter { filter, segment_id: None } => serde_json::json!({ "filter": filter.source() }),
+            Self::Filter { filter, segment_id: Some(s) } => {
+                serde_json::json!({ "segment_id": s, "filter": filter.source() })
+            }
         }
         .to_string()
     }
@@ -87,33 +99,40 @@ pub enum EnqueueOutcome {
 
 /// `FROM ... WHERE ...` selecting a campaign's audience as contacts `c`: the
 /// tenant (`$1`) subscribed, unsuppressed contacts matching the targeting, whose
-/// value is bound as `$param`. One definition for counting and for enqueueing.
-fn audience(targeting: &Targeting, param: usize) -> (String, String) {
+/// values are bound from `$first` on. One definition for counting and for enqueueing.
+fn audience(backend: Backend, targeting: &Targeting, first: usize, now: i64) -> (String, Vec<SqlValue>) {
     // Each join matches at most one row per contact (its primary or unique key),
     // so no contact is counted or queued twice; joins let the planner start from
     // the small side (a tag's index) rather than scan every contact.
-    let (join, value) = match targeting {
-        Targeting::All => (format!("WHERE ${param} = ${param} AND"), String::new()),
+    let param = first;
+    let (join, values) = match targeting {
+        Targeting::All => ("WHERE".to_owned(), Vec::new()),
         Targeting::Tag(t) => (
             format!("JOIN contact_tags t ON t.contact_id = c.id AND t.tenant_id = $1 AND t.tag = ${param} WHERE"),
-            t.clone(),
+            vec![SqlValue::Text(t.clone())],
         ),
-        Targeting::Segment(s) => {
-            (format!("JOIN segment_members m ON m.contact_id = c.id AND m.segment_id = ${param} WHERE"), s.clone())
-        }
+        Targeting::Segment(s) => (
+            format!("JOIN segment_members m ON m.contact_id = c.id AND m.segment_id = ${param} WHERE"),
+            vec![SqlValue::Text(s.clone())],
+        ),
         Targeting::Resume(old) => (
             format!(
                 "JOIN messages om ON om.contact_id = c.id AND om.campaign_id = ${param} \
                  AND om.status IN ('queued', 'paused', 'cancelled', 'dead') WHERE"
             ),
-            old.clone(),
+            vec![SqlValue::Text(old.clone())],
         ),
+        Targeting::Filter { filter, .. } => {
+            let mut values = Vec::new();
+            let sql = compile(filter, backend, &mut Placeholders::after(first - 1), &mut values, now);
+            (format!("WHERE {sql} AND"), values)
+        }
     };
     let sql = format!(
         "FROM contacts c {join} c.tenant_id = $1 AND c.status = 'subscribed' \
          AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)"
     );
-    (sql, value)
+    (sql, values)
 }
 
 impl Store {
@@ -169,22 +188,19 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let (audience, filter) = audience(&c.targeting, 4);
+        let (audience, values) = audience(self.backend, &c.targeting, 6, now);
         let sql = format!(
             "INSERT INTO messages (id, tenant_id, campaign_id, contact_id, to_email, first_name, priority, status, due_at, attempts, created_at, updated_at) \
-             SELECT {id}, c.tenant_id, $2, c.id, c.email, c.first_name, {PRIORITY_CAMPAIGN}, 'queued', $5, 0, $3, $3 {audience}",
-            id = self.sql_random_id("$6", "ROW_NUMBER() OVER ()"),
+             SELECT {id}, c.tenant_id, $2, c.id, c.email, c.first_name, {PRIORITY_CAMPAIGN}, 'queued', $4, 0, $3, $3 {audience}",
+            id = self.sql_random_id("$5", "ROW_NUMBER() OVER ()"),
         );
-        let recipients = sqlx::query(&sql)
+        let insert = sqlx::query(&sql)
             .bind(tenant_id)
             .bind(&c.id)
             .bind(now)
-            .bind(filter)
             .bind(c.scheduled_at.unwrap_or(now))
-            .bind(super::time_prefix())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .bind(super::time_prefix());
+        let recipients = bind_values(insert, &values).execute(&mut *tx).await?.rows_affected();
         if recipients == 0 {
             tx.rollback().await?;
             return Ok(EnqueueOutcome::NoRecipients);
@@ -223,13 +239,12 @@ impl Store {
                 "EXISTS (SELECT 1 FROM segment_members m WHERE m.segment_id = $2 AND m.contact_id = c.id)",
             ),
             Targeting::Resume(_) => {
-                let (audience, value) = audience(targeting, 2);
-                return sqlx::query_scalar(&format!("SELECT COUNT(*) {audience}"))
-                    .bind(tenant_id)
-                    .bind(value)
-                    .fetch_one(&self.pool)
-                    .await;
+                let (audience, values) = audience(self.backend, targeting, 2, now_ms());
+                let sql = format!("SELECT COUNT(*) {audience}");
+                let row = bind_values(sqlx::query(&sql).bind(tenant_id), &values).fetch_one(&self.pool).await?;
+                return row.try_get(0);
             }
+            Targeting::Filter { filter, .. } => return self.filter_count(tenant_id, filter).await,
         };
         let members: i64 = sqlx::query_scalar(members).bind(tenant_id).bind(&value).fetch_one(&self.pool).await?;
         // Two disjoint sets, each driven from its own small index (unmailable
@@ -246,6 +261,54 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok(members - unmailable)
+    }
+
+    /// A filter's audience, counted like a tag's: the contacts matching it
+    /// (one pass over the tenant's contacts) minus those of them that are
+    /// unmailable or suppressed (found from those small sets), so the count
+    /// does not probe the suppression list once per contact.
+    async fn filter_count(&self, tenant_id: &TenantId, filter: &SegmentFilter) -> Result<i64, sqlx::Error> {
+        let mut values = Vec::new();
+        // One numbering, used by both statements.
+        let member_of = compile(filter, self.backend, &mut Placeholders::after(1), &mut values, now_ms());
+        let sql = format!("SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = $1 AND {member_of}");
+        let members: i64 =
+            bind_values(sqlx::query(&sql).bind(tenant_id), &values).fetch_one(&self.pool).await?.try_get(0)?;
+        let sql = format!(
+            "SELECT (SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = $1 AND c.status <> 'subscribed' AND {member_of}) \
+               + (SELECT COUNT(*) FROM suppressions s WHERE s.tenant_id = $1 AND EXISTS ( \
+                    SELECT 1 FROM contacts c WHERE c.tenant_id = s.tenant_id \
+                      AND c.email_normalized = s.email_normalized AND c.status = 'subscribed' AND {member_of}))"
+        );
+        let unmailable: i64 =
+            bind_values(sqlx::query(&sql).bind(tenant_id), &values).fetch_one(&self.pool).await?.try_get(0)?;
+        Ok(members - unmailable)
+    }
+
+    /// Contacts of the tenant matching a filter, whatever their status (the
+    /// first `limit` by id), and how many there are: a dynamic segment's members now.
+    pub async fn filter_members(
+        &self,
+        tenant_id: &TenantId,
+        filter: &SegmentFilter,
+        limit: i64,
+    ) -> Result<(i64, Vec<super::ContactRow>), sqlx::Error> {
+        let mut values = Vec::new();
+        let member_of = compile(filter, self.backend, &mut Placeholders::after(1), &mut values, now_ms());
+        let sql = format!("SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = $1 AND {member_of}");
+        let count: i64 =
+            bind_values(sqlx::query(&sql).bind(tenant_id), &values).fetch_one(&self.pool).await?.try_get(0)?;
+        let sql = format!(
+            "SELECT {} FROM contacts c WHERE c.tenant_id = $1 AND {member_of} ORDER BY c.id LIMIT {}",
+            super::contacts::CONTACT_COLUMNS,
+            limit.clamp(0, 10_000)
+        );
+        let rows = bind_values(sqlx::query(&sql).bind(tenant_id), &values).fetch_all(&self.pool).await?;
+        let contacts = rows
+            .iter()
+            .map(<super::ContactRow as sqlx::FromRow<sqlx::any::AnyRow>>::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((count, contacts))
     }
 
     /// Queues one transactional message ahead of campaign mail.

@@ -6,6 +6,7 @@ mod campaigns;
 mod contacts;
 mod enqueue;
 mod events;
+mod filter;
 mod messages;
 mod outbox;
 mod pacer;

@@ -18,6 +18,7 @@ mod input;
 mod isolation;
 mod pipeline;
 mod provider_errors;
+mod segments_dynamic;
 mod send;
 mod templates;
 mod unsubscribe;
