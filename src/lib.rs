@@ -12,6 +12,7 @@ pub mod domain;
 pub mod domain_auth;
 pub mod error;
 pub mod events;
+pub mod import;
 #[cfg(feature = "tools")]
 pub mod mock;
 pub mod outbox;

@@ -3,6 +3,7 @@
 
 mod campaigns;
 mod contacts;
+mod contacts_bulk;
 mod customers;
 mod dead_letters;
 mod domains;
@@ -38,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(customers::router())
         .merge(domains::router())
         .merge(contacts::router())
+        .merge(contacts_bulk::router())
         .merge(segments::router())
         .merge(send::router())
         .merge(campaigns::router())

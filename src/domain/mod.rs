@@ -1,11 +1,13 @@
 //! Domain newtypes. Raw strings stop at the HTTP edge: everything past it holds
 //! one of these, so an invalid address or domain cannot reach the store.
 
+pub mod attributes;
 mod email;
 mod name;
 mod status;
 mod text;
 
+pub use attributes::Attributes;
 pub use email::EmailAddress;
 pub use name::{DomainName, Tag};
 pub use status::{CampaignStatus, MessageStatus};

@@ -6,6 +6,7 @@ mod campaigns;
 mod contacts;
 mod enqueue;
 mod events;
+mod import;
 mod messages;
 mod outbox;
 mod pacer;
@@ -23,6 +24,7 @@ pub use campaigns::{CampaignRow, StatusCount};
 pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentRow};
 pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey, Targeting};
 pub use events::{EventOutcome, EventTarget, IncomingEvent, StoredEvent};
+pub use import::{ImportOutcome, ImportRow, OnConflict};
 pub use messages::MessageRow;
 pub use outbox::{
     BatchShape, ClaimedBatch, ClaimedMessage, DueBatch, OutboundBatch, Settlement, IDEMPOTENCY_WINDOW_MS,
