@@ -10,7 +10,7 @@ use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -106,13 +106,15 @@ fn media_type(req: &Request) -> String {
         (String = "text/csv"),
         (String = "application/x-ndjson"),
     )),
-    responses((status = 200, body = Report), (status = 415, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "What was imported: `JsonImportOut` for a JSON body, `Report` for CSV and NDJSON", content(
+        (Report = "application/json"),
+    )), (status = 415, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 async fn import_contacts(
     t: TenantAccess,
     State(state): State<AppState>,
     params: Result<Query<ImportParams>, QueryRejection>,
     req: Request,
-) -> ApiResult<Json<Report>> {
+) -> ApiResult<Response> {
     let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
     let on_conflict = match params.on_conflict.as_deref() {
         None | Some("skip") => OnConflict::Skip,
@@ -136,15 +138,10 @@ async fn import_contacts(
     // Read as a stream, so the global body limit (for buffered JSON) does not apply here.
     let body = req.into_body().into_data_stream();
     let report = import_stream(state.store.clone(), t.tenant_id, format, on_conflict, body).await?;
-    Ok(Json(report))
+    Ok(Json(report).into_response())
 }
 
-async fn import_json(
-    tenant: TenantId,
-    state: AppState,
-    on_conflict: OnConflict,
-    req: Request,
-) -> ApiResult<Json<Report>> {
+async fn import_json(tenant: TenantId, state: AppState, on_conflict: OnConflict, req: Request) -> ApiResult<Response> {
     let ApiJson(body) = ApiJson::<ImportIn>::from_request(req, &state).await?;
     if body.contacts.len() > IMPORT_MAX {
         return Err(ApiError::validation(format!("at most {IMPORT_MAX} contacts per import")));
@@ -157,9 +154,24 @@ async fn import_json(
         .collect::<Result<Vec<_>, _>>()?;
     let outcome = state.store.import_rows(&tenant, rows, on_conflict).await?;
     state.store.imported(outcome.created).await?;
-    let mut report = Report::default();
-    report.add(outcome);
-    Ok(Json(report))
+    // The answer this body has always had; `updated` only when updating was asked for.
+    let mut answer = JsonImportOut { created: outcome.created, skipped: outcome.skipped, updated: None };
+    if on_conflict == OnConflict::Update {
+        answer.updated = Some(outcome.updated);
+    }
+    Ok(Json(answer).into_response())
+}
+
+/// The answer to a JSON import (nothing is rejected: one bad contact refuses the request).
+#[derive(Serialize, ToSchema)]
+pub struct JsonImportOut {
+    /// Contacts created.
+    created: u64,
+    /// Contacts skipped because their email already exists (or repeats within the request).
+    skipped: u64,
+    /// Contacts updated (only with `on_conflict=update`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated: Option<u64>,
 }
 
 /// Guards a cell against formula injection when the file is opened in a

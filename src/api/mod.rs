@@ -28,7 +28,7 @@ pub use metrics::run_queue_gauges;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "mailroom", description = "Multi-tenant email service: contacts, segments, campaigns, a durable outbox and delivery events over one Resend account."),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, contacts_bulk::JsonImportOut)),
     security(("bearer" = []), ("api_key" = []))
 )]
 struct ApiDoc;

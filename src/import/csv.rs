@@ -47,8 +47,9 @@ pub struct CsvRecords {
     ends: Vec<usize>,
     nout: usize,
     nend: usize,
-    /// Most fields a record may have (the header's width once it is known).
+    /// Most fields a record may have: the header's width once it is read.
     max_fields: usize,
+    header_read: bool,
     /// Why the record being read will be dropped (it overflowed a buffer).
     overflow: Option<String>,
     /// Between records: the next byte that is not a line end starts one.
@@ -76,6 +77,7 @@ impl CsvRecords {
             nout: 0,
             nend: 0,
             max_fields: MAX_COLUMNS,
+            header_read: false,
             overflow: None,
             at_record_start: true,
             record_line: 1,
@@ -83,11 +85,6 @@ impl CsvRecords {
             head: Some(Vec::new()),
             finished: false,
         }
-    }
-
-    /// From now on a record with more than `n` fields is dropped.
-    pub fn set_max_fields(&mut self, n: usize) {
-        self.max_fields = n.clamp(1, MAX_COLUMNS);
     }
 
     /// Parses the next bytes of the body, calling `on` for each record completed.
@@ -165,7 +162,11 @@ impl CsvRecords {
                     }
                 }
                 R::OutputEndsFull if self.overflow.is_none() => {
-                    self.overflow = Some(format!("too many columns (more than {})", self.max_fields));
+                    self.overflow = Some(if self.header_read {
+                        format!("too many columns (the header has {})", self.max_fields)
+                    } else {
+                        format!("too many columns (more than {MAX_COLUMNS})")
+                    });
                 }
                 R::OutputFull | R::OutputEndsFull => {}
                 R::Record => {
@@ -176,6 +177,11 @@ impl CsvRecords {
                             line,
                             fields: Fields { data: &self.out[..self.nout], ends: &self.ends[..self.nend] },
                         }),
+                    }
+                    if !self.header_read {
+                        // The first record is the header: no row may be wider.
+                        self.header_read = true;
+                        self.max_fields = self.nend.clamp(1, MAX_COLUMNS);
                     }
                     self.nout = 0;
                     self.nend = 0;
@@ -191,9 +197,8 @@ impl CsvRecords {
 mod tests {
     use super::*;
 
-    fn records(chunks: &[&[u8]], max_fields: usize) -> Vec<(u64, Result<Vec<String>, String>)> {
+    fn records(chunks: &[&[u8]]) -> Vec<(u64, Result<Vec<String>, String>)> {
         let mut r = CsvRecords::new();
-        r.set_max_fields(max_fields);
         let mut got = Vec::new();
         let mut on = |e: Event<'_>| match e {
             Event::Record { line, fields } => got.push((
@@ -218,7 +223,7 @@ mod tests {
     #[test]
     fn quoted_fields_keep_commas_quotes_and_line_ends_and_lines_count_from_the_file() {
         let csv = b"email,name\r\na@x.org,\"Smith, \"\"Jo\"\"\r\nline two\"\r\n\r\nb@x.org,B";
-        let got = records(&[csv], 10);
+        let got = records(&[csv]);
         assert_eq!(got[0], (1, ok(&["email", "name"])));
         assert_eq!(got[1], (2, ok(&["a@x.org", "Smith, \"Jo\"\r\nline two"])));
         assert_eq!(got[2], (5, ok(&["b@x.org", "B"])));
@@ -228,30 +233,32 @@ mod tests {
     #[test]
     fn records_split_across_chunks_anywhere_parse_the_same() {
         let csv: &[u8] = b"\xef\xbb\xbfemail,n\n\"a@x.org\",\"q,\nq\"\nb@x.org,2\n";
-        let whole = records(&[csv], 10);
+        let whole = records(&[csv]);
         for cut in 1..csv.len() {
             let (a, b) = csv.split_at(cut);
-            assert_eq!(records(&[a, b], 10), whole, "cut at {cut}");
+            assert_eq!(records(&[a, b]), whole, "cut at {cut}");
         }
         let bytes: Vec<&[u8]> = csv.chunks(1).collect();
-        assert_eq!(records(&bytes, 10), whole);
+        assert_eq!(records(&bytes), whole);
         assert_eq!(whole[0], (1, ok(&["email", "n"])), "the BOM is dropped");
         assert_eq!(whole[2], (4, ok(&["b@x.org", "2"])));
     }
 
     #[test]
     fn a_row_wider_than_allowed_is_dropped_and_the_next_one_read() {
-        let wide = format!("{}\nok,1\n", vec!["x"; 10_000].join(","));
-        let got = records(&[wide.as_bytes()], 2);
-        assert!(got[0].1.as_ref().unwrap_err().contains("too many columns"));
-        assert_eq!(got[1], (2, ok(&["ok", "1"])));
+        let wide = format!("a,b\n{}\nok,1\n", vec!["x"; 10_000].join(","));
+        let got = records(&[wide.as_bytes()]);
+        assert!(got[1].1.as_ref().unwrap_err().contains("too many columns (the header has 2)"));
+        assert_eq!(got[2], (3, ok(&["ok", "1"])));
+        let header = vec!["h"; 10_000].join(",");
+        assert!(records(&[header.as_bytes()])[0].1.is_err(), "a header is bounded too");
     }
 
     #[test]
     fn an_unclosed_quote_is_bounded_and_reported() {
         let mut body = b"a,\"".to_vec();
         body.extend(std::iter::repeat(b'x').take(2 * MAX_RECORD_BYTES));
-        let got = records(&[&body], 4);
+        let got = records(&[&body]);
         assert_eq!(got.len(), 1);
         assert!(got[0].1.as_ref().unwrap_err().contains("longer than"));
     }

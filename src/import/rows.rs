@@ -168,9 +168,6 @@ impl CsvParser {
         if let Some(e) = self.header_error.take() {
             return Err(ImportError::Invalid(e));
         }
-        if let Some(cols) = &self.columns {
-            self.records.set_max_fields(cols.len());
-        }
         Ok(())
     }
 }
