@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 #[cfg(feature = "tools")]
 pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod domain_auth;
