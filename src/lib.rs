@@ -7,12 +7,14 @@ pub mod app;
 pub mod auth;
 #[cfg(feature = "tools")]
 pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod domain_auth;
 pub mod error;
 pub mod events;
 pub mod llm;
+pub mod import;
 #[cfg(feature = "tools")]
 pub mod mock;
 pub mod outbox;

@@ -19,6 +19,8 @@ enum Command {
     Worker,
     /// Apply database migrations and exit.
     Migrate,
+    /// Import contacts from a CSV or NDJSON file into a running mailroom.
+    Import(mailroom::cli::import::ImportArgs),
     /// Run the Resend-compatible mock server for local development and tests
     /// (built with `--features tools`).
     #[cfg(feature = "tools")]
@@ -28,7 +30,7 @@ enum Command {
     /// `--features tools`).
     #[cfg(feature = "tools")]
     MockLlm(mailroom::mock::llm::MockLlmConfig),
-    /// Measure mailroom: fanout | webhooks | rate | audience | idle | all
+    /// Measure mailroom: fanout | webhooks | rate | audience | import | idle | all
     /// (built with `--features tools`).
     #[cfg(feature = "tools")]
     Bench(mailroom::bench::BenchArgs),
@@ -46,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
             shutdown_signal().await;
             Ok(())
         }
+        Command::Import(args) => mailroom::cli::import::run(&args).await,
         #[cfg(feature = "tools")]
         Command::MockLlm(config) => {
             mailroom::telemetry::init(false);

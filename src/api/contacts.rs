@@ -11,7 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{optional_text, path_id, ApiJson};
 use crate::auth::TenantAccess;
-use crate::domain::{new_id, rfc3339, EmailAddress, Tag};
+use crate::domain::{new_id, rfc3339, Attributes, EmailAddress, Tag};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::{ContactFilter, ContactPatch, ContactRow, NewContact, StoreError};
@@ -19,14 +19,14 @@ use crate::store::{ContactFilter, ContactPatch, ContactRow, NewContact, StoreErr
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactIn {
-    email: String,
-    first_name: Option<String>,
-    last_name: Option<String>,
+    pub(super) email: String,
+    pub(super) first_name: Option<String>,
+    pub(super) last_name: Option<String>,
     #[serde(default)]
-    tags: Vec<String>,
-    /// Any JSON object.
+    pub(super) tags: Vec<String>,
+    /// A flat object of at most 50 keys (`[A-Za-z0-9_]{1,64}`), each a string (at most 1,000 characters), number or boolean.
     #[schema(value_type = Object)]
-    attributes: Option<Value>,
+    pub(super) attributes: Option<Value>,
 }
 
 /// Absent fields stay as they are; `null` clears `first_name`/`last_name`.
@@ -100,14 +100,12 @@ pub struct ListParams {
 const NAME_MAX: usize = 100;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_contact, list_contacts))
-        .routes(routes!(get_contact, update_contact, delete_contact))
-        .routes(routes!(import_contacts))
+    OpenApiRouter::new().routes(routes!(create_contact, list_contacts)).routes(routes!(
+        get_contact,
+        update_contact,
+        delete_contact
+    ))
 }
-
-/// Most contacts accepted by one import request.
-const IMPORT_MAX: usize = 10_000;
 
 fn parse_email(raw: &str) -> Result<EmailAddress, ApiError> {
     EmailAddress::parse(raw).map_err(|e| ApiError::Invalid { code: "invalid_email", message: e })
@@ -123,11 +121,11 @@ fn parse_tags(raw: &[String]) -> Result<Vec<Tag>, ApiError> {
     Ok(tags)
 }
 
+/// Checks `attributes` (see [`Attributes`]); `null` or absent means none given.
 fn attributes_json(v: Option<Value>) -> Result<Option<String>, ApiError> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(v @ Value::Object(_)) => Ok(Some(v.to_string())),
-        Some(_) => Err(ApiError::validation("`attributes` must be a JSON object")),
+        Some(v) => Attributes::parse(&v).map(|a| Some(a.to_json())).map_err(ApiError::validation),
     }
 }
 
@@ -149,20 +147,6 @@ fn duplicate(email: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
     }
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ImportIn {
-    contacts: Vec<ContactIn>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ImportOut {
-    /// Contacts created.
-    created: u64,
-    /// Contacts skipped because their email already exists (or repeats within the request).
-    skipped: u64,
-}
-
 fn new_contact(body: ContactIn) -> Result<NewContact, ApiError> {
     let email = parse_email(&body.email)?;
     Ok(NewContact {
@@ -174,29 +158,6 @@ fn new_contact(body: ContactIn) -> Result<NewContact, ApiError> {
         tags: parse_tags(&body.tags)?,
         attributes_json: attributes_json(body.attributes)?.unwrap_or_else(|| "{}".into()),
     })
-}
-
-/// Add up to 10,000 contacts at once. All are checked first: one invalid
-/// contact rejects the request (422, naming its index) and nothing is stored.
-#[utoipa::path(post, path = "/customers/{id}/contacts/import", tag = "contacts", params(("id" = String, Path)), request_body = ImportIn,
-    responses((status = 200, body = ImportOut), (status = 422, body = crate::error::ErrorBody)))]
-async fn import_contacts(
-    t: TenantAccess,
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<ImportIn>,
-) -> ApiResult<Json<ImportOut>> {
-    if body.contacts.len() > IMPORT_MAX {
-        return Err(ApiError::validation(format!("at most {IMPORT_MAX} contacts per import")));
-    }
-    let total = body.contacts.len() as u64;
-    let contacts = body
-        .contacts
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| new_contact(c).map_err(|e| ApiError::validation(format!("contacts[{i}]: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
-    let created = state.store.import_contacts(&t.tenant_id, &contacts).await?;
-    Ok(Json(ImportOut { created, skipped: total - created }))
 }
 
 /// Add a contact. Emails are unique per customer, case-insensitively.

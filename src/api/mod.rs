@@ -3,6 +3,7 @@
 
 mod campaigns;
 mod contacts;
+mod contacts_bulk;
 mod customers;
 mod dead_letters;
 mod domains;
@@ -30,7 +31,7 @@ pub use metrics::run_queue_gauges;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "mailroom", description = "Multi-tenant email service: contacts, segments, campaigns, a durable outbox and delivery events over one Resend account."),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, contacts_bulk::JsonImportOut)),
     security(("bearer" = []), ("api_key" = []))
 )]
 struct ApiDoc;
@@ -41,6 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(customers::router())
         .merge(domains::router())
         .merge(contacts::router())
+        .merge(contacts_bulk::router())
         .merge(segments::router())
         .merge(templates::router())
         .merge(suppressions::router())

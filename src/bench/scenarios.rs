@@ -371,3 +371,57 @@ pub async fn idle(args: &BenchArgs) -> anyhow::Result<Figures> {
     db.remove().await;
     Ok(Figures::from([("rss_mb".into(), rss)]))
 }
+
+/// Writes an `n`-row contact CSV: names, two tags and two attributes per row.
+fn write_contacts_csv(path: &std::path::Path, n: usize) -> anyhow::Result<u64> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    writeln!(w, "email,first_name,last_name,tags,plan,city")?;
+    for i in 0..n {
+        let plan = if i % 3 == 0 { "pro" } else { "free" };
+        writeln!(w, "user{i}@example.org,First{i},Last{i},news;tier{},{plan},City {}", i % 5, i % 100)?;
+    }
+    w.flush()?;
+    Ok(std::fs::metadata(path)?.len())
+}
+
+/// An N-row CSV streamed to `POST /contacts/import` as `mailroom import` sends
+/// it; the server's peak RSS shows whether the body was ever held whole.
+pub async fn contact_import(args: &BenchArgs) -> anyhow::Result<Figures> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("contacts.csv");
+    let bytes = write_contacts_csv(&path, args.import_rows)?;
+    let db = BenchDb::new(args.database_url.as_deref()).await?;
+    let server = Server::start(&binary(args.mailroom_bin.as_ref())?, &db, &[]).await?;
+    let c = server.call(Method::POST, "/customers", super::server::ADMIN_KEY, Some(json!({ "name": "Bench" }))).await?;
+    let tenant = c["id"].as_str().context("customer id")?.to_owned();
+    let k = server
+        .call(Method::POST, &format!("/customers/{tenant}/api-keys"), super::server::ADMIN_KEY, Some(json!({})))
+        .await?;
+    let key = k["key"].as_str().context("api key")?.to_owned();
+    let upload = crate::cli::import::ImportArgs {
+        file: path,
+        customer: tenant,
+        url: server.base.clone(),
+        key,
+        on_conflict: "skip".into(),
+    };
+    let started = Instant::now();
+    let report = crate::cli::import::upload(&server.http, &upload, &indicatif::ProgressBar::hidden()).await?;
+    let total_s = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        report["created"].as_u64() == Some(args.import_rows as u64),
+        "imported {} of {} rows: {report}",
+        report["created"],
+        args.import_rows
+    );
+    let (_, peak) = server.rss_mb();
+    drop(server);
+    db.remove().await;
+    Ok(Figures::from([
+        ("rows_per_s".into(), args.import_rows as f64 / total_s),
+        ("total_s".into(), total_s),
+        ("file_mb".into(), bytes as f64 / 1e6),
+        ("peak_rss_mb".into(), peak),
+    ]))
+}

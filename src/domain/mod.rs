@@ -1,12 +1,14 @@
 //! Domain newtypes. Raw strings stop at the HTTP edge: everything past it holds
 //! one of these, so an invalid address or domain cannot reach the store.
 
+pub mod attributes;
 mod email;
 pub mod filter;
 mod name;
 mod status;
 mod text;
 
+pub use attributes::Attributes;
 pub use email::EmailAddress;
 pub use filter::{FilterError, SegmentFilter};
 pub use name::{DomainName, Tag};

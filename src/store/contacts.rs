@@ -83,20 +83,17 @@ async fn write_tags(
     Ok(())
 }
 
-/// Inserts a subscribed contact and its tags. With `skip_existing`, an address
-/// the tenant already has is left alone (returns false) instead of an error.
+/// Inserts a subscribed contact and its tags.
 async fn insert_contact(
     tx: &mut sqlx::AnyConnection,
     tenant_id: &TenantId,
     c: &NewContact,
     now: i64,
-    skip_existing: bool,
-) -> Result<bool, sqlx::Error> {
-    let conflict = if skip_existing { " ON CONFLICT (tenant_id, email_normalized) DO NOTHING" } else { "" };
-    let done = sqlx::query(&format!(
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
         "INSERT INTO contacts (id, tenant_id, email, email_normalized, first_name, last_name, tags, attributes, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'subscribed', $9, $9){conflict}"
-    ))
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'subscribed', $9, $9)",
+    )
     .bind(&c.id)
     .bind(tenant_id)
     .bind(&c.email)
@@ -108,18 +105,14 @@ async fn insert_contact(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    let inserted = done.rows_affected() == 1;
-    if inserted {
-        write_tags(tx, tenant_id, &c.id, &c.tags).await?;
-    }
-    Ok(inserted)
+    write_tags(tx, tenant_id, &c.id, &c.tags).await
 }
 
 impl Store {
     pub async fn create_contact(&self, tenant_id: &TenantId, c: NewContact) -> Result<ContactRow, StoreError> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
-        insert_contact(&mut tx, tenant_id, &c, now, false).await.map_err(StoreError::from_sqlx)?;
+        insert_contact(&mut tx, tenant_id, &c, now).await.map_err(StoreError::from_sqlx)?;
         tx.commit().await?;
         Ok(ContactRow {
             tags: tags_json(&c.tags),
@@ -376,28 +369,8 @@ impl Store {
     }
 }
 
-impl Store {
-    /// Inserts many contacts in one transaction; addresses already present are
-    /// skipped. Returns how many were created.
-    pub async fn import_contacts(&self, tenant_id: &TenantId, contacts: &[NewContact]) -> Result<u64, sqlx::Error> {
-        let mut tx = self.begin_write().await?;
-        let now = now_ms();
-        let mut created = 0;
-        for c in contacts {
-            if insert_contact(&mut tx, tenant_id, c, now, true).await? {
-                created += 1;
-            }
-        }
-        tx.commit().await?;
-        if created >= BULK_ROWS {
-            self.refresh_statistics(&["contacts", "contact_tags"]).await?;
-        }
-        Ok(created)
-    }
-}
-
 /// Rows inserted at once past which planner statistics are refreshed.
-const BULK_ROWS: u64 = 10_000;
+pub(super) const BULK_ROWS: u64 = 10_000;
 
 impl Store {
     /// Generates `n` subscribed contacts `user{i}@{domain}`, all tagged `tag`,

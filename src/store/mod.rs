@@ -7,6 +7,7 @@ mod contacts;
 mod enqueue;
 mod events;
 mod filter;
+mod import;
 mod messages;
 mod outbox;
 mod pacer;
@@ -26,6 +27,7 @@ pub use campaigns::{CampaignRow, StatusCount};
 pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentRow};
 pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey, Targeting};
 pub use events::{EventOutcome, EventTarget, IncomingEvent, StoredEvent};
+pub use import::{ImportOutcome, ImportRow, OnConflict};
 pub use messages::MessageRow;
 pub use outbox::{
     BatchShape, ClaimedBatch, ClaimedMessage, DueBatch, OutboundBatch, Settlement, IDEMPOTENCY_WINDOW_MS,

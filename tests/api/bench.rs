@@ -17,6 +17,7 @@ async fn every_bench_scenario_runs_at_small_scale() {
         rate_seconds: 2,
         rate_limit: 10,
         audience: 2_000,
+        import_rows: 3_000,
         json: None,
         mailroom_bin: Some(env!("CARGO_BIN_EXE_mailroom").into()),
     };
@@ -35,6 +36,8 @@ async fn every_bench_scenario_runs_at_small_scale() {
         "audience.count_ms",
         "audience.enqueue_s",
         "audience.peak_rss_mb",
+        "import.rows_per_s",
+        "import.peak_rss_mb",
         "idle.rss_mb",
     ] {
         assert!(f.get(key).is_some_and(|v| v.is_finite() && *v >= 0.0), "{key}: {:?}", f.get(key));

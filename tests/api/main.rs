@@ -14,6 +14,7 @@ mod domain_records;
 mod exactly_once;
 mod health;
 mod hostile_input;
+mod import;
 mod input;
 mod isolation;
 mod pipeline;

@@ -1,0 +1,272 @@
+//! Contacts in bulk: import (a JSON list, or CSV / NDJSON streamed at any size)
+//! and a streamed CSV export of them all.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::contacts::ContactIn;
+use super::ApiJson;
+use crate::auth::TenantAccess;
+use crate::domain::attributes::check_key;
+use crate::domain::{rfc3339, Attributes, TenantId};
+use crate::error::{ApiError, ApiResult};
+use crate::import::{build_row, import_stream, Format, ImportError, Report, RowInput};
+use crate::state::AppState;
+use crate::store::{ContactRow, ImportRow, OnConflict, Store};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(import_contacts)).routes(routes!(export_contacts))
+}
+
+/// Most contacts in one JSON import (CSV and NDJSON have no limit).
+const IMPORT_MAX: usize = 10_000;
+/// Contacts read per page of an export.
+const EXPORT_PAGE: i64 = 5_000;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportIn {
+    contacts: Vec<ContactIn>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ImportParams {
+    /// What to do with an address the customer already has: `skip` (the
+    /// default) leaves it alone; `update` sets the names given, merges the
+    /// attributes key by key and adds the tags. A contact's status is never
+    /// changed by an import.
+    on_conflict: Option<String>,
+}
+
+impl From<ImportError> for ApiError {
+    fn from(e: ImportError) -> Self {
+        match e {
+            ImportError::Invalid(m) => ApiError::validation(m),
+            ImportError::Body(m) => ApiError::BadRequest(m),
+            ImportError::Db(e) => e.into(),
+        }
+    }
+}
+
+fn json_row(i: usize, c: ContactIn) -> Result<ImportRow, String> {
+    let attributes = match &c.attributes {
+        None | Some(Value::Null) => Attributes::default(),
+        Some(v) => Attributes::parse(v)?,
+    };
+    build_row(RowInput {
+        line: i as u64 + 1,
+        email: &c.email,
+        first_name: c.first_name.as_deref(),
+        last_name: c.last_name.as_deref(),
+        tags: c.tags.iter().map(String::as_str).collect(),
+        attributes,
+    })
+}
+
+/// The media type of a request, lower-cased, without parameters.
+fn media_type(req: &Request) -> String {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Import contacts.
+///
+/// * `application/json`: `{"contacts": [...]}`, at most 10,000; all are checked
+///   first and one invalid contact refuses the request (422 naming its index).
+/// * `text/csv`: a header line names the columns: `email` (required),
+///   `first_name`, `last_name`, `tags` (`;`-separated); every other column is a
+///   string attribute (an empty cell is absent). `status` and `created_at`
+///   columns (as in an export) are ignored.
+/// * `application/x-ndjson`: one JSON contact per line, fields as in `POST /contacts`.
+///
+/// CSV and NDJSON bodies may be of any size: they are read as they arrive and
+/// written in transactions of 2,000 rows. A bad row is reported by line in
+/// `errors` and the rest are imported. Suppressed addresses are imported as
+/// `unsubscribed`.
+#[utoipa::path(post, path = "/customers/{id}/contacts/import", tag = "contacts",
+    params(("id" = String, Path), ImportParams),
+    request_body(description = "Contacts as a JSON list, a CSV file or NDJSON lines", content(
+        (ImportIn = "application/json"),
+        (String = "text/csv"),
+        (String = "application/x-ndjson"),
+    )),
+    responses((status = 200, description = "What was imported: `JsonImportOut` for a JSON body, `Report` for CSV and NDJSON", content(
+        (Report = "application/json"),
+    )), (status = 415, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn import_contacts(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    params: Result<Query<ImportParams>, QueryRejection>,
+    req: Request,
+) -> ApiResult<Response> {
+    let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
+    let on_conflict = match params.on_conflict.as_deref() {
+        None | Some("skip") => OnConflict::Skip,
+        Some("update") => OnConflict::Update,
+        Some(_) => return Err(ApiError::validation("`on_conflict` must be `skip` or `update`")),
+    };
+    let format = match media_type(&req).as_str() {
+        "text/csv" => Format::Csv,
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => {
+            Format::Ndjson
+        }
+        m if m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")) => {
+            return import_json(t.tenant_id, state, on_conflict, req).await;
+        }
+        _ => {
+            return Err(ApiError::UnsupportedMediaType(
+                "expected `Content-Type: text/csv`, `application/x-ndjson` or `application/json`".into(),
+            ))
+        }
+    };
+    // Read as a stream, so the global body limit (for buffered JSON) does not apply here.
+    let body = req.into_body().into_data_stream();
+    let report = import_stream(state.store.clone(), t.tenant_id, format, on_conflict, body).await?;
+    Ok(Json(report).into_response())
+}
+
+async fn import_json(tenant: TenantId, state: AppState, on_conflict: OnConflict, req: Request) -> ApiResult<Response> {
+    let ApiJson(body) = ApiJson::<ImportIn>::from_request(req, &state).await?;
+    if body.contacts.len() > IMPORT_MAX {
+        return Err(ApiError::validation(format!("at most {IMPORT_MAX} contacts per import")));
+    }
+    let rows = body
+        .contacts
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| json_row(i, c).map_err(|e| ApiError::validation(format!("contacts[{i}]: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outcome = state.store.import_rows(&tenant, rows, on_conflict).await?;
+    state.store.imported(outcome.created).await?;
+    // The answer this body has always had; `updated` only when updating was asked for.
+    let mut answer = JsonImportOut { created: outcome.created, skipped: outcome.skipped, updated: None };
+    if on_conflict == OnConflict::Update {
+        answer.updated = Some(outcome.updated);
+    }
+    Ok(Json(answer).into_response())
+}
+
+/// The answer to a JSON import (nothing is rejected: one bad contact refuses the request).
+#[derive(Serialize, ToSchema)]
+pub struct JsonImportOut {
+    /// Contacts created.
+    created: u64,
+    /// Contacts skipped because their email already exists (or repeats within the request).
+    skipped: u64,
+    /// Contacts updated (only with `on_conflict=update`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated: Option<u64>,
+}
+
+/// Guards a cell against formula injection when the file is opened in a
+/// spreadsheet (OWASP "CSV Injection"): a cell that begins with `=`, `+`, `-`,
+/// `@`, a tab or a CR gets a leading `'`. So does one that begins with `'`, so
+/// that an import, which removes that one `'`, restores every value exactly.
+fn neutralise(cell: &str) -> Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
+    }
+}
+
+fn csv_error(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+const FIXED_COLUMNS: [&str; 6] = ["email", "first_name", "last_name", "status", "tags", "created_at"];
+
+fn csv_page(header: Option<&[String]>, rows: &[ContactRow], keys: &[String]) -> Result<Bytes, std::io::Error> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::with_capacity(rows.len() * 128 + 256));
+    if let Some(h) = header {
+        w.write_record(FIXED_COLUMNS.iter().copied().chain(h.iter().map(String::as_str))).map_err(csv_error)?;
+    }
+    for c in rows {
+        let tags: Vec<String> = serde_json::from_str(&c.tags).unwrap_or_default();
+        let attributes: serde_json::Map<String, Value> = serde_json::from_str(&c.attributes).unwrap_or_default();
+        let mut record: Vec<String> = vec![
+            c.email.clone(),
+            c.first_name.clone().unwrap_or_default(),
+            c.last_name.clone().unwrap_or_default(),
+            c.status.clone(),
+            tags.join(";"),
+            rfc3339(c.created_at),
+        ];
+        record.extend(keys.iter().map(|k| match attributes.get(k) {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        }));
+        w.write_record(record.iter().map(|cell| neutralise(cell).into_owned())).map_err(csv_error)?;
+    }
+    w.into_inner().map(Bytes::from).map_err(csv_error)
+}
+
+/// Export every contact as CSV: `email, first_name, last_name, status, tags
+/// (;-joined), created_at`, then one column per attribute key. Streamed a page
+/// at a time. Cells that a spreadsheet would run as a formula are prefixed
+/// with `'`; an import of the file removes it again.
+#[utoipa::path(get, path = "/customers/{id}/contacts/export", tag = "contacts", params(("id" = String, Path)),
+    responses((status = 200, description = "Every contact of the customer, as CSV", content_type = "text/csv", body = String,
+        headers(("content-disposition" = String, description = "`attachment; filename=\"contacts.csv\"`")))))]
+async fn export_contacts(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Response> {
+    let keys: Arc<Vec<String>> = Arc::new(
+        state.store.attribute_keys(&t.tenant_id).await?.into_iter().filter(|k| check_key(k).is_ok()).collect(),
+    );
+    let header = csv_page(Some(&keys), &[], &[]).map_err(|e| ApiError::Internal(e.into()))?;
+    let store: Store = state.store.clone();
+    let tenant = t.tenant_id;
+    let pages = futures::stream::try_unfold(Some(String::new()), move |cursor| {
+        let (store, tenant, keys) = (store.clone(), tenant.clone(), keys.clone());
+        async move {
+            let Some(after) = cursor else { return Ok(None) };
+            let rows = store.contacts_after(&tenant, &after, EXPORT_PAGE).await.map_err(|e| {
+                tracing::error!(error = %e, "contact export failed");
+                csv_error(e)
+            })?;
+            let next = if rows.len() < EXPORT_PAGE as usize { None } else { rows.last().map(|r| r.id.clone()) };
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            Ok::<_, std::io::Error>(Some((csv_page(None, &rows, &keys)?, next)))
+        }
+    });
+    let body = futures::StreamExt::chain(futures::stream::once(async move { Ok(header) }), pages);
+    let mut res = Body::from_stream(body).into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    res.headers_mut()
+        .insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"contacts.csv\""));
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_a_spreadsheet_would_evaluate_get_a_quote_mark() {
+        for cell in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "'x"] {
+            assert_eq!(neutralise(cell), format!("'{cell}"));
+            assert_eq!(crate::import::unneutralise(&neutralise(cell)), cell);
+        }
+        assert_eq!(neutralise("plain"), "plain");
+    }
+}
