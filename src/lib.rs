@@ -13,8 +13,8 @@ pub mod domain;
 pub mod domain_auth;
 pub mod error;
 pub mod events;
-pub mod llm;
 pub mod import;
+pub mod llm;
 #[cfg(feature = "tools")]
 pub mod mock;
 pub mod outbox;

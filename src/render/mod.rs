@@ -128,9 +128,20 @@ impl Recipient<'_> {
             Some(name) => map.insert("first_name".into(), json!(name)),
             None => map.remove("first_name"),
         };
-        map.insert("unsubscribe_url".into(), json!(self.unsubscribe_url.unwrap_or("")));
+        map.remove("unsubscribe_url");
         map.insert("tenant".into(), json!({ "name": self.tenant_name }));
-        minijinja::Value::from_serialize(&map)
+        let mut ctx: std::collections::BTreeMap<String, minijinja::Value> =
+            map.into_iter().map(|(k, v)| (k, minijinja::Value::from_serialize(&v))).collect();
+        // mailroom's own link needs no escaping (`/` would become `&#x2f;`), unless
+        // PUBLIC_URL itself holds a character HTML would misread.
+        let link = self.unsubscribe_url.unwrap_or("");
+        let link = if link.contains(['"', '\'', '<', '>', '&']) {
+            minijinja::Value::from(link)
+        } else {
+            minijinja::Value::from_safe_string(link.to_owned())
+        };
+        ctx.insert("unsubscribe_url".into(), link);
+        minijinja::Value::from(ctx)
     }
 }
 
@@ -268,6 +279,21 @@ mod tests {
 
     fn renderer() -> Renderer {
         Renderer::new(UnsubscribeLinks::new("secret", "https://mail.test"), 100_000)
+    }
+
+    #[test]
+    fn the_unsubscribe_link_goes_into_a_template_unescaped_but_variables_are_escaped() {
+        let to = Recipient {
+            email: "a@example.org",
+            first_name: None,
+            last_name: None,
+            attributes: json!({}),
+            variables: json!({ "url": "https://x.test/a?b=1&c=2", "unsubscribe_url": "javascript:alert(1)" }),
+            unsubscribe_url: Some("https://mail.test/u/abc"),
+            tenant_name: "T",
+        };
+        let r = renderer().render_template("s", "<a href=\"{{ unsubscribe_url }}\">{{ url }}</a>", None, &to).unwrap();
+        assert_eq!(r.html, "<a href=\"https://mail.test/u/abc\">https:&#x2f;&#x2f;x.test&#x2f;a?b=1&amp;c=2</a>");
     }
 
     #[test]

@@ -17,13 +17,24 @@ async fn fixture(app: &TestApp) -> (String, String) {
         json!({"email": "b@example.org", "first_name": "bob", "last_name": "Brown",
                "attributes": {"plan": "free", "seats": 1, "vip": false}}),
         json!({"email": "c@example.org", "first_name": "Carol", "tags": ["premium", "beta"],
-               "attributes": {"plan": "team", "seats": 20, "nested": {"plan": "pro"}}}),
+               "attributes": {"plan": "team", "seats": 20}}),
         json!({"email": "d@example.org"}),
-        json!({"email": "E@Example.org", "tags": ["beta"], "attributes": {"plan": "Pro", "seats": "5", "note": null}}),
+        json!({"email": "E@Example.org", "tags": ["beta"], "attributes": {"plan": "Pro", "seats": "5"}}),
         json!({"email": "f@example.org", "first_name": "Fay", "attributes": {"plan": "pro", "seats": 7}}),
     ];
     for c in contacts {
         app.add_contact(&t, &key, c).await;
+    }
+    // Attributes the API refuses today (nested objects, null) may still be
+    // stored from before attributes were checked: filters must cope.
+    for (email, attributes) in [
+        ("c@example.org", r#"{"plan": "team", "seats": 20, "nested": {"plan": "pro"}}"#),
+        ("e@example.org", r#"{"plan": "Pro", "seats": "5", "note": null}"#),
+    ] {
+        app.store
+            .execute_raw(&format!("UPDATE contacts SET attributes = '{attributes}' WHERE email_normalized = '{email}'"))
+            .await
+            .unwrap();
     }
     let f = app.get(&format!("/customers/{t}/contacts?limit=10"), &key).await;
     let fid = f.body.as_array().unwrap().iter().find(|c| c["email"] == "f@example.org").unwrap()["id"].clone();
