@@ -20,6 +20,7 @@ mod pipeline;
 mod provider_errors;
 mod send;
 mod templates;
+mod tenant_webhooks;
 mod unsubscribe;
 mod webhooks;
 
