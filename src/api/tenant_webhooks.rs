@@ -332,7 +332,9 @@ async fn list_deliveries(
     };
     let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
         None => None,
-        Some(a) => Some(crate::domain::parse_id(a).ok_or_else(|| ApiError::validation("`after` is not a delivery id"))?),
+        Some(a) => {
+            Some(crate::domain::parse_id(a).ok_or_else(|| ApiError::validation("`after` is not a delivery id"))?)
+        }
     };
     let mut rows = state.store.deliveries(&t.tenant_id, &endpoint.id, after.as_deref(), limit).await?;
     let mut headers = HeaderMap::new();
@@ -366,11 +368,8 @@ async fn replay_delivery(
     let did = path_id(&did, "delivery")?;
     no_body(&body)?;
     require_enabled(&endpoint)?;
-    let row = state
-        .store
-        .replay_delivery(&t.tenant_id, &endpoint.id, &did)
-        .await?
-        .ok_or(ApiError::NotFound("delivery"))?;
+    let row =
+        state.store.replay_delivery(&t.tenant_id, &endpoint.id, &did).await?.ok_or(ApiError::NotFound("delivery"))?;
     Ok((StatusCode::ACCEPTED, Json(row.into())))
 }
 

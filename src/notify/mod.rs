@@ -139,10 +139,8 @@ impl Notifier {
         };
         let retry_at = if delivered { None } else { self.retry_at(d.attempts + 1) };
         let outcome = AttemptOutcome { delivered, status_code, error: error.as_deref(), latency_ms, retry_at };
-        let policy = DisablePolicy {
-            after_failures: i64::from(self.settings.disable_after),
-            after_ms: DISABLE_AFTER_MS,
-        };
+        let policy =
+            DisablePolicy { after_failures: i64::from(self.settings.disable_after), after_ms: DISABLE_AFTER_MS };
         metrics::counter!("mailroom_tenant_webhook_attempts_total", "outcome" => if delivered { "delivered" } else { "failed" })
             .increment(1);
         if !delivered {

@@ -422,7 +422,8 @@ impl Store {
         .bind(max)
         .fetch_all(&mut *tx)
         .await?;
-        let (mut live, dead): (Vec<ClaimedDelivery>, Vec<ClaimedDelivery>) = rows.into_iter().partition(|d| d.enabled == 1);
+        let (mut live, dead): (Vec<ClaimedDelivery>, Vec<ClaimedDelivery>) =
+            rows.into_iter().partition(|d| d.enabled == 1);
         if !dead.is_empty() {
             let sql = format!(
                 "UPDATE webhook_deliveries SET status = 'failed', claim_token = NULL, \

@@ -26,12 +26,7 @@ impl Receiver {
     async fn start() -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://127.0.0.1:{}/hook", listener.local_addr().unwrap().port());
-        let r = Receiver {
-            url,
-            got: Arc::default(),
-            script: Arc::default(),
-            fallback: Arc::new(Mutex::new(200)),
-        };
+        let r = Receiver { url, got: Arc::default(), script: Arc::default(), fallback: Arc::new(Mutex::new(200)) };
         let me = r.clone();
         let app = axum::Router::new().route(
             "/hook",
@@ -268,7 +263,9 @@ async fn private_loopback_and_metadata_urls_are_refused_without_the_operator_fla
         "file:///etc/passwd",
         "not a url",
     ] {
-        let r = app.post(&format!("/customers/{t}/webhooks"), &key, json!({ "url": url, "event_types": ["email.sent"] })).await;
+        let r = app
+            .post(&format!("/customers/{t}/webhooks"), &key, json!({ "url": url, "event_types": ["email.sent"] }))
+            .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {}", r.body);
         assert!(r.body["error"]["message"].as_str().unwrap().contains("url"), "{url}: {}", r.body);
     }
@@ -281,7 +278,11 @@ async fn an_update_to_a_private_url_is_refused_too() {
     let app = spawn_with(Options::default()).await;
     let (t, key) = customer(&app, "A").await;
     let created = app
-        .post(&format!("/customers/{t}/webhooks"), &key, json!({ "url": "https://93.184.216.34/hook", "event_types": ["email.sent"] }))
+        .post(
+            &format!("/customers/{t}/webhooks"),
+            &key,
+            json!({ "url": "https://93.184.216.34/hook", "event_types": ["email.sent"] }),
+        )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let w = created.body["id"].as_str().unwrap();
@@ -302,10 +303,7 @@ async fn another_customers_webhook_answers_404_everywhere() {
     let did = test.body["delivery_id"].as_str().unwrap().to_owned();
     rx.wait_for(1).await;
 
-    for path in [
-        format!("/customers/{b}/webhooks/{w}"),
-        format!("/customers/{b}/webhooks/{w}/deliveries"),
-    ] {
+    for path in [format!("/customers/{b}/webhooks/{w}"), format!("/customers/{b}/webhooks/{w}/deliveries")] {
         assert_eq!(app.get(&path, &key_b).await.status, StatusCode::NOT_FOUND, "{path}");
     }
     for path in [
@@ -369,7 +367,8 @@ async fn unknown_fields_unknown_event_types_and_bad_parameters_are_refused() {
         let r = app.get(&format!("{base}/{w}/deliveries?{query}"), &key).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {}", r.body);
     }
-    let r = app.post(&format!("{base}/{w}/deliveries/0192f0c4-0000-7000-8000-000000000001/replay"), &key, json!({})).await;
+    let r =
+        app.post(&format!("{base}/{w}/deliveries/0192f0c4-0000-7000-8000-000000000001/replay"), &key, json!({})).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
