@@ -211,4 +211,15 @@ mod tests {
         assert!(check_url("http://127.0.0.1/", true).await.is_ok());
         assert!(check_url("https://93.184.216.34/hook", false).await.is_ok());
     }
+
+    #[tokio::test]
+    async fn the_delivery_resolver_refuses_a_name_that_resolves_to_loopback() {
+        use std::str::FromStr;
+        let refused = GuardedResolver { allow_private: false }.resolve(Name::from_str("localhost").unwrap()).await;
+        assert!(refused.err().unwrap().to_string().contains("loopback"));
+        let allowed = GuardedResolver { allow_private: true }.resolve(Name::from_str("localhost").unwrap()).await;
+        assert!(allowed.unwrap().next().is_some());
+        let url = url::Url::parse("http://[::ffff:169.254.169.254]/").unwrap();
+        assert!(check_literal_host(&url, false).is_err());
+    }
 }

@@ -440,3 +440,20 @@ async fn a_one_click_unsubscribe_notifies_the_customer() {
     assert_eq!(body["type"], "contact.unsubscribed");
     assert_eq!(body["data"]["email"], "pat@example.org");
 }
+
+#[tokio::test]
+async fn every_webhook_route_is_in_the_openapi_document() {
+    let app = spawn_with(Options::default()).await;
+    let doc = app.request(reqwest::Method::GET, "/openapi.json", None, None).await;
+    let paths = doc.body["paths"].as_object().unwrap();
+    for p in [
+        "/customers/{id}/webhooks",
+        "/customers/{id}/webhooks/{wid}",
+        "/customers/{id}/webhooks/{wid}/rotate-secret",
+        "/customers/{id}/webhooks/{wid}/deliveries",
+        "/customers/{id}/webhooks/{wid}/deliveries/{did}/replay",
+        "/customers/{id}/webhooks/{wid}/test",
+    ] {
+        assert!(paths.contains_key(p), "openapi lacks {p}");
+    }
+}
