@@ -91,6 +91,17 @@ impl Core {
     pub async fn run_worker(self, config: &Config, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let worker = tokio::spawn(self.outbox.clone().run(stop_rx.clone()));
+        // Webhooks to tenants run beside the outbox, never in its way.
+        let notifier = match crate::notify::Notifier::new(
+            self.store.clone(),
+            crate::notify::NotifierSettings::from_config(config),
+        ) {
+            Ok(n) => Some(tokio::spawn(n.run(stop_rx.clone()))),
+            Err(e) => {
+                tracing::error!(error = ?e, "webhooks to customers are not delivered");
+                None
+            }
+        };
         let poller = tokio::spawn(crate::domain_auth::run_poller(
             self.store.clone(),
             self.provider.clone(),
@@ -101,6 +112,11 @@ impl Core {
         let _ = stop_tx.send(true);
         if tokio::time::timeout(Duration::from_secs(30), worker).await.is_err() {
             tracing::warn!("worker did not stop within 30 s; leased batches will be retried after their lease");
+        }
+        if let Some(notifier) = notifier {
+            if tokio::time::timeout(Duration::from_secs(15), notifier).await.is_err() {
+                tracing::warn!("webhook deliveries in flight did not finish; they are retried after their lease");
+            }
         }
         poller.abort();
         for t in self.tasks {

@@ -81,6 +81,19 @@ pub struct Config {
     /// When absent, one is generated at first start and kept in the database,
     /// so links stay valid across restarts and across processes.
     pub secret: Option<String>,
+    /// `MAILROOM_ALLOW_PRIVATE_WEBHOOKS`: let tenants' webhook endpoints be
+    /// loopback, private, link-local or metadata addresses. For local
+    /// development and tests only: otherwise a tenant could make mailroom call
+    /// into the operator's own network (SSRF). Default false.
+    pub allow_private_webhooks: bool,
+    /// `MAILROOM_WEBHOOK_RETRY_SCALE`: multiplies the retry schedule of webhooks
+    /// to tenants (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); default 1. Tests
+    /// set a small value so that retries come within milliseconds.
+    pub webhook_retry_scale: f64,
+    /// `MAILROOM_WEBHOOK_DISABLE_AFTER`: consecutive failed deliveries after
+    /// which a tenant's endpoint is disabled (default 100; five days of failing
+    /// disables it too).
+    pub webhook_disable_after: u32,
     /// `DEBUG`: verbose logs (still no addresses or bodies at info level).
     pub debug: bool,
 }
@@ -155,6 +168,17 @@ impl Config {
                  generate one with `openssl rand -hex 32`"
             );
         }
+        let allow_private_webhooks = matches!(
+            get("MAILROOM_ALLOW_PRIVATE_WEBHOOKS").as_deref().map(str::to_ascii_lowercase).as_deref(),
+            Some("1" | "true" | "yes" | "on")
+        );
+        let webhook_retry_scale: f64 =
+            parse_number(get("MAILROOM_WEBHOOK_RETRY_SCALE"), "MAILROOM_WEBHOOK_RETRY_SCALE", 1.0)?;
+        if !(webhook_retry_scale.is_finite() && webhook_retry_scale >= 0.0) {
+            bail!("MAILROOM_WEBHOOK_RETRY_SCALE must be a number of at least 0");
+        }
+        let webhook_disable_after =
+            parse_number(get("MAILROOM_WEBHOOK_DISABLE_AFTER"), "MAILROOM_WEBHOOK_DISABLE_AFTER", 100)?;
         let debug = matches!(
             get("DEBUG").as_deref().map(str::to_ascii_lowercase).as_deref(),
             Some("1" | "true" | "yes" | "on")
@@ -190,6 +214,9 @@ impl Config {
             metrics_token: get("MAILROOM_METRICS_TOKEN"),
             dns_resolver,
             secret,
+            allow_private_webhooks,
+            webhook_retry_scale,
+            webhook_disable_after: webhook_disable_after.max(1),
             debug,
         })
     }

@@ -1,6 +1,6 @@
 //! mailroom: a self-hosted, multi-tenant email service over one Resend account.
 //!
-//! Arrows point down: `app` -> `api`/`auth` -> `state` -> `outbox`/`events`/`domain_auth` -> `store`/`provider`/`render` -> `domain`.
+//! Arrows point down: `app` -> `api`/`auth` -> `state` -> `outbox`/`events`/`notify`/`domain_auth` -> `store`/`provider`/`render` -> `domain`.
 
 pub mod api;
 pub mod app;
@@ -17,6 +17,7 @@ pub mod import;
 pub mod llm;
 #[cfg(feature = "tools")]
 pub mod mock;
+pub mod notify;
 pub mod outbox;
 pub mod provider;
 pub mod render;

@@ -15,6 +15,7 @@ mod segments;
 mod send;
 mod suppressions;
 mod templates;
+mod tenant_webhooks;
 mod unsubscribe;
 mod webhooks;
 
@@ -50,6 +51,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(send::router())
         .merge(campaigns::router())
         .merge(webhooks::router())
+        .merge(tenant_webhooks::router())
         .merge(dead_letters::router())
         .merge(metrics::router())
 }

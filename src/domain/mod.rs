@@ -6,6 +6,7 @@ mod email;
 pub mod filter;
 mod name;
 mod status;
+mod tenant_event;
 mod text;
 
 pub use attributes::Attributes;
@@ -13,6 +14,7 @@ pub use email::EmailAddress;
 pub use filter::{FilterError, SegmentFilter};
 pub use name::{DomainName, Tag};
 pub use status::{CampaignStatus, MessageStatus};
+pub use tenant_event::{is_tenant_event_type, TENANT_EVENT_TYPES, TEST_EVENT_TYPE};
 pub use text::{check_single_line, is_header_unsafe, nul_path, redact_addresses, strip_header_unsafe};
 
 /// Milliseconds since the Unix epoch: the one timestamp representation stored

@@ -1,7 +1,8 @@
 use sqlx::FromRow;
 
+use super::tenant_webhooks::{enabled_endpoints, insert_deliveries, webhook_body, QueuedDelivery};
 use super::{Placeholders, Store};
-use crate::domain::{now_ms, MessageStatus};
+use crate::domain::{is_tenant_event_type, now_ms, MessageStatus};
 
 /// A delivery event, already verified and parsed, as the store applies it.
 #[derive(Clone, Debug)]
@@ -41,6 +42,7 @@ pub struct EventTarget {
     id: String,
     tenant_id: String,
     to_email: String,
+    campaign_id: Option<String>,
 }
 
 /// [`MessageStatus::rank`] as a SQL expression over `column`, so one statement
@@ -59,7 +61,7 @@ impl Store {
             return Ok(None);
         }
         sqlx::query_as(
-            "SELECT id, tenant_id, to_email FROM messages WHERE provider_id = $1 OR id = $2 \
+            "SELECT id, tenant_id, to_email, campaign_id FROM messages WHERE provider_id = $1 OR id = $2 \
              ORDER BY CASE WHEN provider_id = $1 THEN 0 ELSE 1 END LIMIT 1",
         )
         .bind(e.provider_email_id.as_deref().unwrap_or(""))
@@ -124,6 +126,7 @@ impl Store {
                 suppress(&mut tx, m, reason, now).await?;
             }
         }
+        notify_tenants(&mut tx, &applied, now).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -184,6 +187,70 @@ async fn move_messages_forward(
         q = q.bind(*id).bind(status.as_str()).bind(*provider_id).bind(i64::from(status.rank()));
     }
     q.execute(&mut *tx).await.map(|_| ())
+}
+
+/// Queues `email.*` webhooks for the applied events' tenants, in the events'
+/// own transaction (so a notification exists exactly when its event was
+/// applied, once per svix-id). One indexed query finds the group's tenants'
+/// endpoints; with none, that is all it costs.
+async fn notify_tenants(
+    tx: &mut sqlx::AnyConnection,
+    applied: &[(&IncomingEvent, &EventTarget)],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let mut tenants: Vec<&str> = applied
+        .iter()
+        .filter(|(e, _)| e.event_type.starts_with("email.") && is_tenant_event_type(&e.event_type))
+        .map(|(_, m)| m.tenant_id.as_str())
+        .collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    let endpoints = enabled_endpoints(tx, &tenants).await?;
+    if endpoints.is_empty() {
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    for (e, m) in applied {
+        if !tenants.contains(&m.tenant_id.as_str()) || !is_tenant_event_type(&e.event_type) {
+            continue;
+        }
+        let mut subscribed = endpoints.iter().filter(|s| s.tenant_id == m.tenant_id && s.subscribes_to(&e.event_type));
+        let Some(first) = subscribed.next() else { continue };
+        let body = webhook_body(&e.event_type, &email_event_data(e, m), now);
+        for s in std::iter::once(first).chain(subscribed) {
+            rows.push(QueuedDelivery {
+                endpoint_id: &s.id,
+                tenant_id: &m.tenant_id,
+                event_type: &e.event_type,
+                payload: body.clone(),
+            });
+        }
+    }
+    insert_deliveries(tx, &rows, now).await.map(|_| ())
+}
+
+/// What a tenant's endpoint learns of a delivery event: mailroom's own ids
+/// (never the provider's), and the click link, bounce or failure where present.
+fn email_event_data(e: &IncomingEvent, m: &EventTarget) -> serde_json::Value {
+    let payload: serde_json::Value = serde_json::from_str(&e.payload).unwrap_or_default();
+    let data = &payload["data"];
+    let created_at = payload["created_at"].as_str().or_else(|| data["created_at"].as_str());
+    let mut out = serde_json::json!({
+        "email_id": m.id,
+        "campaign_id": m.campaign_id,
+        "to": m.to_email,
+        "created_at": created_at,
+    });
+    if let Some(link) = data["click"]["link"].as_str() {
+        out["click"] = serde_json::json!({ "link": link });
+    }
+    if data["bounce"].is_object() {
+        out["bounce"] = serde_json::json!({ "type": data["bounce"]["type"], "subType": data["bounce"]["subType"] });
+    }
+    if let Some(reason) = data["failed"]["reason"].as_str() {
+        out["failed"] = serde_json::json!({ "reason": reason });
+    }
+    out
 }
 
 /// A hard bounce or a complaint: the address is suppressed for the message's

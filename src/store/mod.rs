@@ -13,6 +13,7 @@ mod outbox;
 mod pacer;
 mod suppressions;
 mod templates;
+mod tenant_webhooks;
 mod tenants;
 
 use std::str::FromStr;
@@ -34,6 +35,10 @@ pub use outbox::{
 };
 pub use suppressions::{SuppressionRow, UnsubscribeTarget, Unsuppress};
 pub use templates::{TemplateContent, TemplatePatch, TemplateRow};
+pub(crate) use tenant_webhooks::enqueue_tenant_events;
+pub use tenant_webhooks::{
+    webhook_body, AttemptOutcome, ClaimedDelivery, DeliveryRow, DisablePolicy, EndpointPatch, EndpointRow, NewEndpoint,
+};
 pub use tenants::{ApiKeyRow, KeyOwner, TenantRow};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -145,7 +145,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         let email_normalized = target.to_email.to_lowercase();
-        sqlx::query(
+        let suppressed = sqlx::query(
             "INSERT INTO suppressions (tenant_id, email_normalized, reason, source, created_at) \
              VALUES ($1, $2, 'unsubscribed', $3, $4) ON CONFLICT (tenant_id, email_normalized) DO NOTHING",
         )
@@ -164,6 +164,16 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        // The tenant hears of it once: when this click is what unsubscribed the address.
+        if suppressed.rows_affected() == 1 {
+            let data = serde_json::json!({
+                "email": email_normalized,
+                "email_id": message_id,
+                "campaign_id": target.campaign_id,
+                "created_at": crate::domain::rfc3339(now),
+            });
+            super::enqueue_tenant_events(&mut tx, &target.tenant_id, "contact.unsubscribed", &data).await?;
+        }
         tx.commit().await
     }
 

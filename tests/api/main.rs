@@ -22,6 +22,7 @@ mod provider_errors;
 mod segments_dynamic;
 mod send;
 mod templates;
+mod tenant_webhooks;
 mod unsubscribe;
 mod webhooks;
 

@@ -1,0 +1,402 @@
+//! A customer's webhook endpoints (Standard Webhooks), their signing secrets,
+//! and the log of what was delivered to them.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{optional_text, path_id, ApiJson};
+use crate::auth::TenantAccess;
+use crate::domain::{is_tenant_event_type, now_ms, rfc3339, TENANT_EVENT_TYPES, TEST_EVENT_TYPE};
+use crate::error::{ApiError, ApiResult};
+use crate::notify::{guard, new_secret, ROTATION_OVERLAP_MS};
+use crate::state::AppState;
+use crate::store::{DeliveryRow, EndpointPatch, EndpointRow, NewEndpoint};
+
+/// Most endpoints one customer may have.
+const MAX_ENDPOINTS: usize = 20;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointIn {
+    /// Where events are posted: http(s), and (unless the operator allows it)
+    /// a public address.
+    url: String,
+    /// The types to receive: `email.sent`, `email.delivered`,
+    /// `email.delivery_delayed`, `email.opened`, `email.clicked`,
+    /// `email.bounced`, `email.complained`, `email.failed`, `email.scheduled`,
+    /// `email.suppressed`, `contact.unsubscribed`, `reputation.changed`,
+    /// `automation.alert`, `campaign.sent`.
+    event_types: Vec<String>,
+    description: Option<String>,
+    /// Default true.
+    enabled: Option<bool>,
+}
+
+/// Absent fields stay as they are; an empty `description` clears it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointPatchIn {
+    url: Option<String>,
+    event_types: Option<Vec<String>>,
+    description: Option<String>,
+    /// Enabling an endpoint (again) clears its failure record and `disabled_reason`.
+    enabled: Option<bool>,
+}
+
+/// Bodies of the action routes: none, or `{}`.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NoBody {}
+
+#[derive(Serialize, ToSchema)]
+pub struct Endpoint {
+    id: String,
+    customer_id: String,
+    url: String,
+    description: Option<String>,
+    event_types: Vec<String>,
+    enabled: bool,
+    /// Why mailroom disabled the endpoint (it kept failing), when it did.
+    disabled_reason: Option<String>,
+    /// After a rotation: until when the previous secret signs too.
+    previous_secret_expires_at: Option<String>,
+    created_at: String,
+    updated_at: String,
+    /// The signing secret (`whsec_...`): present only in the answer that
+    /// created it (creation, rotation). Verify with any Standard Webhooks library.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+}
+
+impl Endpoint {
+    fn from_row(e: EndpointRow, show_secret: bool) -> Self {
+        let now = now_ms();
+        Self {
+            event_types: e.event_types(),
+            id: e.id,
+            customer_id: e.tenant_id,
+            url: e.url,
+            description: e.description,
+            enabled: e.enabled == 1,
+            disabled_reason: e.disabled_reason,
+            previous_secret_expires_at: e.previous_secret_expires_at.filter(|t| *t > now).map(rfc3339),
+            created_at: rfc3339(e.created_at),
+            updated_at: rfc3339(e.updated_at),
+            secret: show_secret.then_some(e.secret),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Delivery {
+    /// Also the `webhook-id` header: the same on every attempt.
+    id: String,
+    endpoint_id: String,
+    event_type: String,
+    /// `pending`, `delivered` or `failed`.
+    status: String,
+    attempts: i64,
+    /// The HTTP status of the last attempt, when it got an answer.
+    last_status_code: Option<i64>,
+    last_error: Option<String>,
+    last_latency_ms: Option<i64>,
+    /// When a pending delivery is tried next.
+    next_attempt_at: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<DeliveryRow> for Delivery {
+    fn from(d: DeliveryRow) -> Self {
+        Self {
+            next_attempt_at: (d.status == "pending").then(|| rfc3339(d.next_attempt_at)),
+            id: d.id,
+            endpoint_id: d.endpoint_id,
+            event_type: d.event_type,
+            status: d.status,
+            attempts: d.attempts,
+            last_status_code: d.last_status_code,
+            last_error: d.last_error,
+            last_latency_ms: d.last_latency_ms,
+            created_at: rfc3339(d.created_at),
+            updated_at: rfc3339(d.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TestQueued {
+    /// The queued delivery (see `GET .../deliveries`).
+    delivery_id: String,
+    event_type: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryParams {
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<String>,
+    /// The last delivery id of the previous page (pages go from newest to oldest).
+    after: Option<String>,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_endpoint, list_endpoints))
+        .routes(routes!(get_endpoint, update_endpoint, delete_endpoint))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(replay_delivery))
+        .routes(routes!(test_endpoint))
+}
+
+/// Known, deduplicated event types; 422 naming the first unknown one.
+fn event_types(raw: &[String]) -> Result<Vec<String>, ApiError> {
+    if raw.is_empty() {
+        return Err(ApiError::validation("`event_types` must name at least one event type"));
+    }
+    let mut types: Vec<String> = Vec::with_capacity(raw.len());
+    for t in raw {
+        let t = t.trim();
+        if !is_tenant_event_type(t) {
+            let shown: String = t.chars().take(100).filter(|c| !c.is_control()).collect();
+            return Err(ApiError::validation(format!(
+                "`event_types`: unknown event type `{shown}`; known types: {}",
+                TENANT_EVENT_TYPES.join(", ")
+            )));
+        }
+        if !types.iter().any(|k| k == t) {
+            types.push(t.to_owned());
+        }
+    }
+    Ok(types)
+}
+
+async fn checked_url(state: &AppState, raw: &str) -> Result<String, ApiError> {
+    guard::check_url(raw, state.config.allow_private_webhooks)
+        .await
+        .map(|u| u.to_string())
+        .map_err(ApiError::validation)
+}
+
+async fn own_endpoint(state: &AppState, t: &TenantAccess, wid: &str) -> Result<EndpointRow, ApiError> {
+    let wid = path_id(wid, "webhook")?;
+    state.store.endpoint(&t.tenant_id, &wid).await?.ok_or(ApiError::NotFound("webhook"))
+}
+
+fn no_body(bytes: &[u8]) -> Result<(), ApiError> {
+    super::extract::optional_json::<NoBody>(bytes).map(|_| ())
+}
+
+/// Add a webhook endpoint. Its signing secret is in this answer only.
+#[utoipa::path(post, path = "/customers/{id}/webhooks", tag = "webhooks to customers", params(("id" = String, Path)),
+    request_body = EndpointIn,
+    responses((status = 201, body = Endpoint), (status = 422, body = crate::error::ErrorBody)))]
+async fn create_endpoint(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<EndpointIn>,
+) -> ApiResult<(StatusCode, Json<Endpoint>)> {
+    let types = event_types(&body.event_types)?;
+    let description = optional_text(body.description.as_deref(), "description", 500)?;
+    let url = checked_url(&state, &body.url).await?;
+    if state.store.endpoints(&t.tenant_id).await?.len() >= MAX_ENDPOINTS {
+        return Err(ApiError::validation(format!("a customer may have at most {MAX_ENDPOINTS} webhook endpoints")));
+    }
+    let secret = new_secret();
+    let row = state
+        .store
+        .create_endpoint(
+            &t.tenant_id,
+            NewEndpoint {
+                url: &url,
+                description: description.as_deref(),
+                event_types: &types,
+                enabled: body.enabled.unwrap_or(true),
+                secret: &secret,
+            },
+        )
+        .await?;
+    tracing::info!(tenant = %t.tenant_id, endpoint = %row.id, "webhook endpoint created");
+    Ok((StatusCode::CREATED, Json(Endpoint::from_row(row, true))))
+}
+
+/// A customer's webhook endpoints (without their secrets).
+#[utoipa::path(get, path = "/customers/{id}/webhooks", tag = "webhooks to customers", params(("id" = String, Path)),
+    responses((status = 200, body = [Endpoint])))]
+async fn list_endpoints(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Json<Vec<Endpoint>>> {
+    let rows = state.store.endpoints(&t.tenant_id).await?;
+    Ok(Json(rows.into_iter().map(|e| Endpoint::from_row(e, false)).collect()))
+}
+
+/// One webhook endpoint; `enabled` and `disabled_reason` say whether mailroom gave up on it.
+#[utoipa::path(get, path = "/customers/{id}/webhooks/{wid}", tag = "webhooks to customers",
+    params(("id" = String, Path), ("wid" = String, Path)),
+    responses((status = 200, body = Endpoint), (status = 404, body = crate::error::ErrorBody)))]
+async fn get_endpoint(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path((_id, wid)): Path<(String, String)>,
+) -> ApiResult<Json<Endpoint>> {
+    Ok(Json(Endpoint::from_row(own_endpoint(&state, &t, &wid).await?, false)))
+}
+
+/// Change an endpoint's URL, event types, description, or enable it again.
+#[utoipa::path(patch, path = "/customers/{id}/webhooks/{wid}", tag = "webhooks to customers",
+    params(("id" = String, Path), ("wid" = String, Path)), request_body = EndpointPatchIn,
+    responses((status = 200, body = Endpoint), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn update_endpoint(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path((_id, wid)): Path<(String, String)>,
+    ApiJson(body): ApiJson<EndpointPatchIn>,
+) -> ApiResult<Json<Endpoint>> {
+    let wid = path_id(&wid, "webhook")?;
+    let event_types = body.event_types.as_deref().map(event_types).transpose()?;
+    let description = match body.description.as_deref() {
+        None => None,
+        Some(d) => Some(optional_text(Some(d), "description", 500)?),
+    };
+    let url = match body.url.as_deref() {
+        None => None,
+        Some(u) => Some(checked_url(&state, u).await?),
+    };
+    let patch = EndpointPatch { url, description, event_types, enabled: body.enabled };
+    let row = state.store.update_endpoint(&t.tenant_id, &wid, patch).await?.ok_or(ApiError::NotFound("webhook"))?;
+    Ok(Json(Endpoint::from_row(row, false)))
+}
+
+/// Remove an endpoint and its delivery log.
+#[utoipa::path(delete, path = "/customers/{id}/webhooks/{wid}", tag = "webhooks to customers",
+    params(("id" = String, Path), ("wid" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+async fn delete_endpoint(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path((_id, wid)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let wid = path_id(&wid, "webhook")?;
+    if !state.store.delete_endpoint(&t.tenant_id, &wid).await? {
+        return Err(ApiError::NotFound("webhook"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replace the signing secret. The new one is in this answer only; for 24 hours
+/// the old one signs too (`webhook-signature` then carries two signatures), so
+/// receivers can switch without missing an event.
+#[utoipa::path(post, path = "/customers/{id}/webhooks/{wid}/rotate-secret", tag = "webhooks to customers",
+    params(("id" = String, Path), ("wid" = String, Path)), request_body(content = NoBody, description = "none"),
+    responses((status = 200, body = Endpoint), (status = 404, body = crate::error::ErrorBody)))]
+async fn rotate_secret(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path((_id, wid)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Endpoint>> {
+    let wid = path_id(&wid, "webhook")?;
+    no_body(&body)?;
+    let until = now_ms() + ROTATION_OVERLAP_MS;
+    let row = state
+        .store
+        .rotate_endpoint_secret(&t.tenant_id, &wid, &new_secret(), until)
+        .await?
+        .ok_or(ApiError::NotFound("webhook"))?;
+    tracing::info!(tenant = %t.tenant_id, endpoint = %row.id, "webhook secret rotated");
+    Ok(Json(Endpoint::from_row(row, true)))
+}
+
+/// What was delivered to an endpoint, newest first; `Link: <...>; rel="next"` points to older ones.
+#[utoipa::path(get, path = "/customers/{id}/webhooks/{wid}/deliveries", tag = "webhooks to customers",
+    params(("id" = String, Path), ("wid" = String, Path), DeliveryParams),
+    responses((status = 200, body = [Delivery]), (status = 404, body = crate::error::ErrorBody)))]
+async fn list_deliveries(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path((_id, wid)): Path<(String, String)>,
+    params: Result<Query<DeliveryParams>, QueryRejection>,
+) -> ApiResult<(HeaderMap, Json<Vec<Delivery>>)> {
+    let endpoint = own_endpoint(&state, &t, &wid).await?;
+    let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
+    let limit = match params.limit.as_deref() {
+        None => 100,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => return Err(ApiError::validation("`limit` must be a whole number from 1 to 1000")),
+        },
+    };
+    let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
+        None => None,
+        Some(a) => {
+            Some(crate::domain::parse_id(a).ok_or_else(|| ApiError::validation("`after` is not a delivery id"))?)
+        }
+    };
+    let mut rows = state.store.deliveries(&t.tenant_id, &endpoint.id, after.as_deref(), limit).await?;
+    let mut headers = HeaderMap::new();
+    if rows.len() as i64 > limit {
+        rows.truncate(usize::try_from(limit).unwrap_or(100));
+        if let Some(last) = rows.last() {
+            let link = format!(
+                "</customers/{}/webhooks/{}/deliveries?limit={limit}&after={}>; rel=\"next\"",
+                t.tenant_id, endpoint.id, last.id
+            );
+            if let Ok(v) = HeaderValue::from_str(&link) {
+                headers.insert(header::LINK, v);
+            }
+        }
+    }
+    Ok((headers, Json(rows.into_iter().map(Delivery::from).collect())))
+}
+
+/// Queue a delivery again, now, under the same id (and `webhook-id`), with a fresh retry schedule.
+#[utoipa::path(post, path = "/customers/{id}/webhooks/{wid}/deliveries/{did}/replay", tag = "webhooks to customers",
+    params(("id" = String, Path), ("wid" = String, Path), ("did" = String, Path)),
+    request_body(content = NoBody, description = "none"),
+    responses((status = 202, body = Delivery), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+async fn replay_delivery(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path((_id, wid, did)): Path<(String, String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Delivery>)> {
+    let endpoint = own_endpoint(&state, &t, &wid).await?;
+    let did = path_id(&did, "delivery")?;
+    no_body(&body)?;
+    require_enabled(&endpoint)?;
+    let row =
+        state.store.replay_delivery(&t.tenant_id, &endpoint.id, &did).await?.ok_or(ApiError::NotFound("delivery"))?;
+    Ok((StatusCode::ACCEPTED, Json(row.into())))
+}
+
+/// Queue a `webhook.test` event to this endpoint at once, whatever it subscribes to.
+#[utoipa::path(post, path = "/customers/{id}/webhooks/{wid}/test", tag = "webhooks to customers",
+    params(("id" = String, Path), ("wid" = String, Path)), request_body(content = NoBody, description = "none"),
+    responses((status = 202, body = TestQueued), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+async fn test_endpoint(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    Path((_id, wid)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<TestQueued>)> {
+    let endpoint = own_endpoint(&state, &t, &wid).await?;
+    no_body(&body)?;
+    require_enabled(&endpoint)?;
+    let data = serde_json::json!({ "endpoint_id": endpoint.id, "customer_id": t.tenant_id, "message": "a test event from mailroom" });
+    let id = state.store.enqueue_to_endpoint(&t.tenant_id, &endpoint.id, TEST_EVENT_TYPE, &data).await?;
+    Ok((StatusCode::ACCEPTED, Json(TestQueued { delivery_id: id, event_type: TEST_EVENT_TYPE.to_owned() })))
+}
+
+fn require_enabled(endpoint: &EndpointRow) -> Result<(), ApiError> {
+    if endpoint.enabled == 1 {
+        return Ok(());
+    }
+    Err(ApiError::conflict(
+        "webhook_disabled",
+        "the endpoint is disabled; enable it (PATCH `enabled: true`) before sending to it",
+    ))
+}

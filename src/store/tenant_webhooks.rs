@@ -1,0 +1,530 @@
+//! Webhooks to tenants: their endpoints, and the durable queue of deliveries
+//! the notifier works through.
+//!
+//! Like the outbox, a delivery is claimed under a lease with a fresh token, and
+//! its outcome is recorded only while it still holds that token: a worker that
+//! stalled past its lease cannot overwrite what the next holder recorded.
+
+use serde_json::{json, Value};
+use sqlx::{AnyConnection, FromRow};
+
+use super::{placeholders, Placeholders, Store};
+use crate::domain::{new_id, now_ms, rfc3339, TenantId};
+
+/// Rows one multi-row insert writes at most (SQLite binds at most 32,766 parameters).
+const INSERT_CHUNK: usize = 500;
+
+#[derive(Clone, Debug, FromRow)]
+pub struct EndpointRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub url: String,
+    pub description: Option<String>,
+    /// Comma-separated.
+    pub event_types: String,
+    pub enabled: i64,
+    pub disabled_reason: Option<String>,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<i64>,
+    pub consecutive_failures: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl EndpointRow {
+    pub fn event_types(&self) -> Vec<String> {
+        self.event_types.split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect()
+    }
+}
+
+/// A new endpoint, already validated.
+pub struct NewEndpoint<'a> {
+    pub url: &'a str,
+    pub description: Option<&'a str>,
+    pub event_types: &'a [String],
+    pub enabled: bool,
+    pub secret: &'a str,
+}
+
+/// Absent fields stay as they are.
+#[derive(Default)]
+pub struct EndpointPatch {
+    pub url: Option<String>,
+    /// `Some(None)` clears it.
+    pub description: Option<Option<String>>,
+    pub event_types: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+}
+
+#[derive(Clone, Debug, FromRow)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub endpoint_id: String,
+    pub event_type: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_latency_ms: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A delivery claimed for one attempt, with what it takes to sign and send it.
+#[derive(Clone, Debug, FromRow)]
+pub struct ClaimedDelivery {
+    /// Also the `webhook-id`.
+    pub id: String,
+    pub endpoint_id: String,
+    pub tenant_id: String,
+    pub url: String,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<i64>,
+    pub payload: String,
+    /// Attempts recorded before this one.
+    pub attempts: i64,
+    #[sqlx(default)]
+    pub claim_token: String,
+    /// 0: the endpoint was disabled since this was queued.
+    pub enabled: i64,
+}
+
+/// What one attempt gave.
+pub struct AttemptOutcome<'a> {
+    pub delivered: bool,
+    pub status_code: Option<i64>,
+    pub error: Option<&'a str>,
+    pub latency_ms: i64,
+    /// For a failure: when to try again, or `None` when the schedule is spent.
+    pub retry_at: Option<i64>,
+}
+
+/// When an endpoint is disabled for failing.
+pub struct DisablePolicy {
+    pub after_failures: i64,
+    pub after_ms: i64,
+}
+
+const ENDPOINT_COLUMNS: &str = "id, tenant_id, url, description, event_types, enabled, disabled_reason, secret, \
+   previous_secret, previous_secret_expires_at, consecutive_failures, created_at, updated_at";
+const DELIVERY_COLUMNS: &str = "id, endpoint_id, event_type, status, attempts, next_attempt_at, last_status_code, \
+   last_error, last_latency_ms, created_at, updated_at";
+
+/// The body every endpoint receives (Standard Webhooks): `{type, timestamp, data}`.
+pub fn webhook_body(event_type: &str, data: &Value, at_ms: i64) -> String {
+    json!({ "type": event_type, "timestamp": rfc3339(at_ms), "data": data }).to_string()
+}
+
+/// Queues `event_type` with `data` for every enabled endpoint of the tenant
+/// subscribed to it, inside the caller's transaction; returns how many were queued.
+pub(crate) async fn enqueue_tenant_events(
+    tx: &mut AnyConnection,
+    tenant_id: &str,
+    event_type: &str,
+    data: &Value,
+) -> Result<u64, sqlx::Error> {
+    let endpoints = enabled_endpoints(tx, &[tenant_id]).await?;
+    let now = now_ms();
+    let body = webhook_body(event_type, data, now);
+    let rows: Vec<QueuedDelivery> = endpoints
+        .iter()
+        .filter(|e| e.subscribes_to(event_type))
+        .map(|e| QueuedDelivery { endpoint_id: &e.id, tenant_id, event_type, payload: body.clone() })
+        .collect();
+    insert_deliveries(tx, &rows, now).await
+}
+
+/// An enabled endpoint's subscription, as ingestion needs it.
+#[derive(FromRow)]
+pub(crate) struct Subscription {
+    pub id: String,
+    pub tenant_id: String,
+    event_types: String,
+}
+
+impl Subscription {
+    pub fn subscribes_to(&self, event_type: &str) -> bool {
+        self.event_types.split(',').any(|t| t == event_type)
+    }
+}
+
+/// The enabled endpoints of these tenants: one indexed query.
+pub(crate) async fn enabled_endpoints(
+    tx: &mut AnyConnection,
+    tenant_ids: &[&str],
+) -> Result<Vec<Subscription>, sqlx::Error> {
+    if tenant_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id, tenant_id, event_types FROM webhook_endpoints WHERE tenant_id IN ({}) AND enabled = 1",
+        placeholders(1, tenant_ids.len())
+    );
+    let mut q = sqlx::query_as(&sql);
+    for t in tenant_ids {
+        q = q.bind(*t);
+    }
+    q.fetch_all(&mut *tx).await
+}
+
+pub(crate) struct QueuedDelivery<'a> {
+    pub endpoint_id: &'a str,
+    pub tenant_id: &'a str,
+    pub event_type: &'a str,
+    pub payload: String,
+}
+
+/// Inserts deliveries, due now, in multi-row statements.
+pub(crate) async fn insert_deliveries(
+    tx: &mut AnyConnection,
+    rows: &[QueuedDelivery<'_>],
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    let mut inserted = 0;
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut p = Placeholders::after(1);
+        let values: Vec<String> = chunk.iter().map(|_| format!("({}, 'pending', 0, $1, $1, $1)", p.list(5))).collect();
+        let sql = format!(
+            "INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_type, payload, status, attempts, \
+               next_attempt_at, created_at, updated_at) VALUES {}",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(now);
+        for r in chunk {
+            q = q.bind(new_id()).bind(r.endpoint_id).bind(r.tenant_id).bind(r.event_type).bind(&r.payload);
+        }
+        inserted += q.execute(&mut *tx).await?.rows_affected();
+    }
+    Ok(inserted)
+}
+
+impl Store {
+    /// Queues an event for the tenant's subscribed endpoints in a transaction of
+    /// its own (for callers that have none open).
+    pub async fn enqueue_tenant_events(
+        &self,
+        tenant_id: &TenantId,
+        event_type: &str,
+        data: &Value,
+    ) -> Result<u64, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let queued = enqueue_tenant_events(&mut tx, tenant_id.as_str(), event_type, data).await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    pub async fn create_endpoint(
+        &self,
+        tenant_id: &TenantId,
+        new: NewEndpoint<'_>,
+    ) -> Result<EndpointRow, sqlx::Error> {
+        let now = now_ms();
+        sqlx::query_as(&format!(
+            "INSERT INTO webhook_endpoints (id, tenant_id, url, description, event_types, enabled, secret, created_at, \
+               updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {ENDPOINT_COLUMNS}"
+        ))
+        .bind(new_id())
+        .bind(tenant_id)
+        .bind(new.url)
+        .bind(new.description)
+        .bind(new.event_types.join(","))
+        .bind(i64::from(new.enabled))
+        .bind(new.secret)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    pub async fn endpoints(&self, tenant_id: &TenantId) -> Result<Vec<EndpointRow>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY id"))
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    pub async fn endpoint(&self, tenant_id: &TenantId, id: &str) -> Result<Option<EndpointRow>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Applies a patch; enabling an endpoint clears its failure record.
+    pub async fn update_endpoint(
+        &self,
+        tenant_id: &TenantId,
+        id: &str,
+        patch: EndpointPatch,
+    ) -> Result<Option<EndpointRow>, sqlx::Error> {
+        let (set_description, description) = match patch.description {
+            Some(d) => (1i64, d),
+            None => (0, None),
+        };
+        sqlx::query_as(&format!(
+            "UPDATE webhook_endpoints SET url = COALESCE($3, url), \
+               description = CASE WHEN $4 = 1 THEN $5 ELSE description END, \
+               event_types = COALESCE($6, event_types), \
+               enabled = COALESCE($7, enabled), \
+               disabled_reason = CASE WHEN $7 = 1 THEN NULL ELSE disabled_reason END, \
+               consecutive_failures = CASE WHEN $7 = 1 THEN 0 ELSE consecutive_failures END, \
+               failing_since = CASE WHEN $7 = 1 THEN NULL ELSE failing_since END, \
+               updated_at = $8 \
+             WHERE tenant_id = $1 AND id = $2 RETURNING {ENDPOINT_COLUMNS}"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .bind(patch.url)
+        .bind(set_description)
+        .bind(description)
+        .bind(patch.event_types.map(|t| t.join(",")))
+        .bind(patch.enabled.map(i64::from))
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn delete_endpoint(&self, tenant_id: &TenantId, id: &str) -> Result<bool, sqlx::Error> {
+        self.delete_owned("webhook_endpoints", tenant_id, id).await
+    }
+
+    /// A new signing secret; the current one keeps signing too until `overlap_until`.
+    pub async fn rotate_endpoint_secret(
+        &self,
+        tenant_id: &TenantId,
+        id: &str,
+        secret: &str,
+        overlap_until: i64,
+    ) -> Result<Option<EndpointRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_expires_at = $4, secret = $3, \
+               updated_at = $5 WHERE tenant_id = $1 AND id = $2 RETURNING {ENDPOINT_COLUMNS}"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .bind(secret)
+        .bind(overlap_until)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// One page of an endpoint's deliveries, newest first, `limit + 1` rows;
+    /// `before` is the last id of the previous page.
+    pub async fn deliveries(
+        &self,
+        tenant_id: &TenantId,
+        endpoint_id: &str,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
+             WHERE tenant_id = $1 AND endpoint_id = $2 AND id < $3 ORDER BY id DESC LIMIT $4"
+        ))
+        .bind(tenant_id)
+        .bind(endpoint_id)
+        // Ids are UUIDs (hex and dashes): every one sorts below "g".
+        .bind(before.unwrap_or("g"))
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn delivery(
+        &self,
+        tenant_id: &TenantId,
+        endpoint_id: &str,
+        id: &str,
+    ) -> Result<Option<DeliveryRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE tenant_id = $1 AND endpoint_id = $2 AND id = $3"
+        ))
+        .bind(tenant_id)
+        .bind(endpoint_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Queues a delivery again, now, under its own id (a receiver deduplicating
+    /// on `webhook-id` sees it as the same message), with a fresh retry schedule.
+    pub async fn replay_delivery(
+        &self,
+        tenant_id: &TenantId,
+        endpoint_id: &str,
+        id: &str,
+    ) -> Result<Option<DeliveryRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $4, claim_token = NULL, \
+               updated_at = $4 WHERE tenant_id = $1 AND endpoint_id = $2 AND id = $3 RETURNING {DELIVERY_COLUMNS}"
+        ))
+        .bind(tenant_id)
+        .bind(endpoint_id)
+        .bind(id)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Queues one delivery of `event_type` to one endpoint, whatever it
+    /// subscribes to (the test event); returns its id.
+    pub async fn enqueue_to_endpoint(
+        &self,
+        tenant_id: &TenantId,
+        endpoint_id: &str,
+        event_type: &str,
+        data: &Value,
+    ) -> Result<String, sqlx::Error> {
+        let now = now_ms();
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_type, payload, status, attempts, \
+               next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $6)",
+        )
+        .bind(&id)
+        .bind(endpoint_id)
+        .bind(tenant_id)
+        .bind(event_type)
+        .bind(webhook_body(event_type, data, now))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Claims up to `max` due deliveries for `lease_ms` under one fresh token.
+    /// Deliveries to an endpoint disabled meanwhile are settled as failed instead.
+    pub async fn claim_deliveries(&self, lease_ms: i64, max: i64) -> Result<Vec<ClaimedDelivery>, sqlx::Error> {
+        let now = now_ms();
+        // A cheap read first: most steps find nothing due and need no write lock for that.
+        let any_due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if any_due.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let rows: Vec<ClaimedDelivery> = sqlx::query_as(&format!(
+            "SELECT d.id, d.endpoint_id, d.tenant_id, e.url, e.secret, e.previous_secret, e.previous_secret_expires_at, \
+               d.payload, d.attempts, e.enabled \
+             FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.next_attempt_at LIMIT $2{}",
+            self.skip_locked("d")
+        ))
+        .bind(now)
+        .bind(max)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (mut live, dead): (Vec<ClaimedDelivery>, Vec<ClaimedDelivery>) =
+            rows.into_iter().partition(|d| d.enabled == 1);
+        if !dead.is_empty() {
+            let sql = format!(
+                "UPDATE webhook_deliveries SET status = 'failed', claim_token = NULL, \
+                   last_error = 'the endpoint is disabled', updated_at = $1 WHERE id IN ({})",
+                placeholders(2, dead.len())
+            );
+            let mut q = sqlx::query(&sql).bind(now);
+            for d in &dead {
+                q = q.bind(&d.id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        if !live.is_empty() {
+            let token = new_id();
+            let sql = format!(
+                "UPDATE webhook_deliveries SET claim_token = $1, next_attempt_at = $2, updated_at = $3 WHERE id IN ({})",
+                placeholders(4, live.len())
+            );
+            let mut q = sqlx::query(&sql).bind(&token).bind(now + lease_ms).bind(now);
+            for d in &live {
+                q = q.bind(&d.id);
+            }
+            q.execute(&mut *tx).await?;
+            for d in &mut live {
+                d.claim_token.clone_from(&token);
+            }
+        }
+        tx.commit().await?;
+        Ok(live)
+    }
+
+    /// Records one attempt's outcome while the claim still holds, and keeps the
+    /// endpoint's failure record: a success clears it; a failure may disable
+    /// the endpoint. Returns whether the endpoint was disabled by this failure.
+    pub async fn record_attempt(
+        &self,
+        d: &ClaimedDelivery,
+        outcome: &AttemptOutcome<'_>,
+        policy: &DisablePolicy,
+    ) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
+        let (status, next) = match (outcome.delivered, outcome.retry_at) {
+            (true, _) => ("delivered", now),
+            (false, Some(at)) => ("pending", at),
+            (false, None) => ("failed", now),
+        };
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, next_attempt_at = $4, \
+               claim_token = NULL, last_status_code = $5, last_error = $6, last_latency_ms = $7, updated_at = $8 \
+             WHERE id = $1 AND claim_token = $2",
+        )
+        .bind(&d.id)
+        .bind(&d.claim_token)
+        .bind(status)
+        .bind(next)
+        .bind(outcome.status_code)
+        .bind(outcome.error)
+        .bind(outcome.latency_ms)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            // The claim was lost (its lease ran out, or the delivery was replayed).
+            tx.commit().await?;
+            return Ok(false);
+        }
+        let mut disabled = false;
+        if outcome.delivered {
+            sqlx::query(
+                "UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL \
+                 WHERE id = $1 AND (consecutive_failures <> 0 OR failing_since IS NOT NULL)",
+            )
+            .bind(&d.endpoint_id)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query(
+                "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1, \
+                   failing_since = COALESCE(failing_since, $2) WHERE id = $1",
+            )
+            .bind(&d.endpoint_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let off = sqlx::query(
+                "UPDATE webhook_endpoints SET enabled = 0, updated_at = $4, disabled_reason = CASE \
+                   WHEN consecutive_failures >= $2 THEN 'disabled after ' || CAST(consecutive_failures AS TEXT) \
+                     || ' consecutive failed deliveries' \
+                   ELSE 'disabled after failing for 5 days' END \
+                 WHERE id = $1 AND enabled = 1 AND (consecutive_failures >= $2 OR failing_since <= $3)",
+            )
+            .bind(&d.endpoint_id)
+            .bind(policy.after_failures)
+            .bind(now - policy.after_ms)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            disabled = off.rows_affected() == 1;
+        }
+        tx.commit().await?;
+        Ok(disabled)
+    }
+}
