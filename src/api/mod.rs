@@ -6,12 +6,14 @@ mod contacts;
 mod customers;
 mod dead_letters;
 mod domains;
+mod events;
 pub mod extract;
 mod health;
 mod idempotency;
 mod metrics;
 mod segments;
 mod send;
+mod stats;
 mod suppressions;
 mod templates;
 mod unsubscribe;
@@ -47,6 +49,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(unsubscribe::router())
         .merge(send::router())
         .merge(campaigns::router())
+        .merge(events::router())
+        .merge(stats::router())
         .merge(webhooks::router())
         .merge(dead_letters::router())
         .merge(metrics::router())
