@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct BenchArgs {
-    /// fanout | webhooks | rate | audience | idle | all
+    /// fanout | webhooks | rate | audience | idle | stats | all
     #[arg(default_value = "all")]
     pub scenario: String,
     /// Run against this database (PostgreSQL: a fresh database is created beside it); default a temp SQLite file.
@@ -43,6 +43,12 @@ pub struct BenchArgs {
     /// audience: contacts to seed.
     #[arg(long, default_value_t = 1_000_000)]
     pub audience: usize,
+    /// stats: messages of the seeded campaign.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub stats_messages: usize,
+    /// stats: delivery events per seeded message.
+    #[arg(long, default_value_t = 3)]
+    pub stats_events_per_message: usize,
     /// Write the figures as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -54,7 +60,7 @@ pub struct BenchArgs {
 /// Figures by key, e.g. `fanout.emails_per_s`.
 pub type Figures = BTreeMap<String, f64>;
 
-const SCENARIOS: [&str; 5] = ["fanout", "webhooks", "rate", "audience", "idle"];
+const SCENARIOS: [&str; 6] = ["fanout", "webhooks", "rate", "audience", "idle", "stats"];
 
 /// Runs the chosen scenarios, prints a table, writes JSON if asked; returns the figures.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Figures> {
@@ -71,6 +77,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Figures> {
             "webhooks" => scenarios::webhooks(args).await?,
             "rate" => scenarios::rate(args).await?,
             "audience" => scenarios::audience(args).await?,
+            "stats" => scenarios::stats(args).await?,
             _ => scenarios::idle(args).await?,
         };
         for (k, v) in result {

@@ -291,3 +291,101 @@ impl Store {
         Ok(out)
     }
 }
+
+impl Store {
+    /// Bench seeding: a campaign of `messages` delivered messages with
+    /// `per_message` events each (delivered, opened, clicked on one of ten
+    /// links, ...), written in bulk straight into the tables, and its counters
+    /// set from a recount of those events. Returns the campaign id.
+    pub async fn seed_campaign_events(
+        &self,
+        tenant_id: &TenantId,
+        messages: i64,
+        per_message: i64,
+    ) -> Result<String, sqlx::Error> {
+        const KINDS: [&str; 3] = ["email.delivered", "email.opened", "email.clicked"];
+        let per_message = per_message.max(1);
+        let campaign = crate::domain::new_id();
+        let now = crate::domain::now_ms();
+        let series = |n: &str| match self.backend {
+            super::Backend::Postgres => format!("generate_series(0, {n} - 1) AS seq(i)"),
+            super::Backend::Sqlite => format!(
+                "(WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < {n}) SELECT i FROM s) AS seq"
+            ),
+        };
+        let prefix = super::id_prefix();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO campaigns (id, tenant_id, subject, html, from_address, targeting, recipient_count, created_at) \
+             VALUES ($1, $2, 'bench', 'h', 'hello@bench.example.com', '{}', $3, $4)",
+        )
+        .bind(&campaign)
+        .bind(tenant_id)
+        .bind(messages)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!(
+            "INSERT INTO messages (id, tenant_id, campaign_id, to_email, priority, status, due_at, provider_id, created_at, updated_at) \
+             SELECT {id}, $1, $2, 'user' || CAST(seq.i AS TEXT) || '@example.org', 1, 'clicked', $4, \
+               'prov-' || CAST(seq.i AS TEXT), $4, $4 FROM {series} WHERE true",
+            id = self.sql_sequential_id("$5", "seq.i"),
+            series = series("$3"),
+        ))
+        .bind(tenant_id)
+        .bind(&campaign)
+        .bind(messages)
+        .bind(now)
+        .bind(&prefix)
+        .execute(&mut *tx)
+        .await?;
+        let kind = format!(
+            "CASE seq.i % {per_message} WHEN 0 THEN '{}' WHEN 1 THEN '{}' WHEN 2 THEN '{}' ELSE 'email.opened' END",
+            KINDS[0], KINDS[1], KINDS[2]
+        );
+        sqlx::query(&format!(
+            "INSERT INTO webhook_events (svix_id, event_type, provider_email_id, message_id, tenant_id, payload, received_at, \
+               campaign_id, link, occurred_at) \
+             SELECT 'seed_' || CAST(seq.i AS TEXT), {kind}, 'prov-' || CAST(seq.i / {per_message} AS TEXT), {id}, $1, '{{}}', $4, $2, \
+               CASE seq.i % {per_message} WHEN 2 THEN 'https://example.org/l' || CAST((seq.i / {per_message}) % 10 AS TEXT) END, \
+               $4 - $3 + seq.i FROM {series} WHERE true",
+            id = self.sql_sequential_id("$5", &format!("(seq.i / {per_message})")),
+            series = series("$3"),
+        ))
+        .bind(tenant_id)
+        .bind(&campaign)
+        .bind(messages * per_message)
+        .bind(now)
+        .bind(&prefix)
+        .execute(&mut *tx)
+        .await?;
+        // The counters, from a recount of what was just written.
+        sqlx::query(
+            "INSERT INTO campaign_stats (tenant_id, campaign_id, metric, n) \
+             SELECT $1, $2, SUBSTR(event_type, 7), COUNT(DISTINCT message_id) FROM webhook_events \
+             WHERE campaign_id = $2 GROUP BY event_type",
+        )
+        .bind(tenant_id)
+        .bind(&campaign)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO campaign_stats (tenant_id, campaign_id, metric, n) VALUES ($1, $2, 'sent', $3)")
+            .bind(tenant_id)
+            .bind(&campaign)
+            .bind(messages)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO campaign_links (tenant_id, campaign_id, link, n) \
+             SELECT $1, $2, link, COUNT(DISTINCT message_id) FROM webhook_events \
+             WHERE campaign_id = $2 AND link IS NOT NULL GROUP BY link",
+        )
+        .bind(tenant_id)
+        .bind(&campaign)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.refresh_statistics(&["messages", "webhook_events", "campaign_stats", "campaign_links"]).await?;
+        Ok(campaign)
+    }
+}
