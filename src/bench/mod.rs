@@ -34,6 +34,11 @@ pub struct BenchArgs {
     /// webhooks: file of provider email ids (one per line) to put in the events.
     #[arg(long)]
     pub email_ids: Option<PathBuf>,
+    /// webhooks: seed a campaign of this many messages first and send the
+    /// events to them (so they move messages and counters), instead of to
+    /// unknown email ids.
+    #[arg(long, default_value_t = 0)]
+    pub seed_messages: usize,
     /// rate: seconds of sending at the provider's limit.
     #[arg(long, default_value_t = 60)]
     pub rate_seconds: u64,

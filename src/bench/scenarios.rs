@@ -112,11 +112,20 @@ pub async fn webhooks(args: &BenchArgs) -> anyhow::Result<Figures> {
             let server =
                 Server::start(&binary(args.mailroom_bin.as_ref())?, &db, &[("WEBHOOK_SECRET", secret.clone())]).await?;
             let url = format!("{}/webhooks/resend", server.base);
+            if args.seed_messages > 0 {
+                let (tenant, _) = server.tenant().await?;
+                let store = crate::store::Store::connect(&db.url, 2).await?;
+                store
+                    .seed_campaign_events(&crate::domain::TenantId::from_stored(tenant), args.seed_messages as i64, 0)
+                    .await?;
+                store.close().await;
+            }
             own = Some((server, db));
             url
         }
     };
     let ids: Vec<String> = match &args.email_ids {
+        None if args.seed_messages > 0 => (0..args.seed_messages).map(|i| format!("prov-{i}")).collect(),
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("Failed to read {}", path.display()))?
             .lines()

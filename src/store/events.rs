@@ -247,27 +247,53 @@ impl Store {
         tenant_id: &crate::domain::TenantId,
         f: &EventFilter,
     ) -> Result<Vec<ListedEvent>, sqlx::Error> {
-        let (before_at, before_id) = f.before.clone().unwrap_or((i64::MAX, String::new()));
-        sqlx::query_as(
+        // Only the filters asked for, so each query can use the index that fits
+        // (a campaign's events: `webhook_events_campaign_time`; else the tenant's).
+        enum Arg<'a> {
+            Text(&'a str),
+            Int(i64),
+        }
+        let mut conditions = vec!["tenant_id = $1".to_owned()];
+        let mut args: Vec<Arg> = Vec::new();
+        let mut p = Placeholders::after(1);
+        for (column, value) in [
+            ("event_type", f.event_type.as_deref()),
+            ("campaign_id", f.campaign_id.as_deref()),
+            ("contact_id", f.contact_id.as_deref()),
+        ] {
+            if let Some(v) = value {
+                conditions.push(format!("{column} = {}", p.next()));
+                args.push(Arg::Text(v));
+            }
+        }
+        if let Some(since) = f.since {
+            conditions.push(format!("occurred_at >= {}", p.next()));
+            args.push(Arg::Int(since));
+        }
+        if let Some(until) = f.until {
+            conditions.push(format!("occurred_at < {}", p.next()));
+            args.push(Arg::Int(until));
+        }
+        if let Some((at, id)) = &f.before {
+            let (a, b, c) = (p.next(), p.next(), p.next());
+            conditions.push(format!("(occurred_at < {a} OR (occurred_at = {b} AND svix_id < {c}))"));
+            args.extend([Arg::Int(*at), Arg::Int(*at), Arg::Text(id)]);
+        }
+        let sql = format!(
             "SELECT svix_id, event_type, message_id, provider_email_id, campaign_id, contact_id, link, bounce_type, \
                COALESCE(occurred_at, received_at) AS occurred_at, received_at \
-             FROM webhook_events WHERE tenant_id = $1 \
-               AND ($2 = '' OR event_type = $2) AND ($3 = '' OR campaign_id = $3) AND ($4 = '' OR contact_id = $4) \
-               AND occurred_at >= $5 AND occurred_at < $6 \
-               AND ($8 = '' OR occurred_at < $7 OR (occurred_at = $7 AND svix_id < $8)) \
-             ORDER BY occurred_at DESC, svix_id DESC LIMIT $9",
-        )
-        .bind(tenant_id)
-        .bind(f.event_type.as_deref().unwrap_or(""))
-        .bind(f.campaign_id.as_deref().unwrap_or(""))
-        .bind(f.contact_id.as_deref().unwrap_or(""))
-        .bind(f.since.unwrap_or(i64::MIN))
-        .bind(f.until.unwrap_or(i64::MAX))
-        .bind(before_at)
-        .bind(before_id)
-        .bind(f.limit + 1)
-        .fetch_all(&self.pool)
-        .await
+             FROM webhook_events WHERE {} ORDER BY occurred_at DESC, svix_id DESC LIMIT {}",
+            conditions.join(" AND "),
+            p.next()
+        );
+        let mut q = sqlx::query_as::<_, ListedEvent>(&sql).bind(tenant_id);
+        for arg in args {
+            q = match arg {
+                Arg::Text(v) => q.bind(v),
+                Arg::Int(v) => q.bind(v),
+            };
+        }
+        q.bind(f.limit + 1).fetch_all(&self.pool).await
     }
 
     pub async fn message_events(&self, message_id: &str) -> Result<Vec<StoredEvent>, sqlx::Error> {

@@ -103,7 +103,7 @@ pub(crate) async fn record_accepted(
     let ids = p.list(message_ids.len());
     let sql = format!(
         "INSERT INTO message_firsts (tenant_id, message_id, kind, campaign_id, created_at) \
-         SELECT tenant_id, id, 'sent', campaign_id, $1 FROM messages WHERE id IN ({ids}) \
+         SELECT tenant_id, id, 'sent', campaign_id, $1 FROM messages WHERE id IN ({ids}) ORDER BY id \
          ON CONFLICT (tenant_id, message_id, kind) DO NOTHING RETURNING tenant_id, kind, campaign_id, created_at"
     );
     let mut q = sqlx::query_as::<_, Inserted>(&sql).bind(now);
@@ -296,7 +296,8 @@ impl Store {
     /// Bench seeding: a campaign of `messages` delivered messages with
     /// `per_message` events each (delivered, opened, clicked on one of ten
     /// links, ...), written in bulk straight into the tables, and its counters
-    /// set from a recount of those events. Returns the campaign id.
+    /// set from a recount of those events (`per_message` 0: messages only, with
+    /// provider ids `prov-0`, `prov-1`, ...). Returns the campaign id.
     pub async fn seed_campaign_events(
         &self,
         tenant_id: &TenantId,
@@ -304,7 +305,7 @@ impl Store {
         per_message: i64,
     ) -> Result<String, sqlx::Error> {
         const KINDS: [&str; 3] = ["email.delivered", "email.opened", "email.clicked"];
-        let per_message = per_message.max(1);
+        let per_message = per_message.max(0);
         let campaign = crate::domain::new_id();
         let now = crate::domain::now_ms();
         let series = |n: &str| match self.backend {
@@ -339,6 +340,11 @@ impl Store {
         .bind(&prefix)
         .execute(&mut *tx)
         .await?;
+        if per_message == 0 {
+            tx.commit().await?;
+            self.refresh_statistics(&["messages"]).await?;
+            return Ok(campaign);
+        }
         let kind = format!(
             "CASE seq.i % {per_message} WHEN 0 THEN '{}' WHEN 1 THEN '{}' WHEN 2 THEN '{}' ELSE 'email.opened' END",
             KINDS[0], KINDS[1], KINDS[2]

@@ -22,7 +22,7 @@ async fn campaign_and_customer_stats_equal_a_recount_of_the_raw_events() {
     for (m, (_, id)) in pairs.iter().enumerate() {
         let mut add = |kind: &'static str, extra: Value, rng: &mut rand::rngs::StdRng| {
             let at = format!("2026-11-20T{:02}:{:02}:00Z", 8 + rng.gen_range(0..4), rng.gen_range(0..60));
-            events.push((format!("r-{m}-{}", events_len_hint(kind, rng)), id.clone(), kind, extra, at));
+            events.push((format!("r-{m}-{}", unique_suffix(kind, rng)), id.clone(), kind, extra, at));
         };
         if rng.gen_bool(0.2) {
             add("email.sent", json!({}), &mut rng);
@@ -177,7 +177,7 @@ async fn campaign_and_customer_stats_equal_a_recount_of_the_raw_events() {
 }
 
 /// A unique suffix per generated event.
-fn events_len_hint(kind: &str, rng: &mut rand::rngs::StdRng) -> String {
+fn unique_suffix(kind: &str, rng: &mut rand::rngs::StdRng) -> String {
     format!("{}-{}", kind.trim_start_matches("email."), rng.gen::<u32>())
 }
 
