@@ -41,7 +41,9 @@ impl Core {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         // Install the metrics recorder before anything records.
         let _ = crate::telemetry::metrics_handle();
-        let store = Store::connect(&config.database_url, config.db_max_connections).await?;
+        let store = Store::connect(&config.database_url, config.db_max_connections)
+            .await?
+            .with_soft_bounce(config.soft_bounce_limit, config.soft_bounce_days);
         store.migrate().await?;
         let mut tasks = Vec::new();
         let events = EventWriter::spawn(store.clone());

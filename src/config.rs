@@ -94,6 +94,13 @@ pub struct Config {
     /// which a tenant's endpoint is disabled (default 100; five days of failing
     /// disables it too).
     pub webhook_disable_after: u32,
+    /// `MAILROOM_SOFT_BOUNCE_LIMIT`: transient (soft) bounces of one contact
+    /// within `MAILROOM_SOFT_BOUNCE_DAYS` that suppress it as `soft_bounced`
+    /// (default 3).
+    pub soft_bounce_limit: u32,
+    /// `MAILROOM_SOFT_BOUNCE_DAYS`: the window, in days, in which soft bounces
+    /// count towards `MAILROOM_SOFT_BOUNCE_LIMIT` (default 30).
+    pub soft_bounce_days: u32,
     /// `DEBUG`: verbose logs (still no addresses or bodies at info level).
     pub debug: bool,
 }
@@ -152,6 +159,8 @@ impl Config {
             })
             .transpose()?;
         let max_html_bytes = parse_number(get("MAILROOM_MAX_HTML_BYTES"), "MAILROOM_MAX_HTML_BYTES", 524_288)?;
+        let soft_bounce_limit = parse_number(get("MAILROOM_SOFT_BOUNCE_LIMIT"), "MAILROOM_SOFT_BOUNCE_LIMIT", 3)?;
+        let soft_bounce_days = parse_number(get("MAILROOM_SOFT_BOUNCE_DAYS"), "MAILROOM_SOFT_BOUNCE_DAYS", 30)?;
         let admin_key = get("MAILROOM_ADMIN_KEY");
         if let Some(key) = &admin_key {
             if key.trim().chars().count() < MIN_ADMIN_KEY_CHARS {
@@ -217,6 +226,8 @@ impl Config {
             allow_private_webhooks,
             webhook_retry_scale,
             webhook_disable_after: webhook_disable_after.max(1),
+            soft_bounce_limit: soft_bounce_limit.max(1),
+            soft_bounce_days: soft_bounce_days.max(1),
             debug,
         })
     }

@@ -7,12 +7,14 @@ mod contacts_bulk;
 mod customers;
 mod dead_letters;
 mod domains;
+mod events;
 pub mod extract;
 mod health;
 mod idempotency;
 mod metrics;
 mod segments;
 mod send;
+mod stats;
 mod suppressions;
 mod templates;
 mod tenant_webhooks;
@@ -50,6 +52,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(unsubscribe::router())
         .merge(send::router())
         .merge(campaigns::router())
+        .merge(events::router())
+        .merge(stats::router())
         .merge(webhooks::router())
         .merge(tenant_webhooks::router())
         .merge(dead_letters::router())

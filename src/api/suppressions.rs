@@ -17,13 +17,13 @@ use crate::store::{SuppressionRow, Unsuppress};
 
 /// Most addresses one request may add.
 const ADD_MAX: usize = 1000;
-const REASONS: [&str; 4] = ["bounced", "complained", "unsubscribed", "manual"];
+const REASONS: [&str; 5] = ["bounced", "soft_bounced", "complained", "unsubscribed", "manual"];
 
 #[derive(Serialize, ToSchema)]
 pub struct Suppression {
     /// The address, lower-cased.
     email: String,
-    /// `bounced`, `complained`, `unsubscribed` or `manual`.
+    /// `bounced`, `soft_bounced` (repeated transient bounces), `complained`, `unsubscribed` or `manual`.
     reason: String,
     /// What caused it: the message or campaign id, `api` or `import`.
     source: Option<String>,

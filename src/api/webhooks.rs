@@ -28,6 +28,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Receive a Resend webhook. Answers 2xx only once the event is durably stored;
 /// a storage failure answers 5xx so that Resend retries.
+///
+/// Every `email.*` type is stored (and listed by `GET /customers/{id}/events`);
+/// statuses only move forward. A permanent bounce or a complaint suppresses the
+/// address; `MAILROOM_SOFT_BOUNCE_LIMIT` transient bounces of one contact within
+/// `MAILROOM_SOFT_BOUNCE_DAYS` suppress it as `soft_bounced`. `domain.created`,
+/// `domain.updated` and `domain.deleted` set the status of the customer's domain
+/// whose `resend_domain_id` is `data.id` (a late, older event never undoes a
+/// newer one); while it is not `verified` (e.g. `temporary_failure`, `failed`)
+/// sends are refused with `domain_not_verified`, queued campaign mail is held
+/// (re-checked every 30 s) and an alert is logged.
 #[utoipa::path(post, path = "/webhooks/resend", tag = "webhooks", security(()),
     params(("svix-id" = String, Header), ("svix-timestamp" = String, Header), ("svix-signature" = String, Header)),
     request_body(content = Object, description = "Resend event: {type, created_at, data}"),

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct BenchArgs {
-    /// fanout | webhooks | rate | audience | import | idle | all
+    /// fanout | webhooks | rate | audience | import | idle | stats | all
     #[arg(default_value = "all")]
     pub scenario: String,
     /// Run against this database (PostgreSQL: a fresh database is created beside it); default a temp SQLite file.
@@ -34,6 +34,11 @@ pub struct BenchArgs {
     /// webhooks: file of provider email ids (one per line) to put in the events.
     #[arg(long)]
     pub email_ids: Option<PathBuf>,
+    /// webhooks: seed a campaign of this many messages first and send the
+    /// events to them (so they move messages and counters), instead of to
+    /// unknown email ids.
+    #[arg(long, default_value_t = 0)]
+    pub seed_messages: usize,
     /// rate: seconds of sending at the provider's limit.
     #[arg(long, default_value_t = 60)]
     pub rate_seconds: u64,
@@ -46,6 +51,12 @@ pub struct BenchArgs {
     /// import: rows of the generated CSV file.
     #[arg(long, default_value_t = 1_000_000)]
     pub import_rows: usize,
+    /// stats: messages of the seeded campaign.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub stats_messages: usize,
+    /// stats: delivery events per seeded message.
+    #[arg(long, default_value_t = 3)]
+    pub stats_events_per_message: usize,
     /// Write the figures as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -57,7 +68,7 @@ pub struct BenchArgs {
 /// Figures by key, e.g. `fanout.emails_per_s`.
 pub type Figures = BTreeMap<String, f64>;
 
-const SCENARIOS: [&str; 6] = ["fanout", "webhooks", "rate", "audience", "import", "idle"];
+const SCENARIOS: [&str; 7] = ["fanout", "webhooks", "rate", "audience", "import", "idle", "stats"];
 
 /// Runs the chosen scenarios, prints a table, writes JSON if asked; returns the figures.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Figures> {
@@ -75,6 +86,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Figures> {
             "rate" => scenarios::rate(args).await?,
             "audience" => scenarios::audience(args).await?,
             "import" => scenarios::contact_import(args).await?,
+            "stats" => scenarios::stats(args).await?,
             _ => scenarios::idle(args).await?,
         };
         for (k, v) in result {

@@ -112,11 +112,20 @@ pub async fn webhooks(args: &BenchArgs) -> anyhow::Result<Figures> {
             let server =
                 Server::start(&binary(args.mailroom_bin.as_ref())?, &db, &[("WEBHOOK_SECRET", secret.clone())]).await?;
             let url = format!("{}/webhooks/resend", server.base);
+            if args.seed_messages > 0 {
+                let (tenant, _) = server.tenant().await?;
+                let store = crate::store::Store::connect(&db.url, 2).await?;
+                store
+                    .seed_campaign_events(&crate::domain::TenantId::from_stored(tenant), args.seed_messages as i64, 0)
+                    .await?;
+                store.close().await;
+            }
             own = Some((server, db));
             url
         }
     };
     let ids: Vec<String> = match &args.email_ids {
+        None if args.seed_messages > 0 => (0..args.seed_messages).map(|i| format!("prov-{i}")).collect(),
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("Failed to read {}", path.display()))?
             .lines()
@@ -356,6 +365,66 @@ pub async fn audience(args: &BenchArgs) -> anyhow::Result<Figures> {
         ("enqueue_s".into(), enqueue_s),
         ("filter_enqueue_s".into(), filter_enqueue_s),
         ("seed_s".into(), seed_s),
+        ("peak_rss_mb".into(), peak),
+    ]))
+}
+
+/// A campaign of `stats_messages` messages and `stats_events_per_message`
+/// events each, seeded in bulk: how fast its stats (and a page of events) answer.
+pub async fn stats(args: &BenchArgs) -> anyhow::Result<Figures> {
+    let db = BenchDb::new(args.database_url.as_deref()).await?;
+    let server = Server::start(&binary(args.mailroom_bin.as_ref())?, &db, &[]).await?;
+    let (tenant, key) = server.tenant().await?;
+    let store = crate::store::Store::connect(&db.url, 2).await?;
+    let seeded_at = Instant::now();
+    let campaign = store
+        .seed_campaign_events(
+            &crate::domain::TenantId::from_stored(tenant.clone()),
+            args.stats_messages as i64,
+            args.stats_events_per_message as i64,
+        )
+        .await?;
+    let seed_s = seeded_at.elapsed().as_secs_f64();
+    store.close().await;
+    let path = format!("/customers/{tenant}/campaigns/{campaign}/stats");
+    let first = server.call(Method::GET, &path, &key, None).await?;
+    anyhow::ensure!(
+        first["delivered"].as_u64() == Some(args.stats_messages as u64),
+        "delivered {} != {}",
+        first["delivered"],
+        args.stats_messages
+    );
+    let timed = |n: usize, path: String| {
+        let (server, key) = (&server, &key);
+        async move {
+            let mut latencies = Vec::with_capacity(n);
+            for _ in 0..n {
+                let t = Instant::now();
+                server.call(Method::GET, &path, key, None).await?;
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            latencies.sort_by(|a, b| a.total_cmp(b));
+            Ok::<_, anyhow::Error>(latencies)
+        }
+    };
+    let stats = timed(200, path).await?;
+    let events = timed(50, format!("/customers/{tenant}/events?limit=100")).await?;
+    let clicks =
+        timed(50, format!("/customers/{tenant}/events?limit=100&campaign_id={campaign}&type=email.clicked")).await?;
+    let series = timed(50, format!("/customers/{tenant}/stats?bucket=hour")).await?;
+    let (_, peak) = server.rss_mb();
+    drop(server);
+    db.remove().await;
+    Ok(Figures::from([
+        ("seed_s".into(), seed_s),
+        ("campaign_stats_p50_ms".into(), percentile(&stats, 0.50)),
+        ("campaign_stats_p99_ms".into(), percentile(&stats, 0.99)),
+        ("events_page_p50_ms".into(), percentile(&events, 0.50)),
+        ("events_page_p99_ms".into(), percentile(&events, 0.99)),
+        ("events_filtered_page_p50_ms".into(), percentile(&clicks, 0.50)),
+        ("tenant_series_p50_ms".into(), percentile(&series, 0.50)),
+        ("messages".into(), args.stats_messages as f64),
+        ("events".into(), (args.stats_messages * args.stats_events_per_message) as f64),
         ("peak_rss_mb".into(), peak),
     ]))
 }

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::domain::MessageStatus;
 use crate::provider::sandbox::GeneratedEvent;
-use crate::store::{EventOutcome, IncomingEvent};
+use crate::store::{DomainChange, EventOutcome, IncomingEvent};
 
 /// Parses a Resend webhook body leniently: real payloads carry more fields than
 /// documented, and Resend's own SDK types reject some real ones.
@@ -26,6 +26,26 @@ pub fn parse_event(svix_id: &str, body: &[u8]) -> Result<IncomingEvent, String> 
     let data = v.get("data").cloned().unwrap_or(Value::Null);
     let provider_email_id = data.get("email_id").and_then(Value::as_str).map(str::to_owned);
     let message_tag = tag_value(&data, "message");
+    let occurred_at = v.get("created_at").and_then(Value::as_str).and_then(parse_time).filter(|t| *t >= 0);
+    let bounce_type = data.pointer("/bounce/type").and_then(Value::as_str).map(canonical_bounce_type);
+    let link = match event_type.as_str() {
+        "email.clicked" => data.pointer("/click/link").and_then(Value::as_str).map(|l| cap_bytes(l, MAX_LINK_BYTES)),
+        _ => None,
+    };
+    let domain = match event_type.as_str() {
+        "domain.created" | "domain.updated" | "domain.deleted" => {
+            data.get("id").and_then(Value::as_str).filter(|id| !id.is_empty()).map(|id| DomainChange {
+                resend_domain_id: id.to_owned(),
+                // A deleted domain sends nothing, whatever its last status said.
+                status: match (event_type.as_str(), data.get("status").and_then(Value::as_str)) {
+                    ("domain.deleted", _) => "deleted".to_owned(),
+                    (_, Some(s)) if !s.is_empty() => cap_bytes(s, 64),
+                    _ => "unknown".to_owned(),
+                },
+            })
+        }
+        _ => None,
+    };
     let (new_status, suppress) = match event_type.as_str() {
         "email.sent" => (Some(MessageStatus::Sent), None),
         "email.delivered" => (Some(MessageStatus::Delivered), None),
@@ -50,7 +70,40 @@ pub fn parse_event(svix_id: &str, body: &[u8]) -> Result<IncomingEvent, String> 
         new_status,
         suppress,
         payload: String::from_utf8_lossy(body).into_owned(),
+        occurred_at,
+        link,
+        bounce_type,
+        domain,
     })
+}
+
+/// Longest click link kept (the counters key on it).
+const MAX_LINK_BYTES: usize = 1000;
+
+/// `s`, cut to at most `max` bytes at a character boundary.
+fn cap_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// `Permanent`, `Transient` or `Undetermined` whatever the case; anything else as sent (capped).
+fn canonical_bounce_type(t: &str) -> String {
+    ["Permanent", "Transient", "Undetermined"]
+        .into_iter()
+        .find(|known| known.eq_ignore_ascii_case(t))
+        .map_or_else(|| cap_bytes(t, 64), str::to_owned)
+}
+
+/// An RFC 3339 time as epoch milliseconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 /// `data.tags` is an object map in webhooks; accept the `[{name, value}]` form too.
@@ -66,7 +119,7 @@ fn tag_value(data: &Value, name: &str) -> Option<String> {
     }
 }
 
-const KNOWN_TYPES: [&str; 11] = [
+pub const KNOWN_TYPES: [&str; 13] = [
     "email.sent",
     "email.delivered",
     "email.delivery_delayed",
@@ -77,7 +130,9 @@ const KNOWN_TYPES: [&str; 11] = [
     "email.failed",
     "email.scheduled",
     "email.suppressed",
+    "domain.created",
     "domain.updated",
+    "domain.deleted",
 ];
 
 /// Parses and applies one event through the group-commit writer. Errors from

@@ -19,7 +19,25 @@ pub struct IncomingEvent {
     /// `bounced` or `complained` when the recipient must be suppressed.
     pub suppress: Option<&'static str>,
     pub payload: String,
+    /// The event's own time (the envelope's `created_at`), epoch ms.
+    pub occurred_at: Option<i64>,
+    /// `data.click.link` of a click.
+    pub link: Option<String>,
+    /// `data.bounce.type` of a bounce: `Permanent`, `Transient` or `Undetermined`.
+    pub bounce_type: Option<String>,
+    /// A `domain.*` event: the provider's domain id and its new status.
+    pub domain: Option<DomainChange>,
 }
+
+/// A `domain.created|updated|deleted` event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainChange {
+    pub resend_domain_id: String,
+    pub status: String,
+}
+
+/// Domain statuses that hold a tenant's campaign sending (with an alert in the log).
+pub const DOMAIN_TROUBLE: [&str; 3] = ["temporary_failure", "failed", "deleted"];
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum EventOutcome {
@@ -36,6 +54,34 @@ pub struct StoredEvent {
     pub received_at: i64,
 }
 
+/// What `GET /customers/{id}/events` asks for. `before` is the cursor: the
+/// (time, svix id) of the last event of the previous page.
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    pub event_type: Option<String>,
+    pub campaign_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub before: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+/// One stored event as the listing shows it.
+#[derive(Clone, Debug, FromRow)]
+pub struct ListedEvent {
+    pub svix_id: String,
+    pub event_type: String,
+    pub message_id: Option<String>,
+    pub provider_email_id: Option<String>,
+    pub campaign_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub link: Option<String>,
+    pub bounce_type: Option<String>,
+    pub occurred_at: i64,
+    pub received_at: i64,
+}
+
 /// The message an event applies to.
 #[derive(Clone, Debug, FromRow)]
 pub struct EventTarget {
@@ -43,6 +89,8 @@ pub struct EventTarget {
     tenant_id: String,
     to_email: String,
     campaign_id: Option<String>,
+    /// The message's contact, else the tenant's contact with its address.
+    contact_id: Option<String>,
 }
 
 /// [`MessageStatus::rank`] as a SQL expression over `column`, so one statement
@@ -61,8 +109,11 @@ impl Store {
             return Ok(None);
         }
         sqlx::query_as(
-            "SELECT id, tenant_id, to_email, campaign_id FROM messages WHERE provider_id = $1 OR id = $2 \
-             ORDER BY CASE WHEN provider_id = $1 THEN 0 ELSE 1 END LIMIT 1",
+            "SELECT m.id, m.tenant_id, m.to_email, m.campaign_id, \
+               COALESCE(m.contact_id, (SELECT c.id FROM contacts c WHERE c.tenant_id = m.tenant_id \
+                 AND c.email_normalized = LOWER(m.to_email))) AS contact_id \
+             FROM messages m WHERE m.provider_id = $1 OR m.id = $2 \
+             ORDER BY CASE WHEN m.provider_id = $1 THEN 0 ELSE 1 END LIMIT 1",
         )
         .bind(e.provider_email_id.as_deref().unwrap_or(""))
         .bind(e.message_tag.as_deref().unwrap_or(""))
@@ -86,9 +137,10 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         let mut p = Placeholders::after(0);
-        let rows: Vec<String> = events.iter().map(|_| format!("({})", p.list(7))).collect();
+        let rows: Vec<String> = events.iter().map(|_| format!("({})", p.list(12))).collect();
         let sql = format!(
-            "INSERT INTO webhook_events (svix_id, event_type, provider_email_id, message_id, tenant_id, payload, received_at) \
+            "INSERT INTO webhook_events (svix_id, event_type, provider_email_id, message_id, tenant_id, payload, received_at, \
+               campaign_id, contact_id, link, bounce_type, occurred_at) \
              VALUES {} ON CONFLICT (svix_id) DO NOTHING RETURNING svix_id",
             rows.join(", ")
         );
@@ -101,7 +153,12 @@ impl Store {
                 .bind(target.as_ref().map(|m| m.id.as_str()))
                 .bind(target.as_ref().map(|m| m.tenant_id.as_str()))
                 .bind(&e.payload)
-                .bind(now);
+                .bind(now)
+                .bind(target.as_ref().and_then(|m| m.campaign_id.as_deref()))
+                .bind(target.as_ref().and_then(|m| m.contact_id.as_deref()))
+                .bind(&e.link)
+                .bind(&e.bounce_type)
+                .bind(e.occurred_at.unwrap_or(now));
         }
         let stored: std::collections::HashSet<String> = insert.fetch_all(&mut *tx).await?.into_iter().collect();
 
@@ -110,6 +167,7 @@ impl Store {
         let mut seen = std::collections::HashSet::new();
         let mut outcomes = Vec::with_capacity(events.len());
         let mut applied: Vec<(&IncomingEvent, &EventTarget)> = Vec::new();
+        let mut domains: Vec<&IncomingEvent> = Vec::new();
         for (e, target) in events {
             if !stored.contains(&e.svix_id) || !seen.insert(e.svix_id.as_str()) {
                 outcomes.push(EventOutcome::Duplicate);
@@ -119,6 +177,9 @@ impl Store {
             if let Some(m) = target {
                 applied.push((e, m));
             }
+            if e.domain.is_some() {
+                domains.push(e);
+            }
         }
         move_messages_forward(&mut tx, &applied, now).await?;
         for (e, m) in &applied {
@@ -127,8 +188,114 @@ impl Store {
             }
         }
         notify_tenants(&mut tx, &applied, now).await?;
+        self.suppress_soft_bounces(&mut tx, &applied, now).await?;
+        let firsts: Vec<super::stats::First> = applied
+            .iter()
+            .flat_map(|(e, m)| {
+                let at = e.occurred_at.unwrap_or(now);
+                event_figures(e).into_iter().map(move |kind| super::stats::First {
+                    tenant_id: m.tenant_id.clone(),
+                    message_id: m.id.clone(),
+                    campaign_id: m.campaign_id.clone(),
+                    kind,
+                    at,
+                })
+            })
+            .collect();
+        super::stats::record_firsts(&mut tx, firsts).await?;
+        for e in domains {
+            apply_domain_event(&mut tx, e, now).await?;
+        }
         tx.commit().await?;
         Ok(outcomes)
+    }
+
+    /// Suppresses (`soft_bounced`) each contact that has reached the soft-bounce
+    /// limit of `Transient` bounces within the window with this group's events:
+    /// one indexed count per contact that bounced softly in the group.
+    async fn suppress_soft_bounces(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        applied: &[(&IncomingEvent, &EventTarget)],
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        let mut contacts: std::collections::BTreeMap<(&str, &str), &EventTarget> = std::collections::BTreeMap::new();
+        for (e, m) in applied {
+            if let (Some("Transient"), Some(contact)) = (e.bounce_type.as_deref(), m.contact_id.as_deref()) {
+                contacts.entry((m.tenant_id.as_str(), contact)).or_insert(m);
+            }
+        }
+        let since = now.saturating_sub(self.soft_bounce.window_ms);
+        for ((tenant_id, contact_id), m) in contacts {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM webhook_events WHERE tenant_id = $1 AND contact_id = $2 \
+                 AND bounce_type = 'Transient' AND occurred_at >= $3",
+            )
+            .bind(tenant_id)
+            .bind(contact_id)
+            .bind(since)
+            .fetch_one(&mut *tx)
+            .await?;
+            if n >= self.soft_bounce.limit {
+                soft_suppress(tx, m, contact_id, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A tenant's events, newest first (by their own time, then svix id), `limit + 1` rows.
+    pub async fn tenant_events(
+        &self,
+        tenant_id: &crate::domain::TenantId,
+        f: &EventFilter,
+    ) -> Result<Vec<ListedEvent>, sqlx::Error> {
+        // Only the filters asked for, so each query can use the index that fits
+        // (a campaign's events: `webhook_events_campaign_time`; else the tenant's).
+        enum Arg<'a> {
+            Text(&'a str),
+            Int(i64),
+        }
+        let mut conditions = vec!["tenant_id = $1".to_owned()];
+        let mut args: Vec<Arg> = Vec::new();
+        let mut p = Placeholders::after(1);
+        for (column, value) in [
+            ("event_type", f.event_type.as_deref()),
+            ("campaign_id", f.campaign_id.as_deref()),
+            ("contact_id", f.contact_id.as_deref()),
+        ] {
+            if let Some(v) = value {
+                conditions.push(format!("{column} = {}", p.next()));
+                args.push(Arg::Text(v));
+            }
+        }
+        if let Some(since) = f.since {
+            conditions.push(format!("occurred_at >= {}", p.next()));
+            args.push(Arg::Int(since));
+        }
+        if let Some(until) = f.until {
+            conditions.push(format!("occurred_at < {}", p.next()));
+            args.push(Arg::Int(until));
+        }
+        if let Some((at, id)) = &f.before {
+            let (a, b, c) = (p.next(), p.next(), p.next());
+            conditions.push(format!("(occurred_at < {a} OR (occurred_at = {b} AND svix_id < {c}))"));
+            args.extend([Arg::Int(*at), Arg::Int(*at), Arg::Text(id)]);
+        }
+        let sql = format!(
+            "SELECT svix_id, event_type, message_id, provider_email_id, campaign_id, contact_id, link, bounce_type, \
+               COALESCE(occurred_at, received_at) AS occurred_at, received_at \
+             FROM webhook_events WHERE {} ORDER BY occurred_at DESC, svix_id DESC LIMIT {}",
+            conditions.join(" AND "),
+            p.next()
+        );
+        let mut q = sqlx::query_as::<_, ListedEvent>(&sql).bind(tenant_id);
+        for arg in args {
+            q = match arg {
+                Arg::Text(v) => q.bind(v),
+                Arg::Int(v) => q.bind(v),
+            };
+        }
+        q.bind(f.limit + 1).fetch_all(&self.pool).await
     }
 
     pub async fn message_events(&self, message_id: &str) -> Result<Vec<StoredEvent>, sqlx::Error> {
@@ -278,6 +445,95 @@ async fn suppress(tx: &mut sqlx::AnyConnection, m: &EventTarget, reason: &str, n
     .bind(&m.tenant_id)
     .bind(&email_normalized)
     .bind(reason)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map(|_| ())
+}
+
+/// The figures an event may count once per message: `sent` for anything the
+/// provider reports about an email (it accepted it), and the event's own.
+fn event_figures(e: &IncomingEvent) -> Vec<String> {
+    let Some(kind) = e.event_type.strip_prefix("email.") else { return Vec::new() };
+    let own: &[&str] = match kind {
+        "delivered" => &["delivered"],
+        "delivery_delayed" => &["delivery_delayed"],
+        "opened" => &["opened"],
+        "clicked" => &["clicked"],
+        "complained" => &["complained"],
+        "failed" => &["failed"],
+        "suppressed" => &["suppressed"],
+        "bounced" if e.bounce_type.as_deref() == Some("Permanent") => &["bounced", "bounced_hard"],
+        "bounced" => &["bounced", "bounced_soft"],
+        "sent" | "scheduled" => &[],
+        _ => return Vec::new(),
+    };
+    let mut figures: Vec<String> = std::iter::once("sent").chain(own.iter().copied()).map(str::to_owned).collect();
+    if let (true, Some(link)) = (kind == "clicked", &e.link) {
+        figures.push(format!("link:{link}"));
+    }
+    figures
+}
+
+/// A `domain.*` event: the tenant whose Resend domain it names takes its
+/// status, unless a newer domain event already set one. A failing domain holds
+/// the tenant's campaigns (sends are refused while it is not verified, and the
+/// claim defers its queued campaign mail) and raises an alert in the log.
+async fn apply_domain_event(tx: &mut sqlx::AnyConnection, e: &IncomingEvent, now: i64) -> Result<(), sqlx::Error> {
+    let Some(d) = &e.domain else { return Ok(()) };
+    let at = e.occurred_at.unwrap_or(now);
+    let tenants: Vec<String> = sqlx::query_scalar(
+        "UPDATE tenants SET domain_status = $2, domain_event_at = $3, updated_at = $4 \
+         WHERE resend_domain_id = $1 AND (domain_event_at IS NULL OR domain_event_at <= $3) RETURNING id",
+    )
+    .bind(&d.resend_domain_id)
+    .bind(&d.status)
+    .bind(at)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    for tenant in tenants {
+        if DOMAIN_TROUBLE.contains(&d.status.as_str()) {
+            tracing::warn!(alert = "domain_failing", tenant = %tenant, status = %d.status, event = %e.event_type,
+                "ALERT: the tenant's sending domain is failing; its campaigns are held until it is verified again");
+        } else {
+            tracing::info!(tenant = %tenant, status = %d.status, event = %e.event_type, "domain status updated by the provider");
+        }
+    }
+    Ok(())
+}
+
+/// The soft-bounce limit reached: the address is suppressed (`soft_bounced`)
+/// unless it already is for another reason, and a subscribed contact marked.
+async fn soft_suppress(
+    tx: &mut sqlx::AnyConnection,
+    m: &EventTarget,
+    contact_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let email: Option<String> =
+        sqlx::query_scalar("SELECT email_normalized FROM contacts WHERE tenant_id = $1 AND id = $2")
+            .bind(&m.tenant_id)
+            .bind(contact_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let email = email.unwrap_or_else(|| m.to_email.to_lowercase());
+    sqlx::query(
+        "INSERT INTO suppressions (tenant_id, email_normalized, reason, source, created_at) \
+         VALUES ($1, $2, 'soft_bounced', $3, $4) ON CONFLICT (tenant_id, email_normalized) DO NOTHING",
+    )
+    .bind(&m.tenant_id)
+    .bind(&email)
+    .bind(&m.id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE contacts SET status = 'soft_bounced', updated_at = $3 \
+         WHERE tenant_id = $1 AND email_normalized = $2 AND status = 'subscribed'",
+    )
+    .bind(&m.tenant_id)
+    .bind(&email)
     .bind(now)
     .execute(&mut *tx)
     .await

@@ -11,6 +11,7 @@ mod import;
 mod messages;
 mod outbox;
 mod pacer;
+mod stats;
 mod suppressions;
 mod templates;
 mod tenant_webhooks;
@@ -27,12 +28,15 @@ use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 pub use campaigns::{CampaignRow, StatusCount};
 pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentRow};
 pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey, Targeting};
-pub use events::{EventOutcome, EventTarget, IncomingEvent, StoredEvent};
+pub use events::{
+    DomainChange, EventFilter, EventOutcome, EventTarget, IncomingEvent, ListedEvent, StoredEvent, DOMAIN_TROUBLE,
+};
 pub use import::{ImportOutcome, ImportRow, OnConflict};
 pub use messages::MessageRow;
 pub use outbox::{
     BatchShape, ClaimedBatch, ClaimedMessage, DueBatch, OutboundBatch, Settlement, IDEMPOTENCY_WINDOW_MS,
 };
+pub use stats::{Bucket, CampaignCounters, DAY_MS, HOUR_MS, METRICS};
 pub use suppressions::{SuppressionRow, UnsubscribeTarget, Unsuppress};
 pub use templates::{TemplateContent, TemplatePatch, TemplateRow};
 pub(crate) use tenant_webhooks::enqueue_tenant_events;
@@ -55,6 +59,21 @@ pub struct Store {
     /// rather than in SQLite's busy handler (which sleeps for milliseconds between
     /// tries), keeps write latency low under concurrency.
     sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+    /// When transient bounces suppress an address.
+    soft_bounce: SoftBounce,
+}
+
+/// `limit` transient bounces of one contact within `window_ms` suppress it (`soft_bounced`).
+#[derive(Clone, Copy, Debug)]
+pub struct SoftBounce {
+    pub limit: i64,
+    pub window_ms: i64,
+}
+
+impl Default for SoftBounce {
+    fn default() -> Self {
+        Self { limit: 3, window_ms: 30 * stats::DAY_MS }
+    }
 }
 
 /// A write transaction (and, on SQLite, this process's writer slot until it ends).
@@ -163,7 +182,12 @@ impl Store {
         let pool = pool.connect_with(options).await.map_err(|e| {
             anyhow::anyhow!("could not connect to the database at {}: {}", masked_url(&url), connect_cause(&e))
         })?;
-        Ok(Self { pool, backend, sqlite_writer: Arc::new(tokio::sync::Mutex::new(())) })
+        Ok(Self {
+            pool,
+            backend,
+            sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
+            soft_bounce: SoftBounce::default(),
+        })
     }
 
     /// Whether every migration this build knows of has been applied.
@@ -190,6 +214,12 @@ impl Store {
         };
         migrator.run(&self.pool).await.context("Failed to apply migrations")?;
         Ok(())
+    }
+
+    /// Sets when transient bounces suppress an address (default: 3 within 30 days).
+    pub fn with_soft_bounce(mut self, limit: u32, days: u32) -> Self {
+        self.soft_bounce = SoftBounce { limit: i64::from(limit.max(1)), window_ms: i64::from(days) * stats::DAY_MS };
+        self
     }
 
     pub fn backend(&self) -> Backend {

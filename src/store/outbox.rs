@@ -20,6 +20,9 @@ pub const MAX_BATCH: i64 = 100;
 /// window (with an hour's margin); later it goes to the dead letters for review.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 23 * 3_600_000;
 
+/// How long a held campaign's queued mail waits before its tenant's domain is checked again.
+pub const HOLD_MS: i64 = 30_000;
+
 /// Claims that ended without an answer (the worker died) before a batch is
 /// given up as a dead letter rather than claimed forever.
 pub const MAX_LOST_CLAIMS: i64 = 5;
@@ -315,18 +318,36 @@ impl Store {
     ) -> Result<Option<ClaimedBatch>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
-        let head: Option<(String, Option<String>, i64)> = sqlx::query_as(&format!(
-            "SELECT id, campaign_id, solo FROM messages m WHERE status = 'queued' AND due_at <= $1 \
-             ORDER BY priority, due_at LIMIT 1{}",
+        let head: Option<(String, Option<String>, i64, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT m.id, m.campaign_id, m.solo, t.domain_status FROM messages m JOIN tenants t ON t.id = m.tenant_id \
+             WHERE m.status = 'queued' AND m.due_at <= $1 \
+             ORDER BY m.priority, m.due_at LIMIT 1{}",
             self.skip_locked("m")
         ))
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((head_id, campaign_id, solo)) = head else {
+        let Some((head_id, campaign_id, solo, domain_status)) = head else {
             tx.commit().await?;
             return Ok(None);
         };
+        // A campaign of a tenant whose domain is not verified (the provider
+        // reported it failing) is held: its queued mail waits, re-checked every
+        // HOLD_MS, until the domain is verified again.
+        if let (Some(c), false) = (&campaign_id, domain_status.as_deref() == Some("verified")) {
+            let held = sqlx::query(
+                "UPDATE messages SET due_at = $3 WHERE campaign_id = $1 AND status = 'queued' AND due_at <= $2",
+            )
+            .bind(c)
+            .bind(now)
+            .bind(now + HOLD_MS)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            tracing::warn!(campaign = %c, messages = held.rows_affected(), status = ?domain_status,
+                "campaign held: its tenant's domain is not verified");
+            return Ok(Some(ClaimedBatch { suppressed: 0, batches: Vec::new() }));
+        }
         // Transactional mail, and messages split out of a rejected batch, go alone.
         let single = campaign_id.is_none() || solo == 1;
         let (scope, scope_value, limit) = match &campaign_id {
@@ -737,7 +758,10 @@ async fn record_provider_ids<'a>(
     for (message_id, _) in &pairs {
         q = q.bind(*message_id);
     }
-    q.execute(&mut **tx).await.map(|_| ())
+    q.execute(&mut **tx).await?;
+    // Accepted: each message counts as sent once (analytics).
+    let ids: Vec<&str> = pairs.iter().map(|(m, _)| m.as_str()).collect();
+    super::stats::record_accepted(tx, &ids, now).await
 }
 
 /// Settles a due batch without sending it: the batch to `batch_status`, its

@@ -18,6 +18,9 @@ async fn every_bench_scenario_runs_at_small_scale() {
         rate_limit: 10,
         audience: 2_000,
         import_rows: 3_000,
+        seed_messages: 0,
+        stats_messages: 2_000,
+        stats_events_per_message: 3,
         json: None,
         mailroom_bin: Some(env!("CARGO_BIN_EXE_mailroom").into()),
     };

@@ -1,0 +1,192 @@
+//! `GET /customers/{id}/events`: every delivery event of a customer's mail,
+//! newest first, a page at a time.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::Json;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::auth::TenantAccess;
+use crate::domain::rfc3339;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::store::{EventFilter, ListedEvent};
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventParams {
+    /// Only events of this type, e.g. `email.clicked`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    event_type: Option<String>,
+    /// Only events of this campaign's messages.
+    campaign_id: Option<String>,
+    /// Only events of this contact's messages.
+    contact_id: Option<String>,
+    /// Only events at or after this time (RFC 3339).
+    since: Option<String>,
+    /// Only events before this time (RFC 3339).
+    until: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Event {
+    /// The event's svix id.
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    /// mailroom's message id (`email_id` of the send APIs).
+    email_id: Option<String>,
+    /// The provider's id for the email.
+    provider_email_id: Option<String>,
+    campaign_id: Option<String>,
+    contact_id: Option<String>,
+    /// When the event happened (the provider's time), else when it was received.
+    created_at: String,
+    received_at: String,
+    /// Clicks: the link clicked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link: Option<String>,
+    /// Bounces: `Permanent`, `Transient` or `Undetermined`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bounce_type: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventPage {
+    data: Vec<Event>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+impl From<ListedEvent> for Event {
+    fn from(e: ListedEvent) -> Self {
+        Event {
+            id: e.svix_id,
+            event_type: e.event_type,
+            email_id: e.message_id,
+            provider_email_id: e.provider_email_id,
+            campaign_id: e.campaign_id,
+            contact_id: e.contact_id,
+            created_at: rfc3339(e.occurred_at),
+            received_at: rfc3339(e.received_at),
+            link: e.link,
+            bounce_type: e.bounce_type,
+        }
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_events))
+}
+
+/// Parses an RFC 3339 query time as epoch ms.
+pub fn query_time(raw: Option<&str>, name: &str) -> ApiResult<Option<i64>> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(v) => crate::events::parse_time(v).map(Some).ok_or_else(|| {
+            ApiError::validation(format!("`{name}` must be an RFC 3339 time, e.g. 2026-11-20T10:00:00Z"))
+        }),
+    }
+}
+
+fn encode_cursor(e: &ListedEvent) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{}", e.occurred_at, e.svix_id))
+}
+
+fn decode_cursor(raw: &str) -> ApiResult<(i64, String)> {
+    let bad = || ApiError::validation("`cursor` is not a cursor this API gave out");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (at, id) = text.split_once(':').ok_or_else(bad)?;
+    let at = at.parse::<i64>().map_err(|_| bad())?;
+    if id.is_empty() || id.contains('\0') {
+        return Err(bad());
+    }
+    Ok((at, id.to_owned()))
+}
+
+fn optional_id(raw: Option<&str>, name: &str) -> ApiResult<Option<String>> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(v) => crate::domain::parse_id(v)
+            .map(Some)
+            .ok_or_else(|| ApiError::validation(format!("`{name}` must be an id (a UUID)"))),
+    }
+}
+
+/// The customer's delivery events (every Resend `email.*` type), newest first
+/// by the event's own time. Filters combine; `cursor` pages to older events.
+/// Opens are directional: Apple Mail Privacy Protection and some corporate
+/// scanners fetch images without a person opening the email.
+#[utoipa::path(get, path = "/customers/{id}/events", tag = "events", params(("id" = String, Path), EventParams),
+    responses((status = 200, body = EventPage), (status = 422, body = crate::error::ErrorBody)))]
+async fn list_events(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    params: Result<Query<EventParams>, QueryRejection>,
+) -> ApiResult<(HeaderMap, Json<EventPage>)> {
+    let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
+    let limit = match params.limit.as_deref() {
+        None => 100,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => return Err(ApiError::validation("`limit` must be a whole number from 1 to 1000")),
+        },
+    };
+    let event_type = match params.event_type.as_deref() {
+        None | Some("") => None,
+        Some(v) if v.len() <= 64 && v.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_') => {
+            Some(v.to_owned())
+        }
+        Some(_) => return Err(ApiError::validation("`type` must be an event type such as `email.delivered`")),
+    };
+    let since = query_time(params.since.as_deref(), "since")?;
+    let until = query_time(params.until.as_deref(), "until")?;
+    let before = params.cursor.as_deref().filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
+    let filter = EventFilter {
+        event_type,
+        campaign_id: optional_id(params.campaign_id.as_deref(), "campaign_id")?,
+        contact_id: optional_id(params.contact_id.as_deref(), "contact_id")?,
+        since,
+        until,
+        before,
+        limit,
+    };
+    let mut rows = state.store.tenant_events(&t.tenant_id, &filter).await?;
+    let mut next_cursor = None;
+    if rows.len() as i64 > limit {
+        rows.truncate(usize::try_from(limit).unwrap_or(100));
+        next_cursor = rows.last().map(encode_cursor);
+    }
+    let mut headers = HeaderMap::new();
+    if let Some(c) = &next_cursor {
+        let mut next = format!("/customers/{}/events?limit={limit}&cursor={c}", t.tenant_id);
+        for (k, v) in [
+            ("type", filter.event_type.as_deref()),
+            ("campaign_id", filter.campaign_id.as_deref()),
+            ("contact_id", filter.contact_id.as_deref()),
+            ("since", params.since.as_deref()),
+            ("until", params.until.as_deref()),
+        ] {
+            if let Some(v) = v {
+                next.push_str(&format!(
+                    "&{k}={}",
+                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                ));
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")) {
+            headers.insert(header::LINK, v);
+        }
+    }
+    Ok((headers, Json(EventPage { data: rows.into_iter().map(Event::from).collect(), next_cursor })))
+}
