@@ -33,7 +33,8 @@ pub(crate) async fn decide(engine: &Engine, s: &Subject<'_>, rule: &Rule, action
         anyhow::bail!("not an agent action");
     };
     let Some(llm) = &engine.llm else {
-        let d = AgentDecision { outcome: "failed: no model is configured (MAILROOM_LLM_URL)".into(), ..Default::default() };
+        let d =
+            AgentDecision { outcome: "failed: no model is configured (MAILROOM_LLM_URL)".into(), ..Default::default() };
         return fallback(engine, s, rule, d).await;
     };
     let templates = allowed_template_names(engine, s, allowed_templates).await?;
@@ -150,7 +151,9 @@ pub(crate) fn tools(templates: &[(String, String)], tags: &[String]) -> Vec<Tool
         });
     }
     if !tags.is_empty() {
-        for (name, what) in [("add_tag", "Give the contact a tag."), ("remove_tag", "Take a tag away from the contact.")] {
+        for (name, what) in
+            [("add_tag", "Give the contact a tag."), ("remove_tag", "Take a tag away from the contact.")]
+        {
             tools.push(ToolSpec {
                 name: name.into(),
                 description: what.into(),
@@ -185,7 +188,9 @@ pub(crate) fn validate(
         "add_tag" | "remove_tag" if !tags.is_empty() => &["tag", "reason"],
         "suppress" | "no_action" => &["reason"],
         "notify" => &["message", "reason"],
-        other => return Err(format!("`{}` is not one of the tools offered", other.chars().take(100).collect::<String>())),
+        other => {
+            return Err(format!("`{}` is not one of the tools offered", other.chars().take(100).collect::<String>()))
+        }
     };
     if let Some(extra) = args.keys().find(|k| !allowed_keys.contains(&k.as_str())) {
         return Err(format!("unexpected argument `{}`", extra.chars().take(100).collect::<String>()));
@@ -193,7 +198,8 @@ pub(crate) fn validate(
     if args.get("reason").is_some_and(|r| !r.is_string()) {
         return Err("`reason` is not a string".into());
     }
-    let text = |key: &str| args.get(key).and_then(Value::as_str).ok_or_else(|| format!("`{key}` is missing or not a string"));
+    let text =
+        |key: &str| args.get(key).and_then(Value::as_str).ok_or_else(|| format!("`{key}` is missing or not a string"));
     Ok(match name {
         "send_template" => {
             let id = text("template_id")?;
@@ -264,7 +270,10 @@ mod tests {
     fn only_offered_tools_with_allowed_arguments_pass() {
         let tags = vec!["engaged".to_owned()];
         let ok = |name: &str, args: Value| validate(name, &args, &templates(), &tags);
-        assert_eq!(ok("add_tag", json!({ "tag": "engaged", "reason": "r" })), Ok(Some(Action::AddTag { tag: "engaged".into() })));
+        assert_eq!(
+            ok("add_tag", json!({ "tag": "engaged", "reason": "r" })),
+            Ok(Some(Action::AddTag { tag: "engaged".into() }))
+        );
         assert_eq!(
             ok("send_template", json!({ "template_id": T })),
             Ok(Some(Action::SendTemplate { template_id: T.into(), delay: None }))

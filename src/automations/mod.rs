@@ -70,13 +70,9 @@ pub(crate) struct Subject<'a> {
 impl Engine {
     pub fn new(store: Store, wake: Arc<Notify>, config: &crate::config::Config) -> anyhow::Result<Self> {
         let llm = match &config.llm {
-            Some(s) => Some(LlmClient::new(
-                s.api,
-                &s.url,
-                s.api_key.clone(),
-                &s.model,
-                Duration::from_millis(s.timeout_ms),
-            )?),
+            Some(s) => {
+                Some(LlmClient::new(s.api, &s.url, s.api_key.clone(), &s.model, Duration::from_millis(s.timeout_ms))?)
+            }
             None => None,
         };
         Ok(Self { store, wake, llm, agent_daily_cap: i64::from(config.agent_daily_cap) })
@@ -160,7 +156,11 @@ impl Engine {
             let resumed = step == run.step && run.waited == 1;
             let delay = action.delay_ms();
             if delay > 0 && !resumed {
-                log.push(entry(Some(action), "waiting", &format!("until {}", crate::domain::rfc3339(now_ms() + delay))));
+                log.push(entry(
+                    Some(action),
+                    "waiting",
+                    &format!("until {}", crate::domain::rfc3339(now_ms() + delay)),
+                ));
                 let log = Value::Array(log).to_string();
                 self.store.save_run(run, &log, RunProgress::Wait { step, due_at: now_ms() + delay }).await?;
                 return Ok(());

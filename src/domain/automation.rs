@@ -10,14 +10,8 @@ use super::text::check_single_line;
 use super::Tag;
 
 /// The events a rule can be triggered by.
-pub const TRIGGER_EVENTS: [&str; 6] = [
-    "email.opened",
-    "email.clicked",
-    "email.bounced",
-    "email.complained",
-    "email.delivery_delayed",
-    "email.delivered",
-];
+pub const TRIGGER_EVENTS: [&str; 6] =
+    ["email.opened", "email.clicked", "email.bounced", "email.complained", "email.delivery_delayed", "email.delivered"];
 
 /// Actions one rule may have at most.
 pub const MAX_ACTIONS: usize = 10;
@@ -150,7 +144,9 @@ impl Rule {
                 return Err("trigger.no_delivery_within_hours must be between 1 and 168".into())
             }
             ("email.delivery_delayed", Some(_)) | (_, None) => {}
-            (_, Some(_)) => return Err("trigger.no_delivery_within_hours applies to `email.delivery_delayed` only".into()),
+            (_, Some(_)) => {
+                return Err("trigger.no_delivery_within_hours applies to `email.delivery_delayed` only".into())
+            }
         }
         if self.actions.is_empty() || self.actions.len() > MAX_ACTIONS {
             return Err(format!("actions: give 1 to {MAX_ACTIONS} actions"));
@@ -192,7 +188,8 @@ impl Rule {
 fn validate_action(a: &mut Action, at: &str) -> Result<(), String> {
     match a {
         Action::SendTemplate { template_id, delay } => {
-            *template_id = super::parse_id(template_id).ok_or_else(|| format!("{at}.template_id is not a template id"))?;
+            *template_id =
+                super::parse_id(template_id).ok_or_else(|| format!("{at}.template_id is not a template id"))?;
             if let Some(d) = delay {
                 parse_delay(d).map_err(|e| format!("{at}.delay: {e}"))?;
             }
@@ -203,7 +200,10 @@ fn validate_action(a: &mut Action, at: &str) -> Result<(), String> {
         Action::Suppress {} => {}
         Action::Notify { message } => text(message, &format!("{at}.message"), MAX_TEXT)?,
         Action::Agent { instructions, allowed_templates, allowed_tags } => {
-            if instructions.trim().is_empty() || instructions.chars().count() > MAX_INSTRUCTIONS || instructions.contains('\0') {
+            if instructions.trim().is_empty()
+                || instructions.chars().count() > MAX_INSTRUCTIONS
+                || instructions.contains('\0')
+            {
                 return Err(format!("{at}.instructions must be 1 to {MAX_INSTRUCTIONS} characters, without NUL"));
             }
             if allowed_templates.len() > MAX_ALLOWED || allowed_tags.len() > MAX_ALLOWED {
@@ -271,7 +271,11 @@ pub fn starter_rules(follow_up: &str) -> Vec<(&'static str, &'static str, Rule)>
                 vec![Action::SendTemplate { template_id: follow_up.to_owned(), delay: Some("2d".into()) }],
             ),
         ),
-        ("tag_clickers", "Tag clickers as engaged", rule("email.clicked", vec![Action::AddTag { tag: "engaged".into() }])),
+        (
+            "tag_clickers",
+            "Tag clickers as engaged",
+            rule("email.clicked", vec![Action::AddTag { tag: "engaged".into() }]),
+        ),
         (
             "alert_on_complaint",
             "Compliance alert on a complaint",

@@ -216,8 +216,15 @@ pub(super) async fn insert_starters(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     for (key, name, rule) in starter_rules(follow_up_template) {
-        insert_automation(tx, tenant_id, &new_id(), &NewAutomation { name, enabled: false, rule: &rule }, Some(key), now)
-            .await?;
+        insert_automation(
+            tx,
+            tenant_id,
+            &new_id(),
+            &NewAutomation { name, enabled: false, rule: &rule },
+            Some(key),
+            now,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -374,7 +381,9 @@ impl Store {
         let now = now_ms();
         let (status, step, waited, due_at, attempts, error) = match next {
             RunProgress::Wait { step, due_at } => ("pending", step, 1, due_at, run.attempts, None),
-            RunProgress::Retry { due_at, error } => ("pending", run.step, run.waited, due_at, run.attempts + 1, Some(error)),
+            RunProgress::Retry { due_at, error } => {
+                ("pending", run.step, run.waited, due_at, run.attempts + 1, Some(error))
+            }
             RunProgress::End { status } => (status, run.step, run.waited, now, run.attempts, None),
         };
         let mut tx = self.begin_write().await?;

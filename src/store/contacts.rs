@@ -386,12 +386,14 @@ impl Store {
         }
         if present {
             list.push(tag.as_str().to_owned());
-            sqlx::query("INSERT INTO contact_tags (tenant_id, contact_id, tag) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                .bind(tenant_id)
-                .bind(contact_id)
-                .bind(tag.as_str())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO contact_tags (tenant_id, contact_id, tag) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant_id)
+            .bind(contact_id)
+            .bind(tag.as_str())
+            .execute(&mut *tx)
+            .await?;
         } else {
             list.retain(|t| t != tag.as_str());
             sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND tag = $2")

@@ -26,7 +26,9 @@ use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 
-pub use automations::{AgentDecision, AutomationRow, ClaimedRun, Engagement, NewAutomation, RunMessage, RunProgress, RunRow};
+pub use automations::{
+    AgentDecision, AutomationRow, ClaimedRun, Engagement, NewAutomation, RunMessage, RunProgress, RunRow,
+};
 pub use campaigns::{CampaignRow, StatusCount};
 pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentRow};
 pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey, Targeting};
