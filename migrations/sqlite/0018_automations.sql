@@ -81,3 +81,10 @@ CREATE TABLE agent_sends (
 -- A contact's opens and clicks, for the agent's view of its engagement.
 CREATE INDEX webhook_events_engagement ON webhook_events (tenant_id, contact_id, event_type)
     WHERE event_type IN ('email.opened', 'email.clicked');
+
+-- `campaign.sent` goes to a tenant's webhooks once, when the last of a
+-- campaign's messages leaves the queue: this marks the campaigns told. The
+-- campaigns of before are counted as told.
+ALTER TABLE campaigns ADD COLUMN sent_notified_at BIGINT;
+UPDATE campaigns SET sent_notified_at = created_at;
+CREATE INDEX campaigns_unnotified ON campaigns (created_at) WHERE sent_notified_at IS NULL;

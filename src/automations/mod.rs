@@ -22,6 +22,8 @@ use crate::store::{ClaimedRun, NewSingle, RunProgress, Store};
 const LEASE_MS: i64 = 120_000;
 /// Runs claimed per step.
 const CLAIM: i64 = 16;
+/// How often finished campaigns are looked for (`campaign.sent`).
+const CAMPAIGN_SWEEP: Duration = Duration::from_secs(1);
 /// Attempts at a run that keeps failing on errors (the database's, say).
 const MAX_ATTEMPTS: i64 = 5;
 
@@ -78,9 +80,17 @@ impl Engine {
         Ok(Self { store, wake, llm, agent_daily_cap: i64::from(config.agent_daily_cap) })
     }
 
-    /// Runs until `shutdown` turns true, finishing the runs in hand.
+    /// Runs until `shutdown` turns true, finishing the runs in hand. Also tells
+    /// tenants' webhooks when a campaign has finished sending (`campaign.sent`).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut last_sweep = std::time::Instant::now();
         while !*shutdown.borrow() {
+            if last_sweep.elapsed() >= CAMPAIGN_SWEEP {
+                last_sweep = std::time::Instant::now();
+                if let Err(e) = self.store.notify_finished_campaigns(50).await {
+                    tracing::error!(error = ?e, "finished campaigns could not be announced");
+                }
+            }
             let idle = match self.step().await {
                 Ok(0) => Duration::from_millis(200),
                 Ok(_) => continue,

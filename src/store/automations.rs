@@ -533,3 +533,68 @@ impl Store {
         Ok(true)
     }
 }
+
+/// A campaign none of whose messages is waiting or in flight any more.
+#[derive(Debug, FromRow)]
+struct Finished {
+    id: String,
+    tenant_id: String,
+    recipient_count: i64,
+    cancelled: i64,
+}
+
+impl Store {
+    /// Tells tenants' webhooks (`campaign.sent`) about campaigns that finished
+    /// sending since the last call, each once (the mark and the notification
+    /// commit together, so several workers can call this). Cancelled campaigns
+    /// are marked without a notification. Returns how many were marked.
+    pub async fn notify_finished_campaigns(&self, max: i64) -> Result<usize, sqlx::Error> {
+        let finished: Vec<Finished> = sqlx::query_as(
+            "SELECT c.id, c.tenant_id, c.recipient_count, \
+               CASE WHEN c.state = 'cancelled' THEN 1 ELSE 0 END AS cancelled FROM campaigns c \
+             WHERE c.sent_notified_at IS NULL \
+               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = c.id AND m.status = 'queued') \
+               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.status IN ('sending', 'paused') AND m.campaign_id = c.id) \
+             ORDER BY c.created_at LIMIT $1",
+        )
+        .bind(max)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut marked = 0;
+        for c in finished {
+            let dead: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM messages WHERE tenant_id = $1 AND campaign_id = $2 AND status = 'dead'",
+            )
+            .bind(&c.tenant_id)
+            .bind(&c.id)
+            .fetch_one(&self.pool)
+            .await?;
+            let mut tx = self.begin_write().await?;
+            let now = now_ms();
+            let mark =
+                sqlx::query("UPDATE campaigns SET sent_notified_at = $2 WHERE id = $1 AND sent_notified_at IS NULL")
+                    .bind(&c.id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            if mark.rows_affected() == 1 && c.cancelled == 0 {
+                let status = match dead {
+                    0 => "sent",
+                    d if d >= c.recipient_count => "failed",
+                    _ => "partially_failed",
+                };
+                let data = serde_json::json!({
+                    "campaign_id": c.id,
+                    "status": status,
+                    "recipients": c.recipient_count,
+                    "sent": c.recipient_count - dead,
+                    "dead_letters": dead,
+                });
+                super::enqueue_tenant_events(&mut tx, &c.tenant_id, "campaign.sent", &data).await?;
+            }
+            tx.commit().await?;
+            marked += 1;
+        }
+        Ok(marked)
+    }
+}

@@ -457,3 +457,29 @@ async fn every_webhook_route_is_in_the_openapi_document() {
         assert!(paths.contains_key(p), "openapi lacks {p}");
     }
 }
+
+#[tokio::test]
+async fn a_finished_campaign_is_announced_once_with_its_figures() {
+    let app = app_with(true).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    let rx = Receiver::start().await;
+    let (_, secret) = endpoint(&app, &t, &key, &rx.url, &["campaign.sent"]).await;
+    for i in 0..3 {
+        app.add_contact(&t, &key, json!({ "email": format!("c{i}@example.org") })).await;
+    }
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let cid = r.body["campaign_id"].as_str().unwrap().to_owned();
+    app.drain().await;
+    let got = rx.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(rx.received().len(), 1, "announced once: {got:?}");
+    let (headers, body) = &got[0];
+    assert!(verifies(&secret, headers, body));
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["type"], "campaign.sent");
+    assert_eq!(body["data"]["campaign_id"], json!(cid));
+    assert_eq!(body["data"]["status"], "sent");
+    assert_eq!(body["data"]["recipients"], 3);
+    assert_eq!(body["data"]["sent"], 3);
+}
