@@ -30,6 +30,10 @@ enum Command {
     /// `--features tools`).
     #[cfg(feature = "tools")]
     MockLlm(mailroom::mock::llm::MockLlmConfig),
+    /// Receive webhooks (Standard Webhooks) and print them, verifying their
+    /// signatures with `--secret` (built with `--features tools`).
+    #[cfg(feature = "tools")]
+    WebhookSink(mailroom::mock::sink::SinkConfig),
     /// Measure mailroom: fanout | webhooks | rate | audience | import | idle | all
     /// (built with `--features tools`).
     #[cfg(feature = "tools")]
@@ -57,6 +61,8 @@ async fn main() -> anyhow::Result<()> {
             shutdown_signal().await;
             Ok(())
         }
+        #[cfg(feature = "tools")]
+        Command::WebhookSink(config) => mailroom::mock::sink::run(config).await,
         #[cfg(feature = "tools")]
         Command::Bench(args) => {
             mailroom::telemetry::init(false);

@@ -8,6 +8,7 @@
 
 mod handlers;
 pub mod llm;
+pub mod sink;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
