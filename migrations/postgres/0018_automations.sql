@@ -88,3 +88,7 @@ CREATE INDEX webhook_events_engagement ON webhook_events (tenant_id, contact_id,
 ALTER TABLE campaigns ADD COLUMN sent_notified_at BIGINT;
 UPDATE campaigns SET sent_notified_at = created_at;
 CREATE INDEX campaigns_unnotified ON campaigns (created_at) WHERE sent_notified_at IS NULL;
+
+-- The rule whose action sent a message: automations do not answer their own
+-- mail with more mail, so no rule (or pair of rules) can loop.
+ALTER TABLE messages ADD COLUMN automation_id TEXT;

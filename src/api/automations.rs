@@ -176,6 +176,7 @@ pub struct RunPage {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RunParams {
     /// Page size, 1 to 1000 (default 100).
@@ -193,7 +194,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Checks a rule as a whole: its own validity, then what only the database
 /// knows (the templates and campaign are the customer's), then the model.
-async fn checked_rule(state: &AppState, tenant_id: &TenantId, mut rule: Rule) -> ApiResult<Rule> {
+async fn checked_rule(
+    state: &AppState,
+    tenant_id: &TenantId,
+    mut rule: Rule,
+    actions_changed: bool,
+) -> ApiResult<Rule> {
     rule.validate().map_err(ApiError::validation)?;
     if let Some(cid) = &rule.trigger.campaign_id {
         let found = match crate::domain::parse_id(cid) {
@@ -203,15 +209,18 @@ async fn checked_rule(state: &AppState, tenant_id: &TenantId, mut rule: Rule) ->
         rule.trigger.campaign_id =
             Some(found.ok_or_else(|| ApiError::validation("trigger.campaign_id: no such campaign"))?);
     }
-    for id in rule.template_ids() {
+    // A PATCH that leaves the actions alone (switching a rule off, say) is not
+    // refused because a template it sends was deleted since.
+    for id in rule.template_ids().into_iter().filter(|_| actions_changed) {
         if state.store.template(tenant_id, id, None).await?.is_none() {
             return Err(ApiError::validation(format!("no such template: {id}")));
         }
     }
-    if rule.has_agent() && state.config.llm.is_none() {
+    if rule.has_agent() && state.config.llm.is_none() && actions_changed {
         return Err(ApiError::validation(
-            "an `agent` action needs a language model: set MAILROOM_LLM_URL and MAILROOM_LLM_MODEL (and \
-             MAILROOM_LLM_API=openai|anthropic, MAILROOM_LLM_API_KEY as needed) and restart mailroom",
+            "an `agent` action needs a language model, and this mailroom has none configured: its operator sets \
+             MAILROOM_LLM_URL and MAILROOM_LLM_MODEL (and MAILROOM_LLM_API=openai|anthropic, MAILROOM_LLM_API_KEY \
+             as needed)",
         ));
     }
     Ok(rule)
@@ -236,12 +245,11 @@ async fn create_automation(
 ) -> ApiResult<(StatusCode, Json<Automation>)> {
     let name = required_text(&body.name, "name", 200)?;
     let rule = Rule { trigger: body.trigger, actions: body.actions, fallback: body.fallback };
-    let rule = checked_rule(&state, &t.tenant_id, rule).await?;
-    if state.store.automations(&t.tenant_id).await?.len() >= MAX_AUTOMATIONS {
-        return Err(ApiError::validation(format!("a customer may have at most {MAX_AUTOMATIONS} automations")));
-    }
+    let rule = checked_rule(&state, &t.tenant_id, rule, true).await?;
     let new = NewAutomation { name: &name, enabled: body.enabled.unwrap_or(true), rule: &rule };
-    let id = state.store.create_automation(&t.tenant_id, &new).await?;
+    let Some(id) = state.store.create_automation(&t.tenant_id, &new, MAX_AUTOMATIONS).await? else {
+        return Err(ApiError::validation(format!("a customer may have at most {MAX_AUTOMATIONS} automations")));
+    };
     tracing::info!(tenant = %t.tenant_id, automation = %id, "automation created");
     let row = state.store.automation(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("automation"))?;
     Ok((StatusCode::CREATED, Json(Automation::from_row(row)?)))
@@ -285,6 +293,7 @@ async fn update_automation(
         Some(n) => required_text(n, "name", 200)?,
         None => row.name.clone(),
     };
+    let actions_changed = body.actions.is_some() || body.fallback.is_some();
     let fallback = match body.fallback {
         None => current.fallback,
         Some(Value::Null) => None,
@@ -295,7 +304,7 @@ async fn update_automation(
         actions: body.actions.unwrap_or(current.actions),
         fallback,
     };
-    let rule = checked_rule(&state, &t.tenant_id, rule).await?;
+    let rule = checked_rule(&state, &t.tenant_id, rule, actions_changed).await?;
     let new = NewAutomation { name: &name, enabled: body.enabled.unwrap_or(row.enabled == 1), rule: &rule };
     if !state.store.update_automation(&t.tenant_id, &row.id, &new).await? {
         return Err(ApiError::NotFound("automation"));

@@ -244,6 +244,7 @@ pub struct MessageSummary {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MessagePage {
     /// Page size, 1 to 1000 (default 100).

@@ -87,6 +87,7 @@ impl From<ContactRow> for Contact {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only contacts with this tag.

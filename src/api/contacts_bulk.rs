@@ -41,6 +41,7 @@ pub struct ImportIn {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImportParams {
     /// What to do with an address the customer already has: `skip` (the

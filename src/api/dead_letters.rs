@@ -48,6 +48,7 @@ impl From<MessageRow> for DeadLetter {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterQuery {
     /// Only this campaign's dead letters.

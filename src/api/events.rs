@@ -17,6 +17,7 @@ use crate::state::AppState;
 use crate::store::{EventFilter, ListedEvent};
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventParams {
     /// Only events of this type, e.g. `email.clicked`.

@@ -192,6 +192,7 @@ async fn resolve_targeting(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AudienceQuery {
     tag: Option<String>,
@@ -489,6 +490,7 @@ async fn send_single(
         list_unsubscribe: input.unsubscribe,
         reply_to: reply_to(input.reply_to.as_deref())?,
         tags_json: (!tags.is_empty()).then(|| serde_json::to_string(&tags).unwrap_or_default()),
+        automation_id: None,
     };
     let key = KeyedRequest::from_headers(&headers, "send/single", &body)?;
     let out = SingleOut {

@@ -112,6 +112,7 @@ pub struct CampaignStats {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SeriesParams {
     /// Start (RFC 3339), rounded down to its bucket; default: 7 days (`day`) or 48 hours (`hour`) before `to`.

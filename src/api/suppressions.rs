@@ -37,6 +37,7 @@ impl From<SuppressionRow> for Suppression {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only entries with this reason.
@@ -61,6 +62,7 @@ pub struct SuppressionsAdded {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveParams {
     /// Needed to remove a `complained` entry.

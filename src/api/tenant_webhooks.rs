@@ -137,6 +137,7 @@ pub struct TestQueued {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryParams {
     /// Page size, 1 to 1000 (default 100).

@@ -285,6 +285,13 @@ impl Engine {
         let Some(message) = self.store.run_message(&run.tenant_id, &run.message_id).await? else {
             return Ok(Outcome::Skipped("the email no longer exists".into()));
         };
+        if message.automation_id.is_some() {
+            return Ok(Outcome::Skipped(
+                "the event is about an email an automation sent: automations do not answer their own mail with more \
+                 mail (no loops)"
+                    .into(),
+            ));
+        }
         let email = normalized(&message.to_email);
         if s.contact.as_ref().is_some_and(|c| c.status != "subscribed") {
             return Ok(Outcome::Unmailable("the contact is unsubscribed; not mailed".into()));
@@ -313,6 +320,7 @@ impl Engine {
             list_unsubscribe: true,
             reply_to: None,
             tags_json: None,
+            automation_id: Some(run.automation_id.clone()),
         };
         let contact_key = s.contact.as_ref().map_or_else(|| email.clone(), |c| c.id.clone());
         let scope = run.campaign_id.clone().unwrap_or_else(|| format!("email:{}", run.message_id));

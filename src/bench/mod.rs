@@ -39,6 +39,10 @@ pub struct BenchArgs {
     /// unknown email ids.
     #[arg(long, default_value_t = 0)]
     pub seed_messages: usize,
+    /// webhooks (with --seed-messages): enabled automation rules for the
+    /// seeded tenant while the events arrive (issue 10's target: ten).
+    #[arg(long, default_value_t = 0)]
+    pub rules: usize,
     /// rate: seconds of sending at the provider's limit.
     #[arg(long, default_value_t = 60)]
     pub rate_seconds: u64,

@@ -113,7 +113,20 @@ pub async fn webhooks(args: &BenchArgs) -> anyhow::Result<Figures> {
                 Server::start(&binary(args.mailroom_bin.as_ref())?, &db, &[("WEBHOOK_SECRET", secret.clone())]).await?;
             let url = format!("{}/webhooks/resend", server.base);
             if args.seed_messages > 0 {
-                let (tenant, _) = server.tenant().await?;
+                let (tenant, key) = server.tenant().await?;
+                for i in 0..args.rules {
+                    let (event, action) = match i % 4 {
+                        0 => ("email.delivered", json!({ "type": "add_tag", "tag": format!("delivered-{i}") })),
+                        1 => ("email.opened", json!({ "type": "add_tag", "tag": format!("opened-{i}") })),
+                        2 => ("email.clicked", json!({ "type": "notify", "message": format!("click {i}") })),
+                        _ => ("email.bounced", json!({ "type": "suppress" })),
+                    };
+                    let rule =
+                        json!({ "name": format!("bench {i}"), "trigger": { "event": event }, "actions": [action] });
+                    server
+                        .call(reqwest::Method::POST, &format!("/customers/{tenant}/automations"), &key, Some(rule))
+                        .await?;
+                }
                 let store = crate::store::Store::connect(&db.url, 2).await?;
                 store
                     .seed_campaign_events(&crate::domain::TenantId::from_stored(tenant), args.seed_messages as i64, 0)

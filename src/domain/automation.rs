@@ -192,6 +192,7 @@ fn validate_action(a: &mut Action, at: &str) -> Result<(), String> {
                 super::parse_id(template_id).ok_or_else(|| format!("{at}.template_id is not a template id"))?;
             if let Some(d) = delay {
                 parse_delay(d).map_err(|e| format!("{at}.delay: {e}"))?;
+                *d = d.trim().to_owned();
             }
         }
         Action::AddTag { tag } | Action::RemoveTag { tag } => {
@@ -200,11 +201,12 @@ fn validate_action(a: &mut Action, at: &str) -> Result<(), String> {
         Action::Suppress {} => {}
         Action::Notify { message } => text(message, &format!("{at}.message"), MAX_TEXT)?,
         Action::Agent { instructions, allowed_templates, allowed_tags } => {
-            if instructions.trim().is_empty()
-                || instructions.chars().count() > MAX_INSTRUCTIONS
-                || instructions.contains('\0')
-            {
-                return Err(format!("{at}.instructions must be 1 to {MAX_INSTRUCTIONS} characters, without NUL"));
+            let control = instructions.chars().any(|c| c.is_control() && c != '\n' && c != '\t');
+            if instructions.trim().is_empty() || instructions.chars().count() > MAX_INSTRUCTIONS || control {
+                return Err(format!(
+                    "{at}.instructions must be 1 to {MAX_INSTRUCTIONS} characters, without control characters \
+                     other than line breaks and tabs"
+                ));
             }
             if allowed_templates.len() > MAX_ALLOWED || allowed_tags.len() > MAX_ALLOWED {
                 return Err(format!("{at}: at most {MAX_ALLOWED} allowed templates and tags"));
@@ -215,8 +217,10 @@ fn validate_action(a: &mut Action, at: &str) -> Result<(), String> {
             for (i, t) in allowed_tags.iter_mut().enumerate() {
                 *t = Tag::parse(t).map_err(|e| format!("{at}.allowed_tags[{i}]: {e}"))?.into_string();
             }
-            allowed_templates.dedup();
-            allowed_tags.dedup();
+            let mut seen = std::collections::HashSet::new();
+            allowed_templates.retain(|t| seen.insert(t.clone()));
+            seen.clear();
+            allowed_tags.retain(|t| seen.insert(t.clone()));
         }
     }
     Ok(())
@@ -231,10 +235,18 @@ fn text(value: &str, field: &str, max: usize) -> Result<(), String> {
 
 /// `90s`, `30m`, `12h`, `2d` as milliseconds (1 second to 90 days).
 pub fn parse_delay(raw: &str) -> Result<i64, String> {
+    let shown: String = raw.chars().filter(|c| !c.is_control()).take(20).collect();
+    let err = || format!("`{shown}` is not a delay like 30m, 12h or 2d");
+    if raw.chars().any(|c| c.is_control()) {
+        return Err(err());
+    }
     let raw = raw.trim();
-    let err = || format!("`{raw}` is not a delay like 30m, 12h or 2d");
     let unit = raw.chars().last().ok_or_else(err)?;
-    let n: i64 = raw[..raw.len() - unit.len_utf8()].parse().map_err(|_| err())?;
+    let digits = &raw[..raw.len() - unit.len_utf8()];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err());
+    }
+    let n: i64 = digits.parse().map_err(|_| err())?;
     let ms = match unit {
         's' => 1_000,
         'm' => 60_000,
@@ -342,7 +354,7 @@ mod tests {
     fn delays() {
         assert_eq!(parse_delay("30m"), Ok(1_800_000));
         assert_eq!(parse_delay("5s"), Ok(5_000));
-        for bad in ["", "d", "2w", "0s", "91d", "-1h", "1.5h", "99999999999999999d"] {
+        for bad in ["", "d", "2w", "0s", "91d", "-1h", "+2d", "2d\n", "2d\u{2028}", "1.5h", "99999999999999999d"] {
             assert!(parse_delay(bad).is_err(), "{bad}");
         }
     }

@@ -13,6 +13,16 @@ use super::{placeholders, Placeholders, Store, WriteTx};
 use crate::domain::automation::{starter_rules, Rule};
 use crate::domain::{new_id, now_ms, TenantId};
 
+/// `text` without NUL and other control characters (line breaks and tabs
+/// become spaces): what a model answers is stored, and PostgreSQL cannot
+/// store a NUL.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c == '\n' || c == '\t' || c == '\r' { ' ' } else { c })
+        .filter(|c| !c.is_control())
+        .collect()
+}
+
 /// A stored rule.
 #[derive(Clone, Debug, FromRow)]
 pub struct AutomationRow {
@@ -111,6 +121,8 @@ pub struct RunMessage {
     pub to_email: String,
     pub first_name: Option<String>,
     pub delivered: i64,
+    /// The rule that sent this message, when an automation did.
+    pub automation_id: Option<String>,
 }
 
 /// A contact as the agent sees it: no address, no name.
@@ -258,12 +270,31 @@ async fn insert_automation(
 }
 
 impl Store {
-    pub async fn create_automation(&self, tenant_id: &TenantId, a: &NewAutomation<'_>) -> Result<String, sqlx::Error> {
+    /// Adds a rule unless the tenant has `max` already (`None`). The count and
+    /// the insert are one transaction, with the tenant's row locked on
+    /// PostgreSQL, so concurrent creations cannot pass the limit.
+    pub async fn create_automation(
+        &self,
+        tenant_id: &TenantId,
+        a: &NewAutomation<'_>,
+        max: usize,
+    ) -> Result<Option<String>, sqlx::Error> {
         let id = new_id();
         let mut tx = self.begin_write().await?;
+        if self.backend == super::Backend::Postgres {
+            sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE").bind(tenant_id).execute(&mut *tx).await?;
+        }
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM automations WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if usize::try_from(n).unwrap_or(usize::MAX) >= max {
+            tx.rollback().await?;
+            return Ok(None);
+        }
         insert_automation(&mut tx, tenant_id, &id, a, None, now_ms()).await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(Some(id))
     }
 
     pub async fn automations(&self, tenant_id: &TenantId) -> Result<Vec<AutomationRow>, sqlx::Error> {
@@ -434,10 +465,10 @@ impl Store {
         )
         .bind(&run.id)
         .bind(&run.claim_token)
-        .bind(&d.tool)
-        .bind(&d.arguments)
-        .bind(&d.reason)
-        .bind(&d.outcome)
+        .bind(d.tool.as_deref().map(printable))
+        .bind(d.arguments.as_deref().map(printable))
+        .bind(d.reason.as_deref().map(printable))
+        .bind(printable(&d.outcome))
         .bind(d.latency_ms)
         .execute(&mut *tx)
         .await?;
@@ -447,7 +478,7 @@ impl Store {
     /// The triggering message's address and name, and whether it was delivered.
     pub async fn run_message(&self, tenant_id: &str, message_id: &str) -> Result<Option<RunMessage>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT m.to_email, m.first_name, \
+            "SELECT m.to_email, m.first_name, m.automation_id, \
                (SELECT COUNT(*) FROM message_firsts f WHERE f.tenant_id = m.tenant_id AND f.message_id = m.id \
                   AND f.kind = 'delivered') AS delivered \
              FROM messages m WHERE m.tenant_id = $1 AND m.id = $2",

@@ -73,6 +73,8 @@ pub struct NewSingle {
     pub list_unsubscribe: bool,
     pub reply_to: Option<String>,
     pub tags_json: Option<String>,
+    /// The automation rule that sends this message, if one does.
+    pub automation_id: Option<String>,
 }
 
 /// A request's `Idempotency-Key` and the fingerprint of what it asked.
@@ -344,9 +346,9 @@ pub(super) async fn insert_single(
     sqlx::query(&format!(
         "INSERT INTO messages (id, tenant_id, campaign_id, contact_id, to_email, first_name, priority, status, due_at, attempts, \
            from_address, subject, html, text_body, reply_to, tags, created_at, updated_at, \
-           template_id, template_version, variables, list_unsubscribe) \
+           template_id, template_version, variables, list_unsubscribe, automation_id) \
          VALUES ($1, $2, NULL, $3, $4, $5, {PRIORITY_TRANSACTIONAL}, 'queued', $6, 0, $7, $8, $9, $10, $11, $12, $6, $6, \
-           $13, $14, $15, $16)"
+           $13, $14, $15, $16, $17)"
     ))
     .bind(&m.id)
     .bind(tenant_id)
@@ -364,6 +366,7 @@ pub(super) async fn insert_single(
     .bind(m.template.as_ref().map(|t| t.1))
     .bind(&m.variables)
     .bind(i64::from(m.list_unsubscribe))
+    .bind(&m.automation_id)
     .execute(&mut **tx)
     .await
     .map(|_| ())

@@ -289,7 +289,8 @@ async fn a_rule_mails_a_contact_at_most_once_per_campaign() {
     .await;
     post_event(&app, "o", "email.opened", &sent[0].1, json!({})).await;
     settled_runs(&app, &t, &key, &r, 1).await;
-    // The follow-up itself is opened (a message of no campaign): a new scope.
+    // The follow-up itself is opened: automations do not answer their own mail
+    // with more mail, so no rule can loop.
     app.drain().await;
     let follow = app.mock().accepted().into_iter().find(|s| s.subject != "s").unwrap();
     post_event(&app, "o2", "email.opened", &follow.id, json!({})).await;
@@ -298,7 +299,8 @@ async fn a_rule_mails_a_contact_at_most_once_per_campaign() {
     let runs_x = settled_runs(&app, &t, &key, &r, 2).await;
     settled_runs(&app, &t, &key, &c, 1).await;
     app.drain().await;
-    assert_eq!(follow_ups(&app, &sent[0].2), 3, "{runs_x:?}");
+    assert_eq!(follow_ups(&app, &sent[0].2), 2, "{runs_x:?}");
+    assert!(runs_x.iter().any(|x| x["steps"].to_string().contains("no loops")), "{runs_x:?}");
     // A worker that died after queueing the email but before recording it: the
     // run is carried out again, and the email is not queued twice.
     app.store
@@ -308,9 +310,10 @@ async fn a_rule_mails_a_contact_at_most_once_per_campaign() {
         .await
         .unwrap();
     let again = settled_runs(&app, &t, &key, &r, 2).await;
-    assert!(again.iter().all(|x| x["steps"].to_string().contains("already mailed")), "{again:?}");
+    let first = again.iter().find(|x| x["trigger"]["event_id"] == "o").unwrap();
+    assert!(first["steps"].to_string().contains("already mailed"), "{first}");
     app.drain().await;
-    assert_eq!(follow_ups(&app, &sent[0].2), 3);
+    assert_eq!(follow_ups(&app, &sent[0].2), 2);
 }
 
 async fn agent_app(llm: &MockLlm, api: &str, extra: &[(&str, &str)]) -> TestApp {
@@ -403,7 +406,7 @@ async fn the_agents_guardrails_refuse_and_the_fallback_runs() {
 #[tokio::test]
 async fn a_disallowed_template_a_malformed_answer_and_a_timeout_lead_to_the_fallback() {
     let not_allowed = json!({ "name": "send_template",
-        "arguments": { "template_id": "0192f0c4-0000-7000-8000-000000000009", "reason": "why not" } })
+        "arguments": { "template_id": "0192f0c4-0000-7000-8000-000000000009", "reason": "why\u{0}\u{1b} not" } })
     .to_string();
     let extra_arg =
         json!({ "name": "add_tag", "arguments": { "tag": "engaged", "contact_id": "someone else" } }).to_string();
@@ -523,6 +526,25 @@ async fn rules_are_validated_scoped_to_their_customer_and_agent_rules_need_a_mod
     assert_eq!((r.body["enabled"].clone(), r.body["name"].clone()), (json!(false), json!("renamed")));
     let r = app.patch(&format!("{path}/{a}"), &key, json!({ "fallback": { "type": "suppress" } })).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "a fallback needs an agent: {}", r.body);
+    // A rule whose template was deleted can still be switched off.
+    let tpl = app
+        .post(&format!("/customers/{t}/templates"), &key, json!({ "name": "gone", "subject": "s", "html": "<p>h</p>" }))
+        .await;
+    assert_eq!(tpl.status, StatusCode::CREATED, "{}", tpl.body);
+    let tpl = tpl.body["id"].as_str().unwrap().to_owned();
+    let b = rule(
+        &app,
+        &t,
+        &key,
+        json!({ "name": "x", "trigger": { "event": "email.opened" },
+        "actions": [{ "type": "send_template", "template_id": tpl, "delay": " 3d" }] }),
+    )
+    .await;
+    let shown = app.get(&format!("{path}/{b}"), &key).await;
+    assert_eq!(shown.body["actions"][0]["delay"], "3d", "stored trimmed: {}", shown.body);
+    assert_eq!(app.delete(&format!("/customers/{t}/templates/{tpl}"), &key).await.status, StatusCode::NO_CONTENT);
+    let r = app.patch(&format!("{path}/{b}"), &key, json!({ "enabled": false })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(app.delete(&format!("{path}/{a}"), &key).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.get(&format!("{path}/{a}"), &key).await.status, StatusCode::NOT_FOUND);
     let r = app.get(&format!("{path}/not-an-id/runs"), &key).await;

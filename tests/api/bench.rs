@@ -19,6 +19,7 @@ async fn every_bench_scenario_runs_at_small_scale() {
         audience: 2_000,
         import_rows: 3_000,
         seed_messages: 0,
+        rules: 0,
         stats_messages: 2_000,
         stats_events_per_message: 3,
         json: None,
