@@ -45,7 +45,8 @@ pub fn router() -> Router<AppState> {
         .merge(overview::router())
         .merge(contacts::router())
         .merge(campaigns::router())
-        .fallback(not_found_page)
+        // Unknown dashboard paths get a page, not the API's JSON 404.
+        .route("/ui/{*rest}", get(not_found_page).post(not_found_page))
         .layer(axum::middleware::map_response(security_headers))
 }
 

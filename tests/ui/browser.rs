@@ -91,7 +91,6 @@ impl Browser {
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         };
-        client.set_window_size(1280, 800).await.unwrap();
         let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
         std::fs::create_dir_all(&shots).unwrap();
         let axe = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/vendor/axe.min.js"))
@@ -245,12 +244,22 @@ impl Browser {
             .await;
         assert_eq!(violations, json!([]), "accessibility violations on page {name}");
         for (size, w, h) in SIZES {
-            self.client.set_window_size(w, h).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(150)).await;
+            self.viewport(w, h).await;
             let png = self.client.screenshot().await.unwrap();
             std::fs::write(self.shots.join(format!("{}-{name}-{size}.png", self.prefix)), png).unwrap();
         }
-        self.client.set_window_size(1280, 800).await.unwrap();
+        self.viewport(1280, 800).await;
+    }
+
+    /// Sizes the window so that the page itself (the viewport) is `w`×`h`.
+    async fn viewport(&self, w: u32, h: u32) {
+        self.client.set_window_size(w, h).await.unwrap();
+        let inner = self.js("return [window.innerWidth, window.innerHeight];").await;
+        let (iw, ih) = (inner[0].as_u64().unwrap() as u32, inner[1].as_u64().unwrap() as u32);
+        if (iw, ih) != (w, h) {
+            self.client.set_window_size(w + w.saturating_sub(iw), h + h.saturating_sub(ih)).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
     }
 
     pub async fn finish(self) {

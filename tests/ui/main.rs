@@ -17,6 +17,7 @@
 mod helpers;
 
 mod browser;
+mod http;
 
 use std::time::Duration;
 

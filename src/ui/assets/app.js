@@ -112,6 +112,8 @@
       var el = document.querySelector('[data-live="' + key + '-bar"]');
       if (el) el.value = value;
     };
+    var kinds = { sent: "ok", queued: "info", sending: "info", scheduled: "info", paused: "warn",
+      partially_failed: "warn", failed: "bad", cancelled: "muted" };
     var poll = function () {
       fetch(live.getAttribute("data-poll"), { credentials: "same-origin" })
         .then(function (r) { return r.json(); })
@@ -127,9 +129,18 @@
           };
           Object.keys(steps).forEach(function (k) { set(k, steps[k]); bar(k, steps[k]); });
           var badge = document.querySelector('[data-live="status"] .badge');
-          if (badge) badge.textContent = String(c.status).replace(/_/g, " ");
-          if (!c.settled) setTimeout(poll, 1000);
-          else live.setAttribute("data-settled", "");
+          if (badge) {
+            badge.textContent = String(c.status).replace(/_/g, " ");
+            badge.className = "badge " + (kinds[c.status] || "muted");
+          }
+          if (!c.settled) {
+            setTimeout(poll, 1000);
+          } else {
+            live.setAttribute("data-settled", "");
+            // Nothing is left to pause or cancel.
+            var controls = document.querySelector('[data-live="controls"]');
+            if (controls) controls.hidden = true;
+          }
         })
         .catch(function () { setTimeout(poll, 3000); });
     };
