@@ -127,6 +127,7 @@ async fn the_readme_walkthrough_works_in_a_browser_and_stays_on_mailroom() {
     b.wait_text(".notice", "Campaign queued").await;
     b.mark_page().await;
     b.wait_text("[data-live=delivered_total]", "2").await;
+    b.wait_text("[data-live=recipients] tbody", "delivered").await;
     assert!(b.page_is_marked().await, "the counts came by reloading the page");
     b.check_page("campaign").await;
     b.open(&format!("/ui/t/{acme}/campaigns")).await;
@@ -144,6 +145,15 @@ async fn the_readme_walkthrough_works_in_a_browser_and_stays_on_mailroom() {
     b.check_page("messages").await;
     b.open(&format!("/ui/t/{acme}/dead-letters")).await;
     b.check_page("dead-letters-empty").await;
+    // A contact unsubscribed by hand; the suppression list renders.
+    b.open(&format!("/ui/t/{acme}/contacts?q=linus")).await;
+    b.click("main table a").await;
+    b.wait_title("linus@example.com").await;
+    b.click("form[action$='/unsubscribe'] button").await;
+    b.wait_text(".notice", "Contact unsubscribed").await;
+    b.wait_text("main .head", "unsubscribed").await;
+    b.open(&format!("/ui/t/{acme}/suppressions")).await;
+    b.check_page("suppressions").await;
 
     // Another tenant's pages do not exist for this session.
     for path in [format!("/ui/t/{other}"), format!("/ui/t/{other}/contacts"), "/ui/tenants".to_owned()] {

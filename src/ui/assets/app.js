@@ -140,6 +140,15 @@
             // Nothing is left to pause or cancel.
             var controls = document.querySelector('[data-live="controls"]');
             if (controls) controls.hidden = true;
+            // And the recipients' statuses, fetched as the page and swapped in.
+            fetch(location.pathname, { credentials: "same-origin" })
+              .then(function (r) { return r.text(); })
+              .then(function (html) {
+                var fresh = new DOMParser().parseFromString(html, "text/html").querySelector('[data-live="recipients"]');
+                var old = document.querySelector('[data-live="recipients"]');
+                if (fresh && old) old.replaceWith(fresh);
+              })
+              .catch(function () {});
           }
         })
         .catch(function () { setTimeout(poll, 3000); });
