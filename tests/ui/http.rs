@@ -178,3 +178,77 @@ async fn the_dashboard_stays_out_of_the_openapi_document_and_its_pages_stay_html
     let api = reqwest::get(format!("{}/no-such-route", app.base)).await.unwrap();
     assert!(api.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
 }
+
+#[tokio::test]
+async fn a_campaign_scheduled_from_the_dashboard_can_be_paused_resumed_and_cancelled() {
+    let app = spawn_with(Options::default()).await;
+    let (t, key) = app.verified_tenant("A", "a.example").await;
+    app.add_contact(&t, &key, serde_json::json!({ "email": "ada@example.com" })).await;
+    let (c, csrf) = signed_in(&app, &key).await;
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("subject", "Later"),
+        ("html", "<p>Hi</p>"),
+        ("text", ""),
+        ("audience", "all"),
+        ("tag", ""),
+        ("scheduled_at", "2099-01-01T09:00"),
+    ];
+    let confirm = c.post(format!("{}/ui/t/{t}/campaigns/confirm", app.base), &form).await;
+    assert_eq!(confirm.status(), StatusCode::OK);
+    let page = confirm.text().await.unwrap();
+    assert!(page.contains("Send to 1 recipient?") && page.contains(">Schedule<"), "{page}");
+    let r = c.post(format!("{}/ui/t/{t}/campaigns", app.base), &form).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let at = r.headers()["location"].to_str().unwrap().to_owned();
+    let cid = at.trim_start_matches(&format!("/ui/t/{t}/campaigns/")).split('?').next().unwrap().to_owned();
+    let status = || async {
+        app.get(&format!("/customers/{t}/campaigns/{cid}"), &key).await.body["status"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(status().await, "scheduled");
+    for (action, after) in [("pause", "paused"), ("resume", "scheduled"), ("cancel", "cancelled")] {
+        let r = c.post(format!("{}/ui/t/{t}/campaigns/{cid}/{action}", app.base), &[("csrf", csrf.as_str())]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{action}");
+        assert_eq!(status().await, after, "after {action}");
+    }
+    // A resume of a campaign that is not paused is refused with the API's reason, as a page.
+    let r = c.post(format!("{}/ui/t/{t}/campaigns/{cid}/resume", app.base), &[("csrf", csrf.as_str())]).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("only a paused campaign can be resumed"));
+}
+
+#[tokio::test]
+async fn a_contact_edited_from_the_dashboard_is_checked_like_the_api_checks_it() {
+    let app = spawn_with(Options::default()).await;
+    let (t, key) = app.verified_tenant("A", "a.example").await;
+    let id = app.add_contact(&t, &key, serde_json::json!({ "email": "ada@example.com" })).await;
+    app.add_contact(&t, &key, serde_json::json!({ "email": "taken@example.com" })).await;
+    let (c, csrf) = signed_in(&app, &key).await;
+    let url = format!("{}/ui/t/{t}/contacts/{id}", app.base);
+    let edit = |email: &'static str, tags: &'static str| {
+        [
+            ("csrf", csrf.clone()),
+            ("email", email.into()),
+            ("first_name", "Ada".into()),
+            ("last_name", "".into()),
+            ("tags", tags.into()),
+        ]
+    };
+    let form = edit("ADA@example.com", "vip, beta");
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(c.post(url.clone(), &pairs).await.status(), StatusCode::SEE_OTHER);
+    let got = app.get(&format!("/customers/{t}/contacts/{id}"), &key).await;
+    assert_eq!(got.body["first_name"], "Ada");
+    assert_eq!(got.body["tags"], serde_json::json!(["beta", "vip"]));
+    for (email, tags, status) in [
+        ("taken@example.com", "", StatusCode::CONFLICT),
+        ("not an address", "", StatusCode::UNPROCESSABLE_ENTITY),
+        ("ada@example.com", "bad tag!", StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let form = edit(email, tags);
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = c.post(url.clone(), &pairs).await;
+        assert_eq!(r.status(), status, "{email} {tags}");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    }
+}
