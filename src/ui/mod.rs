@@ -7,8 +7,8 @@
 //! carries the session's CSRF token, and a tenant's session reaches only that
 //! tenant's pages (any other tenant's answer 404).
 //!
-//! Not here yet: automations and reputation (being built elsewhere), templates
-//! and webhooks pages; suppressions are read-only.
+//! Not here yet: automations and reputation (being built elsewhere) and a
+//! templates page; suppressions and webhooks are read-only.
 
 mod campaigns;
 mod chart;
@@ -17,6 +17,7 @@ mod operator;
 mod overview;
 mod session;
 mod suppressions;
+mod webhooks;
 
 use std::sync::LazyLock;
 
@@ -47,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .merge(contacts::router())
         .merge(campaigns::router())
         .merge(suppressions::router())
+        .merge(webhooks::router())
         // Unknown dashboard paths get a page, not the API's JSON 404.
         .route("/ui/{*rest}", get(not_found_page).post(not_found_page))
         .layer(axum::middleware::map_response(security_headers))
@@ -118,6 +120,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("messages.html", include_str!("templates/messages.html")),
         ("message.html", include_str!("templates/message.html")),
         ("suppressions.html", include_str!("templates/suppressions.html")),
+        ("webhooks.html", include_str!("templates/webhooks.html")),
     ] {
         // Checked by a unit test; a broken template answers 500, never a panic.
         if let Err(e) = env.add_template(name, source) {
@@ -295,6 +298,6 @@ mod tests {
         for name in names {
             assert!(super::TEMPLATES.get_template(name).is_ok(), "{name}");
         }
-        assert_eq!(super::TEMPLATES.templates().count(), 22);
+        assert_eq!(super::TEMPLATES.templates().count(), 23);
     }
 }

@@ -252,3 +252,22 @@ async fn a_contact_edited_from_the_dashboard_is_checked_like_the_api_checks_it()
         assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     }
 }
+
+#[tokio::test]
+async fn the_webhooks_page_lists_endpoints_without_their_secrets() {
+    let app = spawn_with(Options::default()).await;
+    let (t, key) = app.verified_tenant("A", "a.example").await;
+    let created = app
+        .post(
+            &format!("/customers/{t}/webhooks"),
+            &key,
+            serde_json::json!({ "url": "https://93.184.216.34/mailroom-hook", "event_types": ["email.delivered"] }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let secret = created.body["secret"].as_str().unwrap_or_default().to_owned();
+    let (c, _) = signed_in(&app, &key).await;
+    let page = c.get(format!("{}/ui/t/{t}/webhooks", app.base)).await.text().await.unwrap();
+    assert!(page.contains("93.184.216.34") && page.contains("mailroom-hook"), "{page}");
+    assert!(secret.is_empty() || !page.contains(&secret), "the signing secret stays off the page");
+}

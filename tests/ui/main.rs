@@ -154,6 +154,8 @@ async fn the_readme_walkthrough_works_in_a_browser_and_stays_on_mailroom() {
     b.wait_text("main .head", "unsubscribed").await;
     b.open(&format!("/ui/t/{acme}/suppressions")).await;
     b.check_page("suppressions").await;
+    b.open(&format!("/ui/t/{acme}/webhooks")).await;
+    b.check_page("webhooks").await;
 
     // Another tenant's pages do not exist for this session.
     for path in [format!("/ui/t/{other}"), format!("/ui/t/{other}/contacts"), "/ui/tenants".to_owned()] {
