@@ -65,11 +65,15 @@ pub struct ComposeForm {
 }
 
 impl ComposeForm {
-    fn send_in(&self) -> send::SendIn {
-        let (segment_id, tag) = match self.audience.split_once(':') {
-            Some(("segment", id)) => (Some(id.to_owned()), None),
-            _ if self.audience == "tag" => (None, Some(self.tag.clone())),
-            _ => (None, None),
+    /// The API's send request for this form. An audience it does not know is
+    /// refused, never read as "everyone": a typo must not widen an audience.
+    fn send_in(&self) -> Result<send::SendIn, ApiError> {
+        let (segment_id, tag) = match (self.audience.as_str(), self.audience.split_once(':')) {
+            ("all", _) => (None, None),
+            (_, Some(("segment", id))) => (Some(id.to_owned()), None),
+            ("tag", _) if !self.tag.trim().is_empty() => (None, Some(self.tag.clone())),
+            ("tag", _) => return Err(ApiError::validation("name the tag the campaign goes to")),
+            _ => return Err(ApiError::validation("choose who the campaign goes to")),
         };
         let scheduled_at = Some(self.scheduled_at.trim()).filter(|s| !s.is_empty()).map(|s| {
             if s.len() == 16 {
@@ -78,7 +82,7 @@ impl ComposeForm {
                 format!("{s}Z")
             }
         });
-        send::SendIn {
+        Ok(send::SendIn {
             subject: Some(self.subject.clone()),
             html: Some(self.html.clone()),
             text: Some(self.text.clone()).filter(|t| !t.trim().is_empty()),
@@ -86,7 +90,7 @@ impl ComposeForm {
             tag,
             scheduled_at,
             ..Default::default()
-        }
+        })
     }
 }
 
@@ -117,7 +121,7 @@ async fn confirm(
 ) -> UiResult<Response> {
     user.check_csrf(&f.csrf)?;
     let (id, row) = scope(&state, &user, &tid).await?;
-    let prepared = send::prepare_campaign(&state, &id, f.send_in()).await?;
+    let prepared = send::prepare_campaign(&state, &id, f.send_in()?).await?;
     let recipients = state.store.audience_count(&id, &prepared.campaign.targeting).await?;
     let audience_label = match f.audience.split_once(':') {
         Some(("segment", sid)) => {
@@ -148,7 +152,7 @@ async fn send_campaign(
 ) -> UiResult<Response> {
     user.check_csrf(&f.csrf)?;
     let (id, _) = scope(&state, &user, &tid).await?;
-    let prepared = send::prepare_campaign(&state, &id, f.send_in()).await?;
+    let prepared = send::prepare_campaign(&state, &id, f.send_in()?).await?;
     send::queue_campaign(&state, &id, &prepared).await?;
     Ok(see_other(&format!("/ui/t/{id}/campaigns/{}", prepared.campaign.id), "campaign_queued"))
 }

@@ -271,3 +271,19 @@ async fn the_webhooks_page_lists_endpoints_without_their_secrets() {
     assert!(page.contains("93.184.216.34") && page.contains("mailroom-hook"), "{page}");
     assert!(secret.is_empty() || !page.contains(&secret), "the signing secret stays off the page");
 }
+
+#[tokio::test]
+async fn an_audience_the_compose_form_does_not_know_is_refused_not_read_as_everyone() {
+    let app = spawn_with(Options::default()).await;
+    let (t, key) = app.verified_tenant("A", "a.example").await;
+    app.add_contact(&t, &key, serde_json::json!({ "email": "ada@example.com" })).await;
+    let (c, csrf) = signed_in(&app, &key).await;
+    for audience in ["segmnet:x", "", "tag"] {
+        let form =
+            [("csrf", csrf.as_str()), ("subject", "S"), ("html", "<p>H</p>"), ("audience", audience), ("tag", "")];
+        let r = c.post(format!("{}/ui/t/{t}/campaigns", app.base), &form).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{audience:?}");
+    }
+    let campaigns = app.get(&format!("/customers/{t}/campaigns"), &key).await;
+    assert_eq!(campaigns.body, serde_json::json!([]));
+}
