@@ -45,6 +45,11 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium; `None` (with the reason
     /// printed) when they are not installed.
     pub async fn start(prefix: &str) -> Option<Browser> {
+        Self::start_with(prefix, false).await
+    }
+
+    /// As [`Browser::start`], in the dark colour scheme when `dark`.
+    pub async fn start_with(prefix: &str, dark: bool) -> Option<Browser> {
         let skip = |what: &str| {
             // CI sets this: there, a missing browser is a failure, not a skip.
             if std::env::var_os("MAILROOM_UI_TESTS_REQUIRE_BROWSER").is_some() {
@@ -84,6 +89,11 @@ impl Browser {
             "--disable-sync",
             "--disable-default-apps",
         ];
+        let mut args: Vec<&str> = args.to_vec();
+        if dark {
+            // prefers-color-scheme: dark, so axe checks the dark palette's contrast too.
+            args.extend(["--force-dark-mode", "--blink-settings=preferredColorScheme=0"]);
+        }
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": chromium, "args": args },
@@ -207,6 +217,10 @@ impl Browser {
         self.wait_text(".notice", "Tenant created").await;
         let url = self.client.current_url().await.unwrap();
         url.path().trim_start_matches("/ui/tenants/").to_owned()
+    }
+
+    pub async fn dark_scheme(&self) -> bool {
+        self.js("return matchMedia('(prefers-color-scheme: dark)').matches;").await == json!(true)
     }
 
     /// Marks the current document, to tell later whether it was reloaded.

@@ -186,7 +186,8 @@ async fn the_readme_walkthrough_works_in_a_browser_and_stays_on_mailroom() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_retries_a_dead_letter_made_by_the_provider() {
-    let Some(b) = Browser::start("dead-letter").await else { return };
+    // In the dark colour scheme: its pages are checked (contrast included) and photographed dark.
+    let Some(b) = Browser::start_with("dead-letter-dark", true).await else { return };
     let faults = Faults { reject: vec!["bad@example.org".into()], ..Faults::default() };
     let app = spawn_with(Options {
         resend: true,
@@ -223,6 +224,7 @@ async fn the_operator_retries_a_dead_letter_made_by_the_provider() {
     assert_eq!(app.mock().stats().send_requests, 2, "the retry reached the provider");
     b.open(&format!("/ui/t/{tenant}/messages/{id}")).await;
     b.wait_text("main", "validation_error").await;
+    assert!(b.dark_scheme().await, "the page is in the dark scheme");
     b.check_page("message-dead").await;
     tokio::time::sleep(Duration::from_millis(10)).await;
     b.finish().await;
