@@ -323,6 +323,8 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = crate::api::router().split_for_parts();
     let openapi = crate::api::document(openapi);
     api.merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        // The dashboard: merged after the split, so its routes stay out of the OpenAPI document.
+        .merge(crate::ui::router())
         .fallback(crate::api::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))

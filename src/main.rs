@@ -88,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
                     let app = Application::build(config.clone(), true).await?;
                     tracing::info!(port = app.port(), provider = ?config.provider, "mailroom listening on http://{}", config.bind);
                     println!("mailroom listening on http://{} (docs at /docs)", config.bind);
+                    println!("dashboard: http://{}/ui (sign in with the admin key or a customer's key)", config.bind);
                     app.run_until_stopped(shutdown_signal()).await.context("server failed")
                 }
             }

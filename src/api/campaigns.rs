@@ -138,10 +138,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/customers/{id}/campaigns", tag = "campaigns", params(("id" = String, Path)),
     responses((status = 200, body = [Campaign])))]
 async fn list_campaigns(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Json<Vec<Campaign>>> {
-    let rows = state.store.campaigns(&t.tenant_id).await?;
-    let counts = state.store.campaign_status_counts(&t.tenant_id, None).await?;
-    let unsubscribes = state.store.campaign_unsubscribes(&t.tenant_id, None).await?;
-    Ok(Json(rows.into_iter().map(|c| to_campaign(c, &counts, &unsubscribes)).collect()))
+    Ok(Json(list(&state, &t.tenant_id).await?))
+}
+
+/// A customer's campaigns, newest first (the API and the dashboard).
+pub(crate) async fn list(state: &AppState, tenant_id: &TenantId) -> ApiResult<Vec<Campaign>> {
+    let rows = state.store.campaigns(tenant_id).await?;
+    let counts = state.store.campaign_status_counts(tenant_id, None).await?;
+    let unsubscribes = state.store.campaign_unsubscribes(tenant_id, None).await?;
+    Ok(rows.into_iter().map(|c| to_campaign(c, &counts, &unsubscribes)).collect())
 }
 
 /// One campaign with its status and per-status message counts.
@@ -156,7 +161,7 @@ async fn get_campaign(
     Ok(Json(campaign_view(&state, &t.tenant_id, &id).await?))
 }
 
-async fn campaign_view(state: &AppState, tenant_id: &TenantId, id: &str) -> ApiResult<Campaign> {
+pub(crate) async fn campaign_view(state: &AppState, tenant_id: &TenantId, id: &str) -> ApiResult<Campaign> {
     let row = state.store.campaign(tenant_id, id).await?.ok_or(ApiError::NotFound("campaign"))?;
     let counts = state.store.campaign_status_counts(tenant_id, Some(id)).await?;
     let unsubscribes = state.store.campaign_unsubscribes(tenant_id, Some(id)).await?;
@@ -171,14 +176,19 @@ async fn pause_campaign(
     State(state): State<AppState>,
     Path(ids): Path<(String, String)>,
 ) -> ApiResult<Json<Campaign>> {
-    let id = path_id(&ids.1, "campaign")?;
-    let current = state.store.campaign(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("campaign"))?;
+    Ok(Json(pause(&state, &t.tenant_id, &ids.1).await?))
+}
+
+/// Pauses a campaign (the API and the dashboard).
+pub(crate) async fn pause(state: &AppState, tenant_id: &TenantId, raw_id: &str) -> ApiResult<Campaign> {
+    let id = path_id(raw_id, "campaign")?;
+    let current = state.store.campaign(tenant_id, &id).await?.ok_or(ApiError::NotFound("campaign"))?;
     if current.state.as_deref() == Some("cancelled") {
         return Err(ApiError::conflict("campaign_cancelled", "a cancelled campaign cannot be paused"));
     }
-    state.store.pause_campaign(&t.tenant_id, &id).await?;
-    tracing::info!(tenant = %t.tenant_id, campaign = %id, "campaign paused");
-    Ok(Json(campaign_view(&state, &t.tenant_id, &id).await?))
+    state.store.pause_campaign(tenant_id, &id).await?;
+    tracing::info!(tenant = %tenant_id, campaign = %id, "campaign paused");
+    campaign_view(state, tenant_id, &id).await
 }
 
 /// Resume a paused campaign where it stopped.
@@ -189,15 +199,20 @@ async fn resume_campaign(
     State(state): State<AppState>,
     Path(ids): Path<(String, String)>,
 ) -> ApiResult<Json<Campaign>> {
-    let id = path_id(&ids.1, "campaign")?;
-    let current = state.store.campaign(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("campaign"))?;
+    Ok(Json(resume(&state, &t.tenant_id, &ids.1).await?))
+}
+
+/// Resumes a paused campaign (the API and the dashboard).
+pub(crate) async fn resume(state: &AppState, tenant_id: &TenantId, raw_id: &str) -> ApiResult<Campaign> {
+    let id = path_id(raw_id, "campaign")?;
+    let current = state.store.campaign(tenant_id, &id).await?.ok_or(ApiError::NotFound("campaign"))?;
     if current.state.as_deref() != Some("paused") {
         return Err(ApiError::conflict("campaign_not_paused", "only a paused campaign can be resumed"));
     }
-    state.store.resume_campaign(&t.tenant_id, &id).await?;
+    state.store.resume_campaign(tenant_id, &id).await?;
     state.wake.notify_waiters();
-    tracing::info!(tenant = %t.tenant_id, campaign = %id, "campaign resumed");
-    Ok(Json(campaign_view(&state, &t.tenant_id, &id).await?))
+    tracing::info!(tenant = %tenant_id, campaign = %id, "campaign resumed");
+    campaign_view(state, tenant_id, &id).await
 }
 
 /// Cancel a campaign: every message not yet handed to the provider is cancelled.
@@ -208,11 +223,16 @@ async fn cancel_campaign(
     State(state): State<AppState>,
     Path(ids): Path<(String, String)>,
 ) -> ApiResult<Json<Campaign>> {
-    let id = path_id(&ids.1, "campaign")?;
-    state.store.campaign(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("campaign"))?;
-    state.store.cancel_campaign(&t.tenant_id, &id).await?;
-    tracing::info!(tenant = %t.tenant_id, campaign = %id, "campaign cancelled");
-    Ok(Json(campaign_view(&state, &t.tenant_id, &id).await?))
+    Ok(Json(cancel(&state, &t.tenant_id, &ids.1).await?))
+}
+
+/// Cancels a campaign (the API and the dashboard).
+pub(crate) async fn cancel(state: &AppState, tenant_id: &TenantId, raw_id: &str) -> ApiResult<Campaign> {
+    let id = path_id(raw_id, "campaign")?;
+    state.store.campaign(tenant_id, &id).await?.ok_or(ApiError::NotFound("campaign"))?;
+    state.store.cancel_campaign(tenant_id, &id).await?;
+    tracing::info!(tenant = %tenant_id, campaign = %id, "campaign cancelled");
+    campaign_view(state, tenant_id, &id).await
 }
 
 /// Delete a campaign record. Its unsent messages are dropped; mail already sent cannot be recalled.
@@ -309,12 +329,17 @@ async fn get_message(
     State(state): State<AppState>,
     Path(ids): Path<(String, String)>,
 ) -> ApiResult<Json<Message>> {
-    let id = path_id(&ids.1, "message")?;
-    let m = state.store.message(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("message"))?;
+    Ok(Json(message_view(&state, &t.tenant_id, &ids.1).await?))
+}
+
+/// One message with its events (the API and the dashboard).
+pub(crate) async fn message_view(state: &AppState, tenant_id: &TenantId, raw_id: &str) -> ApiResult<Message> {
+    let id = path_id(raw_id, "message")?;
+    let m = state.store.message(tenant_id, &id).await?.ok_or(ApiError::NotFound("message"))?;
     let events = state.store.message_events(&m.id).await?;
     let unsubscribe_url =
         (m.campaign_id.is_some() || m.list_unsubscribe == Some(1)).then(|| state.renderer.links().url(&m.id)).flatten();
-    Ok(Json(Message {
+    Ok(Message {
         unsubscribe_url,
         email_id: m.id,
         customer_id: m.tenant_id,
@@ -330,5 +355,5 @@ async fn get_message(
             .into_iter()
             .map(|e| MessageEvent { id: e.svix_id, event_type: e.event_type, received_at: rfc3339(e.received_at) })
             .collect(),
-    }))
+    })
 }

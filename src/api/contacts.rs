@@ -11,7 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{optional_text, path_id, ApiJson};
 use crate::auth::TenantAccess;
-use crate::domain::{new_id, rfc3339, Attributes, EmailAddress, Tag};
+use crate::domain::{new_id, rfc3339, Attributes, EmailAddress, Tag, TenantId};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::{ContactFilter, ContactPatch, ContactRow, NewContact, StoreError};
@@ -19,31 +19,31 @@ use crate::store::{ContactFilter, ContactPatch, ContactRow, NewContact, StoreErr
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactIn {
-    pub(super) email: String,
-    pub(super) first_name: Option<String>,
-    pub(super) last_name: Option<String>,
+    pub(crate) email: String,
+    pub(crate) first_name: Option<String>,
+    pub(crate) last_name: Option<String>,
     #[serde(default)]
-    pub(super) tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     /// A flat object of at most 50 keys (`[A-Za-z0-9_]{1,64}`), each a string (at most 1,000 characters), number or boolean.
     #[schema(value_type = Object)]
-    pub(super) attributes: Option<Value>,
+    pub(crate) attributes: Option<Value>,
 }
 
 /// Absent fields stay as they are; `null` clears `first_name`/`last_name`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactPatchIn {
-    email: Option<String>,
+    pub(crate) email: Option<String>,
     #[schema(value_type = Option<String>)]
     #[serde(default, deserialize_with = "present")]
-    first_name: Option<Value>,
+    pub(crate) first_name: Option<Value>,
     #[schema(value_type = Option<String>)]
     #[serde(default, deserialize_with = "present")]
-    last_name: Option<Value>,
-    tags: Option<Vec<String>>,
+    pub(crate) last_name: Option<Value>,
+    pub(crate) tags: Option<Vec<String>>,
     #[schema(value_type = Option<Object>)]
-    attributes: Option<Value>,
-    is_subscribed: Option<bool>,
+    pub(crate) attributes: Option<Value>,
+    pub(crate) is_subscribed: Option<bool>,
 }
 
 /// Tells a field sent as `null` (`Some(Null)`) from one not sent at all (`None`).
@@ -169,10 +169,15 @@ async fn create_contact(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ContactIn>,
 ) -> ApiResult<(StatusCode, Json<Contact>)> {
+    Ok((StatusCode::CREATED, Json(create(&state, &t.tenant_id, body).await?)))
+}
+
+/// Adds a contact (the API and the dashboard).
+pub(crate) async fn create(state: &AppState, tenant_id: &TenantId, body: ContactIn) -> ApiResult<Contact> {
     let new = new_contact(body)?;
     let email = new.email.clone();
-    let row = state.store.create_contact(&t.tenant_id, new).await.map_err(duplicate(&email))?;
-    Ok((StatusCode::CREATED, Json(row.into())))
+    let row = state.store.create_contact(tenant_id, new).await.map_err(duplicate(&email))?;
+    Ok(row.into())
 }
 
 /// List contacts in creation order, a page at a time; `Link: <...>; rel="next"` points to the next page.
@@ -234,8 +239,18 @@ async fn update_contact(
     Path(ids): Path<(String, String)>,
     ApiJson(body): ApiJson<ContactPatchIn>,
 ) -> ApiResult<Json<Contact>> {
-    let id = path_id(&ids.1, "contact")?;
-    let current = state.store.contact(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("contact"))?;
+    Ok(Json(update(&state, &t.tenant_id, &ids.1, body).await?))
+}
+
+/// Changes a contact (the API and the dashboard).
+pub(crate) async fn update(
+    state: &AppState,
+    tenant_id: &TenantId,
+    raw_id: &str,
+    body: ContactPatchIn,
+) -> ApiResult<Contact> {
+    let id = path_id(raw_id, "contact")?;
+    let current = state.store.contact(tenant_id, &id).await?.ok_or(ApiError::NotFound("contact"))?;
     let email = body.email.as_deref().map(parse_email).transpose()?;
     let status = match body.is_subscribed {
         None => None,
@@ -263,11 +278,11 @@ async fn update_contact(
     let shown = email.as_ref().map(|e| e.to_string()).unwrap_or_default();
     let row = state
         .store
-        .update_contact(&t.tenant_id, &id, patch)
+        .update_contact(tenant_id, &id, patch)
         .await
         .map_err(duplicate(&shown))?
         .ok_or(ApiError::NotFound("contact"))?;
-    Ok(Json(row.into()))
+    Ok(row.into())
 }
 
 /// Delete a contact.

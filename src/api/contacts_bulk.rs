@@ -229,12 +229,15 @@ fn csv_page(header: Option<&[String]>, rows: &[ContactRow], keys: &[String]) -> 
     responses((status = 200, description = "Every contact of the customer, as CSV", content_type = "text/csv", body = String,
         headers(("content-disposition" = String, description = "`attachment; filename=\"contacts.csv\"`")))))]
 async fn export_contacts(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Response> {
-    let keys: Arc<Vec<String>> = Arc::new(
-        state.store.attribute_keys(&t.tenant_id).await?.into_iter().filter(|k| check_key(k).is_ok()).collect(),
-    );
+    export(&state, t.tenant_id).await
+}
+
+/// Every contact of the customer as a CSV download (the API and the dashboard).
+pub(crate) async fn export(state: &AppState, tenant: TenantId) -> ApiResult<Response> {
+    let keys: Arc<Vec<String>> =
+        Arc::new(state.store.attribute_keys(&tenant).await?.into_iter().filter(|k| check_key(k).is_ok()).collect());
     let header = csv_page(Some(&keys), &[], &[]).map_err(|e| ApiError::Internal(e.into()))?;
     let store: Store = state.store.clone();
-    let tenant = t.tenant_id;
     let pages = futures::stream::try_unfold(Some(String::new()), move |cursor| {
         let (store, tenant, keys) = (store.clone(), tenant.clone(), keys.clone());
         async move {

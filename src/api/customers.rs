@@ -83,7 +83,7 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
-    fn from_row(k: ApiKeyRow, key: Option<String>) -> Self {
+    pub(crate) fn from_row(k: ApiKeyRow, key: Option<String>) -> Self {
         Self {
             id: k.id,
             customer_id: k.tenant_id,
@@ -113,10 +113,15 @@ async fn create_customer(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CustomerIn>,
 ) -> ApiResult<(StatusCode, Json<Customer>)> {
-    let name = required_text(&body.name, "name", 255)?;
+    Ok((StatusCode::CREATED, Json(create(&state, &body.name).await?)))
+}
+
+/// Creates a customer (the API and the dashboard).
+pub(crate) async fn create(state: &AppState, name: &str) -> ApiResult<Customer> {
+    let name = required_text(name, "name", 255)?;
     let row = state.store.create_tenant(&TenantId::from_stored(new_id()), &name).await?;
     tracing::info!(tenant = %row.id, "customer created");
-    Ok((StatusCode::CREATED, Json(row.into())))
+    Ok(row.into())
 }
 
 /// List customers.
@@ -178,11 +183,16 @@ async fn create_api_key(
     let tenant_id = TenantId::parse(&id).ok_or(ApiError::NotFound("customer"))?;
     state.store.tenant(&tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
     let body: ApiKeyIn = super::extract::optional_json(&body)?;
-    let name = super::optional_text(body.name.as_deref(), "name", 100)?;
+    Ok((StatusCode::CREATED, Json(issue_key(&state, &tenant_id, body.name.as_deref()).await?)))
+}
+
+/// Issues a key for an existing customer; the answer carries the key, once.
+pub(crate) async fn issue_key(state: &AppState, tenant_id: &TenantId, name: Option<&str>) -> ApiResult<ApiKey> {
+    let name = super::optional_text(name, "name", 100)?;
     let key = generate_key("mr_");
     let prefix: String = key.chars().take(10).collect();
-    let row = state.store.create_api_key(&new_id(), &tenant_id, name.as_deref(), &prefix, &hash_key(&key)).await?;
-    Ok((StatusCode::CREATED, Json(ApiKey::from_row(row, Some(key)))))
+    let row = state.store.create_api_key(&new_id(), tenant_id, name.as_deref(), &prefix, &hash_key(&key)).await?;
+    Ok(ApiKey::from_row(row, Some(key)))
 }
 
 /// List a customer's API keys (without the keys themselves).

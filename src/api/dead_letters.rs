@@ -101,13 +101,19 @@ async fn retry_dead_letter(
     State(state): State<AppState>,
     Path(ids): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<Requeued>)> {
-    let id = path_id(&ids.1, "dead letter")?;
-    let requeued = state.store.requeue_dead_letters(&t.tenant_id, Some(&id), None).await?;
+    let requeued = retry_one(&state, &t.tenant_id, &ids.1).await?;
+    Ok((StatusCode::ACCEPTED, Json(Requeued { requeued })))
+}
+
+/// Queues one dead letter again (the API and the dashboard).
+pub(crate) async fn retry_one(state: &AppState, tenant_id: &TenantId, raw_id: &str) -> ApiResult<u64> {
+    let id = path_id(raw_id, "dead letter")?;
+    let requeued = state.store.requeue_dead_letters(tenant_id, Some(&id), None).await?;
     if requeued == 0 {
         return Err(ApiError::NotFound("dead letter"));
     }
     state.wake.notify_waiters();
-    Ok((StatusCode::ACCEPTED, Json(Requeued { requeued })))
+    Ok(requeued)
 }
 
 /// Queue every dead letter of one campaign again.

@@ -9,7 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::ApiJson;
 use crate::auth::TenantAccess;
-use crate::domain::DomainName;
+use crate::domain::{DomainName, TenantId};
 use crate::domain_auth::{self, dns, DomainError};
 use crate::error::{ApiError, ApiResult};
 use crate::provider::ErrorClass;
@@ -81,7 +81,7 @@ impl From<DomainError> for ApiError {
     }
 }
 
-fn records(t: &TenantRow) -> Vec<serde_json::Value> {
+pub(crate) fn records(t: &TenantRow) -> Vec<serde_json::Value> {
     t.domain_records.as_deref().and_then(|r| serde_json::from_str(r).ok()).unwrap_or_default()
 }
 
@@ -94,29 +94,36 @@ async fn add_domain(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<DomainIn>,
 ) -> ApiResult<(StatusCode, Json<DomainCreated>)> {
-    let domain = DomainName::parse(&body.domain_name).map_err(ApiError::validation)?;
-    let row = domain_auth::register(&state.store, state.provider.as_ref(), &t.tenant_id, &domain).await?;
-    tracing::info!(tenant = %t.tenant_id, "domain registered");
-    Ok((
-        StatusCode::CREATED,
-        Json(DomainCreated {
-            dns_records: records(&row).into_iter().chain([dns::dmarc_record(domain.as_str())]).collect(),
-            domain: domain.to_string(),
-            resend_domain_id: row.resend_domain_id,
-            status: row.domain_status,
-            next_step: format!(
-                "Publish dns_records at your DNS host, then call POST /customers/{}/domains/verify",
-                t.tenant_id
-            ),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(register(&state, &t.tenant_id, &body.domain_name).await?)))
+}
+
+/// Registers a customer's sending domain (the API and the dashboard).
+pub(crate) async fn register(state: &AppState, tenant_id: &TenantId, raw: &str) -> ApiResult<DomainCreated> {
+    let domain = DomainName::parse(raw).map_err(ApiError::validation)?;
+    let row = domain_auth::register(&state.store, state.provider.as_ref(), tenant_id, &domain).await?;
+    tracing::info!(tenant = %tenant_id, "domain registered");
+    Ok(DomainCreated {
+        dns_records: records(&row).into_iter().chain([dns::dmarc_record(domain.as_str())]).collect(),
+        domain: domain.to_string(),
+        resend_domain_id: row.resend_domain_id,
+        status: row.domain_status,
+        next_step: format!(
+            "Publish dns_records at your DNS host, then call POST /customers/{}/domains/verify",
+            tenant_id
+        ),
+    })
 }
 
 /// Ask the provider to verify the domain's DNS records.
 #[utoipa::path(post, path = "/customers/{id}/domains/verify", tag = "domains", params(("id" = String, Path)),
     responses((status = 200, body = DomainVerification), (status = 400, body = crate::error::ErrorBody)))]
 async fn verify_domain(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Json<DomainVerification>> {
-    let tenant = state.store.tenant(&t.tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
+    Ok(Json(verify(&state, &t.tenant_id).await?))
+}
+
+/// Asks the provider to verify the domain (the API and the dashboard).
+pub(crate) async fn verify(state: &AppState, tenant_id: &TenantId) -> ApiResult<DomainVerification> {
+    let tenant = state.store.tenant(tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
     let row = domain_auth::verify(&state.store, state.provider.as_ref(), &tenant).await?;
     let verified = row.domain_verified();
     let message = if verified {
@@ -124,19 +131,20 @@ async fn verify_domain(t: TenantAccess, State(state): State<AppState>) -> ApiRes
     } else {
         "Verification started; DNS changes can take a while to be seen. mailroom re-checks every minute: see GET /domains/status.".to_owned()
     };
-    Ok(Json(DomainVerification {
-        domain: row.domain_name.unwrap_or_default(),
-        verified,
-        status: row.domain_status,
-        message,
-    }))
+    Ok(DomainVerification { domain: row.domain_name.unwrap_or_default(), verified, status: row.domain_status, message })
 }
 
 /// The domain's current state and DNS records.
 #[utoipa::path(get, path = "/customers/{id}/domains/status", tag = "domains", params(("id" = String, Path)),
     responses((status = 200, body = DomainStatus), (status = 400, body = crate::error::ErrorBody)))]
 async fn domain_status(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Json<DomainStatus>> {
-    let mut row = state.store.tenant(&t.tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
+    Ok(Json(status(&state, &t.tenant_id).await?))
+}
+
+/// The domain's state, records and DNS checks (the API and the dashboard).
+pub(crate) async fn status(state: &AppState, tenant_id: &TenantId) -> ApiResult<DomainStatus> {
+    let t_id = tenant_id;
+    let mut row = state.store.tenant(t_id).await?.ok_or(ApiError::NotFound("customer"))?;
     if row.resend_domain_id.is_none() {
         return Err(DomainError::NoDomain.into());
     }
@@ -145,7 +153,7 @@ async fn domain_status(t: TenantAccess, State(state): State<AppState>) -> ApiRes
         match domain_auth::refresh(&state.store, state.provider.as_ref(), &row).await {
             Ok(fresh) => row = fresh,
             Err(e) => {
-                tracing::warn!(tenant = %t.tenant_id, error = %e, "domain status from store; provider did not answer")
+                tracing::warn!(tenant = %t_id, error = %e, "domain status from store; provider did not answer")
             }
         }
     }
@@ -154,14 +162,14 @@ async fn domain_status(t: TenantAccess, State(state): State<AppState>) -> ApiRes
     let checks = state.dns.check(&domain, &dns_records).await;
     // Remembered for sends, which warn without looking DNS up themselves.
     match (checks.dmarc.status, checks.dmarc.policy.as_deref()) {
-        ("ok", policy) => state.store.set_dmarc_policy(&t.tenant_id, policy.unwrap_or("none")).await?,
+        ("ok", policy) => state.store.set_dmarc_policy(t_id, policy.unwrap_or("none")).await?,
         ("missing", _) => {
-            state.store.set_dmarc_policy(&t.tenant_id, "missing").await?;
+            state.store.set_dmarc_policy(t_id, "missing").await?;
         }
         _ => {}
     }
     if checks.dmarc.status != "ok" {
         dns_records.push(dns::dmarc_record(&domain));
     }
-    Ok(Json(DomainStatus { verified: row.domain_verified(), dns_records, domain, status: row.domain_status, checks }))
+    Ok(DomainStatus { verified: row.domain_verified(), dns_records, domain, status: row.domain_status, checks })
 }

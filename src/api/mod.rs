@@ -2,19 +2,20 @@
 //! module merges them and describes the whole in OpenAPI.
 
 mod automations;
-mod campaigns;
-mod contacts;
-mod contacts_bulk;
-mod customers;
-mod dead_letters;
-mod domains;
+// `pub(crate)`: the dashboard (`crate::ui`) calls the same code as these handlers.
+pub(crate) mod campaigns;
+pub(crate) mod contacts;
+pub(crate) mod contacts_bulk;
+pub(crate) mod customers;
+pub(crate) mod dead_letters;
+pub(crate) mod domains;
 mod events;
 pub mod extract;
 mod health;
 mod idempotency;
 mod metrics;
-mod segments;
-mod send;
+pub(crate) mod segments;
+pub(crate) mod send;
 mod stats;
 mod suppressions;
 mod templates;

@@ -74,7 +74,7 @@ pub struct Segment {
 }
 
 impl Segment {
-    fn from_row(s: SegmentRow, contacts: Option<Vec<Contact>>) -> Self {
+    pub(crate) fn from_row(s: SegmentRow, contacts: Option<Vec<Contact>>) -> Self {
         let filter = s.filter.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok());
         Self {
             id: s.id,
@@ -157,11 +157,21 @@ async fn create_segment(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SegmentIn>,
 ) -> ApiResult<(StatusCode, Json<Segment>)> {
-    let name = required_text(&body.name, "name", 255)?;
-    let filter = body.filter.as_ref().map(parse_filter).transpose()?;
+    Ok((StatusCode::CREATED, Json(create(&state, &t.tenant_id, &body.name, body.filter.as_ref()).await?)))
+}
+
+/// Creates a segment, dynamic when a filter is given (the API and the dashboard).
+pub(crate) async fn create(
+    state: &AppState,
+    tenant_id: &TenantId,
+    name: &str,
+    filter: Option<&Value>,
+) -> ApiResult<Segment> {
+    let name = required_text(name, "name", 255)?;
+    let filter = filter.map(parse_filter).transpose()?;
     let filter = filter.map(|f| f.source().to_string());
-    let row = state.store.create_segment_with_filter(&t.tenant_id, &new_id(), &name, filter.as_deref()).await?;
-    Ok((StatusCode::CREATED, Json(Segment::from_row(row, None))))
+    let row = state.store.create_segment_with_filter(tenant_id, &new_id(), &name, filter.as_deref()).await?;
+    Ok(Segment::from_row(row, None))
 }
 
 /// List segments with their sizes.

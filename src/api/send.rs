@@ -26,39 +26,39 @@ use crate::store::{EnqueueOutcome, NewCampaign, NewSingle, Targeting};
 
 const SUBJECT_MAX: usize = 998; // RFC 5322 line length limit
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SendIn {
     /// Inline content: `{{first_name}}` is replaced per recipient. Required
     /// unless `template_id` is given.
-    subject: Option<String>,
+    pub(crate) subject: Option<String>,
     /// Inline content: `{{first_name}}` is replaced (HTML-escaped) and
     /// `{{unsubscribe_url}}` filled in per recipient; without the latter an
     /// unsubscribe footer is added. Required unless `template_id` is given.
-    html: Option<String>,
-    text: Option<String>,
+    pub(crate) html: Option<String>,
+    pub(crate) text: Option<String>,
     /// Send this template (its current version) instead of inline content.
-    template_id: Option<String>,
+    pub(crate) template_id: Option<String>,
     /// Values for the template: `{{ order_id }}` or `{{ variables.order_id }}`.
     #[schema(value_type = Option<Object>)]
-    variables: Option<Value>,
+    pub(crate) variables: Option<Value>,
     /// Only contacts with this tag.
-    tag: Option<String>,
+    pub(crate) tag: Option<String>,
     /// Only contacts in this segment (static, or dynamic: its filter is
     /// evaluated now); wins over `tag`.
-    segment_id: Option<String>,
+    pub(crate) segment_id: Option<String>,
     /// Only contacts matching this filter (the grammar of a dynamic segment's
     /// `filter`); not together with `tag`, `segment_id` or `resume_from_campaign_id`.
     #[schema(value_type = Option<Object>)]
-    filter: Option<Value>,
-    reply_to: Option<String>,
+    pub(crate) filter: Option<Value>,
+    pub(crate) reply_to: Option<String>,
     /// An address on the customer's verified domain; default `hello@{domain}`.
-    from: Option<String>,
+    pub(crate) from: Option<String>,
     /// RFC 3339 time; the campaign stays `scheduled` until then.
-    scheduled_at: Option<String>,
+    pub(crate) scheduled_at: Option<String>,
     /// Send to the part of that earlier campaign that was never sent (its queued,
     /// paused, cancelled and dead-lettered recipients); its unsent rows are cancelled.
-    resume_from_campaign_id: Option<String>,
+    pub(crate) resume_from_campaign_id: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -155,7 +155,7 @@ fn from_address(given: Option<&str>, domain: &str) -> ApiResult<String> {
 /// Who a send reaches: an earlier campaign's unsent part, else a segment, else a
 /// filter, else a tag, else every subscribed contact. Unknown campaigns and
 /// segments are 404; a filter beside other targeting is refused.
-async fn resolve_targeting(
+pub(crate) async fn resolve_targeting(
     state: &AppState,
     tenant_id: &TenantId,
     resume: Option<&str>,
@@ -352,11 +352,50 @@ async fn send_campaign(
 ) -> ApiResult<Response> {
     require_json_content_type(&headers)?;
     let input: SendIn = required_json(&body)?;
-    let (domain, warnings) = verified_domain(&state, &t.tenant_id).await?;
+    let PreparedCampaign { campaign, from, warnings, status } = prepare_campaign(&state, &t.tenant_id, input).await?;
+    let key = KeyedRequest::from_headers(&headers, "send", &body)?;
+    let campaign_id = campaign.id.clone();
+    let respond = |sent_to| {
+        serde_json::to_string(&SendOut { success: true, campaign_id, sent_to, from, status: status.into(), warnings })
+            .unwrap_or_default()
+    };
+    match state.store.enqueue_campaign(&t.tenant_id, &campaign, key.as_ref().map(KeyedRequest::as_key), respond).await?
+    {
+        EnqueueOutcome::NoRecipients => Err(no_recipients()),
+        EnqueueOutcome::Repeat(repeat) => repeat_response(repeat),
+        EnqueueOutcome::Enqueued { recipients, response } => {
+            tracing::info!(tenant = %t.tenant_id, campaign = %campaign.id, recipients, "campaign queued");
+            state.wake.notify_waiters();
+            Ok((StatusCode::ACCEPTED, [(axum::http::header::CONTENT_TYPE, "application/json")], response)
+                .into_response())
+        }
+    }
+}
+
+fn no_recipients() -> ApiError {
+    ApiError::precondition("no_recipients", "no subscribed contacts match the targeting")
+}
+
+/// A campaign checked and ready to queue.
+pub(crate) struct PreparedCampaign {
+    pub(crate) campaign: NewCampaign,
+    from: String,
+    warnings: Vec<String>,
+    /// `queued` or `scheduled`.
+    pub(crate) status: &'static str,
+}
+
+/// Checks a send request: verified domain, sender, content, schedule, audience.
+pub(crate) async fn prepare_campaign(
+    state: &AppState,
+    tenant_id: &TenantId,
+    input: SendIn,
+) -> ApiResult<PreparedCampaign> {
+    let (domain, warnings) = verified_domain(state, tenant_id).await?;
     let from = from_address(input.from.as_deref(), &domain)?;
     let content = content(
-        &state,
-        &t.tenant_id,
+        state,
+        tenant_id,
         (input.subject.as_deref(), input.html.as_deref(), input.text.as_deref()),
         input.template_id.as_deref(),
         input.variables,
@@ -365,8 +404,8 @@ async fn send_campaign(
     let scheduled_at =
         input.scheduled_at.as_deref().map(parse_time).transpose()?.filter(|t| *t > crate::domain::now_ms());
     let targeting = resolve_targeting(
-        &state,
-        &t.tenant_id,
+        state,
+        tenant_id,
         input.resume_from_campaign_id.as_deref(),
         input.segment_id.as_deref(),
         input.tag.as_deref(),
@@ -386,24 +425,20 @@ async fn send_campaign(
         scheduled_at,
     };
     let status = if scheduled_at.is_some() { "scheduled" } else { "queued" };
-    let key = KeyedRequest::from_headers(&headers, "send", &body)?;
-    let campaign_id = campaign.id.clone();
-    let respond = |sent_to| {
-        serde_json::to_string(&SendOut { success: true, campaign_id, sent_to, from, status: status.into(), warnings })
-            .unwrap_or_default()
-    };
-    match state.store.enqueue_campaign(&t.tenant_id, &campaign, key.as_ref().map(KeyedRequest::as_key), respond).await?
-    {
-        EnqueueOutcome::NoRecipients => {
-            Err(ApiError::precondition("no_recipients", "no subscribed contacts match the targeting"))
-        }
-        EnqueueOutcome::Repeat(repeat) => repeat_response(repeat),
-        EnqueueOutcome::Enqueued { recipients, response } => {
-            tracing::info!(tenant = %t.tenant_id, campaign = %campaign.id, recipients, "campaign queued");
+    Ok(PreparedCampaign { campaign, from, warnings, status })
+}
+
+/// Queues a campaign without an idempotency key (the dashboard, whose form
+/// carries a one-time CSRF token instead); returns the recipients queued.
+pub(crate) async fn queue_campaign(state: &AppState, tenant_id: &TenantId, p: &PreparedCampaign) -> ApiResult<u64> {
+    match state.store.enqueue_campaign(tenant_id, &p.campaign, None, |_| String::new()).await? {
+        EnqueueOutcome::Enqueued { recipients, .. } => {
+            tracing::info!(tenant = %tenant_id, campaign = %p.campaign.id, recipients, "campaign queued");
             state.wake.notify_waiters();
-            Ok((StatusCode::ACCEPTED, [(axum::http::header::CONTENT_TYPE, "application/json")], response)
-                .into_response())
+            Ok(recipients)
         }
+        EnqueueOutcome::NoRecipients => Err(no_recipients()),
+        EnqueueOutcome::Repeat(_) => Err(ApiError::conflict("repeat", "this campaign was already queued")),
     }
 }
 

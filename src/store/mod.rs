@@ -17,6 +17,7 @@ mod suppressions;
 mod templates;
 mod tenant_webhooks;
 mod tenants;
+mod ui_sessions;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub use tenant_webhooks::{
     webhook_body, AttemptOutcome, ClaimedDelivery, DeliveryRow, DisablePolicy, EndpointPatch, EndpointRow, NewEndpoint,
 };
 pub use tenants::{ApiKeyRow, KeyOwner, TenantRow};
+pub use ui_sessions::UiSessionRow;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

@@ -1,0 +1,158 @@
+// mailroom dashboard: small progressive enhancements. Every page works
+// without this file; with it, copy buttons copy, the import shows its
+// progress, the segment builder shows a live count, and a sending campaign
+// updates its counts without a reload. Requests go to mailroom only.
+(function () {
+  "use strict";
+  document.documentElement.classList.add("js");
+  var csrf = document.body ? document.body.getAttribute("data-csrf") : "";
+
+  // Copy buttons: data-copy="#id" copies that element's text.
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest ? ev.target.closest("[data-copy]") : null;
+    if (!btn) return;
+    var el = document.querySelector(btn.getAttribute("data-copy"));
+    if (!el) return;
+    var text = el.textContent.trim();
+    var done = function () {
+      var label = btn.firstChild;
+      var before = label.nodeValue;
+      label.nodeValue = "Copied";
+      setTimeout(function () { label.nodeValue = before; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () {});
+    } else {
+      var range = document.createRange();
+      range.selectNodeContents(el);
+      var sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      try { document.execCommand("copy"); done(); } catch (e) { /* selected: the user can copy */ }
+    }
+  });
+
+  // CSV import: the chosen file is sent as the request body, with a progress bar.
+  var form = document.querySelector("form[data-import]");
+  if (form) {
+    form.addEventListener("submit", function (ev) {
+      var file = document.getElementById("csv-file").files[0];
+      if (!file) return; // pasted CSV: the plain form post
+      ev.preventDefault();
+      var box = document.getElementById("import-progress");
+      var bar = document.getElementById("import-bar");
+      var status = document.getElementById("import-status");
+      box.hidden = false;
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", form.getAttribute("action"));
+      xhr.setRequestHeader("Content-Type", "text/csv");
+      xhr.setRequestHeader("X-CSRF-Token", csrf);
+      xhr.upload.onprogress = function (e) {
+        if (e.lengthComputable) {
+          var pct = Math.round((e.loaded / e.total) * 100);
+          bar.value = pct;
+          bar.textContent = pct + "%";
+          status.textContent = "Uploaded " + pct + "%";
+        }
+      };
+      xhr.upload.onload = function () { status.textContent = "Uploaded; writing contacts…"; };
+      xhr.onload = function () {
+        var report;
+        try { report = JSON.parse(xhr.responseText); } catch (e) { report = null; }
+        if (xhr.status !== 200 || !report) {
+          status.textContent = "The import failed" + (report && report.error ? ": " + report.error.message : " (" + xhr.status + ")");
+          return;
+        }
+        bar.value = 100;
+        status.textContent = "Done: " + report.created + " created, " + report.skipped + " skipped, " + report.rejected + " rejected.";
+        var out = document.getElementById("import-report");
+        ["created", "updated", "skipped", "rejected"].forEach(function (k) {
+          out.querySelector('[data-report="' + k + '"]').textContent = report[k];
+        });
+        var list = out.querySelector('[data-report="errors"]');
+        list.textContent = "";
+        (report.errors || []).forEach(function (e) {
+          var li = document.createElement("li");
+          li.textContent = "Line " + e.line + ": " + e.reason;
+          list.appendChild(li);
+        });
+        out.hidden = false;
+      };
+      xhr.onerror = function () { status.textContent = "The upload failed."; };
+      xhr.send(file);
+    });
+  }
+
+  // Segment builder: the audience count of the filter as it is typed.
+  var builder = document.querySelector("form[data-live-count]");
+  if (builder) {
+    var out = builder.querySelector("[data-count]");
+    var timer = null;
+    var update = function () {
+      var body = new URLSearchParams(new FormData(builder));
+      fetch(builder.getAttribute("data-live-count"), {
+        method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRF-Token": csrf }
+      }).then(function (r) { return r.json(); }).then(function (j) {
+        out.textContent = j.count !== undefined ? j.count : "–";
+      }).catch(function () { out.textContent = "–"; });
+    };
+    builder.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(update, 250); });
+    builder.addEventListener("change", update);
+    update();
+  }
+
+  // A campaign's detail page: poll its figures until it has settled.
+  var live = document.querySelector("[data-poll]");
+  if (live && !live.hasAttribute("data-settled")) {
+    var set = function (key, value) {
+      var el = document.querySelector('[data-live="' + key + '"]');
+      if (el) el.textContent = value;
+    };
+    var bar = function (key, value) {
+      var el = document.querySelector('[data-live="' + key + '-bar"]');
+      if (el) el.value = value;
+    };
+    var kinds = { sent: "ok", queued: "info", sending: "info", scheduled: "info", paused: "warn",
+      partially_failed: "warn", failed: "bad", cancelled: "muted" };
+    var poll = function () {
+      fetch(live.getAttribute("data-poll"), { credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (c) {
+          var n = c.counts || {};
+          var g = function (k) { return n[k] || 0; };
+          Object.keys(n).forEach(function (k) { set("count-" + k, n[k]); });
+          var steps = {
+            queued_total: c.sent_to,
+            sent_total: g("sent") + g("delivered") + g("opened") + g("clicked") + g("bounced") + g("complained"),
+            delivered_total: g("delivered") + g("opened") + g("clicked") + g("complained"),
+            opened_total: g("opened") + g("clicked")
+          };
+          Object.keys(steps).forEach(function (k) { set(k, steps[k]); bar(k, steps[k]); });
+          var badge = document.querySelector('[data-live="status"] .badge');
+          if (badge) {
+            badge.textContent = String(c.status).replace(/_/g, " ");
+            badge.className = "badge " + (kinds[c.status] || "muted");
+          }
+          if (!c.settled) {
+            setTimeout(poll, 1000);
+          } else {
+            live.setAttribute("data-settled", "");
+            // Nothing is left to pause or cancel.
+            var controls = document.querySelector('[data-live="controls"]');
+            if (controls) controls.hidden = true;
+            // And the recipients' statuses, fetched as the page and swapped in.
+            fetch(location.pathname, { credentials: "same-origin" })
+              .then(function (r) { return r.text(); })
+              .then(function (html) {
+                var fresh = new DOMParser().parseFromString(html, "text/html").querySelector('[data-live="recipients"]');
+                var old = document.querySelector('[data-live="recipients"]');
+                if (fresh && old) old.replaceWith(fresh);
+              })
+              .catch(function () {});
+          }
+        })
+        .catch(function () { setTimeout(poll, 3000); });
+    };
+    setTimeout(poll, 1000);
+  }
+})();

@@ -1,0 +1,300 @@
+//! Campaigns (list, compose, confirm with the audience count, send, detail
+//! with a live funnel, pause/resume/cancel), message timelines, and a
+//! tenant's dead letters.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::operator::Done;
+use super::session::CsrfOnly;
+use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
+use crate::api::{campaigns, dead_letters, send};
+use crate::domain::{parse_id, rfc3339};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ui/t/{tid}/campaigns", get(list).post(send_campaign))
+        .route("/ui/t/{tid}/campaigns/new", get(compose))
+        .route("/ui/t/{tid}/campaigns/confirm", post(confirm))
+        .route("/ui/t/{tid}/campaigns/{cid}", get(detail))
+        .route("/ui/t/{tid}/campaigns/{cid}/live", get(live))
+        .route("/ui/t/{tid}/campaigns/{cid}/{action}", post(control))
+        .route("/ui/t/{tid}/messages", get(messages))
+        .route("/ui/t/{tid}/messages/{mid}", get(message))
+        .route("/ui/t/{tid}/dead-letters", get(tenant_dead_letters))
+        .route("/ui/t/{tid}/dead-letters/{mid}/retry", post(retry))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    Query(q): Query<Done>,
+) -> UiResult<Response> {
+    let (id, row) = scope(&state, &user, &tid).await?;
+    let campaigns = campaigns::list(&state, &id).await?;
+    let frame = Frame::new(&user, Some(&row), "campaigns").notice(q.done.as_deref());
+    Ok(page(StatusCode::OK, "campaigns.html", &frame, minijinja::context! { campaigns }))
+}
+
+/// The compose form's fields; the confirmation page carries them on, hidden.
+#[derive(Deserialize, Serialize, Default)]
+pub struct ComposeForm {
+    #[serde(default, skip_serializing)]
+    csrf: String,
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    html: String,
+    #[serde(default)]
+    text: String,
+    /// `all`, `segment:{id}` or `tag:{tag}`.
+    #[serde(default)]
+    audience: String,
+    #[serde(default)]
+    tag: String,
+    /// `YYYY-MM-DDTHH:MM` (a `datetime-local` input), read as UTC.
+    #[serde(default)]
+    scheduled_at: String,
+}
+
+impl ComposeForm {
+    /// The API's send request for this form. An audience it does not know is
+    /// refused, never read as "everyone": a typo must not widen an audience.
+    fn send_in(&self) -> Result<send::SendIn, ApiError> {
+        let (segment_id, tag) = match (self.audience.as_str(), self.audience.split_once(':')) {
+            ("all", _) => (None, None),
+            (_, Some(("segment", id))) => (Some(id.to_owned()), None),
+            ("tag", _) if !self.tag.trim().is_empty() => (None, Some(self.tag.clone())),
+            ("tag", _) => return Err(ApiError::validation("name the tag the campaign goes to")),
+            _ => return Err(ApiError::validation("choose who the campaign goes to")),
+        };
+        let scheduled_at = Some(self.scheduled_at.trim()).filter(|s| !s.is_empty()).map(|s| {
+            if s.len() == 16 {
+                format!("{s}:00Z")
+            } else {
+                format!("{s}Z")
+            }
+        });
+        Ok(send::SendIn {
+            subject: Some(self.subject.clone()),
+            html: Some(self.html.clone()),
+            text: Some(self.text.clone()).filter(|t| !t.trim().is_empty()),
+            segment_id,
+            tag,
+            scheduled_at,
+            ..Default::default()
+        })
+    }
+}
+
+async fn compose(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {
+    let (id, row) = scope(&state, &user, &tid).await?;
+    let segments: Vec<(String, String)> =
+        state.store.segments(&id).await?.into_iter().map(|s| (s.id, s.name)).collect();
+    let frame = Frame::new(&user, Some(&row), "campaigns");
+    let form = ComposeForm {
+        html: "<p>Hello {{first_name}},</p>\n<p></p>".into(),
+        audience: "all".into(),
+        ..Default::default()
+    };
+    Ok(page(
+        StatusCode::OK,
+        "compose.html",
+        &frame,
+        minijinja::context! { segments, form, verified => row.domain_verified() },
+    ))
+}
+
+/// Checks everything a send checks and counts the audience, without sending.
+async fn confirm(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    Form(f): Form<ComposeForm>,
+) -> UiResult<Response> {
+    user.check_csrf(&f.csrf)?;
+    let (id, row) = scope(&state, &user, &tid).await?;
+    let prepared = send::prepare_campaign(&state, &id, f.send_in()?).await?;
+    let recipients = state.store.audience_count(&id, &prepared.campaign.targeting).await?;
+    let audience_label = match f.audience.split_once(':') {
+        Some(("segment", sid)) => {
+            let sid = parse_id(sid).ok_or(UiError::NotFound)?;
+            let seg = state.store.segment(&id, &sid).await?.ok_or(UiError::NotFound)?;
+            format!("segment “{}”", seg.name)
+        }
+        _ if f.audience == "tag" => format!("contacts tagged “{}”", f.tag.trim()),
+        _ => "all subscribed contacts".to_owned(),
+    };
+    let frame = Frame::new(&user, Some(&row), "campaigns");
+    Ok(page(
+        StatusCode::OK,
+        "confirm_send.html",
+        &frame,
+        minijinja::context! {
+            form => f, recipients, audience_label,
+            from => prepared.campaign.from_address.clone(), status => prepared.status,
+        },
+    ))
+}
+
+async fn send_campaign(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    Form(f): Form<ComposeForm>,
+) -> UiResult<Response> {
+    user.check_csrf(&f.csrf)?;
+    let (id, _) = scope(&state, &user, &tid).await?;
+    let prepared = send::prepare_campaign(&state, &id, f.send_in()?).await?;
+    send::queue_campaign(&state, &id, &prepared).await?;
+    Ok(see_other(&format!("/ui/t/{id}/campaigns/{}", prepared.campaign.id), "campaign_queued"))
+}
+
+/// Statuses after which nothing changes any more (the page stops polling).
+const SETTLED: [&str; 4] = ["sent", "partially_failed", "failed", "cancelled"];
+
+async fn detail(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path((tid, cid)): Path<(String, String)>,
+    Query(q): Query<Done>,
+) -> UiResult<Response> {
+    let (id, row) = scope(&state, &user, &tid).await?;
+    let campaign = campaigns::campaign_view(&state, &id, &cid).await?;
+    let campaign = serde_json::to_value(campaign).unwrap_or_default();
+    let cid = campaign["id"].as_str().unwrap_or_default().to_owned();
+    let messages: Vec<serde_json::Value> = state
+        .store
+        .campaign_messages(&id, &cid, "", 100)
+        .await?
+        .into_iter()
+        .map(|(_, m)| {
+            serde_json::json!({
+                "id": m.id, "to": m.to_email, "status": m.status, "attempts": m.attempts,
+                "last_error": m.last_error, "updated_at": rfc3339(m.updated_at),
+            })
+        })
+        .collect();
+    let settled = SETTLED.contains(&campaign["status"].as_str().unwrap_or_default());
+    let frame = Frame::new(&user, Some(&row), "campaigns").notice(q.done.as_deref());
+    Ok(page(StatusCode::OK, "campaign.html", &frame, minijinja::context! { campaign, messages, settled }))
+}
+
+/// The campaign as JSON (the same as the API's), polled by the detail page while it sends.
+async fn live(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path((tid, cid)): Path<(String, String)>,
+) -> UiResult<Response> {
+    let (id, _) = scope(&state, &user, &tid).await?;
+    let campaign = campaigns::campaign_view(&state, &id, &cid).await?;
+    let mut v = serde_json::to_value(campaign).unwrap_or_default();
+    v["settled"] = SETTLED.contains(&v["status"].as_str().unwrap_or_default()).into();
+    Ok(Json(v).into_response())
+}
+
+async fn control(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path((tid, cid, action)): Path<(String, String, String)>,
+    Form(f): Form<CsrfOnly>,
+) -> UiResult<Response> {
+    user.check_csrf(&f.csrf)?;
+    let (id, _) = scope(&state, &user, &tid).await?;
+    let done = match action.as_str() {
+        "pause" => campaigns::pause(&state, &id, &cid).await.map(|_| "campaign_paused"),
+        "resume" => campaigns::resume(&state, &id, &cid).await.map(|_| "campaign_resumed"),
+        "cancel" => campaigns::cancel(&state, &id, &cid).await.map(|_| "campaign_cancelled"),
+        _ => Err(ApiError::NotFound("action")),
+    }?;
+    let cid = parse_id(&cid).ok_or(UiError::NotFound)?;
+    Ok(see_other(&format!("/ui/t/{id}/campaigns/{cid}"), done))
+}
+
+#[derive(Deserialize)]
+pub struct Lookup {
+    id: Option<String>,
+}
+
+/// Look up a message by its id (as the API and webhooks name it).
+async fn messages(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    Query(q): Query<Lookup>,
+) -> UiResult<Response> {
+    let (id, row) = scope(&state, &user, &tid).await?;
+    if let Some(mid) = q.id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        if let Some(mid) = parse_id(mid) {
+            if state.store.message(&id, &mid).await?.is_some() {
+                return Ok(axum::response::Redirect::to(&format!("/ui/t/{id}/messages/{mid}")).into_response());
+            }
+        }
+        let frame = Frame::new(&user, Some(&row), "messages");
+        return Ok(page(
+            StatusCode::NOT_FOUND,
+            "messages.html",
+            &frame,
+            minijinja::context! { missing => true, query => mid },
+        ));
+    }
+    let frame = Frame::new(&user, Some(&row), "messages");
+    Ok(page(StatusCode::OK, "messages.html", &frame, minijinja::context! { missing => false }))
+}
+
+async fn message(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path((tid, mid)): Path<(String, String)>,
+) -> UiResult<Response> {
+    let (id, row) = scope(&state, &user, &tid).await?;
+    let message = campaigns::message_view(&state, &id, &mid).await?;
+    let frame = Frame::new(&user, Some(&row), "messages");
+    Ok(page(StatusCode::OK, "message.html", &frame, minijinja::context! { message }))
+}
+
+async fn tenant_dead_letters(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    Query(q): Query<Done>,
+) -> UiResult<Response> {
+    let (id, row) = scope(&state, &user, &tid).await?;
+    let letters: Vec<dead_letters::DeadLetter> =
+        state.store.dead_letters(Some(&id), None, 500).await?.into_iter().map(dead_letters::DeadLetter::from).collect();
+    let frame = Frame::new(&user, Some(&row), "dead").notice(q.done.as_deref());
+    Ok(page(StatusCode::OK, "dead_letters.html", &frame, minijinja::context! { letters, across_tenants => false }))
+}
+
+#[derive(Deserialize)]
+pub struct RetryForm {
+    #[serde(default)]
+    csrf: String,
+    /// Where to go back to: `all` (the operator's list) or the tenant's.
+    #[serde(default)]
+    back: String,
+}
+
+async fn retry(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path((tid, mid)): Path<(String, String)>,
+    Form(f): Form<RetryForm>,
+) -> UiResult<Response> {
+    user.check_csrf(&f.csrf)?;
+    let (id, _) = scope(&state, &user, &tid).await?;
+    dead_letters::retry_one(&state, &id, &mid).await?;
+    let back = if f.back == "all" && user.tenant.is_none() {
+        "/ui/dead-letters".to_owned()
+    } else {
+        format!("/ui/t/{id}/dead-letters")
+    };
+    Ok(see_other(&back, "requeued"))
+}

@@ -1,0 +1,354 @@
+//! A tenant's contacts (search, filter, add, edit, unsubscribe, import,
+//! export) and segments (static, or dynamic with a filter and a live count).
+
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::operator::Done;
+use super::session::CsrfOnly;
+use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
+use crate::api::{contacts, contacts_bulk, segments, send};
+use crate::domain::{parse_id, Tag};
+use crate::error::ApiError;
+use crate::import::{import_stream, Format};
+use crate::state::AppState;
+use crate::store::{ContactFilter, OnConflict};
+
+/// Contacts per page.
+const PAGE: i64 = 50;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ui/t/{tid}/contacts", get(list).post(add))
+        .route("/ui/t/{tid}/contacts/import", get(import_page).post(import))
+        .route("/ui/t/{tid}/contacts/export", get(export))
+        .route("/ui/t/{tid}/contacts/{cid}", get(contact).post(save))
+        .route("/ui/t/{tid}/contacts/{cid}/unsubscribe", post(unsubscribe))
+        .route("/ui/t/{tid}/segments", get(segments_page).post(create_segment))
+        .route("/ui/t/{tid}/segments/count", post(segment_count))
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    /// Part of an email address.
+    q: Option<String>,
+    tag: Option<String>,
+    status: Option<String>,
+    after: Option<String>,
+    done: Option<String>,
+}
+
+const STATUSES: [&str; 4] = ["subscribed", "unsubscribed", "bounced", "complained"];
+
+fn present(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> UiResult<Response> {
+    let (id, row) = scope(&state, &user, &tid).await?;
+    let tag = present(&q.tag).map(Tag::parse).transpose().map_err(ApiError::validation)?;
+    let status = present(&q.status).filter(|s| STATUSES.contains(s));
+    let search = present(&q.q);
+    let (rows, total, next) = if search.is_some() || status.is_some() {
+        // Search and status go through the dynamic-segment filter: one first page, with the total.
+        let mut all = Vec::new();
+        if let Some(s) = search {
+            all.push(json!({"field": "email", "op": "contains", "value": s.to_lowercase()}));
+        }
+        if let Some(s) = status {
+            all.push(json!({"field": "status", "op": "eq", "value": s}));
+        }
+        if let Some(t) = &tag {
+            all.push(json!({"tag": t.as_str()}));
+        }
+        let filter = segments::parse_filter(&json!({ "all": all }))?;
+        let (total, rows) = state.store.filter_members(&id, &filter, PAGE).await?;
+        (rows, Some(total), None)
+    } else {
+        let after = present(&q.after).and_then(parse_id);
+        let mut rows = state.store.contacts(&id, &ContactFilter { tag: tag.clone(), after, limit: PAGE }).await?;
+        let next = if rows.len() as i64 > PAGE {
+            rows.truncate(PAGE as usize);
+            rows.last().map(|r| r.id.clone())
+        } else {
+            None
+        };
+        (rows, None, next)
+    };
+    let contacts: Vec<contacts::Contact> = rows.into_iter().map(contacts::Contact::from).collect();
+    let frame = Frame::new(&user, Some(&row), "contacts").notice(q.done.as_deref());
+    Ok(page(
+        StatusCode::OK,
+        "contacts.html",
+        &frame,
+        minijinja::context! {
+            contacts, total, next,
+            q => search, tag => tag.map(Tag::into_string), status, statuses => STATUSES,
+            paged => present(&q.after).is_some(),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ContactForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
+    /// Comma-separated.
+    #[serde(default)]
+    tags: String,
+}
+
+fn tags(raw: &str) -> Vec<String> {
+    raw.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()
+}
+
+async fn add(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    Form(f): Form<ContactForm>,
+) -> UiResult<Response> {
+    user.check_csrf(&f.csrf)?;
+    let (id, _) = scope(&state, &user, &tid).await?;
+    let input = contacts::ContactIn {
+        email: f.email,
+        first_name: Some(f.first_name),
+        last_name: Some(f.last_name),
+        tags: tags(&f.tags),
+        attributes: None,
+    };
+    contacts::create(&state, &id, input).await?;
+    Ok(see_other(&format!("/ui/t/{id}/contacts"), "contact_added"))
+}
+
+async fn contact(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path((tid, cid)): Path<(String, String)>,
+    Query(q): Query<Done>,
+) -> UiResult<Response> {
+    let (id, row) = scope(&state, &user, &tid).await?;
+    let cid = parse_id(&cid).ok_or(UiError::NotFound)?;
+    let c = state.store.contact(&id, &cid).await?.ok_or(UiError::NotFound)?;
+    let contact = contacts::Contact::from(c);
+    let frame = Frame::new(&user, Some(&row), "contacts").notice(q.done.as_deref());
+    Ok(page(StatusCode::OK, "contact.html", &frame, minijinja::context! { contact }))
+}
+
+async fn save(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path((tid, cid)): Path<(String, String)>,
+    Form(f): Form<ContactForm>,
+) -> UiResult<Response> {
+    user.check_csrf(&f.csrf)?;
+    let (id, _) = scope(&state, &user, &tid).await?;
+    let name = |s: String| Some(if s.trim().is_empty() { Value::Null } else { Value::String(s) });
+    let patch = contacts::ContactPatchIn {
+        email: Some(f.email),
+        first_name: name(f.first_name),
+        last_name: name(f.last_name),
+        tags: Some(tags(&f.tags)),
+        attributes: None,
+        is_subscribed: None,
+    };
+    let saved = contacts::update(&state, &id, &cid, patch).await?;
+    Ok(see_other(&format!("/ui/t/{id}/contacts/{}", saved.id), "contact_saved"))
+}
+
+async fn unsubscribe(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path((tid, cid)): Path<(String, String)>,
+    Form(f): Form<CsrfOnly>,
+) -> UiResult<Response> {
+    user.check_csrf(&f.csrf)?;
+    let (id, _) = scope(&state, &user, &tid).await?;
+    let patch = contacts::ContactPatchIn {
+        email: None,
+        first_name: None,
+        last_name: None,
+        tags: None,
+        attributes: None,
+        is_subscribed: Some(false),
+    };
+    let saved = contacts::update(&state, &id, &cid, patch).await?;
+    Ok(see_other(&format!("/ui/t/{id}/contacts/{}", saved.id), "contact_unsubscribed"))
+}
+
+async fn import_page(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {
+    let (_, row) = scope(&state, &user, &tid).await?;
+    let frame = Frame::new(&user, Some(&row), "contacts");
+    Ok(page(StatusCode::OK, "import.html", &frame, minijinja::context! { report => None::<()> }))
+}
+
+#[derive(Deserialize)]
+pub struct PastedCsv {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    csv: String,
+}
+
+/// Two ways in, one import: the page's script sends the chosen file as the
+/// body (`text/csv`, token in `X-CSRF-Token`) and shows its upload progress;
+/// without script, the form posts pasted CSV. Both run the API's streaming import.
+async fn import(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    req: Request,
+) -> UiResult<Response> {
+    let (id, row) = scope(&state, &user, &tid).await?;
+    let is_csv = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/csv"));
+    if is_csv {
+        let token = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        user.check_csrf(&token)?;
+        let body = req.into_body().into_data_stream();
+        let report = import_stream(state.store.clone(), id, Format::Csv, OnConflict::Skip, body)
+            .await
+            .map_err(ApiError::from)?;
+        return Ok(Json(report).into_response());
+    }
+    let Form(f) = Form::<PastedCsv>::from_request(req, &state)
+        .await
+        .map_err(|e| UiError::Api(ApiError::validation(e.body_text())))?;
+    user.check_csrf(&f.csrf)?;
+    let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(f.csv))]);
+    let report =
+        import_stream(state.store.clone(), id, Format::Csv, OnConflict::Skip, body).await.map_err(ApiError::from)?;
+    let frame = Frame::new(&user, Some(&row), "contacts");
+    Ok(page(StatusCode::OK, "import.html", &frame, minijinja::context! { report }))
+}
+
+async fn export(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {
+    let (id, _) = scope(&state, &user, &tid).await?;
+    Ok(contacts_bulk::export(&state, id).await?)
+}
+
+#[derive(Deserialize, Default)]
+pub struct SegmentForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    /// Filter builder: each field given adds a condition (all must hold).
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    email_contains: String,
+    #[serde(default)]
+    attribute: String,
+    #[serde(default)]
+    attribute_value: String,
+    #[serde(default)]
+    engaged: String,
+}
+
+/// The filter the builder's fields describe, in the API's grammar; `None` when no field is set.
+fn builder_filter(f: &SegmentForm) -> Option<Value> {
+    let mut all = Vec::new();
+    if !f.tag.trim().is_empty() {
+        all.push(json!({"tag": f.tag.trim()}));
+    }
+    if !f.status.trim().is_empty() {
+        all.push(json!({"field": "status", "op": "eq", "value": f.status.trim()}));
+    }
+    if !f.email_contains.trim().is_empty() {
+        all.push(json!({"field": "email", "op": "contains", "value": f.email_contains.trim().to_lowercase()}));
+    }
+    if !f.attribute.trim().is_empty() {
+        all.push(if f.attribute_value.trim().is_empty() {
+            json!({"attribute": f.attribute.trim(), "op": "exists"})
+        } else {
+            json!({"attribute": f.attribute.trim(), "op": "eq", "value": f.attribute_value.trim()})
+        });
+    }
+    if let Some(days) = f.engaged.trim().strip_prefix("opened_") {
+        all.push(json!({"event": "opened", "within_days": days.parse::<u64>().unwrap_or(30)}));
+    }
+    (!all.is_empty()).then(|| json!({ "all": all }))
+}
+
+#[derive(Serialize)]
+struct SegmentView {
+    segment: segments::Segment,
+    audience: i64,
+}
+
+async fn segments_page(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    Query(q): Query<Done>,
+) -> UiResult<Response> {
+    let (id, row) = scope(&state, &user, &tid).await?;
+    let mut list = Vec::new();
+    for s in state.store.segments(&id).await? {
+        let targeting = send::resolve_targeting(&state, &id, None, Some(&s.id), None, None).await?;
+        let audience = state.store.audience_count(&id, &targeting).await?;
+        list.push(SegmentView { segment: segments::Segment::from_row(s, None), audience });
+    }
+    let frame = Frame::new(&user, Some(&row), "segments").notice(q.done.as_deref());
+    Ok(page(StatusCode::OK, "segments.html", &frame, minijinja::context! { segments => list, statuses => STATUSES }))
+}
+
+async fn create_segment(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    Form(f): Form<SegmentForm>,
+) -> UiResult<Response> {
+    user.check_csrf(&f.csrf)?;
+    let (id, _) = scope(&state, &user, &tid).await?;
+    segments::create(&state, &id, &f.name, builder_filter(&f).as_ref()).await?;
+    Ok(see_other(&format!("/ui/t/{id}/segments"), "segment_created"))
+}
+
+/// The live count of the builder: who a campaign to this filter would reach now.
+async fn segment_count(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<SegmentForm>,
+) -> Response {
+    let token = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or(&f.csrf).to_owned();
+    let result = async {
+        user.check_csrf(&token)?;
+        let (id, _) = scope(&state, &user, &tid).await?;
+        let filter = builder_filter(&f);
+        let targeting = send::resolve_targeting(&state, &id, None, None, None, filter.as_ref()).await?;
+        Ok::<_, UiError>(state.store.audience_count(&id, &targeting).await?)
+    }
+    .await;
+    match result {
+        Ok(count) => Json(json!({ "count": count })).into_response(),
+        Err(UiError::Api(e)) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": e.to_string() }))).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}

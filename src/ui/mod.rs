@@ -1,0 +1,303 @@
+//! The web dashboard at `/ui`: server-rendered pages over the same code the
+//! API handlers call. Plain forms work without JavaScript; a small script
+//! (served from here, like the stylesheet) adds progress and live counts.
+//! Nothing is fetched from anywhere but mailroom itself.
+//!
+//! Signing in with a key opens a server-side session (`session`); every form
+//! carries the session's CSRF token, and a tenant's session reaches only that
+//! tenant's pages (any other tenant's answer 404).
+//!
+//! Not here yet: automations and reputation (being built elsewhere) and a
+//! templates page; suppressions and webhooks are read-only.
+
+mod campaigns;
+mod chart;
+mod contacts;
+mod operator;
+mod overview;
+mod session;
+mod suppressions;
+mod webhooks;
+
+use std::sync::LazyLock;
+
+use axum::extract::Path;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use minijinja::Environment;
+use serde::Serialize;
+
+use crate::domain::TenantId;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::TenantRow;
+
+pub use session::UiUser;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ui", get(home))
+        .route("/ui/", get(home))
+        .route("/ui/assets/{name}", get(asset))
+        .route("/ui/login", get(session::login_page).post(session::login))
+        .route("/ui/logout", post(session::logout))
+        .merge(operator::router())
+        .merge(overview::router())
+        .merge(contacts::router())
+        .merge(campaigns::router())
+        .merge(suppressions::router())
+        .merge(webhooks::router())
+        // Unknown dashboard paths get a page, not the API's JSON 404.
+        .route("/ui/{*rest}", get(not_found_page).post(not_found_page))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Pages are private and change: never cached, never framed, scripts and
+/// styles only from mailroom itself.
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+async fn home(user: UiUser) -> Redirect {
+    match &user.tenant {
+        None => Redirect::to("/ui/tenants"),
+        Some(t) => Redirect::to(&format!("/ui/t/{t}")),
+    }
+}
+
+async fn asset(Path(name): Path<String>) -> Response {
+    let (body, kind) = match name.as_str() {
+        "app.css" => (include_str!("assets/app.css"), "text/css; charset=utf-8"),
+        "app.js" => (include_str!("assets/app.js"), "text/javascript; charset=utf-8"),
+        "logo.svg" => (include_str!("assets/logo.svg"), "image/svg+xml"),
+        _ => return not_found_page().await,
+    };
+    ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=300")], body).into_response()
+}
+
+async fn not_found_page() -> Response {
+    UiError::NotFound.into_response()
+}
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, source) in [
+        ("base.html", include_str!("templates/base.html")),
+        ("macros.html", include_str!("templates/macros.html")),
+        ("error.html", include_str!("templates/error.html")),
+        ("login.html", include_str!("templates/login.html")),
+        ("tenants.html", include_str!("templates/tenants.html")),
+        ("tenant_admin.html", include_str!("templates/tenant_admin.html")),
+        ("key_issued.html", include_str!("templates/key_issued.html")),
+        ("tenant_delete.html", include_str!("templates/tenant_delete.html")),
+        ("dead_letters.html", include_str!("templates/dead_letters.html")),
+        ("status.html", include_str!("templates/status.html")),
+        ("overview.html", include_str!("templates/overview.html")),
+        ("contacts.html", include_str!("templates/contacts.html")),
+        ("contact.html", include_str!("templates/contact.html")),
+        ("import.html", include_str!("templates/import.html")),
+        ("segments.html", include_str!("templates/segments.html")),
+        ("campaigns.html", include_str!("templates/campaigns.html")),
+        ("compose.html", include_str!("templates/compose.html")),
+        ("confirm_send.html", include_str!("templates/confirm_send.html")),
+        ("campaign.html", include_str!("templates/campaign.html")),
+        ("messages.html", include_str!("templates/messages.html")),
+        ("message.html", include_str!("templates/message.html")),
+        ("suppressions.html", include_str!("templates/suppressions.html")),
+        ("webhooks.html", include_str!("templates/webhooks.html")),
+    ] {
+        // Checked by a unit test; a broken template answers 500, never a panic.
+        if let Err(e) = env.add_template(name, source) {
+            tracing::error!(template = name, error = %e, "dashboard template does not parse");
+        }
+    }
+    env
+});
+
+/// What every page knows: who is signed in, where, and the form token.
+#[derive(Serialize)]
+pub struct Frame {
+    pub csrf: String,
+    pub is_admin: bool,
+    /// The tenant whose pages these are (for a tenant: always its own).
+    pub tenant: Option<TenantNav>,
+    /// Which navigation entry is current.
+    pub section: &'static str,
+    /// A short notice after an action (`?done=...`).
+    pub notice: Option<&'static str>,
+}
+
+#[derive(Serialize, Clone)]
+pub struct TenantNav {
+    pub id: String,
+    pub name: String,
+}
+
+impl Frame {
+    pub fn new(user: &UiUser, tenant: Option<&TenantRow>, section: &'static str) -> Self {
+        Self {
+            csrf: user.csrf.clone(),
+            is_admin: user.tenant.is_none(),
+            tenant: tenant.map(|t| TenantNav { id: t.id.to_string(), name: t.name.clone() }),
+            section,
+            notice: None,
+        }
+    }
+
+    pub fn notice(mut self, done: Option<&str>) -> Self {
+        self.notice = done.and_then(notice_text);
+        self
+    }
+}
+
+/// Notices are chosen from a fixed list, so a link cannot make a page say anything.
+fn notice_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "tenant_created" => "Tenant created.",
+        "key_revoked" => "Key revoked.",
+        "tenant_deleted" => "Tenant deleted.",
+        "domain_added" => "Domain registered: publish the DNS records below, then verify.",
+        "domain_verified" => "Domain verified. You can send now.",
+        "domain_pending" => "Verification started; DNS changes can take a while to be seen.",
+        "contact_added" => "Contact added.",
+        "contact_saved" => "Contact saved.",
+        "contact_unsubscribed" => "Contact unsubscribed.",
+        "segment_created" => "Segment created.",
+        "campaign_queued" => "Campaign queued.",
+        "campaign_paused" => "Campaign paused.",
+        "campaign_resumed" => "Campaign resumed.",
+        "campaign_cancelled" => "Campaign cancelled.",
+        "requeued" => "Dead letter queued again.",
+        _ => return None,
+    })
+}
+
+/// Renders a page: `ctx` is serialized into the template's context beside `frame`.
+pub fn page(status: StatusCode, name: &str, frame: &Frame, ctx: impl Serialize) -> Response {
+    let rendered = TEMPLATES
+        .get_template(name)
+        .and_then(|t| t.render(minijinja::context! { frame => frame, ..minijinja::Value::from_serialize(&ctx) }));
+    match rendered {
+        Ok(html) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
+        Err(e) => {
+            tracing::error!(template = name, error = ?e, "dashboard page failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                "<!doctype html><title>Error</title><p>This page failed to render.</p>",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// A page's failure, shown as a page (never the API's JSON).
+#[derive(Debug)]
+pub enum UiError {
+    NotFound,
+    /// The form's CSRF token is missing or wrong.
+    Csrf,
+    Api(ApiError),
+}
+
+impl From<ApiError> for UiError {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::NotFound(_) => UiError::NotFound,
+            e => UiError::Api(e),
+        }
+    }
+}
+
+impl From<sqlx::Error> for UiError {
+    fn from(e: sqlx::Error) -> Self {
+        UiError::from(ApiError::from(e))
+    }
+}
+
+impl From<crate::store::StoreError> for UiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        UiError::from(ApiError::from(e))
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorCtx {
+    title: &'static str,
+    message: String,
+}
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match self {
+            UiError::NotFound => (StatusCode::NOT_FOUND, "Not found", "There is nothing here.".to_owned()),
+            UiError::Csrf => (
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form was not sent from a current page of this dashboard. Go back, reload and try again."
+                    .to_owned(),
+            ),
+            UiError::Api(e) => {
+                let status = e.status();
+                if status.is_server_error() {
+                    if let ApiError::Internal(inner) = &e {
+                        tracing::error!(error = ?inner, "dashboard request failed");
+                    }
+                    (status, "Something went wrong", "mailroom could not do this; the details are in its log.".into())
+                } else {
+                    (status, "That did not work", e.to_string())
+                }
+            }
+        };
+        let frame = Frame { csrf: String::new(), is_admin: false, tenant: None, section: "", notice: None };
+        page(status, "error.html", &frame, ErrorCtx { title, message })
+    }
+}
+
+pub type UiResult<T> = Result<T, UiError>;
+
+/// The tenant a page names, if this session may see it: the operator sees
+/// every tenant, a tenant only itself; anything else is 404.
+pub async fn scope(state: &AppState, user: &UiUser, raw: &str) -> UiResult<(TenantId, TenantRow)> {
+    let id = TenantId::parse(raw).ok_or(UiError::NotFound)?;
+    if let Some(own) = &user.tenant {
+        if own != &id {
+            return Err(UiError::NotFound);
+        }
+    }
+    let row = state.store.tenant(&id).await?.ok_or(UiError::NotFound)?;
+    Ok((id, row))
+}
+
+/// 303 to a page, with a notice code.
+pub fn see_other(path: &str, done: &str) -> Response {
+    Redirect::to(&format!("{path}?done={done}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_parses() {
+        let names = ["base.html", "login.html", "tenants.html", "overview.html", "campaign.html", "message.html"];
+        for name in names {
+            assert!(super::TEMPLATES.get_template(name).is_ok(), "{name}");
+        }
+        assert_eq!(super::TEMPLATES.templates().count(), 23);
+    }
+}

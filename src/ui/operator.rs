@@ -1,0 +1,280 @@
+//! The operator's pages: tenants and their keys, dead letters across
+//! tenants, queue and provider status.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::{Deserialize, Serialize};
+
+use super::session::CsrfOnly;
+use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
+use crate::api::{customers, dead_letters};
+use crate::domain::{now_ms, rfc3339};
+use crate::state::AppState;
+use crate::store::DAY_MS;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ui/tenants", get(tenants).post(create_tenant))
+        .route("/ui/tenants/{tid}", get(tenant))
+        .route("/ui/tenants/{tid}/keys", post(issue_key))
+        .route("/ui/tenants/{tid}/keys/{kid}/revoke", post(revoke_key))
+        .route("/ui/tenants/{tid}/delete", get(confirm_delete).post(delete_tenant))
+        .route("/ui/dead-letters", get(all_dead_letters))
+        .route("/ui/status", get(status))
+}
+
+fn admin_only(user: &UiUser) -> UiResult<()> {
+    // A tenant's session does not know these pages exist.
+    if user.tenant.is_some() {
+        return Err(UiError::NotFound);
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub struct Done {
+    pub done: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TenantHealth {
+    customer: serde_json::Value,
+    sent_7d: i64,
+    delivered_7d: i64,
+    bounce_rate: String,
+    complaint_rate: String,
+    /// `ok`, `warn` (bounces over 2% or complaints over 0.05%) or `bad` (over Resend's 4% / 0.08%).
+    health: &'static str,
+    dead: usize,
+}
+
+pub fn percent(n: i64, d: i64) -> String {
+    if d == 0 {
+        "–".into()
+    } else {
+        format!("{:.2}%", n as f64 * 100.0 / d as f64)
+    }
+}
+
+async fn tenants(State(state): State<AppState>, user: UiUser, Query(q): Query<Done>) -> UiResult<Response> {
+    admin_only(&user)?;
+    let now = now_ms();
+    let mut rows = Vec::new();
+    for t in state.store.tenants().await? {
+        let buckets = state.store.bucket_counters(Some(&t.id), now - 7 * DAY_MS, now + 1, DAY_MS).await?;
+        let sum = |k: &str| buckets.values().map(|b| b.metrics.get(k).copied().unwrap_or(0)).sum::<i64>();
+        let (sent, delivered, bounced, complained) = (sum("sent"), sum("delivered"), sum("bounced"), sum("complained"));
+        let dead = state.store.dead_letters(Some(&t.id), None, 1000).await?.len();
+        let rate = |n: i64, d: i64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+        let (br, cr) = (rate(bounced, sent), rate(complained, delivered));
+        let health = if br >= 0.04 || cr >= 0.0008 {
+            "bad"
+        } else if br >= 0.02 || cr >= 0.0005 || dead > 0 {
+            "warn"
+        } else {
+            "ok"
+        };
+        rows.push(TenantHealth {
+            customer: serde_json::to_value(customers::Customer::from(t)).unwrap_or_default(),
+            sent_7d: sent,
+            delivered_7d: delivered,
+            bounce_rate: percent(bounced, sent),
+            complaint_rate: percent(complained, delivered),
+            health,
+            dead,
+        });
+    }
+    let frame = Frame::new(&user, None, "tenants").notice(q.done.as_deref());
+    Ok(page(StatusCode::OK, "tenants.html", &frame, minijinja::context! { tenants => rows }))
+}
+
+#[derive(Deserialize)]
+pub struct NameForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+}
+
+async fn create_tenant(State(state): State<AppState>, user: UiUser, Form(f): Form<NameForm>) -> UiResult<Response> {
+    admin_only(&user)?;
+    user.check_csrf(&f.csrf)?;
+    let created = customers::create(&state, &f.name).await?;
+    let id = serde_json::to_value(&created).ok().and_then(|v| v["id"].as_str().map(str::to_owned)).unwrap_or_default();
+    Ok(see_other(&format!("/ui/tenants/{id}"), "tenant_created"))
+}
+
+#[derive(Serialize)]
+struct KeyView {
+    id: String,
+    name: Option<String>,
+    prefix: String,
+    created_at: String,
+    revoked: bool,
+}
+
+async fn tenant_page(
+    state: &AppState,
+    user: &UiUser,
+    tid: &str,
+    done: Option<&str>,
+    new_key: Option<serde_json::Value>,
+) -> UiResult<Response> {
+    admin_only(user)?;
+    let (id, row) = scope(state, user, tid).await?;
+    let keys: Vec<KeyView> = state
+        .store
+        .api_keys(&id)
+        .await?
+        .into_iter()
+        .map(|k| KeyView {
+            revoked: k.revoked_at.is_some(),
+            id: k.id,
+            name: k.name,
+            prefix: k.prefix,
+            created_at: rfc3339(k.created_at),
+        })
+        .collect();
+    let frame = Frame::new(user, Some(&row), "tenants").notice(done);
+    let customer = serde_json::to_value(customers::Customer::from(row)).unwrap_or_default();
+    let template = if new_key.is_some() { "key_issued.html" } else { "tenant_admin.html" };
+    Ok(page(
+        if new_key.is_some() { StatusCode::CREATED } else { StatusCode::OK },
+        template,
+        &frame,
+        minijinja::context! { customer, keys, new_key },
+    ))
+}
+
+async fn tenant(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    Query(q): Query<Done>,
+) -> UiResult<Response> {
+    tenant_page(&state, &user, &tid, q.done.as_deref(), None).await
+}
+
+/// The new key is shown on the answer to the POST, once: never in a URL.
+async fn issue_key(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    Form(f): Form<NameForm>,
+) -> UiResult<Response> {
+    admin_only(&user)?;
+    user.check_csrf(&f.csrf)?;
+    let (id, _) = scope(&state, &user, &tid).await?;
+    let name = Some(f.name.as_str()).filter(|n| !n.trim().is_empty());
+    let key = customers::issue_key(&state, &id, name).await?;
+    let key = serde_json::to_value(&key).unwrap_or_default();
+    let mut res = tenant_page(&state, &user, &tid, None, Some(key)).await?;
+    res.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path((tid, kid)): Path<(String, String)>,
+    Form(f): Form<CsrfOnly>,
+) -> UiResult<Response> {
+    admin_only(&user)?;
+    user.check_csrf(&f.csrf)?;
+    let (id, _) = scope(&state, &user, &tid).await?;
+    let kid = crate::domain::parse_id(&kid).ok_or(UiError::NotFound)?;
+    if !state.store.revoke_api_key(&id, &kid).await? {
+        return Err(UiError::NotFound);
+    }
+    Ok(see_other(&format!("/ui/tenants/{id}"), "key_revoked"))
+}
+
+async fn confirm_delete(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {
+    admin_only(&user)?;
+    let (_, row) = scope(&state, &user, &tid).await?;
+    let frame = Frame::new(&user, Some(&row), "tenants");
+    let customer = serde_json::to_value(customers::Customer::from(row)).unwrap_or_default();
+    Ok(page(StatusCode::OK, "tenant_delete.html", &frame, minijinja::context! { customer }))
+}
+
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    csrf: String,
+    /// The tenant's name, typed again.
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn delete_tenant(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    Form(f): Form<DeleteForm>,
+) -> UiResult<Response> {
+    admin_only(&user)?;
+    user.check_csrf(&f.csrf)?;
+    let (id, row) = scope(&state, &user, &tid).await?;
+    if f.confirm.trim() != row.name {
+        return Err(UiError::Api(crate::error::ApiError::validation(
+            "type the tenant's name exactly to confirm the deletion",
+        )));
+    }
+    state.store.delete_tenant(&id).await?;
+    tracing::info!(tenant = %id, "customer deleted from the dashboard");
+    Ok(see_other("/ui/tenants", "tenant_deleted"))
+}
+
+async fn all_dead_letters(State(state): State<AppState>, user: UiUser, Query(q): Query<Done>) -> UiResult<Response> {
+    admin_only(&user)?;
+    let rows = state.store.dead_letters(None, None, 500).await?;
+    let names: std::collections::HashMap<String, String> =
+        state.store.tenants().await?.into_iter().map(|t| (t.id.to_string(), t.name)).collect();
+    let letters: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|m| {
+            let tenant_name = names.get(&m.tenant_id).cloned().unwrap_or_default();
+            let mut v = serde_json::to_value(dead_letters::DeadLetter::from(m)).unwrap_or_default();
+            v["tenant_name"] = tenant_name.into();
+            v
+        })
+        .collect();
+    let frame = Frame::new(&user, None, "dead").notice(q.done.as_deref());
+    Ok(page(StatusCode::OK, "dead_letters.html", &frame, minijinja::context! { letters, across_tenants => true }))
+}
+
+#[derive(Serialize)]
+struct Lane {
+    priority: &'static str,
+    status: String,
+    count: i64,
+}
+
+async fn status(State(state): State<AppState>, user: UiUser) -> UiResult<Response> {
+    admin_only(&user)?;
+    // The same query as the queue-depth gauges of `/metrics`.
+    let lanes: Vec<Lane> = state
+        .store
+        .queue_depth()
+        .await?
+        .into_iter()
+        .map(|(p, status, count)| Lane { priority: if p == 0 { "transactional" } else { "campaign" }, status, count })
+        .collect();
+    let provider = format!("{:?}", state.config.provider).to_lowercase();
+    let frame = Frame::new(&user, None, "status");
+    Ok(page(
+        StatusCode::OK,
+        "status.html",
+        &frame,
+        minijinja::context! {
+            lanes,
+            provider,
+            send_rate => state.config.send_rate,
+            public_url => state.config.public_url.clone(),
+            webhooks_signed => !state.config.webhook_secrets.is_empty(),
+        },
+    ))
+}

@@ -1,0 +1,289 @@
+//! The dashboard's rules checked over plain HTTP (these run without a
+//! browser): session cookies, CSRF, tenant isolation, and staying out of the
+//! API's OpenAPI document and error envelope.
+
+use reqwest::redirect::Policy;
+use reqwest::StatusCode;
+
+use crate::helpers::{spawn_with, Options, TestApp, ADMIN_KEY};
+
+/// A browser-like client: keeps the cookies it is given, follows no redirects.
+#[derive(Clone)]
+struct Client {
+    http: reqwest::Client,
+    cookies: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+impl Client {
+    fn keep(&self, r: &reqwest::Response) {
+        let mut jar = self.cookies.lock().unwrap();
+        for v in r.headers().get_all("set-cookie") {
+            let pair = v.to_str().unwrap().split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            jar.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                jar.push((k.to_owned(), v.to_owned()));
+            }
+        }
+    }
+
+    fn header(&self) -> String {
+        self.cookies.lock().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn get(&self, url: String) -> reqwest::Response {
+        let r = self.http.get(url).header("cookie", self.header()).send().await.unwrap();
+        self.keep(&r);
+        r
+    }
+
+    async fn post(&self, url: String, form: &[(&str, &str)]) -> reqwest::Response {
+        let r = self.http.post(url).header("cookie", self.header()).form(form).send().await.unwrap();
+        self.keep(&r);
+        r
+    }
+}
+
+fn client() -> Client {
+    Client { http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(), cookies: Default::default() }
+}
+
+fn hidden_csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+/// Signs in with `key`; returns the client and the session's CSRF token.
+async fn signed_in(app: &TestApp, key: &str) -> (Client, String) {
+    let c = client();
+    let login = c.get(format!("{}/ui/login", app.base)).await.text().await.unwrap();
+    let r = c.post(format!("{}/ui/login", app.base), &[("key", key), ("csrf", &hidden_csrf(&login))]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let home = r.headers()["location"].to_str().unwrap().to_owned();
+    let page = c.get(format!("{}{home}", app.base)).await;
+    let page = if page.status() == StatusCode::SEE_OTHER {
+        let to = page.headers()["location"].to_str().unwrap().to_owned();
+        c.get(format!("{}{to}", app.base)).await
+    } else {
+        page
+    };
+    let csrf = hidden_csrf(&page.text().await.unwrap());
+    (c, csrf)
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_httponly_strict_expiring_and_secure_under_https() {
+    let app = spawn_with(Options {
+        env: vec![("PUBLIC_URL".into(), "https://mail.example.com".into())],
+        ..Options::default()
+    })
+    .await;
+    let c = client();
+    let login = c.get(format!("{}/ui/login", app.base)).await.text().await.unwrap();
+    let r = c.post(format!("{}/ui/login", app.base), &[("key", ADMIN_KEY), ("csrf", &hidden_csrf(&login))]).await;
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("mailroom_session="))
+        .expect("a session cookie")
+        .to_owned();
+    for part in ["HttpOnly", "SameSite=Strict", "Secure", "Max-Age=43200", "Path=/ui"] {
+        assert!(cookie.contains(part), "{cookie} lacks {part}");
+    }
+    assert!(!cookie.contains(ADMIN_KEY));
+}
+
+#[tokio::test]
+async fn a_wrong_key_does_not_sign_in_and_a_login_without_its_token_is_refused() {
+    let app = spawn_with(Options::default()).await;
+    let c = client();
+    let login = c.get(format!("{}/ui/login", app.base)).await.text().await.unwrap();
+    let r = c.post(format!("{}/ui/login", app.base), &[("key", "mr_not_a_key"), ("csrf", &hidden_csrf(&login))]).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = client().post(format!("{}/ui/login", app.base), &[("key", ADMIN_KEY)]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn forms_without_the_session_token_are_refused_and_change_nothing() {
+    let app = spawn_with(Options::default()).await;
+    let (c, csrf) = signed_in(&app, ADMIN_KEY).await;
+    let r = c.post(format!("{}/ui/tenants", app.base), &[("name", "Nope")]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "a page, not JSON");
+    let r = c.post(format!("{}/ui/tenants", app.base), &[("name", "Nope"), ("csrf", "forged")]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let listed = app.get("/customers", ADMIN_KEY).await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 0, "{}", listed.body);
+    let r = c.post(format!("{}/ui/tenants", app.base), &[("name", "Yes"), ("csrf", &csrf)]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_tenant_session_sees_only_its_own_tenant() {
+    let app = spawn_with(Options::default()).await;
+    let (mine, key) = app.verified_tenant("Mine", "mine.example").await;
+    let (theirs, _) = app.verified_tenant("Theirs", "theirs.example").await;
+    let (c, csrf) = signed_in(&app, &key).await;
+    assert_eq!(c.get(format!("{}/ui/t/{mine}", app.base)).await.status(), StatusCode::OK);
+    for path in [
+        format!("/ui/t/{theirs}"),
+        format!("/ui/t/{theirs}/contacts"),
+        format!("/ui/t/{theirs}/campaigns"),
+        "/ui/tenants".into(),
+        format!("/ui/tenants/{theirs}"),
+        "/ui/dead-letters".into(),
+    ] {
+        let r = c.get(format!("{}{path}", app.base)).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let r =
+        c.post(format!("{}/ui/t/{theirs}/contacts", app.base), &[("email", "x@example.com"), ("csrf", &csrf)]).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn revoking_the_key_ends_its_sessions_and_signing_out_ends_the_session() {
+    let app = spawn_with(Options::default()).await;
+    let (t, key) = app.verified_tenant("A", "a.example").await;
+    let (c, _) = signed_in(&app, &key).await;
+    let keys = app.get(&format!("/customers/{t}/api-keys"), ADMIN_KEY).await;
+    let key_id = keys.body[0]["id"].as_str().unwrap().to_owned();
+    app.delete(&format!("/customers/{t}/api-keys/{key_id}"), ADMIN_KEY).await;
+    let r = c.get(format!("{}/ui/t/{t}", app.base)).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "back to the login page");
+
+    let (c, csrf) = signed_in(&app, ADMIN_KEY).await;
+    let r = c.post(format!("{}/ui/logout", app.base), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = c.get(format!("{}/ui/tenants", app.base)).await;
+    assert_eq!(r.headers()["location"], "/ui/login");
+}
+
+#[tokio::test]
+async fn the_dashboard_stays_out_of_the_openapi_document_and_its_pages_stay_html() {
+    let app = spawn_with(Options::default()).await;
+    let doc = reqwest::get(format!("{}/openapi.json", app.base)).await.unwrap().text().await.unwrap();
+    assert!(!doc.contains("/ui"), "the dashboard's routes are not API");
+    let r = reqwest::get(format!("{}/ui/no-such-page", app.base)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    let css = reqwest::get(format!("{}/ui/assets/app.css", app.base)).await.unwrap();
+    assert_eq!(css.status(), StatusCode::OK);
+    // The API's own 404 is still JSON.
+    let api = reqwest::get(format!("{}/no-such-route", app.base)).await.unwrap();
+    assert!(api.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+}
+
+#[tokio::test]
+async fn a_campaign_scheduled_from_the_dashboard_can_be_paused_resumed_and_cancelled() {
+    let app = spawn_with(Options::default()).await;
+    let (t, key) = app.verified_tenant("A", "a.example").await;
+    app.add_contact(&t, &key, serde_json::json!({ "email": "ada@example.com" })).await;
+    let (c, csrf) = signed_in(&app, &key).await;
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("subject", "Later"),
+        ("html", "<p>Hi</p>"),
+        ("text", ""),
+        ("audience", "all"),
+        ("tag", ""),
+        ("scheduled_at", "2099-01-01T09:00"),
+    ];
+    let confirm = c.post(format!("{}/ui/t/{t}/campaigns/confirm", app.base), &form).await;
+    assert_eq!(confirm.status(), StatusCode::OK);
+    let page = confirm.text().await.unwrap();
+    assert!(page.contains("Send to 1 recipient?") && page.contains(">Schedule<"), "{page}");
+    let r = c.post(format!("{}/ui/t/{t}/campaigns", app.base), &form).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let at = r.headers()["location"].to_str().unwrap().to_owned();
+    let cid = at.trim_start_matches(&format!("/ui/t/{t}/campaigns/")).split('?').next().unwrap().to_owned();
+    let status = || async {
+        app.get(&format!("/customers/{t}/campaigns/{cid}"), &key).await.body["status"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(status().await, "scheduled");
+    for (action, after) in [("pause", "paused"), ("resume", "scheduled"), ("cancel", "cancelled")] {
+        let r = c.post(format!("{}/ui/t/{t}/campaigns/{cid}/{action}", app.base), &[("csrf", csrf.as_str())]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{action}");
+        assert_eq!(status().await, after, "after {action}");
+    }
+    // A resume of a campaign that is not paused is refused with the API's reason, as a page.
+    let r = c.post(format!("{}/ui/t/{t}/campaigns/{cid}/resume", app.base), &[("csrf", csrf.as_str())]).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("only a paused campaign can be resumed"));
+}
+
+#[tokio::test]
+async fn a_contact_edited_from_the_dashboard_is_checked_like_the_api_checks_it() {
+    let app = spawn_with(Options::default()).await;
+    let (t, key) = app.verified_tenant("A", "a.example").await;
+    let id = app.add_contact(&t, &key, serde_json::json!({ "email": "ada@example.com" })).await;
+    app.add_contact(&t, &key, serde_json::json!({ "email": "taken@example.com" })).await;
+    let (c, csrf) = signed_in(&app, &key).await;
+    let url = format!("{}/ui/t/{t}/contacts/{id}", app.base);
+    let edit = |email: &'static str, tags: &'static str| {
+        [
+            ("csrf", csrf.clone()),
+            ("email", email.into()),
+            ("first_name", "Ada".into()),
+            ("last_name", "".into()),
+            ("tags", tags.into()),
+        ]
+    };
+    let form = edit("ADA@example.com", "vip, beta");
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(c.post(url.clone(), &pairs).await.status(), StatusCode::SEE_OTHER);
+    let got = app.get(&format!("/customers/{t}/contacts/{id}"), &key).await;
+    assert_eq!(got.body["first_name"], "Ada");
+    assert_eq!(got.body["tags"], serde_json::json!(["beta", "vip"]));
+    for (email, tags, status) in [
+        ("taken@example.com", "", StatusCode::CONFLICT),
+        ("not an address", "", StatusCode::UNPROCESSABLE_ENTITY),
+        ("ada@example.com", "bad tag!", StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let form = edit(email, tags);
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = c.post(url.clone(), &pairs).await;
+        assert_eq!(r.status(), status, "{email} {tags}");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    }
+}
+
+#[tokio::test]
+async fn the_webhooks_page_lists_endpoints_without_their_secrets() {
+    let app = spawn_with(Options::default()).await;
+    let (t, key) = app.verified_tenant("A", "a.example").await;
+    let created = app
+        .post(
+            &format!("/customers/{t}/webhooks"),
+            &key,
+            serde_json::json!({ "url": "https://93.184.216.34/mailroom-hook", "event_types": ["email.delivered"] }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let secret = created.body["secret"].as_str().unwrap_or_default().to_owned();
+    let (c, _) = signed_in(&app, &key).await;
+    let page = c.get(format!("{}/ui/t/{t}/webhooks", app.base)).await.text().await.unwrap();
+    assert!(page.contains("93.184.216.34") && page.contains("mailroom-hook"), "{page}");
+    assert!(secret.is_empty() || !page.contains(&secret), "the signing secret stays off the page");
+}
+
+#[tokio::test]
+async fn an_audience_the_compose_form_does_not_know_is_refused_not_read_as_everyone() {
+    let app = spawn_with(Options::default()).await;
+    let (t, key) = app.verified_tenant("A", "a.example").await;
+    app.add_contact(&t, &key, serde_json::json!({ "email": "ada@example.com" })).await;
+    let (c, csrf) = signed_in(&app, &key).await;
+    for audience in ["segmnet:x", "", "tag"] {
+        let form =
+            [("csrf", csrf.as_str()), ("subject", "S"), ("html", "<p>H</p>"), ("audience", audience), ("tag", "")];
+        let r = c.post(format!("{}/ui/t/{t}/campaigns", app.base), &form).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{audience:?}");
+    }
+    let campaigns = app.get(&format!("/customers/{t}/campaigns"), &key).await;
+    assert_eq!(campaigns.body, serde_json::json!([]));
+}
