@@ -1,6 +1,6 @@
 //! mailroom: a self-hosted, multi-tenant email service over one Resend account.
 //!
-//! Arrows point down: `app` -> `api`/`auth` -> `state` -> `outbox`/`events`/`notify`/`domain_auth` -> `store`/`provider`/`render` -> `domain`.
+//! Arrows point down: `app` -> `api`/`auth` -> `state` -> `outbox`/`events`/`notify`/`reputation`/`domain_auth` -> `store`/`provider`/`render` -> `domain`.
 
 pub mod api;
 pub mod app;
@@ -21,6 +21,7 @@ pub mod notify;
 pub mod outbox;
 pub mod provider;
 pub mod render;
+pub mod reputation;
 pub mod state;
 pub mod store;
 pub mod telemetry;

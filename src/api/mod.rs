@@ -12,6 +12,7 @@ pub mod extract;
 mod health;
 mod idempotency;
 mod metrics;
+mod reputation;
 mod segments;
 mod send;
 mod stats;
@@ -54,6 +55,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(campaigns::router())
         .merge(events::router())
         .merge(stats::router())
+        .merge(reputation::router())
         .merge(webhooks::router())
         .merge(tenant_webhooks::router())
         .merge(dead_letters::router())

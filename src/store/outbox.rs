@@ -318,8 +318,9 @@ impl Store {
     ) -> Result<Option<ClaimedBatch>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
-        let head: Option<(String, Option<String>, i64, Option<String>)> = sqlx::query_as(&format!(
-            "SELECT m.id, m.campaign_id, m.solo, t.domain_status FROM messages m JOIN tenants t ON t.id = m.tenant_id \
+        let head: Option<(String, Option<String>, i64, Option<String>, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT m.id, m.campaign_id, m.solo, t.domain_status, r.state FROM messages m JOIN tenants t ON t.id = m.tenant_id \
+               LEFT JOIN tenant_reputation r ON r.tenant_id = m.tenant_id \
              WHERE m.status = 'queued' AND m.due_at <= $1 \
              ORDER BY m.priority, m.due_at LIMIT 1{}",
             self.skip_locked("m")
@@ -327,14 +328,16 @@ impl Store {
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((head_id, campaign_id, solo, domain_status)) = head else {
+        let Some((head_id, campaign_id, solo, domain_status, reputation)) = head else {
             tx.commit().await?;
             return Ok(None);
         };
         // A campaign of a tenant whose domain is not verified (the provider
-        // reported it failing) is held: its queued mail waits, re-checked every
-        // HOLD_MS, until the domain is verified again.
-        if let (Some(c), false) = (&campaign_id, domain_status.as_deref() == Some("verified")) {
+        // reported it failing), or whose reputation is paused, is held: its
+        // queued mail waits, re-checked every HOLD_MS, until the domain is
+        // verified again or an admin resumes the tenant.
+        let paused = reputation.as_deref() == Some("paused");
+        if let (Some(c), false) = (&campaign_id, domain_status.as_deref() == Some("verified") && !paused) {
             let held = sqlx::query(
                 "UPDATE messages SET due_at = $3 WHERE campaign_id = $1 AND status = 'queued' AND due_at <= $2",
             )
@@ -344,8 +347,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            tracing::warn!(campaign = %c, messages = held.rows_affected(), status = ?domain_status,
-                "campaign held: its tenant's domain is not verified");
+            tracing::warn!(campaign = %c, messages = held.rows_affected(), status = ?domain_status, paused,
+                "campaign held: its tenant's domain is not verified, or its reputation is paused");
             return Ok(Some(ClaimedBatch { suppressed: 0, batches: Vec::new() }));
         }
         // Transactional mail, and messages split out of a rejected batch, go alone.
