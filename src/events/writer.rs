@@ -73,7 +73,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<(IncomingEvent, Option<EventTa
                     if let (Ok([EventOutcome::Applied { .. }]), Some(t), true) =
                         (outcome.as_deref(), &tenant, event.hurts_reputation())
                     {
-                        judge_reputation(&store, &[t.clone()]).await;
+                        judge_reputation(&store, std::slice::from_ref(t)).await;
                     }
                     let _ = reply.send(match outcome {
                         Ok(mut o) => o.pop().ok_or_else(|| "no outcome".to_owned()),

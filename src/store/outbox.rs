@@ -318,7 +318,9 @@ impl Store {
     ) -> Result<Option<ClaimedBatch>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
-        let head: Option<(String, Option<String>, i64, Option<String>, Option<String>)> = sqlx::query_as(&format!(
+        // (id, campaign, solo, the tenant's domain status, its reputation state)
+        type Head = (String, Option<String>, i64, Option<String>, Option<String>);
+        let head: Option<Head> = sqlx::query_as(&format!(
             "SELECT m.id, m.campaign_id, m.solo, t.domain_status, r.state FROM messages m JOIN tenants t ON t.id = m.tenant_id \
                LEFT JOIN tenant_reputation r ON r.tenant_id = m.tenant_id \
              WHERE m.status = 'queued' AND m.due_at <= $1 \

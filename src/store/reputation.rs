@@ -169,7 +169,7 @@ impl Store {
             .await?;
         let Some(name) = name else { return Ok(None) };
         let mut conn = self.pool.acquire().await?;
-        let mut all = standings(&mut *conn, &self.reputation, Some(&[tenant_id.as_str()]), now_ms()).await?;
+        let mut all = standings(&mut conn, &self.reputation, Some(&[tenant_id.as_str()]), now_ms()).await?;
         Ok(Some(to_reputation(tenant_id.as_str(), name, all.remove(tenant_id.as_str()), &self.reputation)))
     }
 
@@ -179,7 +179,7 @@ impl Store {
         let tenants: Vec<(String, String)> =
             sqlx::query_as("SELECT id, name FROM tenants ORDER BY id").fetch_all(&self.pool).await?;
         let mut conn = self.pool.acquire().await?;
-        let mut all = standings(&mut *conn, &self.reputation, None, now_ms()).await?;
+        let mut all = standings(&mut conn, &self.reputation, None, now_ms()).await?;
         let p = self.reputation;
         let mut out: Vec<TenantReputation> =
             tenants.into_iter().map(|(id, name)| to_reputation(&id, name, all.remove(&id), &p)).collect();
@@ -242,7 +242,7 @@ impl Store {
     ) -> Result<Vec<(String, ReputationState, ReputationState)>, sqlx::Error> {
         let now = now_ms();
         let mut conn = self.pool.acquire().await?;
-        let all = standings(&mut *conn, &self.reputation, tenants, now).await?;
+        let all = standings(&mut conn, &self.reputation, tenants, now).await?;
         drop(conn);
         let mut todo = Vec::new();
         for (tenant, (state, counts, _)) in &all {
@@ -295,7 +295,7 @@ impl Store {
         let now = now_ms();
         let bucket = now.div_euclid(HOUR_MS) * HOUR_MS;
         let mut tx = self.begin_write().await?;
-        let mut all = standings(&mut *tx, &self.reputation, Some(&[tenant_id.as_str()]), now).await?;
+        let mut all = standings(&mut tx, &self.reputation, Some(&[tenant_id.as_str()]), now).await?;
         let (state, counts, _) = all.remove(tenant_id.as_str()).unwrap_or((None, ReputationCounts::default(), now));
         let current = state.as_ref().map_or(ReputationState::Ok, |s| ReputationState::parse(&s.state));
         if current != ReputationState::Paused {
