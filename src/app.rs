@@ -110,6 +110,14 @@ impl Core {
             Duration::from_secs(config.reputation_sweep_secs),
             stop_rx.clone(),
         ));
+        // Automations act on delivery events after they are stored, beside the outbox.
+        let automations = match crate::automations::Engine::new(self.store.clone(), self.wake.clone(), config) {
+            Ok(engine) => Some(tokio::spawn(engine.run(stop_rx.clone()))),
+            Err(e) => {
+                tracing::error!(error = ?e, "automations do not run");
+                None
+            }
+        };
         let poller = tokio::spawn(crate::domain_auth::run_poller(
             self.store.clone(),
             self.provider.clone(),
@@ -124,6 +132,11 @@ impl Core {
         if let Some(notifier) = notifier {
             if tokio::time::timeout(Duration::from_secs(15), notifier).await.is_err() {
                 tracing::warn!("webhook deliveries in flight did not finish; they are retried after their lease");
+            }
+        }
+        if let Some(automations) = automations {
+            if tokio::time::timeout(Duration::from_secs(15), automations).await.is_err() {
+                tracing::warn!("automation runs in flight did not finish; they are retried after their lease");
             }
         }
         poller.abort();

@@ -130,8 +130,32 @@ pub struct Config {
     /// `MAILROOM_ALERT_WEBHOOK_SECRET`: the `whsec_...` secret that signs those
     /// alerts; required with `MAILROOM_ALERT_WEBHOOK_URL`.
     pub alert_webhook_secret: Option<String>,
+    /// The language model behind automations' `agent` action: `MAILROOM_LLM_URL`,
+    /// `MAILROOM_LLM_API`, `MAILROOM_LLM_API_KEY`, `MAILROOM_LLM_MODEL`,
+    /// `MAILROOM_LLM_TIMEOUT_MS`. `None` when no URL is set: `agent` rules are refused.
+    pub llm: Option<LlmSettings>,
+    /// `MAILROOM_AGENT_DAILY_CAP`: emails the `agent` action may send per
+    /// tenant per UTC day (default 100).
+    pub agent_daily_cap: u32,
     /// `DEBUG`: verbose logs (still no addresses or bodies at info level).
     pub debug: bool,
+}
+
+/// Where the `agent` action's model is, and how it is spoken to.
+#[derive(Clone, Debug)]
+pub struct LlmSettings {
+    /// `MAILROOM_LLM_URL`: the endpoint, or the server (`/v1/chat/completions`
+    /// or `/v1/messages` is added).
+    pub url: String,
+    /// `MAILROOM_LLM_API`: `openai` (chat completions with tools, the default) or `anthropic` (Messages).
+    pub api: crate::llm::LlmApi,
+    /// `MAILROOM_LLM_API_KEY`: sent as a bearer token (OpenAI) or `x-api-key` (Anthropic).
+    pub api_key: Option<String>,
+    /// `MAILROOM_LLM_MODEL`: required with a URL.
+    pub model: String,
+    /// `MAILROOM_LLM_TIMEOUT_MS`: how long one decision may take before the
+    /// rule's fallback runs (default 10,000).
+    pub timeout_ms: u64,
 }
 
 impl Config {
@@ -295,6 +319,32 @@ impl Config {
             }
             (None, None) => {}
         }
+        let llm = match get("MAILROOM_LLM_URL") {
+            None => None,
+            Some(url) => {
+                url::Url::parse(url.trim())
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .with_context(|| format!("MAILROOM_LLM_URL `{url}` is not an http(s) URL"))?;
+                let api = match get("MAILROOM_LLM_API") {
+                    None => crate::llm::LlmApi::OpenAi,
+                    Some(raw) => crate::llm::LlmApi::parse(&raw)
+                        .with_context(|| format!("MAILROOM_LLM_API must be `openai` or `anthropic`, not `{raw}`"))?,
+                };
+                let model = get("MAILROOM_LLM_MODEL").context(
+                    "MAILROOM_LLM_URL is set but MAILROOM_LLM_MODEL is not: name the model the agent action uses",
+                )?;
+                let timeout_ms = parse_number(get("MAILROOM_LLM_TIMEOUT_MS"), "MAILROOM_LLM_TIMEOUT_MS", 10_000)?;
+                Some(LlmSettings {
+                    url: url.trim().to_owned(),
+                    api,
+                    api_key: get("MAILROOM_LLM_API_KEY"),
+                    model: model.trim().to_owned(),
+                    timeout_ms: timeout_ms.max(1),
+                })
+            }
+        };
+        let agent_daily_cap = parse_number(get("MAILROOM_AGENT_DAILY_CAP"), "MAILROOM_AGENT_DAILY_CAP", 100)?;
         let debug = matches!(
             get("DEBUG").as_deref().map(str::to_ascii_lowercase).as_deref(),
             Some("1" | "true" | "yes" | "on")
@@ -344,6 +394,8 @@ impl Config {
             reputation_sweep_secs: reputation_sweep_secs.max(1),
             alert_webhook_url,
             alert_webhook_secret,
+            llm,
+            agent_daily_cap,
             debug,
         })
     }

@@ -1,10 +1,12 @@
 //! mailroom: a self-hosted, multi-tenant email service over one Resend account.
 //!
-//! Arrows point down: `app` -> `api`/`auth` -> `state` -> `outbox`/`events`/`notify`/`reputation`/`domain_auth` -> `store`/`provider`/`render` -> `domain`.
+//! Arrows point down: `app` -> `api`/`auth` -> `state` -> `outbox`/`events`/`notify`/`automations`/`reputation`/
+//! `domain_auth` -> `store`/`provider`/`render`/`llm` -> `domain`.
 
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod automations;
 #[cfg(feature = "tools")]
 pub mod bench;
 pub mod cli;

@@ -1,6 +1,7 @@
 //! The HTTP API: one module per resource, each exporting `router()`; this
 //! module merges them and describes the whole in OpenAPI.
 
+mod automations;
 mod campaigns;
 mod contacts;
 mod contacts_bulk;
@@ -58,6 +59,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(reputation::router())
         .merge(webhooks::router())
         .merge(tenant_webhooks::router())
+        .merge(automations::router())
         .merge(dead_letters::router())
         .merge(metrics::router())
 }

@@ -17,7 +17,7 @@ use crate::store::{SuppressionRow, Unsuppress};
 
 /// Most addresses one request may add.
 const ADD_MAX: usize = 1000;
-const REASONS: [&str; 5] = ["bounced", "soft_bounced", "complained", "unsubscribed", "manual"];
+const REASONS: [&str; 6] = ["bounced", "soft_bounced", "complained", "unsubscribed", "manual", "automation"];
 
 #[derive(Serialize, ToSchema)]
 pub struct Suppression {

@@ -187,7 +187,7 @@ async fn create_template(
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
-/// The customer's templates at their current versions (four starters come with every customer).
+/// The customer's templates at their current versions (five starters come with every customer).
 #[utoipa::path(get, path = "/customers/{id}/templates", tag = "templates", params(("id" = String, Path)),
     responses((status = 200, body = [Template])))]
 async fn list_templates(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Json<Vec<Template>>> {

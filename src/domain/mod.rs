@@ -2,6 +2,7 @@
 //! one of these, so an invalid address or domain cannot reach the store.
 
 pub mod attributes;
+pub mod automation;
 mod email;
 pub mod filter;
 mod name;

@@ -31,17 +31,23 @@ pub struct MockLlmConfig {
     /// Answer without any tool call (to exercise the fallback).
     #[arg(long, default_value_t = false)]
     pub malformed: bool,
+    /// Always call this tool, whatever was offered: `{"name": ..., "arguments": {...}}`
+    /// (to exercise the validation of what a model answers).
+    #[arg(long)]
+    pub answer: Option<String>,
 }
 
 #[derive(Clone)]
 struct MockState {
     config: Arc<MockLlmConfig>,
     requests: Arc<AtomicU64>,
+    bodies: Arc<std::sync::Mutex<Vec<Value>>>,
 }
 
 pub struct MockLlm {
     addr: SocketAddr,
     requests: Arc<AtomicU64>,
+    bodies: Arc<std::sync::Mutex<Vec<Value>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -50,7 +56,8 @@ impl MockLlm {
         let listener = TcpListener::bind(("127.0.0.1", config.port)).await?;
         let addr = listener.local_addr()?;
         let requests = Arc::new(AtomicU64::new(0));
-        let state = MockState { config: Arc::new(config), requests: requests.clone() };
+        let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let state = MockState { config: Arc::new(config), requests: requests.clone(), bodies: bodies.clone() };
         let router = Router::new()
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
@@ -60,7 +67,7 @@ impl MockLlm {
                 tracing::error!(error = %e, "mock LLM stopped");
             }
         });
-        Ok(Self { addr, requests, task })
+        Ok(Self { addr, requests, bodies, task })
     }
 
     /// The server's base URL (mailroom adds `/v1/...`).
@@ -71,6 +78,11 @@ impl MockLlm {
     /// Requests answered so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The request bodies received so far (the last 100).
+    pub fn bodies(&self) -> Vec<Value> {
+        self.bodies.lock().map(|b| b.clone()).unwrap_or_default()
     }
 }
 
@@ -112,6 +124,16 @@ fn choose(prompt: &str, tools: &[(String, Value)]) -> Option<(String, Value, Str
     Some((name.clone(), arguments(schema, &reason), reason))
 }
 
+/// The forced answer, else nothing when malformed, else the rules' choice.
+fn decide(state: &MockState, body: &Value, tools: &[(String, Value)]) -> Option<(String, Value, String)> {
+    if let Some(forced) = state.config.answer.as_deref().and_then(|a| serde_json::from_str::<Value>(a).ok()) {
+        let name = forced.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let args = forced.get("arguments").cloned().unwrap_or(json!({}));
+        return Some((name, args, "mock: the forced answer".to_owned()));
+    }
+    (!state.config.malformed).then(|| choose(&prompt_text(body), tools)).flatten()
+}
+
 fn arguments(schema: &Value, reason: &str) -> Value {
     let mut args = Map::new();
     let properties = schema.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -128,15 +150,21 @@ fn arguments(schema: &Value, reason: &str) -> Value {
     Value::Object(args)
 }
 
-async fn answer_after_delay(state: &MockState) {
+async fn answer_after_delay(state: &MockState, body: &Value) {
     state.requests.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut bodies) = state.bodies.lock() {
+        if bodies.len() >= 100 {
+            bodies.remove(0);
+        }
+        bodies.push(body.clone());
+    }
     if state.config.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(state.config.delay_ms)).await;
     }
 }
 
 async fn openai(State(state): State<MockState>, Json(body): Json<Value>) -> Json<Value> {
-    answer_after_delay(&state).await;
+    answer_after_delay(&state, &body).await;
     let tools: Vec<(String, Value)> = body
         .get("tools")
         .and_then(Value::as_array)
@@ -148,7 +176,7 @@ async fn openai(State(state): State<MockState>, Json(body): Json<Value>) -> Json
             Some((f.get("name")?.as_str()?.to_owned(), f.get("parameters").cloned().unwrap_or(json!({}))))
         })
         .collect();
-    let chosen = (!state.config.malformed).then(|| choose(&prompt_text(&body), &tools)).flatten();
+    let chosen = decide(&state, &body, &tools);
     let message = match chosen {
         Some((name, args, reason)) => json!({ "role": "assistant", "content": reason, "tool_calls": [{
             "id": "call_mock", "type": "function", "function": { "name": name, "arguments": args.to_string() } }] }),
@@ -159,7 +187,7 @@ async fn openai(State(state): State<MockState>, Json(body): Json<Value>) -> Json
 }
 
 async fn anthropic(State(state): State<MockState>, Json(body): Json<Value>) -> Json<Value> {
-    answer_after_delay(&state).await;
+    answer_after_delay(&state, &body).await;
     let tools: Vec<(String, Value)> = body
         .get("tools")
         .and_then(Value::as_array)
@@ -170,7 +198,7 @@ async fn anthropic(State(state): State<MockState>, Json(body): Json<Value>) -> J
             Some((t.get("name")?.as_str()?.to_owned(), t.get("input_schema").cloned().unwrap_or(json!({}))))
         })
         .collect();
-    let chosen = (!state.config.malformed).then(|| choose(&prompt_text(&body), &tools)).flatten();
+    let chosen = decide(&state, &body, &tools);
     let content = match chosen {
         Some((name, args, reason)) => {
             json!([{ "type": "text", "text": reason }, { "type": "tool_use", "id": "toolu_mock", "name": name, "input": args }])
@@ -228,10 +256,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_or_toolless_answer_is_an_error() {
-        let slow = MockLlm::start(MockLlmConfig { port: 0, delay_ms: 500, malformed: false }).await.unwrap();
+        let slow = MockLlm::start(MockLlmConfig { port: 0, delay_ms: 500, ..MockLlmConfig::default() }).await.unwrap();
         let client = LlmClient::new(LlmApi::OpenAi, &slow.url(), None, "m", Duration::from_millis(100)).unwrap();
         assert!(matches!(client.choose_tool("s", "opened", &tools()).await, Err(LlmError::Timeout(100))));
-        let toolless = MockLlm::start(MockLlmConfig { port: 0, delay_ms: 0, malformed: true }).await.unwrap();
+        let toolless =
+            MockLlm::start(MockLlmConfig { port: 0, malformed: true, ..MockLlmConfig::default() }).await.unwrap();
         for api in [LlmApi::OpenAi, LlmApi::Anthropic] {
             let client = LlmClient::new(api, &toolless.url(), None, "m", Duration::from_secs(5)).unwrap();
             assert!(matches!(client.choose_tool("s", "opened", &tools()).await, Err(LlmError::Malformed(_))));

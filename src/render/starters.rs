@@ -6,7 +6,10 @@ pub struct Starter {
     pub html: &'static str,
 }
 
-pub const STARTERS: [Starter; 4] = [
+/// The name of the starter template the starter follow-up automation sends.
+pub const FOLLOW_UP: &str = "Follow-up";
+
+pub const STARTERS: [Starter; 5] = [
     Starter {
         name: "Ticket confirmation",
         subject: "We received your request{% if ticket_id %} (#{{ ticket_id }}){% endif %}",
@@ -26,6 +29,11 @@ pub const STARTERS: [Starter; 4] = [
         name: "Invitation",
         subject: "{{ inviter_name | default(\"A teammate\") }} invited you to {{ tenant.name }}",
         html: include_str!("starters/invitation.html"),
+    },
+    Starter {
+        name: FOLLOW_UP,
+        subject: "A question about {{ tenant.name }}?",
+        html: include_str!("starters/follow_up.html"),
     },
 ];
 

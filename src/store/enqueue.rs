@@ -325,37 +325,48 @@ impl Store {
             tx.rollback().await?;
             return Ok(Some(repeat));
         }
-        sqlx::query(&format!(
-            "INSERT INTO messages (id, tenant_id, campaign_id, contact_id, to_email, first_name, priority, status, due_at, attempts, \
-               from_address, subject, html, text_body, reply_to, tags, created_at, updated_at, \
-               template_id, template_version, variables, list_unsubscribe) \
-             VALUES ($1, $2, NULL, $3, $4, $5, {PRIORITY_TRANSACTIONAL}, 'queued', $6, 0, $7, $8, $9, $10, $11, $12, $6, $6, \
-               $13, $14, $15, $16)"
-        ))
-        .bind(&m.id)
-        .bind(tenant_id)
-        .bind(&m.contact_id)
-        .bind(&m.to_email)
-        .bind(&m.first_name)
-        .bind(now)
-        .bind(&m.from_address)
-        .bind(&m.subject)
-        .bind(&m.html)
-        .bind(&m.text)
-        .bind(&m.reply_to)
-        .bind(&m.tags_json)
-        .bind(m.template.as_ref().map(|t| t.0.as_str()))
-        .bind(m.template.as_ref().map(|t| t.1))
-        .bind(&m.variables)
-        .bind(i64::from(m.list_unsubscribe))
-        .execute(&mut *tx)
-        .await?;
+        insert_single(&mut tx, tenant_id, m, now).await?;
         if let Some(key) = key {
             complete_key(&mut tx, tenant_id, key.key, 202, response).await?;
         }
         tx.commit().await?;
         Ok(None)
     }
+}
+
+/// Writes one transactional message, due now, inside `tx`.
+pub(super) async fn insert_single(
+    tx: &mut WriteTx,
+    tenant_id: &TenantId,
+    m: &NewSingle,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "INSERT INTO messages (id, tenant_id, campaign_id, contact_id, to_email, first_name, priority, status, due_at, attempts, \
+           from_address, subject, html, text_body, reply_to, tags, created_at, updated_at, \
+           template_id, template_version, variables, list_unsubscribe) \
+         VALUES ($1, $2, NULL, $3, $4, $5, {PRIORITY_TRANSACTIONAL}, 'queued', $6, 0, $7, $8, $9, $10, $11, $12, $6, $6, \
+           $13, $14, $15, $16)"
+    ))
+    .bind(&m.id)
+    .bind(tenant_id)
+    .bind(&m.contact_id)
+    .bind(&m.to_email)
+    .bind(&m.first_name)
+    .bind(now)
+    .bind(&m.from_address)
+    .bind(&m.subject)
+    .bind(&m.html)
+    .bind(&m.text)
+    .bind(&m.reply_to)
+    .bind(&m.tags_json)
+    .bind(m.template.as_ref().map(|t| t.0.as_str()))
+    .bind(m.template.as_ref().map(|t| t.1))
+    .bind(&m.variables)
+    .bind(i64::from(m.list_unsubscribe))
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
 }
 
 /// Reserves an `Idempotency-Key` inside the transaction that carries out the

@@ -85,12 +85,12 @@ pub struct ListedEvent {
 /// The message an event applies to.
 #[derive(Clone, Debug, FromRow)]
 pub struct EventTarget {
-    id: String,
-    tenant_id: String,
+    pub(super) id: String,
+    pub(super) tenant_id: String,
     to_email: String,
-    campaign_id: Option<String>,
+    pub(super) campaign_id: Option<String>,
     /// The message's contact, else the tenant's contact with its address.
-    contact_id: Option<String>,
+    pub(super) contact_id: Option<String>,
 }
 
 impl EventTarget {
@@ -206,6 +206,7 @@ impl Store {
             }
         }
         notify_tenants(&mut tx, &applied, now).await?;
+        super::automations::queue_runs(&mut tx, &applied, now).await?;
         self.suppress_soft_bounces(&mut tx, &applied, now).await?;
         let firsts: Vec<super::stats::First> = applied
             .iter()

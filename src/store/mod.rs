@@ -2,6 +2,7 @@
 //! `Any` driver. The few statements that must differ sit side by side, chosen by
 //! [`Backend`]. Other modules see typed rows and never a query string.
 
+mod automations;
 mod campaigns;
 mod contacts;
 mod enqueue;
@@ -26,6 +27,9 @@ use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 
+pub use automations::{
+    AgentDecision, AutomationRow, ClaimedRun, Engagement, NewAutomation, RunMessage, RunProgress, RunRow,
+};
 pub use campaigns::{CampaignRow, StatusCount};
 pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentRow};
 pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey, Targeting};

@@ -83,8 +83,10 @@ pub(super) async fn insert_template(
     insert_version(tx, id, 1, c, now).await
 }
 
-/// The starter templates, for a new tenant, inside `tx`.
-pub(super) async fn insert_starters(tx: &mut WriteTx, tenant_id: &TenantId, now: i64) -> Result<(), sqlx::Error> {
+/// The starter templates, for a new tenant, inside `tx`. Returns the id of the
+/// follow-up template (which the starter follow-up automation sends).
+pub(super) async fn insert_starters(tx: &mut WriteTx, tenant_id: &TenantId, now: i64) -> Result<String, sqlx::Error> {
+    let mut follow_up = String::new();
     for s in &crate::render::starters::STARTERS {
         let content = TemplateContent {
             name: s.name.to_owned(),
@@ -92,9 +94,13 @@ pub(super) async fn insert_starters(tx: &mut WriteTx, tenant_id: &TenantId, now:
             html: s.html.to_owned(),
             text: None,
         };
-        insert_template(tx, tenant_id, &new_id(), &content, now).await?;
+        let id = new_id();
+        insert_template(tx, tenant_id, &id, &content, now).await?;
+        if s.name == crate::render::starters::FOLLOW_UP {
+            follow_up = id;
+        }
     }
-    Ok(())
+    Ok(follow_up)
 }
 
 impl Store {

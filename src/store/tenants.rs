@@ -60,7 +60,7 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// A new tenant, with the starter templates.
+    /// A new tenant, with the starter templates and the starter automations (disabled).
     pub async fn create_tenant(&self, id: &TenantId, name: &str) -> Result<TenantRow, sqlx::Error> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
@@ -72,7 +72,8 @@ impl Store {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        super::templates::insert_starters(&mut tx, id, now).await?;
+        let follow_up = super::templates::insert_starters(&mut tx, id, now).await?;
+        super::automations::insert_starters(&mut tx, id, &follow_up, now).await?;
         tx.commit().await?;
         Ok(row)
     }

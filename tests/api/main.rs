@@ -6,6 +6,7 @@
 mod helpers;
 
 mod auth;
+mod automations;
 mod bench;
 mod campaigns;
 mod contacts;

@@ -24,13 +24,13 @@ async fn dispatch_all(app: &TestApp) {
 }
 
 #[tokio::test]
-async fn every_new_tenant_starts_with_four_editable_templates() {
+async fn every_new_tenant_starts_with_five_editable_templates() {
     let (app, t, key) = app_with_tenant(true).await;
     let list = app.get(&format!("/customers/{t}/templates"), &key).await;
     assert_eq!(list.status, StatusCode::OK);
     let names: Vec<&str> = list.body.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names.len(), 4, "{names:?}");
-    for expected in ["Ticket confirmation", "Shipping notification", "Password reset", "Invitation"] {
+    assert_eq!(names.len(), 5, "{names:?}");
+    for expected in ["Ticket confirmation", "Shipping notification", "Password reset", "Invitation", "Follow-up"] {
         assert!(names.contains(&expected), "{expected} in {names:?}");
     }
     let shipping = list.body.as_array().unwrap().iter().find(|t| t["name"] == "Shipping notification").unwrap();
@@ -41,7 +41,7 @@ async fn every_new_tenant_starts_with_four_editable_templates() {
     assert_eq!(edited.body["version"], 2);
     // Another tenant has its own four, and cannot see these.
     let (t2, key2) = app.verified_tenant("Other", "other.com").await;
-    assert_eq!(app.get(&format!("/customers/{t2}/templates"), &key2).await.body.as_array().unwrap().len(), 4);
+    assert_eq!(app.get(&format!("/customers/{t2}/templates"), &key2).await.body.as_array().unwrap().len(), 5);
     assert_eq!(app.get(&format!("/customers/{t}/templates/{id}"), &key2).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.get(&format!("/customers/{t2}/templates/{id}"), &key2).await.status, StatusCode::NOT_FOUND);
 }

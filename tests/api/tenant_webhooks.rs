@@ -15,15 +15,15 @@ use crate::helpers::{event, spawn_with, wait_for, Options, TestApp, ADMIN_KEY};
 /// A webhook receiver on 127.0.0.1:0: records every request, answers the
 /// scripted statuses in turn, then `fallback`.
 #[derive(Clone)]
-struct Receiver {
-    url: String,
+pub struct Receiver {
+    pub url: String,
     got: Arc<Mutex<Vec<(HeaderMap, String)>>>,
     script: Arc<Mutex<VecDeque<u16>>>,
     fallback: Arc<Mutex<u16>>,
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub async fn start() -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://127.0.0.1:{}/hook", listener.local_addr().unwrap().port());
         let r = Receiver { url, got: Arc::default(), script: Arc::default(), fallback: Arc::new(Mutex::new(200)) };
@@ -51,11 +51,11 @@ impl Receiver {
         *self.fallback.lock().unwrap() = status;
     }
 
-    fn received(&self) -> Vec<(HeaderMap, String)> {
+    pub fn received(&self) -> Vec<(HeaderMap, String)> {
         self.got.lock().unwrap().clone()
     }
 
-    async fn wait_for(&self, n: usize) -> Vec<(HeaderMap, String)> {
+    pub async fn wait_for(&self, n: usize) -> Vec<(HeaderMap, String)> {
         wait_for(&format!("{n} webhook(s)"), Duration::from_secs(20), || async { self.received().len() >= n }).await;
         self.received()
     }
@@ -65,7 +65,7 @@ fn header(h: &HeaderMap, name: &str) -> String {
     h.get(name).unwrap().to_str().unwrap().to_owned()
 }
 
-fn verifies(secret: &str, h: &HeaderMap, body: &str) -> bool {
+pub fn verifies(secret: &str, h: &HeaderMap, body: &str) -> bool {
     standardwebhooks::Webhook::new(secret).unwrap().verify(body.as_bytes(), h).is_ok()
 }
 
@@ -91,7 +91,7 @@ async fn customer(app: &TestApp, name: &str) -> (String, String) {
     (id, key.body["key"].as_str().unwrap().to_owned())
 }
 
-async fn endpoint(app: &TestApp, t: &str, key: &str, url: &str, types: &[&str]) -> (String, String) {
+pub async fn endpoint(app: &TestApp, t: &str, key: &str, url: &str, types: &[&str]) -> (String, String) {
     let r = app.post(&format!("/customers/{t}/webhooks"), key, json!({ "url": url, "event_types": types })).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     (r.body["id"].as_str().unwrap().to_owned(), r.body["secret"].as_str().unwrap().to_owned())
@@ -456,4 +456,30 @@ async fn every_webhook_route_is_in_the_openapi_document() {
     ] {
         assert!(paths.contains_key(p), "openapi lacks {p}");
     }
+}
+
+#[tokio::test]
+async fn a_finished_campaign_is_announced_once_with_its_figures() {
+    let app = app_with(true).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    let rx = Receiver::start().await;
+    let (_, secret) = endpoint(&app, &t, &key, &rx.url, &["campaign.sent"]).await;
+    for i in 0..3 {
+        app.add_contact(&t, &key, json!({ "email": format!("c{i}@example.org") })).await;
+    }
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let cid = r.body["campaign_id"].as_str().unwrap().to_owned();
+    app.drain().await;
+    let got = rx.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(rx.received().len(), 1, "announced once: {got:?}");
+    let (headers, body) = &got[0];
+    assert!(verifies(&secret, headers, body));
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["type"], "campaign.sent");
+    assert_eq!(body["data"]["campaign_id"], json!(cid));
+    assert_eq!(body["data"]["status"], "sent");
+    assert_eq!(body["data"]["recipients"], 3);
+    assert_eq!(body["data"]["sent"], 3);
 }

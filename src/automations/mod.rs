@@ -1,0 +1,352 @@
+//! The automation engine: claims the runs event ingestion queued and carries
+//! out each rule's actions in order, beside the outbox and never in a webhook
+//! request. A run is durable: a delayed action parks it (`due_at` in the
+//! future) and it is claimed again when due, after a restart too; every step
+//! done is recorded before the next, so a run taken over from a dead worker
+//! does not repeat what was done.
+
+pub mod agent;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{watch, Notify};
+
+use crate::domain::automation::{Action, Rule};
+use crate::domain::{new_id, now_ms, EmailAddress, Tag, TenantId};
+use crate::llm::LlmClient;
+use crate::store::{ClaimedRun, NewSingle, RunProgress, Store};
+
+/// How long a claimed run stays its worker's: past the model's timeout.
+const LEASE_MS: i64 = 120_000;
+/// Runs claimed per step.
+const CLAIM: i64 = 16;
+/// How often finished campaigns are looked for (`campaign.sent`).
+const CAMPAIGN_SWEEP: Duration = Duration::from_secs(1);
+/// Attempts at a run that keeps failing on errors (the database's, say).
+const MAX_ATTEMPTS: i64 = 5;
+
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    /// Wakes the outbox when an action queues an email.
+    wake: Arc<Notify>,
+    llm: Option<LlmClient>,
+    agent_daily_cap: i64,
+}
+
+/// One action's result.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Done(String),
+    /// Nothing to do (already done, no contact, ...): the run goes on.
+    Skipped(String),
+    /// The recipient cannot be mailed any more: a delayed send is cancelled.
+    Unmailable(String),
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Done(_) => "done",
+            Self::Skipped(_) => "skipped",
+            Self::Unmailable(_) => "cancelled",
+        }
+    }
+
+    fn detail(&self) -> &str {
+        match self {
+            Self::Done(d) | Self::Skipped(d) | Self::Unmailable(d) => d,
+        }
+    }
+}
+
+/// What the actions of one run act on: the event and its contact.
+pub(crate) struct Subject<'a> {
+    pub run: &'a ClaimedRun,
+    pub tenant: TenantId,
+    pub contact: Option<crate::store::ContactRow>,
+}
+
+impl Engine {
+    pub fn new(store: Store, wake: Arc<Notify>, config: &crate::config::Config) -> anyhow::Result<Self> {
+        let llm = match &config.llm {
+            Some(s) => {
+                Some(LlmClient::new(s.api, &s.url, s.api_key.clone(), &s.model, Duration::from_millis(s.timeout_ms))?)
+            }
+            None => None,
+        };
+        Ok(Self { store, wake, llm, agent_daily_cap: i64::from(config.agent_daily_cap) })
+    }
+
+    /// Runs until `shutdown` turns true, finishing the runs in hand. Also tells
+    /// tenants' webhooks when a campaign has finished sending (`campaign.sent`).
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut last_sweep = std::time::Instant::now();
+        while !*shutdown.borrow() {
+            if last_sweep.elapsed() >= CAMPAIGN_SWEEP {
+                last_sweep = std::time::Instant::now();
+                if let Err(e) = self.store.notify_finished_campaigns(50).await {
+                    tracing::error!(error = ?e, "finished campaigns could not be announced");
+                }
+            }
+            let idle = match self.step().await {
+                Ok(0) => Duration::from_millis(200),
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::error!(error = ?e, "automation step failed");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(idle) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Claims the due runs and carries them out side by side. Returns how many.
+    pub async fn step(&self) -> anyhow::Result<usize> {
+        let runs = self.store.claim_runs(LEASE_MS, CLAIM).await?;
+        let n = runs.len();
+        let work = runs.into_iter().map(|run| async move {
+            if let Err(e) = self.execute(&run).await {
+                tracing::warn!(run = %run.id, error = ?e, "automation run failed; retried");
+                let backoff = 1_000 * (1_i64 << run.attempts.clamp(0, 10));
+                let next = if run.attempts + 1 >= MAX_ATTEMPTS {
+                    RunProgress::End { status: "failed" }
+                } else {
+                    RunProgress::Retry { due_at: now_ms() + backoff, error: "an error occurred; retried" }
+                };
+                if let Err(e) = self.store.save_run(&run, &run.log, next).await {
+                    tracing::error!(run = %run.id, error = ?e, "could not record a failed automation run");
+                }
+            }
+        });
+        futures::future::join_all(work).await;
+        Ok(n)
+    }
+
+    async fn execute(&self, run: &ClaimedRun) -> anyhow::Result<()> {
+        let mut log: Vec<Value> = serde_json::from_str(&run.log).unwrap_or_default();
+        let end = |log: &Vec<Value>, status| {
+            let log = Value::Array(log.clone()).to_string();
+            async move { self.store.save_run(run, &log, RunProgress::End { status }).await }
+        };
+        if run.enabled == 0 {
+            log.push(entry(None, "skipped", "the rule was disabled before it ran"));
+            end(&log, "skipped").await?;
+            return Ok(());
+        }
+        let rule: Rule = match serde_json::from_str(&run.definition) {
+            Ok(r) => r,
+            Err(e) => {
+                log.push(entry(None, "failed", &format!("the stored rule cannot be read: {e}")));
+                end(&log, "failed").await?;
+                return Ok(());
+            }
+        };
+        let tenant = TenantId::from_stored(run.tenant_id.clone());
+        let contact = match &run.contact_id {
+            Some(id) => self.store.contact(&tenant, id).await?,
+            None => None,
+        };
+        let subject = Subject { run, tenant, contact };
+        if run.step == 0 && run.waited == 0 {
+            if let Some(reason) = self.unmet_condition(&rule, &subject).await? {
+                log.push(entry(None, "skipped", &reason));
+                end(&log, "skipped").await?;
+                return Ok(());
+            }
+        }
+        let first = usize::try_from(run.step).unwrap_or(usize::MAX);
+        for (i, action) in rule.actions.iter().enumerate().skip(first) {
+            let step = i64::try_from(i).unwrap_or(i64::MAX);
+            let resumed = step == run.step && run.waited == 1;
+            let delay = action.delay_ms();
+            if delay > 0 && !resumed {
+                log.push(entry(
+                    Some(action),
+                    "waiting",
+                    &format!("until {}", crate::domain::rfc3339(now_ms() + delay)),
+                ));
+                let log = Value::Array(log).to_string();
+                self.store.save_run(run, &log, RunProgress::Wait { step, due_at: now_ms() + delay }).await?;
+                return Ok(());
+            }
+            if resumed {
+                // The "waiting" entry is replaced by what happened.
+                if log.last().and_then(|e| e.get("outcome")).and_then(Value::as_str) == Some("waiting") {
+                    log.pop();
+                }
+            }
+            let outcome = match action {
+                Action::Agent { .. } => agent::decide(self, &subject, &rule, action).await?,
+                other => self.act(&subject, other, false).await?,
+            };
+            log.push(entry(Some(action), outcome.label(), outcome.detail()));
+            if matches!(outcome, Outcome::Unmailable(_)) && resumed {
+                end(&log, "cancelled").await?;
+                return Ok(());
+            }
+            let next = Value::Array(log.clone()).to_string();
+            if !self.store.advance_run(run, step + 1, &next).await? {
+                return Ok(()); // The claim was lost; its new owner carries on.
+            }
+        }
+        end(&log, "done").await?;
+        Ok(())
+    }
+
+    /// Why the rule does not apply after all, if it does not: the contact lacks
+    /// the trigger's tag, or a delayed message was delivered within the wait.
+    async fn unmet_condition(&self, rule: &Rule, s: &Subject<'_>) -> anyhow::Result<Option<String>> {
+        if let Some(tag) = &rule.trigger.tag {
+            let has = s.contact.as_ref().is_some_and(|c| contact_tags(c).iter().any(|t| t == tag));
+            if !has {
+                return Ok(Some(format!("the contact does not have the tag `{tag}`")));
+            }
+        }
+        if rule.trigger.event == "email.delivery_delayed" {
+            let delivered =
+                self.store.run_message(&s.run.tenant_id, &s.run.message_id).await?.is_some_and(|m| m.delivered > 0);
+            if delivered {
+                let hours = rule.trigger.no_delivery_within_hours.unwrap_or_default();
+                return Ok(Some(format!("the email was delivered within {hours} h")));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Carries out one (non-agent) action. `by_agent`: the daily cap applies.
+    pub(crate) async fn act(&self, s: &Subject<'_>, action: &Action, by_agent: bool) -> anyhow::Result<Outcome> {
+        let run = s.run;
+        Ok(match action {
+            Action::SendTemplate { template_id, .. } => self.send_template(s, template_id, by_agent).await?,
+            Action::AddTag { tag } | Action::RemoveTag { tag } => {
+                let add = matches!(action, Action::AddTag { .. });
+                let Some(contact) = &s.contact else {
+                    return Ok(Outcome::Skipped("the recipient is not a contact".into()));
+                };
+                let tag = Tag::parse(tag).map_err(anyhow::Error::msg)?;
+                match self.store.set_contact_tag(&s.tenant, &contact.id, &tag, add).await? {
+                    None => Outcome::Skipped("the contact was deleted".into()),
+                    Some(false) if add => Outcome::Skipped(format!("the contact already has `{}`", tag.as_str())),
+                    Some(false) => Outcome::Skipped(format!("the contact does not have `{}`", tag.as_str())),
+                    Some(true) if add => Outcome::Done(format!("tagged `{}`", tag.as_str())),
+                    Some(true) => Outcome::Done(format!("untagged `{}`", tag.as_str())),
+                }
+            }
+            Action::Suppress {} => {
+                let Some(message) = self.store.run_message(&run.tenant_id, &run.message_id).await? else {
+                    return Ok(Outcome::Skipped("the email no longer exists".into()));
+                };
+                let email = normalized(&message.to_email);
+                let added = self.store.add_suppressions(&s.tenant, &[email], "automation", "automation").await?;
+                if added == 1 {
+                    Outcome::Done("the address is suppressed".into())
+                } else {
+                    Outcome::Skipped("the address was suppressed already".into())
+                }
+            }
+            Action::Notify { message } => {
+                let data = json!({
+                    "automation_id": run.automation_id,
+                    "run_id": run.id,
+                    "message": message,
+                    "event": {
+                        "type": run.event_type,
+                        "email_id": run.message_id,
+                        "campaign_id": run.campaign_id,
+                        "contact_id": run.contact_id,
+                        "link": run.link,
+                    },
+                });
+                let n = self.store.enqueue_tenant_events(&s.tenant, "automation.alert", &data).await?;
+                Outcome::Done(format!("automation.alert queued for {n} endpoint(s)"))
+            }
+            Action::Agent { .. } => Outcome::Skipped("an agent cannot call an agent".into()),
+        })
+    }
+
+    async fn send_template(&self, s: &Subject<'_>, template_id: &str, by_agent: bool) -> anyhow::Result<Outcome> {
+        let run = s.run;
+        let Some(tenant) = self.store.tenant(&s.tenant).await? else {
+            return Ok(Outcome::Skipped("the customer is gone".into()));
+        };
+        let domain = match (&tenant.domain_name, tenant.domain_verified()) {
+            (Some(d), true) => d.clone(),
+            _ => return Ok(Outcome::Skipped("the sending domain is not verified".into())),
+        };
+        let Some(template) = self.store.template(&s.tenant, template_id, None).await? else {
+            return Ok(Outcome::Skipped("the template was deleted".into()));
+        };
+        let Some(message) = self.store.run_message(&run.tenant_id, &run.message_id).await? else {
+            return Ok(Outcome::Skipped("the email no longer exists".into()));
+        };
+        let email = normalized(&message.to_email);
+        if s.contact.as_ref().is_some_and(|c| c.status != "subscribed") {
+            return Ok(Outcome::Unmailable("the contact is unsubscribed; not mailed".into()));
+        }
+        if self.store.is_suppressed(&s.tenant, &email).await? {
+            return Ok(Outcome::Unmailable("the address is suppressed; not mailed".into()));
+        }
+        let day = now_ms() / crate::store::DAY_MS;
+        if by_agent && !self.store.take_agent_send(&run.tenant_id, day, self.agent_daily_cap).await? {
+            anyhow::bail!(GuardrailRefusal(format!(
+                "the daily cap of {} agent-initiated emails is reached (MAILROOM_AGENT_DAILY_CAP)",
+                self.agent_daily_cap
+            )));
+        }
+        let single = NewSingle {
+            id: new_id(),
+            to_email: message.to_email.clone(),
+            first_name: s.contact.as_ref().and_then(|c| c.first_name.clone()).or(message.first_name),
+            contact_id: s.contact.as_ref().map(|c| c.id.clone()),
+            from_address: format!("hello@{domain}"),
+            subject: template.subject,
+            html: template.html,
+            text: template.text_body,
+            template: Some((template.id, template.version)),
+            variables: Some("{}".into()),
+            list_unsubscribe: true,
+            reply_to: None,
+            tags_json: None,
+        };
+        let contact_key = s.contact.as_ref().map_or_else(|| email.clone(), |c| c.id.clone());
+        let scope = run.campaign_id.clone().unwrap_or_else(|| format!("email:{}", run.message_id));
+        let queued =
+            self.store.enqueue_automation_send(&s.tenant, &run.automation_id, &contact_key, &scope, &single).await?;
+        if !queued {
+            if by_agent {
+                self.store.return_agent_send(&run.tenant_id, day).await?;
+            }
+            return Ok(Outcome::Skipped("this rule already mailed this contact for this campaign".into()));
+        }
+        self.wake.notify_waiters();
+        Ok(Outcome::Done(format!("email {} queued", single.id)))
+    }
+}
+
+/// A guardrail said no to what the agent chose (the fallback runs instead).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct GuardrailRefusal(pub String);
+
+fn normalized(address: &str) -> String {
+    EmailAddress::parse(address).map(|e| e.normalized()).unwrap_or_else(|_| address.trim().to_lowercase())
+}
+
+fn contact_tags(c: &crate::store::ContactRow) -> Vec<String> {
+    serde_json::from_str(&c.tags).unwrap_or_default()
+}
+
+fn entry(action: Option<&Action>, outcome: &str, detail: &str) -> Value {
+    json!({
+        "action": action.map(Action::kind),
+        "outcome": outcome,
+        "detail": detail,
+        "at": crate::domain::rfc3339(now_ms()),
+    })
+}
