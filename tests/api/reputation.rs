@@ -432,6 +432,13 @@ async fn reputation_routes_check_keys_ids_and_input() {
     // Not paused: nothing to resume.
     assert_eq!(app.post(&path, ADMIN_KEY, json!({})).await.status, StatusCode::CONFLICT);
 
+    // The gauge of customers per state (refreshed by the server every few seconds).
+    wait_for("the reputation gauge", Duration::from_secs(15), || async {
+        let m = app.request(Method::GET, "/metrics", Some(ADMIN_KEY), None).await;
+        m.body.as_str().is_some_and(|text| text.contains("mailroom_tenants_by_reputation{state=\"paused\"}"))
+    })
+    .await;
+
     // Every route is documented.
     let doc = app.request(Method::GET, "/openapi.json", None, None).await;
     let paths = doc.body["paths"].as_object().unwrap();
