@@ -43,7 +43,8 @@ impl Core {
         let _ = crate::telemetry::metrics_handle();
         let store = Store::connect(&config.database_url, config.db_max_connections)
             .await?
-            .with_soft_bounce(config.soft_bounce_limit, config.soft_bounce_days);
+            .with_soft_bounce(config.soft_bounce_limit, config.soft_bounce_days)
+            .with_reputation(config.reputation_policy());
         store.migrate().await?;
         let mut tasks = Vec::new();
         let events = EventWriter::spawn(store.clone());
@@ -104,6 +105,11 @@ impl Core {
                 None
             }
         };
+        let sweep = tokio::spawn(crate::reputation::run_sweep(
+            self.store.clone(),
+            Duration::from_secs(config.reputation_sweep_secs),
+            stop_rx.clone(),
+        ));
         // Automations act on delivery events after they are stored, beside the outbox.
         let automations = match crate::automations::Engine::new(self.store.clone(), self.wake.clone(), config) {
             Ok(engine) => Some(tokio::spawn(engine.run(stop_rx.clone()))),
@@ -134,6 +140,7 @@ impl Core {
             }
         }
         poller.abort();
+        sweep.abort();
         for t in self.tasks {
             t.abort();
         }

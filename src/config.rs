@@ -101,6 +101,35 @@ pub struct Config {
     /// `MAILROOM_SOFT_BOUNCE_DAYS`: the window, in days, in which soft bounces
     /// count towards `MAILROOM_SOFT_BOUNCE_LIMIT` (default 30).
     pub soft_bounce_days: u32,
+    /// `MAILROOM_REPUTATION_MIN_SENT`: emails a tenant must have sent within
+    /// the window before its bounce and complaint rates are judged (default 200).
+    pub reputation_min_sent: u32,
+    /// `MAILROOM_REPUTATION_WINDOW_DAYS`: the rolling window of the rates, in
+    /// days (default 7; counted in whole hours, the current one included).
+    pub reputation_window_days: u32,
+    /// `MAILROOM_REPUTATION_BOUNCE_WARNING_PERCENT`: hard-bounce rate (hard
+    /// bounces / sent) at which a tenant is in `warning` (default 2).
+    pub reputation_bounce_warning_percent: f64,
+    /// `MAILROOM_REPUTATION_BOUNCE_PAUSE_PERCENT`: hard-bounce rate at which a
+    /// tenant's campaign mail is paused (default 4: Resend's own account limit).
+    pub reputation_bounce_pause_percent: f64,
+    /// `MAILROOM_REPUTATION_COMPLAINT_WARNING_PERCENT`: complaint rate
+    /// (complaints / delivered) at which a tenant is in `warning` (default 0.04).
+    pub reputation_complaint_warning_percent: f64,
+    /// `MAILROOM_REPUTATION_COMPLAINT_PAUSE_PERCENT`: complaint rate at which a
+    /// tenant's campaign mail is paused (default 0.08: Resend's own account limit).
+    pub reputation_complaint_pause_percent: f64,
+    /// `MAILROOM_REPUTATION_SWEEP_SECS`: how often the worker re-evaluates every
+    /// tenant (figures leaving the window, warnings clearing); bounces and
+    /// complaints are evaluated as soon as they are stored (default 60).
+    pub reputation_sweep_secs: u64,
+    /// `MAILROOM_ALERT_WEBHOOK_URL`: where the operator is alerted (signed per
+    /// Standard Webhooks, like webhooks to tenants, from the same durable queue)
+    /// when a tenant's reputation state changes. Unset: alerts go to the log only.
+    pub alert_webhook_url: Option<String>,
+    /// `MAILROOM_ALERT_WEBHOOK_SECRET`: the `whsec_...` secret that signs those
+    /// alerts; required with `MAILROOM_ALERT_WEBHOOK_URL`.
+    pub alert_webhook_secret: Option<String>,
     /// The language model behind automations' `agent` action: `MAILROOM_LLM_URL`,
     /// `MAILROOM_LLM_API`, `MAILROOM_LLM_API_KEY`, `MAILROOM_LLM_MODEL`,
     /// `MAILROOM_LLM_TIMEOUT_MS`. `None` when no URL is set: `agent` rules are refused.
@@ -127,6 +156,42 @@ pub struct LlmSettings {
     /// `MAILROOM_LLM_TIMEOUT_MS`: how long one decision may take before the
     /// rule's fallback runs (default 10,000).
     pub timeout_ms: u64,
+}
+
+impl Config {
+    /// The reputation guard's policy from these settings.
+    pub fn reputation_policy(&self) -> crate::domain::ReputationPolicy {
+        use crate::domain::reputation::percent_to_ppm;
+        crate::domain::ReputationPolicy {
+            min_sent: i64::from(self.reputation_min_sent),
+            window_ms: i64::from(self.reputation_window_days) * 24 * 3_600_000,
+            bounce_warning_ppm: percent_to_ppm(self.reputation_bounce_warning_percent),
+            bounce_pause_ppm: percent_to_ppm(self.reputation_bounce_pause_percent),
+            complaint_warning_ppm: percent_to_ppm(self.reputation_complaint_warning_percent),
+            complaint_pause_ppm: percent_to_ppm(self.reputation_complaint_pause_percent),
+            alert_operator: self.alert_webhook_url.is_some(),
+        }
+    }
+}
+
+/// A `(warning, pause)` pair of percentages: each above 0 and at most 100,
+/// the warning no higher than the pause.
+fn percent_pair(
+    get: &impl Fn(&str) -> Option<String>,
+    warning: (&str, f64),
+    pause: (&str, f64),
+) -> anyhow::Result<(f64, f64)> {
+    let w: f64 = parse_number(get(warning.0), warning.0, warning.1)?;
+    let p: f64 = parse_number(get(pause.0), pause.0, pause.1)?;
+    for (name, v) in [(warning.0, w), (pause.0, p)] {
+        if !(v.is_finite() && v > 0.0 && v <= 100.0) {
+            bail!("{name} must be a percentage above 0 and at most 100, like 4 or 0.08");
+        }
+    }
+    if w > p {
+        bail!("{} must not be above {}", warning.0, pause.0);
+    }
+    Ok((w, p))
 }
 
 impl Config {
@@ -212,6 +277,48 @@ impl Config {
         }
         let webhook_disable_after =
             parse_number(get("MAILROOM_WEBHOOK_DISABLE_AFTER"), "MAILROOM_WEBHOOK_DISABLE_AFTER", 100)?;
+        let reputation_min_sent =
+            parse_number(get("MAILROOM_REPUTATION_MIN_SENT"), "MAILROOM_REPUTATION_MIN_SENT", 200)?;
+        let reputation_window_days: u32 =
+            parse_number(get("MAILROOM_REPUTATION_WINDOW_DAYS"), "MAILROOM_REPUTATION_WINDOW_DAYS", 7)?;
+        if !(1..=90).contains(&reputation_window_days) {
+            bail!("MAILROOM_REPUTATION_WINDOW_DAYS must be from 1 to 90");
+        }
+        let (reputation_bounce_warning_percent, reputation_bounce_pause_percent) = percent_pair(
+            &get,
+            ("MAILROOM_REPUTATION_BOUNCE_WARNING_PERCENT", 2.0),
+            ("MAILROOM_REPUTATION_BOUNCE_PAUSE_PERCENT", 4.0),
+        )?;
+        let (reputation_complaint_warning_percent, reputation_complaint_pause_percent) = percent_pair(
+            &get,
+            ("MAILROOM_REPUTATION_COMPLAINT_WARNING_PERCENT", 0.04),
+            ("MAILROOM_REPUTATION_COMPLAINT_PAUSE_PERCENT", 0.08),
+        )?;
+        let reputation_sweep_secs: u64 =
+            parse_number(get("MAILROOM_REPUTATION_SWEEP_SECS"), "MAILROOM_REPUTATION_SWEEP_SECS", 60)?;
+        let alert_webhook_url = get("MAILROOM_ALERT_WEBHOOK_URL").map(|u| u.trim().to_owned());
+        if let Some(u) = &alert_webhook_url {
+            let parsed = url::Url::parse(u).map_err(|e| anyhow::anyhow!("MAILROOM_ALERT_WEBHOOK_URL: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                bail!("MAILROOM_ALERT_WEBHOOK_URL must be an http(s) URL");
+            }
+        }
+        let alert_webhook_secret = get("MAILROOM_ALERT_WEBHOOK_SECRET").map(|s| s.trim().to_owned());
+        match (&alert_webhook_url, &alert_webhook_secret) {
+            (Some(_), None) => bail!(
+                "MAILROOM_ALERT_WEBHOOK_URL needs MAILROOM_ALERT_WEBHOOK_SECRET (`whsec_` and base64 of 24 to 64 \
+                 random bytes: `echo whsec_$(openssl rand -base64 32)`)"
+            ),
+            (_, Some(secret)) => {
+                let raw = secret
+                    .strip_prefix("whsec_")
+                    .map(|k| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, k).unwrap_or_default());
+                if !raw.is_some_and(|r| (24..=64).contains(&r.len())) {
+                    bail!("MAILROOM_ALERT_WEBHOOK_SECRET must be `whsec_` and base64 of 24 to 64 random bytes");
+                }
+            }
+            (None, None) => {}
+        }
         let llm = match get("MAILROOM_LLM_URL") {
             None => None,
             Some(url) => {
@@ -278,6 +385,15 @@ impl Config {
             webhook_disable_after: webhook_disable_after.max(1),
             soft_bounce_limit: soft_bounce_limit.max(1),
             soft_bounce_days: soft_bounce_days.max(1),
+            reputation_min_sent,
+            reputation_window_days,
+            reputation_bounce_warning_percent,
+            reputation_bounce_pause_percent,
+            reputation_complaint_warning_percent,
+            reputation_complaint_pause_percent,
+            reputation_sweep_secs: reputation_sweep_secs.max(1),
+            alert_webhook_url,
+            alert_webhook_secret,
             llm,
             agent_daily_cap,
             debug,
@@ -337,6 +453,29 @@ mod tests {
     fn webhook_secrets_are_split_on_commas_for_rotation() {
         let c = config(&[("WEBHOOK_SECRET", "whsec_a, whsec_b,")]).unwrap();
         assert_eq!(c.webhook_secrets, vec!["whsec_a", "whsec_b"]);
+    }
+
+    #[test]
+    fn reputation_thresholds_are_percentages_in_order() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.reputation_policy(), crate::domain::ReputationPolicy::default());
+        assert!(config(&[("MAILROOM_REPUTATION_BOUNCE_WARNING_PERCENT", "5")]).is_err(), "above the pause");
+        assert!(config(&[("MAILROOM_REPUTATION_COMPLAINT_PAUSE_PERCENT", "0")]).is_err());
+        assert!(config(&[("MAILROOM_REPUTATION_BOUNCE_PAUSE_PERCENT", "101")]).is_err());
+    }
+
+    #[test]
+    fn an_alert_webhook_needs_a_whsec_secret() {
+        let url = ("MAILROOM_ALERT_WEBHOOK_URL", "https://ops.example.com/hook");
+        assert!(config(&[url]).is_err());
+        assert!(config(&[url, ("MAILROOM_ALERT_WEBHOOK_SECRET", "plain")]).is_err());
+        let c = config(&[url, ("MAILROOM_ALERT_WEBHOOK_SECRET", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")]).unwrap();
+        assert!(c.reputation_policy().alert_operator);
+        assert!(config(&[
+            ("MAILROOM_ALERT_WEBHOOK_URL", "ftp://x"),
+            ("MAILROOM_ALERT_WEBHOOK_SECRET", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
+        ])
+        .is_err());
     }
 
     #[test]

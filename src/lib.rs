@@ -1,7 +1,7 @@
 //! mailroom: a self-hosted, multi-tenant email service over one Resend account.
 //!
-//! Arrows point down: `app` -> `api`/`auth` -> `state` -> `outbox`/`events`/`notify`/`automations`/`domain_auth`
-//! -> `store`/`provider`/`render`/`llm` -> `domain`.
+//! Arrows point down: `app` -> `api`/`auth` -> `state` -> `outbox`/`events`/`notify`/`automations`/`reputation`/
+//! `domain_auth` -> `store`/`provider`/`render`/`llm` -> `domain`.
 
 pub mod api;
 pub mod app;
@@ -23,6 +23,7 @@ pub mod notify;
 pub mod outbox;
 pub mod provider;
 pub mod render;
+pub mod reputation;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -21,7 +21,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Prometheus metrics: queue depth by priority and status (refreshed every few
 /// seconds), provider requests by outcome and error, retries, dead letters,
-/// rate-limit waits, provider latency, webhook events by type.
+/// rate-limit waits, provider latency, webhook events by type, customers per
+/// reputation state (`mailroom_tenants_by_reputation`).
 #[utoipa::path(get, path = "/metrics", tag = "health", security(("bearer" = [])),
     responses((status = 200, content_type = "text/plain"), (status = 401, body = crate::error::ErrorBody),
         (status = 403, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)))]
@@ -44,6 +45,15 @@ pub async fn run_queue_gauges(store: Store, every: Duration, mut stop: watch::Re
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not read the queue depth"),
+        }
+        // Tenants per reputation state (zeros included, so a recovery reads 0).
+        match store.reputation_state_counts().await {
+            Ok(counts) => {
+                for (state, n) in counts {
+                    metrics::gauge!("mailroom_tenants_by_reputation", "state" => state.as_str()).set(n as f64);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the reputation states"),
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}

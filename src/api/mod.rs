@@ -14,6 +14,7 @@ pub mod extract;
 mod health;
 mod idempotency;
 mod metrics;
+mod reputation;
 pub(crate) mod segments;
 pub(crate) mod send;
 mod stats;
@@ -56,6 +57,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(campaigns::router())
         .merge(events::router())
         .merge(stats::router())
+        .merge(reputation::router())
         .merge(webhooks::router())
         .merge(tenant_webhooks::router())
         .merge(automations::router())

@@ -18,8 +18,9 @@ use crate::domain::{new_id, now_ms, EmailAddress, Tag, TenantId};
 use crate::llm::LlmClient;
 use crate::store::{ClaimedRun, NewSingle, RunProgress, Store};
 
-/// How long a claimed run stays its worker's: past the model's timeout.
-const LEASE_MS: i64 = 120_000;
+/// How long claimed runs stay their worker's: they run one after another, each
+/// possibly waiting for the model (`MAILROOM_LLM_TIMEOUT_MS`).
+const LEASE_MS: i64 = 600_000;
 /// Runs claimed per step.
 const CLAIM: i64 = 16;
 /// How often finished campaigns are looked for (`campaign.sent`).
@@ -106,11 +107,14 @@ impl Engine {
         }
     }
 
-    /// Claims the due runs and carries them out side by side. Returns how many.
+    /// Claims the due runs and carries them out one after another: a rule's
+    /// actions are writes, and running many side by side would crowd event
+    /// ingestion out of the database (on SQLite, out of its one writer); a
+    /// backlog of runs can wait a little, a webhook should not. Returns how many.
     pub async fn step(&self) -> anyhow::Result<usize> {
         let runs = self.store.claim_runs(LEASE_MS, CLAIM).await?;
         let n = runs.len();
-        let work = runs.into_iter().map(|run| async move {
+        for run in runs {
             if let Err(e) = self.execute(&run).await {
                 tracing::warn!(run = %run.id, error = ?e, "automation run failed; retried");
                 let backoff = 1_000 * (1_i64 << run.attempts.clamp(0, 10));
@@ -123,8 +127,8 @@ impl Engine {
                     tracing::error!(run = %run.id, error = ?e, "could not record a failed automation run");
                 }
             }
-        });
-        futures::future::join_all(work).await;
+            tokio::task::yield_now().await;
+        }
         Ok(n)
     }
 
@@ -189,6 +193,9 @@ impl Engine {
             if matches!(outcome, Outcome::Unmailable(_)) && resumed {
                 end(&log, "cancelled").await?;
                 return Ok(());
+            }
+            if i + 1 == rule.actions.len() {
+                break; // The last action: the run ends below, in one write.
             }
             let next = Value::Array(log.clone()).to_string();
             if !self.store.advance_run(run, step + 1, &next).await? {

@@ -44,8 +44,23 @@ async fn run(store: Store, mut rx: mpsc::Receiver<(IncomingEvent, Option<EventTa
         let result = store.apply_events(&events).await;
         match result {
             Ok(outcomes) => {
-                for ((_, _, reply), outcome) in group.drain(..).zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+                let judge = reputation_tenants(group.iter().map(|(e, t, _)| (e, t.as_ref())).zip(&outcomes));
+                let replies: Vec<(Reply, EventOutcome)> = group.drain(..).map(|(_, _, r)| r).zip(outcomes).collect();
+                if judge.is_empty() {
+                    for (reply, outcome) in replies {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                } else {
+                    // Beside the writer, so the next group is not kept waiting;
+                    // the replies wait for it, so when the provider's request for
+                    // a threshold-crossing event is answered, the pause holds.
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        judge_reputation(&store, &judge).await;
+                        for (reply, outcome) in replies {
+                            let _ = reply.send(Ok(outcome));
+                        }
+                    });
                 }
             }
             Err(e) if group.len() > 1 => {
@@ -53,7 +68,13 @@ async fn run(store: Store, mut rx: mpsc::Receiver<(IncomingEvent, Option<EventTa
                 // store each alone, so only the failing one answers an error.
                 tracing::warn!(error = %e, events = group.len(), "storing events together failed; storing each alone");
                 for (event, target, reply) in group.drain(..) {
+                    let tenant = target.as_ref().map(|t| t.tenant_id().to_owned());
                     let outcome = store.apply_events(&[(&event, target)]).await;
+                    if let (Ok([EventOutcome::Applied { .. }]), Some(t), true) =
+                        (outcome.as_deref(), &tenant, event.hurts_reputation())
+                    {
+                        judge_reputation(&store, std::slice::from_ref(t)).await;
+                    }
                     let _ = reply.send(match outcome {
                         Ok(mut o) => o.pop().ok_or_else(|| "no outcome".to_owned()),
                         Err(e) => {
@@ -70,5 +91,30 @@ async fn run(store: Store, mut rx: mpsc::Receiver<(IncomingEvent, Option<EventTa
                 }
             }
         }
+    }
+}
+
+/// The tenants whose newly applied events include a hard bounce or a
+/// complaint: the only events that can raise a tenant's rates (sends and
+/// deliveries lower them, and the worker's sweep sees them), so ingestion
+/// pays for an evaluation only where one can matter.
+fn reputation_tenants<'a>(
+    events: impl Iterator<Item = ((&'a IncomingEvent, Option<&'a EventTarget>), &'a EventOutcome)>,
+) -> Vec<String> {
+    let mut tenants: Vec<String> = events
+        .filter(|((e, _), o)| matches!(o, EventOutcome::Applied { .. }) && e.hurts_reputation())
+        .filter_map(|((_, t), _)| t.map(|t| t.tenant_id().to_owned()))
+        .collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    tenants
+}
+
+/// Evaluates these tenants' reputation. A failure is logged, not returned: the
+/// events are stored, and the sweep evaluates again.
+async fn judge_reputation(store: &Store, tenants: &[String]) {
+    let ids: Vec<&str> = tenants.iter().map(String::as_str).collect();
+    if let Err(e) = store.evaluate_reputation(Some(&ids)).await {
+        tracing::warn!(error = %e, "could not evaluate reputation after storing events; the sweep will");
     }
 }

@@ -43,6 +43,16 @@ pub struct NotifierSettings {
     pub disable_after: u32,
     /// Let endpoints be private addresses (development and tests only).
     pub allow_private: bool,
+    /// The operator's alert webhook: deliveries without an endpoint go here.
+    pub alert: Option<OperatorAlert>,
+}
+
+/// `MAILROOM_ALERT_WEBHOOK_URL` and its `whsec_` secret. The operator chose
+/// this address, so the SSRF guard for tenants' URLs does not apply to it.
+#[derive(Clone, Debug)]
+pub struct OperatorAlert {
+    pub url: String,
+    pub secret: String,
 }
 
 impl NotifierSettings {
@@ -51,6 +61,10 @@ impl NotifierSettings {
             retry_scale: config.webhook_retry_scale,
             disable_after: config.webhook_disable_after,
             allow_private: config.allow_private_webhooks,
+            alert: match (&config.alert_webhook_url, &config.alert_webhook_secret) {
+                (Some(url), Some(secret)) => Some(OperatorAlert { url: url.clone(), secret: secret.clone() }),
+                _ => None,
+            },
         }
     }
 }
@@ -68,6 +82,8 @@ pub enum Step {
 pub struct Notifier {
     store: Store,
     http: reqwest::Client,
+    /// For the operator's own alert URL: no SSRF guard (it may well be internal).
+    operator_http: reqwest::Client,
     settings: NotifierSettings,
 }
 
@@ -104,7 +120,14 @@ impl Notifier {
             .user_agent(concat!("mailroom-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| anyhow::anyhow!("Failed to build the webhook client: {e}"))?;
-        Ok(Self { store, http, settings })
+        let operator_http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(ATTEMPT_TIMEOUT)
+            .connect_timeout(ATTEMPT_TIMEOUT)
+            .user_agent(concat!("mailroom-alerts/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| anyhow::anyhow!("Failed to build the alert webhook client: {e}"))?;
+        Ok(Self { store, http, operator_http, settings })
     }
 
     /// Claims the due deliveries (up to a handful), attempts them side by side,
@@ -162,13 +185,29 @@ impl Notifier {
 
     /// Posts the delivery; the status code, or why there was none.
     async fn send(&self, d: &ClaimedDelivery) -> Result<u16, String> {
+        // A delivery without an endpoint is an alert to the operator.
+        let operator;
+        let (d, http) = if d.endpoint_id.is_empty() {
+            let alert = self.settings.alert.as_ref().ok_or("MAILROOM_ALERT_WEBHOOK_URL is not set")?;
+            operator = ClaimedDelivery {
+                url: alert.url.clone(),
+                secret: alert.secret.clone(),
+                previous_secret: None,
+                previous_secret_expires_at: None,
+                ..d.clone()
+            };
+            (&operator, &self.operator_http)
+        } else {
+            (d, &self.http)
+        };
         let url = url::Url::parse(&d.url).map_err(|e| format!("invalid URL: {e}"))?;
-        guard::check_literal_host(&url, self.settings.allow_private)?;
+        if !d.endpoint_id.is_empty() {
+            guard::check_literal_host(&url, self.settings.allow_private)?;
+        }
         let now = now_ms();
         let timestamp = now / 1000;
         let signature = signature_header(d, timestamp, now)?;
-        let response = self
-            .http
+        let response = http
             .post(url)
             .header(standardwebhooks::HEADER_WEBHOOK_ID, &d.id)
             .header(standardwebhooks::HEADER_WEBHOOK_TIMESTAMP, timestamp.to_string())

@@ -93,6 +93,24 @@ pub struct EventTarget {
     pub(super) contact_id: Option<String>,
 }
 
+impl EventTarget {
+    /// The tenant whose message it is.
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+}
+
+impl IncomingEvent {
+    /// A hard bounce or a complaint: what can move a tenant's reputation up.
+    pub fn hurts_reputation(&self) -> bool {
+        match self.event_type.as_str() {
+            "email.complained" => true,
+            "email.bounced" => self.bounce_type.as_deref() == Some("Permanent"),
+            _ => false,
+        }
+    }
+}
+
 /// [`MessageStatus::rank`] as a SQL expression over `column`, so one statement
 /// can compare and set.
 fn rank_sql(column: &str) -> String {

@@ -12,6 +12,7 @@ mod import;
 mod messages;
 mod outbox;
 mod pacer;
+mod reputation;
 mod stats;
 mod suppressions;
 mod templates;
@@ -41,6 +42,7 @@ pub use messages::MessageRow;
 pub use outbox::{
     BatchShape, ClaimedBatch, ClaimedMessage, DueBatch, OutboundBatch, Settlement, IDEMPOTENCY_WINDOW_MS,
 };
+pub use reputation::{ReputationChange, ResumeOutcome, TenantReputation, REPUTATION_EVENT};
 pub use stats::{Bucket, CampaignCounters, DAY_MS, HOUR_MS, METRICS};
 pub use suppressions::{SuppressionRow, UnsubscribeTarget, Unsuppress};
 pub use templates::{TemplateContent, TemplatePatch, TemplateRow};
@@ -67,6 +69,8 @@ pub struct Store {
     sqlite_writer: Arc<tokio::sync::Mutex<()>>,
     /// When transient bounces suppress an address.
     soft_bounce: SoftBounce,
+    /// When a tenant's rates warn or pause its campaigns.
+    reputation: crate::domain::ReputationPolicy,
 }
 
 /// `limit` transient bounces of one contact within `window_ms` suppress it (`soft_bounced`).
@@ -193,6 +197,7 @@ impl Store {
             backend,
             sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
             soft_bounce: SoftBounce::default(),
+            reputation: crate::domain::ReputationPolicy::default(),
         })
     }
 

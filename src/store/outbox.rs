@@ -318,8 +318,11 @@ impl Store {
     ) -> Result<Option<ClaimedBatch>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
-        let head: Option<(String, Option<String>, i64, Option<String>)> = sqlx::query_as(&format!(
-            "SELECT m.id, m.campaign_id, m.solo, t.domain_status FROM messages m JOIN tenants t ON t.id = m.tenant_id \
+        // (id, campaign, solo, the tenant's domain status, its reputation state)
+        type Head = (String, Option<String>, i64, Option<String>, Option<String>);
+        let head: Option<Head> = sqlx::query_as(&format!(
+            "SELECT m.id, m.campaign_id, m.solo, t.domain_status, r.state FROM messages m JOIN tenants t ON t.id = m.tenant_id \
+               LEFT JOIN tenant_reputation r ON r.tenant_id = m.tenant_id \
              WHERE m.status = 'queued' AND m.due_at <= $1 \
              ORDER BY m.priority, m.due_at LIMIT 1{}",
             self.skip_locked("m")
@@ -327,25 +330,49 @@ impl Store {
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((head_id, campaign_id, solo, domain_status)) = head else {
+        let Some((head_id, campaign_id, solo, domain_status, reputation)) = head else {
             tx.commit().await?;
             return Ok(None);
         };
         // A campaign of a tenant whose domain is not verified (the provider
-        // reported it failing) is held: its queued mail waits, re-checked every
-        // HOLD_MS, until the domain is verified again.
-        if let (Some(c), false) = (&campaign_id, domain_status.as_deref() == Some("verified")) {
-            let held = sqlx::query(
-                "UPDATE messages SET due_at = $3 WHERE campaign_id = $1 AND status = 'queued' AND due_at <= $2",
-            )
+        // reported it failing), or whose reputation is paused, is held: its
+        // queued mail waits, re-checked every HOLD_MS, until the domain is
+        // verified again or an admin resumes the tenant.
+        let mut paused = reputation.as_deref() == Some("paused");
+        if paused && campaign_id.is_some() {
+            // Read the state again, share-locked (PostgreSQL): a resume committing
+            // meanwhile is then either seen here (no hold), or waits for this
+            // transaction and releases what it holds. Without the lock, a hold
+            // could land just after a resume's release and keep the mail back.
+            let lock = match self.backend {
+                super::Backend::Postgres => " FOR SHARE",
+                super::Backend::Sqlite => "",
+            };
+            let state: Option<String> = sqlx::query_scalar(&format!(
+                "SELECT r.state FROM tenant_reputation r \
+                 WHERE r.tenant_id = (SELECT m.tenant_id FROM messages m WHERE m.id = $1){lock}"
+            ))
+            .bind(&head_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            paused = state.as_deref() == Some("paused");
+        }
+        if let (Some(c), false) = (&campaign_id, domain_status.as_deref() == Some("verified") && !paused) {
+            // Rows another claim has locked are skipped (that claim holds them
+            // itself): two claims of one campaign never wait on each other.
+            let held = sqlx::query(&format!(
+                "UPDATE messages SET due_at = $3 WHERE id IN (SELECT id FROM messages \
+                   WHERE campaign_id = $1 AND status = 'queued' AND due_at <= $2{})",
+                self.skip_locked("messages")
+            ))
             .bind(c)
             .bind(now)
             .bind(now + HOLD_MS)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            tracing::warn!(campaign = %c, messages = held.rows_affected(), status = ?domain_status,
-                "campaign held: its tenant's domain is not verified");
+            tracing::warn!(campaign = %c, messages = held.rows_affected(), status = ?domain_status, paused,
+                "campaign held: its tenant's domain is not verified, or its reputation is paused");
             return Ok(Some(ClaimedBatch { suppressed: 0, batches: Vec::new() }));
         }
         // Transactional mail, and messages split out of a rejected batch, go alone.

@@ -77,6 +77,8 @@ pub struct DeliveryRow {
 pub struct ClaimedDelivery {
     /// Also the `webhook-id`.
     pub id: String,
+    /// Empty for an alert to the operator (`url` and `secret` then come from
+    /// the configuration, not from an endpoint).
     pub endpoint_id: String,
     pub tenant_id: String,
     pub url: String,
@@ -412,9 +414,10 @@ impl Store {
         }
         let mut tx = self.begin_write().await?;
         let rows: Vec<ClaimedDelivery> = sqlx::query_as(&format!(
-            "SELECT d.id, d.endpoint_id, d.tenant_id, e.url, e.secret, e.previous_secret, e.previous_secret_expires_at, \
-               d.payload, d.attempts, e.enabled \
-             FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+            "SELECT d.id, COALESCE(d.endpoint_id, '') AS endpoint_id, d.tenant_id, COALESCE(e.url, '') AS url, \
+               COALESCE(e.secret, '') AS secret, e.previous_secret, e.previous_secret_expires_at, \
+               d.payload, d.attempts, COALESCE(e.enabled, 1) AS enabled \
+             FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id \
              WHERE d.status = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.next_attempt_at LIMIT $2{}",
             self.skip_locked("d")
         ))

@@ -21,6 +21,7 @@ mod input;
 mod isolation;
 mod pipeline;
 mod provider_errors;
+mod reputation;
 mod segments_dynamic;
 mod send;
 mod stats;

@@ -1,0 +1,202 @@
+//! The reputation guard: each customer's rolling hard-bounce and complaint
+//! rates, its state (`ok`, `warning`, `paused`: campaign mail held) and the
+//! history of changes; the operator's view of everyone, worst first; and the
+//! admin's resume of a paused customer.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::auth::{Admin, TenantAccess};
+use crate::domain::reputation::ppm_to_fraction;
+use crate::domain::{rfc3339, ReputationPolicy, ReputationState, TenantId};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::store::{ReputationChange, ResumeOutcome, TenantReputation};
+
+/// History entries shown, newest first.
+const HISTORY: i64 = 100;
+
+/// A customer's sending reputation. Rates are fractions (0 to 1) over the
+/// rolling window, judged only once `thresholds.min_sent` emails were sent in it.
+#[derive(Serialize, ToSchema)]
+pub struct Reputation {
+    customer_id: String,
+    name: String,
+    /// `ok`, `warning` or `paused` (campaign mail held; transactional mail still goes).
+    state: String,
+    campaigns_paused: bool,
+    /// When the state last changed (absent: never).
+    state_since: Option<String>,
+    /// The last admin resume: the window counts only what happened after it.
+    resumed_at: Option<String>,
+    /// Whether the window has enough mail (`min_sent`) for its rates to count.
+    judged: bool,
+    window: Window,
+    thresholds: Thresholds,
+    /// State changes, newest first (only on a single customer's reputation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history: Option<Vec<HistoryEntry>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Window {
+    /// Start of the window (RFC 3339): whole hours back, or the last resume.
+    from: String,
+    days: i64,
+    /// Messages the provider accepted.
+    sent: i64,
+    delivered: i64,
+    /// Permanent bounces only.
+    hard_bounces: i64,
+    complaints: i64,
+    /// hard bounces / sent
+    bounce_rate: f64,
+    /// complaints / delivered
+    complaint_rate: f64,
+}
+
+/// Rates as fractions (0.04 is 4%).
+#[derive(Serialize, ToSchema)]
+pub struct Thresholds {
+    min_sent: i64,
+    bounce_warning: f64,
+    bounce_pause: f64,
+    complaint_warning: f64,
+    complaint_pause: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HistoryEntry {
+    id: String,
+    at: String,
+    from: String,
+    to: String,
+    /// `system` (the guard) or `admin` (a resume).
+    actor: String,
+    reason: String,
+    /// The window's figures when it changed.
+    sent: i64,
+    delivered: i64,
+    hard_bounces: i64,
+    complaints: i64,
+}
+
+/// Optional body of a resume.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeIn {
+    /// Why (kept in the history), up to 500 characters.
+    note: Option<String>,
+}
+
+impl From<ReputationChange> for HistoryEntry {
+    fn from(c: ReputationChange) -> Self {
+        Self {
+            id: c.id,
+            at: rfc3339(c.created_at),
+            from: c.from_state,
+            to: c.to_state,
+            actor: c.actor,
+            reason: c.reason,
+            sent: c.sent,
+            delivered: c.delivered,
+            hard_bounces: c.bounced,
+            complaints: c.complained,
+        }
+    }
+}
+
+fn reputation(r: TenantReputation, p: &ReputationPolicy, history: Option<Vec<ReputationChange>>) -> Reputation {
+    Reputation {
+        customer_id: r.tenant_id,
+        name: r.name,
+        state: r.state.as_str().to_owned(),
+        campaigns_paused: r.state == ReputationState::Paused,
+        state_since: r.changed_at.map(rfc3339),
+        resumed_at: r.resumed_at.map(rfc3339),
+        judged: p.counts(&r.counts),
+        window: Window {
+            from: rfc3339(r.window_from),
+            days: p.window_ms / crate::store::DAY_MS,
+            sent: r.counts.sent,
+            delivered: r.counts.delivered,
+            hard_bounces: r.counts.bounced,
+            complaints: r.counts.complained,
+            bounce_rate: r.counts.bounce_rate(),
+            complaint_rate: r.counts.complaint_rate(),
+        },
+        thresholds: Thresholds {
+            min_sent: p.min_sent,
+            bounce_warning: ppm_to_fraction(p.bounce_warning_ppm),
+            bounce_pause: ppm_to_fraction(p.bounce_pause_ppm),
+            complaint_warning: ppm_to_fraction(p.complaint_warning_ppm),
+            complaint_pause: ppm_to_fraction(p.complaint_pause_ppm),
+        },
+        history: history.map(|h| h.into_iter().map(HistoryEntry::from).collect()),
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_reputation)).routes(routes!(resume)).routes(routes!(all_reputations))
+}
+
+async fn detail(state: &AppState, tenant_id: &TenantId) -> ApiResult<Reputation> {
+    let r = state.store.tenant_reputation(tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
+    let history = state.store.reputation_history(tenant_id, HISTORY).await?;
+    Ok(reputation(r, state.store.reputation_policy(), Some(history)))
+}
+
+/// The customer's reputation: rolling hard-bounce rate (hard bounces / sent)
+/// and complaint rate (complaints / delivered), its state, the thresholds,
+/// and the history of state changes. At `paused` its campaign mail is held
+/// (transactional mail continues) until the operator resumes it.
+#[utoipa::path(get, path = "/customers/{id}/reputation", tag = "reputation", params(("id" = String, Path)),
+    responses((status = 200, body = Reputation), (status = 404, body = crate::error::ErrorBody)))]
+async fn get_reputation(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Json<Reputation>> {
+    detail(&state, &t.tenant_id).await.map(Json)
+}
+
+/// Resume a paused customer (admin key only): its held campaign mail goes out
+/// again at once, and the change is in its history. From here its window
+/// starts afresh: only mail sent, bounces and complaints after the resume
+/// count (the minimum sent included), so the events that paused it cannot
+/// pause it again; new ones can.
+#[utoipa::path(post, path = "/customers/{id}/reputation/resume", tag = "reputation", params(("id" = String, Path)),
+    request_body(content = ResumeIn, description = "optional"),
+    responses((status = 200, body = Reputation), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+async fn resume(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Reputation>> {
+    let tenant_id = TenantId::parse(&id).ok_or(ApiError::NotFound("customer"))?;
+    state.store.tenant(&tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
+    let body: ResumeIn = super::extract::optional_json(&body)?;
+    let note = super::optional_text(body.note.as_deref(), "note", 500)?;
+    match state.store.resume_reputation(&tenant_id, note.as_deref()).await? {
+        ResumeOutcome::Resumed => {
+            // Its held campaign mail is due again: let the worker look now.
+            state.wake.notify_one();
+            detail(&state, &tenant_id).await.map(Json)
+        }
+        ResumeOutcome::NotPaused(s) => Err(ApiError::conflict(
+            "not_paused",
+            format!("the customer's reputation is `{}`, not `paused`: there is nothing to resume", s.as_str()),
+        )),
+    }
+}
+
+/// Every customer's reputation (admin key only), worst first: paused, then
+/// warning, then ok; within a state, the highest rate against its threshold first.
+#[utoipa::path(get, path = "/reputation", tag = "reputation",
+    responses((status = 200, body = [Reputation]), (status = 403, body = crate::error::ErrorBody)))]
+async fn all_reputations(_: Admin, State(state): State<AppState>) -> ApiResult<Json<Vec<Reputation>>> {
+    let p = *state.store.reputation_policy();
+    let all = state.store.all_reputations().await?;
+    Ok(Json(all.into_iter().map(|r| reputation(r, &p, None)).collect()))
+}
