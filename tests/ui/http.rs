@@ -353,3 +353,43 @@ async fn a_starter_automation_is_switched_on_and_off_from_the_dashboard_and_only
     }
     assert!(!rule_of(theirs, their_key).await.1, "the other tenant's rule is unchanged");
 }
+
+#[tokio::test]
+async fn a_rules_runs_are_shown_with_their_trigger_and_steps() {
+    let app = spawn_with(Options { resend: true, ..Options::default() }).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.add_contact(&t, &key, serde_json::json!({ "email": "ada@example.org" })).await;
+    let rules = app.get(&format!("/customers/{t}/automations"), &key).await;
+    let rule = rules.body.as_array().unwrap().iter().find(|r| r["starter"] == "tag_clickers").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (c, csrf) = signed_in(&app, &key).await;
+    let r = c.post(format!("{}/ui/t/{t}/automations/{rule}/switch", app.base), &[("to", "on"), ("csrf", &csrf)]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let sent =
+        app.post(&format!("/customers/{t}/send"), &key, serde_json::json!({ "subject": "s", "html": "h" })).await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
+    app.drain().await;
+    let email_id = app.mock().accepted()[0].id.clone();
+    let r = app.webhook("msg_click_1", &crate::helpers::event("email.clicked", &email_id, serde_json::json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    crate::helpers::wait_for("a settled run", std::time::Duration::from_secs(20), || async {
+        let runs = app.get(&format!("/customers/{t}/automations/{rule}/runs"), &key).await;
+        runs.body["data"].as_array().is_some_and(|d| d.len() == 1 && d[0]["status"] != "pending")
+    })
+    .await;
+    let html = c.get(format!("{}/ui/t/{t}/automations/{rule}", app.base)).await.text().await.unwrap();
+    assert!(html.contains("email.clicked") && html.contains(">add_tag<"), "{html}");
+    assert!(html.contains(">done<") && !html.contains("No runs yet"), "{html}");
+    // The run's email links to its message's page.
+    assert!(html.contains("/messages/"), "{html}");
+    // Past the last page there is nothing older.
+    let run_id = app.get(&format!("/customers/{t}/automations/{rule}/runs"), &key).await.body["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let older = c.get(format!("{}/ui/t/{t}/automations/{rule}?before={run_id}", app.base)).await;
+    assert_eq!(older.status(), StatusCode::OK);
+    assert!(older.text().await.unwrap().contains("No older runs"));
+}
