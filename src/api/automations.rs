@@ -226,9 +226,9 @@ async fn checked_rule(
     Ok(rule)
 }
 
-async fn own_automation(state: &AppState, t: &TenantAccess, aid: &str) -> ApiResult<AutomationRow> {
+async fn own_automation(state: &AppState, tenant_id: &TenantId, aid: &str) -> ApiResult<AutomationRow> {
     let aid = path_id(aid, "automation")?;
-    state.store.automation(&t.tenant_id, &aid).await?.ok_or(ApiError::NotFound("automation"))
+    state.store.automation(tenant_id, &aid).await?.ok_or(ApiError::NotFound("automation"))
 }
 
 /// Add a rule: when `trigger` happens to a customer's email, carry out
@@ -271,7 +271,7 @@ async fn get_automation(
     State(state): State<AppState>,
     Path((_id, aid)): Path<(String, String)>,
 ) -> ApiResult<Json<Automation>> {
-    Ok(Json(Automation::from_row(own_automation(&state, &t, &aid).await?)?))
+    Ok(Json(Automation::from_row(own_automation(&state, &t.tenant_id, &aid).await?)?))
 }
 
 /// Change a rule, or switch it on or off (`enabled`). Runs already queued
@@ -287,7 +287,25 @@ async fn update_automation(
     Path((_id, aid)): Path<(String, String)>,
     ApiJson(body): ApiJson<AutomationPatchIn>,
 ) -> ApiResult<Json<Automation>> {
-    let row = own_automation(&state, &t, &aid).await?;
+    Ok(Json(patch_automation(&state, &t.tenant_id, &aid, body).await?))
+}
+
+impl AutomationPatchIn {
+    /// A patch that only switches a rule on or off (the dashboard's button).
+    pub(crate) fn switch(enabled: bool) -> Self {
+        Self { name: None, enabled: Some(enabled), trigger: None, actions: None, fallback: None }
+    }
+}
+
+/// Applies a patch to one of the tenant's rules: what `PATCH
+/// /customers/{id}/automations/{aid}` does, and the dashboard's switch.
+pub(crate) async fn patch_automation(
+    state: &AppState,
+    tenant_id: &TenantId,
+    aid: &str,
+    body: AutomationPatchIn,
+) -> ApiResult<Automation> {
+    let row = own_automation(state, tenant_id, aid).await?;
     let current = row.rule().map_err(|e| ApiError::Internal(anyhow::anyhow!("stored rule {}: {e}", row.id)))?;
     let name = match body.name.as_deref() {
         Some(n) => required_text(n, "name", 200)?,
@@ -304,13 +322,13 @@ async fn update_automation(
         actions: body.actions.unwrap_or(current.actions),
         fallback,
     };
-    let rule = checked_rule(&state, &t.tenant_id, rule, actions_changed).await?;
+    let rule = checked_rule(state, tenant_id, rule, actions_changed).await?;
     let new = NewAutomation { name: &name, enabled: body.enabled.unwrap_or(row.enabled == 1), rule: &rule };
-    if !state.store.update_automation(&t.tenant_id, &row.id, &new).await? {
+    if !state.store.update_automation(tenant_id, &row.id, &new).await? {
         return Err(ApiError::NotFound("automation"));
     }
-    let row = state.store.automation(&t.tenant_id, &row.id).await?.ok_or(ApiError::NotFound("automation"))?;
-    Ok(Json(Automation::from_row(row)?))
+    let row = state.store.automation(tenant_id, &row.id).await?.ok_or(ApiError::NotFound("automation"))?;
+    Automation::from_row(row)
 }
 
 /// Remove a rule; its pending runs (delayed emails included) go with it.
@@ -341,7 +359,7 @@ async fn list_runs(
     Path((_id, aid)): Path<(String, String)>,
     params: Result<Query<RunParams>, QueryRejection>,
 ) -> ApiResult<Json<RunPage>> {
-    let row = own_automation(&state, &t, &aid).await?;
+    let row = own_automation(&state, &t.tenant_id, &aid).await?;
     let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
     let limit = page_limit(params.limit.as_deref())?;
     let cursor = match params.cursor.as_deref().filter(|c| !c.is_empty()) {

@@ -1,8 +1,8 @@
 //! The HTTP API: one module per resource, each exporting `router()`; this
 //! module merges them and describes the whole in OpenAPI.
 
-mod automations;
 // `pub(crate)`: the dashboard (`crate::ui`) calls the same code as these handlers.
+pub(crate) mod automations;
 pub(crate) mod campaigns;
 pub(crate) mod contacts;
 pub(crate) mod contacts_bulk;

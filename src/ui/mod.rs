@@ -7,9 +7,11 @@
 //! carries the session's CSRF token, and a tenant's session reaches only that
 //! tenant's pages (any other tenant's answer 404).
 //!
-//! Not here yet: automations and reputation (being built elsewhere) and a
-//! templates page; suppressions and webhooks are read-only.
+//! Not here yet: reputation (being built elsewhere) and a templates page;
+//! suppressions and webhooks are read-only, and automations are written
+//! through the API (the dashboard only switches them on and off).
 
+mod automations;
 mod campaigns;
 mod chart;
 mod contacts;
@@ -49,6 +51,7 @@ pub fn router() -> Router<AppState> {
         .merge(campaigns::router())
         .merge(suppressions::router())
         .merge(webhooks::router())
+        .merge(automations::router())
         // Unknown dashboard paths get a page, not the API's JSON 404.
         .route("/ui/{*rest}", get(not_found_page).post(not_found_page))
         .layer(axum::middleware::map_response(security_headers))
@@ -121,6 +124,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("message.html", include_str!("templates/message.html")),
         ("suppressions.html", include_str!("templates/suppressions.html")),
         ("webhooks.html", include_str!("templates/webhooks.html")),
+        ("automations.html", include_str!("templates/automations.html")),
+        ("automation.html", include_str!("templates/automation.html")),
     ] {
         // Checked by a unit test; a broken template answers 500, never a panic.
         if let Err(e) = env.add_template(name, source) {
@@ -184,6 +189,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "campaign_resumed" => "Campaign resumed.",
         "campaign_cancelled" => "Campaign cancelled.",
         "requeued" => "Dead letter queued again.",
+        "automation_enabled" => "Automation switched on.",
+        "automation_disabled" => "Automation switched off.",
         _ => return None,
     })
 }
@@ -294,10 +301,19 @@ pub fn see_other(path: &str, done: &str) -> Response {
 mod tests {
     #[test]
     fn every_template_parses() {
-        let names = ["base.html", "login.html", "tenants.html", "overview.html", "campaign.html", "message.html"];
+        let names = [
+            "base.html",
+            "login.html",
+            "tenants.html",
+            "overview.html",
+            "campaign.html",
+            "message.html",
+            "automations.html",
+            "automation.html",
+        ];
         for name in names {
             assert!(super::TEMPLATES.get_template(name).is_ok(), "{name}");
         }
-        assert_eq!(super::TEMPLATES.templates().count(), 23);
+        assert_eq!(super::TEMPLATES.templates().count(), 25);
     }
 }

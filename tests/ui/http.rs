@@ -287,3 +287,109 @@ async fn an_audience_the_compose_form_does_not_know_is_refused_not_read_as_every
     let campaigns = app.get(&format!("/customers/{t}/campaigns"), &key).await;
     assert_eq!(campaigns.body, serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn a_starter_automation_is_switched_on_and_off_from_the_dashboard_and_only_with_the_token() {
+    let app = spawn_with(Options::default()).await;
+    let (t, key) = app.verified_tenant("A", "a.example").await;
+    let (theirs, their_key) = app.verified_tenant("B", "b.example").await;
+    let rule_of = |tenant: String, key: String| {
+        let app = &app;
+        async move {
+            let rules = app.get(&format!("/customers/{tenant}/automations"), &key).await;
+            let rule = rules.body.as_array().unwrap().iter().find(|r| r["starter"] == "tag_clickers").unwrap().clone();
+            (rule["id"].as_str().unwrap().to_owned(), rule["enabled"].as_bool().unwrap())
+        }
+    };
+    let (rule, enabled) = rule_of(t.clone(), key.clone()).await;
+    assert!(!enabled, "starter rules come switched off");
+    let (c, csrf) = signed_in(&app, &key).await;
+    let list = c.get(format!("{}/ui/t/{t}/automations", app.base)).await;
+    assert_eq!(list.status(), StatusCode::OK);
+    let html = list.text().await.unwrap();
+    assert!(html.contains("Tag clickers as engaged") && html.contains("Tag the contact “engaged”"), "{html}");
+    assert!(html.contains(">starter<") && html.contains(">disabled<"), "{html}");
+
+    let url = format!("{}/ui/t/{t}/automations/{rule}/switch", app.base);
+    for form in [vec![("to", "on")], vec![("to", "on"), ("csrf", "forged")]] {
+        let r = c.post(url.clone(), &form).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    }
+    assert!(!rule_of(t.clone(), key.clone()).await.1, "a refused form changes nothing");
+
+    let r = c.post(url.clone(), &[("to", "on"), ("csrf", &csrf)]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], format!("/ui/t/{t}/automations?done=automation_enabled").as_str());
+    assert!(rule_of(t.clone(), key.clone()).await.1, "switched on, as the API sees it");
+    let html = c.get(format!("{}/ui/t/{t}/automations?done=automation_enabled", app.base)).await.text().await.unwrap();
+    assert!(html.contains("Automation switched on.") && html.contains(">enabled<"), "{html}");
+
+    let detail = c.get(format!("{}/ui/t/{t}/automations/{rule}", app.base)).await;
+    assert_eq!(detail.status(), StatusCode::OK);
+    assert!(detail.text().await.unwrap().contains("No runs yet"));
+
+    let r = c.post(url.clone(), &[("to", "off"), ("csrf", &csrf), ("back", "detail")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], format!("/ui/t/{t}/automations/{rule}?done=automation_disabled").as_str());
+    assert!(!rule_of(t.clone(), key.clone()).await.1);
+
+    // Another tenant's rule is not there for this session, by either path.
+    let (their_rule, _) = rule_of(theirs.clone(), their_key.clone()).await;
+    for path in [
+        format!("/ui/t/{t}/automations/{their_rule}"),
+        format!("/ui/t/{theirs}/automations/{their_rule}"),
+        format!("/ui/t/{theirs}/automations"),
+        format!("/ui/t/{t}/automations/not-an-id"),
+    ] {
+        assert_eq!(c.get(format!("{}{path}", app.base)).await.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    for path in [
+        format!("/ui/t/{t}/automations/{their_rule}/switch"),
+        format!("/ui/t/{theirs}/automations/{their_rule}/switch"),
+    ] {
+        let r = c.post(format!("{}{path}", app.base), &[("to", "on"), ("csrf", &csrf)]).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    assert!(!rule_of(theirs, their_key).await.1, "the other tenant's rule is unchanged");
+}
+
+#[tokio::test]
+async fn a_rules_runs_are_shown_with_their_trigger_and_steps() {
+    let app = spawn_with(Options { resend: true, ..Options::default() }).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.add_contact(&t, &key, serde_json::json!({ "email": "ada@example.org" })).await;
+    let rules = app.get(&format!("/customers/{t}/automations"), &key).await;
+    let rule = rules.body.as_array().unwrap().iter().find(|r| r["starter"] == "tag_clickers").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (c, csrf) = signed_in(&app, &key).await;
+    let r = c.post(format!("{}/ui/t/{t}/automations/{rule}/switch", app.base), &[("to", "on"), ("csrf", &csrf)]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let sent =
+        app.post(&format!("/customers/{t}/send"), &key, serde_json::json!({ "subject": "s", "html": "h" })).await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
+    app.drain().await;
+    let email_id = app.mock().accepted()[0].id.clone();
+    let r = app.webhook("msg_click_1", &crate::helpers::event("email.clicked", &email_id, serde_json::json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    crate::helpers::wait_for("a settled run", std::time::Duration::from_secs(20), || async {
+        let runs = app.get(&format!("/customers/{t}/automations/{rule}/runs"), &key).await;
+        runs.body["data"].as_array().is_some_and(|d| d.len() == 1 && d[0]["status"] != "pending")
+    })
+    .await;
+    let html = c.get(format!("{}/ui/t/{t}/automations/{rule}", app.base)).await.text().await.unwrap();
+    assert!(html.contains("email.clicked") && html.contains(">add_tag<"), "{html}");
+    assert!(html.contains(">done<") && !html.contains("No runs yet"), "{html}");
+    // The run's email links to its message's page.
+    assert!(html.contains("/messages/"), "{html}");
+    // Past the last page there is nothing older.
+    let run_id = app.get(&format!("/customers/{t}/automations/{rule}/runs"), &key).await.body["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let older = c.get(format!("{}/ui/t/{t}/automations/{rule}?before={run_id}", app.base)).await;
+    assert_eq!(older.status(), StatusCode::OK);
+    assert!(older.text().await.unwrap().contains("No older runs"));
+}

@@ -156,6 +156,14 @@ async fn the_readme_walkthrough_works_in_a_browser_and_stays_on_mailroom() {
     b.check_page("suppressions").await;
     b.open(&format!("/ui/t/{acme}/webhooks")).await;
     b.check_page("webhooks").await;
+    // Automations: a starter rule switched on from its button, then its (empty) run log.
+    b.open(&format!("/ui/t/{acme}/automations")).await;
+    b.click("main form[action$='/switch'] button").await;
+    b.wait_text(".notice", "Automation switched on").await;
+    b.check_page("automations").await;
+    b.click("main h2 a").await;
+    b.wait_text("main", "No runs yet").await;
+    b.check_page("automation").await;
 
     // Another tenant's pages do not exist for this session.
     for path in [format!("/ui/t/{other}"), format!("/ui/t/{other}/contacts"), "/ui/tenants".to_owned()] {
