@@ -237,7 +237,7 @@ fn text(value: &str, field: &str, max: usize) -> Result<(), String> {
 pub fn parse_delay(raw: &str) -> Result<i64, String> {
     let shown: String = raw.chars().filter(|c| !c.is_control()).take(20).collect();
     let err = || format!("`{shown}` is not a delay like 30m, 12h or 2d");
-    if raw.chars().any(|c| c.is_control()) {
+    if raw.chars().any(|c| c.is_control() || !c.is_ascii()) {
         return Err(err());
     }
     let raw = raw.trim();
