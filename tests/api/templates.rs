@@ -94,7 +94,7 @@ async fn syntax_errors_name_the_part_line_and_column() {
     let r = app.patch(&format!("/customers/{t}/templates/{id}"), &key, json!({ "html": "{% for %}" })).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.get(&format!("/customers/{t}/templates/{id}"), &key).await.body["version"], 1);
-    assert_eq!(app.get(&format!("/customers/{t}/templates"), &key).await.body.as_array().unwrap().len(), 5);
+    assert_eq!(app.get(&format!("/customers/{t}/templates"), &key).await.body.as_array().unwrap().len(), 6);
 }
 
 #[tokio::test]
