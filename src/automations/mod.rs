@@ -68,6 +68,8 @@ pub(crate) struct Subject<'a> {
     pub run: &'a ClaimedRun,
     pub tenant: TenantId,
     pub contact: Option<crate::store::ContactRow>,
+    /// The triggering message (address, sender rule, delivered), read once per run step.
+    pub message: Option<crate::store::RunMessage>,
 }
 
 impl Engine {
@@ -156,7 +158,8 @@ impl Engine {
             Some(id) => self.store.contact(&tenant, id).await?,
             None => None,
         };
-        let subject = Subject { run, tenant, contact };
+        let message = self.store.run_message(&run.tenant_id, &run.message_id).await?;
+        let subject = Subject { run, tenant, contact, message };
         if run.step == 0 && run.waited == 0 {
             if let Some(reason) = self.unmet_condition(&rule, &subject).await? {
                 log.push(entry(None, "skipped", &reason));
@@ -216,8 +219,7 @@ impl Engine {
             }
         }
         if rule.trigger.event == "email.delivery_delayed" {
-            let delivered =
-                self.store.run_message(&s.run.tenant_id, &s.run.message_id).await?.is_some_and(|m| m.delivered > 0);
+            let delivered = s.message.as_ref().is_some_and(|m| m.delivered > 0);
             if delivered {
                 let hours = rule.trigger.no_delivery_within_hours.unwrap_or_default();
                 return Ok(Some(format!("the email was delivered within {hours} h")));
@@ -246,7 +248,7 @@ impl Engine {
                 }
             }
             Action::Suppress {} => {
-                let Some(message) = self.store.run_message(&run.tenant_id, &run.message_id).await? else {
+                let Some(message) = &s.message else {
                     return Ok(Outcome::Skipped("the email no longer exists".into()));
                 };
                 let email = normalized(&message.to_email);
@@ -289,7 +291,7 @@ impl Engine {
         let Some(template) = self.store.template(&s.tenant, template_id, None).await? else {
             return Ok(Outcome::Skipped("the template was deleted".into()));
         };
-        let Some(message) = self.store.run_message(&run.tenant_id, &run.message_id).await? else {
+        let Some(message) = &s.message else {
             return Ok(Outcome::Skipped("the email no longer exists".into()));
         };
         if message.automation_id.is_some() {
@@ -316,7 +318,7 @@ impl Engine {
         let single = NewSingle {
             id: new_id(),
             to_email: message.to_email.clone(),
-            first_name: s.contact.as_ref().and_then(|c| c.first_name.clone()).or(message.first_name),
+            first_name: s.contact.as_ref().and_then(|c| c.first_name.clone()).or_else(|| message.first_name.clone()),
             contact_id: s.contact.as_ref().map(|c| c.id.clone()),
             from_address: format!("hello@{domain}"),
             subject: template.subject,

@@ -11,17 +11,7 @@ use super::enqueue::{insert_single, NewSingle};
 use super::events::{EventTarget, IncomingEvent};
 use super::{placeholders, Placeholders, Store, WriteTx};
 use crate::domain::automation::{starter_rules, Rule};
-use crate::domain::{new_id, now_ms, TenantId};
-
-/// `text` without NUL and other control characters (line breaks and tabs
-/// become spaces): what a model answers is stored, and PostgreSQL cannot
-/// store a NUL.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c == '\n' || c == '\t' || c == '\r' { ' ' } else { c })
-        .filter(|c| !c.is_control())
-        .collect()
-}
+use crate::domain::{new_id, now_ms, strip_header_unsafe, TenantId};
 
 /// A stored rule.
 #[derive(Clone, Debug, FromRow)]
@@ -465,10 +455,10 @@ impl Store {
         )
         .bind(&run.id)
         .bind(&run.claim_token)
-        .bind(d.tool.as_deref().map(printable))
-        .bind(d.arguments.as_deref().map(printable))
-        .bind(d.reason.as_deref().map(printable))
-        .bind(printable(&d.outcome))
+        .bind(d.tool.as_deref().map(|t| strip_header_unsafe(t).into_owned()))
+        .bind(d.arguments.as_deref().map(|t| strip_header_unsafe(t).into_owned()))
+        .bind(d.reason.as_deref().map(|t| strip_header_unsafe(t).into_owned()))
+        .bind(strip_header_unsafe(&d.outcome).into_owned())
         .bind(d.latency_ms)
         .execute(&mut *tx)
         .await?;
