@@ -16,13 +16,15 @@ use tokio::sync::{watch, Notify};
 use crate::domain::automation::{Action, Rule};
 use crate::domain::{new_id, now_ms, EmailAddress, Tag, TenantId};
 use crate::llm::LlmClient;
-use crate::store::{ClaimedRun, NewSingle, RunProgress, Store};
+use crate::store::{ClaimedRun, NewSingle, RunBatch, RunProgress, Store};
 
 /// How long claimed runs stay their worker's: they run one after another, each
 /// possibly waiting for the model (`MAILROOM_LLM_TIMEOUT_MS`).
 const LEASE_MS: i64 = 600_000;
-/// Runs claimed per step.
-const CLAIM: i64 = 16;
+/// Runs claimed per step (those with only local actions left are done in one
+/// transaction; the others one after another, each possibly waiting for the
+/// model, within the lease).
+const CLAIM: i64 = 32;
 /// How often finished campaigns are looked for (`campaign.sent`).
 const CAMPAIGN_SWEEP: Duration = Duration::from_secs(1);
 /// Attempts at a run that keeps failing on errors (the database's, say).
@@ -116,7 +118,16 @@ impl Engine {
     pub async fn step(&self) -> anyhow::Result<usize> {
         let runs = self.store.claim_runs(LEASE_MS, CLAIM).await?;
         let n = runs.len();
-        for run in runs {
+        let (local, others): (Vec<ClaimedRun>, Vec<ClaimedRun>) = runs.into_iter().partition(only_local_left);
+        let mut one_by_one = others;
+        if !local.is_empty() {
+            if let Err(e) = self.execute_local(&local).await {
+                // Nothing of the batch happened: each run goes its own way, with retries.
+                tracing::warn!(runs = local.len(), error = ?e, "automation runs could not be done together; one by one");
+                one_by_one.extend(local);
+            }
+        }
+        for run in one_by_one {
             if let Err(e) = self.execute(&run).await {
                 tracing::warn!(run = %run.id, error = ?e, "automation run failed; retried");
                 let backoff = 1_000 * (1_i64 << run.attempts.clamp(0, 10));
@@ -132,6 +143,65 @@ impl Engine {
             tokio::task::yield_now().await;
         }
         Ok(n)
+    }
+
+    /// Carries out runs whose remaining actions are all local writes (tags,
+    /// suppressions, alerts: no email, no model, no delay) in one transaction,
+    /// each run's actions and its end together: the common rule costs a share
+    /// of one commit instead of two commits of its own. Their contacts and
+    /// messages are read in two queries. A run whose claim was lost is left to
+    /// its new owner.
+    async fn execute_local(&self, runs: &[ClaimedRun]) -> anyhow::Result<()> {
+        let contact_ids: Vec<&str> = runs.iter().filter_map(|r| r.contact_id.as_deref()).collect();
+        let message_ids: Vec<&str> = runs.iter().map(|r| r.message_id.as_str()).collect();
+        let contacts = self.store.contacts_by_ids(&contact_ids).await?;
+        let messages = self.store.run_messages(&message_ids).await?;
+        let mut batch = self.store.run_batch().await?;
+        let refs: Vec<&ClaimedRun> = runs.iter().collect();
+        let held = batch.still_claimed(&refs).await?;
+        for run in runs.iter().filter(|r| held.contains(&r.id)) {
+            let mut log: Vec<Value> = serde_json::from_str(&run.log).unwrap_or_default();
+            let status = match serde_json::from_str::<Rule>(&run.definition) {
+                _ if run.enabled == 0 => {
+                    log.push(entry(None, "skipped", "the rule was disabled before it ran"));
+                    "skipped"
+                }
+                Err(e) => {
+                    log.push(entry(None, "failed", &format!("the stored rule cannot be read: {e}")));
+                    "failed"
+                }
+                Ok(rule) => {
+                    let subject = Subject {
+                        run,
+                        tenant: TenantId::from_stored(run.tenant_id.clone()),
+                        contact: run
+                            .contact_id
+                            .as_ref()
+                            .and_then(|id| contacts.get(id))
+                            .filter(|c| c.tenant_id == run.tenant_id)
+                            .cloned(),
+                        message: messages.get(&run.message_id).filter(|m| m.tenant_id == run.tenant_id).cloned(),
+                    };
+                    match self.unmet_condition(&rule, &subject).await? {
+                        Some(reason) if run.step == 0 && run.waited == 0 => {
+                            log.push(entry(None, "skipped", &reason));
+                            "skipped"
+                        }
+                        _ => {
+                            let first = usize::try_from(run.step).unwrap_or(usize::MAX);
+                            for action in rule.actions.iter().skip(first) {
+                                let outcome = act_local(&mut batch, &subject, action).await?;
+                                log.push(entry(Some(action), outcome.label(), outcome.detail()));
+                            }
+                            "done"
+                        }
+                    }
+                }
+            };
+            batch.save_run(run, &Value::Array(log).to_string(), RunProgress::End { status }).await?;
+        }
+        batch.commit().await?;
+        Ok(())
     }
 
     async fn execute(&self, run: &ClaimedRun) -> anyhow::Result<()> {
@@ -230,53 +300,16 @@ impl Engine {
 
     /// Carries out one (non-agent) action. `by_agent`: the daily cap applies.
     pub(crate) async fn act(&self, s: &Subject<'_>, action: &Action, by_agent: bool) -> anyhow::Result<Outcome> {
-        let run = s.run;
-        Ok(match action {
-            Action::SendTemplate { template_id, .. } => self.send_template(s, template_id, by_agent).await?,
-            Action::AddTag { tag } | Action::RemoveTag { tag } => {
-                let add = matches!(action, Action::AddTag { .. });
-                let Some(contact) = &s.contact else {
-                    return Ok(Outcome::Skipped("the recipient is not a contact".into()));
-                };
-                let tag = Tag::parse(tag).map_err(anyhow::Error::msg)?;
-                match self.store.set_contact_tag(&s.tenant, &contact.id, &tag, add).await? {
-                    None => Outcome::Skipped("the contact was deleted".into()),
-                    Some(false) if add => Outcome::Skipped(format!("the contact already has `{}`", tag.as_str())),
-                    Some(false) => Outcome::Skipped(format!("the contact does not have `{}`", tag.as_str())),
-                    Some(true) if add => Outcome::Done(format!("tagged `{}`", tag.as_str())),
-                    Some(true) => Outcome::Done(format!("untagged `{}`", tag.as_str())),
-                }
+        match action {
+            Action::SendTemplate { template_id, .. } => self.send_template(s, template_id, by_agent).await,
+            Action::Agent { .. } => Ok(Outcome::Skipped("an agent cannot call an agent".into())),
+            local => {
+                let mut batch = self.store.run_batch().await?;
+                let outcome = act_local(&mut batch, s, local).await?;
+                batch.commit().await?;
+                Ok(outcome)
             }
-            Action::Suppress {} => {
-                let Some(message) = &s.message else {
-                    return Ok(Outcome::Skipped("the email no longer exists".into()));
-                };
-                let email = normalized(&message.to_email);
-                let added = self.store.add_suppressions(&s.tenant, &[email], "automation", "automation").await?;
-                if added == 1 {
-                    Outcome::Done("the address is suppressed".into())
-                } else {
-                    Outcome::Skipped("the address was suppressed already".into())
-                }
-            }
-            Action::Notify { message } => {
-                let data = json!({
-                    "automation_id": run.automation_id,
-                    "run_id": run.id,
-                    "message": message,
-                    "event": {
-                        "type": run.event_type,
-                        "email_id": run.message_id,
-                        "campaign_id": run.campaign_id,
-                        "contact_id": run.contact_id,
-                        "link": run.link,
-                    },
-                });
-                let n = self.store.enqueue_tenant_events(&s.tenant, "automation.alert", &data).await?;
-                Outcome::Done(format!("automation.alert queued for {n} endpoint(s)"))
-            }
-            Action::Agent { .. } => Outcome::Skipped("an agent cannot call an agent".into()),
-        })
+        }
     }
 
     async fn send_template(&self, s: &Subject<'_>, template_id: &str, by_agent: bool) -> anyhow::Result<Outcome> {
@@ -344,6 +377,75 @@ impl Engine {
         self.wake.notify_waiters();
         Ok(Outcome::Done(format!("email {} queued", single.id)))
     }
+}
+
+/// Whether everything a run has left to do is local writes ([`act_local`]),
+/// or nothing at all (a disabled rule): such runs are done in batches.
+fn only_local_left(run: &ClaimedRun) -> bool {
+    if run.enabled == 0 {
+        return true;
+    }
+    let Ok(rule) = serde_json::from_str::<Rule>(&run.definition) else { return false };
+    let first = usize::try_from(run.step).unwrap_or(usize::MAX);
+    run.waited == 0 && rule.actions.iter().skip(first).all(is_local)
+}
+
+/// Tags, suppressions and alerts: writes to mailroom's own tables, nothing
+/// sent and no one asked.
+fn is_local(action: &Action) -> bool {
+    matches!(action, Action::AddTag { .. } | Action::RemoveTag { .. } | Action::Suppress {} | Action::Notify { .. })
+}
+
+/// Carries out a local action ([`is_local`]) inside `batch`.
+async fn act_local(batch: &mut RunBatch, s: &Subject<'_>, action: &Action) -> anyhow::Result<Outcome> {
+    let run = s.run;
+    Ok(match action {
+        Action::AddTag { tag } | Action::RemoveTag { tag } => {
+            let add = matches!(action, Action::AddTag { .. });
+            let Some(contact) = &s.contact else {
+                return Ok(Outcome::Skipped("the recipient is not a contact".into()));
+            };
+            let tag = Tag::parse(tag).map_err(anyhow::Error::msg)?;
+            match batch.set_contact_tag(&s.tenant, &contact.id, &tag, add).await? {
+                None => Outcome::Skipped("the contact was deleted".into()),
+                Some(false) if add => Outcome::Skipped(format!("the contact already has `{}`", tag.as_str())),
+                Some(false) => Outcome::Skipped(format!("the contact does not have `{}`", tag.as_str())),
+                Some(true) if add => Outcome::Done(format!("tagged `{}`", tag.as_str())),
+                Some(true) => Outcome::Done(format!("untagged `{}`", tag.as_str())),
+            }
+        }
+        Action::Suppress {} => {
+            let Some(message) = &s.message else {
+                return Ok(Outcome::Skipped("the email no longer exists".into()));
+            };
+            let email = normalized(&message.to_email);
+            let added = batch.add_suppressions(&s.tenant, &[email], "automation", "automation").await?;
+            if added == 1 {
+                Outcome::Done("the address is suppressed".into())
+            } else {
+                Outcome::Skipped("the address was suppressed already".into())
+            }
+        }
+        Action::Notify { message } => {
+            let data = json!({
+                "automation_id": run.automation_id,
+                "run_id": run.id,
+                "message": message,
+                "event": {
+                    "type": run.event_type,
+                    "email_id": run.message_id,
+                    "campaign_id": run.campaign_id,
+                    "contact_id": run.contact_id,
+                    "link": run.link,
+                },
+            });
+            let n = batch.enqueue_tenant_events(&s.tenant, "automation.alert", &data).await?;
+            Outcome::Done(format!("automation.alert queued for {n} endpoint(s)"))
+        }
+        Action::SendTemplate { .. } | Action::Agent { .. } => {
+            Outcome::Skipped("not a local action (a bug: it should not have been batched)".into())
+        }
+    })
 }
 
 /// A guardrail said no to what the agent chose (the fallback runs instead).

@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, FromRow};
 
 use super::enqueue::{insert_single, NewSingle};
 use super::events::{EventTarget, IncomingEvent};
-use super::{placeholders, Placeholders, Store, WriteTx};
+use super::{native_sql, placeholders, Placeholders, Store, WriteTx};
 use crate::domain::automation::{starter_rules, Rule};
 use crate::domain::{new_id, now_ms, strip_header_unsafe, TenantId};
 
@@ -108,6 +108,8 @@ pub struct AgentDecision {
 /// What a rule's run knows of the message that triggered it.
 #[derive(Clone, Debug, FromRow)]
 pub struct RunMessage {
+    pub id: String,
+    pub tenant_id: String,
     pub to_email: String,
     pub first_name: Option<String>,
     pub delivered: i64,
@@ -121,6 +123,12 @@ pub struct Engagement {
     pub opens: i64,
     pub clicks: i64,
 }
+
+/// [`RunMessage`]s, to be narrowed by a `WHERE` on `messages m`.
+const RUN_MESSAGE: &str = "SELECT m.id, m.tenant_id, m.to_email, m.first_name, m.automation_id, \
+       (SELECT COUNT(*) FROM message_firsts f WHERE f.tenant_id = m.tenant_id AND f.message_id = m.id \
+          AND f.kind = 'delivered') AS delivered \
+     FROM messages m";
 
 const RUN_COLUMNS: &str = "id, automation_id, message_id, event_type, svix_id, campaign_id, contact_id, link, status, \
      step, due_at, attempts, log, tool, arguments, reason, outcome, latency_ms, created_at, updated_at";
@@ -182,15 +190,17 @@ pub(super) async fn queue_runs(
         }
     }
     for chunk in runs.chunks(500) {
-        let mut p = Placeholders::after(1);
-        let rows: Vec<String> = chunk.iter().map(|_| format!("({}, 'pending', $1, $1)", p.list(10))).collect();
+        // Every parameter once, in order (`now` bound per row): see `native_sql`.
+        let mut p = Placeholders::after(0);
+        let rows: Vec<String> = chunk.iter().map(|_| format!("({}, 'pending', {})", p.list(10), p.list(2))).collect();
         let sql = format!(
             "INSERT INTO automation_runs (id, automation_id, tenant_id, message_id, event_type, svix_id, campaign_id, \
                contact_id, link, due_at, status, created_at, updated_at) VALUES {} \
              ON CONFLICT (automation_id, message_id, event_type) DO NOTHING",
             rows.join(", ")
         );
-        let mut q = sqlx::query(&sql).bind(now);
+        let sql = native_sql(tx, &sql);
+        let mut q = sqlx::query(&sql);
         for (r, e, m) in chunk {
             let due = if r.wait_ms > 0 { e.occurred_at.unwrap_or(now).max(now - r.wait_ms) + r.wait_ms } else { now };
             q = q
@@ -203,7 +213,9 @@ pub(super) async fn queue_runs(
                 .bind(&m.campaign_id)
                 .bind(&m.contact_id)
                 .bind(&e.link)
-                .bind(due);
+                .bind(due)
+                .bind(now)
+                .bind(now);
         }
         q.execute(&mut *tx).await?;
     }
@@ -399,34 +411,54 @@ impl Store {
     /// Records a run's progress while its claim holds: the log so far, and
     /// where it goes next. False if the claim was lost.
     pub async fn save_run(&self, run: &ClaimedRun, log: &str, next: RunProgress<'_>) -> Result<bool, sqlx::Error> {
-        let now = now_ms();
-        let (status, step, waited, due_at, attempts, error) = match next {
-            RunProgress::Wait { step, due_at } => ("pending", step, 1, due_at, run.attempts, None),
-            RunProgress::Retry { due_at, error } => {
-                ("pending", run.step, run.waited, due_at, run.attempts + 1, Some(error))
-            }
-            RunProgress::End { status } => (status, run.step, run.waited, now, run.attempts, None),
-        };
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE automation_runs SET status = $3, step = $4, waited = $5, due_at = $6, attempts = $7, log = $8, \
-               outcome = COALESCE($9, outcome), claim_token = NULL, updated_at = $10 \
-             WHERE id = $1 AND claim_token = $2",
-        )
-        .bind(&run.id)
-        .bind(&run.claim_token)
-        .bind(status)
-        .bind(step)
-        .bind(waited)
-        .bind(due_at)
-        .bind(attempts)
-        .bind(log)
-        .bind(error)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let saved = save_run_in(&mut tx, run, log, next).await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(saved)
+    }
+
+    /// Opens one write for several claimed runs' local actions (tags,
+    /// suppressions, alerts) and their ends: see [`RunBatch`].
+    pub async fn run_batch(&self) -> Result<RunBatch, sqlx::Error> {
+        Ok(RunBatch { tx: self.begin_write().await? })
+    }
+
+    /// These contacts, by id (the caller checks each one's tenant).
+    pub async fn contacts_by_ids(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, crate::store::ContactRow>, sqlx::Error> {
+        let mut found = std::collections::HashMap::new();
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT {} FROM contacts c WHERE c.id IN ({})",
+                super::contacts::CONTACT_COLUMNS,
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query_as::<_, crate::store::ContactRow>(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            found.extend(q.fetch_all(&self.pool).await?.into_iter().map(|c| (c.id.clone(), c)));
+        }
+        Ok(found)
+    }
+
+    /// [`Store::run_message`] of several messages, by id (the caller checks each one's tenant).
+    pub async fn run_messages(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, RunMessage>, sqlx::Error> {
+        let mut found = std::collections::HashMap::new();
+        for chunk in ids.chunks(500) {
+            let sql = format!("{RUN_MESSAGE} WHERE m.id IN ({})", placeholders(1, chunk.len()));
+            let mut q = sqlx::query_as::<_, RunMessage>(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            found.extend(q.fetch_all(&self.pool).await?.into_iter().map(|m| (m.id.clone(), m)));
+        }
+        Ok(found)
     }
 
     /// Records the step reached (after each action), so a run taken over after
@@ -467,16 +499,11 @@ impl Store {
 
     /// The triggering message's address and name, and whether it was delivered.
     pub async fn run_message(&self, tenant_id: &str, message_id: &str) -> Result<Option<RunMessage>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT m.to_email, m.first_name, m.automation_id, \
-               (SELECT COUNT(*) FROM message_firsts f WHERE f.tenant_id = m.tenant_id AND f.message_id = m.id \
-                  AND f.kind = 'delivered') AS delivered \
-             FROM messages m WHERE m.tenant_id = $1 AND m.id = $2",
-        )
-        .bind(tenant_id)
-        .bind(message_id)
-        .fetch_optional(&self.pool)
-        .await
+        sqlx::query_as(&format!("{RUN_MESSAGE} WHERE m.tenant_id = $1 AND m.id = $2"))
+            .bind(tenant_id)
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await
     }
 
     /// A contact's opens and clicks (events, not unique).
@@ -617,5 +644,118 @@ impl Store {
             marked += 1;
         }
         Ok(marked)
+    }
+}
+
+/// [`Store::save_run`] inside `tx`.
+async fn save_run_in(
+    tx: &mut AnyConnection,
+    run: &ClaimedRun,
+    log: &str,
+    next: RunProgress<'_>,
+) -> Result<bool, sqlx::Error> {
+    let now = now_ms();
+    let (status, step, waited, due_at, attempts, error) = match next {
+        RunProgress::Wait { step, due_at } => ("pending", step, 1, due_at, run.attempts, None),
+        RunProgress::Retry { due_at, error } => {
+            ("pending", run.step, run.waited, due_at, run.attempts + 1, Some(error))
+        }
+        RunProgress::End { status } => (status, run.step, run.waited, now, run.attempts, None),
+    };
+    let done = sqlx::query(
+        "UPDATE automation_runs SET status = $3, step = $4, waited = $5, due_at = $6, attempts = $7, log = $8, \
+           outcome = COALESCE($9, outcome), claim_token = NULL, updated_at = $10 \
+         WHERE id = $1 AND claim_token = $2",
+    )
+    .bind(&run.id)
+    .bind(&run.claim_token)
+    .bind(status)
+    .bind(step)
+    .bind(waited)
+    .bind(due_at)
+    .bind(attempts)
+    .bind(log)
+    .bind(error)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// One write transaction for the local actions of claimed runs (tags,
+/// suppressions, alerts) and the runs' ends: a group of runs costs one commit
+/// rather than two each, and the actions and the end of each run commit
+/// together, so a run is never half done. Dropped without
+/// [`RunBatch::commit`], nothing of it happened.
+pub struct RunBatch {
+    tx: WriteTx,
+}
+
+impl RunBatch {
+    /// Which of these runs are still claimed by their token, locked (on
+    /// PostgreSQL) until the batch ends: only those may act.
+    pub async fn still_claimed(
+        &mut self,
+        runs: &[&ClaimedRun],
+    ) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+        let lock = if self.tx.backend_name().eq_ignore_ascii_case("postgresql") { " FOR UPDATE" } else { "" };
+        let mut held = std::collections::HashSet::new();
+        for chunk in runs.chunks(500) {
+            let sql = format!(
+                "SELECT id, claim_token FROM automation_runs WHERE id IN ({}){lock}",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query_as::<_, (String, Option<String>)>(&sql);
+            for r in chunk {
+                q = q.bind(&r.id);
+            }
+            for (id, token) in q.fetch_all(&mut *self.tx).await? {
+                if chunk.iter().any(|r| r.id == id && token.as_deref() == Some(r.claim_token.as_str())) {
+                    held.insert(id);
+                }
+            }
+        }
+        Ok(held)
+    }
+
+    /// [`Store::set_contact_tag`] in this batch.
+    pub async fn set_contact_tag(
+        &mut self,
+        tenant_id: &TenantId,
+        contact_id: &str,
+        tag: &crate::domain::Tag,
+        present: bool,
+    ) -> Result<Option<bool>, sqlx::Error> {
+        super::contacts::set_tag_in(&mut self.tx, tenant_id.as_str(), contact_id, tag, present).await
+    }
+
+    /// [`Store::add_suppressions`] in this batch.
+    pub async fn add_suppressions(
+        &mut self,
+        tenant_id: &TenantId,
+        emails: &[String],
+        reason: &str,
+        source: &str,
+    ) -> Result<u64, sqlx::Error> {
+        super::suppressions::add_suppressions_in(&mut self.tx, tenant_id.as_str(), emails, reason, source).await
+    }
+
+    /// [`Store::enqueue_tenant_events`] in this batch.
+    pub async fn enqueue_tenant_events(
+        &mut self,
+        tenant_id: &TenantId,
+        event_type: &str,
+        data: &serde_json::Value,
+    ) -> Result<u64, sqlx::Error> {
+        super::enqueue_tenant_events(&mut self.tx, tenant_id.as_str(), event_type, data).await
+    }
+
+    /// [`Store::save_run`] in this batch.
+    pub async fn save_run(&mut self, run: &ClaimedRun, log: &str, next: RunProgress<'_>) -> Result<bool, sqlx::Error> {
+        save_run_in(&mut self.tx, run, log, next).await
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
     }
 }

@@ -364,53 +364,10 @@ impl Store {
         tag: &Tag,
         present: bool,
     ) -> Result<Option<bool>, sqlx::Error> {
-        let lock = match self.backend {
-            super::Backend::Postgres => " FOR UPDATE",
-            super::Backend::Sqlite => "",
-        };
         let mut tx = self.begin_write().await?;
-        let tags: Option<String> =
-            sqlx::query_scalar(&format!("SELECT tags FROM contacts WHERE tenant_id = $1 AND id = $2{lock}"))
-                .bind(tenant_id)
-                .bind(contact_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(tags) = tags else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let mut list: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
-        if list.iter().any(|t| t == tag.as_str()) == present {
-            tx.rollback().await?;
-            return Ok(Some(false));
-        }
-        if present {
-            list.push(tag.as_str().to_owned());
-            sqlx::query(
-                "INSERT INTO contact_tags (tenant_id, contact_id, tag) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            )
-            .bind(tenant_id)
-            .bind(contact_id)
-            .bind(tag.as_str())
-            .execute(&mut *tx)
-            .await?;
-        } else {
-            list.retain(|t| t != tag.as_str());
-            sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND tag = $2")
-                .bind(contact_id)
-                .bind(tag.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("UPDATE contacts SET tags = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant_id)
-            .bind(contact_id)
-            .bind(serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()))
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+        let changed = set_tag_in(&mut tx, tenant_id.as_str(), contact_id, tag, present).await?;
         tx.commit().await?;
-        Ok(Some(true))
+        Ok(changed)
     }
 
     pub async fn contact_by_email(
@@ -481,4 +438,50 @@ impl Store {
         self.refresh_statistics(&["contacts", "contact_tags"]).await?;
         Ok(created)
     }
+}
+
+/// [`Store::set_contact_tag`] inside `tx` (the row locked on PostgreSQL).
+pub(super) async fn set_tag_in(
+    tx: &mut sqlx::AnyConnection,
+    tenant_id: &str,
+    contact_id: &str,
+    tag: &Tag,
+    present: bool,
+) -> Result<Option<bool>, sqlx::Error> {
+    let lock = if tx.backend_name().eq_ignore_ascii_case("postgresql") { " FOR UPDATE" } else { "" };
+    let tags: Option<String> =
+        sqlx::query_scalar(&format!("SELECT tags FROM contacts WHERE tenant_id = $1 AND id = $2{lock}"))
+            .bind(tenant_id)
+            .bind(contact_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(tags) = tags else { return Ok(None) };
+    let mut list: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
+    if list.iter().any(|t| t == tag.as_str()) == present {
+        return Ok(Some(false));
+    }
+    if present {
+        list.push(tag.as_str().to_owned());
+        sqlx::query("INSERT INTO contact_tags (tenant_id, contact_id, tag) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(tenant_id)
+            .bind(contact_id)
+            .bind(tag.as_str())
+            .execute(&mut *tx)
+            .await?;
+    } else {
+        list.retain(|t| t != tag.as_str());
+        sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1 AND tag = $2")
+            .bind(contact_id)
+            .bind(tag.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("UPDATE contacts SET tags = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(contact_id)
+        .bind(serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()))
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+    Ok(Some(true))
 }

@@ -162,6 +162,7 @@ impl Store {
              VALUES {} ON CONFLICT (svix_id) DO NOTHING RETURNING svix_id",
             rows.join(", ")
         );
+        let sql = super::native_sql(&tx, &sql);
         let mut insert = sqlx::query_scalar::<_, String>(&sql);
         for (e, target) in events {
             insert = insert
@@ -300,10 +301,15 @@ impl Store {
             conditions.push(format!("(occurred_at < {a} OR (occurred_at = {b} AND svix_id < {c}))"));
             args.extend([Arg::Int(*at), Arg::Int(*at), Arg::Text(id)]);
         }
+        // The order names the table's column, not the output's `occurred_at`
+        // (which SQLite and PostgreSQL would both take for the COALESCE, an
+        // expression no index has: every listing then sorted all the tenant's
+        // events, seconds at millions).
         let sql = format!(
             "SELECT svix_id, event_type, message_id, provider_email_id, campaign_id, contact_id, link, bounce_type, \
                COALESCE(occurred_at, received_at) AS occurred_at, received_at \
-             FROM webhook_events WHERE {} ORDER BY occurred_at DESC, svix_id DESC LIMIT {}",
+             FROM webhook_events WHERE {} \
+             ORDER BY webhook_events.occurred_at DESC, webhook_events.svix_id DESC LIMIT {}",
             conditions.join(" AND "),
             p.next()
         );
@@ -368,6 +374,7 @@ async fn move_messages_forward(
         rows.join(" UNION ALL "),
         rank_sql("messages.status")
     );
+    let sql = super::native_sql(tx, &sql);
     let mut q = sqlx::query(&sql).bind(now);
     for (id, (status, provider_id)) in &best {
         q = q.bind(*id).bind(status.as_str()).bind(*provider_id).bind(i64::from(status.rank()));

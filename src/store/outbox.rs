@@ -770,18 +770,22 @@ async fn record_provider_ids<'a>(
     if pairs.is_empty() {
         return Ok(());
     }
-    let mut p = Placeholders::after(3);
+    // Numbered in the order written: see `native_sql`.
+    let mut p = Placeholders::after(0);
     let cases: String = pairs.iter().map(|_| format!(" WHEN {} THEN {}", p.next(), p.next())).collect();
+    let (attempts, updated_at, batch_id) = (p.next(), p.next(), p.next());
     let ids = p.list(pairs.len());
     let sql = format!(
-        "UPDATE messages SET provider_id = CASE id{cases} ELSE provider_id END, attempts = $2, updated_at = $3, \
-           status = CASE WHEN status IN ('sending', 'dead', 'cancelled') THEN 'sent' ELSE status END \
-         WHERE batch_id = $1 AND id IN ({ids})"
+        "UPDATE messages SET provider_id = CASE id{cases} ELSE provider_id END, attempts = {attempts}, \
+           updated_at = {updated_at}, status = CASE WHEN status IN ('sending', 'dead', 'cancelled') THEN 'sent' ELSE status END \
+         WHERE batch_id = {batch_id} AND id IN ({ids})"
     );
-    let mut q = sqlx::query(&sql).bind(&batch.id).bind(batch.attempt).bind(now);
+    let sql = super::native_sql(tx, &sql);
+    let mut q = sqlx::query(&sql);
     for (message_id, provider_id) in &pairs {
         q = q.bind(*message_id).bind(*provider_id);
     }
+    q = q.bind(batch.attempt).bind(now).bind(&batch.id);
     for (message_id, _) in &pairs {
         q = q.bind(*message_id);
     }
@@ -831,6 +835,7 @@ async fn set_status(
         "UPDATE messages SET status = $1, updated_at = $2, batch_id = COALESCE($3, batch_id) WHERE id IN ({})",
         placeholders(4, ids.len())
     );
+    let sql = super::native_sql(tx, &sql);
     let mut q = sqlx::query(&sql).bind(status).bind(now).bind(batch_id);
     for id in ids {
         q = q.bind(*id);

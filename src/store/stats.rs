@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use sqlx::FromRow;
 
-use super::{Placeholders, Store};
+use super::{native_sql, Placeholders, Store};
 use crate::domain::TenantId;
 
 pub const HOUR_MS: i64 = 3_600_000;
@@ -80,6 +80,7 @@ pub(crate) async fn record_firsts(tx: &mut sqlx::AnyConnection, firsts: Vec<Firs
              ON CONFLICT (tenant_id, message_id, kind) DO NOTHING RETURNING tenant_id, kind, campaign_id, created_at",
             rows.join(", ")
         );
+        let sql = native_sql(tx, &sql);
         let mut q = sqlx::query_as::<_, Inserted>(&sql);
         for f in chunk {
             q = q.bind(&f.tenant_id).bind(&f.message_id).bind(&f.kind).bind(&f.campaign_id).bind(f.at);
@@ -106,6 +107,7 @@ pub(crate) async fn record_accepted(
          SELECT tenant_id, id, 'sent', campaign_id, $1 FROM messages WHERE id IN ({ids}) ORDER BY id \
          ON CONFLICT (tenant_id, message_id, kind) DO NOTHING RETURNING tenant_id, kind, campaign_id, created_at"
     );
+    let sql = native_sql(tx, &sql);
     let mut q = sqlx::query_as::<_, Inserted>(&sql).bind(now);
     for id in message_ids {
         q = q.bind(*id);
@@ -173,6 +175,7 @@ async fn upsert<K: Ord>(
         "INSERT INTO {table} VALUES {} ON CONFLICT ({key}) DO UPDATE SET n = {name}.n + excluded.n",
         rows.join(", ")
     );
+    let sql = native_sql(tx, &sql);
     let mut q = sqlx::query(&sql);
     for (k, n) in counts {
         q = bind(q, k).bind(*n);

@@ -68,21 +68,10 @@ impl Store {
         if emails.is_empty() {
             return Ok(0);
         }
-        let mut p = Placeholders::after(4);
-        let rows: Vec<String> = emails.iter().map(|_| format!("($1, {}, $2, $3, $4)", p.next())).collect();
-        let sql = format!(
-            "INSERT INTO suppressions (tenant_id, email_normalized, reason, source, created_at) VALUES {} \
-             ON CONFLICT (tenant_id, email_normalized) DO NOTHING",
-            rows.join(", ")
-        );
-        let mut q = sqlx::query(&sql).bind(tenant_id).bind(reason).bind(source).bind(now_ms());
-        for e in emails {
-            q = q.bind(e);
-        }
         let mut tx = self.begin_write().await?;
-        let done = q.execute(&mut *tx).await?;
+        let added = add_suppressions_in(&mut tx, tenant_id.as_str(), emails, reason, source).await?;
         tx.commit().await?;
-        Ok(done.rows_affected())
+        Ok(added)
     }
 
     /// Removes an address from the list. A contact whose status was set by
@@ -192,4 +181,29 @@ impl Store {
         .fetch_all(&self.pool)
         .await
     }
+}
+
+/// [`Store::add_suppressions`] inside `tx`.
+pub(super) async fn add_suppressions_in(
+    tx: &mut sqlx::AnyConnection,
+    tenant_id: &str,
+    emails: &[String],
+    reason: &str,
+    source: &str,
+) -> Result<u64, sqlx::Error> {
+    if emails.is_empty() {
+        return Ok(0);
+    }
+    let mut p = Placeholders::after(4);
+    let rows: Vec<String> = emails.iter().map(|_| format!("($1, {}, $2, $3, $4)", p.next())).collect();
+    let sql = format!(
+        "INSERT INTO suppressions (tenant_id, email_normalized, reason, source, created_at) VALUES {} \
+         ON CONFLICT (tenant_id, email_normalized) DO NOTHING",
+        rows.join(", ")
+    );
+    let mut q = sqlx::query(&sql).bind(tenant_id).bind(reason).bind(source).bind(now_ms());
+    for e in emails {
+        q = q.bind(e);
+    }
+    Ok(q.execute(&mut *tx).await?.rows_affected())
 }

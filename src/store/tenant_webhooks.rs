@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 use sqlx::{AnyConnection, FromRow};
 
-use super::{placeholders, Placeholders, Store};
+use super::{native_sql, placeholders, Placeholders, Store};
 use crate::domain::{new_id, now_ms, rfc3339, TenantId};
 
 /// Rows one multi-row insert writes at most (SQLite binds at most 32,766 parameters).
@@ -165,6 +165,7 @@ pub(crate) async fn enabled_endpoints(
         "SELECT id, tenant_id, event_types FROM webhook_endpoints WHERE tenant_id IN ({}) AND enabled = 1",
         placeholders(1, tenant_ids.len())
     );
+    let sql = native_sql(tx, &sql);
     let mut q = sqlx::query_as(&sql);
     for t in tenant_ids {
         q = q.bind(*t);
@@ -187,16 +188,20 @@ pub(crate) async fn insert_deliveries(
 ) -> Result<u64, sqlx::Error> {
     let mut inserted = 0;
     for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut p = Placeholders::after(1);
-        let values: Vec<String> = chunk.iter().map(|_| format!("({}, 'pending', 0, $1, $1, $1)", p.list(5))).collect();
+        // Every parameter once, in order (`now` bound per row): see `native_sql`.
+        let mut p = Placeholders::after(0);
+        let values: Vec<String> =
+            chunk.iter().map(|_| format!("({}, 'pending', 0, {})", p.list(5), p.list(3))).collect();
         let sql = format!(
             "INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_type, payload, status, attempts, \
                next_attempt_at, created_at, updated_at) VALUES {}",
             values.join(", ")
         );
-        let mut q = sqlx::query(&sql).bind(now);
+        let sql = native_sql(tx, &sql);
+        let mut q = sqlx::query(&sql);
         for r in chunk {
             q = q.bind(new_id()).bind(r.endpoint_id).bind(r.tenant_id).bind(r.event_type).bind(&r.payload);
+            q = q.bind(now).bind(now).bind(now);
         }
         inserted += q.execute(&mut *tx).await?.rows_affected();
     }

@@ -267,6 +267,46 @@ async fn a_delayed_follow_up_survives_a_restart_and_an_unsubscribe_cancels_it() 
 }
 
 #[tokio::test]
+async fn runs_done_together_act_only_while_their_claim_holds() {
+    let db = TestDb::new().await;
+    let url = db.url.clone();
+    let app = spawn_on(db, options(&[], false)).await;
+    let (t, key, _cid, sent) = campaign(&app, 2, true).await;
+    let tagging = rule(
+        &app,
+        &t,
+        &key,
+        json!({ "name": "tag openers", "trigger": { "event": "email.opened" },
+        "actions": [{ "type": "add_tag", "tag": "opened" }, { "type": "notify", "message": "opened" }] }),
+    )
+    .await;
+    for (i, s) in sent.iter().enumerate() {
+        post_event(&app, &format!("o-{i}"), "email.opened", &s.1, json!({})).await;
+    }
+    // A worker claims both runs and stalls past its lease; another takes them over.
+    let stale = app.store.claim_runs(60_000, 10).await.unwrap();
+    assert_eq!(stale.len(), 2);
+    app.store.execute_raw("UPDATE automation_runs SET due_at = 0 WHERE status = 'pending'").await.unwrap();
+    let current = app.store.claim_runs(60_000, 10).await.unwrap();
+    assert_eq!(current.len(), 2);
+    let mut batch = app.store.run_batch().await.unwrap();
+    assert!(batch.still_claimed(&stale.iter().collect::<Vec<_>>()).await.unwrap().is_empty());
+    assert_eq!(batch.still_claimed(&current.iter().collect::<Vec<_>>()).await.unwrap().len(), 2);
+    drop(batch);
+    // The new owner's engine does both in one batch: each action once, each run done.
+    app.store.execute_raw("UPDATE automation_runs SET due_at = 0 WHERE status = 'pending'").await.unwrap();
+    assert_eq!(engine(&app, &url, &[]).step().await.unwrap(), 2);
+    let done = runs(&app, &t, &key, &tagging).await;
+    assert!(done.iter().all(|r| r["status"] == "done"), "{done:?}");
+    for (contact, _, _) in &sent {
+        let c = app.get(&format!("/customers/{t}/contacts/{contact}"), &key).await;
+        assert_eq!(c.body["tags"], json!(["new", "opened"]), "{}", c.body);
+    }
+    let steps: Vec<String> = done.iter().map(|r| r["steps"].to_string()).collect();
+    assert!(steps.iter().all(|s| s.contains("tagged `opened`") && s.contains("automation.alert")), "{steps:?}");
+}
+
+#[tokio::test]
 async fn a_rule_mails_a_contact_at_most_once_per_campaign() {
     let app = spawn_with(options(&[], true)).await;
     let (t, key, _cid, sent) = campaign(&app, 1, false).await;
