@@ -11,10 +11,12 @@
 //! suppressions and webhooks are read-only, and automations are written
 //! through the API (the dashboard only switches them on and off).
 
+mod automation_form;
 mod automations;
 mod campaigns;
 mod chart;
 mod contacts;
+mod form;
 mod operator;
 mod overview;
 mod session;
@@ -123,9 +125,15 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("messages.html", include_str!("templates/messages.html")),
         ("message.html", include_str!("templates/message.html")),
         ("suppressions.html", include_str!("templates/suppressions.html")),
+        ("suppression_remove.html", include_str!("templates/suppression_remove.html")),
         ("webhooks.html", include_str!("templates/webhooks.html")),
+        ("webhook_form.html", include_str!("templates/webhook_form.html")),
+        ("webhook.html", include_str!("templates/webhook.html")),
+        ("webhook_delete.html", include_str!("templates/webhook_delete.html")),
         ("automations.html", include_str!("templates/automations.html")),
         ("automation.html", include_str!("templates/automation.html")),
+        ("automation_form.html", include_str!("templates/automation_form.html")),
+        ("automation_delete.html", include_str!("templates/automation_delete.html")),
     ] {
         // Checked by a unit test; a broken template answers 500, never a panic.
         if let Err(e) = env.add_template(name, source) {
@@ -191,6 +199,17 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "requeued" => "Dead letter queued again.",
         "automation_enabled" => "Automation switched on.",
         "automation_disabled" => "Automation switched off.",
+        "webhook_saved" => "Endpoint saved.",
+        "webhook_enabled" => "Endpoint enabled.",
+        "webhook_disabled" => "Endpoint disabled: no events are sent to it.",
+        "webhook_deleted" => "Endpoint deleted.",
+        "webhook_test_queued" => "Test event queued: it appears in the deliveries below.",
+        "webhook_replayed" => "Delivery queued again.",
+        "suppressions_added" => "Addresses suppressed.",
+        "suppression_removed" => "Address removed from the list.",
+        "automation_created" => "Automation created.",
+        "automation_saved" => "Automation saved.",
+        "automation_deleted" => "Automation deleted.",
         _ => return None,
     })
 }
