@@ -7,9 +7,7 @@
 //! carries the session's CSRF token, and a tenant's session reaches only that
 //! tenant's pages (any other tenant's answer 404).
 //!
-//! Not here yet: reputation (being built elsewhere) and a templates page;
-//! suppressions and webhooks are read-only, and automations are written
-//! through the API (the dashboard only switches them on and off).
+//! Not here yet: a templates page.
 
 mod automation_form;
 mod automations;
@@ -19,6 +17,7 @@ mod contacts;
 mod form;
 mod operator;
 mod overview;
+mod reputation;
 mod session;
 mod suppressions;
 mod webhooks;
@@ -54,6 +53,7 @@ pub fn router() -> Router<AppState> {
         .merge(suppressions::router())
         .merge(webhooks::router())
         .merge(automations::router())
+        .merge(reputation::router())
         // Unknown dashboard paths get a page, not the API's JSON 404.
         .route("/ui/{*rest}", get(not_found_page).post(not_found_page))
         .layer(axum::middleware::map_response(security_headers))
@@ -134,6 +134,9 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("automation.html", include_str!("templates/automation.html")),
         ("automation_form.html", include_str!("templates/automation_form.html")),
         ("automation_delete.html", include_str!("templates/automation_delete.html")),
+        ("reputation_macros.html", include_str!("templates/reputation_macros.html")),
+        ("reputation.html", include_str!("templates/reputation.html")),
+        ("reputations.html", include_str!("templates/reputations.html")),
     ] {
         // Checked by a unit test; a broken template answers 500, never a panic.
         if let Err(e) = env.add_template(name, source) {
@@ -210,6 +213,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "automation_created" => "Automation created.",
         "automation_saved" => "Automation saved.",
         "automation_deleted" => "Automation deleted.",
+        "reputation_resumed" => "Campaign mail resumed.",
         _ => return None,
     })
 }
@@ -333,6 +337,6 @@ mod tests {
         for name in names {
             assert!(super::TEMPLATES.get_template(name).is_ok(), "{name}");
         }
-        assert_eq!(super::TEMPLATES.templates().count(), 25);
+        assert_eq!(super::TEMPLATES.templates().count(), 34);
     }
 }
