@@ -252,7 +252,13 @@ async fn create_automation(
 
 impl AutomationIn {
     /// A rule from the dashboard's form.
-    pub(crate) fn new(name: String, enabled: bool, trigger: Trigger, actions: Vec<Action>, fallback: Option<Action>) -> Self {
+    pub(crate) fn new(
+        name: String,
+        enabled: bool,
+        trigger: Trigger,
+        actions: Vec<Action>,
+        fallback: Option<Action>,
+    ) -> Self {
         Self { name, enabled: Some(enabled), trigger, actions, fallback }
     }
 }

@@ -18,12 +18,12 @@ use super::form::Fields;
 use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
 use crate::api::automations::{self as api, patch_automation, AutomationIn, AutomationPatchIn};
 use crate::domain::automation::TRIGGER_EVENTS;
-use crate::domain::TenantId;
-use crate::error::ApiError;
-use crate::store::TenantRow;
 use crate::domain::automation::{Action, Rule, Trigger};
+use crate::domain::TenantId;
 use crate::domain::{parse_id, rfc3339};
+use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::TenantRow;
 use crate::store::{AutomationRow, RunRow};
 
 /// Runs shown per page.
@@ -345,7 +345,8 @@ async fn form_page(
         Some((status, message)) => (status, Some(message)),
         None => (StatusCode::OK, None),
     };
-    let kinds: Vec<Choice> = KINDS.iter().map(|(k, l)| Choice { id: (*k).to_owned(), label: (*l).to_owned() }).collect();
+    let kinds: Vec<Choice> =
+        KINDS.iter().map(|(k, l)| Choice { id: (*k).to_owned(), label: (*l).to_owned() }).collect();
     let frame = Frame::new(user, Some(row), "automations");
     Ok(page(
         status,

@@ -128,12 +128,7 @@ fn line_message(message: &str) -> String {
     }
 }
 
-async fn remove(
-    State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    f: Fields,
-) -> UiResult<Response> {
+async fn remove(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>, f: Fields) -> UiResult<Response> {
     f.check_csrf(&user)?;
     let (id, row) = scope(&state, &user, &tid).await?;
     let email = f.get("email").trim();

@@ -83,11 +83,19 @@ struct FormValues {
 
 impl FormValues {
     fn of(e: &Endpoint) -> Self {
-        Self { url: e.url.clone(), description: e.description.clone().unwrap_or_default(), event_types: e.event_types.clone() }
+        Self {
+            url: e.url.clone(),
+            description: e.description.clone().unwrap_or_default(),
+            event_types: e.event_types.clone(),
+        }
     }
 
     fn posted(f: &Fields) -> Self {
-        Self { url: f.get("url").to_owned(), description: f.get("description").to_owned(), event_types: f.all("event_types") }
+        Self {
+            url: f.get("url").to_owned(),
+            description: f.get("description").to_owned(),
+            event_types: f.all("event_types"),
+        }
     }
 }
 
@@ -138,12 +146,7 @@ async fn list(
     list_page(&state, &user, &id, &row, q.done.as_deref(), None).await
 }
 
-async fn create(
-    State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    f: Fields,
-) -> UiResult<Response> {
+async fn create(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>, f: Fields) -> UiResult<Response> {
     f.check_csrf(&user)?;
     let (id, row) = scope(&state, &user, &tid).await?;
     let input = EndpointIn {
@@ -155,8 +158,15 @@ async fn create(
     match api::create(&state, &id, input).await {
         Ok(endpoint) => {
             let secret = endpoint.secret.clone();
-            endpoint_page(&state, &user, &id, &row, endpoint, Shown { secret: Some((secret, "created")), ..Shown::ok() })
-                .await
+            endpoint_page(
+                &state,
+                &user,
+                &id,
+                &row,
+                endpoint,
+                Shown { secret: Some((secret, "created")), ..Shown::ok() },
+            )
+            .await
         }
         Err(e) => {
             let (status, message) = form_error(e)?;
