@@ -429,6 +429,9 @@ impl Session {
     }
 }
 
+/// A form's fields (the CSRF token aside).
+type Form<'a> = Vec<(&'a str, &'a str)>;
+
 fn hidden_csrf(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
     html[at..].split('"').next().unwrap().to_owned()
@@ -450,7 +453,7 @@ async fn the_management_forms_refuse_a_post_without_its_csrf_token_and_change_no
     app.post(&format!("/customers/{t}/suppressions"), &key, json!({ "emails": ["kept@example.com"] })).await;
     let tenant = Session::open(&app, &key).await;
     let admin = Session::open(&app, ADMIN_KEY).await;
-    let posts: Vec<(&Session, String, Vec<(&str, &str)>)> = vec![
+    let posts: Vec<(&Session, String, Form)> = vec![
         (&tenant, format!("/ui/t/{t}/webhooks"), vec![("url", "http://127.0.0.1:9/x"), ("event_types", "email.sent")]),
         (
             &tenant,
@@ -582,4 +585,39 @@ async fn only_the_operator_resumes_and_a_tenant_reaches_no_other_tenants_forms()
     let (status, body) = admin.post(&format!("/ui/t/{t}/reputation/resume"), &[]).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(body.contains("not `paused`"), "{body}");
+}
+
+#[tokio::test]
+async fn the_operators_health_table_shows_each_tenants_figures_and_dead_letters() {
+    let app = spawn_with(Options::default()).await;
+    let (t, key) = app.verified_tenant("Acme", "acme.test").await;
+    let (quiet, _) = app.verified_tenant("Quiet", "quiet.test").await;
+    for email in ["delivered@resend.dev", "bounced@resend.dev"] {
+        app.add_contact(&t, &key, json!({ "email": email })).await;
+    }
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "<p>h</p>" })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    wait_for("the sandbox's events", Duration::from_secs(20), || async {
+        let stats = app.get(&format!("/customers/{t}/stats?bucket=day"), &key).await.body.to_string();
+        stats.contains("\"bounced\":1") && stats.contains("\"delivered\":1")
+    })
+    .await;
+    let tid = mailroom::domain::TenantId::from_stored(t.clone());
+    let figures = app.store.tenant_health(0, mailroom::domain::now_ms() + 1).await.unwrap();
+    let acme = figures.get(t.as_str()).cloned().unwrap_or_default();
+    assert_eq!((acme.sent, acme.delivered, acme.bounced, acme.complained, acme.dead), (2, 1, 1, 0, 0), "{acme:?}");
+    assert!(!figures.contains_key(quiet.as_str()), "a tenant without figures is absent");
+    // A dead letter counts for its tenant only.
+    app.store
+        .execute_raw(&format!("UPDATE messages SET status = 'dead' WHERE tenant_id = '{}'", tid.as_str()))
+        .await
+        .unwrap();
+    let figures = app.store.tenant_health(0, mailroom::domain::now_ms() + 1).await.unwrap();
+    assert_eq!(figures[t.as_str()].dead, 2);
+    let admin = Session::open(&app, ADMIN_KEY).await;
+    let page = admin.get("/ui/tenants").await.text().await.unwrap();
+    let row = page.split("<tr>").find(|r| r.contains("Acme")).unwrap();
+    let cells: Vec<&str> =
+        row.split("<td class=\"num\">").skip(1).map(|c| c.split('<').next().unwrap().trim()).collect();
+    assert_eq!(cells, ["2", "1", "50.00%", "0.00%", "2"], "{row}");
 }
