@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::form::Fields;
-use crate::domain::automation::{Action, Rule, Trigger};
+use crate::domain::automation::{Action, Rule, Trigger, MAX_ACTIONS};
 
 /// Action rows the form offers (a rule may have up to `MAX_ACTIONS`; the API takes more).
 pub const ROWS: usize = 5;
@@ -128,6 +128,14 @@ impl ActionFields {
 
 impl RuleFields {
     pub fn posted(f: &Fields) -> Self {
+        let mut fields = Self::read(f);
+        // Shown again with an error: the rows used, and the form's usual number at least.
+        let used = fields.actions.iter().rposition(|a| !a.kind.is_empty()).map_or(0, |i| i + 1);
+        fields.actions.truncate(used.max(ROWS));
+        fields
+    }
+
+    fn read(f: &Fields) -> Self {
         Self {
             name: f.get("name").to_owned(),
             enabled: f.checked("enabled"),
@@ -136,7 +144,9 @@ impl RuleFields {
             tag: f.get("tag").to_owned(),
             link: f.get("link").to_owned(),
             hours: f.get("hours").to_owned(),
-            actions: (0..ROWS).map(|i| ActionFields::posted(f, &format!("a{i}"))).collect(),
+            // An edited rule may show more rows than a new one (all its actions, and one more);
+            // one row past the most a rule may have, so that too many is refused, not dropped.
+            actions: (0..=MAX_ACTIONS).map(|i| ActionFields::posted(f, &format!("a{i}"))).collect(),
             fallback: ActionFields::posted(f, "f"),
         }
     }

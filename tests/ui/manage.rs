@@ -621,3 +621,66 @@ async fn the_operators_health_table_shows_each_tenants_figures_and_dead_letters(
         row.split("<td class=\"num\">").skip(1).map(|c| c.split('<').next().unwrap().trim()).collect();
     assert_eq!(cells, ["2", "1", "50.00%", "0.00%", "2"], "{row}");
 }
+
+#[tokio::test]
+async fn automation_and_suppression_forms_explain_hostile_input_on_the_page() {
+    let app = spawn_with(Options::default()).await;
+    let (t, key) = app.verified_tenant("Acme", "acme.test").await;
+    let s = Session::open(&app, &key).await;
+    let rules = format!("/ui/t/{t}/automations");
+    let before = app.get(&format!("/customers/{t}/automations"), &key).await.body;
+    let huge = "i".repeat(5000);
+    let rule = |extra: Vec<(&'static str, String)>| {
+        let mut form: Vec<(&'static str, String)> = vec![
+            ("name", "Rule".into()),
+            ("event", "email.opened".into()),
+            ("a0_type", "add_tag".into()),
+            ("a0_tag", "x".into()),
+        ];
+        for (k, v) in extra {
+            form.retain(|(name, _)| *name != k);
+            form.push((k, v));
+        }
+        form
+    };
+    let cases: Vec<(Vec<(&'static str, String)>, &str)> = vec![
+        (rule(vec![("name", "a\0b".into())]), "name"),
+        (rule(vec![("name", "x".repeat(300))]), "name"),
+        (rule(vec![("event", "email.nope".into())]), "trigger.event"),
+        (rule(vec![("a0_type", "rm -rf".into())]), "Action 1"),
+        (rule(vec![("a0_tag", "bad\u{2028}tag".into())]), "Action 1 tag"),
+        (rule(vec![("a0_type", "".into())]), "actions"),
+        (rule(vec![("hours", "soon".into())]), "whole number"),
+        (rule(vec![("hours", "5".into())]), "delivery_delayed"),
+        (rule(vec![("link", "https://x.test/".into())]), "email.clicked"),
+        (rule(vec![("campaign_id", "00000000-0000-0000-0000-000000000000".into())]), "campaign"),
+        (rule(vec![("a0_type", "send_template".into()), ("a0_template", "nope".into())]), "template"),
+        (rule(vec![("a0_type", "agent".into()), ("a0_instructions", huge.clone())]), "instructions"),
+        (rule(vec![("a0_type", "agent".into()), ("a0_instructions", "Decide.".into())]), "MAILROOM_LLM_URL"),
+        (rule(vec![("f_type", "notify".into()), ("f_message", "no agent".into())]), "fallback"),
+    ];
+    for (form, mentions) in &cases {
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, body) = s.post(&rules, &form).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{form:?}: {body}");
+        assert!(body.contains("id=\"form-error\""), "{form:?}: the error is on the form's page");
+        assert!(body.contains(mentions), "{form:?} should mention {mentions}: {body}");
+    }
+    assert_eq!(app.get(&format!("/customers/{t}/automations"), &key).await.body, before);
+
+    let supp = format!("/ui/t/{t}/suppressions");
+    let many = (0..1001).map(|i| format!("u{i}@example.com")).collect::<Vec<_>>().join("\n");
+    for (emails, mentions) in
+        [("ok@example.com\nnul\0@example.com", "Address 2"), ("\n\n", "1 to 1000"), (many.as_str(), "1 to 1000")]
+    {
+        let (status, body) = s.post(&supp, &[("emails", emails)]).await;
+        assert!(status.is_client_error(), "{status}");
+        assert!(body.contains("id=\"form-error\"") && body.contains(mentions), "{mentions}: {body}");
+    }
+    assert_eq!(app.get(&format!("/customers/{t}/suppressions"), &key).await.body, json!([]));
+    // Removing what is not there, or is not an address: a 404 page.
+    for email in ["nobody@example.com", "not an address\0"] {
+        let (status, _) = s.post(&format!("{supp}/remove"), &[("email", email)]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{email:?}");
+    }
+}
