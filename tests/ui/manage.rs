@@ -314,7 +314,8 @@ async fn a_tenant_manages_webhooks_automations_and_suppressions_in_the_browser()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_resumes_a_paused_tenant_from_the_reputation_list() {
-    let Some(b) = Browser::start("reputation").await else { return };
+    // In the dark colour scheme: the state badges' and the resume form's contrast is checked there too.
+    let Some(b) = Browser::start_with("reputation-dark", true).await else { return };
     let app = spawn_with(Options::default()).await;
     b.set_base(&app.base);
     let (paused, _) = app.verified_tenant("Spammy", "spammy.test").await;
@@ -341,6 +342,7 @@ async fn the_operator_resumes_a_paused_tenant_from_the_reputation_list() {
     b.wait_text("#reputation-state", "ok").await;
     b.wait_text("#history ~ .table-wrap", "list cleaned").await;
     b.wait_text("#history ~ .table-wrap", "admin").await;
+    assert!(b.dark_scheme().await, "the page is in the dark scheme");
     b.check_page("reputation-resumed").await;
     let r = app.get(&format!("/customers/{paused}/reputation"), ADMIN_KEY).await.body;
     assert_eq!(r["state"], "ok", "{r}");
