@@ -321,9 +321,23 @@ impl AutomationPatchIn {
 
     /// A patch that rewrites a rule (the dashboard's edit form): its on/off
     /// state stays, and no fallback removes the fallback.
-    pub(crate) fn rewrite(name: String, trigger: Trigger, actions: Vec<Action>, fallback: Option<Action>) -> Self {
-        let fallback = Some(fallback.map_or(Value::Null, |f| serde_json::to_value(f).unwrap_or(Value::Null)));
-        Self { name: Some(name), enabled: None, trigger: Some(trigger), actions: Some(actions), fallback }
+    pub(crate) fn rewrite(
+        name: String,
+        trigger: Trigger,
+        actions: Vec<Action>,
+        fallback: Option<Action>,
+    ) -> ApiResult<Self> {
+        let fallback = match fallback {
+            None => Value::Null,
+            Some(f) => serde_json::to_value(f).map_err(|e| ApiError::Internal(anyhow::anyhow!("fallback: {e}")))?,
+        };
+        Ok(Self {
+            name: Some(name),
+            enabled: None,
+            trigger: Some(trigger),
+            actions: Some(actions),
+            fallback: Some(fallback),
+        })
     }
 }
 

@@ -9,6 +9,7 @@
 //!
 //! Not here yet: a templates page.
 
+mod automation_edit;
 mod automation_form;
 mod automations;
 mod campaigns;
