@@ -531,6 +531,24 @@ async fn webhook_forms_apply_the_ssrf_guard_and_refuse_hostile_input_on_the_page
         assert!(body.contains(mentions), "{form:?}: {body}");
     }
     assert_eq!(app.get(&format!("/customers/{t}/webhooks"), &key).await.body, json!([]));
+    // The edit form is guarded the same way (the endpoint is stored directly: no DNS here).
+    let tid = mailroom::domain::TenantId::from_stored(t.clone());
+    let types = ["email.sent".to_owned()];
+    let new = mailroom::store::NewEndpoint {
+        url: "https://hooks.example.com/h",
+        description: None,
+        event_types: &types,
+        enabled: true,
+        secret: "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+    };
+    let wid = app.store.create_endpoint(&tid, new).await.unwrap().id;
+    for url in ["http://127.0.0.1:9/hook", "http://[::1]/hook", "http://169.254.169.254/"] {
+        let (status, body) = s.post(&format!("{path}/{wid}"), &[("url", url), ("event_types", "email.sent")]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}");
+        assert!(body.contains("id=\"form-error\"") && body.contains("public addresses"), "{url}: {body}");
+    }
+    let stored = app.get(&format!("/customers/{t}/webhooks/{wid}"), &key).await.body;
+    assert_eq!(stored["url"], "https://hooks.example.com/h");
     // A form that cannot be read is a page too, not a 500.
     let r = s
         .http
