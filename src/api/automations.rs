@@ -72,6 +72,10 @@ pub struct Automation {
 }
 
 impl Automation {
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
     fn from_row(a: AutomationRow) -> ApiResult<Self> {
         let rule = a.rule().map_err(|e| ApiError::Internal(anyhow::anyhow!("stored rule {}: {e}", a.id)))?;
         Ok(Self {
@@ -243,16 +247,35 @@ async fn create_automation(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<AutomationIn>,
 ) -> ApiResult<(StatusCode, Json<Automation>)> {
+    Ok((StatusCode::CREATED, Json(create(&state, &t.tenant_id, body).await?)))
+}
+
+impl AutomationIn {
+    /// A rule from the dashboard's form.
+    pub(crate) fn new(
+        name: String,
+        enabled: bool,
+        trigger: Trigger,
+        actions: Vec<Action>,
+        fallback: Option<Action>,
+    ) -> Self {
+        Self { name, enabled: Some(enabled), trigger, actions, fallback }
+    }
+}
+
+/// Checks and adds a rule: what `POST /customers/{id}/automations` does, and
+/// the dashboard's form.
+pub(crate) async fn create(state: &AppState, tenant_id: &TenantId, body: AutomationIn) -> ApiResult<Automation> {
     let name = required_text(&body.name, "name", 200)?;
     let rule = Rule { trigger: body.trigger, actions: body.actions, fallback: body.fallback };
-    let rule = checked_rule(&state, &t.tenant_id, rule, true).await?;
+    let rule = checked_rule(state, tenant_id, rule, true).await?;
     let new = NewAutomation { name: &name, enabled: body.enabled.unwrap_or(true), rule: &rule };
-    let Some(id) = state.store.create_automation(&t.tenant_id, &new, MAX_AUTOMATIONS).await? else {
+    let Some(id) = state.store.create_automation(tenant_id, &new, MAX_AUTOMATIONS).await? else {
         return Err(ApiError::validation(format!("a customer may have at most {MAX_AUTOMATIONS} automations")));
     };
-    tracing::info!(tenant = %t.tenant_id, automation = %id, "automation created");
-    let row = state.store.automation(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("automation"))?;
-    Ok((StatusCode::CREATED, Json(Automation::from_row(row)?)))
+    tracing::info!(tenant = %tenant_id, automation = %id, "automation created");
+    let row = state.store.automation(tenant_id, &id).await?.ok_or(ApiError::NotFound("automation"))?;
+    Automation::from_row(row)
 }
 
 /// A customer's rules, the (disabled) starter rules included.
@@ -294,6 +317,27 @@ impl AutomationPatchIn {
     /// A patch that only switches a rule on or off (the dashboard's button).
     pub(crate) fn switch(enabled: bool) -> Self {
         Self { name: None, enabled: Some(enabled), trigger: None, actions: None, fallback: None }
+    }
+
+    /// A patch that rewrites a rule (the dashboard's edit form): its on/off
+    /// state stays, and no fallback removes the fallback.
+    pub(crate) fn rewrite(
+        name: String,
+        trigger: Trigger,
+        actions: Vec<Action>,
+        fallback: Option<Action>,
+    ) -> ApiResult<Self> {
+        let fallback = match fallback {
+            None => Value::Null,
+            Some(f) => serde_json::to_value(f).map_err(|e| ApiError::Internal(anyhow::anyhow!("fallback: {e}")))?,
+        };
+        Ok(Self {
+            name: Some(name),
+            enabled: None,
+            trigger: Some(trigger),
+            actions: Some(actions),
+            fallback: Some(fallback),
+        })
     }
 }
 
@@ -340,11 +384,18 @@ async fn delete_automation(
     State(state): State<AppState>,
     Path((_id, aid)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let aid = path_id(&aid, "automation")?;
-    if !state.store.delete_automation(&t.tenant_id, &aid).await? {
+    delete(&state, &t.tenant_id, &aid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes one of the tenant's rules with its pending runs (404 for any other id).
+pub(crate) async fn delete(state: &AppState, tenant_id: &TenantId, aid: &str) -> ApiResult<()> {
+    let aid = path_id(aid, "automation")?;
+    if !state.store.delete_automation(tenant_id, &aid).await? {
         return Err(ApiError::NotFound("automation"));
     }
-    Ok(StatusCode::NO_CONTENT)
+    tracing::info!(tenant = %tenant_id, automation = %aid, "automation deleted");
+    Ok(())
 }
 
 /// A rule's runs, newest first: the triggering event, each step's outcome,

@@ -14,13 +14,13 @@ pub mod extract;
 mod health;
 mod idempotency;
 mod metrics;
-mod reputation;
+pub(crate) mod reputation;
 pub(crate) mod segments;
 pub(crate) mod send;
 mod stats;
-mod suppressions;
+pub(crate) mod suppressions;
 mod templates;
-mod tenant_webhooks;
+pub(crate) mod tenant_webhooks;
 mod unsubscribe;
 mod webhooks;
 

@@ -143,7 +143,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_reputation)).routes(routes!(resume)).routes(routes!(all_reputations))
 }
 
-async fn detail(state: &AppState, tenant_id: &TenantId) -> ApiResult<Reputation> {
+/// One tenant's reputation with its history: `GET /customers/{id}/reputation`, and the dashboard's page.
+pub(crate) async fn detail(state: &AppState, tenant_id: &TenantId) -> ApiResult<Reputation> {
     let r = state.store.tenant_reputation(tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
     let history = state.store.reputation_history(tenant_id, HISTORY).await?;
     Ok(reputation(r, state.store.reputation_policy(), Some(history)))
@@ -177,12 +178,18 @@ async fn resume(
     let tenant_id = TenantId::parse(&id).ok_or(ApiError::NotFound("customer"))?;
     state.store.tenant(&tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
     let body: ResumeIn = super::extract::optional_json(&body)?;
-    let note = super::optional_text(body.note.as_deref(), "note", 500)?;
-    match state.store.resume_reputation(&tenant_id, note.as_deref()).await? {
+    resume_tenant(&state, &tenant_id, body.note.as_deref()).await.map(Json)
+}
+
+/// Resumes a paused tenant (the caller checked it is the admin): the API's
+/// resume, and the dashboard's button. 409 `not_paused` otherwise.
+pub(crate) async fn resume_tenant(state: &AppState, tenant_id: &TenantId, note: Option<&str>) -> ApiResult<Reputation> {
+    let note = super::optional_text(note, "note", 500)?;
+    match state.store.resume_reputation(tenant_id, note.as_deref()).await? {
         ResumeOutcome::Resumed => {
             // Its held campaign mail is due again: let the worker look now.
             state.wake.notify_one();
-            detail(&state, &tenant_id).await.map(Json)
+            detail(state, tenant_id).await
         }
         ResumeOutcome::NotPaused(s) => Err(ApiError::conflict(
             "not_paused",
@@ -196,7 +203,12 @@ async fn resume(
 #[utoipa::path(get, path = "/reputation", tag = "reputation",
     responses((status = 200, body = [Reputation]), (status = 403, body = crate::error::ErrorBody)))]
 async fn all_reputations(_: Admin, State(state): State<AppState>) -> ApiResult<Json<Vec<Reputation>>> {
+    all(&state).await.map(Json)
+}
+
+/// Every tenant's reputation, worst first (the caller checked it is the admin).
+pub(crate) async fn all(state: &AppState) -> ApiResult<Vec<Reputation>> {
     let p = *state.store.reputation_policy();
     let all = state.store.all_reputations().await?;
-    Ok(Json(all.into_iter().map(|r| reputation(r, &p, None)).collect()))
+    Ok(all.into_iter().map(|r| reputation(r, &p, None)).collect())
 }

@@ -10,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::ApiJson;
 use crate::auth::TenantAccess;
-use crate::domain::{rfc3339, EmailAddress};
+use crate::domain::{rfc3339, EmailAddress, TenantId};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::{SuppressionRow, Unsuppress};
@@ -122,19 +122,26 @@ async fn add_suppressions(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<SuppressionsIn>,
 ) -> ApiResult<(StatusCode, Json<SuppressionsAdded>)> {
-    if input.emails.is_empty() || input.emails.len() > ADD_MAX {
+    let added = add(&state, &t.tenant_id, &input.emails).await?;
+    Ok((StatusCode::CREATED, Json(SuppressionsAdded { added })))
+}
+
+/// Suppresses addresses by hand (reason `manual`, source `api`): what `POST
+/// /customers/{id}/suppressions` does, and the dashboard's form. Returns how
+/// many were newly suppressed.
+pub(crate) async fn add(state: &AppState, tenant_id: &TenantId, raw: &[String]) -> ApiResult<u64> {
+    if raw.is_empty() || raw.len() > ADD_MAX {
         return Err(ApiError::validation(format!("`emails` must hold 1 to {ADD_MAX} addresses")));
     }
-    let mut emails = Vec::with_capacity(input.emails.len());
-    for (i, raw) in input.emails.iter().enumerate() {
+    let mut emails = Vec::with_capacity(raw.len());
+    for (i, raw) in raw.iter().enumerate() {
         let email = EmailAddress::parse(raw)
             .map_err(|e| ApiError::Invalid { code: "invalid_email", message: format!("emails[{i}]: {e}") })?;
         emails.push(email.normalized());
     }
     emails.sort();
     emails.dedup();
-    let added = state.store.add_suppressions(&t.tenant_id, &emails, "manual", "api").await?;
-    Ok((StatusCode::CREATED, Json(SuppressionsAdded { added })))
+    Ok(state.store.add_suppressions(tenant_id, &emails, "manual", "api").await?)
 }
 
 /// Take an address off the list; its contact, if the entry had unsubscribed it, is subscribed again.
@@ -150,9 +157,16 @@ async fn remove_suppression(
 ) -> ApiResult<StatusCode> {
     let email = ids.1;
     let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
-    let email = EmailAddress::parse(&email).map_err(|_| ApiError::NotFound("suppression"))?;
-    match state.store.remove_suppression(&t.tenant_id, &email.normalized(), params.force.unwrap_or(false)).await? {
-        Unsuppress::Removed => Ok(StatusCode::NO_CONTENT),
+    remove(&state, &t.tenant_id, &email, params.force.unwrap_or(false)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Takes an address off the tenant's list: a `complained` entry only with
+/// `force` (409 `complaint_needs_force` otherwise); 404 when it is not there.
+pub(crate) async fn remove(state: &AppState, tenant_id: &TenantId, email: &str, force: bool) -> ApiResult<()> {
+    let email = EmailAddress::parse(email).map_err(|_| ApiError::NotFound("suppression"))?;
+    match state.store.remove_suppression(tenant_id, &email.normalized(), force).await? {
+        Unsuppress::Removed => Ok(()),
         Unsuppress::NotFound => Err(ApiError::NotFound("suppression")),
         Unsuppress::NeedsForce => Err(ApiError::conflict(
             "complaint_needs_force",

@@ -11,7 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{optional_text, path_id, ApiJson};
 use crate::auth::TenantAccess;
-use crate::domain::{is_tenant_event_type, now_ms, rfc3339, TENANT_EVENT_TYPES, TEST_EVENT_TYPE};
+use crate::domain::{is_tenant_event_type, now_ms, rfc3339, TenantId, TENANT_EVENT_TYPES, TEST_EVENT_TYPE};
 use crate::error::{ApiError, ApiResult};
 use crate::notify::{guard, new_secret, ROTATION_OVERLAP_MS};
 use crate::state::AppState;
@@ -25,27 +25,27 @@ const MAX_ENDPOINTS: usize = 20;
 pub struct EndpointIn {
     /// Where events are posted: http(s), and (unless the operator allows it)
     /// a public address.
-    url: String,
+    pub(crate) url: String,
     /// The types to receive: `email.sent`, `email.delivered`,
     /// `email.delivery_delayed`, `email.opened`, `email.clicked`,
     /// `email.bounced`, `email.complained`, `email.failed`, `email.scheduled`,
     /// `email.suppressed`, `contact.unsubscribed`, `reputation.changed`,
     /// `automation.alert`, `campaign.sent`.
-    event_types: Vec<String>,
-    description: Option<String>,
+    pub(crate) event_types: Vec<String>,
+    pub(crate) description: Option<String>,
     /// Default true.
-    enabled: Option<bool>,
+    pub(crate) enabled: Option<bool>,
 }
 
 /// Absent fields stay as they are; an empty `description` clears it.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointPatchIn {
-    url: Option<String>,
-    event_types: Option<Vec<String>>,
-    description: Option<String>,
+    pub(crate) url: Option<String>,
+    pub(crate) event_types: Option<Vec<String>>,
+    pub(crate) description: Option<String>,
     /// Enabling an endpoint (again) clears its failure record and `disabled_reason`.
-    enabled: Option<bool>,
+    pub(crate) enabled: Option<bool>,
 }
 
 /// Bodies of the action routes: none, or `{}`.
@@ -185,9 +185,10 @@ async fn checked_url(state: &AppState, raw: &str) -> Result<String, ApiError> {
         .map_err(ApiError::validation)
 }
 
-async fn own_endpoint(state: &AppState, t: &TenantAccess, wid: &str) -> Result<EndpointRow, ApiError> {
+/// One of the tenant's endpoints (404 for any other id).
+pub(crate) async fn own_endpoint(state: &AppState, tenant_id: &TenantId, wid: &str) -> Result<EndpointRow, ApiError> {
     let wid = path_id(wid, "webhook")?;
-    state.store.endpoint(&t.tenant_id, &wid).await?.ok_or(ApiError::NotFound("webhook"))
+    state.store.endpoint(tenant_id, &wid).await?.ok_or(ApiError::NotFound("webhook"))
 }
 
 fn no_body(bytes: &[u8]) -> Result<(), ApiError> {
@@ -203,17 +204,24 @@ async fn create_endpoint(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<EndpointIn>,
 ) -> ApiResult<(StatusCode, Json<Endpoint>)> {
+    let row = create(&state, &t.tenant_id, body).await?;
+    Ok((StatusCode::CREATED, Json(Endpoint::from_row(row, true))))
+}
+
+/// Checks and adds an endpoint with a new secret (the row holds it): what
+/// `POST /customers/{id}/webhooks` does, and the dashboard's form.
+pub(crate) async fn create(state: &AppState, tenant_id: &TenantId, body: EndpointIn) -> ApiResult<EndpointRow> {
     let types = event_types(&body.event_types)?;
     let description = optional_text(body.description.as_deref(), "description", 500)?;
-    let url = checked_url(&state, &body.url).await?;
-    if state.store.endpoints(&t.tenant_id).await?.len() >= MAX_ENDPOINTS {
+    let url = checked_url(state, &body.url).await?;
+    if state.store.endpoints(tenant_id).await?.len() >= MAX_ENDPOINTS {
         return Err(ApiError::validation(format!("a customer may have at most {MAX_ENDPOINTS} webhook endpoints")));
     }
     let secret = new_secret();
     let row = state
         .store
         .create_endpoint(
-            &t.tenant_id,
+            tenant_id,
             NewEndpoint {
                 url: &url,
                 description: description.as_deref(),
@@ -223,8 +231,8 @@ async fn create_endpoint(
             },
         )
         .await?;
-    tracing::info!(tenant = %t.tenant_id, endpoint = %row.id, "webhook endpoint created");
-    Ok((StatusCode::CREATED, Json(Endpoint::from_row(row, true))))
+    tracing::info!(tenant = %tenant_id, endpoint = %row.id, "webhook endpoint created");
+    Ok(row)
 }
 
 /// A customer's webhook endpoints (without their secrets).
@@ -244,7 +252,7 @@ async fn get_endpoint(
     State(state): State<AppState>,
     Path((_id, wid)): Path<(String, String)>,
 ) -> ApiResult<Json<Endpoint>> {
-    Ok(Json(Endpoint::from_row(own_endpoint(&state, &t, &wid).await?, false)))
+    Ok(Json(Endpoint::from_row(own_endpoint(&state, &t.tenant_id, &wid).await?, false)))
 }
 
 /// Change an endpoint's URL, event types, description, or enable it again.
@@ -257,7 +265,18 @@ async fn update_endpoint(
     Path((_id, wid)): Path<(String, String)>,
     ApiJson(body): ApiJson<EndpointPatchIn>,
 ) -> ApiResult<Json<Endpoint>> {
-    let wid = path_id(&wid, "webhook")?;
+    Ok(Json(Endpoint::from_row(update(&state, &t.tenant_id, &wid, body).await?, false)))
+}
+
+/// Applies a patch to one of the tenant's endpoints: what `PATCH
+/// /customers/{id}/webhooks/{wid}` does, and the dashboard's forms.
+pub(crate) async fn update(
+    state: &AppState,
+    tenant_id: &TenantId,
+    wid: &str,
+    body: EndpointPatchIn,
+) -> ApiResult<EndpointRow> {
+    let wid = path_id(wid, "webhook")?;
     let event_types = body.event_types.as_deref().map(event_types).transpose()?;
     let description = match body.description.as_deref() {
         None => None,
@@ -265,11 +284,10 @@ async fn update_endpoint(
     };
     let url = match body.url.as_deref() {
         None => None,
-        Some(u) => Some(checked_url(&state, u).await?),
+        Some(u) => Some(checked_url(state, u).await?),
     };
     let patch = EndpointPatch { url, description, event_types, enabled: body.enabled };
-    let row = state.store.update_endpoint(&t.tenant_id, &wid, patch).await?.ok_or(ApiError::NotFound("webhook"))?;
-    Ok(Json(Endpoint::from_row(row, false)))
+    state.store.update_endpoint(tenant_id, &wid, patch).await?.ok_or(ApiError::NotFound("webhook"))
 }
 
 /// Remove an endpoint and its delivery log.
@@ -281,11 +299,18 @@ async fn delete_endpoint(
     State(state): State<AppState>,
     Path((_id, wid)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let wid = path_id(&wid, "webhook")?;
-    if !state.store.delete_endpoint(&t.tenant_id, &wid).await? {
+    delete(&state, &t.tenant_id, &wid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes one of the tenant's endpoints (404 when it has no such endpoint).
+pub(crate) async fn delete(state: &AppState, tenant_id: &TenantId, wid: &str) -> ApiResult<()> {
+    let wid = path_id(wid, "webhook")?;
+    if !state.store.delete_endpoint(tenant_id, &wid).await? {
         return Err(ApiError::NotFound("webhook"));
     }
-    Ok(StatusCode::NO_CONTENT)
+    tracing::info!(tenant = %tenant_id, endpoint = %wid, "webhook endpoint deleted");
+    Ok(())
 }
 
 /// Replace the signing secret. The new one is in this answer only; for 24 hours
@@ -300,16 +325,23 @@ async fn rotate_secret(
     Path((_id, wid)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Endpoint>> {
-    let wid = path_id(&wid, "webhook")?;
+    path_id(&wid, "webhook")?;
     no_body(&body)?;
+    Ok(Json(Endpoint::from_row(rotate(&state, &t.tenant_id, &wid).await?, true)))
+}
+
+/// Gives one of the tenant's endpoints a new secret (the row holds it); the
+/// previous one keeps signing for [`ROTATION_OVERLAP_MS`].
+pub(crate) async fn rotate(state: &AppState, tenant_id: &TenantId, wid: &str) -> ApiResult<EndpointRow> {
+    let wid = path_id(wid, "webhook")?;
     let until = now_ms() + ROTATION_OVERLAP_MS;
     let row = state
         .store
-        .rotate_endpoint_secret(&t.tenant_id, &wid, &new_secret(), until)
+        .rotate_endpoint_secret(tenant_id, &wid, &new_secret(), until)
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
-    tracing::info!(tenant = %t.tenant_id, endpoint = %row.id, "webhook secret rotated");
-    Ok(Json(Endpoint::from_row(row, true)))
+    tracing::info!(tenant = %tenant_id, endpoint = %row.id, "webhook secret rotated");
+    Ok(row)
 }
 
 /// What was delivered to an endpoint, newest first; `Link: <...>; rel="next"` points to older ones.
@@ -322,7 +354,7 @@ async fn list_deliveries(
     Path((_id, wid)): Path<(String, String)>,
     params: Result<Query<DeliveryParams>, QueryRejection>,
 ) -> ApiResult<(HeaderMap, Json<Vec<Delivery>>)> {
-    let endpoint = own_endpoint(&state, &t, &wid).await?;
+    let endpoint = own_endpoint(&state, &t.tenant_id, &wid).await?;
     let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
     let limit = match params.limit.as_deref() {
         None => 100,
@@ -365,13 +397,22 @@ async fn replay_delivery(
     Path((_id, wid, did)): Path<(String, String, String)>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
-    let endpoint = own_endpoint(&state, &t, &wid).await?;
+    let endpoint = own_endpoint(&state, &t.tenant_id, &wid).await?;
     let did = path_id(&did, "delivery")?;
     no_body(&body)?;
-    require_enabled(&endpoint)?;
-    let row =
-        state.store.replay_delivery(&t.tenant_id, &endpoint.id, &did).await?.ok_or(ApiError::NotFound("delivery"))?;
-    Ok((StatusCode::ACCEPTED, Json(row.into())))
+    Ok((StatusCode::ACCEPTED, Json(replay(&state, &t.tenant_id, &endpoint, &did).await?.into())))
+}
+
+/// Queues one of an endpoint's deliveries again (the endpoint must be enabled).
+pub(crate) async fn replay(
+    state: &AppState,
+    tenant_id: &TenantId,
+    endpoint: &EndpointRow,
+    did: &str,
+) -> ApiResult<DeliveryRow> {
+    let did = path_id(did, "delivery")?;
+    require_enabled(endpoint)?;
+    state.store.replay_delivery(tenant_id, &endpoint.id, &did).await?.ok_or(ApiError::NotFound("delivery"))
 }
 
 /// Queue a `webhook.test` event to this endpoint at once, whatever it subscribes to.
@@ -384,12 +425,17 @@ async fn test_endpoint(
     Path((_id, wid)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<TestQueued>)> {
-    let endpoint = own_endpoint(&state, &t, &wid).await?;
+    let endpoint = own_endpoint(&state, &t.tenant_id, &wid).await?;
     no_body(&body)?;
-    require_enabled(&endpoint)?;
-    let data = serde_json::json!({ "endpoint_id": endpoint.id, "customer_id": t.tenant_id, "message": "a test event from mailroom" });
-    let id = state.store.enqueue_to_endpoint(&t.tenant_id, &endpoint.id, TEST_EVENT_TYPE, &data).await?;
+    let id = send_test(&state, &t.tenant_id, &endpoint).await?;
     Ok((StatusCode::ACCEPTED, Json(TestQueued { delivery_id: id, event_type: TEST_EVENT_TYPE.to_owned() })))
+}
+
+/// Queues a `webhook.test` event to an (enabled) endpoint: the delivery's id.
+pub(crate) async fn send_test(state: &AppState, tenant_id: &TenantId, endpoint: &EndpointRow) -> ApiResult<String> {
+    require_enabled(endpoint)?;
+    let data = serde_json::json!({ "endpoint_id": endpoint.id, "customer_id": tenant_id, "message": "a test event from mailroom" });
+    Ok(state.store.enqueue_to_endpoint(tenant_id, &endpoint.id, TEST_EVENT_TYPE, &data).await?)
 }
 
 fn require_enabled(endpoint: &EndpointRow) -> Result<(), ApiError> {

@@ -8,6 +8,7 @@ mod contacts;
 mod enqueue;
 mod events;
 mod filter;
+mod health;
 mod import;
 mod messages;
 mod outbox;
@@ -37,6 +38,7 @@ pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey,
 pub use events::{
     DomainChange, EventFilter, EventOutcome, EventTarget, IncomingEvent, ListedEvent, StoredEvent, DOMAIN_TROUBLE,
 };
+pub use health::TenantHealth;
 pub use import::{ImportOutcome, ImportRow, OnConflict};
 pub use messages::MessageRow;
 pub use outbox::{

@@ -1,6 +1,6 @@
 //! A tenant's automations: the rules in words, a button to switch each on or
-//! off (the same code as the API's PATCH), and per rule its recent runs with
-//! each step and the agent's decision. Rules are written through the API.
+//! off, and per rule its recent runs with each step and the agent's decision.
+//! Rules are created, edited and deleted in `automation_edit`.
 
 use std::collections::HashMap;
 
@@ -24,9 +24,10 @@ const PAGE: i64 = 20;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/ui/t/{tid}/automations", get(list))
+        .route("/ui/t/{tid}/automations", get(list).post(super::automation_edit::create))
         .route("/ui/t/{tid}/automations/{aid}", get(detail))
         .route("/ui/t/{tid}/automations/{aid}/switch", post(switch))
+        .merge(super::automation_edit::router())
 }
 
 #[derive(Serialize)]

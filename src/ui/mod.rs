@@ -7,16 +7,18 @@
 //! carries the session's CSRF token, and a tenant's session reaches only that
 //! tenant's pages (any other tenant's answer 404).
 //!
-//! Not here yet: reputation (being built elsewhere) and a templates page;
-//! suppressions and webhooks are read-only, and automations are written
-//! through the API (the dashboard only switches them on and off).
+//! Not here yet: a templates page.
 
+mod automation_edit;
+mod automation_form;
 mod automations;
 mod campaigns;
 mod chart;
 mod contacts;
+mod form;
 mod operator;
 mod overview;
+mod reputation;
 mod session;
 mod suppressions;
 mod webhooks;
@@ -52,6 +54,7 @@ pub fn router() -> Router<AppState> {
         .merge(suppressions::router())
         .merge(webhooks::router())
         .merge(automations::router())
+        .merge(reputation::router())
         // Unknown dashboard paths get a page, not the API's JSON 404.
         .route("/ui/{*rest}", get(not_found_page).post(not_found_page))
         .layer(axum::middleware::map_response(security_headers))
@@ -123,9 +126,18 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("messages.html", include_str!("templates/messages.html")),
         ("message.html", include_str!("templates/message.html")),
         ("suppressions.html", include_str!("templates/suppressions.html")),
+        ("suppression_remove.html", include_str!("templates/suppression_remove.html")),
         ("webhooks.html", include_str!("templates/webhooks.html")),
+        ("webhook_form.html", include_str!("templates/webhook_form.html")),
+        ("webhook.html", include_str!("templates/webhook.html")),
+        ("webhook_delete.html", include_str!("templates/webhook_delete.html")),
         ("automations.html", include_str!("templates/automations.html")),
         ("automation.html", include_str!("templates/automation.html")),
+        ("automation_form.html", include_str!("templates/automation_form.html")),
+        ("automation_delete.html", include_str!("templates/automation_delete.html")),
+        ("reputation_macros.html", include_str!("templates/reputation_macros.html")),
+        ("reputation.html", include_str!("templates/reputation.html")),
+        ("reputations.html", include_str!("templates/reputations.html")),
     ] {
         // Checked by a unit test; a broken template answers 500, never a panic.
         if let Err(e) = env.add_template(name, source) {
@@ -191,6 +203,18 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "requeued" => "Dead letter queued again.",
         "automation_enabled" => "Automation switched on.",
         "automation_disabled" => "Automation switched off.",
+        "webhook_saved" => "Endpoint saved.",
+        "webhook_enabled" => "Endpoint enabled.",
+        "webhook_disabled" => "Endpoint disabled: no events are sent to it.",
+        "webhook_deleted" => "Endpoint deleted.",
+        "webhook_test_queued" => "Test event queued: it appears in the deliveries below.",
+        "webhook_replayed" => "Delivery queued again.",
+        "suppressions_added" => "Addresses suppressed.",
+        "suppression_removed" => "Address removed from the list.",
+        "automation_created" => "Automation created.",
+        "automation_saved" => "Automation saved.",
+        "automation_deleted" => "Automation deleted.",
+        "reputation_resumed" => "Campaign mail resumed.",
         _ => return None,
     })
 }
@@ -314,6 +338,6 @@ mod tests {
         for name in names {
             assert!(super::TEMPLATES.get_template(name).is_ok(), "{name}");
         }
-        assert_eq!(super::TEMPLATES.templates().count(), 25);
+        assert_eq!(super::TEMPLATES.templates().count(), 34);
     }
 }

@@ -48,7 +48,7 @@ struct TenantHealth {
     complaint_rate: String,
     /// `ok`, `warn` (bounces over 2% or complaints over 0.05%) or `bad` (over Resend's 4% / 0.08%).
     health: &'static str,
-    dead: usize,
+    dead: i64,
 }
 
 pub fn percent(n: i64, d: i64) -> String {
@@ -62,12 +62,13 @@ pub fn percent(n: i64, d: i64) -> String {
 async fn tenants(State(state): State<AppState>, user: UiUser, Query(q): Query<Done>) -> UiResult<Response> {
     admin_only(&user)?;
     let now = now_ms();
+    // Three queries whatever the number of tenants: the tenants, their figures, their dead letters.
+    let mut figures = state.store.tenant_health(now - 7 * DAY_MS, now + 1).await?;
     let mut rows = Vec::new();
     for t in state.store.tenants().await? {
-        let buckets = state.store.bucket_counters(Some(&t.id), now - 7 * DAY_MS, now + 1, DAY_MS).await?;
-        let sum = |k: &str| buckets.values().map(|b| b.metrics.get(k).copied().unwrap_or(0)).sum::<i64>();
-        let (sent, delivered, bounced, complained) = (sum("sent"), sum("delivered"), sum("bounced"), sum("complained"));
-        let dead = state.store.dead_letters(Some(&t.id), None, 1000).await?.len();
+        let f = figures.remove(t.id.as_str()).unwrap_or_default();
+        let (sent, delivered, bounced, complained) = (f.sent, f.delivered, f.bounced, f.complained);
+        let dead = f.dead;
         let rate = |n: i64, d: i64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
         let (br, cr) = (rate(bounced, sent), rate(complained, delivered));
         let health = if br >= 0.04 || cr >= 0.0008 {

@@ -1,28 +1,37 @@
-//! A tenant's suppression list, read-only: who gets no more mail, and why.
-//! (Adding and removing entries is done through the API for now.)
+//! A tenant's suppression list: who gets no more mail, and why; addresses
+//! added by hand (one per line) and entries removed, through the same
+//! functions as the API (`api::suppressions`). Removing a `complained` entry
+//! asks for an explicit confirmation first, as the API asks for `?force=true`.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
-use super::{page, scope, Frame, UiResult, UiUser};
-use crate::domain::rfc3339;
+use super::form::Fields;
+use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
+use crate::api::suppressions as api;
+use crate::domain::{rfc3339, TenantId};
+use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::TenantRow;
 
 const PAGE: i64 = 100;
-const REASONS: [&str; 4] = ["bounced", "complained", "unsubscribed", "manual"];
+const REASONS: [&str; 6] = ["bounced", "soft_bounced", "complained", "unsubscribed", "manual", "automation"];
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/ui/t/{tid}/suppressions", get(list))
+    Router::new()
+        .route("/ui/t/{tid}/suppressions", get(list).post(add))
+        .route("/ui/t/{tid}/suppressions/remove", post(remove))
 }
 
 #[derive(Deserialize)]
 pub struct ListQuery {
     reason: Option<String>,
     after: Option<String>,
+    done: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -33,16 +42,26 @@ struct Entry {
     since: String,
 }
 
-async fn list(
-    State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<ListQuery>,
+/// The add form as posted, shown again with its error.
+struct Rejected {
+    status: StatusCode,
+    emails: String,
+    error: String,
+}
+
+async fn list_page(
+    state: &AppState,
+    user: &UiUser,
+    (id, row): (&TenantId, &TenantRow),
+    q: &ListQuery,
+    rejected: Option<Rejected>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let reason = q.reason.as_deref().filter(|r| REASONS.contains(r));
     let after = q.after.as_deref().unwrap_or("").to_lowercase();
-    let mut rows = state.store.suppressions(&id, reason, &after, PAGE).await?;
+    if crate::domain::check_single_line(&after, "after").is_err() {
+        return Err(UiError::NotFound);
+    }
+    let mut rows = state.store.suppressions(id, reason, &after, PAGE).await?;
     let next = if rows.len() as i64 > PAGE {
         rows.truncate(PAGE as usize);
         rows.last().map(|r| r.email_normalized.clone())
@@ -53,11 +72,74 @@ async fn list(
         .into_iter()
         .map(|r| Entry { email: r.email_normalized, reason: r.reason, source: r.source, since: rfc3339(r.created_at) })
         .collect();
-    let frame = Frame::new(&user, Some(&row), "suppressions");
+    let frame = Frame::new(user, Some(row), "suppressions").notice(q.done.as_deref());
+    let (status, emails, error) = match rejected {
+        Some(r) => (r.status, r.emails, Some(r.error)),
+        None => (StatusCode::OK, String::new(), None),
+    };
     Ok(page(
-        StatusCode::OK,
+        status,
         "suppressions.html",
         &frame,
-        minijinja::context! { entries, next, reason, reasons => REASONS },
+        minijinja::context! { entries, next, reason, reasons => REASONS, emails, error },
     ))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> UiResult<Response> {
+    let (id, row) = scope(&state, &user, &tid).await?;
+    list_page(&state, &user, (&id, &row), &q, None).await
+}
+
+async fn add(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>, f: Fields) -> UiResult<Response> {
+    f.check_csrf(&user)?;
+    let (id, row) = scope(&state, &user, &tid).await?;
+    let emails: Vec<String> =
+        f.get("emails").lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    match api::add(&state, &id, &emails).await {
+        Ok(_) => Ok(see_other(&format!("/ui/t/{id}/suppressions"), "suppressions_added")),
+        Err(e) if e.status().is_client_error() => {
+            // The API's message names the position in its list: say which line instead.
+            let error = match &e {
+                ApiError::Invalid { code: "invalid_email", message } => line_message(message.as_str()),
+                e => e.to_string(),
+            };
+            let rejected = Rejected { status: e.status(), emails: f.get("emails").to_owned(), error };
+            let q = ListQuery { reason: None, after: None, done: None };
+            list_page(&state, &user, (&id, &row), &q, Some(rejected)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `emails[3]: ...` as `Line 4: ...` (blank lines not counted).
+fn line_message(message: &str) -> String {
+    let parsed = message
+        .strip_prefix("emails[")
+        .and_then(|rest| rest.split_once("]: "))
+        .and_then(|(i, why)| i.parse::<usize>().ok().map(|i| (i, why)));
+    match parsed {
+        Some((i, why)) => format!("Address {} of the list: {why}", i + 1),
+        None => message.to_owned(),
+    }
+}
+
+async fn remove(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>, f: Fields) -> UiResult<Response> {
+    f.check_csrf(&user)?;
+    let (id, row) = scope(&state, &user, &tid).await?;
+    let email = f.get("email").trim();
+    let force = f.get("force") == "true";
+    match api::remove(&state, &id, email, force).await {
+        Ok(()) => Ok(see_other(&format!("/ui/t/{id}/suppressions"), "suppression_removed")),
+        Err(ApiError::Conflict { code: "complaint_needs_force", .. }) => {
+            // A complaint is removed only when asked twice, knowingly.
+            let frame = Frame::new(&user, Some(&row), "suppressions");
+            Ok(page(StatusCode::CONFLICT, "suppression_remove.html", &frame, minijinja::context! { email }))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

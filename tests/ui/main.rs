@@ -18,6 +18,7 @@ mod helpers;
 
 mod browser;
 mod http;
+mod manage;
 
 use std::time::Duration;
 

@@ -1,0 +1,86 @@
+//! Sending reputation: a tenant's page (state, the window's rates and counts,
+//! the thresholds, the history of changes) and the operator's list of every
+//! tenant, worst first, with a resume button for paused ones. The same
+//! functions as the API (`api::reputation`); resuming is the operator's alone.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::form::Fields;
+use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
+use crate::api::reputation as api;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ui/reputation", get(all))
+        .route("/ui/t/{tid}/reputation", get(tenant))
+        .route("/ui/t/{tid}/reputation/resume", post(resume))
+}
+
+#[derive(Deserialize)]
+pub struct Done {
+    done: Option<String>,
+}
+
+/// A rate (a fraction) as a percentage.
+fn percent(v: &Value) -> String {
+    v.as_f64().map_or_else(|| "–".to_owned(), |f| format!("{:.2}%", f * 100.0))
+}
+
+/// The API's reputation, with its rates and thresholds as percentages for the page.
+fn view(r: &impl serde::Serialize) -> UiResult<Value> {
+    let mut v = serde_json::to_value(r)
+        .map_err(|e| UiError::Api(crate::error::ApiError::Internal(anyhow::anyhow!("reputation view: {e}"))))?;
+    for (section, key) in [
+        ("window", "bounce_rate"),
+        ("window", "complaint_rate"),
+        ("thresholds", "bounce_warning"),
+        ("thresholds", "bounce_pause"),
+        ("thresholds", "complaint_warning"),
+        ("thresholds", "complaint_pause"),
+    ] {
+        let shown = percent(&v[section][key]);
+        v[section][format!("{key}_pct")] = Value::String(shown);
+    }
+    Ok(v)
+}
+
+async fn tenant(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    Query(q): Query<Done>,
+) -> UiResult<Response> {
+    let (id, row) = scope(&state, &user, &tid).await?;
+    let reputation = view(&api::detail(&state, &id).await?)?;
+    let frame = Frame::new(&user, Some(&row), "reputation").notice(q.done.as_deref());
+    Ok(page(StatusCode::OK, "reputation.html", &frame, minijinja::context! { r => reputation }))
+}
+
+async fn all(State(state): State<AppState>, user: UiUser, Query(q): Query<Done>) -> UiResult<Response> {
+    // A tenant's session does not know this page exists.
+    if user.tenant.is_some() {
+        return Err(UiError::NotFound);
+    }
+    let tenants = api::all(&state).await?.iter().map(view).collect::<UiResult<Vec<_>>>()?;
+    let frame = Frame::new(&user, None, "reputation").notice(q.done.as_deref());
+    Ok(page(StatusCode::OK, "reputations.html", &frame, minijinja::context! { tenants }))
+}
+
+async fn resume(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>, f: Fields) -> UiResult<Response> {
+    if user.tenant.is_some() {
+        return Err(UiError::NotFound);
+    }
+    f.check_csrf(&user)?;
+    let (id, _) = scope(&state, &user, &tid).await?;
+    api::resume_tenant(&state, &id, f.filled("note")).await?;
+    tracing::info!(tenant = %id, "reputation resumed from the dashboard");
+    let back = if f.get("back") == "tenant" { format!("/ui/t/{id}/reputation") } else { "/ui/reputation".to_owned() };
+    Ok(see_other(&back, "reputation_resumed"))
+}
