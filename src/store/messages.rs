@@ -134,4 +134,23 @@ impl Store {
             .fetch_optional(&self.pool)
             .await
     }
+
+    /// The messages sent to one address (compared case-insensitively), newest
+    /// first, through `messages_recipient`.
+    pub async fn messages_to(
+        &self,
+        tenant_id: &TenantId,
+        address: &str,
+        limit: i64,
+    ) -> Result<Vec<MessageRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND lower(to_email) = $2 \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
+        ))
+        .bind(tenant_id)
+        .bind(address.to_lowercase())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+    }
 }

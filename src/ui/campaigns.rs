@@ -10,10 +10,11 @@ use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::operator::Done;
+use super::mail_templates::{parse_variables, refuse_nul};
 use super::session::CsrfOnly;
 use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
 use crate::api::{campaigns, dead_letters, send};
-use crate::domain::{parse_id, rfc3339};
+use crate::domain::{parse_id, rfc3339, EmailAddress};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -48,12 +49,20 @@ async fn list(
 pub struct ComposeForm {
     #[serde(default, skip_serializing)]
     csrf: String,
+    /// `inline` (subject, html, text) or `template` (template_id, variables).
+    #[serde(default)]
+    content: String,
     #[serde(default)]
     subject: String,
     #[serde(default)]
     html: String,
     #[serde(default)]
     text: String,
+    #[serde(default)]
+    template_id: String,
+    /// A JSON object, for a template.
+    #[serde(default)]
+    variables: String,
     /// `all`, `segment:{id}` or `tag:{tag}`.
     #[serde(default)]
     audience: String,
@@ -68,6 +77,13 @@ impl ComposeForm {
     /// The API's send request for this form. An audience it does not know is
     /// refused, never read as "everyone": a typo must not widen an audience.
     fn send_in(&self) -> Result<send::SendIn, ApiError> {
+        refuse_nul(&[
+            ("The subject", &self.subject),
+            ("The html", &self.html),
+            ("The text", &self.text),
+            ("The variables", &self.variables),
+            ("The tag", &self.tag),
+        ])?;
         let (segment_id, tag) = match (self.audience.as_str(), self.audience.split_once(':')) {
             ("all", _) => (None, None),
             (_, Some(("segment", id))) => (Some(id.to_owned()), None),
@@ -82,10 +98,22 @@ impl ComposeForm {
                 format!("{s}Z")
             }
         });
+        let (subject, html, text, template_id, variables) = if self.content == "template" {
+            let id = self.template_id.trim();
+            if id.is_empty() {
+                return Err(ApiError::validation("choose the template to send"));
+            }
+            (None, None, None, Some(id.to_owned()), parse_variables(&self.variables)?)
+        } else {
+            let text = Some(self.text.clone()).filter(|t| !t.trim().is_empty());
+            (Some(self.subject.clone()), Some(self.html.clone()), text, None, None)
+        };
         Ok(send::SendIn {
-            subject: Some(self.subject.clone()),
-            html: Some(self.html.clone()),
-            text: Some(self.text.clone()).filter(|t| !t.trim().is_empty()),
+            subject,
+            html,
+            text,
+            template_id,
+            variables,
             segment_id,
             tag,
             scheduled_at,
@@ -94,12 +122,28 @@ impl ComposeForm {
     }
 }
 
-async fn compose(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {
+#[derive(Deserialize)]
+pub struct ComposeQuery {
+    /// Start from this template (the template editor's "use in a campaign").
+    template: Option<String>,
+}
+
+async fn compose(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    Query(q): Query<ComposeQuery>,
+) -> UiResult<Response> {
     let (id, row) = scope(&state, &user, &tid).await?;
     let segments: Vec<(String, String)> =
         state.store.segments(&id).await?.into_iter().map(|s| (s.id, s.name)).collect();
+    let templates: Vec<(String, String)> =
+        state.store.templates(&id).await?.into_iter().map(|t| (t.id, t.name)).collect();
     let frame = Frame::new(&user, Some(&row), "campaigns");
+    let chosen = q.template.filter(|t| templates.iter().any(|(id, _)| id == t));
     let form = ComposeForm {
+        content: if chosen.is_some() { "template" } else { "inline" }.into(),
+        template_id: chosen.unwrap_or_default(),
         html: "<p>Hello {{first_name}},</p>\n<p></p>".into(),
         audience: "all".into(),
         ..Default::default()
@@ -108,7 +152,7 @@ async fn compose(State(state): State<AppState>, user: UiUser, Path(tid): Path<St
         StatusCode::OK,
         "compose.html",
         &frame,
-        minijinja::context! { segments, form, verified => row.domain_verified() },
+        minijinja::context! { segments, templates, form, verified => row.domain_verified() },
     ))
 }
 
@@ -132,13 +176,20 @@ async fn confirm(
         _ if f.audience == "tag" => format!("contacts tagged “{}”", f.tag.trim()),
         _ => "all subscribed contacts".to_owned(),
     };
+    let template = match &prepared.campaign.template {
+        Some((tpl, version)) => {
+            let t = state.store.template(&id, tpl, None).await?.ok_or(UiError::NotFound)?;
+            Some(format!("“{}”, version {version}", t.name))
+        }
+        None => None,
+    };
     let frame = Frame::new(&user, Some(&row), "campaigns");
     Ok(page(
         StatusCode::OK,
         "confirm_send.html",
         &frame,
         minijinja::context! {
-            form => f, recipients, audience_label,
+            form => f, recipients, audience_label, template,
             from => prepared.campaign.from_address.clone(), status => prepared.status,
         },
     ))
@@ -183,8 +234,9 @@ async fn detail(
         })
         .collect();
     let settled = SETTLED.contains(&campaign["status"].as_str().unwrap_or_default());
+    let stats = serde_json::to_value(crate::api::stats::campaign(&state, &id, &cid).await?).unwrap_or_default();
     let frame = Frame::new(&user, Some(&row), "campaigns").notice(q.done.as_deref());
-    Ok(page(StatusCode::OK, "campaign.html", &frame, minijinja::context! { campaign, messages, settled }))
+    Ok(page(StatusCode::OK, "campaign.html", &frame, minijinja::context! { campaign, messages, settled, stats }))
 }
 
 /// The campaign as JSON (the same as the API's), polled by the detail page while it sends.
@@ -221,9 +273,15 @@ async fn control(
 #[derive(Deserialize)]
 pub struct Lookup {
     id: Option<String>,
+    /// A recipient's address: list the messages sent to it.
+    to: Option<String>,
 }
 
-/// Look up a message by its id (as the API and webhooks name it).
+/// Messages listed for one address.
+const RECIPIENT_MESSAGES: i64 = 100;
+
+/// Look up a message by its id (as the API and webhooks name it), or the
+/// messages sent to an address, newest first.
 async fn messages(
     State(state): State<AppState>,
     user: UiUser,
@@ -231,13 +289,13 @@ async fn messages(
     Query(q): Query<Lookup>,
 ) -> UiResult<Response> {
     let (id, row) = scope(&state, &user, &tid).await?;
+    let frame = Frame::new(&user, Some(&row), "messages");
     if let Some(mid) = q.id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         if let Some(mid) = parse_id(mid) {
             if state.store.message(&id, &mid).await?.is_some() {
                 return Ok(axum::response::Redirect::to(&format!("/ui/t/{id}/messages/{mid}")).into_response());
             }
         }
-        let frame = Frame::new(&user, Some(&row), "messages");
         return Ok(page(
             StatusCode::NOT_FOUND,
             "messages.html",
@@ -245,7 +303,37 @@ async fn messages(
             minijinja::context! { missing => true, query => mid },
         ));
     }
-    let frame = Frame::new(&user, Some(&row), "messages");
+    if let Some(to) = q.to.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let address = match EmailAddress::parse(to) {
+            Ok(a) => a,
+            Err(e) => {
+                return Ok(page(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "messages.html",
+                    &frame,
+                    minijinja::context! { to, to_error => e },
+                ))
+            }
+        };
+        let found: Vec<serde_json::Value> = state
+            .store
+            .messages_to(&id, &address.to_string(), RECIPIENT_MESSAGES)
+            .await?
+            .into_iter()
+            .map(|m| {
+                serde_json::json!({
+                    "id": m.id, "to": m.to_email, "status": m.status, "campaign_id": m.campaign_id,
+                    "created_at": rfc3339(m.created_at), "updated_at": rfc3339(m.updated_at),
+                })
+            })
+            .collect();
+        return Ok(page(
+            StatusCode::OK,
+            "messages.html",
+            &frame,
+            minijinja::context! { to, found, limit => RECIPIENT_MESSAGES },
+        ));
+    }
     Ok(page(StatusCode::OK, "messages.html", &frame, minijinja::context! { missing => false }))
 }
 

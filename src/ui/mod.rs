@@ -7,7 +7,7 @@
 //! carries the session's CSRF token, and a tenant's session reaches only that
 //! tenant's pages (any other tenant's answer 404).
 //!
-//! Not here yet: reputation (being built elsewhere) and a templates page;
+//! Not here yet: reputation (being built elsewhere);
 //! suppressions and webhooks are read-only, and automations are written
 //! through the API (the dashboard only switches them on and off).
 
@@ -15,6 +15,8 @@ mod automations;
 mod campaigns;
 mod chart;
 mod contacts;
+mod events;
+mod mail_templates;
 mod operator;
 mod overview;
 mod session;
@@ -52,6 +54,8 @@ pub fn router() -> Router<AppState> {
         .merge(suppressions::router())
         .merge(webhooks::router())
         .merge(automations::router())
+        .merge(mail_templates::router())
+        .merge(events::router())
         // Unknown dashboard paths get a page, not the API's JSON 404.
         .route("/ui/{*rest}", get(not_found_page).post(not_found_page))
         .layer(axum::middleware::map_response(security_headers))
@@ -126,6 +130,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("webhooks.html", include_str!("templates/webhooks.html")),
         ("automations.html", include_str!("templates/automations.html")),
         ("automation.html", include_str!("templates/automation.html")),
+        ("mail_templates.html", include_str!("templates/mail_templates.html")),
+        ("mail_template.html", include_str!("templates/mail_template.html")),
+        ("mail_template_delete.html", include_str!("templates/mail_template_delete.html")),
+        ("events.html", include_str!("templates/events.html")),
     ] {
         // Checked by a unit test; a broken template answers 500, never a panic.
         if let Err(e) = env.add_template(name, source) {
@@ -191,6 +199,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "requeued" => "Dead letter queued again.",
         "automation_enabled" => "Automation switched on.",
         "automation_disabled" => "Automation switched off.",
+        "template_created" => "Template created.",
+        "template_saved" => "Template saved as a new version.",
+        "template_deleted" => "Template deleted.",
         _ => return None,
     })
 }
@@ -310,10 +321,14 @@ mod tests {
             "message.html",
             "automations.html",
             "automation.html",
+            "mail_templates.html",
+            "mail_template.html",
+            "mail_template_delete.html",
+            "events.html",
         ];
         for name in names {
             assert!(super::TEMPLATES.get_template(name).is_ok(), "{name}");
         }
-        assert_eq!(super::TEMPLATES.templates().count(), 25);
+        assert_eq!(super::TEMPLATES.templates().count(), 29);
     }
 }
