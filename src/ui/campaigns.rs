@@ -9,8 +9,8 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::operator::Done;
 use super::mail_templates::{parse_variables, refuse_nul};
+use super::operator::Done;
 use super::session::CsrfOnly;
 use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
 use crate::api::{campaigns, dead_letters, send};

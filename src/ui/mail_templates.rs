@@ -5,11 +5,12 @@
 //! would render.
 //!
 //! The rendered html is shown in `<iframe sandbox srcdoc>`: no script runs,
-//! and it is a document apart from the dashboard's (whose CSP it inherits, so
-//! nothing in it loads from another host either).
+//! and it is a document apart from the dashboard's. It inherits the editor
+//! page's CSP ([`EDITOR_CSP`]): nothing in it loads from another host, and
+//! its inline styles (mail is styled inline) apply.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
@@ -138,9 +139,20 @@ struct EditorView {
     error: Option<String>,
 }
 
+/// The dashboard's policy with inline styles allowed, for the preview frame
+/// (which inherits it): scripts stay refused, and nothing loads from elsewhere.
+const EDITOR_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+     script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn editor_page(status: StatusCode, frame: &Frame, form: &EditorForm, view: &EditorView) -> Response {
+    let ctx = minijinja::context! { form, ..minijinja::Value::from_serialize(view) };
+    let mut res = page(status, "mail_template.html", frame, ctx);
+    res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(EDITOR_CSP));
+    res
+}
+
 fn editor(status: StatusCode, user: &UiUser, row: &TenantRow, form: &EditorForm, view: EditorView) -> Response {
-    let frame = Frame::new(user, Some(row), "templates");
-    page(status, "mail_template.html", &frame, minijinja::context! { form, ..minijinja::Value::from_serialize(&view) })
+    editor_page(status, &Frame::new(user, Some(row), "templates"), form, &view)
 }
 
 /// The preview of `form`, or why there is none.
@@ -160,11 +172,8 @@ const STARTER_HTML: &str = "<h1>Hello {{ first_name }}</h1>\n<p>News from {{ ten
 
 async fn new_page(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {
     let (id, row) = scope(&state, &user, &tid).await?;
-    let form = EditorForm {
-        subject: "Hello {{ first_name }}".into(),
-        html: STARTER_HTML.into(),
-        ..EditorForm::default()
-    };
+    let form =
+        EditorForm { subject: "Hello {{ first_name }}".into(), html: STARTER_HTML.into(), ..EditorForm::default() };
     let (preview, preview_error) = preview_of(&state, &id, &form).await;
     Ok(editor(StatusCode::OK, &user, &row, &form, EditorView { preview, preview_error, ..EditorView::default() }))
 }
@@ -187,12 +196,7 @@ async fn edit_page(
     let (preview, preview_error) = preview_of(&state, &id, &form).await;
     let frame = Frame::new(&user, Some(&row), "templates").notice(q.done.as_deref());
     let view = EditorView { template: Some(current.into()), preview, preview_error, error: None };
-    Ok(page(
-        StatusCode::OK,
-        "mail_template.html",
-        &frame,
-        minijinja::context! { form, ..minijinja::Value::from_serialize(&view) },
-    ))
+    Ok(editor_page(StatusCode::OK, &frame, &form, &view))
 }
 
 /// A refusal the person can fix is shown on the editor with what they typed;
@@ -216,7 +220,13 @@ async fn create(
     let (id, row) = scope(&state, &user, &tid).await?;
     let (preview, preview_error) = preview_of(&state, &id, &f).await;
     if f.action == "preview" {
-        return Ok(editor(StatusCode::OK, &user, &row, &f, EditorView { preview, preview_error, ..Default::default() }));
+        return Ok(editor(
+            StatusCode::OK,
+            &user,
+            &row,
+            &f,
+            EditorView { preview, preview_error, ..Default::default() },
+        ));
     }
     let saved = match f.check() {
         Ok(()) => templates::create(&state, &id, &f.name, &f.subject, &f.html, f.text()).await,
