@@ -63,6 +63,8 @@ async fn list(
     });
     let campaigns: Vec<(String, String)> =
         state.store.campaigns(&id).await?.into_iter().map(|c| (c.id, c.subject)).collect();
+    let campaign_names: std::collections::BTreeMap<&str, &str> =
+        campaigns.iter().map(|(id, subject)| (id.as_str(), subject.as_str())).collect();
     let types: Vec<&str> = crate::events::KNOWN_TYPES.iter().copied().filter(|t| t.starts_with("email.")).collect();
     let frame = Frame::new(&user, Some(&row), "events");
     Ok(page(
@@ -71,7 +73,7 @@ async fn list(
         &frame,
         minijinja::context! {
             events => listed["data"].clone(), next_query, first_query => query_string(&filters),
-            paged => params.cursor.is_some(), types, campaigns,
+            paged => params.cursor.is_some(), types, campaigns, campaign_names,
             filter_type => params.event_type, filter_campaign => params.campaign_id,
         },
     ))

@@ -327,7 +327,7 @@ async fn template_forms_refuse_a_missing_token_and_show_bad_input_on_the_page() 
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let j: Value = r.json().await.unwrap();
-    assert_eq!(j["html"].as_str().unwrap().trim_end().starts_with("<p>7</p>"), true, "{j}");
+    assert!(j["html"].as_str().unwrap().trim_end().starts_with("<p>7</p>"), "{j}");
     // Another tenant's template: 404 to read, save or delete, and it stays.
     for path in [format!("/ui/t/{t}/templates/{theirs}"), format!("/ui/t/{other}/templates/{theirs}")] {
         assert_eq!(c.get(format!("{}{path}", app.base)).await.status(), StatusCode::NOT_FOUND, "{path}");
