@@ -130,10 +130,16 @@ async fn a_template_is_written_with_a_live_preview_and_sent_to_a_dynamic_segment
     b.wait_text(".notice", "saved as a new version").await;
     b.wait_text("main .head", "Version 2").await;
 
-    // Compose from the template, with variables, to the dynamic segment.
-    b.open(&format!("/ui/t/{t}/campaigns/new")).await;
+    // Compose from the template ("use in a campaign"), with variables, to the dynamic segment.
+    b.click("#use-template").await;
+    b.wait_title("New campaign").await;
+    let chosen = b.client().execute("return document.getElementById('template_id').value;", vec![]).await.unwrap();
+    assert_eq!(chosen, json!(tpl));
+    let hidden = "return document.querySelector('[data-content=inline]').hidden ? 'hidden' : 'shown';";
+    assert_eq!(b.client().execute(hidden, vec![]).await.unwrap(), json!("hidden"), "inline fields hidden");
+    b.click("#content-inline").await;
+    assert_eq!(b.client().execute(hidden, vec![]).await.unwrap(), json!("shown"));
     b.click("#content-template").await;
-    b.click(&format!("#template_id option[value='{tpl}']")).await;
     b.fill("#variables", r#"{"code": "SPRING"}"#).await;
     b.click(&format!("fieldset input[value='segment:{seg}']")).await;
     b.check_page("compose-template").await;
