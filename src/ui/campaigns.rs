@@ -315,9 +315,10 @@ async fn messages(
                 ))
             }
         };
+        let contact = state.store.contact_by_email(&id, &address.normalized()).await?;
         let found: Vec<serde_json::Value> = state
             .store
-            .messages_to(&id, &address.to_string(), RECIPIENT_MESSAGES)
+            .messages_to(&id, contact.as_ref().map(|c| c.id.as_str()), &address.to_string(), RECIPIENT_MESSAGES)
             .await?
             .into_iter()
             .map(|m| {

@@ -394,6 +394,17 @@ async fn composing_from_a_template_checks_its_variables_and_lookups_refuse_bad_i
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let r = c.post(format!("{}/ui/t/{t}/campaigns", app.base), &form).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let at = r.headers()["location"].to_str().unwrap();
+    let cid = at.split("/campaigns/").nth(1).unwrap().split('?').next().unwrap().to_owned();
+    // By address: campaign mail (through its contact) and transactional mail
+    // (to an address that is no contact), in any case, newest first.
+    let single = app.send_single(&t, &key, "Kim@Example.com").await;
+    let to_ada = app.send_single(&t, &key, "ada@example.com").await;
+    let page = c.get(format!("{}/ui/t/{t}/messages?to=kim@example.COM", app.base)).await.text().await.unwrap();
+    assert!(page.contains(&single) && page.contains("transactional"), "{page}");
+    let page = c.get(format!("{}/ui/t/{t}/messages?to=ADA@example.com", app.base)).await.text().await.unwrap();
+    let (newest, campaign) = (page.find(&to_ada).unwrap(), page.find(&format!("/campaigns/{cid}")).unwrap());
+    assert!(newest < campaign, "the transactional email, sent last, comes first");
     // Lookups: a bad address and a bad cursor are said so, as pages.
     let r = c.get(format!("{}/ui/t/{t}/messages?to=not-an-address", app.base)).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
