@@ -218,8 +218,8 @@ async fn create(
 ) -> UiResult<Response> {
     user.check_csrf(&f.csrf)?;
     let (id, row) = scope(&state, &user, &tid).await?;
-    let (preview, preview_error) = preview_of(&state, &id, &f).await;
     if f.action == "preview" {
+        let (preview, preview_error) = preview_of(&state, &id, &f).await;
         return Ok(editor(
             StatusCode::OK,
             &user,
@@ -236,6 +236,7 @@ async fn create(
         Ok(t) => Ok(see_other(&format!("/ui/t/{id}/templates/{}", t.id), "template_created")),
         Err(e) => {
             let (status, error) = refused(e)?;
+            let (preview, preview_error) = preview_of(&state, &id, &f).await;
             let view = EditorView { preview, preview_error, error: Some(error), ..Default::default() };
             Ok(editor(status, &user, &row, &f, view))
         }
@@ -251,8 +252,8 @@ async fn save(
     user.check_csrf(&f.csrf)?;
     let (id, row) = scope(&state, &user, &tid).await?;
     let current = templates::find(&state, &id, &tpl).await?;
-    let (preview, preview_error) = preview_of(&state, &id, &f).await;
     if f.action == "preview" {
+        let (preview, preview_error) = preview_of(&state, &id, &f).await;
         let view = EditorView { template: Some(current.into()), preview, preview_error, error: None };
         return Ok(editor(StatusCode::OK, &user, &row, &f, view));
     }
@@ -270,6 +271,7 @@ async fn save(
         Ok(t) => Ok(see_other(&format!("/ui/t/{id}/templates/{}", t.id), "template_saved")),
         Err(e) => {
             let (status, error) = refused(e)?;
+            let (preview, preview_error) = preview_of(&state, &id, &f).await;
             let view = EditorView { template: Some(current.into()), preview, preview_error, error: Some(error) };
             Ok(editor(status, &user, &row, &f, view))
         }

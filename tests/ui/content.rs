@@ -445,3 +445,48 @@ async fn the_events_page_pages_back_with_its_cursor_keeping_the_filter() {
     assert!(!delivered.contains("id=\"next-page\""), "32 deliveries fit one page");
     assert!(delivered.contains("badge ok\">delivered"));
 }
+
+#[tokio::test]
+async fn a_file_import_answers_its_progress_line_by_line_and_needs_the_token() {
+    let app = spawn_with(Options::default()).await;
+    let (t, key, _, _, _) = setup(&app).await;
+    let (c, csrf) = signed_in(&app, &key).await;
+    let url = format!("{}/ui/t/{t}/contacts/import", app.base);
+    let upload = |body: String, token: Option<&str>| {
+        let mut req =
+            c.http.post(url.clone()).header("cookie", c.header()).header("content-type", "text/csv").body(body);
+        if let Some(token) = token {
+            req = req.header("x-csrf-token", token);
+        }
+        req.send()
+    };
+    let mut csv = String::from("email,first_name\n");
+    for i in 0..4_100 {
+        csv.push_str(&format!("p{i}@example.net,P{i}\n"));
+    }
+    csv.push_str("not-an-address,X\n");
+    // Without the token: refused, nothing written.
+    let r = upload(csv.clone(), None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = upload(csv.clone(), Some("forged")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let listed = app.get(&format!("/customers/{t}/contacts?limit=10"), &key).await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 2, "{}", listed.body);
+    // With it: a line per committed chunk, rising, then the report.
+    let r = upload(csv, Some(&csrf)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/x-ndjson"));
+    let lines: Vec<Value> = r.text().await.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (last, progress) = lines.split_last().unwrap();
+    assert!(progress.len() >= 2, "{lines:?}");
+    let written: Vec<u64> = progress.iter().map(|l| l["progress"]["created"].as_u64().unwrap()).collect();
+    assert!(written.windows(2).all(|w| w[0] < w[1]) && written.last() == Some(&4_100), "{written:?}");
+    assert_eq!(last["report"]["created"], json!(4_100));
+    assert_eq!(last["report"]["rejected"], json!(1));
+    assert_eq!(last["report"]["errors"][0]["line"], json!(4_102));
+    // A file that cannot be imported at all says why, in its last line.
+    let r = upload("name,plan\nAda,pro\n".into(), Some(&csrf)).await.unwrap();
+    let text = r.text().await.unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert!(last["error"].as_str().unwrap().contains("email"), "{text}");
+}

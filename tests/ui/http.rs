@@ -10,7 +10,7 @@ use crate::helpers::{spawn_with, Options, TestApp, ADMIN_KEY};
 /// A browser-like client: keeps the cookies it is given, follows no redirects.
 #[derive(Clone)]
 pub(crate) struct Client {
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     cookies: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
 }
 
@@ -27,7 +27,7 @@ impl Client {
         }
     }
 
-    fn header(&self) -> String {
+    pub(crate) fn header(&self) -> String {
         self.cookies.lock().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
 
