@@ -235,8 +235,20 @@ async fn detail(
         .collect();
     let settled = SETTLED.contains(&campaign["status"].as_str().unwrap_or_default());
     let stats = serde_json::to_value(crate::api::stats::campaign(&state, &id, &cid).await?).unwrap_or_default();
+    // A template's campaign is named by its template too (its subject is the template's source).
+    let template = match (campaign["template_id"].as_str(), campaign["template_version"].as_i64()) {
+        (Some(tpl), Some(version)) => {
+            state.store.template(&id, tpl, Some(version)).await?.map(|t| (t.id, t.name, version))
+        }
+        _ => None,
+    };
     let frame = Frame::new(&user, Some(&row), "campaigns").notice(q.done.as_deref());
-    Ok(page(StatusCode::OK, "campaign.html", &frame, minijinja::context! { campaign, messages, settled, stats }))
+    Ok(page(
+        StatusCode::OK,
+        "campaign.html",
+        &frame,
+        minijinja::context! { campaign, messages, settled, stats, template },
+    ))
 }
 
 /// The campaign as JSON (the same as the API's), polled by the detail page while it sends.

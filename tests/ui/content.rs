@@ -157,8 +157,15 @@ async fn a_template_is_written_with_a_live_preview_and_sent_to_a_dynamic_segment
     b.open(&format!("/ui/t/{t}/campaigns/{cid}")).await;
     b.wait_text("#figures", "Delivery rate").await;
     b.wait_text("#figures", "Delivery rate100.0%").await;
+    b.wait_text("main", "From the template Spring news, version 2").await;
     b.check_page("campaign-figures").await;
 
+    // A contact's page links to what was sent to it.
+    b.open(&format!("/ui/t/{t}/contacts?q=ada")).await;
+    b.click("main table a").await;
+    b.wait_title("Ada@example.com").await;
+    b.click("#contact-messages").await;
+    b.wait_text("#recipient-messages", "Ada@example.com").await;
     // The message, found by its recipient's address (in any case), then its timeline.
     b.open(&format!("/ui/t/{t}/messages")).await;
     b.fill("#message-to", "ADA@example.com").await;
