@@ -363,7 +363,7 @@ async fn template_forms_refuse_a_missing_token_and_show_bad_input_on_the_page() 
 #[tokio::test]
 async fn composing_from_a_template_checks_its_variables_and_lookups_refuse_bad_input() {
     let app = spawn_with(Options::default()).await;
-    let (t, key, seg, _, _) = setup(&app).await;
+    let (t, key, seg, _, theirs) = setup(&app).await;
     let (c, csrf) = signed_in(&app, &key).await;
     let tpl = app.get(&format!("/customers/{t}/templates"), &key).await;
     let tpl = tpl.body[0]["id"].as_str().unwrap().to_owned();
@@ -386,6 +386,13 @@ async fn composing_from_a_template_checks_its_variables_and_lookups_refuse_bad_i
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{variables}");
         assert!(r.text().await.unwrap().contains(says), "{says}");
     }
+    // Another tenant's template is not there to send.
+    let form =
+        [("csrf", csrf.as_str()), ("content", "template"), ("template_id", theirs.as_str()), ("audience", "all")];
+    let r = c.post(confirm.clone(), &form).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = c.post(format!("{}/ui/t/{t}/campaigns", app.base), &form).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // A good one: confirmed, then queued without a token refused.
     let form = [
         ("csrf", csrf.as_str()),
@@ -413,8 +420,11 @@ async fn composing_from_a_template_checks_its_variables_and_lookups_refuse_bad_i
     let (newest, campaign) = (page.find(&to_ada).unwrap(), page.find(&format!("/campaigns/{cid}")).unwrap());
     assert!(newest < campaign, "the transactional email, sent last, comes first");
     // Lookups: a bad address and a bad cursor are said so, as pages.
-    let r = c.get(format!("{}/ui/t/{t}/messages?to=not-an-address", app.base)).await;
-    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    for to in ["not-an-address", "a%00b@example.com", "a%0d%0ab@example.com", &"x".repeat(5000)] {
+        let r = c.get(format!("{}/ui/t/{t}/messages?to={to}", app.base)).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{to}");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    }
     let r = c.get(format!("{}/ui/t/{t}/events?cursor=garbage", app.base)).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().await.unwrap().contains("cursor"));
