@@ -1,20 +1,21 @@
 //! Campaigns (list, compose, confirm with the audience count, send, detail
-//! with a live funnel, pause/resume/cancel), message timelines, and a
-//! tenant's dead letters.
+//! with a live funnel and figures, pause/resume/cancel), and a tenant's dead
+//! letters.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::mail_templates::{parse_variables, refuse_nul};
+use super::mail_templates::{parse_variables, refuse_nul, EDITOR_CSP};
 use super::operator::Done;
 use super::session::CsrfOnly;
 use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
+use crate::api::templates::{self, Draft};
 use crate::api::{campaigns, dead_letters, send};
-use crate::domain::{parse_id, rfc3339, EmailAddress};
+use crate::domain::{parse_id, rfc3339};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -26,8 +27,6 @@ pub fn router() -> Router<AppState> {
         .route("/ui/t/{tid}/campaigns/{cid}", get(detail))
         .route("/ui/t/{tid}/campaigns/{cid}/live", get(live))
         .route("/ui/t/{tid}/campaigns/{cid}/{action}", post(control))
-        .route("/ui/t/{tid}/messages", get(messages))
-        .route("/ui/t/{tid}/messages/{mid}", get(message))
         .route("/ui/t/{tid}/dead-letters", get(tenant_dead_letters))
         .route("/ui/t/{tid}/dead-letters/{mid}/retry", post(retry))
 }
@@ -176,23 +175,35 @@ async fn confirm(
         _ if f.audience == "tag" => format!("contacts tagged “{}”", f.tag.trim()),
         _ => "all subscribed contacts".to_owned(),
     };
-    let template = match &prepared.campaign.template {
+    let (template, preview, preview_error) = match &prepared.campaign.template {
         Some((tpl, version)) => {
             let t = state.store.template(&id, tpl, None).await?.ok_or(UiError::NotFound)?;
-            Some(format!("“{}”, version {version}", t.name))
+            // What a recipient gets, for a sample contact: render errors show before the send.
+            let c = &prepared.campaign;
+            let draft = Draft { subject: &c.subject, html: &c.html, text: c.text.as_deref() };
+            let (preview, error) =
+                match templates::preview(&state, &id, draft, None, parse_variables(&f.variables)?).await {
+                    Ok(r) => (Some(r), None),
+                    Err(e) if e.status().is_client_error() => (None, Some(e.to_string())),
+                    Err(e) => return Err(e.into()),
+                };
+            (Some(format!("“{}”, version {version}", t.name)), preview, error)
         }
-        None => None,
+        None => (None, None, None),
     };
     let frame = Frame::new(&user, Some(&row), "campaigns");
-    Ok(page(
+    let mut res = page(
         StatusCode::OK,
         "confirm_send.html",
         &frame,
         minijinja::context! {
-            form => f, recipients, audience_label, template,
+            form => f, recipients, audience_label, template, preview, preview_error,
             from => prepared.campaign.from_address.clone(), status => prepared.status,
         },
-    ))
+    );
+    // The preview frame inherits the page's policy: the editor's, which lets mail's inline styles apply.
+    res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(EDITOR_CSP));
+    Ok(res)
 }
 
 async fn send_campaign(
@@ -280,85 +291,6 @@ async fn control(
     }?;
     let cid = parse_id(&cid).ok_or(UiError::NotFound)?;
     Ok(see_other(&format!("/ui/t/{id}/campaigns/{cid}"), done))
-}
-
-#[derive(Deserialize)]
-pub struct Lookup {
-    id: Option<String>,
-    /// A recipient's address: list the messages sent to it.
-    to: Option<String>,
-}
-
-/// Messages listed for one address.
-const RECIPIENT_MESSAGES: i64 = 100;
-
-/// Look up a message by its id (as the API and webhooks name it), or the
-/// messages sent to an address, newest first.
-async fn messages(
-    State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<Lookup>,
-) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
-    let frame = Frame::new(&user, Some(&row), "messages");
-    if let Some(mid) = q.id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        if let Some(mid) = parse_id(mid) {
-            if state.store.message(&id, &mid).await?.is_some() {
-                return Ok(axum::response::Redirect::to(&format!("/ui/t/{id}/messages/{mid}")).into_response());
-            }
-        }
-        return Ok(page(
-            StatusCode::NOT_FOUND,
-            "messages.html",
-            &frame,
-            minijinja::context! { missing => true, query => mid },
-        ));
-    }
-    if let Some(to) = q.to.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let address = match EmailAddress::parse(to) {
-            Ok(a) => a,
-            Err(e) => {
-                return Ok(page(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "messages.html",
-                    &frame,
-                    minijinja::context! { to, to_error => e },
-                ))
-            }
-        };
-        let contact = state.store.contact_by_email(&id, &address.normalized()).await?;
-        let found: Vec<serde_json::Value> = state
-            .store
-            .messages_to(&id, contact.as_ref().map(|c| c.id.as_str()), &address.to_string(), RECIPIENT_MESSAGES)
-            .await?
-            .into_iter()
-            .map(|m| {
-                serde_json::json!({
-                    "id": m.id, "to": m.to_email, "status": m.status, "campaign_id": m.campaign_id,
-                    "created_at": rfc3339(m.created_at), "updated_at": rfc3339(m.updated_at),
-                })
-            })
-            .collect();
-        return Ok(page(
-            StatusCode::OK,
-            "messages.html",
-            &frame,
-            minijinja::context! { to, found, limit => RECIPIENT_MESSAGES },
-        ));
-    }
-    Ok(page(StatusCode::OK, "messages.html", &frame, minijinja::context! { missing => false }))
-}
-
-async fn message(
-    State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, mid)): Path<(String, String)>,
-) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
-    let message = campaigns::message_view(&state, &id, &mid).await?;
-    let frame = Frame::new(&user, Some(&row), "messages");
-    Ok(page(StatusCode::OK, "message.html", &frame, minijinja::context! { message }))
 }
 
 async fn tenant_dead_letters(

@@ -141,7 +141,7 @@ struct EditorView {
 
 /// The dashboard's policy with inline styles allowed, for the preview frame
 /// (which inherits it): scripts stay refused, and nothing loads from elsewhere.
-const EDITOR_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+pub(super) const EDITOR_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
      script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 fn editor_page(status: StatusCode, frame: &Frame, form: &EditorForm, view: &EditorView) -> Response {

@@ -17,6 +17,7 @@ mod chart;
 mod contacts;
 mod events;
 mod mail_templates;
+mod messages;
 mod operator;
 mod overview;
 mod session;
@@ -56,6 +57,7 @@ pub fn router() -> Router<AppState> {
         .merge(automations::router())
         .merge(mail_templates::router())
         .merge(events::router())
+        .merge(messages::router())
         // Unknown dashboard paths get a page, not the API's JSON 404.
         .route("/ui/{*rest}", get(not_found_page).post(not_found_page))
         .layer(axum::middleware::map_response(security_headers))

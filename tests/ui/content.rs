@@ -146,6 +146,8 @@ async fn a_template_is_written_with_a_live_preview_and_sent_to_a_dynamic_segment
     b.click("form[action$='/campaigns/confirm'] button[type=submit]").await;
     b.wait_text("h1", "Send to 1 recipient?").await;
     b.wait_text("main .facts", "Spring news").await;
+    b.wait_text("#send-preview summary", "Hello, spring is here!").await;
+    b.click("#send-preview summary").await;
     b.check_page("confirm-send-template").await;
     b.click("#confirm-send").await;
     b.wait_text(".notice", "Campaign queued").await;
