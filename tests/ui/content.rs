@@ -176,6 +176,9 @@ async fn a_template_is_written_with_a_live_preview_and_sent_to_a_dynamic_segment
     b.check_page("messages-by-address").await;
     b.click("#recipient-messages a[href*='/messages/']").await;
     b.wait_text(".timeline", "delivered").await;
+    // The unsubscribe link the email carries, as the API shows it.
+    let link = b.text("#unsubscribe-link").await;
+    assert!(link.starts_with("http") && link.contains("/u/"), "{link}");
 
     // The events, newest first, filtered by type.
     b.open(&format!("/ui/t/{t}/events")).await;
