@@ -11,31 +11,31 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::TenantAccess;
-use crate::domain::rfc3339;
+use crate::domain::{rfc3339, TenantId};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::{EventFilter, ListedEvent};
 
-#[derive(Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams, Default)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventParams {
     /// Only events of this type, e.g. `email.clicked`.
     #[serde(rename = "type")]
     #[param(rename = "type")]
-    event_type: Option<String>,
+    pub(crate) event_type: Option<String>,
     /// Only events of this campaign's messages.
-    campaign_id: Option<String>,
+    pub(crate) campaign_id: Option<String>,
     /// Only events of this contact's messages.
-    contact_id: Option<String>,
+    pub(crate) contact_id: Option<String>,
     /// Only events at or after this time (RFC 3339).
-    since: Option<String>,
+    pub(crate) since: Option<String>,
     /// Only events before this time (RFC 3339).
-    until: Option<String>,
+    pub(crate) until: Option<String>,
     /// Page size, 1 to 1000 (default 100).
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -136,6 +136,39 @@ async fn list_events(
     params: Result<Query<EventParams>, QueryRejection>,
 ) -> ApiResult<(HeaderMap, Json<EventPage>)> {
     let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
+    let (page, filter, limit) = list(&state, &t.tenant_id, &params).await?;
+    let next_cursor = page.next_cursor.clone();
+    let mut headers = HeaderMap::new();
+    if let Some(c) = &next_cursor {
+        let mut next = format!("/customers/{}/events?limit={limit}&cursor={c}", t.tenant_id);
+        for (k, v) in [
+            ("type", filter.event_type.as_deref()),
+            ("campaign_id", filter.campaign_id.as_deref()),
+            ("contact_id", filter.contact_id.as_deref()),
+            ("since", params.since.as_deref()),
+            ("until", params.until.as_deref()),
+        ] {
+            if let Some(v) = v {
+                next.push_str(&format!(
+                    "&{k}={}",
+                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                ));
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")) {
+            headers.insert(header::LINK, v);
+        }
+    }
+    Ok((headers, Json(page)))
+}
+
+/// One page of the customer's events, newest first, with the filter it used
+/// and the page size: the API's listing and the dashboard's.
+pub(crate) async fn list(
+    state: &AppState,
+    tenant_id: &TenantId,
+    params: &EventParams,
+) -> ApiResult<(EventPage, EventFilter, i64)> {
     let limit = match params.limit.as_deref() {
         None => 100,
         Some(raw) => match raw.parse::<i64>() {
@@ -162,32 +195,11 @@ async fn list_events(
         before,
         limit,
     };
-    let mut rows = state.store.tenant_events(&t.tenant_id, &filter).await?;
+    let mut rows = state.store.tenant_events(tenant_id, &filter).await?;
     let mut next_cursor = None;
     if rows.len() as i64 > limit {
         rows.truncate(usize::try_from(limit).unwrap_or(100));
         next_cursor = rows.last().map(encode_cursor);
     }
-    let mut headers = HeaderMap::new();
-    if let Some(c) = &next_cursor {
-        let mut next = format!("/customers/{}/events?limit={limit}&cursor={c}", t.tenant_id);
-        for (k, v) in [
-            ("type", filter.event_type.as_deref()),
-            ("campaign_id", filter.campaign_id.as_deref()),
-            ("contact_id", filter.contact_id.as_deref()),
-            ("since", params.since.as_deref()),
-            ("until", params.until.as_deref()),
-        ] {
-            if let Some(v) = v {
-                next.push_str(&format!(
-                    "&{k}={}",
-                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
-                ));
-            }
-        }
-        if let Ok(v) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")) {
-            headers.insert(header::LINK, v);
-        }
-    }
-    Ok((headers, Json(EventPage { data: rows.into_iter().map(Event::from).collect(), next_cursor })))
+    Ok((EventPage { data: rows.into_iter().map(Event::from).collect(), next_cursor }, filter, limit))
 }

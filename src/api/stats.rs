@@ -158,13 +158,18 @@ async fn campaign_stats(
     State(state): State<AppState>,
     Path(ids): Path<(String, String)>,
 ) -> ApiResult<Json<CampaignStats>> {
-    let id = path_id(&ids.1, "campaign")?;
-    let c = state.store.campaign_counters(&t.tenant_id, &id, 10).await?.ok_or(ApiError::NotFound("campaign"))?;
-    Ok(Json(CampaignStats {
+    Ok(Json(campaign(&state, &t.tenant_id, &ids.1).await?))
+}
+
+/// A campaign's figures, rates and ten most clicked links: the API's and the dashboard's.
+pub(crate) async fn campaign(state: &AppState, tenant_id: &TenantId, raw_id: &str) -> ApiResult<CampaignStats> {
+    let id = path_id(raw_id, "campaign")?;
+    let c = state.store.campaign_counters(tenant_id, &id, 10).await?.ok_or(ApiError::NotFound("campaign"))?;
+    Ok(CampaignStats {
         campaign_id: id,
         figures: figures(c.recipients, c.unsubscribed, &c.metrics),
         top_links: c.top_links.into_iter().map(|(link, unique_clicks)| LinkClicks { link, unique_clicks }).collect(),
-    }))
+    })
 }
 
 /// The customer's delivery figures per hour or day (UTC), for charts. A

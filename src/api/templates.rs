@@ -16,7 +16,7 @@ use crate::domain::{rfc3339, TenantId};
 use crate::error::{ApiError, ApiResult};
 use crate::render::{Recipient, Rendered};
 use crate::state::AppState;
-use crate::store::{TemplateContent, TemplatePatch, TemplateRow};
+use crate::store::{ContactRow, TemplateContent, TemplatePatch, TemplateRow};
 
 const NAME_MAX: usize = 200;
 /// RFC 5322's line length: a subject template is no longer than a subject.
@@ -120,18 +120,7 @@ pub fn variables(raw: Option<Value>) -> ApiResult<Value> {
 /// Other render errors may depend on the data a real send brings: a send
 /// reports those per recipient.
 fn check_content(state: &AppState, c: &TemplateContent) -> ApiResult<()> {
-    let max = state.config.max_html_bytes;
-    for (field, len) in [("html", c.html.len()), ("text", c.text.as_deref().map_or(0, str::len))] {
-        if len > max {
-            return Err(ApiError::TooLarge(format!(
-                "`{field}` is {len} bytes; at most {max} are accepted (MAILROOM_MAX_HTML_BYTES)"
-            )));
-        }
-    }
-    if c.subject.chars().count() > SUBJECT_MAX {
-        return Err(ApiError::validation(format!("`subject` is longer than {SUBJECT_MAX} characters")));
-    }
-    crate::domain::check_single_line(&c.subject, "subject").map_err(ApiError::validation)?;
+    check_limits(state, &c.subject, &c.html, c.text.as_deref())?;
     if c.subject.trim().is_empty() {
         return Err(ApiError::validation("`subject` must not be empty"));
     }
@@ -154,6 +143,28 @@ fn check_content(state: &AppState, c: &TemplateContent) -> ApiResult<()> {
     }
 }
 
+/// Sizes, a one-line subject, and no NUL anywhere (PostgreSQL cannot store one).
+fn check_limits(state: &AppState, subject: &str, html: &str, text: Option<&str>) -> ApiResult<()> {
+    let max = state.config.max_html_bytes;
+    for (field, len) in [("html", html.len()), ("text", text.map_or(0, str::len))] {
+        if len > max {
+            return Err(ApiError::TooLarge(format!(
+                "`{field}` is {len} bytes; at most {max} are accepted (MAILROOM_MAX_HTML_BYTES)"
+            )));
+        }
+    }
+    if subject.chars().count() > SUBJECT_MAX {
+        return Err(ApiError::validation(format!("`subject` is longer than {SUBJECT_MAX} characters")));
+    }
+    crate::domain::check_single_line(subject, "subject").map_err(ApiError::validation)?;
+    for (field, value) in [("html", html), ("text", text.unwrap_or_default())] {
+        if value.contains('\0') {
+            return Err(ApiError::validation(format!("`{field}` must not contain a NUL character")));
+        }
+    }
+    Ok(())
+}
+
 pub fn invalid_template(e: crate::render::template::TemplateError) -> ApiError {
     ApiError::Invalid { code: "invalid_template", message: e.to_string() }
 }
@@ -167,7 +178,7 @@ fn content(name: &str, subject: &str, html: &str, text: Option<&str>) -> ApiResu
     })
 }
 
-async fn find(state: &AppState, tenant_id: &TenantId, raw: &str) -> ApiResult<TemplateRow> {
+pub(crate) async fn find(state: &AppState, tenant_id: &TenantId, raw: &str) -> ApiResult<TemplateRow> {
     let id = path_id(raw, "template")?;
     state.store.template(tenant_id, &id, None).await?.ok_or(ApiError::NotFound("template"))
 }
@@ -181,10 +192,22 @@ async fn create_template(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<TemplateIn>,
 ) -> ApiResult<(StatusCode, Json<Template>)> {
-    let c = content(&input.name, &input.subject, &input.html, input.text.as_deref())?;
-    check_content(&state, &c)?;
-    let row = state.store.create_template(&t.tenant_id, &c).await?;
+    let row = create(&state, &t.tenant_id, &input.name, &input.subject, &input.html, input.text.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+/// Creates a template (version 1) after the checks a save makes; the API and the dashboard both call this.
+pub(crate) async fn create(
+    state: &AppState,
+    tenant_id: &TenantId,
+    name: &str,
+    subject: &str,
+    html: &str,
+    text: Option<&str>,
+) -> ApiResult<TemplateRow> {
+    let c = content(name, subject, html, text)?;
+    check_content(state, &c)?;
+    Ok(state.store.create_template(tenant_id, &c).await?)
 }
 
 /// The customer's templates at their current versions (five starters come with every customer).
@@ -217,14 +240,33 @@ async fn update_template(
     Path(ids): Path<(String, String)>,
     ApiJson(input): ApiJson<TemplatePatchIn>,
 ) -> ApiResult<Json<Template>> {
-    let tid = ids.1;
-    let current = find(&state, &t.tenant_id, &tid).await?;
     let text = match input.text {
         None => None,
         Some(Value::Null) => Some(None),
         Some(Value::String(s)) => Some(Some(s)),
         Some(_) => return Err(ApiError::validation("`text` must be a string or null")),
     };
+    let changes = Changes { name: input.name, subject: input.subject, html: input.html, text };
+    Ok(Json(update(&state, &t.tenant_id, &ids.1, changes).await?.into()))
+}
+
+/// A change to a template: absent fields stay; `text: Some(None)` removes the text part.
+pub(crate) struct Changes {
+    pub(crate) name: Option<String>,
+    pub(crate) subject: Option<String>,
+    pub(crate) html: Option<String>,
+    pub(crate) text: Option<Option<String>>,
+}
+
+/// Saves a change as a new version, after the checks a save makes.
+pub(crate) async fn update(
+    state: &AppState,
+    tenant_id: &TenantId,
+    raw_id: &str,
+    input: Changes,
+) -> ApiResult<TemplateRow> {
+    let current = find(state, tenant_id, raw_id).await?;
+    let text = input.text;
     let merged = content(
         input.name.as_deref().unwrap_or(&current.name),
         input.subject.as_deref().unwrap_or(&current.subject),
@@ -234,15 +276,15 @@ async fn update_template(
             None => current.text_body.as_deref(),
         },
     )?;
-    check_content(&state, &merged)?;
+    check_content(state, &merged)?;
     let patch = TemplatePatch {
         name: input.name.map(|_| merged.name.clone()),
         subject: input.subject.map(|_| merged.subject.clone()),
         html: input.html.map(|_| merged.html.clone()),
         text: text.map(|_| merged.text.clone()),
     };
-    let row = state.store.update_template(&t.tenant_id, &current.id, patch).await?;
-    Ok(Json(row.ok_or(ApiError::NotFound("template"))?.into()))
+    let row = state.store.update_template(tenant_id, &current.id, patch).await?;
+    row.ok_or(ApiError::NotFound("template"))
 }
 
 /// Delete a template and its versions; campaigns that used it keep their content.
@@ -254,10 +296,15 @@ async fn delete_template(
     State(state): State<AppState>,
     Path(ids): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let tid = ids.1;
-    let id = path_id(&tid, "template")?;
-    match state.store.delete_template(&t.tenant_id, &id).await? {
-        true => Ok(StatusCode::NO_CONTENT),
+    delete(&state, &t.tenant_id, &ids.1).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a template and its versions.
+pub(crate) async fn delete(state: &AppState, tenant_id: &TenantId, raw_id: &str) -> ApiResult<()> {
+    let id = path_id(raw_id, "template")?;
+    match state.store.delete_template(tenant_id, &id).await? {
+        true => Ok(()),
         false => Err(ApiError::NotFound("template")),
     }
 }
@@ -290,9 +337,7 @@ async fn preview_template(
     Path(ids): Path<(String, String)>,
     ApiJson(input): ApiJson<PreviewIn>,
 ) -> ApiResult<Json<Rendered>> {
-    let tid = ids.1;
-    let template = find(&state, &t.tenant_id, &tid).await?;
-    let variables = variables(input.variables)?;
+    let template = find(&state, &t.tenant_id, &ids.1).await?;
     let contact = match input.contact_id.as_deref() {
         None => None,
         Some(raw) => {
@@ -300,23 +345,40 @@ async fn preview_template(
             Some(state.store.contact(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("contact"))?)
         }
     };
-    let tenant = state.store.tenant(&t.tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
+    let draft = Draft { subject: &template.subject, html: &template.html, text: template.text_body.as_deref() };
+    Ok(Json(preview(&state, &t.tenant_id, draft, contact.as_ref(), input.variables).await?))
+}
+
+/// Content to render: a stored template's, or a draft being edited.
+pub(crate) struct Draft<'a> {
+    pub(crate) subject: &'a str,
+    pub(crate) html: &'a str,
+    pub(crate) text: Option<&'a str>,
+}
+
+/// Renders content as a send would, for `contact` (else a sample contact)
+/// with `variables`, without sending: the API's preview and the dashboard's.
+pub(crate) async fn preview(
+    state: &AppState,
+    tenant_id: &TenantId,
+    draft: Draft<'_>,
+    contact: Option<&ContactRow>,
+    variables: Option<Value>,
+) -> ApiResult<Rendered> {
+    let variables = self::variables(variables)?;
+    check_limits(state, draft.subject, draft.html, draft.text)?;
+    let tenant = state.store.tenant(tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
     let link = format!("{}/u/preview", state.config.public_url);
     let to = Recipient {
-        email: contact.as_ref().map_or("preview@example.com", |c| c.email.as_str()),
-        first_name: contact.as_ref().and_then(|c| c.first_name.as_deref()),
-        last_name: contact.as_ref().and_then(|c| c.last_name.as_deref()),
+        email: contact.map_or("preview@example.com", |c| c.email.as_str()),
+        first_name: contact.and_then(|c| c.first_name.as_deref()),
+        last_name: contact.and_then(|c| c.last_name.as_deref()),
         attributes: contact
-            .as_ref()
             .and_then(|c| serde_json::from_str(&c.attributes).ok())
             .unwrap_or(Value::Object(Default::default())),
         variables,
         unsubscribe_url: Some(&link),
         tenant_name: &tenant.name,
     };
-    let rendered = state
-        .renderer
-        .render_template(&template.subject, &template.html, template.text_body.as_deref(), &to)
-        .map_err(invalid_template)?;
-    Ok(Json(rendered))
+    state.renderer.render_template(draft.subject, draft.html, draft.text, &to).map_err(invalid_template)
 }

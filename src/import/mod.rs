@@ -104,6 +104,16 @@ impl Sink {
     }
 }
 
+/// Rows written so far by an import, told after each chunk commits.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Progress {
+    pub created: u64,
+    pub updated: u64,
+    pub skipped: u64,
+    /// Rows the database refused (rows refused while parsing are counted in the report).
+    pub rejected: u64,
+}
+
 /// Imports a body into the tenant's contacts. Chunks commit as they are read:
 /// an import cut short (the client went away) keeps the chunks before the cut.
 pub async fn import_stream<S, E>(
@@ -111,7 +121,24 @@ pub async fn import_stream<S, E>(
     tenant: TenantId,
     format: Format,
     on_conflict: OnConflict,
+    body: S,
+) -> Result<Report, ImportError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Display,
+{
+    import_stream_observed(store, tenant, format, on_conflict, body, |_| {}).await
+}
+
+/// As [`import_stream`], calling `progress` with the running totals each
+/// time a chunk commits (the dashboard streams these to the browser).
+pub async fn import_stream_observed<S, E>(
+    store: Store,
+    tenant: TenantId,
+    format: Format,
+    on_conflict: OnConflict,
     mut body: S,
+    progress: impl Fn(Progress) + Send + 'static,
 ) -> Result<Report, ImportError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -130,6 +157,12 @@ where
             let mut report = Report::default();
             while let Some(rows) = rx.recv().await {
                 report.add(store.import_rows(&tenant, rows, on_conflict).await?);
+                progress(Progress {
+                    created: report.created,
+                    updated: report.updated,
+                    skipped: report.skipped,
+                    rejected: report.rejected,
+                });
             }
             Ok::<_, sqlx::Error>(report)
         })

@@ -134,4 +134,48 @@ impl Store {
             .fetch_optional(&self.pool)
             .await
     }
+
+    /// The messages sent to one address, newest first: campaign mail through
+    /// the contact it went to (one probe of `messages_once_per_recipient` per
+    /// campaign of the tenant), transactional mail by its address (compared
+    /// case-insensitively) through the partial index `messages_recipient`.
+    /// Campaign rows, written a million at a time, carry no extra index.
+    pub async fn messages_to(
+        &self,
+        tenant_id: &TenantId,
+        contact_id: Option<&str>,
+        address: &str,
+        limit: i64,
+    ) -> Result<Vec<MessageRow>, sqlx::Error> {
+        let transactional = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND campaign_id IS NULL \
+             AND lower(to_email) = $2"
+        );
+        let address = address.to_lowercase();
+        match contact_id {
+            None => {
+                sqlx::query_as(&format!("{transactional} ORDER BY created_at DESC, id DESC LIMIT $3"))
+                    .bind(tenant_id)
+                    .bind(&address)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            Some(contact_id) => {
+                sqlx::query_as(&format!(
+                    "{transactional} UNION ALL SELECT {MESSAGE_COLUMNS} FROM messages \
+                     WHERE campaign_id IN (SELECT id FROM campaigns WHERE tenant_id = $3) \
+                     AND contact_id = $4 AND tenant_id = $5 ORDER BY created_at DESC, id DESC LIMIT $6"
+                ))
+                .bind(tenant_id)
+                .bind(&address)
+                .bind(tenant_id)
+                .bind(contact_id)
+                .bind(tenant_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+            }
+        }
+    }
 }

@@ -1,17 +1,19 @@
 //! Campaigns (list, compose, confirm with the audience count, send, detail
-//! with a live funnel, pause/resume/cancel), message timelines, and a
-//! tenant's dead letters.
+//! with a live funnel and figures, pause/resume/cancel), and a tenant's dead
+//! letters.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
 
+use super::mail_templates::{parse_variables, refuse_nul, EDITOR_CSP};
 use super::operator::Done;
 use super::session::CsrfOnly;
 use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
+use crate::api::templates::{self, Draft};
 use crate::api::{campaigns, dead_letters, send};
 use crate::domain::{parse_id, rfc3339};
 use crate::error::ApiError;
@@ -25,8 +27,6 @@ pub fn router() -> Router<AppState> {
         .route("/ui/t/{tid}/campaigns/{cid}", get(detail))
         .route("/ui/t/{tid}/campaigns/{cid}/live", get(live))
         .route("/ui/t/{tid}/campaigns/{cid}/{action}", post(control))
-        .route("/ui/t/{tid}/messages", get(messages))
-        .route("/ui/t/{tid}/messages/{mid}", get(message))
         .route("/ui/t/{tid}/dead-letters", get(tenant_dead_letters))
         .route("/ui/t/{tid}/dead-letters/{mid}/retry", post(retry))
 }
@@ -48,12 +48,20 @@ async fn list(
 pub struct ComposeForm {
     #[serde(default, skip_serializing)]
     csrf: String,
+    /// `inline` (subject, html, text) or `template` (template_id, variables).
+    #[serde(default)]
+    content: String,
     #[serde(default)]
     subject: String,
     #[serde(default)]
     html: String,
     #[serde(default)]
     text: String,
+    #[serde(default)]
+    template_id: String,
+    /// A JSON object, for a template.
+    #[serde(default)]
+    variables: String,
     /// `all`, `segment:{id}` or `tag:{tag}`.
     #[serde(default)]
     audience: String,
@@ -68,6 +76,13 @@ impl ComposeForm {
     /// The API's send request for this form. An audience it does not know is
     /// refused, never read as "everyone": a typo must not widen an audience.
     fn send_in(&self) -> Result<send::SendIn, ApiError> {
+        refuse_nul(&[
+            ("The subject", &self.subject),
+            ("The html", &self.html),
+            ("The text", &self.text),
+            ("The variables", &self.variables),
+            ("The tag", &self.tag),
+        ])?;
         let (segment_id, tag) = match (self.audience.as_str(), self.audience.split_once(':')) {
             ("all", _) => (None, None),
             (_, Some(("segment", id))) => (Some(id.to_owned()), None),
@@ -82,10 +97,22 @@ impl ComposeForm {
                 format!("{s}Z")
             }
         });
+        let (subject, html, text, template_id, variables) = if self.content == "template" {
+            let id = self.template_id.trim();
+            if id.is_empty() {
+                return Err(ApiError::validation("choose the template to send"));
+            }
+            (None, None, None, Some(id.to_owned()), parse_variables(&self.variables)?)
+        } else {
+            let text = Some(self.text.clone()).filter(|t| !t.trim().is_empty());
+            (Some(self.subject.clone()), Some(self.html.clone()), text, None, None)
+        };
         Ok(send::SendIn {
-            subject: Some(self.subject.clone()),
-            html: Some(self.html.clone()),
-            text: Some(self.text.clone()).filter(|t| !t.trim().is_empty()),
+            subject,
+            html,
+            text,
+            template_id,
+            variables,
             segment_id,
             tag,
             scheduled_at,
@@ -94,12 +121,28 @@ impl ComposeForm {
     }
 }
 
-async fn compose(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {
+#[derive(Deserialize)]
+pub struct ComposeQuery {
+    /// Start from this template (the template editor's "use in a campaign").
+    template: Option<String>,
+}
+
+async fn compose(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    Query(q): Query<ComposeQuery>,
+) -> UiResult<Response> {
     let (id, row) = scope(&state, &user, &tid).await?;
     let segments: Vec<(String, String)> =
         state.store.segments(&id).await?.into_iter().map(|s| (s.id, s.name)).collect();
+    let templates: Vec<(String, String)> =
+        state.store.templates(&id).await?.into_iter().map(|t| (t.id, t.name)).collect();
     let frame = Frame::new(&user, Some(&row), "campaigns");
+    let chosen = q.template.filter(|t| templates.iter().any(|(id, _)| id == t));
     let form = ComposeForm {
+        content: if chosen.is_some() { "template" } else { "inline" }.into(),
+        template_id: chosen.unwrap_or_default(),
         html: "<p>Hello {{first_name}},</p>\n<p></p>".into(),
         audience: "all".into(),
         ..Default::default()
@@ -108,7 +151,7 @@ async fn compose(State(state): State<AppState>, user: UiUser, Path(tid): Path<St
         StatusCode::OK,
         "compose.html",
         &frame,
-        minijinja::context! { segments, form, verified => row.domain_verified() },
+        minijinja::context! { segments, templates, form, verified => row.domain_verified() },
     ))
 }
 
@@ -132,16 +175,35 @@ async fn confirm(
         _ if f.audience == "tag" => format!("contacts tagged “{}”", f.tag.trim()),
         _ => "all subscribed contacts".to_owned(),
     };
+    let (template, preview, preview_error) = match &prepared.campaign.template {
+        Some((tpl, version)) => {
+            let t = state.store.template(&id, tpl, None).await?.ok_or(UiError::NotFound)?;
+            // What a recipient gets, for a sample contact: render errors show before the send.
+            let c = &prepared.campaign;
+            let draft = Draft { subject: &c.subject, html: &c.html, text: c.text.as_deref() };
+            let (preview, error) =
+                match templates::preview(&state, &id, draft, None, parse_variables(&f.variables)?).await {
+                    Ok(r) => (Some(r), None),
+                    Err(e) if e.status().is_client_error() => (None, Some(e.to_string())),
+                    Err(e) => return Err(e.into()),
+                };
+            (Some(format!("“{}”, version {version}", t.name)), preview, error)
+        }
+        None => (None, None, None),
+    };
     let frame = Frame::new(&user, Some(&row), "campaigns");
-    Ok(page(
+    let mut res = page(
         StatusCode::OK,
         "confirm_send.html",
         &frame,
         minijinja::context! {
-            form => f, recipients, audience_label,
+            form => f, recipients, audience_label, template, preview, preview_error,
             from => prepared.campaign.from_address.clone(), status => prepared.status,
         },
-    ))
+    );
+    // The preview frame inherits the page's policy: the editor's, which lets mail's inline styles apply.
+    res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(EDITOR_CSP));
+    Ok(res)
 }
 
 async fn send_campaign(
@@ -183,8 +245,21 @@ async fn detail(
         })
         .collect();
     let settled = SETTLED.contains(&campaign["status"].as_str().unwrap_or_default());
+    let stats = serde_json::to_value(crate::api::stats::campaign(&state, &id, &cid).await?).unwrap_or_default();
+    // A template's campaign is named by its template too (its subject is the template's source).
+    let template = match (campaign["template_id"].as_str(), campaign["template_version"].as_i64()) {
+        (Some(tpl), Some(version)) => {
+            state.store.template(&id, tpl, Some(version)).await?.map(|t| (t.id, t.name, version))
+        }
+        _ => None,
+    };
     let frame = Frame::new(&user, Some(&row), "campaigns").notice(q.done.as_deref());
-    Ok(page(StatusCode::OK, "campaign.html", &frame, minijinja::context! { campaign, messages, settled }))
+    Ok(page(
+        StatusCode::OK,
+        "campaign.html",
+        &frame,
+        minijinja::context! { campaign, messages, settled, stats, template },
+    ))
 }
 
 /// The campaign as JSON (the same as the API's), polled by the detail page while it sends.
@@ -216,48 +291,6 @@ async fn control(
     }?;
     let cid = parse_id(&cid).ok_or(UiError::NotFound)?;
     Ok(see_other(&format!("/ui/t/{id}/campaigns/{cid}"), done))
-}
-
-#[derive(Deserialize)]
-pub struct Lookup {
-    id: Option<String>,
-}
-
-/// Look up a message by its id (as the API and webhooks name it).
-async fn messages(
-    State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<Lookup>,
-) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
-    if let Some(mid) = q.id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        if let Some(mid) = parse_id(mid) {
-            if state.store.message(&id, &mid).await?.is_some() {
-                return Ok(axum::response::Redirect::to(&format!("/ui/t/{id}/messages/{mid}")).into_response());
-            }
-        }
-        let frame = Frame::new(&user, Some(&row), "messages");
-        return Ok(page(
-            StatusCode::NOT_FOUND,
-            "messages.html",
-            &frame,
-            minijinja::context! { missing => true, query => mid },
-        ));
-    }
-    let frame = Frame::new(&user, Some(&row), "messages");
-    Ok(page(StatusCode::OK, "messages.html", &frame, minijinja::context! { missing => false }))
-}
-
-async fn message(
-    State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, mid)): Path<(String, String)>,
-) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
-    let message = campaigns::message_view(&state, &id, &mid).await?;
-    let frame = Frame::new(&user, Some(&row), "messages");
-    Ok(page(StatusCode::OK, "message.html", &frame, minijinja::context! { message }))
 }
 
 async fn tenant_dead_letters(

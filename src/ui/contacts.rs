@@ -13,9 +13,9 @@ use super::operator::Done;
 use super::session::CsrfOnly;
 use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
 use crate::api::{contacts, contacts_bulk, segments, send};
-use crate::domain::{parse_id, Tag};
+use crate::domain::{parse_id, Tag, TenantId};
 use crate::error::ApiError;
-use crate::import::{import_stream, Format};
+use crate::import::{import_stream, import_stream_observed, Format};
 use crate::state::AppState;
 use crate::store::{ContactFilter, OnConflict};
 
@@ -207,8 +207,10 @@ pub struct PastedCsv {
 }
 
 /// Two ways in, one import: the page's script sends the chosen file as the
-/// body (`text/csv`, token in `X-CSRF-Token`) and shows its upload progress;
-/// without script, the form posts pasted CSV. Both run the API's streaming import.
+/// body (`text/csv`, token in `X-CSRF-Token`) and shows its upload progress,
+/// then the rows written as chunks commit ([`streamed_import`]); without
+/// script, the form posts pasted CSV and gets the result page. Both run the
+/// API's streaming import.
 async fn import(
     State(state): State<AppState>,
     user: UiUser,
@@ -225,10 +227,7 @@ async fn import(
         let token = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         user.check_csrf(&token)?;
         let body = req.into_body().into_data_stream();
-        let report = import_stream(state.store.clone(), id, Format::Csv, OnConflict::Skip, body)
-            .await
-            .map_err(ApiError::from)?;
-        return Ok(Json(report).into_response());
+        return Ok(streamed_import(state, id, body));
     }
     let Form(f) = Form::<PastedCsv>::from_request(req, &state)
         .await
@@ -239,6 +238,43 @@ async fn import(
         import_stream(state.store.clone(), id, Format::Csv, OnConflict::Skip, body).await.map_err(ApiError::from)?;
     let frame = Frame::new(&user, Some(&row), "contacts");
     Ok(page(StatusCode::OK, "import.html", &frame, minijinja::context! { report }))
+}
+
+/// Runs an import and answers with its progress as it happens: one JSON
+/// line per committed chunk (`{"progress": {created, updated, skipped,
+/// rejected}}`), then `{"report": ...}` or `{"error": ...}`. The page's script
+/// reads the lines as they arrive (XHR `onprogress`), so it can show rows
+/// written, not only bytes uploaded. Nothing is kept on the server: the
+/// import and the answer are one request.
+fn streamed_import(state: AppState, id: TenantId, body: axum::body::BodyDataStream) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let line = |v: Value| format!("{v}\n");
+    let progress = tx.clone();
+    tokio::spawn(async move {
+        let result = import_stream_observed(state.store.clone(), id, Format::Csv, OnConflict::Skip, body, move |p| {
+            let _ = progress.send(line(json!({ "progress": p })));
+        })
+        .await;
+        let last = match result {
+            Ok(report) => json!({ "report": report }),
+            Err(e) => {
+                let e = ApiError::from(e);
+                if e.status().is_server_error() {
+                    tracing::error!(error = ?e, "dashboard import failed");
+                }
+                json!({ "error": e.to_string(), "status": e.status().as_u16() })
+            }
+        };
+        let _ = tx.send(line(last));
+    });
+    let lines = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|l| (Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(l)), rx))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson; charset=utf-8"), (header::CACHE_CONTROL, "no-store")],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response()
 }
 
 async fn export(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {

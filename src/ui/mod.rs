@@ -6,8 +6,6 @@
 //! Signing in with a key opens a server-side session (`session`); every form
 //! carries the session's CSRF token, and a tenant's session reaches only that
 //! tenant's pages (any other tenant's answer 404).
-//!
-//! Not here yet: a templates page.
 
 mod automation_edit;
 mod automation_form;
@@ -15,7 +13,10 @@ mod automations;
 mod campaigns;
 mod chart;
 mod contacts;
+mod events;
 mod form;
+mod mail_templates;
+mod messages;
 mod operator;
 mod overview;
 mod reputation;
@@ -55,6 +56,9 @@ pub fn router() -> Router<AppState> {
         .merge(webhooks::router())
         .merge(automations::router())
         .merge(reputation::router())
+        .merge(mail_templates::router())
+        .merge(events::router())
+        .merge(messages::router())
         // Unknown dashboard paths get a page, not the API's JSON 404.
         .route("/ui/{*rest}", get(not_found_page).post(not_found_page))
         .layer(axum::middleware::map_response(security_headers))
@@ -64,13 +68,16 @@ pub fn router() -> Router<AppState> {
 /// styles only from mailroom itself.
 async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
-             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
+    // A page may bring its own (the template editor, whose preview frame inherits it).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+                 connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+    }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -138,6 +145,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("reputation_macros.html", include_str!("templates/reputation_macros.html")),
         ("reputation.html", include_str!("templates/reputation.html")),
         ("reputations.html", include_str!("templates/reputations.html")),
+        ("mail_templates.html", include_str!("templates/mail_templates.html")),
+        ("mail_template.html", include_str!("templates/mail_template.html")),
+        ("mail_template_delete.html", include_str!("templates/mail_template_delete.html")),
+        ("events.html", include_str!("templates/events.html")),
     ] {
         // Checked by a unit test; a broken template answers 500, never a panic.
         if let Err(e) = env.add_template(name, source) {
@@ -215,6 +226,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "automation_saved" => "Automation saved.",
         "automation_deleted" => "Automation deleted.",
         "reputation_resumed" => "Campaign mail resumed.",
+        "template_created" => "Template created.",
+        "template_saved" => "Template saved as a new version.",
+        "template_deleted" => "Template deleted.",
         _ => return None,
     })
 }
@@ -334,10 +348,14 @@ mod tests {
             "message.html",
             "automations.html",
             "automation.html",
+            "mail_templates.html",
+            "mail_template.html",
+            "mail_template_delete.html",
+            "events.html",
         ];
         for name in names {
             assert!(super::TEMPLATES.get_template(name).is_ok(), "{name}");
         }
-        assert_eq!(super::TEMPLATES.templates().count(), 34);
+        assert_eq!(super::TEMPLATES.templates().count(), 38);
     }
 }

@@ -9,8 +9,8 @@ use crate::helpers::{spawn_with, Options, TestApp, ADMIN_KEY};
 
 /// A browser-like client: keeps the cookies it is given, follows no redirects.
 #[derive(Clone)]
-struct Client {
-    http: reqwest::Client,
+pub(crate) struct Client {
+    pub(crate) http: reqwest::Client,
     cookies: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
 }
 
@@ -27,17 +27,17 @@ impl Client {
         }
     }
 
-    fn header(&self) -> String {
+    pub(crate) fn header(&self) -> String {
         self.cookies.lock().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
 
-    async fn get(&self, url: String) -> reqwest::Response {
+    pub(crate) async fn get(&self, url: String) -> reqwest::Response {
         let r = self.http.get(url).header("cookie", self.header()).send().await.unwrap();
         self.keep(&r);
         r
     }
 
-    async fn post(&self, url: String, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(&self, url: String, form: &[(&str, &str)]) -> reqwest::Response {
         let r = self.http.post(url).header("cookie", self.header()).form(form).send().await.unwrap();
         self.keep(&r);
         r
@@ -48,13 +48,13 @@ fn client() -> Client {
     Client { http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(), cookies: Default::default() }
 }
 
-fn hidden_csrf(html: &str) -> String {
+pub(crate) fn hidden_csrf(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
     html[at..].split('"').next().unwrap().to_owned()
 }
 
 /// Signs in with `key`; returns the client and the session's CSRF token.
-async fn signed_in(app: &TestApp, key: &str) -> (Client, String) {
+pub(crate) async fn signed_in(app: &TestApp, key: &str) -> (Client, String) {
     let c = client();
     let login = c.get(format!("{}/ui/login", app.base)).await.text().await.unwrap();
     let r = c.post(format!("{}/ui/login", app.base), &[("key", key), ("csrf", &hidden_csrf(&login))]).await;

@@ -17,6 +17,7 @@
 mod helpers;
 
 mod browser;
+mod content;
 mod http;
 mod manage;
 

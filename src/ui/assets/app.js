@@ -56,13 +56,10 @@
         }
       };
       xhr.upload.onload = function () { status.textContent = "Uploaded; writing contacts…"; };
-      xhr.onload = function () {
-        var report;
-        try { report = JSON.parse(xhr.responseText); } catch (e) { report = null; }
-        if (xhr.status !== 200 || !report) {
-          status.textContent = "The import failed" + (report && report.error ? ": " + report.error.message : " (" + xhr.status + ")");
-          return;
-        }
+      // The answer is one JSON line per committed chunk of rows, then the report.
+      var seen = 0;
+      var finished = false;
+      var show = function (report) {
         bar.value = 100;
         status.textContent = "Done: " + report.created + " created, " + report.skipped + " skipped, " + report.rejected + " rejected.";
         var out = document.getElementById("import-report");
@@ -77,6 +74,38 @@
           list.appendChild(li);
         });
         out.hidden = false;
+      };
+      var lines = function () {
+        var text = xhr.responseText;
+        var end = text.lastIndexOf("\n");
+        if (end < seen) return;
+        text.slice(seen, end).split("\n").forEach(function (l) {
+          if (!l) return;
+          var m;
+          try { m = JSON.parse(l); } catch (e) { return; }
+          if (m.progress) {
+            var p = m.progress;
+            status.textContent = (p.created + p.updated + p.skipped + p.rejected) + " rows written (" +
+              p.created + " created, " + p.skipped + " skipped)…";
+          } else if (m.report) {
+            finished = true;
+            show(m.report);
+          } else if (m.error) {
+            finished = true;
+            status.textContent = "The import failed: " + m.error;
+          }
+        });
+        seen = end + 1;
+      };
+      xhr.onprogress = lines;
+      xhr.onload = function () {
+        if (xhr.status !== 200) {
+          var msg = xhr.status === 403 ? "the form expired: reload the page" : "status " + xhr.status;
+          status.textContent = "The import failed (" + msg + ").";
+          return;
+        }
+        lines();
+        if (!finished) status.textContent = "The import stopped before it finished; the rows written so far are kept.";
       };
       xhr.onerror = function () { status.textContent = "The upload failed."; };
       xhr.send(file);
@@ -99,6 +128,54 @@
     builder.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(update, 250); });
     builder.addEventListener("change", update);
     update();
+  }
+
+  // Template editor: the preview follows the fields as they are typed.
+  var editor = document.querySelector("form[data-preview]");
+  if (editor) {
+    var perr = document.getElementById("preview-error");
+    var pbody = document.getElementById("preview-body");
+    var ptimer = null;
+    var asked = 0;
+    var render = function () {
+      var mine = ++asked;
+      var body = new URLSearchParams(new FormData(editor));
+      body.delete("action");
+      fetch(editor.getAttribute("data-preview"), {
+        method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRF-Token": csrf }
+      }).then(function (r) { return r.json(); }).then(function (j) {
+        if (mine !== asked) return; // a later keystroke has asked again
+        if (j.error !== undefined) {
+          perr.textContent = j.error;
+          perr.hidden = false;
+          return;
+        }
+        perr.hidden = true;
+        pbody.hidden = false;
+        document.getElementById("preview-subject").textContent = j.subject;
+        document.getElementById("preview-html").srcdoc = j.html;
+        document.getElementById("preview-text").textContent = j.text || "";
+      }).catch(function () {
+        if (mine !== asked) return;
+        perr.textContent = "The preview could not be fetched.";
+        perr.hidden = false;
+      });
+    };
+    editor.addEventListener("input", function () { clearTimeout(ptimer); ptimer = setTimeout(render, 300); });
+  }
+
+  // Compose: show the fields of the chosen kind of content only.
+  var choice = document.querySelector("[data-content-choice]");
+  if (choice) {
+    var sync = function () {
+      var picked = choice.querySelector("input[name=content]:checked");
+      var kind = picked ? picked.value : "inline";
+      choice.querySelectorAll("[data-content]").forEach(function (g) {
+        g.hidden = g.getAttribute("data-content") !== kind;
+      });
+    };
+    choice.addEventListener("change", sync);
+    sync();
   }
 
   // A campaign's detail page: poll its figures until it has settled.

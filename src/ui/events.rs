@@ -1,0 +1,80 @@
+//! A tenant's delivery events, newest first, filtered by type and campaign,
+//! a page at a time: the listing of `GET /customers/{id}/events`
+//! (`api::events::list`), with its cursor in the "older events" link.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+use super::{page, scope, Frame, UiResult, UiUser};
+use crate::api::events::{self, EventParams};
+use crate::state::AppState;
+
+/// Events per page.
+const PAGE: &str = "50";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ui/t/{tid}/events", get(list))
+}
+
+#[derive(Deserialize, Default)]
+pub struct EventsQuery {
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    campaign_id: Option<String>,
+    cursor: Option<String>,
+}
+
+fn query_string(pairs: &[(&str, Option<&str>)]) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            q.append_pair(k, v);
+        }
+    }
+    q.finish()
+}
+
+async fn list(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> UiResult<Response> {
+    let (id, row) = scope(&state, &user, &tid).await?;
+    let present = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let params = EventParams {
+        event_type: present(&q.event_type),
+        campaign_id: present(&q.campaign_id),
+        cursor: present(&q.cursor),
+        limit: Some(PAGE.to_owned()),
+        ..EventParams::default()
+    };
+    let (listed, _, _) = events::list(&state, &id, &params).await?;
+    let listed = serde_json::to_value(listed).unwrap_or_default();
+    let filters = [("type", params.event_type.as_deref()), ("campaign_id", params.campaign_id.as_deref())];
+    let next_query = listed["next_cursor"].as_str().map(|c| {
+        let mut pairs = filters.to_vec();
+        pairs.push(("cursor", Some(c)));
+        query_string(&pairs)
+    });
+    let campaigns: Vec<(String, String)> =
+        state.store.campaigns(&id).await?.into_iter().map(|c| (c.id, c.subject)).collect();
+    let campaign_names: std::collections::BTreeMap<&str, &str> =
+        campaigns.iter().map(|(id, subject)| (id.as_str(), subject.as_str())).collect();
+    let types: Vec<&str> = crate::events::KNOWN_TYPES.iter().copied().filter(|t| t.starts_with("email.")).collect();
+    let frame = Frame::new(&user, Some(&row), "events");
+    Ok(page(
+        StatusCode::OK,
+        "events.html",
+        &frame,
+        minijinja::context! {
+            events => listed["data"].clone(), next_query, first_query => query_string(&filters),
+            paged => params.cursor.is_some(), types, campaigns, campaign_names,
+            filter_type => params.event_type, filter_campaign => params.campaign_id,
+        },
+    ))
+}
