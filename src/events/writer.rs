@@ -15,31 +15,42 @@ type Reply = oneshot::Sender<Result<EventOutcome, String>>;
 
 #[derive(Clone)]
 pub struct EventWriter {
-    store: Store,
-    queue: mpsc::Sender<(IncomingEvent, Option<EventTarget>, Reply)>,
+    queue: mpsc::Sender<(IncomingEvent, Reply)>,
 }
 
 impl EventWriter {
     /// Starts the writer task; it ends when every `EventWriter` clone is dropped.
     pub fn spawn(store: Store) -> Self {
         let (queue, rx) = mpsc::channel(4 * GROUP);
-        tokio::spawn(run(store.clone(), rx));
-        Self { store, queue }
+        tokio::spawn(run(store, rx));
+        Self { queue }
     }
 
     /// Stores and applies one event; resolves once it is committed.
     pub async fn write(&self, event: IncomingEvent) -> Result<EventOutcome, String> {
-        // The lookup is a read: done here, concurrently, outside the writer.
-        let target = self.store.event_target(&event).await.map_err(|e| e.to_string())?;
         let (reply, answer) = oneshot::channel();
-        self.queue.send((event, target, reply)).await.map_err(|_| "event writer stopped".to_owned())?;
+        self.queue.send((event, reply)).await.map_err(|_| "event writer stopped".to_owned())?;
         answer.await.map_err(|_| "event writer stopped".to_owned())?
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<(IncomingEvent, Option<EventTarget>, Reply)>) {
-    let mut group = Vec::with_capacity(GROUP);
-    while rx.recv_many(&mut group, GROUP).await > 0 {
+async fn run(store: Store, mut rx: mpsc::Receiver<(IncomingEvent, Reply)>) {
+    let mut received = Vec::with_capacity(GROUP);
+    while rx.recv_many(&mut received, GROUP).await > 0 {
+        // The group's messages, in one read (not one round trip per request).
+        let parsed: Vec<&IncomingEvent> = received.iter().map(|(e, _)| e).collect();
+        let targets = match store.event_targets(&parsed).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "could not look up the messages of delivery events");
+                for (_, reply) in received.drain(..) {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+                continue;
+            }
+        };
+        let mut group: Vec<(IncomingEvent, Option<EventTarget>, Reply)> =
+            received.drain(..).zip(targets).map(|((e, r), t)| (e, t, r)).collect();
         let events: Vec<(&IncomingEvent, Option<EventTarget>)> = group.iter().map(|(e, t, _)| (e, t.clone())).collect();
         let result = store.apply_events(&events).await;
         match result {

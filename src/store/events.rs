@@ -120,23 +120,59 @@ fn rank_sql(column: &str) -> String {
 
 impl Store {
     /// The message an event is about: by the provider's id, else by the message
-    /// id mailroom tagged the email with. Read before taking the write lock: ids
-    /// never change once set, and the status update is conditional.
+    /// id mailroom tagged the email with.
     pub async fn event_target(&self, e: &IncomingEvent) -> Result<Option<EventTarget>, sqlx::Error> {
-        if e.provider_email_id.is_none() && e.message_tag.is_none() {
-            return Ok(None);
+        Ok(self.event_targets(&[e]).await?.pop().flatten())
+    }
+
+    /// [`Store::event_target`] of each event, in one query per 250 events (the
+    /// group commit's lookup, rather than a round trip per webhook request).
+    /// Read before taking the write lock: ids never change once set, and the
+    /// status update is conditional.
+    pub async fn event_targets(&self, events: &[&IncomingEvent]) -> Result<Vec<Option<EventTarget>>, sqlx::Error> {
+        #[derive(FromRow)]
+        struct Found {
+            provider_id: Option<String>,
+            #[sqlx(flatten)]
+            target: EventTarget,
         }
-        sqlx::query_as(
-            "SELECT m.id, m.tenant_id, m.to_email, m.campaign_id, \
-               COALESCE(m.contact_id, (SELECT c.id FROM contacts c WHERE c.tenant_id = m.tenant_id \
-                 AND c.email_normalized = LOWER(m.to_email))) AS contact_id \
-             FROM messages m WHERE m.provider_id = $1 OR m.id = $2 \
-             ORDER BY CASE WHEN m.provider_id = $1 THEN 0 ELSE 1 END LIMIT 1",
-        )
-        .bind(e.provider_email_id.as_deref().unwrap_or(""))
-        .bind(e.message_tag.as_deref().unwrap_or(""))
-        .fetch_optional(&self.pool)
-        .await
+        let mut targets = vec![None; events.len()];
+        for (chunk_no, chunk) in events.chunks(250).enumerate() {
+            let provider_ids: Vec<&str> = chunk.iter().filter_map(|e| e.provider_email_id.as_deref()).collect();
+            let tags: Vec<&str> = chunk.iter().filter_map(|e| e.message_tag.as_deref()).collect();
+            if provider_ids.is_empty() && tags.is_empty() {
+                continue;
+            }
+            let mut p = Placeholders::after(0);
+            let mut wanted = Vec::new();
+            if !provider_ids.is_empty() {
+                wanted.push(format!("m.provider_id IN ({})", p.list(provider_ids.len())));
+            }
+            if !tags.is_empty() {
+                wanted.push(format!("m.id IN ({})", p.list(tags.len())));
+            }
+            let sql = format!(
+                "SELECT m.provider_id, m.id, m.tenant_id, m.to_email, m.campaign_id, \
+                   COALESCE(m.contact_id, (SELECT c.id FROM contacts c WHERE c.tenant_id = m.tenant_id \
+                     AND c.email_normalized = LOWER(m.to_email))) AS contact_id \
+                 FROM messages m WHERE {}",
+                wanted.join(" OR ")
+            );
+            let mut q = sqlx::query_as::<_, Found>(&sql);
+            for id in provider_ids.iter().chain(&tags) {
+                q = q.bind(*id);
+            }
+            let found = q.fetch_all(&self.pool).await?;
+            for (i, e) in chunk.iter().enumerate() {
+                let by_provider = e
+                    .provider_email_id
+                    .as_deref()
+                    .and_then(|pid| found.iter().find(|f| f.provider_id.as_deref() == Some(pid)));
+                let by_tag = || e.message_tag.as_deref().and_then(|tag| found.iter().find(|f| f.target.id == tag));
+                targets[chunk_no * 250 + i] = by_provider.or_else(by_tag).map(|f| f.target.clone());
+            }
+        }
+        Ok(targets)
     }
 
     /// Stores and applies several events in one transaction (group commit),
