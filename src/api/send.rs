@@ -22,7 +22,7 @@ use crate::domain::{new_id, parse_id, EmailAddress, Tag};
 use crate::error::{ApiError, ApiResult};
 use crate::provider::EmailTag;
 use crate::state::AppState;
-use crate::store::{EnqueueOutcome, NewCampaign, NewSingle, Targeting};
+use crate::store::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, Targeting};
 
 const SUBJECT_MAX: usize = 998; // RFC 5322 line length limit
 
@@ -79,25 +79,25 @@ pub struct SendOut {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SingleIn {
-    to_email: String,
+    pub(crate) to_email: String,
     /// Required unless `template_id` is given.
-    subject: Option<String>,
+    pub(crate) subject: Option<String>,
     /// Required unless `template_id` is given.
-    html: Option<String>,
-    text: Option<String>,
+    pub(crate) html: Option<String>,
+    pub(crate) text: Option<String>,
     /// Send this template (its current version) instead of inline content.
-    template_id: Option<String>,
+    pub(crate) template_id: Option<String>,
     /// Values for the template.
     #[schema(value_type = Option<Object>)]
-    variables: Option<Value>,
+    pub(crate) variables: Option<Value>,
     /// Add one-click unsubscribe headers (and a footer, as campaign mail has).
     #[serde(default)]
-    unsubscribe: bool,
-    reply_to: Option<String>,
-    from: Option<String>,
+    pub(crate) unsubscribe: bool,
+    pub(crate) reply_to: Option<String>,
+    pub(crate) from: Option<String>,
     /// Resend tags, as `[{"name", "value"}]` or `{"name": "value"}`.
     #[schema(value_type = Option<Object>)]
-    tags: Option<Value>,
+    pub(crate) tags: Option<Value>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -491,26 +491,51 @@ async fn send_single(
 ) -> ApiResult<Response> {
     require_json_content_type(&headers)?;
     let input: SingleIn = required_json(&body)?;
-    let (domain, _) = verified_domain(&state, &t.tenant_id).await?;
+    let key = KeyedRequest::from_headers(&headers, "send/single", &body)?;
+    match queue_single(&state, &t.tenant_id, input, key).await? {
+        Ok(queued) => {
+            Ok((StatusCode::ACCEPTED, [(axum::http::header::CONTENT_TYPE, "application/json")], queued.response)
+                .into_response())
+        }
+        Err(repeat) => repeat_response(repeat),
+    }
+}
+
+/// A transactional email queued: its id, and the API's answer (JSON).
+pub(crate) struct QueuedSingle {
+    pub email_id: String,
+    pub response: String,
+}
+
+/// What `POST /customers/{id}/send/single` does once its body is read (the
+/// dashboard's "send one email" too): checks, then queues the email, or
+/// finds the earlier answer of a repeated `Idempotency-Key`.
+pub(crate) async fn queue_single(
+    state: &AppState,
+    tenant_id: &TenantId,
+    input: SingleIn,
+    key: Option<KeyedRequest>,
+) -> ApiResult<Result<QueuedSingle, KeyRepeat>> {
+    let (domain, _) = verified_domain(state, tenant_id).await?;
     let from = from_address(input.from.as_deref(), &domain)?;
     let to =
         EmailAddress::parse(&input.to_email).map_err(|e| ApiError::Invalid { code: "invalid_email", message: e })?;
     let content = content(
-        &state,
-        &t.tenant_id,
+        state,
+        tenant_id,
         (input.subject.as_deref(), input.html.as_deref(), input.text.as_deref()),
         input.template_id.as_deref(),
         input.variables,
     )
     .await?;
     let tags = resend_tags(input.tags)?;
-    if state.store.is_suppressed(&t.tenant_id, &to.normalized()).await? {
+    if state.store.is_suppressed(tenant_id, &to.normalized()).await? {
         return Err(ApiError::Invalid {
             code: "recipient_suppressed",
             message: "this address bounced or complained earlier and is suppressed".into(),
         });
     }
-    let contact = state.store.contact_by_email(&t.tenant_id, &to.normalized()).await?;
+    let contact = state.store.contact_by_email(tenant_id, &to.normalized()).await?;
     let single = NewSingle {
         id: new_id(),
         to_email: to.to_string(),
@@ -527,7 +552,6 @@ async fn send_single(
         tags_json: (!tags.is_empty()).then(|| serde_json::to_string(&tags).unwrap_or_default()),
         automation_id: None,
     };
-    let key = KeyedRequest::from_headers(&headers, "send/single", &body)?;
     let out = SingleOut {
         success: true,
         email_id: single.id.clone(),
@@ -537,11 +561,11 @@ async fn send_single(
     };
     let response = serde_json::to_string(&out).unwrap_or_default();
     if let Some(repeat) =
-        state.store.enqueue_single(&t.tenant_id, &single, key.as_ref().map(KeyedRequest::as_key), &response).await?
+        state.store.enqueue_single(tenant_id, &single, key.as_ref().map(KeyedRequest::as_key), &response).await?
     {
-        return repeat_response(repeat);
+        return Ok(Err(repeat));
     }
-    tracing::info!(tenant = %t.tenant_id, message = %single.id, "transactional email queued");
+    tracing::info!(tenant = %tenant_id, message = %single.id, "transactional email queued");
     state.wake.notify_waiters();
-    Ok((StatusCode::ACCEPTED, [(axum::http::header::CONTENT_TYPE, "application/json")], response).into_response())
+    Ok(Ok(QueuedSingle { email_id: single.id, response }))
 }

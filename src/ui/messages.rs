@@ -1,5 +1,6 @@
 //! Messages one at a time: looked up by id, or listed by recipient address,
-//! and each one's timeline.
+//! and each one's timeline; and one transactional email sent from a form
+//! (what `POST /customers/{id}/send/single` does).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -8,13 +9,77 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
+use super::form::Fields;
 use super::{page, scope, Frame, UiResult, UiUser};
-use crate::api::campaigns;
-use crate::domain::{parse_id, rfc3339, EmailAddress};
+use crate::api::{campaigns, send};
+use crate::domain::{parse_id, rfc3339, EmailAddress, TenantId};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/ui/t/{tid}/messages", get(messages)).route("/ui/t/{tid}/messages/{mid}", get(message))
+    Router::new()
+        .route("/ui/t/{tid}/messages", get(messages).post(send_one))
+        .route("/ui/t/{tid}/messages/{mid}", get(message))
+}
+
+/// The tenant's templates, for the "send one email" form.
+async fn template_choices(state: &AppState, id: &TenantId) -> UiResult<Vec<(String, String)>> {
+    Ok(state.store.templates(id).await?.into_iter().map(|t| (t.id, t.name)).collect())
+}
+
+/// Sends one transactional email from the form: inline subject and html, or a
+/// template with variables (JSON). Refused input is shown on the form, kept.
+async fn send_one(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(tid): Path<String>,
+    f: Fields,
+) -> UiResult<Response> {
+    f.check_csrf(&user)?;
+    let (id, row) = scope(&state, &user, &tid).await?;
+    let template_id = f.filled("template_id").map(str::to_owned);
+    let variables = match f.filled("variables") {
+        None => Ok(None),
+        Some(raw) => serde_json::from_str::<serde_json::Value>(raw)
+            .map_err(|e| format!("variables: not JSON ({e})"))
+            .and_then(|v| if v.is_object() { Ok(Some(v)) } else { Err("variables: must be a JSON object".to_owned()) }),
+    };
+    let outcome = match variables {
+        Err(message) => Err(crate::error::ApiError::validation(message)),
+        Ok(variables) => {
+            let inline = template_id.is_none();
+            let input = send::SingleIn {
+                to_email: f.get("to").trim().to_owned(),
+                subject: inline.then(|| f.get("subject").to_owned()),
+                html: inline.then(|| f.get("html").to_owned()),
+                text: None,
+                template_id,
+                variables,
+                unsubscribe: f.checked("unsubscribe"),
+                reply_to: None,
+                from: None,
+                tags: None,
+            };
+            send::queue_single(&state, &id, input, None).await
+        }
+    };
+    match outcome {
+        Ok(Ok(queued)) => {
+            Ok(axum::response::Redirect::to(&format!("/ui/t/{id}/messages/{}", queued.email_id)).into_response())
+        }
+        // No idempotency key is sent from the form: a repeat cannot happen.
+        Ok(Err(_)) => Ok(axum::response::Redirect::to(&format!("/ui/t/{id}/messages")).into_response()),
+        Err(e) if e.status().is_client_error() => {
+            let frame = Frame::new(&user, Some(&row), "messages");
+            let templates = template_choices(&state, &id).await?;
+            let sent = minijinja::context! {
+                to => f.get("to"), subject => f.get("subject"), html => f.get("html"),
+                template_id => f.get("template_id"), variables => f.get("variables"),
+                unsubscribe => f.checked("unsubscribe"), error => e.to_string(),
+            };
+            Ok(page(e.status(), "messages.html", &frame, minijinja::context! { missing => false, templates, sent }))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -37,6 +102,7 @@ async fn messages(
 ) -> UiResult<Response> {
     let (id, row) = scope(&state, &user, &tid).await?;
     let frame = Frame::new(&user, Some(&row), "messages");
+    let templates = template_choices(&state, &id).await?;
     if let Some(mid) = q.id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         if let Some(mid) = parse_id(mid) {
             if state.store.message(&id, &mid).await?.is_some() {
@@ -47,7 +113,7 @@ async fn messages(
             StatusCode::NOT_FOUND,
             "messages.html",
             &frame,
-            minijinja::context! { missing => true, query => mid },
+            minijinja::context! { missing => true, query => mid, templates },
         ));
     }
     if let Some(to) = q.to.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -58,7 +124,7 @@ async fn messages(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "messages.html",
                     &frame,
-                    minijinja::context! { to, to_error => e },
+                    minijinja::context! { to, to_error => e, templates },
                 ))
             }
         };
@@ -79,10 +145,10 @@ async fn messages(
             StatusCode::OK,
             "messages.html",
             &frame,
-            minijinja::context! { to, found, limit => RECIPIENT_MESSAGES },
+            minijinja::context! { to, found, limit => RECIPIENT_MESSAGES, templates },
         ));
     }
-    Ok(page(StatusCode::OK, "messages.html", &frame, minijinja::context! { missing => false }))
+    Ok(page(StatusCode::OK, "messages.html", &frame, minijinja::context! { missing => false, templates }))
 }
 
 async fn message(

@@ -393,3 +393,75 @@ async fn a_rules_runs_are_shown_with_their_trigger_and_steps() {
     assert_eq!(older.status(), StatusCode::OK);
     assert!(older.text().await.unwrap().contains("No older runs"));
 }
+
+#[tokio::test]
+async fn one_transactional_email_is_sent_from_the_messages_page_as_the_api_would() {
+    let app = spawn_with(Options::default()).await;
+    let (t, key) = app.verified_tenant("A", "a.example").await;
+    let (c, csrf) = signed_in(&app, &key).await;
+    let url = format!("{}/ui/t/{t}/messages", app.base);
+    // Written inline: queued, and the page of the new message opens.
+    let r = c
+        .post(
+            url.clone(),
+            &[("csrf", &csrf), ("to", "ada@example.com"), ("subject", "Your receipt"), ("html", "<p>Thanks</p>")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let email_id = location.rsplit('/').next().unwrap().to_owned();
+    assert!(location.starts_with(&format!("/ui/t/{t}/messages/")), "{location}");
+    let m = app.get(&format!("/customers/{t}/messages/{email_id}"), &key).await;
+    assert_eq!(m.status, StatusCode::OK, "{}", m.body);
+    assert_eq!(m.body["to"], "ada@example.com", "{}", m.body);
+    // From a template, with its variables.
+    let templates = app.get(&format!("/customers/{t}/templates"), &key).await;
+    let template = templates.body[0]["id"].as_str().unwrap().to_owned();
+    let r = c
+        .post(
+            url.clone(),
+            &[
+                ("csrf", &csrf),
+                ("to", "kim@example.com"),
+                ("template_id", &template),
+                ("variables", r#"{"code": "X1"}"#),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // Refused input is explained on the page, what was typed kept; nothing queued.
+    for (form, status, says) in [
+        (
+            vec![("to", "not an address"), ("subject", "S"), ("html", "<p>x</p>")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not an address",
+        ),
+        (
+            vec![("to", "a@example.com"), ("subject", ""), ("html", "")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a@example.com",
+        ),
+        (
+            vec![("to", "a@example.com"), ("template_id", &template), ("variables", "[1]")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "JSON object",
+        ),
+        (
+            vec![("to", "a@example.com"), ("subject", "S\u{0}"), ("html", "<p>x</p>")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a@example.com",
+        ),
+    ] {
+        let mut pairs = vec![("csrf", csrf.as_str())];
+        pairs.extend(form);
+        let r = c.post(url.clone(), &pairs).await;
+        assert_eq!(r.status(), status, "{pairs:?}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("id=\"send-error\"") && body.contains(says), "{pairs:?}: {body}");
+    }
+    // Without the session's token: refused, nothing queued.
+    let r = c.post(url.clone(), &[("to", "eve@example.com"), ("subject", "S"), ("html", "<p>x</p>")]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let count = app.store.count_rows("messages").await.unwrap();
+    assert_eq!(count, 2);
+}
