@@ -38,6 +38,10 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("an unspecified address")
     } else if a == 100 && (b & 0xc0) == 64 {
         Some("a carrier-grade NAT (100.64.0.0/10) address")
+    } else if a == 198 && (b & 0xfe) == 18 {
+        Some("a benchmarking (198.18.0.0/15) address")
+    } else if ip.octets()[..3] == [192, 0, 0] || ip.octets()[..3] == [192, 0, 2] {
+        Some("a special-purpose (192.0.0.0/24, 192.0.2.0/24) address")
     } else if ip.is_broadcast() || ip.is_multicast() || a >= 240 {
         Some("a broadcast, multicast or reserved address")
     } else {
@@ -59,6 +63,8 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
         Some("a link-local address")
     } else if ip.is_multicast() {
         Some("a multicast address")
+    } else if first == 0x0100 && ip.segments()[1..4] == [0, 0, 0] {
+        Some("a discard-only (100::/64) address")
     } else if let Some(v4) = embedded_v4(ip) {
         // ::ffff:10.0.0.1 or 64:ff9b::a00:1 reach the IPv4 address inside.
         forbidden_v4(v4)
@@ -67,12 +73,16 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     }
 }
 
-/// The IPv4 address inside an IPv4-mapped, -compatible or NAT64 (64:ff9b::/96) address.
+/// The IPv4 address inside an IPv4-mapped, -compatible, NAT64 (64:ff9b::/96,
+/// and the local-use 64:ff9b:1::/48) or 6to4 (2002::/16) address.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
-    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        let [.., a, b, c, d] = ip.octets();
-        return Some(Ipv4Addr::new(a, b, c, d));
+    let o = ip.octets();
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..2] == [0x64, 0xff9b] && s[2] == 1 {
+        return Some(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+    }
+    if s[0] == 0x2002 {
+        return Some(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
     }
     ip.to_ipv4()
 }
@@ -188,16 +198,34 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a00:1",
+            "2002:a9fe:a9fe::1",
+            "2002:7f00:1::1",
+            "198.18.0.1",
+            "198.19.255.255",
+            "192.0.0.1",
+            "192.0.2.1",
+            "100::1",
         ] {
             assert!(reason(ip).is_some(), "{ip}");
         }
+        assert_eq!(reason("2002:a9fe:a9fe::1"), Some("a cloud metadata address"));
         assert_eq!(reason("169.254.169.254"), Some("a cloud metadata address"));
         assert_eq!(reason("fd00:ec2::254"), Some("a cloud metadata address"));
     }
 
     #[test]
     fn public_addresses_are_allowed() {
-        for ip in ["8.8.8.8", "100.128.0.1", "172.32.0.1", "2606:4700::1111", "::ffff:1.1.1.1"] {
+        for ip in [
+            "8.8.8.8",
+            "100.128.0.1",
+            "172.32.0.1",
+            "198.20.0.1",
+            "192.0.3.1",
+            "2606:4700::1111",
+            "::ffff:1.1.1.1",
+            "2002:808:808::1",
+        ] {
             assert_eq!(reason(ip), None, "{ip}");
         }
     }
