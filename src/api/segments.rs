@@ -255,12 +255,28 @@ async fn add_members(
     Path(ids): Path<(String, String)>,
     ApiJson(body): ApiJson<MembersIn>,
 ) -> ApiResult<Json<MembersChanged>> {
-    let seg = own_segment(&state, &t.tenant_id, &ids.1).await?;
+    let contacts = member_ids(body)?;
+    change_members(&state, &t.tenant_id, &ids.1, &contacts, true).await.map(Json)
+}
+
+/// Adds contacts to a static segment of the tenant's (`add`), or removes them:
+/// what the members routes do, and the dashboard's contact page too.
+pub(crate) async fn change_members(
+    state: &AppState,
+    tenant_id: &TenantId,
+    segment_id: &str,
+    contact_ids: &[String],
+    add: bool,
+) -> ApiResult<MembersChanged> {
+    let seg = own_segment(state, tenant_id, segment_id).await?;
     refuse_members_of_dynamic(&seg)?;
-    let ids = member_ids(body)?;
-    let added = state.store.add_segment_members(&t.tenant_id, &seg.id, &ids).await?;
-    let count = state.store.segment(&t.tenant_id, &seg.id).await?.map_or(0, |s| s.contact_count);
-    Ok(Json(MembersChanged { segment_id: seg.id, added_count: Some(added), removed_count: None, contact_count: count }))
+    let (added_count, removed_count) = if add {
+        (Some(state.store.add_segment_members(tenant_id, &seg.id, contact_ids).await?), None)
+    } else {
+        (None, Some(state.store.remove_segment_members(&seg.id, contact_ids).await?))
+    };
+    let contact_count = state.store.segment(tenant_id, &seg.id).await?.map_or(0, |s| s.contact_count);
+    Ok(MembersChanged { segment_id: seg.id, added_count, removed_count, contact_count })
 }
 
 /// Remove contacts from a segment.
@@ -273,15 +289,6 @@ async fn remove_members(
     Path(ids): Path<(String, String)>,
     ApiJson(body): ApiJson<MembersIn>,
 ) -> ApiResult<Json<MembersChanged>> {
-    let seg = own_segment(&state, &t.tenant_id, &ids.1).await?;
-    refuse_members_of_dynamic(&seg)?;
-    let ids = member_ids(body)?;
-    let removed = state.store.remove_segment_members(&seg.id, &ids).await?;
-    let count = state.store.segment(&t.tenant_id, &seg.id).await?.map_or(0, |s| s.contact_count);
-    Ok(Json(MembersChanged {
-        segment_id: seg.id,
-        added_count: None,
-        removed_count: Some(removed),
-        contact_count: count,
-    }))
+    let contacts = member_ids(body)?;
+    change_members(&state, &t.tenant_id, &ids.1, &contacts, false).await.map(Json)
 }

@@ -309,6 +309,22 @@ impl Store {
 
     /// Adds the given contacts to a segment. Ids that are not this tenant's
     /// contacts are skipped: the insert selects only from the tenant's own rows.
+    /// The ids of the segments a contact is a (static) member of.
+    pub async fn segments_of_contact(
+        &self,
+        tenant_id: &TenantId,
+        contact_id: &str,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT m.segment_id FROM segment_members m JOIN segments s ON s.id = m.segment_id \
+             WHERE m.contact_id = $1 AND s.tenant_id = $2",
+        )
+        .bind(contact_id)
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
     pub async fn add_segment_members(
         &self,
         tenant_id: &TenantId,

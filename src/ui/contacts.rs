@@ -9,6 +9,7 @@ use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::form::Fields;
 use super::operator::Done;
 use super::session::CsrfOnly;
 use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
@@ -29,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/t/{tid}/contacts/export", get(export))
         .route("/ui/t/{tid}/contacts/{cid}", get(contact).post(save))
         .route("/ui/t/{tid}/contacts/{cid}/unsubscribe", post(unsubscribe))
+        .route("/ui/t/{tid}/contacts/{cid}/segments", post(membership))
         .route("/ui/t/{tid}/segments", get(segments_page).post(create_segment))
         .route("/ui/t/{tid}/segments/count", post(segment_count))
 }
@@ -147,8 +149,39 @@ async fn contact(
     let cid = parse_id(&cid).ok_or(UiError::NotFound)?;
     let c = state.store.contact(&id, &cid).await?.ok_or(UiError::NotFound)?;
     let contact = contacts::Contact::from(c);
+    let member_of = state.store.segments_of_contact(&id, &cid).await?;
+    // Static segments only: a dynamic one's members follow its filter.
+    let (joined, others): (Vec<_>, Vec<_>) = state
+        .store
+        .segments(&id)
+        .await?
+        .into_iter()
+        .filter(|s| s.filter.is_none())
+        .map(|s| (s.id, s.name))
+        .partition(|(sid, _)| member_of.contains(sid));
     let frame = Frame::new(&user, Some(&row), "contacts").notice(q.done.as_deref());
-    Ok(page(StatusCode::OK, "contact.html", &frame, minijinja::context! { contact }))
+    Ok(page(StatusCode::OK, "contact.html", &frame, minijinja::context! { contact, joined, others }))
+}
+
+/// Adds the contact to a static segment, or takes it out (`action`).
+async fn membership(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path((tid, cid)): Path<(String, String)>,
+    f: Fields,
+) -> UiResult<Response> {
+    f.check_csrf(&user)?;
+    let (id, _) = scope(&state, &user, &tid).await?;
+    let cid = parse_id(&cid).ok_or(UiError::NotFound)?;
+    state.store.contact(&id, &cid).await?.ok_or(UiError::NotFound)?;
+    let add = match f.get("action") {
+        "add" => true,
+        "remove" => false,
+        _ => return Err(UiError::Api(ApiError::validation("choose add or remove"))),
+    };
+    segments::change_members(&state, &id, f.get("segment_id"), std::slice::from_ref(&cid), add).await?;
+    let done = if add { "segment_joined" } else { "segment_left" };
+    Ok(see_other(&format!("/ui/t/{id}/contacts/{cid}"), done))
 }
 
 async fn save(

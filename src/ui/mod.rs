@@ -207,6 +207,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "contact_saved" => "Contact saved.",
         "contact_unsubscribed" => "Contact unsubscribed.",
         "segment_created" => "Segment created.",
+        "segment_joined" => "Added to the segment.",
+        "segment_left" => "Removed from the segment.",
         "campaign_queued" => "Campaign queued.",
         "campaign_paused" => "Campaign paused.",
         "campaign_resumed" => "Campaign resumed.",

@@ -465,3 +465,52 @@ async fn one_transactional_email_is_sent_from_the_messages_page_as_the_api_would
     let count = app.store.count_rows("messages").await.unwrap();
     assert_eq!(count, 2);
 }
+
+#[tokio::test]
+async fn a_contact_joins_and_leaves_static_segments_from_its_page() {
+    let app = spawn_with(Options::default()).await;
+    let (t, key) = app.verified_tenant("A", "a.example").await;
+    let (other, other_key) = app.verified_tenant("B", "b.example").await;
+    let ada = app.add_contact(&t, &key, serde_json::json!({ "email": "ada@example.com" })).await;
+    let vip = app.post(&format!("/customers/{t}/segments"), &key, serde_json::json!({ "name": "VIP" })).await;
+    let vip = vip.body["id"].as_str().unwrap().to_owned();
+    let dynamic = app
+        .post(
+            &format!("/customers/{t}/segments"),
+            &key,
+            serde_json::json!({ "name": "Tagged", "filter": { "tag": "x" } }),
+        )
+        .await;
+    let dynamic = dynamic.body["id"].as_str().unwrap().to_owned();
+    let foreign =
+        app.post(&format!("/customers/{other}/segments"), &other_key, serde_json::json!({ "name": "Theirs" })).await;
+    let foreign = foreign.body["id"].as_str().unwrap().to_owned();
+    let (c, csrf) = signed_in(&app, &key).await;
+    let page_url = format!("{}/ui/t/{t}/contacts/{ada}", app.base);
+    let page = c.get(page_url.clone()).await.text().await.unwrap();
+    assert!(page.contains(&format!("<option value=\"{vip}\">VIP</option>")), "{page}");
+    assert!(!page.contains(&dynamic), "a dynamic segment is not offered");
+    let url = format!("{page_url}/segments");
+    let r = c.post(url.clone(), &[("csrf", &csrf), ("segment_id", &vip), ("action", "add")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(member_count(&app, &t, &key, &vip).await, 1);
+    let page = c.get(page_url.clone()).await.text().await.unwrap();
+    assert!(page.contains("id=\"joined-segments\"") && page.contains("Remove from VIP"), "{page}");
+    // Another tenant's segment, a dynamic one, an unknown action, no token: refused, nothing changes.
+    let r = c.post(url.clone(), &[("csrf", &csrf), ("segment_id", &foreign), ("action", "add")]).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = c.post(url.clone(), &[("csrf", &csrf), ("segment_id", &dynamic), ("action", "add")]).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let r = c.post(url.clone(), &[("csrf", &csrf), ("segment_id", &vip), ("action", "drop")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = c.post(url.clone(), &[("segment_id", &vip), ("action", "remove")]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(member_count(&app, &t, &key, &vip).await, 1);
+    let r = c.post(url.clone(), &[("csrf", &csrf), ("segment_id", &vip), ("action", "remove")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(member_count(&app, &t, &key, &vip).await, 0);
+}
+
+async fn member_count(app: &TestApp, t: &str, key: &str, sid: &str) -> serde_json::Value {
+    app.get(&format!("/customers/{t}/segments/{sid}"), key).await.body["contact_count"].clone()
+}
