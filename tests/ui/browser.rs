@@ -187,6 +187,11 @@ impl Browser {
         e.send_keys(value).await.unwrap();
     }
 
+    /// The path of the page the browser shows.
+    pub async fn current_path(&self) -> String {
+        self.client.current_url().await.unwrap().path().to_owned()
+    }
+
     pub async fn click(&self, css: &str) {
         self.client.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
     }

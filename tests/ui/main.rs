@@ -145,6 +145,25 @@ async fn the_readme_walkthrough_works_in_a_browser_and_stays_on_mailroom() {
     b.check_page("message").await;
     b.open(&format!("/ui/t/{acme}/messages")).await;
     b.check_page("messages").await;
+    // One transactional email, written on the messages page: its timeline opens.
+    b.fill("#send-to", "grace@example.com").await;
+    b.fill("#send-subject", "Your reset link").await;
+    b.fill("#send-html", "<p>Reset</p>").await;
+    b.click("#send-one-form button[type=submit]").await;
+    b.wait_text("main", "grace@example.com").await;
+    assert!(b.current_path().await.contains("/messages/"), "the new message's page opens");
+    // A static segment, and a contact added to it from the contact's page.
+    b.open(&format!("/ui/t/{acme}/segments")).await;
+    b.fill("#seg-name", "Hand-picked").await;
+    b.click("form[action$='/segments'] button[type=submit]").await;
+    b.wait_text(".notice", "Segment created").await;
+    b.open(&format!("/ui/t/{acme}/contacts?q=grace")).await;
+    b.click("main table a").await;
+    b.wait_title("grace@example.com").await;
+    b.click("form[action$='/segments'] button[value=add]").await;
+    b.wait_text(".notice", "Added to the segment").await;
+    b.wait_text("#joined-segments", "Hand-picked").await;
+    b.check_page("contact-segments").await;
     b.open(&format!("/ui/t/{acme}/dead-letters")).await;
     b.check_page("dead-letters-empty").await;
     // A contact unsubscribed by hand; the suppression list renders.
