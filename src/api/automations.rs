@@ -196,16 +196,22 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_runs))
 }
 
+/// Which parts of a rule a write gives anew: only those are checked against
+/// what may have changed in the database since the rule was saved.
+#[derive(Clone, Copy)]
+struct Given {
+    trigger: bool,
+    actions: bool,
+}
+
 /// Checks a rule as a whole: its own validity, then what only the database
-/// knows (the templates and campaign are the customer's), then the model.
-async fn checked_rule(
-    state: &AppState,
-    tenant_id: &TenantId,
-    mut rule: Rule,
-    actions_changed: bool,
-) -> ApiResult<Rule> {
+/// knows (the templates and campaign are the customer's), then the model. A
+/// PATCH that leaves the trigger or the actions alone (switching a rule off,
+/// say) is not refused because a campaign or template it names was deleted since.
+async fn checked_rule(state: &AppState, tenant_id: &TenantId, mut rule: Rule, given: Given) -> ApiResult<Rule> {
     rule.validate().map_err(ApiError::validation)?;
-    if let Some(cid) = &rule.trigger.campaign_id {
+    let actions_changed = given.actions;
+    if let Some(cid) = rule.trigger.campaign_id.as_ref().filter(|_| given.trigger) {
         let found = match crate::domain::parse_id(cid) {
             Some(id) => state.store.campaign(tenant_id, &id).await?.map(|c| c.id),
             None => None,
@@ -213,11 +219,11 @@ async fn checked_rule(
         rule.trigger.campaign_id =
             Some(found.ok_or_else(|| ApiError::validation("trigger.campaign_id: no such campaign"))?);
     }
-    // A PATCH that leaves the actions alone (switching a rule off, say) is not
-    // refused because a template it sends was deleted since.
-    for id in rule.template_ids().into_iter().filter(|_| actions_changed) {
-        if state.store.template(tenant_id, id, None).await?.is_none() {
-            return Err(ApiError::validation(format!("no such template: {id}")));
+    if actions_changed {
+        for id in rule.template_ids() {
+            if state.store.template(tenant_id, id, None).await?.is_none() {
+                return Err(ApiError::validation(format!("no such template: {id}")));
+            }
         }
     }
     if rule.has_agent() && state.config.llm.is_none() && actions_changed {
@@ -268,7 +274,7 @@ impl AutomationIn {
 pub(crate) async fn create(state: &AppState, tenant_id: &TenantId, body: AutomationIn) -> ApiResult<Automation> {
     let name = required_text(&body.name, "name", 200)?;
     let rule = Rule { trigger: body.trigger, actions: body.actions, fallback: body.fallback };
-    let rule = checked_rule(state, tenant_id, rule, true).await?;
+    let rule = checked_rule(state, tenant_id, rule, Given { trigger: true, actions: true }).await?;
     let new = NewAutomation { name: &name, enabled: body.enabled.unwrap_or(true), rule: &rule };
     let Some(id) = state.store.create_automation(tenant_id, &new, MAX_AUTOMATIONS).await? else {
         return Err(ApiError::validation(format!("a customer may have at most {MAX_AUTOMATIONS} automations")));
@@ -355,7 +361,7 @@ pub(crate) async fn patch_automation(
         Some(n) => required_text(n, "name", 200)?,
         None => row.name.clone(),
     };
-    let actions_changed = body.actions.is_some() || body.fallback.is_some();
+    let given = Given { trigger: body.trigger.is_some(), actions: body.actions.is_some() || body.fallback.is_some() };
     let fallback = match body.fallback {
         None => current.fallback,
         Some(Value::Null) => None,
@@ -366,7 +372,7 @@ pub(crate) async fn patch_automation(
         actions: body.actions.unwrap_or(current.actions),
         fallback,
     };
-    let rule = checked_rule(state, tenant_id, rule, actions_changed).await?;
+    let rule = checked_rule(state, tenant_id, rule, given).await?;
     let new = NewAutomation { name: &name, enabled: body.enabled.unwrap_or(row.enabled == 1), rule: &rule };
     if !state.store.update_automation(tenant_id, &row.id, &new).await? {
         return Err(ApiError::NotFound("automation"));

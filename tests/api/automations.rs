@@ -585,6 +585,36 @@ async fn rules_are_validated_scoped_to_their_customer_and_agent_rules_need_a_mod
     assert_eq!(app.delete(&format!("/customers/{t}/templates/{tpl}"), &key).await.status, StatusCode::NO_CONTENT);
     let r = app.patch(&format!("{path}/{b}"), &key, json!({ "enabled": false })).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Likewise a rule whose trigger's campaign was deleted; another customer's
+    // campaign cannot be a trigger.
+    app.add_contact(&t, &key, json!({ "email": "c@example.com" })).await;
+    app.add_contact(&u, &key_u, json!({ "email": "d@example.com" })).await;
+    let send = json!({ "subject": "s", "html": "<p>h</p>" });
+    let cid = app.post(&format!("/customers/{t}/send"), &key, send.clone()).await.body["campaign_id"].clone();
+    let their_cid = app.post(&format!("/customers/{u}/send"), &key_u, send).await.body["campaign_id"].clone();
+    let r = app
+        .post(&path, &key, json!({ "name": "x", "trigger": { "event": "email.opened", "campaign_id": their_cid }, "actions": ok_actions }))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.to_string().contains("no such campaign"), "{}", r.body);
+    let c = rule(
+        &app,
+        &t,
+        &key,
+        json!({ "name": "x", "trigger": { "event": "email.opened", "campaign_id": cid }, "actions": ok_actions }),
+    )
+    .await;
+    let cid = cid.as_str().unwrap();
+    assert_eq!(app.delete(&format!("/customers/{t}/campaigns/{cid}"), &key).await.status, StatusCode::NO_CONTENT);
+    let r = app.patch(&format!("{path}/{c}"), &key, json!({ "enabled": false })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = app
+        .patch(&format!("{path}/{c}"), &key, json!({ "trigger": { "event": "email.opened", "campaign_id": cid } }))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "a trigger given anew is checked: {}", r.body);
+    let r = app.patch(&format!("{path}/{c}"), &key, json!({ "colour": 1 })).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.to_string().contains("colour"), "{}", r.body);
     assert_eq!(app.delete(&format!("{path}/{a}"), &key).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.get(&format!("{path}/{a}"), &key).await.status, StatusCode::NOT_FOUND);
     let r = app.get(&format!("{path}/not-an-id/runs"), &key).await;
