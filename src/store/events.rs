@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use sqlx::FromRow;
 
 use super::tenant_webhooks::{enabled_endpoints, insert_deliveries, webhook_body, QueuedDelivery};
@@ -119,13 +121,8 @@ fn rank_sql(column: &str) -> String {
 }
 
 impl Store {
-    /// The message an event is about: by the provider's id, else by the message
-    /// id mailroom tagged the email with.
-    pub async fn event_target(&self, e: &IncomingEvent) -> Result<Option<EventTarget>, sqlx::Error> {
-        Ok(self.event_targets(&[e]).await?.pop().flatten())
-    }
-
-    /// [`Store::event_target`] of each event, in one query per 250 events (the
+    /// The message each event is about: by the provider's id, else by the
+    /// message id mailroom tagged the email with. One query per 250 events (the
     /// group commit's lookup, rather than a round trip per webhook request).
     /// Read before taking the write lock: ids never change once set, and the
     /// status update is conditional.
@@ -158,18 +155,22 @@ impl Store {
                  FROM messages m WHERE {}",
                 wanted.join(" OR ")
             );
+            let sql = self.native_sql(&sql);
             let mut q = sqlx::query_as::<_, Found>(&sql);
             for id in provider_ids.iter().chain(&tags) {
                 q = q.bind(*id);
             }
             let found = q.fetch_all(&self.pool).await?;
+            let by_provider: HashMap<&str, &EventTarget> =
+                found.iter().filter_map(|f| Some((f.provider_id.as_deref()?, &f.target))).collect();
+            let by_id: HashMap<&str, &EventTarget> = found.iter().map(|f| (f.target.id.as_str(), &f.target)).collect();
             for (i, e) in chunk.iter().enumerate() {
-                let by_provider = e
+                let target = e
                     .provider_email_id
                     .as_deref()
-                    .and_then(|pid| found.iter().find(|f| f.provider_id.as_deref() == Some(pid)));
-                let by_tag = || e.message_tag.as_deref().and_then(|tag| found.iter().find(|f| f.target.id == tag));
-                targets[chunk_no * 250 + i] = by_provider.or_else(by_tag).map(|f| f.target.clone());
+                    .and_then(|pid| by_provider.get(pid))
+                    .or_else(|| e.message_tag.as_deref().and_then(|tag| by_id.get(tag)));
+                targets[chunk_no * 250 + i] = target.map(|t| (*t).clone());
             }
         }
         Ok(targets)

@@ -370,6 +370,16 @@ pub(crate) fn native_sql<'a>(conn: &AnyConnection, sql: &'a str) -> std::borrow:
     sqlite_sql(sql)
 }
 
+impl Store {
+    /// [`native_sql`] for a statement run on the pool.
+    fn native_sql<'a>(&self, sql: &'a str) -> std::borrow::Cow<'a, str> {
+        match self.backend {
+            Backend::Postgres => std::borrow::Cow::Borrowed(sql),
+            Backend::Sqlite => sqlite_sql(sql),
+        }
+    }
+}
+
 /// [`native_sql`] for SQLite.
 fn sqlite_sql(sql: &str) -> std::borrow::Cow<'_, str> {
     // (byte range of `$n`, n) outside quoted strings and identifiers.

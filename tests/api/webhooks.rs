@@ -249,10 +249,9 @@ async fn events_for_one_message_in_one_group_keep_the_highest_status_and_dedupe(
         let body = serde_json::to_vec(&event(kind, &id, extra)).unwrap();
         parsed.push(mailroom::events::parse_event(svix, &body).unwrap());
     }
-    let mut group = Vec::new();
-    for e in &parsed {
-        group.push((e, app.store.event_target(e).await.unwrap()));
-    }
+    let refs: Vec<&mailroom::store::IncomingEvent> = parsed.iter().collect();
+    let targets = app.store.event_targets(&refs).await.unwrap();
+    let group: Vec<_> = parsed.iter().zip(targets).collect();
     let outcomes = app.store.apply_events(&group).await.unwrap();
     use mailroom::store::EventOutcome::{Applied, Duplicate};
     assert_eq!(outcomes[0], Applied { message_found: true });
