@@ -169,13 +169,7 @@ pub(crate) async fn list(
     tenant_id: &TenantId,
     params: &EventParams,
 ) -> ApiResult<(EventPage, EventFilter, i64)> {
-    let limit = match params.limit.as_deref() {
-        None => 100,
-        Some(raw) => match raw.parse::<i64>() {
-            Ok(n) if (1..=1000).contains(&n) => n,
-            _ => return Err(ApiError::validation("`limit` must be a whole number from 1 to 1000")),
-        },
-    };
+    let limit = super::page_limit(params.limit.as_deref())?;
     let event_type = match params.event_type.as_deref() {
         None | Some("") => None,
         Some(v) if v.len() <= 64 && v.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_') => {

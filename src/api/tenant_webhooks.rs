@@ -356,13 +356,7 @@ async fn list_deliveries(
 ) -> ApiResult<(HeaderMap, Json<Vec<Delivery>>)> {
     let endpoint = own_endpoint(&state, &t.tenant_id, &wid).await?;
     let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
-    let limit = match params.limit.as_deref() {
-        None => 100,
-        Some(raw) => match raw.parse::<i64>() {
-            Ok(n) if (1..=1000).contains(&n) => n,
-            _ => return Err(ApiError::validation("`limit` must be a whole number from 1 to 1000")),
-        },
-    };
+    let limit = super::page_limit(params.limit.as_deref())?;
     let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
         None => None,
         Some(a) => {

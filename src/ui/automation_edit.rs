@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::automation_form::{humanize, RuleFields, KINDS};
 use super::form::Fields;
-use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
+use super::{form_error, page, scope, see_other, Frame, UiError, UiResult, UiUser};
 use crate::api::automations::{self as api, patch_automation, AutomationIn, AutomationPatchIn};
 use crate::domain::automation::TRIGGER_EVENTS;
 use crate::domain::{parse_id, rfc3339, TenantId};
@@ -82,13 +82,9 @@ async fn form_page(
 }
 
 /// A client error of the rule (invalid, unknown template, no model for an
-/// agent...) is shown on the form; anything else is an error page.
+/// agent...) is shown on the form in the form's words; anything else is an error page.
 fn rule_error(e: ApiError) -> UiResult<(StatusCode, String)> {
-    match e {
-        ApiError::NotFound(_) => Err(UiError::NotFound),
-        e if e.status().is_client_error() => Ok((e.status(), humanize(&e.to_string()))),
-        e => Err(UiError::Api(e)),
-    }
+    form_error(e).map(|(status, message)| (status, humanize(&message)))
 }
 
 async fn new_form(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {

@@ -12,6 +12,7 @@ use axum::{Form, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::operator::Done;
 use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
 use crate::api::automations::{patch_automation, AutomationPatchIn};
 use crate::domain::automation::{Action, Rule, Trigger};
@@ -128,16 +129,11 @@ async fn template_names(state: &AppState, id: &crate::domain::TenantId) -> UiRes
     Ok(state.store.templates(id).await?.into_iter().map(|t| (t.id, t.name)).collect())
 }
 
-#[derive(Deserialize)]
-pub struct ListQuery {
-    done: Option<String>,
-}
-
 async fn list(
     State(state): State<AppState>,
     user: UiUser,
     Path(tid): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<Done>,
 ) -> UiResult<Response> {
     let (id, row) = scope(&state, &user, &tid).await?;
     let names = template_names(&state, &id).await?;

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use super::operator::Done;
 use super::session::CsrfOnly;
-use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
+use super::{form_error, page, scope, see_other, Frame, UiError, UiResult, UiUser};
 use crate::api::templates::{self, Changes, Draft, Template};
 use crate::domain::{EmailAddress, TenantId};
 use crate::error::ApiError;
@@ -199,17 +199,6 @@ async fn edit_page(
     Ok(editor_page(StatusCode::OK, &frame, &form, &view))
 }
 
-/// A refusal the person can fix is shown on the editor with what they typed;
-/// anything else is the error page.
-fn refused(e: ApiError) -> Result<(StatusCode, String), UiError> {
-    let status = e.status();
-    if status.is_client_error() && !matches!(e, ApiError::NotFound(_)) {
-        Ok((status, e.to_string()))
-    } else {
-        Err(UiError::from(e))
-    }
-}
-
 async fn create(
     State(state): State<AppState>,
     user: UiUser,
@@ -235,7 +224,7 @@ async fn create(
     match saved {
         Ok(t) => Ok(see_other(&format!("/ui/t/{id}/templates/{}", t.id), "template_created")),
         Err(e) => {
-            let (status, error) = refused(e)?;
+            let (status, error) = form_error(e)?;
             let (preview, preview_error) = preview_of(&state, &id, &f).await;
             let view = EditorView { preview, preview_error, error: Some(error), ..Default::default() };
             Ok(editor(status, &user, &row, &f, view))
@@ -270,7 +259,7 @@ async fn save(
     match saved {
         Ok(t) => Ok(see_other(&format!("/ui/t/{id}/templates/{}", t.id), "template_saved")),
         Err(e) => {
-            let (status, error) = refused(e)?;
+            let (status, error) = form_error(e)?;
             let (preview, preview_error) = preview_of(&state, &id, &f).await;
             let view = EditorView { template: Some(current.into()), preview, preview_error, error: Some(error) };
             Ok(editor(status, &user, &row, &f, view))

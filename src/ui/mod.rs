@@ -263,6 +263,17 @@ pub enum UiError {
     Api(ApiError),
 }
 
+/// A refusal the person can fix (invalid input, a private address, an unknown
+/// template...) is shown on the form's page with what they typed; a missing
+/// object is the 404 page, anything else the error page.
+pub(super) fn form_error(e: ApiError) -> UiResult<(StatusCode, String)> {
+    match e {
+        ApiError::NotFound(_) => Err(UiError::NotFound),
+        e if e.status().is_client_error() => Ok((e.status(), e.to_string())),
+        e => Err(UiError::Api(e)),
+    }
+}
+
 impl From<ApiError> for UiError {
     fn from(e: ApiError) -> Self {
         match e {

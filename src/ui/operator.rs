@@ -26,7 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/status", get(status))
 }
 
-fn admin_only(user: &UiUser) -> UiResult<()> {
+pub(super) fn admin_only(user: &UiUser) -> UiResult<()> {
     // A tenant's session does not know these pages exist.
     if user.tenant.is_some() {
         return Err(UiError::NotFound);

@@ -8,10 +8,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::form::Fields;
+use super::operator::{admin_only, Done};
 use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
 use crate::api::reputation as api;
 use crate::state::AppState;
@@ -21,11 +21,6 @@ pub fn router() -> Router<AppState> {
         .route("/ui/reputation", get(all))
         .route("/ui/t/{tid}/reputation", get(tenant))
         .route("/ui/t/{tid}/reputation/resume", post(resume))
-}
-
-#[derive(Deserialize)]
-pub struct Done {
-    done: Option<String>,
 }
 
 /// A rate (a fraction) as a percentage.
@@ -64,19 +59,14 @@ async fn tenant(
 }
 
 async fn all(State(state): State<AppState>, user: UiUser, Query(q): Query<Done>) -> UiResult<Response> {
-    // A tenant's session does not know this page exists.
-    if user.tenant.is_some() {
-        return Err(UiError::NotFound);
-    }
+    admin_only(&user)?;
     let tenants = api::all(&state).await?.iter().map(view).collect::<UiResult<Vec<_>>>()?;
     let frame = Frame::new(&user, None, "reputation").notice(q.done.as_deref());
     Ok(page(StatusCode::OK, "reputations.html", &frame, minijinja::context! { tenants }))
 }
 
 async fn resume(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>, f: Fields) -> UiResult<Response> {
-    if user.tenant.is_some() {
-        return Err(UiError::NotFound);
-    }
+    admin_only(&user)?;
     f.check_csrf(&user)?;
     let (id, _) = scope(&state, &user, &tid).await?;
     api::resume_tenant(&state, &id, f.filled("note")).await?;

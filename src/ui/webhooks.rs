@@ -12,7 +12,8 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::form::Fields;
-use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
+use super::operator::Done;
+use super::{form_error, page, scope, see_other, Frame, UiError, UiResult, UiUser};
 use crate::api::tenant_webhooks::{self as api, EndpointIn, EndpointPatchIn};
 use crate::domain::{now_ms, parse_id, rfc3339, TenantId, TENANT_EVENT_TYPES};
 use crate::error::ApiError;
@@ -97,21 +98,6 @@ impl FormValues {
             event_types: f.all("event_types"),
         }
     }
-}
-
-/// A client error of the form (invalid URL, private address, unknown type...)
-/// is shown on the form's page; anything else is an error page.
-fn form_error(e: ApiError) -> UiResult<(StatusCode, String)> {
-    match e {
-        ApiError::NotFound(_) => Err(UiError::NotFound),
-        e if e.status().is_client_error() => Ok((e.status(), e.to_string())),
-        e => Err(UiError::Api(e)),
-    }
-}
-
-#[derive(Deserialize)]
-pub struct Done {
-    done: Option<String>,
 }
 
 async fn list_page(
