@@ -17,6 +17,7 @@ use crate::outbox::{Outbox, OutboxSettings, PacedProvider};
 use crate::provider::resend::ResendProvider;
 use crate::provider::sandbox::SandboxProvider;
 use crate::provider::DeliveryProvider;
+use crate::render::sandbox::{Sandbox, SandboxSettings};
 use crate::render::unsubscribe::UnsubscribeLinks;
 use crate::render::Renderer;
 use crate::state::AppState;
@@ -61,8 +62,17 @@ impl Core {
         };
         let wake = Arc::new(Notify::new());
         let secret = server_secret(&store, config).await?;
+        let sandbox = Sandbox::new(SandboxSettings {
+            exe: match &config.render_bin {
+                Some(bin) => bin.clone(),
+                None => std::env::current_exe().context("cannot find this binary to start render workers")?,
+            },
+            memory_mb: config.render_memory_mb,
+            timeout: Duration::from_millis(config.render_timeout_ms),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
+        });
         let renderer =
-            Arc::new(Renderer::new(UnsubscribeLinks::new(&secret, &config.public_url), config.max_html_bytes));
+            Arc::new(Renderer::new(UnsubscribeLinks::new(&secret, &config.public_url), config.max_html_bytes, sandbox));
         let outbox = Outbox::new(
             store.clone(),
             provider.clone(),

@@ -77,6 +77,16 @@ pub struct Config {
     /// (default 524,288: 512 KiB); larger is a 413. Gmail clips messages over
     /// about 100 KB anyway.
     pub max_html_bytes: usize,
+    /// `MAILROOM_RENDER_BIN`: the mailroom binary that renders tenants'
+    /// templates in child processes (`mailroom render-worker`); by default this
+    /// process's own binary. Only tests that embed the server need to set it.
+    pub render_bin: Option<std::path::PathBuf>,
+    /// `MAILROOM_RENDER_MEMORY_MB`: the address space a render worker may use
+    /// (default 256); a template that needs more fails as a runaway template.
+    pub render_memory_mb: u64,
+    /// `MAILROOM_RENDER_TIMEOUT_MS`: how long one render job (a template for
+    /// up to a claim's recipients) may take (default 5,000).
+    pub render_timeout_ms: u64,
     /// `MAILROOM_SECRET`: signs unsubscribe links (at least 32 characters).
     /// When absent, one is generated at first start and kept in the database,
     /// so links stay valid across restarts and across processes.
@@ -248,6 +258,11 @@ impl Config {
             })
             .transpose()?;
         let max_html_bytes = parse_number(get("MAILROOM_MAX_HTML_BYTES"), "MAILROOM_MAX_HTML_BYTES", 524_288)?;
+        let render_memory_mb: u64 = parse_number(get("MAILROOM_RENDER_MEMORY_MB"), "MAILROOM_RENDER_MEMORY_MB", 256)?;
+        if render_memory_mb < 64 {
+            bail!("MAILROOM_RENDER_MEMORY_MB must be at least 64 (a render worker needs that much to start)");
+        }
+        let render_timeout_ms = parse_number(get("MAILROOM_RENDER_TIMEOUT_MS"), "MAILROOM_RENDER_TIMEOUT_MS", 5_000)?;
         let soft_bounce_limit = parse_number(get("MAILROOM_SOFT_BOUNCE_LIMIT"), "MAILROOM_SOFT_BOUNCE_LIMIT", 3)?;
         let soft_bounce_days = parse_number(get("MAILROOM_SOFT_BOUNCE_DAYS"), "MAILROOM_SOFT_BOUNCE_DAYS", 30)?;
         let admin_key = get("MAILROOM_ADMIN_KEY");
@@ -376,6 +391,9 @@ impl Config {
             db_max_connections: db_max_connections.max(2),
             domain_poll_secs: domain_poll_secs.max(1),
             max_html_bytes: max_html_bytes.max(1024),
+            render_bin: get("MAILROOM_RENDER_BIN").map(Into::into),
+            render_memory_mb,
+            render_timeout_ms: render_timeout_ms.max(100),
             allow_unsigned_webhooks,
             metrics_token: get("MAILROOM_METRICS_TOKEN"),
             dns_resolver,

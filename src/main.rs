@@ -38,11 +38,27 @@ enum Command {
     /// (built with `--features tools`).
     #[cfg(feature = "tools")]
     Bench(mailroom::bench::BenchArgs),
+    /// Render tenants' templates for a mailroom server, from stdin to stdout
+    /// (the server starts these itself).
+    #[command(name = "render-worker", hide = true)]
+    RenderWorker {
+        /// The address space this process may use.
+        #[arg(long, default_value_t = 256)]
+        memory_mb: u64,
+    },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // A render worker starts no runtime and no threads: it limits its own
+    // memory first thing, and serves one job at a time.
+    if let Some(Command::RenderWorker { memory_mb }) = cli.command {
+        return mailroom::render::sandbox::serve_stdio(memory_mb);
+    }
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         #[cfg(feature = "tools")]
         Command::MockResend(config) => {

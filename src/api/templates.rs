@@ -119,7 +119,7 @@ pub fn variables(raw: Option<Value>) -> ApiResult<Value> {
 /// or too large) even for that one is refused when saved, not when sent.
 /// Other render errors may depend on the data a real send brings: a send
 /// reports those per recipient.
-fn check_content(state: &AppState, c: &TemplateContent) -> ApiResult<()> {
+async fn check_content(state: &AppState, c: &TemplateContent) -> ApiResult<()> {
     check_limits(state, &c.subject, &c.html, c.text.as_deref())?;
     if c.subject.trim().is_empty() {
         return Err(ApiError::validation("`subject` must not be empty"));
@@ -128,16 +128,16 @@ fn check_content(state: &AppState, c: &TemplateContent) -> ApiResult<()> {
         return Err(ApiError::validation("`html` must not be empty"));
     }
     let sample = Recipient {
-        email: "preview@example.com",
+        email: "preview@example.com".into(),
         first_name: None,
         last_name: None,
         attributes: Value::Object(Default::default()),
         variables: Value::Object(Default::default()),
-        unsubscribe_url: Some("https://example.com/u/preview"),
-        tenant_name: "Preview",
+        unsubscribe_url: Some("https://example.com/u/preview".into()),
+        tenant_name: "Preview".into(),
     };
-    state.renderer.compile(&c.subject, &c.html, c.text.as_deref()).map_err(invalid_template)?;
-    match state.renderer.render_template(&c.subject, &c.html, c.text.as_deref(), &sample) {
+    state.renderer.check_syntax(&c.subject, &c.html, c.text.as_deref()).map_err(invalid_template)?;
+    match state.renderer.render_template(&c.subject, &c.html, c.text.as_deref(), sample).await {
         Err(e) if e.runaway => Err(invalid_template(e)),
         _ => Ok(()),
     }
@@ -206,7 +206,7 @@ pub(crate) async fn create(
     text: Option<&str>,
 ) -> ApiResult<TemplateRow> {
     let c = content(name, subject, html, text)?;
-    check_content(state, &c)?;
+    check_content(state, &c).await?;
     Ok(state.store.create_template(tenant_id, &c).await?)
 }
 
@@ -276,7 +276,7 @@ pub(crate) async fn update(
             None => current.text_body.as_deref(),
         },
     )?;
-    check_content(state, &merged)?;
+    check_content(state, &merged).await?;
     let patch = TemplatePatch {
         name: input.name.map(|_| merged.name.clone()),
         subject: input.subject.map(|_| merged.subject.clone()),
@@ -370,15 +370,15 @@ pub(crate) async fn preview(
     let tenant = state.store.tenant(tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
     let link = format!("{}/u/preview", state.config.public_url);
     let to = Recipient {
-        email: contact.map_or("preview@example.com", |c| c.email.as_str()),
-        first_name: contact.and_then(|c| c.first_name.as_deref()),
-        last_name: contact.and_then(|c| c.last_name.as_deref()),
+        email: contact.map_or("preview@example.com", |c| c.email.as_str()).to_owned(),
+        first_name: contact.and_then(|c| c.first_name.clone()),
+        last_name: contact.and_then(|c| c.last_name.clone()),
         attributes: contact
             .and_then(|c| serde_json::from_str(&c.attributes).ok())
             .unwrap_or(Value::Object(Default::default())),
         variables,
-        unsubscribe_url: Some(&link),
-        tenant_name: &tenant.name,
+        unsubscribe_url: Some(link),
+        tenant_name: tenant.name,
     };
-    state.renderer.render_template(draft.subject, draft.html, draft.text, &to).map_err(invalid_template)
+    state.renderer.render_template(draft.subject, draft.html, draft.text, to).await.map_err(invalid_template)
 }

@@ -103,7 +103,7 @@ impl Outbox {
     /// `claim_batches` new batches of one campaign (or one transactional email).
     pub async fn try_dispatch_once(&self) -> anyhow::Result<Step> {
         let lease = self.settings.lease_ms;
-        match self.store.claim_due_batch(lease, |m| self.renderer.email_json(m)).await? {
+        match self.store.claim_due_batch(lease, self.renderer.as_ref()).await? {
             DueBatch::Claimed(batch) => {
                 metrics::counter!("mailroom_batch_retries_total").increment(1);
                 return self.dispatch_all(vec![batch]).await;
@@ -119,9 +119,7 @@ impl Outbox {
         }
         let claimed = self
             .store
-            .claim_new_batch(lease, self.settings.claim_batches, self.settings.max_batch_bytes, |m| {
-                self.renderer.email_json(m)
-            })
+            .claim_new_batch(lease, self.settings.claim_batches, self.settings.max_batch_bytes, self.renderer.as_ref())
             .await?;
         let Some(claimed) = claimed else { return Ok(Step::Empty) };
         if claimed.suppressed > 0 {

@@ -11,24 +11,26 @@
 //! transactional mail that asks for it) carries RFC 8058 one-click
 //! unsubscribe headers and, unless the content places the link itself, a footer.
 
+pub mod sandbox;
 pub mod starters;
 pub mod template;
 pub mod unsubscribe;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
 use crate::domain::strip_header_unsafe;
 use crate::provider::{EmailTag, OutgoingEmail};
 use crate::store::ClaimedMessage;
-use template::{Compiled, TemplateError};
+use sandbox::{Caller, Job, Sandbox, SandboxError};
+use template::{TemplateError, Templates};
 use unsubscribe::UnsubscribeLinks;
 
 const FALLBACK_NAME: &str = "there";
-/// Compiled templates kept for reuse (a campaign renders one template many times).
-const CACHE_ENTRIES: usize = 64;
+/// Stopped renders of one job's recipients, one by one, before the rest of
+/// them are failed untried.
+const MAX_STRIKES: usize = 3;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Context {
     Html,
@@ -97,19 +99,20 @@ fn places_link_inline(content: &str) -> bool {
 }
 
 /// The values a template sees for one recipient.
-pub struct Recipient<'a> {
-    pub email: &'a str,
-    pub first_name: Option<&'a str>,
-    pub last_name: Option<&'a str>,
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Recipient {
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
     /// The contact's attributes (a JSON object).
     pub attributes: Value,
     /// The send's `variables` (a JSON object).
     pub variables: Value,
-    pub unsubscribe_url: Option<&'a str>,
-    pub tenant_name: &'a str,
+    pub unsubscribe_url: Option<String>,
+    pub tenant_name: String,
 }
 
-impl Recipient<'_> {
+impl Recipient {
     /// The template context: the send's variables at the top level (and as
     /// `variables`), then `contact`, `first_name` (absent when the contact has
     /// none, so `default('there')` applies), `unsubscribe_url` and `tenant`,
@@ -124,7 +127,7 @@ impl Recipient<'_> {
             "contact".into(),
             json!({ "email": self.email, "first_name": self.first_name, "last_name": self.last_name, "attributes": self.attributes }),
         );
-        match self.first_name.map(str::trim).filter(|n| !n.is_empty()) {
+        match self.first_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
             Some(name) => map.insert("first_name".into(), json!(name)),
             None => map.remove("first_name"),
         };
@@ -134,7 +137,7 @@ impl Recipient<'_> {
             map.into_iter().map(|(k, v)| (k, minijinja::Value::from_serialize(&v))).collect();
         // mailroom's own link needs no escaping (`/` would become `&#x2f;`), unless
         // PUBLIC_URL itself holds a character HTML would misread.
-        let link = self.unsubscribe_url.unwrap_or("");
+        let link = self.unsubscribe_url.as_deref().unwrap_or("");
         let link = if link.contains(['"', '\'', '<', '>', '&']) {
             minijinja::Value::from(link)
         } else {
@@ -146,72 +149,167 @@ impl Recipient<'_> {
 }
 
 /// A rendered subject, html and text.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Rendered {
     pub subject: String,
     pub html: String,
     pub text: Option<String>,
 }
 
-/// Renders mail: compiled templates are cached by their source, and the
-/// unsubscribe links are signed with the server's secret.
+/// Renders mail. Templates are compiled here only to check their syntax; they
+/// run in the [`Sandbox`]. Unsubscribe links are signed with the server's secret.
 pub struct Renderer {
     links: UnsubscribeLinks,
     max_output: usize,
-    cache: Mutex<HashMap<[u8; 32], Arc<Compiled>>>,
+    templates: Templates,
+    sandbox: Sandbox,
 }
 
 impl Renderer {
     /// `max_output` bounds a rendered part in bytes (`MAILROOM_MAX_HTML_BYTES`).
-    pub fn new(links: UnsubscribeLinks, max_output: usize) -> Self {
-        Self { links, max_output, cache: Mutex::new(HashMap::new()) }
+    pub fn new(links: UnsubscribeLinks, max_output: usize, sandbox: Sandbox) -> Self {
+        Self { links, max_output, templates: Templates::default(), sandbox }
     }
 
     pub fn links(&self) -> &UnsubscribeLinks {
         &self.links
     }
 
-    /// Compiles a template (or takes it from the cache).
-    pub fn compile(&self, subject: &str, html: &str, text: Option<&str>) -> Result<Arc<Compiled>, TemplateError> {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        for part in [Some(subject), Some(html), text] {
-            let part = part.unwrap_or("\0none");
-            h.update((part.len() as u64).to_le_bytes());
-            h.update(part.as_bytes());
-        }
-        let key: [u8; 32] = h.finalize().into();
-        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-            return Ok(hit);
-        }
-        let compiled = Arc::new(Compiled::new(subject, html, text, self.max_output)?);
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= CACHE_ENTRIES {
-                cache.clear();
-            }
-            cache.insert(key, compiled.clone());
-        }
-        Ok(compiled)
+    /// Checks a template's syntax (parsing runs no template code).
+    pub fn check_syntax(&self, subject: &str, html: &str, text: Option<&str>) -> Result<(), TemplateError> {
+        self.templates.compile(subject, html, text, self.max_output).map(|_| ())
     }
 
-    /// Renders a template for one recipient; the text part is derived from the
-    /// html when the template has none.
-    pub fn render_template(
+    /// Renders a template for one recipient, for a preview or a check: the
+    /// text part is derived from the html when the template has none.
+    pub async fn render_template(
         &self,
         subject: &str,
         html: &str,
         text: Option<&str>,
-        to: &Recipient<'_>,
+        to: Recipient,
     ) -> Result<Rendered, TemplateError> {
-        let (subject, html, text) = self.compile(subject, html, text)?.render(&to.context())?;
-        let text = text.unwrap_or_else(|| template::html_to_text(&html));
-        Ok(Rendered { subject, html, text: Some(text) })
+        let job = Job {
+            subject: subject.into(),
+            html: html.into(),
+            text: text.map(Into::into),
+            max_output: self.max_output,
+            recipients: vec![to].into(),
+        };
+        match self.sandbox.render(Caller::Interactive, &job).await {
+            Ok(mut answers) => answers.pop().unwrap_or_else(|| Err(stopped(String::from("no answer")))),
+            Err(e) => Err(stopped(e.to_string())),
+        }
     }
 
-    /// The email for one claimed message, tagged with its tenant and its
-    /// campaign or message so delivery events can be traced back. An error is
-    /// a template that cannot be rendered for this recipient.
-    pub fn email(&self, m: &ClaimedMessage) -> Result<OutgoingEmail, String> {
+    /// The provider's JSON for each claimed message, in order, each tagged with
+    /// its tenant and its campaign or message so delivery events can be traced
+    /// back. A message's error is a template that cannot be rendered for its
+    /// recipient; the whole call fails only when no renderer can be started
+    /// (the messages are then left for a later claim).
+    pub async fn emails_json(&self, ms: &[ClaimedMessage]) -> Result<Vec<Result<String, String>>, SandboxError> {
+        let links: Vec<Option<String>> =
+            ms.iter().map(|m| if m.list_unsubscribe == 1 { self.links.url(&m.id) } else { None }).collect();
+        // Templated messages, one job per template (a campaign's claim is one job).
+        let mut rendered: Vec<Option<Result<Rendered, String>>> = ms.iter().map(|_| None).collect();
+        let mut groups: BTreeMap<(&str, &str, Option<&str>), Vec<usize>> = BTreeMap::new();
+        for (i, m) in ms.iter().enumerate().filter(|(_, m)| m.templated == 1) {
+            groups.entry((&m.subject, &m.html, m.text_body.as_deref())).or_default().push(i);
+        }
+        for ((subject, html, text), members) in groups {
+            let parse = |raw: Option<&str>| raw.and_then(|a| serde_json::from_str(a).ok()).unwrap_or(json!({}));
+            let recipients: Vec<Recipient> = members
+                .iter()
+                .map(|&i| Recipient {
+                    email: ms[i].to_email.clone(),
+                    first_name: ms[i].first_name.clone(),
+                    last_name: ms[i].last_name.clone(),
+                    attributes: parse(ms[i].attributes.as_deref()),
+                    variables: parse(ms[i].variables.as_deref()),
+                    unsubscribe_url: links[i].clone(),
+                    tenant_name: ms[i].tenant_name.clone(),
+                })
+                .collect();
+            let job = Job {
+                subject: subject.into(),
+                html: html.into(),
+                text: text.map(Into::into),
+                max_output: self.max_output,
+                recipients: recipients.into(),
+            };
+            let answers = match self.sandbox.render(Caller::Outbox, &job).await {
+                Ok(answers) => answers.into_iter().map(|r| r.map_err(|e| e.to_string())).collect(),
+                Err(SandboxError::Limit(_)) if members.len() > 1 => self.render_each(&job).await?,
+                Err(e @ SandboxError::Limit(_)) => vec![Err(e.to_string())],
+                Err(e @ SandboxError::Unavailable(_)) => return Err(e),
+            };
+            for (&i, answer) in members.iter().zip(answers) {
+                rendered[i] = Some(answer);
+            }
+        }
+        Ok(ms
+            .iter()
+            .zip(rendered)
+            .zip(links)
+            .map(|((m, rendered), link)| {
+                let content = match rendered {
+                    Some(Ok(r)) => Ok((r.subject, r.html, r.text, m.html.contains("unsubscribe_url"))),
+                    Some(Err(e)) => Err(format!("the template cannot be rendered for this recipient: {e}")),
+                    None => {
+                        let first = m.first_name.as_deref();
+                        let subject = substitute(&m.subject, first, None, Context::Text);
+                        let html = substitute(&m.html, first, link.as_deref(), Context::Html);
+                        let text = m.text_body.as_deref().map(|t| substitute(t, first, link.as_deref(), Context::Text));
+                        Ok((subject, html, text, places_link_inline(&m.html)))
+                    }
+                };
+                content
+                    .and_then(|content| serde_json::to_string(&self.email(m, link, content)).map_err(|e| e.to_string()))
+            })
+            .collect())
+    }
+
+    /// A job the sandbox stopped, again one recipient at a time, so that a
+    /// template that runs away only for some recipients fails only theirs.
+    /// After [`MAX_STRIKES`] stopped renders the rest fail without trying: a
+    /// template that runs away for everyone costs a few worker restarts, not
+    /// one per recipient.
+    async fn render_each(&self, job: &Job<'_>) -> Result<Vec<Result<Rendered, String>>, SandboxError> {
+        let mut strikes = Vec::new();
+        let mut answers = Vec::with_capacity(job.recipients.len());
+        for to in job.recipients.iter() {
+            if strikes.len() >= MAX_STRIKES {
+                answers.push(Err(strikes.last().cloned().unwrap_or_default()));
+                continue;
+            }
+            let one = Job {
+                subject: job.subject.as_ref().into(),
+                html: job.html.as_ref().into(),
+                text: job.text.as_deref().map(Into::into),
+                max_output: job.max_output,
+                recipients: vec![to.clone()].into(),
+            };
+            match self.sandbox.render(Caller::Outbox, &one).await {
+                Ok(mut a) => {
+                    answers.push(a.pop().unwrap_or_else(|| Err(stopped("no answer".into()))).map_err(|e| e.to_string()))
+                }
+                Err(SandboxError::Limit(reason)) => {
+                    strikes.push(reason.clone());
+                    answers.push(Err(reason));
+                }
+                Err(e @ SandboxError::Unavailable(_)) => return Err(e),
+            }
+        }
+        Ok(answers)
+    }
+
+    /// The email for a message whose content is rendered: footer, headers, tags.
+    fn email(
+        &self,
+        m: &ClaimedMessage,
+        link: Option<String>,
+        (subject, mut html, mut text, placed): (String, String, Option<String>, bool),
+    ) -> OutgoingEmail {
         let mut tags = vec![EmailTag::new("tenant", &m.tenant_id), EmailTag::new("message", &m.id)];
         if let Some(c) = &m.campaign_id {
             tags.push(EmailTag::new("campaign", c));
@@ -219,31 +317,7 @@ impl Renderer {
         if let Some(extra) = m.tags.as_deref().and_then(|t| serde_json::from_str::<Vec<EmailTag>>(t).ok()) {
             tags.extend(extra);
         }
-        let link = if m.list_unsubscribe == 1 { self.links.url(&m.id) } else { None };
-        let footer = link.as_deref().filter(|_| m.unsubscribe_footer == 1);
-        let (subject, mut html, mut text, placed) = if m.templated == 1 {
-            let parse = |raw: Option<&str>| raw.and_then(|a| serde_json::from_str(a).ok()).unwrap_or(json!({}));
-            let to = Recipient {
-                email: &m.to_email,
-                first_name: m.first_name.as_deref(),
-                last_name: m.last_name.as_deref(),
-                attributes: parse(m.attributes.as_deref()),
-                variables: parse(m.variables.as_deref()),
-                unsubscribe_url: link.as_deref(),
-                tenant_name: &m.tenant_name,
-            };
-            let r = self
-                .render_template(&m.subject, &m.html, m.text_body.as_deref(), &to)
-                .map_err(|e| format!("the template cannot be rendered for this recipient: {e}"))?;
-            (r.subject, r.html, r.text, m.html.contains("unsubscribe_url"))
-        } else {
-            let first = m.first_name.as_deref();
-            let subject = substitute(&m.subject, first, None, Context::Text);
-            let html = substitute(&m.html, first, link.as_deref(), Context::Html);
-            let text = m.text_body.as_deref().map(|t| substitute(t, first, link.as_deref(), Context::Text));
-            (subject, html, text, places_link_inline(&m.html))
-        };
-        if let (Some(url), false) = (footer, placed) {
+        if let (Some(url), false) = (link.as_deref().filter(|_| m.unsubscribe_footer == 1), placed) {
             html = unsubscribe::html_footer(&html, url);
             text = text.map(|t| if t.contains(url) { t } else { unsubscribe::text_footer(&t, url) });
         }
@@ -253,7 +327,7 @@ impl Renderer {
                 ("List-Unsubscribe-Post".to_owned(), "List-Unsubscribe=One-Click".to_owned()),
             ])
         });
-        Ok(OutgoingEmail {
+        OutgoingEmail {
             from: m.from_address.clone(),
             to: vec![m.to_email.clone()],
             // A subject is plain text in a header: not HTML-escaped, and whatever
@@ -264,12 +338,18 @@ impl Renderer {
             reply_to: m.reply_to.clone(),
             headers,
             tags,
-        })
+        }
     }
+}
 
-    /// The email as the JSON the provider receives.
-    pub fn email_json(&self, m: &ClaimedMessage) -> Result<String, String> {
-        self.email(m).and_then(|e| serde_json::to_string(&e).map_err(|e| e.to_string()))
+/// A render the sandbox stopped: the template's fault, whatever the data.
+fn stopped(message: String) -> TemplateError {
+    TemplateError { part: template::HTML, line: None, column: None, message, runaway: true }
+}
+
+impl crate::store::RenderClaimed for Renderer {
+    async fn render_claimed(&self, ms: &[ClaimedMessage]) -> anyhow::Result<Vec<Result<String, String>>> {
+        Ok(self.emails_json(ms).await?)
     }
 }
 
@@ -278,21 +358,22 @@ mod tests {
     use super::*;
 
     fn renderer() -> Renderer {
-        Renderer::new(UnsubscribeLinks::new("secret", "https://mail.test"), 100_000)
+        Renderer::new(UnsubscribeLinks::new("secret", "https://mail.test"), 100_000, Sandbox::in_process())
     }
 
-    #[test]
-    fn the_unsubscribe_link_goes_into_a_template_unescaped_but_variables_are_escaped() {
+    #[tokio::test]
+    async fn the_unsubscribe_link_goes_into_a_template_unescaped_but_variables_are_escaped() {
         let to = Recipient {
-            email: "a@example.org",
+            email: "a@example.org".into(),
             first_name: None,
             last_name: None,
             attributes: json!({}),
             variables: json!({ "url": "https://x.test/a?b=1&c=2", "unsubscribe_url": "javascript:alert(1)" }),
-            unsubscribe_url: Some("https://mail.test/u/abc"),
-            tenant_name: "T",
+            unsubscribe_url: Some("https://mail.test/u/abc".into()),
+            tenant_name: "T".into(),
         };
-        let r = renderer().render_template("s", "<a href=\"{{ unsubscribe_url }}\">{{ url }}</a>", None, &to).unwrap();
+        let r =
+            renderer().render_template("s", "<a href=\"{{ unsubscribe_url }}\">{{ url }}</a>", None, to).await.unwrap();
         assert_eq!(r.html, "<a href=\"https://mail.test/u/abc\">https:&#x2f;&#x2f;x.test&#x2f;a?b=1&amp;c=2</a>");
     }
 
@@ -310,8 +391,8 @@ mod tests {
         assert_eq!(personalise("{{first_name}}", Some("A&B"), Context::Text), "A&B");
     }
 
-    #[test]
-    fn a_stored_name_with_a_line_break_cannot_add_a_header_to_the_subject() {
+    #[tokio::test]
+    async fn a_stored_name_with_a_line_break_cannot_add_a_header_to_the_subject() {
         let m = crate::store::ClaimedMessage {
             id: "m".into(),
             tenant_id: "t".into(),
@@ -323,9 +404,11 @@ mod tests {
             html: "<p>{{first_name}}</p>".into(),
             ..crate::store::ClaimedMessage::default()
         };
-        let email = renderer().email(&m).unwrap();
-        assert_eq!(email.subject, "Hi AdaBcc: victim@example.org");
-        assert!(!email.subject.chars().any(crate::domain::is_header_unsafe));
+        let json = renderer().emails_json(std::slice::from_ref(&m)).await.unwrap().remove(0).unwrap();
+        let email: Value = serde_json::from_str(&json).unwrap();
+        let subject = email["subject"].as_str().unwrap();
+        assert_eq!(subject, "Hi AdaBcc: victim@example.org");
+        assert!(!subject.chars().any(crate::domain::is_header_unsafe));
     }
 
     #[test]

@@ -7,9 +7,13 @@
 //! are not. An undefined variable renders empty: a missing attribute on one
 //! contact never fails a send.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
+
+use super::{Recipient, Rendered};
 
 /// Instructions a render may execute (a template of a few pages of markup
 /// with loops over a contact's attributes uses a few thousand).
@@ -68,12 +72,12 @@ impl TemplateError {
         Self { part, line: e.line(), column, message, runaway }
     }
 
-    fn too_large(part: &'static str, len: usize, max: usize) -> Self {
+    fn too_large(part: &'static str, max: usize) -> Self {
         Self {
             part,
             line: None,
             column: None,
-            message: format!("renders to {len} bytes; at most {max} are allowed"),
+            message: format!("renders to more than {max} bytes, the most allowed"),
             runaway: true,
         }
     }
@@ -122,11 +126,101 @@ impl Compiled {
 
     fn part(&self, part: &'static str, ctx: &Value) -> Result<String, TemplateError> {
         let template = self.env.get_template(part).map_err(|e| TemplateError::from_minijinja(part, "", &e))?;
-        let out = template.render(ctx).map_err(|e| TemplateError::from_minijinja(part, template.source(), &e))?;
-        if out.len() > self.max_output {
-            return Err(TemplateError::too_large(part, out.len(), self.max_output));
+        // Written through a cap, so output past the limit stops the render
+        // at once rather than being built and measured afterwards.
+        let mut out = Capped { buf: Vec::new(), max: self.max_output, over: false };
+        if let Err(e) = template.render_captured_to(ctx, &mut out) {
+            if out.over {
+                return Err(TemplateError::too_large(part, self.max_output));
+            }
+            return Err(TemplateError::from_minijinja(part, template.source(), &e));
         }
-        Ok(out)
+        String::from_utf8(out.buf).map_err(|_| TemplateError {
+            part,
+            line: None,
+            column: None,
+            message: "renders to invalid UTF-8".into(),
+            runaway: false,
+        })
+    }
+}
+
+/// A buffer that refuses to grow past `max` bytes.
+struct Capped {
+    buf: Vec<u8>,
+    max: usize,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len().saturating_add(data.len()) > self.max {
+            self.over = true;
+            return Err(std::io::Error::other("output limit"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Compiled templates kept for reuse (a campaign renders one template many times).
+const CACHE_ENTRIES: usize = 64;
+
+/// Compiles templates, keeping them by their source, and renders them.
+#[derive(Default)]
+pub struct Templates {
+    cache: Mutex<HashMap<[u8; 32], Arc<Compiled>>>,
+}
+
+impl Templates {
+    /// Compiles a template (or takes it from the cache).
+    pub fn compile(
+        &self,
+        subject: &str,
+        html: &str,
+        text: Option<&str>,
+        max_output: usize,
+    ) -> Result<Arc<Compiled>, TemplateError> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update((max_output as u64).to_le_bytes());
+        for part in [Some(subject), Some(html), text] {
+            let part = part.unwrap_or("\0none");
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        let key: [u8; 32] = h.finalize().into();
+        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(hit);
+        }
+        let compiled = Arc::new(Compiled::new(subject, html, text, max_output)?);
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(key, compiled.clone());
+        }
+        Ok(compiled)
+    }
+
+    /// Renders a template for one recipient; the text part is derived from the
+    /// html when the template has none. This runs in a render worker (see
+    /// `sandbox`), never in the server.
+    pub fn render(
+        &self,
+        subject: &str,
+        html: &str,
+        text: Option<&str>,
+        max_output: usize,
+        to: &Recipient,
+    ) -> Result<Rendered, TemplateError> {
+        let (subject, html, text) = self.compile(subject, html, text, max_output)?.render(&to.context())?;
+        let text = text.unwrap_or_else(|| html_to_text(&html));
+        Ok(Rendered { subject, html, text: Some(text) })
     }
 }
 
@@ -265,7 +359,11 @@ mod tests {
     fn output_larger_than_the_limit_is_refused() {
         let t = Compiled::new("s", "{{ 'x' * 5000 }}", None, 1000).unwrap();
         let err = t.render(&context! {}).err().unwrap();
-        assert!(err.message.contains("at most 1000"), "{err}");
+        assert!(err.message.contains("more than 1000"), "{err}");
+        assert!(err.runaway);
+        // Stopped as it writes, not once it has built everything.
+        let t = Compiled::new("s", "{% for i in range(90000) %}{{ 'x' * 100000 }}{% endfor %}", None, 1000).unwrap();
+        assert!(t.render(&context! {}).err().unwrap().message.contains("more than 1000"));
     }
 
     #[test]

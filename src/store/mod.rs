@@ -42,7 +42,7 @@ pub use health::TenantHealth;
 pub use import::{ImportOutcome, ImportRow, OnConflict};
 pub use messages::MessageRow;
 pub use outbox::{
-    BatchShape, ClaimedBatch, ClaimedMessage, DueBatch, OutboundBatch, Settlement, IDEMPOTENCY_WINDOW_MS,
+    BatchShape, ClaimedBatch, ClaimedMessage, DueBatch, OutboundBatch, RenderClaimed, Settlement, IDEMPOTENCY_WINDOW_MS,
 };
 pub use reputation::{ReputationChange, ResumeOutcome, TenantReputation, REPUTATION_EVENT};
 pub use stats::{Bucket, CampaignCounters, DAY_MS, HOUR_MS, METRICS};

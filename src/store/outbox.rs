@@ -27,6 +27,16 @@ pub const HOLD_MS: i64 = 30_000;
 /// given up as a dead letter rather than claimed forever.
 pub const MAX_LOST_CLAIMS: i64 = 5;
 
+/// Turns claimed messages into the provider's JSON, one answer per message in
+/// order. A message's `Err` is why it cannot be rendered (it becomes a dead
+/// letter); the call's `Err` leaves the whole claim for later.
+pub trait RenderClaimed {
+    fn render_claimed(
+        &self,
+        messages: &[ClaimedMessage],
+    ) -> impl std::future::Future<Output = anyhow::Result<Vec<Result<String, String>>>> + Send;
+}
+
 /// A queued message as the worker renders it: campaign content already merged in.
 #[derive(Clone, Debug, Default, FromRow)]
 pub struct ClaimedMessage {
@@ -181,11 +191,7 @@ impl Store {
     /// for `lease_ms` under a new token. A batch whose worker died is found here
     /// once its lease runs out; that lost claim does not count as an attempt.
     /// `render` turns each message into its email's JSON, as when first claimed.
-    pub async fn claim_due_batch(
-        &self,
-        lease_ms: i64,
-        render: impl Fn(&ClaimedMessage) -> Result<String, String>,
-    ) -> Result<DueBatch, sqlx::Error> {
+    pub async fn claim_due_batch(&self, lease_ms: i64, render: &impl RenderClaimed) -> anyhow::Result<DueBatch> {
         let now = now_ms();
         // A cheap read first: most steps find nothing due, and need no write lock for that.
         let any_due: Option<i64> =
@@ -232,7 +238,10 @@ impl Store {
         // recipient whose data changed since: the batch is then given up).
         let rendered: Result<Vec<String>, String> = match row.payload {
             Some(_) => Ok(Vec::new()),
-            None => messages.iter().map(|(m, _, _)| render(m)).collect(),
+            None => {
+                let claimed: Vec<ClaimedMessage> = messages.iter().map(|(m, _, _)| m.clone()).collect();
+                render.render_claimed(&claimed).await?.into_iter().collect()
+            }
         };
         let stopped = messages.is_empty()
             || messages.iter().any(|(_, state, deleted)| deleted.is_some() || state.as_deref() == Some("cancelled"));
@@ -314,8 +323,8 @@ impl Store {
         lease_ms: i64,
         max_batches: usize,
         max_bytes: usize,
-        render: impl Fn(&ClaimedMessage) -> Result<String, String>,
-    ) -> Result<Option<ClaimedBatch>, sqlx::Error> {
+        render: &impl RenderClaimed,
+    ) -> anyhow::Result<Option<ClaimedBatch>> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         // (id, campaign, solo, the tenant's domain status, its reputation state)
@@ -417,8 +426,8 @@ impl Store {
         // A message whose template cannot be rendered for its recipient becomes
         // a dead letter with the reason; the others go.
         let mut rendered = Vec::with_capacity(sendable.len());
-        for m in &sendable {
-            match render(m) {
+        for (m, json) in sendable.iter().zip(render.render_claimed(&sendable).await?) {
+            match json {
                 Ok(json) => rendered.push((m, json)),
                 Err(reason) => {
                     sqlx::query("UPDATE messages SET status = 'dead', last_error = $2, updated_at = $3 WHERE id = $1")

@@ -100,20 +100,14 @@ async fn a_batch_claimed_by_a_worker_that_died_is_sent_once_its_lease_runs_out_a
     // provider: one lease still runs, the other has run out.
     let held = app
         .store
-        .claim_new_batch(60_000, 1, usize::MAX, |m| app.outbox.renderer().email_json(m))
+        .claim_new_batch(60_000, 1, usize::MAX, app.outbox.renderer())
         .await
         .unwrap()
         .unwrap()
         .batches
         .remove(0);
-    let expired = app
-        .store
-        .claim_new_batch(0, 1, usize::MAX, |m| app.outbox.renderer().email_json(m))
-        .await
-        .unwrap()
-        .unwrap()
-        .batches
-        .remove(0);
+    let expired =
+        app.store.claim_new_batch(0, 1, usize::MAX, app.outbox.renderer()).await.unwrap().unwrap().batches.remove(0);
 
     assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 100, sent: true });
     let sent = app.mock().accepted();
@@ -236,7 +230,7 @@ async fn campaign_emails_split_out_of_a_batch_too_large_keep_campaign_priority()
     // The batch was split: its emails now go one by one, but they are still campaign mail.
     let split = app
         .store
-        .claim_new_batch(60_000, 1, usize::MAX, |m| app.outbox.renderer().email_json(m))
+        .claim_new_batch(60_000, 1, usize::MAX, app.outbox.renderer())
         .await
         .unwrap()
         .unwrap()
@@ -251,7 +245,7 @@ async fn campaign_emails_split_out_of_a_batch_too_large_keep_campaign_priority()
     .await;
     let tx = app
         .store
-        .claim_new_batch(60_000, 1, usize::MAX, |m| app.outbox.renderer().email_json(m))
+        .claim_new_batch(60_000, 1, usize::MAX, app.outbox.renderer())
         .await
         .unwrap()
         .unwrap()

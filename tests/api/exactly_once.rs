@@ -111,14 +111,8 @@ async fn a_worker_that_lost_its_claim_cannot_overwrite_the_new_holders_outcome()
     let (t, key) = app.verified_tenant("A", "acme.com").await;
     let id = app.send_single(&t, &key, "a@example.org").await;
     // A worker claims with a lease that is already over (it stalled)...
-    let stale = app
-        .store
-        .claim_new_batch(0, 1, usize::MAX, |m| app.outbox.renderer().email_json(m))
-        .await
-        .unwrap()
-        .unwrap()
-        .batches
-        .remove(0);
+    let stale =
+        app.store.claim_new_batch(0, 1, usize::MAX, app.outbox.renderer()).await.unwrap().unwrap().batches.remove(0);
     // ...another claims the batch again, sends it and records it.
     assert_eq!(step(&app).await, Step::Dispatched { messages: 1, sent: true });
     assert_eq!(message(&app, &t, &key, &id).await["status"], "sent");
@@ -174,14 +168,8 @@ async fn a_batch_left_unanswered_for_a_day_goes_to_the_dead_letters_unsent() {
     let app = spawn_with(resend(false, Faults::default(), &[])).await;
     let (t, key) = app.verified_tenant("A", "acme.com").await;
     let id = app.send_single(&t, &key, "a@example.org").await;
-    let lost = app
-        .store
-        .claim_new_batch(0, 1, usize::MAX, |m| app.outbox.renderer().email_json(m))
-        .await
-        .unwrap()
-        .unwrap()
-        .batches
-        .remove(0);
+    let lost =
+        app.store.claim_new_batch(0, 1, usize::MAX, app.outbox.renderer()).await.unwrap().unwrap().batches.remove(0);
     let day_ago = mailroom::domain::now_ms() - IDEMPOTENCY_WINDOW_MS - 3_600_000;
     app.store
         .execute_raw(&format!("UPDATE batches SET updated_at = {day_ago} WHERE id = '{}'", lost.id))
@@ -358,7 +346,7 @@ async fn a_crashed_workers_claim_does_not_use_up_an_attempt() {
     let (t, key) = app.verified_tenant("A", "acme.com").await;
     let id = app.send_single(&t, &key, "a@example.org").await;
     // Claimed, then the worker died before calling the provider.
-    app.store.claim_new_batch(0, 1, usize::MAX, |m| app.outbox.renderer().email_json(m)).await.unwrap();
+    app.store.claim_new_batch(0, 1, usize::MAX, app.outbox.renderer()).await.unwrap();
     assert_eq!(step(&app).await, Step::Dispatched { messages: 1, sent: true });
     let m = message(&app, &t, &key, &id).await;
     assert_eq!(m["status"], "sent");

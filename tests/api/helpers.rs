@@ -99,6 +99,8 @@ pub async fn spawn_on(db: TestDb, opts: Options) -> TestApp {
     env.insert("MAILROOM_SEND_RATE".into(), "1000".into());
     env.insert("MAILROOM_RETRY_BASE_MS".into(), "20".into());
     env.insert("MAILROOM_DB_MAX_CONNECTIONS".into(), "5".into());
+    // The server runs inside this test binary: templates render in the real one.
+    env.insert("MAILROOM_RENDER_BIN".into(), env!("CARGO_BIN_EXE_mailroom").into());
     // Every app asks a DNS stub of its own, never the network.
     env.insert("MAILROOM_DNS_RESOLVER".into(), dns_stub(opts.dns.clone()).await.to_string());
     if let Some(secret) = &opts.webhook_secret {

@@ -300,3 +300,93 @@ async fn a_template_that_runs_away_for_one_recipient_dead_letters_that_one_only(
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert!(dead[0]["last_error"].as_str().unwrap().contains("fuel"), "{dead:?}");
 }
+
+/// Doubles a 100 MB string a dozen times: 5 GB from a 120-byte template, in
+/// a handful of instructions (fuel does not see it).
+const MEMORY_BOMB: &str =
+    "{% set a = 'x' * 100000000 %}{% set b = a~a~a~a~a~a~a~a~a~a %}{% set c = b~b %}{{ c|length }}";
+
+#[tokio::test]
+async fn a_template_that_grows_memory_without_bound_is_refused_and_the_server_lives_on() {
+    let (app, t, key) = app_with_tenant(true).await;
+    let started = std::time::Instant::now();
+    let r = app
+        .post(
+            &format!("/customers/{t}/templates"),
+            &key,
+            json!({ "name": "Bomb", "subject": "s", "html": MEMORY_BOMB }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("MAILROOM_RENDER_MEMORY_MB"), "{}", r.body);
+    // Fuel-cheap doubling in a loop: refused the same way.
+    let doubling = "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}";
+    let r = app
+        .post(
+            &format!("/customers/{t}/templates"),
+            &key,
+            json!({ "name": "Doubling", "subject": "s", "html": doubling }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("memory"), "{}", r.body);
+    // A bomb that only some data sets off is saved, and stopped when previewed with that data.
+    let html = format!("{{% if boom %}}{MEMORY_BOMB}{{% endif %}}<p>hello</p>");
+    let tpl = create(&app, &t, &key, json!({ "name": "Sometimes", "subject": "s", "html": html })).await;
+    let preview = format!("/customers/{t}/templates/{}/preview", tpl["id"].as_str().unwrap());
+    let r = app.post(&preview, &key, json!({ "variables": { "boom": true } })).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("memory"), "{}", r.body);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "{:?}", started.elapsed());
+    // The server, and rendering, carry on (a new worker took the dead one's place).
+    let ok = create(
+        &app,
+        &t,
+        &key,
+        json!({ "name": "Fine", "subject": "Hi {{ first_name | default('there') }}", "html": "<p>ok</p>" }),
+    )
+    .await;
+    assert_eq!(ok["subject"], "Hi {{ first_name | default('there') }}");
+    let r = app.post(&preview, &key, json!({ "variables": { "boom": false } })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["html"], "<p>hello</p>");
+}
+
+#[tokio::test]
+async fn a_template_that_exhausts_memory_for_one_recipient_dead_letters_that_one_only() {
+    let (app, t, key) = app_with_tenant(true).await;
+    app.add_contact(&t, &key, json!({ "email": "calm@example.org" })).await;
+    app.add_contact(&t, &key, json!({ "email": "boom@example.org", "attributes": { "boom": true } })).await;
+    app.add_contact(&t, &key, json!({ "email": "quiet@example.org" })).await;
+    let html = format!("{{% if contact.attributes.boom %}}{MEMORY_BOMB}{{% endif %}}<p>hello</p>");
+    let tpl = create(&app, &t, &key, json!({ "name": "Sometimes", "subject": "s", "html": html })).await;
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "template_id": tpl["id"] })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    app.drain().await;
+    let mut to: Vec<String> = app.mock().accepted().iter().map(|e| e.to[0].clone()).collect();
+    to.sort();
+    assert_eq!(to, vec!["calm@example.org", "quiet@example.org"]);
+    let dead = app.get(&format!("/customers/{t}/dead-letters"), &key).await;
+    let dead = dead.body.as_array().unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["to"], "boom@example.org", "{dead:?}");
+    assert!(dead[0]["last_error"].as_str().unwrap().contains("memory"), "{dead:?}");
+}
+
+#[tokio::test]
+async fn a_template_past_the_render_deadline_is_stopped() {
+    let app = spawn_with(Options {
+        resend: true,
+        env: vec![("MAILROOM_RENDER_TIMEOUT_MS".into(), "200".into())],
+        ..Options::default()
+    })
+    .await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    // Within fuel and memory, but seconds of work.
+    let slow = "{% for i in range(3000) %}{{ ('ab' * 1000000) | replace('a', 'c') | length }}{% endfor %}";
+    let r = app
+        .post(&format!("/customers/{t}/templates"), &key, json!({ "name": "Slow", "subject": "s", "html": slow }))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("MAILROOM_RENDER_TIMEOUT_MS"), "{}", r.body);
+}

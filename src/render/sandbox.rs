@@ -1,0 +1,318 @@
+//! Tenant templates run in a child process with a memory limit and a deadline.
+//!
+//! minijinja counts instructions (fuel) and bounds one string repeat, but a
+//! template can still grow memory without bound in a few instructions: `~`
+//! doubling a string, `replace`, `join`, a list concatenated with itself. A
+//! 200-byte template took the server to 5 GB. Jinja's maintainers answer such
+//! reports the same way: bound the process, not the operations. So rendering
+//! happens in `mailroom render-worker` processes, each with an address-space
+//! limit (`MAILROOM_RENDER_MEMORY_MB`) and a wall-clock deadline per job
+//! (`MAILROOM_RENDER_TIMEOUT_MS`). A template that passes either kills only its
+//! worker; it fails as a runaway template, and a new worker takes its place.
+//!
+//! Each job is one template and many recipients (a claim of a campaign is one
+//! round trip). Jobs and answers are JSON frames, each prefixed with its length
+//! as four little-endian bytes, over the worker's stdin and stdout.
+
+use std::borrow::Cow;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use super::template::{TemplateError, Templates, HTML, SUBJECT, TEXT};
+use super::{Recipient, Rendered};
+
+/// The hidden subcommand a worker runs.
+pub const WORKER_COMMAND: &str = "render-worker";
+/// Largest frame either side accepts (a claim's rendered emails are far less).
+const MAX_FRAME: usize = 256 * 1024 * 1024;
+
+/// One template and the recipients to render it for.
+#[derive(Serialize, Deserialize)]
+pub struct Job<'a> {
+    #[serde(borrow)]
+    pub subject: Cow<'a, str>,
+    #[serde(borrow)]
+    pub html: Cow<'a, str>,
+    #[serde(borrow)]
+    pub text: Option<Cow<'a, str>>,
+    /// Bound on each rendered part, in bytes.
+    pub max_output: usize,
+    pub recipients: Cow<'a, [Recipient]>,
+}
+
+/// A template error as it crosses the pipe.
+#[derive(Serialize, Deserialize)]
+struct WireError {
+    part: String,
+    line: Option<usize>,
+    column: Option<usize>,
+    message: String,
+    runaway: bool,
+}
+
+impl From<TemplateError> for WireError {
+    fn from(e: TemplateError) -> Self {
+        Self { part: e.part.to_owned(), line: e.line, column: e.column, message: e.message, runaway: e.runaway }
+    }
+}
+
+impl From<WireError> for TemplateError {
+    fn from(e: WireError) -> Self {
+        let part = [SUBJECT, HTML, TEXT].into_iter().find(|p| *p == e.part).unwrap_or(HTML);
+        Self { part, line: e.line, column: e.column, message: e.message, runaway: e.runaway }
+    }
+}
+
+type Answer = Vec<Result<Rendered, WireError>>;
+
+/// What a worker does with a job; also what [`Sandbox::in_process`] does.
+fn run_job(templates: &Templates, job: &Job<'_>) -> Answer {
+    job.recipients
+        .iter()
+        .map(|to| {
+            templates.render(&job.subject, &job.html, job.text.as_deref(), job.max_output, to).map_err(WireError::from)
+        })
+        .collect()
+}
+
+/// The worker's main loop: limits its own memory, then answers jobs from stdin
+/// until stdin closes. Runs before any async runtime or thread is started.
+pub fn serve_stdio(memory_mb: u64) -> anyhow::Result<()> {
+    limit_memory(memory_mb)?;
+    let templates = Templates::default();
+    let mut input = std::io::stdin().lock();
+    let mut output = std::io::stdout().lock();
+    while let Some(frame) = read_frame(&mut input)? {
+        let job: Job<'_> = serde_json::from_slice(&frame)?;
+        let answer = serde_json::to_vec(&run_job(&templates, &job))?;
+        output.write_all(&u32::try_from(answer.len())?.to_le_bytes())?;
+        output.write_all(&answer)?;
+        output.flush()?;
+    }
+    Ok(())
+}
+
+fn read_frame(input: &mut impl Read) -> anyhow::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    match input.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    anyhow::ensure!(len <= MAX_FRAME, "a job of {len} bytes is larger than {MAX_FRAME}");
+    let mut frame = vec![0; len];
+    input.read_exact(&mut frame)?;
+    Ok(Some(frame))
+}
+
+/// Caps the process's address space, and turns off core dumps (a worker that
+/// hits the cap aborts, and its memory is nobody's business).
+fn limit_memory(memory_mb: u64) -> anyhow::Result<()> {
+    let bytes = memory_mb.saturating_mul(1024 * 1024);
+    for (resource, value) in [(libc::RLIMIT_AS, bytes), (libc::RLIMIT_CORE, 0)] {
+        let limit = libc::rlimit { rlim_cur: value as libc::rlim_t, rlim_max: value as libc::rlim_t };
+        // SAFETY: setrlimit reads the struct we pass and touches no other memory.
+        if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+            anyhow::bail!("setrlimit failed: {}", std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// How the sandbox runs.
+#[derive(Clone, Debug)]
+pub struct SandboxSettings {
+    /// The mailroom binary (it runs `mailroom render-worker`).
+    pub exe: PathBuf,
+    pub memory_mb: u64,
+    pub timeout: Duration,
+    /// Workers per pool; there are two pools (below).
+    pub workers: usize,
+}
+
+/// Why a job got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// No worker could be started: nothing is wrong with the template, so
+    /// whatever waits on it should wait and try again.
+    #[error("the template renderer could not be started ({0}); check MAILROOM_RENDER_BIN")]
+    Unavailable(std::io::Error),
+    /// The worker died or ran past its deadline on this job: the template.
+    #[error("{0}")]
+    Limit(String),
+}
+
+/// Workers for one kind of caller. The outbox and interactive callers (API
+/// previews, template saves) have a pool each, so a tenant previewing a
+/// template that runs to its deadline never stalls another tenant's sending.
+struct Pool {
+    slots: Vec<tokio::sync::Mutex<Option<Worker>>>,
+    next: AtomicUsize,
+}
+
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+}
+
+/// Where templates run: worker processes (see the module's documentation).
+pub struct Sandbox(Inner);
+
+enum Inner {
+    Process {
+        settings: SandboxSettings,
+        outbox: Pool,
+        interactive: Pool,
+    },
+    /// Renders in this process: for unit tests only, which have no mailroom
+    /// binary to start (integration tests run real workers).
+    #[cfg(test)]
+    InProcess(Templates),
+}
+
+/// Which pool a job goes to.
+#[derive(Clone, Copy, Debug)]
+pub enum Caller {
+    Outbox,
+    Interactive,
+}
+
+impl Sandbox {
+    pub fn new(settings: SandboxSettings) -> Self {
+        let pool = |n: usize| Pool {
+            slots: (0..n.max(1)).map(|_| tokio::sync::Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+        };
+        let (outbox, interactive) = (pool(settings.workers), pool(settings.workers));
+        Self(Inner::Process { settings, outbox, interactive })
+    }
+
+    #[cfg(test)]
+    pub fn in_process() -> Self {
+        Self(Inner::InProcess(Templates::default()))
+    }
+
+    /// Renders `job` for each of its recipients, in order.
+    pub async fn render(
+        &self,
+        caller: Caller,
+        job: &Job<'_>,
+    ) -> Result<Vec<Result<Rendered, TemplateError>>, SandboxError> {
+        let answer: Answer = match &self.0 {
+            #[cfg(test)]
+            Inner::InProcess(templates) => run_job(templates, job),
+            Inner::Process { settings, outbox, interactive } => {
+                let pool = match caller {
+                    Caller::Outbox => outbox,
+                    Caller::Interactive => interactive,
+                };
+                let frame = serde_json::to_vec(job).map_err(|e| SandboxError::Limit(e.to_string()))?;
+                let answer = pool.run(settings, &frame).await?;
+                serde_json::from_slice(&answer).map_err(|e| SandboxError::Limit(format!("unreadable answer: {e}")))?
+            }
+        };
+        Ok(answer.into_iter().map(|r| r.map_err(TemplateError::from)).collect())
+    }
+}
+
+impl Pool {
+    async fn run(&self, settings: &SandboxSettings, frame: &[u8]) -> Result<Vec<u8>, SandboxError> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.slots.len();
+        // A free worker if there is one, else wait for the next in turn.
+        let mut slot = match (0..n).find_map(|i| self.slots[(start + i) % n].try_lock().ok()) {
+            Some(slot) => slot,
+            None => self.slots[start % n].lock().await,
+        };
+        if slot.is_none() {
+            *slot = Some(spawn(settings).map_err(SandboxError::Unavailable)?);
+        }
+        let Some(worker) = slot.as_mut() else { return Err(SandboxError::Limit("no worker".into())) };
+        let exchange = async {
+            let len = u32::try_from(frame.len()).map_err(std::io::Error::other)?;
+            worker.stdin.write_all(&len.to_le_bytes()).await?;
+            worker.stdin.write_all(frame).await?;
+            worker.stdin.flush().await?;
+            let mut len = [0u8; 4];
+            worker.stdout.read_exact(&mut len).await?;
+            let len = u32::from_le_bytes(len) as usize;
+            if len > MAX_FRAME {
+                return Err(std::io::Error::other(format!("an answer of {len} bytes")));
+            }
+            let mut answer = vec![0; len];
+            worker.stdout.read_exact(&mut answer).await?;
+            Ok::<_, std::io::Error>(answer)
+        };
+        let failure = match tokio::time::timeout(settings.timeout, exchange).await {
+            Ok(Ok(answer)) => return Ok(answer),
+            Ok(Err(_)) => format!(
+                "rendering stopped: the template needs more than the renderer's {} MB of memory \
+                 (MAILROOM_RENDER_MEMORY_MB)",
+                settings.memory_mb
+            ),
+            Err(_) => format!(
+                "rendering stopped: the template took longer than {} ms (MAILROOM_RENDER_TIMEOUT_MS)",
+                settings.timeout.as_millis()
+            ),
+        };
+        // The worker is dead or busy with something we gave up on: replace it.
+        if let Some(mut dead) = slot.take() {
+            let _ = dead.child.start_kill();
+            let _ = dead.child.wait().await;
+        }
+        metrics::counter!("mailroom_render_workers_killed_total").increment(1);
+        tracing::warn!(reason = %failure, "a template render was stopped; its worker was replaced");
+        Err(SandboxError::Limit(failure))
+    }
+}
+
+fn spawn(settings: &SandboxSettings) -> std::io::Result<Worker> {
+    let mut child = Command::new(&settings.exe)
+        .arg(WORKER_COMMAND)
+        .arg("--memory-mb")
+        .arg(settings.memory_mb.to_string())
+        // The worker needs nothing of the server's environment (its secrets included).
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(std::io::Error::other("the worker's pipes are missing"));
+    };
+    Ok(Worker { child, stdin, stdout })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_eof_ends_the_loop() {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&3u32.to_le_bytes());
+        buf.extend_from_slice(b"abc");
+        let mut r = buf.as_slice();
+        assert_eq!(read_frame(&mut r).unwrap().as_deref(), Some(&b"abc"[..]));
+        assert_eq!(read_frame(&mut r).unwrap(), None);
+        let mut huge = &(u32::MAX).to_le_bytes()[..];
+        assert!(read_frame(&mut huge).is_err());
+    }
+
+    #[test]
+    fn an_error_crosses_the_pipe_with_its_part() {
+        let e = TemplateError { part: TEXT, line: Some(2), column: Some(3), message: "m".into(), runaway: true };
+        let back = TemplateError::from(WireError::from(e.clone()));
+        assert_eq!(back, e);
+    }
+}
