@@ -19,6 +19,10 @@ pub struct BenchArgs {
     /// fan-out: campaign size.
     #[arg(long, default_value_t = 100_000)]
     pub recipients: usize,
+    /// fan-out: send a saved template (rendered by the render workers)
+    /// instead of inline content.
+    #[arg(long)]
+    pub template: bool,
     /// webhooks: events to send.
     #[arg(long, default_value_t = 20_000)]
     pub events: usize,

@@ -72,15 +72,20 @@ pub async fn fanout(args: &BenchArgs) -> anyhow::Result<Figures> {
     let server = Server::start(&binary(args.mailroom_bin.as_ref())?, &db, &resend_env(&mock, 0)).await?;
     let (tenant, key) = server.tenant().await?;
     import(&server, &tenant, &key, args.recipients).await?;
+    let content = if args.template {
+        let template = json!({
+            "name": "bench",
+            "subject": "Hi {{ first_name | default('there') }}",
+            "html": "<h1>Hello {{ first_name | default('there') }}</h1>{% for k, v in contact.attributes | items %}\
+                     <p>{{ k }}: {{ v }}</p>{% endfor %}<p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>",
+        });
+        let saved = server.call(Method::POST, &format!("/customers/{tenant}/templates"), &key, Some(template)).await?;
+        json!({ "template_id": saved["id"] })
+    } else {
+        json!({ "subject": "Hi {{first_name}}", "html": "<p>Hello {{first_name}}</p>" })
+    };
     let started = Instant::now();
-    let r = server
-        .call(
-            Method::POST,
-            &format!("/customers/{tenant}/send"),
-            &key,
-            Some(json!({ "subject": "Hi {{first_name}}", "html": "<p>Hello {{first_name}}</p>" })),
-        )
-        .await?;
+    let r = server.call(Method::POST, &format!("/customers/{tenant}/send"), &key, Some(content)).await?;
     let accept_s = started.elapsed().as_secs_f64();
     anyhow::ensure!(
         r["sent_to"].as_u64() == Some(args.recipients as u64),

@@ -9,6 +9,7 @@ async fn every_bench_scenario_runs_at_small_scale() {
         scenario: "all".into(),
         database_url: std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()),
         recipients: 500,
+        template: true,
         events: 300,
         concurrency: 8,
         target: None,
