@@ -459,3 +459,36 @@ async fn reputation_routes_check_keys_ids_and_input() {
         assert!(paths.contains_key(p), "openapi lacks {p}");
     }
 }
+
+#[tokio::test]
+async fn concurrent_evaluations_change_a_state_once_and_alert_once() {
+    let operator = Receiver::start().await;
+    let app = app_with(Some(&operator), &[("MAILROOM_REPUTATION_SWEEP_SECS", "3600")]).await;
+    let (a, key) = app.verified_tenant("A", "acme.com").await;
+    let sent = sent_campaign(&app, &a, &key, 200, "acme.com").await;
+    // 1.5%: below the 2% warning of this app, so ingestion changes nothing.
+    hard_bounces(&app, &sent[..3]).await;
+    assert_eq!(reputation(&app, &a, &key).await["state"], "ok");
+    // Evaluators with a 1% warning threshold, racing: the sweep of several
+    // workers, or a sweep and a group commit, judging the same figures.
+    let lower = mailroom::config::Config::from_lookup(|k| match k {
+        "DATABASE_URL" => Some("sqlite::memory:".into()),
+        "MAILROOM_REPUTATION_BOUNCE_WARNING_PERCENT" => Some("1".into()),
+        "MAILROOM_ALERT_WEBHOOK_URL" => Some(operator.url.clone()),
+        "MAILROOM_ALERT_WEBHOOK_SECRET" => Some(ALERT_SECRET.into()),
+        _ => None,
+    })
+    .unwrap()
+    .reputation_policy();
+    let store = app.store.clone().with_reputation(lower);
+    let changes = futures::future::join_all((0..8).map(|_| store.evaluate_reputation(None))).await;
+    let changed: usize = changes.into_iter().map(|c| c.unwrap().len()).sum();
+    assert_eq!(changed, 1, "one evaluation makes the change");
+    let r = reputation(&app, &a, &key).await;
+    assert_eq!(r["state"], "warning", "{r}");
+    assert_eq!(r["history"].as_array().unwrap().len(), 1, "{r}");
+    let to_warning = |(_, b): &(HeaderMap, String)| b.contains("\"to\":\"warning\"");
+    wait_for("the alert", Duration::from_secs(20), || async { operator.received().iter().any(to_warning) }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(operator.received().iter().filter(|d| to_warning(d)).count(), 1, "one alert");
+}
