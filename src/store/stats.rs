@@ -1,11 +1,14 @@
 //! Delivery analytics kept as counters, so reading a campaign's figures costs
 //! the same for ten recipients as for a million.
 //!
-//! A message counts once per figure: the first time it reaches it (sent,
-//! delivered, opened, clicked, a link, ...) is a row of `message_firsts`,
-//! inserted with `ON CONFLICT DO NOTHING`. Only the rows that insert really
-//! made (`RETURNING`) move the counters, in the same transaction: duplicate
+//! A message counts once per figure: the first time it reaches it (delivered,
+//! opened, clicked, a link, ...) is a row of `message_firsts`, inserted with
+//! `ON CONFLICT DO NOTHING`. Only the rows that insert really made
+//! (`RETURNING`) move the counters, in the same transaction: duplicate
 //! deliveries, events out of order and concurrent writers all count once.
+//! `sent`, which every email reaches, is a flag on the message instead
+//! (`messages.sent_counted`, set from 0 to 1 by whichever of the outbox and the
+//! provider's `email.sent` comes first), by the same rule.
 
 use std::collections::BTreeMap;
 
@@ -70,7 +73,15 @@ pub(crate) async fn record_firsts(tx: &mut sqlx::AnyConnection, firsts: Vec<Firs
         return Ok(());
     }
     let mut inserted: Vec<Inserted> = Vec::with_capacity(unique.len());
-    let all: Vec<&First> = unique.values().collect();
+    let (sent, all): (Vec<&First>, Vec<&First>) = unique.values().partition(|f| f.kind == "sent");
+    if !sent.is_empty() {
+        let at: BTreeMap<&str, i64> = sent.iter().map(|f| (f.message_id.as_str(), f.at)).collect();
+        let ids: Vec<&str> = at.keys().copied().collect();
+        for (id, tenant_id, campaign_id) in count_sent(tx, &ids).await? {
+            let created_at = at.get(id.as_str()).copied().unwrap_or_default();
+            inserted.push(Inserted { tenant_id, kind: "sent".into(), campaign_id, created_at });
+        }
+    }
     // 5 parameters a row: keep well under SQLite's and PostgreSQL's limits.
     for chunk in all.chunks(2000) {
         let mut p = Placeholders::after(0);
@@ -97,23 +108,36 @@ pub(crate) async fn record_accepted(
     message_ids: &[&str],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    if message_ids.is_empty() {
-        return Ok(());
-    }
-    let mut p = Placeholders::after(1);
-    let ids = p.list(message_ids.len());
-    let sql = format!(
-        "INSERT INTO message_firsts (tenant_id, message_id, kind, campaign_id, created_at) \
-         SELECT tenant_id, id, 'sent', campaign_id, $1 FROM messages WHERE id IN ({ids}) ORDER BY id \
-         ON CONFLICT (tenant_id, message_id, kind) DO NOTHING RETURNING tenant_id, kind, campaign_id, created_at"
-    );
-    let sql = native_sql(tx, &sql);
-    let mut q = sqlx::query_as::<_, Inserted>(&sql).bind(now);
-    for id in message_ids {
-        q = q.bind(*id);
-    }
-    let inserted = q.fetch_all(&mut *tx).await?;
+    let inserted: Vec<Inserted> = count_sent(tx, message_ids)
+        .await?
+        .into_iter()
+        .map(|(_, tenant_id, campaign_id)| Inserted { tenant_id, kind: "sent".into(), campaign_id, created_at: now })
+        .collect();
     add_counts(tx, &inserted).await
+}
+
+/// Marks these messages' `sent` figure counted: (id, tenant, campaign) of
+/// those not counted before.
+async fn count_sent(
+    tx: &mut sqlx::AnyConnection,
+    message_ids: &[&str],
+) -> Result<Vec<(String, String, Option<String>)>, sqlx::Error> {
+    let mut counted = Vec::with_capacity(message_ids.len());
+    for chunk in message_ids.chunks(2000) {
+        let mut p = Placeholders::after(0);
+        let sql = format!(
+            "UPDATE messages SET sent_counted = 1 WHERE id IN ({}) AND sent_counted = 0 \
+             RETURNING id, tenant_id, campaign_id",
+            p.list(chunk.len())
+        );
+        let sql = native_sql(tx, &sql);
+        let mut q = sqlx::query_as::<_, (String, String, Option<String>)>(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        counted.extend(q.fetch_all(&mut *tx).await?);
+    }
+    Ok(counted)
 }
 
 async fn add_counts(tx: &mut sqlx::AnyConnection, inserted: &[Inserted]) -> Result<(), sqlx::Error> {
