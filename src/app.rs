@@ -71,8 +71,13 @@ impl Core {
             timeout: Duration::from_millis(config.render_timeout_ms),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
         });
-        let renderer =
-            Arc::new(Renderer::new(UnsubscribeLinks::new(&secret, &config.public_url), config.max_html_bytes, sandbox));
+        let renderer = Arc::new(Renderer::new(
+            UnsubscribeLinks::new(&secret, &config.public_url),
+            config.max_html_bytes,
+            // A claim renders what its requests can carry, and no more.
+            config.max_batch_bytes.saturating_mul(4),
+            sandbox,
+        ));
         let outbox = Outbox::new(
             store.clone(),
             provider.clone(),

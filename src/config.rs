@@ -85,7 +85,7 @@ pub struct Config {
     /// (default 256); a template that needs more fails as a runaway template.
     pub render_memory_mb: u64,
     /// `MAILROOM_RENDER_TIMEOUT_MS`: how long one render job (a template for
-    /// up to a claim's recipients) may take (default 5,000).
+    /// up to a claim's recipients) may take (default 2,000).
     pub render_timeout_ms: u64,
     /// `MAILROOM_SECRET`: signs unsubscribe links (at least 32 characters).
     /// When absent, one is generated at first start and kept in the database,
@@ -262,7 +262,7 @@ impl Config {
         if render_memory_mb < 64 {
             bail!("MAILROOM_RENDER_MEMORY_MB must be at least 64 (a render worker needs that much to start)");
         }
-        let render_timeout_ms = parse_number(get("MAILROOM_RENDER_TIMEOUT_MS"), "MAILROOM_RENDER_TIMEOUT_MS", 5_000)?;
+        let render_timeout_ms = parse_number(get("MAILROOM_RENDER_TIMEOUT_MS"), "MAILROOM_RENDER_TIMEOUT_MS", 2_000)?;
         let soft_bounce_limit = parse_number(get("MAILROOM_SOFT_BOUNCE_LIMIT"), "MAILROOM_SOFT_BOUNCE_LIMIT", 3)?;
         let soft_bounce_days = parse_number(get("MAILROOM_SOFT_BOUNCE_DAYS"), "MAILROOM_SOFT_BOUNCE_DAYS", 30)?;
         let admin_key = get("MAILROOM_ADMIN_KEY");

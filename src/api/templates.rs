@@ -131,13 +131,18 @@ async fn check_content(state: &AppState, c: &TemplateContent) -> ApiResult<()> {
         email: "preview@example.com".into(),
         first_name: None,
         last_name: None,
-        attributes: Value::Object(Default::default()),
-        variables: Value::Object(Default::default()),
+        attributes: "{}".into(),
+        variables: "{}".into(),
         unsubscribe_url: Some("https://example.com/u/preview".into()),
         tenant_name: "Preview".into(),
     };
-    state.renderer.check_syntax(&c.subject, &c.html, c.text.as_deref()).map_err(invalid_template)?;
-    match state.renderer.render_template(&c.subject, &c.html, c.text.as_deref(), sample).await {
+    let renderer = &state.renderer;
+    renderer
+        .check_syntax(&c.subject, &c.html, c.text.as_deref())
+        .await
+        .map_err(unavailable)?
+        .map_err(invalid_template)?;
+    match renderer.render_template(&c.subject, &c.html, c.text.as_deref(), sample).await.map_err(unavailable)? {
         Err(e) if e.runaway => Err(invalid_template(e)),
         _ => Ok(()),
     }
@@ -167,6 +172,12 @@ fn check_limits(state: &AppState, subject: &str, html: &str, text: Option<&str>)
 
 pub fn invalid_template(e: crate::render::template::TemplateError) -> ApiError {
     ApiError::Invalid { code: "invalid_template", message: e.to_string() }
+}
+
+/// No render worker could be started: the server's trouble, not the template's.
+fn unavailable(e: crate::render::sandbox::SandboxError) -> ApiError {
+    tracing::error!(error = %e, "no template renderer");
+    ApiError::Unavailable(e.to_string())
 }
 
 fn content(name: &str, subject: &str, html: &str, text: Option<&str>) -> ApiResult<TemplateContent> {
@@ -373,12 +384,11 @@ pub(crate) async fn preview(
         email: contact.map_or("preview@example.com", |c| c.email.as_str()).to_owned(),
         first_name: contact.and_then(|c| c.first_name.clone()),
         last_name: contact.and_then(|c| c.last_name.clone()),
-        attributes: contact
-            .and_then(|c| serde_json::from_str(&c.attributes).ok())
-            .unwrap_or(Value::Object(Default::default())),
-        variables,
+        attributes: contact.map_or_else(|| "{}".to_owned(), |c| c.attributes.clone()),
+        variables: variables.to_string(),
         unsubscribe_url: Some(link),
         tenant_name: tenant.name,
     };
-    state.renderer.render_template(draft.subject, draft.html, draft.text, to).await.map_err(invalid_template)
+    let rendered = state.renderer.render_template(draft.subject, draft.html, draft.text, to).await;
+    rendered.map_err(unavailable)?.map_err(invalid_template)
 }

@@ -23,8 +23,8 @@ use serde_json::{json, Map, Value};
 use crate::domain::strip_header_unsafe;
 use crate::provider::{EmailTag, OutgoingEmail};
 use crate::store::ClaimedMessage;
-use sandbox::{Caller, Job, Sandbox, SandboxError};
-use template::{TemplateError, Templates};
+use sandbox::{Caller, Job, Outcome, Sandbox, SandboxError};
+use template::TemplateError;
 use unsubscribe::UnsubscribeLinks;
 
 const FALLBACK_NAME: &str = "there";
@@ -104,10 +104,11 @@ pub struct Recipient {
     pub email: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
-    /// The contact's attributes (a JSON object).
-    pub attributes: Value,
-    /// The send's `variables` (a JSON object).
-    pub variables: Value,
+    /// The contact's attributes: a JSON object, as text (read in the worker,
+    /// so its nesting is measured from its own top, as when it was accepted).
+    pub attributes: String,
+    /// The send's `variables`: a JSON object, as text.
+    pub variables: String,
     pub unsubscribe_url: Option<String>,
     pub tenant_name: String,
 }
@@ -118,14 +119,17 @@ impl Recipient {
     /// none, so `default('there')` applies), `unsubscribe_url` and `tenant`,
     /// which a variable of the same name cannot replace.
     pub fn context(&self) -> minijinja::Value {
-        let mut map = match &self.variables {
-            Value::Object(vars) => vars.clone(),
+        let object = |raw: &str| match serde_json::from_str(raw) {
+            Ok(Value::Object(map)) => map,
             _ => Map::new(),
         };
-        map.insert("variables".into(), self.variables.clone());
+        let variables = object(&self.variables);
+        let mut map = variables.clone();
+        map.insert("variables".into(), Value::Object(variables));
         map.insert(
             "contact".into(),
-            json!({ "email": self.email, "first_name": self.first_name, "last_name": self.last_name, "attributes": self.attributes }),
+            json!({ "email": self.email, "first_name": self.first_name, "last_name": self.last_name,
+                    "attributes": object(&self.attributes) }),
         );
         match self.first_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
             Some(name) => map.insert("first_name".into(), json!(name)),
@@ -156,28 +160,50 @@ pub struct Rendered {
     pub text: Option<String>,
 }
 
-/// Renders mail. Templates are compiled here only to check their syntax; they
-/// run in the [`Sandbox`]. Unsubscribe links are signed with the server's secret.
+/// Renders mail. Tenants' templates are compiled and run only in the
+/// [`Sandbox`]'s worker processes, never here (minijinja folds constants while
+/// it compiles, and its parser recurses: both are the template's to abuse).
+/// Unsubscribe links are signed with the server's secret.
 pub struct Renderer {
     links: UnsubscribeLinks,
     max_output: usize,
-    templates: Templates,
+    /// Most bytes one job brings back (see [`Job::budget`]).
+    budget: usize,
     sandbox: Sandbox,
 }
 
+/// A render that did not happen: the template's fault, or no renderer.
+pub type Checked<T> = Result<Result<T, TemplateError>, SandboxError>;
+
 impl Renderer {
-    /// `max_output` bounds a rendered part in bytes (`MAILROOM_MAX_HTML_BYTES`).
-    pub fn new(links: UnsubscribeLinks, max_output: usize, sandbox: Sandbox) -> Self {
-        Self { links, max_output, templates: Templates::default(), sandbox }
+    /// `max_output` bounds a rendered part in bytes (`MAILROOM_MAX_HTML_BYTES`);
+    /// `budget` what one job of many recipients may bring back.
+    pub fn new(links: UnsubscribeLinks, max_output: usize, budget: usize, sandbox: Sandbox) -> Self {
+        Self { links, max_output, budget: budget.max(max_output), sandbox }
     }
 
     pub fn links(&self) -> &UnsubscribeLinks {
         &self.links
     }
 
-    /// Checks a template's syntax (parsing runs no template code).
-    pub fn check_syntax(&self, subject: &str, html: &str, text: Option<&str>) -> Result<(), TemplateError> {
-        self.templates.compile(subject, html, text, self.max_output).map(|_| ())
+    fn job<'a>(&self, subject: &'a str, html: &'a str, text: Option<&'a str>, recipients: Vec<Recipient>) -> Job<'a> {
+        Job {
+            subject: subject.into(),
+            html: html.into(),
+            text: text.map(Into::into),
+            max_output: self.max_output,
+            budget: self.budget,
+            recipients: recipients.into(),
+        }
+    }
+
+    /// Checks a template's syntax, in a worker.
+    pub async fn check_syntax(&self, subject: &str, html: &str, text: Option<&str>) -> Checked<()> {
+        match self.sandbox.render(Caller::Interactive, &self.job(subject, html, text, Vec::new())).await {
+            Ok(outcome) => Ok(outcome.compiled),
+            Err(SandboxError::Limit(reason)) => Ok(Err(stopped(reason))),
+            Err(e) => Err(e),
+        }
     }
 
     /// Renders a template for one recipient, for a preview or a check: the
@@ -188,25 +214,21 @@ impl Renderer {
         html: &str,
         text: Option<&str>,
         to: Recipient,
-    ) -> Result<Rendered, TemplateError> {
-        let job = Job {
-            subject: subject.into(),
-            html: html.into(),
-            text: text.map(Into::into),
-            max_output: self.max_output,
-            recipients: vec![to].into(),
-        };
-        match self.sandbox.render(Caller::Interactive, &job).await {
-            Ok(mut answers) => answers.pop().unwrap_or_else(|| Err(stopped(String::from("no answer")))),
-            Err(e) => Err(stopped(e.to_string())),
+    ) -> Checked<Rendered> {
+        match self.sandbox.render(Caller::Interactive, &self.job(subject, html, text, vec![to])).await {
+            Ok(Outcome { compiled: Err(e), .. }) => Ok(Err(e)),
+            Ok(mut outcome) => Ok(outcome.rendered.pop().unwrap_or_else(|| Err(stopped("no answer".into())))),
+            Err(SandboxError::Limit(reason)) => Ok(Err(stopped(reason))),
+            Err(e) => Err(e),
         }
     }
 
-    /// The provider's JSON for each claimed message, in order, each tagged with
+    /// The provider's JSON for the claimed messages, in order, each tagged with
     /// its tenant and its campaign or message so delivery events can be traced
     /// back. A message's error is a template that cannot be rendered for its
-    /// recipient; the whole call fails only when no renderer can be started
-    /// (the messages are then left for a later claim).
+    /// recipient. The answers may stop short of the last messages (a job
+    /// brings back at most its budget): those are left for a later claim. The
+    /// whole call fails only when no renderer can be started.
     pub async fn emails_json(&self, ms: &[ClaimedMessage]) -> Result<Vec<Result<String, String>>, SandboxError> {
         let links: Vec<Option<String>> =
             ms.iter().map(|m| if m.list_unsubscribe == 1 { self.links.url(&m.id) } else { None }).collect();
@@ -217,28 +239,22 @@ impl Renderer {
             groups.entry((&m.subject, &m.html, m.text_body.as_deref())).or_default().push(i);
         }
         for ((subject, html, text), members) in groups {
-            let parse = |raw: Option<&str>| raw.and_then(|a| serde_json::from_str(a).ok()).unwrap_or(json!({}));
             let recipients: Vec<Recipient> = members
                 .iter()
                 .map(|&i| Recipient {
                     email: ms[i].to_email.clone(),
                     first_name: ms[i].first_name.clone(),
                     last_name: ms[i].last_name.clone(),
-                    attributes: parse(ms[i].attributes.as_deref()),
-                    variables: parse(ms[i].variables.as_deref()),
+                    attributes: ms[i].attributes.clone().unwrap_or_default(),
+                    variables: ms[i].variables.clone().unwrap_or_default(),
                     unsubscribe_url: links[i].clone(),
                     tenant_name: ms[i].tenant_name.clone(),
                 })
                 .collect();
-            let job = Job {
-                subject: subject.into(),
-                html: html.into(),
-                text: text.map(Into::into),
-                max_output: self.max_output,
-                recipients: recipients.into(),
-            };
-            let answers = match self.sandbox.render(Caller::Outbox, &job).await {
-                Ok(answers) => answers.into_iter().map(|r| r.map_err(|e| e.to_string())).collect(),
+            let job = self.job(subject, html, text, recipients);
+            let answers: Vec<Result<Rendered, String>> = match self.sandbox.render(Caller::Outbox, &job).await {
+                Ok(Outcome { compiled: Err(e), .. }) => members.iter().map(|_| Err(e.to_string())).collect(),
+                Ok(outcome) => outcome.rendered.into_iter().map(|r| r.map_err(|e| e.to_string())).collect(),
                 Err(SandboxError::Limit(_)) if members.len() > 1 => self.render_each(&job).await?,
                 Err(e @ SandboxError::Limit(_)) => vec![Err(e.to_string())],
                 Err(e @ SandboxError::Unavailable(_)) => return Err(e),
@@ -247,52 +263,52 @@ impl Renderer {
                 rendered[i] = Some(answer);
             }
         }
-        Ok(ms
-            .iter()
-            .zip(rendered)
-            .zip(links)
-            .map(|((m, rendered), link)| {
-                let content = match rendered {
-                    Some(Ok(r)) => Ok((r.subject, r.html, r.text, m.html.contains("unsubscribe_url"))),
-                    Some(Err(e)) => Err(format!("the template cannot be rendered for this recipient: {e}")),
-                    None => {
-                        let first = m.first_name.as_deref();
-                        let subject = substitute(&m.subject, first, None, Context::Text);
-                        let html = substitute(&m.html, first, link.as_deref(), Context::Html);
-                        let text = m.text_body.as_deref().map(|t| substitute(t, first, link.as_deref(), Context::Text));
-                        Ok((subject, html, text, places_link_inline(&m.html)))
-                    }
-                };
-                content
-                    .and_then(|content| serde_json::to_string(&self.email(m, link, content)).map_err(|e| e.to_string()))
-            })
-            .collect())
+        let mut emails = Vec::with_capacity(ms.len());
+        for ((m, rendered), link) in ms.iter().zip(rendered).zip(links) {
+            let content = match rendered {
+                Some(Ok(r)) => Ok((r.subject, r.html, r.text, m.html.contains("unsubscribe_url"))),
+                Some(Err(e)) => Err(format!("the template cannot be rendered for this recipient: {e}")),
+                // Past the job's budget: this one and the rest wait for a later claim.
+                None if m.templated == 1 => break,
+                None => {
+                    let first = m.first_name.as_deref();
+                    let subject = substitute(&m.subject, first, None, Context::Text);
+                    let html = substitute(&m.html, first, link.as_deref(), Context::Html);
+                    let text = m.text_body.as_deref().map(|t| substitute(t, first, link.as_deref(), Context::Text));
+                    Ok((subject, html, text, places_link_inline(&m.html)))
+                }
+            };
+            emails.push(
+                content.and_then(|content| {
+                    serde_json::to_string(&self.email(m, link, content)).map_err(|e| e.to_string())
+                }),
+            );
+        }
+        Ok(emails)
     }
 
     /// A job the sandbox stopped, again one recipient at a time, so that a
     /// template that runs away only for some recipients fails only theirs.
-    /// After [`MAX_STRIKES`] stopped renders the rest fail without trying: a
-    /// template that runs away for everyone costs a few worker restarts, not
-    /// one per recipient.
+    /// After [`MAX_STRIKES`] stopped renders, or as long as that many would
+    /// take, the rest fail without trying: a template that runs away for
+    /// everyone costs a few worker restarts, not one per recipient.
     async fn render_each(&self, job: &Job<'_>) -> Result<Vec<Result<Rendered, String>>, SandboxError> {
         let mut strikes = Vec::new();
         let mut answers = Vec::with_capacity(job.recipients.len());
+        let started = std::time::Instant::now();
+        let allowed = self.sandbox.timeout().saturating_mul(MAX_STRIKES as u32);
         for to in job.recipients.iter() {
-            if strikes.len() >= MAX_STRIKES {
-                answers.push(Err(strikes.last().cloned().unwrap_or_default()));
+            if strikes.len() >= MAX_STRIKES || started.elapsed() > allowed {
+                let reason = strikes.last().cloned().unwrap_or_else(|| "rendering stopped: too slow".into());
+                answers.push(Err(reason));
                 continue;
             }
-            let one = Job {
-                subject: job.subject.as_ref().into(),
-                html: job.html.as_ref().into(),
-                text: job.text.as_deref().map(Into::into),
-                max_output: job.max_output,
-                recipients: vec![to.clone()].into(),
-            };
+            let one = self.job(&job.subject, &job.html, job.text.as_deref(), vec![to.clone()]);
             match self.sandbox.render(Caller::Outbox, &one).await {
-                Ok(mut a) => {
-                    answers.push(a.pop().unwrap_or_else(|| Err(stopped("no answer".into()))).map_err(|e| e.to_string()))
-                }
+                Ok(Outcome { compiled: Err(e), .. }) => answers.push(Err(e.to_string())),
+                Ok(mut a) => answers.push(
+                    a.rendered.pop().unwrap_or_else(|| Err(stopped("no answer".into()))).map_err(|e| e.to_string()),
+                ),
                 Err(SandboxError::Limit(reason)) => {
                     strikes.push(reason.clone());
                     answers.push(Err(reason));
@@ -358,7 +374,7 @@ mod tests {
     use super::*;
 
     fn renderer() -> Renderer {
-        Renderer::new(UnsubscribeLinks::new("secret", "https://mail.test"), 100_000, Sandbox::in_process())
+        Renderer::new(UnsubscribeLinks::new("secret", "https://mail.test"), 100_000, 1_000_000, Sandbox::in_process())
     }
 
     #[tokio::test]
@@ -367,13 +383,17 @@ mod tests {
             email: "a@example.org".into(),
             first_name: None,
             last_name: None,
-            attributes: json!({}),
-            variables: json!({ "url": "https://x.test/a?b=1&c=2", "unsubscribe_url": "javascript:alert(1)" }),
+            attributes: "{}".into(),
+            variables: json!({ "url": "https://x.test/a?b=1&c=2", "unsubscribe_url": "javascript:alert(1)" })
+                .to_string(),
             unsubscribe_url: Some("https://mail.test/u/abc".into()),
             tenant_name: "T".into(),
         };
-        let r =
-            renderer().render_template("s", "<a href=\"{{ unsubscribe_url }}\">{{ url }}</a>", None, to).await.unwrap();
+        let r = renderer()
+            .render_template("s", "<a href=\"{{ unsubscribe_url }}\">{{ url }}</a>", None, to)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(r.html, "<a href=\"https://mail.test/u/abc\">https:&#x2f;&#x2f;x.test&#x2f;a?b=1&amp;c=2</a>");
     }
 

@@ -18,7 +18,8 @@ use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,10 @@ pub struct Job<'a> {
     pub text: Option<Cow<'a, str>>,
     /// Bound on each rendered part, in bytes.
     pub max_output: usize,
+    /// Rendering stops once this many bytes are rendered: the recipients after
+    /// that are left unanswered (a later job renders them), so what one job
+    /// brings back to the server stays bounded whatever the template makes.
+    pub budget: usize,
     pub recipients: Cow<'a, [Recipient]>,
 }
 
@@ -70,29 +75,55 @@ impl From<WireError> for TemplateError {
     }
 }
 
-type Answer = Vec<Result<Rendered, WireError>>;
+#[derive(Serialize, Deserialize)]
+struct Answer {
+    compiled: Result<(), WireError>,
+    rendered: Vec<Result<Rendered, WireError>>,
+}
+
+/// What became of a job: whether the template compiles, and the renders of
+/// its first recipients, in order (all of them unless the budget ran out;
+/// none if it does not compile).
+pub struct Outcome {
+    pub compiled: Result<(), TemplateError>,
+    pub rendered: Vec<Result<Rendered, TemplateError>>,
+}
 
 /// What a worker does with a job; also what [`Sandbox::in_process`] does.
 fn run_job(templates: &Templates, job: &Job<'_>) -> Answer {
-    job.recipients
-        .iter()
-        .map(|to| {
-            templates.render(&job.subject, &job.html, job.text.as_deref(), job.max_output, to).map_err(WireError::from)
-        })
-        .collect()
+    let text = job.text.as_deref();
+    if let Err(e) = templates.compile(&job.subject, &job.html, text, job.max_output) {
+        return Answer { compiled: Err(e.into()), rendered: Vec::new() };
+    }
+    let mut rendered = Vec::with_capacity(job.recipients.len());
+    let mut total = 0usize;
+    for to in job.recipients.iter() {
+        let r = templates.render(&job.subject, &job.html, text, job.max_output, to);
+        if let Ok(r) = &r {
+            total += r.subject.len() + r.html.len() + r.text.as_ref().map_or(0, String::len);
+        }
+        rendered.push(r.map_err(WireError::from));
+        if total >= job.budget {
+            break;
+        }
+    }
+    Answer { compiled: Ok(()), rendered }
 }
 
 /// The worker's main loop: limits its own memory, then answers jobs from stdin
 /// until stdin closes. Runs before any async runtime or thread is started.
+/// Each answer carries its job's number.
 pub fn serve_stdio(memory_mb: u64) -> anyhow::Result<()> {
     limit_memory(memory_mb)?;
     let templates = Templates::default();
     let mut input = std::io::stdin().lock();
     let mut output = std::io::stdout().lock();
     while let Some(frame) = read_frame(&mut input)? {
-        let job: Job<'_> = serde_json::from_slice(&frame)?;
+        let (number, job) = frame.split_at_checked(8).ok_or_else(|| anyhow::anyhow!("a frame without its number"))?;
+        let job: Job<'_> = serde_json::from_slice(job)?;
         let answer = serde_json::to_vec(&run_job(&templates, &job))?;
-        output.write_all(&u32::try_from(answer.len())?.to_le_bytes())?;
+        output.write_all(&u32::try_from(answer.len() + 8)?.to_le_bytes())?;
+        output.write_all(number)?;
         output.write_all(&answer)?;
         output.flush()?;
     }
@@ -152,10 +183,16 @@ pub enum SandboxError {
 
 /// Workers for one kind of caller. The outbox and interactive callers (API
 /// previews, template saves) have a pool each, so a tenant previewing a
-/// template that runs to its deadline never stalls another tenant's sending.
+/// template that runs to its deadline never stalls sending.
+///
+/// A job's exchange with its worker runs in a task of its own that owns the
+/// worker until the answer is read (or the worker is killed): a caller that
+/// gives up (a closed connection) cannot leave a worker with an answer owed,
+/// which the next job would read as its own. Answers carry their job's number
+/// as well, and a worker that answers another number is replaced.
 struct Pool {
-    slots: Vec<tokio::sync::Mutex<Option<Worker>>>,
-    next: AtomicUsize,
+    idle: Arc<std::sync::Mutex<Vec<Worker>>>,
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 struct Worker {
@@ -172,6 +209,7 @@ enum Inner {
         settings: SandboxSettings,
         outbox: Pool,
         interactive: Pool,
+        jobs: AtomicU64,
     },
     /// Renders in this process: for unit tests only, which have no mailroom
     /// binary to start (integration tests run real workers).
@@ -188,12 +226,9 @@ pub enum Caller {
 
 impl Sandbox {
     pub fn new(settings: SandboxSettings) -> Self {
-        let pool = |n: usize| Pool {
-            slots: (0..n.max(1)).map(|_| tokio::sync::Mutex::new(None)).collect(),
-            next: AtomicUsize::new(0),
-        };
+        let pool = |n: usize| Pool { idle: Arc::default(), permits: Arc::new(tokio::sync::Semaphore::new(n.max(1))) };
         let (outbox, interactive) = (pool(settings.workers), pool(settings.workers));
-        Self(Inner::Process { settings, outbox, interactive })
+        Self(Inner::Process { settings, outbox, interactive, jobs: AtomicU64::new(1) })
     }
 
     #[cfg(test)]
@@ -201,78 +236,99 @@ impl Sandbox {
         Self(Inner::InProcess(Templates::default()))
     }
 
-    /// Renders `job` for each of its recipients, in order.
-    pub async fn render(
-        &self,
-        caller: Caller,
-        job: &Job<'_>,
-    ) -> Result<Vec<Result<Rendered, TemplateError>>, SandboxError> {
+    /// How long one job may take.
+    pub fn timeout(&self) -> Duration {
+        match &self.0 {
+            Inner::Process { settings, .. } => settings.timeout,
+            #[cfg(test)]
+            Inner::InProcess(_) => Duration::from_secs(5),
+        }
+    }
+
+    /// Compiles `job`'s template and renders it for its recipients, in order,
+    /// as far as its budget allows.
+    pub async fn render(&self, caller: Caller, job: &Job<'_>) -> Result<Outcome, SandboxError> {
         let answer: Answer = match &self.0 {
             #[cfg(test)]
             Inner::InProcess(templates) => run_job(templates, job),
-            Inner::Process { settings, outbox, interactive } => {
+            Inner::Process { settings, outbox, interactive, jobs } => {
                 let pool = match caller {
                     Caller::Outbox => outbox,
                     Caller::Interactive => interactive,
                 };
-                let frame = serde_json::to_vec(job).map_err(|e| SandboxError::Limit(e.to_string()))?;
-                let answer = pool.run(settings, &frame).await?;
+                let number = jobs.fetch_add(1, Ordering::Relaxed);
+                let mut frame = number.to_le_bytes().to_vec();
+                serde_json::to_writer(&mut frame, job).map_err(|e| SandboxError::Limit(e.to_string()))?;
+                let answer = pool.run(settings, number, frame).await?;
                 serde_json::from_slice(&answer).map_err(|e| SandboxError::Limit(format!("unreadable answer: {e}")))?
             }
         };
-        Ok(answer.into_iter().map(|r| r.map_err(TemplateError::from)).collect())
+        Ok(Outcome {
+            compiled: answer.compiled.map_err(TemplateError::from),
+            rendered: answer.rendered.into_iter().map(|r| r.map_err(TemplateError::from)).collect(),
+        })
     }
 }
 
 impl Pool {
-    async fn run(&self, settings: &SandboxSettings, frame: &[u8]) -> Result<Vec<u8>, SandboxError> {
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = self.slots.len();
-        // A free worker if there is one, else wait for the next in turn.
-        let mut slot = match (0..n).find_map(|i| self.slots[(start + i) % n].try_lock().ok()) {
-            Some(slot) => slot,
-            None => self.slots[start % n].lock().await,
+    async fn run(&self, settings: &SandboxSettings, number: u64, frame: Vec<u8>) -> Result<Vec<u8>, SandboxError> {
+        let permit = self.permits.clone().acquire_owned().await.map_err(|e| SandboxError::Limit(e.to_string()))?;
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut worker = match idle {
+            Some(w) => w,
+            None => spawn(settings).map_err(SandboxError::Unavailable)?,
         };
-        if slot.is_none() {
-            *slot = Some(spawn(settings).map_err(SandboxError::Unavailable)?);
-        }
-        let Some(worker) = slot.as_mut() else { return Err(SandboxError::Limit("no worker".into())) };
-        let exchange = async {
-            let len = u32::try_from(frame.len()).map_err(std::io::Error::other)?;
-            worker.stdin.write_all(&len.to_le_bytes()).await?;
-            worker.stdin.write_all(frame).await?;
-            worker.stdin.flush().await?;
-            let mut len = [0u8; 4];
-            worker.stdout.read_exact(&mut len).await?;
-            let len = u32::from_le_bytes(len) as usize;
-            if len > MAX_FRAME {
-                return Err(std::io::Error::other(format!("an answer of {len} bytes")));
-            }
-            let mut answer = vec![0; len];
-            worker.stdout.read_exact(&mut answer).await?;
-            Ok::<_, std::io::Error>(answer)
-        };
-        let failure = match tokio::time::timeout(settings.timeout, exchange).await {
-            Ok(Ok(answer)) => return Ok(answer),
-            Ok(Err(_)) => format!(
-                "rendering stopped: the template needs more than the renderer's {} MB of memory \
-                 (MAILROOM_RENDER_MEMORY_MB)",
-                settings.memory_mb
-            ),
-            Err(_) => format!(
-                "rendering stopped: the template took longer than {} ms (MAILROOM_RENDER_TIMEOUT_MS)",
-                settings.timeout.as_millis()
-            ),
-        };
-        // The worker is dead or busy with something we gave up on: replace it.
-        if let Some(mut dead) = slot.take() {
-            let _ = dead.child.start_kill();
-            let _ = dead.child.wait().await;
-        }
-        metrics::counter!("mailroom_render_workers_killed_total").increment(1);
-        tracing::warn!(reason = %failure, "a template render was stopped; its worker was replaced");
-        Err(SandboxError::Limit(failure))
+        let (pool, settings) = (self.idle.clone(), settings.clone());
+        let exchange = tokio::spawn(async move {
+            let _permit = permit;
+            let answer = tokio::time::timeout(settings.timeout, exchange(&mut worker, number, &frame)).await;
+            let failure = match answer {
+                Ok(Ok(answer)) => {
+                    if let Ok(mut idle) = pool.lock() {
+                        idle.push(worker);
+                    }
+                    return Ok(answer);
+                }
+                Ok(Err(_)) => format!(
+                    "rendering stopped: the template needs more memory, or nests deeper, than the renderer \
+                     allows ({} MB, MAILROOM_RENDER_MEMORY_MB)",
+                    settings.memory_mb
+                ),
+                Err(_) => format!(
+                    "rendering stopped: the template took longer than {} ms (MAILROOM_RENDER_TIMEOUT_MS)",
+                    settings.timeout.as_millis()
+                ),
+            };
+            // The worker is dead, or busy with what we gave up on: replace it.
+            let _ = worker.child.start_kill();
+            let _ = worker.child.wait().await;
+            metrics::counter!("mailroom_render_workers_killed_total").increment(1);
+            tracing::warn!(reason = %failure, "a template render was stopped; its worker was replaced");
+            Err(SandboxError::Limit(failure))
+        });
+        exchange.await.map_err(|e| SandboxError::Limit(e.to_string()))?
     }
+}
+
+/// Sends one numbered job and reads its answer.
+async fn exchange(worker: &mut Worker, number: u64, frame: &[u8]) -> std::io::Result<Vec<u8>> {
+    let len = u32::try_from(frame.len()).map_err(std::io::Error::other)?;
+    worker.stdin.write_all(&len.to_le_bytes()).await?;
+    worker.stdin.write_all(frame).await?;
+    worker.stdin.flush().await?;
+    let mut len = [0u8; 4];
+    worker.stdout.read_exact(&mut len).await?;
+    let len = u32::from_le_bytes(len) as usize;
+    if !(8..=MAX_FRAME).contains(&len) {
+        return Err(std::io::Error::other(format!("an answer of {len} bytes")));
+    }
+    let mut answer = vec![0; len];
+    worker.stdout.read_exact(&mut answer).await?;
+    if answer[..8] != number.to_le_bytes() {
+        return Err(std::io::Error::other("the worker answered another job"));
+    }
+    answer.drain(..8);
+    Ok(answer)
 }
 
 fn spawn(settings: &SandboxSettings) -> std::io::Result<Worker> {

@@ -220,6 +220,11 @@ impl Templates {
     ) -> Result<Rendered, TemplateError> {
         let (subject, html, text) = self.compile(subject, html, text, max_output)?.render(&to.context())?;
         let text = text.unwrap_or_else(|| html_to_text(&html));
+        // Derived text can be larger than its html (a table's cells become
+        // padded lines): it is bounded like every part.
+        if text.len() > max_output {
+            return Err(TemplateError::too_large(TEXT, max_output));
+        }
         Ok(Rendered { subject, html, text: Some(text) })
     }
 }

@@ -6,6 +6,8 @@
 //! ran out (it stalled, or its call took too long) can never overwrite what the
 //! batch's next holder recorded.
 
+use std::collections::HashMap;
+
 use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 
@@ -182,6 +184,30 @@ const CLAIMED_COLUMNS: &str = "m.id, m.tenant_id, m.campaign_id, m.to_email, m.f
    CASE WHEN COALESCE(m.template_id, cp.template_id) IS NULL THEN 0 ELSE 1 END AS templated, \
    COALESCE(m.variables, cp.variables) AS variables, \
    CASE WHEN m.campaign_id IS NOT NULL OR m.list_unsubscribe = 1 THEN 1 ELSE 0 END AS list_unsubscribe";
+/// The head of the queue.
+#[derive(FromRow)]
+struct Head {
+    id: String,
+    campaign_id: Option<String>,
+    solo: i64,
+    domain_status: Option<String>,
+    reputation: Option<String>,
+}
+
+impl Head {
+    /// Whether its claim is one message alone: transactional mail, and
+    /// messages split out of a rejected batch.
+    fn single(&self) -> bool {
+        self.campaign_id.is_none() || self.solo == 1
+    }
+
+    /// Whether its campaign is held (as first read: the claim reads it again).
+    fn held(&self) -> bool {
+        self.campaign_id.is_some()
+            && (self.domain_status.as_deref() != Some("verified") || self.reputation.as_deref() == Some("paused"))
+    }
+}
+
 /// Messages `m` with their campaign `cp`, contact `ct` and tenant `tn`.
 const CLAIMED_FROM: &str = "messages m LEFT JOIN campaigns cp ON cp.id = m.campaign_id \
    LEFT JOIN contacts ct ON ct.id = m.contact_id JOIN tenants tn ON tn.id = m.tenant_id";
@@ -194,14 +220,37 @@ impl Store {
     pub async fn claim_due_batch(&self, lease_ms: i64, render: &impl RenderClaimed) -> anyhow::Result<DueBatch> {
         let now = now_ms();
         // A cheap read first: most steps find nothing due, and need no write lock for that.
-        let any_due: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM batches WHERE status = 'pending' AND due_at <= $1 LIMIT 1")
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
-        if any_due.is_none() {
-            return Ok(DueBatch::None);
+        let due: Option<(String, i64)> = sqlx::query_as(
+            "SELECT id, CASE WHEN payload IS NULL THEN 1 ELSE 0 END FROM batches \
+             WHERE status = 'pending' AND due_at <= $1 ORDER BY due_at LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((due_id, unrendered)) = due else { return Ok(DueBatch::None) };
+        // Rendered again as when first claimed, before the write transaction
+        // (see `claim_new_batch`). A template can fail for a recipient whose
+        // data changed since: the batch is then given up.
+        let mut rendered: Result<Vec<String>, String> = Ok(Vec::new());
+        if unrendered == 1 {
+            let messages: Vec<ClaimedMessage> = sqlx::query_as::<_, DueMessage>(&format!(
+                "SELECT {CLAIMED_COLUMNS}, 0 AS blocked, cp.state AS campaign_state, cp.deleted_at AS campaign_deleted_at \
+                 FROM {CLAIMED_FROM} WHERE m.batch_id = $1 ORDER BY m.id"
+            ))
+            .bind(&due_id)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|d| d.message)
+            .collect();
+            let answers = render.render_claimed(&messages).await?;
+            rendered = if answers.len() < messages.len() {
+                Err("the batch now renders to more than its requests can carry; its template or data changed".into())
+            } else {
+                answers.into_iter().collect()
+            };
         }
+        let now = now_ms();
         let mut tx = self.begin_write().await?;
         let row: Option<DueRow> = sqlx::query_as(&format!(
             "SELECT id, tenant_id, idempotency_key, single, payload, payload_hash, attempts, claims, claim_token, \
@@ -212,7 +261,8 @@ impl Store {
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else {
+        // Another worker took the batch rendered above: this one is for a later step.
+        let Some(row) = row.filter(|r| r.id == due_id) else {
             tx.commit().await?;
             return Ok(DueBatch::None);
         };
@@ -234,15 +284,9 @@ impl Store {
         .map(|d| (d.message, d.campaign_state, d.campaign_deleted_at))
         .collect();
 
-        // Rendered again as when first claimed (a template can fail for a
-        // recipient whose data changed since: the batch is then given up).
-        let rendered: Result<Vec<String>, String> = match row.payload {
-            Some(_) => Ok(Vec::new()),
-            None => {
-                let claimed: Vec<ClaimedMessage> = messages.iter().map(|(m, _, _)| m.clone()).collect();
-                render.render_claimed(&claimed).await?.into_iter().collect()
-            }
-        };
+        if rendered.as_ref().is_ok_and(|r| row.payload.is_none() && r.len() != messages.len()) {
+            rendered = Err("the batch's messages changed while it was rendered".into());
+        }
         let stopped = messages.is_empty()
             || messages.iter().any(|(_, state, deleted)| deleted.is_some() || state.as_deref() == Some("cancelled"));
         let give_up = if stopped {
@@ -315,9 +359,15 @@ impl Store {
 
     /// Claims the next group of queued messages — transactional first, then up to
     /// `max_batches` requests of one campaign — drops those that may no longer be
-    /// mailed, renders the rest with `render`, and records each request with its
-    /// idempotency key and claim token, all in one transaction, before anything
-    /// is sent. A request holds at most [`MAX_BATCH`] emails and `max_bytes` of body.
+    /// mailed, and records each request with its idempotency key and claim
+    /// token, all in one transaction, before anything is sent. A request holds
+    /// at most [`MAX_BATCH`] emails and `max_bytes` of body.
+    ///
+    /// Rendering (tenants' templates, in worker processes) happens before that
+    /// transaction, on what the claim would take as read a moment earlier:
+    /// the write lock (all of it, on SQLite) is never held while a template
+    /// runs. The transaction claims only messages rendered so; one that
+    /// slipped in meanwhile waits for the next claim.
     pub async fn claim_new_batch(
         &self,
         lease_ms: i64,
@@ -325,21 +375,23 @@ impl Store {
         max_bytes: usize,
         render: &impl RenderClaimed,
     ) -> anyhow::Result<Option<ClaimedBatch>> {
+        let mut renders: HashMap<String, Result<String, String>> = HashMap::new();
+        {
+            let mut conn = self.pool.acquire().await?;
+            let now = now_ms();
+            if let Some(head) = self.queue_head(&mut conn, now, false).await? {
+                if !head.held() {
+                    let ahead = self.claimable(&mut conn, &head, now, max_batches, max_bytes, false).await?;
+                    drop(conn);
+                    let sendable: Vec<ClaimedMessage> = ahead.into_iter().filter(|m| m.blocked == 0).collect();
+                    let answers = render.render_claimed(&sendable).await?;
+                    renders = sendable.into_iter().map(|m| m.id).zip(answers).collect();
+                }
+            }
+        }
         let mut tx = self.begin_write().await?;
         let now = now_ms();
-        // (id, campaign, solo, the tenant's domain status, its reputation state)
-        type Head = (String, Option<String>, i64, Option<String>, Option<String>);
-        let head: Option<Head> = sqlx::query_as(&format!(
-            "SELECT m.id, m.campaign_id, m.solo, t.domain_status, r.state FROM messages m JOIN tenants t ON t.id = m.tenant_id \
-               LEFT JOIN tenant_reputation r ON r.tenant_id = m.tenant_id \
-             WHERE m.status = 'queued' AND m.due_at <= $1 \
-             ORDER BY m.priority, m.due_at LIMIT 1{}",
-            self.skip_locked("m")
-        ))
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((head_id, campaign_id, solo, domain_status, reputation)) = head else {
+        let Some(head) = self.queue_head(&mut tx, now, true).await? else {
             tx.commit().await?;
             return Ok(None);
         };
@@ -347,8 +399,8 @@ impl Store {
         // reported it failing), or whose reputation is paused, is held: its
         // queued mail waits, re-checked every HOLD_MS, until the domain is
         // verified again or an admin resumes the tenant.
-        let mut paused = reputation.as_deref() == Some("paused");
-        if paused && campaign_id.is_some() {
+        let mut paused = head.reputation.as_deref() == Some("paused");
+        if paused && head.campaign_id.is_some() {
             // Read the state again, share-locked (PostgreSQL): a resume committing
             // meanwhile is then either seen here (no hold), or waits for this
             // transaction and releases what it holds. Without the lock, a hold
@@ -361,12 +413,13 @@ impl Store {
                 "SELECT r.state FROM tenant_reputation r \
                  WHERE r.tenant_id = (SELECT m.tenant_id FROM messages m WHERE m.id = $1){lock}"
             ))
-            .bind(&head_id)
+            .bind(&head.id)
             .fetch_optional(&mut *tx)
             .await?;
             paused = state.as_deref() == Some("paused");
         }
-        if let (Some(c), false) = (&campaign_id, domain_status.as_deref() == Some("verified") && !paused) {
+        let verified = head.domain_status.as_deref() == Some("verified");
+        if let (Some(c), false) = (&head.campaign_id, verified && !paused) {
             // Rows another claim has locked are skipped (that claim holds them
             // itself): two claims of one campaign never wait on each other.
             let held = sqlx::query(&format!(
@@ -380,43 +433,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            tracing::warn!(campaign = %c, messages = held.rows_affected(), status = ?domain_status, paused,
+            tracing::warn!(campaign = %c, messages = held.rows_affected(), status = ?head.domain_status, paused,
                 "campaign held: its tenant's domain is not verified, or its reputation is paused");
             return Ok(Some(ClaimedBatch { suppressed: 0, batches: Vec::new() }));
         }
-        // Transactional mail, and messages split out of a rejected batch, go alone.
-        let single = campaign_id.is_none() || solo == 1;
-        let (scope, scope_value, limit) = match &campaign_id {
-            Some(c) if !single => {
-                // Take no more than the requests can carry: a large body means
-                // fewer emails per claim, so memory stays bounded.
-                let size: Option<i64> = sqlx::query_scalar(
-                    "SELECT LENGTH(html) + COALESCE(LENGTH(text_body), 0) + LENGTH(subject) FROM campaigns WHERE id = $1",
-                )
-                .bind(c)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let per_email = usize::try_from(size.unwrap_or(0)).unwrap_or(0).saturating_add(512);
-                let by_bytes = (max_batches.max(1).saturating_mul(max_bytes) / per_email).max(1);
-                let by_count = usize::try_from(MAX_BATCH).unwrap_or(100).saturating_mul(max_batches.max(1));
-                ("m.campaign_id = $2 AND m.solo = 0", c.clone(), by_count.min(by_bytes))
-            }
-            _ => ("m.id = $2", head_id, 1),
-        };
-        let claimed: Vec<ClaimedMessage> = sqlx::query_as(&format!(
-            "SELECT {CLAIMED_COLUMNS}, \
-               CASE WHEN m.campaign_id IS NOT NULL AND NOT EXISTS ( \
-                 SELECT 1 FROM contacts c WHERE c.id = m.contact_id AND c.status = 'subscribed' \
-                   AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)) \
-               THEN 1 ELSE 0 END AS blocked \
-             FROM {CLAIMED_FROM} \
-             WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}{}",
-            self.skip_locked("m"),
-        ))
-        .bind(now)
-        .bind(scope_value)
-        .fetch_all(&mut *tx)
-        .await?;
+        let campaign_id = head.campaign_id.clone();
+        let single = head.single();
+        let claimed = self.claimable(&mut tx, &head, now, max_batches, max_bytes, true).await?;
 
         let (blocked, sendable): (Vec<_>, Vec<_>) = claimed.into_iter().partition(|m| m.blocked == 1);
         if !blocked.is_empty() {
@@ -424,12 +447,14 @@ impl Store {
             set_status(&mut tx, &ids, "suppressed", now, None).await?;
         }
         // A message whose template cannot be rendered for its recipient becomes
-        // a dead letter with the reason; the others go.
+        // a dead letter with the reason; the others go, but for any not
+        // rendered above (it came to the head of the queue meanwhile).
         let mut rendered = Vec::with_capacity(sendable.len());
-        for (m, json) in sendable.iter().zip(render.render_claimed(&sendable).await?) {
-            match json {
-                Ok(json) => rendered.push((m, json)),
-                Err(reason) => {
+        for m in &sendable {
+            match renders.remove(&m.id) {
+                None => {}
+                Some(Ok(json)) => rendered.push((m, json)),
+                Some(Err(reason)) => {
                     sqlx::query("UPDATE messages SET status = 'dead', last_error = $2, updated_at = $3 WHERE id = $1")
                         .bind(&m.id)
                         .bind(&reason)
@@ -480,6 +505,71 @@ impl Store {
         }
         tx.commit().await?;
         Ok(Some(ClaimedBatch { suppressed: blocked.len() as u64, batches }))
+    }
+
+    /// The message at the head of the queue, with what decides whether it is held.
+    async fn queue_head(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        now: i64,
+        lock: bool,
+    ) -> Result<Option<Head>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT m.id, m.campaign_id, m.solo, t.domain_status, r.state AS reputation \
+             FROM messages m JOIN tenants t ON t.id = m.tenant_id \
+               LEFT JOIN tenant_reputation r ON r.tenant_id = m.tenant_id \
+             WHERE m.status = 'queued' AND m.due_at <= $1 \
+             ORDER BY m.priority, m.due_at LIMIT 1{}",
+            if lock { self.skip_locked("m") } else { String::new() }
+        ))
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await
+    }
+
+    /// The messages a claim headed by `head` takes: that one alone (transactional
+    /// mail, and messages split out of a rejected batch), or as many of its
+    /// campaign as the claim's requests can carry.
+    async fn claimable(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        head: &Head,
+        now: i64,
+        max_batches: usize,
+        max_bytes: usize,
+        lock: bool,
+    ) -> Result<Vec<ClaimedMessage>, sqlx::Error> {
+        let (scope, scope_value, limit) = match &head.campaign_id {
+            Some(c) if !head.single() => {
+                // Take no more than the requests can carry: a large body means
+                // fewer emails per claim, so memory stays bounded.
+                let size: Option<i64> = sqlx::query_scalar(
+                    "SELECT LENGTH(html) + COALESCE(LENGTH(text_body), 0) + LENGTH(subject) FROM campaigns WHERE id = $1",
+                )
+                .bind(c)
+                .fetch_optional(&mut *conn)
+                .await?;
+                let per_email = usize::try_from(size.unwrap_or(0)).unwrap_or(0).saturating_add(512);
+                let by_bytes = (max_batches.max(1).saturating_mul(max_bytes) / per_email).max(1);
+                let by_count = usize::try_from(MAX_BATCH).unwrap_or(100).saturating_mul(max_batches.max(1));
+                ("m.campaign_id = $2 AND m.solo = 0", c.clone(), by_count.min(by_bytes))
+            }
+            _ => ("m.id = $2", head.id.clone(), 1),
+        };
+        sqlx::query_as(&format!(
+            "SELECT {CLAIMED_COLUMNS}, \
+               CASE WHEN m.campaign_id IS NOT NULL AND NOT EXISTS ( \
+                 SELECT 1 FROM contacts c WHERE c.id = m.contact_id AND c.status = 'subscribed' \
+                   AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)) \
+               THEN 1 ELSE 0 END AS blocked \
+             FROM {CLAIMED_FROM} \
+             WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}{}",
+            if lock { self.skip_locked("m") } else { String::new() },
+        ))
+        .bind(now)
+        .bind(scope_value)
+        .fetch_all(&mut *conn)
+        .await
     }
 
     /// Keeps a claim alive while its worker waits for a send slot or for the

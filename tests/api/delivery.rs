@@ -283,3 +283,36 @@ async fn an_address_suppressed_after_queueing_gets_no_campaign_mail() {
     let to: Vec<String> = app.mock().accepted().into_iter().skip(1).flat_map(|e| e.to).collect();
     assert_eq!(to, vec!["stays@example.org"], "checked again at claim time");
 }
+
+/// Renders as the outbox does, but first writes to the database, which it
+/// could not do while a claim held the write lock.
+struct WritesWhileRendering<'a> {
+    app: &'a TestApp,
+}
+
+impl mailroom::store::RenderClaimed for WritesWhileRendering<'_> {
+    async fn render_claimed(
+        &self,
+        messages: &[mailroom::store::ClaimedMessage],
+    ) -> anyhow::Result<Vec<Result<String, String>>> {
+        let name = mailroom::domain::new_id();
+        let write = self.app.store.insert_setting_if_absent(&name, "x");
+        tokio::time::timeout(std::time::Duration::from_secs(10), write)
+            .await
+            .expect("no write waits for a template to render")
+            .expect("written");
+        self.app.outbox.renderer().render_claimed(messages).await
+    }
+}
+
+#[tokio::test]
+async fn templates_render_outside_the_claims_write_transaction() {
+    let app = spawn_with(Options { resend: true, run_worker: false, ..Options::default() }).await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    app.add_contact(&t, &key, json!({ "email": "a@example.org" })).await;
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "<p>hi</p>" })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let claimed =
+        app.store.claim_new_batch(60_000, 1, usize::MAX, &WritesWhileRendering { app: &app }).await.unwrap().unwrap();
+    assert_eq!(claimed.batches.len(), 1);
+}

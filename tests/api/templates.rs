@@ -390,3 +390,119 @@ async fn a_template_past_the_render_deadline_is_stopped() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert!(r.body["error"]["message"].as_str().unwrap().contains("MAILROOM_RENDER_TIMEOUT_MS"), "{}", r.body);
 }
+
+/// Resident memory of this process (the server runs inside the test), in MB.
+fn rss_mb() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096 / (1024 * 1024)
+}
+
+#[tokio::test]
+async fn templates_are_parsed_only_in_workers_so_parser_recursion_and_constant_folding_cannot_hurt_the_server() {
+    let (app, t, key) = app_with_tenant(false).await;
+    // A chain the parser recurses on, one level a term: it overflowed the
+    // stack of a server thread, which aborted the whole server.
+    let chain = format!("{{{{ 1{} }}}}", "+1".repeat(20_000));
+    let r = app
+        .post(&format!("/customers/{t}/templates"), &key, json!({ "name": "Chain", "subject": "s", "html": chain }))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    // minijinja folds constants while it compiles: 100 MB a template, kept in
+    // the compiled-template cache, when compiled in the server.
+    let before = rss_mb();
+    for i in 0..6 {
+        let html = format!("{{# {i} #}}{{{{ 'x' * 100000000 }}}}");
+        let r = app
+            .post(&format!("/customers/{t}/templates"), &key, json!({ "name": "Fold", "subject": "s", "html": html }))
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    }
+    let grown = rss_mb().saturating_sub(before);
+    assert!(grown < 250, "the server grew by {grown} MB");
+    let ok = create(&app, &t, &key, json!({ "name": "Fine", "subject": "s", "html": "<p>{{ 6 * 7 }}</p>" })).await;
+    assert_eq!(ok["html"], "<p>{{ 6 * 7 }}</p>");
+}
+
+#[tokio::test]
+async fn a_preview_abandoned_by_its_caller_never_answers_another_customers_preview() {
+    let app = spawn_with(Options { resend: true, ..Options::default() }).await;
+    let (a, key_a) = app.verified_tenant("Acme", "acme.com").await;
+    let (b, key_b) = app.verified_tenant("Bolt", "bolt.com").await;
+    // Slow for a large n (each step copies 10 MB), quick when saved.
+    let slow = "{% set a = 'x' * 10000000 %}{% for i in range(n | default(0)) %}{% set b = a ~ 'y' %}{% endfor %}A-PRIVATE {{ secret }}";
+    let ta = create(&app, &a, &key_a, json!({ "name": "Slow", "subject": "A subject", "html": slow })).await;
+    let tb = create(&app, &b, &key_b, json!({ "name": "Mine", "subject": "B subject", "html": "<p>B-OWN</p>" })).await;
+    let url = |t: &str, id: &Value| format!("{}/customers/{t}/templates/{}/preview", app.base, id.as_str().unwrap());
+    // Callers that give up (a closed tab, a proxy's timeout) on every worker.
+    let impatient = reqwest::Client::builder().timeout(std::time::Duration::from_millis(300)).build().unwrap();
+    let gave_up = (0..4).map(|i| {
+        impatient
+            .post(url(&a, &ta["id"]))
+            .bearer_auth(&key_a)
+            .json(&json!({ "variables": { "n": 300, "secret": format!("A-SECRET-{i}") } }))
+            .send()
+    });
+    for r in futures::future::join_all(gave_up).await {
+        assert!(r.is_err(), "the caller gave up before the answer");
+    }
+    for _ in 0..3 {
+        let r = app.http.post(url(&b, &tb["id"])).bearer_auth(&key_b).json(&json!({})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["html"], "<p>B-OWN</p>", "{body}");
+        assert_eq!(body["subject"], "B subject", "{body}");
+    }
+}
+
+#[tokio::test]
+async fn text_derived_from_html_is_bounded_and_a_claim_renders_only_what_its_requests_carry() {
+    let app = spawn_with(Options {
+        resend: true,
+        env: vec![
+            ("MAILROOM_MAX_HTML_BYTES".into(), "20000".into()),
+            ("MAILROOM_MAX_BATCH_BYTES".into(), "4096".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    // 15 KB of html becomes far more text (each cell a padded line).
+    let cells = "<table><tr>{{ ('<td>a</td>' * 1500) | safe }}</tr></table>";
+    let r = app
+        .post(&format!("/customers/{t}/templates"), &key, json!({ "name": "Cells", "subject": "s", "html": cells }))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("`text`"), "{}", r.body);
+    // 3 KB an email from a tiny template: a claim of the whole campaign would
+    // bring back more than its requests carry (4 × 4 KB); it takes a few at a
+    // time, and every email goes.
+    for i in 0..9 {
+        app.add_contact(&t, &key, json!({ "email": format!("c{i}@example.org") })).await;
+    }
+    let big = create(&app, &t, &key, json!({ "name": "Big", "subject": "s", "html": "<p>{{ 'x' * 3000 }}</p>" })).await;
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "template_id": big["id"] })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    app.drain().await;
+    assert_eq!(app.mock().accepted().len(), 9);
+}
+
+#[tokio::test]
+async fn variables_nested_as_deep_as_the_api_accepts_render() {
+    let (app, t, key) = app_with_tenant(false).await;
+    let tpl =
+        create(&app, &t, &key, json!({ "name": "Deep", "subject": "s", "html": "<p>{{ d is defined }}</p>" })).await;
+    let mut deep = json!(1);
+    for _ in 0..120 {
+        deep = json!({ "d": deep });
+    }
+    let r = app
+        .post(
+            &format!("/customers/{t}/templates/{}/preview", tpl["id"].as_str().unwrap()),
+            &key,
+            json!({ "variables": deep }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["html"], "<p>True</p>");
+}
