@@ -74,8 +74,8 @@ impl Core {
         let renderer = Arc::new(Renderer::new(
             UnsubscribeLinks::new(&secret, &config.public_url),
             config.max_html_bytes,
-            // A claim renders what its requests can carry, and no more.
-            config.max_batch_bytes.saturating_mul(4),
+            // A claim renders about two requests' worth at most.
+            config.max_batch_bytes.saturating_mul(2),
             sandbox,
         ));
         let outbox = Outbox::new(

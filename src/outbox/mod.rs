@@ -75,6 +75,10 @@ pub struct Outbox {
     settings: OutboxSettings,
     wake: Arc<Notify>,
     renderer: Arc<Renderer>,
+    /// Claims of this process one at a time: a claim renders what it would
+    /// take before its transaction, and two at once would render the same
+    /// messages, of which only one could claim them.
+    claiming: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Outbox {
@@ -86,7 +90,7 @@ impl Outbox {
         renderer: Arc<Renderer>,
     ) -> Self {
         let pacer = Pacer::new(settings.send_rate, settings.campaign_share);
-        Self { store, provider, pacer, settings, wake, renderer }
+        Self { store, provider, pacer, settings, wake, renderer, claiming: Arc::default() }
     }
 
     /// Turns claimed messages into the provider's JSON.
@@ -103,8 +107,10 @@ impl Outbox {
     /// `claim_batches` new batches of one campaign (or one transactional email).
     pub async fn try_dispatch_once(&self) -> anyhow::Result<Step> {
         let lease = self.settings.lease_ms;
+        let claiming = self.claiming.lock().await;
         match self.store.claim_due_batch(lease, self.renderer.as_ref()).await? {
             DueBatch::Claimed(batch) => {
+                drop(claiming);
                 metrics::counter!("mailroom_batch_retries_total").increment(1);
                 return self.dispatch_all(vec![batch]).await;
             }
@@ -121,6 +127,7 @@ impl Outbox {
             .store
             .claim_new_batch(lease, self.settings.claim_batches, self.settings.max_batch_bytes, self.renderer.as_ref())
             .await?;
+        drop(claiming);
         let Some(claimed) = claimed else { return Ok(Step::Empty) };
         if claimed.suppressed > 0 {
             metrics::counter!("mailroom_messages_suppressed_at_claim_total").increment(claimed.suppressed);

@@ -28,9 +28,6 @@ use template::TemplateError;
 use unsubscribe::UnsubscribeLinks;
 
 const FALLBACK_NAME: &str = "there";
-/// Stopped renders of one job's recipients, one by one, before the rest of
-/// them are failed untried.
-const MAX_STRIKES: usize = 3;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Context {
     Html,
@@ -193,6 +190,8 @@ impl Renderer {
             text: text.map(Into::into),
             max_output: self.max_output,
             budget: self.budget,
+            // Half the deadline: a slow template's job stops short in time.
+            budget_ms: u64::try_from(self.sandbox.timeout().as_millis() / 2).unwrap_or(u64::MAX),
             recipients: recipients.into(),
         }
     }
@@ -287,33 +286,35 @@ impl Renderer {
         Ok(emails)
     }
 
-    /// A job the sandbox stopped, again one recipient at a time, so that a
-    /// template that runs away only for some recipients fails only theirs.
-    /// After [`MAX_STRIKES`] stopped renders, or as long as that many would
-    /// take, the rest fail without trying: a template that runs away for
-    /// everyone costs a few worker restarts, not one per recipient.
+    /// A job the sandbox stopped, again one recipient at a time from the
+    /// first, so that a template that runs away only for some recipients fails
+    /// only theirs. It stops at the first recipient stopped again (that one
+    /// fails, with the reason), or once the job's budget of bytes or time is
+    /// spent: the recipients after that are left for a later claim, never
+    /// failed untried.
     async fn render_each(&self, job: &Job<'_>) -> Result<Vec<Result<Rendered, String>>, SandboxError> {
-        let mut strikes = Vec::new();
-        let mut answers = Vec::with_capacity(job.recipients.len());
         let started = std::time::Instant::now();
-        let allowed = self.sandbox.timeout().saturating_mul(MAX_STRIKES as u32);
+        let mut answers = Vec::with_capacity(job.recipients.len());
+        let mut total = 0usize;
         for to in job.recipients.iter() {
-            if strikes.len() >= MAX_STRIKES || started.elapsed() > allowed {
-                let reason = strikes.last().cloned().unwrap_or_else(|| "rendering stopped: too slow".into());
-                answers.push(Err(reason));
-                continue;
-            }
             let one = self.job(&job.subject, &job.html, job.text.as_deref(), vec![to.clone()]);
             match self.sandbox.render(Caller::Outbox, &one).await {
                 Ok(Outcome { compiled: Err(e), .. }) => answers.push(Err(e.to_string())),
-                Ok(mut a) => answers.push(
-                    a.rendered.pop().unwrap_or_else(|| Err(stopped("no answer".into()))).map_err(|e| e.to_string()),
-                ),
+                Ok(mut a) => {
+                    let r = a.rendered.pop().unwrap_or_else(|| Err(stopped("no answer".into())));
+                    if let Ok(r) = &r {
+                        total += r.subject.len() + r.html.len() + r.text.as_ref().map_or(0, String::len);
+                    }
+                    answers.push(r.map_err(|e| e.to_string()));
+                }
                 Err(SandboxError::Limit(reason)) => {
-                    strikes.push(reason.clone());
                     answers.push(Err(reason));
+                    break;
                 }
                 Err(e @ SandboxError::Unavailable(_)) => return Err(e),
+            }
+            if total >= job.budget || started.elapsed() > self.sandbox.timeout() {
+                break;
             }
         }
         Ok(answers)

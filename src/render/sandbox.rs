@@ -45,10 +45,13 @@ pub struct Job<'a> {
     pub text: Option<Cow<'a, str>>,
     /// Bound on each rendered part, in bytes.
     pub max_output: usize,
-    /// Rendering stops once this many bytes are rendered: the recipients after
-    /// that are left unanswered (a later job renders them), so what one job
-    /// brings back to the server stays bounded whatever the template makes.
+    /// Rendering stops once the answer holds this many bytes, or once this
+    /// many milliseconds have passed: the recipients after that are left
+    /// unanswered (a later job renders them). What one job brings back stays
+    /// bounded whatever the template makes, and a slow template makes
+    /// smaller jobs instead of missing its deadline.
     pub budget: usize,
+    pub budget_ms: u64,
     pub recipients: Cow<'a, [Recipient]>,
 }
 
@@ -75,10 +78,19 @@ impl From<WireError> for TemplateError {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Answer {
     compiled: Result<(), WireError>,
     rendered: Vec<Result<Rendered, WireError>>,
+}
+
+/// An [`Answer`] as the worker writes it: each render serialized as it is
+/// made, so the budget counts the bytes that cross the pipe (JSON escapes
+/// can make them several times the rendered text).
+#[derive(Serialize)]
+struct WrittenAnswer {
+    compiled: Result<(), WireError>,
+    rendered: Vec<Box<serde_json::value::RawValue>>,
 }
 
 /// What became of a job: whether the template compiles, and the renders of
@@ -90,24 +102,30 @@ pub struct Outcome {
 }
 
 /// What a worker does with a job; also what [`Sandbox::in_process`] does.
-fn run_job(templates: &Templates, job: &Job<'_>) -> Answer {
+fn run_job(templates: &Templates, job: &Job<'_>) -> WrittenAnswer {
+    let started = std::time::Instant::now();
     let text = job.text.as_deref();
     if let Err(e) = templates.compile(&job.subject, &job.html, text, job.max_output) {
-        return Answer { compiled: Err(e.into()), rendered: Vec::new() };
+        return WrittenAnswer { compiled: Err(e.into()), rendered: Vec::new() };
     }
     let mut rendered = Vec::with_capacity(job.recipients.len());
     let mut total = 0usize;
     for to in job.recipients.iter() {
-        let r = templates.render(&job.subject, &job.html, text, job.max_output, to);
-        if let Ok(r) = &r {
-            total += r.subject.len() + r.html.len() + r.text.as_ref().map_or(0, String::len);
-        }
-        rendered.push(r.map_err(WireError::from));
-        if total >= job.budget {
+        let r = templates.render(&job.subject, &job.html, text, job.max_output, to).map_err(WireError::from);
+        let Ok(raw) = serde_json::value::to_raw_value(&r) else { break };
+        total += raw.get().len();
+        rendered.push(raw);
+        if total >= job.budget || started.elapsed().as_millis() >= u128::from(job.budget_ms) {
             break;
         }
     }
-    Answer { compiled: Ok(()), rendered }
+    WrittenAnswer { compiled: Ok(()), rendered }
+}
+
+#[cfg(test)]
+fn read_answer(written: WrittenAnswer) -> Answer {
+    let json = serde_json::to_vec(&written).unwrap_or_default();
+    serde_json::from_slice(&json).unwrap_or(Answer { compiled: Ok(()), rendered: Vec::new() })
 }
 
 /// The worker's main loop: limits its own memory, then answers jobs from stdin
@@ -250,7 +268,7 @@ impl Sandbox {
     pub async fn render(&self, caller: Caller, job: &Job<'_>) -> Result<Outcome, SandboxError> {
         let answer: Answer = match &self.0 {
             #[cfg(test)]
-            Inner::InProcess(templates) => run_job(templates, job),
+            Inner::InProcess(templates) => read_answer(run_job(templates, job)),
             Inner::Process { settings, outbox, interactive, jobs } => {
                 let pool = match caller {
                     Caller::Outbox => outbox,

@@ -184,6 +184,17 @@ const CLAIMED_COLUMNS: &str = "m.id, m.tenant_id, m.campaign_id, m.to_email, m.f
    CASE WHEN COALESCE(m.template_id, cp.template_id) IS NULL THEN 0 ELSE 1 END AS templated, \
    COALESCE(m.variables, cp.variables) AS variables, \
    CASE WHEN m.campaign_id IS NOT NULL OR m.list_unsubscribe = 1 THEN 1 ELSE 0 END AS list_unsubscribe";
+/// Whether campaign message `m` may no longer be mailed: its contact is gone,
+/// unsubscribed or suppressed.
+const BLOCKED: &str = "CASE WHEN m.campaign_id IS NOT NULL AND NOT EXISTS ( \
+     SELECT 1 FROM contacts c WHERE c.id = m.contact_id AND c.status = 'subscribed' \
+       AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)) \
+   THEN 1 ELSE 0 END";
+
+/// [`Head`]s of messages `m`, to be narrowed by a `WHERE`.
+const HEAD: &str = "SELECT m.id, m.campaign_id, m.solo, t.domain_status, r.state AS reputation \
+   FROM messages m JOIN tenants t ON t.id = m.tenant_id LEFT JOIN tenant_reputation r ON r.tenant_id = m.tenant_id";
+
 /// The head of the queue.
 #[derive(FromRow)]
 struct Head {
@@ -375,25 +386,28 @@ impl Store {
         max_bytes: usize,
         render: &impl RenderClaimed,
     ) -> anyhow::Result<Option<ClaimedBatch>> {
-        let mut renders: HashMap<String, Result<String, String>> = HashMap::new();
-        {
-            let mut conn = self.pool.acquire().await?;
-            let now = now_ms();
-            if let Some(head) = self.queue_head(&mut conn, now, false).await? {
-                if !head.held() {
-                    let ahead = self.claimable(&mut conn, &head, now, max_batches, max_bytes, false).await?;
-                    drop(conn);
-                    let sendable: Vec<ClaimedMessage> = ahead.into_iter().filter(|m| m.blocked == 0).collect();
-                    let answers = render.render_claimed(&sendable).await?;
-                    renders = sendable.into_iter().map(|m| m.id).zip(answers).collect();
-                }
-            }
-        }
+        // What the claim would take, read and rendered outside the transaction.
+        let mut conn = self.pool.acquire().await?;
+        let Some(head) = self.queue_head(&mut conn, now_ms()).await? else { return Ok(None) };
+        let ahead = if head.held() {
+            Vec::new()
+        } else {
+            self.claimable(&mut conn, &head, now_ms(), max_batches, max_bytes).await?
+        };
+        drop(conn);
+        let unblocked: Vec<ClaimedMessage> = ahead.iter().filter(|m| m.blocked == 0).cloned().collect();
+        let answers = render.render_claimed(&unblocked).await?;
+        let mut renders: HashMap<String, Result<String, String>> =
+            unblocked.into_iter().map(|m| m.id).zip(answers).collect();
+
         let mut tx = self.begin_write().await?;
         let now = now_ms();
-        let Some(head) = self.queue_head(&mut tx, now, true).await? else {
+        // The head as it is now: whether its campaign is held is read again.
+        let head: Option<Head> =
+            sqlx::query_as(&format!("{HEAD} WHERE m.id = $1")).bind(&head.id).fetch_optional(&mut *tx).await?;
+        let Some(head) = head else {
             tx.commit().await?;
-            return Ok(None);
+            return Ok(Some(ClaimedBatch { suppressed: 0, batches: Vec::new() }));
         };
         // A campaign of a tenant whose domain is not verified (the provider
         // reported it failing), or whose reputation is paused, is held: its
@@ -439,8 +453,31 @@ impl Store {
         }
         let campaign_id = head.campaign_id.clone();
         let single = head.single();
-        let claimed = self.claimable(&mut tx, &head, now, max_batches, max_bytes, true).await?;
-
+        // Of the messages read above, those still queued (and not locked by
+        // another claim), with whether each may still be mailed.
+        let mut still: HashMap<String, i64> = HashMap::new();
+        for chunk in ahead.chunks(2000) {
+            let mut p = Placeholders::after(0);
+            let sql = format!(
+                "SELECT m.id, {BLOCKED} AS blocked FROM messages m \
+                 WHERE m.id IN ({}) AND m.status = 'queued'{}",
+                p.list(chunk.len()),
+                self.skip_locked("m")
+            );
+            let sql = self.native_sql(&sql);
+            let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
+            for m in chunk {
+                q = q.bind(&m.id);
+            }
+            still.extend(q.fetch_all(&mut *tx).await?);
+        }
+        let claimed: Vec<ClaimedMessage> = ahead
+            .into_iter()
+            .filter_map(|mut m| {
+                m.blocked = *still.get(&m.id)?;
+                Some(m)
+            })
+            .collect();
         let (blocked, sendable): (Vec<_>, Vec<_>) = claimed.into_iter().partition(|m| m.blocked == 1);
         if !blocked.is_empty() {
             let ids: Vec<&str> = blocked.iter().map(|m| m.id.as_str()).collect();
@@ -508,19 +545,9 @@ impl Store {
     }
 
     /// The message at the head of the queue, with what decides whether it is held.
-    async fn queue_head(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        now: i64,
-        lock: bool,
-    ) -> Result<Option<Head>, sqlx::Error> {
+    async fn queue_head(&self, conn: &mut sqlx::AnyConnection, now: i64) -> Result<Option<Head>, sqlx::Error> {
         sqlx::query_as(&format!(
-            "SELECT m.id, m.campaign_id, m.solo, t.domain_status, r.state AS reputation \
-             FROM messages m JOIN tenants t ON t.id = m.tenant_id \
-               LEFT JOIN tenant_reputation r ON r.tenant_id = m.tenant_id \
-             WHERE m.status = 'queued' AND m.due_at <= $1 \
-             ORDER BY m.priority, m.due_at LIMIT 1{}",
-            if lock { self.skip_locked("m") } else { String::new() }
+            "{HEAD} WHERE m.status = 'queued' AND m.due_at <= $1 ORDER BY m.priority, m.due_at LIMIT 1"
         ))
         .bind(now)
         .fetch_optional(&mut *conn)
@@ -537,7 +564,6 @@ impl Store {
         now: i64,
         max_batches: usize,
         max_bytes: usize,
-        lock: bool,
     ) -> Result<Vec<ClaimedMessage>, sqlx::Error> {
         let (scope, scope_value, limit) = match &head.campaign_id {
             Some(c) if !head.single() => {
@@ -557,14 +583,8 @@ impl Store {
             _ => ("m.id = $2", head.id.clone(), 1),
         };
         sqlx::query_as(&format!(
-            "SELECT {CLAIMED_COLUMNS}, \
-               CASE WHEN m.campaign_id IS NOT NULL AND NOT EXISTS ( \
-                 SELECT 1 FROM contacts c WHERE c.id = m.contact_id AND c.status = 'subscribed' \
-                   AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)) \
-               THEN 1 ELSE 0 END AS blocked \
-             FROM {CLAIMED_FROM} \
-             WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}{}",
-            if lock { self.skip_locked("m") } else { String::new() },
+            "SELECT {CLAIMED_COLUMNS}, {BLOCKED} AS blocked FROM {CLAIMED_FROM} \
+             WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}"
         ))
         .bind(now)
         .bind(scope_value)

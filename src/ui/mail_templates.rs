@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use super::operator::Done;
 use super::session::CsrfOnly;
-use super::{form_error, page, scope, see_other, Frame, UiError, UiResult, UiUser};
+use super::{form_error, page, scope, see_other, Frame, UiResult, UiUser};
 use crate::api::templates::{self, Changes, Draft, Template};
 use crate::domain::{EmailAddress, TenantId};
 use crate::error::ApiError;
@@ -288,10 +288,8 @@ async fn live_preview(
     };
     match f.render(&state, &id).await {
         Ok(r) => Json(json!({ "subject": r.subject, "html": r.html, "text": r.text })).into_response(),
-        Err(e) if e.status().is_client_error() => {
-            (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": e.to_string() }))).into_response()
-        }
-        Err(e) => UiError::from(e).into_response(),
+        // The API's error envelope, as the API would answer.
+        Err(e) => e.into_response(),
     }
 }
 

@@ -506,3 +506,26 @@ async fn variables_nested_as_deep_as_the_api_accepts_render() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["html"], "<p>True</p>");
 }
+
+#[tokio::test]
+async fn a_template_slow_for_a_whole_claim_is_rendered_in_smaller_jobs_and_loses_no_one() {
+    let app = spawn_with(Options {
+        resend: true,
+        env: vec![("MAILROOM_RENDER_TIMEOUT_MS".into(), "300".into())],
+        ..Options::default()
+    })
+    .await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    app.import_contacts(&t, &key, 60, "example.org").await;
+    // Some milliseconds a recipient: a claim's 60 together take longer than
+    // the deadline, each one alone far less.
+    let html = "{% set a = 'x' * 20000000 %}<p>{{ (a ~ 'y') | length }}</p>";
+    let tpl = create(&app, &t, &key, json!({ "name": "Slowish", "subject": "s", "html": html })).await;
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "template_id": tpl["id"] })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    app.drain().await;
+    let dead = app.get(&format!("/customers/{t}/dead-letters"), &key).await;
+    assert_eq!(dead.body.as_array().map(Vec::len), Some(0), "{}", dead.body);
+    assert_eq!(app.mock().accepted().len(), 60);
+    assert!(app.mock().accepted().iter().all(|e| e.html.as_deref().unwrap_or("").starts_with("<p>20000001</p>")));
+}

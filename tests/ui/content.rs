@@ -332,7 +332,8 @@ async fn template_forms_refuse_a_missing_token_and_show_bad_input_on_the_page() 
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let j: Value = r.json().await.unwrap();
-    assert!(j["error"].as_str().unwrap().contains("JSON object"), "{j}");
+    assert!(j["error"]["message"].as_str().unwrap().contains("JSON object"), "{j}");
+    assert!(j["error"]["code"].is_string(), "the API's error envelope: {j}");
     let r = c
         .post(live.clone(), &[("subject", "Hi"), ("html", "<p>{{ code }}</p>"), ("variables", r#"{"code": 7}"#)])
         .await;

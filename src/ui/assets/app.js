@@ -146,7 +146,7 @@
       }).then(function (r) { return r.json(); }).then(function (j) {
         if (mine !== asked) return; // a later keystroke has asked again
         if (j.error !== undefined) {
-          perr.textContent = j.error;
+          perr.textContent = j.error.message;
           perr.hidden = false;
           return;
         }
