@@ -454,23 +454,20 @@ impl Store {
         let campaign_id = head.campaign_id.clone();
         let single = head.single();
         // Of the messages read above, those still queued (and not locked by
-        // another claim), with whether each may still be mailed.
-        let mut still: HashMap<String, i64> = HashMap::new();
-        for chunk in ahead.chunks(2000) {
-            let mut p = Placeholders::after(0);
-            let sql = format!(
-                "SELECT m.id, {BLOCKED} AS blocked FROM messages m \
-                 WHERE m.id IN ({}) AND m.status = 'queued'{}",
-                p.list(chunk.len()),
-                self.skip_locked("m")
-            );
-            let sql = self.native_sql(&sql);
-            let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
-            for m in chunk {
-                q = q.bind(&m.id);
-            }
-            still.extend(q.fetch_all(&mut *tx).await?);
-        }
+        // another claim), with whether each may still be mailed: the claim's
+        // own query again (its plan follows the campaign's index), ids only.
+        let (scope, scope_value, limit) = self.claim_scope(&mut tx, &head, max_batches, max_bytes).await?;
+        let still: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(&format!(
+            "SELECT m.id, {BLOCKED} AS blocked FROM messages m \
+             WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}{}",
+            self.skip_locked("m")
+        ))
+        .bind(now)
+        .bind(scope_value)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
         let claimed: Vec<ClaimedMessage> = ahead
             .into_iter()
             .filter_map(|mut m| {
@@ -565,7 +562,27 @@ impl Store {
         max_batches: usize,
         max_bytes: usize,
     ) -> Result<Vec<ClaimedMessage>, sqlx::Error> {
-        let (scope, scope_value, limit) = match &head.campaign_id {
+        let (scope, scope_value, limit) = self.claim_scope(conn, head, max_batches, max_bytes).await?;
+        sqlx::query_as(&format!(
+            "SELECT {CLAIMED_COLUMNS}, {BLOCKED} AS blocked FROM {CLAIMED_FROM} \
+             WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}"
+        ))
+        .bind(now)
+        .bind(scope_value)
+        .fetch_all(&mut *conn)
+        .await
+    }
+
+    /// Which messages `m` a claim headed by `head` takes (a condition on `$2`,
+    /// the value for `$2`), and how many at most.
+    async fn claim_scope(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        head: &Head,
+        max_batches: usize,
+        max_bytes: usize,
+    ) -> Result<(&'static str, String, usize), sqlx::Error> {
+        Ok(match &head.campaign_id {
             Some(c) if !head.single() => {
                 // Take no more than the requests can carry: a large body means
                 // fewer emails per claim, so memory stays bounded.
@@ -581,15 +598,7 @@ impl Store {
                 ("m.campaign_id = $2 AND m.solo = 0", c.clone(), by_count.min(by_bytes))
             }
             _ => ("m.id = $2", head.id.clone(), 1),
-        };
-        sqlx::query_as(&format!(
-            "SELECT {CLAIMED_COLUMNS}, {BLOCKED} AS blocked FROM {CLAIMED_FROM} \
-             WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}"
-        ))
-        .bind(now)
-        .bind(scope_value)
-        .fetch_all(&mut *conn)
-        .await
+        })
     }
 
     /// Keeps a claim alive while its worker waits for a send slot or for the
