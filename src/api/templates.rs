@@ -119,7 +119,7 @@ pub fn variables(raw: Option<Value>) -> ApiResult<Value> {
 /// or too large) even for that one is refused when saved, not when sent.
 /// Other render errors may depend on the data a real send brings: a send
 /// reports those per recipient.
-async fn check_content(state: &AppState, c: &TemplateContent) -> ApiResult<()> {
+async fn check_content(state: &AppState, tenant_id: &TenantId, c: &TemplateContent) -> ApiResult<()> {
     check_limits(state, &c.subject, &c.html, c.text.as_deref())?;
     if c.subject.trim().is_empty() {
         return Err(ApiError::validation("`subject` must not be empty"));
@@ -136,16 +136,8 @@ async fn check_content(state: &AppState, c: &TemplateContent) -> ApiResult<()> {
         unsubscribe_url: Some("https://example.com/u/preview".into()),
         tenant_name: "Preview".into(),
     };
-    let renderer = &state.renderer;
-    renderer
-        .check_syntax(&c.subject, &c.html, c.text.as_deref())
-        .await
-        .map_err(unavailable)?
-        .map_err(invalid_template)?;
-    match renderer.render_template(&c.subject, &c.html, c.text.as_deref(), sample).await.map_err(unavailable)? {
-        Err(e) if e.runaway => Err(invalid_template(e)),
-        _ => Ok(()),
-    }
+    let checked = state.renderer.check(tenant_id.as_str(), &c.subject, &c.html, c.text.as_deref(), sample).await;
+    checked.map_err(unavailable)?.map_err(invalid_template)
 }
 
 /// Sizes, a one-line subject, and no NUL anywhere (PostgreSQL cannot store one).
@@ -217,7 +209,7 @@ pub(crate) async fn create(
     text: Option<&str>,
 ) -> ApiResult<TemplateRow> {
     let c = content(name, subject, html, text)?;
-    check_content(state, &c).await?;
+    check_content(state, tenant_id, &c).await?;
     Ok(state.store.create_template(tenant_id, &c).await?)
 }
 
@@ -287,7 +279,7 @@ pub(crate) async fn update(
             None => current.text_body.as_deref(),
         },
     )?;
-    check_content(state, &merged).await?;
+    check_content(state, tenant_id, &merged).await?;
     let patch = TemplatePatch {
         name: input.name.map(|_| merged.name.clone()),
         subject: input.subject.map(|_| merged.subject.clone()),
@@ -389,6 +381,6 @@ pub(crate) async fn preview(
         unsubscribe_url: Some(link),
         tenant_name: tenant.name,
     };
-    let rendered = state.renderer.render_template(draft.subject, draft.html, draft.text, to).await;
+    let rendered = state.renderer.render_template(tenant_id.as_str(), draft.subject, draft.html, draft.text, to).await;
     rendered.map_err(unavailable)?.map_err(invalid_template)
 }

@@ -16,7 +16,10 @@ pub mod starters;
 pub mod template;
 pub mod unsubscribe;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use serde_json::{json, Map, Value};
 
@@ -167,6 +170,8 @@ pub struct Renderer {
     /// Most bytes one job brings back (see [`Job::budget`]).
     budget: usize,
     sandbox: Sandbox,
+    /// Each tenant's turn at the interactive workers (see [`Renderer::turn`]).
+    turns: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 /// A render that did not happen: the template's fault, or no renderer.
@@ -176,7 +181,7 @@ impl Renderer {
     /// `max_output` bounds a rendered part in bytes (`MAILROOM_MAX_HTML_BYTES`);
     /// `budget` what one job of many recipients may bring back.
     pub fn new(links: UnsubscribeLinks, max_output: usize, budget: usize, sandbox: Sandbox) -> Self {
-        Self { links, max_output, budget: budget.max(max_output), sandbox }
+        Self { links, max_output, budget: budget.max(max_output), sandbox, turns: Default::default() }
     }
 
     pub fn links(&self) -> &UnsubscribeLinks {
@@ -196,24 +201,49 @@ impl Renderer {
         }
     }
 
-    /// Checks a template's syntax, in a worker.
-    pub async fn check_syntax(&self, subject: &str, html: &str, text: Option<&str>) -> Checked<()> {
-        match self.sandbox.render(Caller::Interactive, &self.job(subject, html, text, Vec::new())).await {
-            Ok(outcome) => Ok(outcome.compiled),
+    /// Waits for this tenant's turn at the interactive workers: one preview or
+    /// check at a time per tenant, so one tenant's slow templates never take
+    /// every worker from the others.
+    async fn turn(&self, tenant: &str) -> Option<OwnedSemaphorePermit> {
+        let queue =
+            self.turns.lock().ok()?.entry(tenant.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(1))).clone();
+        queue.acquire_owned().await.ok()
+    }
+
+    /// The check a template gets when saved, in one job: its syntax, and one
+    /// render for `sample` that must not run away (other render errors may
+    /// depend on the data a real send brings, and are left to the send).
+    pub async fn check(
+        &self,
+        tenant: &str,
+        subject: &str,
+        html: &str,
+        text: Option<&str>,
+        sample: Recipient,
+    ) -> Checked<()> {
+        let _turn = self.turn(tenant).await;
+        match self.sandbox.render(Caller::Interactive, &self.job(subject, html, text, vec![sample])).await {
+            Ok(Outcome { compiled: Err(e), .. }) => Ok(Err(e)),
+            Ok(outcome) => Ok(match outcome.rendered.into_iter().next() {
+                Some(Err(e)) if e.runaway => Err(e),
+                _ => Ok(()),
+            }),
             Err(SandboxError::Limit(reason)) => Ok(Err(stopped(reason))),
             Err(e) => Err(e),
         }
     }
 
-    /// Renders a template for one recipient, for a preview or a check: the
+    /// Renders a template for one recipient of `tenant`, for a preview: the
     /// text part is derived from the html when the template has none.
     pub async fn render_template(
         &self,
+        tenant: &str,
         subject: &str,
         html: &str,
         text: Option<&str>,
         to: Recipient,
     ) -> Checked<Rendered> {
+        let _turn = self.turn(tenant).await;
         match self.sandbox.render(Caller::Interactive, &self.job(subject, html, text, vec![to])).await {
             Ok(Outcome { compiled: Err(e), .. }) => Ok(Err(e)),
             Ok(mut outcome) => Ok(outcome.rendered.pop().unwrap_or_else(|| Err(stopped("no answer".into())))),
@@ -391,7 +421,7 @@ mod tests {
             tenant_name: "T".into(),
         };
         let r = renderer()
-            .render_template("s", "<a href=\"{{ unsubscribe_url }}\">{{ url }}</a>", None, to)
+            .render_template("t", "s", "<a href=\"{{ unsubscribe_url }}\">{{ url }}</a>", None, to)
             .await
             .unwrap()
             .unwrap();

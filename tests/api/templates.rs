@@ -529,3 +529,32 @@ async fn a_template_slow_for_a_whole_claim_is_rendered_in_smaller_jobs_and_loses
     assert_eq!(app.mock().accepted().len(), 60);
     assert!(app.mock().accepted().iter().all(|e| e.html.as_deref().unwrap_or("").starts_with("<p>20000001</p>")));
 }
+
+#[tokio::test]
+async fn one_customers_slow_previews_take_turns_and_leave_a_worker_to_the_others() {
+    let app = spawn_with(Options { resend: true, ..Options::default() }).await;
+    let (a, key_a) = app.verified_tenant("Acme", "acme.com").await;
+    let (b, key_b) = app.verified_tenant("Bolt", "bolt.com").await;
+    let slow = "{% set a = 'x' * 10000000 %}{% for i in range(n | default(0)) %}{% set b = a ~ 'y' %}{% endfor %}slow";
+    let ta = create(&app, &a, &key_a, json!({ "name": "Slow", "subject": "s", "html": slow })).await;
+    let tb = create(&app, &b, &key_b, json!({ "name": "Quick", "subject": "s", "html": "<p>quick</p>" })).await;
+    let url = |t: &str, id: &Value| format!("{}/customers/{t}/templates/{}/preview", app.base, id.as_str().unwrap());
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut theirs = Vec::new();
+    // Each runs to the render deadline (2 s); four of them, on two workers.
+    for _ in 0..4 {
+        let (http, url, key, done) = (app.http.clone(), url(&a, &ta["id"]), key_a.clone(), done.clone());
+        theirs.push(tokio::spawn(async move {
+            let _ = http.post(url).bearer_auth(key).json(&json!({ "variables": { "n": 100000 } })).send().await;
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let r = app.http.post(url(&b, &tb["id"])).bearer_auth(&key_b).json(&json!({})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let before_mine = done.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(before_mine < 2, "the other customer's preview waited for {before_mine} of the first's");
+    for t in theirs {
+        t.await.unwrap();
+    }
+}
