@@ -10,9 +10,14 @@
 //! (`MAILROOM_RENDER_TIMEOUT_MS`). A template that passes either kills only its
 //! worker; it fails as a runaway template, and a new worker takes its place.
 //!
+//! The server itself never compiles a tenant's template either: minijinja's
+//! parser recurses per term of a chain like `1+1+…` (a stack overflow aborts
+//! the whole process) and folds constants while it compiles.
+//!
 //! Each job is one template and many recipients (a claim of a campaign is one
-//! round trip). Jobs and answers are JSON frames, each prefixed with its length
-//! as four little-endian bytes, over the worker's stdin and stdout.
+//! round trip); a job with no recipients checks the syntax. Jobs and answers
+//! are frames over the worker's stdin and stdout: a length (four bytes, little
+//! endian), the job's number (eight bytes), then JSON.
 
 use std::borrow::Cow;
 use std::io::{Read, Write};
