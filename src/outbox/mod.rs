@@ -79,6 +79,8 @@ pub struct Outbox {
     /// take before its transaction, and two at once would render the same
     /// messages, of which only one could claim them.
     claiming: Arc<tokio::sync::Mutex<()>>,
+    /// Transactional claims made beside a busy `claiming`, one at a time.
+    claiming_transactional: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Outbox {
@@ -90,7 +92,16 @@ impl Outbox {
         renderer: Arc<Renderer>,
     ) -> Self {
         let pacer = Pacer::new(settings.send_rate, settings.campaign_share);
-        Self { store, provider, pacer, settings, wake, renderer, claiming: Arc::default() }
+        Self {
+            store,
+            provider,
+            pacer,
+            settings,
+            wake,
+            renderer,
+            claiming: Arc::default(),
+            claiming_transactional: Arc::default(),
+        }
     }
 
     /// Turns claimed messages into the provider's JSON.
@@ -107,7 +118,17 @@ impl Outbox {
     /// `claim_batches` new batches of one campaign (or one transactional email).
     pub async fn try_dispatch_once(&self) -> anyhow::Result<Step> {
         let lease = self.settings.lease_ms;
-        let claiming = self.claiming.lock().await;
+        let claiming = match self.claiming.try_lock() {
+            Ok(claiming) => claiming,
+            Err(_) => {
+                // Another task is claiming, perhaps rendering a slow campaign:
+                // transactional mail goes beside it rather than after it.
+                if let Some(step) = self.claim_transactional_aside().await? {
+                    return Ok(step);
+                }
+                self.claiming.lock().await
+            }
+        };
         match self.store.claim_due_batch(lease, self.renderer.as_ref()).await? {
             DueBatch::Claimed(batch) => {
                 drop(claiming);
@@ -136,6 +157,19 @@ impl Outbox {
             return Ok(Step::Suppressed(claimed.suppressed));
         }
         self.dispatch_all(claimed.batches).await
+    }
+
+    /// Claims and sends the next transactional email, one claim of this kind at
+    /// a time; `None` when none is queued.
+    async fn claim_transactional_aside(&self) -> anyhow::Result<Option<Step>> {
+        let aside = self.claiming_transactional.lock().await;
+        let claimed = self.store.claim_transactional(self.settings.lease_ms, self.renderer.as_ref()).await?;
+        drop(aside);
+        Ok(match claimed {
+            None => None,
+            Some(c) if c.batches.is_empty() => Some(Step::Suppressed(c.suppressed)),
+            Some(c) => Some(self.dispatch_all(c.batches).await?),
+        })
     }
 
     /// Sends the batches side by side (each in its own rate slot), then records

@@ -386,9 +386,31 @@ impl Store {
         max_bytes: usize,
         render: &impl RenderClaimed,
     ) -> anyhow::Result<Option<ClaimedBatch>> {
+        self.claim_new(lease_ms, max_batches, max_bytes, render, false).await
+    }
+
+    /// Claims the next transactional email, if one is queued, and nothing
+    /// else: a claim beside another that is busy rendering a campaign, so
+    /// transactional mail never waits for a campaign's template.
+    pub async fn claim_transactional(
+        &self,
+        lease_ms: i64,
+        render: &impl RenderClaimed,
+    ) -> anyhow::Result<Option<ClaimedBatch>> {
+        self.claim_new(lease_ms, 1, usize::MAX, render, true).await
+    }
+
+    async fn claim_new(
+        &self,
+        lease_ms: i64,
+        max_batches: usize,
+        max_bytes: usize,
+        render: &impl RenderClaimed,
+        transactional_only: bool,
+    ) -> anyhow::Result<Option<ClaimedBatch>> {
         // What the claim would take, read and rendered outside the transaction.
         let mut conn = self.pool.acquire().await?;
-        let Some(head) = self.queue_head(&mut conn, now_ms()).await? else { return Ok(None) };
+        let Some(head) = self.queue_head(&mut conn, now_ms(), transactional_only).await? else { return Ok(None) };
         let ahead = if head.held() {
             Vec::new()
         } else {
@@ -542,9 +564,21 @@ impl Store {
     }
 
     /// The message at the head of the queue, with what decides whether it is held.
-    async fn queue_head(&self, conn: &mut sqlx::AnyConnection, now: i64) -> Result<Option<Head>, sqlx::Error> {
+    /// With `transactional_only`, only transactional mail counts (it is first
+    /// in the queue's index, so this stops at once when there is none).
+    async fn queue_head(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        now: i64,
+        transactional_only: bool,
+    ) -> Result<Option<Head>, sqlx::Error> {
+        let only = if transactional_only {
+            format!(" AND m.priority = {}", super::enqueue::PRIORITY_TRANSACTIONAL)
+        } else {
+            String::new()
+        };
         sqlx::query_as(&format!(
-            "{HEAD} WHERE m.status = 'queued' AND m.due_at <= $1 ORDER BY m.priority, m.due_at LIMIT 1"
+            "{HEAD} WHERE m.status = 'queued' AND m.due_at <= $1{only} ORDER BY m.priority, m.due_at LIMIT 1"
         ))
         .bind(now)
         .fetch_optional(&mut *conn)

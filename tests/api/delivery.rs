@@ -316,3 +316,24 @@ async fn templates_render_outside_the_claims_write_transaction() {
         app.store.claim_new_batch(60_000, 1, usize::MAX, &WritesWhileRendering { app: &app }).await.unwrap().unwrap();
     assert_eq!(claimed.batches.len(), 1);
 }
+
+#[tokio::test]
+async fn a_claim_beside_a_busy_one_takes_transactional_mail_and_nothing_else() {
+    let app = spawn_with(Options { resend: true, run_worker: false, ..Options::default() }).await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    for i in 0..3 {
+        app.add_contact(&t, &key, json!({ "email": format!("c{i}@example.org") })).await;
+    }
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "<p>hi</p>" })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let renderer = app.outbox.renderer();
+    assert!(app.store.claim_transactional(60_000, renderer).await.unwrap().is_none(), "campaign mail is not taken");
+    let id = app.send_single(&t, &key, "reset@example.org").await;
+    let claimed = app.store.claim_transactional(60_000, renderer).await.unwrap().expect("the transactional email");
+    assert_eq!(claimed.batches.len(), 1);
+    assert_eq!(claimed.batches[0].message_ids, vec![id]);
+    assert!(app.store.claim_transactional(60_000, renderer).await.unwrap().is_none());
+    // The campaign is claimed as ever.
+    let campaign = app.store.claim_new_batch(60_000, 1, usize::MAX, renderer).await.unwrap().unwrap();
+    assert_eq!(campaign.batches[0].message_ids.len(), 3);
+}
