@@ -210,6 +210,18 @@ impl Renderer {
         queue.acquire_owned().await.ok()
     }
 
+    /// One job for one recipient of `tenant`, at the interactive workers, in
+    /// its turn; a stopped job is the template's fault.
+    async fn interactive(&self, tenant: &str, job: &Job<'_>) -> Checked<Outcome> {
+        let _turn = self.turn(tenant).await;
+        match self.sandbox.render(Caller::Interactive, job).await {
+            Ok(Outcome { compiled: Err(e), .. }) => Ok(Err(e)),
+            Ok(outcome) => Ok(Ok(outcome)),
+            Err(SandboxError::Limit(reason)) => Ok(Err(stopped(reason))),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The check a template gets when saved, in one job: its syntax, and one
     /// render for `sample` that must not run away (other render errors may
     /// depend on the data a real send brings, and are left to the send).
@@ -221,16 +233,11 @@ impl Renderer {
         text: Option<&str>,
         sample: Recipient,
     ) -> Checked<()> {
-        let _turn = self.turn(tenant).await;
-        match self.sandbox.render(Caller::Interactive, &self.job(subject, html, text, vec![sample])).await {
-            Ok(Outcome { compiled: Err(e), .. }) => Ok(Err(e)),
-            Ok(outcome) => Ok(match outcome.rendered.into_iter().next() {
-                Some(Err(e)) if e.runaway => Err(e),
-                _ => Ok(()),
-            }),
-            Err(SandboxError::Limit(reason)) => Ok(Err(stopped(reason))),
-            Err(e) => Err(e),
-        }
+        let outcome = self.interactive(tenant, &self.job(subject, html, text, vec![sample])).await?;
+        Ok(outcome.and_then(|o| match o.rendered.into_iter().next() {
+            Some(Err(e)) if e.runaway => Err(e),
+            _ => Ok(()),
+        }))
     }
 
     /// Renders a template for one recipient of `tenant`, for a preview: the
@@ -243,13 +250,8 @@ impl Renderer {
         text: Option<&str>,
         to: Recipient,
     ) -> Checked<Rendered> {
-        let _turn = self.turn(tenant).await;
-        match self.sandbox.render(Caller::Interactive, &self.job(subject, html, text, vec![to])).await {
-            Ok(Outcome { compiled: Err(e), .. }) => Ok(Err(e)),
-            Ok(mut outcome) => Ok(outcome.rendered.pop().unwrap_or_else(|| Err(stopped("no answer".into())))),
-            Err(SandboxError::Limit(reason)) => Ok(Err(stopped(reason))),
-            Err(e) => Err(e),
-        }
+        let outcome = self.interactive(tenant, &self.job(subject, html, text, vec![to])).await?;
+        Ok(outcome.and_then(|mut o| o.rendered.pop().unwrap_or_else(|| Err(stopped("no answer".into())))))
     }
 
     /// The provider's JSON for the claimed messages, in order, each tagged with

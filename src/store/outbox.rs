@@ -195,6 +195,10 @@ const BLOCKED: &str = "CASE WHEN m.campaign_id IS NOT NULL AND NOT EXISTS ( \
 const HEAD: &str = "SELECT m.id, m.campaign_id, m.solo, t.domain_status, r.state AS reputation \
    FROM messages m JOIN tenants t ON t.id = m.tenant_id LEFT JOIN tenant_reputation r ON r.tenant_id = m.tenant_id";
 
+/// The messages `m` a claim takes: a condition on `$2`, the value for `$2`,
+/// and how many at most.
+type ClaimScope = (&'static str, String, usize);
+
 /// The head of the queue.
 #[derive(FromRow)]
 struct Head {
@@ -411,10 +415,15 @@ impl Store {
         // What the claim would take, read and rendered outside the transaction.
         let mut conn = self.pool.acquire().await?;
         let Some(head) = self.queue_head(&mut conn, now_ms(), transactional_only).await? else { return Ok(None) };
-        let ahead = if head.held() {
-            Vec::new()
-        } else {
-            self.claimable(&mut conn, &head, now_ms(), max_batches, max_bytes).await?
+        // Which messages the claim takes: decided once, here, and used again
+        // inside the transaction.
+        let scope = match head.held() {
+            true => None,
+            false => Some(self.claim_scope(&mut conn, &head, max_batches, max_bytes).await?),
+        };
+        let ahead = match &scope {
+            Some(scope) => self.claimable(&mut conn, scope, now_ms()).await?,
+            None => Vec::new(),
         };
         drop(conn);
         let unblocked: Vec<ClaimedMessage> = ahead.iter().filter(|m| m.blocked == 0).cloned().collect();
@@ -478,7 +487,11 @@ impl Store {
         // Of the messages read above, those still queued (and not locked by
         // another claim), with whether each may still be mailed: the claim's
         // own query again (its plan follows the campaign's index), ids only.
-        let (scope, scope_value, limit) = self.claim_scope(&mut tx, &head, max_batches, max_bytes).await?;
+        let Some((scope, scope_value, limit)) = scope else {
+            // It was held when read, and no longer is: nothing was rendered.
+            tx.commit().await?;
+            return Ok(Some(ClaimedBatch { suppressed: 0, batches: Vec::new() }));
+        };
         let still: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(&format!(
             "SELECT m.id, {BLOCKED} AS blocked FROM messages m \
              WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}{}",
@@ -585,18 +598,13 @@ impl Store {
         .await
     }
 
-    /// The messages a claim headed by `head` takes: that one alone (transactional
-    /// mail, and messages split out of a rejected batch), or as many of its
-    /// campaign as the claim's requests can carry.
+    /// The messages of `scope` as a claim takes them: rendered and re-checked.
     async fn claimable(
         &self,
         conn: &mut sqlx::AnyConnection,
-        head: &Head,
+        (scope, scope_value, limit): &ClaimScope,
         now: i64,
-        max_batches: usize,
-        max_bytes: usize,
     ) -> Result<Vec<ClaimedMessage>, sqlx::Error> {
-        let (scope, scope_value, limit) = self.claim_scope(conn, head, max_batches, max_bytes).await?;
         sqlx::query_as(&format!(
             "SELECT {CLAIMED_COLUMNS}, {BLOCKED} AS blocked FROM {CLAIMED_FROM} \
              WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}"
@@ -607,15 +615,16 @@ impl Store {
         .await
     }
 
-    /// Which messages `m` a claim headed by `head` takes (a condition on `$2`,
-    /// the value for `$2`), and how many at most.
+    /// Which messages `m` a claim headed by `head` takes: that one alone
+    /// (transactional mail, and messages split out of a rejected batch), or as
+    /// many of its campaign as the claim's requests can carry.
     async fn claim_scope(
         &self,
         conn: &mut sqlx::AnyConnection,
         head: &Head,
         max_batches: usize,
         max_bytes: usize,
-    ) -> Result<(&'static str, String, usize), sqlx::Error> {
+    ) -> Result<ClaimScope, sqlx::Error> {
         Ok(match &head.campaign_id {
             Some(c) if !head.single() => {
                 // Take no more than the requests can carry: a large body means

@@ -120,6 +120,17 @@ impl Store {
             .await
     }
 
+    /// A tenant's templates as (id, name), for choosing one: no bodies read.
+    pub async fn template_names(&self, tenant_id: &TenantId) -> Result<Vec<(String, String)>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT t.id, v.name FROM templates t JOIN template_versions v ON v.template_id = t.id \
+             AND v.version = t.version WHERE t.tenant_id = $1 ORDER BY t.id",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
     /// A template at `version`, or at its current version.
     pub async fn template(
         &self,

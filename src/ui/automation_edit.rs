@@ -49,7 +49,7 @@ async fn form_page(
     rejected: Option<(StatusCode, String)>,
 ) -> UiResult<Response> {
     let templates: Vec<Choice> =
-        state.store.templates(id).await?.into_iter().map(|t| Choice { id: t.id, label: t.name }).collect();
+        state.store.template_names(id).await?.into_iter().map(|(id, label)| Choice { id, label }).collect();
     let mut campaigns: Vec<Choice> = state
         .store
         .campaigns(id)

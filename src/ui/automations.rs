@@ -126,7 +126,7 @@ fn action_words(a: &Action, names: &Names) -> String {
 }
 
 async fn template_names(state: &AppState, id: &crate::domain::TenantId) -> UiResult<Names> {
-    Ok(state.store.templates(id).await?.into_iter().map(|t| (t.id, t.name)).collect())
+    Ok(state.store.template_names(id).await?.into_iter().collect())
 }
 
 async fn list(

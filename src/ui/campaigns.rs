@@ -136,8 +136,7 @@ async fn compose(
     let (id, row) = scope(&state, &user, &tid).await?;
     let segments: Vec<(String, String)> =
         state.store.segments(&id).await?.into_iter().map(|s| (s.id, s.name)).collect();
-    let templates: Vec<(String, String)> =
-        state.store.templates(&id).await?.into_iter().map(|t| (t.id, t.name)).collect();
+    let templates = state.store.template_names(&id).await?;
     let frame = Frame::new(&user, Some(&row), "campaigns");
     let chosen = q.template.filter(|t| templates.iter().any(|(id, _)| id == t));
     let form = ComposeForm {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::form::Fields;
 use super::{page, scope, Frame, UiResult, UiUser};
 use crate::api::{campaigns, send};
-use crate::domain::{parse_id, rfc3339, EmailAddress, TenantId};
+use crate::domain::{parse_id, rfc3339, EmailAddress};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -22,10 +22,6 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The tenant's templates, for the "send one email" form.
-async fn template_choices(state: &AppState, id: &TenantId) -> UiResult<Vec<(String, String)>> {
-    Ok(state.store.templates(id).await?.into_iter().map(|t| (t.id, t.name)).collect())
-}
-
 /// Sends one transactional email from the form: inline subject and html, or a
 /// template with variables (JSON). Refused input is shown on the form, kept.
 async fn send_one(
@@ -70,7 +66,7 @@ async fn send_one(
         Ok(Err(_)) => Ok(axum::response::Redirect::to(&format!("/ui/t/{id}/messages")).into_response()),
         Err(e) if e.status().is_client_error() => {
             let frame = Frame::new(&user, Some(&row), "messages");
-            let templates = template_choices(&state, &id).await?;
+            let templates = state.store.template_names(&id).await?;
             let sent = minijinja::context! {
                 to => f.get("to"), subject => f.get("subject"), html => f.get("html"),
                 template_id => f.get("template_id"), variables => f.get("variables"),
@@ -102,7 +98,7 @@ async fn messages(
 ) -> UiResult<Response> {
     let (id, row) = scope(&state, &user, &tid).await?;
     let frame = Frame::new(&user, Some(&row), "messages");
-    let templates = template_choices(&state, &id).await?;
+    let templates = state.store.template_names(&id).await?;
     if let Some(mid) = q.id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         if let Some(mid) = parse_id(mid) {
             if state.store.message(&id, &mid).await?.is_some() {

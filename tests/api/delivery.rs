@@ -337,3 +337,41 @@ async fn a_claim_beside_a_busy_one_takes_transactional_mail_and_nothing_else() {
     let campaign = app.store.claim_new_batch(60_000, 1, usize::MAX, renderer).await.unwrap().unwrap();
     assert_eq!(campaign.batches[0].message_ids.len(), 3);
 }
+
+/// Renders as the outbox does, after the customer suppresses an address: a
+/// change that lands between a claim's render and its transaction.
+struct SuppressesWhileRendering<'a> {
+    app: &'a TestApp,
+    tenant: String,
+    key: String,
+    email: &'static str,
+}
+
+impl mailroom::store::RenderClaimed for SuppressesWhileRendering<'_> {
+    async fn render_claimed(
+        &self,
+        messages: &[mailroom::store::ClaimedMessage],
+    ) -> anyhow::Result<Vec<Result<String, String>>> {
+        let path = format!("/customers/{}/suppressions", self.tenant);
+        let r = self.app.post(&path, &self.key, json!({ "emails": [self.email] })).await;
+        assert!(r.status.is_success(), "{}", r.body);
+        self.app.outbox.renderer().render_claimed(messages).await
+    }
+}
+
+#[tokio::test]
+async fn a_recipient_suppressed_while_its_claim_renders_is_not_mailed() {
+    let app = spawn_with(Options { resend: true, run_worker: false, ..Options::default() }).await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    for email in ["keep@example.org", "stop@example.org"] {
+        app.add_contact(&t, &key, json!({ "email": email })).await;
+    }
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "<p>hi</p>" })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let render = SuppressesWhileRendering { app: &app, tenant: t.clone(), key: key.clone(), email: "stop@example.org" };
+    let claimed = app.store.claim_new_batch(60_000, 1, usize::MAX, &render).await.unwrap().unwrap();
+    assert_eq!(claimed.suppressed, 1, "the transaction reads the suppression, not what the render saw");
+    assert_eq!(claimed.batches.len(), 1);
+    assert_eq!(claimed.batches[0].message_ids.len(), 1);
+    assert!(!claimed.batches[0].payload.contains("stop@example.org"));
+}
