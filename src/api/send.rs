@@ -54,7 +54,8 @@ pub struct SendIn {
     pub(crate) reply_to: Option<String>,
     /// An address on the customer's verified domain; default `hello@{domain}`.
     pub(crate) from: Option<String>,
-    /// RFC 3339 time; the campaign stays `scheduled` until then.
+    /// RFC 3339 time, at most a year ahead; the campaign stays `scheduled`
+    /// until then. A time already past sends at once.
     pub(crate) scheduled_at: Option<String>,
     /// Send to the part of that earlier campaign that was never sent (its queued,
     /// paused, cancelled and dead-lettered recipients); its unsent rows are cancelled.
@@ -263,6 +264,9 @@ async fn audience_count_of(
     Ok(Json(Audience { count: state.store.audience_count(&t.tenant_id, &targeting).await? }))
 }
 
+/// Furthest ahead a campaign may be scheduled (a year and a day).
+const MAX_SCHEDULE_AHEAD_MS: i64 = 366 * 24 * 3_600_000;
+
 /// Parses an RFC 3339 time into epoch milliseconds.
 fn parse_time(raw: &str) -> ApiResult<i64> {
     let t = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
@@ -401,8 +405,12 @@ pub(crate) async fn prepare_campaign(
         input.variables,
     )
     .await?;
-    let scheduled_at =
-        input.scheduled_at.as_deref().map(parse_time).transpose()?.filter(|t| *t > crate::domain::now_ms());
+    let now = crate::domain::now_ms();
+    let scheduled_at = input.scheduled_at.as_deref().map(parse_time).transpose()?;
+    if scheduled_at.is_some_and(|t| t > now.saturating_add(MAX_SCHEDULE_AHEAD_MS)) {
+        return Err(ApiError::validation("`scheduled_at` is more than a year ahead"));
+    }
+    let scheduled_at = scheduled_at.filter(|t| *t > now);
     let targeting = resolve_targeting(
         state,
         tenant_id,

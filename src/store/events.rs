@@ -238,11 +238,9 @@ impl Store {
             }
         }
         move_messages_forward(&mut tx, &applied, now).await?;
-        for (e, m) in &applied {
-            if let Some(reason) = e.suppress {
-                suppress(&mut tx, m, reason, now).await?;
-            }
-        }
+        let suppressed: Vec<(&EventTarget, &str)> =
+            applied.iter().filter_map(|(e, m)| Some((*m, e.suppress?))).collect();
+        suppress(&mut tx, &suppressed, now).await?;
         notify_tenants(&mut tx, &applied, now).await?;
         super::automations::queue_runs(&mut tx, &applied, now).await?;
         self.suppress_soft_bounces(&mut tx, &applied, now).await?;
@@ -483,35 +481,54 @@ fn email_event_data(e: &IncomingEvent, m: &EventTarget) -> serde_json::Value {
     out
 }
 
-/// A hard bounce or a complaint: the address is suppressed for the message's
-/// tenant, and that tenant's contact marked. A complaint outranks a bounce;
-/// neither is undone by the other.
-async fn suppress(tx: &mut sqlx::AnyConnection, m: &EventTarget, reason: &str, now: i64) -> Result<(), sqlx::Error> {
-    let email_normalized = m.to_email.to_lowercase();
-    sqlx::query(
-        "INSERT INTO suppressions (tenant_id, email_normalized, reason, source, created_at) VALUES ($1, $2, $3, $5, $4) \
+/// Hard bounces and complaints: each address is suppressed for its message's
+/// tenant, and that tenant's contact marked, in two statements for the whole
+/// group. A complaint outranks a bounce; neither is undone by the other.
+async fn suppress(tx: &mut sqlx::AnyConnection, hits: &[(&EventTarget, &str)], now: i64) -> Result<(), sqlx::Error> {
+    // One row per address (a statement may not upsert the same row twice):
+    // the complaint if there is one, else the first bounce.
+    let mut by_address: std::collections::BTreeMap<(&str, String), (&str, &str)> = std::collections::BTreeMap::new();
+    for (m, reason) in hits {
+        let entry = by_address.entry((m.tenant_id.as_str(), m.to_email.to_lowercase())).or_insert((reason, &m.id));
+        if *reason == "complained" && entry.0 != "complained" {
+            *entry = (reason, &m.id);
+        }
+    }
+    if by_address.is_empty() {
+        return Ok(());
+    }
+    let mut p = Placeholders::after(1);
+    let rows: Vec<String> = by_address.iter().map(|_| format!("({}, $1)", p.list(4))).collect();
+    let sql = format!(
+        "INSERT INTO suppressions (tenant_id, email_normalized, reason, source, created_at) VALUES {} \
          ON CONFLICT (tenant_id, email_normalized) DO UPDATE SET \
            reason = CASE WHEN suppressions.reason = 'complained' THEN suppressions.reason ELSE excluded.reason END, \
            source = CASE WHEN suppressions.reason = 'complained' THEN suppressions.source ELSE excluded.source END",
-    )
-    .bind(&m.tenant_id)
-    .bind(&email_normalized)
-    .bind(reason)
-    .bind(now)
-    .bind(&m.id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE contacts SET status = $3, updated_at = $4 \
-         WHERE tenant_id = $1 AND email_normalized = $2 AND status <> 'complained'",
-    )
-    .bind(&m.tenant_id)
-    .bind(&email_normalized)
-    .bind(reason)
-    .bind(now)
-    .execute(&mut *tx)
-    .await
-    .map(|_| ())
+        rows.join(", ")
+    );
+    let sql = super::native_sql(tx, &sql);
+    let mut q = sqlx::query(&sql).bind(now);
+    for ((tenant_id, email), (reason, source)) in &by_address {
+        q = q.bind(*tenant_id).bind(email).bind(*reason).bind(*source);
+    }
+    q.execute(&mut *tx).await?;
+    // `(SELECT ... UNION ALL SELECT ...)`: SQLite cannot name a VALUES list's columns.
+    let mut p = Placeholders::after(1);
+    let rows: Vec<String> = by_address
+        .iter()
+        .map(|_| format!("SELECT {} AS tenant_id, {} AS email, {} AS reason", p.next(), p.next(), p.next()))
+        .collect();
+    let sql = format!(
+        "UPDATE contacts SET status = v.reason, updated_at = $1 FROM ({}) v \
+         WHERE contacts.tenant_id = v.tenant_id AND contacts.email_normalized = v.email AND contacts.status <> 'complained'",
+        rows.join(" UNION ALL ")
+    );
+    let sql = super::native_sql(tx, &sql);
+    let mut q = sqlx::query(&sql).bind(now);
+    for ((tenant_id, email), (reason, _)) in &by_address {
+        q = q.bind(*tenant_id).bind(email).bind(*reason);
+    }
+    q.execute(&mut *tx).await.map(|_| ())
 }
 
 /// The figures an event may count once per message: `sent` for anything the

@@ -452,3 +452,30 @@ async fn nothing_is_sent_after_a_cancel_but_what_was_already_in_flight() {
     assert_eq!(view.body["status"], "cancelled");
     assert_eq!(view.body["counts"]["sent"].as_i64().unwrap(), after, "{}", view.body);
 }
+
+// The provider's `email.sent` can outrun the outbox's record of the provider's
+// acceptance (the webhook arrives while the send call is still answering). The
+// message is counted sent once, whichever of the two comes first, and ends sent.
+#[tokio::test]
+async fn an_email_sent_event_before_the_outbox_records_acceptance_is_counted_once() {
+    let faults = Faults { latency_ms: 1_500, ..Faults::default() };
+    let app = spawn_with(resend(true, faults, &[])).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    let id = app.send_single(&t, &key, "early@example.org").await;
+    wait_for("the send call", Duration::from_secs(10), || async {
+        message(&app, &t, &key, &id).await["status"] == "sending"
+    })
+    .await;
+    // Found by the tag mailroom put on the email: its provider id is not recorded yet.
+    let at = mailroom::domain::rfc3339(mailroom::domain::now_ms());
+    let body = crate::events::event_at("email.sent", "early-provider-id", json!({ "tags": { "message": id } }), &at);
+    let r = app.webhook("evt-early-sent", &body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    app.drain().await;
+    assert_eq!(app.mock().stats().send_requests, 1);
+    assert_eq!(message(&app, &t, &key, &id).await["status"], "sent");
+    let from = mailroom::domain::rfc3339(mailroom::domain::now_ms() - 86_400_000);
+    let stats = app.get(&format!("/customers/{t}/stats?from={from}"), &key).await;
+    assert_eq!(stats.status, StatusCode::OK, "{}", stats.body);
+    assert_eq!(stats.body["totals"]["sent"], 1, "{}", stats.body);
+}

@@ -150,6 +150,16 @@ async fn a_scheduled_campaign_waits_for_its_time() {
         .post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h", "scheduled_at": "tomorrow" }))
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let far = app
+        .post(
+            &format!("/customers/{t}/send"),
+            &key,
+            json!({ "subject": "s", "html": "h", "scheduled_at": "9999-12-31T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(far.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", far.body);
+    assert!(far.body["error"]["message"].as_str().unwrap().contains("a year ahead"), "{}", far.body);
+    assert_eq!(app.get(&format!("/customers/{t}/campaigns"), &key).await.body.as_array().map(Vec::len), Some(1));
 }
 
 #[tokio::test]

@@ -264,3 +264,30 @@ async fn events_for_one_message_in_one_group_keep_the_highest_status_and_dedupe(
     assert_eq!(contacts.body[0]["status"], "bounced", "{}", contacts.body);
     assert_eq!(contacts.body[0]["is_subscribed"], false);
 }
+
+// A bounce and a complaint about one address in the same group commit, in
+// either order: one suppression, `complained`, and the contact complained
+// (the group's suppressions are one statement, which may not touch a row twice).
+#[tokio::test]
+async fn a_bounce_and_a_complaint_in_one_group_leave_the_complaint() {
+    for order in [["email.bounced", "email.complained"], ["email.complained", "email.bounced"]] {
+        let (app, t, key, _, id) = sent_campaign("both@example.org").await;
+        let mut parsed = Vec::new();
+        for (i, kind) in order.iter().enumerate() {
+            let extra = if *kind == "email.bounced" { json!({ "bounce": { "type": "Permanent" } }) } else { json!({}) };
+            let body = serde_json::to_vec(&event(kind, &id, extra)).unwrap();
+            parsed.push(mailroom::events::parse_event(&format!("both-{i}"), &body).unwrap());
+        }
+        let refs: Vec<&mailroom::store::IncomingEvent> = parsed.iter().collect();
+        let targets = app.store.event_targets(&refs).await.unwrap();
+        let group: Vec<_> = parsed.iter().zip(targets).collect();
+        app.store.apply_events(&group).await.unwrap();
+        let list = app.get(&format!("/customers/{t}/suppressions"), &key).await;
+        assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+        let rows = list.body.as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{order:?}: {}", list.body);
+        assert_eq!(rows[0]["reason"], "complained", "{order:?}: {}", list.body);
+        let contacts = app.get(&format!("/customers/{t}/contacts"), &key).await;
+        assert_eq!(contacts.body[0]["status"], "complained", "{order:?}: {}", contacts.body);
+    }
+}
