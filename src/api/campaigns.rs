@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+
+use super::extract::EmptyBody;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -175,6 +177,7 @@ async fn pause_campaign(
     t: TenantAccess,
     State(state): State<AppState>,
     Path(ids): Path<(String, String)>,
+    _: EmptyBody,
 ) -> ApiResult<Json<Campaign>> {
     Ok(Json(pause(&state, &t.tenant_id, &ids.1).await?))
 }
@@ -198,6 +201,7 @@ async fn resume_campaign(
     t: TenantAccess,
     State(state): State<AppState>,
     Path(ids): Path<(String, String)>,
+    _: EmptyBody,
 ) -> ApiResult<Json<Campaign>> {
     Ok(Json(resume(&state, &t.tenant_id, &ids.1).await?))
 }
@@ -222,6 +226,7 @@ async fn cancel_campaign(
     t: TenantAccess,
     State(state): State<AppState>,
     Path(ids): Path<(String, String)>,
+    _: EmptyBody,
 ) -> ApiResult<Json<Campaign>> {
     Ok(Json(cancel(&state, &t.tenant_id, &ids.1).await?))
 }

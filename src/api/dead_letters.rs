@@ -3,6 +3,8 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+
+use super::extract::EmptyBody;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -100,6 +102,7 @@ async fn retry_dead_letter(
     t: TenantAccess,
     State(state): State<AppState>,
     Path(ids): Path<(String, String)>,
+    _: EmptyBody,
 ) -> ApiResult<(StatusCode, Json<Requeued>)> {
     let requeued = retry_one(&state, &t.tenant_id, &ids.1).await?;
     Ok((StatusCode::ACCEPTED, Json(Requeued { requeued })))
@@ -124,6 +127,7 @@ async fn retry_campaign_dead_letters(
     t: TenantAccess,
     State(state): State<AppState>,
     Path(ids): Path<(String, String)>,
+    _: EmptyBody,
 ) -> ApiResult<(StatusCode, Json<Requeued>)> {
     let cid = path_id(&ids.1, "campaign")?;
     state.store.campaign(&t.tenant_id, &cid).await?.ok_or(ApiError::NotFound("campaign"))?;

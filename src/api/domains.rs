@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::extract::EmptyBody;
 use super::ApiJson;
 use crate::auth::TenantAccess;
 use crate::domain::{DomainName, TenantId};
@@ -117,7 +118,11 @@ pub(crate) async fn register(state: &AppState, tenant_id: &TenantId, raw: &str) 
 /// Ask the provider to verify the domain's DNS records.
 #[utoipa::path(post, path = "/customers/{id}/domains/verify", tag = "domains", params(("id" = String, Path)),
     responses((status = 200, body = DomainVerification), (status = 400, body = crate::error::ErrorBody)))]
-async fn verify_domain(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Json<DomainVerification>> {
+async fn verify_domain(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    _: EmptyBody,
+) -> ApiResult<Json<DomainVerification>> {
     Ok(Json(verify(&state, &t.tenant_id).await?))
 }
 

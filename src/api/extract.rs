@@ -18,15 +18,43 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         require_json_content_type(req.headers())?;
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest(e.body_text())
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         required_json(&bytes).map(Self)
     }
+}
+
+/// The body of an action route (pause, retry, verify...): none, or `{}` sent as
+/// JSON. Anything else is refused like any other body would be: a field (there
+/// are none) with 422, another content type with 415, broken JSON with 400.
+pub struct EmptyBody;
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NoFields {}
+
+impl<S: Send + Sync> FromRequest<S> for EmptyBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let headers = req.headers().clone();
+        let bytes = read_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self);
+        }
+        require_json_content_type(&headers)?;
+        required_json::<NoFields>(&bytes).map(|_| Self)
+    }
+}
+
+/// The raw body, within the router's size limit (413 beyond it).
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })
 }
 
 /// Refuses a body that does not say it is JSON (`application/json` or `...+json`).

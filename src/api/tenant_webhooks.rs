@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::extract::EmptyBody;
 use super::{optional_text, path_id, ApiJson};
 use crate::auth::TenantAccess;
 use crate::domain::{is_tenant_event_type, now_ms, rfc3339, TenantId, TENANT_EVENT_TYPES, TEST_EVENT_TYPE};
@@ -191,10 +192,6 @@ pub(crate) async fn own_endpoint(state: &AppState, tenant_id: &TenantId, wid: &s
     state.store.endpoint(tenant_id, &wid).await?.ok_or(ApiError::NotFound("webhook"))
 }
 
-fn no_body(bytes: &[u8]) -> Result<(), ApiError> {
-    super::extract::optional_json::<NoBody>(bytes).map(|_| ())
-}
-
 /// Add a webhook endpoint. Its signing secret is in this answer only.
 #[utoipa::path(post, path = "/customers/{id}/webhooks", tag = "webhooks to customers", params(("id" = String, Path)),
     request_body = EndpointIn,
@@ -214,9 +211,6 @@ pub(crate) async fn create(state: &AppState, tenant_id: &TenantId, body: Endpoin
     let types = event_types(&body.event_types)?;
     let description = optional_text(body.description.as_deref(), "description", 500)?;
     let url = checked_url(state, &body.url).await?;
-    if state.store.endpoints(tenant_id).await?.len() >= MAX_ENDPOINTS {
-        return Err(ApiError::validation(format!("a customer may have at most {MAX_ENDPOINTS} webhook endpoints")));
-    }
     let secret = new_secret();
     let row = state
         .store
@@ -229,8 +223,12 @@ pub(crate) async fn create(state: &AppState, tenant_id: &TenantId, body: Endpoin
                 enabled: body.enabled.unwrap_or(true),
                 secret: &secret,
             },
+            MAX_ENDPOINTS,
         )
-        .await?;
+        .await?
+        .ok_or_else(|| {
+            ApiError::validation(format!("a customer may have at most {MAX_ENDPOINTS} webhook endpoints"))
+        })?;
     tracing::info!(tenant = %tenant_id, endpoint = %row.id, "webhook endpoint created");
     Ok(row)
 }
@@ -323,10 +321,9 @@ async fn rotate_secret(
     t: TenantAccess,
     State(state): State<AppState>,
     Path((_id, wid)): Path<(String, String)>,
-    body: axum::body::Bytes,
+    _: EmptyBody,
 ) -> ApiResult<Json<Endpoint>> {
     path_id(&wid, "webhook")?;
-    no_body(&body)?;
     Ok(Json(Endpoint::from_row(rotate(&state, &t.tenant_id, &wid).await?, true)))
 }
 
@@ -389,11 +386,10 @@ async fn replay_delivery(
     t: TenantAccess,
     State(state): State<AppState>,
     Path((_id, wid, did)): Path<(String, String, String)>,
-    body: axum::body::Bytes,
+    _: EmptyBody,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
     let endpoint = own_endpoint(&state, &t.tenant_id, &wid).await?;
     let did = path_id(&did, "delivery")?;
-    no_body(&body)?;
     Ok((StatusCode::ACCEPTED, Json(replay(&state, &t.tenant_id, &endpoint, &did).await?.into())))
 }
 
@@ -417,10 +413,9 @@ async fn test_endpoint(
     t: TenantAccess,
     State(state): State<AppState>,
     Path((_id, wid)): Path<(String, String)>,
-    body: axum::body::Bytes,
+    _: EmptyBody,
 ) -> ApiResult<(StatusCode, Json<TestQueued>)> {
     let endpoint = own_endpoint(&state, &t.tenant_id, &wid).await?;
-    no_body(&body)?;
     let id = send_test(&state, &t.tenant_id, &endpoint).await?;
     Ok((StatusCode::ACCEPTED, Json(TestQueued { delivery_id: id, event_type: TEST_EVENT_TYPE.to_owned() })))
 }

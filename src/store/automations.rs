@@ -283,9 +283,7 @@ impl Store {
     ) -> Result<Option<String>, sqlx::Error> {
         let id = new_id();
         let mut tx = self.begin_write().await?;
-        if self.backend == super::Backend::Postgres {
-            sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE").bind(tenant_id).execute(&mut *tx).await?;
-        }
+        tx.lock_tenant(tenant_id.as_str()).await?;
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM automations WHERE tenant_id = $1")
             .bind(tenant_id)
             .fetch_one(&mut *tx)

@@ -102,6 +102,20 @@ impl WriteTx {
     pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
         self.tx.rollback().await
     }
+
+    /// Holds the tenant's row until this transaction ends (PostgreSQL), so
+    /// that a count and the insert it allows cannot interleave with another's:
+    /// how per-tenant limits hold under concurrent requests. SQLite's write
+    /// transactions take turns already.
+    pub(crate) async fn lock_tenant(&mut self, tenant_id: &str) -> Result<(), sqlx::Error> {
+        if self.tx.backend_name().eq_ignore_ascii_case("postgresql") {
+            sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
+                .bind(tenant_id)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 impl std::ops::Deref for WriteTx {

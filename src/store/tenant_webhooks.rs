@@ -223,13 +223,27 @@ impl Store {
         Ok(queued)
     }
 
+    /// Adds an endpoint unless the tenant has `max` already (`None`): the count
+    /// and the insert are one transaction, with the tenant's row held, so
+    /// concurrent creations cannot pass the limit.
     pub async fn create_endpoint(
         &self,
         tenant_id: &TenantId,
         new: NewEndpoint<'_>,
-    ) -> Result<EndpointRow, sqlx::Error> {
+        max: usize,
+    ) -> Result<Option<EndpointRow>, sqlx::Error> {
         let now = now_ms();
-        sqlx::query_as(&format!(
+        let mut tx = self.begin_write().await?;
+        tx.lock_tenant(tenant_id.as_str()).await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if usize::try_from(n).unwrap_or(usize::MAX) >= max {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let row = sqlx::query_as(&format!(
             "INSERT INTO webhook_endpoints (id, tenant_id, url, description, event_types, enabled, secret, created_at, \
                updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {ENDPOINT_COLUMNS}"
         ))
@@ -241,8 +255,10 @@ impl Store {
         .bind(i64::from(new.enabled))
         .bind(new.secret)
         .bind(now)
-        .fetch_one(&self.pool)
-        .await
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(row))
     }
 
     pub async fn endpoints(&self, tenant_id: &TenantId) -> Result<Vec<EndpointRow>, sqlx::Error> {

@@ -170,6 +170,42 @@ async fn a_body_that_is_not_declared_json_is_refused_with_415() {
     }
 }
 
+// Invariant 8 on the action routes, which take no fields: a body with one is
+// refused by name (422), one that is not JSON with 415; none, or `{}`, works.
+#[tokio::test]
+async fn action_routes_refuse_any_field_and_bodies_that_are_not_json() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.add_contact(&t, &key, json!({ "email": "a@example.org" })).await;
+    let sent = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
+    let cid = sent.body["campaign_id"].as_str().unwrap().to_owned();
+    let routes = [
+        format!("/customers/{t}/campaigns/{cid}/pause"),
+        format!("/customers/{t}/campaigns/{cid}/resume"),
+        format!("/customers/{t}/campaigns/{cid}/dead-letters/retry"),
+        format!("/customers/{t}/domains/verify"),
+        format!("/customers/{t}/campaigns/{cid}/cancel"),
+    ];
+    for path in &routes {
+        let r = app.post(path, &key, json!({ "zz_unknown": 1 })).await;
+        refused(&r, StatusCode::UNPROCESSABLE_ENTITY, "zz_unknown");
+        let r = app
+            .http
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(&key)
+            .header("content-type", "text/plain")
+            .body("pause it")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path}");
+    }
+    let r = app.post(&routes[0], &key, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = app.http.post(format!("{}{}", app.base, routes[1])).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "no body at all");
+}
+
 // B3 — fails on the old main: B registered and verified A's domain.
 #[tokio::test]
 async fn a_domain_belongs_to_one_customer() {

@@ -483,3 +483,22 @@ async fn a_finished_campaign_is_announced_once_with_its_figures() {
     assert_eq!(body["data"]["recipients"], 3);
     assert_eq!(body["data"]["sent"], 3);
 }
+
+// The per-customer limit holds under concurrent creations (the count and the
+// insert are one transaction with the customer's row held).
+#[tokio::test]
+async fn concurrent_creations_cannot_pass_the_endpoint_limit() {
+    let app = app_with(false).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    let path = format!("/customers/{t}/webhooks");
+    let answers = futures::future::join_all((0..30).map(|i| {
+        app.post(&path, &key, json!({ "url": format!("http://127.0.0.1:9/{i}"), "event_types": ["email.sent"] }))
+    }))
+    .await;
+    let created = answers.iter().filter(|r| r.status == StatusCode::CREATED).count();
+    assert_eq!(created, 20, "{:?}", answers.iter().map(|r| r.status).collect::<Vec<_>>());
+    for r in answers.iter().filter(|r| r.status != StatusCode::CREATED) {
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    }
+    assert_eq!(app.get(&path, &key).await.body.as_array().map(Vec::len), Some(20));
+}

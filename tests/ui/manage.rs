@@ -541,7 +541,7 @@ async fn webhook_forms_apply_the_ssrf_guard_and_refuse_hostile_input_on_the_page
         enabled: true,
         secret: "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
     };
-    let wid = app.store.create_endpoint(&tid, new).await.unwrap().id;
+    let wid = app.store.create_endpoint(&tid, new, 20).await.unwrap().unwrap().id;
     for url in ["http://127.0.0.1:9/hook", "http://[::1]/hook", "http://169.254.169.254/"] {
         let (status, body) = s.post(&format!("{path}/{wid}"), &[("url", url), ("event_types", "email.sent")]).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}");
