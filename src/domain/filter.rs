@@ -24,6 +24,7 @@
 //!   contacts without the attribute.
 //! * `contains` and `starts_with` take a non-empty string and are case-sensitive.
 //! * `in` takes 1 to 100 strings or numbers and means `eq` any of them.
+//! * Numbers are within ±(2^53 - 1), where both databases compare alike.
 //! * `exists` takes no value.
 //! * `created_at` takes epoch milliseconds (an integer) or an RFC 3339 time;
 //!   `email` compares the lower-cased address with the lower-cased value;
@@ -34,6 +35,9 @@ use std::fmt;
 use serde_json::Value;
 
 use super::Tag;
+
+/// Largest magnitude of a number in a filter: 2^53 - 1.
+const MAX_SAFE_NUMBER: f64 = 9_007_199_254_740_991.0;
 
 /// Deepest nesting accepted (the root is depth 1).
 pub const MAX_DEPTH: usize = 10;
@@ -409,9 +413,15 @@ fn parse_scalar(v: &Value, path: &str, kind: ValueKind) -> Result<Scalar, Filter
         (ValueKind::Status, _) => Err(err(path, format!("a contact status: one of {}", CONTACT_STATUSES.join(", ")))),
         (ValueKind::Email, Value::String(s)) => Ok(Scalar::Text(text(s)?.to_lowercase())),
         (ValueKind::Text | ValueKind::Any, Value::String(s)) => Ok(Scalar::Text(text(s)?)),
-        (ValueKind::Any, Value::Number(n)) => {
-            n.as_f64().filter(|f| f.is_finite()).map(Scalar::Number).ok_or_else(|| err(path, "a finite number"))
-        }
+        // Within JavaScript's safe integers, where a number means the same to
+        // SQLite (which compares exactly) and PostgreSQL (which compares as a
+        // double): past them, 2^53 + 1 and 2^53 are one double.
+        (ValueKind::Any, Value::Number(n)) => n
+            .as_f64()
+            .filter(|f| f.abs() <= MAX_SAFE_NUMBER)
+            .filter(|f| n.as_i64().map_or(true, |i| i.unsigned_abs() <= MAX_SAFE_NUMBER as u64))
+            .map(Scalar::Number)
+            .ok_or_else(|| err(path, "a number between -9007199254740991 and 9007199254740991")),
         (ValueKind::Any, Value::Bool(b)) => Ok(Scalar::Bool(*b)),
         (ValueKind::Any, _) => Err(err(path, "a string, number or boolean")),
         (ValueKind::Text | ValueKind::Email, _) => Err(err(path, "a string")),
@@ -510,6 +520,22 @@ mod tests {
             assert_eq!(path_of(json!({"attribute": bad, "op": "exists"})), "filter.attribute", "{bad}");
         }
         assert!(parse(json!({"attribute": "Plan_2", "op": "exists"})).is_ok());
+    }
+
+    #[test]
+    fn numbers_past_the_safe_integers_are_refused() {
+        for bad in
+            [json!(9_007_199_254_740_993_i64), json!(-9_223_372_036_854_775_808_i64), json!(1e300), json!(u64::MAX)]
+        {
+            let f = json!({"attribute": "n", "op": "lte", "value": bad});
+            assert_eq!(path_of(f), "filter.value", "{bad}");
+        }
+        assert_eq!(
+            path_of(json!({"attribute": "n", "op": "in", "value": [1, 9_007_199_254_740_992_i64]})),
+            "filter.value[1]"
+        );
+        assert!(parse(json!({"attribute": "n", "op": "eq", "value": 9_007_199_254_740_991_i64})).is_ok());
+        assert!(parse(json!({"attribute": "n", "op": "gt", "value": -0.5})).is_ok());
     }
 
     #[test]

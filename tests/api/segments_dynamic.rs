@@ -404,3 +404,37 @@ async fn engagement_filters_follow_delivery_events() {
     // The complainer is no longer mailable, whatever the filter.
     assert_eq!(audience(&app, &t, &key, json!({ "filter": opened })).await, json!(0));
 }
+
+// Invariant 6 at the edge of exact numbers: stored attributes past 2^53 compare
+// alike on both databases against any number a filter may hold, and a filter
+// number past ±(2^53 - 1) (where SQLite, exact, and PostgreSQL, as doubles,
+// would disagree) is refused by path.
+#[tokio::test]
+async fn numbers_past_the_safe_integers_select_alike_on_both_databases() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    for (email, n) in [
+        ("big@example.org", json!(9_007_199_254_740_993_i64)),
+        ("low@example.org", json!(i64::MIN)),
+        ("edge@example.org", json!(9_007_199_254_740_991_i64)),
+    ] {
+        app.add_contact(&t, &key, json!({ "email": email, "attributes": { "n": n } })).await;
+    }
+    let safe = 9_007_199_254_740_991_i64;
+    for (filter, count) in [
+        (json!({"attribute": "n", "op": "gt", "value": safe}), 1),
+        (json!({"attribute": "n", "op": "gte", "value": safe}), 2),
+        (json!({"attribute": "n", "op": "lte", "value": safe}), 2),
+        (json!({"attribute": "n", "op": "eq", "value": safe}), 1),
+        (json!({"attribute": "n", "op": "lt", "value": -safe}), 1),
+        (json!({"attribute": "n", "op": "in", "value": [safe, -safe]}), 1),
+    ] {
+        assert_eq!(audience(&app, &t, &key, json!({ "filter": filter })).await, json!(count), "{filter}");
+    }
+    for value in [json!(9_007_199_254_740_993_i64), json!(i64::MIN), json!(1e300)] {
+        let filter = json!({"attribute": "n", "op": "eq", "value": value});
+        let r = app.post(&format!("/customers/{t}/audience"), &key, json!({ "filter": filter })).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{value}: {}", r.body);
+        assert!(r.body["error"]["message"].as_str().unwrap().contains("filter.value"), "{}", r.body);
+    }
+}
