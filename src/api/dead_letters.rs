@@ -49,6 +49,16 @@ impl From<MessageRow> for DeadLetter {
     }
 }
 
+/// A customer's listing: its campaigns only.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TenantDeadLetterQuery {
+    /// Only this campaign's dead letters.
+    campaign_id: Option<String>,
+}
+
+/// The operator's listing, across customers.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -81,12 +91,12 @@ fn optional_id(raw: Option<&str>, what: &'static str) -> ApiResult<Option<String
 }
 
 /// A customer's dead letters, newest first (at most 1000).
-#[utoipa::path(get, path = "/customers/{id}/dead-letters", tag = "dead letters", params(("id" = String, Path), DeadLetterQuery),
+#[utoipa::path(get, path = "/customers/{id}/dead-letters", tag = "dead letters", params(("id" = String, Path), TenantDeadLetterQuery),
     responses((status = 200, body = [DeadLetter])))]
 async fn list_dead_letters(
     t: TenantAccess,
     State(state): State<AppState>,
-    q: Result<Query<DeadLetterQuery>, QueryRejection>,
+    q: Result<Query<TenantDeadLetterQuery>, QueryRejection>,
 ) -> ApiResult<Json<Vec<DeadLetter>>> {
     let Query(q) = q.map_err(|e| ApiError::validation(e.body_text()))?;
     let campaign = optional_id(q.campaign_id.as_deref(), "campaign_id")?;

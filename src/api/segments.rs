@@ -121,7 +121,8 @@ pub struct MembersIn {
 pub struct MembersChanged {
     segment_id: String,
     /// Contacts newly added (ids of other customers' contacts, unknown ids and
-    /// contacts already in the segment are skipped).
+    /// contacts already in the segment are skipped; a string that is not an id
+    /// at all is a 422).
     #[serde(skip_serializing_if = "Option::is_none")]
     added_count: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -145,8 +146,15 @@ fn member_ids(body: MembersIn) -> ApiResult<Vec<String>> {
     if body.contact_ids.len() > 10_000 {
         return Err(ApiError::validation("at most 10000 contact_ids per request"));
     }
-    // Ids that cannot be contact ids name no contact: skip them like unknown ones.
-    Ok(body.contact_ids.iter().filter_map(|id| parse_id(id)).collect())
+    // Unknown ids are skipped (they may name a contact deleted meanwhile); a
+    // string that cannot be an id at all is the caller's mistake.
+    body.contact_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            parse_id(id).ok_or_else(|| ApiError::validation(format!("contact_ids[{i}] is not a contact id")))
+        })
+        .collect()
 }
 
 /// Create a segment.

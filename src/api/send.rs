@@ -462,9 +462,17 @@ fn resend_tags(v: Option<Value>) -> ApiResult<Vec<EmailTag>> {
             .collect::<ApiResult<_>>()?,
         Some(Value::Array(items)) => items
             .into_iter()
-            .map(|t| match (t.get("name").and_then(Value::as_str), t.get("value").and_then(Value::as_str)) {
-                (Some(n), Some(v)) => Ok((n.to_owned(), v.to_owned())),
-                _ => Err(ApiError::validation("each tag needs a string `name` and `value`")),
+            .enumerate()
+            .map(|(i, t)| {
+                if let Some(extra) = t.as_object().and_then(|o| o.keys().find(|k| *k != "name" && *k != "value")) {
+                    return Err(ApiError::validation(format!(
+                        "tags[{i}]: unknown field `{extra}`, expected `name` and `value`"
+                    )));
+                }
+                match (t.get("name").and_then(Value::as_str), t.get("value").and_then(Value::as_str)) {
+                    (Some(n), Some(v)) => Ok((n.to_owned(), v.to_owned())),
+                    _ => Err(ApiError::validation("each tag needs a string `name` and `value`")),
+                }
             })
             .collect::<ApiResult<_>>()?,
         Some(_) => return Err(ApiError::validation("`tags` must be an array of {name, value} or an object")),

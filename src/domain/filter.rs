@@ -419,7 +419,6 @@ fn parse_scalar(v: &Value, path: &str, kind: ValueKind) -> Result<Scalar, Filter
         (ValueKind::Any, Value::Number(n)) => n
             .as_f64()
             .filter(|f| f.abs() <= MAX_SAFE_NUMBER)
-            .filter(|f| n.as_i64().map_or(true, |i| i.unsigned_abs() <= MAX_SAFE_NUMBER as u64))
             .map(Scalar::Number)
             .ok_or_else(|| err(path, "a number between -9007199254740991 and 9007199254740991")),
         (ValueKind::Any, Value::Bool(b)) => Ok(Scalar::Bool(*b)),

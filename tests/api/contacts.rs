@@ -125,12 +125,17 @@ async fn segments_count_members_and_skip_other_customers_contacts() {
     let seg = app.post(&format!("/customers/{t}/segments"), &key, json!({ "name": "VIP" })).await;
     assert_eq!(seg.status, StatusCode::CREATED);
     let sid = seg.body["id"].as_str().unwrap();
-    let added = app
+    let garbage = app
         .post(
             &format!("/customers/{t}/segments/{sid}/contacts"),
             &key,
             json!({ "contact_ids": [mine, theirs, "garbage"] }),
         )
+        .await;
+    assert_eq!(garbage.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", garbage.body);
+    assert!(garbage.body["error"]["message"].as_str().unwrap().contains("contact_ids[2]"), "{}", garbage.body);
+    let added = app
+        .post(&format!("/customers/{t}/segments/{sid}/contacts"), &key, json!({ "contact_ids": [mine, theirs] }))
         .await;
     assert_eq!(added.status, StatusCode::OK);
     assert_eq!(added.body["added_count"], 1);

@@ -38,6 +38,17 @@ async fn a_misspelled_targeting_field_is_refused_by_name_and_sends_nothing() {
         "`firstname`",
     );
     refused(
+        &app.post(
+            &format!("/customers/{t}/send/single"),
+            &key,
+            json!({ "to_email": "a@example.org", "subject": "s", "html": "h",
+                    "tags": [{ "name": "a", "value": "b", "valu": "c" }] }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "`valu`",
+    );
+    refused(
         &app.post("/customers", ADMIN_KEY, json!({ "name": "x", "plan": "gold" })).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "`plan`",
@@ -333,4 +344,15 @@ async fn message_ids_are_random_not_a_counter() {
     for id in &ids {
         assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
     }
+}
+
+// The operator's `customer_id` filter is no parameter of a customer's own
+// listing: refused there like any unknown one, not silently ignored.
+#[tokio::test]
+async fn a_customers_dead_letter_listing_refuses_the_operators_parameter() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    let r = app.get(&format!("/customers/{t}/dead-letters?customer_id=garbage"), &key).await;
+    refused(&r, StatusCode::UNPROCESSABLE_ENTITY, "customer_id");
+    assert_eq!(app.get(&format!("/customers/{t}/dead-letters"), &key).await.status, StatusCode::OK);
 }
