@@ -103,18 +103,23 @@ impl WriteTx {
         self.tx.rollback().await
     }
 
-    /// Holds the tenant's row until this transaction ends (PostgreSQL), so
-    /// that a count and the insert it allows cannot interleave with another's:
-    /// how per-tenant limits hold under concurrent requests. SQLite's write
-    /// transactions take turns already.
-    pub(crate) async fn lock_tenant(&mut self, tenant_id: &str) -> Result<(), sqlx::Error> {
+    /// Whether the tenant has fewer than `max` rows in `table`, with the
+    /// tenant's row held until this transaction ends (PostgreSQL; SQLite's
+    /// write transactions take turns already), so that the count and the
+    /// insert it allows cannot interleave with another request's: how
+    /// per-tenant limits hold under concurrent creations.
+    pub(crate) async fn below_limit(&mut self, table: &str, tenant_id: &str, max: usize) -> Result<bool, sqlx::Error> {
         if self.tx.backend_name().eq_ignore_ascii_case("postgresql") {
             sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
                 .bind(tenant_id)
                 .execute(&mut *self.tx)
                 .await?;
         }
-        Ok(())
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE tenant_id = $1"))
+            .bind(tenant_id)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(usize::try_from(n).is_ok_and(|n| n < max))
     }
 }
 

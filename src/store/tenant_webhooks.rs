@@ -234,12 +234,7 @@ impl Store {
     ) -> Result<Option<EndpointRow>, sqlx::Error> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        tx.lock_tenant(tenant_id.as_str()).await?;
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = $1")
-            .bind(tenant_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if usize::try_from(n).unwrap_or(usize::MAX) >= max {
+        if !tx.below_limit("webhook_endpoints", tenant_id.as_str(), max).await? {
             tx.rollback().await?;
             return Ok(None);
         }
