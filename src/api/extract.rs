@@ -57,18 +57,25 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Api
     })
 }
 
-/// Refuses a body that does not say it is JSON (`application/json` or `...+json`).
+/// Refuses a body that does not say it is JSON (`application/json` or
+/// `...+json`), or says it is JSON in a charset other than UTF-8 (the only
+/// one JSON has, and the one the body is read in).
 pub fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let json = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|m| m.trim().to_ascii_lowercase())
-        .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")));
-    if json {
-        Ok(())
-    } else {
-        Err(ApiError::UnsupportedMediaType("expected `Content-Type: application/json`".into()))
+    let value = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let mut parts = value.split(';');
+    let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    if !(media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))) {
+        return Err(ApiError::UnsupportedMediaType("expected `Content-Type: application/json`".into()));
+    }
+    let charset = parts
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"))
+        .map(|(_, v)| v.trim().trim_matches('"'));
+    match charset {
+        Some(c) if !c.eq_ignore_ascii_case("utf-8") && !c.eq_ignore_ascii_case("utf8") => {
+            Err(ApiError::UnsupportedMediaType(format!("JSON is read as UTF-8, not `{c}`")))
+        }
+        _ => Ok(()),
     }
 }
 

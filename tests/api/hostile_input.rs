@@ -179,6 +179,26 @@ async fn a_body_that_is_not_declared_json_is_refused_with_415() {
         let v: serde_json::Value = r.json().await.unwrap();
         assert_eq!(v["error"]["code"], "unsupported_media_type");
     }
+    // JSON in another charset would be read wrongly as UTF-8: refused too;
+    // UTF-8 said aloud is fine.
+    let path = format!("{}/customers/{t}/send/single", app.base);
+    for (charset, status) in [
+        ("utf-16", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("\"latin1\"", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("UTF-8", StatusCode::ACCEPTED),
+        ("\"utf-8\"", StatusCode::ACCEPTED),
+    ] {
+        let r = app
+            .http
+            .post(&path)
+            .bearer_auth(&key)
+            .header("content-type", format!("application/json; charset={charset}"))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{charset}");
+    }
 }
 
 // Invariant 8 on the action routes, which take no fields: a body with one is
