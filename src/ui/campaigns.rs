@@ -70,6 +70,10 @@ pub struct ComposeForm {
     /// `YYYY-MM-DDTHH:MM` (a `datetime-local` input), read as UTC.
     #[serde(default)]
     scheduled_at: String,
+    /// The template version the confirmation showed (set by that page), so
+    /// the send goes out as confirmed or not at all.
+    #[serde(default)]
+    template_version: String,
 }
 
 impl ComposeForm {
@@ -174,6 +178,7 @@ async fn confirm(
         _ if f.audience == "tag" => format!("contacts tagged “{}”", f.tag.trim()),
         _ => "all subscribed contacts".to_owned(),
     };
+    let confirmed_version = prepared.campaign.template.as_ref().map(|(_, v)| *v);
     let (template, preview, preview_error) = match &prepared.campaign.template {
         Some((tpl, version)) => {
             let t = state.store.template(&id, tpl, None).await?.ok_or(UiError::NotFound)?;
@@ -196,7 +201,7 @@ async fn confirm(
         "confirm_send.html",
         &frame,
         minijinja::context! {
-            form => f, recipients, audience_label, template, preview, preview_error,
+            form => f, recipients, audience_label, template, preview, preview_error, confirmed_version,
             from => prepared.campaign.from_address.clone(), status => prepared.status,
         },
     );
@@ -214,6 +219,17 @@ async fn send_campaign(
     user.check_csrf(&f.csrf)?;
     let (id, _) = scope(&state, &user, &tid).await?;
     let prepared = send::prepare_campaign(&state, &id, f.send_in()?).await?;
+    // The template was saved again since the confirmation: what would go out
+    // is not what was previewed.
+    if let (Some((_, now)), Ok(confirmed)) = (&prepared.campaign.template, f.template_version.parse::<i64>()) {
+        if *now != confirmed {
+            return Err(ApiError::conflict(
+                "template_changed",
+                format!("the template changed since the confirmation (version {confirmed}, now {now}): review the send again"),
+            )
+            .into());
+        }
+    }
     send::queue_campaign(&state, &id, &prepared).await?;
     Ok(see_other(&format!("/ui/t/{id}/campaigns/{}", prepared.campaign.id), "campaign_queued"))
 }

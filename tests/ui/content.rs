@@ -407,6 +407,18 @@ async fn composing_from_a_template_checks_its_variables_and_lookups_refuse_bad_i
         ("variables", "{\"order_id\": \"A-1\"}"),
         ("audience", audience.as_str()),
     ];
+    // The template saved again between the confirmation and the send: the
+    // send is refused rather than mail a version nobody previewed.
+    let page = c.post(confirm.clone(), &form).await.text().await.unwrap();
+    let shown = page.split("name=\"template_version\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let edit = app.patch(&format!("/customers/{t}/templates/{tpl}"), &key, json!({ "subject": "Changed" })).await;
+    assert_eq!(edit.status, StatusCode::OK, "{}", edit.body);
+    let mut stale = form.to_vec();
+    stale.push(("template_version", shown.as_str()));
+    let r = c.post(format!("{}/ui/t/{t}/campaigns", app.base), &stale).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("review the send again"));
+    assert_eq!(app.get(&format!("/customers/{t}/campaigns"), &key).await.body, json!([]));
     let r = c.post(confirm, &form).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("Send to 1 recipient?"));
