@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 
-use super::extract::EmptyBody;
+use super::extract::{EmptyBody, NoBody};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -172,6 +172,7 @@ pub(crate) async fn campaign_view(state: &AppState, tenant_id: &TenantId, id: &s
 
 /// Pause a campaign: nothing more of it is claimed; batches already with the provider finish.
 #[utoipa::path(post, path = "/customers/{id}/campaigns/{cid}/pause", tag = "campaigns", params(("id" = String, Path), ("cid" = String, Path)),
+    request_body(content = NoBody, description = "none, or `{}`"),
     responses((status = 200, body = Campaign), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 async fn pause_campaign(
     t: TenantAccess,
@@ -196,6 +197,7 @@ pub(crate) async fn pause(state: &AppState, tenant_id: &TenantId, raw_id: &str) 
 
 /// Resume a paused campaign where it stopped.
 #[utoipa::path(post, path = "/customers/{id}/campaigns/{cid}/resume", tag = "campaigns", params(("id" = String, Path), ("cid" = String, Path)),
+    request_body(content = NoBody, description = "none, or `{}`"),
     responses((status = 200, body = Campaign), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 async fn resume_campaign(
     t: TenantAccess,
@@ -221,6 +223,7 @@ pub(crate) async fn resume(state: &AppState, tenant_id: &TenantId, raw_id: &str)
 
 /// Cancel a campaign: every message not yet handed to the provider is cancelled.
 #[utoipa::path(post, path = "/customers/{id}/campaigns/{cid}/cancel", tag = "campaigns", params(("id" = String, Path), ("cid" = String, Path)),
+    request_body(content = NoBody, description = "none, or `{}`"),
     responses((status = 200, body = Campaign), (status = 404, body = crate::error::ErrorBody)))]
 async fn cancel_campaign(
     t: TenantAccess,

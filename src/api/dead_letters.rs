@@ -4,7 +4,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 
-use super::extract::EmptyBody;
+use super::extract::{EmptyBody, NoBody};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -107,6 +107,7 @@ async fn list_dead_letters(
 /// Queue one dead letter again, with fresh attempts.
 #[utoipa::path(post, path = "/customers/{id}/dead-letters/{message_id}/retry", tag = "dead letters",
     params(("id" = String, Path), ("message_id" = String, Path)),
+    request_body(content = NoBody, description = "none, or `{}`"),
     responses((status = 202, body = Requeued), (status = 404, body = crate::error::ErrorBody)))]
 async fn retry_dead_letter(
     t: TenantAccess,
@@ -132,6 +133,7 @@ pub(crate) async fn retry_one(state: &AppState, tenant_id: &TenantId, raw_id: &s
 /// Queue every dead letter of one campaign again.
 #[utoipa::path(post, path = "/customers/{id}/campaigns/{cid}/dead-letters/retry", tag = "dead letters",
     params(("id" = String, Path), ("cid" = String, Path)),
+    request_body(content = NoBody, description = "none, or `{}`"),
     responses((status = 202, body = Requeued), (status = 404, body = crate::error::ErrorBody)))]
 async fn retry_campaign_dead_letters(
     t: TenantAccess,

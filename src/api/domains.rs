@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::EmptyBody;
+use super::extract::{EmptyBody, NoBody};
 use super::ApiJson;
 use crate::auth::TenantAccess;
 use crate::domain::{DomainName, TenantId};
@@ -117,6 +117,7 @@ pub(crate) async fn register(state: &AppState, tenant_id: &TenantId, raw: &str) 
 
 /// Ask the provider to verify the domain's DNS records.
 #[utoipa::path(post, path = "/customers/{id}/domains/verify", tag = "domains", params(("id" = String, Path)),
+    request_body(content = NoBody, description = "none, or `{}`"),
     responses((status = 200, body = DomainVerification), (status = 400, body = crate::error::ErrorBody)))]
 async fn verify_domain(
     t: TenantAccess,

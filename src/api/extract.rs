@@ -28,21 +28,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 /// are none) with 422, another content type with 415, broken JSON with 400.
 pub struct EmptyBody;
 
-#[derive(serde::Deserialize, Default)]
+/// What an action route's body may hold: nothing (its OpenAPI schema too).
+#[derive(serde::Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
-struct NoFields {}
+pub struct NoBody {}
 
 impl<S: Send + Sync> FromRequest<S> for EmptyBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let headers = req.headers().clone();
+        let declared_json = require_json_content_type(req.headers());
         let bytes = read_body(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self);
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            declared_json?;
         }
-        require_json_content_type(&headers)?;
-        required_json::<NoFields>(&bytes).map(|_| Self)
+        optional_json::<NoBody>(&bytes).map(|_| Self)
     }
 }
 

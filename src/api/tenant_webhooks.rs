@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::EmptyBody;
+use super::extract::{EmptyBody, NoBody};
 use super::{optional_text, path_id, ApiJson};
 use crate::auth::TenantAccess;
 use crate::domain::{is_tenant_event_type, now_ms, rfc3339, TenantId, TENANT_EVENT_TYPES, TEST_EVENT_TYPE};
@@ -48,11 +48,6 @@ pub struct EndpointPatchIn {
     /// Enabling an endpoint (again) clears its failure record and `disabled_reason`.
     pub(crate) enabled: Option<bool>,
 }
-
-/// Bodies of the action routes: none, or `{}`.
-#[derive(Deserialize, ToSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct NoBody {}
 
 #[derive(Serialize, ToSchema)]
 pub struct Endpoint {
@@ -315,7 +310,7 @@ pub(crate) async fn delete(state: &AppState, tenant_id: &TenantId, wid: &str) ->
 /// the old one signs too (`webhook-signature` then carries two signatures), so
 /// receivers can switch without missing an event.
 #[utoipa::path(post, path = "/customers/{id}/webhooks/{wid}/rotate-secret", tag = "webhooks to customers",
-    params(("id" = String, Path), ("wid" = String, Path)), request_body(content = NoBody, description = "none"),
+    params(("id" = String, Path), ("wid" = String, Path)), request_body(content = NoBody, description = "none, or `{}`"),
     responses((status = 200, body = Endpoint), (status = 404, body = crate::error::ErrorBody)))]
 async fn rotate_secret(
     t: TenantAccess,
@@ -380,7 +375,7 @@ async fn list_deliveries(
 /// Queue a delivery again, now, under the same id (and `webhook-id`), with a fresh retry schedule.
 #[utoipa::path(post, path = "/customers/{id}/webhooks/{wid}/deliveries/{did}/replay", tag = "webhooks to customers",
     params(("id" = String, Path), ("wid" = String, Path), ("did" = String, Path)),
-    request_body(content = NoBody, description = "none"),
+    request_body(content = NoBody, description = "none, or `{}`"),
     responses((status = 202, body = Delivery), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 async fn replay_delivery(
     t: TenantAccess,
@@ -407,7 +402,7 @@ pub(crate) async fn replay(
 
 /// Queue a `webhook.test` event to this endpoint at once, whatever it subscribes to.
 #[utoipa::path(post, path = "/customers/{id}/webhooks/{wid}/test", tag = "webhooks to customers",
-    params(("id" = String, Path), ("wid" = String, Path)), request_body(content = NoBody, description = "none"),
+    params(("id" = String, Path), ("wid" = String, Path)), request_body(content = NoBody, description = "none, or `{}`"),
     responses((status = 202, body = TestQueued), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 async fn test_endpoint(
     t: TenantAccess,

@@ -21,7 +21,6 @@ pub fn router() -> Router<AppState> {
         .route("/ui/t/{tid}/messages/{mid}", get(message))
 }
 
-/// The tenant's templates, for the "send one email" form.
 /// Sends one transactional email from the form: inline subject and html, or a
 /// template with variables (JSON). Refused input is shown on the form, kept.
 async fn send_one(
