@@ -388,25 +388,10 @@ async fn move_messages_forward(
     if best.is_empty() {
         return Ok(());
     }
-    // `(SELECT ... UNION ALL SELECT ...)` rather than `VALUES ... AS v(...)`:
-    // SQLite cannot name the columns of a VALUES list.
-    let mut p = Placeholders::after(1);
-    let rows: Vec<String> = best
-        .iter()
-        .map(|_| {
-            format!(
-                "SELECT {} AS id, {} AS status, {} AS provider_id, {} AS rank",
-                p.next(),
-                p.next(),
-                p.next(),
-                p.next()
-            )
-        })
-        .collect();
     let sql = format!(
         "UPDATE messages SET status = v.status, provider_id = COALESCE(messages.provider_id, v.provider_id), updated_at = $1 \
-         FROM ({}) v WHERE messages.id = v.id AND {} < v.rank",
-        rows.join(" UNION ALL "),
+         FROM {} v WHERE messages.id = v.id AND {} < v.rank",
+        Placeholders::after(1).rows(best.len(), &["id", "status", "provider_id", "rank"]),
         rank_sql("messages.status")
     );
     let sql = super::native_sql(tx, &sql);
@@ -512,16 +497,10 @@ async fn suppress(tx: &mut sqlx::AnyConnection, hits: &[(&EventTarget, &str)], n
         q = q.bind(*tenant_id).bind(email).bind(*reason).bind(*source);
     }
     q.execute(&mut *tx).await?;
-    // `(SELECT ... UNION ALL SELECT ...)`: SQLite cannot name a VALUES list's columns.
-    let mut p = Placeholders::after(1);
-    let rows: Vec<String> = by_address
-        .iter()
-        .map(|_| format!("SELECT {} AS tenant_id, {} AS email, {} AS reason", p.next(), p.next(), p.next()))
-        .collect();
     let sql = format!(
-        "UPDATE contacts SET status = v.reason, updated_at = $1 FROM ({}) v \
+        "UPDATE contacts SET status = v.reason, updated_at = $1 FROM {} v \
          WHERE contacts.tenant_id = v.tenant_id AND contacts.email_normalized = v.email AND contacts.status <> 'complained'",
-        rows.join(" UNION ALL ")
+        Placeholders::after(1).rows(by_address.len(), &["tenant_id", "email", "reason"])
     );
     let sql = super::native_sql(tx, &sql);
     let mut q = sqlx::query(&sql).bind(now);

@@ -470,6 +470,19 @@ impl Placeholders {
     pub(crate) fn list(&mut self, count: usize) -> String {
         (0..count).map(|_| self.next()).collect::<Vec<_>>().join(", ")
     }
+
+    /// A derived table of `rows` rows with these `columns`, each value a
+    /// placeholder, to join an `UPDATE ... FROM` against:
+    /// `(SELECT $a AS x, $b AS y UNION ALL SELECT ...)`. Not `VALUES ... AS
+    /// v(x, y)`: SQLite cannot name the columns of a VALUES list.
+    pub(crate) fn rows(&mut self, rows: usize, columns: &[&str]) -> String {
+        let one = |p: &mut Self| {
+            let values: Vec<String> = columns.iter().map(|c| format!("{} AS {c}", p.next())).collect();
+            format!("SELECT {}", values.join(", "))
+        };
+        let all: Vec<String> = (0..rows).map(|_| one(self)).collect();
+        format!("({})", all.join(" UNION ALL "))
+    }
 }
 
 impl Store {

@@ -199,6 +199,13 @@ const HEAD: &str = "SELECT m.id, m.campaign_id, m.solo, t.domain_status, r.state
 /// and how many at most.
 type ClaimScope = (&'static str, String, usize);
 
+/// The `WHERE` of a claim's messages `m` in `scope` (due by `$1`, `$2` the
+/// scope's value), in the claim's order: the same read to render them and to
+/// re-check them in the claim's transaction.
+fn scope_clause(scope: &str, limit: usize) -> String {
+    format!("{scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}")
+}
+
 /// The head of the queue.
 #[derive(FromRow)]
 struct Head {
@@ -444,12 +451,13 @@ impl Store {
         // reported it failing), or whose reputation is paused, is held: its
         // queued mail waits, re-checked every HOLD_MS, until the domain is
         // verified again or an admin resumes the tenant.
-        let mut paused = head.reputation.as_deref() == Some("paused");
-        if paused && head.campaign_id.is_some() {
-            // Read the state again, share-locked (PostgreSQL): a resume committing
-            // meanwhile is then either seen here (no hold), or waits for this
-            // transaction and releases what it holds. Without the lock, a hold
-            // could land just after a resume's release and keep the mail back.
+        let mut held = head.held();
+        if held && head.domain_status.as_deref() == Some("verified") {
+            // Held by its reputation alone: read that again, share-locked
+            // (PostgreSQL). A resume committing meanwhile is then either seen
+            // here (no hold), or waits for this transaction and releases what
+            // it holds. Without the lock, a hold could land just after a
+            // resume's release and keep the mail back.
             let lock = match self.backend {
                 super::Backend::Postgres => " FOR SHARE",
                 super::Backend::Sqlite => "",
@@ -461,10 +469,9 @@ impl Store {
             .bind(&head.id)
             .fetch_optional(&mut *tx)
             .await?;
-            paused = state.as_deref() == Some("paused");
+            held = state.as_deref() == Some("paused");
         }
-        let verified = head.domain_status.as_deref() == Some("verified");
-        if let (Some(c), false) = (&head.campaign_id, verified && !paused) {
+        if let (true, Some(c)) = (held, &head.campaign_id) {
             // Rows another claim has locked are skipped (that claim holds them
             // itself): two claims of one campaign never wait on each other.
             let held = sqlx::query(&format!(
@@ -478,7 +485,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            tracing::warn!(campaign = %c, messages = held.rows_affected(), status = ?head.domain_status, paused,
+            tracing::warn!(campaign = %c, messages = held.rows_affected(), status = ?head.domain_status,
+                reputation = ?head.reputation,
                 "campaign held: its tenant's domain is not verified, or its reputation is paused");
             return Ok(Some(ClaimedBatch { suppressed: 0, batches: Vec::new() }));
         }
@@ -493,8 +501,8 @@ impl Store {
             return Ok(Some(ClaimedBatch { suppressed: 0, batches: Vec::new() }));
         };
         let still: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(&format!(
-            "SELECT m.id, {BLOCKED} AS blocked FROM messages m \
-             WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}{}",
+            "SELECT m.id, {BLOCKED} AS blocked FROM messages m WHERE {}{}",
+            scope_clause(scope, limit),
             self.skip_locked("m")
         ))
         .bind(now)
@@ -606,8 +614,8 @@ impl Store {
         now: i64,
     ) -> Result<Vec<ClaimedMessage>, sqlx::Error> {
         sqlx::query_as(&format!(
-            "SELECT {CLAIMED_COLUMNS}, {BLOCKED} AS blocked FROM {CLAIMED_FROM} \
-             WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}"
+            "SELECT {CLAIMED_COLUMNS}, {BLOCKED} AS blocked FROM {CLAIMED_FROM} WHERE {}",
+            scope_clause(scope, *limit)
         ))
         .bind(now)
         .bind(scope_value)
