@@ -12,12 +12,12 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use crate::auth::{generate_key, hash_key};
 use crate::config::{Config, ProviderKind};
-use crate::events::{EventWriter, WebhookVerifier};
+use crate::delivery_events::{EventWriter, WebhookVerifier};
 use crate::outbox::{Outbox, OutboxSettings, PacedProvider};
 use crate::provider::resend::ResendProvider;
-use crate::provider::sandbox::SandboxProvider;
+use crate::provider::simulated::SimulatedProvider;
 use crate::provider::DeliveryProvider;
-use crate::render::sandbox::{Sandbox, SandboxSettings};
+use crate::render::isolation::{RenderProcessSettings, RenderProcesses};
 use crate::render::unsubscribe::UnsubscribeLinks;
 use crate::render::Renderer;
 use crate::state::AppState;
@@ -56,13 +56,13 @@ impl Core {
             }
             ProviderKind::Sandbox => {
                 let (tx, rx) = mpsc::unbounded_channel();
-                tasks.push(tokio::spawn(crate::events::run_sandbox_feed(events.clone(), rx)));
-                Arc::new(SandboxProvider::new(tx))
+                tasks.push(tokio::spawn(crate::delivery_events::run_simulated_feed(events.clone(), rx)));
+                Arc::new(SimulatedProvider::new(tx))
             }
         };
         let wake = Arc::new(Notify::new());
         let secret = server_secret(&store, config).await?;
-        let sandbox = Sandbox::new(SandboxSettings {
+        let render_processes = RenderProcesses::new(RenderProcessSettings {
             exe: match &config.render_bin {
                 Some(bin) => bin.clone(),
                 None => std::env::current_exe().context("cannot find this binary to start render workers")?,
@@ -76,7 +76,7 @@ impl Core {
             config.max_html_bytes,
             // A claim renders about two requests' worth at most.
             config.max_batch_bytes.saturating_mul(2),
-            sandbox,
+            render_processes,
         ));
         let outbox = Outbox::new(
             store.clone(),
@@ -110,9 +110,9 @@ impl Core {
         let (stop_tx, stop_rx) = watch::channel(false);
         let worker = tokio::spawn(self.outbox.clone().run(stop_rx.clone()));
         // Webhooks to tenants run beside the outbox, never in its way.
-        let notifier = match crate::notify::Notifier::new(
+        let notifier = match crate::tenant_webhooks::Notifier::new(
             self.store.clone(),
-            crate::notify::NotifierSettings::from_config(config),
+            crate::tenant_webhooks::NotifierSettings::from_config(config),
         ) {
             Ok(n) => Some(tokio::spawn(n.run(stop_rx.clone()))),
             Err(e) => {
@@ -133,7 +133,7 @@ impl Core {
                 None
             }
         };
-        let poller = tokio::spawn(crate::domain_auth::run_poller(
+        let poller = tokio::spawn(crate::sending_domains::run_poller(
             self.store.clone(),
             self.provider.clone(),
             Duration::from_secs(config.domain_poll_secs),
@@ -190,7 +190,7 @@ impl Application {
                  Yahoo expect https; set PUBLIC_URL to this service's public https address"
             );
         }
-        let dns = crate::domain_auth::dns::DnsChecker::new(config.dns_resolver)?;
+        let dns = crate::sending_domains::dns::DnsChecker::new(config.dns_resolver)?;
         let state = AppState {
             store: core.store.clone(),
             provider: core.provider.clone(),
@@ -200,7 +200,7 @@ impl Application {
             events: core.events.clone(),
             renderer: core.renderer.clone(),
             wake: core.wake.clone(),
-            auth_throttle: crate::throttle::AuthThrottle::default(),
+            auth_throttle: crate::auth::throttle::AuthThrottle::default(),
             dns,
         };
         let router = router(state);

@@ -1,7 +1,20 @@
 //! mailroom: a self-hosted, multi-tenant email service over one Resend account.
 //!
-//! Arrows point down: `app` -> `api`/`auth` -> `state` -> `outbox`/`events`/`notify`/`automations`/`reputation`/
-//! `domain_auth` -> `store`/`provider`/`render`/`llm` -> `domain`.
+//! **The API's *customer* is the code's *tenant*.** A SaaS operator runs one
+//! mailroom; each of its customers sends from its own verified domain. Routes
+//! say `/customers/{id}`; everything behind them says `TenantId`.
+//!
+//! The house, top floor down; each module imports only from below it:
+//!
+//! - `app` — composition: builds the state, merges the routers, lists the workers.
+//! - `api`, `ui` — two front ends (JSON and the dashboard).
+//! - `auth` — who is calling (keys, the failed-key throttle).
+//! - the workers: `outbox` (sending), `delivery_events` (Resend -> mailroom),
+//!   `tenant_webhooks` (mailroom -> tenants), `automations`, `sending_domains`
+//!   (a tenant's domain and its DNS), `reputation`.
+//! - `render` (what a recipient receives), `provider` (who delivers), `llm`.
+//! - `store` — storage only: all SQL, one code path for SQLite and PostgreSQL.
+//! - `domain` — newtypes and pure rules; `config`.
 
 pub mod api;
 pub mod app;
@@ -11,21 +24,20 @@ pub mod automations;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod delivery_events;
 pub mod domain;
-pub mod domain_auth;
 pub mod error;
-pub mod events;
 pub mod import;
 pub mod llm;
 #[cfg(feature = "tools")]
 pub mod mock;
-pub mod notify;
 pub mod outbox;
 pub mod provider;
 pub mod render;
 pub mod reputation;
+pub mod sending_domains;
 pub mod state;
 pub mod store;
 pub mod telemetry;
-pub mod throttle;
+pub mod tenant_webhooks;
 pub mod ui;

@@ -53,7 +53,7 @@ fn main() -> anyhow::Result<()> {
     // A render worker starts no runtime and no threads: it limits its own
     // memory first thing, and serves one job at a time.
     if let Some(Command::RenderWorker { memory_mb }) = cli.command {
-        return mailroom::render::sandbox::serve_stdio(memory_mb);
+        return mailroom::render::isolation::serve_stdio(memory_mb);
     }
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cli))
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::config::Config;
-use crate::events::{EventWriter, WebhookVerifier};
+use crate::delivery_events::{EventWriter, WebhookVerifier};
 use crate::provider::DeliveryProvider;
 use crate::store::Store;
 
@@ -21,9 +21,9 @@ pub struct AppState {
     /// Stores delivery events, many per transaction under load.
     pub events: EventWriter,
     /// Looks up tenants' domain records in DNS.
-    pub dns: crate::domain_auth::dns::DnsChecker,
+    pub dns: crate::sending_domains::dns::DnsChecker,
     /// Failed authentications per key, for the 429 throttle.
-    pub auth_throttle: crate::throttle::AuthThrottle,
+    pub auth_throttle: crate::auth::throttle::AuthThrottle,
     /// Renders mail and signs unsubscribe links.
     pub renderer: Arc<crate::render::Renderer>,
     /// Wakes the worker when mail is queued, so a transactional send goes out at once.

@@ -93,7 +93,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub fn query_time(raw: Option<&str>, name: &str) -> ApiResult<Option<i64>> {
     match raw {
         None | Some("") => Ok(None),
-        Some(v) => crate::events::parse_time(v).map(Some).ok_or_else(|| {
+        Some(v) => crate::delivery_events::parse_time(v).map(Some).ok_or_else(|| {
             ApiError::validation(format!("`{name}` must be an RFC 3339 time, e.g. 2026-11-20T10:00:00Z"))
         }),
     }

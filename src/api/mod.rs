@@ -8,21 +8,21 @@ pub(crate) mod contacts;
 pub(crate) mod contacts_bulk;
 pub(crate) mod customers;
 pub(crate) mod dead_letters;
-pub(crate) mod domains;
 pub(crate) mod events;
 pub mod extract;
-mod health;
 mod idempotency;
 mod metrics;
+mod probes;
 pub(crate) mod reputation;
+mod resend_webhooks;
 pub(crate) mod segments;
 pub(crate) mod send;
+pub(crate) mod sending_domains;
 pub(crate) mod stats;
 pub(crate) mod suppressions;
 pub(crate) mod templates;
 pub(crate) mod tenant_webhooks;
 mod unsubscribe;
-mod webhooks;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
@@ -44,9 +44,9 @@ struct ApiDoc;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(health::router())
+        .merge(probes::router())
         .merge(customers::router())
-        .merge(domains::router())
+        .merge(sending_domains::router())
         .merge(contacts::router())
         .merge(contacts_bulk::router())
         .merge(segments::router())
@@ -58,7 +58,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(stats::router())
         .merge(reputation::router())
-        .merge(webhooks::router())
+        .merge(resend_webhooks::router())
         .merge(tenant_webhooks::router())
         .merge(automations::router())
         .merge(dead_letters::router())

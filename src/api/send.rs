@@ -123,7 +123,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn verified_domain(state: &AppState, tenant_id: &TenantId) -> ApiResult<(String, Vec<String>)> {
     let tenant = state.store.tenant(tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
     let verified = tenant.domain_verified();
-    let warnings = crate::domain_auth::sending_warnings(&tenant);
+    let warnings = crate::sending_domains::sending_warnings(&tenant);
     match (tenant.domain_name, verified) {
         (Some(domain), true) => Ok((domain, warnings)),
         (None, _) => Err(ApiError::precondition(

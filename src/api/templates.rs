@@ -167,7 +167,7 @@ pub fn invalid_template(e: crate::render::template::TemplateError) -> ApiError {
 }
 
 /// No render worker could be started: the server's trouble, not the template's.
-fn unavailable(e: crate::render::sandbox::SandboxError) -> ApiError {
+fn unavailable(e: crate::render::isolation::RenderProcessError) -> ApiError {
     tracing::error!(error = %e, "no template renderer");
     ApiError::Unavailable(e.to_string())
 }

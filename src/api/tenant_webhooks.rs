@@ -14,9 +14,9 @@ use super::{optional_text, path_id, ApiJson};
 use crate::auth::TenantAccess;
 use crate::domain::{is_tenant_event_type, now_ms, rfc3339, TenantId, TENANT_EVENT_TYPES, TEST_EVENT_TYPE};
 use crate::error::{ApiError, ApiResult};
-use crate::notify::{guard, new_secret, ROTATION_OVERLAP_MS};
 use crate::state::AppState;
 use crate::store::{DeliveryRow, EndpointPatch, EndpointRow, NewEndpoint};
+use crate::tenant_webhooks::{guard, new_secret, ROTATION_OVERLAP_MS};
 
 /// Most endpoints one customer may have.
 const MAX_ENDPOINTS: usize = 20;

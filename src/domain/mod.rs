@@ -3,6 +3,7 @@
 
 pub mod attributes;
 pub mod automation;
+mod clock;
 mod email;
 pub mod filter;
 mod name;
@@ -12,6 +13,7 @@ mod tenant_event;
 mod text;
 
 pub use attributes::Attributes;
+pub use clock::Clock;
 pub use email::EmailAddress;
 pub use filter::{FilterError, SegmentFilter};
 pub use name::{DomainName, Tag};

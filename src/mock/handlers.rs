@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{AcceptedEmail, Faults, KeyState, MockState};
-use crate::provider::sandbox::{delivery_events, dns_records};
+use crate::provider::simulated::{delivery_events, dns_records};
 use crate::provider::{DomainInfo, EmailTag, OutgoingEmail};
 
 pub fn router(state: MockState) -> Router {

@@ -3,7 +3,7 @@
 //! rate, and records the answer. Steps are independent, so several loops — in
 //! one process or many — can run side by side against one database.
 
-mod paced;
+mod paced_provider;
 mod pacer;
 
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 
-pub use paced::PacedProvider;
+pub use paced_provider::PacedProvider;
 pub use pacer::Pacer;
 
 use crate::domain::now_ms;

@@ -3,7 +3,7 @@
 //! accepts everything in-process and reports delivery events like Resend would.
 
 pub mod resend;
-pub mod sandbox;
+pub mod simulated;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};

@@ -11,7 +11,7 @@
 //! transactional mail that asks for it) carries RFC 8058 one-click
 //! unsubscribe headers and, unless the content places the link itself, a footer.
 
-pub mod sandbox;
+pub mod isolation;
 pub mod starters;
 pub mod template;
 pub mod unsubscribe;
@@ -26,7 +26,7 @@ use serde_json::{json, Map, Value};
 use crate::domain::strip_header_unsafe;
 use crate::provider::{EmailTag, OutgoingEmail};
 use crate::store::ClaimedMessage;
-use sandbox::{Caller, Job, Outcome, Sandbox, SandboxError};
+use isolation::{Caller, Job, Outcome, RenderProcessError, RenderProcesses};
 use template::TemplateError;
 use unsubscribe::UnsubscribeLinks;
 
@@ -161,7 +161,7 @@ pub struct Rendered {
 }
 
 /// Renders mail. Tenants' templates are compiled and run only in the
-/// [`Sandbox`]'s worker processes, never here (minijinja folds constants while
+/// [`RenderProcesses`]'s worker processes, never here (minijinja folds constants while
 /// it compiles, and its parser recurses: both are the template's to abuse).
 /// Unsubscribe links are signed with the server's secret.
 pub struct Renderer {
@@ -169,19 +169,19 @@ pub struct Renderer {
     max_output: usize,
     /// Most bytes one job brings back (see [`Job::budget`]).
     budget: usize,
-    sandbox: Sandbox,
+    processes: RenderProcesses,
     /// Each tenant's turn at the interactive workers (see [`Renderer::turn`]).
     turns: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 /// A render that did not happen: the template's fault, or no renderer.
-pub type Checked<T> = Result<Result<T, TemplateError>, SandboxError>;
+pub type Checked<T> = Result<Result<T, TemplateError>, RenderProcessError>;
 
 impl Renderer {
     /// `max_output` bounds a rendered part in bytes (`MAILROOM_MAX_HTML_BYTES`);
     /// `budget` what one job of many recipients may bring back.
-    pub fn new(links: UnsubscribeLinks, max_output: usize, budget: usize, sandbox: Sandbox) -> Self {
-        Self { links, max_output, budget: budget.max(max_output), sandbox, turns: Default::default() }
+    pub fn new(links: UnsubscribeLinks, max_output: usize, budget: usize, processes: RenderProcesses) -> Self {
+        Self { links, max_output, budget: budget.max(max_output), processes, turns: Default::default() }
     }
 
     pub fn links(&self) -> &UnsubscribeLinks {
@@ -196,7 +196,7 @@ impl Renderer {
             max_output: self.max_output,
             budget: self.budget,
             // Half the deadline: a slow template's job stops short in time.
-            budget_ms: u64::try_from(self.sandbox.timeout().as_millis() / 2).unwrap_or(u64::MAX),
+            budget_ms: u64::try_from(self.processes.timeout().as_millis() / 2).unwrap_or(u64::MAX),
             recipients: recipients.into(),
         }
     }
@@ -214,10 +214,10 @@ impl Renderer {
     /// its turn; a stopped job is the template's fault.
     async fn interactive(&self, tenant: &str, job: &Job<'_>) -> Checked<Outcome> {
         let _turn = self.turn(tenant).await;
-        match self.sandbox.render(Caller::Interactive, job).await {
+        match self.processes.render(Caller::Interactive, job).await {
             Ok(Outcome { compiled: Err(e), .. }) => Ok(Err(e)),
             Ok(outcome) => Ok(Ok(outcome)),
-            Err(SandboxError::Limit(reason)) => Ok(Err(stopped(reason))),
+            Err(RenderProcessError::Limit(reason)) => Ok(Err(stopped(reason))),
             Err(e) => Err(e),
         }
     }
@@ -260,7 +260,7 @@ impl Renderer {
     /// recipient. The answers may stop short of the last messages (a job
     /// brings back at most its budget): those are left for a later claim. The
     /// whole call fails only when no renderer can be started.
-    pub async fn emails_json(&self, ms: &[ClaimedMessage]) -> Result<Vec<Result<String, String>>, SandboxError> {
+    pub async fn emails_json(&self, ms: &[ClaimedMessage]) -> Result<Vec<Result<String, String>>, RenderProcessError> {
         let links: Vec<Option<String>> =
             ms.iter().map(|m| if m.list_unsubscribe == 1 { self.links.url(&m.id) } else { None }).collect();
         // Templated messages, one job per template (a campaign's claim is one job).
@@ -283,12 +283,12 @@ impl Renderer {
                 })
                 .collect();
             let job = self.job(subject, html, text, recipients);
-            let answers: Vec<Result<Rendered, String>> = match self.sandbox.render(Caller::Outbox, &job).await {
+            let answers: Vec<Result<Rendered, String>> = match self.processes.render(Caller::Outbox, &job).await {
                 Ok(Outcome { compiled: Err(e), .. }) => members.iter().map(|_| Err(e.to_string())).collect(),
                 Ok(outcome) => outcome.rendered.into_iter().map(|r| r.map_err(|e| e.to_string())).collect(),
-                Err(SandboxError::Limit(_)) if members.len() > 1 => self.render_each(&job).await?,
-                Err(e @ SandboxError::Limit(_)) => vec![Err(e.to_string())],
-                Err(e @ SandboxError::Unavailable(_)) => return Err(e),
+                Err(RenderProcessError::Limit(_)) if members.len() > 1 => self.render_each(&job).await?,
+                Err(e @ RenderProcessError::Limit(_)) => vec![Err(e.to_string())],
+                Err(e @ RenderProcessError::Unavailable(_)) => return Err(e),
             };
             for (&i, answer) in members.iter().zip(answers) {
                 rendered[i] = Some(answer);
@@ -318,19 +318,19 @@ impl Renderer {
         Ok(emails)
     }
 
-    /// A job the sandbox stopped, again one recipient at a time from the
+    /// A job the render processes stopped, again one recipient at a time from the
     /// first, so that a template that runs away only for some recipients fails
     /// only theirs. It stops at the first recipient stopped again (that one
     /// fails, with the reason), or once the job's budget of bytes or time is
     /// spent: the recipients after that are left for a later claim, never
     /// failed untried.
-    async fn render_each(&self, job: &Job<'_>) -> Result<Vec<Result<Rendered, String>>, SandboxError> {
+    async fn render_each(&self, job: &Job<'_>) -> Result<Vec<Result<Rendered, String>>, RenderProcessError> {
         let started = std::time::Instant::now();
         let mut answers = Vec::with_capacity(job.recipients.len());
         let mut total = 0usize;
         for to in job.recipients.iter() {
             let one = self.job(&job.subject, &job.html, job.text.as_deref(), vec![to.clone()]);
-            match self.sandbox.render(Caller::Outbox, &one).await {
+            match self.processes.render(Caller::Outbox, &one).await {
                 Ok(Outcome { compiled: Err(e), .. }) => answers.push(Err(e.to_string())),
                 Ok(mut a) => {
                     let r = a.rendered.pop().unwrap_or_else(|| Err(stopped("no answer".into())));
@@ -339,13 +339,13 @@ impl Renderer {
                     }
                     answers.push(r.map_err(|e| e.to_string()));
                 }
-                Err(SandboxError::Limit(reason)) => {
+                Err(RenderProcessError::Limit(reason)) => {
                     answers.push(Err(reason));
                     break;
                 }
-                Err(e @ SandboxError::Unavailable(_)) => return Err(e),
+                Err(e @ RenderProcessError::Unavailable(_)) => return Err(e),
             }
-            if total >= job.budget || started.elapsed() > self.sandbox.timeout() {
+            if total >= job.budget || started.elapsed() > self.processes.timeout() {
                 break;
             }
         }
@@ -391,7 +391,7 @@ impl Renderer {
     }
 }
 
-/// A render the sandbox stopped: the template's fault, whatever the data.
+/// A render the render processes stopped: the template's fault, whatever the data.
 fn stopped(message: String) -> TemplateError {
     TemplateError { part: template::HTML, line: None, column: None, message, runaway: true }
 }
@@ -407,7 +407,12 @@ mod tests {
     use super::*;
 
     fn renderer() -> Renderer {
-        Renderer::new(UnsubscribeLinks::new("secret", "https://mail.test"), 100_000, 1_000_000, Sandbox::in_process())
+        Renderer::new(
+            UnsubscribeLinks::new("secret", "https://mail.test"),
+            100_000,
+            1_000_000,
+            RenderProcesses::in_process(),
+        )
     }
 
     #[tokio::test]

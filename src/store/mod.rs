@@ -8,15 +8,15 @@ mod contacts;
 mod enqueue;
 mod events;
 mod filter;
-mod health;
 mod import;
 mod messages;
 mod outbox;
-mod pacer;
 mod reputation;
+mod send_slots;
 mod stats;
 mod suppressions;
 mod templates;
+mod tenant_figures;
 mod tenant_webhooks;
 mod tenants;
 mod ui_sessions;
@@ -38,7 +38,6 @@ pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey,
 pub use events::{
     DomainChange, EventFilter, EventOutcome, EventTarget, IncomingEvent, ListedEvent, StoredEvent, DOMAIN_TROUBLE,
 };
-pub use health::TenantHealth;
 pub use import::{ImportOutcome, ImportRow, OnConflict};
 pub use messages::MessageRow;
 pub use outbox::{
@@ -48,6 +47,7 @@ pub use reputation::{ReputationChange, ResumeOutcome, TenantReputation, REPUTATI
 pub use stats::{Bucket, CampaignCounters, DAY_MS, HOUR_MS, METRICS};
 pub use suppressions::{SuppressionRow, UnsubscribeTarget, Unsuppress};
 pub use templates::{TemplateContent, TemplatePatch, TemplateRow};
+pub use tenant_figures::TenantFigures;
 pub(crate) use tenant_webhooks::enqueue_tenant_events;
 pub use tenant_webhooks::{
     webhook_body, AttemptOutcome, ClaimedDelivery, DeliveryRow, DisablePolicy, EndpointPatch, EndpointRow, NewEndpoint,
@@ -73,6 +73,8 @@ pub struct Store {
     soft_bounce: SoftBounce,
     /// When a tenant's rates warn or pause its campaigns.
     reputation: crate::domain::ReputationPolicy,
+    /// What time it is: the system's, or a test's that it moves ahead.
+    clock: crate::domain::Clock,
 }
 
 /// `limit` transient bounces of one contact within `window_ms` suppress it (`soft_bounced`).
@@ -219,6 +221,7 @@ impl Store {
             sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
             soft_bounce: SoftBounce::default(),
             reputation: crate::domain::ReputationPolicy::default(),
+            clock: crate::domain::Clock::system(),
         })
     }
 
@@ -252,6 +255,16 @@ impl Store {
     pub fn with_soft_bounce(mut self, limit: u32, days: u32) -> Self {
         self.soft_bounce = SoftBounce { limit: i64::from(limit.max(1)), window_ms: i64::from(days) * stats::DAY_MS };
         self
+    }
+
+    /// The clock every time this store writes or compares is read from.
+    pub fn clock(&self) -> &crate::domain::Clock {
+        &self.clock
+    }
+
+    /// Milliseconds since the Unix epoch, by this store's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     pub fn backend(&self) -> Backend {

@@ -65,7 +65,8 @@ async fn list(
         state.store.campaigns(&id).await?.into_iter().map(|c| (c.id, c.subject)).collect();
     let campaign_names: std::collections::BTreeMap<&str, &str> =
         campaigns.iter().map(|(id, subject)| (id.as_str(), subject.as_str())).collect();
-    let types: Vec<&str> = crate::events::KNOWN_TYPES.iter().copied().filter(|t| t.starts_with("email.")).collect();
+    let types: Vec<&str> =
+        crate::delivery_events::KNOWN_TYPES.iter().copied().filter(|t| t.starts_with("email.")).collect();
     let frame = Frame::new(&user, Some(&row), "events");
     Ok(page(
         StatusCode::OK,

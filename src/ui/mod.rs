@@ -22,7 +22,7 @@ mod overview;
 mod reputation;
 mod session;
 mod suppressions;
-mod webhooks;
+mod tenant_webhooks;
 
 use std::sync::LazyLock;
 
@@ -53,7 +53,7 @@ pub fn router() -> Router<AppState> {
         .merge(contacts::router())
         .merge(campaigns::router())
         .merge(suppressions::router())
-        .merge(webhooks::router())
+        .merge(tenant_webhooks::router())
         .merge(automations::router())
         .merge(reputation::router())
         .merge(mail_templates::router())

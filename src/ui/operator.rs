@@ -40,7 +40,7 @@ pub struct Done {
 }
 
 #[derive(Serialize)]
-struct TenantHealth {
+struct TenantFigures {
     customer: serde_json::Value,
     sent_7d: i64,
     delivered_7d: i64,
@@ -78,7 +78,7 @@ async fn tenants(State(state): State<AppState>, user: UiUser, Query(q): Query<Do
         } else {
             "ok"
         };
-        rows.push(TenantHealth {
+        rows.push(TenantFigures {
             customer: serde_json::to_value(customers::Customer::from(t)).unwrap_or_default(),
             sent_7d: sent,
             delivered_7d: delivered,

@@ -12,9 +12,9 @@ use super::chart::line_chart;
 use super::operator::Done;
 use super::session::CsrfOnly;
 use super::{page, scope, see_other, Frame, UiResult, UiUser};
-use crate::api::domains;
+use crate::api::sending_domains as domains;
 use crate::domain::now_ms;
-use crate::domain_auth::dns;
+use crate::sending_domains::dns;
 use crate::state::AppState;
 use crate::store::DAY_MS;
 

@@ -247,7 +247,7 @@ async fn events_for_one_message_in_one_group_keep_the_highest_status_and_dedupe(
     for (svix, kind) in kinds {
         let extra = if kind == "email.bounced" { json!({ "bounce": { "type": "Permanent" } }) } else { json!({}) };
         let body = serde_json::to_vec(&event(kind, &id, extra)).unwrap();
-        parsed.push(mailroom::events::parse_event(svix, &body).unwrap());
+        parsed.push(mailroom::delivery_events::parse_event(svix, &body).unwrap());
     }
     let refs: Vec<&mailroom::store::IncomingEvent> = parsed.iter().collect();
     let targets = app.store.event_targets(&refs).await.unwrap();
@@ -276,7 +276,7 @@ async fn a_bounce_and_a_complaint_in_one_group_leave_the_complaint() {
         for (i, kind) in order.iter().enumerate() {
             let extra = if *kind == "email.bounced" { json!({ "bounce": { "type": "Permanent" } }) } else { json!({}) };
             let body = serde_json::to_vec(&event(kind, &id, extra)).unwrap();
-            parsed.push(mailroom::events::parse_event(&format!("both-{i}"), &body).unwrap());
+            parsed.push(mailroom::delivery_events::parse_event(&format!("both-{i}"), &body).unwrap());
         }
         let refs: Vec<&mailroom::store::IncomingEvent> = parsed.iter().collect();
         let targets = app.store.event_targets(&refs).await.unwrap();

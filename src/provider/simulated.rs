@@ -18,12 +18,12 @@ pub struct GeneratedEvent {
     pub body: String,
 }
 
-pub struct SandboxProvider {
+pub struct SimulatedProvider {
     verified: Mutex<HashSet<String>>,
     events: mpsc::UnboundedSender<GeneratedEvent>,
 }
 
-impl SandboxProvider {
+impl SimulatedProvider {
     pub fn new(events: mpsc::UnboundedSender<GeneratedEvent>) -> Self {
         Self { verified: Mutex::new(HashSet::new()), events }
     }
@@ -114,7 +114,7 @@ pub fn dns_records(domain: &str) -> Vec<serde_json::Value> {
     ]
 }
 
-impl DeliveryProvider for SandboxProvider {
+impl DeliveryProvider for SimulatedProvider {
     fn name(&self) -> &'static str {
         "sandbox"
     }

@@ -8,8 +8,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::delivery_events::{self, IngestError, VerifyError};
 use crate::error::{ApiError, ApiResult};
-use crate::events::{self, IngestError, VerifyError};
 use crate::state::AppState;
 use crate::store::EventOutcome;
 
@@ -63,7 +63,7 @@ async fn resend_webhook(State(state): State<AppState>, headers: HeaderMap, body:
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 255)
         .ok_or_else(|| ApiError::BadRequest("missing svix-id header".into()))?;
-    let (event_type, outcome) = events::ingest(&state.events, svix_id, &body).await.map_err(|e| match e {
+    let (event_type, outcome) = delivery_events::ingest(&state.events, svix_id, &body).await.map_err(|e| match e {
         IngestError::Invalid(m) => ApiError::validation(m),
         IngestError::Store(e) => {
             tracing::error!(error = %e, "delivery event not stored");

@@ -106,7 +106,7 @@ pub struct Outcome {
     pub rendered: Vec<Result<Rendered, TemplateError>>,
 }
 
-/// What a worker does with a job; also what [`Sandbox::in_process`] does.
+/// What a worker does with a job; also what [`RenderProcesses::in_process`] does.
 fn run_job(templates: &Templates, job: &Job<'_>) -> WrittenAnswer {
     let started = std::time::Instant::now();
     let text = job.text.as_deref();
@@ -183,7 +183,7 @@ fn limit_memory(memory_mb: u64) -> anyhow::Result<()> {
 
 /// How the sandbox runs.
 #[derive(Clone, Debug)]
-pub struct SandboxSettings {
+pub struct RenderProcessSettings {
     /// The mailroom binary (it runs `mailroom render-worker`).
     pub exe: PathBuf,
     pub memory_mb: u64,
@@ -194,7 +194,7 @@ pub struct SandboxSettings {
 
 /// Why a job got no answer.
 #[derive(Debug, thiserror::Error)]
-pub enum SandboxError {
+pub enum RenderProcessError {
     /// No worker could be started: nothing is wrong with the template, so
     /// whatever waits on it should wait and try again.
     #[error("the template renderer could not be started ({0}); check MAILROOM_RENDER_BIN")]
@@ -225,11 +225,11 @@ struct Worker {
 }
 
 /// Where templates run: worker processes (see the module's documentation).
-pub struct Sandbox(Inner);
+pub struct RenderProcesses(Inner);
 
 enum Inner {
     Process {
-        settings: SandboxSettings,
+        settings: RenderProcessSettings,
         outbox: Pool,
         interactive: Pool,
         jobs: AtomicU64,
@@ -247,8 +247,8 @@ pub enum Caller {
     Interactive,
 }
 
-impl Sandbox {
-    pub fn new(settings: SandboxSettings) -> Self {
+impl RenderProcesses {
+    pub fn new(settings: RenderProcessSettings) -> Self {
         let pool = |n: usize| Pool { idle: Arc::default(), permits: Arc::new(tokio::sync::Semaphore::new(n.max(1))) };
         let (outbox, interactive) = (pool(settings.workers), pool(settings.workers));
         Self(Inner::Process { settings, outbox, interactive, jobs: AtomicU64::new(1) })
@@ -270,7 +270,7 @@ impl Sandbox {
 
     /// Compiles `job`'s template and renders it for its recipients, in order,
     /// as far as its budget allows.
-    pub async fn render(&self, caller: Caller, job: &Job<'_>) -> Result<Outcome, SandboxError> {
+    pub async fn render(&self, caller: Caller, job: &Job<'_>) -> Result<Outcome, RenderProcessError> {
         let answer: Answer = match &self.0 {
             #[cfg(test)]
             Inner::InProcess(templates) => read_answer(run_job(templates, job)),
@@ -281,9 +281,10 @@ impl Sandbox {
                 };
                 let number = jobs.fetch_add(1, Ordering::Relaxed);
                 let mut frame = number.to_le_bytes().to_vec();
-                serde_json::to_writer(&mut frame, job).map_err(|e| SandboxError::Limit(e.to_string()))?;
+                serde_json::to_writer(&mut frame, job).map_err(|e| RenderProcessError::Limit(e.to_string()))?;
                 let answer = pool.run(settings, number, frame).await?;
-                serde_json::from_slice(&answer).map_err(|e| SandboxError::Limit(format!("unreadable answer: {e}")))?
+                serde_json::from_slice(&answer)
+                    .map_err(|e| RenderProcessError::Limit(format!("unreadable answer: {e}")))?
             }
         };
         Ok(Outcome {
@@ -294,12 +295,18 @@ impl Sandbox {
 }
 
 impl Pool {
-    async fn run(&self, settings: &SandboxSettings, number: u64, frame: Vec<u8>) -> Result<Vec<u8>, SandboxError> {
-        let permit = self.permits.clone().acquire_owned().await.map_err(|e| SandboxError::Limit(e.to_string()))?;
+    async fn run(
+        &self,
+        settings: &RenderProcessSettings,
+        number: u64,
+        frame: Vec<u8>,
+    ) -> Result<Vec<u8>, RenderProcessError> {
+        let permit =
+            self.permits.clone().acquire_owned().await.map_err(|e| RenderProcessError::Limit(e.to_string()))?;
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let mut worker = match idle {
             Some(w) => w,
-            None => spawn(settings).map_err(SandboxError::Unavailable)?,
+            None => spawn(settings).map_err(RenderProcessError::Unavailable)?,
         };
         let (pool, settings) = (self.idle.clone(), settings.clone());
         let exchange = tokio::spawn(async move {
@@ -327,9 +334,9 @@ impl Pool {
             let _ = worker.child.wait().await;
             metrics::counter!("mailroom_render_workers_killed_total").increment(1);
             tracing::warn!(reason = %failure, "a template render was stopped; its worker was replaced");
-            Err(SandboxError::Limit(failure))
+            Err(RenderProcessError::Limit(failure))
         });
-        exchange.await.map_err(|e| SandboxError::Limit(e.to_string()))?
+        exchange.await.map_err(|e| RenderProcessError::Limit(e.to_string()))?
     }
 }
 
@@ -354,7 +361,7 @@ async fn exchange(worker: &mut Worker, number: u64, frame: &[u8]) -> std::io::Re
     Ok(answer)
 }
 
-fn spawn(settings: &SandboxSettings) -> std::io::Result<Worker> {
+fn spawn(settings: &RenderProcessSettings) -> std::io::Result<Worker> {
     let mut child = Command::new(&settings.exe)
         .arg(WORKER_COMMAND)
         .arg("--memory-mb")

@@ -12,6 +12,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::KeyOwner;
 
+pub mod throttle;
+
 pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }

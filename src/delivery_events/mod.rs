@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::domain::MessageStatus;
-use crate::provider::sandbox::GeneratedEvent;
+use crate::provider::simulated::GeneratedEvent;
 use crate::store::{DomainChange, EventOutcome, IncomingEvent};
 
 /// Parses a Resend webhook body leniently: real payloads carry more fields than
@@ -168,7 +168,7 @@ pub enum IngestError {
 
 /// Feeds the sandbox provider's generated events into the same pipeline as real
 /// webhooks. Runs until the sender side (the provider) is dropped.
-pub async fn run_sandbox_feed(writer: EventWriter, mut rx: mpsc::UnboundedReceiver<GeneratedEvent>) {
+pub async fn run_simulated_feed(writer: EventWriter, mut rx: mpsc::UnboundedReceiver<GeneratedEvent>) {
     while let Some(event) = rx.recv().await {
         // Retry store failures briefly, as Resend would retry a 5xx.
         for attempt in 0..5u64 {

@@ -8,7 +8,7 @@ use super::Store;
 
 /// One tenant's figures over a period, and its dead letters now.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TenantHealth {
+pub struct TenantFigures {
     pub sent: i64,
     pub delivered: i64,
     pub bounced: i64,
@@ -19,8 +19,8 @@ pub struct TenantHealth {
 impl Store {
     /// Per tenant id: the hourly counters summed over `[from, to)`, and the
     /// count of dead letters. Tenants with neither are absent. Two queries.
-    pub async fn tenant_health(&self, from: i64, to: i64) -> Result<HashMap<String, TenantHealth>, sqlx::Error> {
-        let mut out: HashMap<String, TenantHealth> = HashMap::new();
+    pub async fn tenant_health(&self, from: i64, to: i64) -> Result<HashMap<String, TenantFigures>, sqlx::Error> {
+        let mut out: HashMap<String, TenantFigures> = HashMap::new();
         let rows: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT tenant_id, metric, CAST(SUM(n) AS BIGINT) FROM tenant_stats \
              WHERE bucket_start >= $1 AND bucket_start < $2 \

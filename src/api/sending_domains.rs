@@ -11,9 +11,9 @@ use super::extract::{EmptyBody, NoBody};
 use super::ApiJson;
 use crate::auth::TenantAccess;
 use crate::domain::{DomainName, TenantId};
-use crate::domain_auth::{self, dns, DomainError};
 use crate::error::{ApiError, ApiResult};
 use crate::provider::ErrorClass;
+use crate::sending_domains::{self, dns, DomainError};
 use crate::state::AppState;
 use crate::store::TenantRow;
 
@@ -53,7 +53,7 @@ pub struct DomainStatus {
     /// the domain already has one, a DMARC record to start with.
     dns_records: Vec<serde_json::Value>,
     /// What mailroom itself found in DNS for each record.
-    checks: crate::domain_auth::dns::DomainChecks,
+    checks: crate::sending_domains::dns::DomainChecks,
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -101,7 +101,7 @@ async fn add_domain(
 /// Registers a customer's sending domain (the API and the dashboard).
 pub(crate) async fn register(state: &AppState, tenant_id: &TenantId, raw: &str) -> ApiResult<DomainCreated> {
     let domain = DomainName::parse(raw).map_err(ApiError::validation)?;
-    let row = domain_auth::register(&state.store, state.provider.as_ref(), tenant_id, &domain).await?;
+    let row = sending_domains::register(&state.store, state.provider.as_ref(), tenant_id, &domain).await?;
     tracing::info!(tenant = %tenant_id, "domain registered");
     Ok(DomainCreated {
         dns_records: records(&row).into_iter().chain([dns::dmarc_record(domain.as_str())]).collect(),
@@ -130,7 +130,7 @@ async fn verify_domain(
 /// Asks the provider to verify the domain (the API and the dashboard).
 pub(crate) async fn verify(state: &AppState, tenant_id: &TenantId) -> ApiResult<DomainVerification> {
     let tenant = state.store.tenant(tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
-    let row = domain_auth::verify(&state.store, state.provider.as_ref(), &tenant).await?;
+    let row = sending_domains::verify(&state.store, state.provider.as_ref(), &tenant).await?;
     let verified = row.domain_verified();
     let message = if verified {
         "Domain verified. Emails can now be sent.".to_owned()
@@ -156,7 +156,7 @@ pub(crate) async fn status(state: &AppState, tenant_id: &TenantId) -> ApiResult<
     }
     if !row.domain_verified() {
         // Fresh from the provider when it answers; the stored state otherwise.
-        match domain_auth::refresh(&state.store, state.provider.as_ref(), &row).await {
+        match sending_domains::refresh(&state.store, state.provider.as_ref(), &row).await {
             Ok(fresh) => row = fresh,
             Err(e) => {
                 tracing::warn!(tenant = %t_id, error = %e, "domain status from store; provider did not answer")
