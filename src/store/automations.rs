@@ -11,7 +11,7 @@ use super::enqueue::{insert_single, NewSingle};
 use super::events::{EventTarget, IncomingEvent};
 use super::{native_sql, placeholders, Placeholders, Store, WriteTx};
 use crate::domain::automation::{starter_rules, Rule};
-use crate::domain::{new_id, now_ms, strip_header_unsafe, TenantId};
+use crate::domain::{new_id, strip_header_unsafe, TenantId};
 
 /// A stored rule.
 #[derive(Clone, Debug, FromRow)]
@@ -287,7 +287,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(None);
         }
-        insert_automation(&mut tx, tenant_id, &id, a, None, now_ms()).await?;
+        insert_automation(&mut tx, tenant_id, &id, a, None, self.now_ms()).await?;
         tx.commit().await?;
         Ok(Some(id))
     }
@@ -328,7 +328,7 @@ impl Store {
         .bind(&a.rule.trigger.link)
         .bind(a.rule.wait_ms())
         .bind(serde_json::to_string(a.rule).unwrap_or_default())
-        .bind(now_ms())
+        .bind(self.now_ms())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -360,7 +360,7 @@ impl Store {
 
     /// Claims up to `max` due runs for `lease_ms` under one fresh token.
     pub async fn claim_runs(&self, lease_ms: i64, max: i64) -> Result<Vec<ClaimedRun>, sqlx::Error> {
-        let now = now_ms();
+        let now = self.now_ms();
         let any_due: Option<i64> =
             sqlx::query_scalar("SELECT 1 FROM automation_runs WHERE status = 'pending' AND due_at <= $1 LIMIT 1")
                 .bind(now)
@@ -405,7 +405,8 @@ impl Store {
     /// where it goes next. False if the claim was lost.
     pub async fn save_run(&self, run: &ClaimedRun, log: &str, next: RunProgress<'_>) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let saved = save_run_in(&mut tx, run, log, next).await?;
+        let now = tx.now;
+        let saved = save_run_in(&mut tx, now, run, log, next).await?;
         tx.commit().await?;
         Ok(saved)
     }
@@ -465,7 +466,7 @@ impl Store {
         .bind(&run.claim_token)
         .bind(step)
         .bind(log)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -552,7 +553,7 @@ impl Store {
         scope: &str,
         m: &NewSingle,
     ) -> Result<bool, sqlx::Error> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut tx = self.begin_write().await?;
         let marked = sqlx::query(
             "INSERT INTO automation_sends (automation_id, contact_key, scope, message_id, created_at) \
@@ -611,7 +612,7 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
             let mut tx = self.begin_write().await?;
-            let now = now_ms();
+            let now = self.now_ms();
             let mark =
                 sqlx::query("UPDATE campaigns SET sent_notified_at = $2 WHERE id = $1 AND sent_notified_at IS NULL")
                     .bind(&c.id)
@@ -631,7 +632,7 @@ impl Store {
                     "sent": c.recipient_count - dead,
                     "dead_letters": dead,
                 });
-                super::enqueue_tenant_events(&mut tx, &c.tenant_id, "campaign.sent", &data).await?;
+                super::enqueue_tenant_events(&mut tx, now, &c.tenant_id, "campaign.sent", &data).await?;
             }
             tx.commit().await?;
             marked += 1;
@@ -643,11 +644,11 @@ impl Store {
 /// [`Store::save_run`] inside `tx`.
 async fn save_run_in(
     tx: &mut AnyConnection,
+    now: i64,
     run: &ClaimedRun,
     log: &str,
     next: RunProgress<'_>,
 ) -> Result<bool, sqlx::Error> {
-    let now = now_ms();
     let (status, step, waited, due_at, attempts, error) = match next {
         RunProgress::Wait { step, due_at } => ("pending", step, 1, due_at, run.attempts, None),
         RunProgress::Retry { due_at, error } => {
@@ -719,7 +720,8 @@ impl RunBatch {
         tag: &crate::domain::Tag,
         present: bool,
     ) -> Result<Option<bool>, sqlx::Error> {
-        super::contacts::set_tag_in(&mut self.tx, tenant_id.as_str(), contact_id, tag, present).await
+        let now = self.tx.now;
+        super::contacts::set_tag_in(&mut self.tx, now, tenant_id.as_str(), contact_id, tag, present).await
     }
 
     /// [`Store::add_suppressions`] in this batch.
@@ -730,7 +732,8 @@ impl RunBatch {
         reason: &str,
         source: &str,
     ) -> Result<u64, sqlx::Error> {
-        super::suppressions::add_suppressions_in(&mut self.tx, tenant_id.as_str(), emails, reason, source).await
+        let now = self.tx.now;
+        super::suppressions::add_suppressions_in(&mut self.tx, now, tenant_id.as_str(), emails, reason, source).await
     }
 
     /// [`Store::enqueue_tenant_events`] in this batch.
@@ -740,12 +743,14 @@ impl RunBatch {
         event_type: &str,
         data: &serde_json::Value,
     ) -> Result<u64, sqlx::Error> {
-        super::enqueue_tenant_events(&mut self.tx, tenant_id.as_str(), event_type, data).await
+        let now = self.tx.now;
+        super::enqueue_tenant_events(&mut self.tx, now, tenant_id.as_str(), event_type, data).await
     }
 
     /// [`Store::save_run`] in this batch.
     pub async fn save_run(&mut self, run: &ClaimedRun, log: &str, next: RunProgress<'_>) -> Result<bool, sqlx::Error> {
-        save_run_in(&mut self.tx, run, log, next).await
+        let now = self.tx.now;
+        save_run_in(&mut self.tx, now, run, log, next).await
     }
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {

@@ -4,7 +4,7 @@
 use sqlx::FromRow;
 
 use super::{Store, WriteTx};
-use crate::domain::{now_ms, TenantId};
+use crate::domain::TenantId;
 
 #[derive(Clone, Debug, FromRow)]
 pub struct CampaignRow {
@@ -80,7 +80,7 @@ impl Store {
     /// stay, so late bounces and complaints still suppress and count.
     pub async fn delete_campaign(&self, tenant_id: &TenantId, id: &str) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let now = now_ms();
+        let now = self.now_ms();
         let done =
             sqlx::query("UPDATE campaigns SET deleted_at = $3 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL")
                 .bind(tenant_id)
@@ -128,7 +128,7 @@ impl Store {
             .bind(state)
             .execute(&mut *tx)
             .await?;
-        stop_unsent(&mut tx, tenant_id, id, to, from, now_ms()).await?;
+        stop_unsent(&mut tx, tenant_id, id, to, from, self.now_ms()).await?;
         tx.commit().await
     }
 }

@@ -1,7 +1,7 @@
 use sqlx::FromRow;
 
 use super::{placeholders, Store, StoreError};
-use crate::domain::{now_ms, Tag, TenantId};
+use crate::domain::{Tag, TenantId};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct ContactRow {
@@ -111,7 +111,7 @@ async fn insert_contact(
 impl Store {
     pub async fn create_contact(&self, tenant_id: &TenantId, c: NewContact) -> Result<ContactRow, StoreError> {
         let mut tx = self.begin_write().await?;
-        let now = now_ms();
+        let now = self.now_ms();
         insert_contact(&mut tx, tenant_id, &c, now).await.map_err(StoreError::from_sqlx)?;
         tx.commit().await?;
         Ok(ContactRow {
@@ -196,7 +196,7 @@ impl Store {
         .bind(p.tags.as_deref().map(tags_json))
         .bind(p.attributes_json)
         .bind(p.status)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_optional(&mut *tx)
         .await
         .map_err(StoreError::from_sqlx)?;
@@ -241,7 +241,7 @@ impl Store {
         .bind(id)
         .bind(tenant_id)
         .bind(name)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(filter)
         .fetch_one(&self.pool)
         .await
@@ -340,7 +340,7 @@ impl Store {
                  ON CONFLICT DO NOTHING",
                 placeholders(4, chunk.len())
             );
-            let mut q = sqlx::query(&sql).bind(segment_id).bind(now_ms()).bind(tenant_id);
+            let mut q = sqlx::query(&sql).bind(segment_id).bind(self.now_ms()).bind(tenant_id);
             for id in chunk {
                 q = q.bind(id);
             }
@@ -381,7 +381,8 @@ impl Store {
         present: bool,
     ) -> Result<Option<bool>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let changed = set_tag_in(&mut tx, tenant_id.as_str(), contact_id, tag, present).await?;
+        let now = tx.now;
+        let changed = set_tag_in(&mut tx, now, tenant_id.as_str(), contact_id, tag, present).await?;
         tx.commit().await?;
         Ok(changed)
     }
@@ -437,7 +438,7 @@ impl Store {
             .bind(n)
             .bind(domain)
             .bind(serde_json::json!([tag]).to_string())
-            .bind(now_ms())
+            .bind(self.now_ms())
             .bind(super::id_prefix())
             .execute(&mut *tx)
             .await?
@@ -459,6 +460,7 @@ impl Store {
 /// [`Store::set_contact_tag`] inside `tx` (the row locked on PostgreSQL).
 pub(super) async fn set_tag_in(
     tx: &mut sqlx::AnyConnection,
+    now: i64,
     tenant_id: &str,
     contact_id: &str,
     tag: &Tag,
@@ -496,7 +498,7 @@ pub(super) async fn set_tag_in(
         .bind(tenant_id)
         .bind(contact_id)
         .bind(serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()))
-        .bind(now_ms())
+        .bind(now)
         .execute(&mut *tx)
         .await?;
     Ok(Some(true))

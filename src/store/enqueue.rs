@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::filter::{bind_values, compile, SqlValue};
 use super::{Backend, Placeholders, Store, StoreError, WriteTx};
-use crate::domain::{now_ms, SegmentFilter, TenantId};
+use crate::domain::{SegmentFilter, TenantId};
 
 /// Priority lanes of the outbox: lower is claimed first.
 pub const PRIORITY_TRANSACTIONAL: i64 = 0;
@@ -150,7 +150,7 @@ impl Store {
         respond: impl FnOnce(u64) -> String,
     ) -> Result<EnqueueOutcome, StoreError> {
         let mut tx = self.begin_write().await?;
-        let now = now_ms();
+        let now = self.now_ms();
         if let Some(repeat) = reserve_key(&mut tx, tenant_id, key, now).await? {
             tx.rollback().await?;
             return Ok(EnqueueOutcome::Repeat(repeat));
@@ -241,7 +241,7 @@ impl Store {
                 "EXISTS (SELECT 1 FROM segment_members m WHERE m.segment_id = $2 AND m.contact_id = c.id)",
             ),
             Targeting::Resume(_) => {
-                let (audience, values) = audience(self.backend, targeting, 2, now_ms());
+                let (audience, values) = audience(self.backend, targeting, 2, self.now_ms());
                 let sql = format!("SELECT COUNT(*) {audience}");
                 let row = bind_values(sqlx::query(&sql).bind(tenant_id), &values).fetch_one(&self.pool).await?;
                 return row.try_get(0);
@@ -272,7 +272,7 @@ impl Store {
     async fn filter_count(&self, tenant_id: &TenantId, filter: &SegmentFilter) -> Result<i64, sqlx::Error> {
         let mut values = Vec::new();
         // One numbering, used by both statements.
-        let member_of = compile(filter, self.backend, &mut Placeholders::after(1), &mut values, now_ms());
+        let member_of = compile(filter, self.backend, &mut Placeholders::after(1), &mut values, self.now_ms());
         let sql = format!("SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = $1 AND {member_of}");
         let members: i64 =
             bind_values(sqlx::query(&sql).bind(tenant_id), &values).fetch_one(&self.pool).await?.try_get(0)?;
@@ -296,7 +296,7 @@ impl Store {
         limit: i64,
     ) -> Result<(i64, Vec<super::ContactRow>), sqlx::Error> {
         let mut values = Vec::new();
-        let member_of = compile(filter, self.backend, &mut Placeholders::after(1), &mut values, now_ms());
+        let member_of = compile(filter, self.backend, &mut Placeholders::after(1), &mut values, self.now_ms());
         let sql = format!("SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = $1 AND {member_of}");
         let count: i64 =
             bind_values(sqlx::query(&sql).bind(tenant_id), &values).fetch_one(&self.pool).await?.try_get(0)?;
@@ -322,7 +322,7 @@ impl Store {
         response: &str,
     ) -> Result<Option<KeyRepeat>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let now = now_ms();
+        let now = self.now_ms();
         if let Some(repeat) = reserve_key(&mut tx, tenant_id, key, now).await? {
             tx.rollback().await?;
             return Ok(Some(repeat));

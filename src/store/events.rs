@@ -4,7 +4,7 @@ use sqlx::FromRow;
 
 use super::tenant_webhooks::{enabled_endpoints, insert_deliveries, webhook_body, QueuedDelivery};
 use super::{Placeholders, Store};
-use crate::domain::{is_tenant_event_type, now_ms, MessageStatus};
+use crate::domain::{is_tenant_event_type, MessageStatus};
 
 /// A delivery event, already verified and parsed, as the store applies it.
 #[derive(Clone, Debug)]
@@ -190,7 +190,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut tx = self.begin_write().await?;
-        let now = now_ms();
+        let now = self.now_ms();
         let mut p = Placeholders::after(0);
         let rows: Vec<String> = events.iter().map(|_| format!("({})", p.list(12))).collect();
         let sql = format!(

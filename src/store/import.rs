@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::contacts::CONTACT_COLUMNS;
 use super::{Backend, ContactRow, Store};
-use crate::domain::{new_id, now_ms, Attributes, Tag, TenantId};
+use crate::domain::{new_id, Attributes, Tag, TenantId};
 
 /// What an import does with an address the tenant already has.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -113,7 +113,7 @@ impl Store {
         }
         drop(seen);
         let mut tx = self.begin_write().await?;
-        let now = now_ms();
+        let now = self.now_ms();
         for chunk in unique.chunks_mut(ROWS_PER_STATEMENT) {
             self.import_statement(&mut tx, tenant_id, chunk, on_conflict, now, &mut out).await?;
         }

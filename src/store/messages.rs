@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::Store;
-use crate::domain::{now_ms, TenantId};
+use crate::domain::TenantId;
 
 #[derive(Clone, Debug, FromRow)]
 pub struct MessageRow {
@@ -82,7 +82,7 @@ impl Store {
         message_id: Option<&str>,
         campaign_id: Option<&str>,
     ) -> Result<u64, sqlx::Error> {
-        let now = now_ms();
+        let now = self.now_ms();
         let done = sqlx::query(
             "UPDATE messages SET attempts = 0, batch_id = NULL, due_at = $4, updated_at = $4, \
                status = CASE WHEN EXISTS (SELECT 1 FROM campaigns cp WHERE cp.id = messages.campaign_id AND cp.state = 'paused') \

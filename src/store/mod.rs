@@ -94,6 +94,8 @@ impl Default for SoftBounce {
 pub(crate) struct WriteTx {
     tx: Transaction<'static, Any>,
     _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// The transaction's time, read from the store's clock when it began.
+    pub(crate) now: i64,
 }
 
 impl WriteTx {
@@ -287,9 +289,9 @@ impl Store {
             Backend::Sqlite => {
                 let writer = self.sqlite_writer.clone().lock_owned().await;
                 let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(WriteTx { tx, _writer: Some(writer) })
+                Ok(WriteTx { tx, _writer: Some(writer), now: self.now_ms() })
             }
-            Backend::Postgres => Ok(WriteTx { tx: self.pool.begin().await?, _writer: None }),
+            Backend::Postgres => Ok(WriteTx { tx: self.pool.begin().await?, _writer: None, now: self.now_ms() }),
         }
     }
 

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 
 use super::{placeholders, Placeholders, Store, WriteTx};
-use crate::domain::{now_ms, TenantId};
+use crate::domain::TenantId;
 
 /// Most emails Resend takes in one `POST /emails/batch`.
 pub const MAX_BATCH: i64 = 100;
@@ -240,7 +240,7 @@ impl Store {
     /// once its lease runs out; that lost claim does not count as an attempt.
     /// `render` turns each message into its email's JSON, as when first claimed.
     pub async fn claim_due_batch(&self, lease_ms: i64, render: &impl RenderClaimed) -> anyhow::Result<DueBatch> {
-        let now = now_ms();
+        let now = self.now_ms();
         // A cheap read first: most steps find nothing due, and need no write lock for that.
         let due: Option<(String, i64)> = sqlx::query_as(
             "SELECT id, CASE WHEN payload IS NULL THEN 1 ELSE 0 END FROM batches \
@@ -272,7 +272,7 @@ impl Store {
                 answers.into_iter().collect()
             };
         }
-        let now = now_ms();
+        let now = self.now_ms();
         let mut tx = self.begin_write().await?;
         let row: Option<DueRow> = sqlx::query_as(&format!(
             "SELECT id, tenant_id, idempotency_key, single, payload, payload_hash, attempts, claims, claim_token, \
@@ -421,7 +421,7 @@ impl Store {
     ) -> anyhow::Result<Option<ClaimedBatch>> {
         // What the claim would take, read and rendered outside the transaction.
         let mut conn = self.pool.acquire().await?;
-        let Some(head) = self.queue_head(&mut conn, now_ms(), transactional_only).await? else { return Ok(None) };
+        let Some(head) = self.queue_head(&mut conn, self.now_ms(), transactional_only).await? else { return Ok(None) };
         // Which messages the claim takes: decided once, here, and used again
         // inside the transaction.
         let scope = match head.held() {
@@ -429,7 +429,7 @@ impl Store {
             false => Some(self.claim_scope(&mut conn, &head, max_batches, max_bytes).await?),
         };
         let ahead = match &scope {
-            Some(scope) => self.claimable(&mut conn, scope, now_ms()).await?,
+            Some(scope) => self.claimable(&mut conn, scope, self.now_ms()).await?,
             None => Vec::new(),
         };
         drop(conn);
@@ -439,7 +439,7 @@ impl Store {
             unblocked.into_iter().map(|m| m.id).zip(answers).collect();
 
         let mut tx = self.begin_write().await?;
-        let now = now_ms();
+        let now = self.now_ms();
         // The head as it is now: whether its campaign is held is read again.
         let head: Option<Head> =
             sqlx::query_as(&format!("{HEAD} WHERE m.id = $1")).bind(&head.id).fetch_optional(&mut *tx).await?;
@@ -659,7 +659,7 @@ impl Store {
             sqlx::query("UPDATE batches SET due_at = $3 WHERE id = $1 AND claim_token = $2 AND status = 'pending'")
                 .bind(&batch.id)
                 .bind(&batch.claim_token)
-                .bind(now_ms() + lease_ms)
+                .bind(self.now_ms() + lease_ms)
                 .execute(&self.pool)
                 .await?;
         Ok(done.rows_affected() == 1)
@@ -725,7 +725,7 @@ impl Store {
         counted: bool,
         uncertain: bool,
     ) -> Result<bool, sqlx::Error> {
-        let now = now_ms();
+        let now = self.now_ms();
         let uncertain_since = if uncertain { s.batch.uncertain_since.or(Some(now)) } else { s.batch.uncertain_since };
         self.settle_attempt(s, "pending", "sending", counted, Some(due_at), uncertain_since, "").await
     }
@@ -754,7 +754,7 @@ impl Store {
         refused: &[(String, String)],
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let now = now_ms();
+        let now = self.now_ms();
         let summary = format!("{} of {} emails refused", refused.len(), batch.message_ids.len());
         if !fence(&mut tx, batch, "sent", None, true, batch.uncertain_since, Some(&summary), now).await? {
             tx.rollback().await?;
@@ -793,7 +793,7 @@ impl Store {
         messages_set: &str,
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let now = now_ms();
+        let now = self.now_ms();
         if !fence(&mut tx, s.batch, batch_status, due_at, counted, uncertain_since, Some(s.error), now).await? {
             tx.rollback().await?;
             return Ok(false);
@@ -922,7 +922,7 @@ async fn fence(
 
 /// Records one accepted batch, if its claim is still held.
 async fn complete_one(tx: &mut WriteTx, batch: &OutboundBatch, provider_ids: &[String]) -> Result<bool, sqlx::Error> {
-    let now = now_ms();
+    let now = tx.now;
     if !fence(tx, batch, "sent", None, false, batch.uncertain_since, None, now).await? {
         return Ok(false);
     }

@@ -12,7 +12,7 @@ use sqlx::{AnyConnection, FromRow};
 use super::stats::HOUR_MS;
 use super::tenant_webhooks::{enqueue_tenant_events, webhook_body};
 use super::{placeholders, Store};
-use crate::domain::{new_id, now_ms, rfc3339, ReputationCounts, ReputationPolicy, ReputationState, TenantId};
+use crate::domain::{new_id, rfc3339, ReputationCounts, ReputationPolicy, ReputationState, TenantId};
 
 /// The event type of every state change, to tenants and to the operator.
 pub const REPUTATION_EVENT: &str = "reputation.changed";
@@ -169,8 +169,14 @@ impl Store {
             .await?;
         let Some(name) = name else { return Ok(None) };
         let mut conn = self.pool.acquire().await?;
-        let mut all = standings(&mut conn, &self.reputation, Some(&[tenant_id.as_str()]), now_ms()).await?;
-        Ok(Some(to_reputation(tenant_id.as_str(), name, all.remove(tenant_id.as_str()), &self.reputation)))
+        let mut all = standings(&mut conn, &self.reputation, Some(&[tenant_id.as_str()]), self.now_ms()).await?;
+        Ok(Some(to_reputation(
+            tenant_id.as_str(),
+            name,
+            all.remove(tenant_id.as_str()),
+            &self.reputation,
+            self.now_ms(),
+        )))
     }
 
     /// Every tenant's standing, worst first: paused, then warning, then ok;
@@ -179,10 +185,11 @@ impl Store {
         let tenants: Vec<(String, String)> =
             sqlx::query_as("SELECT id, name FROM tenants ORDER BY id").fetch_all(&self.pool).await?;
         let mut conn = self.pool.acquire().await?;
-        let mut all = standings(&mut conn, &self.reputation, None, now_ms()).await?;
+        let now = self.now_ms();
+        let mut all = standings(&mut conn, &self.reputation, None, now).await?;
         let p = self.reputation;
         let mut out: Vec<TenantReputation> =
-            tenants.into_iter().map(|(id, name)| to_reputation(&id, name, all.remove(&id), &p)).collect();
+            tenants.into_iter().map(|(id, name)| to_reputation(&id, name, all.remove(&id), &p, now)).collect();
         let severity = |r: &TenantReputation| {
             let judged = p.counts(&r.counts);
             let b = r.counts.bounce_rate() / crate::domain::reputation::ppm_to_fraction(p.bounce_pause_ppm.max(1));
@@ -240,7 +247,7 @@ impl Store {
         &self,
         tenants: Option<&[&str]>,
     ) -> Result<Vec<(String, ReputationState, ReputationState)>, sqlx::Error> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut conn = self.pool.acquire().await?;
         let all = standings(&mut conn, &self.reputation, tenants, now).await?;
         drop(conn);
@@ -292,7 +299,7 @@ impl Store {
         tenant_id: &TenantId,
         note: Option<&str>,
     ) -> Result<ResumeOutcome, sqlx::Error> {
-        let now = now_ms();
+        let now = self.now_ms();
         let bucket = now.div_euclid(HOUR_MS) * HOUR_MS;
         let mut tx = self.begin_write().await?;
         let mut all = standings(&mut tx, &self.reputation, Some(&[tenant_id.as_str()]), now).await?;
@@ -349,7 +356,7 @@ impl Store {
         // Campaign mail held while paused waits up to HOLD_MS for its next look:
         // release it now. The time is read after the update above, which waits
         // for any claim holding the state's lock, so that claim's hold is caught too.
-        let now = now_ms();
+        let now = self.now_ms();
         sqlx::query(
             "UPDATE messages SET due_at = $2 WHERE tenant_id = $1 AND status = 'queued' AND campaign_id IS NOT NULL \
                AND due_at > $2 AND due_at <= $3",
@@ -371,9 +378,10 @@ fn to_reputation(
     name: String,
     found: Option<(Option<StateRow>, ReputationCounts, i64)>,
     policy: &ReputationPolicy,
+    now: i64,
 ) -> TenantReputation {
     let (state, counts, window_from) =
-        found.unwrap_or_else(|| (None, ReputationCounts::default(), window_start(policy, now_ms())));
+        found.unwrap_or_else(|| (None, ReputationCounts::default(), window_start(policy, now)));
     TenantReputation {
         tenant_id: tenant_id.to_owned(),
         name,
@@ -418,7 +426,7 @@ async fn record_change(tx: &mut AnyConnection, c: &Change<'_>, alert_operator: b
     let name: Option<String> =
         sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1").bind(c.tenant).fetch_optional(&mut *tx).await?;
     let data = change_data(c, name.as_deref());
-    enqueue_tenant_events(tx, c.tenant, REPUTATION_EVENT, &data).await?;
+    enqueue_tenant_events(tx, c.now, c.tenant, REPUTATION_EVENT, &data).await?;
     if alert_operator {
         // No endpoint: the notifier signs it with MAILROOM_ALERT_WEBHOOK_SECRET
         // and posts it to MAILROOM_ALERT_WEBHOOK_URL.

@@ -26,7 +26,7 @@ impl Store {
         let hit: Option<i64> = sqlx::query_scalar(
             "SELECT 1 FROM messages WHERE status = 'queued' AND priority = 0 AND due_at <= $1 LIMIT 1",
         )
-        .bind(crate::domain::now_ms())
+        .bind(self.now_ms())
         .fetch_optional(&self.pool)
         .await?;
         Ok(hit.is_some())

@@ -334,7 +334,7 @@ impl Store {
         const KINDS: [&str; 3] = ["email.delivered", "email.opened", "email.clicked"];
         let per_message = per_message.max(0);
         let campaign = crate::domain::new_id();
-        let now = crate::domain::now_ms();
+        let now = self.now_ms();
         let series = |n: &str| {
             match self.backend {
             super::Backend::Postgres => format!("generate_series(0, {n} - 1) AS seq(i)"),

@@ -5,7 +5,7 @@
 use sqlx::FromRow;
 
 use super::{Placeholders, Store};
-use crate::domain::{now_ms, TenantId};
+use crate::domain::TenantId;
 
 #[derive(Clone, Debug, FromRow)]
 pub struct SuppressionRow {
@@ -69,7 +69,8 @@ impl Store {
             return Ok(0);
         }
         let mut tx = self.begin_write().await?;
-        let added = add_suppressions_in(&mut tx, tenant_id.as_str(), emails, reason, source).await?;
+        let now = tx.now;
+        let added = add_suppressions_in(&mut tx, now, tenant_id.as_str(), emails, reason, source).await?;
         tx.commit().await?;
         Ok(added)
     }
@@ -105,7 +106,7 @@ impl Store {
                 .bind(tenant_id)
                 .bind(email_normalized)
                 .bind(reason)
-                .bind(now_ms())
+                .bind(self.now_ms())
                 .execute(&mut *tx)
                 .await?;
                 Unsuppress::Removed
@@ -132,7 +133,7 @@ impl Store {
     /// Idempotent: an address already suppressed keeps its first entry.
     pub async fn unsubscribe(&self, target: &UnsubscribeTarget, message_id: &str) -> Result<(), sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let now = now_ms();
+        let now = self.now_ms();
         let email_normalized = target.to_email.to_lowercase();
         let suppressed = sqlx::query(
             "INSERT INTO suppressions (tenant_id, email_normalized, reason, source, created_at) \
@@ -161,7 +162,8 @@ impl Store {
                 "campaign_id": target.campaign_id,
                 "created_at": crate::domain::rfc3339(now),
             });
-            super::enqueue_tenant_events(&mut tx, &target.tenant_id, "contact.unsubscribed", &data).await?;
+            let now = tx.now;
+            super::enqueue_tenant_events(&mut tx, now, &target.tenant_id, "contact.unsubscribed", &data).await?;
         }
         tx.commit().await
     }
@@ -186,6 +188,7 @@ impl Store {
 /// [`Store::add_suppressions`] inside `tx`.
 pub(super) async fn add_suppressions_in(
     tx: &mut sqlx::AnyConnection,
+    now: i64,
     tenant_id: &str,
     emails: &[String],
     reason: &str,
@@ -201,7 +204,7 @@ pub(super) async fn add_suppressions_in(
          ON CONFLICT (tenant_id, email_normalized) DO NOTHING",
         rows.join(", ")
     );
-    let mut q = sqlx::query(&sql).bind(tenant_id).bind(reason).bind(source).bind(now_ms());
+    let mut q = sqlx::query(&sql).bind(tenant_id).bind(reason).bind(source).bind(now);
     for e in emails {
         q = q.bind(e);
     }

@@ -4,7 +4,7 @@
 use sqlx::FromRow;
 
 use super::{Store, WriteTx};
-use crate::domain::{new_id, now_ms, TenantId};
+use crate::domain::{new_id, TenantId};
 
 /// A template at one version.
 #[derive(Clone, Debug, FromRow)]
@@ -107,7 +107,7 @@ impl Store {
     pub async fn create_template(&self, tenant_id: &TenantId, c: &TemplateContent) -> Result<TemplateRow, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let id = new_id();
-        insert_template(&mut tx, tenant_id, &id, c, now_ms()).await?;
+        insert_template(&mut tx, tenant_id, &id, c, self.now_ms()).await?;
         tx.commit().await?;
         self.template(tenant_id, &id, None).await?.ok_or(sqlx::Error::RowNotFound)
     }
@@ -167,7 +167,7 @@ impl Store {
         patch: TemplatePatch,
     ) -> Result<Option<TemplateRow>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let now = now_ms();
+        let now = self.now_ms();
         let version: Option<i64> = sqlx::query_scalar(
             "UPDATE templates SET version = version + 1, updated_at = $3, name = COALESCE($4, name) \
              WHERE tenant_id = $1 AND id = $2 RETURNING version",

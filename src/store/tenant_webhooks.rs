@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use sqlx::{AnyConnection, FromRow};
 
 use super::{native_sql, placeholders, Placeholders, Store};
-use crate::domain::{new_id, now_ms, rfc3339, TenantId};
+use crate::domain::{new_id, rfc3339, TenantId};
 
 /// Rows one multi-row insert writes at most (SQLite binds at most 32,766 parameters).
 const INSERT_CHUNK: usize = 500;
@@ -124,12 +124,12 @@ pub fn webhook_body(event_type: &str, data: &Value, at_ms: i64) -> String {
 /// subscribed to it, inside the caller's transaction; returns how many were queued.
 pub(crate) async fn enqueue_tenant_events(
     tx: &mut AnyConnection,
+    now: i64,
     tenant_id: &str,
     event_type: &str,
     data: &Value,
 ) -> Result<u64, sqlx::Error> {
     let endpoints = enabled_endpoints(tx, &[tenant_id]).await?;
-    let now = now_ms();
     let body = webhook_body(event_type, data, now);
     let rows: Vec<QueuedDelivery> = endpoints
         .iter()
@@ -218,7 +218,7 @@ impl Store {
         data: &Value,
     ) -> Result<u64, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let queued = enqueue_tenant_events(&mut tx, tenant_id.as_str(), event_type, data).await?;
+        let queued = enqueue_tenant_events(&mut tx, self.now_ms(), tenant_id.as_str(), event_type, data).await?;
         tx.commit().await?;
         Ok(queued)
     }
@@ -232,7 +232,7 @@ impl Store {
         new: NewEndpoint<'_>,
         max: usize,
     ) -> Result<Option<EndpointRow>, sqlx::Error> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut tx = self.begin_write().await?;
         if !tx.below_limit("webhook_endpoints", tenant_id.as_str(), max).await? {
             tx.rollback().await?;
@@ -300,7 +300,7 @@ impl Store {
         .bind(description)
         .bind(patch.event_types.map(|t| t.join(",")))
         .bind(patch.enabled.map(i64::from))
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_optional(&self.pool)
         .await
     }
@@ -325,7 +325,7 @@ impl Store {
         .bind(id)
         .bind(secret)
         .bind(overlap_until)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_optional(&self.pool)
         .await
     }
@@ -383,7 +383,7 @@ impl Store {
         .bind(tenant_id)
         .bind(endpoint_id)
         .bind(id)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_optional(&self.pool)
         .await
     }
@@ -397,7 +397,7 @@ impl Store {
         event_type: &str,
         data: &Value,
     ) -> Result<String, sqlx::Error> {
-        let now = now_ms();
+        let now = self.now_ms();
         let id = new_id();
         sqlx::query(
             "INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_type, payload, status, attempts, \
@@ -417,7 +417,7 @@ impl Store {
     /// Claims up to `max` due deliveries for `lease_ms` under one fresh token.
     /// Deliveries to an endpoint disabled meanwhile are settled as failed instead.
     pub async fn claim_deliveries(&self, lease_ms: i64, max: i64) -> Result<Vec<ClaimedDelivery>, sqlx::Error> {
-        let now = now_ms();
+        let now = self.now_ms();
         // A cheap read first: most steps find nothing due and need no write lock for that.
         let any_due: Option<i64> = sqlx::query_scalar(
             "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 LIMIT 1",
@@ -483,7 +483,7 @@ impl Store {
         outcome: &AttemptOutcome<'_>,
         policy: &DisablePolicy,
     ) -> Result<bool, sqlx::Error> {
-        let now = now_ms();
+        let now = self.now_ms();
         let (status, next) = match (outcome.delivered, outcome.retry_at) {
             (true, _) => ("delivered", now),
             (false, Some(at)) => ("pending", at),

@@ -1,7 +1,7 @@
 use sqlx::FromRow;
 
 use super::{Store, StoreError};
-use crate::domain::{now_ms, TenantId};
+use crate::domain::TenantId;
 
 #[derive(Clone, Debug, FromRow)]
 pub struct TenantRow {
@@ -62,7 +62,7 @@ impl Store {
 
     /// A new tenant, with the starter templates and the starter automations (disabled).
     pub async fn create_tenant(&self, id: &TenantId, name: &str) -> Result<TenantRow, sqlx::Error> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut tx = self.begin_write().await?;
         let row = sqlx::query_as(&format!(
             "INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3) RETURNING {TENANT_COLUMNS}"
@@ -83,7 +83,7 @@ impl Store {
         sqlx::query("UPDATE tenants SET unsubscribe_footer = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
             .bind(i64::from(on))
-            .bind(now_ms())
+            .bind(self.now_ms())
             .execute(&self.pool)
             .await
             .map(|_| ())
@@ -106,7 +106,7 @@ impl Store {
         ))
         .bind(id)
         .bind(name)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_optional(&self.pool)
         .await
     }
@@ -167,7 +167,7 @@ impl Store {
         .bind(resend_domain_id)
         .bind(status)
         .bind(records_json)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::from_sqlx)
@@ -186,7 +186,7 @@ impl Store {
         .bind(id)
         .bind(status)
         .bind(records_json)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_optional(&self.pool)
         .await
     }
@@ -218,7 +218,7 @@ impl Store {
         .bind(name)
         .bind(prefix)
         .bind(key_hash)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_one(&self.pool)
         .await
     }
@@ -237,7 +237,7 @@ impl Store {
             sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL")
                 .bind(tenant_id)
                 .bind(key_id)
-                .bind(now_ms())
+                .bind(self.now_ms())
                 .execute(&self.pool)
                 .await?;
         Ok(done.rows_affected() == 1)

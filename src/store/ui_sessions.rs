@@ -4,7 +4,7 @@
 use sqlx::FromRow;
 
 use super::Store;
-use crate::domain::{now_ms, TenantId};
+use crate::domain::TenantId;
 
 #[derive(Clone, Debug, FromRow)]
 pub struct UiSessionRow {
@@ -27,7 +27,7 @@ impl Store {
         csrf_token: &str,
         expires_at: i64,
     ) -> Result<(), sqlx::Error> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM ui_sessions WHERE expires_at < $1").bind(now).execute(&mut *tx).await?;
         sqlx::query(
@@ -51,7 +51,7 @@ impl Store {
             "SELECT id, key_hash, tenant_id, csrf_token, expires_at FROM ui_sessions WHERE id = $1 AND expires_at > $2",
         )
         .bind(id_hash)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_optional(&self.pool)
         .await
     }
