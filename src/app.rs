@@ -11,8 +11,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::auth::{generate_key, hash_key};
+use crate::automations::{Engine, FinishedCampaigns};
 use crate::config::{Config, ProviderKind};
-use crate::delivery_events::{EventWriter, WebhookVerifier};
+use crate::delivery_events::{EventWriter, SimulatedFeed, WebhookVerifier};
 use crate::outbox::{Outbox, OutboxSettings, PacedProvider};
 use crate::provider::resend::ResendProvider;
 use crate::provider::simulated::SimulatedProvider;
@@ -20,8 +21,13 @@ use crate::provider::DeliveryProvider;
 use crate::render::isolation::{RenderProcessSettings, RenderProcesses};
 use crate::render::unsubscribe::UnsubscribeLinks;
 use crate::render::Renderer;
+use crate::sending_domains::DomainRecheck;
 use crate::state::AppState;
 use crate::store::Store;
+use crate::tenant_webhooks::{Notifier, NotifierSettings};
+use crate::workers::queue_gauges::QueueGauges;
+use crate::workers::reputation_sweep::ReputationSweep;
+use crate::workers::{Activity, Runner, Worker, Workers};
 
 /// Largest request body accepted: room for a campaign's html at its limit
 /// (`MAILROOM_MAX_HTML_BYTES`, 512 KiB by default) even when JSON escaping grows it.
@@ -35,7 +41,10 @@ pub struct Core {
     pub wake: Arc<Notify>,
     pub events: EventWriter,
     pub renderer: Arc<Renderer>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The sandbox provider's event feed (sandbox mode only).
+    feed: Option<Arc<SimulatedFeed>>,
+    /// What this process's runner has in hand, for tests that step the same workers.
+    activity: Arc<Activity>,
 }
 
 impl Core {
@@ -47,7 +56,7 @@ impl Core {
             .with_soft_bounce(config.soft_bounce_limit, config.soft_bounce_days)
             .with_reputation(config.reputation_policy());
         store.migrate().await?;
-        let mut tasks = Vec::new();
+        let mut feed = None;
         let events = EventWriter::spawn(store.clone());
         let provider: Arc<dyn DeliveryProvider> = match config.provider {
             ProviderKind::Resend => {
@@ -56,8 +65,9 @@ impl Core {
             }
             ProviderKind::Sandbox => {
                 let (tx, rx) = mpsc::unbounded_channel();
-                tasks.push(tokio::spawn(crate::delivery_events::run_simulated_feed(events.clone(), rx)));
-                Arc::new(SimulatedProvider::new(tx))
+                let arrived = Arc::new(Notify::new());
+                feed = Some(Arc::new(SimulatedFeed::new(events.clone(), rx, arrived.clone())));
+                Arc::new(SimulatedProvider::new(tx, arrived))
             }
         };
         let wake = Arc::new(Notify::new());
@@ -101,66 +111,67 @@ impl Core {
         );
         // The API and the domain re-check call the provider too: through the same pacer.
         let provider: Arc<dyn DeliveryProvider> = Arc::new(PacedProvider::new(provider, outbox.pacer(), store.clone()));
-        Ok(Self { store, provider, outbox, wake, events, renderer, tasks })
+        Ok(Self { store, provider, outbox, wake, events, renderer, feed, activity: Arc::default() })
     }
 
-    /// Runs the worker (and the domain re-check) until `shutdown` resolves, then
-    /// lets in-flight batches finish, for at most 30 seconds.
+    /// Runs the worker's workers (see [`workers`]) until `shutdown` resolves,
+    /// then lets in-flight batches finish, for at most 30 seconds.
     pub async fn run_worker(self, config: &Config, shutdown: impl Future<Output = ()>) {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let worker = tokio::spawn(self.outbox.clone().run(stop_rx.clone()));
-        // Webhooks to tenants run beside the outbox, never in its way.
-        let notifier = match crate::tenant_webhooks::Notifier::new(
-            self.store.clone(),
-            crate::tenant_webhooks::NotifierSettings::from_config(config),
-        ) {
-            Ok(n) => Some(tokio::spawn(n.run(stop_rx.clone()))),
-            Err(e) => {
-                tracing::error!(error = ?e, "webhooks to customers are not delivered");
-                None
-            }
-        };
-        let sweep = tokio::spawn(crate::reputation::run_sweep(
-            self.store.clone(),
-            Duration::from_secs(config.reputation_sweep_secs),
-            stop_rx.clone(),
-        ));
-        // Automations act on delivery events after they are stored, beside the outbox.
-        let automations = match crate::automations::Engine::new(self.store.clone(), self.wake.clone(), config) {
-            Ok(engine) => Some(tokio::spawn(engine.run(stop_rx.clone()))),
-            Err(e) => {
-                tracing::error!(error = ?e, "automations do not run");
-                None
-            }
-        };
-        let poller = tokio::spawn(crate::sending_domains::run_poller(
-            self.store.clone(),
-            self.provider.clone(),
-            Duration::from_secs(config.domain_poll_secs),
-            stop_rx,
-        ));
+        let runner = Runner::spawn(workers(&self, config, Role::Worker), self.activity.clone());
         shutdown.await;
-        let _ = stop_tx.send(true);
-        if tokio::time::timeout(Duration::from_secs(30), worker).await.is_err() {
-            tracing::warn!("worker did not stop within 30 s; leased batches will be retried after their lease");
-        }
-        if let Some(notifier) = notifier {
-            if tokio::time::timeout(Duration::from_secs(15), notifier).await.is_err() {
-                tracing::warn!("webhook deliveries in flight did not finish; they are retried after their lease");
-            }
-        }
-        if let Some(automations) = automations {
-            if tokio::time::timeout(Duration::from_secs(15), automations).await.is_err() {
-                tracing::warn!("automation runs in flight did not finish; they are retried after their lease");
-            }
-        }
-        poller.abort();
-        sweep.abort();
-        for t in self.tasks {
-            t.abort();
-        }
+        runner.shut_down().await;
         self.store.close().await;
     }
+}
+
+/// What a process runs besides its workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `mailroom serve`: HTTP, and the sending work unless `sending` is false.
+    Serve { sending: bool },
+    /// `mailroom worker`: the sending work alone.
+    Worker,
+}
+
+/// The background workers a process runs, in the order they stop: those that
+/// finish their work in hand first (the outbox within 30 s, then the tenant
+/// webhooks and the automations within 15 s each), then the periodic ones,
+/// cut short; the sandbox's event feed keeps storing what the last batches
+/// produce until then.
+pub fn workers(core: &Core, config: &Config, role: Role) -> Vec<Arc<dyn Worker>> {
+    let mut list: Vec<Arc<dyn Worker>> = Vec::new();
+    if matches!(role, Role::Worker | Role::Serve { sending: true }) {
+        list.push(Arc::new(core.outbox.clone()));
+        // Webhooks to tenants run beside the outbox, never in its way.
+        match Notifier::new(core.store.clone(), NotifierSettings::from_config(config)) {
+            Ok(notifier) => list.push(Arc::new(notifier)),
+            Err(e) => tracing::error!(error = ?e, "webhooks to customers are not delivered"),
+        }
+        // Automations act on delivery events after they are stored, beside the outbox.
+        match Engine::new(core.store.clone(), core.wake.clone(), config) {
+            Ok(engine) => {
+                list.push(Arc::new(engine));
+                list.push(Arc::new(FinishedCampaigns::new(core.store.clone())));
+            }
+            Err(e) => tracing::error!(error = ?e, "automations do not run"),
+        }
+        list.push(Arc::new(DomainRecheck::new(
+            core.store.clone(),
+            core.provider.clone(),
+            Duration::from_secs(config.domain_poll_secs),
+        )));
+        list.push(Arc::new(ReputationSweep::new(
+            core.store.clone(),
+            Duration::from_secs(config.reputation_sweep_secs),
+        )));
+    }
+    if let Some(feed) = &core.feed {
+        list.push(feed.clone());
+    }
+    if matches!(role, Role::Serve { .. }) {
+        list.push(Arc::new(QueueGauges::new(core.store.clone())));
+    }
+    list
 }
 
 pub struct Application {
@@ -221,42 +232,32 @@ impl Application {
         self.core.outbox.clone()
     }
 
+    /// Every worker `serve` runs, with its worker on, for a test to step
+    /// ([`Workers::settle`]) whether or not this app runs them itself.
+    pub fn workers(&self) -> Workers {
+        let list = workers(&self.core, &self.config, Role::Serve { sending: true });
+        Workers::new(list, self.core.activity.clone(), self.core.store.clone())
+    }
+
     /// Serves until `shutdown` resolves, then drains: HTTP stops accepting, the
     /// worker finishes the batches in hand.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let server = tokio::spawn(serve(self.listener, self.router, stop_rx.clone()));
-        let gauges = tokio::spawn(crate::api::run_queue_gauges(
-            self.core.store.clone(),
-            Duration::from_secs(QUEUE_GAUGE_SECS),
-            stop_rx.clone(),
-        ));
-        let mut worker_stop = stop_rx;
-        let worker_shutdown = async move {
-            let _ = worker_stop.wait_for(|s| *s).await;
-        };
-        let config = self.config;
-        let run_worker = self.run_worker;
+        let server = tokio::spawn(serve(self.listener, self.router, stop_rx));
+        let sending = self.run_worker;
         let core = self.core;
-        let worker = tokio::spawn(async move {
-            if run_worker {
-                core.run_worker(&config, worker_shutdown).await;
-            } else {
-                worker_shutdown.await;
-            }
-        });
+        let runner = Runner::spawn(workers(&core, &self.config, Role::Serve { sending }), core.activity.clone());
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
-        let _ = worker.await;
-        gauges.abort();
+        runner.shut_down().await;
+        if sending {
+            core.store.close().await;
+        }
         server.await.context("HTTP server task failed")?;
         Ok(())
     }
 }
-
-/// How often the queue-depth gauges of `/metrics` are read from the database.
-const QUEUE_GAUGE_SECS: u64 = 5;
 
 /// How long a client may take to send its request headers: a slow client
 /// (slowloris) cannot hold connections open by trickling them.

@@ -32,7 +32,6 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub use extract::ApiJson;
-pub use metrics::run_queue_gauges;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 use crate::domain::automation::{Action, Rule};
 use crate::domain::{new_id, now_ms, EmailAddress, Tag, TenantId};
@@ -83,32 +83,6 @@ impl Engine {
             None => None,
         };
         Ok(Self { store, wake, llm, agent_daily_cap: i64::from(config.agent_daily_cap) })
-    }
-
-    /// Runs until `shutdown` turns true, finishing the runs in hand. Also tells
-    /// tenants' webhooks when a campaign has finished sending (`campaign.sent`).
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut last_sweep = std::time::Instant::now();
-        while !*shutdown.borrow() {
-            if last_sweep.elapsed() >= CAMPAIGN_SWEEP {
-                last_sweep = std::time::Instant::now();
-                if let Err(e) = self.store.notify_finished_campaigns(50).await {
-                    tracing::error!(error = ?e, "finished campaigns could not be announced");
-                }
-            }
-            let idle = match self.step().await {
-                Ok(0) => Duration::from_millis(200),
-                Ok(_) => continue,
-                Err(e) => {
-                    tracing::error!(error = ?e, "automation step failed");
-                    Duration::from_secs(1)
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(idle) => {}
-                _ = shutdown.changed() => {}
-            }
-        }
     }
 
     /// Claims the due runs and carries them out one after another: a rule's
@@ -376,6 +350,84 @@ impl Engine {
         }
         self.wake.notify_waiters();
         Ok(Outcome::Done(format!("email {} queued", single.id)))
+    }
+}
+
+/// One loop, finishing the runs in hand before stopping.
+impl crate::workers::Worker for Engine {
+    fn name(&self) -> &'static str {
+        "automations"
+    }
+
+    fn step(&self) -> futures::future::BoxFuture<'_, anyhow::Result<crate::workers::Step>> {
+        Box::pin(async move {
+            Ok(match self.step().await? {
+                0 => crate::workers::Step::Idle,
+                _ => crate::workers::Step::Worked,
+            })
+        })
+    }
+
+    fn cadence(&self) -> crate::workers::Cadence {
+        crate::workers::Cadence::Queue {
+            idle: Duration::from_millis(200),
+            after_error: Duration::from_secs(1),
+            wake: None,
+        }
+    }
+
+    fn stop(&self) -> crate::workers::Stop {
+        crate::workers::Stop::Finish {
+            grace: Duration::from_secs(15),
+            overdue: "automation runs in flight did not finish; they are retried after their lease",
+        }
+    }
+
+    fn failed(&self, error: &anyhow::Error) {
+        tracing::error!(error = ?error, "automation step failed");
+    }
+}
+
+/// Tells tenants' webhooks when a campaign has finished sending
+/// (`campaign.sent`): looks for finished campaigns every second, a page of
+/// them at a time.
+pub struct FinishedCampaigns {
+    store: Store,
+}
+
+impl FinishedCampaigns {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+impl crate::workers::Worker for FinishedCampaigns {
+    fn name(&self) -> &'static str {
+        "finished_campaigns"
+    }
+
+    fn step(&self) -> futures::future::BoxFuture<'_, anyhow::Result<crate::workers::Step>> {
+        Box::pin(async move {
+            Ok(match self.store.notify_finished_campaigns(50).await? {
+                0 => crate::workers::Step::Idle,
+                _ => crate::workers::Step::Worked,
+            })
+        })
+    }
+
+    fn cadence(&self) -> crate::workers::Cadence {
+        crate::workers::Cadence::Queue { idle: CAMPAIGN_SWEEP, after_error: CAMPAIGN_SWEEP, wake: None }
+    }
+
+    fn stop(&self) -> crate::workers::Stop {
+        crate::workers::Stop::Finish {
+            grace: Duration::from_secs(15),
+            overdue: "finished campaigns in hand were not announced; they are at the next start",
+        }
+    }
+
+    fn failed(&self, error: &anyhow::Error) {
+        tracing::error!(error = ?error, "finished campaigns could not be announced");
     }
 }
 

@@ -8,7 +8,9 @@ pub use verify::{VerifyError, WebhookVerifier};
 pub use writer::EventWriter;
 
 use serde_json::Value;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Notify};
 
 use crate::domain::MessageStatus;
 use crate::provider::simulated::GeneratedEvent;
@@ -166,13 +168,27 @@ pub enum IngestError {
     Store(String),
 }
 
-/// Feeds the sandbox provider's generated events into the same pipeline as real
-/// webhooks. Runs until the sender side (the provider) is dropped.
-pub async fn run_simulated_feed(writer: EventWriter, mut rx: mpsc::UnboundedReceiver<GeneratedEvent>) {
-    while let Some(event) = rx.recv().await {
+/// Feeds the sandbox provider's generated events into the same pipeline as
+/// real webhooks, one at a time, as they come (the provider notifies `arrived`).
+/// Keeps going while the other workers finish at shutdown: their last batches
+/// still produce events.
+pub struct SimulatedFeed {
+    writer: EventWriter,
+    events: tokio::sync::Mutex<mpsc::UnboundedReceiver<GeneratedEvent>>,
+    arrived: Arc<Notify>,
+}
+
+impl SimulatedFeed {
+    pub fn new(writer: EventWriter, events: mpsc::UnboundedReceiver<GeneratedEvent>, arrived: Arc<Notify>) -> Self {
+        Self { writer, events: tokio::sync::Mutex::new(events), arrived }
+    }
+
+    /// Stores the next generated event, if there is one.
+    async fn feed_one(&self) -> bool {
+        let Ok(event) = self.events.lock().await.try_recv() else { return false };
         // Retry store failures briefly, as Resend would retry a 5xx.
         for attempt in 0..5u64 {
-            match ingest(&writer, &event.svix_id, event.body.as_bytes()).await {
+            match ingest(&self.writer, &event.svix_id, event.body.as_bytes()).await {
                 Ok(_) | Err(IngestError::Invalid(_)) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, attempt, "sandbox event not stored yet");
@@ -180,6 +196,32 @@ pub async fn run_simulated_feed(writer: EventWriter, mut rx: mpsc::UnboundedRece
                 }
             }
         }
+        true
+    }
+}
+
+impl crate::workers::Worker for SimulatedFeed {
+    fn name(&self) -> &'static str {
+        "sandbox_events"
+    }
+
+    fn step(&self) -> futures::future::BoxFuture<'_, anyhow::Result<crate::workers::Step>> {
+        Box::pin(async move {
+            Ok(if self.feed_one().await { crate::workers::Step::Worked } else { crate::workers::Step::Idle })
+        })
+    }
+
+    fn cadence(&self) -> crate::workers::Cadence {
+        // The provider notifies every event (a stored permit: none is missed), so the pause rarely ends by itself.
+        crate::workers::Cadence::Queue {
+            idle: std::time::Duration::from_secs(1),
+            after_error: std::time::Duration::from_secs(1),
+            wake: Some(self.arrived.clone()),
+        }
+    }
+
+    fn stop(&self) -> crate::workers::Stop {
+        crate::workers::Stop::Last
     }
 }
 

@@ -9,7 +9,7 @@ mod pacer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 pub use paced_provider::PacedProvider;
 pub use pacer::Pacer;
@@ -384,38 +384,46 @@ impl Outbox {
         }
         Ok(())
     }
+}
 
-    /// Runs `concurrency` dispatch loops until `shutdown` turns true. Each loop
-    /// finishes the batch in hand before stopping, so nothing is left half-recorded.
-    pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let loops: Vec<_> = (0..self.settings.concurrency.max(1))
-            .map(|_| {
-                let me = self.clone();
-                let shutdown = shutdown.clone();
-                tokio::spawn(async move { me.run_loop(shutdown).await })
+/// The runner loops `concurrency` claimers side by side (the transactional
+/// lane is taken inside a step, beside a busy claimer); each finishes the
+/// batch in hand before stopping, so nothing is left half-recorded.
+impl crate::workers::Worker for Outbox {
+    fn name(&self) -> &'static str {
+        "outbox"
+    }
+
+    fn step(&self) -> futures::future::BoxFuture<'_, anyhow::Result<crate::workers::Step>> {
+        Box::pin(async move {
+            Ok(match self.try_dispatch_once().await? {
+                Step::Empty => crate::workers::Step::Idle,
+                _ => crate::workers::Step::Worked,
             })
-            .collect();
-        for l in loops {
-            let _ = l.await;
+        })
+    }
+
+    fn cadence(&self) -> crate::workers::Cadence {
+        crate::workers::Cadence::Queue {
+            idle: Duration::from_millis(250),
+            after_error: Duration::from_secs(1),
+            wake: Some(self.wake.clone()),
         }
     }
 
-    async fn run_loop(&self, mut shutdown: watch::Receiver<bool>) {
-        while !*shutdown.borrow() {
-            let idle = match self.try_dispatch_once().await {
-                Ok(Step::Empty) => Duration::from_millis(250),
-                Ok(_) => continue,
-                Err(e) => {
-                    tracing::error!(error = ?e, "outbox step failed");
-                    Duration::from_secs(1)
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(idle) => {}
-                _ = self.wake.notified() => {}
-                _ = shutdown.changed() => {}
-            }
+    fn lanes(&self) -> usize {
+        self.settings.concurrency.max(1)
+    }
+
+    fn stop(&self) -> crate::workers::Stop {
+        crate::workers::Stop::Finish {
+            grace: Duration::from_secs(30),
+            overdue: "worker did not stop within 30 s; leased batches will be retried after their lease",
         }
+    }
+
+    fn failed(&self, error: &anyhow::Error) {
+        tracing::error!(error = ?error, "outbox step failed");
     }
 }
 

@@ -21,11 +21,13 @@ pub struct GeneratedEvent {
 pub struct SimulatedProvider {
     verified: Mutex<HashSet<String>>,
     events: mpsc::UnboundedSender<GeneratedEvent>,
+    /// Told of every event sent, so the feed that stores them need not poll.
+    arrived: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl SimulatedProvider {
-    pub fn new(events: mpsc::UnboundedSender<GeneratedEvent>) -> Self {
-        Self { verified: Mutex::new(HashSet::new()), events }
+    pub fn new(events: mpsc::UnboundedSender<GeneratedEvent>, arrived: std::sync::Arc<tokio::sync::Notify>) -> Self {
+        Self { verified: Mutex::new(HashSet::new()), events, arrived }
     }
 
     fn accept(&self, email: &OutgoingEmail) -> ProviderResult<String> {
@@ -37,6 +39,7 @@ impl SimulatedProvider {
             // The receiver lives as long as the app; after shutdown events have nowhere to go.
             let _ = self.events.send(event);
         }
+        self.arrived.notify_one();
         Ok(id)
     }
 }

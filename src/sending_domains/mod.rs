@@ -7,8 +7,6 @@ pub mod dns;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use crate::domain::{DomainName, TenantId};
 use crate::provider::{DeliveryProvider, DomainInfo, ProviderError};
 use crate::store::{Store, TenantRow};
@@ -75,32 +73,52 @@ pub async fn refresh(
     row.ok_or(DomainError::NoDomain)
 }
 
-/// Re-checks every pending domain each `every`, until `stop` turns true.
-pub async fn run_poller(
+/// Re-checks every pending domain each `every` (`MAILROOM_DOMAIN_POLL_SECS`),
+/// the first time one period after the start.
+pub struct DomainRecheck {
     store: Store,
     provider: Arc<dyn DeliveryProvider>,
     every: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        let pending = match store.tenants_with_pending_domains().await {
+}
+
+impl DomainRecheck {
+    pub fn new(store: Store, provider: Arc<dyn DeliveryProvider>, every: Duration) -> Self {
+        Self { store, provider, every }
+    }
+
+    /// One pass over the pending domains; failures are logged and retried at the next pass.
+    pub async fn recheck(&self) {
+        let pending = match self.store.tenants_with_pending_domains().await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "could not list pending domains");
-                continue;
+                return;
             }
         };
         for tenant in pending {
-            match refresh(&store, provider.as_ref(), &tenant).await {
+            match refresh(&self.store, self.provider.as_ref(), &tenant).await {
                 Ok(row) if row.domain_verified() => tracing::info!(tenant = %tenant.id, "domain verified"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(tenant = %tenant.id, error = %e, "domain re-check failed"),
             }
         }
+    }
+}
+
+impl crate::workers::Worker for DomainRecheck {
+    fn name(&self) -> &'static str {
+        "domain_recheck"
+    }
+
+    fn step(&self) -> futures::future::BoxFuture<'_, anyhow::Result<crate::workers::Step>> {
+        Box::pin(async move {
+            self.recheck().await;
+            Ok(crate::workers::Step::Idle)
+        })
+    }
+
+    fn cadence(&self) -> crate::workers::Cadence {
+        crate::workers::Cadence::Every { every: self.every, first_now: false }
     }
 }
 

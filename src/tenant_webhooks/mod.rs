@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use standardwebhooks::Webhook;
-use tokio::sync::watch;
 
 use crate::domain::now_ms;
 use crate::store::{AttemptOutcome, ClaimedDelivery, DisablePolicy, Store};
@@ -219,38 +218,46 @@ impl Notifier {
             .map_err(|e| describe(&e))?;
         Ok(response.status().as_u16())
     }
+}
 
-    /// Runs the delivery loops until `shutdown` turns true; each finishes the
-    /// deliveries in hand first. Independent of the outbox: a slow tenant
-    /// endpoint never holds up mail.
-    pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let loops: Vec<_> = (0..LOOPS)
-            .map(|_| {
-                let me = self.clone();
-                let shutdown = shutdown.clone();
-                tokio::spawn(async move { me.run_loop(shutdown).await })
+/// Two delivery loops run side by side (`LOOPS`), each finishing the
+/// deliveries in hand before stopping. Independent of the outbox: a slow
+/// tenant endpoint never holds up mail.
+impl crate::workers::Worker for Notifier {
+    fn name(&self) -> &'static str {
+        "tenant_webhooks"
+    }
+
+    fn step(&self) -> futures::future::BoxFuture<'_, anyhow::Result<crate::workers::Step>> {
+        Box::pin(async move {
+            Ok(match self.try_deliver_once().await? {
+                Step::Empty => crate::workers::Step::Idle,
+                Step::Attempted(_) => crate::workers::Step::Worked,
             })
-            .collect();
-        for l in loops {
-            let _ = l.await;
+        })
+    }
+
+    fn cadence(&self) -> crate::workers::Cadence {
+        crate::workers::Cadence::Queue {
+            idle: Duration::from_millis(200),
+            after_error: Duration::from_secs(1),
+            wake: None,
         }
     }
 
-    async fn run_loop(&self, mut shutdown: watch::Receiver<bool>) {
-        while !*shutdown.borrow() {
-            let idle = match self.try_deliver_once().await {
-                Ok(Step::Empty) => Duration::from_millis(200),
-                Ok(Step::Attempted(_)) => continue,
-                Err(e) => {
-                    tracing::error!(error = ?e, "webhook delivery step failed");
-                    Duration::from_secs(1)
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(idle) => {}
-                _ = shutdown.changed() => {}
-            }
+    fn lanes(&self) -> usize {
+        LOOPS
+    }
+
+    fn stop(&self) -> crate::workers::Stop {
+        crate::workers::Stop::Finish {
+            grace: Duration::from_secs(15),
+            overdue: "webhook deliveries in flight did not finish; they are retried after their lease",
         }
+    }
+
+    fn failed(&self, error: &anyhow::Error) {
+        tracing::error!(error = ?error, "webhook delivery step failed");
     }
 }
 

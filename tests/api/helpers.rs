@@ -9,6 +9,7 @@ use mailroom::config::Config;
 use mailroom::mock::{MockConfig, MockResend};
 use mailroom::outbox::Outbox;
 use mailroom::store::Store;
+use mailroom::workers::Workers;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -53,6 +54,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub store: Store,
     pub outbox: Outbox,
+    /// The app's workers, for [`TestApp::settle`] to step.
+    pub workers: Workers,
     /// Keeps the database (a temp dir for SQLite) alive as long as the app.
     pub _db: TestDb,
     pub mock: Option<MockResend>,
@@ -122,8 +125,9 @@ pub async fn spawn_on(db: TestDb, opts: Options) -> TestApp {
     let base = format!("http://127.0.0.1:{}", app.port());
     let store = app.store();
     let outbox = app.outbox();
+    let workers = app.workers();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    TestApp { base, http: reqwest::Client::new(), store, outbox, _db: db, mock }
+    TestApp { base, http: reqwest::Client::new(), store, outbox, workers, _db: db, mock }
 }
 
 pub struct Res {
@@ -256,8 +260,21 @@ impl TestApp {
         into_res(req.send().await.expect("request sent")).await
     }
 
+    /// Steps every worker of the app until none has work due now (by the
+    /// store's clock), whether or not the app runs them in the background too.
+    pub async fn settle(&self) {
+        self.workers.settle().await;
+    }
+
+    /// Moves the store's clock (the one workers read due times from) ahead by
+    /// `by`: what falls due in that time is due now, for [`TestApp::settle`].
+    pub fn advance(&self, by: Duration) {
+        self.store.clock().advance(by);
+    }
+
     /// Waits (up to 30 s) until the outbox holds nothing queued or in flight.
     pub async fn drain(&self) {
+        self.settle().await;
         wait_for("the outbox to drain", Duration::from_secs(60), || async {
             self.store.outbox_depth().await.expect("depth") == 0
         })
