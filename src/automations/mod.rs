@@ -108,7 +108,7 @@ impl Engine {
                 let next = if run.attempts + 1 >= MAX_ATTEMPTS {
                     RunProgress::End { status: "failed" }
                 } else {
-                    RunProgress::Retry { due_at: now_ms() + backoff, error: "an error occurred; retried" }
+                    RunProgress::Retry { due_at: self.store.now_ms() + backoff, error: "an error occurred; retried" }
                 };
                 if let Err(e) = self.store.save_run(&run, &run.log, next).await {
                     tracing::error!(run = %run.id, error = ?e, "could not record a failed automation run");
@@ -217,13 +217,10 @@ impl Engine {
             let resumed = step == run.step && run.waited == 1;
             let delay = action.delay_ms();
             if delay > 0 && !resumed {
-                log.push(entry(
-                    Some(action),
-                    "waiting",
-                    &format!("until {}", crate::domain::rfc3339(now_ms() + delay)),
-                ));
+                let due_at = self.store.now_ms() + delay;
+                log.push(entry(Some(action), "waiting", &format!("until {}", crate::domain::rfc3339(due_at))));
                 let log = Value::Array(log).to_string();
-                self.store.save_run(run, &log, RunProgress::Wait { step, due_at: now_ms() + delay }).await?;
+                self.store.save_run(run, &log, RunProgress::Wait { step, due_at }).await?;
                 return Ok(());
             }
             if resumed {

@@ -327,7 +327,8 @@ impl Outbox {
         let logged = crate::domain::redact_addresses(&reason);
         let settle = Settlement { batch, error: &reason };
         let attempts_left = batch.attempt < i64::from(self.settings.max_attempts);
-        let now = now_ms();
+        // Due times are on the store's clock (a test moves it ahead); only the pacer keeps the system's.
+        let now = self.store.now_ms();
         match e.class {
             ErrorClass::RateLimited { retry_after_ms } | ErrorClass::QuotaExceeded { retry_after_ms } => {
                 if matches!(e.class, ErrorClass::QuotaExceeded { .. }) {

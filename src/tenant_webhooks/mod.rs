@@ -179,7 +179,7 @@ impl Notifier {
         let index = usize::try_from(failures - 1).ok()?;
         let secs = *RETRY_SCHEDULE_SECS.get(index)?;
         let delay_ms = (secs as f64 * 1000.0 * self.settings.retry_scale) as i64;
-        Some(now_ms() + delay_ms)
+        Some(self.store.now_ms() + delay_ms)
     }
 
     /// Posts the delivery; the status code, or why there was none.

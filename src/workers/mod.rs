@@ -37,7 +37,6 @@
 pub mod queue_gauges;
 pub mod reputation_sweep;
 
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -203,7 +202,13 @@ impl Workers {
 /// Runs a list of workers until stopped.
 pub struct Runner {
     stop: watch::Sender<bool>,
-    running: Vec<(Arc<dyn Worker>, Vec<JoinHandle<()>>)>,
+    /// Each worker with its lanes' tasks.
+    running: Vec<Running>,
+}
+
+struct Running {
+    worker: Arc<dyn Worker>,
+    lanes: Vec<JoinHandle<()>>,
 }
 
 impl Runner {
@@ -216,7 +221,7 @@ impl Runner {
                 let lanes = (0..worker.lanes().max(1))
                     .map(|_| tokio::spawn(lane(worker.clone(), activity.clone(), stopped.clone())))
                     .collect();
-                (worker, lanes)
+                Running { worker, lanes }
             })
             .collect();
         Self { stop, running }
@@ -227,7 +232,7 @@ impl Runner {
     pub async fn shut_down(self) {
         let _ = self.stop.send(true);
         let mut rest = Vec::new();
-        for (worker, lanes) in self.running {
+        for Running { worker, lanes } in self.running {
             match worker.stop() {
                 Stop::Finish { grace, overdue } => {
                     if tokio::time::timeout(grace, join_all(lanes)).await.is_err() {
@@ -243,11 +248,9 @@ impl Runner {
     }
 }
 
-fn join_all(lanes: Vec<JoinHandle<()>>) -> impl Future<Output = ()> {
-    async move {
-        for l in lanes {
-            let _ = l.await;
-        }
+async fn join_all(lanes: Vec<JoinHandle<()>>) {
+    for l in lanes {
+        let _ = l.await;
     }
 }
 
