@@ -3,15 +3,14 @@
 //! cancelled by an unsubscribe; the agent step under its guardrails.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use mailroom::mock::llm::{MockLlm, MockLlmConfig};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::events::event_at;
-use crate::helpers::{spawn_on, spawn_with, wait_for, Options, TestApp, TestDb, ADMIN_KEY};
-use crate::tenant_webhooks::{endpoint, verifies, Receiver};
+use crate::helpers::{spawn_on, spawn_with, Options, TestApp, TestDb, ADMIN_KEY};
+use crate::tenant_webhooks::{endpoint, received_at_least, verifies, Receiver};
 
 const AT: &str = "2026-11-20T10:00:00Z";
 
@@ -76,7 +75,7 @@ async fn runs(app: &TestApp, t: &str, key: &str, rule: &str) -> Vec<Value> {
 
 /// Waits until the rule has `n` runs and none is pending; returns them.
 async fn settled_runs(app: &TestApp, t: &str, key: &str, rule: &str, n: usize) -> Vec<Value> {
-    wait_for(&format!("{n} settled run(s)"), Duration::from_secs(20), || async {
+    app.settle_until(&format!("{n} settled run(s)"), || async {
         let r = runs(app, t, key, rule).await;
         r.len() >= n && r.iter().all(|x| x["status"] != "pending")
     })
@@ -164,8 +163,8 @@ async fn every_rule_type_fires_once_per_event_despite_duplicate_deliveries() {
     let s = app.get(&format!("/customers/{t}/suppressions"), &key).await;
     assert!(s.body.to_string().contains(&bouncer.2), "{}", s.body);
     // Complaint → one signed alert.
-    let got = rx.wait_for(1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = received_at_least(&app, &rx, 1).await;
+    app.settle().await;
     let alerts: Vec<_> = rx.received().into_iter().filter(|(_, b)| b.contains("automation.alert")).collect();
     assert_eq!(alerts.len(), 1, "{got:?}");
     assert!(verifies(&secret, &alerts[0].0, &alerts[0].1));
@@ -439,7 +438,7 @@ async fn the_agents_guardrails_refuse_and_the_fallback_runs() {
     app.drain().await;
     assert_eq!(follow_ups(&app, &sent[0].2) + follow_ups(&app, &sent[2].2), 0);
     assert_eq!(follow_ups(&app, &sent[1].2), 1);
-    let alerts = rx.wait_for(2).await;
+    let alerts = received_at_least(&app, &rx, 2).await;
     assert!(alerts.iter().all(|(_, b)| b.contains("the agent could not act")));
 }
 

@@ -62,7 +62,7 @@ async fn a_batch_awaiting_retry_when_its_campaign_is_deleted_is_settled_and_neve
     assert_eq!(step(&app).await, Step::Dispatched { messages: 3, sent: false });
     assert_eq!(app.delete(&format!("/customers/{t}/campaigns/{cid}"), &key).await.status, StatusCode::NO_CONTENT);
     app.mock().set_faults(Faults::default());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.advance(Duration::from_millis(100));
     assert_eq!(step(&app).await, Step::Empty);
     assert_eq!(step(&app).await, Step::Empty);
     assert_eq!(app.mock().stats().send_requests, 1);
@@ -79,7 +79,7 @@ async fn an_answer_without_ids_is_recorded_as_an_error_on_the_batch_not_a_resend
     let (t, key) = app.verified_tenant("A", "acme.com").await;
     let cid = send_campaign(&app, &t, &key, 3).await;
     assert_eq!(step(&app).await, Step::Dispatched { messages: 3, sent: false });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.advance(Duration::from_millis(100));
     assert_eq!(step(&app).await, Step::Empty);
     assert_eq!(app.mock().stats().send_requests, 1);
     for id in campaign_messages(&app, &t, &cid).await {
@@ -199,7 +199,7 @@ async fn cancelling_a_campaign_during_backoff_stops_its_pending_retries() {
     let c = app.post(&format!("/customers/{t}/campaigns/{cid}/cancel"), &key, json!({})).await;
     assert!(c.status.is_success(), "{}", c.body);
     app.mock().set_faults(Faults::default());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.advance(Duration::from_millis(100));
     assert_eq!(step(&app).await, Step::Empty);
     assert_eq!(app.mock().accepted_count(), 0);
     let view = app.get(&format!("/customers/{t}/campaigns/{cid}"), &key).await;
@@ -313,6 +313,7 @@ async fn twenty_concurrent_sends_with_one_key_create_one_campaign_and_get_one_an
                 let chunks =
                     body.into_bytes().chunks(4).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>();
                 let stream = futures::stream::iter(chunks).then(|c| async move {
+                    // Wall-clock on purpose: the client is slow while the others race it.
                     tokio::time::sleep(Duration::from_millis(40)).await;
                     c
                 });
@@ -383,7 +384,7 @@ async fn one_failing_database_write_does_not_lose_the_other_batches_results() {
         mailroom::store::Backend::Postgres => "DROP TRIGGER poison ON messages; DROP FUNCTION poison()",
     };
     app.store.execute_raw(drop).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    app.advance(Duration::from_millis(1_100));
     while step(&app).await != Step::Empty {}
     let view = app.get(&format!("/customers/{t}/campaigns/{cid}"), &key).await;
     assert_eq!(view.body["counts"]["sent"], 250, "{}", view.body);

@@ -56,6 +56,9 @@ pub struct TestApp {
     pub outbox: Outbox,
     /// The app's workers, for [`TestApp::settle`] to step.
     pub workers: Workers,
+    /// Whether the app runs its workers itself (`Options::run_worker`); when
+    /// not, the test steps them by hand and `settle_until` only waits.
+    pub runs_workers: bool,
     /// Keeps the database (a temp dir for SQLite) alive as long as the app.
     pub _db: TestDb,
     pub mock: Option<MockResend>,
@@ -127,7 +130,7 @@ pub async fn spawn_on(db: TestDb, opts: Options) -> TestApp {
     let outbox = app.outbox();
     let workers = app.workers();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    TestApp { base, http: reqwest::Client::new(), store, outbox, workers, _db: db, mock }
+    TestApp { base, http: reqwest::Client::new(), store, outbox, workers, runs_workers: opts.run_worker, _db: db, mock }
 }
 
 pub struct Res {
@@ -270,6 +273,30 @@ impl TestApp {
     /// `by`: what falls due in that time is due now, for [`TestApp::settle`].
     pub fn advance(&self, by: Duration) {
         self.store.clock().advance(by);
+    }
+
+    /// Settles until `done`, moving the store's clock a second ahead between
+    /// rounds (so retries, leases and delays fall due), for at most 2000
+    /// rounds (about 20 s of real time, a little over half an hour of the store's).
+    /// In an app whose test steps the workers by hand, only waits for `done`.
+    pub async fn settle_until<F, Fut>(&self, what: &str, mut done: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        if !self.runs_workers {
+            return wait_for(what, Duration::from_secs(20), done).await;
+        }
+        for _ in 0..2000 {
+            self.settle().await;
+            if done().await {
+                return;
+            }
+            self.advance(Duration::from_secs(1));
+            // Room for what runs beside the workers (the HTTP server, a mock).
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{what} never happened");
     }
 
     /// Waits (up to 30 s) until the outbox holds nothing queued or in flight.

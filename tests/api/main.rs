@@ -3,6 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
+#[allow(dead_code)] // each binary uses part of it
+#[path = "../common/mod.rs"]
+mod common;
 mod helpers;
 
 mod auth;

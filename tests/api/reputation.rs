@@ -5,49 +5,17 @@
 //! every change is in its history and reaches its webhooks and the operator's
 //! alert webhook, signed.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::common::webhook_receiver::Receiver;
 use crate::events::event_at;
-use crate::helpers::{spawn_with, wait_for, Options, TestApp, ADMIN_KEY};
+use crate::helpers::{spawn_with, Options, TestApp, ADMIN_KEY};
 
 const ALERT_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-/// Records every request it gets; answers 200.
-#[derive(Clone)]
-struct Receiver {
-    url: String,
-    got: Arc<Mutex<Vec<(HeaderMap, String)>>>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://127.0.0.1:{}/hook", listener.local_addr().unwrap().port());
-        let r = Receiver { url, got: Arc::default() };
-        let me = r.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: HeaderMap, body: String| {
-                let me = me.clone();
-                async move {
-                    me.got.lock().unwrap().push((headers, body));
-                    StatusCode::OK
-                }
-            }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        r
-    }
-
-    fn received(&self) -> Vec<(HeaderMap, String)> {
-        self.got.lock().unwrap().clone()
-    }
-}
 
 /// An app on the Resend mock whose alert webhook is `alerts` (if any), with a
 /// one-second sweep.
@@ -198,11 +166,11 @@ async fn campaign_mail_is_held_while_paused_transactional_mail_flows_and_only_th
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     // Transactional mail still goes out.
     app.send_single(&a, &key, "pat@example.org").await;
-    wait_for("the transactional email", Duration::from_secs(10), || async {
+    app.settle_until("the transactional email", || async {
         app.mock().accepted().iter().any(|m| m.to == ["pat@example.org"])
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.settle().await;
     let again = app.mock().accepted().iter().filter(|m| m.subject == "again").count();
     assert_eq!(again, 0, "no campaign mail while paused");
 
@@ -227,7 +195,7 @@ async fn campaign_mail_is_held_while_paused_transactional_mail_flows_and_only_th
     assert!(top["at"].is_string());
 
     // The held campaign goes out now (to the 192 not suppressed by their bounce).
-    wait_for("the held campaign to go out", Duration::from_secs(20), || async {
+    app.settle_until("the held campaign to go out", || async {
         app.mock().accepted().iter().filter(|m| m.subject == "again").count() == 192
     })
     .await;
@@ -242,7 +210,9 @@ async fn campaign_mail_is_held_while_paused_transactional_mail_flows_and_only_th
         "again",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Past two of the sweep's one-second rounds.
+    app.advance(Duration::from_millis(2500));
+    app.settle().await;
     let r = reputation(&app, &a, &key).await;
     assert_eq!(r["state"], "ok", "{r}");
     assert_eq!(r["history"].as_array().unwrap().len(), 2);
@@ -333,10 +303,7 @@ async fn a_change_reaches_the_customer_webhook_and_the_operator_alert_webhook_si
     // The bounces may land in one group commit or several: the customer may
     // pass through `warning` on its way to `paused`, so look for the pause.
     let to = |state: &'static str| move |(_, b): &(HeaderMap, String)| b.contains(&format!("\"to\":\"{state}\""));
-    wait_for("the pause, to the customer", Duration::from_secs(20), || async {
-        mine.received().iter().any(to("paused"))
-    })
-    .await;
+    app.settle_until("the pause, to the customer", || async { mine.received().iter().any(to("paused")) }).await;
     let got = mine.received();
     let (h, body) = got.iter().find(|d| to("paused")(d)).unwrap();
     assert!(verifies(&secret, h, body), "signed with the endpoint's secret");
@@ -346,10 +313,7 @@ async fn a_change_reaches_the_customer_webhook_and_the_operator_alert_webhook_si
     assert!(matches!(v["data"]["from"].as_str(), Some("ok" | "warning")), "{v}");
     assert_eq!(v["data"]["window"]["hard_bounces"], 8);
 
-    wait_for("the pause, to the operator", Duration::from_secs(20), || async {
-        operator.received().iter().any(to("paused"))
-    })
-    .await;
+    app.settle_until("the pause, to the operator", || async { operator.received().iter().any(to("paused")) }).await;
     let alerts = operator.received();
     let (h, body) = alerts.iter().find(|d| to("paused")(d)).unwrap();
     assert!(verifies(ALERT_SECRET, h, body), "signed with MAILROOM_ALERT_WEBHOOK_SECRET");
@@ -362,10 +326,7 @@ async fn a_change_reaches_the_customer_webhook_and_the_operator_alert_webhook_si
     // The resume is alerted too.
     let r = app.post(&format!("/customers/{a}/reputation/resume"), ADMIN_KEY, json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    wait_for("the resume, to the operator", Duration::from_secs(20), || async {
-        operator.received().iter().any(to("ok"))
-    })
-    .await;
+    app.settle_until("the resume, to the operator", || async { operator.received().iter().any(to("ok")) }).await;
     let alerts = operator.received();
     let mut ids: Vec<&str> = alerts.iter().map(|(h, _)| h.get("webhook-id").unwrap().to_str().unwrap()).collect();
     ids.sort_unstable();
@@ -374,9 +335,8 @@ async fn a_change_reaches_the_customer_webhook_and_the_operator_alert_webhook_si
     let (_, body) = alerts.iter().find(|d| to("ok")(d)).unwrap();
     let v: Value = serde_json::from_str(body).unwrap();
     assert_eq!(v["data"]["actor"], "admin");
-    wait_for("the resume, to the customer", Duration::from_secs(20), || async { mine.received().iter().any(to("ok")) })
-        .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.settle_until("the resume, to the customer", || async { mine.received().iter().any(to("ok")) }).await;
+    app.settle().await;
     assert!(theirs.received().is_empty(), "another customer hears nothing");
     // The alerts are not among the customer's own deliveries.
     let endpoints = app.get(&format!("/customers/{a}/webhooks"), &key).await;
@@ -446,7 +406,7 @@ async fn reputation_routes_check_keys_ids_and_input() {
     assert_eq!(app.post(&path, ADMIN_KEY, json!({})).await.status, StatusCode::CONFLICT);
 
     // The gauge of customers per state (refreshed by the server every few seconds).
-    wait_for("the reputation gauge", Duration::from_secs(15), || async {
+    app.settle_until("the reputation gauge", || async {
         let m = app.request(Method::GET, "/metrics", Some(ADMIN_KEY), None).await;
         m.body.as_str().is_some_and(|text| text.contains("mailroom_tenants_by_reputation{state=\"paused\"}"))
     })
@@ -488,7 +448,7 @@ async fn concurrent_evaluations_change_a_state_once_and_alert_once() {
     assert_eq!(r["state"], "warning", "{r}");
     assert_eq!(r["history"].as_array().unwrap().len(), 1, "{r}");
     let to_warning = |(_, b): &(HeaderMap, String)| b.contains("\"to\":\"warning\"");
-    wait_for("the alert", Duration::from_secs(20), || async { operator.received().iter().any(to_warning) }).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.settle_until("the alert", || async { operator.received().iter().any(to_warning) }).await;
+    app.settle().await;
     assert_eq!(operator.received().iter().filter(|d| to_warning(d)).count(), 1, "one alert");
 }

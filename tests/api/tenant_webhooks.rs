@@ -2,63 +2,19 @@
 //! the official `standardwebhooks` library), retries under one `webhook-id`,
 //! disabling, secret rotation, SSRF refusals, filtering and isolation.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{event, spawn_with, wait_for, Options, TestApp, ADMIN_KEY};
+pub use crate::common::webhook_receiver::Receiver;
+use crate::helpers::{event, spawn_with, Options, TestApp, ADMIN_KEY};
 
-/// A webhook receiver on 127.0.0.1:0: records every request, answers the
-/// scripted statuses in turn, then `fallback`.
-#[derive(Clone)]
-pub struct Receiver {
-    pub url: String,
-    got: Arc<Mutex<Vec<(HeaderMap, String)>>>,
-    script: Arc<Mutex<VecDeque<u16>>>,
-    fallback: Arc<Mutex<u16>>,
-}
-
-impl Receiver {
-    pub async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://127.0.0.1:{}/hook", listener.local_addr().unwrap().port());
-        let r = Receiver { url, got: Arc::default(), script: Arc::default(), fallback: Arc::new(Mutex::new(200)) };
-        let me = r.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: HeaderMap, body: String| {
-                let me = me.clone();
-                async move {
-                    me.got.lock().unwrap().push((headers, body));
-                    let status = me.script.lock().unwrap().pop_front().unwrap_or(*me.fallback.lock().unwrap());
-                    StatusCode::from_u16(status).unwrap()
-                }
-            }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        r
-    }
-
-    fn answer(&self, statuses: &[u16]) {
-        self.script.lock().unwrap().extend(statuses);
-    }
-
-    fn always(&self, status: u16) {
-        *self.fallback.lock().unwrap() = status;
-    }
-
-    pub fn received(&self) -> Vec<(HeaderMap, String)> {
-        self.got.lock().unwrap().clone()
-    }
-
-    pub async fn wait_for(&self, n: usize) -> Vec<(HeaderMap, String)> {
-        wait_for(&format!("{n} webhook(s)"), Duration::from_secs(20), || async { self.received().len() >= n }).await;
-        self.received()
-    }
+/// Settles the app until `rx` has received `n` webhooks; what it received.
+pub async fn received_at_least(app: &TestApp, rx: &Receiver, n: usize) -> Vec<(HeaderMap, String)> {
+    app.settle_until(&format!("{n} webhook(s)"), || async { rx.received().len() >= n }).await;
+    rx.received()
 }
 
 fn header(h: &HeaderMap, name: &str) -> String {
@@ -126,8 +82,8 @@ async fn a_delivery_event_reaches_the_subscribed_endpoint_signed_per_standard_we
     // A duplicate of an applied event notifies nobody again.
     app.webhook("e1", &event("email.delivered", &provider_id, json!({}))).await;
 
-    let got = mine.wait_for(2).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let got = received_at_least(&app, &mine, 2).await;
+    app.settle().await;
     let got_all = mine.received();
     assert_eq!(got_all.len(), 2, "only the subscribed types, once each");
     let bodies: Vec<Value> = got.iter().map(|(_, b)| serde_json::from_str(b).unwrap()).collect();
@@ -164,14 +120,14 @@ async fn retries_keep_the_same_webhook_id_until_the_endpoint_answers_2xx() {
     assert_eq!(test.status, StatusCode::ACCEPTED, "{}", test.body);
     let did = test.body["delivery_id"].as_str().unwrap().to_owned();
 
-    let got = rx.wait_for(3).await;
+    let got = received_at_least(&app, &rx, 3).await;
     let ids: Vec<String> = got.iter().map(|(h, _)| header(h, "webhook-id")).collect();
     assert_eq!(ids, vec![did.clone(), did.clone(), did.clone()], "one webhook-id across retries");
     for (h, body) in &got {
         assert!(verifies(&secret, h, body));
         assert_eq!(serde_json::from_str::<Value>(body).unwrap()["type"], "webhook.test");
     }
-    wait_for("the delivery to be recorded", Duration::from_secs(10), || async {
+    app.settle_until("the delivery to be recorded", || async {
         deliveries(&app, &t, &key, &w).await[0]["status"] == "delivered"
     })
     .await;
@@ -192,7 +148,7 @@ async fn an_endpoint_that_keeps_failing_is_disabled_and_can_be_enabled_again() {
     rx.always(500);
     let (w, _) = endpoint(&app, &t, &key, &rx.url, &["email.sent"]).await;
     app.post(&format!("/customers/{t}/webhooks/{w}/test"), &key, json!({})).await;
-    wait_for("the endpoint to be disabled", Duration::from_secs(20), || async {
+    app.settle_until("the endpoint to be disabled", || async {
         app.get(&format!("/customers/{t}/webhooks/{w}"), &key).await.body["enabled"] == false
     })
     .await;
@@ -201,12 +157,13 @@ async fn an_endpoint_that_keeps_failing_is_disabled_and_can_be_enabled_again() {
     let refused = app.post(&format!("/customers/{t}/webhooks/{w}/test"), &key, json!({})).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert_eq!(refused.body["error"]["code"], "webhook_disabled");
-    wait_for("the queued retry to be settled", Duration::from_secs(10), || async {
+    app.settle_until("the queued retry to be settled", || async {
         deliveries(&app, &t, &key, &w).await[0]["status"] == "failed"
     })
     .await;
     let seen = rx.received().len();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.advance(Duration::from_secs(5));
+    app.settle().await;
     assert_eq!(rx.received().len(), seen, "a disabled endpoint is not called");
 
     rx.always(200);
@@ -215,7 +172,7 @@ async fn an_endpoint_that_keeps_failing_is_disabled_and_can_be_enabled_again() {
     assert_eq!(on.body["disabled_reason"], Value::Null);
     let test = app.post(&format!("/customers/{t}/webhooks/{w}/test"), &key, json!({})).await;
     assert_eq!(test.status, StatusCode::ACCEPTED);
-    wait_for("the test to arrive", Duration::from_secs(10), || async {
+    app.settle_until("the test to arrive", || async {
         rx.received().last().is_some_and(|(h, _)| header(h, "webhook-id") == test.body["delivery_id"].as_str().unwrap())
     })
     .await;
@@ -238,7 +195,7 @@ async fn after_a_rotation_both_secrets_verify_and_only_the_new_one_is_shown() {
     assert_ne!(new, old);
     assert!(r.body["previous_secret_expires_at"].is_string());
     app.post(&format!("/customers/{t}/webhooks/{w}/test"), &key, json!({})).await;
-    let got = rx.wait_for(1).await;
+    let got = received_at_least(&app, &rx, 1).await;
     let (h, body) = &got[0];
     assert_eq!(header(h, "webhook-signature").split(' ').count(), 2, "two signatures during the overlap");
     assert!(verifies(&new, h, body));
@@ -301,7 +258,7 @@ async fn another_customers_webhook_answers_404_everywhere() {
     let (w, _) = endpoint(&app, &a, &key_a, &rx.url, &["email.sent"]).await;
     let test = app.post(&format!("/customers/{a}/webhooks/{w}/test"), &key_a, json!({})).await;
     let did = test.body["delivery_id"].as_str().unwrap().to_owned();
-    rx.wait_for(1).await;
+    received_at_least(&app, &rx, 1).await;
 
     for path in [format!("/customers/{b}/webhooks/{w}"), format!("/customers/{b}/webhooks/{w}/deliveries")] {
         assert_eq!(app.get(&path, &key_b).await.status, StatusCode::NOT_FOUND, "{path}");
@@ -382,9 +339,10 @@ async fn a_replay_sends_the_same_delivery_again_and_the_log_pages_newest_first()
     for _ in 0..3 {
         let r = app.post(&format!("/customers/{t}/webhooks/{w}/test"), &key, json!({})).await;
         ids.push(r.body["delivery_id"].as_str().unwrap().to_owned());
+        // Wall-clock on purpose: the deliveries' creation times differ, so the log's order is theirs.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    rx.wait_for(3).await;
+    received_at_least(&app, &rx, 3).await;
     let page = app.get(&format!("/customers/{t}/webhooks/{w}/deliveries?limit=2"), &key).await;
     assert_eq!(page.body.as_array().unwrap().len(), 2);
     assert_eq!(page.body[0]["id"], ids[2].as_str(), "newest first");
@@ -397,7 +355,7 @@ async fn a_replay_sends_the_same_delivery_again_and_the_log_pages_newest_first()
     let replay = app.post(&format!("/customers/{t}/webhooks/{w}/deliveries/{}/replay", ids[0]), &key, json!({})).await;
     assert_eq!(replay.status, StatusCode::ACCEPTED, "{}", replay.body);
     assert_eq!(replay.body["id"], ids[0].as_str());
-    let got = rx.wait_for(4).await;
+    let got = received_at_least(&app, &rx, 4).await;
     let (h, body) = got.last().unwrap();
     assert_eq!(header(h, "webhook-id"), ids[0]);
     assert_eq!(body, &got.iter().find(|(h, _)| header(h, "webhook-id") == ids[0]).unwrap().1, "the same body");
@@ -431,8 +389,9 @@ async fn a_one_click_unsubscribe_notifies_the_customer() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
     }
-    let got = rx.wait_for(1).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = received_at_least(&app, &rx, 1).await;
+    app.advance(Duration::from_secs(5));
+    app.settle().await;
     assert_eq!(rx.received().len(), 1, "once, however often the link is clicked");
     let (h, body) = &got[0];
     assert!(verifies(&secret, h, body));
@@ -471,8 +430,10 @@ async fn a_finished_campaign_is_announced_once_with_its_figures() {
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     let cid = r.body["campaign_id"].as_str().unwrap().to_owned();
     app.drain().await;
-    let got = rx.wait_for(1).await;
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let got = received_at_least(&app, &rx, 1).await;
+    // Past two of the announcer's one-second rounds.
+    app.advance(Duration::from_millis(2_500));
+    app.settle().await;
     assert_eq!(rx.received().len(), 1, "announced once: {got:?}");
     let (headers, body) = &got[0];
     assert!(verifies(&secret, headers, body));

@@ -6,54 +6,17 @@
 //! the plain-HTTP rules of these forms: CSRF, the SSRF guard, hostile input,
 //! other tenants' ids.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use fantoccini::Locator;
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::browser::Browser;
+use crate::common::webhook_receiver::Receiver;
 use crate::helpers::{spawn_with, wait_for, Options, TestApp, ADMIN_KEY};
-
-/// A local webhook receiver: records each body it gets, answers 200.
-#[derive(Clone)]
-struct Receiver {
-    url: String,
-    got: Arc<Mutex<Vec<String>>>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://127.0.0.1:{}/hook", listener.local_addr().unwrap().port());
-        let r = Receiver { url, got: Arc::default() };
-        let me = r.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |body: String| {
-                let me = me.clone();
-                async move {
-                    me.got.lock().unwrap().push(body);
-                    axum::http::StatusCode::OK
-                }
-            }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        r
-    }
-
-    fn types(&self) -> Vec<String> {
-        self.got
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|b| serde_json::from_str::<Value>(b).ok())
-            .filter_map(|v| v["type"].as_str().map(str::to_owned))
-            .collect()
-    }
-}
 
 /// Webhooks to local addresses allowed (tests only), retries fast.
 fn local_webhooks() -> Options {
