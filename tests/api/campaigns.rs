@@ -14,7 +14,7 @@ async fn a_campaign_shows_its_status_and_counts_and_can_be_deleted() {
     let cid = r.body["campaign_id"].as_str().unwrap().to_owned();
     app.drain().await;
     // The sandbox reports Resend's test-address outcomes through the event pipeline.
-    crate::helpers::wait_for("sandbox events", std::time::Duration::from_secs(10), || async {
+    app.settle_until("sandbox events", || async {
         let c = app.get(&format!("/customers/{t}/campaigns/{cid}"), &key).await;
         c.body["counts"]["delivered"] == 1 && c.body["counts"]["bounced"] == 1 && c.body["counts"]["complained"] == 1
     })

@@ -83,9 +83,9 @@ async fn pause_stops_claiming_resume_continues_without_duplicates() {
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     assert_eq!(p.body["status"], "paused");
     // Batches already holding a slot may finish; nothing new is claimed.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    app.settle().await;
     let settled = app.mock().accepted_count();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.settle().await;
     assert_eq!(app.mock().accepted_count(), settled, "nothing sent while paused");
     assert!(settled < 2_000);
     let c = app.get(&format!("/customers/{t}/campaigns/{cid}"), &key).await;
@@ -141,7 +141,7 @@ async fn a_scheduled_campaign_waits_for_its_time() {
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(r.body["status"], "scheduled");
     let cid = r.body["campaign_id"].as_str().unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    app.settle().await;
     assert_eq!(app.mock().accepted_count(), 0);
     assert_eq!(app.get(&format!("/customers/{t}/campaigns/{cid}"), &key).await.body["status"], "scheduled");
     app.drain().await;

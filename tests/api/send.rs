@@ -1,9 +1,7 @@
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{event, spawn_app, spawn_with, wait_for, Options, ADMIN_KEY};
+use crate::helpers::{event, spawn_app, spawn_with, Options, ADMIN_KEY};
 
 /// The seed article's whole flow, through the Resend provider against the mock.
 #[tokio::test]
@@ -311,7 +309,7 @@ async fn the_domain_re_check_settles_a_pending_domain_without_polling() {
         .send()
         .await
         .unwrap();
-    wait_for("the domain to be seen as verified", Duration::from_secs(10), || async {
+    app.settle_until("the domain to be seen as verified", || async {
         app.store.tenant(&mailroom::domain::TenantId::from_stored(c.clone())).await.unwrap().unwrap().domain_verified()
     })
     .await;
@@ -376,6 +374,7 @@ async fn a_spent_provider_budget_is_seen_in_the_rate_limit_headers() {
     // Wait for the start of a second so both requests fall in one window.
     let ms = mailroom::domain::now_ms() % 1000;
     if ms > 500 {
+        // Wall-clock on purpose: the provider's rate window is the real second.
         tokio::time::sleep(std::time::Duration::from_millis((1000 - ms) as u64)).await;
     }
     provider.send_email("k1", &email("x@example.org")).await.unwrap();

@@ -549,6 +549,7 @@ async fn one_customers_slow_previews_take_turns_and_leave_a_worker_to_the_others
             done.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         }));
     }
+    // Wall-clock on purpose: the first customer's renders are under way when the second asks.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let r = app.http.post(url(&b, &tb["id"])).bearer_auth(&key_b).json(&json!({})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);

@@ -183,7 +183,7 @@ async fn webhooks_signed_and_sent_by_the_mock_are_applied() {
     let fine = app.add_contact(&t, &key, json!({ "email": "delivered@resend.dev" })).await;
     let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
-    crate::helpers::wait_for("the mock's webhooks", std::time::Duration::from_secs(15), || async {
+    app.settle_until("the mock's webhooks", || async {
         let counts = message_status(&app, &t, &key).await;
         counts["bounced"] == 1 && counts["delivered"] == 1
     })

@@ -105,6 +105,7 @@ impl Browser {
             match ClientBuilder::native().capabilities(caps.clone()).connect(&url).await {
                 Ok(c) => break c,
                 Err(e) if Instant::now() > deadline => panic!("no WebDriver session: {e}"),
+                // The browser's own pace: chromedriver starts when it starts.
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         };
@@ -151,6 +152,7 @@ impl Browser {
                 let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
                 panic!("timed out waiting for {what} on {url}; saw {seen:?}");
             }
+            // The browser's own pace: its page updates as its scripts run.
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
     }
@@ -285,6 +287,7 @@ impl Browser {
         if (iw, ih) != (w, h) {
             self.client.set_window_size(w + w.saturating_sub(iw), h + h.saturating_sub(ih)).await.unwrap();
         }
+        // The browser's own pace: the page lays out again after a resize.
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
 

@@ -24,6 +24,7 @@ async fn wait_js(b: &Browser, script: &str, want: &str) -> String {
             return seen;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {want:?} from {script}; saw {seen:?}");
+        // The browser's own pace: its preview updates as its scripts run.
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
 }
@@ -104,6 +105,7 @@ async fn a_template_is_written_with_a_live_preview_and_sent_to_a_dynamic_segment
     b.fill("#tpl-html", "<p>scripted</p><script>top.document.title = 'pwned'; document.title = 'pwned';</script>")
         .await;
     wait_js(&b, "return document.getElementById('preview-html').srcdoc;", "scripted").await;
+    // Wall-clock on purpose: time for a script in the preview to run, were it allowed to.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(b.client().execute("return document.title;", vec![]).await.unwrap(), json!("New template · mailroom"));
     // A template error is shown as such, and the preview recovers once it is fixed.
@@ -459,7 +461,7 @@ async fn the_events_page_pages_back_with_its_cursor_keeping_the_filter() {
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     app.drain().await;
     // 32 messages: sent and delivered events, more than one page of 50.
-    crate::helpers::wait_for("the events", Duration::from_secs(30), || async {
+    app.settle_until("the events", || async {
         let e = app.get(&format!("/customers/{t}/events?limit=1000"), &key).await;
         e.body["data"].as_array().map_or(0, Vec::len) >= 64
     })

@@ -378,7 +378,7 @@ async fn a_rules_runs_are_shown_with_their_trigger_and_steps() {
     let email_id = app.mock().accepted()[0].id.clone();
     let r = app.webhook("msg_click_1", &crate::helpers::event("email.clicked", &email_id, serde_json::json!({}))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    crate::helpers::wait_for("a settled run", std::time::Duration::from_secs(20), || async {
+    app.settle_until("a settled run", || async {
         let runs = app.get(&format!("/customers/{t}/automations/{rule}/runs"), &key).await;
         runs.body["data"].as_array().is_some_and(|d| d.len() == 1 && d[0]["status"] != "pending")
     })

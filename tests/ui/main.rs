@@ -258,6 +258,7 @@ async fn the_operator_retries_a_dead_letter_made_by_the_provider() {
     b.wait_text("main", "validation_error").await;
     assert!(b.dark_scheme().await, "the page is in the dark scheme");
     b.check_page("message-dead").await;
+    // The browser's own pace: a moment before its session closes.
     tokio::time::sleep(Duration::from_millis(10)).await;
     b.finish().await;
 }

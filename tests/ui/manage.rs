@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::browser::Browser;
 use crate::common::webhook_receiver::Receiver;
-use crate::helpers::{spawn_with, wait_for, Options, TestApp, ADMIN_KEY};
+use crate::helpers::{spawn_with, Options, TestApp, ADMIN_KEY};
 
 /// Webhooks to local addresses allowed (tests only), retries fast.
 fn local_webhooks() -> Options {
@@ -46,6 +46,7 @@ async fn reload_until(b: &Browser, path: &str, css: &str, text: &str) {
         if seen.as_str().is_some_and(|s| s.contains(text)) {
             return;
         }
+        // The browser's own pace (and the workers', which run in the background here).
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!("{text:?} never appeared in {css} on {path}");
@@ -116,10 +117,8 @@ async fn a_tenant_manages_webhooks_automations_and_suppressions_in_the_browser()
     // Replayed under the same id.
     b.click("main form[action*='/replay'] button").await;
     b.wait_text(".notice", "Delivery queued again").await;
-    wait_for("the replay", Duration::from_secs(10), || async {
-        receiver.types().iter().filter(|t| *t == "webhook.test").count() == 2
-    })
-    .await;
+    app.settle_until("the replay", || async { receiver.types().iter().filter(|t| *t == "webhook.test").count() == 2 })
+        .await;
 
     // Rotation shows the new secret once.
     b.click("#rotate-secret").await;
@@ -163,7 +162,7 @@ async fn a_tenant_manages_webhooks_automations_and_suppressions_in_the_browser()
     let contact = app.add_contact(&acme, &key, json!({ "email": "delivered@resend.dev", "tags": ["vip"] })).await;
     let sent = app.post(&format!("/customers/{acme}/send"), &key, json!({ "subject": "s", "html": "<p>h</p>" })).await;
     assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
-    wait_for("the rule's tag", Duration::from_secs(20), || async {
+    app.settle_until("the rule's tag", || async {
         let c = app.get(&format!("/customers/{acme}/contacts/{contact}"), &key).await.body;
         c["tags"].as_array().is_some_and(|t| t.contains(&json!("delivered-once")))
     })
@@ -580,7 +579,7 @@ async fn the_operators_health_table_shows_each_tenants_figures_and_dead_letters(
     }
     let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "<p>h</p>" })).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
-    wait_for("the sandbox's events", Duration::from_secs(20), || async {
+    app.settle_until("the sandbox's events", || async {
         let stats = app.get(&format!("/customers/{t}/stats?bucket=day"), &key).await.body.to_string();
         stats.contains("\"bounced\":1") && stats.contains("\"delivered\":1")
     })
