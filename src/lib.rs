@@ -11,7 +11,9 @@
 //! - `auth` — who is calling (keys, the failed-key throttle).
 //! - the workers: `outbox` (sending), `delivery_events` (Resend -> mailroom),
 //!   `tenant_webhooks` (mailroom -> tenants), `automations`, `sending_domains`
-//!   (a tenant's domain and its DNS), `reputation`.
+//!   (a tenant's domain and its DNS); `workers` has the `Worker` trait, the one
+//!   runner that loops them all (and that tests step), the reputation sweep
+//!   and the queue gauges.
 //! - `render` (what a recipient receives), `provider` (who delivers), `llm`.
 //! - `store` — storage only: all SQL, one code path for SQLite and PostgreSQL.
 //! - `domain` — newtypes and pure rules; `config`.

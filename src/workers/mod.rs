@@ -313,3 +313,74 @@ async fn pause(
         () = stop => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Has `left` units of work; counts the steps that found one.
+    struct Countdown {
+        left: AtomicUsize,
+        done: AtomicUsize,
+    }
+
+    impl Worker for Countdown {
+        fn name(&self) -> &'static str {
+            "countdown"
+        }
+
+        fn step(&self) -> BoxFuture<'_, anyhow::Result<Step>> {
+            Box::pin(async move {
+                let took = self.left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+                if !took {
+                    return Ok(Step::Idle);
+                }
+                self.done.fetch_add(1, Ordering::SeqCst);
+                Ok(Step::Worked)
+            })
+        }
+
+        fn cadence(&self) -> Cadence {
+            Cadence::Queue { idle: Duration::from_secs(3600), after_error: Duration::from_secs(3600), wake: None }
+        }
+
+        fn lanes(&self) -> usize {
+            3
+        }
+
+        fn stop(&self) -> Stop {
+            Stop::Finish { grace: Duration::from_secs(5), overdue: "countdown did not stop" }
+        }
+    }
+
+    async fn store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        (Store::connect(&url, 1).await.unwrap(), dir)
+    }
+
+    #[tokio::test]
+    async fn settle_steps_a_worker_until_it_is_idle() {
+        let (store, _dir) = store().await;
+        let w = Arc::new(Countdown { left: AtomicUsize::new(7), done: AtomicUsize::new(0) });
+        let workers = Workers::new(vec![w.clone()], Arc::default(), store);
+        workers.settle().await;
+        assert_eq!(w.done.load(Ordering::SeqCst), 7);
+        assert_eq!(workers.names(), ["countdown"]);
+    }
+
+    #[tokio::test]
+    async fn the_runner_works_every_lane_then_stops_them_all() {
+        let w = Arc::new(Countdown { left: AtomicUsize::new(50), done: AtomicUsize::new(0) });
+        let runner = Runner::spawn(vec![w.clone()], Arc::default());
+        for _ in 0..200 {
+            if w.done.load(Ordering::SeqCst) == 50 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(w.done.load(Ordering::SeqCst), 50);
+        // Every lane is idle for an hour: shutdown ends them at once, not after the hour.
+        tokio::time::timeout(Duration::from_secs(2), runner.shut_down()).await.unwrap();
+    }
+}
