@@ -124,7 +124,7 @@ impl Core {
     }
 }
 
-/// What a process runs besides its workers.
+/// Which command's process the workers are for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     /// `mailroom serve`: HTTP, and the sending work unless `sending` is false.
