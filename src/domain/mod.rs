@@ -3,16 +3,19 @@
 
 pub mod attributes;
 pub mod automation;
+mod claimed_message;
 mod clock;
 mod email;
 pub mod filter;
 mod name;
 pub mod reputation;
+pub mod starters;
 mod status;
 mod tenant_event;
 mod text;
 
 pub use attributes::Attributes;
+pub use claimed_message::{ClaimedMessage, RenderClaimed};
 pub use clock::Clock;
 pub use email::EmailAddress;
 pub use filter::{FilterError, SegmentFilter};

@@ -29,6 +29,9 @@ use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 
+/// The renderer's contract lives in the domain; named here too for the tests
+/// that claim with a renderer of their own.
+pub use crate::domain::{ClaimedMessage, RenderClaimed};
 pub use automations::{
     AgentDecision, AutomationRow, ClaimedRun, Engagement, NewAutomation, RunBatch, RunMessage, RunProgress, RunRow,
 };
@@ -40,9 +43,7 @@ pub use events::{
 };
 pub use import::{ImportOutcome, ImportRow, OnConflict};
 pub use messages::MessageRow;
-pub use outbox::{
-    BatchShape, ClaimedBatch, ClaimedMessage, DueBatch, OutboundBatch, RenderClaimed, Settlement, IDEMPOTENCY_WINDOW_MS,
-};
+pub use outbox::{BatchShape, ClaimedBatch, DueBatch, OutboundBatch, Settlement, IDEMPOTENCY_WINDOW_MS};
 pub use reputation::{ReputationChange, ResumeOutcome, TenantReputation, REPUTATION_EVENT};
 pub use stats::{Bucket, CampaignCounters, DAY_MS, HOUR_MS, METRICS};
 pub use suppressions::{SuppressionRow, UnsubscribeTarget, Unsuppress};

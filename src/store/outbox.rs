@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 
 use super::{placeholders, Placeholders, Store, WriteTx};
-use crate::domain::TenantId;
+use crate::domain::{ClaimedMessage, RenderClaimed, TenantId};
 
 /// Most emails Resend takes in one `POST /emails/batch`.
 pub const MAX_BATCH: i64 = 100;
@@ -28,47 +28,6 @@ pub const HOLD_MS: i64 = 30_000;
 /// Claims that ended without an answer (the worker died) before a batch is
 /// given up as a dead letter rather than claimed forever.
 pub const MAX_LOST_CLAIMS: i64 = 5;
-
-/// Turns claimed messages into the provider's JSON, one answer per message in
-/// order. A message's `Err` is why it cannot be rendered (it becomes a dead
-/// letter); the call's `Err` leaves the whole claim for later.
-pub trait RenderClaimed {
-    fn render_claimed(
-        &self,
-        messages: &[ClaimedMessage],
-    ) -> impl std::future::Future<Output = anyhow::Result<Vec<Result<String, String>>>> + Send;
-}
-
-/// A queued message as the worker renders it: campaign content already merged in.
-#[derive(Clone, Debug, Default, FromRow)]
-pub struct ClaimedMessage {
-    pub id: String,
-    pub tenant_id: String,
-    pub campaign_id: Option<String>,
-    pub to_email: String,
-    pub first_name: Option<String>,
-    pub from_address: String,
-    pub subject: String,
-    pub html: String,
-    pub text_body: Option<String>,
-    pub reply_to: Option<String>,
-    pub tags: Option<String>,
-    /// 1 when a campaign message's contact is no longer a subscribed, unsuppressed contact.
-    pub blocked: i64,
-    /// The contact's, when the message has one.
-    pub last_name: Option<String>,
-    /// The contact's attributes (a JSON object), when the message has a contact.
-    pub attributes: Option<String>,
-    pub tenant_name: String,
-    /// 1: add an unsubscribe footer when the content places no link itself.
-    pub unsubscribe_footer: i64,
-    /// 1: `subject`/`html`/`text_body` are a template (else inline content).
-    pub templated: i64,
-    /// The send's `variables` (a JSON object).
-    pub variables: Option<String>,
-    /// 1: carries List-Unsubscribe headers (all campaign mail; transactional on request).
-    pub list_unsubscribe: i64,
-}
 
 /// What kind of provider request a batch is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
