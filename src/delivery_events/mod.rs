@@ -10,9 +10,9 @@ pub use writer::EventWriter;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::domain::delivery_event::{DomainChange, EventOutcome, IncomingEvent};
 use crate::domain::MessageStatus;
 use crate::provider::simulated::GeneratedEvent;
-use crate::store::{DomainChange, EventOutcome, IncomingEvent};
 
 /// Parses a Resend webhook body leniently: real payloads carry more fields than
 /// documented, and Resend's own SDK types reject some real ones.

@@ -5,12 +5,14 @@ pub mod attributes;
 pub mod automation;
 mod claimed_message;
 mod clock;
+pub mod delivery_event;
 mod email;
 pub mod filter;
 mod name;
 pub mod reputation;
 pub mod starters;
 mod status;
+mod targeting;
 mod tenant_event;
 mod text;
 
@@ -22,6 +24,7 @@ pub use filter::{FilterError, SegmentFilter};
 pub use name::{DomainName, Tag};
 pub use reputation::{ReputationCounts, ReputationPolicy, ReputationState};
 pub use status::{CampaignStatus, MessageStatus};
+pub use targeting::Targeting;
 pub use tenant_event::{is_tenant_event_type, TENANT_EVENT_TYPES, TEST_EVENT_TYPE};
 pub use text::{check_single_line, is_header_unsafe, nul_path, redact_addresses, strip_header_unsafe};
 

@@ -29,18 +29,17 @@ use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 
-/// The renderer's contract lives in the domain; named here too for the tests
-/// that claim with a renderer of their own.
-pub use crate::domain::{ClaimedMessage, RenderClaimed};
+/// Domain values the store's functions take and give, named here too for the
+/// callers (front ends, tests) that reach them through the store.
+pub use crate::domain::delivery_event::{DomainChange, EventOutcome, EventTarget, IncomingEvent, DOMAIN_TROUBLE};
+pub use crate::domain::{ClaimedMessage, RenderClaimed, Targeting};
 pub use automations::{
     AgentDecision, AutomationRow, ClaimedRun, Engagement, NewAutomation, RunBatch, RunMessage, RunProgress, RunRow,
 };
 pub use campaigns::{CampaignRow, StatusCount};
 pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentRow};
-pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey, Targeting};
-pub use events::{
-    DomainChange, EventFilter, EventOutcome, EventTarget, IncomingEvent, ListedEvent, StoredEvent, DOMAIN_TROUBLE,
-};
+pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey};
+pub use events::{EventFilter, ListedEvent, StoredEvent};
 pub use import::{ImportOutcome, ImportRow, OnConflict};
 pub use messages::MessageRow;
 pub use outbox::{BatchShape, ClaimedBatch, DueBatch, OutboundBatch, Settlement, IDEMPOTENCY_WINDOW_MS};
