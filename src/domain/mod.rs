@@ -9,6 +9,7 @@ pub mod delivery_event;
 mod email;
 pub mod filter;
 mod name;
+pub mod outbox_policy;
 pub mod reputation;
 pub mod starters;
 mod status;
