@@ -102,8 +102,7 @@ fn canonical_bounce_type(t: &str) -> String {
 
 /// An RFC 3339 time as epoch milliseconds.
 pub fn parse_time(s: &str) -> Option<i64> {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+    crate::domain::parse_rfc3339(s).ok()
 }
 
 /// `data.tags` is an object map in webhooks; accept the `[{name, value}]` form too.

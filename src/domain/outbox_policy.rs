@@ -192,7 +192,7 @@ mod tests {
             attempts: 1,
         };
         let now = IDEMPOTENCY_WINDOW_MS + 10;
-        assert_eq!(give_up(&due(false, Some(5), None, 1), now), None);
+        assert_eq!(give_up(&due(false, Some(now - 5), None, 1), now), None);
         assert_eq!(give_up(&due(true, None, None, 1), now).map(|g| g.message_status), Some("cancelled"));
         assert_eq!(give_up(&due(false, Some(0), None, 1), now).map(|g| g.batch_status), Some("expired"));
         assert_eq!(give_up(&due(false, None, Some("bad"), 1), now).map(|g| g.reason), Some("bad".to_owned()));

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::FromRow;
 
+use super::suppressions::{mark_contacts, write_suppressions, Existing, MarkContacts, NewSuppression};
 use super::tenant_webhooks::{enabled_endpoints, insert_deliveries, webhook_body, QueuedDelivery};
 use super::{Placeholders, Store};
 use crate::domain::delivery_event::{
@@ -344,35 +345,12 @@ async fn notify_tenants(
 /// tenant, and that tenant's contact marked, in two statements for the whole
 /// group. A complaint outranks a bounce; neither is undone by the other.
 async fn suppress(tx: &mut sqlx::AnyConnection, hits: &[SuppressionHit<'_>], now: i64) -> Result<(), sqlx::Error> {
-    if hits.is_empty() {
-        return Ok(());
-    }
-    let mut p = Placeholders::after(1);
-    let rows: Vec<String> = hits.iter().map(|_| format!("({}, $1)", p.list(4))).collect();
-    let sql = format!(
-        "INSERT INTO suppressions (tenant_id, email_normalized, reason, source, created_at) VALUES {} \
-         ON CONFLICT (tenant_id, email_normalized) DO UPDATE SET \
-           reason = CASE WHEN suppressions.reason = 'complained' THEN suppressions.reason ELSE excluded.reason END, \
-           source = CASE WHEN suppressions.reason = 'complained' THEN suppressions.source ELSE excluded.source END",
-        rows.join(", ")
-    );
-    let sql = super::native_sql(tx, &sql);
-    let mut q = sqlx::query(&sql).bind(now);
-    for h in hits {
-        q = q.bind(h.tenant_id).bind(&h.email).bind(h.reason).bind(h.source);
-    }
-    q.execute(&mut *tx).await?;
-    let sql = format!(
-        "UPDATE contacts SET status = v.reason, updated_at = $1 FROM {} v \
-         WHERE contacts.tenant_id = v.tenant_id AND contacts.email_normalized = v.email AND contacts.status <> 'complained'",
-        Placeholders::after(1).rows(hits.len(), &["tenant_id", "email", "reason"])
-    );
-    let sql = super::native_sql(tx, &sql);
-    let mut q = sqlx::query(&sql).bind(now);
-    for h in hits {
-        q = q.bind(h.tenant_id).bind(&h.email).bind(h.reason);
-    }
-    q.execute(&mut *tx).await.map(|_| ())
+    let rows: Vec<NewSuppression> = hits
+        .iter()
+        .map(|h| NewSuppression { tenant_id: h.tenant_id, email: &h.email, reason: h.reason, source: h.source })
+        .collect();
+    write_suppressions(tx, &rows, Existing::ComplaintWins, now).await?;
+    mark_contacts(tx, &rows, MarkContacts::UnlessComplained, now).await
 }
 
 /// A `domain.*` event: the tenant whose Resend domain it names takes its
@@ -418,26 +396,9 @@ async fn soft_suppress(
             .fetch_optional(&mut *tx)
             .await?;
     let email = email.unwrap_or_else(|| m.to_email.to_lowercase());
-    sqlx::query(
-        "INSERT INTO suppressions (tenant_id, email_normalized, reason, source, created_at) \
-         VALUES ($1, $2, 'soft_bounced', $3, $4) ON CONFLICT (tenant_id, email_normalized) DO NOTHING",
-    )
-    .bind(&m.tenant_id)
-    .bind(&email)
-    .bind(&m.id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE contacts SET status = 'soft_bounced', updated_at = $3 \
-         WHERE tenant_id = $1 AND email_normalized = $2 AND status = 'subscribed'",
-    )
-    .bind(&m.tenant_id)
-    .bind(&email)
-    .bind(now)
-    .execute(&mut *tx)
-    .await
-    .map(|_| ())
+    let row = NewSuppression { tenant_id: &m.tenant_id, email: &email, reason: "soft_bounced", source: &m.id };
+    write_suppressions(tx, std::slice::from_ref(&row), Existing::Keep, now).await?;
+    mark_contacts(tx, std::slice::from_ref(&row), MarkContacts::OnlySubscribed, now).await
 }
 
 #[cfg(test)]
