@@ -8,6 +8,7 @@
 use sqlx::{AnyConnection, FromRow};
 
 use super::enqueue::{insert_single, NewSingle};
+use super::lease::{lease, AUTOMATION_RUNS};
 use super::{native_sql, placeholders, Placeholders, Store, WriteTx};
 use crate::domain::automation::{starter_rules, Rule};
 use crate::domain::delivery_event::{triggered_runs, Applied, RuleTrigger, TriggeredRun};
@@ -334,39 +335,22 @@ impl Store {
     /// Claims up to `max` due runs for `lease_ms` under one fresh token.
     pub async fn claim_runs(&self, lease_ms: i64, max: i64) -> Result<Vec<ClaimedRun>, sqlx::Error> {
         let now = self.now_ms();
-        let any_due: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM automation_runs WHERE status = 'pending' AND due_at <= $1 LIMIT 1")
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
-        if any_due.is_none() {
+        if !self.any_due(&AUTOMATION_RUNS, now).await? {
             return Ok(Vec::new());
         }
-        let token = new_id();
         let mut tx = self.begin_write().await?;
-        let mut rows: Vec<ClaimedRun> = sqlx::query_as(&format!(
+        let mut rows: Vec<ClaimedRun> = sqlx::query_as(&self.due_rows_sql(
+            &AUTOMATION_RUNS,
             "SELECT r.id, r.automation_id, r.tenant_id, r.message_id, r.event_type, r.campaign_id, r.contact_id, \
-               r.link, r.step, r.waited, r.attempts, r.log, $3 AS claim_token, a.enabled, a.definition \
-             FROM automation_runs r JOIN automations a ON a.id = r.automation_id \
-             WHERE r.status = 'pending' AND r.due_at <= $1 ORDER BY r.due_at LIMIT $2{}",
-            self.skip_locked("r")
+               r.link, r.step, r.waited, r.attempts, r.log, '' AS claim_token, a.enabled, a.definition \
+             FROM automation_runs r JOIN automations a ON a.id = r.automation_id",
         ))
         .bind(now)
         .bind(max)
-        .bind(&token)
         .fetch_all(&mut *tx)
         .await?;
-        if !rows.is_empty() {
-            let sql = format!(
-                "UPDATE automation_runs SET claim_token = $1, due_at = $2, updated_at = $3 WHERE id IN ({})",
-                placeholders(4, rows.len())
-            );
-            let mut q = sqlx::query(&sql).bind(&token).bind(now + lease_ms).bind(now);
-            for r in &rows {
-                q = q.bind(&r.id);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let token = lease(&mut tx, &AUTOMATION_RUNS, &ids, lease_ms, now).await?;
         tx.commit().await?;
         for r in &mut rows {
             r.claim_token.clone_from(&token);

@@ -9,6 +9,7 @@ mod enqueue;
 mod events;
 mod filter;
 mod import;
+mod lease;
 mod messages;
 mod outbox;
 mod reputation;

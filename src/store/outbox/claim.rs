@@ -10,6 +10,7 @@ use sqlx::FromRow;
 use super::{BatchShape, ClaimedBatch, DueBatch, OutboundBatch, MAX_BATCH};
 use crate::domain::outbox_policy::{self, chunk_by_size, request_body, DueAgain, HOLD_MS};
 use crate::domain::{ClaimedMessage, RenderClaimed};
+use crate::store::lease::OUTBOX_BATCHES;
 use crate::store::{placeholders, Backend, Store, WriteTx};
 
 #[derive(FromRow)]
@@ -133,13 +134,13 @@ impl Store {
         }
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
-        let row: Option<DueRow> = sqlx::query_as(&format!(
+        let row: Option<DueRow> = sqlx::query_as(&self.due_rows_sql(
+            &OUTBOX_BATCHES,
             "SELECT id, tenant_id, idempotency_key, single, payload, payload_hash, attempts, claims, claim_token, \
-               uncertain_since, updated_at FROM batches b \
-             WHERE status = 'pending' AND due_at <= $1 ORDER BY due_at LIMIT 1{}",
-            self.skip_locked("b")
+               uncertain_since, updated_at FROM batches b",
         ))
         .bind(now)
+        .bind(1_i64)
         .fetch_optional(&mut *tx)
         .await?;
         // Another worker took the batch rendered above: this one is for a later step.
