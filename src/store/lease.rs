@@ -52,6 +52,18 @@ impl Store {
     }
 }
 
+/// What else a claim records on the rows it leases.
+#[derive(Clone, Copy)]
+pub(super) enum AlsoRecord {
+    Nothing,
+    /// An outbox batch due again: one more claim (claims that end without an
+    /// answer are counted against [`crate::domain::outbox_policy::MAX_LOST_CLAIMS`]),
+    /// and since when an earlier attempt may have reached the provider.
+    BatchClaim {
+        uncertain_since: Option<i64>,
+    },
+}
+
 /// Leases rows `ids` of `q` until `now + lease_ms` under one fresh claim
 /// token, in one statement; returns the token.
 pub(super) async fn lease(
@@ -61,17 +73,36 @@ pub(super) async fn lease(
     lease_ms: i64,
     now: i64,
 ) -> Result<String, sqlx::Error> {
+    lease_recording(tx, q, ids, lease_ms, now, AlsoRecord::Nothing).await
+}
+
+/// [`lease`], recording `also` in the same statement.
+pub(super) async fn lease_recording(
+    tx: &mut AnyConnection,
+    q: &LeasedQueue,
+    ids: &[&str],
+    lease_ms: i64,
+    now: i64,
+    also: AlsoRecord,
+) -> Result<String, sqlx::Error> {
     let token = crate::domain::new_id();
     if ids.is_empty() {
         return Ok(token);
     }
+    let (extra, first_id) = match also {
+        AlsoRecord::Nothing => ("", 4),
+        AlsoRecord::BatchClaim { .. } => (", claims = claims + 1, uncertain_since = $4", 5),
+    };
     let sql = format!(
-        "UPDATE {} SET claim_token = $1, {} = $2, updated_at = $3 WHERE id IN ({})",
+        "UPDATE {} SET claim_token = $1, {} = $2, updated_at = $3{extra} WHERE id IN ({})",
         q.table,
         q.due,
-        placeholders(4, ids.len())
+        placeholders(first_id, ids.len())
     );
     let mut update = sqlx::query(&sql).bind(&token).bind(now + lease_ms).bind(now);
+    if let AlsoRecord::BatchClaim { uncertain_since } = also {
+        update = update.bind(uncertain_since);
+    }
     for id in ids {
         update = update.bind(*id);
     }

@@ -10,7 +10,7 @@ use sqlx::FromRow;
 use super::{BatchShape, ClaimedBatch, DueBatch, OutboundBatch, MAX_BATCH};
 use crate::domain::outbox_policy::{self, chunk_by_size, request_body, DueAgain, HOLD_MS};
 use crate::domain::{ClaimedMessage, RenderClaimed};
-use crate::store::lease::OUTBOX_BATCHES;
+use crate::store::lease::{lease_recording, AlsoRecord, OUTBOX_BATCHES};
 use crate::store::{placeholders, Backend, Store, WriteTx};
 
 #[derive(FromRow)]
@@ -181,18 +181,8 @@ impl Store {
             return Ok(DueBatch::Settled { status: g.message_status, messages: settled });
         }
 
-        let token = crate::domain::new_id();
-        sqlx::query(
-            "UPDATE batches SET due_at = $2, claims = claims + 1, claim_token = $3, uncertain_since = $4, updated_at = $5 \
-             WHERE id = $1",
-        )
-        .bind(&row.id)
-        .bind(now + lease_ms)
-        .bind(&token)
-        .bind(uncertain_since)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let also = AlsoRecord::BatchClaim { uncertain_since };
+        let token = lease_recording(&mut tx, &OUTBOX_BATCHES, &[row.id.as_str()], lease_ms, now, also).await?;
         tx.commit().await?;
 
         let transactional = messages.iter().all(|(m, _, _)| m.campaign_id.is_none());
