@@ -269,10 +269,12 @@ const MAX_SCHEDULE_AHEAD_MS: i64 = 366 * 24 * 3_600_000;
 
 /// Parses an RFC 3339 time into epoch milliseconds.
 fn parse_time(raw: &str) -> ApiResult<i64> {
-    let t = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| ApiError::validation("`scheduled_at` must be an RFC 3339 time, e.g. 2026-12-01T09:00:00Z"))?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
-        .map_err(|_| ApiError::validation("`scheduled_at` is out of range"))
+    crate::domain::parse_rfc3339(raw).map_err(|e| match e {
+        crate::domain::TimeError::NotRfc3339 => {
+            ApiError::validation("`scheduled_at` must be an RFC 3339 time, e.g. 2026-12-01T09:00:00Z")
+        }
+        crate::domain::TimeError::OutOfRange => ApiError::validation("`scheduled_at` is out of range"),
+    })
 }
 
 fn reply_to(raw: Option<&str>) -> ApiResult<Option<String>> {

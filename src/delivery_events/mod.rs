@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, Notify};
 
+use crate::domain::delivery_event::{DomainChange, EventOutcome, IncomingEvent};
 use crate::domain::MessageStatus;
 use crate::provider::simulated::GeneratedEvent;
-use crate::store::{DomainChange, EventOutcome, IncomingEvent};
 
 /// Parses a Resend webhook body leniently: real payloads carry more fields than
 /// documented, and Resend's own SDK types reject some real ones.
@@ -104,8 +104,7 @@ fn canonical_bounce_type(t: &str) -> String {
 
 /// An RFC 3339 time as epoch milliseconds.
 pub fn parse_time(s: &str) -> Option<i64> {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+    crate::domain::parse_rfc3339(s).ok()
 }
 
 /// `data.tags` is an object map in webhooks; accept the `[{name, value}]` form too.

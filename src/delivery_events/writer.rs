@@ -6,7 +6,8 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{EventOutcome, EventTarget, IncomingEvent, Store};
+use crate::domain::delivery_event::{EventOutcome, EventTarget, IncomingEvent};
+use crate::store::Store;
 
 /// Most events committed together.
 const GROUP: usize = 256;

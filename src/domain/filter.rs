@@ -398,13 +398,10 @@ fn parse_scalar(v: &Value, path: &str, kind: ValueKind) -> Result<Scalar, Filter
         }
     };
     match (kind, v) {
-        (ValueKind::Time, Value::String(s)) => {
-            let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| err(path, "an RFC 3339 time (2026-01-31T09:00:00Z) or epoch milliseconds"))?;
-            i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
-                .map(Scalar::Millis)
-                .map_err(|_| err(path, "out of range"))
-        }
+        (ValueKind::Time, Value::String(s)) => super::parse_rfc3339(s).map(Scalar::Millis).map_err(|e| match e {
+            super::TimeError::NotRfc3339 => err(path, "an RFC 3339 time (2026-01-31T09:00:00Z) or epoch milliseconds"),
+            super::TimeError::OutOfRange => err(path, "out of range"),
+        }),
         (ValueKind::Time, Value::Number(n)) => {
             n.as_i64().map(Scalar::Millis).ok_or_else(|| err(path, "epoch milliseconds must be an integer"))
         }

@@ -3,22 +3,29 @@
 
 pub mod attributes;
 pub mod automation;
+mod claimed_message;
 mod clock;
+pub mod delivery_event;
 mod email;
 pub mod filter;
 mod name;
+pub mod outbox_policy;
 pub mod reputation;
+pub mod starters;
 mod status;
+mod targeting;
 mod tenant_event;
 mod text;
 
 pub use attributes::Attributes;
+pub use claimed_message::{ClaimedMessage, RenderClaimed};
 pub use clock::Clock;
 pub use email::EmailAddress;
 pub use filter::{FilterError, SegmentFilter};
 pub use name::{DomainName, Tag};
 pub use reputation::{ReputationCounts, ReputationPolicy, ReputationState};
 pub use status::{CampaignStatus, MessageStatus};
+pub use targeting::Targeting;
 pub use tenant_event::{is_tenant_event_type, TENANT_EVENT_TYPES, TEST_EVENT_TYPE};
 pub use text::{check_single_line, is_header_unsafe, nul_path, redact_addresses, strip_header_unsafe};
 
@@ -36,6 +43,21 @@ pub fn rfc3339(ms: i64) -> String {
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
+}
+
+/// Why a time is not read: not RFC 3339, or beyond what epoch milliseconds hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeError {
+    NotRfc3339,
+    OutOfRange,
+}
+
+/// An RFC 3339 time (`2026-01-31T09:00:00Z`) as epoch milliseconds: the one
+/// parser of times read from requests and webhooks.
+pub fn parse_rfc3339(s: &str) -> Result<i64, TimeError> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| TimeError::NotRfc3339)?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| TimeError::OutOfRange)
 }
 
 /// A new time-ordered identifier (UUID v7), so ids sort by creation and work as cursors.
@@ -81,5 +103,18 @@ impl std::fmt::Display for TenantId {
 impl AsRef<str> for TenantId {
     fn as_ref(&self) -> &str {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_rfc3339_time_reads_as_epoch_milliseconds_and_formats_back() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:01.5Z"), Ok(1_500));
+        assert_eq!(parse_rfc3339("2026-01-31T10:00:00+01:00"), parse_rfc3339("2026-01-31T09:00:00Z"));
+        assert_eq!(parse_rfc3339("yesterday"), Err(TimeError::NotRfc3339));
+        assert_eq!(rfc3339(1_500), "1970-01-01T00:00:01.5Z");
     }
 }

@@ -24,8 +24,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use serde_json::{json, Map, Value};
 
 use crate::domain::strip_header_unsafe;
+use crate::domain::ClaimedMessage;
 use crate::provider::{EmailTag, OutgoingEmail};
-use crate::store::ClaimedMessage;
 use isolation::{Caller, Job, Outcome, RenderProcessError, RenderProcesses};
 use template::TemplateError;
 use unsubscribe::UnsubscribeLinks;
@@ -396,7 +396,7 @@ fn stopped(message: String) -> TemplateError {
     TemplateError { part: template::HTML, line: None, column: None, message, runaway: true }
 }
 
-impl crate::store::RenderClaimed for Renderer {
+impl crate::domain::RenderClaimed for Renderer {
     async fn render_claimed(&self, ms: &[ClaimedMessage]) -> anyhow::Result<Vec<Result<String, String>>> {
         Ok(self.emails_json(ms).await?)
     }
@@ -451,7 +451,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stored_name_with_a_line_break_cannot_add_a_header_to_the_subject() {
-        let m = crate::store::ClaimedMessage {
+        let m = crate::domain::ClaimedMessage {
             id: "m".into(),
             tenant_id: "t".into(),
             campaign_id: None,
@@ -460,7 +460,7 @@ mod tests {
             from_address: "hello@acme.com".into(),
             subject: "Hi {{first_name}}\u{2028}".into(),
             html: "<p>{{first_name}}</p>".into(),
-            ..crate::store::ClaimedMessage::default()
+            ..crate::domain::ClaimedMessage::default()
         };
         let json = renderer().emails_json(std::slice::from_ref(&m)).await.unwrap().remove(0).unwrap();
         let email: Value = serde_json::from_str(&json).unwrap();

@@ -8,9 +8,10 @@
 use sqlx::{AnyConnection, FromRow};
 
 use super::enqueue::{insert_single, NewSingle};
-use super::events::{EventTarget, IncomingEvent};
+use super::lease::{lease, AUTOMATION_RUNS};
 use super::{native_sql, placeholders, Placeholders, Store, WriteTx};
 use crate::domain::automation::{starter_rules, Rule};
+use crate::domain::delivery_event::{triggered_runs, Applied, RuleTrigger, TriggeredRun};
 use crate::domain::{new_id, strip_header_unsafe, TenantId};
 
 /// A stored rule.
@@ -134,33 +135,18 @@ const RUN_COLUMNS: &str = "id, automation_id, message_id, event_type, svix_id, c
      step, due_at, attempts, log, tool, arguments, reason, outcome, latency_ms, created_at, updated_at";
 const AUTOMATION_COLUMNS: &str = "id, tenant_id, name, enabled, definition, starter, created_at, updated_at";
 
-/// An enabled rule as ingestion matches it.
-#[derive(FromRow)]
-struct Matcher {
-    id: String,
-    tenant_id: String,
-    trigger_event: String,
-    trigger_campaign: Option<String>,
-    trigger_link: Option<String>,
-    wait_ms: i64,
-}
-
 /// Queues a run for every enabled rule each applied event triggers, inside the
 /// events' transaction: one indexed query finds the group's tenants' rules (with
 /// none, that is all it costs) and one insert per 500 runs stores them. The
-/// unique key on (rule, message, event type) drops repeats.
+/// unique key on (rule, message, event type) drops repeats. `tenants`: those
+/// with an event that can trigger a rule; which rules fire is
+/// [`triggered_runs`]'s.
 pub(super) async fn queue_runs(
     tx: &mut AnyConnection,
-    applied: &[(&IncomingEvent, &EventTarget)],
+    tenants: &[&str],
+    applied: &[Applied<'_>],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let mut tenants: Vec<&str> = applied
-        .iter()
-        .filter(|(e, _)| crate::domain::automation::TRIGGER_EVENTS.contains(&e.event_type.as_str()))
-        .map(|(_, m)| m.tenant_id.as_str())
-        .collect();
-    tenants.sort_unstable();
-    tenants.dedup();
     if tenants.is_empty() {
         return Ok(());
     }
@@ -169,26 +155,15 @@ pub(super) async fn queue_runs(
          WHERE tenant_id IN ({}) AND enabled = 1",
         placeholders(1, tenants.len())
     );
-    let mut q = sqlx::query_as::<_, Matcher>(&sql);
-    for t in &tenants {
+    let mut q = sqlx::query_as::<_, RuleTrigger>(&sql);
+    for t in tenants {
         q = q.bind(*t);
     }
     let rules = q.fetch_all(&mut *tx).await?;
     if rules.is_empty() {
         return Ok(());
     }
-    let mut runs: Vec<(&Matcher, &IncomingEvent, &EventTarget)> = Vec::new();
-    for (e, m) in applied {
-        for r in &rules {
-            let fits = r.tenant_id == m.tenant_id
-                && r.trigger_event == e.event_type
-                && r.trigger_campaign.as_ref().map_or(true, |c| m.campaign_id.as_ref() == Some(c))
-                && r.trigger_link.as_ref().map_or(true, |l| e.link.as_ref() == Some(l));
-            if fits {
-                runs.push((r, e, m));
-            }
-        }
-    }
+    let runs = triggered_runs(applied, &rules, now);
     for chunk in runs.chunks(500) {
         // Every parameter once, in order (`now` bound per row): see `native_sql`.
         let mut p = Placeholders::after(0);
@@ -201,8 +176,7 @@ pub(super) async fn queue_runs(
         );
         let sql = native_sql(tx, &sql);
         let mut q = sqlx::query(&sql);
-        for (r, e, m) in chunk {
-            let due = if r.wait_ms > 0 { e.occurred_at.unwrap_or(now).max(now - r.wait_ms) + r.wait_ms } else { now };
+        for TriggeredRun { rule: r, event: e, target: m, due_at: due } in chunk {
             q = q
                 .bind(new_id())
                 .bind(&r.id)
@@ -213,7 +187,7 @@ pub(super) async fn queue_runs(
                 .bind(&m.campaign_id)
                 .bind(&m.contact_id)
                 .bind(&e.link)
-                .bind(due)
+                .bind(*due)
                 .bind(now)
                 .bind(now);
         }
@@ -361,39 +335,22 @@ impl Store {
     /// Claims up to `max` due runs for `lease_ms` under one fresh token.
     pub async fn claim_runs(&self, lease_ms: i64, max: i64) -> Result<Vec<ClaimedRun>, sqlx::Error> {
         let now = self.now_ms();
-        let any_due: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM automation_runs WHERE status = 'pending' AND due_at <= $1 LIMIT 1")
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
-        if any_due.is_none() {
+        if !self.any_due(&AUTOMATION_RUNS, now).await? {
             return Ok(Vec::new());
         }
-        let token = new_id();
         let mut tx = self.begin_write().await?;
-        let mut rows: Vec<ClaimedRun> = sqlx::query_as(&format!(
+        let mut rows: Vec<ClaimedRun> = sqlx::query_as(&self.due_rows_sql(
+            &AUTOMATION_RUNS,
             "SELECT r.id, r.automation_id, r.tenant_id, r.message_id, r.event_type, r.campaign_id, r.contact_id, \
-               r.link, r.step, r.waited, r.attempts, r.log, $3 AS claim_token, a.enabled, a.definition \
-             FROM automation_runs r JOIN automations a ON a.id = r.automation_id \
-             WHERE r.status = 'pending' AND r.due_at <= $1 ORDER BY r.due_at LIMIT $2{}",
-            self.skip_locked("r")
+               r.link, r.step, r.waited, r.attempts, r.log, '' AS claim_token, a.enabled, a.definition \
+             FROM automation_runs r JOIN automations a ON a.id = r.automation_id",
         ))
         .bind(now)
         .bind(max)
-        .bind(&token)
         .fetch_all(&mut *tx)
         .await?;
-        if !rows.is_empty() {
-            let sql = format!(
-                "UPDATE automation_runs SET claim_token = $1, due_at = $2, updated_at = $3 WHERE id IN ({})",
-                placeholders(4, rows.len())
-            );
-            let mut q = sqlx::query(&sql).bind(&token).bind(now + lease_ms).bind(now);
-            for r in &rows {
-                q = q.bind(&r.id);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let token = lease(&mut tx, &AUTOMATION_RUNS, &ids, lease_ms, now).await?;
         tx.commit().await?;
         for r in &mut rows {
             r.claim_token.clone_from(&token);

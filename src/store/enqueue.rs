@@ -6,41 +6,11 @@ use sqlx::Row;
 
 use super::filter::{bind_values, compile, SqlValue};
 use super::{Backend, Placeholders, Store, StoreError, WriteTx};
-use crate::domain::{SegmentFilter, TenantId};
+use crate::domain::{SegmentFilter, Targeting, TenantId};
 
 /// Priority lanes of the outbox: lower is claimed first.
 pub const PRIORITY_TRANSACTIONAL: i64 = 0;
 pub const PRIORITY_CAMPAIGN: i64 = 1;
-
-#[derive(Clone, Debug)]
-pub enum Targeting {
-    All,
-    Tag(String),
-    Segment(String),
-    /// The part of an earlier campaign that was never sent.
-    Resume(String),
-    /// Contacts matching a filter: given inline, or a dynamic segment's.
-    Filter {
-        filter: SegmentFilter,
-        segment_id: Option<String>,
-    },
-}
-
-impl Targeting {
-    pub fn to_json(&self) -> String {
-        match self {
-            Self::All => serde_json::json!({}),
-            Self::Tag(t) => serde_json::json!({ "tag": t }),
-            Self::Segment(s) => serde_json::json!({ "segment_id": s }),
-            Self::Resume(c) => serde_json::json!({ "resume_from_campaign_id": c }),
-            Self::Filter { filter, segment_id: None } => serde_json::json!({ "filter": filter.source() }),
-            Self::Filter { filter, segment_id: Some(s) } => {
-                serde_json::json!({ "segment_id": s, "filter": filter.source() })
-            }
-        }
-        .to_string()
-    }
-}
 
 pub struct NewCampaign {
     pub id: String,

@@ -1,53 +1,19 @@
+//! Delivery events' SQL: finding the messages events are about, storing and
+//! applying a group of them in one transaction (what to apply is
+//! [`crate::domain::delivery_event::plan`]'s), and listing them.
+
 use std::collections::HashMap;
 
 use sqlx::FromRow;
 
+use super::suppressions::{mark_contacts, write_suppressions, Existing, MarkContacts, NewSuppression};
 use super::tenant_webhooks::{enabled_endpoints, insert_deliveries, webhook_body, QueuedDelivery};
 use super::{Placeholders, Store};
-use crate::domain::{is_tenant_event_type, MessageStatus};
-
-/// A delivery event, already verified and parsed, as the store applies it.
-#[derive(Clone, Debug)]
-pub struct IncomingEvent {
-    pub svix_id: String,
-    pub event_type: String,
-    /// `data.email_id`: the provider's id for the message.
-    pub provider_email_id: Option<String>,
-    /// `data.tags.message`: mailroom's own id, which it put on every email, so an
-    /// event that outruns the recording of the provider id still finds its row.
-    pub message_tag: Option<String>,
-    /// The message status this event moves to, if it moves one.
-    pub new_status: Option<MessageStatus>,
-    /// `bounced` or `complained` when the recipient must be suppressed.
-    pub suppress: Option<&'static str>,
-    pub payload: String,
-    /// The event's own time (the envelope's `created_at`), epoch ms.
-    pub occurred_at: Option<i64>,
-    /// `data.click.link` of a click.
-    pub link: Option<String>,
-    /// `data.bounce.type` of a bounce: `Permanent`, `Transient` or `Undetermined`.
-    pub bounce_type: Option<String>,
-    /// A `domain.*` event: the provider's domain id and its new status.
-    pub domain: Option<DomainChange>,
-}
-
-/// A `domain.created|updated|deleted` event.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DomainChange {
-    pub resend_domain_id: String,
-    pub status: String,
-}
-
-/// Domain statuses that hold a tenant's campaign sending (with an alert in the log).
-pub const DOMAIN_TROUBLE: [&str; 3] = ["temporary_failure", "failed", "deleted"];
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum EventOutcome {
-    /// Stored for the first time (and applied to its message if one matched).
-    Applied { message_found: bool },
-    /// This svix-id was stored before; nothing was done.
-    Duplicate,
-}
+use crate::domain::delivery_event::{
+    self, tenant_event_data, EventOutcome, EventPlan, EventTarget, IncomingEvent, SoftBounce, StatusMove,
+    SuppressionHit, DOMAIN_TROUBLE,
+};
+use crate::domain::MessageStatus;
 
 #[derive(Clone, Debug, FromRow)]
 pub struct StoredEvent {
@@ -82,35 +48,6 @@ pub struct ListedEvent {
     pub bounce_type: Option<String>,
     pub occurred_at: i64,
     pub received_at: i64,
-}
-
-/// The message an event applies to.
-#[derive(Clone, Debug, FromRow)]
-pub struct EventTarget {
-    pub(super) id: String,
-    pub(super) tenant_id: String,
-    to_email: String,
-    pub(super) campaign_id: Option<String>,
-    /// The message's contact, else the tenant's contact with its address.
-    pub(super) contact_id: Option<String>,
-}
-
-impl EventTarget {
-    /// The tenant whose message it is.
-    pub fn tenant_id(&self) -> &str {
-        &self.tenant_id
-    }
-}
-
-impl IncomingEvent {
-    /// A hard bounce or a complaint: what can move a tenant's reputation up.
-    pub fn hurts_reputation(&self) -> bool {
-        match self.event_type.as_str() {
-            "email.complained" => true,
-            "email.bounced" => self.bounce_type.as_deref() == Some("Permanent"),
-            _ => false,
-        }
-    }
 }
 
 /// [`MessageStatus::rank`] as a SQL expression over `column`, so one statement
@@ -218,47 +155,35 @@ impl Store {
         }
         let stored: std::collections::HashSet<String> = insert.fetch_all(&mut *tx).await?.into_iter().collect();
 
-        // Outcomes: an event is new when it was stored, and only its first copy
-        // in the group counts as that event.
-        let mut seen = std::collections::HashSet::new();
-        let mut outcomes = Vec::with_capacity(events.len());
-        let mut applied: Vec<(&IncomingEvent, &EventTarget)> = Vec::new();
-        let mut domains: Vec<&IncomingEvent> = Vec::new();
-        for (e, target) in events {
-            if !stored.contains(&e.svix_id) || !seen.insert(e.svix_id.as_str()) {
-                outcomes.push(EventOutcome::Duplicate);
-                continue;
-            }
-            outcomes.push(EventOutcome::Applied { message_found: target.is_some() });
-            if let Some(m) = target {
-                applied.push((e, m));
-            }
-            if e.domain.is_some() {
-                domains.push(e);
-            }
-        }
-        move_messages_forward(&mut tx, &applied, now).await?;
-        let suppressed: Vec<(&EventTarget, &str)> =
-            applied.iter().filter_map(|(e, m)| Some((*m, e.suppress?))).collect();
-        suppress(&mut tx, &suppressed, now).await?;
-        notify_tenants(&mut tx, &applied, now).await?;
-        super::automations::queue_runs(&mut tx, &applied, now).await?;
-        self.suppress_soft_bounces(&mut tx, &applied, now).await?;
-        let firsts: Vec<super::stats::First> = applied
-            .iter()
-            .flat_map(|(e, m)| {
-                let at = e.occurred_at.unwrap_or(now);
-                event_figures(e).into_iter().map(move |kind| super::stats::First {
-                    tenant_id: m.tenant_id.clone(),
-                    message_id: m.id.clone(),
-                    campaign_id: m.campaign_id.clone(),
-                    kind,
-                    at,
-                })
+        let EventPlan {
+            outcomes,
+            applied,
+            moves,
+            suppressions,
+            notify_tenants: tenants,
+            notifications,
+            trigger_tenants,
+            soft_bounces,
+            figures,
+            domain_changes,
+        } = delivery_event::plan(events, &stored, now);
+        move_messages_forward(&mut tx, &moves, now).await?;
+        suppress(&mut tx, &suppressions, now).await?;
+        notify_tenants(&mut tx, &tenants, &notifications, now).await?;
+        super::automations::queue_runs(&mut tx, &trigger_tenants, &applied, now).await?;
+        self.suppress_soft_bounces(&mut tx, &soft_bounces, now).await?;
+        let firsts: Vec<super::stats::First> = figures
+            .into_iter()
+            .map(|f| super::stats::First {
+                tenant_id: f.target.tenant_id.clone(),
+                message_id: f.target.id.clone(),
+                campaign_id: f.target.campaign_id.clone(),
+                kind: f.kind,
+                at: f.at,
             })
             .collect();
         super::stats::record_firsts(&mut tx, firsts).await?;
-        for e in domains {
+        for e in domain_changes {
             apply_domain_event(&mut tx, e, now).await?;
         }
         tx.commit().await?;
@@ -271,17 +196,11 @@ impl Store {
     async fn suppress_soft_bounces(
         &self,
         tx: &mut sqlx::AnyConnection,
-        applied: &[(&IncomingEvent, &EventTarget)],
+        contacts: &[SoftBounce<'_>],
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        let mut contacts: std::collections::BTreeMap<(&str, &str), &EventTarget> = std::collections::BTreeMap::new();
-        for (e, m) in applied {
-            if let (Some("Transient"), Some(contact)) = (e.bounce_type.as_deref(), m.contact_id.as_deref()) {
-                contacts.entry((m.tenant_id.as_str(), contact)).or_insert(m);
-            }
-        }
         let since = now.saturating_sub(self.soft_bounce.window_ms);
-        for ((tenant_id, contact_id), m) in contacts {
+        for &SoftBounce { tenant_id, contact_id, target: m } in contacts {
             let n: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM webhook_events WHERE tenant_id = $1 AND contact_id = $2 \
                  AND bounce_type = 'Transient' AND occurred_at >= $3",
@@ -371,33 +290,22 @@ impl Store {
 /// writers cannot move a message back).
 async fn move_messages_forward(
     tx: &mut sqlx::AnyConnection,
-    applied: &[(&IncomingEvent, &EventTarget)],
+    moves: &[StatusMove<'_>],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let mut best: std::collections::BTreeMap<&str, (MessageStatus, Option<&str>)> = std::collections::BTreeMap::new();
-    for (e, m) in applied {
-        let Some(status) = e.new_status else { continue };
-        let entry = best.entry(m.id.as_str()).or_insert((status, None));
-        if status.rank() > entry.0.rank() {
-            entry.0 = status;
-        }
-        if entry.1.is_none() {
-            entry.1 = e.provider_email_id.as_deref();
-        }
-    }
-    if best.is_empty() {
+    if moves.is_empty() {
         return Ok(());
     }
     let sql = format!(
         "UPDATE messages SET status = v.status, provider_id = COALESCE(messages.provider_id, v.provider_id), updated_at = $1 \
          FROM {} v WHERE messages.id = v.id AND {} < v.rank",
-        Placeholders::after(1).rows(best.len(), &["id", "status", "provider_id", "rank"]),
+        Placeholders::after(1).rows(moves.len(), &["id", "status", "provider_id", "rank"]),
         rank_sql("messages.status")
     );
     let sql = super::native_sql(tx, &sql);
     let mut q = sqlx::query(&sql).bind(now);
-    for (id, (status, provider_id)) in &best {
-        q = q.bind(*id).bind(status.as_str()).bind(*provider_id).bind(i64::from(status.rank()));
+    for m in moves {
+        q = q.bind(m.message_id).bind(m.status.as_str()).bind(m.provider_id).bind(i64::from(m.status.rank()));
     }
     q.execute(&mut *tx).await.map(|_| ())
 }
@@ -408,28 +316,19 @@ async fn move_messages_forward(
 /// endpoints; with none, that is all it costs.
 async fn notify_tenants(
     tx: &mut sqlx::AnyConnection,
-    applied: &[(&IncomingEvent, &EventTarget)],
+    tenants: &[&str],
+    notifications: &[(&IncomingEvent, &EventTarget)],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let mut tenants: Vec<&str> = applied
-        .iter()
-        .filter(|(e, _)| e.event_type.starts_with("email.") && is_tenant_event_type(&e.event_type))
-        .map(|(_, m)| m.tenant_id.as_str())
-        .collect();
-    tenants.sort_unstable();
-    tenants.dedup();
-    let endpoints = enabled_endpoints(tx, &tenants).await?;
+    let endpoints = enabled_endpoints(tx, tenants).await?;
     if endpoints.is_empty() {
         return Ok(());
     }
     let mut rows = Vec::new();
-    for (e, m) in applied {
-        if !tenants.contains(&m.tenant_id.as_str()) || !is_tenant_event_type(&e.event_type) {
-            continue;
-        }
+    for (e, m) in notifications {
         let mut subscribed = endpoints.iter().filter(|s| s.tenant_id == m.tenant_id && s.subscribes_to(&e.event_type));
         let Some(first) = subscribed.next() else { continue };
-        let body = webhook_body(&e.event_type, &email_event_data(e, m), now);
+        let body = webhook_body(&e.event_type, &tenant_event_data(e, m), now);
         for s in std::iter::once(first).chain(subscribed) {
             rows.push(QueuedDelivery {
                 endpoint_id: &s.id,
@@ -442,96 +341,16 @@ async fn notify_tenants(
     insert_deliveries(tx, &rows, now).await.map(|_| ())
 }
 
-/// What a tenant's endpoint learns of a delivery event: mailroom's own ids
-/// (never the provider's), and the click link, bounce or failure where present.
-fn email_event_data(e: &IncomingEvent, m: &EventTarget) -> serde_json::Value {
-    let payload: serde_json::Value = serde_json::from_str(&e.payload).unwrap_or_default();
-    let data = &payload["data"];
-    let created_at = payload["created_at"].as_str().or_else(|| data["created_at"].as_str());
-    let mut out = serde_json::json!({
-        "email_id": m.id,
-        "campaign_id": m.campaign_id,
-        "to": m.to_email,
-        "created_at": created_at,
-    });
-    if let Some(link) = data["click"]["link"].as_str() {
-        out["click"] = serde_json::json!({ "link": link });
-    }
-    if data["bounce"].is_object() {
-        out["bounce"] = serde_json::json!({ "type": data["bounce"]["type"], "subType": data["bounce"]["subType"] });
-    }
-    if let Some(reason) = data["failed"]["reason"].as_str() {
-        out["failed"] = serde_json::json!({ "reason": reason });
-    }
-    out
-}
-
 /// Hard bounces and complaints: each address is suppressed for its message's
 /// tenant, and that tenant's contact marked, in two statements for the whole
 /// group. A complaint outranks a bounce; neither is undone by the other.
-async fn suppress(tx: &mut sqlx::AnyConnection, hits: &[(&EventTarget, &str)], now: i64) -> Result<(), sqlx::Error> {
-    // One row per address (a statement may not upsert the same row twice):
-    // the complaint if there is one, else the first bounce.
-    let mut by_address: std::collections::BTreeMap<(&str, String), (&str, &str)> = std::collections::BTreeMap::new();
-    for (m, reason) in hits {
-        let entry = by_address.entry((m.tenant_id.as_str(), m.to_email.to_lowercase())).or_insert((reason, &m.id));
-        if *reason == "complained" && entry.0 != "complained" {
-            *entry = (reason, &m.id);
-        }
-    }
-    if by_address.is_empty() {
-        return Ok(());
-    }
-    let mut p = Placeholders::after(1);
-    let rows: Vec<String> = by_address.iter().map(|_| format!("({}, $1)", p.list(4))).collect();
-    let sql = format!(
-        "INSERT INTO suppressions (tenant_id, email_normalized, reason, source, created_at) VALUES {} \
-         ON CONFLICT (tenant_id, email_normalized) DO UPDATE SET \
-           reason = CASE WHEN suppressions.reason = 'complained' THEN suppressions.reason ELSE excluded.reason END, \
-           source = CASE WHEN suppressions.reason = 'complained' THEN suppressions.source ELSE excluded.source END",
-        rows.join(", ")
-    );
-    let sql = super::native_sql(tx, &sql);
-    let mut q = sqlx::query(&sql).bind(now);
-    for ((tenant_id, email), (reason, source)) in &by_address {
-        q = q.bind(*tenant_id).bind(email).bind(*reason).bind(*source);
-    }
-    q.execute(&mut *tx).await?;
-    let sql = format!(
-        "UPDATE contacts SET status = v.reason, updated_at = $1 FROM {} v \
-         WHERE contacts.tenant_id = v.tenant_id AND contacts.email_normalized = v.email AND contacts.status <> 'complained'",
-        Placeholders::after(1).rows(by_address.len(), &["tenant_id", "email", "reason"])
-    );
-    let sql = super::native_sql(tx, &sql);
-    let mut q = sqlx::query(&sql).bind(now);
-    for ((tenant_id, email), (reason, _)) in &by_address {
-        q = q.bind(*tenant_id).bind(email).bind(*reason);
-    }
-    q.execute(&mut *tx).await.map(|_| ())
-}
-
-/// The figures an event may count once per message: `sent` for anything the
-/// provider reports about an email (it accepted it), and the event's own.
-fn event_figures(e: &IncomingEvent) -> Vec<String> {
-    let Some(kind) = e.event_type.strip_prefix("email.") else { return Vec::new() };
-    let own: &[&str] = match kind {
-        "delivered" => &["delivered"],
-        "delivery_delayed" => &["delivery_delayed"],
-        "opened" => &["opened"],
-        "clicked" => &["clicked"],
-        "complained" => &["complained"],
-        "failed" => &["failed"],
-        "suppressed" => &["suppressed"],
-        "bounced" if e.bounce_type.as_deref() == Some("Permanent") => &["bounced", "bounced_hard"],
-        "bounced" => &["bounced", "bounced_soft"],
-        "sent" | "scheduled" => &[],
-        _ => return Vec::new(),
-    };
-    let mut figures: Vec<String> = std::iter::once("sent").chain(own.iter().copied()).map(str::to_owned).collect();
-    if let (true, Some(link)) = (kind == "clicked", &e.link) {
-        figures.push(format!("link:{link}"));
-    }
-    figures
+async fn suppress(tx: &mut sqlx::AnyConnection, hits: &[SuppressionHit<'_>], now: i64) -> Result<(), sqlx::Error> {
+    let rows: Vec<NewSuppression> = hits
+        .iter()
+        .map(|h| NewSuppression { tenant_id: h.tenant_id, email: &h.email, reason: h.reason, source: h.source })
+        .collect();
+    write_suppressions(tx, &rows, Existing::ComplaintWins, now).await?;
+    mark_contacts(tx, &rows, MarkContacts::UnlessComplained, now).await
 }
 
 /// A `domain.*` event: the tenant whose Resend domain it names takes its
@@ -577,26 +396,9 @@ async fn soft_suppress(
             .fetch_optional(&mut *tx)
             .await?;
     let email = email.unwrap_or_else(|| m.to_email.to_lowercase());
-    sqlx::query(
-        "INSERT INTO suppressions (tenant_id, email_normalized, reason, source, created_at) \
-         VALUES ($1, $2, 'soft_bounced', $3, $4) ON CONFLICT (tenant_id, email_normalized) DO NOTHING",
-    )
-    .bind(&m.tenant_id)
-    .bind(&email)
-    .bind(&m.id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE contacts SET status = 'soft_bounced', updated_at = $3 \
-         WHERE tenant_id = $1 AND email_normalized = $2 AND status = 'subscribed'",
-    )
-    .bind(&m.tenant_id)
-    .bind(&email)
-    .bind(now)
-    .execute(&mut *tx)
-    .await
-    .map(|_| ())
+    let row = NewSuppression { tenant_id: &m.tenant_id, email: &email, reason: "soft_bounced", source: &m.id };
+    write_suppressions(tx, std::slice::from_ref(&row), Existing::Keep, now).await?;
+    mark_contacts(tx, std::slice::from_ref(&row), MarkContacts::OnlySubscribed, now).await
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod enqueue;
 mod events;
 mod filter;
 mod import;
+mod lease;
 mod messages;
 mod outbox;
 mod reputation;
@@ -29,20 +30,20 @@ use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 
+/// Domain values the store's functions take and give, named here too for the
+/// callers (front ends, tests) that reach them through the store.
+pub use crate::domain::delivery_event::{DomainChange, EventOutcome, EventTarget, IncomingEvent, DOMAIN_TROUBLE};
+pub use crate::domain::{ClaimedMessage, RenderClaimed, Targeting};
 pub use automations::{
     AgentDecision, AutomationRow, ClaimedRun, Engagement, NewAutomation, RunBatch, RunMessage, RunProgress, RunRow,
 };
 pub use campaigns::{CampaignRow, StatusCount};
 pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentRow};
-pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey, Targeting};
-pub use events::{
-    DomainChange, EventFilter, EventOutcome, EventTarget, IncomingEvent, ListedEvent, StoredEvent, DOMAIN_TROUBLE,
-};
+pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey};
+pub use events::{EventFilter, ListedEvent, StoredEvent};
 pub use import::{ImportOutcome, ImportRow, OnConflict};
 pub use messages::MessageRow;
-pub use outbox::{
-    BatchShape, ClaimedBatch, ClaimedMessage, DueBatch, OutboundBatch, RenderClaimed, Settlement, IDEMPOTENCY_WINDOW_MS,
-};
+pub use outbox::{BatchShape, ClaimedBatch, DueBatch, OutboundBatch, Settlement, IDEMPOTENCY_WINDOW_MS};
 pub use reputation::{ReputationChange, ResumeOutcome, TenantReputation, REPUTATION_EVENT};
 pub use stats::{Bucket, CampaignCounters, DAY_MS, HOUR_MS, METRICS};
 pub use suppressions::{SuppressionRow, UnsubscribeTarget, Unsuppress};

@@ -135,27 +135,16 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let now = self.now_ms();
         let email_normalized = target.to_email.to_lowercase();
-        let suppressed = sqlx::query(
-            "INSERT INTO suppressions (tenant_id, email_normalized, reason, source, created_at) \
-             VALUES ($1, $2, 'unsubscribed', $3, $4) ON CONFLICT (tenant_id, email_normalized) DO NOTHING",
-        )
-        .bind(&target.tenant_id)
-        .bind(&email_normalized)
-        .bind(target.campaign_id.as_deref().unwrap_or(message_id))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE contacts SET status = 'unsubscribed', updated_at = $3 \
-             WHERE tenant_id = $1 AND email_normalized = $2 AND status = 'subscribed'",
-        )
-        .bind(&target.tenant_id)
-        .bind(&email_normalized)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let row = NewSuppression {
+            tenant_id: &target.tenant_id,
+            email: &email_normalized,
+            reason: "unsubscribed",
+            source: target.campaign_id.as_deref().unwrap_or(message_id),
+        };
+        let suppressed = write_suppressions(&mut tx, std::slice::from_ref(&row), Existing::Keep, now).await?;
+        mark_contacts(&mut tx, std::slice::from_ref(&row), MarkContacts::OnlySubscribed, now).await?;
         // The tenant hears of it once: when this click is what unsubscribed the address.
-        if suppressed.rows_affected() == 1 {
+        if suppressed == 1 {
             let data = serde_json::json!({
                 "email": email_normalized,
                 "email_id": message_id,
@@ -194,19 +183,95 @@ pub(super) async fn add_suppressions_in(
     reason: &str,
     source: &str,
 ) -> Result<u64, sqlx::Error> {
-    if emails.is_empty() {
+    let rows: Vec<NewSuppression> =
+        emails.iter().map(|email| NewSuppression { tenant_id, email, reason, source }).collect();
+    write_suppressions(tx, &rows, Existing::Keep, now).await
+}
+
+/// An address (already normalised) to suppress for a tenant: why, and what suppressed it.
+pub(super) struct NewSuppression<'a> {
+    pub tenant_id: &'a str,
+    pub email: &'a str,
+    pub reason: &'a str,
+    pub source: &'a str,
+}
+
+/// What a new suppression does to an address that already has one.
+#[derive(Clone, Copy)]
+pub(super) enum Existing {
+    /// The first entry stays.
+    Keep,
+    /// A complaint outranks any other reason: it replaces one, and is never replaced.
+    ComplaintWins,
+}
+
+/// Writes suppressions, all in one statement (a statement may not upsert the
+/// same row twice: one row per address). Returns the rows written.
+pub(super) async fn write_suppressions(
+    tx: &mut sqlx::AnyConnection,
+    rows: &[NewSuppression<'_>],
+    existing: Existing,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    if rows.is_empty() {
         return Ok(0);
     }
-    let mut p = Placeholders::after(4);
-    let rows: Vec<String> = emails.iter().map(|_| format!("($1, {}, $2, $3, $4)", p.next())).collect();
+    let mut p = Placeholders::after(1);
+    let values: Vec<String> = rows.iter().map(|_| format!("({}, $1)", p.list(4))).collect();
+    let on_conflict = match existing {
+        Existing::Keep => "DO NOTHING",
+        Existing::ComplaintWins => {
+            "DO UPDATE SET \
+               reason = CASE WHEN suppressions.reason = 'complained' THEN suppressions.reason ELSE excluded.reason END, \
+               source = CASE WHEN suppressions.reason = 'complained' THEN suppressions.source ELSE excluded.source END"
+        }
+    };
     let sql = format!(
         "INSERT INTO suppressions (tenant_id, email_normalized, reason, source, created_at) VALUES {} \
-         ON CONFLICT (tenant_id, email_normalized) DO NOTHING",
-        rows.join(", ")
+         ON CONFLICT (tenant_id, email_normalized) {on_conflict}",
+        values.join(", ")
     );
-    let mut q = sqlx::query(&sql).bind(tenant_id).bind(reason).bind(source).bind(now);
-    for e in emails {
-        q = q.bind(e);
+    let sql = super::native_sql(tx, &sql);
+    let mut q = sqlx::query(&sql).bind(now);
+    for r in rows {
+        q = q.bind(r.tenant_id).bind(r.email).bind(r.reason).bind(r.source);
     }
     Ok(q.execute(&mut *tx).await?.rows_affected())
+}
+
+/// Which of the suppressed addresses' contacts take the suppression's reason as their status.
+#[derive(Clone, Copy)]
+pub(super) enum MarkContacts {
+    /// Any but a complained contact (a complaint is never undone).
+    UnlessComplained,
+    /// Only a subscribed contact (an earlier bounce or complaint stays).
+    OnlySubscribed,
+}
+
+/// Sets the status of the tenants' contacts with these addresses to the
+/// suppression's reason, in one statement.
+pub(super) async fn mark_contacts(
+    tx: &mut sqlx::AnyConnection,
+    rows: &[NewSuppression<'_>],
+    which: MarkContacts,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let only = match which {
+        MarkContacts::UnlessComplained => "contacts.status <> 'complained'",
+        MarkContacts::OnlySubscribed => "contacts.status = 'subscribed'",
+    };
+    let sql = format!(
+        "UPDATE contacts SET status = v.reason, updated_at = $1 FROM {} v \
+         WHERE contacts.tenant_id = v.tenant_id AND contacts.email_normalized = v.email AND {only}",
+        Placeholders::after(1).rows(rows.len(), &["tenant_id", "email", "reason"])
+    );
+    let sql = super::native_sql(tx, &sql);
+    let mut q = sqlx::query(&sql).bind(now);
+    for r in rows {
+        q = q.bind(r.tenant_id).bind(r.email).bind(r.reason);
+    }
+    q.execute(&mut *tx).await.map(|_| ())
 }

@@ -4,7 +4,7 @@
 use sqlx::FromRow;
 
 use super::{Store, WriteTx};
-use crate::domain::{new_id, TenantId};
+use crate::domain::{new_id, starters, TenantId};
 
 /// A template at one version.
 #[derive(Clone, Debug, FromRow)]
@@ -87,7 +87,7 @@ pub(super) async fn insert_template(
 /// follow-up template (which the starter follow-up automation sends).
 pub(super) async fn insert_starters(tx: &mut WriteTx, tenant_id: &TenantId, now: i64) -> Result<String, sqlx::Error> {
     let mut follow_up = String::new();
-    for s in &crate::render::starters::STARTERS {
+    for s in &starters::STARTERS {
         let content = TemplateContent {
             name: s.name.to_owned(),
             subject: s.subject.to_owned(),
@@ -96,7 +96,7 @@ pub(super) async fn insert_starters(tx: &mut WriteTx, tenant_id: &TenantId, now:
         };
         let id = new_id();
         insert_template(tx, tenant_id, &id, &content, now).await?;
-        if s.name == crate::render::starters::FOLLOW_UP {
+        if s.name == starters::FOLLOW_UP {
             follow_up = id;
         }
     }

@@ -8,6 +8,7 @@
 use serde_json::{json, Value};
 use sqlx::{AnyConnection, FromRow};
 
+use super::lease::{lease, TENANT_WEBHOOK_DELIVERIES};
 use super::{native_sql, placeholders, Placeholders, Store};
 use crate::domain::{new_id, rfc3339, TenantId};
 
@@ -418,24 +419,16 @@ impl Store {
     /// Deliveries to an endpoint disabled meanwhile are settled as failed instead.
     pub async fn claim_deliveries(&self, lease_ms: i64, max: i64) -> Result<Vec<ClaimedDelivery>, sqlx::Error> {
         let now = self.now_ms();
-        // A cheap read first: most steps find nothing due and need no write lock for that.
-        let any_due: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 LIMIT 1",
-        )
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        if any_due.is_none() {
+        if !self.any_due(&TENANT_WEBHOOK_DELIVERIES, now).await? {
             return Ok(Vec::new());
         }
         let mut tx = self.begin_write().await?;
-        let rows: Vec<ClaimedDelivery> = sqlx::query_as(&format!(
+        let rows: Vec<ClaimedDelivery> = sqlx::query_as(&self.due_rows_sql(
+            &TENANT_WEBHOOK_DELIVERIES,
             "SELECT d.id, COALESCE(d.endpoint_id, '') AS endpoint_id, d.tenant_id, COALESCE(e.url, '') AS url, \
                COALESCE(e.secret, '') AS secret, e.previous_secret, e.previous_secret_expires_at, \
                d.payload, d.attempts, COALESCE(e.enabled, 1) AS enabled \
-             FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.next_attempt_at LIMIT $2{}",
-            self.skip_locked("d")
+             FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id",
         ))
         .bind(now)
         .bind(max)
@@ -456,16 +449,8 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
         if !live.is_empty() {
-            let token = new_id();
-            let sql = format!(
-                "UPDATE webhook_deliveries SET claim_token = $1, next_attempt_at = $2, updated_at = $3 WHERE id IN ({})",
-                placeholders(4, live.len())
-            );
-            let mut q = sqlx::query(&sql).bind(&token).bind(now + lease_ms).bind(now);
-            for d in &live {
-                q = q.bind(&d.id);
-            }
-            q.execute(&mut *tx).await?;
+            let ids: Vec<&str> = live.iter().map(|d| d.id.as_str()).collect();
+            let token = lease(&mut tx, &TENANT_WEBHOOK_DELIVERIES, &ids, lease_ms, now).await?;
             for d in &mut live {
                 d.claim_token.clone_from(&token);
             }
