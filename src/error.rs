@@ -129,6 +129,26 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// A use case's refusal meets HTTP here: each kind keeps its status, code and message.
+impl From<crate::service::Error> for ApiError {
+    fn from(e: crate::service::Error) -> Self {
+        use crate::service::Error as E;
+        match e {
+            E::BadRequest(m) => Self::BadRequest(m),
+            E::Invalid { code, message } => Self::Invalid { code, message },
+            E::Forbidden(m) => Self::Forbidden(m),
+            E::NotFound(what) => Self::NotFound(what),
+            E::Conflict { code, message } => Self::Conflict { code, message },
+            E::TooLarge(m) => Self::TooLarge(m),
+            E::Precondition { code, message } => Self::Precondition { code, message },
+            E::Unavailable(m) => Self::Unavailable(m),
+            E::Provider(m) => Self::Provider(m),
+            E::ProviderKey(m) => Self::ProviderKey(m),
+            E::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

@@ -36,6 +36,7 @@ pub mod provider;
 pub mod render;
 pub mod reputation;
 pub mod sending_domains;
+pub mod service;
 pub mod state;
 pub mod store;
 pub mod telemetry;

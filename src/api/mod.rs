@@ -113,38 +113,20 @@ pub async fn not_found() -> ApiError {
 
 /// Parses an id from the path; anything that is not one of our ids names nothing.
 pub fn path_id(raw: &str, what: &'static str) -> Result<String, ApiError> {
-    crate::domain::parse_id(raw).ok_or(ApiError::NotFound(what))
+    Ok(crate::service::parse_id(raw, what)?)
 }
 
-/// Trims a required one-line text field (a name, a subject: values that may
-/// land in a mail header) and checks its length and characters.
+/// Trims a required one-line text field (see [`crate::service::required_text`]).
 pub fn required_text(value: &str, field: &str, max: usize) -> Result<String, ApiError> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(ApiError::validation(format!("`{field}` must not be empty")));
-    }
-    crate::domain::check_single_line(v, field).map_err(ApiError::validation)?;
-    if v.chars().count() > max {
-        return Err(ApiError::validation(format!("`{field}` is longer than {max} characters")));
-    }
-    Ok(v.to_owned())
+    Ok(crate::service::required_text(value, field, max)?)
 }
 
 /// A page size from `?limit=`: 1 to 1000, 100 when absent.
 pub fn page_limit(raw: Option<&str>) -> Result<i64, ApiError> {
-    match raw {
-        None => Ok(100),
-        Some(raw) => match raw.parse::<i64>() {
-            Ok(n) if (1..=1000).contains(&n) => Ok(n),
-            _ => Err(ApiError::validation("`limit` must be a whole number from 1 to 1000")),
-        },
-    }
+    Ok(crate::service::page_limit(raw)?)
 }
 
 /// Trims an optional one-line text field; empty becomes absent.
 pub fn optional_text(value: Option<&str>, field: &str, max: usize) -> Result<Option<String>, ApiError> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) => required_text(v, field, max).map(Some),
-    }
+    Ok(crate::service::optional_text(value, field, max)?)
 }

@@ -14,9 +14,9 @@ use serde_json::Value;
 
 use super::operator::Done;
 use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
-use crate::api::automations::{patch_automation, AutomationPatchIn};
 use crate::domain::automation::{Action, Rule, Trigger};
 use crate::domain::{parse_id, rfc3339};
+use crate::service::automations::{patch_automation, RuleChanges};
 use crate::state::AppState;
 use crate::store::{AutomationRow, RunRow};
 
@@ -288,7 +288,7 @@ async fn switch(
         _ => return Err(UiError::Api(crate::error::ApiError::validation("choose on or off"))),
     };
     let aid = parse_id(&aid).ok_or(UiError::NotFound)?;
-    patch_automation(&state, &id, &aid, AutomationPatchIn::switch(enabled)).await?;
+    patch_automation(&state, &id, &aid, RuleChanges::switch(enabled)).await?;
     let done = if enabled { "automation_enabled" } else { "automation_disabled" };
     let back =
         if f.back == "detail" { format!("/ui/t/{id}/automations/{aid}") } else { format!("/ui/t/{id}/automations") };

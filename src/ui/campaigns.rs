@@ -13,10 +13,10 @@ use super::mail_templates::{parse_variables, refuse_nul, EDITOR_CSP};
 use super::operator::Done;
 use super::session::CsrfOnly;
 use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
-use crate::api::templates::{self, Draft};
-use crate::api::{campaigns, dead_letters, send};
 use crate::domain::{parse_id, rfc3339};
 use crate::error::ApiError;
+use crate::service::templates::{self, Draft};
+use crate::service::{campaigns, dead_letters, sending};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -77,9 +77,9 @@ pub struct ComposeForm {
 }
 
 impl ComposeForm {
-    /// The API's send request for this form. An audience it does not know is
+    /// The send request for this form (the API's, as a form). An audience it does not know is
     /// refused, never read as "everyone": a typo must not widen an audience.
-    fn send_in(&self) -> Result<send::SendIn, ApiError> {
+    fn send_in(&self) -> Result<sending::CampaignInput, ApiError> {
         refuse_nul(&[
             ("The subject", &self.subject),
             ("The html", &self.html),
@@ -111,7 +111,7 @@ impl ComposeForm {
             let text = Some(self.text.clone()).filter(|t| !t.trim().is_empty());
             (Some(self.subject.clone()), Some(self.html.clone()), text, None, None)
         };
-        Ok(send::SendIn {
+        Ok(sending::CampaignInput {
             subject,
             html,
             text,
@@ -167,7 +167,7 @@ async fn confirm(
 ) -> UiResult<Response> {
     user.check_csrf(&f.csrf)?;
     let (id, row) = scope(&state, &user, &tid).await?;
-    let prepared = send::prepare_campaign(&state, &id, f.send_in()?).await?;
+    let prepared = sending::prepare_campaign(&state, &id, f.send_in()?).await?;
     let recipients = state.store.audience_count(&id, &prepared.campaign.targeting).await?;
     let audience_label = match f.audience.split_once(':') {
         Some(("segment", sid)) => {
@@ -188,8 +188,10 @@ async fn confirm(
             let (preview, error) =
                 match templates::preview(&state, &id, draft, None, parse_variables(&f.variables)?).await {
                     Ok(r) => (Some(r), None),
-                    Err(e) if e.status().is_client_error() => (None, Some(e.to_string())),
-                    Err(e) => return Err(e.into()),
+                    Err(e) => match ApiError::from(e) {
+                        e if e.status().is_client_error() => (None, Some(e.to_string())),
+                        e => return Err(e.into()),
+                    },
                 };
             (Some(format!("“{}”, version {version}", t.name)), preview, error)
         }
@@ -218,7 +220,7 @@ async fn send_campaign(
 ) -> UiResult<Response> {
     user.check_csrf(&f.csrf)?;
     let (id, _) = scope(&state, &user, &tid).await?;
-    let prepared = send::prepare_campaign(&state, &id, f.send_in()?).await?;
+    let prepared = sending::prepare_campaign(&state, &id, f.send_in()?).await?;
     // The template was saved again since the confirmation: what would go out
     // is not what was previewed.
     if let (Some((_, now)), Ok(confirmed)) = (&prepared.campaign.template, f.template_version.parse::<i64>()) {
@@ -230,7 +232,7 @@ async fn send_campaign(
             .into());
         }
     }
-    send::queue_campaign(&state, &id, &prepared).await?;
+    sending::queue_campaign_unkeyed(&state, &id, &prepared).await?;
     Ok(see_other(&format!("/ui/t/{id}/campaigns/{}", prepared.campaign.id), "campaign_queued"))
 }
 
@@ -260,7 +262,7 @@ async fn detail(
         })
         .collect();
     let settled = SETTLED.contains(&campaign["status"].as_str().unwrap_or_default());
-    let stats = serde_json::to_value(crate::api::stats::campaign(&state, &id, &cid).await?).unwrap_or_default();
+    let stats = serde_json::to_value(crate::service::stats::campaign(&state, &id, &cid).await?).unwrap_or_default();
     // A template's campaign is named by its template too (its subject is the template's source).
     let template = match (campaign["template_id"].as_str(), campaign["template_version"].as_i64()) {
         (Some(tpl), Some(version)) => {
@@ -302,7 +304,7 @@ async fn control(
         "pause" => campaigns::pause(&state, &id, &cid).await.map(|_| "campaign_paused"),
         "resume" => campaigns::resume(&state, &id, &cid).await.map(|_| "campaign_resumed"),
         "cancel" => campaigns::cancel(&state, &id, &cid).await.map(|_| "campaign_cancelled"),
-        _ => Err(ApiError::NotFound("action")),
+        _ => Err(crate::service::Error::NotFound("action")),
     }?;
     let cid = parse_id(&cid).ok_or(UiError::NotFound)?;
     Ok(see_other(&format!("/ui/t/{id}/campaigns/{cid}"), done))

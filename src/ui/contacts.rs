@@ -2,7 +2,7 @@
 //! export) and segments (static, or dynamic with a filter and a live count).
 
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
@@ -13,10 +13,10 @@ use super::form::Fields;
 use super::operator::Done;
 use super::session::CsrfOnly;
 use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
-use crate::api::{contacts, contacts_bulk, segments, send};
 use crate::domain::{parse_id, Tag, TenantId};
 use crate::error::ApiError;
 use crate::import::{import_stream, import_stream_observed, Format};
+use crate::service::{contacts, segments, sending};
 use crate::state::AppState;
 use crate::store::{ContactFilter, OnConflict};
 
@@ -128,7 +128,7 @@ async fn add(
 ) -> UiResult<Response> {
     user.check_csrf(&f.csrf)?;
     let (id, _) = scope(&state, &user, &tid).await?;
-    let input = contacts::ContactIn {
+    let input = contacts::NewContactInput {
         email: f.email,
         first_name: Some(f.first_name),
         last_name: Some(f.last_name),
@@ -193,13 +193,12 @@ async fn save(
     user.check_csrf(&f.csrf)?;
     let (id, _) = scope(&state, &user, &tid).await?;
     let name = |s: String| Some(if s.trim().is_empty() { Value::Null } else { Value::String(s) });
-    let patch = contacts::ContactPatchIn {
+    let patch = contacts::ContactChanges {
         email: Some(f.email),
         first_name: name(f.first_name),
         last_name: name(f.last_name),
         tags: Some(tags(&f.tags)),
-        attributes: None,
-        is_subscribed: None,
+        ..Default::default()
     };
     let saved = contacts::update(&state, &id, &cid, patch).await?;
     Ok(see_other(&format!("/ui/t/{id}/contacts/{}", saved.id), "contact_saved"))
@@ -213,14 +212,7 @@ async fn unsubscribe(
 ) -> UiResult<Response> {
     user.check_csrf(&f.csrf)?;
     let (id, _) = scope(&state, &user, &tid).await?;
-    let patch = contacts::ContactPatchIn {
-        email: None,
-        first_name: None,
-        last_name: None,
-        tags: None,
-        attributes: None,
-        is_subscribed: Some(false),
-    };
+    let patch = contacts::ContactChanges { is_subscribed: Some(false), ..Default::default() };
     let saved = contacts::update(&state, &id, &cid, patch).await?;
     Ok(see_other(&format!("/ui/t/{id}/contacts/{}", saved.id), "contact_unsubscribed"))
 }
@@ -312,7 +304,12 @@ fn streamed_import(state: AppState, id: TenantId, body: axum::body::BodyDataStre
 
 async fn export(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {
     let (id, _) = scope(&state, &user, &tid).await?;
-    Ok(contacts_bulk::export(&state, id).await?)
+    let csv = contacts::export(&state, id).await?;
+    let mut res = axum::body::Body::from_stream(csv).into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    res.headers_mut()
+        .insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"contacts.csv\""));
+    Ok(res)
 }
 
 #[derive(Deserialize, Default)]
@@ -376,7 +373,7 @@ async fn segments_page(
     let (id, row) = scope(&state, &user, &tid).await?;
     let mut list = Vec::new();
     for s in state.store.segments(&id).await? {
-        let targeting = send::resolve_targeting(&state, &id, None, Some(&s.id), None, None).await?;
+        let targeting = sending::resolve_targeting(&state, &id, None, Some(&s.id), None, None).await?;
         let audience = state.store.audience_count(&id, &targeting).await?;
         list.push(SegmentView { segment: segments::Segment::from_row(s, None), audience });
     }
@@ -409,7 +406,7 @@ async fn segment_count(
         user.check_csrf(&token)?;
         let (id, _) = scope(&state, &user, &tid).await?;
         let filter = builder_filter(&f);
-        let targeting = send::resolve_targeting(&state, &id, None, None, None, filter.as_ref()).await?;
+        let targeting = sending::resolve_targeting(&state, &id, None, None, None, filter.as_ref()).await?;
         Ok::<_, UiError>(state.store.audience_count(&id, &targeting).await?)
     }
     .await;

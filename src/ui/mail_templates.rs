@@ -1,6 +1,6 @@
 //! A tenant's templates: list, create, edit with a live preview, delete.
-//! Saving and rendering go through the API's own functions
-//! (`api::templates::{create, update, delete, preview}`), so a template the
+//! Saving and rendering go through the same use cases as the API's
+//! (`service::templates::{create, update, delete, preview}`), so a template the
 //! dashboard accepts is one the API accepts, and the preview is what a send
 //! would render.
 //!
@@ -20,10 +20,10 @@ use serde_json::{json, Value};
 use super::operator::Done;
 use super::session::CsrfOnly;
 use super::{form_error, page, scope, see_other, Frame, UiResult, UiUser};
-use crate::api::templates::{self, Changes, Draft, Template};
 use crate::domain::{EmailAddress, TenantId};
 use crate::error::ApiError;
 use crate::render::Rendered;
+use crate::service::templates::{self, Changes, Draft, Template};
 use crate::state::AppState;
 use crate::store::TenantRow;
 
@@ -79,7 +79,7 @@ pub(crate) fn parse_variables(raw: &str) -> Result<Option<Value>, ApiError> {
     if crate::domain::nul_path(&v).is_some() {
         return Err(ApiError::validation("the variables must not contain a NUL character"));
     }
-    templates::variables(Some(v)).map(Some)
+    templates::variables(Some(v)).map(Some).map_err(ApiError::from)
 }
 
 impl EditorForm {
@@ -111,7 +111,7 @@ impl EditorForm {
             }
         };
         let draft = Draft { subject: &self.subject, html: &self.html, text: self.text() };
-        templates::preview(state, tenant_id, draft, contact.as_ref(), variables).await
+        templates::preview(state, tenant_id, draft, contact.as_ref(), variables).await.map_err(ApiError::from)
     }
 }
 
@@ -218,7 +218,7 @@ async fn create(
         ));
     }
     let saved = match f.check() {
-        Ok(()) => templates::create(&state, &id, &f.name, &f.subject, &f.html, f.text()).await,
+        Ok(()) => templates::create(&state, &id, &f.name, &f.subject, &f.html, f.text()).await.map_err(ApiError::from),
         Err(e) => Err(e),
     };
     match saved {
@@ -253,7 +253,7 @@ async fn save(
         text: Some(f.text().map(str::to_owned)),
     };
     let saved = match f.check() {
-        Ok(()) => templates::update(&state, &id, &current.id, changes).await,
+        Ok(()) => templates::update(&state, &id, &current.id, changes).await.map_err(ApiError::from),
         Err(e) => Err(e),
     };
     match saved {

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::form::Fields;
 use super::{page, scope, Frame, UiResult, UiUser};
-use crate::api::{campaigns, send};
 use crate::domain::{parse_id, rfc3339, EmailAddress};
+use crate::service::{campaigns, sending};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -42,7 +42,7 @@ async fn send_one(
         Err(message) => Err(crate::error::ApiError::validation(message)),
         Ok(variables) => {
             let inline = template_id.is_none();
-            let input = send::SingleIn {
+            let input = sending::SingleInput {
                 to_email: f.get("to").trim().to_owned(),
                 subject: inline.then(|| f.get("subject").to_owned()),
                 html: inline.then(|| f.get("html").to_owned()),
@@ -54,7 +54,10 @@ async fn send_one(
                 from: None,
                 tags: None,
             };
-            send::queue_single(&state, &id, input, None).await
+            // No request key: the answer is not kept.
+            sending::send_single(&state, &id, input, None, |_| String::new())
+                .await
+                .map_err(crate::error::ApiError::from)
         }
     };
     match outcome {

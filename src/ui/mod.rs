@@ -266,8 +266,8 @@ pub enum UiError {
 /// A refusal the person can fix (invalid input, a private address, an unknown
 /// template...) is shown on the form's page with what they typed; a missing
 /// object is the 404 page, anything else the error page.
-pub(super) fn form_error(e: ApiError) -> UiResult<(StatusCode, String)> {
-    match e {
+pub(super) fn form_error(e: impl Into<ApiError>) -> UiResult<(StatusCode, String)> {
+    match e.into() {
         ApiError::NotFound(_) => Err(UiError::NotFound),
         e if e.status().is_client_error() => Ok((e.status(), e.to_string())),
         e => Err(UiError::Api(e)),
@@ -280,6 +280,13 @@ impl From<ApiError> for UiError {
             ApiError::NotFound(_) => UiError::NotFound,
             e => UiError::Api(e),
         }
+    }
+}
+
+/// A use case's refusal, shown as the API would word it.
+impl From<crate::service::Error> for UiError {
+    fn from(e: crate::service::Error) -> Self {
+        UiError::from(ApiError::from(e))
     }
 }
 

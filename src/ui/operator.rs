@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::session::CsrfOnly;
 use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
-use crate::api::{customers, dead_letters};
 use crate::domain::{now_ms, rfc3339};
+use crate::service::{customers, dead_letters};
 use crate::state::AppState;
 use crate::store::DAY_MS;
 
@@ -186,10 +186,7 @@ async fn revoke_key(
     admin_only(&user)?;
     user.check_csrf(&f.csrf)?;
     let (id, _) = scope(&state, &user, &tid).await?;
-    let kid = crate::domain::parse_id(&kid).ok_or(UiError::NotFound)?;
-    if !state.store.revoke_api_key(&id, &kid).await? {
-        return Err(UiError::NotFound);
-    }
+    customers::revoke_key(&state, &id, &kid).await?;
     Ok(see_other(&format!("/ui/tenants/{id}"), "key_revoked"))
 }
 
@@ -224,8 +221,11 @@ async fn delete_tenant(
             "type the tenant's name exactly to confirm the deletion",
         )));
     }
-    state.store.delete_tenant(&id).await?;
-    tracing::info!(tenant = %id, "customer deleted from the dashboard");
+    match customers::delete(&state, &id).await {
+        // Deleted meanwhile (another tab): it is gone all the same.
+        Ok(()) | Err(crate::service::Error::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
     Ok(see_other("/ui/tenants", "tenant_deleted"))
 }
 

@@ -12,9 +12,9 @@ use super::chart::line_chart;
 use super::operator::Done;
 use super::session::CsrfOnly;
 use super::{page, scope, see_other, Frame, UiResult, UiUser};
-use crate::api::sending_domains as domains;
 use crate::domain::now_ms;
 use crate::sending_domains::dns;
+use crate::service::sending_domains as domains;
 use crate::state::AppState;
 use crate::store::DAY_MS;
 
@@ -97,7 +97,6 @@ async fn verify_domain(
 ) -> UiResult<Response> {
     user.check_csrf(&f.csrf)?;
     let (id, _) = scope(&state, &user, &tid).await?;
-    let v = domains::verify(&state, &id).await?;
-    let verified = serde_json::to_value(&v).ok().and_then(|v| v["verified"].as_bool()).unwrap_or(false);
+    let verified = domains::verify(&state, &id).await?.domain_verified();
     Ok(see_other(&format!("/ui/t/{id}"), if verified { "domain_verified" } else { "domain_pending" }))
 }

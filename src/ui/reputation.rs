@@ -1,7 +1,7 @@
 //! Sending reputation: a tenant's page (state, the window's rates and counts,
 //! the thresholds, the history of changes) and the operator's list of every
 //! tenant, worst first, with a resume button for paused ones. The same
-//! functions as the API (`api::reputation`); resuming is the operator's alone.
+//! use cases as the API (`service::reputation`); resuming is the operator's alone.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::form::Fields;
 use super::operator::{admin_only, Done};
 use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
-use crate::api::reputation as api;
+use crate::service::reputation;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -53,14 +53,14 @@ async fn tenant(
     Query(q): Query<Done>,
 ) -> UiResult<Response> {
     let (id, row) = scope(&state, &user, &tid).await?;
-    let reputation = view(&api::detail(&state, &id).await?)?;
+    let reputation = view(&reputation::detail(&state, &id).await?)?;
     let frame = Frame::new(&user, Some(&row), "reputation").notice(q.done.as_deref());
     Ok(page(StatusCode::OK, "reputation.html", &frame, minijinja::context! { r => reputation }))
 }
 
 async fn all(State(state): State<AppState>, user: UiUser, Query(q): Query<Done>) -> UiResult<Response> {
     admin_only(&user)?;
-    let tenants = api::all(&state).await?.iter().map(view).collect::<UiResult<Vec<_>>>()?;
+    let tenants = reputation::all(&state).await?.iter().map(view).collect::<UiResult<Vec<_>>>()?;
     let frame = Frame::new(&user, None, "reputation").notice(q.done.as_deref());
     Ok(page(StatusCode::OK, "reputations.html", &frame, minijinja::context! { tenants }))
 }
@@ -69,7 +69,7 @@ async fn resume(State(state): State<AppState>, user: UiUser, Path(tid): Path<Str
     admin_only(&user)?;
     f.check_csrf(&user)?;
     let (id, _) = scope(&state, &user, &tid).await?;
-    api::resume_tenant(&state, &id, f.filled("note")).await?;
+    reputation::resume_tenant(&state, &id, f.filled("note")).await?;
     tracing::info!(tenant = %id, "reputation resumed from the dashboard");
     let back = if f.get("back") == "tenant" { format!("/ui/t/{id}/reputation") } else { "/ui/reputation".to_owned() };
     Ok(see_other(&back, "reputation_resumed"))

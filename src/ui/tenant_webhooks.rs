@@ -2,7 +2,7 @@
 //! on the page that answers the form), change its URL, description and event
 //! types, switch it on or off, rotate its secret (shown once again), send a
 //! test event, replay a delivery, delete it. Every change goes through the
-//! same functions as the API (`api::tenant_webhooks`), SSRF guard included.
+//! same use cases as the API (`service::tenant_webhooks`), SSRF guard included.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use super::form::Fields;
 use super::operator::Done;
 use super::{form_error, page, scope, see_other, Frame, UiError, UiResult, UiUser};
-use crate::api::tenant_webhooks::{self as api, EndpointIn, EndpointPatchIn};
 use crate::domain::{now_ms, parse_id, rfc3339, TenantId, TENANT_EVENT_TYPES};
 use crate::error::ApiError;
+use crate::service::tenant_webhooks::{self as webhooks, EndpointChanges, NewEndpointInput};
 use crate::state::AppState;
 use crate::store::{EndpointRow, TenantRow};
 
@@ -135,13 +135,13 @@ async fn list(
 async fn create(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>, f: Fields) -> UiResult<Response> {
     f.check_csrf(&user)?;
     let (id, row) = scope(&state, &user, &tid).await?;
-    let input = EndpointIn {
+    let input = NewEndpointInput {
         url: f.get("url").to_owned(),
         event_types: f.all("event_types"),
         description: f.filled("description").map(str::to_owned),
         enabled: Some(true),
     };
-    match api::create(&state, &id, input).await {
+    match webhooks::create(&state, &id, input).await {
         Ok(endpoint) => {
             let secret = endpoint.secret.clone();
             endpoint_page(
@@ -238,7 +238,7 @@ async fn detail(
     Query(q): Query<DetailQuery>,
 ) -> UiResult<Response> {
     let (id, row) = scope(&state, &user, &tid).await?;
-    let endpoint = api::own_endpoint(&state, &id, &wid).await?;
+    let endpoint = webhooks::own_endpoint(&state, &id, &wid).await?;
     let after = match q.after.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
         None => None,
         Some(a) => Some(parse_id(a).ok_or(UiError::NotFound)?),
@@ -254,15 +254,15 @@ async fn save(
 ) -> UiResult<Response> {
     f.check_csrf(&user)?;
     let (id, row) = scope(&state, &user, &tid).await?;
-    let endpoint = api::own_endpoint(&state, &id, &wid).await?;
-    let patch = EndpointPatchIn {
+    let endpoint = webhooks::own_endpoint(&state, &id, &wid).await?;
+    let patch = EndpointChanges {
         url: Some(f.get("url").to_owned()),
         event_types: Some(f.all("event_types")),
         // Empty clears the description.
         description: Some(f.get("description").to_owned()),
         enabled: None,
     };
-    match api::update(&state, &id, &endpoint.id, patch).await {
+    match webhooks::update(&state, &id, &endpoint.id, patch).await {
         Ok(_) => Ok(see_other(&format!("/ui/t/{id}/webhooks/{}", endpoint.id), "webhook_saved")),
         Err(e) => {
             let (status, message) = form_error(e)?;
@@ -285,8 +285,8 @@ async fn switch(
         "off" => false,
         _ => return Err(UiError::Api(ApiError::validation("choose on or off"))),
     };
-    let patch = EndpointPatchIn { url: None, event_types: None, description: None, enabled: Some(enabled) };
-    let endpoint = api::update(&state, &id, &wid, patch).await?;
+    let patch = EndpointChanges { enabled: Some(enabled), ..Default::default() };
+    let endpoint = webhooks::update(&state, &id, &wid, patch).await?;
     let done = if enabled { "webhook_enabled" } else { "webhook_disabled" };
     Ok(see_other(&format!("/ui/t/{id}/webhooks/{}", endpoint.id), done))
 }
@@ -300,7 +300,7 @@ async fn rotate(
 ) -> UiResult<Response> {
     f.check_csrf(&user)?;
     let (id, row) = scope(&state, &user, &tid).await?;
-    let endpoint = api::rotate(&state, &id, &wid).await?;
+    let endpoint = webhooks::rotate(&state, &id, &wid).await?;
     let secret = endpoint.secret.clone();
     endpoint_page(&state, &user, &id, &row, endpoint, Shown { secret: Some((secret, "rotated")), ..Shown::ok() }).await
 }
@@ -313,8 +313,8 @@ async fn test(
 ) -> UiResult<Response> {
     f.check_csrf(&user)?;
     let (id, _) = scope(&state, &user, &tid).await?;
-    let endpoint = api::own_endpoint(&state, &id, &wid).await?;
-    api::send_test(&state, &id, &endpoint).await?;
+    let endpoint = webhooks::own_endpoint(&state, &id, &wid).await?;
+    webhooks::send_test(&state, &id, &endpoint).await?;
     Ok(see_other(&format!("/ui/t/{id}/webhooks/{}", endpoint.id), "webhook_test_queued"))
 }
 
@@ -326,8 +326,8 @@ async fn replay(
 ) -> UiResult<Response> {
     f.check_csrf(&user)?;
     let (id, _) = scope(&state, &user, &tid).await?;
-    let endpoint = api::own_endpoint(&state, &id, &wid).await?;
-    api::replay(&state, &id, &endpoint, &did).await?;
+    let endpoint = webhooks::own_endpoint(&state, &id, &wid).await?;
+    webhooks::replay(&state, &id, &endpoint, &did).await?;
     Ok(see_other(&format!("/ui/t/{id}/webhooks/{}", endpoint.id), "webhook_replayed"))
 }
 
@@ -337,7 +337,7 @@ async fn confirm_delete(
     Path((tid, wid)): Path<(String, String)>,
 ) -> UiResult<Response> {
     let (id, row) = scope(&state, &user, &tid).await?;
-    let endpoint = Endpoint::from(api::own_endpoint(&state, &id, &wid).await?);
+    let endpoint = Endpoint::from(webhooks::own_endpoint(&state, &id, &wid).await?);
     let frame = Frame::new(&user, Some(&row), "webhooks");
     Ok(page(StatusCode::OK, "webhook_delete.html", &frame, minijinja::context! { endpoint }))
 }
@@ -350,6 +350,6 @@ async fn delete(
 ) -> UiResult<Response> {
     f.check_csrf(&user)?;
     let (id, _) = scope(&state, &user, &tid).await?;
-    api::delete(&state, &id, &wid).await?;
+    webhooks::delete(&state, &id, &wid).await?;
     Ok(see_other(&format!("/ui/t/{id}/webhooks"), "webhook_deleted"))
 }
