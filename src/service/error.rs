@@ -47,6 +47,15 @@ impl Error {
     pub fn precondition(code: &'static str, message: impl Into<String>) -> Self {
         Self::Precondition { code, message: message.into() }
     }
+
+    /// For a caller with no front end (a worker): an internal error as it
+    /// came, anything else as this error.
+    pub fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            Self::Internal(e) => e,
+            e => anyhow::Error::new(e),
+        }
+    }
 }
 
 impl From<sqlx::Error> for Error {
