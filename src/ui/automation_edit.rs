@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use super::automation_form::{humanize, RuleFields, KINDS};
 use super::form::Fields;
-use super::{form_error, page, scope, see_other, Frame, UiError, UiResult, UiUser};
+use super::tenant_scope::{Posted, Scoped};
+use super::{form_error, page, see_other, Frame, UiError, UiResult, UiUser};
 use crate::domain::automation::TRIGGER_EVENTS;
 use crate::domain::{parse_id, rfc3339, TenantId};
 use crate::error::ApiError;
@@ -87,19 +88,14 @@ fn rule_error(e: crate::service::Error) -> UiResult<(StatusCode, String)> {
     form_error(e).map(|(status, message)| (status, humanize(&message)))
 }
 
-async fn new_form(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
+async fn new_form(State(state): State<AppState>, Scoped { user, id, tenant: row, .. }: Scoped) -> UiResult<Response> {
     form_page(&state, &user, (&id, &row), None, RuleFields::default(), None).await
 }
 
 pub async fn create(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    f: Fields,
+    Posted { user, id, tenant: row, form: f, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
     let fields = RuleFields::posted(&f);
     let outcome = match fields.rule() {
         Err(message) => Err((StatusCode::UNPROCESSABLE_ENTITY, message)),
@@ -119,10 +115,9 @@ pub async fn create(
 
 async fn edit_form(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, aid)): Path<(String, String)>,
+    Path((_, aid)): Path<(String, String)>,
+    Scoped { user, id, tenant: row, .. }: Scoped,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let aid = parse_id(&aid).ok_or(UiError::NotFound)?;
     let automation = state.store.automation(&id, &aid).await?.ok_or(UiError::NotFound)?;
     let rule = automation
@@ -134,12 +129,9 @@ async fn edit_form(
 
 async fn save(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, aid)): Path<(String, String)>,
-    f: Fields,
+    Path((_, aid)): Path<(String, String)>,
+    Posted { user, id, tenant: row, form: f, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
     let aid = parse_id(&aid).ok_or(UiError::NotFound)?;
     let fields = RuleFields::posted(&f);
     let outcome = match fields.rule() {
@@ -160,10 +152,9 @@ async fn save(
 
 async fn confirm_delete(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, aid)): Path<(String, String)>,
+    Path((_, aid)): Path<(String, String)>,
+    Scoped { user, id, tenant: row, .. }: Scoped,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let aid = parse_id(&aid).ok_or(UiError::NotFound)?;
     let automation = state.store.automation(&id, &aid).await?.ok_or(UiError::NotFound)?;
     let frame = Frame::new(&user, Some(&row), "automations");
@@ -177,12 +168,9 @@ async fn confirm_delete(
 
 async fn delete(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, aid)): Path<(String, String)>,
-    f: Fields,
+    Path((_, aid)): Path<(String, String)>,
+    Posted { id, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     automations::delete(&state, &id, &aid).await?;
     Ok(see_other(&format!("/ui/t/{id}/automations"), "automation_deleted"))
 }

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::mail_templates::{parse_variables, refuse_nul, EDITOR_CSP};
 use super::operator::Done;
 use super::session::CsrfOnly;
-use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
+use super::tenant_scope::{Posted, Scoped};
+use super::{page, see_other, Frame, UiError, UiResult};
 use crate::domain::{parse_id, rfc3339};
 use crate::error::ApiError;
 use crate::service::templates::{self, Draft};
@@ -33,11 +34,8 @@ pub fn router() -> Router<AppState> {
 
 async fn list(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<Done>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let campaigns = campaigns::list(&state, &id).await?;
     let frame = Frame::new(&user, Some(&row), "campaigns").notice(q.done.as_deref());
     Ok(page(StatusCode::OK, "campaigns.html", &frame, minijinja::context! { campaigns }))
@@ -133,11 +131,8 @@ pub struct ComposeQuery {
 
 async fn compose(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<ComposeQuery>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<ComposeQuery>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let segments: Vec<(String, String)> =
         state.store.segments(&id).await?.into_iter().map(|s| (s.id, s.name)).collect();
     let templates = state.store.template_names(&id).await?;
@@ -161,12 +156,8 @@ async fn compose(
 /// Checks everything a send checks and counts the audience, without sending.
 async fn confirm(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Form(f): Form<ComposeForm>,
+    Posted { user, id, tenant: row, form: Form(f), .. }: Posted<Form<ComposeForm>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
     let prepared = sending::prepare_campaign(&state, &id, f.send_in()?).await?;
     let recipients = state.store.audience_count(&id, &prepared.campaign.targeting).await?;
     let audience_label = match f.audience.split_once(':') {
@@ -214,12 +205,8 @@ async fn confirm(
 
 async fn send_campaign(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Form(f): Form<ComposeForm>,
+    Posted { id, form: Form(f), .. }: Posted<Form<ComposeForm>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     let prepared = sending::prepare_campaign(&state, &id, f.send_in()?).await?;
     // The template was saved again since the confirmation: what would go out
     // is not what was previewed.
@@ -241,11 +228,9 @@ const SETTLED: [&str; 4] = ["sent", "partially_failed", "failed", "cancelled"];
 
 async fn detail(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, cid)): Path<(String, String)>,
-    Query(q): Query<Done>,
+    Path((_, cid)): Path<(String, String)>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let campaign = campaigns::campaign_view(&state, &id, &cid).await?;
     let campaign = serde_json::to_value(campaign).unwrap_or_default();
     let cid = campaign["id"].as_str().unwrap_or_default().to_owned();
@@ -282,10 +267,9 @@ async fn detail(
 /// The campaign as JSON (the same as the API's), polled by the detail page while it sends.
 async fn live(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, cid)): Path<(String, String)>,
+    Path((_, cid)): Path<(String, String)>,
+    Scoped { id, .. }: Scoped,
 ) -> UiResult<Response> {
-    let (id, _) = scope(&state, &user, &tid).await?;
     let campaign = campaigns::campaign_view(&state, &id, &cid).await?;
     let mut v = serde_json::to_value(campaign).unwrap_or_default();
     v["settled"] = SETTLED.contains(&v["status"].as_str().unwrap_or_default()).into();
@@ -294,12 +278,9 @@ async fn live(
 
 async fn control(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, cid, action)): Path<(String, String, String)>,
-    Form(f): Form<CsrfOnly>,
+    Path((_, cid, action)): Path<(String, String, String)>,
+    Posted { id, .. }: Posted<Form<CsrfOnly>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     let done = match action.as_str() {
         "pause" => campaigns::pause(&state, &id, &cid).await.map(|_| "campaign_paused"),
         "resume" => campaigns::resume(&state, &id, &cid).await.map(|_| "campaign_resumed"),
@@ -312,11 +293,8 @@ async fn control(
 
 async fn tenant_dead_letters(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<Done>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let letters: Vec<dead_letters::DeadLetter> =
         state.store.dead_letters(Some(&id), None, 500).await?.into_iter().map(dead_letters::DeadLetter::from).collect();
     let frame = Frame::new(&user, Some(&row), "dead").notice(q.done.as_deref());
@@ -334,12 +312,9 @@ pub struct RetryForm {
 
 async fn retry(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, mid)): Path<(String, String)>,
-    Form(f): Form<RetryForm>,
+    Path((_, mid)): Path<(String, String)>,
+    Posted { user, id, form: Form(f), .. }: Posted<Form<RetryForm>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     dead_letters::retry_one(&state, &id, &mid).await?;
     let back = if f.back == "all" && user.tenant.is_none() {
         "/ui/dead-letters".to_owned()
@@ -348,3 +323,5 @@ async fn retry(
     };
     Ok(see_other(&back, "requeued"))
 }
+
+super::tenant_scope::csrf_field!(ComposeForm, RetryForm);

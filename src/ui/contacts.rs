@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 use super::form::Fields;
 use super::operator::Done;
 use super::session::CsrfOnly;
+use super::tenant_scope::header_token;
+use super::tenant_scope::{Posted, Scoped};
 use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
 use crate::domain::{parse_id, Tag, TenantId};
 use crate::error::ApiError;
@@ -53,11 +55,8 @@ fn present(v: &Option<String>) -> Option<&str> {
 
 async fn list(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<ListQuery>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<ListQuery>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let tag = present(&q.tag).map(Tag::parse).transpose().map_err(ApiError::validation)?;
     let status = present(&q.status).filter(|s| STATUSES.contains(s));
     let search = present(&q.q);
@@ -122,12 +121,8 @@ fn tags(raw: &str) -> Vec<String> {
 
 async fn add(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Form(f): Form<ContactForm>,
+    Posted { id, form: Form(f), .. }: Posted<Form<ContactForm>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     let input = contacts::NewContactInput {
         email: f.email,
         first_name: Some(f.first_name),
@@ -141,11 +136,9 @@ async fn add(
 
 async fn contact(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, cid)): Path<(String, String)>,
-    Query(q): Query<Done>,
+    Path((_, cid)): Path<(String, String)>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let cid = parse_id(&cid).ok_or(UiError::NotFound)?;
     let c = state.store.contact(&id, &cid).await?.ok_or(UiError::NotFound)?;
     let contact = contacts::Contact::from(c);
@@ -166,12 +159,9 @@ async fn contact(
 /// Adds the contact to a static segment, or takes it out (`action`).
 async fn membership(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, cid)): Path<(String, String)>,
-    f: Fields,
+    Path((_, cid)): Path<(String, String)>,
+    Posted { id, form: f, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     let cid = parse_id(&cid).ok_or(UiError::NotFound)?;
     state.store.contact(&id, &cid).await?.ok_or(UiError::NotFound)?;
     let add = match f.get("action") {
@@ -186,12 +176,9 @@ async fn membership(
 
 async fn save(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, cid)): Path<(String, String)>,
-    Form(f): Form<ContactForm>,
+    Path((_, cid)): Path<(String, String)>,
+    Posted { id, form: Form(f), .. }: Posted<Form<ContactForm>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     let name = |s: String| Some(if s.trim().is_empty() { Value::Null } else { Value::String(s) });
     let patch = contacts::ContactChanges {
         email: Some(f.email),
@@ -206,19 +193,15 @@ async fn save(
 
 async fn unsubscribe(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, cid)): Path<(String, String)>,
-    Form(f): Form<CsrfOnly>,
+    Path((_, cid)): Path<(String, String)>,
+    Posted { id, .. }: Posted<Form<CsrfOnly>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     let patch = contacts::ContactChanges { is_subscribed: Some(false), ..Default::default() };
     let saved = contacts::update(&state, &id, &cid, patch).await?;
     Ok(see_other(&format!("/ui/t/{id}/contacts/{}", saved.id), "contact_unsubscribed"))
 }
 
-async fn import_page(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {
-    let (_, row) = scope(&state, &user, &tid).await?;
+async fn import_page(Scoped { user, tenant: row, .. }: Scoped) -> UiResult<Response> {
     let frame = Frame::new(&user, Some(&row), "contacts");
     Ok(page(StatusCode::OK, "import.html", &frame, minijinja::context! { report => None::<()> }))
 }
@@ -249,7 +232,7 @@ async fn import(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/csv"));
     if is_csv {
-        let token = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let token = header_token(req.headers()).unwrap_or("").to_owned();
         user.check_csrf(&token)?;
         let body = req.into_body().into_data_stream();
         return Ok(streamed_import(state, id, body));
@@ -302,8 +285,7 @@ fn streamed_import(state: AppState, id: TenantId, body: axum::body::BodyDataStre
         .into_response()
 }
 
-async fn export(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {
-    let (id, _) = scope(&state, &user, &tid).await?;
+async fn export(State(state): State<AppState>, Scoped { id, .. }: Scoped) -> UiResult<Response> {
     let csv = contacts::export(&state, id).await?;
     let mut res = axum::body::Body::from_stream(csv).into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
@@ -366,11 +348,8 @@ struct SegmentView {
 
 async fn segments_page(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<Done>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let mut list = Vec::new();
     for s in state.store.segments(&id).await? {
         let targeting = sending::resolve_targeting(&state, &id, None, Some(&s.id), None, None).await?;
@@ -383,12 +362,8 @@ async fn segments_page(
 
 async fn create_segment(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Form(f): Form<SegmentForm>,
+    Posted { id, form: Form(f), .. }: Posted<Form<SegmentForm>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     segments::create(&state, &id, &f.name, builder_filter(&f).as_ref()).await?;
     Ok(see_other(&format!("/ui/t/{id}/segments"), "segment_created"))
 }
@@ -401,7 +376,7 @@ async fn segment_count(
     headers: HeaderMap,
     Form(f): Form<SegmentForm>,
 ) -> Response {
-    let token = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or(&f.csrf).to_owned();
+    let token = header_token(&headers).unwrap_or(&f.csrf).to_owned();
     let result = async {
         user.check_csrf(&token)?;
         let (id, _) = scope(&state, &user, &tid).await?;
@@ -418,3 +393,5 @@ async fn segment_count(
         Err(e) => e.into_response(),
     }
 }
+
+super::tenant_scope::csrf_field!(ContactForm, SegmentForm);

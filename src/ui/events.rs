@@ -2,14 +2,15 @@
 //! a page at a time: the listing of `GET /customers/{id}/events`
 //! (`service::events::list`), with its cursor in the "older events" link.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use super::{page, scope, Frame, UiResult, UiUser};
+use super::tenant_scope::Scoped;
+use super::{page, Frame, UiResult};
 use crate::service::events::{self, EventQuery};
 use crate::state::AppState;
 
@@ -40,11 +41,8 @@ fn query_string(pairs: &[(&str, Option<&str>)]) -> String {
 
 async fn list(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<EventsQuery>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<EventsQuery>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let present = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     let params = EventQuery {
         event_type: present(&q.event_type),

@@ -22,6 +22,7 @@ mod overview;
 mod reputation;
 mod session;
 mod suppressions;
+mod tenant_scope;
 mod tenant_webhooks;
 
 use std::sync::LazyLock;

@@ -3,7 +3,7 @@
 //! use cases as the API (`service::suppressions`). Removing a `complained` entry
 //! asks for an explicit confirmation first, as the API asks for `?force=true`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -11,7 +11,8 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::form::Fields;
-use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
+use super::tenant_scope::{Posted, Scoped};
+use super::{page, see_other, Frame, UiError, UiResult, UiUser};
 use crate::domain::{rfc3339, TenantId};
 use crate::error::ApiError;
 use crate::service::suppressions;
@@ -87,17 +88,15 @@ async fn list_page(
 
 async fn list(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<ListQuery>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<ListQuery>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     list_page(&state, &user, (&id, &row), &q, None).await
 }
 
-async fn add(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>, f: Fields) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
+async fn add(
+    State(state): State<AppState>,
+    Posted { user, id, tenant: row, form: f, .. }: Posted<Fields>,
+) -> UiResult<Response> {
     let emails: Vec<String> =
         f.get("emails").lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
     match suppressions::add(&state, &id, &emails).await.map_err(ApiError::from) {
@@ -128,9 +127,10 @@ fn line_message(message: &str) -> String {
     }
 }
 
-async fn remove(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>, f: Fields) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
+async fn remove(
+    State(state): State<AppState>,
+    Posted { user, id, tenant: row, form: f, .. }: Posted<Fields>,
+) -> UiResult<Response> {
     let email = f.get("email").trim();
     let force = f.get("force") == "true";
     match suppressions::remove(&state, &id, email, force).await.map_err(ApiError::from) {

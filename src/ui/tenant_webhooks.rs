@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::form::Fields;
 use super::operator::Done;
-use super::{form_error, page, scope, see_other, Frame, UiError, UiResult, UiUser};
+use super::tenant_scope::{Posted, Scoped};
+use super::{form_error, page, see_other, Frame, UiError, UiResult, UiUser};
 use crate::domain::{now_ms, parse_id, rfc3339, TenantId, TENANT_EVENT_TYPES};
 use crate::error::ApiError;
 use crate::service::tenant_webhooks::{self as webhooks, EndpointChanges, NewEndpointInput};
@@ -124,17 +125,15 @@ async fn list_page(
 
 async fn list(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<Done>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     list_page(&state, &user, &id, &row, q.done.as_deref(), None).await
 }
 
-async fn create(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>, f: Fields) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
+async fn create(
+    State(state): State<AppState>,
+    Posted { user, id, tenant: row, form: f, .. }: Posted<Fields>,
+) -> UiResult<Response> {
     let input = NewEndpointInput {
         url: f.get("url").to_owned(),
         event_types: f.all("event_types"),
@@ -233,11 +232,9 @@ pub struct DetailQuery {
 
 async fn detail(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, wid)): Path<(String, String)>,
-    Query(q): Query<DetailQuery>,
+    Path((_, wid)): Path<(String, String)>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<DetailQuery>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let endpoint = webhooks::own_endpoint(&state, &id, &wid).await?;
     let after = match q.after.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
         None => None,
@@ -248,12 +245,9 @@ async fn detail(
 
 async fn save(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, wid)): Path<(String, String)>,
-    f: Fields,
+    Path((_, wid)): Path<(String, String)>,
+    Posted { user, id, tenant: row, form: f, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
     let endpoint = webhooks::own_endpoint(&state, &id, &wid).await?;
     let patch = EndpointChanges {
         url: Some(f.get("url").to_owned()),
@@ -274,12 +268,9 @@ async fn save(
 
 async fn switch(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, wid)): Path<(String, String)>,
-    f: Fields,
+    Path((_, wid)): Path<(String, String)>,
+    Posted { id, form: f, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     let enabled = match f.get("to") {
         "on" => true,
         "off" => false,
@@ -294,12 +285,9 @@ async fn switch(
 /// The new secret is on the answer to the POST, once: never in a URL.
 async fn rotate(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, wid)): Path<(String, String)>,
-    f: Fields,
+    Path((_, wid)): Path<(String, String)>,
+    Posted { user, id, tenant: row, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
     let endpoint = webhooks::rotate(&state, &id, &wid).await?;
     let secret = endpoint.secret.clone();
     endpoint_page(&state, &user, &id, &row, endpoint, Shown { secret: Some((secret, "rotated")), ..Shown::ok() }).await
@@ -307,12 +295,9 @@ async fn rotate(
 
 async fn test(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, wid)): Path<(String, String)>,
-    f: Fields,
+    Path((_, wid)): Path<(String, String)>,
+    Posted { id, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     let endpoint = webhooks::own_endpoint(&state, &id, &wid).await?;
     webhooks::send_test(&state, &id, &endpoint).await?;
     Ok(see_other(&format!("/ui/t/{id}/webhooks/{}", endpoint.id), "webhook_test_queued"))
@@ -320,12 +305,9 @@ async fn test(
 
 async fn replay(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, wid, did)): Path<(String, String, String)>,
-    f: Fields,
+    Path((_, wid, did)): Path<(String, String, String)>,
+    Posted { id, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     let endpoint = webhooks::own_endpoint(&state, &id, &wid).await?;
     webhooks::replay(&state, &id, &endpoint, &did).await?;
     Ok(see_other(&format!("/ui/t/{id}/webhooks/{}", endpoint.id), "webhook_replayed"))
@@ -333,10 +315,9 @@ async fn replay(
 
 async fn confirm_delete(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, wid)): Path<(String, String)>,
+    Path((_, wid)): Path<(String, String)>,
+    Scoped { user, id, tenant: row, .. }: Scoped,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let endpoint = Endpoint::from(webhooks::own_endpoint(&state, &id, &wid).await?);
     let frame = Frame::new(&user, Some(&row), "webhooks");
     Ok(page(StatusCode::OK, "webhook_delete.html", &frame, minijinja::context! { endpoint }))
@@ -344,12 +325,9 @@ async fn confirm_delete(
 
 async fn delete(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, wid)): Path<(String, String)>,
-    f: Fields,
+    Path((_, wid)): Path<(String, String)>,
+    Posted { id, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     webhooks::delete(&state, &id, &wid).await?;
     Ok(see_other(&format!("/ui/t/{id}/webhooks"), "webhook_deleted"))
 }
