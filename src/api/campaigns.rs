@@ -12,7 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::path_id;
 use crate::auth::TenantAccess;
-use crate::domain::{parse_id, rfc3339};
+use crate::domain::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::service::campaigns;
 use crate::state::AppState;
@@ -134,14 +134,8 @@ async fn campaign_messages(
     page: Result<Query<MessagePage>, QueryRejection>,
 ) -> ApiResult<(HeaderMap, Json<Vec<MessageSummary>>)> {
     let Query(page) = page.map_err(|e| ApiError::validation(e.body_text()))?;
-    let id = path_id(&ids.1, "campaign")?;
-    state.store.campaign(&t.tenant_id, &id).await?.ok_or(ApiError::NotFound("campaign"))?;
-    let limit = super::page_limit(page.limit.as_deref())?;
-    let after = match page.after.as_deref().filter(|a| !a.is_empty()) {
-        None => String::new(),
-        Some(raw) => parse_id(raw).ok_or_else(|| ApiError::validation("`after` must be a contact id"))?,
-    };
-    let mut rows = state.store.campaign_messages(&t.tenant_id, &id, &after, limit).await?;
+    let (id, limit, mut rows) =
+        campaigns::messages(&state, &t.tenant_id, &ids.1, page.limit.as_deref(), page.after.as_deref()).await?;
     let mut headers = HeaderMap::new();
     if rows.len() as i64 > limit {
         rows.truncate(limit as usize);

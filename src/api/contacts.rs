@@ -15,7 +15,6 @@ use crate::domain::Tag;
 use crate::error::{ApiError, ApiResult};
 use crate::service::contacts::{self, ContactChanges, NewContactInput};
 use crate::state::AppState;
-use crate::store::ContactFilter;
 
 pub use crate::service::contacts::Contact;
 
@@ -127,7 +126,7 @@ async fn list_contacts(
             Some(crate::domain::parse_id(raw).ok_or_else(|| ApiError::validation("`after` must be a contact id"))?)
         }
     };
-    let mut rows = state.store.contacts(&t.tenant_id, &ContactFilter { tag: tag.clone(), after, limit }).await?;
+    let mut rows = contacts::list(&state, &t.tenant_id, tag.clone(), after, limit).await?;
     let mut headers = HeaderMap::new();
     if rows.len() as i64 > limit {
         rows.truncate(limit as usize);

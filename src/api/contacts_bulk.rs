@@ -17,7 +17,8 @@ use super::ApiJson;
 use crate::auth::TenantAccess;
 use crate::domain::{Attributes, TenantId};
 use crate::error::{ApiError, ApiResult};
-use crate::import::{build_row, import_stream, Format, ImportError, Report, RowInput};
+use crate::import::{build_row, Format, Report, RowInput};
+use crate::service::contacts;
 use crate::state::AppState;
 use crate::store::{ImportRow, OnConflict};
 
@@ -43,16 +44,6 @@ pub struct ImportParams {
     /// attributes key by key and adds the tags. A contact's status is never
     /// changed by an import.
     on_conflict: Option<String>,
-}
-
-impl From<ImportError> for ApiError {
-    fn from(e: ImportError) -> Self {
-        match e {
-            ImportError::Invalid(m) => ApiError::validation(m),
-            ImportError::Body(m) => ApiError::BadRequest(m),
-            ImportError::Db(e) => e.into(),
-        }
-    }
 }
 
 fn json_row(i: usize, c: ContactIn) -> Result<ImportRow, String> {
@@ -132,7 +123,7 @@ async fn import_contacts(
     };
     // Read as a stream, so the global body limit (for buffered JSON) does not apply here.
     let body = req.into_body().into_data_stream();
-    let report = import_stream(state.store.clone(), t.tenant_id, format, on_conflict, body).await?;
+    let report = contacts::import(&state, t.tenant_id, format, on_conflict, body, |_| {}).await?;
     Ok(Json(report).into_response())
 }
 
@@ -147,8 +138,7 @@ async fn import_json(tenant: TenantId, state: AppState, on_conflict: OnConflict,
         .enumerate()
         .map(|(i, c)| json_row(i, c).map_err(|e| ApiError::validation(format!("contacts[{i}]: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let outcome = state.store.import_rows(&tenant, rows, on_conflict).await?;
-    state.store.imported(outcome.created).await?;
+    let outcome = contacts::import_rows(&state, &tenant, rows, on_conflict).await?;
     // The answer this body has always had; `updated` only when updating was asked for.
     let mut answer = JsonImportOut { created: outcome.created, skipped: outcome.skipped, updated: None };
     if on_conflict == OnConflict::Update {
@@ -177,12 +167,12 @@ pub struct JsonImportOut {
     responses((status = 200, description = "Every contact of the customer, as CSV", content_type = "text/csv", body = String,
         headers(("content-disposition" = String, description = "`attachment; filename=\"contacts.csv\"`")))))]
 async fn export_contacts(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Response> {
-    let csv = crate::service::contacts::export(&state, t.tenant_id).await?;
+    let csv = contacts::export(&state, t.tenant_id).await?;
     Ok(csv_download(csv))
 }
 
 /// A CSV export as a download: `text/csv`, named `contacts.csv`.
-fn csv_download(csv: crate::service::contacts::CsvExport) -> Response {
+fn csv_download(csv: contacts::CsvExport) -> Response {
     let mut res = Body::from_stream(csv).into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
     res.headers_mut()

@@ -1,27 +1,30 @@
 //! The HTTP API: one module per resource, each exporting `router()`; this
-//! module merges them and describes the whole in OpenAPI.
+//! module merges them and describes the whole in OpenAPI. A handler is a thin
+//! adapter: it reads the request (extractors authorise it), calls the use
+//! case in `crate::service`, and answers with JSON or the `ApiError` the
+//! service's error maps to. The request and response types (`ToSchema`) live
+//! here, beside the routes they describe.
 
-// `pub(crate)`: the dashboard (`crate::ui`) calls the same code as these handlers.
-pub(crate) mod automations;
-pub(crate) mod campaigns;
-pub(crate) mod contacts;
-pub(crate) mod contacts_bulk;
-pub(crate) mod customers;
-pub(crate) mod dead_letters;
-pub(crate) mod events;
+mod automations;
+mod campaigns;
+mod contacts;
+mod contacts_bulk;
+mod customers;
+mod dead_letters;
+mod events;
 pub mod extract;
 mod idempotency;
 mod metrics;
 mod probes;
-pub(crate) mod reputation;
+mod reputation;
 mod resend_webhooks;
-pub(crate) mod segments;
-pub(crate) mod send;
-pub(crate) mod sending_domains;
-pub(crate) mod stats;
-pub(crate) mod suppressions;
-pub(crate) mod templates;
-pub(crate) mod tenant_webhooks;
+mod segments;
+mod send;
+mod sending_domains;
+mod stats;
+mod suppressions;
+mod templates;
+mod tenant_webhooks;
 mod unsubscribe;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};

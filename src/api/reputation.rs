@@ -10,8 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{Admin, TenantAccess};
-use crate::domain::TenantId;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::service::reputation;
 use crate::state::AppState;
 
@@ -54,8 +53,7 @@ async fn resume(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Reputation>> {
-    let tenant_id = TenantId::parse(&id).ok_or(ApiError::NotFound("customer"))?;
-    state.store.tenant(&tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
+    let tenant_id = crate::service::customers::existing(&state, &id).await?;
     let body: ResumeIn = super::extract::optional_json(&body)?;
     Ok(Json(reputation::resume_tenant(&state, &tenant_id, body.note.as_deref()).await?))
 }

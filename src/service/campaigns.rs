@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::{parse_id, Error, Result};
 use crate::domain::{rfc3339, CampaignStatus, MessageStatus, TenantId};
 use crate::state::AppState;
-use crate::store::{CampaignRow, StatusCount};
+use crate::store::{CampaignRow, MessageRow, StatusCount};
 
 #[derive(Serialize, ToSchema)]
 pub struct Campaign {
@@ -199,4 +199,25 @@ pub async fn delete(state: &AppState, tenant_id: &TenantId, raw_id: &str) -> Res
         return Err(Error::NotFound("campaign"));
     }
     Ok(())
+}
+
+/// A page of a campaign's messages, one per recipient, in contact order after
+/// the contact id `after`: the campaign's id, the page size, and one row more
+/// than that when there is a next page (each with its contact id).
+pub async fn messages(
+    state: &AppState,
+    tenant_id: &TenantId,
+    raw_id: &str,
+    limit: Option<&str>,
+    after: Option<&str>,
+) -> Result<(String, i64, Vec<(String, MessageRow)>)> {
+    let id = parse_id(raw_id, "campaign")?;
+    state.store.campaign(tenant_id, &id).await?.ok_or(Error::NotFound("campaign"))?;
+    let limit = super::page_limit(limit)?;
+    let after = match after.filter(|a| !a.is_empty()) {
+        None => String::new(),
+        Some(raw) => crate::domain::parse_id(raw).ok_or_else(|| Error::validation("`after` must be a contact id"))?,
+    };
+    let rows = state.store.campaign_messages(tenant_id, &id, &after, limit).await?;
+    Ok((id, limit, rows))
 }

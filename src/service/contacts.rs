@@ -12,8 +12,11 @@ use utoipa::ToSchema;
 use super::{optional_text, parse_id, Error, Result};
 use crate::domain::attributes::check_key;
 use crate::domain::{new_id, rfc3339, Attributes, EmailAddress, Tag, TenantId};
+use crate::import::{import_stream_observed, Format, ImportError, Progress, Report};
 use crate::state::AppState;
-use crate::store::{ContactPatch, ContactRow, NewContact, Store, StoreError};
+use crate::store::{
+    ContactFilter, ContactPatch, ContactRow, ImportOutcome, ImportRow, NewContact, OnConflict, Store, StoreError,
+};
 
 /// Contacts per page of an export.
 const EXPORT_PAGE: i64 = 5_000;
@@ -194,6 +197,59 @@ pub async fn delete(state: &AppState, tenant_id: &TenantId, raw_id: &str) -> Res
         return Err(Error::NotFound("contact"));
     }
     Ok(())
+}
+
+/// A page of the tenant's contacts in creation order, after the contact id
+/// `after`, optionally with one tag; one row more than `limit` when there is
+/// a next page.
+pub async fn list(
+    state: &AppState,
+    tenant_id: &TenantId,
+    tag: Option<Tag>,
+    after: Option<String>,
+    limit: i64,
+) -> Result<Vec<ContactRow>> {
+    Ok(state.store.contacts(tenant_id, &ContactFilter { tag, after, limit }).await?)
+}
+
+impl From<ImportError> for Error {
+    fn from(e: ImportError) -> Self {
+        match e {
+            ImportError::Invalid(m) => Error::validation(m),
+            ImportError::Body(m) => Error::BadRequest(m),
+            ImportError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// Imports contacts streamed as CSV or NDJSON at any size, committed in
+/// chunks; `progress` hears of each chunk committed. A bad row is reported
+/// by line and the rest are imported.
+pub async fn import<S, E>(
+    state: &AppState,
+    tenant: TenantId,
+    format: Format,
+    on_conflict: OnConflict,
+    body: S,
+    progress: impl Fn(Progress) + Send + 'static,
+) -> Result<Report>
+where
+    S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    Ok(import_stream_observed(state.store.clone(), tenant, format, on_conflict, body, progress).await?)
+}
+
+/// Imports contacts already read and checked (a JSON list), in one go.
+pub async fn import_rows(
+    state: &AppState,
+    tenant: &TenantId,
+    rows: Vec<ImportRow>,
+    on_conflict: OnConflict,
+) -> Result<ImportOutcome> {
+    let outcome = state.store.import_rows(tenant, rows, on_conflict).await?;
+    state.store.imported(outcome.created).await?;
+    Ok(outcome)
 }
 
 /// Guards a cell against formula injection when the file is opened in a

@@ -24,6 +24,7 @@ pub mod stats;
 pub mod suppressions;
 pub mod templates;
 pub mod tenant_webhooks;
+pub mod unsubscribe;
 
 pub use error::{Error, Result};
 

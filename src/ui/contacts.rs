@@ -17,7 +17,7 @@ use super::tenant_scope::{Posted, Scoped};
 use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
 use crate::domain::{parse_id, Tag, TenantId};
 use crate::error::ApiError;
-use crate::import::{import_stream, import_stream_observed, Format};
+use crate::import::Format;
 use crate::service::{contacts, segments, sending};
 use crate::state::AppState;
 use crate::store::{ContactFilter, OnConflict};
@@ -242,8 +242,7 @@ async fn import(
         .map_err(|e| UiError::Api(ApiError::validation(e.body_text())))?;
     user.check_csrf(&f.csrf)?;
     let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(f.csv))]);
-    let report =
-        import_stream(state.store.clone(), id, Format::Csv, OnConflict::Skip, body).await.map_err(ApiError::from)?;
+    let report = contacts::import(&state, id, Format::Csv, OnConflict::Skip, body, |_| {}).await?;
     let frame = Frame::new(&user, Some(&row), "contacts");
     Ok(page(StatusCode::OK, "import.html", &frame, minijinja::context! { report }))
 }
@@ -259,7 +258,7 @@ fn streamed_import(state: AppState, id: TenantId, body: axum::body::BodyDataStre
     let line = |v: Value| format!("{v}\n");
     let progress = tx.clone();
     tokio::spawn(async move {
-        let result = import_stream_observed(state.store.clone(), id, Format::Csv, OnConflict::Skip, body, move |p| {
+        let result = contacts::import(&state, id, Format::Csv, OnConflict::Skip, body, move |p| {
             let _ = progress.send(line(json!({ "progress": p })));
         })
         .await;

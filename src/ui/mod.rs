@@ -1,11 +1,12 @@
-//! The web dashboard at `/ui`: server-rendered pages over the same code the
-//! API handlers call. Plain forms work without JavaScript; a small script
+//! The web dashboard at `/ui`: server-rendered pages over the same use cases
+//! (`crate::service`) the API handlers call. Plain forms work without JavaScript; a small script
 //! (served from here, like the stylesheet) adds progress and live counts.
 //! Nothing is fetched from anywhere but mailroom itself.
 //!
 //! Signing in with a key opens a server-side session (`session`); every form
 //! carries the session's CSRF token, and a tenant's session reaches only that
-//! tenant's pages (any other tenant's answer 404).
+//! tenant's pages (any other tenant's answer 404): both are checked by the
+//! extractors of `tenant_scope` (`Scoped` pages, `Posted` forms).
 
 mod automation_edit;
 mod automation_form;
