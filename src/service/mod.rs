@@ -13,6 +13,7 @@ pub mod automations;
 pub mod campaigns;
 pub mod contacts;
 pub mod customers;
+pub mod dashboard_sessions;
 pub mod dead_letters;
 mod error;
 pub mod events;
