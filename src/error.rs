@@ -129,6 +129,26 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// A use case's refusal meets HTTP here: each kind keeps its status, code and message.
+impl From<crate::service::Error> for ApiError {
+    fn from(e: crate::service::Error) -> Self {
+        use crate::service::Error as E;
+        match e {
+            E::BadRequest(m) => Self::BadRequest(m),
+            E::Invalid { code, message } => Self::Invalid { code, message },
+            E::Forbidden(m) => Self::Forbidden(m),
+            E::NotFound(what) => Self::NotFound(what),
+            E::Conflict { code, message } => Self::Conflict { code, message },
+            E::TooLarge(m) => Self::TooLarge(m),
+            E::Precondition { code, message } => Self::Precondition { code, message },
+            E::Unavailable(m) => Self::Unavailable(m),
+            E::Provider(m) => Self::Provider(m),
+            E::ProviderKey(m) => Self::ProviderKey(m),
+            E::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -182,4 +202,44 @@ pub async fn json_error_envelope(res: Response) -> Response {
     parts.headers.insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
     let body = serde_json::to_vec(&ErrorBody { error: ErrorDetail { code: code.into(), message } }).unwrap_or_default();
     Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ApiError;
+    use crate::service::Error;
+
+    /// A use case's refusal answers as it did when the handler refused itself:
+    /// the same status, code and message for every kind.
+    #[test]
+    fn every_service_error_keeps_its_status_code_and_message_at_the_api_edge() {
+        let cases: Vec<(Error, u16, &str, &str)> = vec![
+            (Error::BadRequest("unreadable".into()), 400, "bad_request", "unreadable"),
+            (Error::validation("`name` must not be empty"), 422, "validation_error", "`name` must not be empty"),
+            (Error::Invalid { code: "invalid_email", message: "no @".into() }, 422, "invalid_email", "no @"),
+            (Error::Forbidden("operator only"), 403, "forbidden", "operator only"),
+            (Error::NotFound("segment"), 404, "not_found", "segment not found"),
+            (Error::conflict("contact_exists", "taken"), 409, "contact_exists", "taken"),
+            (Error::TooLarge("too big".into()), 413, "payload_too_large", "too big"),
+            (Error::precondition("domain_not_verified", "verify"), 400, "domain_not_verified", "verify"),
+            (Error::Unavailable("retry".into()), 503, "unavailable", "retry"),
+            (Error::Provider("boom".into()), 502, "provider_error", "the delivery provider failed: boom"),
+            (Error::ProviderKey("restricted".into()), 502, "provider_key_restricted", "restricted"),
+            (Error::Internal(anyhow::anyhow!("secret detail")), 500, "internal_error", "internal error"),
+        ];
+        for (e, status, code, message) in cases {
+            let api = ApiError::from(e);
+            assert_eq!((api.status().as_u16(), api.code(), api.to_string().as_str()), (status, code, message));
+        }
+    }
+
+    #[test]
+    fn a_duplicate_in_the_store_is_the_same_conflict_from_either_side() {
+        let from_service = ApiError::from(Error::from(crate::store::StoreError::Duplicate("email".into())));
+        let direct = ApiError::from(crate::store::StoreError::Duplicate("email".into()));
+        assert_eq!(
+            (from_service.status(), from_service.code(), from_service.to_string()),
+            (direct.status(), direct.code(), direct.to_string())
+        );
+    }
 }

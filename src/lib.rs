@@ -7,7 +7,11 @@
 //! The house, top floor down; each module imports only from below it:
 //!
 //! - `app` — composition: builds the state, merges the routers, lists the workers.
-//! - `api`, `ui` — two front ends (JSON and the dashboard).
+//! - `api`, `ui` — two front ends (JSON and the dashboard): thin adapters that
+//!   parse, authorise, call a service and map its error to JSON or a page.
+//! - `service` — the use cases both front ends share (sending, templates,
+//!   contacts and segments, automations, tenant webhooks, suppressions,
+//!   reputation, ...): takes domain values, returns `service::Error`.
 //! - `auth` — who is calling (keys, the failed-key throttle).
 //! - the workers: `outbox` (sending), `delivery_events` (Resend -> mailroom),
 //!   `tenant_webhooks` (mailroom -> tenants), `automations`, `sending_domains`
@@ -37,6 +41,7 @@ pub mod outbox;
 pub mod provider;
 pub mod render;
 pub mod sending_domains;
+pub mod service;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -11,16 +11,16 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{page_limit, path_id, required_text, ApiJson};
+use super::ApiJson;
 use crate::auth::TenantAccess;
-use crate::domain::automation::{Action, Rule, Trigger};
-use crate::domain::{rfc3339, TenantId};
+use crate::domain::automation::{Action, Trigger};
+use crate::domain::rfc3339;
 use crate::error::{ApiError, ApiResult};
+use crate::service::automations::{self, NewRule, RuleChanges};
 use crate::state::AppState;
-use crate::store::{AutomationRow, NewAutomation, RunRow};
+use crate::store::RunRow;
 
-/// Most rules one customer may have.
-const MAX_AUTOMATIONS: usize = 100;
+pub use crate::service::automations::Automation;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -50,47 +50,21 @@ pub struct AutomationPatchIn {
     fallback: Option<Value>,
 }
 
+impl From<AutomationIn> for NewRule {
+    fn from(a: AutomationIn) -> Self {
+        Self { name: a.name, enabled: a.enabled, trigger: a.trigger, actions: a.actions, fallback: a.fallback }
+    }
+}
+
+impl From<AutomationPatchIn> for RuleChanges {
+    fn from(a: AutomationPatchIn) -> Self {
+        Self { name: a.name, enabled: a.enabled, trigger: a.trigger, actions: a.actions, fallback: a.fallback }
+    }
+}
+
 /// `Some(Value::Null)` for an explicit null, `None` (by `default`) when absent.
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Automation {
-    id: String,
-    customer_id: String,
-    name: String,
-    enabled: bool,
-    trigger: Trigger,
-    actions: Vec<Action>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fallback: Option<Action>,
-    /// Which starter rule this is (every customer gets them, disabled).
-    starter: Option<String>,
-    created_at: String,
-    updated_at: String,
-}
-
-impl Automation {
-    pub(crate) fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn from_row(a: AutomationRow) -> ApiResult<Self> {
-        let rule = a.rule().map_err(|e| ApiError::Internal(anyhow::anyhow!("stored rule {}: {e}", a.id)))?;
-        Ok(Self {
-            id: a.id,
-            customer_id: a.tenant_id,
-            name: a.name,
-            enabled: a.enabled == 1,
-            trigger: rule.trigger,
-            actions: rule.actions,
-            fallback: rule.fallback,
-            starter: a.starter,
-            created_at: rfc3339(a.created_at),
-            updated_at: rfc3339(a.updated_at),
-        })
-    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -196,51 +170,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_runs))
 }
 
-/// Which parts of a rule a write gives anew: only those are checked against
-/// what may have changed in the database since the rule was saved.
-#[derive(Clone, Copy)]
-struct Given {
-    trigger: bool,
-    actions: bool,
-}
-
-/// Checks a rule as a whole: its own validity, then what only the database
-/// knows (the templates and campaign are the customer's), then the model. A
-/// PATCH that leaves the trigger or the actions alone (switching a rule off,
-/// say) is not refused because a campaign or template it names was deleted since.
-async fn checked_rule(state: &AppState, tenant_id: &TenantId, mut rule: Rule, given: Given) -> ApiResult<Rule> {
-    rule.validate().map_err(ApiError::validation)?;
-    let actions_changed = given.actions;
-    if let Some(cid) = rule.trigger.campaign_id.as_ref().filter(|_| given.trigger) {
-        let found = match crate::domain::parse_id(cid) {
-            Some(id) => state.store.campaign(tenant_id, &id).await?.map(|c| c.id),
-            None => None,
-        };
-        rule.trigger.campaign_id =
-            Some(found.ok_or_else(|| ApiError::validation("trigger.campaign_id: no such campaign"))?);
-    }
-    if actions_changed {
-        for id in rule.template_ids() {
-            if state.store.template(tenant_id, id, None).await?.is_none() {
-                return Err(ApiError::validation(format!("no such template: {id}")));
-            }
-        }
-    }
-    if rule.has_agent() && state.config.llm.is_none() && actions_changed {
-        return Err(ApiError::validation(
-            "an `agent` action needs a language model, and this mailroom has none configured: its operator sets \
-             MAILROOM_LLM_URL and MAILROOM_LLM_MODEL (and MAILROOM_LLM_API=openai|anthropic, MAILROOM_LLM_API_KEY \
-             as needed)",
-        ));
-    }
-    Ok(rule)
-}
-
-async fn own_automation(state: &AppState, tenant_id: &TenantId, aid: &str) -> ApiResult<AutomationRow> {
-    let aid = path_id(aid, "automation")?;
-    state.store.automation(tenant_id, &aid).await?.ok_or(ApiError::NotFound("automation"))
-}
-
 /// Add a rule: when `trigger` happens to a customer's email, carry out
 /// `actions` in order. A rule fires at most once per email and event type,
 /// after the event is stored (never inside the webhook request).
@@ -253,43 +182,14 @@ async fn create_automation(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<AutomationIn>,
 ) -> ApiResult<(StatusCode, Json<Automation>)> {
-    Ok((StatusCode::CREATED, Json(create(&state, &t.tenant_id, body).await?)))
-}
-
-impl AutomationIn {
-    /// A rule from the dashboard's form.
-    pub(crate) fn new(
-        name: String,
-        enabled: bool,
-        trigger: Trigger,
-        actions: Vec<Action>,
-        fallback: Option<Action>,
-    ) -> Self {
-        Self { name, enabled: Some(enabled), trigger, actions, fallback }
-    }
-}
-
-/// Checks and adds a rule: what `POST /customers/{id}/automations` does, and
-/// the dashboard's form.
-pub(crate) async fn create(state: &AppState, tenant_id: &TenantId, body: AutomationIn) -> ApiResult<Automation> {
-    let name = required_text(&body.name, "name", 200)?;
-    let rule = Rule { trigger: body.trigger, actions: body.actions, fallback: body.fallback };
-    let rule = checked_rule(state, tenant_id, rule, Given { trigger: true, actions: true }).await?;
-    let new = NewAutomation { name: &name, enabled: body.enabled.unwrap_or(true), rule: &rule };
-    let Some(id) = state.store.create_automation(tenant_id, &new, MAX_AUTOMATIONS).await? else {
-        return Err(ApiError::validation(format!("a customer may have at most {MAX_AUTOMATIONS} automations")));
-    };
-    tracing::info!(tenant = %tenant_id, automation = %id, "automation created");
-    let row = state.store.automation(tenant_id, &id).await?.ok_or(ApiError::NotFound("automation"))?;
-    Automation::from_row(row)
+    Ok((StatusCode::CREATED, Json(automations::create(&state, &t.tenant_id, body.into()).await?)))
 }
 
 /// A customer's rules, the (disabled) starter rules included.
 #[utoipa::path(get, path = "/customers/{id}/automations", tag = "automations", params(("id" = String, Path)),
     responses((status = 200, body = [Automation])))]
 async fn list_automations(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Json<Vec<Automation>>> {
-    let rows = state.store.automations(&t.tenant_id).await?;
-    Ok(Json(rows.into_iter().map(Automation::from_row).collect::<ApiResult<_>>()?))
+    Ok(Json(automations::list(&state, &t.tenant_id).await?))
 }
 
 #[utoipa::path(get, path = "/customers/{id}/automations/{aid}", tag = "automations",
@@ -300,7 +200,7 @@ async fn get_automation(
     State(state): State<AppState>,
     Path((_id, aid)): Path<(String, String)>,
 ) -> ApiResult<Json<Automation>> {
-    Ok(Json(Automation::from_row(own_automation(&state, &t.tenant_id, &aid).await?)?))
+    Ok(Json(automations::get(&state, &t.tenant_id, &aid).await?))
 }
 
 /// Change a rule, or switch it on or off (`enabled`). Runs already queued
@@ -316,69 +216,7 @@ async fn update_automation(
     Path((_id, aid)): Path<(String, String)>,
     ApiJson(body): ApiJson<AutomationPatchIn>,
 ) -> ApiResult<Json<Automation>> {
-    Ok(Json(patch_automation(&state, &t.tenant_id, &aid, body).await?))
-}
-
-impl AutomationPatchIn {
-    /// A patch that only switches a rule on or off (the dashboard's button).
-    pub(crate) fn switch(enabled: bool) -> Self {
-        Self { name: None, enabled: Some(enabled), trigger: None, actions: None, fallback: None }
-    }
-
-    /// A patch that rewrites a rule (the dashboard's edit form): its on/off
-    /// state stays, and no fallback removes the fallback.
-    pub(crate) fn rewrite(
-        name: String,
-        trigger: Trigger,
-        actions: Vec<Action>,
-        fallback: Option<Action>,
-    ) -> ApiResult<Self> {
-        let fallback = match fallback {
-            None => Value::Null,
-            Some(f) => serde_json::to_value(f).map_err(|e| ApiError::Internal(anyhow::anyhow!("fallback: {e}")))?,
-        };
-        Ok(Self {
-            name: Some(name),
-            enabled: None,
-            trigger: Some(trigger),
-            actions: Some(actions),
-            fallback: Some(fallback),
-        })
-    }
-}
-
-/// Applies a patch to one of the tenant's rules: what `PATCH
-/// /customers/{id}/automations/{aid}` does, and the dashboard's switch.
-pub(crate) async fn patch_automation(
-    state: &AppState,
-    tenant_id: &TenantId,
-    aid: &str,
-    body: AutomationPatchIn,
-) -> ApiResult<Automation> {
-    let row = own_automation(state, tenant_id, aid).await?;
-    let current = row.rule().map_err(|e| ApiError::Internal(anyhow::anyhow!("stored rule {}: {e}", row.id)))?;
-    let name = match body.name.as_deref() {
-        Some(n) => required_text(n, "name", 200)?,
-        None => row.name.clone(),
-    };
-    let given = Given { trigger: body.trigger.is_some(), actions: body.actions.is_some() || body.fallback.is_some() };
-    let fallback = match body.fallback {
-        None => current.fallback,
-        Some(Value::Null) => None,
-        Some(v) => Some(serde_json::from_value(v).map_err(|e| ApiError::validation(format!("fallback: {e}")))?),
-    };
-    let rule = Rule {
-        trigger: body.trigger.unwrap_or(current.trigger),
-        actions: body.actions.unwrap_or(current.actions),
-        fallback,
-    };
-    let rule = checked_rule(state, tenant_id, rule, given).await?;
-    let new = NewAutomation { name: &name, enabled: body.enabled.unwrap_or(row.enabled == 1), rule: &rule };
-    if !state.store.update_automation(tenant_id, &row.id, &new).await? {
-        return Err(ApiError::NotFound("automation"));
-    }
-    let row = state.store.automation(tenant_id, &row.id).await?.ok_or(ApiError::NotFound("automation"))?;
-    Automation::from_row(row)
+    Ok(Json(automations::patch_automation(&state, &t.tenant_id, &aid, body.into()).await?))
 }
 
 /// Remove a rule; its pending runs (delayed emails included) go with it.
@@ -390,18 +228,8 @@ async fn delete_automation(
     State(state): State<AppState>,
     Path((_id, aid)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    delete(&state, &t.tenant_id, &aid).await?;
+    automations::delete(&state, &t.tenant_id, &aid).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Removes one of the tenant's rules with its pending runs (404 for any other id).
-pub(crate) async fn delete(state: &AppState, tenant_id: &TenantId, aid: &str) -> ApiResult<()> {
-    let aid = path_id(aid, "automation")?;
-    if !state.store.delete_automation(tenant_id, &aid).await? {
-        return Err(ApiError::NotFound("automation"));
-    }
-    tracing::info!(tenant = %tenant_id, automation = %aid, "automation deleted");
-    Ok(())
 }
 
 /// A rule's runs, newest first: the triggering event, each step's outcome,
@@ -416,16 +244,9 @@ async fn list_runs(
     Path((_id, aid)): Path<(String, String)>,
     params: Result<Query<RunParams>, QueryRejection>,
 ) -> ApiResult<Json<RunPage>> {
-    let row = own_automation(&state, &t.tenant_id, &aid).await?;
+    let row = automations::own_automation(&state, &t.tenant_id, &aid).await?;
     let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
-    let limit = page_limit(params.limit.as_deref())?;
-    let cursor = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(crate::domain::parse_id(c).ok_or_else(|| ApiError::validation("`cursor` is not valid"))?),
-    };
-    let mut rows = state.store.automation_runs(&row.id, cursor.as_deref(), limit).await?;
-    let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next_cursor = if more { rows.last().map(|r| r.id.clone()) } else { None };
+    let (rows, next_cursor) =
+        automations::runs(&state, &row, params.limit.as_deref(), params.cursor.as_deref()).await?;
     Ok(Json(RunPage { data: rows.into_iter().map(Run::from).collect(), next_cursor }))
 }

@@ -1,10 +1,7 @@
 //! Contacts in bulk: import (a JSON list, or CSV / NDJSON streamed at any size)
 //! and a streamed CSV export of them all.
 
-use std::borrow::Cow;
-use std::sync::Arc;
-
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{header, HeaderValue};
@@ -18,12 +15,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::contacts::ContactIn;
 use super::ApiJson;
 use crate::auth::TenantAccess;
-use crate::domain::attributes::check_key;
-use crate::domain::{rfc3339, Attributes, TenantId};
+use crate::domain::{Attributes, TenantId};
 use crate::error::{ApiError, ApiResult};
-use crate::import::{build_row, import_stream, Format, ImportError, Report, RowInput};
+use crate::import::{build_row, Format, Report, RowInput};
+use crate::service::contacts;
 use crate::state::AppState;
-use crate::store::{ContactRow, ImportRow, OnConflict, Store};
+use crate::store::{ImportRow, OnConflict};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(import_contacts)).routes(routes!(export_contacts))
@@ -31,8 +28,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Most contacts in one JSON import (CSV and NDJSON have no limit).
 const IMPORT_MAX: usize = 10_000;
-/// Contacts read per page of an export.
-const EXPORT_PAGE: i64 = 5_000;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -49,16 +44,6 @@ pub struct ImportParams {
     /// attributes key by key and adds the tags. A contact's status is never
     /// changed by an import.
     on_conflict: Option<String>,
-}
-
-impl From<ImportError> for ApiError {
-    fn from(e: ImportError) -> Self {
-        match e {
-            ImportError::Invalid(m) => ApiError::validation(m),
-            ImportError::Body(m) => ApiError::BadRequest(m),
-            ImportError::Db(e) => e.into(),
-        }
-    }
 }
 
 fn json_row(i: usize, c: ContactIn) -> Result<ImportRow, String> {
@@ -138,7 +123,7 @@ async fn import_contacts(
     };
     // Read as a stream, so the global body limit (for buffered JSON) does not apply here.
     let body = req.into_body().into_data_stream();
-    let report = import_stream(state.store.clone(), t.tenant_id, format, on_conflict, body).await?;
+    let report = contacts::import(&state, t.tenant_id, format, on_conflict, body, |_| {}).await?;
     Ok(Json(report).into_response())
 }
 
@@ -153,8 +138,7 @@ async fn import_json(tenant: TenantId, state: AppState, on_conflict: OnConflict,
         .enumerate()
         .map(|(i, c)| json_row(i, c).map_err(|e| ApiError::validation(format!("contacts[{i}]: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let outcome = state.store.import_rows(&tenant, rows, on_conflict).await?;
-    state.store.imported(outcome.created).await?;
+    let outcome = contacts::import_rows(&state, &tenant, rows, on_conflict).await?;
     // The answer this body has always had; `updated` only when updating was asked for.
     let mut answer = JsonImportOut { created: outcome.created, skipped: outcome.skipped, updated: None };
     if on_conflict == OnConflict::Update {
@@ -175,52 +159,6 @@ pub struct JsonImportOut {
     updated: Option<u64>,
 }
 
-/// Guards a cell against formula injection when the file is opened in a
-/// spreadsheet (OWASP "CSV Injection"): a cell that begins with `=`, `+`, `-`,
-/// `@`, a tab or a CR gets a leading `'`. So does one that begins with `'`, so
-/// that an import, which removes that one `'`, restores every value exactly.
-fn neutralise(cell: &str) -> Cow<'_, str> {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) {
-        Cow::Owned(format!("'{cell}"))
-    } else {
-        Cow::Borrowed(cell)
-    }
-}
-
-fn csv_error(e: impl std::fmt::Display) -> std::io::Error {
-    std::io::Error::other(e.to_string())
-}
-
-const FIXED_COLUMNS: [&str; 6] = ["email", "first_name", "last_name", "status", "tags", "created_at"];
-
-fn csv_page(header: Option<&[String]>, rows: &[ContactRow], keys: &[String]) -> Result<Bytes, std::io::Error> {
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::with_capacity(rows.len() * 128 + 256));
-    if let Some(h) = header {
-        w.write_record(FIXED_COLUMNS.iter().copied().chain(h.iter().map(String::as_str))).map_err(csv_error)?;
-    }
-    for c in rows {
-        let tags: Vec<String> = serde_json::from_str(&c.tags).unwrap_or_default();
-        let attributes: serde_json::Map<String, Value> = serde_json::from_str(&c.attributes).unwrap_or_default();
-        let mut record: Vec<String> = vec![
-            c.email.clone(),
-            c.first_name.clone().unwrap_or_default(),
-            c.last_name.clone().unwrap_or_default(),
-            c.status.clone(),
-            tags.join(";"),
-            rfc3339(c.created_at),
-        ];
-        record.extend(keys.iter().map(|k| match attributes.get(k) {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-        }));
-        w.write_record(record.iter().map(|cell| neutralise(cell).into_owned())).map_err(csv_error)?;
-    }
-    w.into_inner().map(Bytes::from).map_err(csv_error)
-}
-
 /// Export every contact as CSV: `email, first_name, last_name, status, tags
 /// (;-joined), created_at`, then one column per attribute key. Streamed a page
 /// at a time. Cells that a spreadsheet would run as a formula are prefixed
@@ -229,48 +167,15 @@ fn csv_page(header: Option<&[String]>, rows: &[ContactRow], keys: &[String]) -> 
     responses((status = 200, description = "Every contact of the customer, as CSV", content_type = "text/csv", body = String,
         headers(("content-disposition" = String, description = "`attachment; filename=\"contacts.csv\"`")))))]
 async fn export_contacts(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Response> {
-    export(&state, t.tenant_id).await
+    let csv = contacts::export(&state, t.tenant_id).await?;
+    Ok(csv_download(csv))
 }
 
-/// Every contact of the customer as a CSV download (the API and the dashboard).
-pub(crate) async fn export(state: &AppState, tenant: TenantId) -> ApiResult<Response> {
-    let keys: Arc<Vec<String>> =
-        Arc::new(state.store.attribute_keys(&tenant).await?.into_iter().filter(|k| check_key(k).is_ok()).collect());
-    let header = csv_page(Some(&keys), &[], &[]).map_err(|e| ApiError::Internal(e.into()))?;
-    let store: Store = state.store.clone();
-    let pages = futures::stream::try_unfold(Some(String::new()), move |cursor| {
-        let (store, tenant, keys) = (store.clone(), tenant.clone(), keys.clone());
-        async move {
-            let Some(after) = cursor else { return Ok(None) };
-            let rows = store.contacts_after(&tenant, &after, EXPORT_PAGE).await.map_err(|e| {
-                tracing::error!(error = %e, "contact export failed");
-                csv_error(e)
-            })?;
-            let next = if rows.len() < EXPORT_PAGE as usize { None } else { rows.last().map(|r| r.id.clone()) };
-            if rows.is_empty() {
-                return Ok(None);
-            }
-            Ok::<_, std::io::Error>(Some((csv_page(None, &rows, &keys)?, next)))
-        }
-    });
-    let body = futures::StreamExt::chain(futures::stream::once(async move { Ok(header) }), pages);
-    let mut res = Body::from_stream(body).into_response();
+/// A CSV export as a download: `text/csv`, named `contacts.csv`.
+fn csv_download(csv: contacts::CsvExport) -> Response {
+    let mut res = Body::from_stream(csv).into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
     res.headers_mut()
         .insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"contacts.csv\""));
-    Ok(res)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cells_a_spreadsheet_would_evaluate_get_a_quote_mark() {
-        for cell in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "'x"] {
-            assert_eq!(neutralise(cell), format!("'{cell}"));
-            assert_eq!(crate::import::unneutralise(&neutralise(cell)), cell);
-        }
-        assert_eq!(neutralise("plain"), "plain");
-    }
+    res
 }

@@ -4,17 +4,18 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{path_id, required_text, ApiJson};
-use crate::auth::{generate_key, hash_key, Admin, TenantAccess};
+use super::ApiJson;
+use crate::auth::{Admin, TenantAccess};
 use crate::domain::TenantId;
-use crate::domain::{new_id, rfc3339};
 use crate::error::{ApiError, ApiResult};
+use crate::service::customers;
 use crate::state::AppState;
-use crate::store::{ApiKeyRow, TenantRow};
+
+pub use crate::service::customers::{ApiKey, Customer};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -31,69 +32,12 @@ pub struct CustomerPatchIn {
     unsubscribe_footer: Option<bool>,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct Customer {
-    id: String,
-    name: String,
-    /// The sending domain, once registered.
-    domain: Option<String>,
-    domain_verified: bool,
-    domain_status: Option<String>,
-    resend_domain_id: Option<String>,
-    /// Campaign html without `{{unsubscribe_url}}` gets an unsubscribe footer.
-    unsubscribe_footer: bool,
-    created_at: String,
-}
-
-impl From<TenantRow> for Customer {
-    fn from(t: TenantRow) -> Self {
-        Self {
-            domain_verified: t.domain_verified(),
-            id: t.id.to_string(),
-            name: t.name,
-            domain: t.domain_name,
-            domain_status: t.domain_status,
-            resend_domain_id: t.resend_domain_id,
-            unsubscribe_footer: t.unsubscribe_footer == 1,
-            created_at: rfc3339(t.created_at),
-        }
-    }
-}
-
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyIn {
     /// A label to recognise the key by.
     #[serde(default)]
     name: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ApiKey {
-    id: String,
-    customer_id: String,
-    name: Option<String>,
-    /// The first characters of the key, to recognise it by.
-    prefix: String,
-    created_at: String,
-    revoked: bool,
-    /// The key itself: present only in the answer that created it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<String>,
-}
-
-impl ApiKey {
-    pub(crate) fn from_row(k: ApiKeyRow, key: Option<String>) -> Self {
-        Self {
-            id: k.id,
-            customer_id: k.tenant_id,
-            name: k.name,
-            prefix: k.prefix,
-            created_at: rfc3339(k.created_at),
-            revoked: k.revoked_at.is_some(),
-            key,
-        }
-    }
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -113,29 +57,20 @@ async fn create_customer(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CustomerIn>,
 ) -> ApiResult<(StatusCode, Json<Customer>)> {
-    Ok((StatusCode::CREATED, Json(create(&state, &body.name).await?)))
-}
-
-/// Creates a customer (the API and the dashboard).
-pub(crate) async fn create(state: &AppState, name: &str) -> ApiResult<Customer> {
-    let name = required_text(name, "name", 255)?;
-    let row = state.store.create_tenant(&TenantId::from_stored(new_id()), &name).await?;
-    tracing::info!(tenant = %row.id, "customer created");
-    Ok(row.into())
+    Ok((StatusCode::CREATED, Json(customers::create(&state, &body.name).await?)))
 }
 
 /// List customers.
 #[utoipa::path(get, path = "/customers", tag = "customers", responses((status = 200, body = [Customer])))]
 async fn list_customers(_: Admin, State(state): State<AppState>) -> ApiResult<Json<Vec<Customer>>> {
-    Ok(Json(state.store.tenants().await?.into_iter().map(Customer::from).collect()))
+    Ok(Json(customers::list(&state).await?))
 }
 
 /// Get a customer.
 #[utoipa::path(get, path = "/customers/{id}", tag = "customers", params(("id" = String, Path)),
     responses((status = 200, body = Customer), (status = 404, body = crate::error::ErrorBody)))]
 async fn get_customer(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Json<Customer>> {
-    let row = state.store.tenant(&t.tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
-    Ok(Json(row.into()))
+    Ok(Json(customers::get(&state, &t.tenant_id).await?))
 }
 
 /// Rename a customer, or change its settings.
@@ -146,15 +81,7 @@ async fn update_customer(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CustomerPatchIn>,
 ) -> ApiResult<Json<Customer>> {
-    let name = body.name.as_deref().map(|n| required_text(n, "name", 255)).transpose()?;
-    if let Some(on) = body.unsubscribe_footer {
-        state.store.set_unsubscribe_footer(&t.tenant_id, on).await?;
-    }
-    let row = match name {
-        Some(name) => state.store.rename_tenant(&t.tenant_id, &name).await?,
-        None => state.store.tenant(&t.tenant_id).await?,
-    };
-    Ok(Json(row.ok_or(ApiError::NotFound("customer"))?.into()))
+    Ok(Json(customers::update(&state, &t.tenant_id, body.name.as_deref(), body.unsubscribe_footer).await?))
 }
 
 /// Delete a customer and everything it owns (admin only).
@@ -164,10 +91,7 @@ async fn delete_customer(t: TenantAccess, State(state): State<AppState>) -> ApiR
     if !t.is_admin {
         return Err(ApiError::Forbidden("only the operator may delete a customer"));
     }
-    if !state.store.delete_tenant(&t.tenant_id).await? {
-        return Err(ApiError::NotFound("customer"));
-    }
-    tracing::info!(tenant = %t.tenant_id, "customer deleted");
+    customers::delete(&state, &t.tenant_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -180,19 +104,9 @@ async fn create_api_key(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<ApiKey>)> {
-    let tenant_id = TenantId::parse(&id).ok_or(ApiError::NotFound("customer"))?;
-    state.store.tenant(&tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
+    let tenant_id = customers::existing(&state, &id).await?;
     let body: ApiKeyIn = super::extract::optional_json(&body)?;
-    Ok((StatusCode::CREATED, Json(issue_key(&state, &tenant_id, body.name.as_deref()).await?)))
-}
-
-/// Issues a key for an existing customer; the answer carries the key, once.
-pub(crate) async fn issue_key(state: &AppState, tenant_id: &TenantId, name: Option<&str>) -> ApiResult<ApiKey> {
-    let name = super::optional_text(name, "name", 100)?;
-    let key = generate_key("mr_");
-    let prefix: String = key.chars().take(10).collect();
-    let row = state.store.create_api_key(&new_id(), tenant_id, name.as_deref(), &prefix, &hash_key(&key)).await?;
-    Ok(ApiKey::from_row(row, Some(key)))
+    Ok((StatusCode::CREATED, Json(customers::issue_key(&state, &tenant_id, body.name.as_deref()).await?)))
 }
 
 /// List a customer's API keys (without the keys themselves).
@@ -203,10 +117,8 @@ async fn list_api_keys(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<ApiKey>>> {
-    let tenant_id = TenantId::parse(&id).ok_or(ApiError::NotFound("customer"))?;
-    state.store.tenant(&tenant_id).await?.ok_or(ApiError::NotFound("customer"))?;
-    let keys = state.store.api_keys(&tenant_id).await?;
-    Ok(Json(keys.into_iter().map(|k| ApiKey::from_row(k, None)).collect()))
+    let tenant_id = customers::existing(&state, &id).await?;
+    Ok(Json(customers::keys(&state, &tenant_id).await?))
 }
 
 /// Revoke an API key.
@@ -219,9 +131,6 @@ async fn revoke_api_key(
     Path((id, key_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let tenant_id = TenantId::parse(&id).ok_or(ApiError::NotFound("customer"))?;
-    let key_id = path_id(&key_id, "api key")?;
-    if !state.store.revoke_api_key(&tenant_id, &key_id).await? {
-        return Err(ApiError::NotFound("api key"));
-    }
+    customers::revoke_key(&state, &tenant_id, &key_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,27 +1,30 @@
 //! The HTTP API: one module per resource, each exporting `router()`; this
-//! module merges them and describes the whole in OpenAPI.
+//! module merges them and describes the whole in OpenAPI. A handler is a thin
+//! adapter: it reads the request (extractors authorise it), calls the use
+//! case in `crate::service`, and answers with JSON or the `ApiError` the
+//! service's error maps to. The request and response types (`ToSchema`) live
+//! here, beside the routes they describe.
 
-// `pub(crate)`: the dashboard (`crate::ui`) calls the same code as these handlers.
-pub(crate) mod automations;
-pub(crate) mod campaigns;
-pub(crate) mod contacts;
-pub(crate) mod contacts_bulk;
-pub(crate) mod customers;
-pub(crate) mod dead_letters;
-pub(crate) mod events;
+mod automations;
+mod campaigns;
+mod contacts;
+mod contacts_bulk;
+mod customers;
+mod dead_letters;
+mod events;
 pub mod extract;
 mod idempotency;
 mod metrics;
 mod probes;
-pub(crate) mod reputation;
+mod reputation;
 mod resend_webhooks;
-pub(crate) mod segments;
-pub(crate) mod send;
-pub(crate) mod sending_domains;
-pub(crate) mod stats;
-pub(crate) mod suppressions;
-pub(crate) mod templates;
-pub(crate) mod tenant_webhooks;
+mod segments;
+mod send;
+mod sending_domains;
+mod stats;
+mod suppressions;
+mod templates;
+mod tenant_webhooks;
 mod unsubscribe;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -112,38 +115,20 @@ pub async fn not_found() -> ApiError {
 
 /// Parses an id from the path; anything that is not one of our ids names nothing.
 pub fn path_id(raw: &str, what: &'static str) -> Result<String, ApiError> {
-    crate::domain::parse_id(raw).ok_or(ApiError::NotFound(what))
+    Ok(crate::service::parse_id(raw, what)?)
 }
 
-/// Trims a required one-line text field (a name, a subject: values that may
-/// land in a mail header) and checks its length and characters.
+/// Trims a required one-line text field (see [`crate::service::required_text`]).
 pub fn required_text(value: &str, field: &str, max: usize) -> Result<String, ApiError> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(ApiError::validation(format!("`{field}` must not be empty")));
-    }
-    crate::domain::check_single_line(v, field).map_err(ApiError::validation)?;
-    if v.chars().count() > max {
-        return Err(ApiError::validation(format!("`{field}` is longer than {max} characters")));
-    }
-    Ok(v.to_owned())
+    Ok(crate::service::required_text(value, field, max)?)
 }
 
 /// A page size from `?limit=`: 1 to 1000, 100 when absent.
 pub fn page_limit(raw: Option<&str>) -> Result<i64, ApiError> {
-    match raw {
-        None => Ok(100),
-        Some(raw) => match raw.parse::<i64>() {
-            Ok(n) if (1..=1000).contains(&n) => Ok(n),
-            _ => Err(ApiError::validation("`limit` must be a whole number from 1 to 1000")),
-        },
-    }
+    Ok(crate::service::page_limit(raw)?)
 }
 
 /// Trims an optional one-line text field; empty becomes absent.
 pub fn optional_text(value: Option<&str>, field: &str, max: usize) -> Result<Option<String>, ApiError> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) => required_text(v, field, max).map(Some),
-    }
+    Ok(crate::service::optional_text(value, field, max)?)
 }

@@ -10,14 +10,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::ApiJson;
 use crate::auth::TenantAccess;
-use crate::domain::{rfc3339, EmailAddress, TenantId};
+use crate::domain::rfc3339;
 use crate::error::{ApiError, ApiResult};
+use crate::service::suppressions;
 use crate::state::AppState;
-use crate::store::{SuppressionRow, Unsuppress};
-
-/// Most addresses one request may add.
-const ADD_MAX: usize = 1000;
-const REASONS: [&str; 6] = ["bounced", "soft_bounced", "complained", "unsubscribed", "manual", "automation"];
+use crate::store::SuppressionRow;
 
 #[derive(Serialize, ToSchema)]
 pub struct Suppression {
@@ -83,15 +80,8 @@ async fn list_suppressions(
 ) -> ApiResult<(HeaderMap, Json<Vec<Suppression>>)> {
     let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
     let limit = super::page_limit(params.limit.as_deref())?;
-    let reason = match params.reason.as_deref().filter(|r| !r.is_empty()) {
-        Some(r) if !REASONS.contains(&r) => {
-            return Err(ApiError::validation(format!("`reason` must be one of {}", REASONS.join(", "))))
-        }
-        r => r,
-    };
-    let after = params.after.unwrap_or_default().to_lowercase();
-    crate::domain::check_single_line(&after, "after").map_err(ApiError::validation)?;
-    let mut rows = state.store.suppressions(&t.tenant_id, reason, &after, limit).await?;
+    let (mut rows, reason) =
+        suppressions::list(&state, &t.tenant_id, params.reason.as_deref(), params.after, limit).await?;
     let mut headers = HeaderMap::new();
     if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
@@ -122,26 +112,8 @@ async fn add_suppressions(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<SuppressionsIn>,
 ) -> ApiResult<(StatusCode, Json<SuppressionsAdded>)> {
-    let added = add(&state, &t.tenant_id, &input.emails).await?;
+    let added = suppressions::add(&state, &t.tenant_id, &input.emails).await?;
     Ok((StatusCode::CREATED, Json(SuppressionsAdded { added })))
-}
-
-/// Suppresses addresses by hand (reason `manual`, source `api`): what `POST
-/// /customers/{id}/suppressions` does, and the dashboard's form. Returns how
-/// many were newly suppressed.
-pub(crate) async fn add(state: &AppState, tenant_id: &TenantId, raw: &[String]) -> ApiResult<u64> {
-    if raw.is_empty() || raw.len() > ADD_MAX {
-        return Err(ApiError::validation(format!("`emails` must hold 1 to {ADD_MAX} addresses")));
-    }
-    let mut emails = Vec::with_capacity(raw.len());
-    for (i, raw) in raw.iter().enumerate() {
-        let email = EmailAddress::parse(raw)
-            .map_err(|e| ApiError::Invalid { code: "invalid_email", message: format!("emails[{i}]: {e}") })?;
-        emails.push(email.normalized());
-    }
-    emails.sort();
-    emails.dedup();
-    Ok(state.store.add_suppressions(tenant_id, &emails, "manual", "api").await?)
 }
 
 /// Take an address off the list; its contact, if the entry had unsubscribed it, is subscribed again.
@@ -157,20 +129,6 @@ async fn remove_suppression(
 ) -> ApiResult<StatusCode> {
     let email = ids.1;
     let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
-    remove(&state, &t.tenant_id, &email, params.force.unwrap_or(false)).await?;
+    suppressions::remove(&state, &t.tenant_id, &email, params.force.unwrap_or(false)).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Takes an address off the tenant's list: a `complained` entry only with
-/// `force` (409 `complaint_needs_force` otherwise); 404 when it is not there.
-pub(crate) async fn remove(state: &AppState, tenant_id: &TenantId, email: &str, force: bool) -> ApiResult<()> {
-    let email = EmailAddress::parse(email).map_err(|_| ApiError::NotFound("suppression"))?;
-    match state.store.remove_suppression(tenant_id, &email.normalized(), force).await? {
-        Unsuppress::Removed => Ok(()),
-        Unsuppress::NotFound => Err(ApiError::NotFound("suppression")),
-        Unsuppress::NeedsForce => Err(ApiError::conflict(
-            "complaint_needs_force",
-            "this address complained (marked mail as spam); remove it with ?force=true only if the recipient asked to be mailed again",
-        )),
-    }
 }

@@ -10,43 +10,52 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{EmptyBody, NoBody};
-use super::{optional_text, path_id, ApiJson};
+use super::{path_id, ApiJson};
 use crate::auth::TenantAccess;
-use crate::domain::{is_tenant_event_type, now_ms, rfc3339, TenantId, TENANT_EVENT_TYPES, TEST_EVENT_TYPE};
+use crate::domain::{now_ms, rfc3339, TEST_EVENT_TYPE};
 use crate::error::{ApiError, ApiResult};
+use crate::service::tenant_webhooks::{self, EndpointChanges, NewEndpointInput};
 use crate::state::AppState;
-use crate::store::{DeliveryRow, EndpointPatch, EndpointRow, NewEndpoint};
-use crate::tenant_webhooks::{guard, new_secret, ROTATION_OVERLAP_MS};
-
-/// Most endpoints one customer may have.
-const MAX_ENDPOINTS: usize = 20;
+use crate::store::{DeliveryRow, EndpointRow};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointIn {
     /// Where events are posted: http(s), and (unless the operator allows it)
     /// a public address.
-    pub(crate) url: String,
+    url: String,
     /// The types to receive: `email.sent`, `email.delivered`,
     /// `email.delivery_delayed`, `email.opened`, `email.clicked`,
     /// `email.bounced`, `email.complained`, `email.failed`, `email.scheduled`,
     /// `email.suppressed`, `contact.unsubscribed`, `reputation.changed`,
     /// `automation.alert`, `campaign.sent`.
-    pub(crate) event_types: Vec<String>,
-    pub(crate) description: Option<String>,
+    event_types: Vec<String>,
+    description: Option<String>,
     /// Default true.
-    pub(crate) enabled: Option<bool>,
+    enabled: Option<bool>,
 }
 
 /// Absent fields stay as they are; an empty `description` clears it.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointPatchIn {
-    pub(crate) url: Option<String>,
-    pub(crate) event_types: Option<Vec<String>>,
-    pub(crate) description: Option<String>,
+    url: Option<String>,
+    event_types: Option<Vec<String>>,
+    description: Option<String>,
     /// Enabling an endpoint (again) clears its failure record and `disabled_reason`.
-    pub(crate) enabled: Option<bool>,
+    enabled: Option<bool>,
+}
+
+impl From<EndpointIn> for NewEndpointInput {
+    fn from(e: EndpointIn) -> Self {
+        Self { url: e.url, event_types: e.event_types, description: e.description, enabled: e.enabled }
+    }
+}
+
+impl From<EndpointPatchIn> for EndpointChanges {
+    fn from(e: EndpointPatchIn) -> Self {
+        Self { url: e.url, event_types: e.event_types, description: e.description, enabled: e.enabled }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -152,41 +161,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(test_endpoint))
 }
 
-/// Known, deduplicated event types; 422 naming the first unknown one.
-fn event_types(raw: &[String]) -> Result<Vec<String>, ApiError> {
-    if raw.is_empty() {
-        return Err(ApiError::validation("`event_types` must name at least one event type"));
-    }
-    let mut types: Vec<String> = Vec::with_capacity(raw.len());
-    for t in raw {
-        let t = t.trim();
-        if !is_tenant_event_type(t) {
-            let shown: String = t.chars().take(100).filter(|c| !c.is_control()).collect();
-            return Err(ApiError::validation(format!(
-                "`event_types`: unknown event type `{shown}`; known types: {}",
-                TENANT_EVENT_TYPES.join(", ")
-            )));
-        }
-        if !types.iter().any(|k| k == t) {
-            types.push(t.to_owned());
-        }
-    }
-    Ok(types)
-}
-
-async fn checked_url(state: &AppState, raw: &str) -> Result<String, ApiError> {
-    guard::check_url(raw, state.config.allow_private_webhooks)
-        .await
-        .map(|u| u.to_string())
-        .map_err(ApiError::validation)
-}
-
-/// One of the tenant's endpoints (404 for any other id).
-pub(crate) async fn own_endpoint(state: &AppState, tenant_id: &TenantId, wid: &str) -> Result<EndpointRow, ApiError> {
-    let wid = path_id(wid, "webhook")?;
-    state.store.endpoint(tenant_id, &wid).await?.ok_or(ApiError::NotFound("webhook"))
-}
-
 /// Add a webhook endpoint. Its signing secret is in this answer only.
 #[utoipa::path(post, path = "/customers/{id}/webhooks", tag = "webhooks to customers", params(("id" = String, Path)),
     request_body = EndpointIn,
@@ -196,43 +170,15 @@ async fn create_endpoint(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<EndpointIn>,
 ) -> ApiResult<(StatusCode, Json<Endpoint>)> {
-    let row = create(&state, &t.tenant_id, body).await?;
+    let row = tenant_webhooks::create(&state, &t.tenant_id, body.into()).await?;
     Ok((StatusCode::CREATED, Json(Endpoint::from_row(row, true))))
-}
-
-/// Checks and adds an endpoint with a new secret (the row holds it): what
-/// `POST /customers/{id}/webhooks` does, and the dashboard's form.
-pub(crate) async fn create(state: &AppState, tenant_id: &TenantId, body: EndpointIn) -> ApiResult<EndpointRow> {
-    let types = event_types(&body.event_types)?;
-    let description = optional_text(body.description.as_deref(), "description", 500)?;
-    let url = checked_url(state, &body.url).await?;
-    let secret = new_secret();
-    let row = state
-        .store
-        .create_endpoint(
-            tenant_id,
-            NewEndpoint {
-                url: &url,
-                description: description.as_deref(),
-                event_types: &types,
-                enabled: body.enabled.unwrap_or(true),
-                secret: &secret,
-            },
-            MAX_ENDPOINTS,
-        )
-        .await?
-        .ok_or_else(|| {
-            ApiError::validation(format!("a customer may have at most {MAX_ENDPOINTS} webhook endpoints"))
-        })?;
-    tracing::info!(tenant = %tenant_id, endpoint = %row.id, "webhook endpoint created");
-    Ok(row)
 }
 
 /// A customer's webhook endpoints (without their secrets).
 #[utoipa::path(get, path = "/customers/{id}/webhooks", tag = "webhooks to customers", params(("id" = String, Path)),
     responses((status = 200, body = [Endpoint])))]
 async fn list_endpoints(t: TenantAccess, State(state): State<AppState>) -> ApiResult<Json<Vec<Endpoint>>> {
-    let rows = state.store.endpoints(&t.tenant_id).await?;
+    let rows = tenant_webhooks::list(&state, &t.tenant_id).await?;
     Ok(Json(rows.into_iter().map(|e| Endpoint::from_row(e, false)).collect()))
 }
 
@@ -245,7 +191,7 @@ async fn get_endpoint(
     State(state): State<AppState>,
     Path((_id, wid)): Path<(String, String)>,
 ) -> ApiResult<Json<Endpoint>> {
-    Ok(Json(Endpoint::from_row(own_endpoint(&state, &t.tenant_id, &wid).await?, false)))
+    Ok(Json(Endpoint::from_row(tenant_webhooks::own_endpoint(&state, &t.tenant_id, &wid).await?, false)))
 }
 
 /// Change an endpoint's URL, event types, description, or enable it again.
@@ -258,29 +204,7 @@ async fn update_endpoint(
     Path((_id, wid)): Path<(String, String)>,
     ApiJson(body): ApiJson<EndpointPatchIn>,
 ) -> ApiResult<Json<Endpoint>> {
-    Ok(Json(Endpoint::from_row(update(&state, &t.tenant_id, &wid, body).await?, false)))
-}
-
-/// Applies a patch to one of the tenant's endpoints: what `PATCH
-/// /customers/{id}/webhooks/{wid}` does, and the dashboard's forms.
-pub(crate) async fn update(
-    state: &AppState,
-    tenant_id: &TenantId,
-    wid: &str,
-    body: EndpointPatchIn,
-) -> ApiResult<EndpointRow> {
-    let wid = path_id(wid, "webhook")?;
-    let event_types = body.event_types.as_deref().map(event_types).transpose()?;
-    let description = match body.description.as_deref() {
-        None => None,
-        Some(d) => Some(optional_text(Some(d), "description", 500)?),
-    };
-    let url = match body.url.as_deref() {
-        None => None,
-        Some(u) => Some(checked_url(state, u).await?),
-    };
-    let patch = EndpointPatch { url, description, event_types, enabled: body.enabled };
-    state.store.update_endpoint(tenant_id, &wid, patch).await?.ok_or(ApiError::NotFound("webhook"))
+    Ok(Json(Endpoint::from_row(tenant_webhooks::update(&state, &t.tenant_id, &wid, body.into()).await?, false)))
 }
 
 /// Remove an endpoint and its delivery log.
@@ -292,18 +216,8 @@ async fn delete_endpoint(
     State(state): State<AppState>,
     Path((_id, wid)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    delete(&state, &t.tenant_id, &wid).await?;
+    tenant_webhooks::delete(&state, &t.tenant_id, &wid).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Removes one of the tenant's endpoints (404 when it has no such endpoint).
-pub(crate) async fn delete(state: &AppState, tenant_id: &TenantId, wid: &str) -> ApiResult<()> {
-    let wid = path_id(wid, "webhook")?;
-    if !state.store.delete_endpoint(tenant_id, &wid).await? {
-        return Err(ApiError::NotFound("webhook"));
-    }
-    tracing::info!(tenant = %tenant_id, endpoint = %wid, "webhook endpoint deleted");
-    Ok(())
 }
 
 /// Replace the signing secret. The new one is in this answer only; for 24 hours
@@ -319,21 +233,7 @@ async fn rotate_secret(
     _: EmptyBody,
 ) -> ApiResult<Json<Endpoint>> {
     path_id(&wid, "webhook")?;
-    Ok(Json(Endpoint::from_row(rotate(&state, &t.tenant_id, &wid).await?, true)))
-}
-
-/// Gives one of the tenant's endpoints a new secret (the row holds it); the
-/// previous one keeps signing for [`ROTATION_OVERLAP_MS`].
-pub(crate) async fn rotate(state: &AppState, tenant_id: &TenantId, wid: &str) -> ApiResult<EndpointRow> {
-    let wid = path_id(wid, "webhook")?;
-    let until = now_ms() + ROTATION_OVERLAP_MS;
-    let row = state
-        .store
-        .rotate_endpoint_secret(tenant_id, &wid, &new_secret(), until)
-        .await?
-        .ok_or(ApiError::NotFound("webhook"))?;
-    tracing::info!(tenant = %tenant_id, endpoint = %row.id, "webhook secret rotated");
-    Ok(row)
+    Ok(Json(Endpoint::from_row(tenant_webhooks::rotate(&state, &t.tenant_id, &wid).await?, true)))
 }
 
 /// What was delivered to an endpoint, newest first; `Link: <...>; rel="next"` points to older ones.
@@ -346,16 +246,10 @@ async fn list_deliveries(
     Path((_id, wid)): Path<(String, String)>,
     params: Result<Query<DeliveryParams>, QueryRejection>,
 ) -> ApiResult<(HeaderMap, Json<Vec<Delivery>>)> {
-    let endpoint = own_endpoint(&state, &t.tenant_id, &wid).await?;
+    let endpoint = tenant_webhooks::own_endpoint(&state, &t.tenant_id, &wid).await?;
     let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
     let limit = super::page_limit(params.limit.as_deref())?;
-    let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
-        None => None,
-        Some(a) => {
-            Some(crate::domain::parse_id(a).ok_or_else(|| ApiError::validation("`after` is not a delivery id"))?)
-        }
-    };
-    let mut rows = state.store.deliveries(&t.tenant_id, &endpoint.id, after.as_deref(), limit).await?;
+    let mut rows = tenant_webhooks::deliveries(&state, &t.tenant_id, &endpoint, limit, params.after.as_deref()).await?;
     let mut headers = HeaderMap::new();
     if rows.len() as i64 > limit {
         rows.truncate(usize::try_from(limit).unwrap_or(100));
@@ -383,21 +277,9 @@ async fn replay_delivery(
     Path((_id, wid, did)): Path<(String, String, String)>,
     _: EmptyBody,
 ) -> ApiResult<(StatusCode, Json<Delivery>)> {
-    let endpoint = own_endpoint(&state, &t.tenant_id, &wid).await?;
+    let endpoint = tenant_webhooks::own_endpoint(&state, &t.tenant_id, &wid).await?;
     let did = path_id(&did, "delivery")?;
-    Ok((StatusCode::ACCEPTED, Json(replay(&state, &t.tenant_id, &endpoint, &did).await?.into())))
-}
-
-/// Queues one of an endpoint's deliveries again (the endpoint must be enabled).
-pub(crate) async fn replay(
-    state: &AppState,
-    tenant_id: &TenantId,
-    endpoint: &EndpointRow,
-    did: &str,
-) -> ApiResult<DeliveryRow> {
-    let did = path_id(did, "delivery")?;
-    require_enabled(endpoint)?;
-    state.store.replay_delivery(tenant_id, &endpoint.id, &did).await?.ok_or(ApiError::NotFound("delivery"))
+    Ok((StatusCode::ACCEPTED, Json(tenant_webhooks::replay(&state, &t.tenant_id, &endpoint, &did).await?.into())))
 }
 
 /// Queue a `webhook.test` event to this endpoint at once, whatever it subscribes to.
@@ -410,24 +292,7 @@ async fn test_endpoint(
     Path((_id, wid)): Path<(String, String)>,
     _: EmptyBody,
 ) -> ApiResult<(StatusCode, Json<TestQueued>)> {
-    let endpoint = own_endpoint(&state, &t.tenant_id, &wid).await?;
-    let id = send_test(&state, &t.tenant_id, &endpoint).await?;
+    let endpoint = tenant_webhooks::own_endpoint(&state, &t.tenant_id, &wid).await?;
+    let id = tenant_webhooks::send_test(&state, &t.tenant_id, &endpoint).await?;
     Ok((StatusCode::ACCEPTED, Json(TestQueued { delivery_id: id, event_type: TEST_EVENT_TYPE.to_owned() })))
-}
-
-/// Queues a `webhook.test` event to an (enabled) endpoint: the delivery's id.
-pub(crate) async fn send_test(state: &AppState, tenant_id: &TenantId, endpoint: &EndpointRow) -> ApiResult<String> {
-    require_enabled(endpoint)?;
-    let data = serde_json::json!({ "endpoint_id": endpoint.id, "customer_id": tenant_id, "message": "a test event from mailroom" });
-    Ok(state.store.enqueue_to_endpoint(tenant_id, &endpoint.id, TEST_EVENT_TYPE, &data).await?)
-}
-
-fn require_enabled(endpoint: &EndpointRow) -> Result<(), ApiError> {
-    if endpoint.enabled == 1 {
-        return Ok(());
-    }
-    Err(ApiError::conflict(
-        "webhook_disabled",
-        "the endpoint is disabled; enable it (PATCH `enabled: true`) before sending to it",
-    ))
 }

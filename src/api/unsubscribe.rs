@@ -17,8 +17,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiResult;
 use crate::render::escape_html;
+use crate::service::unsubscribe;
 use crate::state::AppState;
-use crate::store::UnsubscribeTarget;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().route("/u/{token}", get(confirm_page).post(one_click))
@@ -42,13 +42,8 @@ fn not_found() -> Response {
     page(StatusCode::NOT_FOUND, "Link not valid", "<p>This unsubscribe link is not valid.</p>")
 }
 
-async fn target(state: &AppState, token: &str) -> ApiResult<Option<(String, UnsubscribeTarget)>> {
-    let Some(message_id) = state.renderer.links().verify(token) else { return Ok(None) };
-    Ok(state.store.unsubscribe_target(&message_id).await?.map(|t| (message_id, t)))
-}
-
 async fn confirm_page(State(state): State<AppState>, Path(token): Path<String>) -> ApiResult<Response> {
-    let Some((_, t)) = target(&state, &token).await? else { return Ok(not_found()) };
+    let Some((_, t)) = unsubscribe::target(&state, &token).await? else { return Ok(not_found()) };
     let name = escape_html(&t.tenant_name);
     let token = escape_html(&token);
     Ok(page(
@@ -64,9 +59,7 @@ async fn confirm_page(State(state): State<AppState>, Path(token): Path<String>) 
 }
 
 async fn one_click(State(state): State<AppState>, Path(token): Path<String>) -> ApiResult<Response> {
-    let Some((message_id, t)) = target(&state, &token).await? else { return Ok(not_found()) };
-    state.store.unsubscribe(&t, &message_id).await?;
-    tracing::info!(tenant = %t.tenant_id, message = %message_id, "recipient unsubscribed");
+    let Some(t) = unsubscribe::one_click(&state, &token).await? else { return Ok(not_found()) };
     let name = escape_html(&t.tenant_name);
     Ok(page(StatusCode::OK, "You are unsubscribed", &format!("<p>{name} will not send you marketing email again.</p>")))
 }

@@ -14,9 +14,9 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use crate::domain::automation::{Action, Rule};
-use crate::domain::{new_id, now_ms, EmailAddress, Tag, TenantId};
+use crate::domain::{now_ms, EmailAddress, Tag, TenantId};
 use crate::llm::LlmClient;
-use crate::store::{ClaimedRun, NewSingle, RunBatch, RunProgress, Store};
+use crate::store::{ClaimedRun, RunBatch, RunProgress, Store};
 
 /// How long claimed runs stay their worker's: they run one after another, each
 /// possibly waiting for the model (`MAILROOM_LLM_TIMEOUT_MS`).
@@ -285,12 +285,15 @@ impl Engine {
 
     async fn send_template(&self, s: &Subject<'_>, template_id: &str, by_agent: bool) -> anyhow::Result<Outcome> {
         let run = s.run;
-        let Some(tenant) = self.store.tenant(&s.tenant).await? else {
-            return Ok(Outcome::Skipped("the customer is gone".into()));
-        };
-        let domain = match (&tenant.domain_name, tenant.domain_verified()) {
-            (Some(d), true) => d.clone(),
-            _ => return Ok(Outcome::Skipped("the sending domain is not verified".into())),
+        // The same checks and the same composition as every single email (`service::sending`).
+        use crate::service::{sending, Error};
+        let domain = match sending::verified_domain(&self.store, &s.tenant).await {
+            Ok(domain) => domain,
+            Err(Error::NotFound(_)) => return Ok(Outcome::Skipped("the customer is gone".into())),
+            Err(Error::Precondition { .. }) => {
+                return Ok(Outcome::Skipped("the sending domain is not verified".into()))
+            }
+            Err(e) => return Err(e.into_anyhow()),
         };
         let Some(template) = self.store.template(&s.tenant, template_id, None).await? else {
             return Ok(Outcome::Skipped("the template was deleted".into()));
@@ -309,32 +312,32 @@ impl Engine {
         if s.contact.as_ref().is_some_and(|c| c.status != "subscribed") {
             return Ok(Outcome::Unmailable("the contact is unsubscribed; not mailed".into()));
         }
-        if self.store.is_suppressed(&s.tenant, &email).await? {
-            return Ok(Outcome::Unmailable("the address is suppressed; not mailed".into()));
-        }
-        let day = now_ms() / crate::store::DAY_MS;
+        let mail = sending::SingleMail {
+            to_email: message.to_email.clone(),
+            to_normalized: email.clone(),
+            first_name: s.contact.as_ref().and_then(|c| c.first_name.clone()).or_else(|| message.first_name.clone()),
+            contact_id: s.contact.as_ref().map(|c| c.id.clone()),
+            from: sending::sender(None, &domain).map_err(Error::into_anyhow)?,
+            content: sending::Content::template(template, "{}".into()),
+            list_unsubscribe: true,
+            reply_to: None,
+            tags: Vec::new(),
+            automation_id: Some(run.automation_id.clone()),
+        };
+        let single = match sending::compose_single(&self.store, &s.tenant, mail).await {
+            Ok(single) => single,
+            Err(Error::Invalid { code: "recipient_suppressed", .. }) => {
+                return Ok(Outcome::Unmailable("the address is suppressed; not mailed".into()))
+            }
+            Err(e) => return Err(e.into_anyhow()),
+        };
+        let day = self.store.now_ms() / crate::store::DAY_MS;
         if by_agent && !self.store.take_agent_send(&run.tenant_id, day, self.agent_daily_cap).await? {
             anyhow::bail!(GuardrailRefusal(format!(
                 "the daily cap of {} agent-initiated emails is reached (MAILROOM_AGENT_DAILY_CAP)",
                 self.agent_daily_cap
             )));
         }
-        let single = NewSingle {
-            id: new_id(),
-            to_email: message.to_email.clone(),
-            first_name: s.contact.as_ref().and_then(|c| c.first_name.clone()).or_else(|| message.first_name.clone()),
-            contact_id: s.contact.as_ref().map(|c| c.id.clone()),
-            from_address: format!("hello@{domain}"),
-            subject: template.subject,
-            html: template.html,
-            text: template.text_body,
-            template: Some((template.id, template.version)),
-            variables: Some("{}".into()),
-            list_unsubscribe: true,
-            reply_to: None,
-            tags_json: None,
-            automation_id: Some(run.automation_id.clone()),
-        };
         let contact_key = s.contact.as_ref().map_or_else(|| email.clone(), |c| c.id.clone());
         let scope = run.campaign_id.clone().unwrap_or_else(|| format!("email:{}", run.message_id));
         let queued =

@@ -1,7 +1,7 @@
 //! Writing automations from the dashboard: the rule form for a new rule and
 //! for an existing one, and deletion after a confirmation. The form's fields
-//! (`automation_form`) become the API's input, and the rule goes through the
-//! API's own functions (`api::automations`): the domain's validation, the
+//! (`automation_form`) become the service's input, and the rule goes through
+//! the same use case as the API's (`service::automations`): the domain's validation, the
 //! template and campaign checks and the "no language model" refusal are
 //! theirs, shown on the form.
 
@@ -14,11 +14,12 @@ use serde::Serialize;
 
 use super::automation_form::{humanize, RuleFields, KINDS};
 use super::form::Fields;
-use super::{form_error, page, scope, see_other, Frame, UiError, UiResult, UiUser};
-use crate::api::automations::{self as api, patch_automation, AutomationIn, AutomationPatchIn};
+use super::tenant_scope::{Posted, Scoped};
+use super::{form_error, page, see_other, Frame, UiError, UiResult, UiUser};
 use crate::domain::automation::TRIGGER_EVENTS;
 use crate::domain::{parse_id, rfc3339, TenantId};
 use crate::error::ApiError;
+use crate::service::automations::{self, NewRule, RuleChanges};
 use crate::state::AppState;
 use crate::store::TenantRow;
 
@@ -83,29 +84,24 @@ async fn form_page(
 
 /// A client error of the rule (invalid, unknown template, no model for an
 /// agent...) is shown on the form in the form's words; anything else is an error page.
-fn rule_error(e: ApiError) -> UiResult<(StatusCode, String)> {
+fn rule_error(e: crate::service::Error) -> UiResult<(StatusCode, String)> {
     form_error(e).map(|(status, message)| (status, humanize(&message)))
 }
 
-async fn new_form(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
+async fn new_form(State(state): State<AppState>, Scoped { user, id, tenant: row, .. }: Scoped) -> UiResult<Response> {
     form_page(&state, &user, (&id, &row), None, RuleFields::default(), None).await
 }
 
 pub async fn create(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    f: Fields,
+    Posted { user, id, tenant: row, form: f, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
     let fields = RuleFields::posted(&f);
     let outcome = match fields.rule() {
         Err(message) => Err((StatusCode::UNPROCESSABLE_ENTITY, message)),
         Ok((trigger, actions, fallback)) => {
-            let input = AutomationIn::new(fields.name.clone(), fields.enabled, trigger, actions, fallback);
-            match api::create(&state, &id, input).await {
+            let input = NewRule::new(fields.name.clone(), fields.enabled, trigger, actions, fallback);
+            match automations::create(&state, &id, input).await {
                 Ok(created) => Ok(created.id().to_owned()),
                 Err(e) => Err(rule_error(e)?),
             }
@@ -119,10 +115,9 @@ pub async fn create(
 
 async fn edit_form(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, aid)): Path<(String, String)>,
+    Path((_, aid)): Path<(String, String)>,
+    Scoped { user, id, tenant: row, .. }: Scoped,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let aid = parse_id(&aid).ok_or(UiError::NotFound)?;
     let automation = state.store.automation(&id, &aid).await?.ok_or(UiError::NotFound)?;
     let rule = automation
@@ -134,19 +129,16 @@ async fn edit_form(
 
 async fn save(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, aid)): Path<(String, String)>,
-    f: Fields,
+    Path((_, aid)): Path<(String, String)>,
+    Posted { user, id, tenant: row, form: f, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
     let aid = parse_id(&aid).ok_or(UiError::NotFound)?;
     let fields = RuleFields::posted(&f);
     let outcome = match fields.rule() {
         Err(message) => Err((StatusCode::UNPROCESSABLE_ENTITY, message)),
         Ok((trigger, actions, fallback)) => {
-            let patch = AutomationPatchIn::rewrite(fields.name.clone(), trigger, actions, fallback)?;
-            match patch_automation(&state, &id, &aid, patch).await {
+            let patch = RuleChanges::rewrite(fields.name.clone(), trigger, actions, fallback)?;
+            match automations::patch_automation(&state, &id, &aid, patch).await {
                 Ok(_) => Ok(()),
                 Err(e) => Err(rule_error(e)?),
             }
@@ -160,10 +152,9 @@ async fn save(
 
 async fn confirm_delete(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, aid)): Path<(String, String)>,
+    Path((_, aid)): Path<(String, String)>,
+    Scoped { user, id, tenant: row, .. }: Scoped,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let aid = parse_id(&aid).ok_or(UiError::NotFound)?;
     let automation = state.store.automation(&id, &aid).await?.ok_or(UiError::NotFound)?;
     let frame = Frame::new(&user, Some(&row), "automations");
@@ -177,12 +168,9 @@ async fn confirm_delete(
 
 async fn delete(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, aid)): Path<(String, String)>,
-    f: Fields,
+    Path((_, aid)): Path<(String, String)>,
+    Posted { id, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
-    api::delete(&state, &id, &aid).await?;
+    automations::delete(&state, &id, &aid).await?;
     Ok(see_other(&format!("/ui/t/{id}/automations"), "automation_deleted"))
 }

@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::operator::Done;
-use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
-use crate::api::automations::{patch_automation, AutomationPatchIn};
+use super::tenant_scope::{Posted, Scoped};
+use super::{page, see_other, Frame, UiError, UiResult};
 use crate::domain::automation::{Action, Rule, Trigger};
 use crate::domain::{parse_id, rfc3339};
+use crate::service::automations::{patch_automation, RuleChanges};
 use crate::state::AppState;
 use crate::store::{AutomationRow, RunRow};
 
@@ -131,11 +132,8 @@ async fn template_names(state: &AppState, id: &crate::domain::TenantId) -> UiRes
 
 async fn list(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<Done>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let names = template_names(&state, &id).await?;
     let rules =
         state.store.automations(&id).await?.into_iter().map(|r| rule_view(r, &names)).collect::<UiResult<Vec<_>>>()?;
@@ -235,11 +233,9 @@ pub struct RunsQuery {
 
 async fn detail(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, aid)): Path<(String, String)>,
-    Query(q): Query<RunsQuery>,
+    Path((_, aid)): Path<(String, String)>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<RunsQuery>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let aid = parse_id(&aid).ok_or(UiError::NotFound)?;
     let automation = state.store.automation(&id, &aid).await?.ok_or(UiError::NotFound)?;
     let before = match q.before.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
@@ -276,21 +272,20 @@ pub struct SwitchForm {
 
 async fn switch(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, aid)): Path<(String, String)>,
-    Form(f): Form<SwitchForm>,
+    Path((_, aid)): Path<(String, String)>,
+    Posted { id, form: Form(f), .. }: Posted<Form<SwitchForm>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     let enabled = match f.to.as_str() {
         "on" => true,
         "off" => false,
         _ => return Err(UiError::Api(crate::error::ApiError::validation("choose on or off"))),
     };
     let aid = parse_id(&aid).ok_or(UiError::NotFound)?;
-    patch_automation(&state, &id, &aid, AutomationPatchIn::switch(enabled)).await?;
+    patch_automation(&state, &id, &aid, RuleChanges::switch(enabled)).await?;
     let done = if enabled { "automation_enabled" } else { "automation_disabled" };
     let back =
         if f.back == "detail" { format!("/ui/t/{id}/automations/{aid}") } else { format!("/ui/t/{id}/automations") };
     Ok(see_other(&back, done))
 }
+
+super::tenant_scope::csrf_field!(SwitchForm);

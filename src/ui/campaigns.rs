@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 use super::mail_templates::{parse_variables, refuse_nul, EDITOR_CSP};
 use super::operator::Done;
 use super::session::CsrfOnly;
-use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
-use crate::api::templates::{self, Draft};
-use crate::api::{campaigns, dead_letters, send};
+use super::tenant_scope::{Posted, Scoped};
+use super::{page, see_other, Frame, UiError, UiResult};
 use crate::domain::{parse_id, rfc3339};
 use crate::error::ApiError;
+use crate::service::templates::{self, Draft};
+use crate::service::{campaigns, dead_letters, sending};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -33,11 +34,8 @@ pub fn router() -> Router<AppState> {
 
 async fn list(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<Done>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let campaigns = campaigns::list(&state, &id).await?;
     let frame = Frame::new(&user, Some(&row), "campaigns").notice(q.done.as_deref());
     Ok(page(StatusCode::OK, "campaigns.html", &frame, minijinja::context! { campaigns }))
@@ -77,9 +75,9 @@ pub struct ComposeForm {
 }
 
 impl ComposeForm {
-    /// The API's send request for this form. An audience it does not know is
+    /// The send request for this form (the API's, as a form). An audience it does not know is
     /// refused, never read as "everyone": a typo must not widen an audience.
-    fn send_in(&self) -> Result<send::SendIn, ApiError> {
+    fn send_in(&self) -> Result<sending::CampaignInput, ApiError> {
         refuse_nul(&[
             ("The subject", &self.subject),
             ("The html", &self.html),
@@ -111,7 +109,7 @@ impl ComposeForm {
             let text = Some(self.text.clone()).filter(|t| !t.trim().is_empty());
             (Some(self.subject.clone()), Some(self.html.clone()), text, None, None)
         };
-        Ok(send::SendIn {
+        Ok(sending::CampaignInput {
             subject,
             html,
             text,
@@ -133,11 +131,8 @@ pub struct ComposeQuery {
 
 async fn compose(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<ComposeQuery>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<ComposeQuery>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let segments: Vec<(String, String)> =
         state.store.segments(&id).await?.into_iter().map(|s| (s.id, s.name)).collect();
     let templates = state.store.template_names(&id).await?;
@@ -161,14 +156,10 @@ async fn compose(
 /// Checks everything a send checks and counts the audience, without sending.
 async fn confirm(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Form(f): Form<ComposeForm>,
+    Posted { user, id, tenant: row, form: Form(f), .. }: Posted<Form<ComposeForm>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
-    let prepared = send::prepare_campaign(&state, &id, f.send_in()?).await?;
-    let recipients = state.store.audience_count(&id, &prepared.campaign.targeting).await?;
+    let prepared = sending::prepare_campaign(&state, &id, f.send_in()?).await?;
+    let recipients = sending::audience_count(&state, &id, &prepared.campaign.targeting).await?;
     let audience_label = match f.audience.split_once(':') {
         Some(("segment", sid)) => {
             let sid = parse_id(sid).ok_or(UiError::NotFound)?;
@@ -188,8 +179,10 @@ async fn confirm(
             let (preview, error) =
                 match templates::preview(&state, &id, draft, None, parse_variables(&f.variables)?).await {
                     Ok(r) => (Some(r), None),
-                    Err(e) if e.status().is_client_error() => (None, Some(e.to_string())),
-                    Err(e) => return Err(e.into()),
+                    Err(e) => match ApiError::from(e) {
+                        e if e.status().is_client_error() => (None, Some(e.to_string())),
+                        e => return Err(e.into()),
+                    },
                 };
             (Some(format!("“{}”, version {version}", t.name)), preview, error)
         }
@@ -212,13 +205,9 @@ async fn confirm(
 
 async fn send_campaign(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Form(f): Form<ComposeForm>,
+    Posted { id, form: Form(f), .. }: Posted<Form<ComposeForm>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
-    let prepared = send::prepare_campaign(&state, &id, f.send_in()?).await?;
+    let prepared = sending::prepare_campaign(&state, &id, f.send_in()?).await?;
     // The template was saved again since the confirmation: what would go out
     // is not what was previewed.
     if let (Some((_, now)), Ok(confirmed)) = (&prepared.campaign.template, f.template_version.parse::<i64>()) {
@@ -230,7 +219,7 @@ async fn send_campaign(
             .into());
         }
     }
-    send::queue_campaign(&state, &id, &prepared).await?;
+    sending::queue_campaign_unkeyed(&state, &id, &prepared).await?;
     Ok(see_other(&format!("/ui/t/{id}/campaigns/{}", prepared.campaign.id), "campaign_queued"))
 }
 
@@ -239,11 +228,9 @@ const SETTLED: [&str; 4] = ["sent", "partially_failed", "failed", "cancelled"];
 
 async fn detail(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, cid)): Path<(String, String)>,
-    Query(q): Query<Done>,
+    Path((_, cid)): Path<(String, String)>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let campaign = campaigns::campaign_view(&state, &id, &cid).await?;
     let campaign = serde_json::to_value(campaign).unwrap_or_default();
     let cid = campaign["id"].as_str().unwrap_or_default().to_owned();
@@ -260,7 +247,7 @@ async fn detail(
         })
         .collect();
     let settled = SETTLED.contains(&campaign["status"].as_str().unwrap_or_default());
-    let stats = serde_json::to_value(crate::api::stats::campaign(&state, &id, &cid).await?).unwrap_or_default();
+    let stats = serde_json::to_value(crate::service::stats::campaign(&state, &id, &cid).await?).unwrap_or_default();
     // A template's campaign is named by its template too (its subject is the template's source).
     let template = match (campaign["template_id"].as_str(), campaign["template_version"].as_i64()) {
         (Some(tpl), Some(version)) => {
@@ -280,10 +267,9 @@ async fn detail(
 /// The campaign as JSON (the same as the API's), polled by the detail page while it sends.
 async fn live(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, cid)): Path<(String, String)>,
+    Path((_, cid)): Path<(String, String)>,
+    Scoped { id, .. }: Scoped,
 ) -> UiResult<Response> {
-    let (id, _) = scope(&state, &user, &tid).await?;
     let campaign = campaigns::campaign_view(&state, &id, &cid).await?;
     let mut v = serde_json::to_value(campaign).unwrap_or_default();
     v["settled"] = SETTLED.contains(&v["status"].as_str().unwrap_or_default()).into();
@@ -292,17 +278,14 @@ async fn live(
 
 async fn control(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, cid, action)): Path<(String, String, String)>,
-    Form(f): Form<CsrfOnly>,
+    Path((_, cid, action)): Path<(String, String, String)>,
+    Posted { id, .. }: Posted<Form<CsrfOnly>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     let done = match action.as_str() {
         "pause" => campaigns::pause(&state, &id, &cid).await.map(|_| "campaign_paused"),
         "resume" => campaigns::resume(&state, &id, &cid).await.map(|_| "campaign_resumed"),
         "cancel" => campaigns::cancel(&state, &id, &cid).await.map(|_| "campaign_cancelled"),
-        _ => Err(ApiError::NotFound("action")),
+        _ => Err(crate::service::Error::NotFound("action")),
     }?;
     let cid = parse_id(&cid).ok_or(UiError::NotFound)?;
     Ok(see_other(&format!("/ui/t/{id}/campaigns/{cid}"), done))
@@ -310,11 +293,8 @@ async fn control(
 
 async fn tenant_dead_letters(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<Done>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let letters: Vec<dead_letters::DeadLetter> =
         state.store.dead_letters(Some(&id), None, 500).await?.into_iter().map(dead_letters::DeadLetter::from).collect();
     let frame = Frame::new(&user, Some(&row), "dead").notice(q.done.as_deref());
@@ -332,12 +312,9 @@ pub struct RetryForm {
 
 async fn retry(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, mid)): Path<(String, String)>,
-    Form(f): Form<RetryForm>,
+    Path((_, mid)): Path<(String, String)>,
+    Posted { user, id, form: Form(f), .. }: Posted<Form<RetryForm>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     dead_letters::retry_one(&state, &id, &mid).await?;
     let back = if f.back == "all" && user.tenant.is_none() {
         "/ui/dead-letters".to_owned()
@@ -346,3 +323,5 @@ async fn retry(
     };
     Ok(see_other(&back, "requeued"))
 }
+
+super::tenant_scope::csrf_field!(ComposeForm, RetryForm);

@@ -2,7 +2,7 @@
 //! export) and segments (static, or dynamic with a filter and a live count).
 
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
@@ -12,11 +12,13 @@ use serde_json::{json, Value};
 use super::form::Fields;
 use super::operator::Done;
 use super::session::CsrfOnly;
+use super::tenant_scope::header_token;
+use super::tenant_scope::{Posted, Scoped};
 use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
-use crate::api::{contacts, contacts_bulk, segments, send};
 use crate::domain::{parse_id, Tag, TenantId};
 use crate::error::ApiError;
-use crate::import::{import_stream, import_stream_observed, Format};
+use crate::import::Format;
+use crate::service::{contacts, segments, sending};
 use crate::state::AppState;
 use crate::store::{ContactFilter, OnConflict};
 
@@ -53,11 +55,8 @@ fn present(v: &Option<String>) -> Option<&str> {
 
 async fn list(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<ListQuery>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<ListQuery>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let tag = present(&q.tag).map(Tag::parse).transpose().map_err(ApiError::validation)?;
     let status = present(&q.status).filter(|s| STATUSES.contains(s));
     let search = present(&q.q);
@@ -122,13 +121,9 @@ fn tags(raw: &str) -> Vec<String> {
 
 async fn add(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Form(f): Form<ContactForm>,
+    Posted { id, form: Form(f), .. }: Posted<Form<ContactForm>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
-    let input = contacts::ContactIn {
+    let input = contacts::NewContactInput {
         email: f.email,
         first_name: Some(f.first_name),
         last_name: Some(f.last_name),
@@ -141,11 +136,9 @@ async fn add(
 
 async fn contact(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, cid)): Path<(String, String)>,
-    Query(q): Query<Done>,
+    Path((_, cid)): Path<(String, String)>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let cid = parse_id(&cid).ok_or(UiError::NotFound)?;
     let c = state.store.contact(&id, &cid).await?.ok_or(UiError::NotFound)?;
     let contact = contacts::Contact::from(c);
@@ -166,12 +159,9 @@ async fn contact(
 /// Adds the contact to a static segment, or takes it out (`action`).
 async fn membership(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, cid)): Path<(String, String)>,
-    f: Fields,
+    Path((_, cid)): Path<(String, String)>,
+    Posted { id, form: f, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     let cid = parse_id(&cid).ok_or(UiError::NotFound)?;
     state.store.contact(&id, &cid).await?.ok_or(UiError::NotFound)?;
     let add = match f.get("action") {
@@ -186,20 +176,16 @@ async fn membership(
 
 async fn save(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, cid)): Path<(String, String)>,
-    Form(f): Form<ContactForm>,
+    Path((_, cid)): Path<(String, String)>,
+    Posted { id, form: Form(f), .. }: Posted<Form<ContactForm>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     let name = |s: String| Some(if s.trim().is_empty() { Value::Null } else { Value::String(s) });
-    let patch = contacts::ContactPatchIn {
+    let patch = contacts::ContactChanges {
         email: Some(f.email),
         first_name: name(f.first_name),
         last_name: name(f.last_name),
         tags: Some(tags(&f.tags)),
-        attributes: None,
-        is_subscribed: None,
+        ..Default::default()
     };
     let saved = contacts::update(&state, &id, &cid, patch).await?;
     Ok(see_other(&format!("/ui/t/{id}/contacts/{}", saved.id), "contact_saved"))
@@ -207,26 +193,15 @@ async fn save(
 
 async fn unsubscribe(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, cid)): Path<(String, String)>,
-    Form(f): Form<CsrfOnly>,
+    Path((_, cid)): Path<(String, String)>,
+    Posted { id, .. }: Posted<Form<CsrfOnly>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
-    let patch = contacts::ContactPatchIn {
-        email: None,
-        first_name: None,
-        last_name: None,
-        tags: None,
-        attributes: None,
-        is_subscribed: Some(false),
-    };
+    let patch = contacts::ContactChanges { is_subscribed: Some(false), ..Default::default() };
     let saved = contacts::update(&state, &id, &cid, patch).await?;
     Ok(see_other(&format!("/ui/t/{id}/contacts/{}", saved.id), "contact_unsubscribed"))
 }
 
-async fn import_page(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {
-    let (_, row) = scope(&state, &user, &tid).await?;
+async fn import_page(Scoped { user, tenant: row, .. }: Scoped) -> UiResult<Response> {
     let frame = Frame::new(&user, Some(&row), "contacts");
     Ok(page(StatusCode::OK, "import.html", &frame, minijinja::context! { report => None::<()> }))
 }
@@ -257,7 +232,7 @@ async fn import(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/csv"));
     if is_csv {
-        let token = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let token = header_token(req.headers()).unwrap_or("").to_owned();
         user.check_csrf(&token)?;
         let body = req.into_body().into_data_stream();
         return Ok(streamed_import(state, id, body));
@@ -267,8 +242,7 @@ async fn import(
         .map_err(|e| UiError::Api(ApiError::validation(e.body_text())))?;
     user.check_csrf(&f.csrf)?;
     let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(f.csv))]);
-    let report =
-        import_stream(state.store.clone(), id, Format::Csv, OnConflict::Skip, body).await.map_err(ApiError::from)?;
+    let report = contacts::import(&state, id, Format::Csv, OnConflict::Skip, body, |_| {}).await?;
     let frame = Frame::new(&user, Some(&row), "contacts");
     Ok(page(StatusCode::OK, "import.html", &frame, minijinja::context! { report }))
 }
@@ -284,7 +258,7 @@ fn streamed_import(state: AppState, id: TenantId, body: axum::body::BodyDataStre
     let line = |v: Value| format!("{v}\n");
     let progress = tx.clone();
     tokio::spawn(async move {
-        let result = import_stream_observed(state.store.clone(), id, Format::Csv, OnConflict::Skip, body, move |p| {
+        let result = contacts::import(&state, id, Format::Csv, OnConflict::Skip, body, move |p| {
             let _ = progress.send(line(json!({ "progress": p })));
         })
         .await;
@@ -310,9 +284,13 @@ fn streamed_import(state: AppState, id: TenantId, body: axum::body::BodyDataStre
         .into_response()
 }
 
-async fn export(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {
-    let (id, _) = scope(&state, &user, &tid).await?;
-    Ok(contacts_bulk::export(&state, id).await?)
+async fn export(State(state): State<AppState>, Scoped { id, .. }: Scoped) -> UiResult<Response> {
+    let csv = contacts::export(&state, id).await?;
+    let mut res = axum::body::Body::from_stream(csv).into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    res.headers_mut()
+        .insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"contacts.csv\""));
+    Ok(res)
 }
 
 #[derive(Deserialize, Default)]
@@ -369,15 +347,12 @@ struct SegmentView {
 
 async fn segments_page(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<Done>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let mut list = Vec::new();
     for s in state.store.segments(&id).await? {
-        let targeting = send::resolve_targeting(&state, &id, None, Some(&s.id), None, None).await?;
-        let audience = state.store.audience_count(&id, &targeting).await?;
+        let targeting = sending::resolve_targeting(&state, &id, None, Some(&s.id), None, None).await?;
+        let audience = sending::audience_count(&state, &id, &targeting).await?;
         list.push(SegmentView { segment: segments::Segment::from_row(s, None), audience });
     }
     let frame = Frame::new(&user, Some(&row), "segments").notice(q.done.as_deref());
@@ -386,12 +361,8 @@ async fn segments_page(
 
 async fn create_segment(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Form(f): Form<SegmentForm>,
+    Posted { id, form: Form(f), .. }: Posted<Form<SegmentForm>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     segments::create(&state, &id, &f.name, builder_filter(&f).as_ref()).await?;
     Ok(see_other(&format!("/ui/t/{id}/segments"), "segment_created"))
 }
@@ -404,13 +375,13 @@ async fn segment_count(
     headers: HeaderMap,
     Form(f): Form<SegmentForm>,
 ) -> Response {
-    let token = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or(&f.csrf).to_owned();
+    let token = header_token(&headers).unwrap_or(&f.csrf).to_owned();
     let result = async {
         user.check_csrf(&token)?;
         let (id, _) = scope(&state, &user, &tid).await?;
         let filter = builder_filter(&f);
-        let targeting = send::resolve_targeting(&state, &id, None, None, None, filter.as_ref()).await?;
-        Ok::<_, UiError>(state.store.audience_count(&id, &targeting).await?)
+        let targeting = sending::resolve_targeting(&state, &id, None, None, None, filter.as_ref()).await?;
+        Ok::<_, UiError>(sending::audience_count(&state, &id, &targeting).await?)
     }
     .await;
     match result {
@@ -421,3 +392,5 @@ async fn segment_count(
         Err(e) => e.into_response(),
     }
 }
+
+super::tenant_scope::csrf_field!(ContactForm, SegmentForm);

@@ -1,16 +1,17 @@
 //! A tenant's delivery events, newest first, filtered by type and campaign,
 //! a page at a time: the listing of `GET /customers/{id}/events`
-//! (`api::events::list`), with its cursor in the "older events" link.
+//! (`service::events::list`), with its cursor in the "older events" link.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use super::{page, scope, Frame, UiResult, UiUser};
-use crate::api::events::{self, EventParams};
+use super::tenant_scope::Scoped;
+use super::{page, Frame, UiResult};
+use crate::service::events::{self, EventQuery};
 use crate::state::AppState;
 
 /// Events per page.
@@ -40,18 +41,15 @@ fn query_string(pairs: &[(&str, Option<&str>)]) -> String {
 
 async fn list(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<EventsQuery>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<EventsQuery>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let present = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
-    let params = EventParams {
+    let params = EventQuery {
         event_type: present(&q.event_type),
         campaign_id: present(&q.campaign_id),
         cursor: present(&q.cursor),
         limit: Some(PAGE.to_owned()),
-        ..EventParams::default()
+        ..EventQuery::default()
     };
     let (listed, _, _) = events::list(&state, &id, &params).await?;
     let listed = serde_json::to_value(listed).unwrap_or_default();

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 
-use super::{UiError, UiResult, UiUser};
+use super::UiError;
 use crate::error::ApiError;
 
 pub struct Fields(Vec<(String, String)>);
@@ -48,10 +48,5 @@ impl Fields {
     /// Whether a checkbox named `name` was checked.
     pub fn checked(&self, name: &str) -> bool {
         self.0.iter().any(|(k, v)| k == name && !v.is_empty())
-    }
-
-    /// Refuses the form unless it carries this session's CSRF token.
-    pub fn check_csrf(&self, user: &UiUser) -> UiResult<()> {
-        user.check_csrf(self.get("csrf"))
     }
 }

@@ -1,6 +1,6 @@
 //! A tenant's templates: list, create, edit with a live preview, delete.
-//! Saving and rendering go through the API's own functions
-//! (`api::templates::{create, update, delete, preview}`), so a template the
+//! Saving and rendering go through the same use cases as the API's
+//! (`service::templates::{create, update, delete, preview}`), so a template the
 //! dashboard accepts is one the API accepts, and the preview is what a send
 //! would render.
 //!
@@ -19,11 +19,13 @@ use serde_json::{json, Value};
 
 use super::operator::Done;
 use super::session::CsrfOnly;
+use super::tenant_scope::header_token;
+use super::tenant_scope::{Posted, Scoped};
 use super::{form_error, page, scope, see_other, Frame, UiResult, UiUser};
-use crate::api::templates::{self, Changes, Draft, Template};
 use crate::domain::{EmailAddress, TenantId};
 use crate::error::ApiError;
 use crate::render::Rendered;
+use crate::service::templates::{self, Changes, Draft, Template};
 use crate::state::AppState;
 use crate::store::TenantRow;
 
@@ -79,7 +81,7 @@ pub(crate) fn parse_variables(raw: &str) -> Result<Option<Value>, ApiError> {
     if crate::domain::nul_path(&v).is_some() {
         return Err(ApiError::validation("the variables must not contain a NUL character"));
     }
-    templates::variables(Some(v)).map(Some)
+    templates::variables(Some(v)).map(Some).map_err(ApiError::from)
 }
 
 impl EditorForm {
@@ -111,17 +113,14 @@ impl EditorForm {
             }
         };
         let draft = Draft { subject: &self.subject, html: &self.html, text: self.text() };
-        templates::preview(state, tenant_id, draft, contact.as_ref(), variables).await
+        templates::preview(state, tenant_id, draft, contact.as_ref(), variables).await.map_err(ApiError::from)
     }
 }
 
 async fn list(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<Done>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let list: Vec<Template> = state.store.templates(&id).await?.into_iter().map(Template::from).collect();
     let frame = Frame::new(&user, Some(&row), "templates").notice(q.done.as_deref());
     Ok(page(StatusCode::OK, "mail_templates.html", &frame, minijinja::context! { templates => list }))
@@ -170,8 +169,7 @@ async fn preview_of(state: &AppState, id: &TenantId, form: &EditorForm) -> (Opti
 const STARTER_HTML: &str = "<h1>Hello {{ first_name }}</h1>\n<p>News from {{ tenant.name }}.</p>\n\
      <p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>";
 
-async fn new_page(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
+async fn new_page(State(state): State<AppState>, Scoped { user, id, tenant: row, .. }: Scoped) -> UiResult<Response> {
     let form =
         EditorForm { subject: "Hello {{ first_name }}".into(), html: STARTER_HTML.into(), ..EditorForm::default() };
     let (preview, preview_error) = preview_of(&state, &id, &form).await;
@@ -180,11 +178,9 @@ async fn new_page(State(state): State<AppState>, user: UiUser, Path(tid): Path<S
 
 async fn edit_page(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, tpl)): Path<(String, String)>,
-    Query(q): Query<Done>,
+    Path((_, tpl)): Path<(String, String)>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let current = templates::find(&state, &id, &tpl).await?;
     let form = EditorForm {
         name: current.name.clone(),
@@ -201,12 +197,8 @@ async fn edit_page(
 
 async fn create(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Form(f): Form<EditorForm>,
+    Posted { user, id, tenant: row, form: Form(f), .. }: Posted<Form<EditorForm>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
     if f.action == "preview" {
         let (preview, preview_error) = preview_of(&state, &id, &f).await;
         return Ok(editor(
@@ -218,7 +210,7 @@ async fn create(
         ));
     }
     let saved = match f.check() {
-        Ok(()) => templates::create(&state, &id, &f.name, &f.subject, &f.html, f.text()).await,
+        Ok(()) => templates::create(&state, &id, &f.name, &f.subject, &f.html, f.text()).await.map_err(ApiError::from),
         Err(e) => Err(e),
     };
     match saved {
@@ -234,12 +226,9 @@ async fn create(
 
 async fn save(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, tpl)): Path<(String, String)>,
-    Form(f): Form<EditorForm>,
+    Path((_, tpl)): Path<(String, String)>,
+    Posted { user, id, tenant: row, form: Form(f), .. }: Posted<Form<EditorForm>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
     let current = templates::find(&state, &id, &tpl).await?;
     if f.action == "preview" {
         let (preview, preview_error) = preview_of(&state, &id, &f).await;
@@ -253,7 +242,7 @@ async fn save(
         text: Some(f.text().map(str::to_owned)),
     };
     let saved = match f.check() {
-        Ok(()) => templates::update(&state, &id, &current.id, changes).await,
+        Ok(()) => templates::update(&state, &id, &current.id, changes).await.map_err(ApiError::from),
         Err(e) => Err(e),
     };
     match saved {
@@ -276,7 +265,7 @@ async fn live_preview(
     headers: HeaderMap,
     Form(f): Form<EditorForm>,
 ) -> Response {
-    let token = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or(&f.csrf).to_owned();
+    let token = header_token(&headers).unwrap_or(&f.csrf).to_owned();
     let scoped = async {
         user.check_csrf(&token)?;
         scope(&state, &user, &tid).await
@@ -295,10 +284,9 @@ async fn live_preview(
 
 async fn delete_page(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, tpl)): Path<(String, String)>,
+    Path((_, tpl)): Path<(String, String)>,
+    Scoped { user, id, tenant: row, .. }: Scoped,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let template = Template::from(templates::find(&state, &id, &tpl).await?);
     let frame = Frame::new(&user, Some(&row), "templates");
     Ok(page(StatusCode::OK, "mail_template_delete.html", &frame, minijinja::context! { template }))
@@ -306,12 +294,11 @@ async fn delete_page(
 
 async fn delete(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, tpl)): Path<(String, String)>,
-    Form(f): Form<CsrfOnly>,
+    Path((_, tpl)): Path<(String, String)>,
+    Posted { id, .. }: Posted<Form<CsrfOnly>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     templates::delete(&state, &id, &tpl).await?;
     Ok(see_other(&format!("/ui/t/{id}/templates"), "template_deleted"))
 }
+
+super::tenant_scope::csrf_field!(EditorForm);

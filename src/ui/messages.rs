@@ -10,9 +10,10 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::form::Fields;
-use super::{page, scope, Frame, UiResult, UiUser};
-use crate::api::{campaigns, send};
+use super::tenant_scope::{Posted, Scoped};
+use super::{page, Frame, UiResult};
 use crate::domain::{parse_id, rfc3339, EmailAddress};
+use crate::service::{campaigns, sending};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -25,12 +26,8 @@ pub fn router() -> Router<AppState> {
 /// template with variables (JSON). Refused input is shown on the form, kept.
 async fn send_one(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    f: Fields,
+    Posted { user, id, tenant: row, form: f, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
     let template_id = f.filled("template_id").map(str::to_owned);
     let variables = match f.filled("variables") {
         None => Ok(None),
@@ -42,7 +39,7 @@ async fn send_one(
         Err(message) => Err(crate::error::ApiError::validation(message)),
         Ok(variables) => {
             let inline = template_id.is_none();
-            let input = send::SingleIn {
+            let input = sending::SingleInput {
                 to_email: f.get("to").trim().to_owned(),
                 subject: inline.then(|| f.get("subject").to_owned()),
                 html: inline.then(|| f.get("html").to_owned()),
@@ -54,7 +51,10 @@ async fn send_one(
                 from: None,
                 tags: None,
             };
-            send::queue_single(&state, &id, input, None).await
+            // No request key: the answer is not kept.
+            sending::send_single(&state, &id, input, None, |_| String::new())
+                .await
+                .map_err(crate::error::ApiError::from)
         }
     };
     match outcome {
@@ -91,11 +91,8 @@ const RECIPIENT_MESSAGES: i64 = 100;
 /// messages sent to an address, newest first.
 async fn messages(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<Lookup>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Lookup>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let frame = Frame::new(&user, Some(&row), "messages");
     let templates = state.store.template_names(&id).await?;
     if let Some(mid) = q.id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -148,10 +145,9 @@ async fn messages(
 
 async fn message(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, mid)): Path<(String, String)>,
+    Path((_, mid)): Path<(String, String)>,
+    Scoped { user, id, tenant: row, .. }: Scoped,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     let message = campaigns::message_view(&state, &id, &mid).await?;
     let frame = Frame::new(&user, Some(&row), "messages");
     Ok(page(StatusCode::OK, "message.html", &frame, minijinja::context! { message }))

@@ -1,11 +1,12 @@
-//! The web dashboard at `/ui`: server-rendered pages over the same code the
-//! API handlers call. Plain forms work without JavaScript; a small script
+//! The web dashboard at `/ui`: server-rendered pages over the same use cases
+//! (`crate::service`) the API handlers call. Plain forms work without JavaScript; a small script
 //! (served from here, like the stylesheet) adds progress and live counts.
 //! Nothing is fetched from anywhere but mailroom itself.
 //!
 //! Signing in with a key opens a server-side session (`session`); every form
 //! carries the session's CSRF token, and a tenant's session reaches only that
-//! tenant's pages (any other tenant's answer 404).
+//! tenant's pages (any other tenant's answer 404): both are checked by the
+//! extractors of `tenant_scope` (`Scoped` pages, `Posted` forms).
 
 mod automation_edit;
 mod automation_form;
@@ -22,6 +23,7 @@ mod overview;
 mod reputation;
 mod session;
 mod suppressions;
+mod tenant_scope;
 mod tenant_webhooks;
 
 use std::sync::LazyLock;
@@ -266,8 +268,8 @@ pub enum UiError {
 /// A refusal the person can fix (invalid input, a private address, an unknown
 /// template...) is shown on the form's page with what they typed; a missing
 /// object is the 404 page, anything else the error page.
-pub(super) fn form_error(e: ApiError) -> UiResult<(StatusCode, String)> {
-    match e {
+pub(super) fn form_error(e: impl Into<ApiError>) -> UiResult<(StatusCode, String)> {
+    match e.into() {
         ApiError::NotFound(_) => Err(UiError::NotFound),
         e if e.status().is_client_error() => Ok((e.status(), e.to_string())),
         e => Err(UiError::Api(e)),
@@ -280,6 +282,13 @@ impl From<ApiError> for UiError {
             ApiError::NotFound(_) => UiError::NotFound,
             e => UiError::Api(e),
         }
+    }
+}
+
+/// A use case's refusal, shown as the API would word it.
+impl From<crate::service::Error> for UiError {
+    fn from(e: crate::service::Error) -> Self {
+        UiError::from(ApiError::from(e))
     }
 }
 

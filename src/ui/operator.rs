@@ -9,11 +9,12 @@ use axum::{Form, Router};
 use serde::{Deserialize, Serialize};
 
 use super::session::CsrfOnly;
-use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
-use crate::api::{customers, dead_letters};
-use crate::domain::{now_ms, rfc3339};
+use super::tenant_scope::{OperatorOnly, Posted, Scoped};
+use super::{page, see_other, Frame, UiError, UiResult, UiUser};
+use crate::domain::{now_ms, rfc3339, TenantId};
+use crate::service::{customers, dead_letters};
 use crate::state::AppState;
-use crate::store::DAY_MS;
+use crate::store::{TenantRow, DAY_MS};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -120,15 +121,13 @@ struct KeyView {
 async fn tenant_page(
     state: &AppState,
     user: &UiUser,
-    tid: &str,
+    (id, row): (&TenantId, TenantRow),
     done: Option<&str>,
     new_key: Option<serde_json::Value>,
 ) -> UiResult<Response> {
-    admin_only(user)?;
-    let (id, row) = scope(state, user, tid).await?;
     let keys: Vec<KeyView> = state
         .store
-        .api_keys(&id)
+        .api_keys(id)
         .await?
         .into_iter()
         .map(|k| KeyView {
@@ -152,50 +151,34 @@ async fn tenant_page(
 
 async fn tenant(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<Done>,
+    Scoped { user, id, tenant, query: Query(q), .. }: Scoped<Query<Done>, OperatorOnly>,
 ) -> UiResult<Response> {
-    tenant_page(&state, &user, &tid, q.done.as_deref(), None).await
+    tenant_page(&state, &user, (&id, tenant), q.done.as_deref(), None).await
 }
 
 /// The new key is shown on the answer to the POST, once: never in a URL.
 async fn issue_key(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Form(f): Form<NameForm>,
+    Posted { user, id, tenant, form: Form(f), .. }: Posted<Form<NameForm>, OperatorOnly>,
 ) -> UiResult<Response> {
-    admin_only(&user)?;
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     let name = Some(f.name.as_str()).filter(|n| !n.trim().is_empty());
     let key = customers::issue_key(&state, &id, name).await?;
     let key = serde_json::to_value(&key).unwrap_or_default();
-    let mut res = tenant_page(&state, &user, &tid, None, Some(key)).await?;
+    let mut res = tenant_page(&state, &user, (&id, tenant), None, Some(key)).await?;
     res.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
     Ok(res)
 }
 
 async fn revoke_key(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, kid)): Path<(String, String)>,
-    Form(f): Form<CsrfOnly>,
+    Path((_, kid)): Path<(String, String)>,
+    Posted { id, .. }: Posted<Form<CsrfOnly>, OperatorOnly>,
 ) -> UiResult<Response> {
-    admin_only(&user)?;
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
-    let kid = crate::domain::parse_id(&kid).ok_or(UiError::NotFound)?;
-    if !state.store.revoke_api_key(&id, &kid).await? {
-        return Err(UiError::NotFound);
-    }
+    customers::revoke_key(&state, &id, &kid).await?;
     Ok(see_other(&format!("/ui/tenants/{id}"), "key_revoked"))
 }
 
-async fn confirm_delete(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>) -> UiResult<Response> {
-    admin_only(&user)?;
-    let (_, row) = scope(&state, &user, &tid).await?;
+async fn confirm_delete(Scoped { user, tenant: row, .. }: Scoped<(), OperatorOnly>) -> UiResult<Response> {
     let frame = Frame::new(&user, Some(&row), "tenants");
     let customer = serde_json::to_value(customers::Customer::from(row)).unwrap_or_default();
     Ok(page(StatusCode::OK, "tenant_delete.html", &frame, minijinja::context! { customer }))
@@ -212,20 +195,18 @@ pub struct DeleteForm {
 
 async fn delete_tenant(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Form(f): Form<DeleteForm>,
+    Posted { id, tenant: row, form: Form(f), .. }: Posted<Form<DeleteForm>, OperatorOnly>,
 ) -> UiResult<Response> {
-    admin_only(&user)?;
-    user.check_csrf(&f.csrf)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
     if f.confirm.trim() != row.name {
         return Err(UiError::Api(crate::error::ApiError::validation(
             "type the tenant's name exactly to confirm the deletion",
         )));
     }
-    state.store.delete_tenant(&id).await?;
-    tracing::info!(tenant = %id, "customer deleted from the dashboard");
+    match customers::delete(&state, &id).await {
+        // Deleted meanwhile (another tab): it is gone all the same.
+        Ok(()) | Err(crate::service::Error::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
     Ok(see_other("/ui/tenants", "tenant_deleted"))
 }
 
@@ -279,3 +260,5 @@ async fn status(State(state): State<AppState>, user: UiUser) -> UiResult<Respons
         },
     ))
 }
+
+super::tenant_scope::csrf_field!(NameForm, DeleteForm);

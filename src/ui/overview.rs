@@ -1,7 +1,7 @@
 //! A tenant's overview: its sending domain with the DNS records to publish,
 //! and thirty days of delivery figures as a chart.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -11,10 +11,11 @@ use serde::Deserialize;
 use super::chart::line_chart;
 use super::operator::Done;
 use super::session::CsrfOnly;
-use super::{page, scope, see_other, Frame, UiResult, UiUser};
-use crate::api::sending_domains as domains;
+use super::tenant_scope::{Posted, Scoped};
+use super::{page, see_other, Frame, UiResult};
 use crate::domain::now_ms;
 use crate::sending_domains::dns;
+use crate::service::sending_domains as domains;
 use crate::state::AppState;
 use crate::store::DAY_MS;
 
@@ -29,11 +30,8 @@ const CHART_DAYS: i64 = 30;
 
 async fn overview(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<Done>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     // The records as stored when the domain was registered or last checked
     // (no DNS lookups on a page view), with a DMARC record to start from.
     let records: Vec<serde_json::Value> = match &row.domain_name {
@@ -79,25 +77,15 @@ pub struct DomainForm {
 
 async fn add_domain(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Form(f): Form<DomainForm>,
+    Posted { id, form: Form(f), .. }: Posted<Form<DomainForm>>,
 ) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     domains::register(&state, &id, &f.domain_name).await?;
     Ok(see_other(&format!("/ui/t/{id}"), "domain_added"))
 }
 
-async fn verify_domain(
-    State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Form(f): Form<CsrfOnly>,
-) -> UiResult<Response> {
-    user.check_csrf(&f.csrf)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
-    let v = domains::verify(&state, &id).await?;
-    let verified = serde_json::to_value(&v).ok().and_then(|v| v["verified"].as_bool()).unwrap_or(false);
+async fn verify_domain(State(state): State<AppState>, Posted { id, .. }: Posted<Form<CsrfOnly>>) -> UiResult<Response> {
+    let verified = domains::verify(&state, &id).await?.domain_verified();
     Ok(see_other(&format!("/ui/t/{id}"), if verified { "domain_verified" } else { "domain_pending" }))
 }
+
+super::tenant_scope::csrf_field!(DomainForm);

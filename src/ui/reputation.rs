@@ -1,9 +1,9 @@
 //! Sending reputation: a tenant's page (state, the window's rates and counts,
 //! the thresholds, the history of changes) and the operator's list of every
 //! tenant, worst first, with a resume button for paused ones. The same
-//! functions as the API (`api::reputation`); resuming is the operator's alone.
+//! use cases as the API (`service::reputation`); resuming is the operator's alone.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -12,8 +12,10 @@ use serde_json::Value;
 
 use super::form::Fields;
 use super::operator::{admin_only, Done};
-use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
-use crate::api::reputation as api;
+use super::tenant_scope::Scoped;
+use super::tenant_scope::{OperatorOnly, Posted};
+use super::{page, see_other, Frame, UiError, UiResult, UiUser};
+use crate::service::reputation;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -48,28 +50,25 @@ fn view(r: &impl serde::Serialize) -> UiResult<Value> {
 
 async fn tenant(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<Done>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
-    let reputation = view(&api::detail(&state, &id).await?)?;
+    let reputation = view(&reputation::detail(&state, &id).await?)?;
     let frame = Frame::new(&user, Some(&row), "reputation").notice(q.done.as_deref());
     Ok(page(StatusCode::OK, "reputation.html", &frame, minijinja::context! { r => reputation }))
 }
 
 async fn all(State(state): State<AppState>, user: UiUser, Query(q): Query<Done>) -> UiResult<Response> {
     admin_only(&user)?;
-    let tenants = api::all(&state).await?.iter().map(view).collect::<UiResult<Vec<_>>>()?;
+    let tenants = reputation::all(&state).await?.iter().map(view).collect::<UiResult<Vec<_>>>()?;
     let frame = Frame::new(&user, None, "reputation").notice(q.done.as_deref());
     Ok(page(StatusCode::OK, "reputations.html", &frame, minijinja::context! { tenants }))
 }
 
-async fn resume(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>, f: Fields) -> UiResult<Response> {
-    admin_only(&user)?;
-    f.check_csrf(&user)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
-    api::resume_tenant(&state, &id, f.filled("note")).await?;
+async fn resume(
+    State(state): State<AppState>,
+    Posted { id, form: f, .. }: Posted<Fields, OperatorOnly>,
+) -> UiResult<Response> {
+    reputation::resume_tenant(&state, &id, f.filled("note")).await?;
     tracing::info!(tenant = %id, "reputation resumed from the dashboard");
     let back = if f.get("back") == "tenant" { format!("/ui/t/{id}/reputation") } else { "/ui/reputation".to_owned() };
     Ok(see_other(&back, "reputation_resumed"))

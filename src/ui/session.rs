@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::{page, Frame, UiError, UiResult};
 use crate::auth::{generate_key, hash_key};
 use crate::domain::{now_ms, TenantId};
-use crate::error::ApiError;
+use crate::service::dashboard_sessions;
 use crate::state::AppState;
 
 const SESSION_COOKIE: &str = "mailroom_session";
@@ -159,12 +159,11 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form)
             Err(e) => return UiError::from(e).into_response(),
         }
     };
-    let token = generate_key("");
-    let csrf = generate_key("");
     let expires = now_ms() + SESSION_SECS * 1000;
-    if let Err(e) = state.store.create_ui_session(&hash_key(&token), &key_hash, tenant.as_ref(), &csrf, expires).await {
-        return UiError::from(ApiError::from(e)).into_response();
-    }
+    let token = match dashboard_sessions::open(&state, &key_hash, tenant.as_ref(), expires).await {
+        Ok(opened) => opened.token,
+        Err(e) => return UiError::from(e).into_response(),
+    };
     tracing::info!(tenant = tenant.as_ref().map_or("operator", TenantId::as_str), "dashboard sign-in");
     let mut res = Redirect::to("/ui").into_response();
     for c in [set_cookie(&state, SESSION_COOKIE, &token, SESSION_SECS), set_cookie(&state, LOGIN_COOKIE, "", 0)] {
@@ -183,10 +182,12 @@ pub struct CsrfOnly {
 
 pub async fn logout(State(state): State<AppState>, user: UiUser, Form(form): Form<CsrfOnly>) -> UiResult<Response> {
     user.check_csrf(&form.csrf)?;
-    state.store.delete_ui_session(&user.session_hash).await?;
+    dashboard_sessions::close(&state, &user.session_hash).await?;
     let mut res = Redirect::to("/ui/login").into_response();
     if let Ok(v) = set_cookie(&state, SESSION_COOKIE, "", 0).parse() {
         res.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(res)
 }
+
+super::tenant_scope::csrf_field!(CsrfOnly);

@@ -1,9 +1,9 @@
 //! A tenant's suppression list: who gets no more mail, and why; addresses
 //! added by hand (one per line) and entries removed, through the same
-//! functions as the API (`api::suppressions`). Removing a `complained` entry
+//! use cases as the API (`service::suppressions`). Removing a `complained` entry
 //! asks for an explicit confirmation first, as the API asks for `?force=true`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -11,10 +11,11 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::form::Fields;
-use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
-use crate::api::suppressions as api;
+use super::tenant_scope::{Posted, Scoped};
+use super::{page, see_other, Frame, UiError, UiResult, UiUser};
 use crate::domain::{rfc3339, TenantId};
 use crate::error::ApiError;
+use crate::service::suppressions;
 use crate::state::AppState;
 use crate::store::TenantRow;
 
@@ -87,20 +88,18 @@ async fn list_page(
 
 async fn list(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<ListQuery>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<ListQuery>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     list_page(&state, &user, (&id, &row), &q, None).await
 }
 
-async fn add(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>, f: Fields) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
+async fn add(
+    State(state): State<AppState>,
+    Posted { user, id, tenant: row, form: f, .. }: Posted<Fields>,
+) -> UiResult<Response> {
     let emails: Vec<String> =
         f.get("emails").lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
-    match api::add(&state, &id, &emails).await {
+    match suppressions::add(&state, &id, &emails).await.map_err(ApiError::from) {
         Ok(_) => Ok(see_other(&format!("/ui/t/{id}/suppressions"), "suppressions_added")),
         Err(e) if e.status().is_client_error() => {
             // The API's message names the position in its list: say which line instead.
@@ -128,12 +127,13 @@ fn line_message(message: &str) -> String {
     }
 }
 
-async fn remove(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>, f: Fields) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
+async fn remove(
+    State(state): State<AppState>,
+    Posted { user, id, tenant: row, form: f, .. }: Posted<Fields>,
+) -> UiResult<Response> {
     let email = f.get("email").trim();
     let force = f.get("force") == "true";
-    match api::remove(&state, &id, email, force).await {
+    match suppressions::remove(&state, &id, email, force).await.map_err(ApiError::from) {
         Ok(()) => Ok(see_other(&format!("/ui/t/{id}/suppressions"), "suppression_removed")),
         Err(ApiError::Conflict { code: "complaint_needs_force", .. }) => {
             // A complaint is removed only when asked twice, knowingly.

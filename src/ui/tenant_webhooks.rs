@@ -2,7 +2,7 @@
 //! on the page that answers the form), change its URL, description and event
 //! types, switch it on or off, rotate its secret (shown once again), send a
 //! test event, replay a delivery, delete it. Every change goes through the
-//! same functions as the API (`api::tenant_webhooks`), SSRF guard included.
+//! same use cases as the API (`service::tenant_webhooks`), SSRF guard included.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use super::form::Fields;
 use super::operator::Done;
-use super::{form_error, page, scope, see_other, Frame, UiError, UiResult, UiUser};
-use crate::api::tenant_webhooks::{self as api, EndpointIn, EndpointPatchIn};
+use super::tenant_scope::{Posted, Scoped};
+use super::{form_error, page, see_other, Frame, UiError, UiResult, UiUser};
 use crate::domain::{now_ms, parse_id, rfc3339, TenantId, TENANT_EVENT_TYPES};
 use crate::error::ApiError;
+use crate::service::tenant_webhooks::{self as webhooks, EndpointChanges, NewEndpointInput};
 use crate::state::AppState;
 use crate::store::{EndpointRow, TenantRow};
 
@@ -124,24 +125,22 @@ async fn list_page(
 
 async fn list(
     State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    Query(q): Query<Done>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
     list_page(&state, &user, &id, &row, q.done.as_deref(), None).await
 }
 
-async fn create(State(state): State<AppState>, user: UiUser, Path(tid): Path<String>, f: Fields) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
-    let input = EndpointIn {
+async fn create(
+    State(state): State<AppState>,
+    Posted { user, id, tenant: row, form: f, .. }: Posted<Fields>,
+) -> UiResult<Response> {
+    let input = NewEndpointInput {
         url: f.get("url").to_owned(),
         event_types: f.all("event_types"),
         description: f.filled("description").map(str::to_owned),
         enabled: Some(true),
     };
-    match api::create(&state, &id, input).await {
+    match webhooks::create(&state, &id, input).await {
         Ok(endpoint) => {
             let secret = endpoint.secret.clone();
             endpoint_page(
@@ -233,12 +232,10 @@ pub struct DetailQuery {
 
 async fn detail(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, wid)): Path<(String, String)>,
-    Query(q): Query<DetailQuery>,
+    Path((_, wid)): Path<(String, String)>,
+    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<DetailQuery>>,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
-    let endpoint = api::own_endpoint(&state, &id, &wid).await?;
+    let endpoint = webhooks::own_endpoint(&state, &id, &wid).await?;
     let after = match q.after.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
         None => None,
         Some(a) => Some(parse_id(a).ok_or(UiError::NotFound)?),
@@ -248,21 +245,18 @@ async fn detail(
 
 async fn save(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, wid)): Path<(String, String)>,
-    f: Fields,
+    Path((_, wid)): Path<(String, String)>,
+    Posted { user, id, tenant: row, form: f, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
-    let endpoint = api::own_endpoint(&state, &id, &wid).await?;
-    let patch = EndpointPatchIn {
+    let endpoint = webhooks::own_endpoint(&state, &id, &wid).await?;
+    let patch = EndpointChanges {
         url: Some(f.get("url").to_owned()),
         event_types: Some(f.all("event_types")),
         // Empty clears the description.
         description: Some(f.get("description").to_owned()),
         enabled: None,
     };
-    match api::update(&state, &id, &endpoint.id, patch).await {
+    match webhooks::update(&state, &id, &endpoint.id, patch).await {
         Ok(_) => Ok(see_other(&format!("/ui/t/{id}/webhooks/{}", endpoint.id), "webhook_saved")),
         Err(e) => {
             let (status, message) = form_error(e)?;
@@ -274,19 +268,16 @@ async fn save(
 
 async fn switch(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, wid)): Path<(String, String)>,
-    f: Fields,
+    Path((_, wid)): Path<(String, String)>,
+    Posted { id, form: f, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
     let enabled = match f.get("to") {
         "on" => true,
         "off" => false,
         _ => return Err(UiError::Api(ApiError::validation("choose on or off"))),
     };
-    let patch = EndpointPatchIn { url: None, event_types: None, description: None, enabled: Some(enabled) };
-    let endpoint = api::update(&state, &id, &wid, patch).await?;
+    let patch = EndpointChanges { enabled: Some(enabled), ..Default::default() };
+    let endpoint = webhooks::update(&state, &id, &wid, patch).await?;
     let done = if enabled { "webhook_enabled" } else { "webhook_disabled" };
     Ok(see_other(&format!("/ui/t/{id}/webhooks/{}", endpoint.id), done))
 }
@@ -294,62 +285,49 @@ async fn switch(
 /// The new secret is on the answer to the POST, once: never in a URL.
 async fn rotate(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, wid)): Path<(String, String)>,
-    f: Fields,
+    Path((_, wid)): Path<(String, String)>,
+    Posted { user, id, tenant: row, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, row) = scope(&state, &user, &tid).await?;
-    let endpoint = api::rotate(&state, &id, &wid).await?;
+    let endpoint = webhooks::rotate(&state, &id, &wid).await?;
     let secret = endpoint.secret.clone();
     endpoint_page(&state, &user, &id, &row, endpoint, Shown { secret: Some((secret, "rotated")), ..Shown::ok() }).await
 }
 
 async fn test(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, wid)): Path<(String, String)>,
-    f: Fields,
+    Path((_, wid)): Path<(String, String)>,
+    Posted { id, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
-    let endpoint = api::own_endpoint(&state, &id, &wid).await?;
-    api::send_test(&state, &id, &endpoint).await?;
+    let endpoint = webhooks::own_endpoint(&state, &id, &wid).await?;
+    webhooks::send_test(&state, &id, &endpoint).await?;
     Ok(see_other(&format!("/ui/t/{id}/webhooks/{}", endpoint.id), "webhook_test_queued"))
 }
 
 async fn replay(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, wid, did)): Path<(String, String, String)>,
-    f: Fields,
+    Path((_, wid, did)): Path<(String, String, String)>,
+    Posted { id, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
-    let endpoint = api::own_endpoint(&state, &id, &wid).await?;
-    api::replay(&state, &id, &endpoint, &did).await?;
+    let endpoint = webhooks::own_endpoint(&state, &id, &wid).await?;
+    webhooks::replay(&state, &id, &endpoint, &did).await?;
     Ok(see_other(&format!("/ui/t/{id}/webhooks/{}", endpoint.id), "webhook_replayed"))
 }
 
 async fn confirm_delete(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, wid)): Path<(String, String)>,
+    Path((_, wid)): Path<(String, String)>,
+    Scoped { user, id, tenant: row, .. }: Scoped,
 ) -> UiResult<Response> {
-    let (id, row) = scope(&state, &user, &tid).await?;
-    let endpoint = Endpoint::from(api::own_endpoint(&state, &id, &wid).await?);
+    let endpoint = Endpoint::from(webhooks::own_endpoint(&state, &id, &wid).await?);
     let frame = Frame::new(&user, Some(&row), "webhooks");
     Ok(page(StatusCode::OK, "webhook_delete.html", &frame, minijinja::context! { endpoint }))
 }
 
 async fn delete(
     State(state): State<AppState>,
-    user: UiUser,
-    Path((tid, wid)): Path<(String, String)>,
-    f: Fields,
+    Path((_, wid)): Path<(String, String)>,
+    Posted { id, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    f.check_csrf(&user)?;
-    let (id, _) = scope(&state, &user, &tid).await?;
-    api::delete(&state, &id, &wid).await?;
+    webhooks::delete(&state, &id, &wid).await?;
     Ok(see_other(&format!("/ui/t/{id}/webhooks"), "webhook_deleted"))
 }

@@ -1,0 +1,144 @@
+//! Tenants (the API's *customers*) and their API keys: the operator's use cases.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{optional_text, parse_id, required_text, Error, Result};
+use crate::auth::{generate_key, hash_key};
+use crate::domain::{new_id, rfc3339, TenantId};
+use crate::state::AppState;
+use crate::store::{ApiKeyRow, TenantRow};
+
+#[derive(Serialize, ToSchema)]
+pub struct Customer {
+    id: String,
+    name: String,
+    /// The sending domain, once registered.
+    domain: Option<String>,
+    domain_verified: bool,
+    domain_status: Option<String>,
+    resend_domain_id: Option<String>,
+    /// Campaign html without `{{unsubscribe_url}}` gets an unsubscribe footer.
+    unsubscribe_footer: bool,
+    created_at: String,
+}
+
+impl From<TenantRow> for Customer {
+    fn from(t: TenantRow) -> Self {
+        Self {
+            domain_verified: t.domain_verified(),
+            id: t.id.to_string(),
+            name: t.name,
+            domain: t.domain_name,
+            domain_status: t.domain_status,
+            resend_domain_id: t.resend_domain_id,
+            unsubscribe_footer: t.unsubscribe_footer == 1,
+            created_at: rfc3339(t.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiKey {
+    id: String,
+    customer_id: String,
+    name: Option<String>,
+    /// The first characters of the key, to recognise it by.
+    prefix: String,
+    created_at: String,
+    revoked: bool,
+    /// The key itself: present only in the answer that created it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+}
+
+impl ApiKey {
+    pub fn from_row(k: ApiKeyRow, key: Option<String>) -> Self {
+        Self {
+            id: k.id,
+            customer_id: k.tenant_id,
+            name: k.name,
+            prefix: k.prefix,
+            created_at: rfc3339(k.created_at),
+            revoked: k.revoked_at.is_some(),
+            key,
+        }
+    }
+}
+
+/// Creates a tenant.
+pub async fn create(state: &AppState, name: &str) -> Result<Customer> {
+    let name = required_text(name, "name", 255)?;
+    let row = state.store.create_tenant(&TenantId::from_stored(new_id()), &name).await?;
+    tracing::info!(tenant = %row.id, "customer created");
+    Ok(row.into())
+}
+
+/// Every tenant.
+pub async fn list(state: &AppState) -> Result<Vec<Customer>> {
+    Ok(state.store.tenants().await?.into_iter().map(Customer::from).collect())
+}
+
+/// One tenant.
+pub async fn get(state: &AppState, tenant_id: &TenantId) -> Result<Customer> {
+    let row = state.store.tenant(tenant_id).await?.ok_or(Error::NotFound("customer"))?;
+    Ok(row.into())
+}
+
+/// Renames a tenant and/or switches its unsubscribe footer.
+pub async fn update(
+    state: &AppState,
+    tenant_id: &TenantId,
+    name: Option<&str>,
+    unsubscribe_footer: Option<bool>,
+) -> Result<Customer> {
+    let name = name.map(|n| required_text(n, "name", 255)).transpose()?;
+    if let Some(on) = unsubscribe_footer {
+        state.store.set_unsubscribe_footer(tenant_id, on).await?;
+    }
+    let row = match name {
+        Some(name) => state.store.rename_tenant(tenant_id, &name).await?,
+        None => state.store.tenant(tenant_id).await?,
+    };
+    Ok(row.ok_or(Error::NotFound("customer"))?.into())
+}
+
+/// Deletes a tenant and everything it owns.
+pub async fn delete(state: &AppState, tenant_id: &TenantId) -> Result<()> {
+    if !state.store.delete_tenant(tenant_id).await? {
+        return Err(Error::NotFound("customer"));
+    }
+    tracing::info!(tenant = %tenant_id, "customer deleted");
+    Ok(())
+}
+
+/// The tenant named by `raw` (404 when there is none).
+pub async fn existing(state: &AppState, raw: &str) -> Result<TenantId> {
+    let tenant_id = TenantId::parse(raw).ok_or(Error::NotFound("customer"))?;
+    state.store.tenant(&tenant_id).await?.ok_or(Error::NotFound("customer"))?;
+    Ok(tenant_id)
+}
+
+/// A new key for a tenant: shown once, stored hashed.
+pub async fn issue_key(state: &AppState, tenant_id: &TenantId, name: Option<&str>) -> Result<ApiKey> {
+    let name = optional_text(name, "name", 100)?;
+    let key = generate_key("mr_");
+    let prefix: String = key.chars().take(10).collect();
+    let row = state.store.create_api_key(&new_id(), tenant_id, name.as_deref(), &prefix, &hash_key(&key)).await?;
+    Ok(ApiKey::from_row(row, Some(key)))
+}
+
+/// A tenant's keys (without the keys themselves).
+pub async fn keys(state: &AppState, tenant_id: &TenantId) -> Result<Vec<ApiKey>> {
+    let keys = state.store.api_keys(tenant_id).await?;
+    Ok(keys.into_iter().map(|k| ApiKey::from_row(k, None)).collect())
+}
+
+/// Revokes one of a tenant's keys (404 for any other id).
+pub async fn revoke_key(state: &AppState, tenant_id: &TenantId, raw_key_id: &str) -> Result<()> {
+    let key_id = parse_id(raw_key_id, "api key")?;
+    if !state.store.revoke_api_key(tenant_id, &key_id).await? {
+        return Err(Error::NotFound("api key"));
+    }
+    Ok(())
+}
