@@ -9,7 +9,7 @@ use axum::{Form, Router};
 use serde::{Deserialize, Serialize};
 
 use super::session::CsrfOnly;
-use super::tenant_scope::{OperatorOnly, Posted, Scoped};
+use super::tenant_scope::{admin_only, OperatorOnly, Posted, Scoped};
 use super::{page, see_other, Frame, UiError, UiResult, UiUser};
 use crate::domain::{now_ms, rfc3339, TenantId};
 use crate::service::{customers, dead_letters};
@@ -25,14 +25,6 @@ pub fn router() -> Router<AppState> {
         .route("/ui/tenants/{tid}/delete", get(confirm_delete).post(delete_tenant))
         .route("/ui/dead-letters", get(all_dead_letters))
         .route("/ui/status", get(status))
-}
-
-pub(super) fn admin_only(user: &UiUser) -> UiResult<()> {
-    // A tenant's session does not know these pages exist.
-    if user.tenant.is_some() {
-        return Err(UiError::NotFound);
-    }
-    Ok(())
 }
 
 #[derive(Deserialize)]

@@ -11,7 +11,8 @@ use axum::Router;
 use serde_json::Value;
 
 use super::form::Fields;
-use super::operator::{admin_only, Done};
+use super::operator::Done;
+use super::tenant_scope::admin_only;
 use super::tenant_scope::Scoped;
 use super::tenant_scope::{OperatorOnly, Posted};
 use super::{page, see_other, Frame, UiError, UiResult, UiUser};

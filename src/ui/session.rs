@@ -189,5 +189,3 @@ pub async fn logout(State(state): State<AppState>, user: UiUser, Form(form): For
     }
     Ok(res)
 }
-
-super::tenant_scope::csrf_field!(CsrfOnly);

@@ -58,9 +58,18 @@ impl Access for AnySession {
 /// The operator's pages and forms (a tenant's session gets the 404 page).
 pub struct OperatorOnly;
 
+/// The operator's pages only: to a tenant's session they do not exist.
+pub(super) fn admin_only(user: &UiUser) -> UiResult<()> {
+    // A tenant's session does not know these pages exist.
+    if user.tenant.is_some() {
+        return Err(UiError::NotFound);
+    }
+    Ok(())
+}
+
 impl Access for OperatorOnly {
     fn allow(user: &UiUser) -> UiResult<()> {
-        super::operator::admin_only(user)
+        admin_only(user)
     }
 }
 
@@ -138,6 +147,8 @@ macro_rules! csrf_field {
     };
 }
 pub(crate) use csrf_field;
+
+csrf_field!(super::session::CsrfOnly);
 
 /// A form posted to one tenant's pages: this session's token checked, the
 /// tenant in scope. `form` is the form as read (`Form<T>` or [`Fields`]).
