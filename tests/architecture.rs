@@ -29,6 +29,7 @@ const ABOVE_THE_STORE: &[&str] = &[
     "tenant_webhooks",
     "sending_domains",
     "reputation",
+    "workers",
     "import",
     "app",
     "state",
@@ -51,7 +52,25 @@ const FORBIDDEN_EDGES: &[(&str, &[&str])] = &[
     // The domain is the ground floor: newtypes and pure rules.
     ("domain", ABOVE_THE_STORE),
     ("domain", &["store"]),
+    // Two front ends over one service layer: neither calls the other.
+    ("ui", &["api"]),
+    ("api", &["ui"]),
+    // The use cases know no front end and no composition.
+    ("service", FRONT_ENDS),
+    // The workers run below the use cases: they call no service and no front end.
+    ("outbox", ABOVE_THE_WORKERS),
+    ("delivery_events", ABOVE_THE_WORKERS),
+    ("tenant_webhooks", ABOVE_THE_WORKERS),
+    ("automations", ABOVE_THE_WORKERS),
+    ("sending_domains", ABOVE_THE_WORKERS),
+    ("workers", ABOVE_THE_WORKERS),
 ];
+
+/// The front ends and the composition that builds them.
+const FRONT_ENDS: &[&str] = &["api", "ui", "app"];
+
+/// What stands above the workers: the use cases, the front ends, the composition.
+const ABOVE_THE_WORKERS: &[&str] = &["service", "api", "ui", "app"];
 
 #[test]
 fn no_import_cycle_between_files() {

@@ -285,15 +285,15 @@ impl Engine {
 
     async fn send_template(&self, s: &Subject<'_>, template_id: &str, by_agent: bool) -> anyhow::Result<Outcome> {
         let run = s.run;
-        // The same checks and the same composition as every single email (`service::sending`).
-        use crate::service::{sending, Error};
-        let domain = match sending::verified_domain(&self.store, &s.tenant).await {
+        // The same checks and the same composition as every single email (`outbox::compose`).
+        use crate::outbox::compose::{self, ComposeError};
+        let domain = match compose::verified_domain(&self.store, &s.tenant).await {
             Ok(domain) => domain,
-            Err(Error::NotFound(_)) => return Ok(Outcome::Skipped("the customer is gone".into())),
-            Err(Error::Precondition { .. }) => {
+            Err(ComposeError::CustomerGone) => return Ok(Outcome::Skipped("the customer is gone".into())),
+            Err(ComposeError::DomainNotRegistered | ComposeError::DomainNotVerified(_)) => {
                 return Ok(Outcome::Skipped("the sending domain is not verified".into()))
             }
-            Err(e) => return Err(e.into_anyhow()),
+            Err(e) => return Err(e.into()),
         };
         let Some(template) = self.store.template(&s.tenant, template_id, None).await? else {
             return Ok(Outcome::Skipped("the template was deleted".into()));
@@ -312,24 +312,24 @@ impl Engine {
         if s.contact.as_ref().is_some_and(|c| c.status != "subscribed") {
             return Ok(Outcome::Unmailable("the contact is unsubscribed; not mailed".into()));
         }
-        let mail = sending::SingleMail {
+        let mail = compose::SingleMail {
             to_email: message.to_email.clone(),
             to_normalized: email.clone(),
             first_name: s.contact.as_ref().and_then(|c| c.first_name.clone()).or_else(|| message.first_name.clone()),
             contact_id: s.contact.as_ref().map(|c| c.id.clone()),
-            from: sending::sender(None, &domain).map_err(Error::into_anyhow)?,
-            content: sending::Content::template(template, "{}".into()),
+            from: compose::sender(None, &domain)?,
+            content: compose::Content::template(template, "{}".into()),
             list_unsubscribe: true,
             reply_to: None,
             tags: Vec::new(),
             automation_id: Some(run.automation_id.clone()),
         };
-        let single = match sending::compose_single(&self.store, &s.tenant, mail).await {
+        let single = match compose::compose_single(&self.store, &s.tenant, mail).await {
             Ok(single) => single,
-            Err(Error::Invalid { code: "recipient_suppressed", .. }) => {
+            Err(ComposeError::Suppressed) => {
                 return Ok(Outcome::Unmailable("the address is suppressed; not mailed".into()))
             }
-            Err(e) => return Err(e.into_anyhow()),
+            Err(e) => return Err(e.into()),
         };
         let day = self.store.now_ms() / crate::store::DAY_MS;
         if by_agent && !self.store.take_agent_send(&run.tenant_id, day, self.agent_daily_cap).await? {

@@ -3,6 +3,7 @@
 //! rate, and records the answer. Steps are independent, so several loops — in
 //! one process or many — can run side by side against one database.
 
+pub mod compose;
 mod paced_provider;
 mod pacer;
 

@@ -47,15 +47,6 @@ impl Error {
     pub fn precondition(code: &'static str, message: impl Into<String>) -> Self {
         Self::Precondition { code, message: message.into() }
     }
-
-    /// For a caller with no front end (a worker): an internal error as it
-    /// came, anything else as this error.
-    pub fn into_anyhow(self) -> anyhow::Error {
-        match self {
-            Self::Internal(e) => e,
-            e => anyhow::Error::new(e),
-        }
-    }
 }
 
 impl From<sqlx::Error> for Error {
@@ -79,6 +70,24 @@ impl From<crate::store::StoreError> for Error {
                 Error::conflict("duplicate", format!("already exists ({what})"))
             }
             crate::store::StoreError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// The checks every send shares (`outbox::compose`), in this layer's words:
+/// a gone tenant is 404, an unverified domain a precondition, a bad `from` or
+/// a suppressed recipient invalid input.
+impl From<crate::outbox::compose::ComposeError> for Error {
+    fn from(e: crate::outbox::compose::ComposeError) -> Self {
+        use crate::outbox::compose::ComposeError;
+        match e {
+            ComposeError::CustomerGone => Error::NotFound("customer"),
+            ComposeError::DomainNotRegistered | ComposeError::DomainNotVerified(_) => {
+                Error::precondition("domain_not_verified", e.to_string())
+            }
+            ComposeError::InvalidFrom(message) => Error::Invalid { code: "invalid_from", message },
+            ComposeError::Suppressed => Error::Invalid { code: "recipient_suppressed", message: e.to_string() },
+            ComposeError::Db(e) => e.into(),
         }
     }
 }

@@ -2,8 +2,9 @@
 
 use serde_json::Value;
 
-use super::{content, reply_to, sender, verified_domain};
+use super::{content, reply_to};
 use crate::domain::{new_id, Tag, TenantId};
+use crate::outbox::compose::{sender, verified_domain};
 use crate::service::{parse_id, Error, Result};
 use crate::state::AppState;
 use crate::store::{EnqueueOutcome, KeyRepeat, NewCampaign, RequestKey, Targeting};

@@ -3,7 +3,14 @@
 //!
 //! Every single email — the API's `send/single`, the dashboard's "send one
 //! email", an automation's `send_template` — is checked and built by the same
-//! three steps: [`verified_domain`], [`sender`], [`compose_single`].
+//! three steps: [`verified_domain`], [`sender`], [`compose_single`]. They live
+//! in [`crate::outbox::compose`] ("what enters the outbox"), below the service
+//! layer, so that the automation worker calls them too; a `ComposeError` becomes
+//! this layer's [`Error`] (`From` in `service::error`), as it always was.
+//!
+//! [`verified_domain`]: crate::outbox::compose::verified_domain
+//! [`sender`]: crate::outbox::compose::sender
+//! [`compose_single`]: crate::outbox::compose::compose_single
 
 mod campaign;
 mod single;
@@ -14,84 +21,20 @@ pub use campaign::{
     audience_count, prepare_campaign, queue_campaign, queue_campaign_unkeyed, resolve_targeting, CampaignInput,
     PreparedCampaign,
 };
-pub use single::{compose_single, send_single, QueuedSingle, SingleInput, SingleMail};
+pub use single::{send_single, QueuedSingle, SingleInput};
 
 use super::{parse_id, required_text, Error, Result};
 use crate::domain::{EmailAddress, TenantId};
+use crate::outbox::compose::Content;
 use crate::state::AppState;
-use crate::store::{Store, TemplateRow};
 
 const SUBJECT_MAX: usize = 998; // RFC 5322 line length limit
-
-/// A tenant's sending domain, known to be verified: the only domain its mail
-/// may come from. `warnings` are worth fixing but do not stop a send (no DMARC record).
-pub struct VerifiedDomain {
-    pub name: String,
-    pub warnings: Vec<String>,
-}
-
-/// The tenant's sending domain, if it is verified (a gone tenant is 404).
-pub async fn verified_domain(store: &Store, tenant_id: &TenantId) -> Result<VerifiedDomain> {
-    let tenant = store.tenant(tenant_id).await?.ok_or(Error::NotFound("customer"))?;
-    let verified = tenant.domain_verified();
-    let warnings = crate::sending_domains::sending_warnings(&tenant);
-    match (tenant.domain_name, verified) {
-        (Some(name), true) => Ok(VerifiedDomain { name, warnings }),
-        (None, _) => Err(Error::precondition(
-            "domain_not_verified",
-            "no domain registered: add and verify a domain before sending",
-        )),
-        (Some(d), false) => Err(Error::precondition("domain_not_verified", format!("domain {d} is not verified yet"))),
-    }
-}
-
-/// The sender: the given address if it is on the verified domain, else `hello@{domain}`.
-pub fn sender(given: Option<&str>, domain: &VerifiedDomain) -> Result<String> {
-    let domain = domain.name.as_str();
-    match given.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(format!("hello@{domain}")),
-        Some(raw) => {
-            let email = EmailAddress::parse(raw).map_err(|e| Error::Invalid { code: "invalid_from", message: e })?;
-            if email.domain() != domain {
-                return Err(Error::Invalid {
-                    code: "invalid_from",
-                    message: format!("`from` must be an address on {domain}"),
-                });
-            }
-            Ok(email.to_string())
-        }
-    }
-}
 
 pub(super) fn reply_to(raw: Option<&str>) -> Result<Option<String>> {
     raw.map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|r| EmailAddress::parse(r).map(|e| e.to_string()).map_err(|e| Error::validation(format!("reply_to: {e}"))))
         .transpose()
-}
-
-/// What a send sends: inline content, or a template at its current version.
-pub struct Content {
-    subject: String,
-    html: String,
-    text: Option<String>,
-    /// The template and version, when the content is one.
-    template: Option<(String, i64)>,
-    /// The send's `variables` as JSON, for templates.
-    variables: Option<String>,
-}
-
-impl Content {
-    /// A stored template at the version read, with the send's `variables` (JSON).
-    pub fn template(t: TemplateRow, variables: String) -> Self {
-        Self {
-            subject: t.subject,
-            html: t.html,
-            text: t.text_body,
-            template: Some((t.id, t.version)),
-            variables: Some(variables),
-        }
-    }
 }
 
 /// Inline `subject`/`html`/`text`, or `template_id` (+ `variables`): exactly one of the two.
@@ -132,5 +75,5 @@ pub(super) async fn content(
     }
     // A text body is many lines: only trimmed, and empty means none.
     let text = text.map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
-    Ok(Content { subject, html: html.to_owned(), text, template: None, variables: None })
+    Ok(Content::inline(subject, html.to_owned(), text))
 }

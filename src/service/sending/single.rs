@@ -1,13 +1,15 @@
-//! Single transactional emails, and the one way every single email is composed.
+//! Single transactional emails: the API's and the dashboard's, checked and
+//! composed by the one way every single email is (`outbox::compose`).
 
 use serde_json::Value;
 
-use super::{content, reply_to, sender, verified_domain, Content};
-use crate::domain::{new_id, EmailAddress, TenantId};
+use super::{content, reply_to};
+use crate::domain::{EmailAddress, TenantId};
+use crate::outbox::compose::{compose_single, sender, verified_domain, SingleMail};
 use crate::provider::EmailTag;
 use crate::service::{Error, Result};
 use crate::state::AppState;
-use crate::store::{ContactRow, KeyRepeat, NewSingle, RequestKey, Store};
+use crate::store::{ContactRow, KeyRepeat, RequestKey};
 
 /// Resend tags, as `[{"name", "value"}]` or `{"name": "value"}`.
 fn resend_tags(v: Option<Value>) -> Result<Vec<EmailTag>> {
@@ -49,52 +51,6 @@ fn resend_tags(v: Option<Value>) -> Result<Vec<EmailTag>> {
         }
     }
     Ok(pairs.into_iter().map(|(n, v)| EmailTag { name: n, value: v }).collect())
-}
-
-/// One transactional email, its checks done but for the recipient's suppression.
-pub struct SingleMail {
-    /// The address as it is written on the envelope.
-    pub to_email: String,
-    /// The address as suppressions and contacts are keyed.
-    pub to_normalized: String,
-    pub first_name: Option<String>,
-    pub contact_id: Option<String>,
-    /// From [`sender`].
-    pub from: String,
-    pub content: Content,
-    /// One-click unsubscribe headers and footer, as campaign mail has.
-    pub list_unsubscribe: bool,
-    pub reply_to: Option<String>,
-    pub tags: Vec<EmailTag>,
-    /// The rule that sends it, for an automation's email.
-    pub automation_id: Option<String>,
-}
-
-/// The one way a single email is made: refused when the recipient is
-/// suppressed (`recipient_suppressed`), else the outbox row to queue.
-pub async fn compose_single(store: &Store, tenant_id: &TenantId, mail: SingleMail) -> Result<NewSingle> {
-    if store.is_suppressed(tenant_id, &mail.to_normalized).await? {
-        return Err(Error::Invalid {
-            code: "recipient_suppressed",
-            message: "this address bounced or complained earlier and is suppressed".into(),
-        });
-    }
-    Ok(NewSingle {
-        id: new_id(),
-        to_email: mail.to_email,
-        first_name: mail.first_name,
-        contact_id: mail.contact_id,
-        from_address: mail.from,
-        subject: mail.content.subject,
-        html: mail.content.html,
-        text: mail.content.text,
-        template: mail.content.template,
-        variables: mail.content.variables,
-        list_unsubscribe: mail.list_unsubscribe,
-        reply_to: mail.reply_to,
-        tags_json: (!mail.tags.is_empty()).then(|| serde_json::to_string(&mail.tags).unwrap_or_default()),
-        automation_id: mail.automation_id,
-    })
 }
 
 /// A transactional email as asked for (the API's body, the dashboard's form).
