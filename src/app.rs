@@ -10,10 +10,10 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::auth::{generate_key, hash_key};
 use crate::automations::{Engine, FinishedCampaigns};
 use crate::config::{Config, ProviderKind};
 use crate::delivery_events::{EventWriter, SimulatedFeed, WebhookVerifier};
+use crate::domain::{generate_key, hash_key};
 use crate::outbox::{Outbox, OutboxSettings, PacedProvider};
 use crate::provider::resend::ResendProvider;
 use crate::provider::simulated::SimulatedProvider;

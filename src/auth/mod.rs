@@ -1,28 +1,17 @@
 //! Authentication as extractors: a handler's signature says who may call it.
 //!
-//! Keys arrive as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Keys are
-//! long random strings, so a single SHA-256 is the right hash (no password
-//! stretching needed); only hashes are stored.
+//! Keys arrive as `Authorization: Bearer <key>` or `X-API-Key: <key>` and are
+//! looked up by their hash (`domain::hash_key`).
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
 
+use crate::domain::hash_key;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::KeyOwner;
 
 pub mod throttle;
-
-pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
-/// A new random key: `prefix` + 40 base62 characters (about 238 bits).
-pub fn generate_key(prefix: &str) -> String {
-    use rand::distributions::{Alphanumeric, DistString};
-    format!("{prefix}{}", Alphanumeric.sample_string(&mut rand::thread_rng(), 40))
-}
 
 fn presented_key(parts: &Parts) -> Option<&str> {
     if let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
@@ -122,15 +111,6 @@ impl FromRequestParts<AppState> for TenantAccess {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn generated_keys_are_long_random_and_prefixed() {
-        let a = generate_key("mr_");
-        let b = generate_key("mr_");
-        assert!(a.starts_with("mr_") && a.len() == 43);
-        assert_ne!(a, b);
-        assert_eq!(hash_key(&a).len(), 64);
-    }
 
     #[test]
     fn constant_time_eq_compares_whole_values() {

@@ -4,7 +4,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{optional_text, parse_id, required_text, Error, Result};
-use crate::auth::{generate_key, hash_key};
+use crate::domain::{generate_key, hash_key};
 use crate::domain::{new_id, rfc3339, TenantId};
 use crate::state::AppState;
 use crate::store::{ApiKeyRow, TenantRow};

@@ -2,8 +2,8 @@
 //! signing out. The database keeps only the hash of a session's token.
 
 use super::Result;
-use crate::auth::{generate_key, hash_key};
 use crate::domain::TenantId;
+use crate::domain::{generate_key, hash_key};
 use crate::state::AppState;
 
 /// A session just opened: its token (for the cookie, never stored) and its CSRF token.

@@ -15,7 +15,7 @@ use axum::Form;
 use serde::{Deserialize, Serialize};
 
 use super::{page, Frame, UiError, UiResult};
-use crate::auth::{generate_key, hash_key};
+use crate::domain::{generate_key, hash_key};
 use crate::domain::{now_ms, TenantId};
 use crate::service::dashboard_sessions;
 use crate::state::AppState;
