@@ -104,32 +104,20 @@ impl ApiError {
     }
 }
 
+/// The database's errors mean at the API what they mean to the services (a
+/// pool timeout is 503, a duplicate 409): one mapping, the service layer's.
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            // The database is down or overloaded: a client should retry, not report a bug.
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-                tracing::error!(error = %e, "database unavailable");
-                Self::Unavailable("the database is unavailable; retry shortly".into())
-            }
-            e => Self::Internal(anyhow::Error::new(e)),
-        }
+        crate::service::Error::from(e).into()
     }
 }
 
-/// The store's errors meet HTTP here, at the boundary: a duplicate is a 409.
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        match e {
-            crate::store::StoreError::Duplicate(what) => {
-                ApiError::conflict("duplicate", format!("already exists ({what})"))
-            }
-            crate::store::StoreError::Db(e) => e.into(),
-        }
+        crate::service::Error::from(e).into()
     }
 }
 
-/// A use case's refusal meets HTTP here: each kind keeps its status, code and message.
 impl From<crate::service::Error> for ApiError {
     fn from(e: crate::service::Error) -> Self {
         use crate::service::Error as E;
