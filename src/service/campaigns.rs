@@ -66,7 +66,7 @@ pub struct MessageEvent {
 
 /// A campaign's status follows from its messages (and a pause or cancel set by
 /// hand): nothing is stored that could disagree.
-fn campaign_status(c: &CampaignRow, counts: &BTreeMap<String, i64>) -> CampaignStatus {
+fn campaign_status(c: &CampaignRow, counts: &BTreeMap<String, i64>, now: i64) -> CampaignStatus {
     let n = |s: MessageStatus| counts.get(s.as_str()).copied().unwrap_or(0);
     let total: i64 = counts.values().sum();
     let unsent = n(MessageStatus::Queued) + n(MessageStatus::Sending) + n(MessageStatus::Paused);
@@ -77,7 +77,7 @@ fn campaign_status(c: &CampaignRow, counts: &BTreeMap<String, i64>) -> CampaignS
         _ => {}
     }
     if total > 0 && n(MessageStatus::Queued) == total {
-        if c.scheduled_at.is_some_and(|t| t > crate::domain::now_ms()) {
+        if c.scheduled_at.is_some_and(|t| t > now) {
             CampaignStatus::Scheduled
         } else {
             CampaignStatus::Queued
@@ -93,13 +93,13 @@ fn campaign_status(c: &CampaignRow, counts: &BTreeMap<String, i64>) -> CampaignS
     }
 }
 
-fn to_campaign(c: CampaignRow, counts: &[StatusCount], unsubscribes: &[(String, i64)]) -> Campaign {
+fn to_campaign(c: CampaignRow, counts: &[StatusCount], unsubscribes: &[(String, i64)], now: i64) -> Campaign {
     let mut by_status: BTreeMap<String, i64> = MessageStatus::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
     for sc in counts.iter().filter(|sc| sc.campaign_id.as_deref() == Some(c.id.as_str())) {
         *by_status.entry(sc.status.clone()).or_default() += sc.n;
     }
     Campaign {
-        status: campaign_status(&c, &by_status).as_str().to_owned(),
+        status: campaign_status(&c, &by_status, now).as_str().to_owned(),
         scheduled_at: c.scheduled_at.map(rfc3339),
         counts: by_status,
         unsubscribed: unsubscribes.iter().find(|(id, _)| *id == c.id).map_or(0, |(_, n)| *n),
@@ -121,7 +121,8 @@ pub async fn list(state: &AppState, tenant_id: &TenantId) -> Result<Vec<Campaign
     let rows = state.store.campaigns(tenant_id).await?;
     let counts = state.store.campaign_status_counts(tenant_id, None).await?;
     let unsubscribes = state.store.campaign_unsubscribes(tenant_id, None).await?;
-    Ok(rows.into_iter().map(|c| to_campaign(c, &counts, &unsubscribes)).collect())
+    let now = state.store.now_ms();
+    Ok(rows.into_iter().map(|c| to_campaign(c, &counts, &unsubscribes, now)).collect())
 }
 
 /// One campaign with its status and per-status message counts (`id` already parsed).
@@ -129,7 +130,7 @@ pub async fn campaign_view(state: &AppState, tenant_id: &TenantId, id: &str) -> 
     let row = state.store.campaign(tenant_id, id).await?.ok_or(Error::NotFound("campaign"))?;
     let counts = state.store.campaign_status_counts(tenant_id, Some(id)).await?;
     let unsubscribes = state.store.campaign_unsubscribes(tenant_id, Some(id)).await?;
-    Ok(to_campaign(row, &counts, &unsubscribes))
+    Ok(to_campaign(row, &counts, &unsubscribes, state.store.now_ms()))
 }
 
 /// Pauses a campaign (the API and the dashboard).

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::events::query_time;
 use super::{parse_id, Error, Result};
-use crate::domain::{now_ms, rfc3339, TenantId};
+use crate::domain::{rfc3339, TenantId};
 use crate::state::AppState;
 use crate::store::{Bucket, DAY_MS, HOUR_MS};
 
@@ -152,7 +152,7 @@ pub async fn series(
         Some("hour") => ("hour", HOUR_MS),
         Some(_) => return Err(Error::validation("`bucket` must be `hour` or `day`")),
     };
-    let to = query_time(to, "to")?.unwrap_or_else(now_ms);
+    let to = query_time(to, "to")?.unwrap_or_else(|| state.store.now_ms());
     let default_span = if bucket == "day" { 7 * DAY_MS } else { 48 * HOUR_MS };
     let from = query_time(from, "from")?.unwrap_or(to.saturating_sub(default_span));
     if from < 0 || to < 0 {

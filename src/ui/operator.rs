@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::session::CsrfOnly;
 use super::tenant_scope::{admin_only, OperatorOnly, Posted, Scoped};
 use super::{page, see_other, Frame, UiError, UiResult, UiUser};
-use crate::domain::{now_ms, rfc3339, TenantId};
+use crate::domain::{rfc3339, TenantId};
 use crate::service::{customers, dead_letters};
 use crate::state::AppState;
 use crate::store::{TenantRow, DAY_MS};
@@ -54,7 +54,7 @@ pub fn percent(n: i64, d: i64) -> String {
 
 async fn tenants(State(state): State<AppState>, user: UiUser, Query(q): Query<Done>) -> UiResult<Response> {
     admin_only(&user)?;
-    let now = now_ms();
+    let now = state.store.now_ms();
     // Three queries whatever the number of tenants: the tenants, their figures, their dead letters.
     let mut figures = state.store.tenant_health(now - 7 * DAY_MS, now + 1).await?;
     let mut rows = Vec::new();

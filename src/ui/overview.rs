@@ -13,7 +13,6 @@ use super::operator::Done;
 use super::session::CsrfOnly;
 use super::tenant_scope::{Posted, Scoped};
 use super::{page, see_other, Frame, UiResult};
-use crate::domain::now_ms;
 use crate::sending_domains::dns;
 use crate::service::sending_domains as domains;
 use crate::state::AppState;
@@ -38,7 +37,7 @@ async fn overview(
         Some(d) => domains::records(&row).into_iter().chain([dns::dmarc_record(d)]).collect(),
         None => Vec::new(),
     };
-    let now = now_ms();
+    let now = state.store.now_ms();
     let from = (now - (CHART_DAYS - 1) * DAY_MS).div_euclid(DAY_MS) * DAY_MS;
     let data = state.store.bucket_counters(Some(&id), from, now + 1, DAY_MS).await?;
     let days: Vec<i64> = (0..CHART_DAYS).map(|i| from + i * DAY_MS).collect();

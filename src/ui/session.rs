@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{page, Frame, UiError, UiResult};
 use crate::domain::{generate_key, hash_key};
-use crate::domain::{now_ms, TenantId};
+use crate::domain::TenantId;
 use crate::service::dashboard_sessions;
 use crate::state::AppState;
 
@@ -159,7 +159,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form)
             Err(e) => return UiError::from(e).into_response(),
         }
     };
-    let expires = now_ms() + SESSION_SECS * 1000;
+    let expires = state.store.now_ms() + SESSION_SECS * 1000;
     let token = match dashboard_sessions::open(&state, &key_hash, tenant.as_ref(), expires).await {
         Ok(opened) => opened.token,
         Err(e) => return UiError::from(e).into_response(),
