@@ -180,6 +180,9 @@ pub struct Application {
     core: Core,
     config: Config,
     run_worker: bool,
+    /// The workers `serve` runs with its worker on, built once (their HTTP
+    /// clients are not cheap) and shared by the runner and by a test's steps.
+    sending_workers: std::sync::OnceLock<Vec<Arc<dyn Worker>>>,
 }
 
 impl Application {
@@ -217,7 +220,7 @@ impl Application {
         let router = router(state);
         let listener =
             TcpListener::bind(config.bind).await.with_context(|| format!("Failed to bind {}", config.bind))?;
-        Ok(Self { listener, router, core, config, run_worker })
+        Ok(Self { listener, router, core, config, run_worker, sending_workers: std::sync::OnceLock::new() })
     }
 
     pub fn port(&self) -> u16 {
@@ -235,18 +238,25 @@ impl Application {
     /// Every worker `serve` runs, with its worker on, for a test to step
     /// ([`Workers::settle`]) whether or not this app runs them itself.
     pub fn workers(&self) -> Workers {
-        let list = workers(&self.core, &self.config, Role::Serve { sending: true });
-        Workers::new(list, self.core.activity.clone(), self.core.store.clone())
+        Workers::new(self.sending_workers().to_vec(), self.core.activity.clone(), self.core.store.clone())
+    }
+
+    fn sending_workers(&self) -> &[Arc<dyn Worker>] {
+        self.sending_workers.get_or_init(|| workers(&self.core, &self.config, Role::Serve { sending: true }))
     }
 
     /// Serves until `shutdown` resolves, then drains: HTTP stops accepting, the
     /// worker finishes the batches in hand.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let sending = self.run_worker;
+        let list = match sending {
+            true => self.sending_workers().to_vec(),
+            false => workers(&self.core, &self.config, Role::Serve { sending }),
+        };
         let (stop_tx, stop_rx) = watch::channel(false);
         let server = tokio::spawn(serve(self.listener, self.router, stop_rx));
-        let sending = self.run_worker;
         let core = self.core;
-        let runner = Runner::spawn(workers(&core, &self.config, Role::Serve { sending }), core.activity.clone());
+        let runner = Runner::spawn(list, core.activity.clone());
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);

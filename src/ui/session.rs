@@ -15,8 +15,8 @@ use axum::Form;
 use serde::{Deserialize, Serialize};
 
 use super::{page, Frame, UiError, UiResult};
-use crate::domain::{generate_key, hash_key};
 use crate::domain::TenantId;
+use crate::domain::{generate_key, hash_key};
 use crate::service::dashboard_sessions;
 use crate::state::AppState;
 
