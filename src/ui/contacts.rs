@@ -215,7 +215,7 @@ pub struct PastedCsv {
 }
 
 /// Two ways in, one import: the page's script sends the chosen file as the
-/// body (`text/csv`, token in `X-CSRF-Token`) and shows its upload progress,
+/// body (`text/csv`, the token in the CSRF header) and shows its upload progress,
 /// then the rows written as chunks commit ([`streamed_import`]); without
 /// script, the form posts pasted CSV and gets the result page. Both run the
 /// API's streaming import.

@@ -257,7 +257,7 @@ async fn save(
 }
 
 /// The editor's live preview: the form's fields in, the rendering (or the
-/// error) out as JSON. The token comes in `X-CSRF-Token`, as for the segment count.
+/// error) out as JSON. The token comes in the CSRF header, as for the segment count.
 async fn live_preview(
     State(state): State<AppState>,
     user: UiUser,

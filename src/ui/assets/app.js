@@ -6,6 +6,9 @@
   "use strict";
   document.documentElement.classList.add("js");
   var csrf = document.body ? document.body.getAttribute("data-csrf") : "";
+  // Where a request has no form fields of its own, the token travels in this header.
+  var csrfHeader = "X-CSRF-Token";
+  function csrfHeaders() { var h = {}; h[csrfHeader] = csrf; return h; }
 
   // Copy buttons: data-copy="#id" copies that element's text.
   document.addEventListener("click", function (ev) {
@@ -46,7 +49,7 @@
       var xhr = new XMLHttpRequest();
       xhr.open("POST", form.getAttribute("action"));
       xhr.setRequestHeader("Content-Type", "text/csv");
-      xhr.setRequestHeader("X-CSRF-Token", csrf);
+      xhr.setRequestHeader(csrfHeader, csrf);
       xhr.upload.onprogress = function (e) {
         if (e.lengthComputable) {
           var pct = Math.round((e.loaded / e.total) * 100);
@@ -120,7 +123,7 @@
     var update = function () {
       var body = new URLSearchParams(new FormData(builder));
       fetch(builder.getAttribute("data-live-count"), {
-        method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRF-Token": csrf }
+        method: "POST", body: body, credentials: "same-origin", headers: csrfHeaders()
       }).then(function (r) { return r.json(); }).then(function (j) {
         out.textContent = j.count !== undefined ? j.count : "–";
       }).catch(function () { out.textContent = "–"; });
@@ -142,7 +145,7 @@
       var body = new URLSearchParams(new FormData(editor));
       body.delete("action");
       fetch(editor.getAttribute("data-preview"), {
-        method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRF-Token": csrf }
+        method: "POST", body: body, credentials: "same-origin", headers: csrfHeaders()
       }).then(function (r) { return r.json(); }).then(function (j) {
         if (mine !== asked) return; // a later keystroke has asked again
         if (j.error !== undefined) {
