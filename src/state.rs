@@ -1,6 +1,6 @@
 //! The state every request handler shares. It sits below the API (handlers and
 //! auth import it) and above the services it holds, so dependencies run one way:
-//! `app` (composition) -> `api`/`auth` -> `state` -> `outbox`/`events`/`store`/`provider`.
+//! `app` (composition) -> `api`/`ui`/`service`/`auth` -> `state` -> `outbox`/`delivery_events`/`store`/`provider`.
 
 use std::sync::Arc;
 
