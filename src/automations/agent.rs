@@ -2,7 +2,8 @@
 //! mailroom checks and carries out that choice under guardrails.
 //!
 //! The model sees the event, the contact's non-personal fields (status, tags,
-//! opens and clicks: never the address or the name) and the rule's
+//! opens and clicks: never the address or the name), a clicked link without
+//! its query and with addresses and tokens in its path replaced, and the rule's
 //! instructions, and is offered a fixed set of tools whose arguments are
 //! restricted to what the rule allows. Its answer is untrusted input: a tool
 //! that was not offered, an argument outside the schema, a send to an address
@@ -16,7 +17,7 @@ use serde_json::{json, Map, Value};
 
 use super::{Engine, GuardrailRefusal, Outcome, Subject};
 use crate::domain::automation::{Action, Rule};
-use crate::domain::check_single_line;
+use crate::domain::{check_single_line, link_without_secrets};
 use crate::llm::ToolSpec;
 use crate::store::AgentDecision;
 
@@ -249,7 +250,8 @@ async fn prompt(engine: &Engine, s: &Subject<'_>, instructions: &str) -> anyhow:
         "event": {
             "type": run.event_type,
             "campaign_id": run.campaign_id,
-            "link": run.link,
+            // Scheme, host and path: no query, no address, no token.
+            "link": run.link.as_deref().and_then(link_without_secrets),
         },
         "contact": contact,
         "instructions": instructions,

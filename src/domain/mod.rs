@@ -29,7 +29,9 @@ pub use reputation::{ReputationCounts, ReputationPolicy, ReputationState};
 pub use status::{CampaignStatus, MessageStatus};
 pub use targeting::Targeting;
 pub use tenant_event::{is_tenant_event_type, TENANT_EVENT_TYPES, TEST_EVENT_TYPE};
-pub use text::{check_single_line, is_header_unsafe, nul_path, redact_addresses, strip_header_unsafe};
+pub use text::{
+    check_single_line, is_header_unsafe, link_without_secrets, nul_path, redact_addresses, strip_header_unsafe,
+};
 
 /// Milliseconds since the Unix epoch: the one timestamp representation stored
 /// on both backends (sqlx `Any` carries integers, not timestamps).

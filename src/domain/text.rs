@@ -70,6 +70,39 @@ pub fn redact_addresses(text: &str) -> String {
         .join(" ")
 }
 
+/// A clicked link as an outsider (the agent's model) may see it: scheme, host
+/// and path only — no query, fragment, user info or port — with each path
+/// segment that holds an address or looks like a token replaced by
+/// `redacted`. Links carry personal data and secrets in their queries
+/// (`?email=…&token=…`) and in their paths (`/u/jane@x.com/4f9c…/reset`).
+/// `None` when the text is no http(s) link with a host.
+pub fn link_without_secrets(raw: &str) -> Option<String> {
+    let url = url::Url::parse(raw.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let host = url.host_str()?;
+    let path: Vec<&str> = url
+        .path_segments()
+        .map(|segments| segments.map(|s| if looks_secret(s) { "redacted" } else { s }).collect())
+        .unwrap_or_default();
+    Some(format!("{}://{}/{}", url.scheme(), host, path.join("/")))
+}
+
+/// A path segment holding an address (`@`, or `%40` encoded), a UUID, long
+/// hex, or 16+ characters mixing letters and digits (a token).
+fn looks_secret(segment: &str) -> bool {
+    let lower = segment.to_ascii_lowercase();
+    if lower.contains('@') || lower.contains("%40") || uuid::Uuid::parse_str(segment).is_ok() {
+        return true;
+    }
+    let long = segment.chars().count() >= 16;
+    let hex = segment.chars().all(|c| c.is_ascii_hexdigit());
+    let letters = segment.chars().any(|c| c.is_alphabetic());
+    let digits = segment.chars().any(|c| c.is_ascii_digit());
+    long && (hex || (letters && digits))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +128,30 @@ mod tests {
     #[test]
     fn a_nul_is_named_as_such() {
         assert!(check_single_line("a\0", "name").unwrap_err().contains("NUL"));
+    }
+
+    #[test]
+    fn a_link_keeps_scheme_host_and_path_without_queries_addresses_or_tokens() {
+        let cases = [
+            ("https://a-corp.com/reset?email=jane%40x.com&token=4f9c2b7e1a8d3f60", Some("https://a-corp.com/reset")),
+            (
+                "https://a-corp.com/u/jane@x.com/4f9c2b7e1a8d3f60c2e9/reset",
+                Some("https://a-corp.com/u/redacted/redacted/reset"),
+            ),
+            ("https://user:pw@a-corp.com:8443/pricing#plans", Some("https://a-corp.com/pricing")),
+            ("https://a-corp.com/o/0192f0c4-0000-7000-8000-000000000001", Some("https://a-corp.com/o/redacted")),
+            ("https://a-corp.com/c/1234567890123456/x", Some("https://a-corp.com/c/redacted/x")),
+            ("https://a-corp.com/u/jane%40x.com", Some("https://a-corp.com/u/redacted")),
+            (
+                "https://a-corp.com/blog/introducing-automations",
+                Some("https://a-corp.com/blog/introducing-automations"),
+            ),
+            ("https://a-corp.com", Some("https://a-corp.com/")),
+            ("mailto:jane@x.com", None),
+            ("not a link", None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(link_without_secrets(raw).as_deref(), want, "{raw}");
+        }
     }
 }

@@ -410,6 +410,33 @@ async fn the_agent_acts_through_the_mock_model_in_both_wire_formats_and_logs_its
     }
 }
 
+// A clicked link can carry an address and a secret (a password-reset link):
+// the model gets its scheme, host and path, with such path segments replaced.
+#[tokio::test]
+async fn the_model_sees_a_clicked_link_without_its_query_addresses_or_tokens() {
+    let llm = MockLlm::start(MockLlmConfig { port: 0, ..MockLlmConfig::default() }).await.unwrap();
+    let app = agent_app(&llm, "openai", &[]).await;
+    let (t, key, _cid, sent) = campaign(&app, 2, false).await;
+    let template = follow_up_template(&app, &t, &key).await;
+    let on_click = rule(&app, &t, &key, agent_rule("email.clicked", &template, Value::Null)).await;
+    let links = [
+        "https://a-corp.com/reset?email=jane%40x.com&token=s3cr3tT0ken99887766",
+        "https://a-corp.com/u/jane@x.com/4f9c2b7e1a8d3f60c2e9/reset",
+    ];
+    for (i, (link, to)) in links.iter().zip(&sent).enumerate() {
+        post_event(&app, &format!("c-{i}"), "email.clicked", &to.1, json!({ "click": { "link": link } })).await;
+    }
+    settled_runs(&app, &t, &key, &on_click, 2).await;
+    let seen: Vec<String> = llm.bodies().iter().map(Value::to_string).collect();
+    assert_eq!(seen.len(), 2, "one decision per click");
+    let all = seen.join("\n");
+    for secret in ["jane", "x.com", "s3cr3tT0ken99887766", "4f9c2b7e1a8d3f60c2e9", "token=", "email="] {
+        assert!(!all.contains(secret), "the model saw {secret:?}: {all}");
+    }
+    assert!(all.contains("https://a-corp.com/reset"), "{all}");
+    assert!(all.contains("https://a-corp.com/u/redacted/redacted/reset"), "{all}");
+}
+
 #[tokio::test]
 async fn the_agents_guardrails_refuse_and_the_fallback_runs() {
     let llm = MockLlm::start(MockLlmConfig { port: 0, ..MockLlmConfig::default() }).await.unwrap();
