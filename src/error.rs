@@ -63,10 +63,6 @@ impl ApiError {
         Self::Conflict { code, message: message.into() }
     }
 
-    pub fn precondition(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Precondition { code, message: message.into() }
-    }
-
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -124,7 +120,6 @@ impl From<crate::service::Error> for ApiError {
         match e {
             E::BadRequest(m) => Self::BadRequest(m),
             E::Invalid { code, message } => Self::Invalid { code, message },
-            E::Forbidden(m) => Self::Forbidden(m),
             E::NotFound(what) => Self::NotFound(what),
             E::Conflict { code, message } => Self::Conflict { code, message },
             E::TooLarge(m) => Self::TooLarge(m),
@@ -205,7 +200,6 @@ mod tests {
             (Error::BadRequest("unreadable".into()), 400, "bad_request", "unreadable"),
             (Error::validation("`name` must not be empty"), 422, "validation_error", "`name` must not be empty"),
             (Error::Invalid { code: "invalid_email", message: "no @".into() }, 422, "invalid_email", "no @"),
-            (Error::Forbidden("operator only"), 403, "forbidden", "operator only"),
             (Error::NotFound("segment"), 404, "not_found", "segment not found"),
             (Error::conflict("contact_exists", "taken"), 409, "contact_exists", "taken"),
             (Error::TooLarge("too big".into()), 413, "payload_too_large", "too big"),

@@ -10,8 +10,6 @@ pub enum Error {
     BadRequest(String),
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
-    #[error("{0}")]
-    Forbidden(&'static str),
     /// No such thing, or not this tenant's: the two are never told apart.
     #[error("{0} not found")]
     NotFound(&'static str),
