@@ -569,7 +569,7 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
             let mut tx = self.begin_write().await?;
-            let now = self.now_ms();
+            let now = tx.now;
             let mark =
                 sqlx::query("UPDATE campaigns SET sent_notified_at = $2 WHERE id = $1 AND sent_notified_at IS NULL")
                     .bind(&c.id)

@@ -80,7 +80,7 @@ impl Store {
     /// stay, so late bounces and complaints still suppress and count.
     pub async fn delete_campaign(&self, tenant_id: &TenantId, id: &str) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
+        let now = tx.now;
         let done =
             sqlx::query("UPDATE campaigns SET deleted_at = $3 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL")
                 .bind(tenant_id)

@@ -111,7 +111,7 @@ async fn insert_contact(
 impl Store {
     pub async fn create_contact(&self, tenant_id: &TenantId, c: NewContact) -> Result<ContactRow, StoreError> {
         let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
+        let now = tx.now;
         insert_contact(&mut tx, tenant_id, &c, now).await.map_err(StoreError::from_sqlx)?;
         tx.commit().await?;
         Ok(ContactRow {

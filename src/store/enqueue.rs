@@ -120,7 +120,7 @@ impl Store {
         respond: impl FnOnce(u64) -> String,
     ) -> Result<EnqueueOutcome, StoreError> {
         let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
+        let now = tx.now;
         if let Some(repeat) = reserve_key(&mut tx, tenant_id, key, now).await? {
             tx.rollback().await?;
             return Ok(EnqueueOutcome::Repeat(repeat));
@@ -292,7 +292,7 @@ impl Store {
         response: &str,
     ) -> Result<Option<KeyRepeat>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
+        let now = tx.now;
         if let Some(repeat) = reserve_key(&mut tx, tenant_id, key, now).await? {
             tx.rollback().await?;
             return Ok(Some(repeat));

@@ -127,7 +127,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
+        let now = tx.now;
         let mut p = Placeholders::after(0);
         let rows: Vec<String> = events.iter().map(|_| format!("({})", p.list(12))).collect();
         let sql = format!(

@@ -113,7 +113,7 @@ impl Store {
         }
         drop(seen);
         let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
+        let now = tx.now;
         for chunk in unique.chunks_mut(ROWS_PER_STATEMENT) {
             self.import_statement(&mut tx, tenant_id, chunk, on_conflict, now, &mut out).await?;
         }

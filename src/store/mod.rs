@@ -32,7 +32,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 
 /// Domain values the store's functions take and give, named here too for the
 /// callers (front ends, tests) that reach them through the store.
-pub use crate::domain::delivery_event::{DomainChange, EventOutcome, EventTarget, IncomingEvent, DOMAIN_TROUBLE};
+pub use crate::domain::delivery_event::{EventOutcome, IncomingEvent};
 pub use crate::domain::{ClaimedMessage, RenderClaimed, Targeting};
 pub use automations::{
     AgentDecision, AutomationRow, ClaimedRun, Engagement, NewAutomation, RunBatch, RunMessage, RunProgress, RunRow,

@@ -133,7 +133,7 @@ impl Store {
     /// Idempotent: an address already suppressed keeps its first entry.
     pub async fn unsubscribe(&self, target: &UnsubscribeTarget, message_id: &str) -> Result<(), sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
+        let now = tx.now;
         let email_normalized = target.to_email.to_lowercase();
         let row = NewSuppression {
             tenant_id: &target.tenant_id,

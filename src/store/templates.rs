@@ -167,7 +167,7 @@ impl Store {
         patch: TemplatePatch,
     ) -> Result<Option<TemplateRow>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
+        let now = tx.now;
         let version: Option<i64> = sqlx::query_scalar(
             "UPDATE templates SET version = version + 1, updated_at = $3, name = COALESCE($4, name) \
              WHERE tenant_id = $1 AND id = $2 RETURNING version",

@@ -219,7 +219,8 @@ impl Store {
         data: &Value,
     ) -> Result<u64, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let queued = enqueue_tenant_events(&mut tx, self.now_ms(), tenant_id.as_str(), event_type, data).await?;
+        let now = tx.now;
+        let queued = enqueue_tenant_events(&mut tx, now, tenant_id.as_str(), event_type, data).await?;
         tx.commit().await?;
         Ok(queued)
     }

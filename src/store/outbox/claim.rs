@@ -4,12 +4,11 @@
 
 use std::collections::HashMap;
 
-use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 
 use super::{BatchShape, ClaimedBatch, DueBatch, OutboundBatch, MAX_BATCH};
 use crate::domain::outbox_policy::{self, chunk_by_size, request_body, DueAgain, HOLD_MS};
-use crate::domain::{ClaimedMessage, RenderClaimed};
+use crate::domain::{hash_key, ClaimedMessage, RenderClaimed};
 use crate::store::lease::{lease_recording, AlsoRecord, OUTBOX_BATCHES};
 use crate::store::{placeholders, Backend, Store, WriteTx};
 
@@ -26,10 +25,6 @@ struct DueRow {
     claim_token: Option<String>,
     uncertain_since: Option<i64>,
     updated_at: i64,
-}
-
-fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
 }
 
 /// Columns of [`ClaimedMessage`] (all but `blocked`) for messages `m` joined
@@ -193,7 +188,7 @@ impl Store {
             (None, emails) => {
                 let emails = emails.unwrap_or_default();
                 let body = request_body(&emails, single);
-                if row.payload_hash.as_deref().is_some_and(|h| h != sha256_hex(&body)) {
+                if row.payload_hash.as_deref().is_some_and(|h| h != hash_key(&body)) {
                     tracing::warn!(batch = %row.id, "a retry renders differently from the first attempt; the provider may refuse it");
                 }
                 body
@@ -272,7 +267,7 @@ impl Store {
             unblocked.into_iter().map(|m| m.id).zip(answers).collect();
 
         let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
+        let now = tx.now;
         // The head as it is now: whether its campaign is held is read again.
         let head: Option<Head> =
             sqlx::query_as(&format!("{HEAD} WHERE m.id = $1")).bind(&head.id).fetch_optional(&mut *tx).await?;
@@ -392,7 +387,7 @@ impl Store {
             .bind(&tenant_id)
             .bind(&idempotency_key)
             .bind(i64::from(single))
-            .bind(sha256_hex(&payload))
+            .bind(hash_key(&payload))
             .bind(&token)
             .bind(now + lease_ms)
             .bind(now)

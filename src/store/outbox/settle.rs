@@ -96,7 +96,7 @@ impl Store {
         refused: &[(String, String)],
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
+        let now = tx.now;
         let summary = format!("{} of {} emails refused", refused.len(), batch.message_ids.len());
         if !fence(&mut tx, batch, "sent", None, true, batch.uncertain_since, Some(&summary), now).await? {
             tx.rollback().await?;
@@ -135,7 +135,7 @@ impl Store {
         messages_set: &str,
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let now = self.now_ms();
+        let now = tx.now;
         if !fence(&mut tx, s.batch, batch_status, due_at, counted, uncertain_since, Some(s.error), now).await? {
             tx.rollback().await?;
             return Ok(false);
