@@ -118,17 +118,7 @@ pub fn path_id(raw: &str, what: &'static str) -> Result<String, ApiError> {
     Ok(crate::service::parse_id(raw, what)?)
 }
 
-/// Trims a required one-line text field (see [`crate::service::required_text`]).
-pub fn required_text(value: &str, field: &str, max: usize) -> Result<String, ApiError> {
-    Ok(crate::service::required_text(value, field, max)?)
-}
-
 /// A page size from `?limit=`: 1 to 1000, 100 when absent.
 pub fn page_limit(raw: Option<&str>) -> Result<i64, ApiError> {
     Ok(crate::service::page_limit(raw)?)
-}
-
-/// Trims an optional one-line text field; empty becomes absent.
-pub fn optional_text(value: Option<&str>, field: &str, max: usize) -> Result<Option<String>, ApiError> {
-    Ok(crate::service::optional_text(value, field, max)?)
 }

@@ -183,8 +183,12 @@ impl SimulatedFeed {
     }
 
     /// Stores the next generated event, if there is one.
+    /// The receiver stays locked until the event is stored, so that two
+    /// steppers (the runner and a test's `settle`) store events in the order
+    /// they were generated.
     async fn feed_one(&self) -> bool {
-        let Ok(event) = self.events.lock().await.try_recv() else { return false };
+        let mut events = self.events.lock().await;
+        let Ok(event) = events.try_recv() else { return false };
         // Retry store failures briefly, as Resend would retry a 5xx.
         for attempt in 0..5u64 {
             match ingest(&self.writer, &event.svix_id, event.body.as_bytes()).await {

@@ -113,13 +113,29 @@ pub struct Activity {
 
 impl Activity {
     async fn step(&self, worker: &dyn Worker) -> anyhow::Result<Step> {
-        self.busy.fetch_add(1, Ordering::SeqCst);
+        let _busy = Busy::start(&self.busy);
         let result = worker.step().await;
         if matches!(result, Ok(Step::Worked)) {
             self.worked.fetch_add(1, Ordering::SeqCst);
         }
-        self.busy.fetch_sub(1, Ordering::SeqCst);
         result
+    }
+}
+
+/// A step in hand, counted until it ends — also when its loop is aborted
+/// mid-step, so that `settle` never waits for a step that will not finish.
+struct Busy<'a>(&'a AtomicUsize);
+
+impl<'a> Busy<'a> {
+    fn start(busy: &'a AtomicUsize) -> Self {
+        busy.fetch_add(1, Ordering::SeqCst);
+        Self(busy)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -382,5 +398,54 @@ mod tests {
         assert_eq!(w.done.load(Ordering::SeqCst), 50);
         // Every lane is idle for an hour: shutdown ends them at once, not after the hour.
         tokio::time::timeout(Duration::from_secs(2), runner.shut_down()).await.unwrap();
+    }
+
+    /// One slow unit of work (a batch in flight at the provider), then idle.
+    struct Slow {
+        stop: Stop,
+        started: AtomicUsize,
+        finished: AtomicUsize,
+    }
+
+    impl Worker for Slow {
+        fn name(&self) -> &'static str {
+            "slow"
+        }
+
+        fn step(&self) -> BoxFuture<'_, anyhow::Result<Step>> {
+            Box::pin(async move {
+                if self.started.fetch_add(1, Ordering::SeqCst) > 0 {
+                    return Ok(Step::Idle);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                self.finished.fetch_add(1, Ordering::SeqCst);
+                Ok(Step::Worked)
+            })
+        }
+
+        fn cadence(&self) -> Cadence {
+            Cadence::Queue { idle: Duration::from_secs(3600), after_error: Duration::from_secs(3600), wake: None }
+        }
+
+        fn stop(&self) -> Stop {
+            self.stop
+        }
+    }
+
+    // Nothing accepted is lost at shutdown: a step in hand (a batch at the
+    // provider) finishes and records its outcome instead of being cut short.
+    #[tokio::test]
+    async fn shutdown_lets_the_step_in_hand_finish() {
+        let finishing = Arc::new(Slow {
+            stop: Stop::Finish { grace: Duration::from_secs(5), overdue: "slow did not stop" },
+            started: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
+        });
+        let runner = Runner::spawn(vec![finishing.clone()], Arc::default());
+        while finishing.started.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        runner.shut_down().await;
+        assert_eq!(finishing.finished.load(Ordering::SeqCst), 1, "the step in hand was cut short");
     }
 }
