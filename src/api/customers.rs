@@ -30,6 +30,8 @@ pub struct CustomerPatchIn {
     name: Option<String>,
     /// Append an unsubscribe footer to campaign html that has no `{{unsubscribe_url}}` (default true).
     unsubscribe_footer: Option<bool>,
+    /// The tenant's share of the provider's rate against other tenants' (1 to 1000, default 1). Operator only: a customer's own key gets 403.
+    send_weight: Option<i64>,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -75,13 +77,22 @@ async fn get_customer(t: TenantAccess, State(state): State<AppState>) -> ApiResu
 
 /// Rename a customer, or change its settings.
 #[utoipa::path(patch, path = "/customers/{id}", tag = "customers", params(("id" = String, Path)), request_body = CustomerPatchIn,
-    responses((status = 200, body = Customer), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Customer), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 async fn update_customer(
     t: TenantAccess,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CustomerPatchIn>,
 ) -> ApiResult<Json<Customer>> {
-    Ok(Json(customers::update(&state, &t.tenant_id, body.name.as_deref(), body.unsubscribe_footer).await?))
+    let change = customers::CustomerChange {
+        name: body.name.as_deref(),
+        unsubscribe_footer: body.unsubscribe_footer,
+        send_weight: body.send_weight,
+    };
+    if change.operator_only() && !t.is_admin {
+        return Err(ApiError::Forbidden("only the operator may set a customer's send_weight"));
+    }
+    Ok(Json(customers::update(&state, &t.tenant_id, change).await?))
 }
 
 /// Delete a customer and everything it owns (admin only).

@@ -7,6 +7,7 @@ mod claimed_message;
 mod clock;
 pub mod delivery_event;
 mod email;
+pub mod fair_share;
 pub mod filter;
 mod keys;
 mod name;

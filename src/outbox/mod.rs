@@ -76,12 +76,16 @@ pub struct Outbox {
     settings: OutboxSettings,
     wake: Arc<Notify>,
     renderer: Arc<Renderer>,
-    /// Claims of this process one at a time: a claim renders what it would
-    /// take before its transaction, and two at once would render the same
-    /// messages, of which only one could claim them.
-    claiming: Arc<tokio::sync::Mutex<()>>,
-    /// Transactional claims made beside a busy `claiming`, one at a time.
-    claiming_transactional: Arc<tokio::sync::Mutex<()>>,
+    /// The (tenant, lane) pairs this process is claiming for: a claim renders
+    /// what it would take before its transaction, so two claims of one
+    /// tenant's lane at once would render the same messages (of which only one
+    /// could claim them), and a tenant whose template is slow would hold more
+    /// than one render worker. Claims of other tenants go side by side.
+    claiming: Arc<std::sync::Mutex<Vec<(String, i64)>>>,
+    /// Choosing a turn and marking it in `claiming`, one at a time.
+    choosing: Arc<tokio::sync::Mutex<()>>,
+    /// Claims of batches due again, one at a time.
+    retrying: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Outbox {
@@ -101,7 +105,8 @@ impl Outbox {
             wake,
             renderer,
             claiming: Arc::default(),
-            claiming_transactional: Arc::default(),
+            choosing: Arc::default(),
+            retrying: Arc::default(),
         }
     }
 
@@ -116,41 +121,42 @@ impl Outbox {
     }
 
     /// One unit of work: a batch whose retry (or lease) is due, else up to
-    /// `claim_batches` new batches of one campaign (or one transactional email).
+    /// `claim_batches` new batches of one campaign (or one transactional
+    /// email), of the tenant whose turn it is among those this process is not
+    /// already claiming for.
     pub async fn try_dispatch_once(&self) -> anyhow::Result<Step> {
         let lease = self.settings.lease_ms;
-        let claiming = match self.claiming.try_lock() {
-            Ok(claiming) => claiming,
-            Err(_) => {
-                // Another task is claiming, perhaps rendering a slow campaign:
-                // transactional mail goes beside it rather than after it.
-                if let Some(step) = self.claim_transactional_aside().await? {
-                    return Ok(step);
+        if let Ok(retrying) = self.retrying.try_lock() {
+            let due = self.store.claim_due_batch(lease, self.renderer.as_ref()).await?;
+            drop(retrying);
+            match due {
+                DueBatch::Claimed(batch) => {
+                    metrics::counter!("mailroom_batch_retries_total").increment(1);
+                    return self.dispatch_all(vec![batch]).await;
                 }
-                self.claiming.lock().await
-            }
-        };
-        match self.store.claim_due_batch(lease, self.renderer.as_ref()).await? {
-            DueBatch::Claimed(batch) => {
-                drop(claiming);
-                metrics::counter!("mailroom_batch_retries_total").increment(1);
-                return self.dispatch_all(vec![batch]).await;
-            }
-            DueBatch::Settled { status, messages } => {
-                tracing::info!(status, messages, "a batch due again was settled without sending");
-                if status == "dead" {
-                    metrics::counter!("mailroom_dead_letters_total").increment(messages);
+                DueBatch::Settled { status, messages } => {
+                    tracing::info!(status, messages, "a batch due again was settled without sending");
+                    if status == "dead" {
+                        metrics::counter!("mailroom_dead_letters_total").increment(messages);
+                    }
+                    return Ok(Step::Settled { status, messages });
                 }
-                return Ok(Step::Settled { status, messages });
+                DueBatch::None => {}
             }
-            DueBatch::None => {}
         }
+        let Some(turn) = self.take_turn().await? else { return Ok(Step::Empty) };
         let claimed = self
             .store
-            .claim_new_batch(lease, self.settings.claim_batches, self.settings.max_batch_bytes, self.renderer.as_ref())
-            .await?;
-        drop(claiming);
-        let Some(claimed) = claimed else { return Ok(Step::Empty) };
+            .claim_turn(
+                &turn.turn,
+                lease,
+                self.settings.claim_batches,
+                self.settings.max_batch_bytes,
+                self.renderer.as_ref(),
+            )
+            .await;
+        drop(turn);
+        let claimed = claimed?;
         if claimed.suppressed > 0 {
             metrics::counter!("mailroom_messages_suppressed_at_claim_total").increment(claimed.suppressed);
         }
@@ -160,17 +166,16 @@ impl Outbox {
         self.dispatch_all(claimed.batches).await
     }
 
-    /// Claims and sends the next transactional email, one claim of this kind at
-    /// a time; `None` when none is queued.
-    async fn claim_transactional_aside(&self) -> anyhow::Result<Option<Step>> {
-        let aside = self.claiming_transactional.lock().await;
-        let claimed = self.store.claim_transactional(self.settings.lease_ms, self.renderer.as_ref()).await?;
-        drop(aside);
-        Ok(match claimed {
-            None => None,
-            Some(c) if c.batches.is_empty() => Some(Step::Suppressed(c.suppressed)),
-            Some(c) => Some(self.dispatch_all(c.batches).await?),
-        })
+    /// The next turn of a tenant this process is not claiming for, marked as
+    /// claimed until the returned guard is dropped.
+    async fn take_turn(&self) -> anyhow::Result<Option<Claiming>> {
+        let _choosing = self.choosing.lock().await;
+        let busy = self.claiming.lock().map(|c| c.clone()).unwrap_or_default();
+        let Some(turn) = self.store.next_turn(false, &busy).await? else { return Ok(None) };
+        if let Ok(mut claiming) = self.claiming.lock() {
+            claiming.push((turn.tenant_id.clone(), turn.lane));
+        }
+        Ok(Some(Claiming { turn, claiming: self.claiming.clone() }))
     }
 
     /// Sends the batches side by side (each in its own rate slot), then records
@@ -388,9 +393,26 @@ impl Outbox {
     }
 }
 
-/// The runner loops `concurrency` claimers side by side (the transactional
-/// lane is taken inside a step, beside a busy claimer); each finishes the
-/// batch in hand before stopping, so nothing is left half-recorded.
+/// A turn being claimed: while it lives, this process claims nothing else for
+/// its tenant in its lane.
+struct Claiming {
+    turn: crate::store::Turn,
+    claiming: Arc<std::sync::Mutex<Vec<(String, i64)>>>,
+}
+
+impl Drop for Claiming {
+    fn drop(&mut self) {
+        if let Ok(mut claiming) = self.claiming.lock() {
+            if let Some(i) = claiming.iter().position(|(t, l)| *t == self.turn.tenant_id && *l == self.turn.lane) {
+                claiming.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// The runner loops `concurrency` claimers side by side, each claiming for a
+/// different tenant (transactional mail first); each finishes the batch in
+/// hand before stopping, so nothing is left half-recorded.
 impl crate::workers::Worker for Outbox {
     fn name(&self) -> &'static str {
         "outbox"

@@ -4,7 +4,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{optional_text, parse_id, required_text, Error, Result};
-use crate::domain::{generate_key, hash_key};
+use crate::domain::{fair_share, generate_key, hash_key};
 use crate::domain::{new_id, rfc3339, TenantId};
 use crate::state::AppState;
 use crate::store::{ApiKeyRow, TenantRow};
@@ -20,6 +20,9 @@ pub struct Customer {
     resend_domain_id: Option<String>,
     /// Campaign html without `{{unsubscribe_url}}` gets an unsubscribe footer.
     unsubscribe_footer: bool,
+    /// Its share of the provider's rate when other tenants send too: a tenant
+    /// of weight 2 gets twice the share of one of weight 1 (set by the operator).
+    send_weight: i64,
     created_at: String,
 }
 
@@ -33,6 +36,7 @@ impl From<TenantRow> for Customer {
             domain_status: t.domain_status,
             resend_domain_id: t.resend_domain_id,
             unsubscribe_footer: t.unsubscribe_footer == 1,
+            send_weight: t.send_weight,
             created_at: rfc3339(t.created_at),
         }
     }
@@ -85,16 +89,35 @@ pub async fn get(state: &AppState, tenant_id: &TenantId) -> Result<Customer> {
     Ok(row.into())
 }
 
-/// Renames a tenant and/or switches its unsubscribe footer.
-pub async fn update(
-    state: &AppState,
-    tenant_id: &TenantId,
-    name: Option<&str>,
-    unsubscribe_footer: Option<bool>,
-) -> Result<Customer> {
-    let name = name.map(|n| required_text(n, "name", 255)).transpose()?;
-    if let Some(on) = unsubscribe_footer {
+/// What a change of a tenant sets; absent fields stay as they are.
+#[derive(Default)]
+pub struct CustomerChange<'a> {
+    pub name: Option<&'a str>,
+    pub unsubscribe_footer: Option<bool>,
+    /// The operator's alone to set (the front ends check who asks).
+    pub send_weight: Option<i64>,
+}
+
+impl CustomerChange<'_> {
+    /// Whether it sets something only the operator may set.
+    pub fn operator_only(&self) -> bool {
+        self.send_weight.is_some()
+    }
+}
+
+/// Renames a tenant, switches its unsubscribe footer, or sets its weight.
+pub async fn update(state: &AppState, tenant_id: &TenantId, change: CustomerChange<'_>) -> Result<Customer> {
+    let name = change.name.map(|n| required_text(n, "name", 255)).transpose()?;
+    if let Some(weight) = change.send_weight {
+        if !(1..=fair_share::MAX_WEIGHT).contains(&weight) {
+            return Err(Error::validation(format!("send_weight must be from 1 to {}", fair_share::MAX_WEIGHT)));
+        }
+    }
+    if let Some(on) = change.unsubscribe_footer {
         state.store.set_unsubscribe_footer(tenant_id, on).await?;
+    }
+    if let Some(weight) = change.send_weight {
+        state.store.set_send_weight(tenant_id, weight).await?;
     }
     let row = match name {
         Some(name) => state.store.rename_tenant(tenant_id, &name).await?,

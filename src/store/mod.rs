@@ -43,7 +43,7 @@ pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey}
 pub use events::{EventFilter, ListedEvent, StoredEvent};
 pub use import::{ImportOutcome, ImportRow, OnConflict};
 pub use messages::MessageRow;
-pub use outbox::{BatchShape, ClaimedBatch, DueBatch, OutboundBatch, Settlement, IDEMPOTENCY_WINDOW_MS};
+pub use outbox::{BatchShape, ClaimedBatch, DueBatch, OutboundBatch, Settlement, Turn, IDEMPOTENCY_WINDOW_MS};
 pub use reputation::{ReputationChange, ResumeOutcome, TenantReputation, REPUTATION_EVENT};
 pub use stats::{Bucket, CampaignCounters, DAY_MS, HOUR_MS, METRICS};
 pub use suppressions::{SuppressionRow, UnsubscribeTarget, Unsuppress};

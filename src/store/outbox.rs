@@ -8,10 +8,14 @@
 //!
 //! [`claim`]: claiming (render callback, chunking, request bodies, idempotency
 //! keys, holds and give-ups, whose rules are [`crate::domain::outbox_policy`]'s);
-//! [`settle`]: recording outcomes (complete, reschedule, fail, split).
+//! [`settle`]: recording outcomes (complete, reschedule, fail, split);
+//! [`turns`]: whose mail is claimed next (tenants, and a tenant's campaigns, in turn).
 
 mod claim;
 mod settle;
+mod turns;
+
+pub use turns::Turn;
 
 pub use crate::domain::outbox_policy::{BatchShape, HOLD_MS, IDEMPOTENCY_WINDOW_MS, MAX_BATCH};
 

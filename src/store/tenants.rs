@@ -15,6 +15,8 @@ pub struct TenantRow {
     pub dmarc_policy: Option<String>,
     /// 1: campaign html without `{{unsubscribe_url}}` gets an unsubscribe footer.
     pub unsubscribe_footer: i64,
+    /// Its share of the provider's rate against other tenants' (set by the operator).
+    pub send_weight: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -43,7 +45,8 @@ pub enum KeyOwner {
 }
 
 const TENANT_COLUMNS: &str =
-    "id, name, domain_name, resend_domain_id, domain_status, domain_records, dmarc_policy, unsubscribe_footer, created_at, updated_at";
+    "id, name, domain_name, resend_domain_id, domain_status, domain_records, dmarc_policy, unsubscribe_footer, send_weight, \
+   created_at, updated_at";
 
 impl Store {
     pub async fn setting(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
@@ -83,6 +86,17 @@ impl Store {
         sqlx::query("UPDATE tenants SET unsubscribe_footer = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
             .bind(i64::from(on))
+            .bind(self.now_ms())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// A tenant's weight in the turns of sending (see [`crate::domain::fair_share`]).
+    pub async fn set_send_weight(&self, id: &TenantId, weight: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE tenants SET send_weight = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(weight)
             .bind(self.now_ms())
             .execute(&self.pool)
             .await

@@ -17,6 +17,7 @@ mod delivery;
 mod domain_records;
 mod events;
 mod exactly_once;
+mod fair_shares;
 mod health;
 mod hostile_input;
 mod import;

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::FromRow;
 
+use super::turns::{self, Turn};
 use super::{BatchShape, ClaimedBatch, DueBatch, OutboundBatch, MAX_BATCH};
 use crate::domain::outbox_policy::{self, chunk_by_size, request_body, DueAgain, HOLD_MS};
 use crate::domain::{hash_key, ClaimedMessage, RenderClaimed};
@@ -45,7 +46,7 @@ const BLOCKED: &str = "CASE WHEN m.campaign_id IS NOT NULL AND NOT EXISTS ( \
    THEN 1 ELSE 0 END";
 
 /// [`Head`]s of messages `m`, to be narrowed by a `WHERE`.
-const HEAD: &str = "SELECT m.id, m.campaign_id, m.solo, t.domain_status, r.state AS reputation \
+pub(super) const HEAD: &str = "SELECT m.id, m.campaign_id, m.solo, t.domain_status, r.state AS reputation \
    FROM messages m JOIN tenants t ON t.id = m.tenant_id LEFT JOIN tenant_reputation r ON r.tenant_id = m.tenant_id";
 
 /// The messages `m` a claim takes: a condition on `$2`, the value for `$2`,
@@ -59,11 +60,11 @@ fn scope_clause(scope: &str, limit: usize) -> String {
     format!("{scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}")
 }
 
-/// The head of the queue.
+/// The message first in the queue a claim serves.
 #[derive(FromRow)]
-struct Head {
+pub(super) struct Head {
     id: String,
-    campaign_id: Option<String>,
+    pub(super) campaign_id: Option<String>,
     solo: i64,
     domain_status: Option<String>,
     reputation: Option<String>,
@@ -178,9 +179,11 @@ impl Store {
 
         let also = AlsoRecord::BatchClaim { uncertain_since };
         let token = lease_recording(&mut tx, &OUTBOX_BATCHES, &[row.id.as_str()], lease_ms, now, also).await?;
+        let transactional = messages.iter().all(|(m, _, _)| m.campaign_id.is_none());
+        // A retry is a request like any other: its tenant's turn pays for it.
+        turns::charge_retry(&mut tx, &row.tenant_id, transactional).await?;
         tx.commit().await?;
 
-        let transactional = messages.iter().all(|(m, _, _)| m.campaign_id.is_none());
         let single = row.single == 1;
         // Batches written before bodies were rendered on demand carry their body.
         let payload = match (row.payload, rendered) {
@@ -208,10 +211,11 @@ impl Store {
     }
 
     /// Claims the next group of queued messages — transactional first, then up to
-    /// `max_batches` requests of one campaign — drops those that may no longer be
-    /// mailed, and records each request with its idempotency key and claim
-    /// token, all in one transaction, before anything is sent. A request holds
-    /// at most [`MAX_BATCH`] emails and `max_bytes` of body.
+    /// `max_batches` requests of one campaign, whoever's turn it is (see
+    /// [`Store::next_turn`]) — drops those that may no longer be mailed, and
+    /// records each request with its idempotency key and claim token, all in
+    /// one transaction, before anything is sent. A request holds at most
+    /// [`MAX_BATCH`] emails and `max_bytes` of body.
     ///
     /// Rendering (tenants' templates, in worker processes) happens before that
     /// transaction, on what the claim would take as read a moment earlier:
@@ -225,36 +229,38 @@ impl Store {
         max_bytes: usize,
         render: &impl RenderClaimed,
     ) -> anyhow::Result<Option<ClaimedBatch>> {
-        self.claim_new(lease_ms, max_batches, max_bytes, render, false).await
+        let Some(turn) = self.next_turn(false, &[]).await? else { return Ok(None) };
+        self.claim_turn(&turn, lease_ms, max_batches, max_bytes, render).await.map(Some)
     }
 
-    /// Claims the next transactional email, if one is queued, and nothing
-    /// else: a claim beside another that is busy rendering a campaign, so
-    /// transactional mail never waits for a campaign's template.
+    /// Claims the next transactional email, if one is queued, and nothing else.
     pub async fn claim_transactional(
         &self,
         lease_ms: i64,
         render: &impl RenderClaimed,
     ) -> anyhow::Result<Option<ClaimedBatch>> {
-        self.claim_new(lease_ms, 1, usize::MAX, render, true).await
+        let Some(turn) = self.next_turn(true, &[]).await? else { return Ok(None) };
+        self.claim_turn(&turn, lease_ms, 1, usize::MAX, render).await.map(Some)
     }
 
-    async fn claim_new(
+    /// Claims what `turn` (from [`Store::next_turn`]) serves, as
+    /// [`Store::claim_new_batch`] says, and charges its tenant the requests.
+    pub async fn claim_turn(
         &self,
+        turn: &Turn,
         lease_ms: i64,
         max_batches: usize,
         max_bytes: usize,
         render: &impl RenderClaimed,
-        transactional_only: bool,
-    ) -> anyhow::Result<Option<ClaimedBatch>> {
+    ) -> anyhow::Result<ClaimedBatch> {
         // What the claim would take, read and rendered outside the transaction.
+        let head = &turn.head;
         let mut conn = self.pool.acquire().await?;
-        let Some(head) = self.queue_head(&mut conn, self.now_ms(), transactional_only).await? else { return Ok(None) };
         // Which messages the claim takes: decided once, here, and used again
         // inside the transaction.
         let scope = match head.held() {
             true => None,
-            false => Some(self.claim_scope(&mut conn, &head, max_batches, max_bytes).await?),
+            false => Some(self.claim_scope(&mut conn, head, max_batches, max_bytes).await?),
         };
         let ahead = match &scope {
             Some(scope) => self.claimable(&mut conn, scope, self.now_ms()).await?,
@@ -273,7 +279,7 @@ impl Store {
             sqlx::query_as(&format!("{HEAD} WHERE m.id = $1")).bind(&head.id).fetch_optional(&mut *tx).await?;
         let Some(head) = head else {
             tx.commit().await?;
-            return Ok(Some(ClaimedBatch { suppressed: 0, batches: Vec::new() }));
+            return Ok(ClaimedBatch { suppressed: 0, batches: Vec::new() });
         };
         // A campaign of a tenant whose domain is not verified (the provider
         // reported it failing), or whose reputation is paused, is held: its
@@ -316,7 +322,7 @@ impl Store {
             tracing::warn!(campaign = %c, messages = held.rows_affected(), status = ?head.domain_status,
                 reputation = ?head.reputation,
                 "campaign held: its tenant's domain is not verified, or its reputation is paused");
-            return Ok(Some(ClaimedBatch { suppressed: 0, batches: Vec::new() }));
+            return Ok(ClaimedBatch { suppressed: 0, batches: Vec::new() });
         }
         let campaign_id = head.campaign_id.clone();
         let single = head.single();
@@ -326,7 +332,7 @@ impl Store {
         let Some((scope, scope_value, limit)) = scope else {
             // It was held when read, and no longer is: nothing was rendered.
             tx.commit().await?;
-            return Ok(Some(ClaimedBatch { suppressed: 0, batches: Vec::new() }));
+            return Ok(ClaimedBatch { suppressed: 0, batches: Vec::new() });
         };
         let still: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(&format!(
             "SELECT m.id, {BLOCKED} AS blocked FROM messages m WHERE {}{}",
@@ -408,30 +414,9 @@ impl Store {
                 message_ids,
             });
         }
+        turns::charge(&mut tx, turn, batches.len()).await?;
         tx.commit().await?;
-        Ok(Some(ClaimedBatch { suppressed: blocked.len() as u64, batches }))
-    }
-
-    /// The message at the head of the queue, with what decides whether it is held.
-    /// With `transactional_only`, only transactional mail counts (it is first
-    /// in the queue's index, so this stops at once when there is none).
-    async fn queue_head(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        now: i64,
-        transactional_only: bool,
-    ) -> Result<Option<Head>, sqlx::Error> {
-        let only = if transactional_only {
-            format!(" AND m.priority = {}", crate::store::enqueue::PRIORITY_TRANSACTIONAL)
-        } else {
-            String::new()
-        };
-        sqlx::query_as(&format!(
-            "{HEAD} WHERE m.status = 'queued' AND m.due_at <= $1{only} ORDER BY m.priority, m.due_at LIMIT 1"
-        ))
-        .bind(now)
-        .fetch_optional(&mut *conn)
-        .await
+        Ok(ClaimedBatch { suppressed: blocked.len() as u64, batches })
     }
 
     /// The messages of `scope` as a claim takes them: rendered and re-checked.

@@ -1,0 +1,222 @@
+//! Whose mail a claim takes next, and what it costs them: tenants in turn, and
+//! a tenant's campaigns in turn, by the rule of [`crate::domain::fair_share`].
+//!
+//! The turn order lives in the database: `send_turns` holds each tenant's pass
+//! per lane (transactional, campaign) and the clock its campaigns share,
+//! `send_clocks` each lane's virtual time, `campaigns.turn_pass` each
+//! campaign's pass. A claim reads them to choose (outside its transaction) and
+//! moves them in its transaction, so processes sharing one database share one
+//! order; two processes choosing at the same moment may serve the same tenant
+//! twice, and each of those requests is charged to it.
+
+use sqlx::FromRow;
+
+use super::claim::Head;
+use crate::domain::fair_share;
+use crate::store::enqueue::{PRIORITY_CAMPAIGN, PRIORITY_TRANSACTIONAL};
+use crate::store::{placeholders, Store, WriteTx};
+
+/// The lanes, in the order they are served: transactional mail first.
+const LANES: [i64; 2] = [PRIORITY_TRANSACTIONAL, PRIORITY_CAMPAIGN];
+
+/// What one claim serves: a tenant in a lane (and, for campaign mail, one of
+/// its campaigns), headed by the message first in that queue.
+pub struct Turn {
+    /// The messages' priority: [`PRIORITY_TRANSACTIONAL`] or [`PRIORITY_CAMPAIGN`].
+    pub lane: i64,
+    pub tenant_id: String,
+    weight: i64,
+    pub(super) head: Head,
+}
+
+#[derive(FromRow)]
+struct Candidate {
+    id: String,
+    send_weight: i64,
+}
+
+impl Store {
+    /// The next turn, transactional mail first: of the tenants with due mail in
+    /// a lane, but for those in `busy` (this process is claiming for them in
+    /// that lane), the one whose next request starts first; then, for campaign
+    /// mail, of that tenant's campaigns likewise. `None` when nothing is due.
+    pub async fn next_turn(
+        &self,
+        transactional_only: bool,
+        busy: &[(String, i64)],
+    ) -> Result<Option<Turn>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let now = self.now_ms();
+        let lanes = if transactional_only { &LANES[..1] } else { &LANES[..] };
+        for &lane in lanes {
+            let skip: Vec<&str> = busy.iter().filter(|(_, l)| *l == lane).map(|(t, _)| t.as_str()).collect();
+            let not_busy = match skip.len() {
+                0 => String::new(),
+                n => format!(" AND t.id NOT IN ({})", placeholders(3, n)),
+            };
+            let sql = format!(
+                "SELECT t.id, t.send_weight FROM tenants t \
+                 LEFT JOIN send_turns st ON st.tenant_id = t.id AND st.lane = $2 \
+                 WHERE EXISTS (SELECT 1 FROM messages m WHERE m.priority = $2 AND m.tenant_id = t.id \
+                   AND m.status = 'queued' AND m.due_at <= $1){not_busy} \
+                 ORDER BY {start}, t.id LIMIT 1",
+                start = start_sql("COALESCE(st.pass, 0)", "(SELECT vtime FROM send_clocks WHERE lane = $2)"),
+            );
+            let sql = crate::store::native_sql(&conn, &sql);
+            let mut q = sqlx::query_as::<_, Candidate>(&sql).bind(now).bind(lane);
+            for t in &skip {
+                q = q.bind(*t);
+            }
+            let Some(tenant) = q.fetch_optional(&mut *conn).await? else { continue };
+            let head = match lane {
+                PRIORITY_CAMPAIGN => self.campaign_head(&mut conn, &tenant.id, now).await?,
+                _ => None,
+            };
+            // Transactional mail oldest first (and campaign mail of no campaign, should there be any).
+            let head = match head {
+                Some(head) => Some(head),
+                None => {
+                    sqlx::query_as(&format!(
+                        "{} WHERE m.priority = $2 AND m.tenant_id = $3 AND m.status = 'queued' AND m.due_at <= $1 \
+                         ORDER BY m.due_at LIMIT 1",
+                        super::claim::HEAD
+                    ))
+                    .bind(now)
+                    .bind(lane)
+                    .bind(&tenant.id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                }
+            };
+            if let Some(head) = head {
+                return Ok(Some(Turn { lane, tenant_id: tenant.id, weight: tenant.send_weight, head }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first due message of the tenant's campaign whose turn it is.
+    async fn campaign_head(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        tenant_id: &str,
+        now: i64,
+    ) -> Result<Option<Head>, sqlx::Error> {
+        let campaign: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT c.id FROM campaigns c \
+             WHERE c.tenant_id = $1 AND (c.scheduled_at IS NULL OR c.scheduled_at <= $2) \
+               AND EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = c.id AND m.status = 'queued' AND m.due_at <= $2) \
+             ORDER BY {start}, c.id LIMIT 1",
+            start = start_sql(
+                "c.turn_pass",
+                "(SELECT st.inner_clock FROM send_turns st WHERE st.tenant_id = $1 AND st.lane = $3)"
+            ),
+        ))
+        .bind(tenant_id)
+        .bind(now)
+        .bind(PRIORITY_CAMPAIGN)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(campaign) = campaign else { return Ok(None) };
+        sqlx::query_as(&format!(
+            "{} WHERE m.campaign_id = $1 AND m.status = 'queued' AND m.due_at <= $2 ORDER BY m.id LIMIT 1",
+            super::claim::HEAD
+        ))
+        .bind(&campaign)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await
+    }
+}
+
+/// Charges `requests` provider requests to `turn`'s tenant in its lane (and to
+/// its campaign among the tenant's), and moves the lane's virtual time to
+/// where the tenant's turn started. In the claim's transaction.
+pub async fn charge(tx: &mut WriteTx, turn: &Turn, requests: usize) -> Result<(), sqlx::Error> {
+    if requests == 0 {
+        return Ok(());
+    }
+    charge_queue(tx, &turn.tenant_id, turn.lane, turn.weight, requests).await?;
+    if let (PRIORITY_CAMPAIGN, Some(campaign)) = (turn.lane, &turn.head.campaign_id) {
+        let clock: Option<i64> =
+            sqlx::query_scalar("SELECT inner_clock FROM send_turns WHERE tenant_id = $1 AND lane = $2")
+                .bind(&turn.tenant_id)
+                .bind(turn.lane)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let cost = fair_share::cost(requests, 1);
+        let pass =
+            charged(tx, "UPDATE campaigns", "turn_pass", ("id = $3", campaign), clock.unwrap_or(0), cost).await?;
+        let begin = pass - cost;
+        sqlx::query("UPDATE send_turns SET inner_clock = $3 WHERE tenant_id = $1 AND lane = $2 AND inner_clock < $3")
+            .bind(&turn.tenant_id)
+            .bind(turn.lane)
+            .bind(begin)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Charges a retried request to its tenant's queue in its lane.
+pub async fn charge_retry(tx: &mut WriteTx, tenant_id: &str, transactional: bool) -> Result<(), sqlx::Error> {
+    let weight: Option<i64> = sqlx::query_scalar("SELECT send_weight FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let lane = if transactional { PRIORITY_TRANSACTIONAL } else { PRIORITY_CAMPAIGN };
+    charge_queue(tx, tenant_id, lane, weight.unwrap_or(1), 1).await
+}
+
+/// Charges `requests` to a tenant's queue in `lane`.
+async fn charge_queue(
+    tx: &mut WriteTx,
+    tenant_id: &str,
+    lane: i64,
+    weight: i64,
+    requests: usize,
+) -> Result<(), sqlx::Error> {
+    let vtime: i64 = sqlx::query_scalar("SELECT vtime FROM send_clocks WHERE lane = $1")
+        .bind(lane)
+        .fetch_optional(&mut **tx)
+        .await?
+        .unwrap_or(0);
+    sqlx::query("INSERT INTO send_turns (tenant_id, lane, pass, inner_clock) VALUES ($1, $2, 0, 0) ON CONFLICT (tenant_id, lane) DO NOTHING")
+        .bind(tenant_id)
+        .bind(lane)
+        .execute(&mut **tx)
+        .await?;
+    let cost = fair_share::cost(requests, weight);
+    // The lane is one of ours, never input.
+    let key = format!("tenant_id = $3 AND lane = {lane}");
+    let pass = charged(tx, "UPDATE send_turns", "pass", (&key, tenant_id), vtime, cost).await?;
+    let begin = pass - cost;
+    if begin > vtime {
+        sqlx::query("UPDATE send_clocks SET vtime = $2 WHERE lane = $1 AND vtime < $2")
+            .bind(lane)
+            .bind(begin)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Moves the pass in `column` of the row `key` (a condition on `$3`, its value) on
+/// by `cost` from where its next request starts, in one statement (the row is
+/// locked meanwhile, so two claims at once are both charged); the new pass.
+async fn charged(
+    tx: &mut WriteTx,
+    update: &str,
+    column: &str,
+    (condition, value): (&str, &str),
+    vtime: i64,
+    cost: i64,
+) -> Result<i64, sqlx::Error> {
+    let sql = format!("{update} SET {column} = {} + $2 WHERE {condition} RETURNING {column}", start_sql(column, "$1"));
+    sqlx::query_scalar(&sql).bind(vtime).bind(cost).bind(value).fetch_one(&mut **tx).await
+}
+
+/// SQL for [`fair_share::start`] of a pass and a virtual time.
+fn start_sql(pass: &str, vtime: &str) -> String {
+    format!("CASE WHEN {pass} > COALESCE({vtime}, 0) THEN {pass} ELSE COALESCE({vtime}, 0) END")
+}
