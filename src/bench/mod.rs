@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct BenchArgs {
-    /// fanout | webhooks | rate | audience | import | idle | stats | all
+    /// fanout | webhooks | rate | tenants | audience | import | idle | stats | all
     #[arg(default_value = "all")]
     pub scenario: String,
     /// Run against this database (PostgreSQL: a fresh database is created beside it); default a temp SQLite file.
@@ -53,6 +53,15 @@ pub struct BenchArgs {
     /// rate: the provider's limit in requests per second.
     #[arg(long, default_value_t = 10)]
     pub rate_limit: u32,
+    /// tenants: the big tenant's campaign size.
+    #[arg(long, default_value_t = 100_000)]
+    pub big_recipients: usize,
+    /// tenants: other tenants, each sending a small campaign while the big one sends.
+    #[arg(long, default_value_t = 50)]
+    pub small_tenants: usize,
+    /// tenants: each small campaign's size.
+    #[arg(long, default_value_t = 20)]
+    pub small_recipients: usize,
     /// audience: contacts to seed.
     #[arg(long, default_value_t = 1_000_000)]
     pub audience: usize,
@@ -76,7 +85,7 @@ pub struct BenchArgs {
 /// Figures by key, e.g. `fanout.emails_per_s`.
 pub type Figures = BTreeMap<String, f64>;
 
-const SCENARIOS: [&str; 7] = ["fanout", "webhooks", "rate", "audience", "import", "idle", "stats"];
+const SCENARIOS: [&str; 8] = ["fanout", "webhooks", "rate", "tenants", "audience", "import", "idle", "stats"];
 
 /// Runs the chosen scenarios, prints a table, writes JSON if asked; returns the figures.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Figures> {
@@ -92,6 +101,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Figures> {
             "fanout" => scenarios::fanout(args).await?,
             "webhooks" => scenarios::webhooks(args).await?,
             "rate" => scenarios::rate(args).await?,
+            "tenants" => scenarios::tenants(args).await?,
             "audience" => scenarios::audience(args).await?,
             "import" => scenarios::contact_import(args).await?,
             "stats" => scenarios::stats(args).await?,

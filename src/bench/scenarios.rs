@@ -22,9 +22,14 @@ fn resend_env(mock: &MockResend, rate: u32) -> Vec<(&'static str, String)> {
 }
 
 async fn import(server: &Server, tenant: &str, key: &str, n: usize) -> anyhow::Result<()> {
+    import_at(server, tenant, key, n, "example.org").await
+}
+
+/// `n` contacts `user{i}@{domain}`.
+async fn import_at(server: &Server, tenant: &str, key: &str, n: usize, domain: &str) -> anyhow::Result<()> {
     for start in (0..n).step_by(10_000) {
         let contacts: Vec<_> = (start..(start + 10_000).min(n))
-            .map(|i| json!({ "email": format!("user{i}@example.org"), "first_name": format!("U{i}") }))
+            .map(|i| json!({ "email": format!("user{i}@{domain}"), "first_name": format!("U{i}") }))
             .collect();
         server
             .call(
@@ -300,6 +305,73 @@ pub async fn rate(args: &BenchArgs) -> anyhow::Result<Figures> {
         ("transactional_p99_ms".into(), percentile(&latencies, 0.99)),
         ("transactional_p50_ms".into(), percentile(&latencies, 0.50)),
         ("peak_requests_per_s".into(), f64::from(stats.peak_requests_per_second)),
+    ]))
+}
+
+/// Fair shares (issue 20): one tenant's big campaign sending at the account's
+/// rate while many other tenants each send a small one. How long each small
+/// campaign took from its 202 until the provider had all of it, how much of the
+/// account's rate was used, and how much longer the big campaign took than its
+/// requests alone need.
+pub async fn tenants(args: &BenchArgs) -> anyhow::Result<Figures> {
+    let limit = args.rate_limit.max(1);
+    let mock = MockResend::start(MockConfig { port: 0, rate_limit: limit, ..MockConfig::default() }).await?;
+    let db = BenchDb::new(args.database_url.as_deref()).await?;
+    let server = Server::start(&binary(args.mailroom_bin.as_ref())?, &db, &resend_env(&mock, limit)).await?;
+    let (big, big_key) = server.tenant_on("Big", "big.example.com").await?;
+    import_at(&server, &big, &big_key, args.big_recipients, "big.example.org").await?;
+    let mut small = Vec::new();
+    for i in 0..args.small_tenants {
+        let (t, key) = server.tenant_on(&format!("Small {i}"), &format!("small{i}.example.com")).await?;
+        import_at(&server, &t, &key, args.small_recipients, &format!("small{i}.example.org")).await?;
+        small.push((t, key, format!("small-{i}")));
+    }
+    let running = &server;
+    let send = |t: String, key: String, subject: String| async move {
+        let body = json!({ "subject": subject, "html": "<p>Hello {{first_name}}</p>" });
+        running.call(Method::POST, &format!("/customers/{t}/send"), &key, Some(body)).await
+    };
+    send(big, big_key, "big".into()).await?;
+    let big_accepted_ms = now_ms();
+    // The big campaign is under way (and its claims ahead in the pacer) when the others send.
+    wait_until("the big campaign's first batch", Duration::from_secs(60), || mock.accepted_count() > 0).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let acks = futures::future::try_join_all(small.iter().map(|(t, key, subject)| async move {
+        send(t.clone(), key.clone(), subject.clone()).await?;
+        anyhow::Ok((subject.clone(), now_ms()))
+    }))
+    .await?;
+    let big_requests = args.big_recipients.div_ceil(100);
+    let small_requests = args.small_tenants * args.small_recipients.div_ceil(100);
+    let ideal_s = (big_requests + small_requests) as f64 / f64::from(limit);
+    let total = args.big_recipients + args.small_tenants * args.small_recipients;
+    wait_until("every email", Duration::from_secs_f64(ideal_s * 3.0 + 120.0), || mock.accepted_count() >= total)
+        .await?;
+    let accepted = mock.accepted();
+    let last_of = |subject: &str| accepted.iter().filter(|e| e.subject == subject).map(|e| e.accepted_at_ms).max();
+    let mut waits: Vec<f64> = acks
+        .iter()
+        .map(|(subject, ack)| last_of(subject).map_or(f64::INFINITY, |done| (done - ack) as f64 / 1000.0))
+        .collect();
+    waits.sort_by(|a, b| a.total_cmp(b));
+    let big_s = last_of("big").map_or(f64::INFINITY, |done| (done - big_accepted_ms) as f64 / 1000.0);
+    // Whole seconds from the first request to the last: the provider counts per second.
+    let stats = mock.stats();
+    let times = &stats.accepted_request_times;
+    let (first, last) = (times.iter().min().copied().unwrap_or(0), times.iter().max().copied().unwrap_or(0));
+    let (from, to) = ((first / 1000 + 1) * 1000, (last / 1000) * 1000);
+    let in_window = times.iter().filter(|t| **t >= from && **t < to).count();
+    let budget = ((to - from).max(1000) / 1000) as f64 * f64::from(limit);
+    drop(server);
+    db.remove().await;
+    Ok(Figures::from([
+        ("small_done_p100_s".into(), waits.last().copied().unwrap_or(0.0)),
+        ("small_done_p50_s".into(), percentile(&waits, 0.5)),
+        ("rate_used".into(), in_window as f64 / budget),
+        ("big_total_s".into(), big_s),
+        // How many requests' time the big campaign took beyond its own.
+        ("big_extra_requests".into(), big_s * f64::from(limit) - big_requests as f64),
+        ("http_429".into(), stats.http_429 as f64),
     ]))
 }
 

@@ -129,18 +129,18 @@ impl Server {
 
     /// A customer with a verified domain: (customer id, its key).
     pub async fn tenant(&self) -> anyhow::Result<(String, String)> {
+        self.tenant_on("Bench", "bench.example.com").await
+    }
+
+    /// A customer `name` with the verified domain `domain`: (customer id, its key).
+    pub async fn tenant_on(&self, name: &str, domain: &str) -> anyhow::Result<(String, String)> {
         let post = reqwest::Method::POST;
-        let c = self.call(post.clone(), "/customers", ADMIN_KEY, Some(json!({ "name": "Bench" }))).await?;
+        let c = self.call(post.clone(), "/customers", ADMIN_KEY, Some(json!({ "name": name }))).await?;
         let id = c["id"].as_str().context("customer id")?.to_owned();
         let k = self.call(post.clone(), &format!("/customers/{id}/api-keys"), ADMIN_KEY, Some(json!({}))).await?;
         let key = k["key"].as_str().context("api key")?.to_owned();
-        self.call(
-            post.clone(),
-            &format!("/customers/{id}/domains"),
-            &key,
-            Some(json!({ "domain_name": "bench.example.com" })),
-        )
-        .await?;
+        self.call(post.clone(), &format!("/customers/{id}/domains"), &key, Some(json!({ "domain_name": domain })))
+            .await?;
         self.call(post, &format!("/customers/{id}/domains/verify"), &key, Some(json!({}))).await?;
         Ok((id, key))
     }

@@ -1,7 +1,9 @@
 //! The sending worker. Each step claims one batch (a due retry first, else new
-//! queued messages: transactional before campaign), sends it at the account's
-//! rate, and records the answer. Steps are independent, so several loops — in
-//! one process or many — can run side by side against one database.
+//! queued messages: transactional before campaign, of the tenant whose turn it
+//! is — see [`crate::domain::fair_share`]), sends it at the account's rate, and
+//! records the answer. Steps are independent, so several loops — in one
+//! process or many — can run side by side against one database; in one
+//! process, loops claim for different tenants at once.
 
 pub mod compose;
 mod paced_provider;
