@@ -30,6 +30,11 @@ pub struct CustomerPatchIn {
     name: Option<String>,
     /// Append an unsubscribe footer to campaign html that has no `{{unsubscribe_url}}` (default true).
     unsubscribe_footer: Option<bool>,
+    /// Operator only (a customer's key gets 403): model calls the `agent`
+    /// action may make a day (UTC), 0 to 10,000,000; null: `MAILROOM_AGENT_DAILY_CALLS`.
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 10_000_000)]
+    #[serde(default, deserialize_with = "super::contacts::present")]
+    agent_daily_calls: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -73,15 +78,26 @@ async fn get_customer(t: TenantAccess, State(state): State<AppState>) -> ApiResu
     Ok(Json(customers::get(&state, &t.tenant_id).await?))
 }
 
-/// Rename a customer, or change its settings.
+/// Rename a customer, or change its settings (`agent_daily_calls`: the operator only).
 #[utoipa::path(patch, path = "/customers/{id}", tag = "customers", params(("id" = String, Path)), request_body = CustomerPatchIn,
-    responses((status = 200, body = Customer), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Customer), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 async fn update_customer(
     t: TenantAccess,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CustomerPatchIn>,
 ) -> ApiResult<Json<Customer>> {
-    Ok(Json(customers::update(&state, &t.tenant_id, body.name.as_deref(), body.unsubscribe_footer).await?))
+    // A customer's budget is the operator's to set, never its own; checked before anything changes.
+    let agent_daily_calls = match &body.agent_daily_calls {
+        Some(_) if !t.is_admin => return Err(ApiError::Forbidden("only the operator may set agent_daily_calls")),
+        Some(raw) => Some(customers::agent_daily_calls(raw)?),
+        None => None,
+    };
+    let updated = customers::update(&state, &t.tenant_id, body.name.as_deref(), body.unsubscribe_footer).await?;
+    match agent_daily_calls {
+        Some(calls) => Ok(Json(customers::set_agent_daily_calls(&state, &t.tenant_id, calls).await?)),
+        None => Ok(Json(updated)),
+    }
 }
 
 /// Delete a customer and everything it owns (admin only).

@@ -21,6 +21,9 @@ pub struct Customer {
     /// Campaign html without `{{unsubscribe_url}}` gets an unsubscribe footer.
     unsubscribe_footer: bool,
     created_at: String,
+    /// Model calls the `agent` action may make a day (UTC), set by the
+    /// operator; null: `MAILROOM_AGENT_DAILY_CALLS`.
+    agent_daily_calls: Option<i64>,
 }
 
 impl From<TenantRow> for Customer {
@@ -34,6 +37,7 @@ impl From<TenantRow> for Customer {
             resend_domain_id: t.resend_domain_id,
             unsubscribe_footer: t.unsubscribe_footer == 1,
             created_at: rfc3339(t.created_at),
+            agent_daily_calls: t.agent_daily_calls,
         }
     }
 }
@@ -101,6 +105,31 @@ pub async fn update(
         None => state.store.tenant(tenant_id).await?,
     };
     Ok(row.ok_or(Error::NotFound("customer"))?.into())
+}
+
+/// The most model calls a day the operator may give a tenant.
+pub const MAX_AGENT_DAILY_CALLS: i64 = 10_000_000;
+
+/// A budget of model calls a day as sent (`null`: the default), if it is one.
+pub fn agent_daily_calls(raw: &serde_json::Value) -> Result<Option<i64>> {
+    match raw {
+        serde_json::Value::Null => Ok(None),
+        v => v.as_i64().filter(|n| (0..=MAX_AGENT_DAILY_CALLS).contains(n)).map(Some).ok_or_else(|| {
+            Error::validation(format!(
+                "agent_daily_calls must be a whole number from 0 to {MAX_AGENT_DAILY_CALLS}, or null for the default"
+            ))
+        }),
+    }
+}
+
+/// Sets the tenant's budget of model calls a day (`None`: the default). The
+/// caller checked that the operator asks.
+pub async fn set_agent_daily_calls(state: &AppState, tenant_id: &TenantId, calls: Option<i64>) -> Result<Customer> {
+    if !state.store.set_agent_daily_calls(tenant_id, calls).await? {
+        return Err(Error::NotFound("customer"));
+    }
+    tracing::info!(tenant = %tenant_id, calls = ?calls, "agent daily calls set");
+    get(state, tenant_id).await
 }
 
 /// Deletes a tenant and everything it owns.
