@@ -47,7 +47,9 @@ impl Worker for AgentRuns {
     }
 
     fn cadence(&self) -> Cadence {
-        Cadence::Queue { idle: Duration::from_millis(200), after_error: Duration::from_secs(1), wake: None }
+        // Every lane looks when idle: a little longer than the local lane's
+        // pause keeps eight idle lanes' reads few, against a model's seconds.
+        Cadence::Queue { idle: Duration::from_millis(500), after_error: Duration::from_secs(1), wake: None }
     }
 
     fn lanes(&self) -> usize {
