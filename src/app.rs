@@ -150,6 +150,8 @@ pub fn workers(core: &Core, config: &Config, role: Role) -> Vec<Arc<dyn Worker>>
         // Automations act on delivery events after they are stored, beside the outbox.
         match Engine::new(core.store.clone(), core.wake.clone(), config) {
             Ok(engine) => {
+                // Agent runs in a lane of their own: no rule waits behind a model.
+                list.push(Arc::new(engine.agent_runs()));
                 list.push(Arc::new(engine));
                 list.push(Arc::new(FinishedCampaigns::new(core.store.clone())));
             }

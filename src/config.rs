@@ -147,6 +147,13 @@ pub struct Config {
     /// `MAILROOM_AGENT_DAILY_CAP`: emails the `agent` action may send per
     /// tenant per UTC day (default 100).
     pub agent_daily_cap: u32,
+    /// `MAILROOM_AGENT_CONCURRENCY`: agent runs carried out at once in this
+    /// process, beside the other rules (default 8; at most 2 per tenant).
+    pub agent_concurrency: usize,
+    /// `MAILROOM_AGENT_DAILY_CALLS`: model calls the `agent` action may make
+    /// per tenant per UTC day (default 1000); the operator may set another
+    /// figure per tenant (`agent_daily_calls` on the customer).
+    pub agent_daily_calls: u32,
     /// `DEBUG`: verbose logs (still no addresses or bodies at info level).
     pub debug: bool,
 }
@@ -360,6 +367,9 @@ impl Config {
             }
         };
         let agent_daily_cap = parse_number(get("MAILROOM_AGENT_DAILY_CAP"), "MAILROOM_AGENT_DAILY_CAP", 100)?;
+        let agent_concurrency: usize =
+            parse_number(get("MAILROOM_AGENT_CONCURRENCY"), "MAILROOM_AGENT_CONCURRENCY", 8)?;
+        let agent_daily_calls = parse_number(get("MAILROOM_AGENT_DAILY_CALLS"), "MAILROOM_AGENT_DAILY_CALLS", 1_000)?;
         let debug = matches!(
             get("DEBUG").as_deref().map(str::to_ascii_lowercase).as_deref(),
             Some("1" | "true" | "yes" | "on")
@@ -414,6 +424,8 @@ impl Config {
             alert_webhook_secret,
             llm,
             agent_daily_cap,
+            agent_concurrency: agent_concurrency.clamp(1, 64),
+            agent_daily_calls,
             debug,
         })
     }

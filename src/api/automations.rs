@@ -89,9 +89,13 @@ pub struct AgentRun {
     arguments: Option<Value>,
     /// The model's stated reason.
     reason: Option<String>,
-    /// What came of it: `done: ...`, `refused: ...; fallback ...`, `failed: ...`.
+    /// What came of it: `done: ...`, `refused: ...; fallback ...`, `failed: ...`,
+    /// `budget_exhausted: ...; fallback ...` (the day's model calls were used up: none was made).
     outcome: Option<String>,
     latency_ms: Option<i64>,
+    /// Tokens the model's answer used (its `usage`); null when no answer came.
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -123,6 +127,8 @@ impl From<RunRow> for Run {
             reason: r.reason,
             outcome: r.outcome,
             latency_ms: r.latency_ms,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
         });
         Self {
             next_at: (r.status == "pending").then(|| rfc3339(r.due_at)),

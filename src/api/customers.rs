@@ -32,6 +32,11 @@ pub struct CustomerPatchIn {
     unsubscribe_footer: Option<bool>,
     /// The tenant's share of the provider's rate against other tenants' (1 to 1000, default 1). Operator only: a customer's own key gets 403.
     send_weight: Option<i64>,
+    /// Operator only (a customer's key gets 403): model calls the `agent`
+    /// action may make a day (UTC), 0 to 10,000,000; null: `MAILROOM_AGENT_DAILY_CALLS`.
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 10_000_000)]
+    #[serde(default, deserialize_with = "super::contacts::present")]
+    agent_daily_calls: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -75,7 +80,7 @@ async fn get_customer(t: TenantAccess, State(state): State<AppState>) -> ApiResu
     Ok(Json(customers::get(&state, &t.tenant_id).await?))
 }
 
-/// Rename a customer, or change its settings.
+/// Rename a customer, or change its settings (`agent_daily_calls`: the operator only).
 #[utoipa::path(patch, path = "/customers/{id}", tag = "customers", params(("id" = String, Path)), request_body = CustomerPatchIn,
     responses((status = 200, body = Customer), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
@@ -88,9 +93,11 @@ async fn update_customer(
         name: body.name.as_deref(),
         unsubscribe_footer: body.unsubscribe_footer,
         send_weight: body.send_weight,
+        agent_daily_calls: body.agent_daily_calls.as_ref().map(customers::agent_daily_calls).transpose()?,
     };
+    // What only the operator may set is refused before anything changes.
     if change.operator_only() && !t.is_admin {
-        return Err(ApiError::Forbidden("only the operator may set a customer's send_weight"));
+        return Err(ApiError::Forbidden("only the operator may set a customer's send_weight or agent_daily_calls"));
     }
     Ok(Json(customers::update(&state, &t.tenant_id, change).await?))
 }

@@ -8,8 +8,10 @@
 //! restricted to what the rule allows. Its answer is untrusted input: a tool
 //! that was not offered, an argument outside the schema, a send to an address
 //! that cannot be mailed or past the tenant's daily cap, a timeout or an error
-//! all lead to the rule's `fallback` (if any). Every decision is recorded on
-//! the run: tool, arguments, the model's reason, outcome and latency.
+//! all lead to the rule's `fallback` (if any), and so does a tenant's daily
+//! budget of model calls used up (`budget_exhausted`: the call is not made).
+//! Every decision is recorded on the run: tool, arguments, the model's
+//! reason, outcome, latency and the tokens the answer used.
 
 use std::time::Instant;
 
@@ -41,13 +43,37 @@ pub(crate) async fn decide(engine: &Engine, s: &Subject<'_>, rule: &Rule, action
     let templates = allowed_template_names(engine, s, allowed_templates).await?;
     let tools = tools(&templates, allowed_tags);
     let prompt = prompt(engine, s, instructions).await?;
+    // Each call is booked before it is made (a timed-out call may be billed too).
+    let booking = engine.store.take_agent_call(&s.run.tenant_id, engine.agent_daily_calls).await?;
+    if !booking.booked {
+        count_call(&s.run.tenant_id, "budget_exhausted");
+        let d = AgentDecision {
+            outcome: format!(
+                "budget_exhausted: the {} model calls a day this customer may make are used up (until 00:00 UTC; \
+                 MAILROOM_AGENT_DAILY_CALLS)",
+                booking.cap
+            ),
+            ..Default::default()
+        };
+        return fallback(engine, s, rule, d).await;
+    }
     let started = Instant::now();
-    let answer = llm.choose_tool(SYSTEM, &prompt.to_string(), &tools).await;
+    let answer = llm.ask(SYSTEM, &prompt.to_string(), &tools).await;
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    let call = match answer {
+    count_call(&s.run.tenant_id, if answer.call.is_ok() { "answered" } else { "failed" });
+    let usage = answer.usage.map(|u| {
+        let tokens = |kind: &'static str, n: i64| {
+            metrics::counter!("mailroom_agent_tokens_total", "tenant" => s.run.tenant_id.clone(), "kind" => kind)
+                .increment(u64::try_from(n).unwrap_or(0));
+        };
+        tokens("input", u.input_tokens);
+        tokens("output", u.output_tokens);
+        (u.input_tokens, u.output_tokens)
+    });
+    let call = match answer.call {
         Ok(call) => call,
         Err(e) => {
-            let d = AgentDecision { outcome: format!("failed: {e}"), latency_ms, ..Default::default() };
+            let d = AgentDecision { outcome: format!("failed: {e}"), latency_ms, usage, ..Default::default() };
             return fallback(engine, s, rule, d).await;
         }
     };
@@ -64,6 +90,7 @@ pub(crate) async fn decide(engine: &Engine, s: &Subject<'_>, rule: &Rule, action
         reason,
         outcome: String::new(),
         latency_ms,
+        usage,
     };
     let chosen = match validate(&call.name, &call.arguments, &templates, allowed_tags) {
         Ok(chosen) => chosen,
@@ -95,6 +122,13 @@ pub(crate) async fn decide(engine: &Engine, s: &Subject<'_>, rule: &Rule, action
             Err(other) => Err(other),
         },
     }
+}
+
+/// Counts a model call per tenant in `/metrics`: `answered`, `failed`, or
+/// `budget_exhausted` (not made: the day's budget is used up).
+fn count_call(tenant_id: &str, outcome: &'static str) {
+    metrics::counter!("mailroom_agent_calls_total", "tenant" => tenant_id.to_owned(), "outcome" => outcome)
+        .increment(1);
 }
 
 /// Runs the rule's fallback (if any) after a failed decision, and records both.

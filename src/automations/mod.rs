@@ -6,6 +6,9 @@
 //! does not repeat what was done.
 
 pub mod agent;
+mod agent_lane;
+
+pub use agent_lane::AgentRuns;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +40,10 @@ pub struct Engine {
     wake: Arc<Notify>,
     llm: Option<LlmClient>,
     agent_daily_cap: i64,
+    /// Model calls a tenant may make a day, unless the operator set its own figure.
+    agent_daily_calls: i64,
+    /// Agent runs carried out at once in this process ([`AgentRuns`]).
+    agent_concurrency: usize,
 }
 
 /// One action's result.
@@ -82,13 +89,28 @@ impl Engine {
             }
             None => None,
         };
-        Ok(Self { store, wake, llm, agent_daily_cap: i64::from(config.agent_daily_cap) })
+        Ok(Self {
+            store,
+            wake,
+            llm,
+            agent_daily_cap: i64::from(config.agent_daily_cap),
+            agent_daily_calls: i64::from(config.agent_daily_calls),
+            agent_concurrency: config.agent_concurrency.max(1),
+        })
     }
 
-    /// Claims the due runs and carries them out one after another: a rule's
-    /// actions are writes, and running many side by side would crowd event
-    /// ingestion out of the database (on SQLite, out of its one writer); a
-    /// backlog of runs can wait a little, a webhook should not. Returns how many.
+    /// The agent lane of this engine: the runs of rules with an `agent`
+    /// action, which [`Engine::step`] leaves alone.
+    pub fn agent_runs(&self) -> AgentRuns {
+        AgentRuns::new(self.clone())
+    }
+
+    /// Claims the due runs of rules without an `agent` action (those wait for
+    /// no model: the agent lane, [`AgentRuns`], has the others) and carries
+    /// them out one after another: a rule's actions are writes, and running
+    /// many side by side would crowd event ingestion out of the database (on
+    /// SQLite, out of its one writer); a backlog of runs can wait a little, a
+    /// webhook should not. Returns how many.
     pub async fn step(&self) -> anyhow::Result<usize> {
         let runs = self.store.claim_runs(LEASE_MS, CLAIM).await?;
         let n = runs.len();
@@ -102,21 +124,27 @@ impl Engine {
             }
         }
         for run in one_by_one {
-            if let Err(e) = self.execute(&run).await {
-                tracing::warn!(run = %run.id, error = ?e, "automation run failed; retried");
-                let backoff = 1_000 * (1_i64 << run.attempts.clamp(0, 10));
-                let next = if run.attempts + 1 >= MAX_ATTEMPTS {
-                    RunProgress::End { status: "failed" }
-                } else {
-                    RunProgress::Retry { due_at: self.store.now_ms() + backoff, error: "an error occurred; retried" }
-                };
-                if let Err(e) = self.store.save_run(&run, &run.log, next).await {
-                    tracing::error!(run = %run.id, error = ?e, "could not record a failed automation run");
-                }
-            }
+            self.run_one(&run).await;
             tokio::task::yield_now().await;
         }
         Ok(n)
+    }
+
+    /// Carries out one claimed run; on an error, it is retried after a backoff
+    /// (or ends `failed` after [`MAX_ATTEMPTS`]).
+    async fn run_one(&self, run: &ClaimedRun) {
+        if let Err(e) = self.execute(run).await {
+            tracing::warn!(run = %run.id, error = ?e, "automation run failed; retried");
+            let backoff = 1_000 * (1_i64 << run.attempts.clamp(0, 10));
+            let next = if run.attempts + 1 >= MAX_ATTEMPTS {
+                RunProgress::End { status: "failed" }
+            } else {
+                RunProgress::Retry { due_at: self.store.now_ms() + backoff, error: "an error occurred; retried" }
+            };
+            if let Err(e) = self.store.save_run(run, &run.log, next).await {
+                tracing::error!(run = %run.id, error = ?e, "could not record a failed automation run");
+            }
+        }
     }
 
     /// Carries out runs whose remaining actions are all local writes (tags,

@@ -179,6 +179,12 @@ impl Rule {
         }
     }
 
+    /// Whether the rule asks a model (an `agent` action): its runs go to the
+    /// agent lane, so that no other rule waits behind a model.
+    pub fn uses_agent(&self) -> bool {
+        self.actions.iter().any(|a| matches!(a, Action::Agent { .. }))
+    }
+
     /// Every template the rule can send (for the API's ownership check).
     pub fn template_ids(&self) -> Vec<&str> {
         self.actions.iter().chain(self.fallback.iter()).flat_map(Action::template_ids).collect()

@@ -51,6 +51,25 @@ pub struct ToolCall {
     pub reason: Option<String>,
 }
 
+/// Tokens an answer used, as the endpoint reported them (`usage`): what the
+/// model's provider bills.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// OpenAI `prompt_tokens`, Anthropic `input_tokens`.
+    pub input_tokens: i64,
+    /// OpenAI `completion_tokens`, Anthropic `output_tokens`.
+    pub output_tokens: i64,
+}
+
+/// What one request to the model came to: the call (or why there is none),
+/// and the tokens it used whenever the endpoint answered with a `usage`, a
+/// malformed call included (it was billed all the same).
+#[derive(Debug)]
+pub struct Answer {
+    pub call: Result<ToolCall, LlmError>,
+    pub usage: Option<Usage>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
     #[error("the model did not answer within {0} ms")]
@@ -94,6 +113,26 @@ impl LlmClient {
 
     /// Asks the model to call exactly one of `tools`.
     pub async fn choose_tool(&self, system: &str, prompt: &str, tools: &[ToolSpec]) -> Result<ToolCall, LlmError> {
+        self.ask(system, prompt, tools).await.call
+    }
+
+    /// [`LlmClient::choose_tool`], with the tokens the answer used.
+    pub async fn ask(&self, system: &str, prompt: &str, tools: &[ToolSpec]) -> Answer {
+        match self.request(system, prompt, tools).await {
+            Err(e) => Answer { call: Err(e), usage: None },
+            Ok(answer) => {
+                let usage = parse_usage(self.api, &answer);
+                let call = match self.api {
+                    LlmApi::OpenAi => parse_openai(&answer),
+                    LlmApi::Anthropic => parse_anthropic(&answer),
+                };
+                Answer { call, usage }
+            }
+        }
+    }
+
+    /// Sends the request; the answer's JSON.
+    async fn request(&self, system: &str, prompt: &str, tools: &[ToolSpec]) -> Result<Value, LlmError> {
         let body = match self.api {
             LlmApi::OpenAi => json!({
                 "model": self.model,
@@ -132,11 +171,7 @@ impl LlmClient {
             let body: String = text.chars().take(300).collect();
             return Err(LlmError::Status { status: status.as_u16(), body });
         }
-        let answer: Value = serde_json::from_str(&text).map_err(|e| LlmError::Malformed(format!("not JSON: {e}")))?;
-        match self.api {
-            LlmApi::OpenAi => parse_openai(&answer),
-            LlmApi::Anthropic => parse_anthropic(&answer),
-        }
+        serde_json::from_str(&text).map_err(|e| LlmError::Malformed(format!("not JSON: {e}")))
     }
 
     fn transport(&self, e: reqwest::Error) -> LlmError {
@@ -147,6 +182,23 @@ impl LlmClient {
             LlmError::Transport(e.without_url().to_string())
         }
     }
+}
+
+/// The answer's `usage`, if it has one: OpenAI `prompt_tokens` and
+/// `completion_tokens`, Anthropic `input_tokens` and `output_tokens` (plus
+/// the prompt-cache figures, billed as input too).
+fn parse_usage(api: LlmApi, answer: &Value) -> Option<Usage> {
+    let usage = answer.get("usage").filter(|u| u.is_object())?;
+    let n = |key: &str| usage.get(key).and_then(Value::as_i64).unwrap_or(0).max(0);
+    Some(match api {
+        LlmApi::OpenAi => Usage { input_tokens: n("prompt_tokens"), output_tokens: n("completion_tokens") },
+        LlmApi::Anthropic => Usage {
+            input_tokens: n("input_tokens")
+                .saturating_add(n("cache_creation_input_tokens"))
+                .saturating_add(n("cache_read_input_tokens")),
+            output_tokens: n("output_tokens"),
+        },
+    })
 }
 
 fn parse_openai(answer: &Value) -> Result<ToolCall, LlmError> {
@@ -231,6 +283,17 @@ mod tests {
         assert_eq!(call.arguments, json!({ "message": "complaint" }));
         assert_eq!(call.reason.as_deref(), Some("They complained."));
         assert!(parse_anthropic(&json!({ "content": [{ "type": "text", "text": "hm" }] })).is_err());
+    }
+
+    #[test]
+    fn usage_is_read_in_both_wire_formats() {
+        let openai = json!({ "usage": { "prompt_tokens": 120, "completion_tokens": 15, "total_tokens": 135 } });
+        assert_eq!(parse_usage(LlmApi::OpenAi, &openai), Some(Usage { input_tokens: 120, output_tokens: 15 }));
+        let anthropic = json!({ "usage": { "input_tokens": 90, "output_tokens": 20, "cache_read_input_tokens": 10 } });
+        assert_eq!(parse_usage(LlmApi::Anthropic, &anthropic), Some(Usage { input_tokens: 100, output_tokens: 20 }));
+        assert_eq!(parse_usage(LlmApi::OpenAi, &json!({ "choices": [] })), None);
+        let odd = json!({ "usage": { "prompt_tokens": -5, "completion_tokens": "many" } });
+        assert_eq!(parse_usage(LlmApi::OpenAi, &odd), Some(Usage::default()));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! `complained` or `delivery_delayed` → `notify`; `bounced` → `suppress`;
 //! `clicked` → `add_tag`; `opened` → `send_template`; otherwise the first tool.
 //! Arguments are filled from each tool's schema: the first `enum` value, else a
-//! short string.
+//! short string. Every answer reports `usage` (about four characters a token,
+//! as real tokenizers roughly do), and the mock counts the tokens it reported
+//! and the most requests it had in hand at once.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,16 +39,26 @@ pub struct MockLlmConfig {
     pub answer: Option<String>,
 }
 
+/// What the mock has seen and said, shared by its handlers and its owner.
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+    input_tokens: AtomicU64,
+    output_tokens: AtomicU64,
+}
+
 #[derive(Clone)]
 struct MockState {
     config: Arc<MockLlmConfig>,
-    requests: Arc<AtomicU64>,
+    counters: Arc<Counters>,
     bodies: Arc<std::sync::Mutex<Vec<Value>>>,
 }
 
 pub struct MockLlm {
     addr: SocketAddr,
-    requests: Arc<AtomicU64>,
+    counters: Arc<Counters>,
     bodies: Arc<std::sync::Mutex<Vec<Value>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -55,9 +67,9 @@ impl MockLlm {
     pub async fn start(config: MockLlmConfig) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", config.port)).await?;
         let addr = listener.local_addr()?;
-        let requests = Arc::new(AtomicU64::new(0));
+        let counters = Arc::new(Counters::default());
         let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let state = MockState { config: Arc::new(config), requests: requests.clone(), bodies: bodies.clone() };
+        let state = MockState { config: Arc::new(config), counters: counters.clone(), bodies: bodies.clone() };
         let router = Router::new()
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
@@ -67,7 +79,7 @@ impl MockLlm {
                 tracing::error!(error = %e, "mock LLM stopped");
             }
         });
-        Ok(Self { addr, requests, bodies, task })
+        Ok(Self { addr, counters, bodies, task })
     }
 
     /// The server's base URL (mailroom adds `/v1/...`).
@@ -77,7 +89,17 @@ impl MockLlm {
 
     /// Requests answered so far.
     pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        self.counters.requests.load(Ordering::Relaxed)
+    }
+
+    /// The most requests the mock had in hand at once (waiting out `delay_ms`).
+    pub fn max_in_flight(&self) -> u64 {
+        self.counters.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The tokens the mock's answers reported in `usage`: (input, output).
+    pub fn tokens(&self) -> (u64, u64) {
+        (self.counters.input_tokens.load(Ordering::SeqCst), self.counters.output_tokens.load(Ordering::SeqCst))
     }
 
     /// The request bodies received so far (the last 100).
@@ -150,8 +172,21 @@ fn arguments(schema: &Value, reason: &str) -> Value {
     Value::Object(args)
 }
 
+/// The `usage` of an answer: about four characters a token, at least one;
+/// counted in the mock's totals.
+fn usage(state: &MockState, body: &Value, answer: &Value) -> (u64, u64) {
+    let tokens = |v: &Value| (v.to_string().len() as u64).div_ceil(4).max(1);
+    let (input, output) = (tokens(body), tokens(answer));
+    state.counters.input_tokens.fetch_add(input, Ordering::SeqCst);
+    state.counters.output_tokens.fetch_add(output, Ordering::SeqCst);
+    (input, output)
+}
+
 async fn answer_after_delay(state: &MockState, body: &Value) {
-    state.requests.fetch_add(1, Ordering::Relaxed);
+    let c = &state.counters;
+    c.requests.fetch_add(1, Ordering::Relaxed);
+    let now = c.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    c.max_in_flight.fetch_max(now, Ordering::SeqCst);
     if let Ok(mut bodies) = state.bodies.lock() {
         if bodies.len() >= 100 {
             bodies.remove(0);
@@ -161,6 +196,7 @@ async fn answer_after_delay(state: &MockState, body: &Value) {
     if state.config.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(state.config.delay_ms)).await;
     }
+    c.in_flight.fetch_sub(1, Ordering::SeqCst);
 }
 
 async fn openai(State(state): State<MockState>, Json(body): Json<Value>) -> Json<Value> {
@@ -182,8 +218,10 @@ async fn openai(State(state): State<MockState>, Json(body): Json<Value>) -> Json
             "id": "call_mock", "type": "function", "function": { "name": name, "arguments": args.to_string() } }] }),
         None => json!({ "role": "assistant", "content": "I would rather not choose." }),
     };
+    let (input, output) = usage(&state, &body, &message);
     Json(json!({ "id": "chatcmpl-mock", "object": "chat.completion", "model": body.get("model"),
-        "choices": [{ "index": 0, "message": message, "finish_reason": "tool_calls" }] }))
+        "choices": [{ "index": 0, "message": message, "finish_reason": "tool_calls" }],
+        "usage": { "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output } }))
 }
 
 async fn anthropic(State(state): State<MockState>, Json(body): Json<Value>) -> Json<Value> {
@@ -205,8 +243,10 @@ async fn anthropic(State(state): State<MockState>, Json(body): Json<Value>) -> J
         }
         None => json!([{ "type": "text", "text": "I would rather not choose." }]),
     };
+    let (input, output) = usage(&state, &body, &content);
     Json(json!({ "id": "msg_mock", "type": "message", "role": "assistant", "model": body.get("model"),
-        "content": content, "stop_reason": "tool_use" }))
+        "content": content, "stop_reason": "tool_use",
+        "usage": { "input_tokens": input, "output_tokens": output } }))
 }
 
 #[cfg(test)]
@@ -250,8 +290,13 @@ mod tests {
             assert_eq!(call.arguments["template_id"], "tpl-1");
             assert_eq!(call.arguments["reason"], "mock: the event is `opened`");
             assert!(call.reason.unwrap().contains("opened"));
+            let answer = client.ask("s", "Event: email.opened", &tools()).await;
+            let usage = answer.usage.expect("the mock reports usage");
+            assert!(usage.input_tokens > 0 && usage.output_tokens > 0, "{api:?}: {usage:?}");
         }
-        assert_eq!(mock.requests(), 4);
+        assert_eq!(mock.requests(), 6);
+        let (input, output) = mock.tokens();
+        assert!(input > 0 && output > 0);
     }
 
     #[tokio::test]

@@ -24,6 +24,9 @@ pub struct Customer {
     /// of weight 2 gets twice the share of one of weight 1 (set by the operator).
     send_weight: i64,
     created_at: String,
+    /// Model calls the `agent` action may make a day (UTC), set by the
+    /// operator; null: `MAILROOM_AGENT_DAILY_CALLS`.
+    agent_daily_calls: Option<i64>,
 }
 
 impl From<TenantRow> for Customer {
@@ -38,6 +41,7 @@ impl From<TenantRow> for Customer {
             unsubscribe_footer: t.unsubscribe_footer == 1,
             send_weight: t.send_weight,
             created_at: rfc3339(t.created_at),
+            agent_daily_calls: t.agent_daily_calls,
         }
     }
 }
@@ -96,12 +100,14 @@ pub struct CustomerChange<'a> {
     pub unsubscribe_footer: Option<bool>,
     /// The operator's alone to set (the front ends check who asks).
     pub send_weight: Option<i64>,
+    /// The operator's alone to set: `Some(None)` restores the default.
+    pub agent_daily_calls: Option<Option<i64>>,
 }
 
 impl CustomerChange<'_> {
     /// Whether it sets something only the operator may set.
     pub fn operator_only(&self) -> bool {
-        self.send_weight.is_some()
+        self.send_weight.is_some() || self.agent_daily_calls.is_some()
     }
 }
 
@@ -119,11 +125,30 @@ pub async fn update(state: &AppState, tenant_id: &TenantId, change: CustomerChan
     if let Some(weight) = change.send_weight {
         state.store.set_send_weight(tenant_id, weight).await?;
     }
+    if let Some(calls) = change.agent_daily_calls {
+        state.store.set_agent_daily_calls(tenant_id, calls).await?;
+        tracing::info!(tenant = %tenant_id, calls = ?calls, "agent daily calls set");
+    }
     let row = match name {
         Some(name) => state.store.rename_tenant(tenant_id, &name).await?,
         None => state.store.tenant(tenant_id).await?,
     };
     Ok(row.ok_or(Error::NotFound("customer"))?.into())
+}
+
+/// The most model calls a day the operator may give a tenant.
+pub const MAX_AGENT_DAILY_CALLS: i64 = 10_000_000;
+
+/// A budget of model calls a day as sent (`null`: the default), if it is one.
+pub fn agent_daily_calls(raw: &serde_json::Value) -> Result<Option<i64>> {
+    match raw {
+        serde_json::Value::Null => Ok(None),
+        v => v.as_i64().filter(|n| (0..=MAX_AGENT_DAILY_CALLS).contains(n)).map(Some).ok_or_else(|| {
+            Error::validation(format!(
+                "agent_daily_calls must be a whole number from 0 to {MAX_AGENT_DAILY_CALLS}, or null for the default"
+            ))
+        }),
+    }
 }
 
 /// Deletes a tenant and everything it owns.

@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, FromRow};
 
 use super::enqueue::{insert_single, NewSingle};
 use super::lease::{lease, AUTOMATION_RUNS};
-use super::{native_sql, placeholders, Placeholders, Store, WriteTx};
+use super::{native_sql, placeholders, Placeholders, Store, WriteTx, DAY_MS};
 use crate::domain::automation::{starter_rules, Rule};
 use crate::domain::delivery_event::{triggered_runs, Applied, RuleTrigger, TriggeredRun};
 use crate::domain::{new_id, strip_header_unsafe, TenantId};
@@ -63,6 +63,9 @@ pub struct RunRow {
     pub latency_ms: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Tokens the model reported for the agent's decision.
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
 }
 
 /// A run claimed by a worker, with its rule.
@@ -104,6 +107,8 @@ pub struct AgentDecision {
     pub reason: Option<String>,
     pub outcome: String,
     pub latency_ms: i64,
+    /// Tokens the answer used (`usage`: input, output), when the model answered.
+    pub usage: Option<(i64, i64)>,
 }
 
 /// What a rule's run knows of the message that triggered it.
@@ -132,7 +137,8 @@ const RUN_MESSAGE: &str = "SELECT m.id, m.tenant_id, m.to_email, m.first_name, m
      FROM messages m";
 
 const RUN_COLUMNS: &str = "id, automation_id, message_id, event_type, svix_id, campaign_id, contact_id, link, status, \
-     step, due_at, attempts, log, tool, arguments, reason, outcome, latency_ms, created_at, updated_at";
+     step, due_at, attempts, log, tool, arguments, reason, outcome, latency_ms, created_at, updated_at, \
+     input_tokens, output_tokens";
 const AUTOMATION_COLUMNS: &str = "id, tenant_id, name, enabled, definition, starter, created_at, updated_at";
 
 /// Queues a run for every enabled rule each applied event triggers, inside the
@@ -227,7 +233,8 @@ async fn insert_automation(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO automations (id, tenant_id, name, enabled, trigger_event, trigger_campaign, trigger_link, wait_ms, \
-           definition, starter, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+           definition, starter, created_at, updated_at, uses_agent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
     )
     .bind(id)
     .bind(tenant_id)
@@ -240,6 +247,7 @@ async fn insert_automation(
     .bind(serde_json::to_string(a.rule).unwrap_or_default())
     .bind(starter)
     .bind(now)
+    .bind(i64::from(a.rule.uses_agent()))
     .execute(&mut **tx)
     .await
     .map(|_| ())
@@ -291,7 +299,8 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE automations SET name = $3, enabled = $4, trigger_event = $5, trigger_campaign = $6, \
-               trigger_link = $7, wait_ms = $8, definition = $9, updated_at = $10 WHERE tenant_id = $1 AND id = $2",
+               trigger_link = $7, wait_ms = $8, definition = $9, updated_at = $10, uses_agent = $11 \
+             WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant_id)
         .bind(id)
@@ -303,6 +312,7 @@ impl Store {
         .bind(a.rule.wait_ms())
         .bind(serde_json::to_string(a.rule).unwrap_or_default())
         .bind(self.now_ms())
+        .bind(i64::from(a.rule.uses_agent()))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -332,7 +342,8 @@ impl Store {
         .await
     }
 
-    /// Claims up to `max` due runs for `lease_ms` under one fresh token.
+    /// Claims up to `max` due runs of rules without an `agent` action (those
+    /// are the agent lane's: [`Store::claim_agent_run`]) for `lease_ms` under one fresh token.
     pub async fn claim_runs(&self, lease_ms: i64, max: i64) -> Result<Vec<ClaimedRun>, sqlx::Error> {
         let now = self.now_ms();
         if !self.any_due(&AUTOMATION_RUNS, now).await? {
@@ -343,7 +354,7 @@ impl Store {
             &AUTOMATION_RUNS,
             "SELECT r.id, r.automation_id, r.tenant_id, r.message_id, r.event_type, r.campaign_id, r.contact_id, \
                r.link, r.step, r.waited, r.attempts, r.log, '' AS claim_token, a.enabled, a.definition \
-             FROM automation_runs r JOIN automations a ON a.id = r.automation_id",
+             FROM automation_runs r JOIN automations a ON a.id = r.automation_id AND a.uses_agent = 0",
         ))
         .bind(now)
         .bind(max)
@@ -432,9 +443,24 @@ impl Store {
 
     pub async fn record_agent_decision(&self, run: &ClaimedRun, d: &AgentDecision) -> Result<(), sqlx::Error> {
         let mut tx = self.begin_write().await?;
+        let now = tx.now;
+        if let Some((input, output)) = d.usage {
+            // The tenant's running total, by the day the answer came.
+            sqlx::query(
+                "INSERT INTO agent_usage (tenant_id, day, calls, input_tokens, output_tokens) VALUES ($1, $2, 0, $3, $4) \
+                 ON CONFLICT (tenant_id, day) DO UPDATE SET input_tokens = agent_usage.input_tokens + $3, \
+                   output_tokens = agent_usage.output_tokens + $4",
+            )
+            .bind(&run.tenant_id)
+            .bind(now / DAY_MS)
+            .bind(input)
+            .bind(output)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
-            "UPDATE automation_runs SET tool = $3, arguments = $4, reason = $5, outcome = $6, latency_ms = $7 \
-             WHERE id = $1 AND claim_token = $2",
+            "UPDATE automation_runs SET tool = $3, arguments = $4, reason = $5, outcome = $6, latency_ms = $7, \
+               input_tokens = $8, output_tokens = $9 WHERE id = $1 AND claim_token = $2",
         )
         .bind(&run.id)
         .bind(&run.claim_token)
@@ -443,6 +469,8 @@ impl Store {
         .bind(d.reason.as_deref().map(|t| strip_header_unsafe(t).into_owned()))
         .bind(strip_header_unsafe(&d.outcome).into_owned())
         .bind(d.latency_ms)
+        .bind(d.usage.map(|u| u.0))
+        .bind(d.usage.map(|u| u.1))
         .execute(&mut *tx)
         .await?;
         tx.commit().await.map(|_| ())

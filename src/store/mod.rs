@@ -2,6 +2,7 @@
 //! `Any` driver. The few statements that must differ sit side by side, chosen by
 //! [`Backend`]. Other modules see typed rows and never a query string.
 
+mod agent_lane;
 mod automations;
 mod campaigns;
 mod contacts;
@@ -34,6 +35,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 /// callers (front ends, tests) that reach them through the store.
 pub use crate::domain::delivery_event::{EventOutcome, IncomingEvent};
 pub use crate::domain::{ClaimedMessage, RenderClaimed, Targeting};
+pub use agent_lane::{AgentCallBooking, AgentUsage};
 pub use automations::{
     AgentDecision, AutomationRow, ClaimedRun, Engagement, NewAutomation, RunBatch, RunMessage, RunProgress, RunRow,
 };

@@ -19,6 +19,8 @@ pub struct TenantRow {
     pub send_weight: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The operator's budget of model calls a day (`None`: `MAILROOM_AGENT_DAILY_CALLS`).
+    pub agent_daily_calls: Option<i64>,
 }
 
 impl TenantRow {
@@ -46,7 +48,7 @@ pub enum KeyOwner {
 
 const TENANT_COLUMNS: &str =
     "id, name, domain_name, resend_domain_id, domain_status, domain_records, dmarc_policy, unsubscribe_footer, send_weight, \
-   created_at, updated_at";
+   agent_daily_calls, created_at, updated_at";
 
 impl Store {
     pub async fn setting(&self, key: &str) -> Result<Option<String>, sqlx::Error> {

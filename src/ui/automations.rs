@@ -156,6 +156,8 @@ struct Agent {
     reason: Option<String>,
     outcome: Option<String>,
     latency_ms: Option<i64>,
+    /// `input + output` tokens of the model's answer.
+    tokens: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -209,6 +211,10 @@ fn run_view(r: RunRow) -> RunView {
         reason: r.reason,
         outcome: r.outcome,
         latency_ms: r.latency_ms,
+        tokens: match (r.input_tokens, r.output_tokens) {
+            (None, None) => None,
+            (i, o) => Some(format!("{} in + {} out", i.unwrap_or(0), o.unwrap_or(0))),
+        },
     });
     RunView {
         next_at: (r.status == "pending").then(|| rfc3339(r.due_at)),

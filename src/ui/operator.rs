@@ -42,6 +42,11 @@ struct TenantFigures {
     /// `ok`, `warn` (bounces over 2% or complaints over 0.05%) or `bad` (over Resend's 4% / 0.08%).
     health: &'static str,
     dead: i64,
+    /// The agent's model calls today (UTC), and the day's budget.
+    agent_calls_today: i64,
+    agent_daily_calls: i64,
+    /// Tokens the model's answers used, all told.
+    agent_tokens: i64,
 }
 
 pub fn percent(n: i64, d: i64) -> String {
@@ -55,11 +60,14 @@ pub fn percent(n: i64, d: i64) -> String {
 async fn tenants(State(state): State<AppState>, user: UiUser, Query(q): Query<Done>) -> UiResult<Response> {
     admin_only(&user)?;
     let now = state.store.now_ms();
-    // Three queries whatever the number of tenants: the tenants, their figures, their dead letters.
+    // Four queries whatever the number of tenants: the tenants, their figures, their dead letters, their model use.
     let mut figures = state.store.tenant_health(now - 7 * DAY_MS, now + 1).await?;
+    let mut usage = state.store.agent_usage().await?;
     let mut rows = Vec::new();
     for t in state.store.tenants().await? {
         let f = figures.remove(t.id.as_str()).unwrap_or_default();
+        let u = usage.remove(t.id.as_str()).unwrap_or_default();
+        let agent_daily_calls = t.agent_daily_calls.unwrap_or(i64::from(state.config.agent_daily_calls));
         let (sent, delivered, bounced, complained) = (f.sent, f.delivered, f.bounced, f.complained);
         let dead = f.dead;
         let rate = |n: i64, d: i64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
@@ -79,6 +87,9 @@ async fn tenants(State(state): State<AppState>, user: UiUser, Query(q): Query<Do
             complaint_rate: percent(complained, delivered),
             health,
             dead,
+            agent_calls_today: u.calls_today,
+            agent_daily_calls,
+            agent_tokens: u.input_tokens.saturating_add(u.output_tokens),
         });
     }
     let frame = Frame::new(&user, None, "tenants").notice(q.done.as_deref());

@@ -14,7 +14,7 @@ use crate::tenant_webhooks::{endpoint, received_at_least, verifies, Receiver};
 
 const AT: &str = "2026-11-20T10:00:00Z";
 
-fn options(env: &[(&str, &str)], run_worker: bool) -> Options {
+pub(crate) fn options(env: &[(&str, &str)], run_worker: bool) -> Options {
     let mut all = vec![("MAILROOM_ALLOW_PRIVATE_WEBHOOKS", "true"), ("MAILROOM_WEBHOOK_RETRY_SCALE", "0.001")];
     all.extend_from_slice(env);
     Options {
@@ -55,26 +55,26 @@ async fn campaign(
     (t, key, cid, out)
 }
 
-async fn follow_up_template(app: &TestApp, t: &str, key: &str) -> String {
+pub(crate) async fn follow_up_template(app: &TestApp, t: &str, key: &str) -> String {
     let list = app.get(&format!("/customers/{t}/templates"), key).await;
     let all = list.body.as_array().unwrap();
     all.iter().find(|x| x["name"] == "Follow-up").unwrap()["id"].as_str().unwrap().to_owned()
 }
 
-async fn rule(app: &TestApp, t: &str, key: &str, body: Value) -> String {
+pub(crate) async fn rule(app: &TestApp, t: &str, key: &str, body: Value) -> String {
     let r = app.post(&format!("/customers/{t}/automations"), key, body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     r.body["id"].as_str().unwrap().to_owned()
 }
 
-async fn runs(app: &TestApp, t: &str, key: &str, rule: &str) -> Vec<Value> {
+pub(crate) async fn runs(app: &TestApp, t: &str, key: &str, rule: &str) -> Vec<Value> {
     let r = app.get(&format!("/customers/{t}/automations/{rule}/runs"), key).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     r.body["data"].as_array().unwrap().clone()
 }
 
 /// Waits until the rule has `n` runs and none is pending; returns them.
-async fn settled_runs(app: &TestApp, t: &str, key: &str, rule: &str, n: usize) -> Vec<Value> {
+pub(crate) async fn settled_runs(app: &TestApp, t: &str, key: &str, rule: &str, n: usize) -> Vec<Value> {
     app.settle_until(&format!("{n} settled run(s)"), || async {
         let r = runs(app, t, key, rule).await;
         r.len() >= n && r.iter().all(|x| x["status"] != "pending")
@@ -83,7 +83,7 @@ async fn settled_runs(app: &TestApp, t: &str, key: &str, rule: &str, n: usize) -
     runs(app, t, key, rule).await
 }
 
-async fn post_event(app: &TestApp, svix: &str, kind: &str, email_id: &str, extra: Value) {
+pub(crate) async fn post_event(app: &TestApp, svix: &str, kind: &str, email_id: &str, extra: Value) {
     let r = app.webhook(svix, &event_at(kind, email_id, extra, AT)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
@@ -211,7 +211,7 @@ async fn a_delayed_alert_fires_only_when_the_email_is_still_undelivered() {
 }
 
 /// The engine of a worker, driven by hand (the app runs none).
-fn engine(app: &TestApp, db: &str, env: &[(&str, &str)]) -> mailroom::automations::Engine {
+pub(crate) fn engine(app: &TestApp, db: &str, env: &[(&str, &str)]) -> mailroom::automations::Engine {
     let mut vars: Vec<(String, String)> = vec![("DATABASE_URL".into(), db.to_owned())];
     vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let config =
@@ -355,7 +355,7 @@ async fn a_rule_mails_a_contact_at_most_once_per_campaign() {
     assert_eq!(follow_ups(&app, &sent[0].2), 2);
 }
 
-async fn agent_app(llm: &MockLlm, api: &str, extra: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn agent_app(llm: &MockLlm, api: &str, extra: &[(&str, &str)]) -> TestApp {
     let url = llm.url();
     let mut env = vec![
         ("MAILROOM_LLM_URL", url.as_str()),
@@ -367,7 +367,7 @@ async fn agent_app(llm: &MockLlm, api: &str, extra: &[(&str, &str)]) -> TestApp 
     spawn_with(options(&env, true)).await
 }
 
-fn agent_rule(event: &str, template: &str, fallback: Value) -> Value {
+pub(crate) fn agent_rule(event: &str, template: &str, fallback: Value) -> Value {
     json!({ "name": "agent", "trigger": { "event": event },
         "actions": [{ "type": "agent", "instructions": "Decide what to do for this event.",
             "allowed_templates": [template], "allowed_tags": ["engaged"] }],

@@ -8,6 +8,7 @@
 mod common;
 mod helpers;
 
+mod agent_lane;
 mod auth;
 mod automations;
 mod bench;
