@@ -11,6 +11,7 @@
 //! [`settle`]: recording outcomes (complete, reschedule, fail, split).
 
 mod claim;
+mod render_failures;
 mod settle;
 
 pub use crate::domain::outbox_policy::{BatchShape, HOLD_MS, IDEMPOTENCY_WINDOW_MS, MAX_BATCH};

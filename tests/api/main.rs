@@ -24,6 +24,7 @@ mod input;
 mod isolation;
 mod pipeline;
 mod provider_errors;
+mod render_failing;
 mod reputation;
 mod segments_dynamic;
 mod send;
