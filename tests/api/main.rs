@@ -29,6 +29,7 @@ mod reputation;
 mod segments_dynamic;
 mod send;
 mod stats;
+mod template_checks;
 mod templates;
 mod tenant_webhooks;
 mod unsubscribe;
