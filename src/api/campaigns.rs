@@ -3,7 +3,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 
-use super::extract::{EmptyBody, NoBody};
+use super::extract::{EmptyBody, NoBody, OptionalJson};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -62,17 +62,31 @@ async fn pause_campaign(
     Ok(Json(campaigns::pause(&state, &t.tenant_id, &ids.1).await?))
 }
 
-/// Resume a paused campaign where it stopped.
+/// What a resume may change.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeIn {
+    /// A version of the campaign's template to render from now on (e.g. one
+    /// that fixes a `render_failing` pause). It applies to messages not yet
+    /// claimed; batches already recorded retry with the content they were
+    /// claimed with.
+    #[schema(minimum = 1)]
+    template_version: Option<i64>,
+}
+
+/// Resume a paused campaign where it stopped, optionally with a new version of its template.
 #[utoipa::path(post, path = "/customers/{id}/campaigns/{cid}/resume", tag = "campaigns", params(("id" = String, Path), ("cid" = String, Path)),
-    request_body(content = NoBody, description = "none, or `{}`"),
-    responses((status = 200, body = Campaign), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    request_body(content = ResumeIn, description = "none, `{}`, or `{\"template_version\": n}`"),
+    responses((status = 200, body = Campaign), (status = 404, body = crate::error::ErrorBody, description = "no such campaign, or no such version of its template"),
+        (status = 409, body = crate::error::ErrorBody, description = "not paused, or batches in flight that the version would change"),
+        (status = 422, body = crate::error::ErrorBody, description = "an unknown field, or a version for a campaign not sent from a template")))]
 async fn resume_campaign(
     t: TenantAccess,
     State(state): State<AppState>,
     Path(ids): Path<(String, String)>,
-    _: EmptyBody,
+    OptionalJson(input): OptionalJson<ResumeIn>,
 ) -> ApiResult<Json<Campaign>> {
-    Ok(Json(campaigns::resume(&state, &t.tenant_id, &ids.1).await?))
+    Ok(Json(campaigns::resume_with(&state, &t.tenant_id, &ids.1, input.template_version).await?))
 }
 
 /// Cancel a campaign: every message not yet handed to the provider is cancelled.

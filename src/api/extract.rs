@@ -46,6 +46,23 @@ impl<S: Send + Sync> FromRequest<S> for EmptyBody {
     }
 }
 
+/// An action route's optional body: none (`T::default()`), or `T` as JSON,
+/// refused as [`EmptyBody`] refuses anything else.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let declared_json = require_json_content_type(req.headers());
+        let bytes = read_body(req, state).await?;
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            declared_json?;
+        }
+        optional_json::<T>(&bytes).map(Self)
+    }
+}
+
 /// The raw body, within the router's size limit (413 beyond it).
 async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|e| {

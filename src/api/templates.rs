@@ -29,6 +29,12 @@ pub struct TemplateIn {
     html: String,
     /// A minijinja template; when absent, text is derived from the html.
     text: Option<String>,
+    /// Variables (a JSON object, like a send's `variables`) the template is
+    /// checked with when saved: rendered for a sample recipient and up to
+    /// three of the customer's contacts, it must not need more than half of
+    /// the render fuel. Stored with the version.
+    #[schema(value_type = Option<Object>)]
+    sample_variables: Option<Value>,
 }
 
 /// Absent fields stay as they are; `"text": null` removes the text part.
@@ -41,6 +47,10 @@ pub struct TemplatePatchIn {
     #[schema(value_type = Option<String>)]
     #[serde(default, deserialize_with = "super::contacts::present")]
     text: Option<Value>,
+    /// A JSON object; `null` removes them.
+    #[schema(value_type = Option<Object>)]
+    #[serde(default, deserialize_with = "super::contacts::present")]
+    sample_variables: Option<Value>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -64,14 +74,22 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Create a template (version 1).
 #[utoipa::path(post, path = "/customers/{id}/templates", tag = "templates", params(("id" = String, Path)),
     request_body = TemplateIn,
-    responses((status = 201, body = Template), (status = 422, body = crate::error::ErrorBody, description = "invalid template: the message names the part, line and column")))]
+    responses((status = 201, body = Template), (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody, description = "invalid template: the message names the part, line and column; one that uses `include`, `import`, `extends` or `from`, or needs more than half of the render fuel for a sample recipient")))]
 async fn create_template(
     t: TenantAccess,
     State(state): State<AppState>,
     ApiJson(input): ApiJson<TemplateIn>,
 ) -> ApiResult<(StatusCode, Json<Template>)> {
-    let row = templates::create(&state, &t.tenant_id, &input.name, &input.subject, &input.html, input.text.as_deref())
-        .await?;
+    let row = templates::create_with_samples(
+        &state,
+        &t.tenant_id,
+        &input.name,
+        &input.subject,
+        &input.html,
+        input.text.as_deref(),
+        input.sample_variables,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
@@ -110,7 +128,9 @@ async fn update_template(
         Some(Value::String(s)) => Some(Some(s)),
         Some(_) => return Err(ApiError::validation("`text` must be a string or null")),
     };
-    let changes = Changes { name: input.name, subject: input.subject, html: input.html, text };
+    // Present and null: remove them (`present` tells null from absent).
+    let sample_variables = input.sample_variables.map(|v| Some(v).filter(|v| !v.is_null()));
+    let changes = Changes { name: input.name, subject: input.subject, html: input.html, text, sample_variables };
     Ok(Json(templates::update(&state, &t.tenant_id, &ids.1, changes).await?.into()))
 }
 

@@ -12,6 +12,7 @@ pub mod filter;
 mod keys;
 mod name;
 pub mod outbox_policy;
+pub mod render_failures;
 pub mod reputation;
 pub mod starters;
 mod status;

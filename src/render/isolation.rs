@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use super::template::{TemplateError, Templates, HTML, SUBJECT, TEXT};
+use super::template::{TemplateError, Templates, FUEL, HTML, SUBJECT, TEXT};
 use super::{Recipient, Rendered};
 
 /// The hidden subcommand a worker runs.
@@ -58,6 +58,15 @@ pub struct Job<'a> {
     pub budget: usize,
     pub budget_ms: u64,
     pub recipients: Cow<'a, [Recipient]>,
+    /// Instructions each render may execute; [`FUEL`] when absent. A save's
+    /// check gives half of it, so a saved template has room to spare for the
+    /// data a real send brings.
+    #[serde(default)]
+    pub fuel: Option<u64>,
+    /// Refuse a template that uses `include`, `import`, `extends` or `from`
+    /// (a save's check: versions saved before the rule keep rendering).
+    #[serde(default)]
+    pub self_contained: bool,
 }
 
 /// A template error as it crosses the pipe.
@@ -110,13 +119,15 @@ pub struct Outcome {
 fn run_job(templates: &Templates, job: &Job<'_>) -> WrittenAnswer {
     let started = std::time::Instant::now();
     let text = job.text.as_deref();
-    if let Err(e) = templates.compile(&job.subject, &job.html, text, job.max_output) {
+    let fuel = job.fuel.unwrap_or(FUEL);
+    let compiled = templates.compile(&job.subject, &job.html, text, job.max_output, fuel);
+    if let Err(e) = compiled.and_then(|c| if job.self_contained { c.self_contained() } else { Ok(()) }) {
         return WrittenAnswer { compiled: Err(e.into()), rendered: Vec::new() };
     }
     let mut rendered = Vec::with_capacity(job.recipients.len());
     let mut total = 0usize;
     for to in job.recipients.iter() {
-        let r = templates.render(&job.subject, &job.html, text, job.max_output, to).map_err(WireError::from);
+        let r = templates.render(&job.subject, &job.html, text, (job.max_output, fuel), to).map_err(WireError::from);
         let Ok(raw) = serde_json::value::to_raw_value(&r) else { break };
         total += raw.get().len();
         rendered.push(raw);

@@ -198,6 +198,8 @@ impl Renderer {
             // Half the deadline: a slow template's job stops short in time.
             budget_ms: u64::try_from(self.processes.timeout().as_millis() / 2).unwrap_or(u64::MAX),
             recipients: recipients.into(),
+            fuel: None,
+            self_contained: false,
         }
     }
 
@@ -222,21 +224,35 @@ impl Renderer {
         }
     }
 
-    /// The check a template gets when saved, in one job: its syntax, and one
-    /// render for `sample` that must not run away (other render errors may
-    /// depend on the data a real send brings, and are left to the send).
+    /// The check a template gets when saved, in one job: its syntax, no
+    /// `include`, `import`, `extends` or `from`, and a render for each of
+    /// `samples` that must not run away with half of the fuel a send has
+    /// (fuel, not time: the same answer on a loaded machine). Other render
+    /// errors may depend on the data a real send brings, and are left to the
+    /// send.
     pub async fn check(
         &self,
         tenant: &str,
         subject: &str,
         html: &str,
         text: Option<&str>,
-        sample: Recipient,
+        samples: Vec<Recipient>,
     ) -> Checked<()> {
-        let outcome = self.interactive(tenant, &self.job(subject, html, text, vec![sample])).await?;
-        Ok(outcome.and_then(|o| match o.rendered.into_iter().next() {
-            Some(Err(e)) if e.runaway => Err(e),
-            _ => Ok(()),
+        let job =
+            Job { fuel: Some(template::FUEL / 2), self_contained: true, ..self.job(subject, html, text, samples) };
+        let outcome = self.interactive(tenant, &job).await?;
+        Ok(outcome.and_then(|o| match o.rendered.into_iter().find_map(|r| r.err().filter(|e| e.runaway)) {
+            Some(mut e) => {
+                if e.message.contains("fuel limit") {
+                    e.message = format!(
+                        "the template needs more than half of the render fuel ({} instructions) for a sample \
+                         recipient (its sample_variables, or one of the first contacts): check its loops",
+                        template::FUEL / 2
+                    );
+                }
+                Err(e)
+            }
+            None => Ok(()),
         }))
     }
 

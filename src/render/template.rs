@@ -90,10 +90,10 @@ pub struct Compiled {
     max_output: usize,
 }
 
-fn environment() -> Environment<'static> {
+fn environment(fuel: u64) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
-    env.set_fuel(Some(FUEL));
+    env.set_fuel(Some(fuel));
     env.set_recursion_limit(RECURSION_LIMIT);
     env.set_keep_trailing_newline(true);
     env.set_auto_escape_callback(|name| if name == HTML { AutoEscape::Html } else { AutoEscape::None });
@@ -102,9 +102,21 @@ fn environment() -> Environment<'static> {
 
 impl Compiled {
     /// Compiles the parts; a syntax error names the part, line and column.
-    /// `max_output` bounds each rendered part, in bytes.
+    /// `max_output` bounds each rendered part, in bytes; a render may execute
+    /// [`FUEL`] instructions.
     pub fn new(subject: &str, html: &str, text: Option<&str>, max_output: usize) -> Result<Self, TemplateError> {
-        let mut env = environment();
+        Self::with_fuel(subject, html, text, max_output, FUEL)
+    }
+
+    /// [`Compiled::new`] with `fuel` instructions per render.
+    pub fn with_fuel(
+        subject: &str,
+        html: &str,
+        text: Option<&str>,
+        max_output: usize,
+        fuel: u64,
+    ) -> Result<Self, TemplateError> {
+        let mut env = environment(fuel);
         for (part, source) in [(SUBJECT, Some(subject)), (HTML, Some(html)), (TEXT, text)] {
             if let Some(source) = source {
                 // Adding may defer parsing: getting the template parses it now.
@@ -114,6 +126,43 @@ impl Compiled {
             }
         }
         Ok(Self { env, has_text: text.is_some(), max_output })
+    }
+
+    /// Refuses a template that reaches for another: `include`, `import`,
+    /// `from` and `extends` (the first found, with its part and line).
+    /// Templates are self-contained: an `include` of another part rendered it
+    /// under that part's escaping (the subject's is none), and nothing else
+    /// is there to reach. Read from the compiled instructions, so a comment
+    /// or a `raw` block that merely spells one out is not refused.
+    pub fn self_contained(&self) -> Result<(), TemplateError> {
+        use minijinja::machinery::{get_compiled_template, Instruction, Instructions};
+        fn reaching_out(code: &Instructions<'_>) -> Option<(u32, &'static str)> {
+            (0..u32::try_from(code.len()).unwrap_or(u32::MAX)).find_map(|i| match code.get(i)? {
+                Instruction::Include(_) => Some((i, "`include`, `import` and `from`")),
+                Instruction::LoadBlocks => Some((i, "`extends`")),
+                _ => None,
+            })
+        }
+        for part in [SUBJECT, HTML, TEXT] {
+            let Ok(template) = self.env.get_template(part) else { continue };
+            let compiled = get_compiled_template(&template);
+            let found = std::iter::once(&compiled.instructions)
+                .chain(compiled.blocks.values())
+                .find_map(|code| reaching_out(code).map(|(i, what)| (code.get_line(i), what)));
+            if let Some((line, what)) = found {
+                return Err(TemplateError {
+                    part,
+                    line,
+                    column: None,
+                    message: format!(
+                        "templates are self-contained: {what} of another template are not allowed; \
+                         write the content here instead"
+                    ),
+                    runaway: false,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Renders every part with `ctx`. `text` is `None` when the template has none.
@@ -177,17 +226,19 @@ pub struct Templates {
 }
 
 impl Templates {
-    /// Compiles a template (or takes it from the cache).
+    /// Compiles a template (or takes it from the cache), with `fuel` per render.
     pub fn compile(
         &self,
         subject: &str,
         html: &str,
         text: Option<&str>,
         max_output: usize,
+        fuel: u64,
     ) -> Result<Arc<Compiled>, TemplateError> {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         h.update((max_output as u64).to_le_bytes());
+        h.update(fuel.to_le_bytes());
         for part in [Some(subject), Some(html), text] {
             let part = part.unwrap_or("\0none");
             h.update((part.len() as u64).to_le_bytes());
@@ -197,7 +248,7 @@ impl Templates {
         if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Ok(hit);
         }
-        let compiled = Arc::new(Compiled::new(subject, html, text, max_output)?);
+        let compiled = Arc::new(Compiled::with_fuel(subject, html, text, max_output, fuel)?);
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_ENTRIES {
                 cache.clear();
@@ -215,10 +266,10 @@ impl Templates {
         subject: &str,
         html: &str,
         text: Option<&str>,
-        max_output: usize,
+        (max_output, fuel): (usize, u64),
         to: &Recipient,
     ) -> Result<Rendered, TemplateError> {
-        let (subject, html, text) = self.compile(subject, html, text, max_output)?.render(&to.context())?;
+        let (subject, html, text) = self.compile(subject, html, text, max_output, fuel)?.render(&to.context())?;
         let text = text.unwrap_or_else(|| html_to_text(&html));
         // Derived text can be larger than its html (a table's cells become
         // padded lines): it is bounded like every part.
@@ -369,6 +420,35 @@ mod tests {
         // Stopped as it writes, not once it has built everything.
         let t = Compiled::new("s", "{% for i in range(90000) %}{{ 'x' * 100000 }}{% endfor %}", None, 1000).unwrap();
         assert!(t.render(&context! {}).err().unwrap().message.contains("more than 1000"));
+    }
+
+    #[test]
+    fn a_template_that_reaches_for_another_is_not_self_contained() {
+        for (html, what) in [
+            ("<p>{% include 'subject' %}</p>", "include"),
+            ("{% if x %}\n{% include ['a', 'subject'] ignore missing %}{% endif %}", "include"),
+            ("{% import 'subject' as s %}{{ s.m() }}", "import"),
+            ("{% from 'subject' import m %}", "from"),
+            ("{% extends 'subject' %}{% block b %}x{% endblock %}", "extends"),
+            ("{% for i in [1] %}{% macro m() %}{% include 'text' %}{% endmacro %}{% endfor %}", "include"),
+            ("{% block b %}{% include 'subject' %}{% endblock %}", "include"),
+        ] {
+            let err = compile("s", html, None).unwrap().self_contained().err();
+            let err = err.unwrap_or_else(|| panic!("{html} was let through"));
+            assert_eq!(err.part, HTML, "{html}");
+            assert!(err.message.contains(what) && err.message.contains("self-contained"), "{html}: {err}");
+            assert!(!err.runaway);
+        }
+        let err = compile("s", "ok", Some("a\n{% include 'html' %}")).unwrap().self_contained().unwrap_err();
+        assert_eq!((err.part, err.line), (TEXT, Some(2)), "{err}");
+        // Only what runs counts: a comment, a raw block or a string may spell it out.
+        for html in [
+            "{# {% include 'subject' %} #}<p>hi</p>",
+            "{% raw %}{% include 'subject' %}{% extends 'x' %}{% endraw %}",
+            "{{ \"{% import 'x' as y %}\" }} {% set from = 1 %}{{ from }}",
+        ] {
+            assert_eq!(compile("s", html, None).unwrap().self_contained(), Ok(()), "{html}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::{parse_id, Error, Result};
 use crate::domain::{rfc3339, CampaignStatus, MessageStatus, TenantId};
 use crate::state::AppState;
-use crate::store::{CampaignRow, MessageRow, StatusCount};
+use crate::store::{CampaignRow, MessageRow, NewContent, Resumed, StatusCount};
 
 #[derive(Serialize, ToSchema)]
 pub struct Campaign {
@@ -25,6 +25,10 @@ pub struct Campaign {
     sent_to: i64,
     /// `scheduled`, `queued`, `sending`, `paused`, `sent`, `partially_failed`, `failed` (every message died) or `cancelled`.
     status: String,
+    /// Why it is paused (`null` unless `status` is `paused`): `manual`, or
+    /// `render_failing` when mailroom paused it because its template kept
+    /// failing to render; fix the template and resume, naming the new version.
+    pause_reason: Option<String>,
     /// Messages per status: queued, sending, sent, delivered, opened, clicked,
     /// bounced, complained, failed, dead, suppressed, paused, cancelled.
     counts: BTreeMap<String, i64>,
@@ -98,8 +102,11 @@ fn to_campaign(c: CampaignRow, counts: &[StatusCount], unsubscribes: &[(String, 
     for sc in counts.iter().filter(|sc| sc.campaign_id.as_deref() == Some(c.id.as_str())) {
         *by_status.entry(sc.status.clone()).or_default() += sc.n;
     }
+    let status = campaign_status(&c, &by_status, now);
     Campaign {
-        status: campaign_status(&c, &by_status, now).as_str().to_owned(),
+        pause_reason: (status == CampaignStatus::Paused)
+            .then(|| c.pause_reason.clone().unwrap_or_else(|| "manual".to_owned())),
+        status: status.as_str().to_owned(),
         scheduled_at: c.scheduled_at.map(rfc3339),
         counts: by_status,
         unsubscribed: unsubscribes.iter().find(|(id, _)| *id == c.id).map_or(0, |(_, n)| *n),
@@ -147,12 +154,50 @@ pub async fn pause(state: &AppState, tenant_id: &TenantId, raw_id: &str) -> Resu
 
 /// Resumes a paused campaign (the API and the dashboard).
 pub async fn resume(state: &AppState, tenant_id: &TenantId, raw_id: &str) -> Result<Campaign> {
+    resume_with(state, tenant_id, raw_id, None).await
+}
+
+/// Resumes a paused campaign, optionally switching it to `template_version`
+/// of its template (say, one that fixes what made it `render_failing`): the
+/// version applies to messages not yet claimed; batches already recorded
+/// retry with the content they were claimed with.
+pub async fn resume_with(
+    state: &AppState,
+    tenant_id: &TenantId,
+    raw_id: &str,
+    template_version: Option<i64>,
+) -> Result<Campaign> {
     let id = parse_id(raw_id, "campaign")?;
     let current = state.store.campaign(tenant_id, &id).await?.ok_or(Error::NotFound("campaign"))?;
     if current.state.as_deref() != Some("paused") {
         return Err(Error::conflict("campaign_not_paused", "only a paused campaign can be resumed"));
     }
-    state.store.resume_campaign(tenant_id, &id).await?;
+    let content = match template_version {
+        None => None,
+        Some(version) => {
+            let Some(template_id) = current.template_id.as_deref() else {
+                return Err(Error::validation("`template_version`: this campaign was not sent from a template"));
+            };
+            let t = state
+                .store
+                .template(tenant_id, template_id, Some(version))
+                .await?
+                .ok_or(Error::NotFound("template version"))?;
+            Some(NewContent { version: t.version, subject: t.subject, html: t.html, text: t.text_body })
+        }
+    };
+    if let Resumed::TextPartInFlight { in_flight } =
+        state.store.resume_campaign(tenant_id, &id, content.as_ref()).await?
+    {
+        return Err(Error::conflict(
+            "batches_in_flight",
+            format!(
+                "{in_flight} messages are in batches waiting for the provider with a text part derived from the \
+                 html; a version with a text part of its own would change their retries. Resume without \
+                 `template_version`, or once they are settled"
+            ),
+        ));
+    }
     state.wake.notify_waiters();
     tracing::info!(tenant = %tenant_id, campaign = %id, "campaign resumed");
     campaign_view(state, tenant_id, &id).await

@@ -9,7 +9,7 @@ use super::{parse_id, required_text, Error, Result};
 use crate::domain::{rfc3339, TenantId};
 use crate::render::{Recipient, Rendered};
 use crate::state::AppState;
-use crate::store::{ContactRow, TemplateContent, TemplatePatch, TemplateRow};
+use crate::store::{ContactFilter, ContactRow, TemplateContent, TemplatePatch, TemplateRow};
 
 const NAME_MAX: usize = 200;
 /// RFC 5322's line length: a subject template is no longer than a subject.
@@ -27,6 +27,10 @@ pub struct Template {
     subject: String,
     html: String,
     text: Option<String>,
+    /// Variables the check on save renders it with (for a sample recipient and
+    /// up to three of the customer's contacts), as a send's `variables` would be.
+    #[schema(value_type = Option<Object>)]
+    sample_variables: Option<Value>,
     created_at: String,
     /// When this version was made.
     updated_at: String,
@@ -42,6 +46,7 @@ impl From<TemplateRow> for Template {
             subject: t.subject,
             html: t.html,
             text: t.text_body,
+            sample_variables: t.sample_variables.and_then(|v| serde_json::from_str(&v).ok()),
             created_at: rfc3339(t.created_at),
             updated_at: rfc3339(t.updated_at),
         }
@@ -65,11 +70,17 @@ pub fn variables(raw: Option<Value>) -> Result<Value> {
     }
 }
 
-/// Checks a template's parts: sizes, one-line subject, syntax, and one render
-/// for a sample recipient, so that a template that runs away (out of fuel,
-/// or too large) even for that one is refused when saved, not when sent.
-/// Other render errors may depend on the data a real send brings: a send
-/// reports those per recipient.
+/// How many of the customer's contacts a save renders the template for.
+const CHECKED_CONTACTS: i64 = 3;
+
+/// Checks a template's parts: sizes, one-line subject, syntax, that it is
+/// self-contained (no `include`, `import`, `extends` or `from`), and a render
+/// with its `sample_variables` for a sample recipient and for up to
+/// [`CHECKED_CONTACTS`] of the customer's contacts, so that a template that
+/// needs more than half of the render fuel (or grows too large) for any of
+/// them is refused when saved, not when sent. Other render errors may depend
+/// on the data a real send brings: a send reports those per recipient (and
+/// pauses a campaign whose renders keep failing).
 async fn check_content(state: &AppState, tenant_id: &TenantId, c: &TemplateContent) -> Result<()> {
     check_limits(state, &c.subject, &c.html, c.text.as_deref())?;
     if c.subject.trim().is_empty() {
@@ -78,17 +89,42 @@ async fn check_content(state: &AppState, tenant_id: &TenantId, c: &TemplateConte
     if c.html.trim().is_empty() {
         return Err(Error::validation("`html` must not be empty"));
     }
-    let sample = Recipient {
+    let variables = c.sample_variables.clone().unwrap_or_else(|| "{}".into());
+    let tenant = state.store.tenant(tenant_id).await?.ok_or(Error::NotFound("customer"))?;
+    let link = "https://example.com/u/preview";
+    let mut samples = vec![Recipient {
         email: "preview@example.com".into(),
         first_name: None,
         last_name: None,
         attributes: "{}".into(),
-        variables: "{}".into(),
-        unsubscribe_url: Some("https://example.com/u/preview".into()),
-        tenant_name: "Preview".into(),
-    };
-    let checked = state.renderer.check(tenant_id.as_str(), &c.subject, &c.html, c.text.as_deref(), sample).await;
+        variables: variables.clone(),
+        unsubscribe_url: Some(link.into()),
+        tenant_name: tenant.name.clone(),
+    }];
+    let first = ContactFilter { tag: None, after: None, limit: CHECKED_CONTACTS };
+    samples.extend(state.store.contacts(tenant_id, &first).await?.into_iter().map(|contact| Recipient {
+        email: contact.email,
+        first_name: contact.first_name,
+        last_name: contact.last_name,
+        attributes: contact.attributes,
+        variables: variables.clone(),
+        unsubscribe_url: Some(link.into()),
+        tenant_name: tenant.name.clone(),
+    }));
+    let checked = state.renderer.check(tenant_id.as_str(), &c.subject, &c.html, c.text.as_deref(), samples).await;
     checked.map_err(unavailable)?.map_err(invalid_template)
+}
+
+/// A template's `sample_variables`: a JSON object of bounded size, as text;
+/// `null` is none.
+fn sample_variables(raw: Option<Value>) -> Result<Option<String>> {
+    match raw {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            let v = variables(Some(v)).map_err(|e| Error::validation(format!("`sample_variables`: {e}")))?;
+            Ok(Some(v.to_string()))
+        }
+    }
 }
 
 /// Sizes, a one-line subject, and no NUL anywhere (PostgreSQL cannot store one).
@@ -129,6 +165,7 @@ fn content(name: &str, subject: &str, html: &str, text: Option<&str>) -> Result<
         subject: subject.trim().to_owned(),
         html: html.to_owned(),
         text: text.filter(|t| !t.trim().is_empty()).map(str::to_owned),
+        sample_variables: None,
     })
 }
 
@@ -146,24 +183,40 @@ pub async fn create(
     html: &str,
     text: Option<&str>,
 ) -> Result<TemplateRow> {
-    let c = content(name, subject, html, text)?;
+    create_with_samples(state, tenant_id, name, subject, html, text, None).await
+}
+
+/// [`create`], with the `sample_variables` it is checked (and stored) with.
+pub async fn create_with_samples(
+    state: &AppState,
+    tenant_id: &TenantId,
+    name: &str,
+    subject: &str,
+    html: &str,
+    text: Option<&str>,
+    samples: Option<Value>,
+) -> Result<TemplateRow> {
+    let mut c = content(name, subject, html, text)?;
+    c.sample_variables = sample_variables(samples)?;
     check_content(state, tenant_id, &c).await?;
     Ok(state.store.create_template(tenant_id, &c).await?)
 }
 
-/// A change to a template: absent fields stay; `text: Some(None)` removes the text part.
+/// A change to a template: absent fields stay; `text: Some(None)` removes the
+/// text part, `sample_variables: Some(None)` the sample variables.
 pub struct Changes {
     pub name: Option<String>,
     pub subject: Option<String>,
     pub html: Option<String>,
     pub text: Option<Option<String>>,
+    pub sample_variables: Option<Option<Value>>,
 }
 
 /// Saves a change as a new version, after the checks a save makes.
 pub async fn update(state: &AppState, tenant_id: &TenantId, raw_id: &str, input: Changes) -> Result<TemplateRow> {
     let current = find(state, tenant_id, raw_id).await?;
     let text = input.text;
-    let merged = content(
+    let mut merged = content(
         input.name.as_deref().unwrap_or(&current.name),
         input.subject.as_deref().unwrap_or(&current.subject),
         input.html.as_deref().unwrap_or(&current.html),
@@ -172,12 +225,18 @@ pub async fn update(state: &AppState, tenant_id: &TenantId, raw_id: &str, input:
             None => current.text_body.as_deref(),
         },
     )?;
+    let samples_changed = input.sample_variables.is_some();
+    merged.sample_variables = match input.sample_variables {
+        Some(v) => sample_variables(v)?,
+        None => current.sample_variables.clone(),
+    };
     check_content(state, tenant_id, &merged).await?;
     let patch = TemplatePatch {
         name: input.name.map(|_| merged.name.clone()),
         subject: input.subject.map(|_| merged.subject.clone()),
         html: input.html.map(|_| merged.html.clone()),
         text: text.map(|_| merged.text.clone()),
+        sample_variables: samples_changed.then(|| merged.sample_variables.clone()),
     };
     let row = state.store.update_template(tenant_id, &current.id, patch).await?;
     row.ok_or(Error::NotFound("template"))

@@ -22,6 +22,27 @@ pub struct CampaignRow {
     /// The template (and its version) the campaign's content was copied from.
     pub template_id: Option<String>,
     pub template_version: Option<i64>,
+    /// Why it is paused: `render_failing` when the outbox paused it; `None` by hand.
+    pub pause_reason: Option<String>,
+}
+
+/// A version of a campaign's template that a resume switches it to.
+pub struct NewContent {
+    pub version: i64,
+    pub subject: String,
+    pub html: String,
+    pub text: Option<String>,
+}
+
+/// What a resume did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resumed {
+    Queued,
+    /// Nothing: messages in recorded batches render a derived text part,
+    /// which the new version (with a text part of its own) would change.
+    TextPartInFlight {
+        in_flight: i64,
+    },
 }
 
 #[derive(Clone, Debug, FromRow)]
@@ -35,7 +56,7 @@ impl Store {
     pub async fn campaign(&self, tenant_id: &TenantId, id: &str) -> Result<Option<CampaignRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at, state, scheduled_at, \
-               template_id, template_version \
+               template_id, template_version, pause_reason \
              FROM campaigns WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
         )
         .bind(tenant_id)
@@ -48,7 +69,7 @@ impl Store {
     pub async fn campaigns(&self, tenant_id: &TenantId) -> Result<Vec<CampaignRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at, state, scheduled_at, \
-               template_id, template_version \
+               template_id, template_version, pause_reason \
              FROM campaigns WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY id DESC",
         )
         .bind(tenant_id)
@@ -102,9 +123,72 @@ impl Store {
         self.set_campaign_state(tenant_id, id, Some("paused"), &["queued"], "paused").await
     }
 
-    /// Puts a paused campaign's messages back in the queue.
-    pub async fn resume_campaign(&self, tenant_id: &TenantId, id: &str) -> Result<(), sqlx::Error> {
-        self.set_campaign_state(tenant_id, id, None, &["paused"], "queued").await
+    /// Puts a paused campaign's messages back in the queue, with a fresh
+    /// render tally (see [`crate::domain::render_failures`]). With `content`,
+    /// a version of its template, the messages not yet claimed render that
+    /// version; those already in a recorded batch keep the content they were
+    /// claimed with, so a retry of the batch is byte-identical (the provider's
+    /// idempotency key refuses a changed body).
+    pub async fn resume_campaign(
+        &self,
+        tenant_id: &TenantId,
+        id: &str,
+        content: Option<&NewContent>,
+    ) -> Result<Resumed, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        if let Some(c) = content {
+            // In-flight messages keep the current content on their own rows
+            // (a message's own content wins over its campaign's). A text part
+            // that is absent (derived from the html) cannot be kept that way.
+            let pinned: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN m.text_body IS NULL AND cp.text_body IS NULL THEN 1 ELSE 0 END), 0) \
+                 FROM messages m JOIN campaigns cp ON cp.id = m.campaign_id \
+                 WHERE m.tenant_id = $1 AND m.campaign_id = $2 AND m.status = 'sending'",
+            )
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (in_flight, without_text) = pinned.unwrap_or((0, 0));
+            if without_text > 0 && c.text.is_some() {
+                tx.rollback().await?;
+                return Ok(Resumed::TextPartInFlight { in_flight });
+            }
+            sqlx::query(
+                "UPDATE messages SET subject = COALESCE(subject, (SELECT cp.subject FROM campaigns cp WHERE cp.id = $2)), \
+                   html = COALESCE(html, (SELECT cp.html FROM campaigns cp WHERE cp.id = $2)), \
+                   text_body = COALESCE(text_body, (SELECT cp.text_body FROM campaigns cp WHERE cp.id = $2)) \
+                 WHERE tenant_id = $1 AND campaign_id = $2 AND status = 'sending'",
+            )
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE campaigns SET subject = $3, html = $4, text_body = $5, template_version = $6 \
+                 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant_id)
+            .bind(id)
+            .bind(&c.subject)
+            .bind(&c.html)
+            .bind(&c.text)
+            .bind(c.version)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE campaigns SET state = NULL, pause_reason = NULL, render_counted = 0, render_failed = 0, \
+               render_failed_in_a_row = 0 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let now = tx.now;
+        stop_unsent(&mut tx, tenant_id, id, "queued", &["paused"], now).await?;
+        tx.commit().await?;
+        Ok(Resumed::Queued)
     }
 
     /// Cancels every message not yet handed to the provider, including those
@@ -122,7 +206,7 @@ impl Store {
         to: &str,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE campaigns SET state = $3 WHERE tenant_id = $1 AND id = $2")
+        sqlx::query("UPDATE campaigns SET state = $3, pause_reason = NULL WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
             .bind(id)
             .bind(state)

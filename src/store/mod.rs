@@ -39,7 +39,7 @@ pub use agent_lane::{AgentCallBooking, AgentUsage};
 pub use automations::{
     AgentDecision, AutomationRow, ClaimedRun, Engagement, NewAutomation, RunBatch, RunMessage, RunProgress, RunRow,
 };
-pub use campaigns::{CampaignRow, StatusCount};
+pub use campaigns::{CampaignRow, NewContent, Resumed, StatusCount};
 pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentRow};
 pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey};
 pub use events::{EventFilter, ListedEvent, StoredEvent};

@@ -12,6 +12,7 @@
 //! [`turns`]: whose mail is claimed next (tenants, and a tenant's campaigns, in turn).
 
 mod claim;
+mod render_failures;
 mod settle;
 mod turns;
 

@@ -16,6 +16,8 @@ pub struct TemplateRow {
     pub subject: String,
     pub html: String,
     pub text_body: Option<String>,
+    /// The variables the save check renders it with (a JSON object), if any.
+    pub sample_variables: Option<String>,
     pub created_at: i64,
     /// When this version was made.
     pub updated_at: i64,
@@ -26,19 +28,24 @@ pub struct TemplateContent {
     pub subject: String,
     pub html: String,
     pub text: Option<String>,
+    /// A JSON object, as text.
+    pub sample_variables: Option<String>,
 }
 
-/// A change: absent fields stay; `text: Some(None)` removes the text part.
+/// A change: absent fields stay; `text: Some(None)` removes the text part
+/// (and `sample_variables: Some(None)` the sample variables).
 #[derive(Default)]
 pub struct TemplatePatch {
     pub name: Option<String>,
     pub subject: Option<String>,
     pub html: Option<String>,
     pub text: Option<Option<String>>,
+    pub sample_variables: Option<Option<String>>,
 }
 
-const SELECT: &str = "SELECT t.id, t.tenant_id, v.name, v.version, v.subject, v.html, v.text_body, t.created_at, \
-     v.created_at AS updated_at FROM templates t JOIN template_versions v ON v.template_id = t.id";
+const SELECT: &str =
+    "SELECT t.id, t.tenant_id, v.name, v.version, v.subject, v.html, v.text_body, v.sample_variables, \
+     t.created_at, v.created_at AS updated_at FROM templates t JOIN template_versions v ON v.template_id = t.id";
 
 async fn insert_version(
     tx: &mut WriteTx,
@@ -48,8 +55,8 @@ async fn insert_version(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO template_versions (template_id, version, name, subject, html, text_body, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO template_versions (template_id, version, name, subject, html, text_body, created_at, \
+           sample_variables) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(id)
     .bind(version)
@@ -58,6 +65,7 @@ async fn insert_version(
     .bind(&c.html)
     .bind(&c.text)
     .bind(now)
+    .bind(&c.sample_variables)
     .execute(&mut **tx)
     .await
     .map(|_| ())
@@ -93,6 +101,7 @@ pub(super) async fn insert_starters(tx: &mut WriteTx, tenant_id: &TenantId, now:
             subject: s.subject.to_owned(),
             html: s.html.to_owned(),
             text: None,
+            sample_variables: None,
         };
         let id = new_id();
         insert_template(tx, tenant_id, &id, &content, now).await?;
@@ -194,6 +203,7 @@ impl Store {
             subject: patch.subject.unwrap_or(current.subject),
             html: patch.html.unwrap_or(current.html),
             text: patch.text.unwrap_or(current.text_body),
+            sample_variables: patch.sample_variables.unwrap_or(current.sample_variables),
         };
         insert_version(&mut tx, id, version, &content, now).await?;
         tx.commit().await?;

@@ -240,6 +240,7 @@ async fn save(
         subject: Some(f.subject.clone()),
         html: Some(f.html.clone()),
         text: Some(f.text().map(str::to_owned)),
+        sample_variables: None,
     };
     let saved = match f.check() {
         Ok(()) => templates::update(&state, &id, &current.id, changes).await.map_err(ApiError::from),

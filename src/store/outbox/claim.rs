@@ -357,24 +357,10 @@ impl Store {
             let ids: Vec<&str> = blocked.iter().map(|m| m.id.as_str()).collect();
             set_status(&mut tx, &ids, "suppressed", now, None).await?;
         }
-        // A message whose template cannot be rendered for its recipient becomes
-        // a dead letter with the reason; the others go, but for any not
-        // rendered above (it came to the head of the queue meanwhile).
-        let mut rendered = Vec::with_capacity(sendable.len());
-        for m in &sendable {
-            match renders.remove(&m.id) {
-                None => {}
-                Some(Ok(json)) => rendered.push((m, json)),
-                Some(Err(reason)) => {
-                    sqlx::query("UPDATE messages SET status = 'dead', last_error = $2, updated_at = $3 WHERE id = $1")
-                        .bind(&m.id)
-                        .bind(&reason)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
+        // A failed render is a dead letter, or pauses its campaign when its
+        // renders keep failing; the others go, but for any not rendered above
+        // (it came to the head of the queue meanwhile).
+        let rendered = self.record_renders(&mut tx, campaign_id.as_deref(), &sendable, &mut renders).await?;
         let mut batches = Vec::new();
         for chunk in chunk_by_size(rendered, max_bytes) {
             let batch_id = crate::domain::new_id();
