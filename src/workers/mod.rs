@@ -12,8 +12,7 @@
 //!   the outbox's wake when mail is queued); a *periodic* worker makes one pass
 //!   every period, whatever it finds.
 //! - [`Worker::lanes`]: how many loops of it run side by side in this process
-//!   (the outbox runs `MAILROOM_WORKER_CONCURRENCY` claimers, the tenant
-//!   webhooks two); each lane steps on its own, so `step` is one unit of one
+//!   (the outbox runs `MAILROOM_WORKER_CONCURRENCY` claimers); each lane steps on its own, so `step` is one unit of one
 //!   lane and must be safe to call concurrently (claims under a lease make it so).
 //! - [`Worker::stop`]: what shutdown does to it: finish the step in hand within
 //!   a grace period (logging what was left when it does not), stop at once, or
@@ -95,6 +94,13 @@ pub trait Worker: Send + Sync + 'static {
 
     fn stop(&self) -> Stop {
         Stop::Abandon
+    }
+
+    /// Work a worker's steps started and left running on tasks of their own
+    /// (the tenant webhooks' attempts): `settle` waits for it, and shutdown
+    /// lets a `Finish` worker's end within its grace.
+    fn in_flight(&self) -> usize {
+        0
     }
 
     /// Logs a failed step (the runner pauses, then tries again).
@@ -194,7 +200,7 @@ impl Workers {
                     }
                 }
             }
-            let busy = self.activity.busy.load(Ordering::SeqCst) > 0;
+            let busy = self.activity.busy.load(Ordering::SeqCst) > 0 || self.list.iter().any(|w| w.in_flight() > 0);
             let others = self.activity.worked.load(Ordering::SeqCst) != before;
             if !worked && !busy && !others {
                 return;
@@ -251,7 +257,13 @@ impl Runner {
         for Running { worker, lanes } in self.running {
             match worker.stop() {
                 Stop::Finish { grace, overdue } => {
-                    if tokio::time::timeout(grace, join_all(lanes)).await.is_err() {
+                    let finished = async {
+                        join_all(lanes).await;
+                        while worker.in_flight() > 0 {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    };
+                    if tokio::time::timeout(grace, finished).await.is_err() {
                         tracing::warn!("{overdue}");
                     }
                 }

@@ -29,6 +29,7 @@ mod segments_dynamic;
 mod send;
 mod stats;
 mod templates;
+mod tenant_webhook_shares;
 mod tenant_webhooks;
 mod unsubscribe;
 mod webhooks;
