@@ -460,4 +460,65 @@ mod tests {
         runner.shut_down().await;
         assert_eq!(finishing.finished.load(Ordering::SeqCst), 1, "the step in hand was cut short");
     }
+
+    /// Starts one piece of work on a task of its own (a webhook attempt) and returns at once.
+    struct Spawner {
+        spawned: AtomicUsize,
+        running: Arc<AtomicUsize>,
+        finished: Arc<AtomicUsize>,
+    }
+
+    impl Worker for Spawner {
+        fn name(&self) -> &'static str {
+            "spawner"
+        }
+
+        fn step(&self) -> BoxFuture<'_, anyhow::Result<Step>> {
+            Box::pin(async move {
+                if self.spawned.fetch_add(1, Ordering::SeqCst) > 0 {
+                    return Ok(Step::Idle);
+                }
+                self.running.fetch_add(1, Ordering::SeqCst);
+                let (running, finished) = (self.running.clone(), self.finished.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    finished.fetch_add(1, Ordering::SeqCst);
+                    running.fetch_sub(1, Ordering::SeqCst);
+                });
+                Ok(Step::Worked)
+            })
+        }
+
+        fn cadence(&self) -> Cadence {
+            Cadence::Queue { idle: Duration::from_secs(3600), after_error: Duration::from_secs(3600), wake: None }
+        }
+
+        fn in_flight(&self) -> usize {
+            self.running.load(Ordering::SeqCst)
+        }
+
+        fn stop(&self) -> Stop {
+            Stop::Finish { grace: Duration::from_secs(5), overdue: "spawner did not stop" }
+        }
+    }
+
+    fn spawner() -> Arc<Spawner> {
+        Arc::new(Spawner { spawned: AtomicUsize::new(0), running: Arc::default(), finished: Arc::default() })
+    }
+
+    #[tokio::test]
+    async fn settle_and_shutdown_wait_for_work_a_step_left_running() {
+        let (store, _dir) = store().await;
+        let w = spawner();
+        Workers::new(vec![w.clone()], Arc::default(), store).settle().await;
+        assert_eq!(w.finished.load(Ordering::SeqCst), 1, "settle returned with work in flight");
+
+        let w = spawner();
+        let runner = Runner::spawn(vec![w.clone()], Arc::default());
+        while w.spawned.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        runner.shut_down().await;
+        assert_eq!(w.finished.load(Ordering::SeqCst), 1, "shutdown did not wait for work in flight");
+    }
 }
