@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use standardwebhooks::Webhook;
-
 use tokio::sync::Notify;
 
 use crate::domain::now_ms;
