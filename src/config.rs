@@ -104,6 +104,16 @@ pub struct Config {
     /// which a tenant's endpoint is disabled (default 100; five days of failing
     /// disables it too).
     pub webhook_disable_after: u32,
+    /// `MAILROOM_WEBHOOK_ENDPOINT_CONCURRENCY`: deliveries in flight to one
+    /// tenant endpoint at most, across every process (default 2).
+    pub webhook_endpoint_concurrency: u32,
+    /// `MAILROOM_WEBHOOK_TENANT_CONCURRENCY`: deliveries in flight to one
+    /// tenant's endpoints together at most, across every process (default 8).
+    pub webhook_tenant_concurrency: u32,
+    /// `MAILROOM_WEBHOOK_MANUAL_PER_MINUTE`: test events and replays one
+    /// endpoint may be sent per minute (default 10, in a burst or spread out);
+    /// past it, `429` with `Retry-After`.
+    pub webhook_manual_per_minute: u32,
     /// `MAILROOM_SOFT_BOUNCE_LIMIT`: transient (soft) bounces of one contact
     /// within `MAILROOM_SOFT_BOUNCE_DAYS` that suppress it as `soft_bounced`
     /// (default 3).
@@ -299,6 +309,12 @@ impl Config {
         }
         let webhook_disable_after =
             parse_number(get("MAILROOM_WEBHOOK_DISABLE_AFTER"), "MAILROOM_WEBHOOK_DISABLE_AFTER", 100)?;
+        let webhook_endpoint_concurrency: u32 =
+            parse_number(get("MAILROOM_WEBHOOK_ENDPOINT_CONCURRENCY"), "MAILROOM_WEBHOOK_ENDPOINT_CONCURRENCY", 2)?;
+        let webhook_tenant_concurrency: u32 =
+            parse_number(get("MAILROOM_WEBHOOK_TENANT_CONCURRENCY"), "MAILROOM_WEBHOOK_TENANT_CONCURRENCY", 8)?;
+        let webhook_manual_per_minute: u32 =
+            parse_number(get("MAILROOM_WEBHOOK_MANUAL_PER_MINUTE"), "MAILROOM_WEBHOOK_MANUAL_PER_MINUTE", 10)?;
         let reputation_min_sent =
             parse_number(get("MAILROOM_REPUTATION_MIN_SENT"), "MAILROOM_REPUTATION_MIN_SENT", 200)?;
         let reputation_window_days: u32 =
@@ -411,6 +427,9 @@ impl Config {
             allow_private_webhooks,
             webhook_retry_scale,
             webhook_disable_after: webhook_disable_after.max(1),
+            webhook_endpoint_concurrency: webhook_endpoint_concurrency.max(1),
+            webhook_tenant_concurrency: webhook_tenant_concurrency.max(1),
+            webhook_manual_per_minute: webhook_manual_per_minute.max(1),
             soft_bounce_limit: soft_bounce_limit.max(1),
             soft_bounce_days: soft_bounce_days.max(1),
             reputation_min_sent,

@@ -31,6 +31,9 @@ pub enum ApiError {
     Precondition { code: &'static str, message: String },
     #[error("too many failed attempts with this key; retry in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
+    /// A use case's rate (e.g. test events per endpoint) is spent.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
     #[error("the delivery provider failed: {0}")]
@@ -74,7 +77,7 @@ impl ApiError {
             Self::PayloadTooLarge | Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Precondition { .. } => StatusCode::BAD_REQUEST,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Provider(_) | Self::ProviderKey(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -91,7 +94,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge | Self::TooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
-            Self::TooManyRequests { .. } => "rate_limited",
+            Self::TooManyRequests { .. } | Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Provider(_) => "provider_error",
             Self::ProviderKey(_) => "provider_key_restricted",
@@ -124,6 +127,7 @@ impl From<crate::service::Error> for ApiError {
             E::Conflict { code, message } => Self::Conflict { code, message },
             E::TooLarge(m) => Self::TooLarge(m),
             E::Precondition { code, message } => Self::Precondition { code, message },
+            E::RateLimited { message, retry_after_secs } => Self::RateLimited { message, retry_after_secs },
             E::Unavailable(m) => Self::Unavailable(m),
             E::Provider(m) => Self::Provider(m),
             E::ProviderKey(m) => Self::ProviderKey(m),
@@ -136,7 +140,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let retry_after = match &self {
-            Self::TooManyRequests { retry_after_secs } => Some(retry_after_secs.to_string()),
+            Self::TooManyRequests { retry_after_secs } | Self::RateLimited { retry_after_secs, .. } => {
+                Some(retry_after_secs.to_string())
+            }
             Self::Unavailable(_) => Some("5".to_owned()),
             _ => None,
         };
@@ -205,6 +211,7 @@ mod tests {
             (Error::TooLarge("too big".into()), 413, "payload_too_large", "too big"),
             (Error::precondition("domain_not_verified", "verify"), 400, "domain_not_verified", "verify"),
             (Error::Unavailable("retry".into()), 503, "unavailable", "retry"),
+            (Error::RateLimited { message: "slow down".into(), retry_after_secs: 6 }, 429, "rate_limited", "slow down"),
             (Error::Provider("boom".into()), 502, "provider_error", "the delivery provider failed: boom"),
             (Error::ProviderKey("restricted".into()), 502, "provider_key_restricted", "restricted"),
             (Error::Internal(anyhow::anyhow!("secret detail")), 500, "internal_error", "internal error"),

@@ -267,10 +267,14 @@ async fn list_deliveries(
 }
 
 /// Queue a delivery again, now, under the same id (and `webhook-id`), with a fresh retry schedule.
+/// Test events and replays to one endpoint are limited together
+/// (`MAILROOM_WEBHOOK_MANUAL_PER_MINUTE`, default 10 a minute): past it, 429 with `Retry-After`.
 #[utoipa::path(post, path = "/customers/{id}/webhooks/{wid}/deliveries/{did}/replay", tag = "webhooks to customers",
     params(("id" = String, Path), ("wid" = String, Path), ("did" = String, Path)),
     request_body(content = NoBody, description = "none, or `{}`"),
-    responses((status = 202, body = Delivery), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    responses((status = 202, body = Delivery), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody, headers(("Retry-After" = u64, description = "seconds until the endpoint may be sent another test event or replay")))))]
 async fn replay_delivery(
     t: TenantAccess,
     State(state): State<AppState>,
@@ -283,9 +287,13 @@ async fn replay_delivery(
 }
 
 /// Queue a `webhook.test` event to this endpoint at once, whatever it subscribes to.
+/// Test events and replays to one endpoint are limited together
+/// (`MAILROOM_WEBHOOK_MANUAL_PER_MINUTE`, default 10 a minute): past it, 429 with `Retry-After`.
 #[utoipa::path(post, path = "/customers/{id}/webhooks/{wid}/test", tag = "webhooks to customers",
     params(("id" = String, Path), ("wid" = String, Path)), request_body(content = NoBody, description = "none, or `{}`"),
-    responses((status = 202, body = TestQueued), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    responses((status = 202, body = TestQueued), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody, headers(("Retry-After" = u64, description = "seconds until the endpoint may be sent another test event or replay")))))]
 async fn test_endpoint(
     t: TenantAccess,
     State(state): State<AppState>,

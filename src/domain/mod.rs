@@ -19,6 +19,7 @@ mod status;
 mod targeting;
 mod tenant_event;
 mod text;
+pub mod webhook_shares;
 
 pub use attributes::Attributes;
 pub use claimed_message::{ClaimedMessage, RenderClaimed};

@@ -20,6 +20,9 @@ pub enum Error {
     /// Something must be done first (e.g. verify the sending domain).
     #[error("{message}")]
     Precondition { code: &'static str, message: String },
+    /// Too many of these too fast: retry after `retry_after_secs`.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_secs: u64 },
     /// Retry shortly: the database or a render worker is unavailable.
     #[error("{0}")]
     Unavailable(String),

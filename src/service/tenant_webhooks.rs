@@ -128,18 +128,46 @@ pub async fn rotate(state: &AppState, tenant_id: &TenantId, wid: &str) -> Result
     Ok(row)
 }
 
-/// Queues one of an endpoint's deliveries again (the endpoint must be enabled).
+/// Queues one of an endpoint's deliveries again (the endpoint must be
+/// enabled, and within its allowance of manual sends).
 pub async fn replay(state: &AppState, tenant_id: &TenantId, endpoint: &EndpointRow, did: &str) -> Result<DeliveryRow> {
     let did = parse_id(did, "delivery")?;
     require_enabled(endpoint)?;
+    if state.store.delivery(tenant_id, &endpoint.id, &did).await?.is_none() {
+        return Err(Error::NotFound("delivery"));
+    }
+    take_manual_send(state, tenant_id, endpoint).await?;
     state.store.replay_delivery(tenant_id, &endpoint.id, &did).await?.ok_or(Error::NotFound("delivery"))
 }
 
-/// Queues a `webhook.test` event to an (enabled) endpoint: the delivery's id.
+/// Queues a `webhook.test` event to an (enabled) endpoint, within its
+/// allowance of manual sends: the delivery's id.
 pub async fn send_test(state: &AppState, tenant_id: &TenantId, endpoint: &EndpointRow) -> Result<String> {
     require_enabled(endpoint)?;
+    take_manual_send(state, tenant_id, endpoint).await?;
     let data = serde_json::json!({ "endpoint_id": endpoint.id, "customer_id": tenant_id, "message": "a test event from mailroom" });
     Ok(state.store.enqueue_to_endpoint(tenant_id, &endpoint.id, TEST_EVENT_TYPE, &data).await?)
+}
+
+/// Test events and replays share one allowance per endpoint
+/// (`MAILROOM_WEBHOOK_MANUAL_PER_MINUTE`): each is a request to the tenant's
+/// receiver that its key alone can make, so a loop of them must not become a
+/// flood of requests from mailroom (nor crowd the endpoint's real events).
+async fn take_manual_send(state: &AppState, tenant_id: &TenantId, endpoint: &EndpointRow) -> Result<()> {
+    let per_minute = state.config.webhook_manual_per_minute;
+    match state.store.take_manual_send(tenant_id, &endpoint.id, per_minute).await? {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::NotFound("webhook")),
+        Err(wait_ms) => {
+            let retry_after_secs = u64::try_from(wait_ms.max(1)).unwrap_or(1).div_ceil(1000);
+            Err(Error::RateLimited {
+                message: format!(
+                    "at most {per_minute} test events and replays per minute to one endpoint; retry in {retry_after_secs} s"
+                ),
+                retry_after_secs,
+            })
+        }
+    }
 }
 
 fn require_enabled(endpoint: &EndpointRow) -> Result<()> {

@@ -9,8 +9,13 @@ use serde_json::{json, Value};
 use sqlx::{AnyConnection, FromRow};
 
 use super::lease::{lease, TENANT_WEBHOOK_DELIVERIES};
-use super::{native_sql, placeholders, Placeholders, Store};
+use super::{native_sql, placeholders, Backend, Placeholders, Store};
+use crate::domain::webhook_shares::{manual_send, take_in_turn, DueDelivery, InFlight, InFlightCaps};
 use crate::domain::{new_id, rfc3339, TenantId};
+
+/// The PostgreSQL transaction lock delivery claims take turns on (any fixed
+/// number: `pg_advisory_xact_lock` keys are the application's to choose).
+const CLAIM_LOCK: i64 = 0x6d61_696c_7768_6b31;
 
 /// Rows one multi-row insert writes at most (SQLite binds at most 32,766 parameters).
 const INSERT_CHUNK: usize = 500;
@@ -416,39 +421,92 @@ impl Store {
         Ok(id)
     }
 
-    /// Claims up to `max` due deliveries for `lease_ms` under one fresh token.
-    /// Deliveries to an endpoint disabled meanwhile are settled as failed instead.
-    pub async fn claim_deliveries(&self, lease_ms: i64, max: i64) -> Result<Vec<ClaimedDelivery>, sqlx::Error> {
-        let now = self.now_ms();
-        if !self.any_due(&TENANT_WEBHOOK_DELIVERIES, now).await? {
+    /// Claims up to `max` due deliveries for `lease_ms` under one fresh token,
+    /// endpoints in turn and within `caps` (see
+    /// [`crate::domain::webhook_shares::take_in_turn`]). What is in flight is
+    /// counted here, from the leases in the database, so the caps hold across
+    /// every worker process: PostgreSQL claimers take turns on a transaction
+    /// lock, SQLite's write transactions take turns anyway. Due deliveries to
+    /// an endpoint disabled meanwhile are settled as failed instead.
+    pub async fn claim_deliveries(
+        &self,
+        lease_ms: i64,
+        max: usize,
+        caps: InFlightCaps,
+    ) -> Result<Vec<ClaimedDelivery>, sqlx::Error> {
+        if max == 0 || !self.any_due(&TENANT_WEBHOOK_DELIVERIES, self.now_ms()).await? {
             return Ok(Vec::new());
         }
         let mut tx = self.begin_write().await?;
-        let rows: Vec<ClaimedDelivery> = sqlx::query_as(&self.due_rows_sql(
-            &TENANT_WEBHOOK_DELIVERIES,
+        let now = tx.now;
+        if self.backend() == Backend::Postgres {
+            // (Selecting the `void` itself would not decode through the Any driver.)
+            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS turn")
+                .bind(CLAIM_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'failed', claim_token = NULL, \
+               last_error = 'the endpoint is disabled', updated_at = $1 \
+             WHERE status = 'pending' AND next_attempt_at <= $1 \
+               AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE enabled = 0)",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let in_flight: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT COALESCE(endpoint_id, ''), tenant_id, COUNT(*) FROM webhook_deliveries \
+             WHERE claim_token IS NOT NULL AND status = 'pending' AND next_attempt_at > $1 \
+             GROUP BY endpoint_id, tenant_id",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let in_flight: Vec<InFlight> = in_flight
+            .into_iter()
+            .map(|(endpoint_id, tenant_id, n)| InFlight {
+                endpoint_id,
+                tenant_id,
+                count: usize::try_from(n).unwrap_or(usize::MAX),
+            })
+            .collect();
+        // Each endpoint's oldest due deliveries, no more than it may have in
+        // flight, listed endpoints in turn: every endpoint's first, then
+        // every endpoint's second, ...
+        let due: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT id, endpoint_id, tenant_id FROM ( \
+               SELECT d.id, COALESCE(d.endpoint_id, '') AS endpoint_id, d.tenant_id, d.next_attempt_at, \
+                 ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS turn \
+               FROM webhook_deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $1) due \
+             WHERE turn <= $2 ORDER BY turn, next_attempt_at, id",
+        )
+        .bind(now)
+        .bind(i64::try_from(caps.per_endpoint).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
+        let due: Vec<DueDelivery> =
+            due.into_iter().map(|(id, endpoint_id, tenant_id)| DueDelivery { id, endpoint_id, tenant_id }).collect();
+        let taken = take_in_turn(&due, &in_flight, caps, max);
+        if taken.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = taken.iter().map(|d| d.id.as_str()).collect();
+        let sql = format!(
             "SELECT d.id, COALESCE(d.endpoint_id, '') AS endpoint_id, d.tenant_id, COALESCE(e.url, '') AS url, \
                COALESCE(e.secret, '') AS secret, e.previous_secret, e.previous_secret_expires_at, \
                d.payload, d.attempts, COALESCE(e.enabled, 1) AS enabled \
-             FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id",
-        ))
-        .bind(now)
-        .bind(max)
-        .fetch_all(&mut *tx)
-        .await?;
-        let (mut live, dead): (Vec<ClaimedDelivery>, Vec<ClaimedDelivery>) =
-            rows.into_iter().partition(|d| d.enabled == 1);
-        if !dead.is_empty() {
-            let sql = format!(
-                "UPDATE webhook_deliveries SET status = 'failed', claim_token = NULL, \
-                   last_error = 'the endpoint is disabled', updated_at = $1 WHERE id IN ({})",
-                placeholders(2, dead.len())
-            );
-            let mut q = sqlx::query(&sql).bind(now);
-            for d in &dead {
-                q = q.bind(&d.id);
-            }
-            q.execute(&mut *tx).await?;
+             FROM webhook_deliveries d LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+             WHERE d.status = 'pending' AND d.id IN ({}){}",
+            placeholders(1, ids.len()),
+            self.skip_locked("d")
+        );
+        let mut q = sqlx::query_as(&sql);
+        for id in &ids {
+            q = q.bind(*id);
         }
+        let mut live: Vec<ClaimedDelivery> = q.fetch_all(&mut *tx).await?;
         if !live.is_empty() {
             let ids: Vec<&str> = live.iter().map(|d| d.id.as_str()).collect();
             let token = lease(&mut tx, &TENANT_WEBHOOK_DELIVERIES, &ids, lease_ms, now).await?;
@@ -457,7 +515,50 @@ impl Store {
             }
         }
         tx.commit().await?;
+        // In the order they were taken: endpoints in turn.
+        live.sort_by_key(|d| ids.iter().position(|id| *id == d.id));
         Ok(live)
+    }
+
+    /// Takes one manual send (a test event or a replay) from an endpoint's
+    /// allowance of `per_minute`: `Ok(true)` when allowed, `Ok(false)` when the
+    /// endpoint is not the tenant's, `Err(ms)` to wait when spent.
+    pub async fn take_manual_send(
+        &self,
+        tenant_id: &TenantId,
+        endpoint_id: &str,
+        per_minute: u32,
+    ) -> Result<Result<bool, i64>, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let now = tx.now;
+        let lock = if self.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
+        let tat: Option<Option<i64>> = sqlx::query_scalar(&format!(
+            "SELECT manual_sends_tat FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2{lock}"
+        ))
+        .bind(tenant_id)
+        .bind(endpoint_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(tat) = tat else {
+            tx.rollback().await?;
+            return Ok(Ok(false));
+        };
+        match manual_send(tat, now, per_minute) {
+            Ok(next) => {
+                sqlx::query("UPDATE webhook_endpoints SET manual_sends_tat = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant_id)
+                    .bind(endpoint_id)
+                    .bind(next)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Ok(true))
+            }
+            Err(wait_ms) => {
+                tx.rollback().await?;
+                Ok(Err(wait_ms))
+            }
+        }
     }
 
     /// Records one attempt's outcome while the claim still holds, and keeps the

@@ -6,16 +6,28 @@
 //! batches, so several workers can run side by side and a dead worker's
 //! deliveries are retried after their lease. At least once: a receiver
 //! deduplicates on `webhook-id`.
+//!
+//! Fair shares (issue 20): no delivery waits for another. A step claims what
+//! may go now and spawns each attempt on its own, then returns; the next step
+//! claims again while slow attempts are still running. A claim takes
+//! endpoints in turn and counts the deliveries in flight in the database (the
+//! leases), so the caps — `MAILROOM_WEBHOOK_ENDPOINT_CONCURRENCY` per endpoint,
+//! `MAILROOM_WEBHOOK_TENANT_CONCURRENCY` per tenant — hold across every worker
+//! process, not per process: a slow endpoint holds at most its own share, and
+//! another endpoint's first attempt starts at the next step.
 
 pub mod guard;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use standardwebhooks::Webhook;
+use tokio::sync::Notify;
 
 use crate::domain::now_ms;
+pub use crate::domain::webhook_shares::InFlightCaps;
 use crate::store::{AttemptOutcome, ClaimedDelivery, DisablePolicy, Store};
 
 /// Delays before each retry after a failure (the same schedule as Resend's and
@@ -27,10 +39,11 @@ pub const DISABLE_AFTER_MS: i64 = 5 * 24 * 3_600_000;
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a claimed delivery stays its worker's: well past the attempt's timeout.
 const LEASE_MS: i64 = 60_000;
-/// Deliveries one worker loop claims, and sends side by side, per step.
-const CLAIM: i64 = 16;
-/// Worker loops per process.
-const LOOPS: usize = 2;
+/// Deliveries one step claims at most (each then goes on its own).
+const CLAIM: usize = 32;
+/// Attempts in flight in one process at most, whatever the tenants: a bound
+/// on its open connections (the caps per endpoint and tenant come first).
+const MAX_IN_FLIGHT: usize = 256;
 /// How long the old secret keeps signing after a rotation.
 pub const ROTATION_OVERLAP_MS: i64 = 24 * 3_600_000;
 
@@ -44,6 +57,8 @@ pub struct NotifierSettings {
     pub allow_private: bool,
     /// The operator's alert webhook: deliveries without an endpoint go here.
     pub alert: Option<OperatorAlert>,
+    /// Deliveries in flight at once, per endpoint and per tenant, across processes.
+    pub caps: InFlightCaps,
 }
 
 /// `MAILROOM_ALERT_WEBHOOK_URL` and its `whsec_` secret. The operator chose
@@ -64,6 +79,10 @@ impl NotifierSettings {
                 (Some(url), Some(secret)) => Some(OperatorAlert { url: url.clone(), secret: secret.clone() }),
                 _ => None,
             },
+            caps: InFlightCaps {
+                per_endpoint: usize::try_from(config.webhook_endpoint_concurrency).unwrap_or(2).max(1),
+                per_tenant: usize::try_from(config.webhook_tenant_concurrency).unwrap_or(8).max(1),
+            },
         }
     }
 }
@@ -73,8 +92,8 @@ impl NotifierSettings {
 pub enum Step {
     /// Nothing was due.
     Empty,
-    /// This many attempts were made (and recorded).
-    Attempted(usize),
+    /// This many attempts were started (each records its outcome when it ends).
+    Started(usize),
 }
 
 #[derive(Clone)]
@@ -84,6 +103,30 @@ pub struct Notifier {
     /// For the operator's own alert URL: no SSRF guard (it may well be internal).
     operator_http: reqwest::Client,
     settings: NotifierSettings,
+    /// Attempts started and not yet recorded, in this process.
+    in_flight: Arc<AtomicUsize>,
+    /// Told when an attempt ends, so that the next claim need not wait for the idle pause.
+    finished: Arc<Notify>,
+}
+
+/// An attempt in flight, counted until it ends (also when its task is cut short).
+struct InFlightAttempt {
+    count: Arc<AtomicUsize>,
+    finished: Arc<Notify>,
+}
+
+impl InFlightAttempt {
+    fn start(count: &Arc<AtomicUsize>, finished: &Arc<Notify>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self { count: count.clone(), finished: finished.clone() }
+    }
+}
+
+impl Drop for InFlightAttempt {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
+        self.finished.notify_one();
+    }
 }
 
 /// A fresh endpoint secret: `whsec_` and 32 random bytes in base64.
@@ -126,27 +169,35 @@ impl Notifier {
             .user_agent(concat!("mailroom-alerts/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| anyhow::anyhow!("Failed to build the alert webhook client: {e}"))?;
-        Ok(Self { store, http, operator_http, settings })
+        Ok(Self { store, http, operator_http, settings, in_flight: Arc::default(), finished: Arc::new(Notify::new()) })
     }
 
-    /// Claims the due deliveries (up to a handful), attempts them side by side,
-    /// and records each outcome.
+    /// Claims what may go now (endpoints in turn, within the caps) and starts
+    /// each attempt on its own task, without waiting for any: each records its
+    /// outcome when it ends.
     pub async fn try_deliver_once(&self) -> anyhow::Result<Step> {
-        let claimed = self.store.claim_deliveries(LEASE_MS, CLAIM).await?;
+        let room = MAX_IN_FLIGHT.saturating_sub(self.in_flight.load(Ordering::SeqCst)).min(CLAIM);
+        let claimed = self.store.claim_deliveries(LEASE_MS, room, self.settings.caps).await?;
         if claimed.is_empty() {
             return Ok(Step::Empty);
         }
-        let results = futures::future::join_all(claimed.iter().map(|d| self.attempt(d))).await;
-        let mut first_error = None;
-        for r in results {
-            if let Err(e) = r {
-                first_error.get_or_insert(e);
-            }
+        let started = claimed.len();
+        for d in claimed {
+            let attempt = InFlightAttempt::start(&self.in_flight, &self.finished);
+            let notifier = self.clone();
+            tokio::spawn(async move {
+                let _attempt = attempt;
+                if let Err(e) = notifier.attempt(&d).await {
+                    tracing::error!(error = ?e, delivery = %d.id, "a webhook attempt could not be recorded; retried after its lease");
+                }
+            });
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(Step::Attempted(claimed.len())),
-        }
+        Ok(Step::Started(started))
+    }
+
+    /// Attempts started and not yet recorded, in this process.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// One attempt of one delivery, recorded under its claim.
@@ -220,9 +271,9 @@ impl Notifier {
     }
 }
 
-/// Two delivery loops run side by side (`LOOPS`), each finishing the
-/// deliveries in hand before stopping. Independent of the outbox: a slow
-/// tenant endpoint never holds up mail.
+/// One claiming loop; the attempts it starts run on their own, and shutdown
+/// lets those in flight finish (within the grace). Independent of the outbox:
+/// a slow tenant endpoint never holds up mail.
 impl crate::workers::Worker for Notifier {
     fn name(&self) -> &'static str {
         "tenant_webhooks"
@@ -232,7 +283,7 @@ impl crate::workers::Worker for Notifier {
         Box::pin(async move {
             Ok(match self.try_deliver_once().await? {
                 Step::Empty => crate::workers::Step::Idle,
-                Step::Attempted(_) => crate::workers::Step::Worked,
+                Step::Started(_) => crate::workers::Step::Worked,
             })
         })
     }
@@ -241,12 +292,13 @@ impl crate::workers::Worker for Notifier {
         crate::workers::Cadence::Queue {
             idle: Duration::from_millis(200),
             after_error: Duration::from_secs(1),
-            wake: None,
+            // A slot freed: claim again at once.
+            wake: Some(self.finished.clone()),
         }
     }
 
-    fn lanes(&self) -> usize {
-        LOOPS
+    fn in_flight(&self) -> usize {
+        Notifier::in_flight(self)
     }
 
     fn stop(&self) -> crate::workers::Stop {

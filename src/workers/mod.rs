@@ -12,8 +12,7 @@
 //!   the outbox's wake when mail is queued); a *periodic* worker makes one pass
 //!   every period, whatever it finds.
 //! - [`Worker::lanes`]: how many loops of it run side by side in this process
-//!   (the outbox runs `MAILROOM_WORKER_CONCURRENCY` claimers, the tenant
-//!   webhooks two); each lane steps on its own, so `step` is one unit of one
+//!   (the outbox runs `MAILROOM_WORKER_CONCURRENCY` claimers); each lane steps on its own, so `step` is one unit of one
 //!   lane and must be safe to call concurrently (claims under a lease make it so).
 //! - [`Worker::stop`]: what shutdown does to it: finish the step in hand within
 //!   a grace period (logging what was left when it does not), stop at once, or
@@ -95,6 +94,13 @@ pub trait Worker: Send + Sync + 'static {
 
     fn stop(&self) -> Stop {
         Stop::Abandon
+    }
+
+    /// Work a worker's steps started and left running on tasks of their own
+    /// (the tenant webhooks' attempts): `settle` waits for it, and shutdown
+    /// lets a `Finish` worker's end within its grace.
+    fn in_flight(&self) -> usize {
+        0
     }
 
     /// Logs a failed step (the runner pauses, then tries again).
@@ -194,7 +200,7 @@ impl Workers {
                     }
                 }
             }
-            let busy = self.activity.busy.load(Ordering::SeqCst) > 0;
+            let busy = self.activity.busy.load(Ordering::SeqCst) > 0 || self.list.iter().any(|w| w.in_flight() > 0);
             let others = self.activity.worked.load(Ordering::SeqCst) != before;
             if !worked && !busy && !others {
                 return;
@@ -251,7 +257,13 @@ impl Runner {
         for Running { worker, lanes } in self.running {
             match worker.stop() {
                 Stop::Finish { grace, overdue } => {
-                    if tokio::time::timeout(grace, join_all(lanes)).await.is_err() {
+                    let finished = async {
+                        join_all(lanes).await;
+                        while worker.in_flight() > 0 {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    };
+                    if tokio::time::timeout(grace, finished).await.is_err() {
                         tracing::warn!("{overdue}");
                     }
                 }
@@ -447,5 +459,66 @@ mod tests {
         }
         runner.shut_down().await;
         assert_eq!(finishing.finished.load(Ordering::SeqCst), 1, "the step in hand was cut short");
+    }
+
+    /// Starts one piece of work on a task of its own (a webhook attempt) and returns at once.
+    struct Spawner {
+        spawned: AtomicUsize,
+        running: Arc<AtomicUsize>,
+        finished: Arc<AtomicUsize>,
+    }
+
+    impl Worker for Spawner {
+        fn name(&self) -> &'static str {
+            "spawner"
+        }
+
+        fn step(&self) -> BoxFuture<'_, anyhow::Result<Step>> {
+            Box::pin(async move {
+                if self.spawned.fetch_add(1, Ordering::SeqCst) > 0 {
+                    return Ok(Step::Idle);
+                }
+                self.running.fetch_add(1, Ordering::SeqCst);
+                let (running, finished) = (self.running.clone(), self.finished.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    finished.fetch_add(1, Ordering::SeqCst);
+                    running.fetch_sub(1, Ordering::SeqCst);
+                });
+                Ok(Step::Worked)
+            })
+        }
+
+        fn cadence(&self) -> Cadence {
+            Cadence::Queue { idle: Duration::from_secs(3600), after_error: Duration::from_secs(3600), wake: None }
+        }
+
+        fn in_flight(&self) -> usize {
+            self.running.load(Ordering::SeqCst)
+        }
+
+        fn stop(&self) -> Stop {
+            Stop::Finish { grace: Duration::from_secs(5), overdue: "spawner did not stop" }
+        }
+    }
+
+    fn spawner() -> Arc<Spawner> {
+        Arc::new(Spawner { spawned: AtomicUsize::new(0), running: Arc::default(), finished: Arc::default() })
+    }
+
+    #[tokio::test]
+    async fn settle_and_shutdown_wait_for_work_a_step_left_running() {
+        let (store, _dir) = store().await;
+        let w = spawner();
+        Workers::new(vec![w.clone()], Arc::default(), store).settle().await;
+        assert_eq!(w.finished.load(Ordering::SeqCst), 1, "settle returned with work in flight");
+
+        let w = spawner();
+        let runner = Runner::spawn(vec![w.clone()], Arc::default());
+        while w.spawned.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        runner.shut_down().await;
+        assert_eq!(w.finished.load(Ordering::SeqCst), 1, "shutdown did not wait for work in flight");
     }
 }

@@ -33,6 +33,7 @@ mod send;
 mod stats;
 mod template_checks;
 mod templates;
+mod tenant_webhook_shares;
 mod tenant_webhooks;
 mod unsubscribe;
 mod webhooks;
