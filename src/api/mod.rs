@@ -14,6 +14,7 @@ mod dead_letters;
 mod events;
 pub mod extract;
 mod idempotency;
+mod imports;
 mod metrics;
 mod probes;
 mod reputation;
@@ -51,6 +52,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(sending_domains::router())
         .merge(contacts::router())
         .merge(contacts_bulk::router())
+        .merge(imports::router())
         .merge(segments::router())
         .merge(templates::router())
         .merge(suppressions::router())

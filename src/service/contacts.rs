@@ -234,8 +234,8 @@ pub async fn import<S, E>(
     progress: impl Fn(Progress) + Send + 'static,
 ) -> Result<Report>
 where
-    S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
 {
     Ok(import_stream_observed(state.store.clone(), tenant, format, on_conflict, body, progress).await?)
 }

@@ -20,6 +20,7 @@ mod exactly_once;
 mod health;
 mod hostile_input;
 mod import;
+mod import_reports;
 mod input;
 mod isolation;
 mod pipeline;
