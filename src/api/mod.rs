@@ -91,7 +91,7 @@ fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
         ("413", "Body larger than the limit"),
         ("415", "Body not declared as `application/json`"),
         ("422", "Invalid input, or an unknown field (named in the message)"),
-        ("429", "Too many failed authentications with this key (see `Retry-After`)"),
+        ("429", "Too many failed authentications with this key, or from this client address (see `Retry-After`)"),
         ("503", "The database is unavailable (see `Retry-After`)"),
     ];
     let error = |description: &str| {

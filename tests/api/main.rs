@@ -28,6 +28,7 @@ mod provider_errors;
 mod reputation;
 mod segments_dynamic;
 mod send;
+mod sign_in_throttle;
 mod stats;
 mod templates;
 mod tenant_webhooks;
