@@ -17,7 +17,7 @@ use crate::store::ImportReportRow;
 pub struct ImportReport {
     pub id: String,
     pub customer_id: String,
-    /// `csv` or `ndjson`.
+    /// `csv`, `ndjson` or `json` (a JSON list: all or nothing, so never cut).
     pub format: String,
     /// `skip` or `update`.
     pub on_conflict: String,

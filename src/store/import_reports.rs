@@ -15,7 +15,7 @@ const REPORT_COLUMNS: &str = "id, tenant_id, format, on_conflict, status, end_re
 pub struct ImportReportRow {
     pub id: String,
     pub tenant_id: String,
-    /// `csv` or `ndjson`.
+    /// `csv`, `ndjson` or `json`.
     pub format: String,
     /// `skip` or `update`.
     pub on_conflict: String,

@@ -239,3 +239,16 @@ async fn the_import_report_routes_are_in_the_openapi_document_with_their_404() {
     }
     assert!(doc["components"]["schemas"]["ImportReport"]["properties"]["ended_early"].is_object());
 }
+
+#[tokio::test]
+async fn a_json_import_is_recorded_too_and_its_answer_stays_as_it_was() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("Acme", "acme.example.com").await;
+    let body = serde_json::json!({ "contacts": [{ "email": "a@example.org" }, { "email": "A@example.org" }] });
+    let r = app.post(&format!("/customers/{t}/contacts/import"), &key, body).await;
+    assert_eq!(r.body, serde_json::json!({ "created": 1, "skipped": 1 }));
+    let list = imports(&app, &t, &key).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!((list[0]["format"].as_str(), list[0]["status"].as_str()), (Some("json"), Some("completed")));
+    assert_eq!((list[0]["created"].as_i64(), list[0]["skipped"].as_i64()), (Some(1), Some(1)));
+}
