@@ -294,8 +294,8 @@ async fn serve(listener: TcpListener, router: Router, mut stop: watch::Receiver<
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors, say: wait a little rather than spin.
                         tracing::warn!(error = %e, "accept failed");
@@ -303,9 +303,12 @@ async fn serve(listener: TcpListener, router: Router, mut stop: watch::Receiver<
                         continue;
                     }
                 };
-                let service = router
-                    .clone()
-                    .map_request(|req: axum::http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new));
+                // The peer, as `axum::serve` gives it: sign-in throttling is per client address.
+                let service = router.clone().map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
+                    let mut req = req.map(axum::body::Body::new);
+                    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    req
+                });
                 let conn = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service))
                     .into_owned();

@@ -164,6 +164,11 @@ pub struct Config {
     /// per tenant per UTC day (default 1000); the operator may set another
     /// figure per tenant (`agent_daily_calls` on the customer).
     pub agent_daily_calls: u32,
+    /// `MAILROOM_TRUSTED_PROXIES`: reverse proxies (comma-separated addresses
+    /// or CIDR ranges) whose `X-Forwarded-For` names the client; default none,
+    /// and the client is the connection's peer. Failed sign-ins are throttled
+    /// per client address.
+    pub trusted_proxies: crate::domain::TrustedProxies,
     /// `DEBUG`: verbose logs (still no addresses or bodies at info level).
     pub debug: bool,
 }
@@ -274,6 +279,10 @@ impl Config {
                     .map_err(|_| anyhow::anyhow!("MAILROOM_DNS_RESOLVER must be an address like 127.0.0.1:53"))
             })
             .transpose()?;
+        let trusted_proxies = crate::domain::TrustedProxies::parse(
+            &get("MAILROOM_TRUSTED_PROXIES").unwrap_or_default(),
+        )
+        .map_err(|e| anyhow::anyhow!("MAILROOM_TRUSTED_PROXIES: {e} (comma-separated addresses or CIDR ranges)"))?;
         let max_html_bytes = parse_number(get("MAILROOM_MAX_HTML_BYTES"), "MAILROOM_MAX_HTML_BYTES", 524_288)?;
         let render_memory_mb: u64 = parse_number(get("MAILROOM_RENDER_MEMORY_MB"), "MAILROOM_RENDER_MEMORY_MB", 256)?;
         if render_memory_mb < 64 {
@@ -445,6 +454,7 @@ impl Config {
             agent_daily_cap,
             agent_concurrency: agent_concurrency.clamp(1, 64),
             agent_daily_calls,
+            trusted_proxies,
             debug,
         })
     }
@@ -525,6 +535,15 @@ mod tests {
             ("MAILROOM_ALERT_WEBHOOK_SECRET", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
         ])
         .is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges_and_a_bad_one_is_refused_at_start() {
+        assert!(config(&[]).unwrap().trusted_proxies.is_empty());
+        let c = config(&[("MAILROOM_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7")]).unwrap();
+        assert!(c.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        let err = config(&[("MAILROOM_TRUSTED_PROXIES", "10.0.0.0/8, lb.internal")]).unwrap_err();
+        assert!(err.to_string().contains("MAILROOM_TRUSTED_PROXIES"), "{err}");
     }
 
     #[test]

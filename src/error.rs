@@ -29,7 +29,7 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{message}")]
     Precondition { code: &'static str, message: String },
-    #[error("too many failed attempts with this key; retry in {retry_after_secs} s")]
+    #[error("too many failed attempts with this key or from this address; retry in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
     /// A use case's rate (e.g. test events per endpoint) is spent.
     #[error("{message}")]

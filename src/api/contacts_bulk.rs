@@ -138,8 +138,9 @@ async fn import_json(tenant: TenantId, state: AppState, on_conflict: OnConflict,
         .enumerate()
         .map(|(i, c)| json_row(i, c).map_err(|e| ApiError::validation(format!("contacts[{i}]: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let outcome = contacts::import_rows(&state, &tenant, rows, on_conflict).await?;
-    // The answer this body has always had; `updated` only when updating was asked for.
+    // Recorded like any import (`GET /customers/{id}/imports`), but the answer
+    // is the one this body has always had; `updated` only when updating was asked for.
+    let (_, outcome) = contacts::import_rows(&state, &tenant, rows, on_conflict).await?;
     let mut answer = JsonImportOut { created: outcome.created, skipped: outcome.skipped, updated: None };
     if on_conflict == OnConflict::Update {
         answer.updated = Some(outcome.updated);

@@ -14,6 +14,7 @@ mod dead_letters;
 mod events;
 pub mod extract;
 mod idempotency;
+mod imports;
 mod metrics;
 mod probes;
 mod reputation;
@@ -51,6 +52,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(sending_domains::router())
         .merge(contacts::router())
         .merge(contacts_bulk::router())
+        .merge(imports::router())
         .merge(segments::router())
         .merge(templates::router())
         .merge(suppressions::router())
@@ -89,7 +91,7 @@ fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
         ("413", "Body larger than the limit"),
         ("415", "Body not declared as `application/json`"),
         ("422", "Invalid input, or an unknown field (named in the message)"),
-        ("429", "Too many failed authentications with this key (see `Retry-After`)"),
+        ("429", "Too many failed authentications with this key, or from this client address (see `Retry-After`)"),
         ("503", "The database is unavailable (see `Retry-After`)"),
     ];
     let error = |description: &str| {

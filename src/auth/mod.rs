@@ -3,7 +3,9 @@
 //! Keys arrive as `Authorization: Bearer <key>` or `X-API-Key: <key>` and are
 //! looked up by their hash (`domain::hash_key`).
 
-use axum::extract::{FromRequestParts, RawPathParams};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 
 use crate::domain::hash_key;
@@ -21,17 +23,38 @@ fn presented_key(parts: &Parts) -> Option<&str> {
     parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|t| !t.is_empty())
 }
 
+/// The client a request comes from: the connection's peer, or behind a
+/// trusted proxy the address it forwarded (`domain::TrustedProxies::client`).
+/// `None` when the peer is unknown (a router driven without the server).
+pub fn client_address(parts: &Parts, state: &AppState) -> Option<IpAddr> {
+    let ConnectInfo(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>()?;
+    let forwarded = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    Some(state.config.trusted_proxies.client(peer.ip(), forwarded))
+}
+
+/// The client a request comes from, for a handler (see [`client_address`]).
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(client_address(parts, state)))
+    }
+}
+
 async fn key_owner(parts: &Parts, state: &AppState) -> Result<KeyOwner, ApiError> {
     let key = presented_key(parts).ok_or(ApiError::Unauthorized)?;
     let hash = hash_key(key);
-    state.auth_throttle.check(&hash)?;
+    let client = client_address(parts, state);
+    state.auth_throttle.check(&hash, client)?;
     if constant_time_eq(hash.as_bytes(), state.admin_key_hash.as_bytes()) {
         return Ok(KeyOwner::Admin);
     }
     match state.store.tenant_for_key_hash(&hash).await? {
         Some(tenant) => Ok(KeyOwner::Tenant(tenant)),
         None => {
-            state.auth_throttle.failed(&hash);
+            state.auth_throttle.failed(&hash, client);
             Err(ApiError::Unauthorized)
         }
     }

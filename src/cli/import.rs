@@ -73,6 +73,9 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<()> {
     if n("rejected") > report["errors"].as_array().map_or(0, |a| a.len() as u64) {
         println!("  (only the first rejected rows are listed)");
     }
+    if let Some(id) = report["id"].as_str() {
+        println!("report: GET /customers/{}/imports/{id}", args.customer);
+    }
     Ok(())
 }
 

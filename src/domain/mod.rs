@@ -4,6 +4,7 @@
 pub mod attributes;
 pub mod automation;
 mod claimed_message;
+mod client_address;
 mod clock;
 pub mod delivery_event;
 mod email;
@@ -23,6 +24,7 @@ pub mod webhook_shares;
 
 pub use attributes::Attributes;
 pub use claimed_message::{ClaimedMessage, RenderClaimed};
+pub use client_address::{throttle_bucket, IpRange, TrustedProxies};
 pub use clock::Clock;
 pub use email::EmailAddress;
 pub use filter::{FilterError, SegmentFilter};

@@ -12,12 +12,12 @@ use std::fmt::Display;
 
 use axum::body::Bytes;
 use futures::{Stream, StreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
-use crate::domain::TenantId;
-use crate::store::{ImportOutcome, ImportRow, OnConflict, Store};
+use crate::domain::{new_id, TenantId};
+use crate::store::{ImportEnding, ImportOutcome, ImportRow, OnConflict, Store};
 
 pub use rows::{build_row, unneutralise, RowInput};
 
@@ -26,15 +26,32 @@ pub const CHUNK_ROWS: usize = 2_000;
 /// Rejected rows listed in a report (all are counted).
 pub const MAX_ERRORS: usize = 1_000;
 
+/// Rejected rows kept in an import's stored report (all are counted).
+pub const STORED_ERRORS: usize = 100;
+/// Longest reason kept in a stored report, in characters.
+pub const STORED_REASON_CHARS: usize = 300;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Csv,
     Ndjson,
 }
 
+impl Format {
+    /// As a stored report names it: `csv` or `ndjson`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Ndjson => "ndjson",
+        }
+    }
+}
+
 /// What an import did.
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct Report {
+    /// The import's id: its stored report is `GET /customers/{id}/imports/{import_id}`.
+    pub id: String,
     /// Contacts created.
     pub created: u64,
     /// Contacts updated (`on_conflict=update`), including repeats of an address within the body.
@@ -46,7 +63,7 @@ pub struct Report {
     pub errors: Vec<RowError>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RowError {
     /// 1-based line in the body (the CSV header is line 1); for a JSON body, the position in `contacts`.
     pub line: u64,
@@ -59,6 +76,31 @@ impl Report {
         if self.errors.len() < MAX_ERRORS {
             self.errors.push(RowError { line, reason });
         }
+    }
+
+    /// Adds the counts and rejected rows of another part of the same import.
+    fn merge(&mut self, other: &Report) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.skipped += other.skipped;
+        self.rejected += other.rejected;
+        for e in &other.errors {
+            if self.errors.len() < MAX_ERRORS {
+                self.errors.push(RowError { line: e.line, reason: e.reason.clone() });
+            }
+        }
+    }
+
+    /// The first [`STORED_ERRORS`] rejected rows as kept in the stored
+    /// report (a JSON list), each reason cut to [`STORED_REASON_CHARS`].
+    fn stored_errors(&self) -> String {
+        let kept: Vec<RowError> = self
+            .errors
+            .iter()
+            .take(STORED_ERRORS)
+            .map(|e| RowError { line: e.line, reason: e.reason.chars().take(STORED_REASON_CHARS).collect() })
+            .collect();
+        serde_json::to_string(&kept).unwrap_or_else(|_| "[]".into())
     }
 
     pub fn add(&mut self, o: ImportOutcome) {
@@ -124,85 +166,158 @@ pub async fn import_stream<S, E>(
     body: S,
 ) -> Result<Report, ImportError>
 where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: Display,
+    S: Stream<Item = Result<Bytes, E>> + Unpin + Send + 'static,
+    E: Display + Send + 'static,
 {
     import_stream_observed(store, tenant, format, on_conflict, body, |_| {}).await
 }
 
 /// As [`import_stream`], calling `progress` with the running totals each
 /// time a chunk commits (the dashboard streams these to the browser).
+///
+/// Every import is recorded under a fresh id (`Report::id`) with its report,
+/// however it ends: completed, its body ended early (the rows read in full
+/// before the cut are written and counted), refused whole, or failed. It runs
+/// as a task of its own, so that a client going away, which drops the
+/// request, cannot stop it between a chunk and its report.
 pub async fn import_stream_observed<S, E>(
     store: Store,
     tenant: TenantId,
     format: Format,
     on_conflict: OnConflict,
-    mut body: S,
+    body: S,
     progress: impl Fn(Progress) + Send + 'static,
 ) -> Result<Report, ImportError>
 where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: Display,
+    S: Stream<Item = Result<Bytes, E>> + Unpin + Send + 'static,
+    E: Display + Send + 'static,
 {
-    let mut parser: Box<dyn Parser> = match format {
-        Format::Csv => Box::new(rows::CsvParser::default()),
-        Format::Ndjson => Box::new(ndjson::NdjsonParser::default()),
-    };
-    let mut sink = Sink { rows: Vec::with_capacity(CHUNK_ROWS), report: Report::default() };
-    // The writer runs beside the parser: one chunk is written while the next is read.
-    let (tx, mut rx) = mpsc::channel::<Vec<ImportRow>>(1);
-    let writer = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let mut report = Report::default();
-            while let Some(rows) = rx.recv().await {
-                report.add(store.import_rows(&tenant, rows, on_conflict).await?);
-                progress(Progress {
-                    created: report.created,
-                    updated: report.updated,
-                    skipped: report.skipped,
-                    rejected: report.rejected,
-                });
-            }
-            Ok::<_, sqlx::Error>(report)
-        })
-    };
-    let read = async {
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| ImportError::Body(e.to_string()))?;
-            parser.push(&chunk, &mut sink)?;
-            if sink.rows.len() >= CHUNK_ROWS {
-                let rows = std::mem::replace(&mut sink.rows, Vec::with_capacity(CHUNK_ROWS));
-                if tx.send(rows).await.is_err() {
-                    // The writer stopped: its error is the answer.
-                    return Ok(());
+    let id = new_id();
+    store.start_import(&tenant, &id, format.as_str(), on_conflict.as_str()).await?;
+    let import = Import { store, tenant, id, on_conflict };
+    tokio::spawn(import.run(format, body, progress))
+        .await
+        .map_err(|e| ImportError::Db(sqlx::Error::Protocol(format!("import task: {e}"))))?
+}
+
+/// One import under way, and where its report is kept.
+struct Import {
+    store: Store,
+    tenant: TenantId,
+    id: String,
+    on_conflict: OnConflict,
+}
+
+impl Import {
+    async fn run<S, E>(
+        self,
+        format: Format,
+        mut body: S,
+        progress: impl Fn(Progress) + Send + 'static,
+    ) -> Result<Report, ImportError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send + 'static,
+        E: Display + Send + 'static,
+    {
+        let mut parser: Box<dyn Parser> = match format {
+            Format::Csv => Box::new(rows::CsvParser::default()),
+            Format::Ndjson => Box::new(ndjson::NdjsonParser::default()),
+        };
+        let mut sink = Sink { rows: Vec::with_capacity(CHUNK_ROWS), report: Report::default() };
+        // The writer runs beside the parser: one chunk is written while the next is read.
+        let (tx, mut rx) = mpsc::channel::<Vec<ImportRow>>(1);
+        let writer = {
+            let (store, tenant, id, on_conflict) =
+                (self.store.clone(), self.tenant.clone(), self.id.clone(), self.on_conflict);
+            tokio::spawn(async move {
+                let mut report = Report::default();
+                while let Some(rows) = rx.recv().await {
+                    report.add(store.import_chunk(&tenant, Some(&id), rows, on_conflict).await?);
+                    progress(Progress {
+                        created: report.created,
+                        updated: report.updated,
+                        skipped: report.skipped,
+                        rejected: report.rejected,
+                    });
+                }
+                Ok::<_, sqlx::Error>(report)
+            })
+        };
+        let read = async {
+            let mut ended = Ok(());
+            while let Some(chunk) = body.next().await {
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    Err(e) => {
+                        ended = Err(ImportError::Body(e.to_string()));
+                        break;
+                    }
+                };
+                parser.push(&chunk, &mut sink)?;
+                if sink.rows.len() >= CHUNK_ROWS {
+                    let rows = std::mem::replace(&mut sink.rows, Vec::with_capacity(CHUNK_ROWS));
+                    if tx.send(rows).await.is_err() {
+                        // The writer stopped: its error is the answer.
+                        return Ok(());
+                    }
                 }
             }
+            if ended.is_ok() {
+                parser.finish(&mut sink)?;
+            }
+            // Also when the body was cut: these rows were read to their line
+            // end (a parser holds back a row until then), and the report counts them.
+            let rows = std::mem::take(&mut sink.rows);
+            if !rows.is_empty() {
+                let _ = tx.send(rows).await;
+            }
+            ended
+        };
+        let read = read.await;
+        drop(tx);
+        let written = match writer.await {
+            Ok(written) => written.map_err(ImportError::Db),
+            Err(e) => Err(ImportError::Db(sqlx::Error::Protocol(format!("import writer: {e}")))),
+        };
+        let mut report = sink.report;
+        report.id = self.id.clone();
+        let parse_rejected = report.rejected;
+        if let Ok(written) = &written {
+            report.merge(written);
         }
-        parser.finish(&mut sink)?;
-        let rows = std::mem::take(&mut sink.rows);
-        if !rows.is_empty() {
-            let _ = tx.send(rows).await;
+        report.errors.sort_by_key(|e| e.line);
+        let outcome = written.and(read);
+        let (status, reason) = match &outcome {
+            Ok(()) => ("completed", None),
+            Err(ImportError::Body(e)) => ("ended_early", Some(format!("the request body ended early: {e}"))),
+            Err(ImportError::Invalid(e)) => ("refused", Some(e.clone())),
+            // The cause is logged, never shown.
+            Err(ImportError::Db(_)) => ("failed", Some("the import failed on the server's side".to_owned())),
+        };
+        let errors = report.stored_errors();
+        let ending = ImportEnding { status, end_reason: reason.as_deref(), parse_rejected, errors: &errors };
+        let finished = self.store.finish_import(&self.tenant, &self.id, &ending).await;
+        if let Err(e) = self.store.imported(report.created).await {
+            // Only the planner's statistics: the import stands.
+            tracing::warn!(error = %e, "statistics not refreshed after an import");
         }
-        Ok::<_, ImportError>(())
-    };
-    let read = read.await;
-    drop(tx);
-    let written = writer.await.map_err(|e| ImportError::Db(sqlx::Error::Protocol(format!("import writer: {e}"))))?;
-    read?;
-    let written = written?;
-    let mut report = sink.report;
-    let created = written.created;
-    report.created += written.created;
-    report.updated += written.updated;
-    report.skipped += written.skipped;
-    report.rejected += written.rejected;
-    for e in written.errors {
-        if report.errors.len() < MAX_ERRORS {
-            report.errors.push(e);
+        match outcome {
+            Ok(()) => {
+                finished?;
+                Ok(report)
+            }
+            Err(e) => {
+                if let Err(db) = finished {
+                    tracing::error!(error = %db, import = %self.id, "the report of an import that ended early was not stored");
+                }
+                Err(match e {
+                    ImportError::Body(e) => ImportError::Body(format!(
+                        "{e}; the rows read before were imported (import {}: see its report)",
+                        self.id
+                    )),
+                    e => e,
+                })
+            }
         }
     }
-    report.errors.sort_by_key(|e| e.line);
-    store.imported(created).await?;
-    Ok(report)
 }

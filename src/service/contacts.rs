@@ -15,7 +15,8 @@ use crate::domain::{new_id, rfc3339, Attributes, EmailAddress, Tag, TenantId};
 use crate::import::{import_stream_observed, Format, ImportError, Progress, Report};
 use crate::state::AppState;
 use crate::store::{
-    ContactFilter, ContactPatch, ContactRow, ImportOutcome, ImportRow, NewContact, OnConflict, Store, StoreError,
+    ContactFilter, ContactPatch, ContactRow, ImportEnding, ImportOutcome, ImportRow, NewContact, OnConflict, Store,
+    StoreError,
 };
 
 /// Contacts per page of an export.
@@ -234,22 +235,40 @@ pub async fn import<S, E>(
     progress: impl Fn(Progress) + Send + 'static,
 ) -> Result<Report>
 where
-    S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
 {
     Ok(import_stream_observed(state.store.clone(), tenant, format, on_conflict, body, progress).await?)
 }
 
-/// Imports contacts already read and checked (a JSON list), in one go.
+/// Imports contacts already read and checked (a JSON list), in one go,
+/// recorded like a streamed import (format `json`); the import's id and outcome.
 pub async fn import_rows(
     state: &AppState,
     tenant: &TenantId,
     rows: Vec<ImportRow>,
     on_conflict: OnConflict,
-) -> Result<ImportOutcome> {
-    let outcome = state.store.import_rows(tenant, rows, on_conflict).await?;
+) -> Result<(String, ImportOutcome)> {
+    let id = new_id();
+    state.store.start_import(tenant, &id, "json", on_conflict.as_str()).await?;
+    let outcome = state.store.import_chunk(tenant, Some(&id), rows, on_conflict).await?;
+    let errors = serde_json::to_string(
+        &outcome
+            .rejected
+            .iter()
+            .take(crate::import::STORED_ERRORS)
+            .map(|(line, reason)| json_error(*line, reason))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_else(|_| "[]".into());
+    let ending = ImportEnding { status: "completed", end_reason: None, parse_rejected: 0, errors: &errors };
+    state.store.finish_import(tenant, &id, &ending).await?;
     state.store.imported(outcome.created).await?;
-    Ok(outcome)
+    Ok((id, outcome))
+}
+
+fn json_error(line: u64, reason: &str) -> Value {
+    serde_json::json!({ "line": line, "reason": reason.chars().take(crate::import::STORED_REASON_CHARS).collect::<String>() })
 }
 
 /// Guards a cell against formula injection when the file is opened in a

@@ -17,6 +17,7 @@ pub mod dashboard_sessions;
 pub mod dead_letters;
 mod error;
 pub mod events;
+pub mod imports;
 pub mod reputation;
 pub mod segments;
 pub mod sending;

@@ -19,6 +19,16 @@ pub enum OnConflict {
     Update,
 }
 
+impl OnConflict {
+    /// As the API spells it: `skip` or `update`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnConflict::Skip => "skip",
+            OnConflict::Update => "update",
+        }
+    }
+}
+
 /// One checked row of an import.
 #[derive(Clone, Debug)]
 pub struct ImportRow {
@@ -92,6 +102,19 @@ impl Store {
         rows: Vec<ImportRow>,
         on_conflict: OnConflict,
     ) -> Result<ImportOutcome, sqlx::Error> {
+        self.import_chunk(tenant_id, None, rows, on_conflict).await
+    }
+
+    /// As [`Store::import_rows`], for one chunk of the import `report`
+    /// (see `start_import`): its counters move in the chunk's own
+    /// transaction, so the report counts exactly the rows committed.
+    pub async fn import_chunk(
+        &self,
+        tenant_id: &TenantId,
+        report: Option<&str>,
+        rows: Vec<ImportRow>,
+        on_conflict: OnConflict,
+    ) -> Result<ImportOutcome, sqlx::Error> {
         let mut out = ImportOutcome::default();
         let mut unique: Vec<ImportRow> = Vec::with_capacity(rows.len());
         let mut seen: HashMap<String, usize> = HashMap::with_capacity(rows.len());
@@ -116,6 +139,9 @@ impl Store {
         let now = tx.now;
         for chunk in unique.chunks_mut(ROWS_PER_STATEMENT) {
             self.import_statement(&mut tx, tenant_id, chunk, on_conflict, now, &mut out).await?;
+        }
+        if let Some(id) = report {
+            Self::count_import_chunk(&mut tx, tenant_id, id, &out).await?;
         }
         tx.commit().await?;
         Ok(out)

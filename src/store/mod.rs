@@ -10,6 +10,7 @@ mod enqueue;
 mod events;
 mod filter;
 mod import;
+mod import_reports;
 mod lease;
 mod messages;
 mod outbox;
@@ -44,6 +45,7 @@ pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentR
 pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey};
 pub use events::{EventFilter, ListedEvent, StoredEvent};
 pub use import::{ImportOutcome, ImportRow, OnConflict};
+pub use import_reports::{ImportEnding, ImportReportRow};
 pub use messages::MessageRow;
 pub use outbox::{BatchShape, ClaimedBatch, DueBatch, OutboundBatch, Settlement, Turn, IDEMPOTENCY_WINDOW_MS};
 pub use reputation::{ReputationChange, ResumeOutcome, TenantReputation, REPUTATION_EVENT};

@@ -15,6 +15,7 @@ use axum::Form;
 use serde::{Deserialize, Serialize};
 
 use super::{page, Frame, UiError, UiResult};
+use crate::auth::ClientAddress;
 use crate::domain::TenantId;
 use crate::domain::{generate_key, hash_key};
 use crate::service::dashboard_sessions;
@@ -129,7 +130,12 @@ pub struct LoginIn {
     csrf: String,
 }
 
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginIn>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
+    headers: HeaderMap,
+    Form(form): Form<LoginIn>,
+) -> Response {
     use subtle::ConstantTimeEq;
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
     if form.csrf.is_empty() || !bool::from(form.csrf.as_bytes().ct_eq(expected.as_bytes())) {
@@ -140,8 +146,17 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form)
         return login_form(&state, StatusCode::UNPROCESSABLE_ENTITY, Some("Enter an API key.".into()));
     }
     let key_hash = hash_key(key);
-    if let Err(e) = state.auth_throttle.check(&key_hash) {
-        return login_form(&state, StatusCode::TOO_MANY_REQUESTS, Some(e.to_string()));
+    if let Err(e) = state.auth_throttle.check(&key_hash, client) {
+        // The right key too, from a client refused for its wrong ones (see `AuthThrottle`).
+        let wait = match e {
+            crate::error::ApiError::TooManyRequests { retry_after_secs } => retry_after_secs,
+            _ => 60,
+        };
+        let message =
+            format!("Too many wrong keys were tried, with this key or from this address. Try again in {wait} s.");
+        let mut res = login_form(&state, StatusCode::TOO_MANY_REQUESTS, Some(message));
+        res.headers_mut().insert(header::RETRY_AFTER, wait.into());
+        return res;
     }
     let tenant = if bool::from(key_hash.as_bytes().ct_eq(state.admin_key_hash.as_bytes())) {
         None
@@ -149,7 +164,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form)
         match state.store.tenant_for_key_hash(&key_hash).await {
             Ok(Some(t)) => Some(TenantId::from_stored(t)),
             Ok(None) => {
-                state.auth_throttle.failed(&key_hash);
+                state.auth_throttle.failed(&key_hash, client);
                 return login_form(
                     &state,
                     StatusCode::UNAUTHORIZED,

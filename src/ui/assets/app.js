@@ -66,7 +66,7 @@
         bar.value = 100;
         status.textContent = "Done: " + report.created + " created, " + report.skipped + " skipped, " + report.rejected + " rejected.";
         var out = document.getElementById("import-report");
-        ["created", "updated", "skipped", "rejected"].forEach(function (k) {
+        ["id", "created", "updated", "skipped", "rejected"].forEach(function (k) {
           out.querySelector('[data-report="' + k + '"]').textContent = report[k];
         });
         var list = out.querySelector('[data-report="errors"]');
