@@ -134,7 +134,7 @@ impl Outbox {
             match due {
                 DueBatch::Claimed(batch) => {
                     metrics::counter!("mailroom_batch_retries_total").increment(1);
-                    return self.dispatch_all(vec![batch]).await;
+                    return self.dispatch_all(vec![batch], None).await;
                 }
                 DueBatch::Settled { status, messages } => {
                     tracing::info!(status, messages, "a batch due again was settled without sending");
@@ -156,16 +156,17 @@ impl Outbox {
                 self.settings.max_batch_bytes,
                 self.renderer.as_ref(),
             )
-            .await;
-        drop(turn);
-        let claimed = claimed?;
+            .await?;
         if claimed.suppressed > 0 {
             metrics::counter!("mailroom_messages_suppressed_at_claim_total").increment(claimed.suppressed);
         }
         if claimed.batches.is_empty() {
             return Ok(Step::Suppressed(claimed.suppressed));
         }
-        self.dispatch_all(claimed.batches).await
+        // The tenant's turn is held until its requests have their rate slots:
+        // a tenant has at most one claim waiting for slots in this process,
+        // so others' mail claimed meanwhile is not queued behind a row of its.
+        self.dispatch_all(claimed.batches, Some(turn)).await
     }
 
     /// The next turn of a tenant this process is not claiming for, marked as
@@ -184,9 +185,24 @@ impl Outbox {
     /// the accepted ones together and each failure on its own. A failure to
     /// record one outcome does not stop the others being recorded; the batch
     /// whose outcome was not recorded is sent again, under the same key, after
-    /// its lease.
-    async fn dispatch_all(&self, batches: Vec<OutboundBatch>) -> anyhow::Result<Step> {
-        let results = futures::future::join_all(batches.iter().map(|b| self.send_holding(b))).await;
+    /// its lease. `turn`, when given, is let go once every batch has its rate
+    /// slot (or has ended).
+    async fn dispatch_all(&self, batches: Vec<OutboundBatch>, turn: Option<Claiming>) -> anyhow::Result<Step> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let turn = std::sync::Mutex::new(turn);
+        let waiting = AtomicUsize::new(batches.len());
+        let results = futures::future::join_all(batches.iter().map(|b| async {
+            let once = AtomicBool::new(false);
+            let slotted = || {
+                if !once.swap(true, Ordering::AcqRel) && waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    drop(turn.lock().ok().and_then(|mut t| t.take()));
+                }
+            };
+            let sent = self.send_holding(b, &slotted).await;
+            slotted();
+            sent
+        }))
+        .await;
         let mut accepted = Vec::new();
         let mut all_sent = true;
         let mut first_error: Option<anyhow::Error> = None;
@@ -242,7 +258,7 @@ impl Outbox {
     /// third of its length for as long as the batch waits for a slot or for the
     /// provider. Should the claim be lost meanwhile, the send is abandoned (the
     /// new holder sends it, under the same key).
-    async fn send_holding(&self, batch: &OutboundBatch) -> anyhow::Result<Sent> {
+    async fn send_holding(&self, batch: &OutboundBatch, slotted: &(dyn Fn() + Sync)) -> anyhow::Result<Sent> {
         let lease = self.settings.lease_ms;
         let renew = async {
             let period = Duration::from_millis(u64::try_from(lease / 3).unwrap_or(1000).max(50));
@@ -256,7 +272,7 @@ impl Outbox {
             }
         };
         tokio::select! {
-            sent = self.send(batch) => sent,
+            sent = self.send(batch, slotted) => sent,
             () = renew => {
                 tracing::warn!(batch = %batch.id, "claim lost while sending; leaving the batch to its new holder");
                 Ok(Sent::ClaimLost)
@@ -265,8 +281,9 @@ impl Outbox {
     }
 
     /// One provider request, in its rate slot. The outer error is ours (database).
-    async fn send(&self, batch: &OutboundBatch) -> anyhow::Result<Sent> {
+    async fn send(&self, batch: &OutboundBatch, slotted: &(dyn Fn() + Sync)) -> anyhow::Result<Sent> {
         let waited = self.pacer.wait_turn(&self.store, batch.shape.transactional()).await?;
+        slotted();
         metrics::histogram!("mailroom_rate_wait_seconds").record(waited.as_secs_f64());
         let started = Instant::now();
         let result = if batch.shape.single() {
