@@ -53,3 +53,34 @@ async fn a_replay_of_a_delivery_in_flight_is_refused_and_starts_no_second_reques
     let r = app.post(&replay_path, &key, json!({})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
 }
+
+/// A version below 1 names no version at all: the schema says `minimum: 1`,
+/// so it is refused as invalid input (422), not looked up as a missing one.
+#[tokio::test]
+async fn a_resume_naming_version_zero_or_below_is_invalid_input() {
+    let app = app_with(&[]).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.add_contact(&t, &key, json!({ "email": "delivered@resend.dev" })).await;
+    let tpl = app
+        .post(&format!("/customers/{t}/templates"), &key, json!({ "name": "n", "subject": "s", "html": "<p>x</p>" }))
+        .await;
+    assert_eq!(tpl.status, StatusCode::CREATED, "{}", tpl.body);
+    let at = mailroom::domain::rfc3339(mailroom::domain::now_ms() + 30 * 86_400_000);
+    let send = app
+        .post(&format!("/customers/{t}/send"), &key, json!({ "template_id": tpl.body["id"], "scheduled_at": at }))
+        .await;
+    assert_eq!(send.status, StatusCode::ACCEPTED, "{}", send.body);
+    let c = send.body["campaign_id"].as_str().unwrap();
+    let pause = app.post(&format!("/customers/{t}/campaigns/{c}/pause"), &key, json!({})).await;
+    assert_eq!(pause.status, StatusCode::OK, "{}", pause.body);
+    let resume = format!("/customers/{t}/campaigns/{c}/resume");
+    for version in [0, -1, i64::MIN] {
+        let r = app.post(&resume, &key, json!({ "template_version": version })).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{version}: {}", r.body);
+        assert_eq!(r.body["error"]["code"], "validation_error", "{}", r.body);
+    }
+    let r = app.post(&resume, &key, json!({ "template_version": 2 })).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "a version that does not exist (yet): {}", r.body);
+    let r = app.post(&resume, &key, json!({ "template_version": 1 })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
