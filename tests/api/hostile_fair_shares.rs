@@ -84,3 +84,13 @@ async fn a_resume_naming_version_zero_or_below_is_invalid_input() {
     let r = app.post(&resume, &key, json!({ "template_version": 1 })).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
+
+/// The OpenAPI document gives send_weight's bounds (1 to 1000) as it gives agent_daily_calls'.
+#[tokio::test]
+async fn the_openapi_document_bounds_send_weight() {
+    let app = app_with(&[]).await;
+    let doc = app.request(reqwest::Method::GET, "/openapi.json", None, None).await;
+    let weight = &doc.body["components"]["schemas"]["CustomerPatchIn"]["properties"]["send_weight"];
+    assert_eq!(weight["minimum"], 1, "{weight}");
+    assert_eq!(weight["maximum"], 1000, "{weight}");
+}
