@@ -31,6 +31,7 @@ pub struct CustomerPatchIn {
     /// Append an unsubscribe footer to campaign html that has no `{{unsubscribe_url}}` (default true).
     unsubscribe_footer: Option<bool>,
     /// The tenant's share of the provider's rate against other tenants' (1 to 1000, default 1). Operator only: a customer's own key gets 403.
+    #[schema(minimum = 1, maximum = 1000)]
     send_weight: Option<i64>,
     /// Operator only (a customer's key gets 403): model calls the `agent`
     /// action may make a day (UTC), 0 to 10,000,000; null: `MAILROOM_AGENT_DAILY_CALLS`.

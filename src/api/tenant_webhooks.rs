@@ -266,13 +266,15 @@ async fn list_deliveries(
     Ok((headers, Json(rows.into_iter().map(Delivery::from).collect())))
 }
 
-/// Queue a delivery again, now, under the same id (and `webhook-id`), with a fresh retry schedule.
+/// Queue a delivery again, now, under the same id (and `webhook-id`), with a fresh retry schedule
+/// (not while an attempt of it is in flight: 409 `delivery_in_flight`).
 /// Test events and replays to one endpoint are limited together
 /// (`MAILROOM_WEBHOOK_MANUAL_PER_MINUTE`, default 10 a minute): past it, 429 with `Retry-After`.
 #[utoipa::path(post, path = "/customers/{id}/webhooks/{wid}/deliveries/{did}/replay", tag = "webhooks to customers",
     params(("id" = String, Path), ("wid" = String, Path), ("did" = String, Path)),
     request_body(content = NoBody, description = "none, or `{}`"),
-    responses((status = 202, body = Delivery), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+    responses((status = 202, body = Delivery), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody, description = "the endpoint is disabled, or an attempt of the delivery is in flight"),
         (status = 422, body = crate::error::ErrorBody),
         (status = 429, body = crate::error::ErrorBody, headers(("Retry-After" = u64, description = "seconds until the endpoint may be sent another test event or replay")))))]
 async fn replay_delivery(

@@ -174,6 +174,9 @@ pub async fn resume_with(
     }
     let content = match template_version {
         None => None,
+        Some(version) if version < 1 => {
+            return Err(Error::validation("`template_version` must be 1 or more"));
+        }
         Some(version) => {
             let Some(template_id) = current.template_id.as_deref() else {
                 return Err(Error::validation("`template_version`: this campaign was not sent from a template"));

@@ -129,15 +129,27 @@ pub async fn rotate(state: &AppState, tenant_id: &TenantId, wid: &str) -> Result
 }
 
 /// Queues one of an endpoint's deliveries again (the endpoint must be
-/// enabled, and within its allowance of manual sends).
+/// enabled, the delivery not in flight, and within its allowance of manual sends).
 pub async fn replay(state: &AppState, tenant_id: &TenantId, endpoint: &EndpointRow, did: &str) -> Result<DeliveryRow> {
     let did = parse_id(did, "delivery")?;
     require_enabled(endpoint)?;
     if state.store.delivery(tenant_id, &endpoint.id, &did).await?.is_none() {
         return Err(Error::NotFound("delivery"));
     }
+    // Replaying an attempt in flight would start another request to the
+    // endpoint beside it, past its cap: refused, before the allowance is spent.
+    let in_flight = || {
+        Error::conflict(
+            "delivery_in_flight",
+            "an attempt of this delivery is in flight; replay it once the attempt has ended",
+        )
+    };
+    if state.store.delivery_in_flight(tenant_id, &endpoint.id, &did).await? {
+        return Err(in_flight());
+    }
     take_manual_send(state, tenant_id, endpoint).await?;
-    state.store.replay_delivery(tenant_id, &endpoint.id, &did).await?.ok_or(Error::NotFound("delivery"))
+    // (It exists: no row now means an attempt was claimed meanwhile.)
+    state.store.replay_delivery(tenant_id, &endpoint.id, &did).await?.ok_or_else(in_flight)
 }
 
 /// Queues a `webhook.test` event to an (enabled) endpoint, within its

@@ -375,6 +375,26 @@ impl Store {
         .await
     }
 
+    /// Whether one of an endpoint's deliveries has an attempt in flight (claimed, its lease running).
+    pub async fn delivery_in_flight(
+        &self,
+        tenant_id: &TenantId,
+        endpoint_id: &str,
+        id: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE tenant_id = $1 AND endpoint_id = $2 AND id = $3 \
+               AND claim_token IS NOT NULL AND status = 'pending' AND next_attempt_at > $4",
+        )
+        .bind(tenant_id)
+        .bind(endpoint_id)
+        .bind(id)
+        .bind(self.now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+
     /// Queues a delivery again, now, under its own id (a receiver deduplicating
     /// on `webhook-id` sees it as the same message), with a fresh retry schedule.
     pub async fn replay_delivery(
@@ -383,9 +403,14 @@ impl Store {
         endpoint_id: &str,
         id: &str,
     ) -> Result<Option<DeliveryRow>, sqlx::Error> {
+        // Not while an attempt is in flight (claimed, its lease running): its
+        // claim would be dropped and the delivery claimed again at once, one
+        // more request to the endpoint past its cap for each replay.
         sqlx::query_as(&format!(
             "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $4, claim_token = NULL, \
-               updated_at = $4 WHERE tenant_id = $1 AND endpoint_id = $2 AND id = $3 RETURNING {DELIVERY_COLUMNS}"
+               updated_at = $4 WHERE tenant_id = $1 AND endpoint_id = $2 AND id = $3 \
+               AND NOT (claim_token IS NOT NULL AND status = 'pending' AND next_attempt_at > $4) \
+             RETURNING {DELIVERY_COLUMNS}"
         ))
         .bind(tenant_id)
         .bind(endpoint_id)

@@ -20,6 +20,7 @@ mod events;
 mod exactly_once;
 mod fair_shares;
 mod health;
+mod hostile_fair_shares;
 mod hostile_input;
 mod import;
 mod import_reports;
