@@ -214,6 +214,87 @@ pub(crate) async fn insert_deliveries(
     Ok(inserted)
 }
 
+/// Lanes (endpoints, and the operator's alerts) one statement of
+/// [`due_in_turn`] reads at most (SQLite allows 500 terms in a compound select).
+const LANES_PER_READ: usize = 100;
+
+/// The oldest due deliveries of each of `lanes` (an endpoint, `""` for the
+/// operator's alerts), no more than it may still have in flight, listed
+/// endpoints in turn: every endpoint's first, then every endpoint's second,
+/// ..., each turn the longest due first. One index range per lane.
+async fn due_in_turn(
+    tx: &mut AnyConnection,
+    now: i64,
+    lanes: &[&DueDelivery],
+    in_flight: &[InFlight],
+    caps: InFlightCaps,
+    max: usize,
+) -> Result<Vec<DueDelivery>, sqlx::Error> {
+    use std::collections::HashMap;
+    let mut per_endpoint: HashMap<&str, usize> = HashMap::new();
+    let mut per_tenant: HashMap<&str, usize> = HashMap::new();
+    for f in in_flight {
+        *per_endpoint.entry(&f.endpoint_id).or_default() += f.count;
+        if !f.endpoint_id.is_empty() {
+            *per_tenant.entry(&f.tenant_id).or_default() += f.count;
+        }
+    }
+    let room = |lane: &DueDelivery| {
+        let endpoint =
+            caps.per_endpoint.saturating_sub(per_endpoint.get(lane.endpoint_id.as_str()).copied().unwrap_or(0));
+        let tenant = if lane.endpoint_id.is_empty() {
+            usize::MAX
+        } else {
+            caps.per_tenant.saturating_sub(per_tenant.get(lane.tenant_id.as_str()).copied().unwrap_or(0))
+        };
+        i64::try_from(endpoint.min(tenant).min(max)).unwrap_or(i64::MAX)
+    };
+    // Ordered by `endpoint_id` too, constant within a lane, so that the alert
+    // lane (`IS NULL`) also reads its index range in order: PostgreSQL takes
+    // `= $n`, not `IS NULL`, as fixing a column's order.
+    let mut rows: Vec<(String, String, String, i64)> = Vec::new();
+    for chunk in lanes.chunks(LANES_PER_READ) {
+        // Every parameter once, in order: see `native_sql`.
+        let mut p = Placeholders::after(0);
+        let mut branches = Vec::with_capacity(chunk.len());
+        for (i, lane) in chunk.iter().enumerate() {
+            let endpoint = if lane.endpoint_id.is_empty() { "IS NULL".to_owned() } else { format!("= {}", p.next()) };
+            let (due_by, limit) = (p.next(), p.next());
+            branches.push(format!(
+                "SELECT * FROM (SELECT d.id, COALESCE(d.endpoint_id, '') AS endpoint_id, d.tenant_id, \
+                   d.next_attempt_at FROM webhook_deliveries d \
+                 WHERE d.endpoint_id {endpoint} AND d.status = 'pending' AND d.next_attempt_at <= {due_by} \
+                 ORDER BY d.endpoint_id, d.next_attempt_at, d.id LIMIT {limit}) AS lane{i}"
+            ));
+        }
+        let sql = branches.join(" UNION ALL ");
+        let sql = native_sql(tx, &sql);
+        let mut q = sqlx::query_as(&sql);
+        for lane in chunk {
+            if !lane.endpoint_id.is_empty() {
+                q = q.bind(lane.endpoint_id.as_str());
+            }
+            q = q.bind(now).bind(room(lane));
+        }
+        let read: Vec<(String, String, String, i64)> = q.fetch_all(&mut *tx).await?;
+        rows.extend(read);
+    }
+    // Each row's turn is its place among its endpoint's, by (due time, id);
+    // then every turn in order, the longest due first. (Ids are UUIDs, hex
+    // and dashes: Rust orders them as the database does, whatever its collation.)
+    rows.sort_by(|a, b| (&a.1, a.3, &a.0).cmp(&(&b.1, b.3, &b.0)));
+    let mut turned: Vec<(usize, i64, DueDelivery)> = Vec::with_capacity(rows.len());
+    for (id, endpoint_id, tenant_id, due_at) in rows {
+        let turn = match turned.last() {
+            Some((turn, _, prev)) if prev.endpoint_id == endpoint_id => turn + 1,
+            _ => 1,
+        };
+        turned.push((turn, due_at, DueDelivery { id, endpoint_id, tenant_id }));
+    }
+    turned.sort_by(|a, b| (a.0, a.1, &a.2.id).cmp(&(b.0, b.1, &b.2.id)));
+    Ok(turned.into_iter().map(|(_, _, d)| d).collect())
+}
+
 impl Store {
     /// Queues an event for the tenant's subscribed endpoints in a transaction of
     /// its own (for callers that have none open).
@@ -453,6 +534,14 @@ impl Store {
     /// every worker process: PostgreSQL claimers take turns on a transaction
     /// lock, SQLite's write transactions take turns anyway. Due deliveries to
     /// an endpoint disabled meanwhile are settled as failed instead.
+    ///
+    /// A claim reads what it may take, never the whole backlog (a campaign
+    /// can leave 100,000 deliveries due to one endpoint, and on SQLite this
+    /// runs as the database's only writer): each endpoint's oldest due
+    /// delivery (one probe of `webhook_deliveries_endpoint_due` per endpoint,
+    /// and one for the operator's alerts), then, for the endpoints the first
+    /// turn takes, their oldest due deliveries up to what each may still have
+    /// in flight (an index range each).
     pub async fn claim_deliveries(
         &self,
         lease_ms: i64,
@@ -496,22 +585,31 @@ impl Store {
                 count: usize::try_from(n).unwrap_or(usize::MAX),
             })
             .collect();
-        // Each endpoint's oldest due deliveries, no more than it may have in
-        // flight, listed endpoints in turn: every endpoint's first, then
-        // every endpoint's second, ...
-        let due: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT id, endpoint_id, tenant_id FROM ( \
-               SELECT d.id, COALESCE(d.endpoint_id, '') AS endpoint_id, d.tenant_id, d.next_attempt_at, \
-                 ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS turn \
-               FROM webhook_deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $1) due \
-             WHERE turn <= $2 ORDER BY turn, next_attempt_at, id",
+        // The first turn: every endpoint's oldest due delivery, the longest
+        // due first. Whatever the turns after it take comes from the
+        // endpoints this one takes: an endpoint or tenant passed over now
+        // stays saturated, and the first turn ends at `max` endpoints. (On
+        // `ORDER BY d.endpoint_id, ...` see `due_in_turn`.)
+        let firsts: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT lane.endpoint_id, f.tenant_id, f.id FROM ( \
+               SELECT e.id AS endpoint_id, (SELECT d.id FROM webhook_deliveries d \
+                 WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= $1 \
+                 ORDER BY d.endpoint_id, d.next_attempt_at, d.id LIMIT 1) AS first_id \
+               FROM webhook_endpoints e \
+               UNION ALL \
+               SELECT '' AS endpoint_id, (SELECT d.id FROM webhook_deliveries d \
+                 WHERE d.endpoint_id IS NULL AND d.status = 'pending' AND d.next_attempt_at <= $1 \
+                 ORDER BY d.endpoint_id, d.next_attempt_at, d.id LIMIT 1) AS first_id) lane \
+             JOIN webhook_deliveries f ON f.id = lane.first_id \
+             ORDER BY f.next_attempt_at, f.id",
         )
         .bind(now)
-        .bind(i64::try_from(caps.per_endpoint).unwrap_or(i64::MAX))
         .fetch_all(&mut *tx)
         .await?;
-        let due: Vec<DueDelivery> =
-            due.into_iter().map(|(id, endpoint_id, tenant_id)| DueDelivery { id, endpoint_id, tenant_id }).collect();
+        let firsts: Vec<DueDelivery> =
+            firsts.into_iter().map(|(endpoint_id, tenant_id, id)| DueDelivery { id, endpoint_id, tenant_id }).collect();
+        let lanes = take_in_turn(&firsts, &in_flight, caps, max);
+        let due = due_in_turn(&mut tx, now, &lanes, &in_flight, caps, max).await?;
         let taken = take_in_turn(&due, &in_flight, caps, max);
         if taken.is_empty() {
             tx.commit().await?;

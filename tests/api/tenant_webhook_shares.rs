@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use mailroom::domain::webhook_shares::InFlightCaps;
 use mailroom::domain::TenantId;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -34,6 +35,68 @@ async fn queue_events(app: &TestApp, tenant: &str, n: usize) {
     for i in 0..n {
         app.store.enqueue_tenant_events(&tenant, "email.sent", &json!({ "n": i })).await.unwrap();
     }
+}
+
+/// An app whose workers never run: the test claims deliveries itself.
+async fn app_claiming_by_hand() -> TestApp {
+    let env = [("MAILROOM_ALLOW_PRIVATE_WEBHOOKS", "true")];
+    spawn_with(Options {
+        run_worker: false,
+        env: env.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+        ..Options::default()
+    })
+    .await
+}
+
+/// Where nothing listens: these tests only claim, never send.
+const NOWHERE: &str = "http://127.0.0.1:9/hook";
+
+#[tokio::test]
+async fn a_claim_takes_endpoints_in_turn_however_long_one_endpoints_backlog() {
+    let app = app_claiming_by_hand().await;
+    let (a, key_a) = customer(&app, "A").await;
+    let (b, key_b) = customer(&app, "B").await;
+    let (wa, _) = endpoint(&app, &a, &key_a, NOWHERE, &["email.sent"]).await;
+    let (wb, _) = endpoint(&app, &b, &key_b, NOWHERE, &["email.sent"]).await;
+    // A backlog far longer than one claim takes (or reads), queued first.
+    queue_events(&app, &a, 300).await;
+    queue_events(&app, &b, 1).await;
+    let tenant_a = TenantId::from_stored(a.clone());
+    let mut backlog = app.store.deliveries(&tenant_a, &wa, None, 1_000).await.unwrap();
+    assert_eq!(backlog.len(), 300);
+    backlog.sort_by(|x, y| (x.next_attempt_at, &x.id).cmp(&(y.next_attempt_at, &y.id)));
+
+    let caps = InFlightCaps { per_endpoint: 2, per_tenant: 8 };
+    let claimed = app.store.claim_deliveries(60_000, 32, caps).await.unwrap();
+    let order: Vec<&str> = claimed.iter().map(|d| d.endpoint_id.as_str()).collect();
+    assert_eq!(order, [wa.as_str(), wb.as_str(), wa.as_str()], "every endpoint's first before any endpoint's second");
+    assert_eq!(claimed[0].id, backlog[0].id, "the endpoint's oldest first");
+    assert_eq!(claimed[2].id, backlog[1].id, "then its next oldest");
+    assert!(
+        app.store.claim_deliveries(60_000, 32, caps).await.unwrap().is_empty(),
+        "A's endpoint has its 2 in flight, B has nothing more due"
+    );
+}
+
+#[tokio::test]
+async fn a_claim_passes_over_a_saturated_customers_endpoints_to_the_next_customers() {
+    let app = app_claiming_by_hand().await;
+    let (t, key_t) = customer(&app, "T").await;
+    let (u, key_u) = customer(&app, "U").await;
+    for _ in 0..4 {
+        endpoint(&app, &t, &key_t, NOWHERE, &["email.sent"]).await;
+    }
+    let (wu, _) = endpoint(&app, &u, &key_u, NOWHERE, &["email.sent"]).await;
+    // T's four endpoints are longer due than U's, and as many as a claim takes.
+    queue_events(&app, &t, 2).await;
+    queue_events(&app, &u, 2).await;
+
+    let caps = InFlightCaps { per_endpoint: 2, per_tenant: 2 };
+    let claimed = app.store.claim_deliveries(60_000, 4, caps).await.unwrap();
+    let tenants: Vec<&str> = claimed.iter().map(|d| d.tenant_id.as_str()).collect();
+    assert_eq!(tenants, [t.as_str(), t.as_str(), u.as_str(), u.as_str()], "T's cap, then U's endpoint twice");
+    assert_ne!(claimed[0].endpoint_id, claimed[1].endpoint_id, "T's endpoints in turn");
+    assert!(claimed[2..].iter().all(|d| d.endpoint_id == wu));
 }
 
 #[tokio::test]
