@@ -601,7 +601,8 @@ async fn the_operators_health_table_shows_each_tenants_figures_and_dead_letters(
     let row = page.split("<tr>").find(|r| r.contains("Acme")).unwrap();
     let cells: Vec<&str> =
         row.split("<td class=\"num\">").skip(1).map(|c| c.split('<').next().unwrap().trim()).collect();
-    assert_eq!(cells, ["2", "1", "50.00%", "0.00%", "2"], "{row}");
+    // Then the model calls of the day (of the budget) and the tokens used.
+    assert_eq!(cells, ["2", "1", "50.00%", "0.00%", "2", "0 of 1000", "0"], "{row}");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::FromRow;
 
-use super::turns::{self, Turn};
+use super::turns::{self, Head, Turn, HEAD};
 use super::{BatchShape, ClaimedBatch, DueBatch, OutboundBatch, MAX_BATCH};
 use crate::domain::outbox_policy::{self, chunk_by_size, request_body, DueAgain, HOLD_MS};
 use crate::domain::{hash_key, ClaimedMessage, RenderClaimed};
@@ -45,10 +45,6 @@ const BLOCKED: &str = "CASE WHEN m.campaign_id IS NOT NULL AND NOT EXISTS ( \
        AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)) \
    THEN 1 ELSE 0 END";
 
-/// [`Head`]s of messages `m`, to be narrowed by a `WHERE`.
-pub(super) const HEAD: &str = "SELECT m.id, m.campaign_id, m.solo, t.domain_status, r.state AS reputation \
-   FROM messages m JOIN tenants t ON t.id = m.tenant_id LEFT JOIN tenant_reputation r ON r.tenant_id = m.tenant_id";
-
 /// The messages `m` a claim takes: a condition on `$2`, the value for `$2`,
 /// and how many at most.
 type ClaimScope = (&'static str, String, usize);
@@ -58,33 +54,6 @@ type ClaimScope = (&'static str, String, usize);
 /// re-check them in the claim's transaction.
 fn scope_clause(scope: &str, limit: usize) -> String {
     format!("{scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}")
-}
-
-/// The message first in the queue a claim serves.
-#[derive(FromRow)]
-pub(super) struct Head {
-    id: String,
-    pub(super) campaign_id: Option<String>,
-    solo: i64,
-    domain_status: Option<String>,
-    reputation: Option<String>,
-}
-
-impl Head {
-    /// Whether its claim is one message alone: transactional mail, and
-    /// messages split out of a rejected batch.
-    fn single(&self) -> bool {
-        self.campaign_id.is_none() || self.solo == 1
-    }
-
-    /// Whether its campaign is held (as first read: the claim reads it again).
-    fn held(&self) -> bool {
-        outbox_policy::campaign_held(
-            self.campaign_id.is_some(),
-            self.domain_status.as_deref(),
-            self.reputation.as_deref(),
-        )
-    }
 }
 
 /// Messages `m` with their campaign `cp`, contact `ct` and tenant `tn`.

@@ -11,8 +11,7 @@
 
 use sqlx::FromRow;
 
-use super::claim::Head;
-use crate::domain::fair_share;
+use crate::domain::{fair_share, outbox_policy};
 use crate::store::enqueue::{PRIORITY_CAMPAIGN, PRIORITY_TRANSACTIONAL};
 use crate::store::{placeholders, Store, WriteTx};
 
@@ -27,6 +26,37 @@ pub struct Turn {
     pub tenant_id: String,
     weight: i64,
     pub(super) head: Head,
+}
+
+/// [`Head`]s of messages `m`, to be narrowed by a `WHERE`.
+pub(super) const HEAD: &str = "SELECT m.id, m.campaign_id, m.solo, t.domain_status, r.state AS reputation \
+   FROM messages m JOIN tenants t ON t.id = m.tenant_id LEFT JOIN tenant_reputation r ON r.tenant_id = m.tenant_id";
+
+/// The message first in the queue a claim serves.
+#[derive(FromRow)]
+pub(super) struct Head {
+    pub(super) id: String,
+    pub(super) campaign_id: Option<String>,
+    pub(super) solo: i64,
+    pub(super) domain_status: Option<String>,
+    pub(super) reputation: Option<String>,
+}
+
+impl Head {
+    /// Whether its claim is one message alone: transactional mail, and
+    /// messages split out of a rejected batch.
+    pub(super) fn single(&self) -> bool {
+        self.campaign_id.is_none() || self.solo == 1
+    }
+
+    /// Whether its campaign is held (as first read: the claim reads it again).
+    pub(super) fn held(&self) -> bool {
+        outbox_policy::campaign_held(
+            self.campaign_id.is_some(),
+            self.domain_status.as_deref(),
+            self.reputation.as_deref(),
+        )
+    }
 }
 
 #[derive(FromRow)]
@@ -79,7 +109,7 @@ impl Store {
                     sqlx::query_as(&format!(
                         "{} WHERE m.priority = $2 AND m.tenant_id = $3 AND m.status = 'queued' AND m.due_at <= $1 \
                          ORDER BY m.due_at LIMIT 1",
-                        super::claim::HEAD
+                        HEAD
                     ))
                     .bind(now)
                     .bind(lane)
@@ -120,7 +150,7 @@ impl Store {
         let Some(campaign) = campaign else { return Ok(None) };
         sqlx::query_as(&format!(
             "{} WHERE m.campaign_id = $1 AND m.status = 'queued' AND m.due_at <= $2 ORDER BY m.id LIMIT 1",
-            super::claim::HEAD
+            HEAD
         ))
         .bind(&campaign)
         .bind(now)
