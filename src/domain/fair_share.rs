@@ -11,7 +11,7 @@
 //! credit saved up while it had nothing to send — and two busy queues of
 //! weights 2 and 1 are served two requests to one. A queue alone is served
 //! every time (the scheme is work-conserving). The tags live in the database
-//! (`send_turns`, `send_clocks`, `campaigns.turn_pass`) and every claim moves
+//! (`send_turns`, `send_clocks`, `campaign_turns`) and every claim moves
 //! them in its own transaction, so several processes share one turn order.
 
 /// A request's cost at weight 1, in pass units (a weight divides it).

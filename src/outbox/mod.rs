@@ -83,7 +83,7 @@ pub struct Outbox {
     /// tenant's lane at once would render the same messages (of which only one
     /// could claim them), and a tenant whose template is slow would hold more
     /// than one render worker. Claims of other tenants go side by side.
-    claiming: Arc<std::sync::Mutex<Vec<(String, i64)>>>,
+    claiming: Arc<Claims>,
     /// Choosing a turn and marking it in `claiming`, one at a time.
     choosing: Arc<tokio::sync::Mutex<()>>,
     /// Claims of batches due again, one at a time.
@@ -172,13 +172,31 @@ impl Outbox {
     /// The next turn of a tenant this process is not claiming for, marked as
     /// claimed until the returned guard is dropped.
     async fn take_turn(&self) -> anyhow::Result<Option<Claiming>> {
-        let _choosing = self.choosing.lock().await;
-        let busy = self.claiming.lock().map(|c| c.clone()).unwrap_or_default();
-        let Some(turn) = self.store.next_turn(false, &busy).await? else { return Ok(None) };
-        if let Ok(mut claiming) = self.claiming.lock() {
-            claiming.push((turn.tenant_id.clone(), turn.lane));
+        // Everything due may belong to tenants this process is claiming for
+        // already: then wait for one of those claims to let go (rather than
+        // idle), for as long as one is under way, up to a bound.
+        let until = tokio::time::Instant::now() + TURN_WAIT;
+        loop {
+            let released = self.claiming.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            {
+                let _choosing = self.choosing.lock().await;
+                let busy = self.claiming.taken.lock().map(|c| c.clone()).unwrap_or_default();
+                if let Some(turn) = self.store.next_turn(false, &busy).await? {
+                    if let Ok(mut taken) = self.claiming.taken.lock() {
+                        taken.push((turn.tenant_id.clone(), turn.lane));
+                    }
+                    return Ok(Some(Claiming { turn, claims: self.claiming.clone() }));
+                }
+                if busy.is_empty() {
+                    return Ok(None);
+                }
+            }
+            if tokio::time::timeout_at(until, released).await.is_err() {
+                return Ok(None);
+            }
         }
-        Ok(Some(Claiming { turn, claiming: self.claiming.clone() }))
     }
 
     /// Sends the batches side by side (each in its own rate slot), then records
@@ -412,20 +430,32 @@ impl Outbox {
     }
 }
 
+/// The turns this process is claiming for, and a signal when one ends.
+#[derive(Default)]
+struct Claims {
+    taken: std::sync::Mutex<Vec<(String, i64)>>,
+    released: Notify,
+}
+
+/// How long a claimer waits for another's turn to end when only tenants being
+/// claimed for have mail due, before it idles.
+const TURN_WAIT: Duration = Duration::from_secs(2);
+
 /// A turn being claimed: while it lives, this process claims nothing else for
 /// its tenant in its lane.
 struct Claiming {
     turn: crate::store::Turn,
-    claiming: Arc<std::sync::Mutex<Vec<(String, i64)>>>,
+    claims: Arc<Claims>,
 }
 
 impl Drop for Claiming {
     fn drop(&mut self) {
-        if let Ok(mut claiming) = self.claiming.lock() {
-            if let Some(i) = claiming.iter().position(|(t, l)| *t == self.turn.tenant_id && *l == self.turn.lane) {
-                claiming.swap_remove(i);
+        if let Ok(mut taken) = self.claims.taken.lock() {
+            if let Some(i) = taken.iter().position(|(t, l)| *t == self.turn.tenant_id && *l == self.turn.lane) {
+                taken.swap_remove(i);
             }
         }
+        self.claims.released.notify_waiters();
     }
 }
 

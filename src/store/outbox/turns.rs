@@ -3,7 +3,7 @@
 //!
 //! The turn order lives in the database: `send_turns` holds each tenant's pass
 //! per lane (transactional, campaign) and the clock its campaigns share,
-//! `send_clocks` each lane's virtual time, `campaigns.turn_pass` each
+//! `send_clocks` each lane's virtual time, `campaign_turns` each
 //! campaign's pass. A claim reads them to choose (outside its transaction) and
 //! moves them in its transaction, so processes sharing one database share one
 //! order; two processes choosing at the same moment may serve the same tenant
@@ -65,6 +65,10 @@ struct Candidate {
     send_weight: i64,
 }
 
+// Whether a tenant (or campaign) has due mail is a subquery with `LIMIT 1`,
+// not `EXISTS`: PostgreSQL turns an `EXISTS` into a semi-join over every
+// queued message (13 ms a claim with 100,000 queued), where the subquery
+// stays one index probe per row.
 impl Store {
     /// The next turn, transactional mail first: of the tenants with due mail in
     /// a lane, but for those in `busy` (this process is claiming for them in
@@ -87,8 +91,8 @@ impl Store {
             let sql = format!(
                 "SELECT t.id, t.send_weight FROM tenants t \
                  LEFT JOIN send_turns st ON st.tenant_id = t.id AND st.lane = $2 \
-                 WHERE EXISTS (SELECT 1 FROM messages m WHERE m.priority = $2 AND m.tenant_id = t.id \
-                   AND m.status = 'queued' AND m.due_at <= $1){not_busy} \
+                 WHERE (SELECT 1 FROM messages m WHERE m.priority = $2 AND m.tenant_id = t.id \
+                   AND m.status = 'queued' AND m.due_at <= $1 LIMIT 1) IS NOT NULL{not_busy} \
                  ORDER BY {start}, t.id LIMIT 1",
                 start = start_sql("COALESCE(st.pass, 0)", "(SELECT vtime FROM send_clocks WHERE lane = $2)"),
             );
@@ -133,12 +137,13 @@ impl Store {
         now: i64,
     ) -> Result<Option<Head>, sqlx::Error> {
         let campaign: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT c.id FROM campaigns c \
+            "SELECT c.id FROM campaigns c LEFT JOIN campaign_turns ct ON ct.campaign_id = c.id \
              WHERE c.tenant_id = $1 AND (c.scheduled_at IS NULL OR c.scheduled_at <= $2) \
-               AND EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = c.id AND m.status = 'queued' AND m.due_at <= $2) \
+               AND (SELECT 1 FROM messages m WHERE m.campaign_id = c.id AND m.status = 'queued' AND m.due_at <= $2 LIMIT 1) \
+                 IS NOT NULL \
              ORDER BY {start}, c.id LIMIT 1",
             start = start_sql(
-                "c.turn_pass",
+                "COALESCE(ct.pass, 0)",
                 "(SELECT st.inner_clock FROM send_turns st WHERE st.tenant_id = $1 AND st.lane = $3)"
             ),
         ))
@@ -168,20 +173,25 @@ pub async fn charge(tx: &mut WriteTx, turn: &Turn, requests: usize) -> Result<()
     }
     charge_queue(tx, &turn.tenant_id, turn.lane, turn.weight, requests).await?;
     if let (PRIORITY_CAMPAIGN, Some(campaign)) = (turn.lane, &turn.head.campaign_id) {
-        let clock: Option<i64> =
-            sqlx::query_scalar("SELECT inner_clock FROM send_turns WHERE tenant_id = $1 AND lane = $2")
-                .bind(&turn.tenant_id)
-                .bind(turn.lane)
-                .fetch_optional(&mut **tx)
-                .await?;
+        // The campaign's pass moves on from where its turn started among its
+        // tenant's campaigns (the tenant's clock), in one statement.
         let cost = fair_share::cost(requests, 1);
-        let pass =
-            charged(tx, "UPDATE campaigns", "turn_pass", ("id = $3", campaign), clock.unwrap_or(0), cost).await?;
-        let begin = pass - cost;
+        let clock = "COALESCE((SELECT st.inner_clock FROM send_turns st WHERE st.tenant_id = $2 AND st.lane = $3), 0)";
+        let pass: i64 = sqlx::query_scalar(&format!(
+            "INSERT INTO campaign_turns (campaign_id, pass) VALUES ($1, {clock} + $4) \
+             ON CONFLICT (campaign_id) DO UPDATE SET pass = {} + $4 RETURNING pass",
+            start_sql("campaign_turns.pass", clock)
+        ))
+        .bind(campaign)
+        .bind(&turn.tenant_id)
+        .bind(turn.lane)
+        .bind(cost)
+        .fetch_one(&mut **tx)
+        .await?;
         sqlx::query("UPDATE send_turns SET inner_clock = $3 WHERE tenant_id = $1 AND lane = $2 AND inner_clock < $3")
             .bind(&turn.tenant_id)
             .bind(turn.lane)
-            .bind(begin)
+            .bind(pass - cost)
             .execute(&mut **tx)
             .await?;
     }
@@ -198,7 +208,9 @@ pub async fn charge_retry(tx: &mut WriteTx, tenant_id: &str, transactional: bool
     charge_queue(tx, tenant_id, lane, weight.unwrap_or(1), 1).await
 }
 
-/// Charges `requests` to a tenant's queue in `lane`.
+/// Charges `requests` to a tenant's queue in `lane`: its pass moves on from
+/// where its turn started, in one statement (the row is locked meanwhile, so
+/// two claims at once are both charged), and the lane's virtual time to that start.
 async fn charge_queue(
     tx: &mut WriteTx,
     tenant_id: &str,
@@ -206,44 +218,26 @@ async fn charge_queue(
     weight: i64,
     requests: usize,
 ) -> Result<(), sqlx::Error> {
-    let vtime: i64 = sqlx::query_scalar("SELECT vtime FROM send_clocks WHERE lane = $1")
+    let cost = fair_share::cost(requests, weight);
+    // A new row's pass is the lane's virtual time plus the cost, so
+    // `excluded.pass - $3` is that virtual time.
+    let pass: i64 = sqlx::query_scalar(&format!(
+        "INSERT INTO send_turns (tenant_id, lane, pass, inner_clock) \
+         VALUES ($1, $2, COALESCE((SELECT vtime FROM send_clocks WHERE lane = $2), 0) + $3, 0) \
+         ON CONFLICT (tenant_id, lane) DO UPDATE SET pass = {} + $3 RETURNING pass",
+        start_sql("send_turns.pass", "excluded.pass - $3")
+    ))
+    .bind(tenant_id)
+    .bind(lane)
+    .bind(cost)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE send_clocks SET vtime = $2 WHERE lane = $1 AND vtime < $2")
         .bind(lane)
-        .fetch_optional(&mut **tx)
-        .await?
-        .unwrap_or(0);
-    sqlx::query("INSERT INTO send_turns (tenant_id, lane, pass, inner_clock) VALUES ($1, $2, 0, 0) ON CONFLICT (tenant_id, lane) DO NOTHING")
-        .bind(tenant_id)
-        .bind(lane)
+        .bind(pass - cost)
         .execute(&mut **tx)
         .await?;
-    let cost = fair_share::cost(requests, weight);
-    // The lane is one of ours, never input.
-    let key = format!("tenant_id = $3 AND lane = {lane}");
-    let pass = charged(tx, "UPDATE send_turns", "pass", (&key, tenant_id), vtime, cost).await?;
-    let begin = pass - cost;
-    if begin > vtime {
-        sqlx::query("UPDATE send_clocks SET vtime = $2 WHERE lane = $1 AND vtime < $2")
-            .bind(lane)
-            .bind(begin)
-            .execute(&mut **tx)
-            .await?;
-    }
     Ok(())
-}
-
-/// Moves the pass in `column` of the row `key` (a condition on `$3`, its value) on
-/// by `cost` from where its next request starts, in one statement (the row is
-/// locked meanwhile, so two claims at once are both charged); the new pass.
-async fn charged(
-    tx: &mut WriteTx,
-    update: &str,
-    column: &str,
-    (condition, value): (&str, &str),
-    vtime: i64,
-    cost: i64,
-) -> Result<i64, sqlx::Error> {
-    let sql = format!("{update} SET {column} = {} + $2 WHERE {condition} RETURNING {column}", start_sql(column, "$1"));
-    sqlx::query_scalar(&sql).bind(vtime).bind(cost).bind(value).fetch_one(&mut **tx).await
 }
 
 /// SQL for [`fair_share::start`] of a pass and a virtual time.
