@@ -37,12 +37,7 @@ impl<S: Send + Sync> FromRequest<S> for EmptyBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let declared_json = require_json_content_type(req.headers());
-        let bytes = read_body(req, state).await?;
-        if !bytes.iter().all(u8::is_ascii_whitespace) {
-            declared_json?;
-        }
-        optional_json::<NoBody>(&bytes).map(|_| Self)
+        OptionalJson::<NoBody>::from_request(req, state).await.map(|_| Self)
     }
 }
 
