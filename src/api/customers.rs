@@ -30,9 +30,10 @@ pub struct CustomerPatchIn {
     name: Option<String>,
     /// Append an unsubscribe footer to campaign html that has no `{{unsubscribe_url}}` (default true).
     unsubscribe_footer: Option<bool>,
-    /// The tenant's share of the provider's rate against other tenants' (1 to 1000, default 1). Operator only: a customer's own key gets 403.
-    #[schema(minimum = 1, maximum = 1000)]
-    send_weight: Option<i64>,
+    /// The tenant's share of the provider's rate against other tenants' (1 to 1000; null: the default, 1). Operator only: a customer's own key gets 403.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "super::contacts::present")]
+    send_weight: Option<serde_json::Value>,
     /// Operator only (a customer's key gets 403): model calls the `agent`
     /// action may make a day (UTC), 0 to 10,000,000; null: `MAILROOM_AGENT_DAILY_CALLS`.
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 10_000_000)]
@@ -90,16 +91,16 @@ async fn update_customer(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CustomerPatchIn>,
 ) -> ApiResult<Json<Customer>> {
+    // What only the operator may set is refused before anything is read or changed.
+    if (body.send_weight.is_some() || body.agent_daily_calls.is_some()) && !t.is_admin {
+        return Err(ApiError::Forbidden("only the operator may set a customer's send_weight or agent_daily_calls"));
+    }
     let change = customers::CustomerChange {
         name: body.name.as_deref(),
         unsubscribe_footer: body.unsubscribe_footer,
-        send_weight: body.send_weight,
+        send_weight: body.send_weight.as_ref().map(customers::send_weight).transpose()?,
         agent_daily_calls: body.agent_daily_calls.as_ref().map(customers::agent_daily_calls).transpose()?,
     };
-    // What only the operator may set is refused before anything changes.
-    if change.operator_only() && !t.is_admin {
-        return Err(ApiError::Forbidden("only the operator may set a customer's send_weight or agent_daily_calls"));
-    }
     Ok(Json(customers::update(&state, &t.tenant_id, change).await?))
 }
 

@@ -115,9 +115,7 @@ impl CustomerChange<'_> {
 pub async fn update(state: &AppState, tenant_id: &TenantId, change: CustomerChange<'_>) -> Result<Customer> {
     let name = change.name.map(|n| required_text(n, "name", 255)).transpose()?;
     if let Some(weight) = change.send_weight {
-        if !(1..=fair_share::MAX_WEIGHT).contains(&weight) {
-            return Err(Error::validation(format!("send_weight must be from 1 to {}", fair_share::MAX_WEIGHT)));
-        }
+        send_weight(&weight.into())?;
     }
     if let Some(on) = change.unsubscribe_footer {
         state.store.set_unsubscribe_footer(tenant_id, on).await?;
@@ -138,6 +136,19 @@ pub async fn update(state: &AppState, tenant_id: &TenantId, change: CustomerChan
 
 /// The most model calls a day the operator may give a tenant.
 pub const MAX_AGENT_DAILY_CALLS: i64 = 10_000_000;
+
+/// A send weight as sent (`null`: the default, 1), if it is one.
+pub fn send_weight(raw: &serde_json::Value) -> Result<i64> {
+    match raw {
+        serde_json::Value::Null => Ok(1),
+        v => v.as_i64().filter(|n| (1..=fair_share::MAX_WEIGHT).contains(n)).ok_or_else(|| {
+            Error::validation(format!(
+                "send_weight must be a whole number from 1 to {}, or null for the default",
+                fair_share::MAX_WEIGHT
+            ))
+        }),
+    }
+}
 
 /// A budget of model calls a day as sent (`null`: the default), if it is one.
 pub fn agent_daily_calls(raw: &serde_json::Value) -> Result<Option<i64>> {

@@ -114,6 +114,11 @@ async fn only_the_operator_sets_a_tenants_weight() {
     // Nor slipped in beside a change the tenant may make.
     let r = app.patch(&format!("/customers/{t}"), &key, json!({ "name": "Acme 2", "send_weight": 50 })).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    // Nor as null, nor with a value that is not a weight at all.
+    for sent in [json!(null), json!("lots")] {
+        let r = app.patch(&format!("/customers/{t}"), &key, json!({ "send_weight": sent })).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{sent}: {}", r.body);
+    }
     let r = app.get(&format!("/customers/{t}"), &key).await;
     assert_eq!((r.body["send_weight"].clone(), r.body["name"].clone()), (json!(1), json!("Acme")));
     for bad in [json!(0), json!(-1), json!(1001), json!("2"), json!(1.5)] {
@@ -123,6 +128,9 @@ async fn only_the_operator_sets_a_tenants_weight() {
     }
     let r = app.patch(&format!("/customers/{t}"), ADMIN_KEY, json!({ "send_weight": 3 })).await;
     assert_eq!(r.body["send_weight"], 3);
+    // Null restores the default.
+    let r = app.patch(&format!("/customers/{t}"), ADMIN_KEY, json!({ "send_weight": null })).await;
+    assert_eq!(r.body["send_weight"], 1, "{}", r.body);
 }
 
 #[tokio::test]
