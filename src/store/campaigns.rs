@@ -102,6 +102,9 @@ impl Store {
     pub async fn delete_campaign(&self, tenant_id: &TenantId, id: &str) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = tx.now;
+        // The messages first, then the campaign (see `set_campaign_state`);
+        // nothing is kept when there is no such campaign.
+        stop_unsent(&mut tx, tenant_id, id, "cancelled", &["queued", "paused"], now).await?;
         let done =
             sqlx::query("UPDATE campaigns SET deleted_at = $3 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL")
                 .bind(tenant_id)
@@ -113,7 +116,6 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        stop_unsent(&mut tx, tenant_id, id, "cancelled", &["queued", "paused"], now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -206,13 +208,17 @@ impl Store {
         to: &str,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.begin_write().await?;
+        // The messages first, then the campaign: the order a claim takes its
+        // locks in (its messages, then the campaign's render tally). The other
+        // way round, a claim and a cancel or pause could each wait for the
+        // other on PostgreSQL, and the database would abort one of them.
+        stop_unsent(&mut tx, tenant_id, id, to, from, self.now_ms()).await?;
         sqlx::query("UPDATE campaigns SET state = $3, pause_reason = NULL WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
             .bind(id)
             .bind(state)
             .execute(&mut *tx)
             .await?;
-        stop_unsent(&mut tx, tenant_id, id, to, from, self.now_ms()).await?;
         tx.commit().await
     }
 }
