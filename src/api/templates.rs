@@ -80,7 +80,7 @@ async fn create_template(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<TemplateIn>,
 ) -> ApiResult<(StatusCode, Json<Template>)> {
-    let row = templates::create_with_samples(
+    let row = templates::create(
         &state,
         &t.tenant_id,
         &input.name,

@@ -174,20 +174,9 @@ pub async fn find(state: &AppState, tenant_id: &TenantId, raw: &str) -> Result<T
     state.store.template(tenant_id, &id, None).await?.ok_or(Error::NotFound("template"))
 }
 
-/// Creates a template (version 1) after the checks a save makes; the API and the dashboard both call this.
+/// Creates a template (version 1) after the checks a save makes, with the
+/// `sample_variables` it is checked (and stored) with; the API and the dashboard both call this.
 pub async fn create(
-    state: &AppState,
-    tenant_id: &TenantId,
-    name: &str,
-    subject: &str,
-    html: &str,
-    text: Option<&str>,
-) -> Result<TemplateRow> {
-    create_with_samples(state, tenant_id, name, subject, html, text, None).await
-}
-
-/// [`create`], with the `sample_variables` it is checked (and stored) with.
-pub async fn create_with_samples(
     state: &AppState,
     tenant_id: &TenantId,
     name: &str,

@@ -210,7 +210,9 @@ async fn create(
         ));
     }
     let saved = match f.check() {
-        Ok(()) => templates::create(&state, &id, &f.name, &f.subject, &f.html, f.text()).await.map_err(ApiError::from),
+        Ok(()) => {
+            templates::create(&state, &id, &f.name, &f.subject, &f.html, f.text(), None).await.map_err(ApiError::from)
+        }
         Err(e) => Err(e),
     };
     match saved {
