@@ -179,8 +179,16 @@ impl Browser {
         .await;
     }
 
+    /// The element's text, once the element is on the page (a page may still be loading).
     pub async fn text(&self, css: &str) -> String {
-        self.client.find(Locator::Css(css)).await.unwrap().text().await.unwrap().trim().to_owned()
+        let e = self
+            .client
+            .wait()
+            .at_most(std::time::Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap();
+        e.text().await.unwrap().trim().to_owned()
     }
 
     pub async fn fill(&self, css: &str, value: &str) {
