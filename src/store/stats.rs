@@ -7,8 +7,11 @@
 //! (`RETURNING`) move the counters, in the same transaction: duplicate
 //! deliveries, events out of order and concurrent writers all count once.
 //! `sent`, which every email reaches, is a flag on the message instead
-//! (`messages.sent_counted`, set from 0 to 1 by whichever of the outbox and the
-//! provider's `email.sent` comes first), by the same rule.
+//! (`messages.sent_counted`, 0 until counted, set from 0 to 1 by whichever of
+//! the outbox and the provider's `email.sent` comes first), by the same rule.
+//! The outbox records a provider's answer and counts in one statement: it
+//! sets 1 where it finds 0 and 2 where it finds a count already, so that, in
+//! its transaction, the messages at 1 are the ones it counted.
 
 use std::collections::BTreeMap;
 
@@ -101,19 +104,47 @@ pub(crate) async fn record_firsts(tx: &mut sqlx::AnyConnection, firsts: Vec<Firs
     add_counts(tx, &inserted).await
 }
 
-/// Records that the provider accepted these messages (by the outbox, which
-/// knows no event times: now), counted once per message like every figure.
+/// Messages the provider accepted, counted as sent for the first time by the
+/// outbox: how many, of which tenant and campaign (the outbox knows no event
+/// times: they count at `now`).
+pub(crate) struct NewlySent {
+    pub tenant_id: String,
+    pub campaign_id: Option<String>,
+    pub n: i64,
+}
+
+/// Moves the `sent` counters for what the outbox counted (see [`NewlySent`]):
+/// one upsert per table for a whole group of batches.
 pub(crate) async fn record_accepted(
     tx: &mut sqlx::AnyConnection,
-    message_ids: &[&str],
+    sent: &[NewlySent],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let inserted: Vec<Inserted> = count_sent(tx, message_ids)
-        .await?
-        .into_iter()
-        .map(|(_, tenant_id, campaign_id)| Inserted { tenant_id, kind: "sent".into(), campaign_id, created_at: now })
-        .collect();
-    add_counts(tx, &inserted).await
+    let hour = now.div_euclid(HOUR_MS) * HOUR_MS;
+    let mut campaign: BTreeMap<(&str, &str, &str), i64> = BTreeMap::new();
+    let mut tenant: BTreeMap<(&str, i64, &str), i64> = BTreeMap::new();
+    for s in sent.iter().filter(|s| s.n > 0) {
+        if let Some(c) = &s.campaign_id {
+            *campaign.entry((s.tenant_id.as_str(), c.as_str(), "sent")).or_default() += s.n;
+        }
+        *tenant.entry((s.tenant_id.as_str(), hour, "sent")).or_default() += s.n;
+    }
+    upsert(
+        tx,
+        "campaign_stats (tenant_id, campaign_id, metric, n)",
+        "tenant_id, campaign_id, metric",
+        &campaign,
+        |q, k| q.bind(k.0.to_owned()).bind(k.1.to_owned()).bind(k.2.to_owned()),
+    )
+    .await?;
+    upsert(
+        tx,
+        "tenant_stats (tenant_id, bucket_start, metric, n)",
+        "tenant_id, bucket_start, metric",
+        &tenant,
+        |q, k| q.bind(k.0.to_owned()).bind(k.1).bind(k.2.to_owned()),
+    )
+    .await
 }
 
 /// Marks these messages' `sent` figure counted: (id, tenant, campaign) of

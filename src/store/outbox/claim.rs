@@ -2,7 +2,7 @@
 //! their idempotency keys under a fresh claim token before anything is sent,
 //! and batches due again (retries, lost leases) claimed or given up.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::FromRow;
 
@@ -44,17 +44,6 @@ const BLOCKED: &str = "CASE WHEN m.campaign_id IS NOT NULL AND NOT EXISTS ( \
      SELECT 1 FROM contacts c WHERE c.id = m.contact_id AND c.status = 'subscribed' \
        AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)) \
    THEN 1 ELSE 0 END";
-
-/// The messages `m` a claim takes: a condition on `$2`, the value for `$2`,
-/// and how many at most.
-type ClaimScope = (&'static str, String, usize);
-
-/// The `WHERE` of a claim's messages `m` in `scope` (due by `$1`, `$2` the
-/// scope's value), in the claim's order: the same read to render them and to
-/// re-check them in the claim's transaction.
-fn scope_clause(scope: &str, limit: usize) -> String {
-    format!("{scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}")
-}
 
 /// Messages `m` with their campaign `cp`, contact `ct` and tenant `tn`.
 const CLAIMED_FROM: &str = "messages m LEFT JOIN campaigns cp ON cp.id = m.campaign_id \
@@ -227,19 +216,16 @@ impl Store {
         let mut conn = self.pool.acquire().await?;
         // Which messages the claim takes: decided once, here, and used again
         // inside the transaction.
-        let scope = match head.held() {
+        let ahead = match head.held() {
             true => None,
-            false => Some(self.claim_scope(&mut conn, head, max_batches, max_bytes).await?),
-        };
-        let ahead = match &scope {
-            Some(scope) => self.claimable(&mut conn, scope, self.now_ms()).await?,
-            None => Vec::new(),
+            false => Some(self.claimable(&mut conn, &turn.tenant_id, head, max_batches, max_bytes).await?),
         };
         drop(conn);
-        let unblocked: Vec<ClaimedMessage> = ahead.iter().filter(|m| m.blocked == 0).cloned().collect();
-        let answers = render.render_claimed(&unblocked).await?;
+        // Whether each may still be mailed is checked in the transaction (a
+        // message found blocked there was rendered for nothing: rare).
+        let answers = render.render_claimed(ahead.as_deref().unwrap_or_default()).await?;
         let mut renders: HashMap<String, Result<String, String>> =
-            unblocked.into_iter().map(|m| m.id).zip(answers).collect();
+            ahead.iter().flatten().map(|m| m.id.clone()).zip(answers).collect();
 
         let mut tx = self.begin_write().await?;
         let now = tx.now;
@@ -295,44 +281,38 @@ impl Store {
         }
         let campaign_id = head.campaign_id.clone();
         let single = head.single();
-        // Of the messages read above, those still queued (and not locked by
-        // another claim), with whether each may still be mailed: the claim's
-        // own query again (its plan follows the campaign's index), ids only.
-        let Some((scope, scope_value, limit)) = scope else {
+        let Some(ahead) = ahead else {
             // It was held when read, and no longer is: nothing was rendered.
             tx.commit().await?;
             return Ok(ClaimedBatch { suppressed: 0, batches: Vec::new() });
         };
-        let still: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(&format!(
-            "SELECT m.id, {BLOCKED} AS blocked FROM messages m WHERE {}{}",
-            scope_clause(scope, limit),
-            self.skip_locked("m")
-        ))
-        .bind(now)
-        .bind(scope_value)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
-        let claimed: Vec<ClaimedMessage> = ahead
-            .into_iter()
-            .filter_map(|mut m| {
-                m.blocked = *still.get(&m.id)?;
-                Some(m)
-            })
-            .collect();
-        let (blocked, sendable): (Vec<_>, Vec<_>) = claimed.into_iter().partition(|m| m.blocked == 1);
-        if !blocked.is_empty() {
-            let ids: Vec<&str> = blocked.iter().map(|m| m.id.as_str()).collect();
-            set_status(&mut tx, &ids, "suppressed", now, None).await?;
-        }
+        // Of the messages read above, those still queued (and not locked by
+        // another claim) whose contact may no longer be mailed: suppressed now.
+        let ids: Vec<&str> = ahead.iter().map(|m| m.id.as_str()).collect();
+        let blocked = self.suppress_blocked(&mut tx, &ids).await?;
         // A failed render is a dead letter, or pauses its campaign when its
         // renders keep failing; the others go, but for any not rendered above
         // (it came to the head of the queue meanwhile).
-        let rendered = self.record_renders(&mut tx, campaign_id.as_deref(), &sendable, &mut renders).await?;
+        let outcomes: Vec<(&ClaimedMessage, Result<String, String>)> = ahead
+            .iter()
+            .filter(|m| !blocked.contains(&m.id))
+            .filter_map(|m| Some((m, renders.remove(&m.id)?)))
+            .collect();
+        let rendered: Vec<(&ClaimedMessage, String)> =
+            outcomes.iter().filter_map(|(m, r)| Some((*m, r.as_ref().ok()?.clone()))).collect();
+        let mut claimed: HashSet<&str> = HashSet::with_capacity(rendered.len());
         let mut batches = Vec::new();
         for chunk in chunk_by_size(rendered, max_bytes) {
             let batch_id = crate::domain::new_id();
+            // Each request's messages, if still queued (not taken by another
+            // claim, cancelled or paused meanwhile): rarely fewer than rendered.
+            let taken = self.take_for_batch(&mut tx, &chunk_ids(&chunk), &batch_id).await?;
+            let chunk: Vec<(&ClaimedMessage, String)> =
+                chunk.into_iter().filter(|(m, _)| taken.contains(&m.id)).collect();
+            if chunk.is_empty() {
+                continue;
+            }
+            claimed.extend(chunk.iter().map(|(m, _)| m.id.as_str()));
             // The key names the batch, so a retry of this exact request is recognised
             // by the provider (Resend keeps keys for 24 hours).
             let idempotency_key = format!("mailroom-batch-{batch_id}");
@@ -354,9 +334,6 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            let message_ids: Vec<String> = chunk.iter().map(|(m, _)| m.id.clone()).collect();
-            let ids: Vec<&str> = message_ids.iter().map(String::as_str).collect();
-            set_status(&mut tx, &ids, "sending", now, Some(&batch_id)).await?;
             batches.push(OutboundBatch {
                 id: batch_id,
                 tenant_id,
@@ -366,58 +343,137 @@ impl Store {
                 attempt: 1,
                 claim_token: token,
                 uncertain_since: None,
-                message_ids,
+                message_ids: chunk.into_iter().map(|(m, _)| m.id.clone()).collect(),
             });
         }
+        // The renders of what this claim holds (in the claim's order), counted
+        // for its campaign: those sent, and the failures still queued.
+        let outcomes: Vec<(&ClaimedMessage, Option<String>)> = outcomes
+            .into_iter()
+            .filter_map(|(m, r)| match r {
+                Ok(_) => claimed.contains(m.id.as_str()).then_some((m, None)),
+                Err(reason) => Some((m, Some(reason))),
+            })
+            .collect();
+        self.record_renders(&mut tx, campaign_id.as_deref(), &outcomes).await?;
         turns::charge(&mut tx, turn, batches.len()).await?;
         tx.commit().await?;
         Ok(ClaimedBatch { suppressed: blocked.len() as u64, batches })
     }
 
-    /// The messages of `scope` as a claim takes them: rendered and re-checked.
+    /// The messages a claim headed by `head` takes, to be rendered: that one
+    /// alone (transactional mail, and messages split out of a rejected
+    /// batch), or as many of its campaign as the claim's requests can carry.
+    /// Each row carries only its own columns (a contact's only when a
+    /// template may use them); what they share, the tenant's and the
+    /// campaign's, is read once.
     async fn claimable(
         &self,
         conn: &mut sqlx::AnyConnection,
-        (scope, scope_value, limit): &ClaimScope,
-        now: i64,
-    ) -> Result<Vec<ClaimedMessage>, sqlx::Error> {
-        sqlx::query_as(&format!(
-            "SELECT {CLAIMED_COLUMNS}, {BLOCKED} AS blocked FROM {CLAIMED_FROM} WHERE {}",
-            scope_clause(scope, *limit)
-        ))
-        .bind(now)
-        .bind(scope_value)
-        .fetch_all(&mut *conn)
-        .await
-    }
-
-    /// Which messages `m` a claim headed by `head` takes: that one alone
-    /// (transactional mail, and messages split out of a rejected batch), or as
-    /// many of its campaign as the claim's requests can carry.
-    async fn claim_scope(
-        &self,
-        conn: &mut sqlx::AnyConnection,
+        tenant_id: &str,
         head: &Head,
         max_batches: usize,
         max_bytes: usize,
-    ) -> Result<ClaimScope, sqlx::Error> {
-        Ok(match &head.campaign_id {
+    ) -> Result<Vec<ClaimedMessage>, sqlx::Error> {
+        let shared: Option<Shared> = sqlx::query_as(
+            "SELECT tn.name AS tenant_name, tn.unsubscribe_footer, cp.from_address, cp.subject, cp.html, \
+               cp.text_body, cp.reply_to, cp.template_id, cp.variables, \
+               LENGTH(cp.html) + COALESCE(LENGTH(cp.text_body), 0) + LENGTH(cp.subject) AS size \
+             FROM tenants tn LEFT JOIN campaigns cp ON cp.id = $2 AND cp.tenant_id = tn.id WHERE tn.id = $1",
+        )
+        .bind(tenant_id)
+        .bind(head.campaign_id.as_deref())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(shared) = shared else { return Ok(Vec::new()) };
+        let (scope, scope_value, limit) = match &head.campaign_id {
             Some(c) if !head.single() => {
                 // Take no more than the requests can carry: a large body means
                 // fewer emails per claim, so memory stays bounded.
-                let size: Option<i64> = sqlx::query_scalar(
-                    "SELECT LENGTH(html) + COALESCE(LENGTH(text_body), 0) + LENGTH(subject) FROM campaigns WHERE id = $1",
-                )
-                .bind(c)
-                .fetch_optional(&mut *conn)
-                .await?;
-                let per_email = usize::try_from(size.unwrap_or(0)).unwrap_or(0).saturating_add(512);
+                let per_email = usize::try_from(shared.size.unwrap_or(0)).unwrap_or(0).saturating_add(512);
                 let by_bytes = (max_batches.max(1).saturating_mul(max_bytes) / per_email).max(1);
                 let by_count = usize::try_from(MAX_BATCH).unwrap_or(100).saturating_mul(max_batches.max(1));
-                ("m.campaign_id = $2 AND m.solo = 0", c.clone(), by_count.min(by_bytes))
+                ("m.campaign_id = $2 AND m.solo = 0", c.as_str(), by_count.min(by_bytes))
             }
-            _ => ("m.id = $2", head.id.clone(), 1),
-        })
+            _ => ("m.id = $2", head.id.as_str(), 1),
+        };
+        // Campaign messages are its template or not; a message alone may be either.
+        let contact = match shared.template_id.is_some() || head.single() {
+            true => "ct.last_name, ct.attributes FROM messages m LEFT JOIN contacts ct ON ct.id = m.contact_id",
+            false => "CAST(NULL AS TEXT) AS last_name, CAST(NULL AS TEXT) AS attributes FROM messages m",
+        };
+        let rows: Vec<Queued> = sqlx::query_as(&format!(
+            "SELECT m.id, m.tenant_id, m.campaign_id, m.to_email, m.first_name, m.from_address, m.subject, m.html, \
+               m.text_body, m.reply_to, m.tags, m.template_id, m.variables, \
+               CASE WHEN m.campaign_id IS NOT NULL OR m.list_unsubscribe = 1 THEN 1 ELSE 0 END AS list_unsubscribe, \
+               {contact} WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}"
+        ))
+        .bind(self.now_ms())
+        .bind(scope_value)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(rows.into_iter().map(|q| q.with(&shared)).collect())
+    }
+
+    /// Of messages `ids`, those whose contact may no longer be mailed, if
+    /// still queued (and not locked by another claim, on PostgreSQL), are
+    /// suppressed; returns their ids (rarely any).
+    async fn suppress_blocked(&self, tx: &mut WriteTx, ids: &[&str]) -> Result<HashSet<String>, sqlx::Error> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let sql = self.still_queued(ids, &format!(" AND {BLOCKED} = 1"), " RETURNING id");
+        let sql = crate::store::native_sql(tx, &sql);
+        let now = tx.now;
+        let mut q = sqlx::query_scalar::<_, String>(&sql).bind("suppressed").bind(now).bind(None::<&str>).bind(now);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        Ok(q.fetch_all(&mut **tx).await?.into_iter().collect())
+    }
+
+    /// Of messages `ids`, those still queued (and not locked by another claim,
+    /// on PostgreSQL) become batch `batch_id`'s, `sending`; returns their ids.
+    /// Counted, not returned row by row: all of them, but for a race.
+    async fn take_for_batch(
+        &self,
+        tx: &mut WriteTx,
+        ids: &[&str],
+        batch_id: &str,
+    ) -> Result<HashSet<String>, sqlx::Error> {
+        let sql = self.still_queued(ids, "", "");
+        let sql = crate::store::native_sql(tx, &sql);
+        let now = tx.now;
+        let mut q = sqlx::query(&sql).bind("sending").bind(now).bind(Some(batch_id)).bind(now);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        let taken = q.execute(&mut **tx).await?.rows_affected();
+        if usize::try_from(taken).is_ok_and(|n| n == ids.len()) {
+            return Ok(ids.iter().map(|id| (*id).to_owned()).collect());
+        }
+        let mine: Vec<String> = sqlx::query_scalar("SELECT id FROM messages WHERE batch_id = $1")
+            .bind(batch_id)
+            .fetch_all(&mut **tx)
+            .await?;
+        Ok(mine.into_iter().collect())
+    }
+
+    /// `UPDATE` of messages `$5…` (as many as `ids`) to status `$1` at `$2`
+    /// (with batch `$3`, if not null) where still queued and due by `$4`, and
+    /// `condition`. Found by id alone: `status IN ('queued', '')` (status is
+    /// never empty) rather than `= 'queued'`, so that PostgreSQL cannot plan
+    /// it with an index of queued messages, which it would with statistics
+    /// from before a large enqueue (and then read every queued message).
+    fn still_queued(&self, ids: &[&str], condition: &str, returning: &str) -> String {
+        // Numbered in the order written: see `native_sql`.
+        format!(
+            "UPDATE messages SET status = $1, updated_at = $2, batch_id = COALESCE($3, batch_id) \
+             WHERE id IN (SELECT m.id FROM messages m WHERE m.due_at <= $4 AND m.id IN ({}) \
+               AND m.status IN ('queued', ''){condition}{}){returning}",
+            placeholders(5, ids.len()),
+            self.skip_locked("m")
+        )
     }
 
     /// Keeps a claim alive while its worker waits for a send slot or for the
@@ -432,6 +488,77 @@ impl Store {
                 .await?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+/// What every message of a claim shares: its tenant's name and footer
+/// setting, and its campaign's content (none for transactional mail).
+#[derive(FromRow)]
+struct Shared {
+    tenant_name: String,
+    unsubscribe_footer: i64,
+    from_address: Option<String>,
+    subject: Option<String>,
+    html: Option<String>,
+    text_body: Option<String>,
+    reply_to: Option<String>,
+    template_id: Option<String>,
+    variables: Option<String>,
+    /// Bytes of the campaign's content.
+    size: Option<i64>,
+}
+
+/// A queued message's own columns, as a claim reads them.
+#[derive(FromRow)]
+struct Queued {
+    id: String,
+    tenant_id: String,
+    campaign_id: Option<String>,
+    to_email: String,
+    first_name: Option<String>,
+    from_address: Option<String>,
+    subject: Option<String>,
+    html: Option<String>,
+    text_body: Option<String>,
+    reply_to: Option<String>,
+    tags: Option<String>,
+    template_id: Option<String>,
+    variables: Option<String>,
+    list_unsubscribe: i64,
+    last_name: Option<String>,
+    attributes: Option<String>,
+}
+
+impl Queued {
+    /// The message with what it shares filled in where it has none of its own.
+    fn with(self, shared: &Shared) -> ClaimedMessage {
+        let or = |own: Option<String>, theirs: &Option<String>| own.or_else(|| theirs.clone());
+        ClaimedMessage {
+            templated: i64::from(self.template_id.is_some() || shared.template_id.is_some()),
+            id: self.id,
+            tenant_id: self.tenant_id,
+            campaign_id: self.campaign_id,
+            to_email: self.to_email,
+            first_name: self.first_name,
+            from_address: or(self.from_address, &shared.from_address).unwrap_or_default(),
+            subject: or(self.subject, &shared.subject).unwrap_or_default(),
+            html: or(self.html, &shared.html).unwrap_or_default(),
+            text_body: or(self.text_body, &shared.text_body),
+            reply_to: or(self.reply_to, &shared.reply_to),
+            tags: self.tags,
+            blocked: 0,
+            last_name: self.last_name,
+            attributes: self.attributes,
+            tenant_name: shared.tenant_name.clone(),
+            unsubscribe_footer: shared.unsubscribe_footer,
+            variables: or(self.variables, &shared.variables),
+            list_unsubscribe: self.list_unsubscribe,
+        }
+    }
+}
+
+/// The ids of a request's messages.
+fn chunk_ids<'a>(chunk: &[(&'a ClaimedMessage, String)]) -> Vec<&'a str> {
+    chunk.iter().map(|(m, _)| m.id.as_str()).collect()
 }
 
 #[derive(FromRow)]
@@ -469,23 +596,4 @@ async fn settle_unclaimed(
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected())
-}
-
-async fn set_status(
-    tx: &mut sqlx::AnyConnection,
-    ids: &[&str],
-    status: &str,
-    now: i64,
-    batch_id: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    let sql = format!(
-        "UPDATE messages SET status = $1, updated_at = $2, batch_id = COALESCE($3, batch_id) WHERE id IN ({})",
-        placeholders(4, ids.len())
-    );
-    let sql = crate::store::native_sql(tx, &sql);
-    let mut q = sqlx::query(&sql).bind(status).bind(now).bind(batch_id);
-    for id in ids {
-        q = q.bind(*id);
-    }
-    q.execute(&mut *tx).await.map(|_| ())
 }

@@ -6,8 +6,6 @@
 //! after it, wait as `paused` with their error, so that a resume (with a fixed
 //! template) tries them again; dead letters from before stay dead letters.
 
-use std::collections::HashMap;
-
 use sqlx::FromRow;
 
 use crate::domain::render_failures::{RenderTally, FIRST_RENDERS, RENDER_FAILING};
@@ -23,47 +21,45 @@ struct CampaignTally {
 }
 
 impl Store {
-    /// Records the renders of a claim's `sendable` messages (in the claim's
-    /// order, all of `campaign_id`, or one transactional message), taking
-    /// them out of `renders`, and returns those rendered with their JSON. A
-    /// message with no render (it came to the head of the queue after the
-    /// renders were made) is left queued.
-    pub(super) async fn record_renders<'m>(
+    /// Records the renders of a claim's messages (in the claim's order, all
+    /// of `campaign_id`, or one transactional message): `None` for one
+    /// rendered and claimed, else why its render failed. A failed message
+    /// still queued becomes a dead letter, or `paused` once its campaign's
+    /// renders keep failing; one no longer queued (another claim took it,
+    /// or it was cancelled) is not counted.
+    pub(super) async fn record_renders(
         &self,
         tx: &mut WriteTx,
         campaign_id: Option<&str>,
-        sendable: &'m [ClaimedMessage],
-        renders: &mut HashMap<String, Result<String, String>>,
-    ) -> Result<Vec<(&'m ClaimedMessage, String)>, sqlx::Error> {
+        outcomes: &[(&ClaimedMessage, Option<String>)],
+    ) -> Result<(), sqlx::Error> {
         let now = tx.now;
-        let outcomes: Vec<(&ClaimedMessage, Result<String, String>)> =
-            sendable.iter().filter_map(|m| Some((m, renders.remove(&m.id)?))).collect();
-        let failures = outcomes.iter().filter(|(_, r)| r.is_err()).count();
+        let failures = outcomes.iter().filter(|(_, r)| r.is_some()).count();
         let Some(campaign_id) = campaign_id else {
             // Transactional mail: a failed render is that email's dead letter.
-            let mut rendered = Vec::with_capacity(outcomes.len());
-            for (m, r) in outcomes {
-                match r {
-                    Ok(json) => rendered.push((m, json)),
-                    Err(reason) => set_failed(tx, &m.id, "dead", &reason, now).await?,
+            for (m, reason) in outcomes {
+                if let Some(reason) = reason {
+                    set_failed(tx, &m.id, "dead", reason, now).await?;
                 }
             }
-            return Ok(rendered);
+            return Ok(());
         };
         if failures == 0 {
             // All rendered: count them among the first renders, end any row of
             // failures. Once past both, nothing is written.
-            sqlx::query(
-                "UPDATE campaigns SET render_failed_in_a_row = 0, render_counted = CASE \
-                   WHEN render_counted + $2 > $3 THEN $3 ELSE render_counted + $2 END \
-                 WHERE id = $1 AND (render_counted < $3 OR render_failed_in_a_row > 0)",
-            )
-            .bind(campaign_id)
-            .bind(i64::try_from(outcomes.len()).unwrap_or(i64::MAX))
-            .bind(FIRST_RENDERS)
-            .execute(&mut **tx)
-            .await?;
-            return Ok(outcomes.into_iter().filter_map(|(m, r)| Some((m, r.ok()?))).collect());
+            if !outcomes.is_empty() {
+                sqlx::query(
+                    "UPDATE campaigns SET render_failed_in_a_row = 0, render_counted = CASE \
+                       WHEN render_counted + $2 > $3 THEN $3 ELSE render_counted + $2 END \
+                     WHERE id = $1 AND (render_counted < $3 OR render_failed_in_a_row > 0)",
+                )
+                .bind(campaign_id)
+                .bind(i64::try_from(outcomes.len()).unwrap_or(i64::MAX))
+                .bind(FIRST_RENDERS)
+                .execute(&mut **tx)
+                .await?;
+            }
+            return Ok(());
         }
         // The tally is read and written under the campaign's row lock
         // (PostgreSQL; SQLite has one writer), so claims of one campaign side
@@ -78,7 +74,7 @@ impl Store {
         .bind(campaign_id)
         .fetch_optional(&mut **tx)
         .await?;
-        let Some(row) = row else { return Ok(Vec::new()) };
+        let Some(row) = row else { return Ok(()) };
         let mut tally = RenderTally {
             counted: row.render_counted,
             failed: row.render_failed,
@@ -86,15 +82,21 @@ impl Store {
         };
         // Paused already (by hand, or by a claim beside this one): failures wait for the resume.
         let mut paused = row.state.as_deref() == Some("paused");
-        let mut rendered = Vec::with_capacity(outcomes.len());
-        for (m, r) in outcomes {
+        for (m, reason) in outcomes {
+            let Some(reason) = reason else {
+                if !paused {
+                    tally = tally.record(true);
+                }
+                continue;
+            };
+            let (before, was_paused) = (tally, paused);
             if !paused {
-                tally = tally.record(r.is_ok());
+                tally = tally.record(false);
                 paused = tally.failing();
             }
-            match r {
-                Ok(json) => rendered.push((m, json)),
-                Err(reason) => set_failed(tx, &m.id, if paused { "paused" } else { "dead" }, &reason, now).await?,
+            if !set_failed(tx, &m.id, if paused { "paused" } else { "dead" }, reason, now).await? {
+                // Not this claim's after all.
+                (tally, paused) = (before, was_paused);
             }
         }
         sqlx::query(
@@ -109,7 +111,7 @@ impl Store {
         if paused {
             self.pause_render_failing(tx, campaign_id, now).await?;
         }
-        Ok(rendered)
+        Ok(())
     }
 
     /// Pauses a campaign whose renders keep failing (unless it is paused or
@@ -143,13 +145,16 @@ impl Store {
     }
 }
 
-async fn set_failed(tx: &mut WriteTx, id: &str, status: &str, reason: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE messages SET status = $2, last_error = $3, updated_at = $4 WHERE id = $1")
-        .bind(id)
-        .bind(status)
-        .bind(reason)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map(|_| ())
+/// Moves a message whose render failed to `status`, if it is still queued.
+async fn set_failed(tx: &mut WriteTx, id: &str, status: &str, reason: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE messages SET status = $2, last_error = $3, updated_at = $4 WHERE id = $1 AND status = 'queued'",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -4,6 +4,7 @@
 
 use super::{OutboundBatch, Settlement};
 use crate::domain::TenantId;
+use crate::store::stats::{record_accepted, NewlySent};
 use crate::store::{Placeholders, Store, WriteTx};
 
 impl Store {
@@ -20,9 +21,12 @@ impl Store {
         let together = async {
             let mut tx = self.begin_write().await?;
             let mut recorded = 0;
+            let mut sent = Vec::with_capacity(done.len());
             for (batch, ids) in done {
-                recorded += usize::from(complete_one(&mut tx, batch, ids).await?);
+                recorded += usize::from(complete_one(&mut tx, batch, ids, &mut sent).await?);
             }
+            let now = tx.now;
+            record_accepted(&mut tx, &sent, now).await?;
             tx.commit().await?;
             Ok::<usize, sqlx::Error>(recorded)
         };
@@ -35,7 +39,10 @@ impl Store {
                 for (batch, ids) in done {
                     let one = async {
                         let mut tx = self.begin_write().await?;
-                        let ok = complete_one(&mut tx, batch, ids).await?;
+                        let mut sent = Vec::with_capacity(1);
+                        let ok = complete_one(&mut tx, batch, ids, &mut sent).await?;
+                        let now = tx.now;
+                        record_accepted(&mut tx, &sent, now).await?;
                         tx.commit().await?;
                         Ok::<bool, sqlx::Error>(ok)
                     };
@@ -102,7 +109,8 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        record_provider_ids(&mut tx, batch, accepted.iter().map(|(m, p)| (m, p)), now).await?;
+        let sent = record_provider_ids(&mut tx, batch, accepted.iter().map(|(m, p)| (m, p)), now).await?;
+        record_accepted(&mut tx, sent.as_slice(), now).await?;
         for (message_id, reason) in refused {
             sqlx::query(
                 "UPDATE messages SET status = 'dead', last_error = $3, attempts = $4, updated_at = $5 \
@@ -226,8 +234,14 @@ async fn fence(
     Ok(done.rows_affected() == 1)
 }
 
-/// Records one accepted batch, if its claim is still held.
-async fn complete_one(tx: &mut WriteTx, batch: &OutboundBatch, provider_ids: &[String]) -> Result<bool, sqlx::Error> {
+/// Records one accepted batch, if its claim is still held (false if not),
+/// adding what it counted as sent to `sent`.
+async fn complete_one(
+    tx: &mut WriteTx,
+    batch: &OutboundBatch,
+    provider_ids: &[String],
+    sent: &mut Vec<NewlySent>,
+) -> Result<bool, sqlx::Error> {
     let now = tx.now;
     if !fence(tx, batch, "sent", None, false, batch.uncertain_since, None, now).await? {
         return Ok(false);
@@ -237,23 +251,26 @@ async fn complete_one(tx: &mut WriteTx, batch: &OutboundBatch, provider_ids: &[S
         return Ok(true);
     }
     let pairs = batch.message_ids.iter().zip(provider_ids.iter());
-    record_provider_ids(tx, batch, pairs, now).await?;
+    sent.extend(record_provider_ids(tx, batch, pairs, now).await?);
     Ok(true)
 }
 
 /// Records the provider's ids of a batch's accepted messages, in one statement
-/// (`CASE id WHEN ... THEN <provider id>`). Accepted is accepted: a message
-/// marked dead or cancelled meanwhile was delivered after all; a webhook that
-/// already moved one past `sent` keeps its later status.
+/// (`CASE id WHEN ... THEN <provider id>`), and counts them as sent where
+/// nothing counted them before (see [`crate::store::stats`]): those it marks
+/// `sent_counted = 1` are then the batch's messages at 1, counted in one
+/// read, not returned row by row. Accepted is accepted: a message marked dead
+/// or cancelled meanwhile was delivered after all; a webhook that already
+/// moved one past `sent` keeps its later status.
 async fn record_provider_ids<'a>(
     tx: &mut WriteTx,
     batch: &OutboundBatch,
     pairs: impl Iterator<Item = (&'a String, &'a String)>,
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<Option<NewlySent>, sqlx::Error> {
     let pairs: Vec<(&String, &String)> = pairs.collect();
     if pairs.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     // Numbered in the order written: see `native_sql`.
     let mut p = Placeholders::after(0);
@@ -262,7 +279,8 @@ async fn record_provider_ids<'a>(
     let ids = p.list(pairs.len());
     let sql = format!(
         "UPDATE messages SET provider_id = CASE id{cases} ELSE provider_id END, attempts = {attempts}, \
-           updated_at = {updated_at}, status = CASE WHEN status IN ('sending', 'dead', 'cancelled') THEN 'sent' ELSE status END \
+           updated_at = {updated_at}, status = CASE WHEN status IN ('sending', 'dead', 'cancelled') THEN 'sent' ELSE status END, \
+           sent_counted = CASE WHEN sent_counted = 0 THEN 1 ELSE 2 END \
          WHERE batch_id = {batch_id} AND id IN ({ids})"
     );
     let sql = crate::store::native_sql(tx, &sql);
@@ -275,7 +293,18 @@ async fn record_provider_ids<'a>(
         q = q.bind(*message_id);
     }
     q.execute(&mut **tx).await?;
-    // Accepted: each message counts as sent once (analytics).
-    let ids: Vec<&str> = pairs.iter().map(|(m, _)| m.as_str()).collect();
-    crate::store::stats::record_accepted(tx, &ids, now).await
+    // Counted just now: at 1 (a count before is 2 now; on PostgreSQL the rows
+    // stay locked by this transaction, so no webhook counts them meanwhile).
+    let sql = format!(
+        "SELECT campaign_id, COUNT(*) FROM messages WHERE batch_id = $1 AND sent_counted = 1 AND id IN ({}) \
+         GROUP BY campaign_id",
+        crate::store::placeholders(2, pairs.len())
+    );
+    let sql = crate::store::native_sql(tx, &sql);
+    let mut q = sqlx::query_as::<_, (Option<String>, i64)>(&sql).bind(&batch.id);
+    for (message_id, _) in &pairs {
+        q = q.bind(*message_id);
+    }
+    let counted = q.fetch_optional(&mut **tx).await?;
+    Ok(counted.map(|(campaign_id, n)| NewlySent { tenant_id: batch.tenant_id.clone(), campaign_id, n }))
 }
