@@ -263,7 +263,7 @@ impl Store {
         }
         match self.backend {
             Backend::Postgres => {
-                self.write_returning(tx, tenant_id, &writable, &existing, &suppressed, on_conflict, now, out).await
+                self.write_returning(tx, tenant_id, &writable, &suppressed, on_conflict, now, out).await
             }
             Backend::Sqlite => {
                 self.write_known(tx, tenant_id, &writable, &existing, &suppressed, on_conflict, now, out).await
@@ -271,16 +271,18 @@ impl Store {
         }
     }
 
-    /// PostgreSQL: one insert of the rows, returning those written (another
-    /// transaction may insert an address meanwhile), then one of their tags,
-    /// whose statement-level trigger adds each tag's total once.
+    /// PostgreSQL: one statement inserts the rows and the tags of those
+    /// written (their stored tags, merged on update; another transaction may
+    /// insert an address meanwhile, so what was written is what the insert
+    /// returns), and answers how many were written and how many of those
+    /// inserted (`xmax = 0`: not an update). The tags' statement-level trigger
+    /// adds each tag's total once.
     #[allow(clippy::too_many_arguments)]
     async fn write_returning(
         &self,
         tx: &mut sqlx::AnyConnection,
         tenant_id: &TenantId,
         writable: &[&ImportRow],
-        existing: &HashMap<String, String>,
         suppressed: &HashSet<String>,
         on_conflict: OnConflict,
         now: i64,
@@ -304,10 +306,14 @@ impl Store {
         let values = serde_json::to_string(&values).unwrap_or_else(|_| "[]".into());
         let item = |i| self.json_item(i);
         let sql = format!(
-            "INSERT INTO contacts (id, tenant_id, email, email_normalized, first_name, last_name, tags, attributes, status, \
-               created_at, updated_at) \
+            "WITH written AS (INSERT INTO contacts (id, tenant_id, email, email_normalized, first_name, last_name, tags, \
+               attributes, status, created_at, updated_at) \
              SELECT {}, $1, {}, {}, {}, {}, {}, {}, {}, $2, $2 FROM {} WHERE true \
-             ON CONFLICT (tenant_id, email_normalized) {} RETURNING id, email_normalized",
+             ON CONFLICT (tenant_id, email_normalized) {} RETURNING id, tags, xmax = 0 AS created), \
+             tagged AS (INSERT INTO contact_tags (tenant_id, contact_id, tag) \
+               SELECT $1, w.id, t.tag FROM written w, jsonb_array_elements_text(CAST(w.tags AS jsonb)) AS t(tag) \
+               ON CONFLICT DO NOTHING) \
+             SELECT COUNT(*), COUNT(*) FILTER (WHERE created) FROM written",
             item(0),
             item(1),
             item(2),
@@ -319,32 +325,12 @@ impl Store {
             self.json_rows("$3"),
             conflict_clause(on_conflict),
         );
-        let q = sqlx::query_as::<_, (String, String)>(&sql).bind(tenant_id).bind(now).bind(values);
-        let written = q.fetch_all(&mut *tx).await?;
-        let by_email: HashMap<&str, &ImportRow> = writable.iter().map(|r| (r.email_normalized.as_str(), *r)).collect();
-        let mut tag_rows: Vec<[&str; 2]> = Vec::new();
-        for (id, email) in &written {
-            if existing.contains_key(email) {
-                out.updated += 1;
-            } else {
-                out.created += 1;
-            }
-            if let Some(row) = by_email.get(email.as_str()) {
-                tag_rows.extend(row.tags.iter().map(|t| [id.as_str(), t.as_str()]));
-            }
-        }
-        out.skipped += (writable.len() - written.len()) as u64;
-        if !tag_rows.is_empty() {
-            let sql = format!(
-                "INSERT INTO contact_tags (tenant_id, contact_id, tag) SELECT $1, {}, {} FROM {} WHERE true \
-                 ON CONFLICT DO NOTHING",
-                self.json_item(0),
-                self.json_item(1),
-                self.json_rows("$2"),
-            );
-            let rows = serde_json::to_string(&tag_rows).unwrap_or_else(|_| "[]".into());
-            sqlx::query(&sql).bind(tenant_id).bind(rows).execute(&mut *tx).await?;
-        }
+        let (written, created): (i64, i64) =
+            sqlx::query_as(&sql).bind(tenant_id).bind(now).bind(values).fetch_one(&mut *tx).await?;
+        let (written, created) = (u64::try_from(written).unwrap_or(0), u64::try_from(created).unwrap_or(0));
+        out.created += created;
+        out.updated += written.saturating_sub(created);
+        out.skipped += (writable.len() as u64).saturating_sub(written);
         Ok(())
     }
 
