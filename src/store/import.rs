@@ -51,13 +51,16 @@ pub struct ImportOutcome {
     pub rejected: Vec<(u64, String)>,
 }
 
-/// Rows per statement. Each statement takes its rows as ONE parameter, a JSON
-/// array that the database unpacks (`json_each` / `jsonb_array_elements`):
-/// SQLite finds each `$n` of a statement by walking its list of names
-/// (`sqlite3_bind_parameter_name`), so binding one parameter per value costs
-/// the square of their number. At 1,000 rows x 8 parameters that walk took 70%
-/// of an import (5,500 rows/s); at 64 rows per statement the round trips to
-/// the driver's thread dominated (17,000 rows/s).
+/// Rows per group (a few reads, then the writes of the group). PostgreSQL
+/// takes a group's rows as ONE parameter, a JSON array that it unpacks
+/// (`jsonb_array_elements`). SQLite takes them as anonymous `?` parameters,
+/// bound by position, [`SQLITE_ROWS_PER_STATEMENT`] rows per statement: `$n`
+/// parameters are found by a walk of the statement's list of names
+/// (`sqlite3_bind_parameter_name`), so binding one `$n` per value cost the
+/// square of their number (at 1,000 rows x 8 parameters, 70% of an import),
+/// and unpacking JSON with `json_each` and `json_extract` re-read each row's
+/// text once per column (a fifth of the database thread's time in issue 21's
+/// profile).
 const ROWS_PER_STATEMENT: usize = 2_000;
 /// Most tags one contact holds (as the API's own limit).
 const MAX_TAGS: usize = 100;
@@ -85,6 +88,42 @@ fn union_tags(a: &[Tag], b: &[Tag]) -> Result<Vec<Tag>, String> {
         return Err(format!("tags: the contact would hold more than {MAX_TAGS} tags"));
     }
     Ok(all)
+}
+
+/// One contact as the insert reads it: id, email, normalized email, first
+/// and last name, tags (JSON), attributes (JSON), status.
+type ContactValues<'a> = (String, &'a str, &'a str, Option<&'a str>, Option<&'a str>, String, String, &'a str);
+
+/// SQLite: rows per insert of contacts (8 values each) and of tags (2 each).
+/// A statement of a full part is kept prepared; a shorter one (an import's
+/// last) is prepared once and dropped.
+const SQLITE_ROWS_PER_STATEMENT: usize = 500;
+const SQLITE_TAGS_PER_STATEMENT: usize = 1_000;
+
+/// `(?, ?, ...), (?, ?, ...)`: `rows` rows of `cols` anonymous parameters.
+fn placeholders(rows: usize, cols: usize) -> String {
+    let row = format!("({})", vec!["?"; cols].join(", "));
+    vec![row.as_str(); rows].join(", ")
+}
+
+fn conflict_clause(on_conflict: OnConflict) -> &'static str {
+    match on_conflict {
+        OnConflict::Skip => "DO NOTHING",
+        OnConflict::Update => {
+            "DO UPDATE SET first_name = COALESCE(excluded.first_name, contacts.first_name), \
+             last_name = COALESCE(excluded.last_name, contacts.last_name), \
+             tags = excluded.tags, attributes = excluded.attributes, updated_at = excluded.updated_at"
+        }
+    }
+}
+
+/// A new contact's status: suppressed addresses arrive `unsubscribed`.
+fn status(suppressed: &HashSet<String>, row: &ImportRow) -> &'static str {
+    if suppressed.contains(&row.email_normalized) {
+        "unsubscribed"
+    } else {
+        "subscribed"
+    }
 }
 
 fn tags_json(tags: &[Tag]) -> String {
@@ -168,18 +207,24 @@ impl Store {
         .await?
         .into_iter()
         .collect();
-        // Update: the stored tags and attributes, merged here, so one statement writes the result.
-        let mut existing: HashSet<String> = HashSet::new();
+        // The stored contacts among these addresses, by address: their ids.
+        // Update: their tags and attributes too, merged here, so one statement
+        // writes the result. SQLite reads them under Skip as well: its writers
+        // take turns, so what this transaction reads holds until it commits, and
+        // the insert need not return its rows (each returned row is a message
+        // from the driver's thread).
+        let mut existing: HashMap<String, String> = HashMap::new();
         let mut refused: HashSet<usize> = HashSet::new();
         if on_conflict == OnConflict::Update {
             let sql = format!(
-                "SELECT email_normalized, tags, attributes FROM contacts WHERE tenant_id = $1 AND email_normalized IN ({in_list})"
+                "SELECT email_normalized, id, tags, attributes FROM contacts \
+                 WHERE tenant_id = $1 AND email_normalized IN ({in_list})"
             );
-            let q = sqlx::query_as::<_, (String, String, String)>(&sql).bind(tenant_id).bind(&emails);
-            let stored: HashMap<String, (String, String)> =
-                q.fetch_all(&mut *tx).await?.into_iter().map(|(e, t, a)| (e, (t, a))).collect();
+            let q = sqlx::query_as::<_, (String, String, String, String)>(&sql).bind(tenant_id).bind(&emails);
+            let stored: HashMap<String, (String, String, String)> =
+                q.fetch_all(&mut *tx).await?.into_iter().map(|(e, id, t, a)| (e, (id, t, a))).collect();
             for (i, row) in rows.iter_mut().enumerate() {
-                let Some((tags, attributes)) = stored.get(&row.email_normalized) else { continue };
+                let Some((id, tags, attributes)) = stored.get(&row.email_normalized) else { continue };
                 let stored_tags: Vec<Tag> = serde_json::from_str::<Vec<String>>(tags)
                     .unwrap_or_default()
                     .iter()
@@ -191,7 +236,7 @@ impl Store {
                     Ok(tags) => {
                         row.attributes = merged;
                         row.tags = tags;
-                        existing.insert(row.email_normalized.clone());
+                        existing.insert(row.email_normalized.clone(), id.clone());
                     }
                     Err(reason) => {
                         out.rejected.push((row.line, reason));
@@ -199,43 +244,76 @@ impl Store {
                     }
                 }
             }
+        } else if self.backend == Backend::Sqlite {
+            let sql = format!(
+                "SELECT email_normalized, id FROM contacts WHERE tenant_id = $1 AND email_normalized IN ({in_list})"
+            );
+            existing = sqlx::query_as::<_, (String, String)>(&sql)
+                .bind(tenant_id)
+                .bind(&emails)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
         }
         let writable: Vec<&ImportRow> =
             rows.iter().enumerate().filter(|(i, _)| !refused.contains(i)).map(|(_, r)| r).collect();
         if writable.is_empty() {
             return Ok(());
         }
-        let conflict = match on_conflict {
-            OnConflict::Skip => "DO NOTHING",
-            OnConflict::Update => {
-                "DO UPDATE SET first_name = COALESCE(excluded.first_name, contacts.first_name), \
-                 last_name = COALESCE(excluded.last_name, contacts.last_name), \
-                 tags = excluded.tags, attributes = excluded.attributes, updated_at = excluded.updated_at"
+        match self.backend {
+            Backend::Postgres => {
+                self.write_returning(tx, tenant_id, &writable, &suppressed, on_conflict, now, out).await
             }
-        };
-        let values: Vec<[Option<String>; 8]> = writable
+            Backend::Sqlite => {
+                self.write_known(tx, tenant_id, &writable, &existing, &suppressed, on_conflict, now, out).await
+            }
+        }
+    }
+
+    /// PostgreSQL: one statement inserts the rows and the tags of those
+    /// written (their stored tags, merged on update; another transaction may
+    /// insert an address meanwhile, so what was written is what the insert
+    /// returns), and answers how many were written and how many of those
+    /// inserted (`xmax = 0`: not an update). The tags' statement-level trigger
+    /// adds each tag's total once.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_returning(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        tenant_id: &TenantId,
+        writable: &[&ImportRow],
+        suppressed: &HashSet<String>,
+        on_conflict: OnConflict,
+        now: i64,
+        out: &mut ImportOutcome,
+    ) -> Result<(), sqlx::Error> {
+        let values: Vec<ContactValues<'_>> = writable
             .iter()
             .map(|r| {
-                let status = if suppressed.contains(&r.email_normalized) { "unsubscribed" } else { "subscribed" };
-                [
-                    Some(new_id()),
-                    Some(r.email.clone()),
-                    Some(r.email_normalized.clone()),
-                    r.first_name.clone(),
-                    r.last_name.clone(),
-                    Some(tags_json(&r.tags)),
-                    Some(r.attributes.to_json()),
-                    Some(status.to_owned()),
-                ]
+                (
+                    new_id(),
+                    r.email.as_str(),
+                    r.email_normalized.as_str(),
+                    r.first_name.as_deref(),
+                    r.last_name.as_deref(),
+                    tags_json(&r.tags),
+                    r.attributes.to_json(),
+                    status(suppressed, r),
+                )
             })
             .collect();
         let values = serde_json::to_string(&values).unwrap_or_else(|_| "[]".into());
         let item = |i| self.json_item(i);
         let sql = format!(
-            "INSERT INTO contacts (id, tenant_id, email, email_normalized, first_name, last_name, tags, attributes, status, \
-               created_at, updated_at) \
+            "WITH written AS (INSERT INTO contacts (id, tenant_id, email, email_normalized, first_name, last_name, tags, \
+               attributes, status, created_at, updated_at) \
              SELECT {}, $1, {}, {}, {}, {}, {}, {}, {}, $2, $2 FROM {} WHERE true \
-             ON CONFLICT (tenant_id, email_normalized) {conflict} RETURNING id, email_normalized",
+             ON CONFLICT (tenant_id, email_normalized) {} RETURNING id, tags, xmax = 0 AS created), \
+             tagged AS (INSERT INTO contact_tags (tenant_id, contact_id, tag) \
+               SELECT $1, w.id, t.tag FROM written w, jsonb_array_elements_text(CAST(w.tags AS jsonb)) AS t(tag) \
+               ON CONFLICT DO NOTHING) \
+             SELECT COUNT(*), COUNT(*) FILTER (WHERE created) FROM written",
             item(0),
             item(1),
             item(2),
@@ -245,33 +323,137 @@ impl Store {
             item(6),
             item(7),
             self.json_rows("$3"),
+            conflict_clause(on_conflict),
         );
-        let q = sqlx::query_as::<_, (String, String)>(&sql).bind(tenant_id).bind(now).bind(values);
-        let written = q.fetch_all(&mut *tx).await?;
-        let by_email: HashMap<&str, &ImportRow> = writable.iter().map(|r| (r.email_normalized.as_str(), *r)).collect();
-        let mut tag_rows: Vec<[&str; 2]> = Vec::new();
-        for (id, email) in &written {
-            if existing.contains(email) {
-                out.updated += 1;
-            } else {
-                out.created += 1;
-            }
-            if let Some(row) = by_email.get(email.as_str()) {
-                tag_rows.extend(row.tags.iter().map(|t| [id.as_str(), t.as_str()]));
+        let (written, created): (i64, i64) =
+            sqlx::query_as(&sql).bind(tenant_id).bind(now).bind(values).fetch_one(&mut *tx).await?;
+        let (written, created) = (u64::try_from(written).unwrap_or(0), u64::try_from(created).unwrap_or(0));
+        out.created += created;
+        out.updated += written.saturating_sub(created);
+        out.skipped += (writable.len() as u64).saturating_sub(written);
+        Ok(())
+    }
+
+    /// SQLite, whose writers take turns: which rows are stored is known (read
+    /// in this transaction), so the new contacts get their ids here and
+    /// nothing needs returning. Rows are bound as `?` values (anonymous
+    /// parameters are bound by position, named ones found by a walk of the
+    /// statement's list of names). The new contacts' tags are written without
+    /// the per-row trigger (migration 0030) and their totals added by one
+    /// upsert; an updated contact's go through the trigger, which counts
+    /// only the rows not stored yet.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_known(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        tenant_id: &TenantId,
+        writable: &[&ImportRow],
+        existing: &HashMap<String, String>,
+        suppressed: &HashSet<String>,
+        on_conflict: OnConflict,
+        now: i64,
+        out: &mut ImportOutcome,
+    ) -> Result<(), sqlx::Error> {
+        // (row, a new id, the stored contact's id, its tags and attributes as JSON):
+        // a stored contact keeps its id (the new one only fills the insert that updates it).
+        let mut insert: Vec<(&ImportRow, String, Option<&str>, String, String)> = Vec::with_capacity(writable.len());
+        for r in writable {
+            match existing.get(&r.email_normalized) {
+                Some(_) if on_conflict == OnConflict::Skip => out.skipped += 1,
+                stored => {
+                    insert.push((r, new_id(), stored.map(String::as_str), tags_json(&r.tags), r.attributes.to_json()))
+                }
             }
         }
-        out.skipped += (writable.len() - written.len()) as u64;
-        // The same rows the create path writes, so the `tag_counts` triggers count them.
-        if !tag_rows.is_empty() {
+        for part in insert.chunks(SQLITE_ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO contact_tags (tenant_id, contact_id, tag) SELECT $1, {}, {} FROM {} WHERE true \
-                 ON CONFLICT DO NOTHING",
-                self.json_item(0),
-                self.json_item(1),
-                self.json_rows("$2"),
+                "INSERT INTO contacts (id, tenant_id, email, email_normalized, first_name, last_name, tags, attributes, \
+                   status, created_at, updated_at) \
+                 SELECT v.column1, p.tenant, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, \
+                   v.column8, p.now, p.now FROM (SELECT ? AS tenant, ? AS now) p, (VALUES {}) v WHERE true \
+                 ON CONFLICT (tenant_id, email_normalized) {}",
+                placeholders(part.len(), 8),
+                conflict_clause(on_conflict),
             );
-            let rows = serde_json::to_string(&tag_rows).unwrap_or_else(|_| "[]".into());
-            sqlx::query(&sql).bind(tenant_id).bind(rows).execute(&mut *tx).await?;
+            let mut q = sqlx::query(&sql).bind(tenant_id.as_str()).bind(now);
+            for (r, id, _, tags, attributes) in part {
+                q = q
+                    .bind(id.as_str())
+                    .bind(r.email.as_str())
+                    .bind(r.email_normalized.as_str())
+                    .bind(r.first_name.as_deref())
+                    .bind(r.last_name.as_deref())
+                    .bind(tags.as_str())
+                    .bind(attributes.as_str())
+                    .bind(status(suppressed, r));
+            }
+            let done = q.persistent(part.len() == SQLITE_ROWS_PER_STATEMENT).execute(&mut *tx).await?;
+            if done.rows_affected() != part.len() as u64 {
+                // Cannot happen while writers take turns; never count what was not written.
+                return Err(sqlx::Error::Protocol(format!(
+                    "import: {} of {} contacts written",
+                    done.rows_affected(),
+                    part.len()
+                )));
+            }
+        }
+        let mut created_tags: Vec<[&str; 2]> = Vec::new();
+        let mut updated_tags: Vec<[&str; 2]> = Vec::new();
+        for (r, id, stored, _, _) in &insert {
+            match stored {
+                None => {
+                    out.created += 1;
+                    created_tags.extend(r.tags.iter().map(|t| [id.as_str(), t.as_str()]));
+                }
+                Some(id) => {
+                    out.updated += 1;
+                    updated_tags.extend(r.tags.iter().map(|t| [*id, t.as_str()]));
+                }
+            }
+        }
+        if !created_tags.is_empty() {
+            sqlx::query("INSERT INTO tag_counts_by_writer (id) VALUES (1)").execute(&mut *tx).await?;
+            Self::insert_tag_values(tx, tenant_id, &created_tags).await?;
+            let mut totals: HashMap<&str, i64> = HashMap::new();
+            for [_, tag] in &created_tags {
+                *totals.entry(tag).or_default() += 1;
+            }
+            let mut totals: Vec<(&str, i64)> = totals.into_iter().collect();
+            totals.sort_unstable();
+            let totals = serde_json::to_string(&totals).unwrap_or_else(|_| "[]".into());
+            sqlx::query(
+                "INSERT INTO tag_counts (tenant_id, tag, members) \
+                 SELECT $1, json_extract(r.value, '$[0]'), json_extract(r.value, '$[1]') FROM json_each($2) AS r WHERE true \
+                 ON CONFLICT (tenant_id, tag) DO UPDATE SET members = tag_counts.members + excluded.members",
+            )
+            .bind(tenant_id)
+            .bind(totals)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM tag_counts_by_writer").execute(&mut *tx).await?;
+        }
+        Self::insert_tag_values(tx, tenant_id, &updated_tags).await
+    }
+
+    /// SQLite: inserts (contact id, tag) rows into `contact_tags`, bound as `?`
+    /// values; rows stored already are left alone.
+    async fn insert_tag_values(
+        tx: &mut sqlx::AnyConnection,
+        tenant_id: &TenantId,
+        tag_rows: &[[&str; 2]],
+    ) -> Result<(), sqlx::Error> {
+        for part in tag_rows.chunks(SQLITE_TAGS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO contact_tags (tenant_id, contact_id, tag) \
+                 SELECT p.tenant, v.column1, v.column2 FROM (SELECT ? AS tenant) p, (VALUES {}) v WHERE true \
+                 ON CONFLICT DO NOTHING",
+                placeholders(part.len(), 2)
+            );
+            let mut q = sqlx::query(&sql).bind(tenant_id.as_str());
+            for [id, tag] in part {
+                q = q.bind(*id).bind(*tag);
+            }
+            q.persistent(part.len() == SQLITE_TAGS_PER_STATEMENT).execute(&mut *tx).await?;
         }
         Ok(())
     }

@@ -472,3 +472,90 @@ async fn the_json_import_answers_as_before() {
     assert_eq!(r.body, json!({ "created": 0, "skipped": 0, "updated": 1 }));
     assert_eq!(audience(&app, &t, &key, "x").await, 1);
 }
+
+/// Contacts listed with `tag`, walked page by page (reads `contact_tags`, not the counts).
+async fn tagged(app: &TestApp, tenant: &str, key: &str, tag: &str) -> i64 {
+    let (mut n, mut after) = (0, String::new());
+    loop {
+        let r = app.get(&format!("/customers/{tenant}/contacts?tag={tag}&limit=1000{after}"), key).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let page = r.body.as_array().unwrap();
+        n += page.len() as i64;
+        if page.len() < 1000 {
+            return n;
+        }
+        after = format!("&after={}", page.last().unwrap()["id"].as_str().unwrap());
+    }
+}
+
+/// Each tag's maintained count (what an audience reads) equals its members.
+async fn assert_counts_exact(app: &TestApp, tenant: &str, key: &str, when: &str) {
+    for tag in ["a", "b", "c", "vip"] {
+        let (counted, members) = (audience(app, tenant, key, tag).await, tagged(app, tenant, key, tag).await);
+        assert_eq!(counted, members, "tag {tag} {when}");
+    }
+}
+
+#[tokio::test]
+async fn tag_counts_stay_exact_through_reimports_changed_tags_and_deletions() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("Acme", "acme.example.com").await;
+    app.add_contact(&t, &key, json!({ "email": "api@example.org", "tags": ["vip"] })).await;
+    // More than one chunk, an address repeated across a chunk's end, a stored one.
+    let mut body = String::from("email,tags\n");
+    for i in 0..2_500 {
+        let tags = match (i % 2, i % 3) {
+            (0, 0) => "a;b",
+            (0, _) => "a",
+            (_, 0) => "b",
+            _ => "",
+        };
+        body.push_str(&format!("u{i}@example.org,{tags}\n"));
+    }
+    body.push_str("u5@example.org,c\napi@example.org,a;vip\n");
+    let r = import_csv(&app, &t, &key, "", &body).await;
+    assert_eq!((r["created"].as_u64(), r["skipped"].as_u64()), (Some(2_500), Some(2)), "{r}");
+    assert_eq!(audience(&app, &t, &key, "a").await, 1_250);
+    assert_eq!(audience(&app, &t, &key, "c").await, 0, "a skipped repeat adds no tag");
+    assert_counts_exact(&app, &t, &key, "after the import").await;
+
+    let r = import_csv(&app, &t, &key, "", &body).await;
+    assert_eq!((r["created"].as_u64(), r["skipped"].as_u64()), (Some(0), Some(2_502)), "{r}");
+    assert_counts_exact(&app, &t, &key, "after importing the same rows again").await;
+
+    let r = import_csv(&app, &t, &key, "?on_conflict=update", &body).await;
+    assert_eq!(r["updated"], 2_502, "{r}");
+    assert_eq!(audience(&app, &t, &key, "c").await, 1, "the repeat's tag is added");
+    assert_eq!(audience(&app, &t, &key, "a").await, 1_251, "and the stored contact's");
+    assert_counts_exact(&app, &t, &key, "after an update of the same rows").await;
+
+    // Tags that change: new ones for stored contacts and new contacts in one body.
+    let mut body = String::from("email,tags\n");
+    for i in 2_000..3_000 {
+        body.push_str(&format!("u{i}@example.org,c;vip\n"));
+    }
+    let r = import_csv(&app, &t, &key, "?on_conflict=update", &body).await;
+    assert_eq!((r["created"].as_u64(), r["updated"].as_u64()), (Some(500), Some(500)), "{r}");
+    assert_eq!(audience(&app, &t, &key, "c").await, 1 + 1_000);
+    assert_counts_exact(&app, &t, &key, "after tags changed").await;
+
+    // Contacts deleted, tagged and created through the API.
+    let listed = app.get(&format!("/customers/{t}/contacts?tag=c&limit=10"), &key).await;
+    for c in listed.body.as_array().unwrap() {
+        let r = app.delete(&format!("/customers/{t}/contacts/{}", c["id"].as_str().unwrap()), &key).await;
+        assert!(r.status.is_success(), "{}", r.body);
+    }
+    let listed = app.get(&format!("/customers/{t}/contacts?tag=b&limit=5"), &key).await;
+    for c in listed.body.as_array().unwrap() {
+        let r = app
+            .patch(&format!("/customers/{t}/contacts/{}", c["id"].as_str().unwrap()), &key, json!({ "tags": ["c"] }))
+            .await;
+        assert!(r.status.is_success(), "{}", r.body);
+    }
+    app.add_contact(&t, &key, json!({ "email": "later@example.org", "tags": ["a", "c"] })).await;
+    assert_eq!(audience(&app, &t, &key, "c").await, 1 + 1_000 - 10 + 5 + 1);
+    assert_counts_exact(&app, &t, &key, "after deletions and API writes").await;
+    let r = import_csv(&app, &t, &key, "", "email,tags\nnewest@example.org,a;b;c;vip\n").await;
+    assert_eq!(r["created"], 1);
+    assert_counts_exact(&app, &t, &key, "after a last import").await;
+}
