@@ -170,7 +170,7 @@ impl Store {
         move_messages_forward(&mut tx, &moves, now).await?;
         suppress(&mut tx, &suppressions, now).await?;
         notify_tenants(&mut tx, &tenants, &notifications, now).await?;
-        super::automations::queue_runs(&mut tx, &trigger_tenants, &applied, now).await?;
+        super::automations::fire_rules(&mut tx, &trigger_tenants, &applied, now).await?;
         self.suppress_soft_bounces(&mut tx, &soft_bounces, now).await?;
         let firsts: Vec<super::stats::First> = figures
             .into_iter()
