@@ -155,11 +155,13 @@ const AUTOMATION_COLUMNS: &str = "id, tenant_id, name, enabled, definition, star
 /// step); the others' runs are queued for the worker, one insert per 500. The
 /// unique key on (rule, message, event type) drops repeats either way.
 /// `tenants`: those with an event that can trigger a rule; which rules fire is
-/// [`triggered_runs`]'s.
+/// [`triggered_runs`]'s. `suppressed`: (tenant, address) pairs the group's
+/// events suppressed already in this transaction (not read again).
 pub(super) async fn fire_rules(
     tx: &mut AnyConnection,
     tenants: &[&str],
     applied: &[Applied<'_>],
+    suppressed: &[(&str, &str)],
     now: i64,
 ) -> Result<(), sqlx::Error> {
     if tenants.is_empty() {
@@ -189,7 +191,7 @@ pub(super) async fn fire_rules(
         .iter()
         .partition(|r| parsed.get(r.rule.id.as_str()).and_then(Option::as_ref).is_some_and(|d| d.inline_actions() > 0));
     queue_runs(tx, &queued, now).await?;
-    inline::carry_out(tx, &inline, &parsed, now).await
+    inline::carry_out(tx, &inline, &parsed, suppressed, now).await
 }
 
 /// Queues runs for the worker, due when their rule says.

@@ -28,6 +28,7 @@ pub(super) async fn carry_out(
     tx: &mut AnyConnection,
     runs: &[&TriggeredRun<'_>],
     rules: &HashMap<&str, Option<Rule>>,
+    suppressed_now: &[(&str, &str)],
     now: i64,
 ) -> Result<(), sqlx::Error> {
     let mut once = HashSet::new();
@@ -59,7 +60,7 @@ pub(super) async fn carry_out(
     }
     let firings: Vec<&Firing> = fired.iter().map(|(_, f)| f).collect();
     let contacts = contact_tags(tx, &firings).await?;
-    let suppressed = suppressed(tx, &firings).await?;
+    let suppressed = suppressed(tx, &firings, suppressed_now).await?;
     let endpoints = alert_endpoints(tx, &firings).await?;
     let mut alert_counts: HashMap<String, usize> = HashMap::new();
     for e in &endpoints {
@@ -138,22 +139,34 @@ async fn contact_tags(
     Ok(found)
 }
 
-/// Which of the addresses the firings would suppress are suppressed already.
-async fn suppressed(tx: &mut AnyConnection, firings: &[&Firing<'_>]) -> Result<HashSet<(String, String)>, sqlx::Error> {
-    let mut wanted: Vec<(&str, String)> = firings
-        .iter()
-        .filter(|f| f.rule.actions[..f.rule.inline_actions()].iter().any(|a| matches!(a, Action::Suppress {})))
-        .map(|f| (f.tenant_id, normalized(f.to_email)))
-        .collect();
+/// Which of the addresses the firings would suppress are suppressed already:
+/// those the group's events suppressed (`known`, the common case of a rule on
+/// bounces or complaints), and those read.
+async fn suppressed(
+    tx: &mut AnyConnection,
+    firings: &[&Firing<'_>],
+    known: &[(&str, &str)],
+) -> Result<HashSet<(String, String)>, sqlx::Error> {
+    let mut found: HashSet<(String, String)> = HashSet::new();
+    let mut wanted: Vec<(&str, String)> = Vec::new();
+    for f in firings {
+        if f.rule.actions[..f.rule.inline_actions()].iter().any(|a| matches!(a, Action::Suppress {})) {
+            let email = normalized(f.to_email);
+            if known.contains(&(f.tenant_id, email.as_str())) {
+                found.insert((f.tenant_id.to_owned(), email));
+            } else {
+                wanted.push((f.tenant_id, email));
+            }
+        }
+    }
     wanted.sort_unstable();
     wanted.dedup();
-    let mut found = HashSet::new();
     for chunk in wanted.chunks(CHUNK) {
-        let mut p = Placeholders::after(0);
-        let pairs: Vec<String> = chunk.iter().map(|_| format!("({})", p.list(2))).collect();
+        // A join, not `(a, b) IN (VALUES …)`, which SQLite answers with a scan.
         let sql = format!(
-            "SELECT tenant_id, email_normalized FROM suppressions WHERE (tenant_id, email_normalized) IN (VALUES {})",
-            pairs.join(", ")
+            "SELECT s.tenant_id, s.email_normalized FROM {} v JOIN suppressions s \
+               ON s.tenant_id = v.tenant_id AND s.email_normalized = v.email",
+            Placeholders::after(0).rows(chunk.len(), &["tenant_id", "email"])
         );
         let sql = native_sql(tx, &sql);
         let mut q = sqlx::query_as::<_, (String, String)>(&sql);
@@ -291,10 +304,13 @@ async fn write_tags(tx: &mut AnyConnection, fx: &Effects, now: i64) -> Result<()
     }
     let removed: Vec<(&str, &str)> =
         fx.tags.iter().flat_map(|c| c.removed.iter().map(move |t| (c.contact_id.as_str(), t.as_str()))).collect();
-    for chunk in removed.chunks(CHUNK) {
+    for chunk in removed.chunks(200) {
+        // Pairs in an OR (each an index search; 200 at most, within SQLite's expression depth), not
+        // `(a, b) IN (VALUES …)`, which SQLite answers with a scan.
         let mut p = Placeholders::after(0);
-        let pairs: Vec<String> = chunk.iter().map(|_| format!("({})", p.list(2))).collect();
-        let sql = format!("DELETE FROM contact_tags WHERE (contact_id, tag) IN (VALUES {})", pairs.join(", "));
+        let pairs: Vec<String> =
+            chunk.iter().map(|_| format!("(contact_id = {} AND tag = {})", p.next(), p.next())).collect();
+        let sql = format!("DELETE FROM contact_tags WHERE {}", pairs.join(" OR "));
         let sql = native_sql(tx, &sql);
         let mut q = sqlx::query(&sql);
         for (contact, tag) in chunk {
