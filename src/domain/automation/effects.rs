@@ -136,7 +136,7 @@ pub fn carry_out(firings: &[Firing<'_>], world: &World<'_>) -> Effects {
                         touched.push(id);
                         c.tags.clone()
                     });
-                    match (list.iter().any(|t| *t == tag), add) {
+                    match (list.contains(&tag), add) {
                         (true, true) => ("skipped", format!("the contact already has `{tag}`")),
                         (false, false) => ("skipped", format!("the contact does not have `{tag}`")),
                         (false, true) => {
