@@ -16,8 +16,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
+use crate::domain::automation::effects::normalized;
 use crate::domain::automation::{Action, Rule};
-use crate::domain::{now_ms, EmailAddress, Tag, TenantId};
+use crate::domain::{now_ms, Tag, TenantId};
 use crate::llm::LlmClient;
 use crate::store::{ClaimedRun, RunBatch, RunProgress, Store};
 
@@ -467,16 +468,10 @@ fn only_local_left(run: &ClaimedRun) -> bool {
     }
     let Ok(rule) = serde_json::from_str::<Rule>(&run.definition) else { return false };
     let first = usize::try_from(run.step).unwrap_or(usize::MAX);
-    run.waited == 0 && rule.actions.iter().skip(first).all(is_local)
+    run.waited == 0 && rule.actions.iter().skip(first).all(Action::is_local)
 }
 
-/// Tags, suppressions and alerts: writes to mailroom's own tables, nothing
-/// sent and no one asked.
-fn is_local(action: &Action) -> bool {
-    matches!(action, Action::AddTag { .. } | Action::RemoveTag { .. } | Action::Suppress {} | Action::Notify { .. })
-}
-
-/// Carries out a local action ([`is_local`]) inside `batch`.
+/// Carries out a local action ([`Action::is_local`]) inside `batch`.
 async fn act_local(batch: &mut RunBatch, s: &Subject<'_>, action: &Action) -> anyhow::Result<Outcome> {
     let run = s.run;
     Ok(match action {
@@ -533,19 +528,10 @@ async fn act_local(batch: &mut RunBatch, s: &Subject<'_>, action: &Action) -> an
 #[error("{0}")]
 pub(crate) struct GuardrailRefusal(pub String);
 
-fn normalized(address: &str) -> String {
-    EmailAddress::parse(address).map(|e| e.normalized()).unwrap_or_else(|_| address.trim().to_lowercase())
-}
-
 fn contact_tags(c: &crate::store::ContactRow) -> Vec<String> {
     serde_json::from_str(&c.tags).unwrap_or_default()
 }
 
 fn entry(action: Option<&Action>, outcome: &str, detail: &str) -> Value {
-    json!({
-        "action": action.map(Action::kind),
-        "outcome": outcome,
-        "detail": detail,
-        "at": crate::domain::rfc3339(now_ms()),
-    })
+    crate::domain::automation::effects::log_entry(action, outcome, detail, now_ms())
 }

@@ -9,6 +9,8 @@ use utoipa::ToSchema;
 use super::text::check_single_line;
 use super::Tag;
 
+pub mod effects;
+
 /// The events a rule can be triggered by.
 pub const TRIGGER_EVENTS: [&str; 6] =
     ["email.opened", "email.clicked", "email.bounced", "email.complained", "email.delivery_delayed", "email.delivered"];
@@ -101,6 +103,12 @@ impl Action {
         }
     }
 
+    /// Tags, suppressions and alerts: writes to mailroom's own tables, nothing
+    /// sent and no one asked (what event ingestion may do itself).
+    pub fn is_local(&self) -> bool {
+        matches!(self, Self::AddTag { .. } | Self::RemoveTag { .. } | Self::Suppress {} | Self::Notify { .. })
+    }
+
     /// The templates this action may send.
     pub fn template_ids(&self) -> Vec<&str> {
         match self {
@@ -183,6 +191,18 @@ impl Rule {
     /// agent lane, so that no other rule waits behind a model.
     pub fn uses_agent(&self) -> bool {
         self.actions.iter().any(|a| matches!(a, Action::Agent { .. }))
+    }
+
+    /// How many of the rule's first actions event ingestion carries out
+    /// itself, in the events' transaction: its leading local actions
+    /// ([`Action::is_local`]), unless the rule waits (`delivery_delayed`) or
+    /// asks a model, whose runs are queued whole. The rest (a `send_template`
+    /// and what follows it) is left to the automation worker.
+    pub fn inline_actions(&self) -> usize {
+        if self.wait_ms() > 0 || self.trigger.event == "email.delivery_delayed" || self.uses_agent() {
+            return 0;
+        }
+        self.actions.iter().take_while(|a| a.is_local()).count()
     }
 
     /// Every template the rule can send (for the API's ownership check).

@@ -321,6 +321,8 @@ pub struct RuleTrigger {
     pub trigger_campaign: Option<String>,
     pub trigger_link: Option<String>,
     pub wait_ms: i64,
+    /// The whole rule, as stored (JSON).
+    pub definition: String,
 }
 
 /// A run a rule's trigger fired: the rule, the event and its message, and when it is due.
@@ -474,6 +476,7 @@ mod tests {
             trigger_campaign: Some("c".into()),
             trigger_link: link.map(str::to_owned),
             wait_ms,
+            definition: String::new(),
         };
         let rules = vec![rule("r1", Some("https://x"), 500), rule("r2", Some("https://other"), 0), rule("r3", None, 0)];
         let runs = triggered_runs(&applied, &rules, 2_000);

@@ -1,9 +1,12 @@
-//! Automations: rules, and their runs. Event ingestion queues a run for each
+//! Automations: rules, and their runs. Event ingestion writes a run for each
 //! enabled rule an event triggers, in the event's own transaction, with one
 //! unique key per (rule, message, event type): a rule fires at most once per
-//! email and event type, whatever the provider retries. The runs are then a
-//! durable queue the worker claims under a lease, like the outbox's batches;
-//! nothing of a rule runs inside the webhook request.
+//! email and event type, whatever the provider retries. A rule's local
+//! actions (tags, suppression, alerts) are carried out there too, set-based
+//! for the group; what remains (emails, delays, the agent) makes the runs a
+//! durable queue the worker claims under a lease, like the outbox's batches.
+
+use std::collections::HashMap;
 
 use sqlx::{AnyConnection, FromRow};
 
@@ -13,6 +16,8 @@ use super::{native_sql, placeholders, Placeholders, Store, WriteTx, DAY_MS};
 use crate::domain::automation::{starter_rules, Rule};
 use crate::domain::delivery_event::{triggered_runs, Applied, RuleTrigger, TriggeredRun};
 use crate::domain::{new_id, strip_header_unsafe, TenantId};
+
+mod inline;
 
 /// A stored rule.
 #[derive(Clone, Debug, FromRow)]
@@ -141,26 +146,33 @@ const RUN_COLUMNS: &str = "id, automation_id, message_id, event_type, svix_id, c
      input_tokens, output_tokens";
 const AUTOMATION_COLUMNS: &str = "id, tenant_id, name, enabled, definition, starter, created_at, updated_at";
 
-/// Queues a run for every enabled rule each applied event triggers, inside the
-/// events' transaction: one indexed query finds the group's tenants' rules (with
-/// none, that is all it costs) and one insert per 500 runs stores them. The
-/// unique key on (rule, message, event type) drops repeats. `tenants`: those
-/// with an event that can trigger a rule; which rules fire is
-/// [`triggered_runs`]'s.
-pub(super) async fn queue_runs(
+/// Fires every enabled rule each applied event triggers, inside the events'
+/// transaction: one indexed query finds the group's tenants' rules (with none,
+/// that is all it costs). A rule whose first actions are local (tags,
+/// suppression, alerts) has them carried out here, for the whole group in one
+/// statement per kind of effect ([`inline::carry_out`]), and its run is
+/// written finished (or, with a `send_template` after them, pending at that
+/// step); the others' runs are queued for the worker, one insert per 500. The
+/// unique key on (rule, message, event type) drops repeats either way.
+/// `tenants`: those with an event that can trigger a rule; which rules fire is
+/// [`triggered_runs`]'s. `suppressed`: (tenant, address) pairs the group's
+/// events suppressed already in this transaction (not read again).
+pub(super) async fn fire_rules(
     tx: &mut AnyConnection,
     tenants: &[&str],
     applied: &[Applied<'_>],
+    suppressed: &[(&str, &str)],
     now: i64,
 ) -> Result<(), sqlx::Error> {
     if tenants.is_empty() {
         return Ok(());
     }
     let sql = format!(
-        "SELECT id, tenant_id, trigger_event, trigger_campaign, trigger_link, wait_ms FROM automations \
+        "SELECT id, tenant_id, trigger_event, trigger_campaign, trigger_link, wait_ms, definition FROM automations \
          WHERE tenant_id IN ({}) AND enabled = 1",
         placeholders(1, tenants.len())
     );
+    let sql = native_sql(tx, &sql);
     let mut q = sqlx::query_as::<_, RuleTrigger>(&sql);
     for t in tenants {
         q = q.bind(*t);
@@ -170,6 +182,20 @@ pub(super) async fn queue_runs(
         return Ok(());
     }
     let runs = triggered_runs(applied, &rules, now);
+    // The definitions of the rules that fired, read once each.
+    let mut parsed: HashMap<&str, Option<Rule>> = HashMap::new();
+    for r in &runs {
+        parsed.entry(r.rule.id.as_str()).or_insert_with(|| serde_json::from_str(&r.rule.definition).ok());
+    }
+    let (inline, queued): (Vec<&TriggeredRun>, Vec<&TriggeredRun>) = runs
+        .iter()
+        .partition(|r| parsed.get(r.rule.id.as_str()).and_then(Option::as_ref).is_some_and(|d| d.inline_actions() > 0));
+    queue_runs(tx, &queued, now).await?;
+    inline::carry_out(tx, &inline, &parsed, suppressed, now).await
+}
+
+/// Queues runs for the worker, due when their rule says.
+async fn queue_runs(tx: &mut AnyConnection, runs: &[&TriggeredRun<'_>], now: i64) -> Result<(), sqlx::Error> {
     for chunk in runs.chunks(500) {
         // Every parameter once, in order (`now` bound per row): see `native_sql`.
         let mut p = Placeholders::after(0);
@@ -182,7 +208,7 @@ pub(super) async fn queue_runs(
         );
         let sql = native_sql(tx, &sql);
         let mut q = sqlx::query(&sql);
-        for TriggeredRun { rule: r, event: e, target: m, due_at: due } in chunk {
+        for TriggeredRun { rule: r, event: e, target: m, due_at: due } in chunk.iter().copied() {
             q = q
                 .bind(new_id())
                 .bind(&r.id)

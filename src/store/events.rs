@@ -170,7 +170,9 @@ impl Store {
         move_messages_forward(&mut tx, &moves, now).await?;
         suppress(&mut tx, &suppressions, now).await?;
         notify_tenants(&mut tx, &tenants, &notifications, now).await?;
-        super::automations::queue_runs(&mut tx, &trigger_tenants, &applied, now).await?;
+        // The addresses these events suppressed are suppressed when the rules read them.
+        let suppressed: Vec<(&str, &str)> = suppressions.iter().map(|h| (h.tenant_id, h.email.as_str())).collect();
+        super::automations::fire_rules(&mut tx, &trigger_tenants, &applied, &suppressed, now).await?;
         self.suppress_soft_bounces(&mut tx, &soft_bounces, now).await?;
         let firsts: Vec<super::stats::First> = figures
             .into_iter()

@@ -27,7 +27,7 @@ pub(crate) fn options(env: &[(&str, &str)], run_worker: bool) -> Options {
 
 /// A verified customer with `n` contacts (tagged `new`) and a campaign sent to
 /// them: (customer, key, campaign, [(contact id, provider email id, address)]).
-async fn campaign(
+pub(crate) async fn campaign(
     app: &TestApp,
     n: usize,
     manual_outbox: bool,
@@ -281,6 +281,15 @@ async fn runs_done_together_act_only_while_their_claim_holds() {
     .await;
     for (i, s) in sent.iter().enumerate() {
         post_event(&app, &format!("o-{i}"), "email.opened", &s.1, json!({})).await;
+    }
+    // Ingestion did both rules' actions (issue 21). Runs still queued for the
+    // worker's local lane (queued before an upgrade, say) are done there:
+    // made so here, with the tags taken back.
+    assert!(runs(&app, &t, &key, &tagging).await.iter().all(|r| r["status"] == "done"));
+    app.store.execute_raw("UPDATE automation_runs SET status = 'pending', due_at = 0, log = '[]'").await.unwrap();
+    for (contact, _, _) in &sent {
+        let r = app.patch(&format!("/customers/{t}/contacts/{contact}"), &key, json!({ "tags": ["new"] })).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
     // A worker claims both runs and stalls past its lease; another takes them over.
     let stale = app.store.claim_runs(60_000, 10).await.unwrap();

@@ -11,6 +11,7 @@ mod helpers;
 mod agent_lane;
 mod auth;
 mod automations;
+mod automations_inline;
 mod bench;
 mod campaigns;
 mod contacts;
