@@ -164,7 +164,11 @@ impl Store {
         let sql = format!(
             "INSERT INTO messages (id, tenant_id, campaign_id, contact_id, to_email, first_name, priority, status, due_at, attempts, created_at, updated_at) \
              SELECT {id}, c.tenant_id, $2, c.id, c.email, c.first_name, {PRIORITY_CAMPAIGN}, 'queued', $4, 0, $3, $3 {audience}",
-            id = self.sql_random_id("$5", "ROW_NUMBER() OVER ()"),
+            // Rows are numbered, and so inserted, in contact order: then every
+            // index of `messages` is appended to (ids ascend with the number,
+            // `(campaign_id, contact_id)` with the contact), instead of a
+            // million inserts at random places of `messages_once_per_recipient`.
+            id = self.sql_random_id("$5", "ROW_NUMBER() OVER (ORDER BY c.id)"),
         );
         let insert = sqlx::query(&sql)
             .bind(tenant_id)
