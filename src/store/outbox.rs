@@ -7,11 +7,13 @@
 //! batch's next holder recorded.
 //!
 //! [`claim`]: claiming (render callback, chunking, request bodies, idempotency
-//! keys, holds and give-ups, whose rules are [`crate::domain::outbox_policy`]'s);
+//! keys, holds, whose rules are [`crate::domain::outbox_policy`]'s);
+//! [`due`]: batches due again (retries, lost leases), claimed again or given up;
 //! [`settle`]: recording outcomes (complete, reschedule, fail, split);
 //! [`turns`]: whose mail is claimed next (tenants, and a tenant's campaigns, in turn).
 
 mod claim;
+mod due;
 mod render_failures;
 mod settle;
 mod turns;
