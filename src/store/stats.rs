@@ -129,22 +129,7 @@ pub(crate) async fn record_accepted(
         }
         *tenant.entry((s.tenant_id.as_str(), hour, "sent")).or_default() += s.n;
     }
-    upsert(
-        tx,
-        "campaign_stats (tenant_id, campaign_id, metric, n)",
-        "tenant_id, campaign_id, metric",
-        &campaign,
-        |q, k| q.bind(k.0.to_owned()).bind(k.1.to_owned()).bind(k.2.to_owned()),
-    )
-    .await?;
-    upsert(
-        tx,
-        "tenant_stats (tenant_id, bucket_start, metric, n)",
-        "tenant_id, bucket_start, metric",
-        &tenant,
-        |q, k| q.bind(k.0.to_owned()).bind(k.1).bind(k.2.to_owned()),
-    )
-    .await
+    write_counters(tx, &campaign, &BTreeMap::new(), &tenant).await
 }
 
 /// Marks these messages' `sent` figure counted: (id, tenant, campaign) of
@@ -188,15 +173,26 @@ async fn add_counts(tx: &mut sqlx::AnyConnection, inserted: &[Inserted]) -> Resu
             }
         }
     }
+    write_counters(tx, &campaign, &links, &tenant).await
+}
+
+/// Adds to the counters: per campaign, per campaign link, per tenant-hour;
+/// one upsert per table (none for an empty one).
+async fn write_counters(
+    tx: &mut sqlx::AnyConnection,
+    campaign: &BTreeMap<(&str, &str, &str), i64>,
+    links: &BTreeMap<(&str, &str, &str), i64>,
+    tenant: &BTreeMap<(&str, i64, &str), i64>,
+) -> Result<(), sqlx::Error> {
     upsert(
         tx,
         "campaign_stats (tenant_id, campaign_id, metric, n)",
         "tenant_id, campaign_id, metric",
-        &campaign,
+        campaign,
         |q, k| q.bind(k.0.to_owned()).bind(k.1.to_owned()).bind(k.2.to_owned()),
     )
     .await?;
-    upsert(tx, "campaign_links (tenant_id, campaign_id, link, n)", "tenant_id, campaign_id, link", &links, |q, k| {
+    upsert(tx, "campaign_links (tenant_id, campaign_id, link, n)", "tenant_id, campaign_id, link", links, |q, k| {
         q.bind(k.0.to_owned()).bind(k.1.to_owned()).bind(k.2.to_owned())
     })
     .await?;
@@ -204,7 +200,7 @@ async fn add_counts(tx: &mut sqlx::AnyConnection, inserted: &[Inserted]) -> Resu
         tx,
         "tenant_stats (tenant_id, bucket_start, metric, n)",
         "tenant_id, bucket_start, metric",
-        &tenant,
+        tenant,
         |q, k| q.bind(k.0.to_owned()).bind(k.1).bind(k.2.to_owned()),
     )
     .await

@@ -88,6 +88,31 @@ async fn a_batch_accepted_before_the_connection_dropped_is_retried_with_its_key_
     assert_exactly_once(&app, 150);
 }
 
+/// `sent` counts a message once, whoever reports it first: here Resend's
+/// `email.sent` for one email is stored while its batch waits for a retry
+/// (the provider accepted it, the answer was lost), before the outbox records
+/// the acceptance; the outbox then counts only the two others.
+#[tokio::test]
+async fn an_email_reported_sent_before_the_outbox_records_its_acceptance_counts_as_sent_once() {
+    let app = spawn_with(resend(false)).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    app.import_contacts(&t, &key, 3, "example.org").await;
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
+    let campaign = r.body["campaign_id"].as_str().unwrap().to_owned();
+    app.mock().set_faults(Faults { drop_rate: 1.0, ..Faults::default() });
+    assert_eq!(app.outbox.try_dispatch_once().await.unwrap(), Step::Dispatched { messages: 3, sent: false });
+    let first = app.mock().accepted()[0].clone();
+    let message = first.tags.iter().find(|t| t.name == "message").map(|t| t.value.clone()).unwrap();
+    let sent = crate::helpers::event("email.sent", &first.id, json!({ "tags": { "message": message } }));
+    assert_eq!(app.webhook("msg_sent_before_recorded", &sent).await.status, StatusCode::OK);
+    app.mock().set_faults(Faults::default());
+    app.advance(std::time::Duration::from_secs(1));
+    while app.outbox.try_dispatch_once().await.unwrap() != Step::Empty {}
+    assert_eq!(app.store.outbox_depth().await.unwrap(), 0);
+    let stats = app.get(&format!("/customers/{t}/campaigns/{campaign}/stats"), &key).await;
+    assert_eq!(stats.body["sent"], 3, "{}", stats.body);
+}
+
 #[tokio::test]
 async fn a_batch_claimed_by_a_worker_that_died_is_sent_once_its_lease_runs_out_and_not_before() {
     let app = spawn_with(resend(false)).await;
