@@ -116,10 +116,11 @@ pub fn required_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// `tags: invalid type: string "vip", expected a list`. An unknown field's
 /// error already names it, so at the top level the message stands alone.
 fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
-    let message = e.inner().to_string().replace("expected a sequence", "expected a list").replace(
-        "expected a map",
-        "expected an object",
-    );
+    let message = e
+        .inner()
+        .to_string()
+        .replace("expected a sequence", "expected a list")
+        .replace("expected a map", "expected an object");
     let path = e.path().to_string();
     if path.is_empty() || path == "." || path == "?" {
         message

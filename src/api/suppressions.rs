@@ -89,8 +89,10 @@ async fn list_suppressions(
         if let Some(last) = rows.last() {
             let path = format!("/customers/{}/suppressions", t.tenant_id);
             let limit = limit.to_string();
-            headers =
-                next_page(&path, &[("limit", Some(&limit)), ("after", Some(&last.email_normalized)), ("reason", reason)]);
+            headers = next_page(
+                &path,
+                &[("limit", Some(&limit)), ("after", Some(&last.email_normalized)), ("reason", reason)],
+            );
         }
     }
     Ok((headers, Json(rows.into_iter().map(Suppression::from).collect())))

@@ -16,7 +16,11 @@ const fn s(name: &'static str, default: &'static str, meaning: &'static str) -> 
 pub const SETTINGS: &[Setting] = &[
     s("DATABASE_URL", "sqlite://mailroom.db (created if missing)", "postgres://user@host/db for production"),
     s("MAILROOM_BIND", "127.0.0.1:8000", "listen address (--bind beats it)"),
-    s("PUBLIC_URL", "http:// + MAILROOM_BIND (0.0.0.0 and :: as 127.0.0.1)", "where recipients reach this service: unsubscribe links"),
+    s(
+        "PUBLIC_URL",
+        "http:// + MAILROOM_BIND (0.0.0.0 and :: as 127.0.0.1)",
+        "where recipients reach this service: unsubscribe links",
+    ),
     s("MAILROOM_ADMIN_KEY", "generated, printed once at first start", "operator key, at least 32 characters"),
     s("MAILROOM_SECRET", "generated at first start, kept in the database", "signs unsubscribe links"),
     s("MAILROOM_TRUSTED_PROXIES", "none", "reverse proxies whose X-Forwarded-For names the client"),

@@ -186,7 +186,12 @@ async fn a_contact_is_found_by_its_address_in_any_case_and_only_by_its_own_custo
     let (t, key) = app.verified_tenant("Acme", "acme.example.com").await;
     let ada = app.add_contact(&t, &key, json!({ "email": "Ada@Example.org", "tags": ["vip"] })).await;
     app.add_contact(&t, &key, json!({ "email": "bob@example.org" })).await;
-    for query in ["email=ada@example.org", "email=ADA%40EXAMPLE.ORG", "email=%20ada@example.org%20", "email=ada@example.org&tag=vip"] {
+    for query in [
+        "email=ada@example.org",
+        "email=ADA%40EXAMPLE.ORG",
+        "email=%20ada@example.org%20",
+        "email=ada@example.org&tag=vip",
+    ] {
         let r = app.get(&format!("/customers/{t}/contacts?{query}"), &key).await;
         assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.body);
         let found = r.body.as_array().unwrap();
@@ -215,7 +220,7 @@ async fn a_hostile_address_lookup_gets_a_clear_4xx_in_the_error_envelope() {
     let app = spawn_app().await;
     let (t, key) = app.verified_tenant("Acme", "acme.example.com").await;
     app.add_contact(&t, &key, json!({ "email": "ada@example.org" })).await;
-    let huge = "a".repeat(100_000);
+    let huge = "a".repeat(20_000);
     let long_local = format!("{}@example.org", "a".repeat(300));
     for bad in [
         "email=",
@@ -240,4 +245,19 @@ async fn a_hostile_address_lookup_gets_a_clear_4xx_in_the_error_envelope() {
     }
     let r = app.get(&format!("/customers/{t}/contacts?email=ada@example.org&email=bob@example.org"), &key).await;
     assert!(r.status.is_client_error(), "a repeated email: {}", r.status);
+}
+
+#[tokio::test]
+async fn a_field_of_the_wrong_type_is_refused_naming_the_field() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("Acme", "acme.example.com").await;
+    let r =
+        app.post(&format!("/customers/{t}/contacts"), &key, json!({ "email": "a@example.org", "tags": "vip" })).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("tags: invalid type: string \"vip\", expected a list"), "{message}");
+    let r = app
+        .post(&format!("/customers/{t}/contacts"), &key, json!({ "email": "a@example.org", "tags": ["x", 1] }))
+        .await;
+    assert!(r.body["error"]["message"].as_str().unwrap().starts_with("tags[1]: "), "{}", r.body);
 }
