@@ -273,7 +273,8 @@ async fn a_delayed_follow_up_survives_a_restart_and_an_unsubscribe_cancels_it() 
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     // Two days pass; a new process on the same database takes over.
     first.store.execute_raw("UPDATE automation_runs SET due_at = 0 WHERE status = 'pending'").await.unwrap();
-    let second = spawn_on(TestDb::shared(&url), options(&[], true)).await;
+    // Processes sharing a database render the same links.
+    let second = spawn_on(TestDb::shared(&url), options(&[("PUBLIC_URL", &first.base)], true)).await;
     let done = settled_runs(&second, &t, &key, &follow, 3).await;
     let of = |contact: &str| done.iter().find(|r| r["trigger"]["contact_id"] == json!(contact)).unwrap().clone();
     assert_eq!(of(&sent[0].0)["status"], "done", "{}", of(&sent[0].0));

@@ -152,9 +152,18 @@ async fn two_workers_on_one_database_send_each_recipient_once() {
     first.import_contacts(&t, &key, 2_000, "example.org").await;
     // A second process against the same database and the same provider account.
     let second_db = TestDb::shared(&url);
-    let second =
-        spawn_on(second_db, Options { env: vec![("RESEND_BASE_URL".into(), first.mock().url())], ..resend(true) })
-            .await;
+    let second = spawn_on(
+        second_db,
+        Options {
+            env: vec![
+                ("RESEND_BASE_URL".into(), first.mock().url()),
+                // Processes sharing a database render the same links.
+                ("PUBLIC_URL".into(), first.base.clone()),
+            ],
+            ..resend(true)
+        },
+    )
+    .await;
     first.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h" })).await;
     first.drain().await;
     assert_exactly_once(&first, 2_000);

@@ -408,6 +408,9 @@ async fn under_slow_answers_5xx_429_and_drops_with_two_workers_every_recipient_o
                 ("RESEND_API_KEY".into(), "re_test_key".into()),
                 ("MAILROOM_LEASE_SECS".into(), "1".into()),
                 ("MAILROOM_MAX_ATTEMPTS".into(), "4".into()),
+                // Processes sharing a database render the same links (a batch
+                // one of them claims again is sent as the other sent it).
+                ("PUBLIC_URL".into(), app.base.clone()),
             ],
             ..Options::default()
         },
