@@ -293,8 +293,7 @@ impl Store {
             super::contacts::CONTACT_COLUMNS,
             limit.clamp(0, 10_000)
         );
-        let rows =
-            bind_values(sqlx::query(&sql).bind(tenant_id).bind(after), &values).fetch_all(&self.pool).await?;
+        let rows = bind_values(sqlx::query(&sql).bind(tenant_id).bind(after), &values).fetch_all(&self.pool).await?;
         let contacts = rows
             .iter()
             .map(<super::ContactRow as sqlx::FromRow<sqlx::any::AnyRow>>::from_row)

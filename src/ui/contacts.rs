@@ -212,7 +212,10 @@ async fn unsubscribe(
 /// Imports listed under the form, newest first.
 const IMPORTS_SHOWN: &str = "50";
 
-async fn import_page(State(state): State<AppState>, Scoped { user, id, tenant: row, .. }: Scoped) -> UiResult<Response> {
+async fn import_page(
+    State(state): State<AppState>,
+    Scoped { user, id, tenant: row, .. }: Scoped,
+) -> UiResult<Response> {
     let reports = crate::service::imports::list(&state, &id, Some(IMPORTS_SHOWN)).await?;
     let frame = Frame::new(&user, Some(&row), "imports");
     Ok(page(StatusCode::OK, "import.html", &frame, minijinja::context! { report => None::<()>, reports }))

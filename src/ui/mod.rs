@@ -30,8 +30,8 @@ mod tenant_webhooks;
 use std::sync::LazyLock;
 
 use axum::extract::{FromRequestParts, Path, Request, State};
-use axum::middleware::Next;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;

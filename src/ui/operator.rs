@@ -228,7 +228,12 @@ async fn all_dead_letters(State(state): State<AppState>, user: UiUser, Query(q):
         })
         .collect();
     let frame = Frame::new(&user, None, "dead").notice(q.done.as_deref());
-    Ok(page(StatusCode::OK, "dead_letters.html", &frame, minijinja::context! { letters, limit => super::DEAD_LETTERS_SHOWN, across_tenants => true }))
+    Ok(page(
+        StatusCode::OK,
+        "dead_letters.html",
+        &frame,
+        minijinja::context! { letters, limit => super::DEAD_LETTERS_SHOWN, across_tenants => true },
+    ))
 }
 
 #[derive(Serialize)]

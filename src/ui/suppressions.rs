@@ -70,13 +70,13 @@ async fn sources(state: &AppState, tenant: &TenantId, raw: &[Option<String>]) ->
         .iter()
         .map(|source| match source.as_deref() {
             None => Source { href: None, label: "—".into() },
-            Some(s) if recipients.contains_key(s) => Source {
-                href: Some(format!("{t}/messages/{s}")),
-                label: format!("the message to {}", recipients[s]),
-            },
-            Some(s) if campaigns.contains_key(s) => {
-                Source { href: Some(format!("{t}/campaigns/{s}")), label: format!("the campaign “{}”", campaigns[s]) }
+            Some(s) if recipients.contains_key(s) => {
+                Source { href: Some(format!("{t}/messages/{s}")), label: format!("the message to {}", recipients[s]) }
             }
+            Some(s) if campaigns.contains_key(s) => Source {
+                href: Some(format!("{t}/campaigns/{s}")),
+                label: format!("the campaign “{}”", campaigns[s]),
+            },
             Some("api") => Source { href: None, label: "added by hand".into() },
             Some("automation") => Source { href: None, label: "an automation".into() },
             Some(other) => Source { href: None, label: other.into() },

@@ -106,7 +106,8 @@ impl Browser {
         }
         let mut options = json!({ "binary": chromium, "args": args });
         if phone {
-            options["mobileEmulation"] = json!({ "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 2.0, "touch": true } });
+            options["mobileEmulation"] =
+                json!({ "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 2.0, "touch": true } });
         }
         let caps = json!({ "browserName": "chrome", "goog:chromeOptions": options });
         let caps = caps.as_object().unwrap().clone();
