@@ -127,6 +127,8 @@ fn explain(value: Option<&str>) -> &'static str {
         "The email could not be written from its template for this recipient: fix the template, then retry."
     } else if has("too large") || has("http_413") || has("size") {
         "The email is larger than the provider accepts."
+    } else if has("`to`") || has("to field") || has("recipient") {
+        "The provider does not accept the recipient's address; correct the contact, then retry."
     } else if has("validation_error") || has("invalid") {
         "The provider refused the email as written (an address or a field it does not accept)."
     } else {
@@ -176,6 +178,7 @@ mod tests {
     fn provider_refusals_get_a_plain_explanation() {
         assert!(explain(Some("validation_error: The mail.acme.test domain is not verified")).contains("not verified"));
         assert!(explain(Some("rate_limit_exceeded: Too many requests")).contains("too many requests"));
+        assert!(explain(Some("validation_error: Invalid `to` field: bad@example.org")).contains("recipient's address"));
         assert_eq!(explain(Some("something nobody knows")), "");
         assert_eq!(explain(None), "");
     }
