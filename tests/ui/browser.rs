@@ -321,6 +321,17 @@ impl Browser {
         self.js("return document.documentElement.scrollWidth - window.innerWidth;").await.as_i64().unwrap()
     }
 
+    /// The elements of the page (code blocks and visually hidden table heads
+    /// aside) whose right edge is past the viewport: what a phone would have
+    /// to scroll sideways to read, even inside a scrolling box.
+    pub async fn wider_than_viewport(&self) -> Value {
+        self.js("return [...document.querySelectorAll('body *')]\
+             .filter(e => !e.closest('pre, table.stackable thead, .sr-only, .skip') && e.getClientRects().length)\
+             .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)\
+             .slice(0, 5).map(e => e.tagName + '.' + e.className + ': ' + e.textContent.trim().slice(0, 40));")
+            .await
+    }
+
     /// Saves a screenshot of the page as the browser shows it now.
     pub async fn photograph(&self, name: &str) {
         let png = self.client.screenshot().await.unwrap();

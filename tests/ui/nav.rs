@@ -31,6 +31,23 @@ async fn on_a_phone_every_section_is_reached_from_the_menu_and_nothing_scrolls_s
     b.set_base(&app.base);
     let (t, key) = app.verified_tenant("Acme Newsletters", "mail.acme.example").await;
     app.add_contact(&t, &key, json!({ "email": "ada@example.com", "first_name": "Ada", "tags": ["vip"] })).await;
+    app.add_contact(&t, &key, json!({ "email": "bounced@resend.dev", "tags": ["vip"] })).await;
+    // Rows in every list: a campaign, its events, a bounce that suppresses an address.
+    let sent = app
+        .post(
+            &format!("/customers/{t}/send"),
+            &key,
+            json!({ "subject": "Hi {{first_name}}, a very long subject line that has to wrap on a narrow phone screen", "html": "<p>Hi</p>", "tag": "vip" }),
+        )
+        .await;
+    let campaign = sent.body["campaign_id"].as_str().expect("a campaign").to_owned();
+    let email = app.send_single(&t, &key, "delivered@resend.dev").await;
+    app.drain().await;
+    app.settle_until("the bounce suppressing its address", || async {
+        let s = app.get(&format!("/customers/{t}/suppressions"), &key).await;
+        s.body.as_array().is_some_and(|list| !list.is_empty())
+    })
+    .await;
     b.sign_in(&key).await;
     b.wait_title("Acme Newsletters").await;
     assert_eq!(b.js_value("return innerWidth;").await, json!(390), "not a phone-sized viewport");
@@ -54,8 +71,37 @@ async fn on_a_phone_every_section_is_reached_from_the_menu_and_nothing_scrolls_s
         // Closed again on the new page, naming where the reader is.
         assert!(b.text("#menu summary").await.contains(label), "the closed menu names {label}");
         assert!(b.overflow_x().await <= 0, "{label} scrolls sideways on a phone");
+        assert_eq!(b.wider_than_viewport().await, json!([]), "{label}: wider than a phone");
         b.photograph(&format!("section-{}", label.to_lowercase().replace(' ', "-"))).await;
     }
+    for (name, path) in [("campaign", format!("/campaigns/{campaign}")), ("message", format!("/messages/{email}"))] {
+        b.open(&format!("/ui/t/{t}{path}")).await;
+        b.wait_text("#menu summary", "Menu").await;
+        assert!(b.overflow_x().await <= 0, "{name} scrolls sideways on a phone");
+        assert_eq!(b.wider_than_viewport().await, json!([]), "{name}: wider than a phone");
+        b.photograph(name).await;
+        if name == "campaign" {
+            // Titled by its rendered subject, never its template tags.
+            assert!(b.text("h1").await.starts_with("Hi there, a very long subject"));
+        }
+    }
+
+    // Times: UTC to the second in the markup and on hover, the reader's own words on the page.
+    b.open(&format!("/ui/t/{t}/events")).await;
+    let time = b
+        .js_value(
+            "var t = document.querySelector('main time'); \
+             return [t.getAttribute('datetime'), t.getAttribute('title'), t.textContent];",
+        )
+        .await;
+    let (datetime, title, shown) = (time[0].as_str().unwrap(), time[1].as_str().unwrap(), time[2].as_str().unwrap());
+    assert!(datetime.len() == 20 && datetime.ends_with('Z') && !datetime.contains('.'), "{datetime}");
+    assert!(title.ends_with(" UTC") && title.starts_with(&datetime[..10]), "{title}");
+    assert!(!shown.contains("UTC") && !shown.contains('T'), "the page shows {shown:?}, not local time");
+    // Events by the name people use, to an address, not a message id.
+    let events = b.text("#events").await;
+    assert!(events.contains("Delivered") && events.contains("@"), "{events}");
+    assert!(!events.contains(&email), "{events}");
     b.finish().await;
 }
 
