@@ -16,6 +16,8 @@ use crate::state::AppState;
 
 /// Events per page.
 const PAGE: &str = "50";
+/// Events counted for the total at most ("more than 10,000" past it).
+const EVENTS_COUNTED: i64 = 10_000;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/ui/t/{tid}/events", get(list))
@@ -41,7 +43,11 @@ async fn list(
         limit: Some(PAGE.to_owned()),
         ..EventQuery::default()
     };
-    let (listed, _, _) = events::list(&state, &id, &params).await?;
+    let (listed, filter, _) = events::list(&state, &id, &params).await?;
+    let total = state
+        .store
+        .tenant_event_total(&id, filter.event_type.as_deref(), filter.campaign_id.as_deref(), EVENTS_COUNTED)
+        .await?;
     let listed = serde_json::to_value(listed).unwrap_or_default();
     let filters = [("type", params.event_type.as_deref()), ("campaign_id", params.campaign_id.as_deref())];
     let next_query = listed["next_cursor"].as_str().map(|c| {
@@ -66,7 +72,7 @@ async fn list(
         "events.html",
         &frame,
         minijinja::context! {
-            events => listed["data"].clone(), recipients, next_query, first_query => query_string(&filters),
+            events => listed["data"].clone(), recipients, next_query, total, counted => EVENTS_COUNTED, first_query => query_string(&filters),
             paged => params.cursor.is_some(), types, campaigns, campaign_names,
             filter_type => params.event_type, filter_campaign => params.campaign_id,
         },

@@ -477,6 +477,8 @@ async fn the_events_page_pages_back_with_its_cursor_keeping_the_filter() {
     assert_eq!(second.status(), StatusCode::OK);
     let second = second.text().await.unwrap();
     assert!(second.contains(">Newest<"), "the second page links back");
+    // Every page says how many there are in all.
+    assert!(first.contains("id=\"event-total\">"), "a total");
     // With a type filter, the cursor link keeps it.
     let delivered = c.get(format!("{}/ui/t/{t}/events?type=email.delivered", app.base)).await.text().await.unwrap();
     assert!(!delivered.contains("id=\"next-page\""), "32 deliveries fit one page");
