@@ -25,6 +25,7 @@ use crate::sending_domains::DomainRecheck;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::tenant_webhooks::{Notifier, NotifierSettings};
+use crate::workers::checkpoint::Checkpoint;
 use crate::workers::queue_gauges::QueueGauges;
 use crate::workers::reputation_sweep::ReputationSweep;
 use crate::workers::{Activity, Runner, Worker, Workers};
@@ -170,6 +171,9 @@ pub fn workers(core: &Core, config: &Config, role: Role) -> Vec<Arc<dyn Worker>>
     if let Some(feed) = &core.feed {
         list.push(feed.clone());
     }
+    if core.store.backend() == crate::store::Backend::Sqlite {
+        list.push(Arc::new(Checkpoint::new(core.store.clone())));
+    }
     if matches!(role, Role::Serve { .. }) {
         list.push(Arc::new(QueueGauges::new(core.store.clone())));
     }
@@ -188,8 +192,17 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects, migrates, binds. `run_worker` = false serves HTTP only.
-    pub async fn build(config: Config, run_worker: bool) -> anyhow::Result<Self> {
+    /// Binds, connects, migrates. `run_worker` = false serves HTTP only.
+    ///
+    /// The address is bound first: a port already in use is refused before a
+    /// new database and admin key are created. An unset `PUBLIC_URL` follows
+    /// the bound address (port 0 included).
+    pub async fn build(mut config: Config, run_worker: bool) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.bind).await.map_err(|e| bind_error(config.bind, e))?;
+        config.follow_bound_address(listener.local_addr().context("Failed to read the bound address")?);
+        if let Some(warning) = config.public_url_warning() {
+            tracing::warn!("{warning}");
+        }
         let core = Core::build(&config).await?;
         let admin_key_hash = admin_key_hash(&core.store, &config).await?;
         let verifier = WebhookVerifier::new(&config.webhook_secrets)?;
@@ -220,13 +233,21 @@ impl Application {
             dns,
         };
         let router = router(state);
-        let listener =
-            TcpListener::bind(config.bind).await.with_context(|| format!("Failed to bind {}", config.bind))?;
         Ok(Self { listener, router, core, config, run_worker, sending_workers: std::sync::OnceLock::new() })
     }
 
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.listener.local_addr().unwrap_or(self.config.bind)
+    }
+
+    /// The configuration in use, `public_url` as it follows the bound address.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     pub fn store(&self) -> Store {
@@ -325,6 +346,23 @@ async fn serve(listener: TcpListener, router: Router, mut stop: watch::Receiver<
     drop(listener);
     if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await.is_err() {
         tracing::warn!("requests still in flight after 30 s; closing their connections");
+    }
+}
+
+/// Why the server cannot listen on `bind`, in words an operator acts on.
+fn bind_error(bind: std::net::SocketAddr, e: std::io::Error) -> anyhow::Error {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "{bind} is already in use (another mailroom, or another program, listens there): stop it, or choose \
+             another address with --bind or MAILROOM_BIND"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => {
+            anyhow::anyhow!("{bind} is not an address of this machine: choose another with --bind or MAILROOM_BIND")
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            anyhow::anyhow!("not allowed to listen on {bind} (ports below 1024 need privileges): choose another port")
+        }
+        _ => anyhow::Error::new(e).context(format!("Failed to listen on {bind}")),
     }
 }
 

@@ -3,9 +3,11 @@
 //! Every field here is documented in the README's configuration table; the
 //! names and defaults follow DESIGN.md.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::{bail, Context};
+
+pub mod settings;
 
 /// Which delivery provider sends the mail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,8 +36,12 @@ pub struct Config {
     pub resend_base_url: String,
     /// `WEBHOOK_SECRET`: Resend signing secrets (`whsec_...`), comma-separated for rotation.
     pub webhook_secrets: Vec<String>,
-    /// `PUBLIC_URL`: base URL of this service as recipients and Resend see it.
+    /// `PUBLIC_URL`: base URL of this service as recipients and Resend see it;
+    /// by default `http://` + the address the server listens on ([`local_url`]).
     pub public_url: String,
+    /// Whether `PUBLIC_URL` was set; when not, the server sets `public_url`
+    /// from the address it bound ([`Config::follow_bound_address`]).
+    pub public_url_set: bool,
     /// `MAILROOM_SEND_RATE`: provider requests per second for the whole account,
     /// shared by every process on the database (0: unpaced, for local mocks).
     pub send_rate: u32,
@@ -229,13 +235,41 @@ fn percent_pair(
 impl Config {
     /// Reads the process environment, after loading `.env` if one exists.
     pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_env_with(&[])
+    }
+
+    /// As [`Config::from_env`], with `overrides` (command-line flags such as
+    /// `serve --bind`) beating the environment.
+    pub fn from_env_with(overrides: &[(&str, String)]) -> anyhow::Result<Self> {
         // A missing .env is the normal case; a malformed one is worth failing on.
         match dotenvy::dotenv() {
             Ok(_) => {}
             Err(e) if e.not_found() => {}
             Err(e) => return Err(e).context("Failed to read .env"),
         }
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(|name| {
+            overrides.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).or_else(|| std::env::var(name).ok())
+        })
+    }
+
+    /// Once the server has bound `addr` (port 0 becomes a real port): an unset
+    /// `PUBLIC_URL` follows it, so links point at this server.
+    pub fn follow_bound_address(&mut self, addr: SocketAddr) {
+        if !self.public_url_set {
+            self.public_url = local_url(addr);
+        }
+    }
+
+    /// Why the public URL in use may not be what recipients reach: a bind to
+    /// every interface with no `PUBLIC_URL` set.
+    pub fn public_url_warning(&self) -> Option<String> {
+        (!self.public_url_set && self.bind.ip().is_unspecified()).then(|| {
+            format!(
+                "MAILROOM_BIND is {} and PUBLIC_URL is not set: links in mail and previews point at {}, which only \
+                 this machine reaches; set PUBLIC_URL to the address recipients reach",
+                self.bind, self.public_url
+            )
+        })
     }
 
     /// Builds a config from any name -> value lookup (tests pass a map).
@@ -253,7 +287,7 @@ impl Config {
             bail!("MAILROOM_PROVIDER=resend needs RESEND_API_KEY");
         }
         let bind = get("MAILROOM_BIND").unwrap_or_else(|| "127.0.0.1:8000".into());
-        let bind =
+        let bind: SocketAddr =
             bind.parse().with_context(|| format!("MAILROOM_BIND `{bind}` is not an address like 127.0.0.1:8000"))?;
         let send_rate = parse_number(get("MAILROOM_SEND_RATE"), "MAILROOM_SEND_RATE", 10)?;
         // Three attempts over about 15 minutes: now, ~3 min later, ~12 min after that.
@@ -412,10 +446,8 @@ impl Config {
             webhook_secrets: get("WEBHOOK_SECRET")
                 .map(|s| s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect())
                 .unwrap_or_default(),
-            public_url: get("PUBLIC_URL")
-                .unwrap_or_else(|| "http://127.0.0.1:8000".into())
-                .trim_end_matches('/')
-                .to_owned(),
+            public_url_set: get("PUBLIC_URL").is_some(),
+            public_url: get("PUBLIC_URL").unwrap_or_else(|| local_url(bind)).trim_end_matches('/').to_owned(),
             send_rate,
             campaign_share,
             max_attempts: max_attempts.max(1),
@@ -460,6 +492,13 @@ impl Config {
     }
 }
 
+/// `http://` + the address a server listening on `bind` answers at from this
+/// machine: a bind to every interface (`0.0.0.0`, `::`) becomes `127.0.0.1`.
+pub fn local_url(bind: SocketAddr) -> String {
+    let ip = if bind.ip().is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { bind.ip() };
+    format!("http://{}", SocketAddr::new(ip, bind.port()))
+}
+
 /// The shortest admin key accepted: guessing it must be hopeless.
 pub const MIN_ADMIN_KEY_CHARS: usize = 32;
 
@@ -493,8 +532,35 @@ mod tests {
         assert_eq!(c.database_url, "sqlite://mailroom.db");
         assert_eq!(c.provider, ProviderKind::Sandbox);
         assert_eq!(c.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.public_url, "http://127.0.0.1:8000");
         assert_eq!(c.send_rate, 10);
         assert!(c.webhook_secrets.is_empty());
+    }
+
+    #[test]
+    fn public_url_follows_the_bind_and_every_interface_means_this_machine() {
+        let c = config(&[("MAILROOM_BIND", "127.0.0.1:9100")]).unwrap();
+        assert_eq!(c.public_url, "http://127.0.0.1:9100");
+        assert!(c.public_url_warning().is_none());
+        for any in ["0.0.0.0:9100", "[::]:9100"] {
+            let c = config(&[("MAILROOM_BIND", any)]).unwrap();
+            assert_eq!(c.public_url, "http://127.0.0.1:9100", "{any}");
+            assert!(c.public_url_warning().is_some_and(|w| w.contains("PUBLIC_URL")), "{any}");
+        }
+        assert_eq!(config(&[("MAILROOM_BIND", "[::1]:9100")]).unwrap().public_url, "http://[::1]:9100");
+        let set = config(&[("MAILROOM_BIND", "0.0.0.0:9100"), ("PUBLIC_URL", "https://mail.example.com/")]).unwrap();
+        assert_eq!(set.public_url, "https://mail.example.com");
+        assert!(set.public_url_warning().is_none(), "an operator who set PUBLIC_URL is not warned");
+    }
+
+    #[test]
+    fn a_bound_port_replaces_port_zero_unless_public_url_is_set() {
+        let mut c = config(&[("MAILROOM_BIND", "127.0.0.1:0")]).unwrap();
+        c.follow_bound_address("127.0.0.1:43210".parse().unwrap());
+        assert_eq!(c.public_url, "http://127.0.0.1:43210");
+        let mut set = config(&[("MAILROOM_BIND", "127.0.0.1:0"), ("PUBLIC_URL", "https://m.example.com")]).unwrap();
+        set.follow_bound_address("127.0.0.1:43210".parse().unwrap());
+        assert_eq!(set.public_url, "https://m.example.com");
     }
 
     #[test]

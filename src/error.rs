@@ -66,6 +66,11 @@ impl ApiError {
         Self::Conflict { code, message: message.into() }
     }
 
+    /// The JSON error envelope of this error: `{"error": {"code", "message"}}`.
+    pub fn envelope(&self) -> ErrorBody {
+        ErrorBody { error: ErrorDetail { code: self.code().into(), message: self.to_string() } }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -150,8 +155,7 @@ impl IntoResponse for ApiError {
             // Logged once here with the full chain; the client sees only the code.
             tracing::error!(error = ?e, "request failed");
         }
-        let body = ErrorBody { error: ErrorDetail { code: self.code().into(), message: self.to_string() } };
-        let mut res = (status, axum::Json(body)).into_response();
+        let mut res = (status, axum::Json(self.envelope())).into_response();
         if let Some(v) = retry_after.and_then(|v| axum::http::HeaderValue::from_str(&v).ok()) {
             res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
         }

@@ -14,7 +14,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP API and the sending worker (the default).
-    Serve,
+    #[command(after_help = mailroom::config::settings::help())]
+    Serve(ServeArgs),
     /// Run only the sending worker (scale out against one PostgreSQL).
     Worker,
     /// Apply database migrations and exit.
@@ -48,6 +49,13 @@ enum Command {
     },
 }
 
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// Listen address, like 127.0.0.1:8000 (beats MAILROOM_BIND).
+    #[arg(long, value_name = "ADDRESS")]
+    bind: Option<String>,
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // A render worker starts no runtime and no threads: it limits its own
@@ -59,7 +67,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Serve) {
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         #[cfg(feature = "tools")]
         Command::MockResend(config) => {
             mailroom::telemetry::init(false);
@@ -85,7 +93,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             mailroom::bench::run(&args).await.map(|_| ())
         }
         command => {
-            let config = Config::from_env()?;
+            let overrides = match &command {
+                Command::Serve(ServeArgs { bind: Some(bind) }) => vec![("MAILROOM_BIND", bind.clone())],
+                _ => Vec::new(),
+            };
+            let config = Config::from_env_with(&overrides)?;
             mailroom::telemetry::init(config.debug);
             match command {
                 Command::Migrate => {
@@ -95,16 +107,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Ok(())
                 }
                 Command::Worker => {
+                    if let Some(warning) = config.public_url_warning() {
+                        tracing::warn!("{warning}");
+                    }
                     let core = Core::build(&config).await?;
-                    tracing::info!(provider = core.provider.name(), "worker started");
+                    tracing::info!(provider = core.provider.name(), public_url = %config.public_url, "worker started");
                     core.run_worker(&config, shutdown_signal()).await;
                     Ok(())
                 }
                 _ => {
-                    let app = Application::build(config.clone(), true).await?;
-                    tracing::info!(port = app.port(), provider = ?config.provider, "mailroom listening on http://{}", config.bind);
-                    println!("mailroom listening on http://{} (docs at /docs)", config.bind);
-                    println!("dashboard: http://{}/ui (sign in with the admin key or a customer's key)", config.bind);
+                    let app = Application::build(config, true).await?;
+                    let (address, public_url) = (app.local_addr(), app.config().public_url.clone());
+                    tracing::info!(%address, %public_url, provider = ?app.config().provider, "mailroom listening");
+                    println!("mailroom listening on {address}; public URL {public_url} (docs at {public_url}/docs)");
+                    println!("dashboard: {public_url}/ui (sign in with the admin key or a customer's key)");
                     app.run_until_stopped(shutdown_signal()).await.context("server failed")
                 }
             }

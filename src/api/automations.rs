@@ -4,13 +4,14 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::paging::next_page;
 use super::ApiJson;
 use crate::auth::TenantAccess;
 use crate::domain::automation::{Action, Trigger};
@@ -152,20 +153,13 @@ impl From<RunRow> for Run {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct RunPage {
-    data: Vec<Run>,
-    /// Pass as `cursor` for the next (older) page; null on the last page.
-    next_cursor: Option<String>,
-}
-
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RunParams {
     /// Page size, 1 to 1000 (default 100).
     limit: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// Where the next page starts: set by the `Link` header of the previous page.
     cursor: Option<String>,
 }
 
@@ -238,21 +232,32 @@ async fn delete_automation(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A rule's runs, newest first: the triggering event, each step's outcome,
-/// and for an `agent` step the tool chosen, its arguments, the model's reason,
-/// the outcome and the latency.
+/// A rule's runs, newest first, a page at a time (a JSON array; the next,
+/// older, page in `Link: <...>; rel="next"`): the triggering event, each step's
+/// outcome, and for an `agent` step the tool chosen, its arguments, the
+/// model's reason, the outcome and the latency.
 #[utoipa::path(get, path = "/customers/{id}/automations/{aid}/runs", tag = "automations",
     params(("id" = String, Path), ("aid" = String, Path), RunParams),
-    responses((status = 200, body = RunPage), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = [Run], headers(("link" = String,
+        description = "`<...>; rel=\"next\"`: the next page; absent on the last page"))),
+        (status = 404, body = crate::error::ErrorBody)))]
 async fn list_runs(
     t: TenantAccess,
     State(state): State<AppState>,
     Path((_id, aid)): Path<(String, String)>,
     params: Result<Query<RunParams>, QueryRejection>,
-) -> ApiResult<Json<RunPage>> {
+) -> ApiResult<(HeaderMap, Json<Vec<Run>>)> {
     let row = automations::own_automation(&state, &t.tenant_id, &aid).await?;
     let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
     let (rows, next_cursor) =
         automations::runs(&state, &row, params.limit.as_deref(), params.cursor.as_deref()).await?;
-    Ok(Json(RunPage { data: rows.into_iter().map(Run::from).collect(), next_cursor }))
+    let headers = match &next_cursor {
+        None => HeaderMap::new(),
+        Some(cursor) => {
+            let limit = super::page_limit(params.limit.as_deref())?.to_string();
+            let path = format!("/customers/{}/automations/{}/runs", t.tenant_id, row.id);
+            next_page(&path, &[("limit", Some(&limit)), ("cursor", Some(cursor))])
+        }
+    };
+    Ok((headers, Json(rows.into_iter().map(Run::from).collect())))
 }

@@ -4,8 +4,10 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 
 use super::extract::{EmptyBody, NoBody, OptionalJson};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+
+use super::paging::next_page;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -154,13 +156,8 @@ async fn campaign_messages(
     if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         if let Some((last, _)) = rows.last() {
-            let next = format!(
-                "</customers/{}/campaigns/{id}/messages?limit={limit}&after={last}>; rel=\"next\"",
-                t.tenant_id
-            );
-            if let Ok(v) = HeaderValue::from_str(&next) {
-                headers.insert(header::LINK, v);
-            }
+            let path = format!("/customers/{}/campaigns/{id}/messages", t.tenant_id);
+            headers = next_page(&path, &[("limit", Some(&limit.to_string())), ("after", Some(last))]);
         }
     }
     let out = rows

@@ -2,13 +2,14 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::paging::next_page;
 use super::ApiJson;
 use crate::auth::TenantAccess;
 use crate::domain::Tag;
@@ -84,6 +85,9 @@ pub(super) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<V
 pub struct ListParams {
     /// Only contacts with this tag.
     tag: Option<String>,
+    /// Only the contact with this address (compared as the store compares
+    /// addresses: case-insensitively): an array of at most one.
+    email: Option<String>,
     /// Page size, 1 to 1000 (default 100).
     limit: Option<String>,
     /// Cursor: the last contact id of the previous page (see the `Link` header).
@@ -109,9 +113,13 @@ async fn create_contact(
     Ok((StatusCode::CREATED, Json(contacts::create(&state, &t.tenant_id, body.into()).await?)))
 }
 
-/// List contacts in creation order, a page at a time; `Link: <...>; rel="next"` points to the next page.
+/// List contacts in creation order, a page at a time: a JSON array, and the
+/// next page in `Link: <...>; rel="next"`. `?email=` finds the contact with
+/// that address (an empty array when the customer has none).
 #[utoipa::path(get, path = "/customers/{id}/contacts", tag = "contacts", params(("id" = String, Path), ListParams),
-    responses((status = 200, body = [Contact])))]
+    responses((status = 200, body = [Contact], headers(("link" = String,
+        description = "`<...>; rel=\"next\"`: the next page, with the same filters; absent on the last page"))),
+        (status = 422, body = crate::error::ErrorBody)))]
 async fn list_contacts(
     t: TenantAccess,
     State(state): State<AppState>,
@@ -126,18 +134,19 @@ async fn list_contacts(
             Some(crate::domain::parse_id(raw).ok_or_else(|| ApiError::validation("`after` must be a contact id"))?)
         }
     };
+    if let Some(email) = params.email.as_deref() {
+        let found = contacts::find_by_email(&state, &t.tenant_id, email, tag.as_ref()).await?;
+        return Ok((HeaderMap::new(), Json(found.into_iter().collect())));
+    }
     let mut rows = contacts::list(&state, &t.tenant_id, tag.clone(), after, limit).await?;
     let mut headers = HeaderMap::new();
     if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         if let Some(last) = rows.last() {
-            let mut next = format!("/customers/{}/contacts?limit={limit}&after={}", t.tenant_id, last.id);
-            if let Some(tag) = &tag {
-                next.push_str(&format!("&tag={}", tag.as_str()));
-            }
-            if let Ok(v) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")) {
-                headers.insert(header::LINK, v);
-            }
+            let path = format!("/customers/{}/contacts", t.tenant_id);
+            let limit = limit.to_string();
+            let tag = tag.as_ref().map(Tag::as_str);
+            headers = next_page(&path, &[("limit", Some(&limit)), ("after", Some(&last.id)), ("tag", tag)]);
         }
     }
     Ok((headers, Json(rows.into_iter().map(Contact::from).collect())))

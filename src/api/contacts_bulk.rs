@@ -1,7 +1,7 @@
 //! Contacts in bulk: import (a JSON list, or CSV / NDJSON streamed at any size)
 //! and a streamed CSV export of them all.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{header, HeaderValue};
@@ -85,6 +85,12 @@ fn media_type(req: &Request) -> String {
 /// written in transactions of 2,000 rows. A bad row is reported by line in
 /// `errors` and the rest are imported. Suppressed addresses are imported as
 /// `unsubscribed`.
+///
+/// With `Accept: application/x-ndjson`, a CSV or NDJSON import answers with
+/// its progress as it happens: a JSON line `{"progress": {created, updated,
+/// skipped, rejected}}` each time 2,000 rows are written, then `{"report": ...}`
+/// (or `{"error": {code, message}}`) as the last line (`mailroom import` shows
+/// these as its progress bar).
 #[utoipa::path(post, path = "/customers/{id}/contacts/import", tag = "contacts",
     params(("id" = String, Path), ImportParams),
     request_body(description = "Contacts as a JSON list, a CSV file or NDJSON lines", content(
@@ -121,10 +127,67 @@ async fn import_contacts(
             ))
         }
     };
+    let progress = accepts_ndjson(&req);
     // Read as a stream, so the global body limit (for buffered JSON) does not apply here.
     let body = req.into_body().into_data_stream();
+    if progress {
+        return Ok(import_with_progress(state, t.tenant_id, format, on_conflict, body));
+    }
     let report = contacts::import(&state, t.tenant_id, format, on_conflict, body, |_| {}).await?;
     Ok(Json(report).into_response())
+}
+
+/// Whether the client asked for the import's progress as it happens
+/// (`Accept: application/x-ndjson`).
+fn accepts_ndjson(req: &Request) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|m| m.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-ndjson")))
+}
+
+/// Runs a CSV or NDJSON import and answers with its progress as it happens,
+/// one JSON line each time a chunk of rows commits (`{"progress": {created,
+/// updated, skipped, rejected}}`: rows the database has written, so a client
+/// counts rows, not bytes uploaded), then `{"report": ...}` or the error
+/// envelope `{"error": {code, message}}`. The answer starts (200) before the
+/// body is read, so an import that fails says so in its last line.
+fn import_with_progress(
+    state: AppState,
+    tenant: TenantId,
+    format: Format,
+    on_conflict: OnConflict,
+    body: axum::body::BodyDataStream,
+) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let line = |v: Value| Bytes::from(format!("{v}\n"));
+    let progress = tx.clone();
+    tokio::spawn(async move {
+        let result = contacts::import(&state, tenant, format, on_conflict, body, move |p| {
+            let _ = progress.send(line(serde_json::json!({ "progress": p })));
+        })
+        .await;
+        let last = match result {
+            Ok(report) => serde_json::json!({ "report": report }),
+            Err(e) => {
+                let e = ApiError::from(e);
+                if e.status().is_server_error() {
+                    tracing::error!(error = ?e, "import failed");
+                }
+                serde_json::to_value(e.envelope()).unwrap_or_default()
+            }
+        };
+        let _ = tx.send(line(last));
+    });
+    let lines = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|l| (Ok::<_, std::convert::Infallible>(l), rx))
+    });
+    let mut res = Body::from_stream(lines).into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 async fn import_json(tenant: TenantId, state: AppState, on_conflict: OnConflict, req: Request) -> ApiResult<Response> {

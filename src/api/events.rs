@@ -1,9 +1,9 @@
 //! `GET /customers/{id}/events`: every delivery event of a customer's mail,
-//! newest first, a page at a time.
+//! newest first, a page at a time (`Link` header).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -14,7 +14,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::service::events::{self, EventQuery};
 use crate::state::AppState;
 
-pub use crate::service::events::EventPage;
+use super::paging::next_page;
+pub use crate::service::events::Event;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -34,7 +35,7 @@ pub struct EventParams {
     until: Option<String>,
     /// Page size, 1 to 1000 (default 100).
     limit: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// Where the next page starts: set by the `Link` header of the previous page.
     cursor: Option<String>,
 }
 
@@ -43,16 +44,19 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The customer's delivery events (every Resend `email.*` type), newest first
-/// by the event's own time. Filters combine; `cursor` pages to older events.
-/// Opens are directional: Apple Mail Privacy Protection and some corporate
-/// scanners fetch images without a person opening the email.
+/// by the event's own time, a page at a time: a JSON array, and the next
+/// (older) page in `Link: <...>; rel="next"`. Filters combine. Opens are
+/// directional: Apple Mail Privacy Protection and some corporate scanners
+/// fetch images without a person opening the email.
 #[utoipa::path(get, path = "/customers/{id}/events", tag = "events", params(("id" = String, Path), EventParams),
-    responses((status = 200, body = EventPage), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = [Event], headers(("link" = String,
+        description = "`<...>; rel=\"next\"`: the next page, with the same filters; absent on the last page"))),
+        (status = 422, body = crate::error::ErrorBody)))]
 async fn list_events(
     t: TenantAccess,
     State(state): State<AppState>,
     params: Result<Query<EventParams>, QueryRejection>,
-) -> ApiResult<(HeaderMap, Json<EventPage>)> {
+) -> ApiResult<(HeaderMap, Json<Vec<Event>>)> {
     let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
     let query = EventQuery {
         event_type: params.event_type,
@@ -64,27 +68,20 @@ async fn list_events(
         cursor: params.cursor,
     };
     let (page, filter, limit) = events::list(&state, &t.tenant_id, &query).await?;
-    let next_cursor = page.next_cursor.clone();
-    let mut headers = HeaderMap::new();
-    if let Some(c) = &next_cursor {
-        let mut next = format!("/customers/{}/events?limit={limit}&cursor={c}", t.tenant_id);
-        for (k, v) in [
-            ("type", filter.event_type.as_deref()),
-            ("campaign_id", filter.campaign_id.as_deref()),
-            ("contact_id", filter.contact_id.as_deref()),
-            ("since", query.since.as_deref()),
-            ("until", query.until.as_deref()),
-        ] {
-            if let Some(v) = v {
-                next.push_str(&format!(
-                    "&{k}={}",
-                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
-                ));
-            }
-        }
-        if let Ok(v) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")) {
-            headers.insert(header::LINK, v);
-        }
-    }
-    Ok((headers, Json(page)))
+    let headers = match &page.next_cursor {
+        None => HeaderMap::new(),
+        Some(cursor) => next_page(
+            &format!("/customers/{}/events", t.tenant_id),
+            &[
+                ("limit", Some(&limit.to_string())),
+                ("cursor", Some(cursor)),
+                ("type", filter.event_type.as_deref()),
+                ("campaign_id", filter.campaign_id.as_deref()),
+                ("contact_id", filter.contact_id.as_deref()),
+                ("since", query.since.as_deref()),
+                ("until", query.until.as_deref()),
+            ],
+        ),
+    };
+    Ok((headers, Json(page.data)))
 }

@@ -109,7 +109,24 @@ pub fn required_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if let Some(path) = crate::domain::nul_path(&value) {
         return Err(ApiError::validation(format!("`{path}` must not contain a NUL character")));
     }
-    T::deserialize(value).map_err(|e| ApiError::validation(e.to_string()))
+    serde_path_to_error::deserialize(value).map_err(|e| ApiError::validation(field_error(&e)))
+}
+
+/// A body that does not fit its type, said with the field it is about:
+/// `tags: invalid type: string "vip", expected a list`. An unknown field's
+/// error already names it, so at the top level the message stands alone.
+fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let message = e
+        .inner()
+        .to_string()
+        .replace("expected a sequence", "expected a list")
+        .replace("expected a map", "expected an object");
+    let path = e.path().to_string();
+    if path.is_empty() || path == "." || path == "?" {
+        message
+    } else {
+        format!("{path}: {message}")
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +147,19 @@ mod tests {
         assert!(e.to_string().contains("`name`"), "{e}");
         let e = required_json::<In>(br#"{"name": "a", "tags": ["x", "\u0000"]}"#).unwrap_err();
         assert!(e.to_string().contains("`tags[1]`"), "{e}");
+    }
+
+    #[test]
+    fn a_type_error_names_its_field() {
+        let e = required_json::<In>(br#"{"name": "a", "tags": "vip"}"#).unwrap_err();
+        assert_eq!(e.status(), axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(e.to_string().contains("tags: invalid type: string \"vip\", expected a list"), "{e}");
+        let e = required_json::<In>(br#"{"name": "a", "tags": ["x", 3]}"#).unwrap_err();
+        assert!(e.to_string().starts_with("tags[1]: invalid type: integer `3`"), "{e}");
+        let e = required_json::<In>(br#"{"tags": []}"#).unwrap_err();
+        assert!(e.to_string().contains("missing field `name`"), "{e}");
+        let e = required_json::<In>(br#"[1]"#).unwrap_err();
+        assert!(e.to_string().contains("expected struct In"), "{e}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod extract;
 mod idempotency;
 mod imports;
 mod metrics;
+mod paging;
 mod probes;
 mod reputation;
 mod resend_webhooks;

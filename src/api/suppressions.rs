@@ -2,12 +2,13 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::paging::next_page;
 use super::ApiJson;
 use crate::auth::TenantAccess;
 use crate::domain::rfc3339;
@@ -86,18 +87,12 @@ async fn list_suppressions(
     if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         if let Some(last) = rows.last() {
-            let mut next = url::Url::parse("http://x/").map_err(|e| ApiError::BadRequest(e.to_string()))?;
-            next.set_path(&format!("/customers/{}/suppressions", t.tenant_id));
-            next.query_pairs_mut()
-                .append_pair("limit", &limit.to_string())
-                .append_pair("after", &last.email_normalized);
-            if let Some(r) = reason {
-                next.query_pairs_mut().append_pair("reason", r);
-            }
-            let link = format!("<{}?{}>; rel=\"next\"", next.path(), next.query().unwrap_or_default());
-            if let Ok(v) = HeaderValue::from_str(&link) {
-                headers.insert(header::LINK, v);
-            }
+            let path = format!("/customers/{}/suppressions", t.tenant_id);
+            let limit = limit.to_string();
+            headers = next_page(
+                &path,
+                &[("limit", Some(&limit)), ("after", Some(&last.email_normalized)), ("reason", reason)],
+            );
         }
     }
     Ok((headers, Json(rows.into_iter().map(Suppression::from).collect())))

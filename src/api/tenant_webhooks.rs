@@ -3,8 +3,10 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+
+use super::paging::next_page;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -254,13 +256,8 @@ async fn list_deliveries(
     if rows.len() as i64 > limit {
         rows.truncate(usize::try_from(limit).unwrap_or(100));
         if let Some(last) = rows.last() {
-            let link = format!(
-                "</customers/{}/webhooks/{}/deliveries?limit={limit}&after={}>; rel=\"next\"",
-                t.tenant_id, endpoint.id, last.id
-            );
-            if let Ok(v) = HeaderValue::from_str(&link) {
-                headers.insert(header::LINK, v);
-            }
+            let path = format!("/customers/{}/webhooks/{}/deliveries", t.tenant_id, endpoint.id);
+            headers = next_page(&path, &[("limit", Some(&limit.to_string())), ("after", Some(&last.id))]);
         }
     }
     Ok((headers, Json(rows.into_iter().map(Delivery::from).collect())))

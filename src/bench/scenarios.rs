@@ -561,12 +561,12 @@ pub async fn contact_import(args: &BenchArgs) -> anyhow::Result<Figures> {
     let upload = crate::cli::import::ImportArgs {
         file: path,
         customer: tenant,
-        url: server.base.clone(),
+        url: Some(server.base.clone()),
         key,
         on_conflict: "skip".into(),
     };
     let started = Instant::now();
-    let report = crate::cli::import::upload(&server.http, &upload, &indicatif::ProgressBar::hidden()).await?;
+    let report = crate::cli::import::upload(&server.http, &upload, &crate::cli::import::Progress::hidden()).await?;
     let total_s = started.elapsed().as_secs_f64();
     anyhow::ensure!(
         report["created"].as_u64() == Some(args.import_rows as u64),

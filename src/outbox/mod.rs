@@ -9,6 +9,8 @@ pub mod compose;
 mod paced_provider;
 mod pacer;
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +19,7 @@ use tokio::sync::Notify;
 pub use paced_provider::PacedProvider;
 pub use pacer::Pacer;
 
-use crate::domain::now_ms;
+use crate::domain::{now_ms, RenderClaimed};
 use crate::provider::{BatchAnswer, DeliveryProvider, ErrorClass, ProviderError};
 use crate::render::Renderer;
 use crate::store::{DueBatch, OutboundBatch, Settlement, Store, IDEMPOTENCY_WINDOW_MS};
@@ -146,17 +148,20 @@ impl Outbox {
                 DueBatch::None => {}
             }
         }
-        let Some(turn) = self.take_turn().await? else { return Ok(Step::Empty) };
-        let claimed = self
-            .store
-            .claim_turn(
-                &turn.turn,
-                lease,
-                self.settings.claim_batches,
-                self.settings.max_batch_bytes,
-                self.renderer.as_ref(),
-            )
-            .await?;
+        let Some(claiming) = self.take_turn().await? else { return Ok(Step::Empty) };
+        let turn = claiming.turn.clone();
+        let (batches, bytes) = (self.settings.claim_batches, self.settings.max_batch_bytes);
+        let ahead = self.store.read_claim(&turn, batches, bytes, claiming.after.as_deref()).await?;
+        if claiming.after.is_some() && ahead.messages().is_empty() {
+            // Following a claim of the campaign, and nothing after it: leave the rest to that claim.
+            self.claiming.dry(claiming.follows);
+            return Ok(Step::Suppressed(0));
+        }
+        self.claiming.read(claiming.id, &ahead);
+        let started = Instant::now();
+        let answers = self.renderer.render_claimed(ahead.messages()).await?;
+        self.claiming.rendered(&turn, ahead.templated(), started.elapsed());
+        let claimed = self.store.commit_claim(&turn, lease, bytes, ahead, answers).await?;
         if claimed.suppressed > 0 {
             metrics::counter!("mailroom_messages_suppressed_at_claim_total").increment(claimed.suppressed);
         }
@@ -166,34 +171,39 @@ impl Outbox {
         // The tenant's turn is held until its requests have their rate slots:
         // a tenant has at most one claim waiting for slots in this process,
         // so others' mail claimed meanwhile is not queued behind a row of its.
-        self.dispatch_all(claimed.batches, Some(turn)).await
+        self.dispatch_all(claimed.batches, Some(claiming)).await
     }
 
     /// The next turn of a tenant this process is not claiming for, marked as
-    /// claimed until the returned guard is dropped.
+    /// claimed until the returned guard is dropped. When only tenants being
+    /// claimed for have mail due, and nothing waits for rate slots, a claim
+    /// may follow one of theirs under way (see [`Claims::follow`]).
     async fn take_turn(&self) -> anyhow::Result<Option<Claiming>> {
         // Everything due may belong to tenants this process is claiming for
-        // already: then wait for one of those claims to let go (rather than
-        // idle), for as long as one is under way, up to a bound.
+        // already: then wait for one of those claims to let go, or to have
+        // read what it takes (rather than idle), for as long as one is under
+        // way, up to a bound.
         let until = tokio::time::Instant::now() + TURN_WAIT;
         loop {
-            let released = self.claiming.released.notified();
-            tokio::pin!(released);
-            released.as_mut().enable();
+            let changed = self.claiming.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
             {
                 let _choosing = self.choosing.lock().await;
-                let busy = self.claiming.taken.lock().map(|c| c.clone()).unwrap_or_default();
+                let busy = self.claiming.busy();
                 if let Some(turn) = self.store.next_turn(false, &busy).await? {
-                    if let Ok(mut taken) = self.claiming.taken.lock() {
-                        taken.push((turn.tenant_id.clone(), turn.lane));
-                    }
-                    return Ok(Some(Claiming { turn, claims: self.claiming.clone() }));
+                    return Ok(Some(self.claiming.take(turn, None)));
                 }
                 if busy.is_empty() {
                     return Ok(None);
                 }
+                if self.pacer.is_unlimited() {
+                    if let Some(follow) = self.claiming.follow() {
+                        return Ok(Some(follow));
+                    }
+                }
             }
-            if tokio::time::timeout_at(until, released).await.is_err() {
+            if tokio::time::timeout_at(until, changed).await.is_err() {
                 return Ok(None);
             }
         }
@@ -206,7 +216,7 @@ impl Outbox {
     /// its lease. `turn`, when given, is let go once every batch has its rate
     /// slot (or has ended).
     async fn dispatch_all(&self, batches: Vec<OutboundBatch>, turn: Option<Claiming>) -> anyhow::Result<Step> {
-        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
         let turn = std::sync::Mutex::new(turn);
         let waiting = AtomicUsize::new(batches.len());
         let results = futures::future::join_all(batches.iter().map(|b| async {
@@ -430,32 +440,137 @@ impl Outbox {
     }
 }
 
-/// The turns this process is claiming for, and a signal when one ends.
+/// The turns this process is claiming for, and a signal when one ends or has
+/// read what it takes.
 #[derive(Default)]
 struct Claims {
-    taken: std::sync::Mutex<Vec<(String, i64)>>,
-    released: Notify,
+    taken: std::sync::Mutex<Vec<Taken>>,
+    /// The (tenant, lane) pairs whose last claim in this process rendered a
+    /// template quickly: claims of theirs may follow one another.
+    quick: std::sync::Mutex<HashSet<(String, i64)>>,
+    changed: Notify,
+    next_id: AtomicU64,
 }
+
+/// A claim under way in this process.
+struct Taken {
+    id: u64,
+    turn: crate::store::Turn,
+    /// For a campaign's claim that has read what it takes: the last message read.
+    last_read: Option<String>,
+    /// Whether that is a template's to render.
+    templated: bool,
+    /// A claim following this one found nothing after it.
+    dry: bool,
+}
+
+impl Claims {
+    /// The (tenant, lane) pairs being claimed for.
+    fn busy(&self) -> Vec<(String, i64)> {
+        let taken = self.taken.lock().map(|t| t.iter().map(|t| (t.turn.tenant_id.clone(), t.turn.lane)).collect());
+        taken.unwrap_or_default()
+    }
+
+    /// Marks `turn` as being claimed (after message `follows`, when following a claim).
+    fn take(self: &Arc<Self>, turn: crate::store::Turn, follows: Option<(u64, String)>) -> Claiming {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut taken) = self.taken.lock() {
+            taken.push(Taken { id, turn: turn.clone(), last_read: None, templated: false, dry: false });
+        }
+        let (follows, after) = follows.unzip();
+        Claiming { id, turn, follows, after, claims: self.clone() }
+    }
+
+    /// A claim to follow one under way that has read what it takes: of the
+    /// same campaign, reading after the last message that one read, so the
+    /// two take different messages. A tenant has at most two claims in a
+    /// lane at once, and the second only while no other tenant has mail due
+    /// (the caller asks first); one whose template rendered slowly, or not
+    /// yet, has one, so that it never holds two render workers.
+    fn follow(self: &Arc<Self>) -> Option<Claiming> {
+        let leader = {
+            let taken = self.taken.lock().ok()?;
+            let quick = self.quick.lock().ok()?;
+            let alone = |t: &Taken| {
+                taken.iter().filter(|o| o.turn.tenant_id == t.turn.tenant_id && o.turn.lane == t.turn.lane).count() == 1
+            };
+            let leader = taken.iter().find(|t| {
+                t.last_read.is_some()
+                    && !t.dry
+                    && alone(t)
+                    && (!t.templated || quick.contains(&(t.turn.tenant_id.clone(), t.turn.lane)))
+            })?;
+            (leader.id, leader.last_read.clone()?, leader.turn.clone())
+        };
+        let (id, after, turn) = leader;
+        Some(self.take(turn, Some((id, after))))
+    }
+
+    /// Claim `id` has read `ahead`: claims may follow it.
+    fn read(&self, id: u64, ahead: &crate::store::ClaimAhead) {
+        let Some(last) = ahead.last_read() else { return };
+        if let Ok(mut taken) = self.taken.lock() {
+            if let Some(t) = taken.iter_mut().find(|t| t.id == id) {
+                t.last_read = Some(last.to_owned());
+                t.templated = ahead.templated();
+            }
+        }
+        // One claimer may follow it: wake one.
+        self.changed.notify_one();
+    }
+
+    /// A claim following claim `leader` found nothing after it: none follows it again.
+    fn dry(&self, leader: Option<u64>) {
+        if let Ok(mut taken) = self.taken.lock() {
+            if let Some(t) = taken.iter_mut().find(|t| Some(t.id) == leader) {
+                t.dry = true;
+            }
+        }
+    }
+
+    /// How long a claim of `turn` took to render.
+    fn rendered(&self, turn: &crate::store::Turn, templated: bool, took: Duration) {
+        if !templated {
+            return;
+        }
+        if let Ok(mut quick) = self.quick.lock() {
+            let key = (turn.tenant_id.clone(), turn.lane);
+            if took < QUICK_RENDER {
+                quick.insert(key);
+            } else {
+                quick.remove(&key);
+            }
+        }
+    }
+}
+
+/// How long a claim may take to render its template and still be followed by
+/// another claim of its tenant: a fraction of the render deadline.
+const QUICK_RENDER: Duration = Duration::from_millis(100);
 
 /// How long a claimer waits for another's turn to end when only tenants being
 /// claimed for have mail due, before it idles.
 const TURN_WAIT: Duration = Duration::from_secs(2);
 
 /// A turn being claimed: while it lives, this process claims nothing else for
-/// its tenant in its lane.
+/// its tenant in its lane, but for a claim following it.
 struct Claiming {
+    id: u64,
     turn: crate::store::Turn,
+    /// The claim this one follows, if any, and the last message that one read.
+    follows: Option<u64>,
+    after: Option<String>,
     claims: Arc<Claims>,
 }
 
 impl Drop for Claiming {
     fn drop(&mut self) {
         if let Ok(mut taken) = self.claims.taken.lock() {
-            if let Some(i) = taken.iter().position(|(t, l)| *t == self.turn.tenant_id && *l == self.turn.lane) {
+            if let Some(i) = taken.iter().position(|t| t.id == self.id) {
                 taken.swap_remove(i);
             }
         }
-        self.claims.released.notify_waiters();
+        self.claims.changed.notify_waiters();
     }
 }
 
@@ -515,6 +630,57 @@ pub fn backoff_ms(base_ms: u64, attempt: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{ClaimAhead, ClaimedMessage, Turn};
+
+    fn read(ids: &[&str], templated: bool) -> ClaimAhead {
+        let m = |id: &&str| ClaimedMessage { id: (*id).into(), templated: i64::from(templated), ..Default::default() };
+        ClaimAhead::of_campaign(ids.iter().map(m).collect())
+    }
+
+    #[test]
+    fn a_claim_follows_another_of_its_campaign_only_once_that_one_has_read_and_reads_after_it() {
+        let claims = Arc::new(Claims::default());
+        let leader = claims.take(Turn::of_campaign("t1", "c1", "m1"), None);
+        assert!(claims.follow().is_none(), "the leader has not read what it takes yet");
+        claims.read(leader.id, &read(&["m1", "m2", "m3"], false));
+        let follower = claims.follow().expect("an inline campaign's claim may be followed");
+        assert_eq!(follower.after.as_deref(), Some("m3"));
+        assert_eq!(follower.follows, Some(leader.id));
+        assert!(claims.follow().is_none(), "a tenant has at most two claims in a lane at once");
+        claims.read(follower.id, &read(&["m4", "m5"], false));
+        assert!(claims.follow().is_none(), "still two under way");
+        drop(leader);
+        let third = claims.follow().expect("the follower, alone now, may be followed");
+        assert_eq!(third.after.as_deref(), Some("m5"));
+        assert_eq!(claims.busy().len(), 2);
+    }
+
+    #[test]
+    fn a_claim_whose_followers_found_nothing_is_not_followed_again() {
+        let claims = Arc::new(Claims::default());
+        let leader = claims.take(Turn::of_campaign("t1", "c1", "m1"), None);
+        claims.read(leader.id, &read(&["m1"], false));
+        let follower = claims.follow().expect("followed");
+        claims.dry(follower.follows);
+        drop(follower);
+        assert!(claims.follow().is_none());
+    }
+
+    #[test]
+    fn a_templated_claim_is_followed_only_when_its_tenants_last_template_rendered_quickly() {
+        let claims = Arc::new(Claims::default());
+        let turn = Turn::of_campaign("t1", "c1", "m1");
+        let leader = claims.take(turn.clone(), None);
+        claims.read(leader.id, &read(&["m1", "m2"], true));
+        assert!(claims.follow().is_none(), "no render measured yet: one render worker at most");
+        claims.rendered(&turn, true, Duration::from_millis(5));
+        assert!(claims.follow().is_some());
+        drop(leader);
+        let leader = claims.take(Turn::of_campaign("t2", "c2", "n1"), None);
+        claims.read(leader.id, &read(&["n1"], true));
+        claims.rendered(&Turn::of_campaign("t2", "c2", "n1"), true, QUICK_RENDER * 10);
+        assert!(claims.follow().is_none(), "a slow template never holds two render workers");
+    }
 
     #[test]
     fn backoff_grows_fourfold_with_jitter_and_is_capped() {

@@ -213,6 +213,29 @@ pub async fn list(
     Ok(state.store.contacts(tenant_id, &ContactFilter { tag, after, limit }).await?)
 }
 
+/// The tenant's contact with this address, if any (with `tag`, only when it
+/// has that tag). The address is compared as contacts are stored: trimmed
+/// and case-insensitively; anything that cannot be an address is refused.
+pub async fn find_by_email(
+    state: &AppState,
+    tenant_id: &TenantId,
+    raw: &str,
+    tag: Option<&Tag>,
+) -> Result<Option<Contact>> {
+    let email = EmailAddress::parse(raw).map_err(|e| Error::validation(format!("`email`: {}", printable(&e))))?;
+    let found = state.store.contact_by_email(tenant_id, &email.normalized()).await?.map(Contact::from);
+    Ok(found.filter(|c| match tag {
+        None => true,
+        Some(t) => c.tags.iter().any(|have| have == t.as_str()),
+    }))
+}
+
+/// A message that may quote what a caller typed, with control characters
+/// escaped and cut to a readable length.
+fn printable(message: &str) -> String {
+    message.chars().flat_map(char::escape_debug).take(200).collect()
+}
+
 impl From<ImportError> for Error {
     fn from(e: ImportError) -> Self {
         match e {

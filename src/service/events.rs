@@ -52,7 +52,7 @@ pub struct Event {
 
 #[derive(Serialize, ToSchema)]
 pub struct EventPage {
-    data: Vec<Event>,
+    pub data: Vec<Event>,
     /// Pass as `cursor` for the next (older) page; null on the last page.
     pub next_cursor: Option<String>,
 }

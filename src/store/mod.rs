@@ -47,7 +47,9 @@ pub use events::{EventFilter, ListedEvent, StoredEvent};
 pub use import::{ImportOutcome, ImportRow, OnConflict};
 pub use import_reports::{ImportEnding, ImportReportRow};
 pub use messages::MessageRow;
-pub use outbox::{BatchShape, ClaimedBatch, DueBatch, OutboundBatch, Settlement, Turn, IDEMPOTENCY_WINDOW_MS};
+pub use outbox::{
+    BatchShape, ClaimAhead, ClaimedBatch, DueBatch, OutboundBatch, Settlement, Turn, IDEMPOTENCY_WINDOW_MS,
+};
 pub use reputation::{ReputationChange, ResumeOutcome, TenantReputation, REPUTATION_EVENT};
 pub use stats::{Bucket, CampaignCounters, DAY_MS, HOUR_MS, METRICS};
 pub use suppressions::{SuppressionRow, UnsubscribeTarget, Unsuppress};
@@ -201,8 +203,8 @@ impl Store {
                         "PRAGMA synchronous = FULL",
                         "PRAGMA foreign_keys = ON",
                         "PRAGMA busy_timeout = 10000",
-                        // Pages rewritten many times between checkpoints are copied back once.
-                        "PRAGMA wal_autocheckpoint = 10000",
+                        // Never on commit: `workers::checkpoint` copies the WAL back, beside the writers.
+                        "PRAGMA wal_autocheckpoint = 0",
                     ] {
                         sqlx::query(pragma).execute(&mut *conn).await?;
                     }
@@ -276,6 +278,16 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Copies SQLite's WAL back into the database file as far as no reader
+    /// still needs it, waiting for nobody (see `workers::checkpoint`); nothing
+    /// on PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.pool).await?;
+        }
+        Ok(())
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {

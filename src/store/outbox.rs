@@ -18,6 +18,7 @@ mod render_failures;
 mod settle;
 mod turns;
 
+pub use claim::ClaimAhead;
 pub use turns::Turn;
 
 pub use crate::domain::outbox_policy::{BatchShape, HOLD_MS, IDEMPOTENCY_WINDOW_MS, MAX_BATCH};

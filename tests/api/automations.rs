@@ -68,9 +68,7 @@ pub(crate) async fn rule(app: &TestApp, t: &str, key: &str, body: Value) -> Stri
 }
 
 pub(crate) async fn runs(app: &TestApp, t: &str, key: &str, rule: &str) -> Vec<Value> {
-    let r = app.get(&format!("/customers/{t}/automations/{rule}/runs"), key).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    r.body["data"].as_array().unwrap().clone()
+    app.get_all(&format!("/customers/{t}/automations/{rule}/runs"), key).await
 }
 
 /// Waits until the rule has `n` runs and none is pending; returns them.
@@ -172,6 +170,32 @@ async fn every_rule_type_fires_once_per_event_despite_duplicate_deliveries() {
     assert_eq!(body["data"]["message"], "compliance alert");
     assert_eq!(body["data"]["event"]["contact_id"], json!(complainer.0));
     assert_eq!(body["data"]["event"]["type"], "email.complained");
+}
+
+#[tokio::test]
+async fn runs_answer_a_json_array_and_page_with_a_link_header() {
+    let app = spawn_with(options(&[], true)).await;
+    let (t, key, _cid, sent) = campaign(&app, 3, false).await;
+    let r = rule(
+        &app,
+        &t,
+        &key,
+        json!({ "name": "engaged", "trigger": { "event": "email.clicked" },
+        "actions": [{ "type": "add_tag", "tag": "engaged" }] }),
+    )
+    .await;
+    for (i, (_, email_id, _)) in sent.iter().enumerate() {
+        let click = json!({ "click": { "link": "https://acme.com/x" } });
+        post_event(&app, &format!("page-{i}"), "email.clicked", email_id, click).await;
+    }
+    settled_runs(&app, &t, &key, &r, 3).await;
+    let first = app.get(&format!("/customers/{t}/automations/{r}/runs?limit=1"), &key).await;
+    assert_eq!(first.body.as_array().map(Vec::len), Some(1), "a bare array: {}", first.body);
+    let next = first.next_page().expect("a Link header to the next page");
+    assert!(next.starts_with(&format!("/customers/{t}/automations/{r}/runs?limit=1&cursor=")), "{next}");
+    let all = app.get_all(&format!("/customers/{t}/automations/{r}/runs?limit=1"), &key).await;
+    let ids: std::collections::HashSet<&str> = all.iter().map(|run| run["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3, "each run once across the pages");
 }
 
 #[tokio::test]

@@ -179,3 +179,85 @@ async fn import_adds_many_contacts_and_skips_existing_ones() {
         "a rejected import stores nothing"
     );
 }
+
+#[tokio::test]
+async fn a_contact_is_found_by_its_address_in_any_case_and_only_by_its_own_customer() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("Acme", "acme.example.com").await;
+    let ada = app.add_contact(&t, &key, json!({ "email": "Ada@Example.org", "tags": ["vip"] })).await;
+    app.add_contact(&t, &key, json!({ "email": "bob@example.org" })).await;
+    for query in [
+        "email=ada@example.org",
+        "email=ADA%40EXAMPLE.ORG",
+        "email=%20ada@example.org%20",
+        "email=ada@example.org&tag=vip",
+    ] {
+        let r = app.get(&format!("/customers/{t}/contacts?{query}"), &key).await;
+        assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.body);
+        let found = r.body.as_array().unwrap();
+        assert_eq!(found.len(), 1, "{query}: {}", r.body);
+        assert_eq!(found[0]["id"], ada.as_str());
+        assert_eq!(found[0]["email"], "Ada@Example.org", "as it was given");
+        assert!(r.headers.get("link").is_none());
+    }
+    for query in ["email=nobody@example.org", "email=ada@example.org&tag=other"] {
+        let r = app.get(&format!("/customers/{t}/contacts?{query}"), &key).await;
+        assert_eq!(r.status, StatusCode::OK, "{query}");
+        assert_eq!(r.body, json!([]), "{query}: the same shape, empty");
+    }
+    // Another customer's key finds nothing of this customer, and its own list has no Ada.
+    let (u, key_u) = app.verified_tenant("Other", "other.example.com").await;
+    let r = app.get(&format!("/customers/{t}/contacts?email=ada@example.org"), &key_u).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app.get(&format!("/customers/{u}/contacts?email=ada@example.org"), &key_u).await;
+    assert_eq!(r.body, json!([]));
+    let r = app.get(&format!("/customers/{t}/contacts?email=ada@example.org"), ADMIN_KEY).await;
+    assert_eq!(r.body.as_array().unwrap().len(), 1, "the admin key reaches every customer");
+}
+
+#[tokio::test]
+async fn a_hostile_address_lookup_gets_a_clear_4xx_in_the_error_envelope() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("Acme", "acme.example.com").await;
+    app.add_contact(&t, &key, json!({ "email": "ada@example.org" })).await;
+    let huge = "a".repeat(20_000);
+    let long_local = format!("{}@example.org", "a".repeat(300));
+    for bad in [
+        "email=",
+        "email=ada%00@example.org",
+        "email=ada@example.org%00",
+        "email=ada%0d%0aBcc:%20x@example.org",
+        "email=%1b%5b31mada@example.org",
+        "email=ada%E2%80%A8@example.org",
+        "email=not-an-address",
+        "email=%27%20OR%201%3D1%20--",
+        "email=%25",
+        &format!("email={long_local}"),
+        &format!("email={huge}"),
+    ] {
+        let r = app.get(&format!("/customers/{t}/contacts?{bad}"), &key).await;
+        let shown: String = bad.chars().take(60).collect();
+        assert!(r.status.is_client_error(), "{shown}: {} {}", r.status, r.body);
+        assert!(r.body["error"]["code"].is_string(), "{shown}: {}", r.body);
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(message.len() < 1_000, "{shown}: the message does not echo a huge value");
+        assert!(!message.chars().any(char::is_control), "{shown}: no control character echoed: {message:?}");
+    }
+    let r = app.get(&format!("/customers/{t}/contacts?email=ada@example.org&email=bob@example.org"), &key).await;
+    assert!(r.status.is_client_error(), "a repeated email: {}", r.status);
+}
+
+#[tokio::test]
+async fn a_field_of_the_wrong_type_is_refused_naming_the_field() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("Acme", "acme.example.com").await;
+    let r =
+        app.post(&format!("/customers/{t}/contacts"), &key, json!({ "email": "a@example.org", "tags": "vip" })).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("tags: invalid type: string \"vip\", expected a list"), "{message}");
+    let r = app
+        .post(&format!("/customers/{t}/contacts"), &key, json!({ "email": "a@example.org", "tags": ["x", 1] }))
+        .await;
+    assert!(r.body["error"]["message"].as_str().unwrap().starts_with("tags[1]: "), "{}", r.body);
+}

@@ -139,7 +139,37 @@ pub struct Res {
     pub body: Value,
 }
 
+impl Res {
+    /// The path of the next page, from `Link: <path>; rel="next"`.
+    pub fn next_page(&self) -> Option<String> {
+        let link = self.headers.get("link")?.to_str().unwrap();
+        let (target, rel) = link.split_once(';').unwrap();
+        assert_eq!(rel.trim(), "rel=\"next\"", "{link}");
+        Some(target.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
+    }
+}
+
 impl TestApp {
+    /// Every item of a paged list, following its `Link` headers: each page a
+    /// JSON array of at most `limit` items (the `limit` in `path`).
+    pub async fn get_all(&self, path: &str, key: &str) -> Vec<Value> {
+        let limit = url::Url::parse(&format!("http://x{path}"))
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "limit")
+            .map_or(100, |(_, v)| v.parse::<usize>().unwrap());
+        let (mut out, mut next) = (Vec::new(), Some(path.to_owned()));
+        while let Some(path) = next {
+            let r = self.get(&path, key).await;
+            assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+            let page = r.body.as_array().unwrap_or_else(|| panic!("{path} answers an array: {}", r.body));
+            assert!(page.len() <= limit, "{path}");
+            out.extend(page.iter().cloned());
+            next = r.next_page();
+        }
+        out
+    }
+
     pub async fn request(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> Res {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(k) = key {

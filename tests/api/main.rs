@@ -14,6 +14,7 @@ mod automations;
 mod automations_inline;
 mod bench;
 mod campaigns;
+mod cli;
 mod contacts;
 mod delivery;
 mod domain_records;

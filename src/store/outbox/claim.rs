@@ -54,7 +54,8 @@ impl Store {
     }
 
     /// Claims what `turn` (from [`Store::next_turn`]) serves, as
-    /// [`Store::claim_new_batch`] says, and charges its tenant the requests.
+    /// [`Store::claim_new_batch`] says, and charges its tenant the requests:
+    /// [`Store::read_claim`], `render`, then [`Store::commit_claim`].
     pub async fn claim_turn(
         &self,
         turn: &Turn,
@@ -63,22 +64,50 @@ impl Store {
         max_bytes: usize,
         render: &impl RenderClaimed,
     ) -> anyhow::Result<ClaimedBatch> {
-        // What the claim would take, read and rendered outside the transaction.
+        let ahead = self.read_claim(turn, max_batches, max_bytes, None).await?;
+        let answers = render.render_claimed(ahead.messages()).await?;
+        self.commit_claim(turn, lease_ms, max_bytes, ahead, answers).await
+    }
+
+    /// What a claim of `turn` would take, read outside any transaction, to be
+    /// rendered before [`Store::commit_claim`]: nothing when its campaign is
+    /// held. `after`, for a campaign's claim, starts the read after that
+    /// message: another claim of the same campaign, under way, has read up to
+    /// it (see [`ClaimAhead::last_read`]).
+    pub async fn read_claim(
+        &self,
+        turn: &Turn,
+        max_batches: usize,
+        max_bytes: usize,
+        after: Option<&str>,
+    ) -> Result<ClaimAhead, sqlx::Error> {
         let head = &turn.head;
+        if head.held() {
+            return Ok(ClaimAhead { messages: None, campaign: false });
+        }
         let mut conn = self.pool.acquire().await?;
-        // Which messages the claim takes: decided once, here, and used again
-        // inside the transaction.
-        let ahead = match head.held() {
-            true => None,
-            false => Some(self.claimable(&mut conn, &turn.tenant_id, head, max_batches, max_bytes).await?),
-        };
-        drop(conn);
-        // Whether each may still be mailed is checked in the transaction (a
-        // message found blocked there was rendered for nothing: rare).
-        let answers = render.render_claimed(ahead.as_deref().unwrap_or_default()).await?;
+        let messages = self.claimable(&mut conn, &turn.tenant_id, head, max_batches, max_bytes, after).await?;
+        Ok(ClaimAhead { messages: Some(messages), campaign: !head.single() })
+    }
+
+    /// Claims, in one transaction, what `ahead` read of `turn` and `answers`
+    /// rendered of it (in its order): each message still queued and still
+    /// allowed to be mailed goes into a request recorded with its key and
+    /// claim token; the tenant is charged the requests.
+    pub async fn commit_claim(
+        &self,
+        turn: &Turn,
+        lease_ms: i64,
+        max_bytes: usize,
+        ahead: ClaimAhead,
+        answers: Vec<Result<String, String>>,
+    ) -> anyhow::Result<ClaimedBatch> {
+        let ahead = ahead.messages;
         let mut renders: HashMap<String, Result<String, String>> =
             ahead.iter().flatten().map(|m| m.id.clone()).zip(answers).collect();
-
+        // Whether each may still be mailed is checked here (a message found
+        // blocked now was rendered for nothing: rare).
+        let head = &turn.head;
         let mut tx = self.begin_write().await?;
         let now = tx.now;
         // The head as it is now: whether its campaign is held is read again.
@@ -226,6 +255,7 @@ impl Store {
         head: &Head,
         max_batches: usize,
         max_bytes: usize,
+        after: Option<&str>,
     ) -> Result<Vec<ClaimedMessage>, sqlx::Error> {
         let shared: Option<Shared> = sqlx::query_as(
             "SELECT tn.name AS tenant_name, tn.unsubscribe_footer, cp.from_address, cp.subject, cp.html, \
@@ -238,16 +268,20 @@ impl Store {
         .fetch_optional(&mut *conn)
         .await?;
         let Some(shared) = shared else { return Ok(Vec::new()) };
-        let (scope, scope_value, limit) = match &head.campaign_id {
+        let (scope, scope_value, after, limit) = match &head.campaign_id {
             Some(c) if !head.single() => {
+                let scope = match after {
+                    Some(_) => "m.campaign_id = $2 AND m.solo = 0 AND m.id > $3",
+                    None => "m.campaign_id = $2 AND m.solo = 0",
+                };
                 // Take no more than the requests can carry: a large body means
                 // fewer emails per claim, so memory stays bounded.
                 let per_email = usize::try_from(shared.size.unwrap_or(0)).unwrap_or(0).saturating_add(512);
                 let by_bytes = (max_batches.max(1).saturating_mul(max_bytes) / per_email).max(1);
                 let by_count = usize::try_from(MAX_BATCH).unwrap_or(100).saturating_mul(max_batches.max(1));
-                ("m.campaign_id = $2 AND m.solo = 0", c.as_str(), by_count.min(by_bytes))
+                (scope, c.as_str(), after, by_count.min(by_bytes))
             }
-            _ => ("m.id = $2", head.id.as_str(), 1),
+            _ => ("m.id = $2", head.id.as_str(), None, 1),
         };
         // Campaign messages are its template or not; a message alone may be either.
         let contact = match shared.template_id.is_some() || head.single() {
@@ -260,30 +294,32 @@ impl Store {
             // a resume pinned to the content they were claimed with: only
             // what varies is read (a quarter of the columns), unless one has
             // content of its own.
-            let recipients: Vec<CampaignRecipient> = sqlx::query_as(&format!(
+            let sql = format!(
                 "SELECT m.id, m.to_email, m.first_name, \
                    CASE WHEN COALESCE(m.from_address, m.subject, m.html, m.text_body, m.reply_to, m.tags, \
                      m.template_id, m.variables) IS NULL THEN 0 ELSE 1 END AS own, \
                    {contact} WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}"
-            ))
-            .bind(now)
-            .bind(scope_value)
-            .fetch_all(&mut *conn)
-            .await?;
+            );
+            let mut read = sqlx::query_as::<_, CampaignRecipient>(&sql).bind(now).bind(scope_value);
+            if let Some(after) = after {
+                read = read.bind(after);
+            }
+            let recipients = read.fetch_all(&mut *conn).await?;
             if recipients.iter().all(|r| r.own == 0) {
                 return Ok(recipients.into_iter().map(|r| r.with(tenant_id, c, &shared)).collect());
             }
         }
-        let rows: Vec<Queued> = sqlx::query_as(&format!(
+        let sql = format!(
             "SELECT m.id, m.tenant_id, m.campaign_id, m.to_email, m.first_name, m.from_address, m.subject, m.html, \
                m.text_body, m.reply_to, m.tags, m.template_id, m.variables, \
                CASE WHEN m.campaign_id IS NOT NULL OR m.list_unsubscribe = 1 THEN 1 ELSE 0 END AS list_unsubscribe, \
                {contact} WHERE {scope} AND m.status = 'queued' AND m.due_at <= $1 ORDER BY m.id LIMIT {limit}"
-        ))
-        .bind(now)
-        .bind(scope_value)
-        .fetch_all(&mut *conn)
-        .await?;
+        );
+        let mut read = sqlx::query_as::<_, Queued>(&sql).bind(now).bind(scope_value);
+        if let Some(after) = after {
+            read = read.bind(after);
+        }
+        let rows = read.fetch_all(&mut *conn).await?;
         Ok(rows.into_iter().map(|q| q.with(&shared)).collect())
     }
 
@@ -359,6 +395,38 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+/// What a claim would take, as [`Store::read_claim`] read it: the messages to
+/// render (none when its campaign was held).
+pub struct ClaimAhead {
+    messages: Option<Vec<ClaimedMessage>>,
+    /// Whether they are some of a campaign's, in order of id.
+    campaign: bool,
+}
+
+impl ClaimAhead {
+    /// Messages of a campaign, read in this order, for tests of what follows a claim.
+    #[cfg(test)]
+    pub fn of_campaign(messages: Vec<ClaimedMessage>) -> Self {
+        ClaimAhead { messages: Some(messages), campaign: true }
+    }
+
+    /// The messages to render, in the claim's order.
+    pub fn messages(&self) -> &[ClaimedMessage] {
+        self.messages.as_deref().unwrap_or_default()
+    }
+
+    /// For a campaign's claim, the last message read: another claim of the
+    /// same campaign may read after it meanwhile, and take none of these.
+    pub fn last_read(&self) -> Option<&str> {
+        self.messages.as_ref().filter(|_| self.campaign)?.last().map(|m| m.id.as_str())
+    }
+
+    /// Whether rendering them runs a tenant's template (in a render worker).
+    pub fn templated(&self) -> bool {
+        self.messages().iter().any(|m| m.templated == 1)
     }
 }
 

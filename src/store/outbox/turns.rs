@@ -20,6 +20,7 @@ const LANES: [i64; 2] = [PRIORITY_TRANSACTIONAL, PRIORITY_CAMPAIGN];
 
 /// What one claim serves: a tenant in a lane (and, for campaign mail, one of
 /// its campaigns), headed by the message first in that queue.
+#[derive(Clone)]
 pub struct Turn {
     /// The messages' priority: [`PRIORITY_TRANSACTIONAL`] or [`PRIORITY_CAMPAIGN`].
     pub lane: i64,
@@ -28,12 +29,32 @@ pub struct Turn {
     pub(super) head: Head,
 }
 
+#[cfg(test)]
+impl Turn {
+    /// A turn of `tenant_id`'s campaign `campaign` headed by message `head`,
+    /// for tests of what claims turns.
+    pub fn of_campaign(tenant_id: &str, campaign: &str, head: &str) -> Self {
+        Turn {
+            lane: PRIORITY_CAMPAIGN,
+            tenant_id: tenant_id.to_owned(),
+            weight: 1,
+            head: Head {
+                id: head.to_owned(),
+                campaign_id: Some(campaign.to_owned()),
+                solo: 0,
+                domain_status: Some("verified".to_owned()),
+                reputation: None,
+            },
+        }
+    }
+}
+
 /// [`Head`]s of messages `m`, to be narrowed by a `WHERE`.
 pub(super) const HEAD: &str = "SELECT m.id, m.campaign_id, m.solo, t.domain_status, r.state AS reputation \
    FROM messages m JOIN tenants t ON t.id = m.tenant_id LEFT JOIN tenant_reputation r ON r.tenant_id = m.tenant_id";
 
 /// The message first in the queue a claim serves.
-#[derive(FromRow)]
+#[derive(Clone, FromRow)]
 pub(super) struct Head {
     pub(super) id: String,
     pub(super) campaign_id: Option<String>,
