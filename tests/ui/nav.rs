@@ -30,7 +30,8 @@ async fn on_a_phone_every_section_is_reached_from_the_menu_and_nothing_scrolls_s
     let app = spawn_with(Options::default()).await;
     b.set_base(&app.base);
     let (t, key) = app.verified_tenant("Acme Newsletters", "mail.acme.example").await;
-    app.add_contact(&t, &key, json!({ "email": "ada@example.com", "first_name": "Ada", "tags": ["vip"] })).await;
+    let ada =
+        app.add_contact(&t, &key, json!({ "email": "ada@example.com", "first_name": "Ada", "tags": ["vip"] })).await;
     app.add_contact(&t, &key, json!({ "email": "bounced@resend.dev", "tags": ["vip"] })).await;
     // Rows in every list: a campaign, its events, a bounce that suppresses an address.
     let sent = app
@@ -74,7 +75,14 @@ async fn on_a_phone_every_section_is_reached_from_the_menu_and_nothing_scrolls_s
         assert_eq!(b.wider_than_viewport().await, json!([]), "{label}: wider than a phone");
         b.photograph(&format!("section-{}", label.to_lowercase().replace(' ', "-"))).await;
     }
-    for (name, path) in [("campaign", format!("/campaigns/{campaign}")), ("message", format!("/messages/{email}"))] {
+    let pages = [
+        ("campaign", format!("/campaigns/{campaign}")),
+        ("message", format!("/messages/{email}")),
+        ("compose", "/campaigns/new".to_owned()),
+        ("contact", format!("/contacts/{ada}")),
+        ("contacts-filtered", "/contacts?q=ada&status=subscribed".to_owned()),
+    ];
+    for (name, path) in pages {
         b.open(&format!("/ui/t/{t}{path}")).await;
         b.wait_text("#menu summary", "Menu").await;
         assert!(b.overflow_x().await <= 0, "{name} scrolls sideways on a phone");
