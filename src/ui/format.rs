@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 pub fn register(env: &mut Environment<'static>) {
     env.add_filter("when", when);
     env.add_filter("num", num);
+    env.add_filter("count", count);
     env.add_filter("event_name", event_name);
     env.add_filter("explain", explain);
     env.add_filter("subject_title", subject_title);
@@ -80,6 +81,16 @@ fn num(value: Value) -> Value {
         out.push(c);
     }
     Value::from(out)
+}
+
+/// How many of something, in words: `1 contact`, `11,108 contacts`
+/// (`many` when the plural is not the noun and an s).
+fn count(value: Value, one: &str, many: Option<&str>) -> String {
+    let noun = match i64::try_from(value.clone()) {
+        Ok(1) => one.to_owned(),
+        _ => many.map_or_else(|| format!("{one}s"), str::to_owned),
+    };
+    format!("{} {noun}", num(value))
 }
 
 /// A delivery event's type (`email.complained`, or without the prefix) as
@@ -165,6 +176,13 @@ mod tests {
         assert_eq!(num(Value::from(999)).to_string(), "999");
         assert_eq!(num(Value::from(-1234567)).to_string(), "-1,234,567");
         assert_eq!(num(Value::from(0)).to_string(), "0");
+    }
+
+    #[test]
+    fn counts_name_what_they_count() {
+        assert_eq!(count(Value::from(1), "contact", None), "1 contact");
+        assert_eq!(count(Value::from(11108), "contact", None), "11,108 contacts");
+        assert_eq!(count(Value::from(0), "address", Some("addresses")), "0 addresses");
     }
 
     #[test]
