@@ -400,7 +400,7 @@ pub fn router(state: AppState) -> Router {
     let openapi = crate::api::document(openapi);
     api.merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi))
         // The dashboard: merged after the split, so its routes stay out of the OpenAPI document.
-        .merge(crate::ui::router())
+        .merge(crate::ui::router(state.clone()))
         .fallback(crate::api::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))

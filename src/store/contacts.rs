@@ -136,6 +136,14 @@ impl Store {
             .await
     }
 
+    /// How many contacts the tenant has, whatever their status.
+    pub async fn contact_total(&self, tenant_id: &TenantId) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM contacts WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_one(&self.pool)
+            .await
+    }
+
     /// One page of contacts in id (creation) order. Fetches `limit + 1` so the
     /// caller knows whether a next page exists.
     pub async fn contacts(&self, tenant_id: &TenantId, f: &ContactFilter) -> Result<Vec<ContactRow>, sqlx::Error> {

@@ -269,17 +269,31 @@ impl Store {
         filter: &SegmentFilter,
         limit: i64,
     ) -> Result<(i64, Vec<super::ContactRow>), sqlx::Error> {
+        self.filter_members_after(tenant_id, filter, "", limit).await
+    }
+
+    /// One page of the contacts matching a filter: those after the contact id
+    /// `after` ("" from the start), at most `limit` by id, and how many match in all.
+    pub async fn filter_members_after(
+        &self,
+        tenant_id: &TenantId,
+        filter: &SegmentFilter,
+        after: &str,
+        limit: i64,
+    ) -> Result<(i64, Vec<super::ContactRow>), sqlx::Error> {
         let mut values = Vec::new();
-        let member_of = compile(filter, self.backend, &mut Placeholders::after(1), &mut values, self.now_ms());
-        let sql = format!("SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = $1 AND {member_of}");
-        let count: i64 =
-            bind_values(sqlx::query(&sql).bind(tenant_id), &values).fetch_one(&self.pool).await?.try_get(0)?;
+        let member_of = compile(filter, self.backend, &mut Placeholders::after(2), &mut values, self.now_ms());
+        let sql = format!("SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = $1 AND $2 = $2 AND {member_of}");
+        let count: i64 = bind_values(sqlx::query(&sql).bind(tenant_id).bind(after), &values)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
         let sql = format!(
-            "SELECT {} FROM contacts c WHERE c.tenant_id = $1 AND {member_of} ORDER BY c.id LIMIT {}",
+            "SELECT {} FROM contacts c WHERE c.tenant_id = $1 AND c.id > $2 AND {member_of} ORDER BY c.id LIMIT {}",
             super::contacts::CONTACT_COLUMNS,
             limit.clamp(0, 10_000)
         );
-        let rows = bind_values(sqlx::query(&sql).bind(tenant_id), &values).fetch_all(&self.pool).await?;
+        let rows = bind_values(sqlx::query(&sql).bind(tenant_id).bind(after), &values).fetch_all(&self.pool).await?;
         let contacts = rows
             .iter()
             .map(<super::ContactRow as sqlx::FromRow<sqlx::any::AnyRow>>::from_row)

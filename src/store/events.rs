@@ -279,6 +279,38 @@ impl Store {
         q.bind(f.limit + 1).fetch_all(&self.pool).await
     }
 
+    /// How many of the tenant's events have this type and campaign (either
+    /// may be absent), counted up to `cap`: a listing's total without walking
+    /// millions of rows (`cap + 1` means "more than `cap`").
+    pub async fn tenant_event_total(
+        &self,
+        tenant_id: &crate::domain::TenantId,
+        event_type: Option<&str>,
+        campaign_id: Option<&str>,
+        cap: i64,
+    ) -> Result<i64, sqlx::Error> {
+        let mut conditions = vec!["tenant_id = $1"];
+        let mut args = Vec::new();
+        if let Some(t) = event_type {
+            conditions.push(if args.is_empty() { "event_type = $2" } else { "event_type = $3" });
+            args.push(t);
+        }
+        if let Some(c) = campaign_id {
+            conditions.push(if args.is_empty() { "campaign_id = $2" } else { "campaign_id = $3" });
+            args.push(c);
+        }
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM webhook_events WHERE {} LIMIT {}) capped",
+            conditions.join(" AND "),
+            cap.clamp(0, 1_000_000) + 1
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(tenant_id);
+        for arg in args {
+            q = q.bind(arg);
+        }
+        q.fetch_one(&self.pool).await
+    }
+
     pub async fn message_events(&self, message_id: &str) -> Result<Vec<StoredEvent>, sqlx::Error> {
         sqlx::query_as("SELECT svix_id, event_type, received_at FROM webhook_events WHERE message_id = $1 ORDER BY received_at, svix_id")
             .bind(message_id)

@@ -56,6 +56,15 @@ impl Store {
         .await
     }
 
+    /// How many addresses the tenant suppresses (with `reason`, when given).
+    pub async fn suppression_total(&self, tenant_id: &TenantId, reason: Option<&str>) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM suppressions WHERE tenant_id = $1 AND ($2 = '' OR reason = $2)")
+            .bind(tenant_id)
+            .bind(reason.unwrap_or(""))
+            .fetch_one(&self.pool)
+            .await
+    }
+
     /// Adds addresses (already normalised) with `reason` from `source`; an
     /// address already suppressed keeps its entry. Returns how many were new.
     pub async fn add_suppressions(

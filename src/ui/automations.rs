@@ -253,6 +253,8 @@ async fn detail(
     runs.truncate(PAGE as usize);
     let next = if more { runs.last().map(|r| r.id.clone()) } else { None };
     let runs: Vec<RunView> = runs.into_iter().map(run_view).collect();
+    let email_ids: Vec<&str> = runs.iter().map(|r| r.email_id.as_str()).collect();
+    let recipients = state.store.recipients_of(&id, &email_ids).await?;
     let names = template_names(&state, &id).await?;
     let rule = rule_view(automation, &names)?;
     let frame = Frame::new(&user, Some(&row), "automations").notice(q.done.as_deref());
@@ -260,7 +262,7 @@ async fn detail(
         StatusCode::OK,
         "automation.html",
         &frame,
-        minijinja::context! { rule, runs, next, older => before.is_some() },
+        minijinja::context! { rule, runs, recipients, next, older => before.is_some() },
     ))
 }
 

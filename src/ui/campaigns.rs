@@ -295,10 +295,20 @@ async fn tenant_dead_letters(
     State(state): State<AppState>,
     Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let letters: Vec<dead_letters::DeadLetter> =
-        state.store.dead_letters(Some(&id), None, 500).await?.into_iter().map(dead_letters::DeadLetter::from).collect();
+    let letters: Vec<dead_letters::DeadLetter> = state
+        .store
+        .dead_letters(Some(&id), None, super::DEAD_LETTERS_SHOWN)
+        .await?
+        .into_iter()
+        .map(dead_letters::DeadLetter::from)
+        .collect();
     let frame = Frame::new(&user, Some(&row), "dead").notice(q.done.as_deref());
-    Ok(page(StatusCode::OK, "dead_letters.html", &frame, minijinja::context! { letters, across_tenants => false }))
+    Ok(page(
+        StatusCode::OK,
+        "dead_letters.html",
+        &frame,
+        minijinja::context! { letters, limit => super::DEAD_LETTERS_SHOWN, across_tenants => false },
+    ))
 }
 
 #[derive(Deserialize)]

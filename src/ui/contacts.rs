@@ -14,7 +14,7 @@ use super::operator::Done;
 use super::session::CsrfOnly;
 use super::tenant_scope::header_token;
 use super::tenant_scope::{Posted, Scoped};
-use super::{page, scope, see_other, Frame, UiError, UiResult, UiUser};
+use super::{page, query_string, scope, see_other, Frame, UiError, UiResult, UiUser};
 use crate::domain::{parse_id, Tag, TenantId};
 use crate::error::ApiError;
 use crate::import::Format;
@@ -60,32 +60,40 @@ async fn list(
     let tag = present(&q.tag).map(Tag::parse).transpose().map_err(ApiError::validation)?;
     let status = present(&q.status).filter(|s| STATUSES.contains(s));
     let search = present(&q.q);
-    let (rows, total, next) = if search.is_some() || status.is_some() {
-        // Search and status go through the dynamic-segment filter: one first page, with the total.
-        let mut all = Vec::new();
-        if let Some(s) = search {
-            all.push(json!({"field": "email", "op": "contains", "value": s.to_lowercase()}));
-        }
-        if let Some(s) = status {
-            all.push(json!({"field": "status", "op": "eq", "value": s}));
-        }
-        if let Some(t) = &tag {
-            all.push(json!({"tag": t.as_str()}));
-        }
-        let filter = segments::parse_filter(&json!({ "all": all }))?;
-        let (total, rows) = state.store.filter_members(&id, &filter, PAGE).await?;
-        (rows, Some(total), None)
+    let after = present(&q.after).and_then(parse_id);
+    // A filtered list goes through the dynamic-segment filter; either way a
+    // page holds PAGE contacts after the cursor, and the total counts them all.
+    let mut conditions = Vec::new();
+    if let Some(s) = search {
+        conditions.push(json!({"field": "email", "op": "contains", "value": s.to_lowercase()}));
+    }
+    if let Some(s) = status {
+        conditions.push(json!({"field": "status", "op": "eq", "value": s}));
+    }
+    if let Some(t) = &tag {
+        conditions.push(json!({"tag": t.as_str()}));
+    }
+    let (total, mut rows) = if conditions.is_empty() {
+        let rows = state.store.contacts(&id, &ContactFilter { tag: None, after: after.clone(), limit: PAGE }).await?;
+        (state.store.contact_total(&id).await?, rows)
     } else {
-        let after = present(&q.after).and_then(parse_id);
-        let mut rows = state.store.contacts(&id, &ContactFilter { tag: tag.clone(), after, limit: PAGE }).await?;
-        let next = if rows.len() as i64 > PAGE {
-            rows.truncate(PAGE as usize);
-            rows.last().map(|r| r.id.clone())
-        } else {
-            None
-        };
-        (rows, None, next)
+        let filter = segments::parse_filter(&json!({ "all": conditions }))?;
+        state.store.filter_members_after(&id, &filter, after.as_deref().unwrap_or(""), PAGE + 1).await?
     };
+    let next = if rows.len() as i64 > PAGE {
+        rows.truncate(PAGE as usize);
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    let tag = tag.map(Tag::into_string);
+    let filters = [("q", search), ("tag", tag.as_deref()), ("status", status)];
+    let first_query = query_string(&filters);
+    let next_query = next.as_deref().map(|n| {
+        let mut pairs = filters.to_vec();
+        pairs.push(("after", Some(n)));
+        query_string(&pairs)
+    });
     let contacts: Vec<contacts::Contact> = rows.into_iter().map(contacts::Contact::from).collect();
     let frame = Frame::new(&user, Some(&row), "contacts").notice(q.done.as_deref());
     Ok(page(
@@ -93,9 +101,9 @@ async fn list(
         "contacts.html",
         &frame,
         minijinja::context! {
-            contacts, total, next,
-            q => search, tag => tag.map(Tag::into_string), status, statuses => STATUSES,
-            paged => present(&q.after).is_some(),
+            contacts, total, next_query, first_query,
+            q => search, tag, status, statuses => STATUSES,
+            paged => after.is_some(),
         },
     ))
 }
@@ -201,9 +209,16 @@ async fn unsubscribe(
     Ok(see_other(&format!("/ui/t/{id}/contacts/{}", saved.id), "contact_unsubscribed"))
 }
 
-async fn import_page(Scoped { user, tenant: row, .. }: Scoped) -> UiResult<Response> {
-    let frame = Frame::new(&user, Some(&row), "contacts");
-    Ok(page(StatusCode::OK, "import.html", &frame, minijinja::context! { report => None::<()> }))
+/// Imports listed under the form, newest first.
+const IMPORTS_SHOWN: &str = "50";
+
+async fn import_page(
+    State(state): State<AppState>,
+    Scoped { user, id, tenant: row, .. }: Scoped,
+) -> UiResult<Response> {
+    let reports = crate::service::imports::list(&state, &id, Some(IMPORTS_SHOWN)).await?;
+    let frame = Frame::new(&user, Some(&row), "imports");
+    Ok(page(StatusCode::OK, "import.html", &frame, minijinja::context! { report => None::<()>, reports }))
 }
 
 #[derive(Deserialize)]
@@ -243,7 +258,7 @@ async fn import(
     user.check_csrf(&f.csrf)?;
     let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(f.csv))]);
     let report = contacts::import(&state, id, Format::Csv, OnConflict::Skip, body, |_| {}).await?;
-    let frame = Frame::new(&user, Some(&row), "contacts");
+    let frame = Frame::new(&user, Some(&row), "imports");
     Ok(page(StatusCode::OK, "import.html", &frame, minijinja::context! { report }))
 }
 

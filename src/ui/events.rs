@@ -10,12 +10,14 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::tenant_scope::Scoped;
-use super::{page, Frame, UiResult};
+use super::{page, query_string, Frame, UiResult};
 use crate::service::events::{self, EventQuery};
 use crate::state::AppState;
 
 /// Events per page.
 const PAGE: &str = "50";
+/// Events counted for the total at most ("more than 10,000" past it).
+const EVENTS_COUNTED: i64 = 10_000;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/ui/t/{tid}/events", get(list))
@@ -27,16 +29,6 @@ pub struct EventsQuery {
     event_type: Option<String>,
     campaign_id: Option<String>,
     cursor: Option<String>,
-}
-
-fn query_string(pairs: &[(&str, Option<&str>)]) -> String {
-    let mut q = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        if let Some(v) = v.filter(|v| !v.is_empty()) {
-            q.append_pair(k, v);
-        }
-    }
-    q.finish()
 }
 
 async fn list(
@@ -51,7 +43,11 @@ async fn list(
         limit: Some(PAGE.to_owned()),
         ..EventQuery::default()
     };
-    let (listed, _, _) = events::list(&state, &id, &params).await?;
+    let (listed, filter, _) = events::list(&state, &id, &params).await?;
+    let total = state
+        .store
+        .tenant_event_total(&id, filter.event_type.as_deref(), filter.campaign_id.as_deref(), EVENTS_COUNTED)
+        .await?;
     let listed = serde_json::to_value(listed).unwrap_or_default();
     let filters = [("type", params.event_type.as_deref()), ("campaign_id", params.campaign_id.as_deref())];
     let next_query = listed["next_cursor"].as_str().map(|c| {
@@ -59,6 +55,11 @@ async fn list(
         pairs.push(("cursor", Some(c)));
         query_string(&pairs)
     });
+    let email_ids: Vec<&str> = listed["data"]
+        .as_array()
+        .map(|events| events.iter().filter_map(|e| e["email_id"].as_str()).collect())
+        .unwrap_or_default();
+    let recipients = state.store.recipients_of(&id, &email_ids).await?;
     let campaigns: Vec<(String, String)> =
         state.store.campaigns(&id).await?.into_iter().map(|c| (c.id, c.subject)).collect();
     let campaign_names: std::collections::BTreeMap<&str, &str> =
@@ -71,7 +72,7 @@ async fn list(
         "events.html",
         &frame,
         minijinja::context! {
-            events => listed["data"].clone(), next_query, first_query => query_string(&filters),
+            events => listed["data"].clone(), recipients, next_query, total, counted => EVENTS_COUNTED, first_query => query_string(&filters),
             paged => params.cursor.is_some(), types, campaigns, campaign_names,
             filter_type => params.event_type, filter_campaign => params.campaign_id,
         },

@@ -149,6 +149,12 @@ async fn message(
     Scoped { user, id, tenant: row, .. }: Scoped,
 ) -> UiResult<Response> {
     let message = campaigns::message_view(&state, &id, &mid).await?;
+    // The campaign it belongs to, by its subject.
+    let message = serde_json::to_value(message).unwrap_or_default();
+    let campaign = match message["campaign_id"].as_str() {
+        Some(cid) => state.store.campaign(&id, cid).await?.map(|c| c.subject),
+        None => None,
+    };
     let frame = Frame::new(&user, Some(&row), "messages");
-    Ok(page(StatusCode::OK, "message.html", &frame, minijinja::context! { message }))
+    Ok(page(StatusCode::OK, "message.html", &frame, minijinja::context! { message, campaign }))
 }

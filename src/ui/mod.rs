@@ -16,6 +16,7 @@ mod chart;
 mod contacts;
 mod events;
 mod form;
+mod format;
 mod mail_templates;
 mod messages;
 mod operator;
@@ -28,8 +29,9 @@ mod tenant_webhooks;
 
 use std::sync::LazyLock;
 
-use axum::extract::Path;
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -43,7 +45,7 @@ use crate::store::TenantRow;
 
 pub use session::UiUser;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/ui", get(home))
         .route("/ui/", get(home))
@@ -63,6 +65,7 @@ pub fn router() -> Router<AppState> {
         .merge(messages::router())
         // Unknown dashboard paths get a page, not the API's JSON 404.
         .route("/ui/{*rest}", get(not_found_page).post(not_found_page))
+        .layer(axum::middleware::from_fn_with_state(state, keep_navigation))
         .layer(axum::middleware::map_response(security_headers))
 }
 
@@ -89,6 +92,37 @@ async fn security_headers(mut res: Response) -> Response {
     res
 }
 
+/// An error page drawn inside the navigation of whoever is signed in: a
+/// mistyped link in the dashboard leaves the menu and Sign out in place. The
+/// page is drawn first without it (an error knows no session); when the
+/// request carries a good session, it is drawn again with that session's
+/// navigation (the tenant of a `/ui/t/{tid}/` path, when this session may see it).
+async fn keep_navigation(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (headers, uri) = (req.headers().clone(), req.uri().clone());
+    let res = next.run(req).await;
+    let Some(shown) = res.extensions().get::<ErrorCtx>().cloned() else { return res };
+    let (mut parts, ()) = Request::new(()).into_parts();
+    parts.headers = headers;
+    let Ok(user) = UiUser::from_request_parts(&mut parts, &state).await else { return res };
+    // The tenant the path names if this session may see it, else the session's own.
+    let named = uri.path().strip_prefix("/ui/t/").and_then(|rest| rest.split('/').next()).map(str::to_owned);
+    let mut tenant = None;
+    for raw in [named, user.tenant.as_ref().map(ToString::to_string)].into_iter().flatten() {
+        if let Ok((_, row)) = scope(&state, &user, &raw).await {
+            tenant = Some(row);
+            break;
+        }
+    }
+    let frame = Frame::new(&user, tenant.as_ref(), "");
+    let mut again = page(res.status(), "error.html", &frame, shown);
+    for (name, value) in res.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            again.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    again
+}
+
 async fn home(user: UiUser) -> Redirect {
     match &user.tenant {
         None => Redirect::to("/ui/tenants"),
@@ -112,6 +146,7 @@ async fn not_found_page() -> Response {
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
+    format::register(&mut env);
     for (name, source) in [
         ("base.html", include_str!("templates/base.html")),
         ("macros.html", include_str!("templates/macros.html")),
@@ -159,6 +194,9 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     }
     env
 });
+
+/// Dead letters listed on a page, newest first (the operator's and a tenant's).
+pub const DEAD_LETTERS_SHOWN: i64 = 500;
 
 /// What every page knows: who is signed in, where, and the form token.
 #[derive(Serialize)]
@@ -304,7 +342,8 @@ impl From<crate::store::StoreError> for UiError {
     }
 }
 
-#[derive(Serialize)]
+/// What an error page says; kept on its response for [`keep_navigation`].
+#[derive(Serialize, Clone)]
 struct ErrorCtx {
     title: &'static str,
     message: String,
@@ -333,7 +372,10 @@ impl IntoResponse for UiError {
             }
         };
         let frame = Frame { csrf: String::new(), is_admin: false, tenant: None, section: "", notice: None };
-        page(status, "error.html", &frame, ErrorCtx { title, message })
+        let shown = ErrorCtx { title, message };
+        let mut res = page(status, "error.html", &frame, &shown);
+        res.extensions_mut().insert(shown);
+        res
     }
 }
 
@@ -350,6 +392,17 @@ pub async fn scope(state: &AppState, user: &UiUser, raw: &str) -> UiResult<(Tena
     }
     let row = state.store.tenant(&id).await?.ok_or(UiError::NotFound)?;
     Ok((id, row))
+}
+
+/// A link's query from a page's filters: the present, non-empty ones, encoded.
+pub fn query_string(pairs: &[(&str, Option<&str>)]) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            q.append_pair(k, v);
+        }
+    }
+    q.finish()
 }
 
 /// 303 to a page, with a notice code.

@@ -215,7 +215,7 @@ async fn delete_tenant(
 
 async fn all_dead_letters(State(state): State<AppState>, user: UiUser, Query(q): Query<Done>) -> UiResult<Response> {
     admin_only(&user)?;
-    let rows = state.store.dead_letters(None, None, 500).await?;
+    let rows = state.store.dead_letters(None, None, super::DEAD_LETTERS_SHOWN).await?;
     let names: std::collections::HashMap<String, String> =
         state.store.tenants().await?.into_iter().map(|t| (t.id.to_string(), t.name)).collect();
     let letters: Vec<serde_json::Value> = rows
@@ -228,7 +228,12 @@ async fn all_dead_letters(State(state): State<AppState>, user: UiUser, Query(q):
         })
         .collect();
     let frame = Frame::new(&user, None, "dead").notice(q.done.as_deref());
-    Ok(page(StatusCode::OK, "dead_letters.html", &frame, minijinja::context! { letters, across_tenants => true }))
+    Ok(page(
+        StatusCode::OK,
+        "dead_letters.html",
+        &frame,
+        minijinja::context! { letters, limit => super::DEAD_LETTERS_SHOWN, across_tenants => true },
+    ))
 }
 
 #[derive(Serialize)]

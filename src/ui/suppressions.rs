@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::form::Fields;
 use super::tenant_scope::{Posted, Scoped};
-use super::{page, see_other, Frame, UiError, UiResult, UiUser};
-use crate::domain::{rfc3339, TenantId};
+use super::{format, page, see_other, Frame, UiError, UiResult, UiUser};
+use crate::domain::{parse_id, rfc3339, TenantId};
 use crate::error::ApiError;
 use crate::service::suppressions;
 use crate::state::AppState;
@@ -39,8 +39,49 @@ pub struct ListQuery {
 struct Entry {
     email: String,
     reason: String,
-    source: Option<String>,
+    source: Source,
     since: String,
+}
+
+/// Where a suppression came from, as the page shows it: a link to the
+/// campaign or the message behind it, else a few words.
+#[derive(Serialize)]
+struct Source {
+    href: Option<String>,
+    label: String,
+}
+
+/// Names each entry's source: the events and unsubscribes that suppress an
+/// address record the message or campaign they came from (ids of this
+/// tenant's, looked up within it); hand-made entries say so.
+async fn sources(state: &AppState, tenant: &TenantId, raw: &[Option<String>]) -> UiResult<Vec<Source>> {
+    let ids: Vec<&str> = raw.iter().flatten().map(String::as_str).filter(|s| parse_id(s).is_some()).collect();
+    let recipients = state.store.recipients_of(tenant, &ids).await?;
+    let mut campaigns = std::collections::HashMap::new();
+    for id in ids.iter().filter(|id| !recipients.contains_key(**id)) {
+        if !campaigns.contains_key(*id) {
+            if let Some(c) = state.store.campaign(tenant, id).await? {
+                campaigns.insert(*id, format::subject_title(&c.subject));
+            }
+        }
+    }
+    let t = format!("/ui/t/{tenant}");
+    Ok(raw
+        .iter()
+        .map(|source| match source.as_deref() {
+            None => Source { href: None, label: "—".into() },
+            Some(s) if recipients.contains_key(s) => {
+                Source { href: Some(format!("{t}/messages/{s}")), label: format!("the message to {}", recipients[s]) }
+            }
+            Some(s) if campaigns.contains_key(s) => Source {
+                href: Some(format!("{t}/campaigns/{s}")),
+                label: format!("the campaign “{}”", campaigns[s]),
+            },
+            Some("api") => Source { href: None, label: "added by hand".into() },
+            Some("automation") => Source { href: None, label: "an automation".into() },
+            Some(other) => Source { href: None, label: other.into() },
+        })
+        .collect())
 }
 
 /// The add form as posted, shown again with its error.
@@ -63,15 +104,18 @@ async fn list_page(
         return Err(UiError::NotFound);
     }
     let mut rows = state.store.suppressions(id, reason, &after, PAGE).await?;
+    let total = state.store.suppression_total(id, reason).await?;
     let next = if rows.len() as i64 > PAGE {
         rows.truncate(PAGE as usize);
         rows.last().map(|r| r.email_normalized.clone())
     } else {
         None
     };
+    let named = sources(state, id, &rows.iter().map(|r| r.source.clone()).collect::<Vec<_>>()).await?;
     let entries: Vec<Entry> = rows
         .into_iter()
-        .map(|r| Entry { email: r.email_normalized, reason: r.reason, source: r.source, since: rfc3339(r.created_at) })
+        .zip(named)
+        .map(|(r, source)| Entry { email: r.email_normalized, reason: r.reason, source, since: rfc3339(r.created_at) })
         .collect();
     let frame = Frame::new(user, Some(row), "suppressions").notice(q.done.as_deref());
     let (status, emails, error) = match rejected {
@@ -82,7 +126,7 @@ async fn list_page(
         status,
         "suppressions.html",
         &frame,
-        minijinja::context! { entries, next, reason, reasons => REASONS, emails, error },
+        minijinja::context! { entries, total, paged => !after.is_empty(), next, reason, reasons => REASONS, emails, error },
     ))
 }
 

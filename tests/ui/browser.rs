@@ -50,6 +50,16 @@ impl Browser {
 
     /// As [`Browser::start`], in the dark colour scheme when `dark`.
     pub async fn start_with(prefix: &str, dark: bool) -> Option<Browser> {
+        Self::launch(prefix, dark, false).await
+    }
+
+    /// As [`Browser::start`], emulating a 390×844 phone (Chromium's mobile
+    /// emulation: a desktop window cannot be made that narrow).
+    pub async fn start_phone(prefix: &str) -> Option<Browser> {
+        Self::launch(prefix, false, true).await
+    }
+
+    async fn launch(prefix: &str, dark: bool, phone: bool) -> Option<Browser> {
         let skip = |what: &str| {
             // CI sets this: there, a missing browser is a failure, not a skip.
             if std::env::var_os("MAILROOM_UI_TESTS_REQUIRE_BROWSER").is_some() {
@@ -94,10 +104,12 @@ impl Browser {
             // prefers-color-scheme: dark, so axe checks the dark palette's contrast too.
             args.extend(["--force-dark-mode", "--blink-settings=preferredColorScheme=0"]);
         }
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": { "binary": chromium, "args": args },
-        });
+        let mut options = json!({ "binary": chromium, "args": args });
+        if phone {
+            options["mobileEmulation"] =
+                json!({ "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 2.0, "touch": true } });
+        }
+        let caps = json!({ "browserName": "chrome", "goog:chromeOptions": options });
         let caps = caps.as_object().unwrap().clone();
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -134,6 +146,11 @@ impl Browser {
 
     async fn js(&self, script: &str) -> Value {
         self.client.execute(script, vec![]).await.unwrap()
+    }
+
+    /// What a script returns, run in the page.
+    pub async fn js_value(&self, script: &str) -> Value {
+        self.js(script).await
     }
 
     /// Waits up to 20 s for `check` to hold.
@@ -297,6 +314,28 @@ impl Browser {
         }
         // The browser's own pace: the page lays out again after a resize.
         tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+
+    /// How much wider than the viewport the page is (0: nothing scrolls sideways).
+    pub async fn overflow_x(&self) -> i64 {
+        self.js("return document.documentElement.scrollWidth - window.innerWidth;").await.as_i64().unwrap()
+    }
+
+    /// The elements of the page (code blocks and visually hidden table heads
+    /// aside) whose right edge is past the viewport: what a phone would have
+    /// to scroll sideways to read, even inside a scrolling box.
+    pub async fn wider_than_viewport(&self) -> Value {
+        self.js("return [...document.querySelectorAll('body *')]\
+             .filter(e => !e.closest('pre, table.stackable thead, .sr-only, .skip') && e.getClientRects().length)\
+             .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)\
+             .slice(0, 5).map(e => e.tagName + '.' + e.className + ': ' + e.textContent.trim().slice(0, 40));")
+            .await
+    }
+
+    /// Saves a screenshot of the page as the browser shows it now.
+    pub async fn photograph(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{}-{name}.png", self.prefix)), png).unwrap();
     }
 
     pub async fn finish(self) {

@@ -477,10 +477,13 @@ async fn the_events_page_pages_back_with_its_cursor_keeping_the_filter() {
     assert_eq!(second.status(), StatusCode::OK);
     let second = second.text().await.unwrap();
     assert!(second.contains(">Newest<"), "the second page links back");
+    // Every page says how many there are in all.
+    assert!(first.contains("id=\"event-total\">"), "a total");
     // With a type filter, the cursor link keeps it.
     let delivered = c.get(format!("{}/ui/t/{t}/events?type=email.delivered", app.base)).await.text().await.unwrap();
     assert!(!delivered.contains("id=\"next-page\""), "32 deliveries fit one page");
-    assert!(delivered.contains("badge ok\">delivered"));
+    // By the name people use, with the API's name beside it.
+    assert!(delivered.contains("badge ok\">Delivered") && delivered.contains(">email.delivered<"));
 }
 
 #[tokio::test]

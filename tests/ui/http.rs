@@ -386,8 +386,9 @@ async fn a_rules_runs_are_shown_with_their_trigger_and_steps() {
     let html = c.get(format!("{}/ui/t/{t}/automations/{rule}", app.base)).await.text().await.unwrap();
     assert!(html.contains("email.clicked") && html.contains(">add_tag<"), "{html}");
     assert!(html.contains(">done<") && !html.contains("No runs yet"), "{html}");
-    // The run's email links to its message's page.
-    assert!(html.contains("/messages/"), "{html}");
+    // The run's email links to its message's page, named by its recipient's address.
+    assert!(html.contains("/messages/") && html.contains("ada@example.org"), "{html}");
+    assert!(!html.contains(&format!(">{email_id}<")), "the run shows a message id: {html}");
     // Past the last page there is nothing older.
     let run_id = app.get(&format!("/customers/{t}/automations/{rule}/runs"), &key).await.body[0]["id"]
         .as_str()

@@ -23,6 +23,7 @@ mod browser;
 mod content;
 mod http;
 mod manage;
+mod nav;
 
 use std::time::Duration;
 

@@ -10,6 +10,26 @@
   var csrfHeader = "X-CSRF-Token";
   function csrfHeaders() { var h = {}; h[csrfHeader] = csrf; return h; }
 
+  // Times: written by the server in UTC (<time datetime>, the exact UTC time
+  // in its title); shown here in the viewer's time zone, relative when recent.
+  var absolute = window.Intl ? new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" }) : null;
+  var relative = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }) : null;
+  function localTime(el) {
+    var t = Date.parse(el.getAttribute("datetime"));
+    if (isNaN(t) || !absolute) return;
+    var secs = Math.round((t - Date.now()) / 1000);
+    var away = Math.abs(secs);
+    var text;
+    if (relative && away < 45) text = secs <= 0 ? "just now" : "in a moment";
+    else if (relative && away < 3600) text = relative.format(Math.round(secs / 60), "minute");
+    else if (relative && away < 12 * 3600) text = relative.format(Math.round(secs / 3600), "hour");
+    else text = absolute.format(new Date(t));
+    el.textContent = text;
+  }
+  function localTimes(root) { Array.prototype.forEach.call(root.querySelectorAll("time[datetime]"), localTime); }
+  localTimes(document);
+  setInterval(function () { localTimes(document); }, 30000);
+
   // Copy buttons: data-copy="#id" copies that element's text.
   document.addEventListener("click", function (ev) {
     var btn = ev.target.closest ? ev.target.closest("[data-copy]") : null;
@@ -186,7 +206,7 @@
   if (live && !live.hasAttribute("data-settled")) {
     var set = function (key, value) {
       var el = document.querySelector('[data-live="' + key + '"]');
-      if (el) el.textContent = value;
+      if (el) el.textContent = typeof value === "number" ? value.toLocaleString("en-US") : value;
     };
     var bar = function (key, value) {
       var el = document.querySelector('[data-live="' + key + '-bar"]');
@@ -226,7 +246,7 @@
               .then(function (html) {
                 var fresh = new DOMParser().parseFromString(html, "text/html").querySelector('[data-live="recipients"]');
                 var old = document.querySelector('[data-live="recipients"]');
-                if (fresh && old) old.replaceWith(fresh);
+                if (fresh && old) { localTimes(fresh); old.replaceWith(fresh); }
               })
               .catch(function () {});
           }
