@@ -349,6 +349,10 @@ async fn send_test(
 ) -> ApiResult<Response> {
     require_json_content_type(&headers)?;
     let input: TestSendIn = required_json(&body)?;
+    // serde's `flatten` forgets `deny_unknown_fields`: the rest is checked as `/send` checks it.
+    let mut rest: serde_json::Map<String, Value> = required_json(&body)?;
+    rest.remove("to");
+    let _: SendIn = required_json(&serde_json::to_vec(&rest).map_err(|e| ApiError::validation(e.to_string()))?)?;
     let queued = sending::send_test(&state, &t.tenant_id, &input.to, input.send.into()).await?;
     let out = TestSendOut {
         success: true,
