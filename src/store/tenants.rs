@@ -99,7 +99,8 @@ impl Store {
             .map(|_| ())
     }
 
-    /// The default sender of mail that names none: `None` clears a part.
+    /// Sets the default sender of mail that names none: each part given
+    /// (`Some`) is set, `Some(None)` removes it; `None` leaves it as it is.
     pub async fn set_default_sender(
         &self,
         id: &TenantId,
@@ -107,18 +108,11 @@ impl Store {
         address: Option<Option<&str>>,
     ) -> Result<(), sqlx::Error> {
         let now = self.now_ms();
-        if let Some(name) = name {
-            sqlx::query("UPDATE tenants SET from_name = $2, updated_at = $3 WHERE id = $1")
+        for (column, value) in [("from_name", name), ("from_address", address)] {
+            let Some(value) = value else { continue };
+            sqlx::query(&format!("UPDATE tenants SET {column} = $2, updated_at = $3 WHERE id = $1"))
                 .bind(id)
-                .bind(name)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-        }
-        if let Some(address) = address {
-            sqlx::query("UPDATE tenants SET from_address = $2, updated_at = $3 WHERE id = $1")
-                .bind(id)
-                .bind(address)
+                .bind(value)
                 .bind(now)
                 .execute(&self.pool)
                 .await?;
