@@ -39,6 +39,27 @@ pub struct CustomerPatchIn {
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 10_000_000)]
     #[serde(default, deserialize_with = "super::contacts::present")]
     agent_daily_calls: Option<serde_json::Value>,
+    /// The default From name of mail that names no sender (at most 100
+    /// characters, no control characters); null removes it.
+    #[schema(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "super::contacts::present")]
+    from_name: Option<serde_json::Value>,
+    /// The default From address of mail that names no sender: an address on
+    /// the customer's verified domain (422 otherwise); null removes it, and
+    /// mail comes from `hello@{domain}` again.
+    #[schema(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "super::contacts::present")]
+    from_address: Option<serde_json::Value>,
+}
+
+/// A nullable text field of a PATCH: absent, null (remove), or a string.
+fn nullable_text<'a>(v: Option<&'a serde_json::Value>, field: &str) -> ApiResult<Option<Option<&'a str>>> {
+    match v {
+        None => Ok(None),
+        Some(serde_json::Value::Null) => Ok(Some(None)),
+        Some(serde_json::Value::String(s)) => Ok(Some(Some(s.as_str()))),
+        Some(_) => Err(ApiError::validation(format!("{field}: expected a string or null"))),
+    }
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -82,7 +103,8 @@ async fn get_customer(t: TenantAccess, State(state): State<AppState>) -> ApiResu
     Ok(Json(customers::get(&state, &t.tenant_id).await?))
 }
 
-/// Rename a customer, or change its settings (`agent_daily_calls`: the operator only).
+/// Rename a customer, or change its settings: the default sender (`from_name`,
+/// `from_address`), the unsubscribe footer, and (the operator only) `send_weight`, `agent_daily_calls`.
 #[utoipa::path(patch, path = "/customers/{id}", tag = "customers", params(("id" = String, Path)), request_body = CustomerPatchIn,
     responses((status = 200, body = Customer), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
@@ -100,6 +122,8 @@ async fn update_customer(
         unsubscribe_footer: body.unsubscribe_footer,
         send_weight: body.send_weight.as_ref().map(customers::send_weight).transpose()?,
         agent_daily_calls: body.agent_daily_calls.as_ref().map(customers::agent_daily_calls).transpose()?,
+        from_name: nullable_text(body.from_name.as_ref(), "from_name")?,
+        from_address: nullable_text(body.from_address.as_ref(), "from_address")?,
     };
     Ok(Json(customers::update(&state, &t.tenant_id, change).await?))
 }

@@ -140,9 +140,47 @@ pub struct SingleOut {
     status: String,
 }
 
+/// A test send: the `/send` body (its audience is checked, not mailed) and who gets the test.
+#[derive(Deserialize, ToSchema)]
+pub struct TestSendIn {
+    /// 1 to 5 distinct addresses, each on the customer's verified domain or a
+    /// subscribed contact tagged `test`.
+    to: Vec<String>,
+    #[serde(flatten)]
+    send: SendIn,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TestSendOut {
+    success: bool,
+    /// Always true: these emails are marked as a test and counted in no figure.
+    test: bool,
+    /// One per address, in the order given: `GET /customers/{id}/messages/{email_id}`.
+    email_ids: Vec<String>,
+    to: Vec<String>,
+    from: String,
+    status: String,
+}
+
+/// Content to preview, and for whom.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendPreviewIn {
+    subject: Option<String>,
+    html: Option<String>,
+    text: Option<String>,
+    template_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    variables: Option<Value>,
+    /// Render for this contact; without it, for a sample contact with no name.
+    contact_id: Option<String>,
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(send_campaign))
+        .routes(routes!(send_test))
+        .routes(routes!(preview_send))
         .routes(routes!(send_single))
         .routes(routes!(audience_count, audience_count_of))
 }
@@ -291,4 +329,60 @@ async fn send_single(
         }
         Err(repeat) => repeat_response(repeat),
     }
+}
+
+/// Send a campaign as a test, before sending it to its audience: the `/send`
+/// body plus `to`. It goes through the outbox like any mail (suppression,
+/// rendering, one-click unsubscribe headers), with "[Test] " before the
+/// subject; it creates no campaign and counts in no figure.
+#[utoipa::path(post, path = "/customers/{id}/send/test", tag = "send", params(("id" = String, Path)),
+    request_body = TestSendIn,
+    responses((status = 202, body = TestSendOut), (status = 400, body = crate::error::ErrorBody, description = "domain not verified"),
+        (status = 404, body = crate::error::ErrorBody, description = "unknown template or segment"),
+        (status = 413, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody, description = "more than 5 addresses, a duplicate, or an address that may not receive tests")))]
+async fn send_test(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    require_json_content_type(&headers)?;
+    let input: TestSendIn = required_json(&body)?;
+    // serde's `flatten` forgets `deny_unknown_fields`: the rest is checked as `/send` checks it.
+    let mut rest: serde_json::Map<String, Value> = required_json(&body)?;
+    rest.remove("to");
+    let _: SendIn = required_json(&serde_json::to_vec(&rest).map_err(|e| ApiError::validation(e.to_string()))?)?;
+    let queued = sending::send_test(&state, &t.tenant_id, &input.to, input.send.into()).await?;
+    let out = TestSendOut {
+        success: true,
+        test: true,
+        email_ids: queued.email_ids,
+        to: queued.to,
+        from: queued.from,
+        status: "queued".into(),
+    };
+    Ok((StatusCode::ACCEPTED, Json(out)).into_response())
+}
+
+/// Render a send's content (inline, or a template) for a contact or a sample
+/// one, as a recipient would get it, without sending.
+#[utoipa::path(post, path = "/customers/{id}/send/preview", tag = "send", params(("id" = String, Path)),
+    request_body = SendPreviewIn,
+    responses((status = 200, body = crate::render::Rendered), (status = 404, body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn preview_send(
+    t: TenantAccess,
+    State(state): State<AppState>,
+    super::ApiJson(body): super::ApiJson<SendPreviewIn>,
+) -> ApiResult<Json<crate::render::Rendered>> {
+    let input = sending::PreviewInput {
+        subject: body.subject,
+        html: body.html,
+        text: body.text,
+        template_id: body.template_id,
+        variables: body.variables,
+        contact_id: body.contact_id,
+    };
+    Ok(Json(sending::preview(&state, &t.tenant_id, input).await?))
 }

@@ -341,12 +341,19 @@ impl Engine {
         if s.contact.as_ref().is_some_and(|c| c.status != "subscribed") {
             return Ok(Outcome::Unmailable("the contact is unsubscribed; not mailed".into()));
         }
+        // The tenant's default sender, as for any send that names none.
+        let owner = self.store.tenant(&s.tenant).await?;
+        let from = crate::domain::sender::default_from(
+            owner.as_ref().and_then(|t| t.from_name.as_deref()),
+            owner.as_ref().and_then(|t| t.from_address.as_deref()),
+            &domain.name,
+        );
         let mail = compose::SingleMail {
             to_email: message.to_email.clone(),
             to_normalized: email.clone(),
             first_name: s.contact.as_ref().and_then(|c| c.first_name.clone()).or_else(|| message.first_name.clone()),
             contact_id: s.contact.as_ref().map(|c| c.id.clone()),
-            from: compose::sender(None, &domain)?,
+            from,
             content: compose::Content::template(template, "{}".into()),
             list_unsubscribe: true,
             reply_to: None,

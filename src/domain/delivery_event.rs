@@ -75,6 +75,8 @@ pub struct EventTarget {
     pub campaign_id: Option<String>,
     /// The message's contact, else the tenant's contact with its address.
     pub contact_id: Option<String>,
+    /// 1: a test send's message, counted in no figure.
+    pub test: i64,
 }
 
 impl EventTarget {
@@ -259,7 +261,9 @@ fn figures<'a>(applied: &[Applied<'a>], now: i64) -> Vec<Figure<'a>> {
         .iter()
         .flat_map(|(e, m)| {
             let at = e.occurred_at.unwrap_or(now);
-            event_figures(e).into_iter().map(move |kind| Figure { target: m, kind, at })
+            // A test send is for the sender's eyes: no campaign's or tenant's figure.
+            let kinds = if m.test == 1 { Vec::new() } else { event_figures(e) };
+            kinds.into_iter().map(move |kind| Figure { target: m, kind, at })
         })
         .collect()
 }
@@ -383,6 +387,7 @@ mod tests {
             to_email: email.into(),
             campaign_id: Some("c".into()),
             contact_id: Some(format!("contact-{email}")),
+            test: 0,
         }
     }
 
@@ -460,6 +465,16 @@ mod tests {
         assert_eq!(plan.soft_bounces[0].target.id, "m1");
         let kinds: Vec<&str> = plan.figures.iter().map(|f| f.kind.as_str()).collect();
         assert_eq!(kinds, vec!["sent", "bounced", "bounced_soft", "sent", "bounced", "bounced_soft"]);
+    }
+
+    #[test]
+    fn a_test_sends_events_count_in_no_figure() {
+        let delivered = event("a", "email.delivered");
+        let mut test = target("m1", "t", "x@y.z");
+        test.test = 1;
+        let plan_of = |m: EventTarget| plan(&[(&delivered, Some(m))], &stored(&["a"]), 0).figures.len();
+        assert_eq!(plan_of(test), 0);
+        assert_eq!(plan_of(target("m1", "t", "x@y.z")), 2, "sent and delivered, for real mail");
     }
 
     #[test]

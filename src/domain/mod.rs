@@ -15,6 +15,7 @@ mod name;
 pub mod outbox_policy;
 pub mod render_failures;
 pub mod reputation;
+pub mod sender;
 pub mod starters;
 mod status;
 mod targeting;

@@ -93,6 +93,22 @@ pub fn escape_html(s: &str) -> String {
     out
 }
 
+/// Inline content for one recipient, as the outbox renders it (before the
+/// footer and headers): the outbox's and the inline preview's one way.
+pub fn render_inline(
+    subject: &str,
+    html: &str,
+    text: Option<&str>,
+    first_name: Option<&str>,
+    unsubscribe_url: Option<&str>,
+) -> Rendered {
+    Rendered {
+        subject: substitute(subject, first_name, None, Context::Text),
+        html: substitute(html, first_name, unsubscribe_url, Context::Html),
+        text: text.map(|t| substitute(t, first_name, unsubscribe_url, Context::Text)),
+    }
+}
+
 /// Whether inline content places `{{unsubscribe_url}}` itself.
 fn places_link_inline(content: &str) -> bool {
     content.split("{{").skip(1).any(|part| part.split("}}").next().is_some_and(|v| v.trim() == "unsubscribe_url"))
@@ -318,11 +334,14 @@ impl Renderer {
                 // Past the job's budget: this one and the rest wait for a later claim.
                 None if m.templated == 1 => break,
                 None => {
-                    let first = m.first_name.as_deref();
-                    let subject = substitute(&m.subject, first, None, Context::Text);
-                    let html = substitute(&m.html, first, link.as_deref(), Context::Html);
-                    let text = m.text_body.as_deref().map(|t| substitute(t, first, link.as_deref(), Context::Text));
-                    Ok((subject, html, text, places_link_inline(&m.html)))
+                    let r = render_inline(
+                        &m.subject,
+                        &m.html,
+                        m.text_body.as_deref(),
+                        m.first_name.as_deref(),
+                        link.as_deref(),
+                    );
+                    Ok((r.subject, r.html, r.text, places_link_inline(&m.html)))
                 }
             };
             emails.push(

@@ -57,6 +57,8 @@ pub struct Message {
     /// `List-Unsubscribe` header (campaign mail, and transactional mail sent
     /// with `"unsubscribe": true`).
     unsubscribe_url: Option<String>,
+    /// A test send's email (`POST /customers/{id}/send/test`): counted in no figure.
+    test: bool,
     events: Vec<MessageEvent>,
 }
 
@@ -224,6 +226,7 @@ pub async fn message_view(state: &AppState, tenant_id: &TenantId, raw_id: &str) 
         (m.campaign_id.is_some() || m.list_unsubscribe == Some(1)).then(|| state.renderer.links().url(&m.id)).flatten();
     Ok(Message {
         unsubscribe_url,
+        test: m.test == 1,
         email_id: m.id,
         customer_id: m.tenant_id,
         campaign_id: m.campaign_id,

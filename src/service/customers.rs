@@ -27,12 +27,27 @@ pub struct Customer {
     /// Model calls the `agent` action may make a day (UTC), set by the
     /// operator; null: `MAILROOM_AGENT_DAILY_CALLS`.
     agent_daily_calls: Option<i64>,
+    /// The default From name of mail that names no sender.
+    from_name: Option<String>,
+    /// The default From address (on the verified domain) of mail that names no sender.
+    from_address: Option<String>,
+    /// Who a send that names no sender comes from now: the default sender,
+    /// else `hello@{domain}`; null until a domain is verified.
+    default_from: Option<String>,
 }
 
 impl From<TenantRow> for Customer {
     fn from(t: TenantRow) -> Self {
+        let default_from = t
+            .domain_name
+            .as_deref()
+            .filter(|_| t.domain_verified())
+            .map(|d| crate::domain::sender::default_from(t.from_name.as_deref(), t.from_address.as_deref(), d));
         Self {
             domain_verified: t.domain_verified(),
+            default_from,
+            from_name: t.from_name,
+            from_address: t.from_address,
             id: t.id.to_string(),
             name: t.name,
             domain: t.domain_name,
@@ -102,6 +117,10 @@ pub struct CustomerChange<'a> {
     pub send_weight: Option<i64>,
     /// The operator's alone to set: `Some(None)` restores the default.
     pub agent_daily_calls: Option<Option<i64>>,
+    /// The default From name: `Some(None)` removes it.
+    pub from_name: Option<Option<&'a str>>,
+    /// The default From address, on the verified domain: `Some(None)` removes it.
+    pub from_address: Option<Option<&'a str>>,
 }
 
 impl CustomerChange<'_> {
@@ -116,6 +135,20 @@ pub async fn update(state: &AppState, tenant_id: &TenantId, change: CustomerChan
     let name = change.name.map(|n| required_text(n, "name", 255)).transpose()?;
     if let Some(weight) = change.send_weight {
         send_weight(&weight.into())?;
+    }
+    let from_name = change
+        .from_name
+        .map(|n| n.map(crate::domain::sender::parse_from_name).transpose().map(Option::flatten))
+        .transpose()
+        .map_err(Error::validation)?;
+    let from_address = match change.from_address {
+        Some(Some(raw)) => Some(Some(default_address(state, tenant_id, raw).await?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    if from_name.is_some() || from_address.is_some() {
+        let (name, address) = (from_name.as_ref().map(Option::as_deref), from_address.as_ref().map(Option::as_deref));
+        state.store.set_default_sender(tenant_id, name, address).await?;
     }
     if let Some(on) = change.unsubscribe_footer {
         state.store.set_unsubscribe_footer(tenant_id, on).await?;
@@ -132,6 +165,19 @@ pub async fn update(state: &AppState, tenant_id: &TenantId, change: CustomerChan
         None => state.store.tenant(tenant_id).await?,
     };
     Ok(row.ok_or(Error::NotFound("customer"))?.into())
+}
+
+/// A default From address as given, if it is on the tenant's verified domain
+/// (mail may come only from there: DESIGN.md invariant 9); 422 otherwise.
+async fn default_address(state: &AppState, tenant_id: &TenantId, raw: &str) -> Result<String> {
+    let invalid = |message: String| Error::Invalid { code: "invalid_from", message };
+    let address = crate::domain::EmailAddress::parse(raw).map_err(|e| invalid(format!("from_address: {e}")))?;
+    let tenant = state.store.tenant(tenant_id).await?.ok_or(Error::NotFound("customer"))?;
+    match tenant.domain_name.as_deref().filter(|_| tenant.domain_verified()) {
+        Some(domain) if address.domain().eq_ignore_ascii_case(domain) => Ok(address.to_string()),
+        Some(domain) => Err(invalid(format!("from_address must be an address on the verified domain {domain}"))),
+        None => Err(invalid("from_address needs a verified sending domain: add and verify one first".into())),
+    }
 }
 
 /// The most model calls a day the operator may give a tenant.

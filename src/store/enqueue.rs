@@ -324,6 +324,28 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Queues a test send's messages (all or none), ahead of campaign mail
+    /// like transactional mail. They are marked `test` and their `sent` figure
+    /// starts as counted (`sent_counted = 2`: neither the outbox nor
+    /// `email.sent` counts it again, see [`super::stats`]), and the events
+    /// writer counts no other figure of theirs: a test is in no campaign's
+    /// figures and no tenant's.
+    pub async fn enqueue_test_send(&self, tenant_id: &TenantId, messages: &[NewSingle]) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let now = tx.now;
+        for m in messages {
+            insert_single(&mut tx, tenant_id, m, now).await?;
+            sqlx::query("UPDATE messages SET test = 1, sent_counted = 2 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(&m.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+}
+
 /// Writes one transactional message, due now, inside `tx`.
 pub(super) async fn insert_single(
     tx: &mut WriteTx,

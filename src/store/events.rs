@@ -86,7 +86,7 @@ impl Store {
                 wanted.push(format!("m.id IN ({})", p.list(tags.len())));
             }
             let sql = format!(
-                "SELECT m.provider_id, m.id, m.tenant_id, m.to_email, m.campaign_id, \
+                "SELECT m.provider_id, m.id, m.tenant_id, m.to_email, m.campaign_id, m.test, \
                    COALESCE(m.contact_id, (SELECT c.id FROM contacts c WHERE c.tenant_id = m.tenant_id \
                      AND c.email_normalized = LOWER(m.to_email))) AS contact_id \
                  FROM messages m WHERE {}",

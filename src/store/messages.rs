@@ -19,10 +19,12 @@ pub struct MessageRow {
     pub updated_at: i64,
     /// 1 when a transactional message asked for unsubscribe headers.
     pub list_unsubscribe: Option<i64>,
+    /// 1: a test send's message (counted in no figure).
+    pub test: i64,
 }
 
 const MESSAGE_COLUMNS: &str = "id, tenant_id, campaign_id, to_email, status, attempts, last_error, provider_id, \
-     created_at, updated_at, list_unsubscribe";
+     created_at, updated_at, list_unsubscribe, test";
 
 impl Store {
     /// One page of a campaign's messages in recipient (contact id) order, the

@@ -21,6 +21,11 @@ pub struct TenantRow {
     pub updated_at: i64,
     /// The operator's budget of model calls a day (`None`: `MAILROOM_AGENT_DAILY_CALLS`).
     pub agent_daily_calls: Option<i64>,
+    /// The default From name of mail that names no sender.
+    pub from_name: Option<String>,
+    /// The default From address (on the verified domain) of mail that names
+    /// no sender; `hello@{domain}` when unset.
+    pub from_address: Option<String>,
 }
 
 impl TenantRow {
@@ -48,7 +53,7 @@ pub enum KeyOwner {
 
 const TENANT_COLUMNS: &str =
     "id, name, domain_name, resend_domain_id, domain_status, domain_records, dmarc_policy, unsubscribe_footer, send_weight, \
-   agent_daily_calls, created_at, updated_at";
+   agent_daily_calls, created_at, updated_at, from_name, from_address";
 
 impl Store {
     pub async fn setting(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
@@ -92,6 +97,27 @@ impl Store {
             .execute(&self.pool)
             .await
             .map(|_| ())
+    }
+
+    /// Sets the default sender of mail that names none: each part given
+    /// (`Some`) is set, `Some(None)` removes it; `None` leaves it as it is.
+    pub async fn set_default_sender(
+        &self,
+        id: &TenantId,
+        name: Option<Option<&str>>,
+        address: Option<Option<&str>>,
+    ) -> Result<(), sqlx::Error> {
+        let now = self.now_ms();
+        for (column, value) in [("from_name", name), ("from_address", address)] {
+            let Some(value) = value else { continue };
+            sqlx::query(&format!("UPDATE tenants SET {column} = $2, updated_at = $3 WHERE id = $1"))
+                .bind(id)
+                .bind(value)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// A tenant's weight in the turns of sending (see [`crate::domain::fair_share`]).
@@ -166,6 +192,8 @@ impl Store {
             .await
     }
 
+    /// Records the tenant's sending domain; a default From address on another
+    /// domain is forgotten (mail may come only from the tenant's own domain).
     pub async fn set_tenant_domain(
         &self,
         id: &TenantId,
@@ -175,7 +203,8 @@ impl Store {
         records_json: &str,
     ) -> Result<Option<TenantRow>, StoreError> {
         sqlx::query_as(&format!(
-            "UPDATE tenants SET domain_name = $2, resend_domain_id = $3, domain_status = $4, domain_records = $5, updated_at = $6 \
+            "UPDATE tenants SET domain_name = $2, resend_domain_id = $3, domain_status = $4, domain_records = $5, updated_at = $6, \
+               from_address = CASE WHEN domain_name = $2 THEN from_address END \
              WHERE id = $1 RETURNING {TENANT_COLUMNS}"
         ))
         .bind(id)

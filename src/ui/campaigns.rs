@@ -23,7 +23,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/ui/t/{tid}/campaigns", get(list).post(send_campaign))
-        .route("/ui/t/{tid}/campaigns/new", get(compose))
+        .route("/ui/t/{tid}/campaigns/new", get(compose).post(compose_again))
         .route("/ui/t/{tid}/campaigns/confirm", post(confirm))
         .route("/ui/t/{tid}/campaigns/{cid}", get(detail))
         .route("/ui/t/{tid}/campaigns/{cid}/live", get(live))
@@ -72,6 +72,13 @@ pub struct ComposeForm {
     /// the send goes out as confirmed or not at all.
     #[serde(default)]
     template_version: String,
+    /// The compose page's own buttons: `preview`, `test` (send a test to
+    /// `test_to`); anything else (the confirmation's Back) shows the form again.
+    #[serde(default, skip_serializing)]
+    action: String,
+    /// Up to five addresses for a test send, separated by commas or spaces.
+    #[serde(default)]
+    test_to: String,
 }
 
 impl ComposeForm {
@@ -133,10 +140,7 @@ async fn compose(
     State(state): State<AppState>,
     Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<ComposeQuery>>,
 ) -> UiResult<Response> {
-    let segments: Vec<(String, String)> =
-        state.store.segments(&id).await?.into_iter().map(|s| (s.id, s.name)).collect();
     let templates = state.store.template_names(&id).await?;
-    let frame = Frame::new(&user, Some(&row), "campaigns");
     let chosen = q.template.filter(|t| templates.iter().any(|(id, _)| id == t));
     let form = ComposeForm {
         content: if chosen.is_some() { "template" } else { "inline" }.into(),
@@ -145,12 +149,93 @@ async fn compose(
         audience: "all".into(),
         ..Default::default()
     };
-    Ok(page(
+    compose_page(&state, &Frame::new(&user, Some(&row), "campaigns"), &row, form, ComposeExtras::default()).await
+}
+
+/// What the compose page shows beside the form after one of its buttons.
+#[derive(Default, Serialize)]
+struct ComposeExtras {
+    /// The content rendered for a sample contact (the Preview button).
+    preview: Option<crate::render::Rendered>,
+    /// The addresses a test went to (the Send a test button).
+    test_sent: Option<Vec<String>>,
+    /// Why the preview or the test did not happen.
+    error: Option<String>,
+}
+
+async fn compose_page(
+    state: &AppState,
+    frame: &Frame,
+    row: &crate::store::TenantRow,
+    form: ComposeForm,
+    extras: ComposeExtras,
+) -> UiResult<Response> {
+    let id = &row.id;
+    let segments: Vec<(String, String)> = state.store.segments(id).await?.into_iter().map(|s| (s.id, s.name)).collect();
+    let templates = state.store.template_names(id).await?;
+    let verified = row.domain_verified();
+    let mut res = page(
         StatusCode::OK,
         "compose.html",
-        &frame,
-        minijinja::context! { segments, templates, form, verified => row.domain_verified() },
-    ))
+        frame,
+        minijinja::context! { segments, templates, form, verified, ..minijinja::Value::from_serialize(&extras) },
+    );
+    // The preview frame inherits the page's policy: the editor's, which lets mail's inline styles apply.
+    res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(EDITOR_CSP));
+    Ok(res)
+}
+
+/// The compose form posted back to itself: the confirmation's Back (the form
+/// as it was entered), a preview, or a test send; the form is kept either way.
+async fn compose_again(
+    State(state): State<AppState>,
+    Posted { user, id, tenant: row, form: Form(f), .. }: Posted<Form<ComposeForm>>,
+) -> UiResult<Response> {
+    let outcome = match f.action.as_str() {
+        "preview" => {
+            compose_preview(&state, &id, &f).await.map(|p| ComposeExtras { preview: Some(p), ..Default::default() })
+        }
+        "test" => {
+            compose_test(&state, &id, &f).await.map(|to| ComposeExtras { test_sent: Some(to), ..Default::default() })
+        }
+        _ => Ok(ComposeExtras::default()),
+    };
+    let extras = match outcome {
+        Ok(extras) => extras,
+        Err(e) if e.status().is_client_error() => ComposeExtras { error: Some(e.to_string()), ..Default::default() },
+        Err(e) => return Err(e.into()),
+    };
+    compose_page(&state, &Frame::new(&user, Some(&row), "campaigns"), &row, f, extras).await
+}
+
+/// The form's content (inline or a template) for a sample contact.
+async fn compose_preview(
+    state: &AppState,
+    id: &crate::domain::TenantId,
+    f: &ComposeForm,
+) -> Result<crate::render::Rendered, ApiError> {
+    let input = f.send_in()?;
+    let preview = sending::PreviewInput {
+        subject: input.subject,
+        html: input.html,
+        text: input.text,
+        template_id: input.template_id,
+        variables: input.variables,
+        contact_id: None,
+    };
+    Ok(sending::preview(state, id, preview).await?)
+}
+
+/// The form sent as a test to `test_to`, through the API's test send.
+async fn compose_test(
+    state: &AppState,
+    id: &crate::domain::TenantId,
+    f: &ComposeForm,
+) -> Result<Vec<String>, ApiError> {
+    refuse_nul(&[("The test addresses", &f.test_to)])?;
+    let to: Vec<String> =
+        f.test_to.split(|c: char| c == ',' || c.is_whitespace()).filter(|a| !a.is_empty()).map(str::to_owned).collect();
+    Ok(sending::send_test(state, id, &to, f.send_in()?).await?.to)
 }
 
 /// Checks everything a send checks and counts the audience, without sending.

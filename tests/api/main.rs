@@ -34,6 +34,7 @@ mod render_failing;
 mod reputation;
 mod segments_dynamic;
 mod send;
+mod send_flow;
 mod sign_in_throttle;
 mod stats;
 mod template_checks;

@@ -20,6 +20,7 @@ mod common;
 mod helpers;
 
 mod browser;
+mod compose_flow;
 mod content;
 mod http;
 mod manage;

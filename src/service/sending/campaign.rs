@@ -2,9 +2,9 @@
 
 use serde_json::Value;
 
-use super::{content, reply_to};
+use super::{content, from_header, reply_to};
 use crate::domain::{new_id, Tag, TenantId};
-use crate::outbox::compose::{sender, verified_domain};
+use crate::outbox::compose::verified_domain;
 use crate::service::{parse_id, Error, Result};
 use crate::state::AppState;
 use crate::store::{EnqueueOutcome, KeyRepeat, NewCampaign, RequestKey, Targeting};
@@ -99,7 +99,7 @@ pub async fn prepare_campaign(
     input: CampaignInput,
 ) -> Result<PreparedCampaign> {
     let domain = verified_domain(&state.store, tenant_id).await?;
-    let from = sender(input.from.as_deref(), &domain)?;
+    let from = from_header(state, tenant_id, input.from.as_deref(), &domain).await?;
     let content = content(
         state,
         tenant_id,

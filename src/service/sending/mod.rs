@@ -13,7 +13,9 @@
 //! [`compose_single`]: crate::outbox::compose::compose_single
 
 mod campaign;
+mod preview;
 mod single;
+mod test_send;
 
 use serde_json::Value;
 
@@ -21,11 +23,13 @@ pub use campaign::{
     audience_count, prepare_campaign, queue_campaign, queue_campaign_unkeyed, resolve_targeting, CampaignInput,
     PreparedCampaign,
 };
+pub use preview::{preview, PreviewInput};
 pub use single::{send_single, QueuedSingle, SingleInput};
+pub use test_send::{send_test, QueuedTest, TEST_RECIPIENTS_MAX};
 
 use super::{parse_id, required_text, Error, Result};
 use crate::domain::{EmailAddress, TenantId};
-use crate::outbox::compose::Content;
+use crate::outbox::compose::{sender, Content, VerifiedDomain};
 use crate::state::AppState;
 
 const SUBJECT_MAX: usize = 998; // RFC 5322 line length limit
@@ -35,6 +39,22 @@ pub(super) fn reply_to(raw: Option<&str>) -> Result<Option<String>> {
         .filter(|s| !s.is_empty())
         .map(|r| EmailAddress::parse(r).map(|e| e.to_string()).map_err(|e| Error::validation(format!("reply_to: {e}"))))
         .transpose()
+}
+
+/// The From header of a send: `given` when it names a sender (an address on
+/// the verified domain), else the tenant's default sender (`PATCH
+/// /customers/{id}`), else `hello@{domain}`.
+pub(super) async fn from_header(
+    state: &AppState,
+    tenant_id: &TenantId,
+    given: Option<&str>,
+    domain: &VerifiedDomain,
+) -> Result<String> {
+    if given.is_some_and(|g| !g.trim().is_empty()) {
+        return Ok(sender(given, domain)?);
+    }
+    let tenant = state.store.tenant(tenant_id).await?.ok_or(Error::NotFound("customer"))?;
+    Ok(crate::domain::sender::default_from(tenant.from_name.as_deref(), tenant.from_address.as_deref(), &domain.name))
 }
 
 /// Inline `subject`/`html`/`text`, or `template_id` (+ `variables`): exactly one of the two.

@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 
-use super::{content, reply_to};
+use super::{content, from_header, reply_to};
 use crate::domain::{EmailAddress, TenantId};
-use crate::outbox::compose::{compose_single, sender, verified_domain, SingleMail};
+use crate::outbox::compose::{compose_single, verified_domain, SingleMail};
 use crate::provider::EmailTag;
 use crate::service::{Error, Result};
 use crate::state::AppState;
@@ -89,7 +89,7 @@ pub async fn send_single(
     respond: impl FnOnce(&QueuedSingle) -> String,
 ) -> Result<std::result::Result<QueuedSingle, KeyRepeat>> {
     let domain = verified_domain(&state.store, tenant_id).await?;
-    let from = sender(input.from.as_deref(), &domain)?;
+    let from = from_header(state, tenant_id, input.from.as_deref(), &domain).await?;
     let to = EmailAddress::parse(&input.to_email).map_err(|e| Error::Invalid { code: "invalid_email", message: e })?;
     let content = content(
         state,
