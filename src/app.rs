@@ -25,7 +25,6 @@ use crate::sending_domains::DomainRecheck;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::tenant_webhooks::{Notifier, NotifierSettings};
-use crate::workers::checkpoint::Checkpoint;
 use crate::workers::queue_gauges::QueueGauges;
 use crate::workers::reputation_sweep::ReputationSweep;
 use crate::workers::{Activity, Runner, Worker, Workers};
@@ -170,9 +169,6 @@ pub fn workers(core: &Core, config: &Config, role: Role) -> Vec<Arc<dyn Worker>>
     }
     if let Some(feed) = &core.feed {
         list.push(feed.clone());
-    }
-    if core.store.backend() == crate::store::Backend::Sqlite {
-        list.push(Arc::new(Checkpoint::new(core.store.clone())));
     }
     if matches!(role, Role::Serve { .. }) {
         list.push(Arc::new(QueueGauges::new(core.store.clone())));

@@ -203,8 +203,8 @@ impl Store {
                         "PRAGMA synchronous = FULL",
                         "PRAGMA foreign_keys = ON",
                         "PRAGMA busy_timeout = 10000",
-                        // Never on commit: `workers::checkpoint` copies the WAL back, beside the writers.
-                        "PRAGMA wal_autocheckpoint = 0",
+                        // Pages rewritten many times between checkpoints are copied back once.
+                        "PRAGMA wal_autocheckpoint = 10000",
                     ] {
                         sqlx::query(pragma).execute(&mut *conn).await?;
                     }
@@ -278,16 +278,6 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
-    }
-
-    /// Copies SQLite's WAL back into the database file as far as no reader
-    /// still needs it, waiting for nobody (see `workers::checkpoint`); nothing
-    /// on PostgreSQL.
-    pub async fn checkpoint(&self) -> Result<(), sqlx::Error> {
-        if self.backend == Backend::Sqlite {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.pool).await?;
-        }
-        Ok(())
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
