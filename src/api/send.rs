@@ -140,14 +140,49 @@ pub struct SingleOut {
     status: String,
 }
 
-/// A test send: the `/send` body (its audience is checked, not mailed) and who gets the test.
+/// A test send: the `/send` body (its audience is checked, not mailed) and
+/// who gets the test. One flat object, so that its schema is one object too.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TestSendIn {
     /// 1 to 5 distinct addresses, each on the customer's verified domain or a
     /// subscribed contact tagged `test`.
     to: Vec<String>,
-    #[serde(flatten)]
-    send: SendIn,
+    subject: Option<String>,
+    html: Option<String>,
+    text: Option<String>,
+    template_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    variables: Option<Value>,
+    tag: Option<String>,
+    segment_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    filter: Option<Value>,
+    reply_to: Option<String>,
+    from: Option<String>,
+    scheduled_at: Option<String>,
+    resume_from_campaign_id: Option<String>,
+}
+
+impl TestSendIn {
+    /// Who gets the test, and the send it tests.
+    fn split(self) -> (Vec<String>, SendIn) {
+        let send = SendIn {
+            subject: self.subject,
+            html: self.html,
+            text: self.text,
+            template_id: self.template_id,
+            variables: self.variables,
+            tag: self.tag,
+            segment_id: self.segment_id,
+            filter: self.filter,
+            reply_to: self.reply_to,
+            from: self.from,
+            scheduled_at: self.scheduled_at,
+            resume_from_campaign_id: self.resume_from_campaign_id,
+        };
+        (self.to, send)
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -348,12 +383,8 @@ async fn send_test(
     body: Bytes,
 ) -> ApiResult<Response> {
     require_json_content_type(&headers)?;
-    let input: TestSendIn = required_json(&body)?;
-    // serde's `flatten` forgets `deny_unknown_fields`: the rest is checked as `/send` checks it.
-    let mut rest: serde_json::Map<String, Value> = required_json(&body)?;
-    rest.remove("to");
-    let _: SendIn = required_json(&serde_json::to_vec(&rest).map_err(|e| ApiError::validation(e.to_string()))?)?;
-    let queued = sending::send_test(&state, &t.tenant_id, &input.to, input.send.into()).await?;
+    let (to, send) = required_json::<TestSendIn>(&body)?.split();
+    let queued = sending::send_test(&state, &t.tenant_id, &to, send.into()).await?;
     let out = TestSendOut {
         success: true,
         test: true,
