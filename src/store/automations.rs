@@ -581,7 +581,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        insert_single(&mut tx, tenant_id, m, now).await?;
+        insert_single(&mut tx, tenant_id, m, now, false).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -281,13 +281,15 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> Result<(i64, Vec<super::ContactRow>), sqlx::Error> {
+        let now = self.now_ms();
         let mut values = Vec::new();
-        let member_of = compile(filter, self.backend, &mut Placeholders::after(2), &mut values, self.now_ms());
-        let sql = format!("SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = $1 AND $2 = $2 AND {member_of}");
-        let count: i64 = bind_values(sqlx::query(&sql).bind(tenant_id).bind(after), &values)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
+        let member_of = compile(filter, self.backend, &mut Placeholders::after(1), &mut values, now);
+        let sql = format!("SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = $1 AND {member_of}");
+        let count: i64 =
+            bind_values(sqlx::query(&sql).bind(tenant_id), &values).fetch_one(&self.pool).await?.try_get(0)?;
+        // The page's statement binds `after` second: the filter's placeholders follow it.
+        let mut values = Vec::new();
+        let member_of = compile(filter, self.backend, &mut Placeholders::after(2), &mut values, now);
         let sql = format!(
             "SELECT {} FROM contacts c WHERE c.tenant_id = $1 AND c.id > $2 AND {member_of} ORDER BY c.id LIMIT {}",
             super::contacts::CONTACT_COLUMNS,
@@ -315,7 +317,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(Some(repeat));
         }
-        insert_single(&mut tx, tenant_id, m, now).await?;
+        insert_single(&mut tx, tenant_id, m, now, false).await?;
         if let Some(key) = key {
             complete_key(&mut tx, tenant_id, key.key, 202, response).await?;
         }
@@ -335,30 +337,26 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let now = tx.now;
         for m in messages {
-            insert_single(&mut tx, tenant_id, m, now).await?;
-            sqlx::query("UPDATE messages SET test = 1, sent_counted = 2 WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant_id)
-                .bind(&m.id)
-                .execute(&mut *tx)
-                .await?;
+            insert_single(&mut tx, tenant_id, m, now, true).await?;
         }
         tx.commit().await
     }
 }
 
-/// Writes one transactional message, due now, inside `tx`.
+/// Writes one transactional message, due now, inside `tx` (a test send's when `test`).
 pub(super) async fn insert_single(
     tx: &mut WriteTx,
     tenant_id: &TenantId,
     m: &NewSingle,
     now: i64,
+    test: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
         "INSERT INTO messages (id, tenant_id, campaign_id, contact_id, to_email, first_name, priority, status, due_at, attempts, \
            from_address, subject, html, text_body, reply_to, tags, created_at, updated_at, \
-           template_id, template_version, variables, list_unsubscribe, automation_id) \
+           template_id, template_version, variables, list_unsubscribe, automation_id, test, sent_counted) \
          VALUES ($1, $2, NULL, $3, $4, $5, {PRIORITY_TRANSACTIONAL}, 'queued', $6, 0, $7, $8, $9, $10, $11, $12, $6, $6, \
-           $13, $14, $15, $16, $17)"
+           $13, $14, $15, $16, $17, $18, $19)"
     ))
     .bind(&m.id)
     .bind(tenant_id)
@@ -377,6 +375,9 @@ pub(super) async fn insert_single(
     .bind(&m.variables)
     .bind(i64::from(m.list_unsubscribe))
     .bind(&m.automation_id)
+    .bind(i64::from(test))
+    // A test's `sent` starts as counted: neither the outbox nor `email.sent` counts it.
+    .bind(if test { 2_i64 } else { 0 })
     .execute(&mut **tx)
     .await
     .map(|_| ())

@@ -289,15 +289,14 @@ impl Store {
         campaign_id: Option<&str>,
         cap: i64,
     ) -> Result<i64, sqlx::Error> {
-        let mut conditions = vec!["tenant_id = $1"];
+        let mut p = super::Placeholders::after(1);
+        let mut conditions = vec!["tenant_id = $1".to_owned()];
         let mut args = Vec::new();
-        if let Some(t) = event_type {
-            conditions.push(if args.is_empty() { "event_type = $2" } else { "event_type = $3" });
-            args.push(t);
-        }
-        if let Some(c) = campaign_id {
-            conditions.push(if args.is_empty() { "campaign_id = $2" } else { "campaign_id = $3" });
-            args.push(c);
+        for (column, value) in [("event_type", event_type), ("campaign_id", campaign_id)] {
+            if let Some(value) = value {
+                conditions.push(format!("{column} = {}", p.next()));
+                args.push(value);
+            }
         }
         let sql = format!(
             "SELECT COUNT(*) FROM (SELECT 1 FROM webhook_events WHERE {} LIMIT {}) capped",

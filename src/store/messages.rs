@@ -140,9 +140,10 @@ impl Store {
         let mut found = std::collections::HashMap::new();
         // A page's worth at a time: well under every backend's limit on bound values.
         for chunk in message_ids.chunks(200) {
-            let marks: Vec<String> = (2..chunk.len() + 2).map(|n| format!("${n}")).collect();
-            let sql =
-                format!("SELECT id, to_email FROM messages WHERE tenant_id = $1 AND id IN ({})", marks.join(", "));
+            let sql = format!(
+                "SELECT id, to_email FROM messages WHERE tenant_id = $1 AND id IN ({})",
+                super::Placeholders::after(1).list(chunk.len())
+            );
             let mut query = sqlx::query_as::<_, (String, String)>(&sql).bind(tenant_id);
             for id in chunk {
                 query = query.bind(*id);
