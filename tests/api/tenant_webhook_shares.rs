@@ -186,6 +186,13 @@ async fn test_events_and_replays_to_one_endpoint_are_rate_limited_with_retry_aft
     let elsewhere = app.post(&format!("/customers/{t}/webhooks/{other}/test"), &key, json!({})).await;
     assert_eq!(elsewhere.status, StatusCode::ACCEPTED, "each endpoint has its own allowance: {}", elsewhere.body);
 
+    // A replay waits while an attempt of the delivery is in flight (409): let the first one finish.
+    let deliveries = format!("/customers/{t}/webhooks/{w}/deliveries?limit=100");
+    wait_for("the first test event delivered", Duration::from_secs(30), || async {
+        let list = app.get_all(&deliveries, &key).await;
+        list.iter().any(|d| d["id"] == did.as_str() && d["status"] == "delivered")
+    })
+    .await;
     // One more each interval once the burst is spent (the store's clock).
     app.advance(Duration::from_secs(6));
     assert_eq!(app.post(&replay_path, &key, json!({})).await.status, StatusCode::ACCEPTED);
