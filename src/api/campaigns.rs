@@ -78,7 +78,7 @@ pub struct ResumeIn {
 
 /// Resume a paused campaign where it stopped, optionally with a new version of its template.
 #[utoipa::path(post, path = "/customers/{id}/campaigns/{cid}/resume", tag = "campaigns", params(("id" = String, Path), ("cid" = String, Path)),
-    request_body(content = ResumeIn, description = "none, `{}`, or `{\"template_version\": n}`"),
+    request_body(content = Option<ResumeIn>, description = "none, `{}`, or `{\"template_version\": n}`"),
     responses((status = 200, body = Campaign), (status = 404, body = crate::error::ErrorBody, description = "no such campaign, or no such version of its template"),
         (status = 409, body = crate::error::ErrorBody, description = "not paused, or batches in flight that the version would change"),
         (status = 422, body = crate::error::ErrorBody, description = "an unknown field, or a version for a campaign not sent from a template")))]

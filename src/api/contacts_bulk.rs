@@ -98,8 +98,10 @@ fn media_type(req: &Request) -> String {
         (String = "text/csv"),
         (String = "application/x-ndjson"),
     )),
-    responses((status = 200, description = "What was imported: `JsonImportOut` for a JSON body, `Report` for CSV and NDJSON", content(
-        (Report = "application/json"),
+    responses((status = 200, description = "What was imported: `JsonImportOut` for a JSON body, `Report` for CSV and NDJSON; \
+        with `Accept: application/x-ndjson`, progress lines then the report", content(
+        (ImportAnswer = "application/json"),
+        (String = "application/x-ndjson"),
     )), (status = 415, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 async fn import_contacts(
     t: TenantAccess,
@@ -211,8 +213,22 @@ async fn import_json(tenant: TenantId, state: AppState, on_conflict: OnConflict,
     Ok(Json(answer).into_response())
 }
 
+/// What an import answers (for the OpenAPI document: one of the two shapes,
+/// by the request's body).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum ImportAnswer {
+    /// A JSON body's answer.
+    Json(JsonImportOut),
+    /// A CSV or NDJSON body's answer.
+    Report(Report),
+}
+
 /// The answer to a JSON import (nothing is rejected: one bad contact refuses the request).
 #[derive(Serialize, ToSchema)]
+// A closed object in the OpenAPI document, so a `Report` is not also one of these.
+#[serde(deny_unknown_fields)]
 pub struct JsonImportOut {
     /// Contacts created.
     created: u64,

@@ -140,7 +140,7 @@ async fn delete_customer(t: TenantAccess, State(state): State<AppState>) -> ApiR
 }
 
 /// Create an API key for a customer. The key is shown once; only its hash is kept.
-#[utoipa::path(post, path = "/customers/{id}/api-keys", tag = "customers", params(("id" = String, Path)), request_body(content = ApiKeyIn, description = "optional"),
+#[utoipa::path(post, path = "/customers/{id}/api-keys", tag = "customers", params(("id" = String, Path)), request_body(content = Option<ApiKeyIn>, description = "optional"),
     responses((status = 201, body = ApiKey), (status = 404, body = crate::error::ErrorBody)))]
 async fn create_api_key(
     _: Admin,

@@ -44,7 +44,7 @@ async fn get_reputation(t: TenantAccess, State(state): State<AppState>) -> ApiRe
 /// count (the minimum sent included), so the events that paused it cannot
 /// pause it again; new ones can.
 #[utoipa::path(post, path = "/customers/{id}/reputation/resume", tag = "reputation", params(("id" = String, Path)),
-    request_body(content = ResumeIn, description = "optional"),
+    request_body(content = Option<ResumeIn>, description = "optional"),
     responses((status = 200, body = Reputation), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 async fn resume(

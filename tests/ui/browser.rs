@@ -50,16 +50,22 @@ impl Browser {
 
     /// As [`Browser::start`], in the dark colour scheme when `dark`.
     pub async fn start_with(prefix: &str, dark: bool) -> Option<Browser> {
-        Self::launch(prefix, dark, false).await
+        Self::launch(prefix, dark, false, None).await
+    }
+
+    /// As [`Browser::start`], with the browser's clock in time zone `zone`
+    /// (an IANA name: Chromium takes `TZ` from its environment).
+    pub async fn start_in_zone(prefix: &str, zone: &str) -> Option<Browser> {
+        Self::launch(prefix, false, false, Some(zone)).await
     }
 
     /// As [`Browser::start`], emulating a 390×844 phone (Chromium's mobile
     /// emulation: a desktop window cannot be made that narrow).
     pub async fn start_phone(prefix: &str) -> Option<Browser> {
-        Self::launch(prefix, false, true).await
+        Self::launch(prefix, false, true, None).await
     }
 
-    async fn launch(prefix: &str, dark: bool, phone: bool) -> Option<Browser> {
+    async fn launch(prefix: &str, dark: bool, phone: bool, zone: Option<&str>) -> Option<Browser> {
         let skip = |what: &str| {
             // CI sets this: there, a missing browser is a failure, not a skip.
             if std::env::var_os("MAILROOM_UI_TESTS_REQUIRE_BROWSER").is_some() {
@@ -76,7 +82,12 @@ impl Browser {
             return None;
         };
         let port = free_port();
-        let child = Command::new(driver)
+        let mut driver = Command::new(driver);
+        if let Some(zone) = zone {
+            // chromedriver passes its environment on to the browser it starts.
+            driver.env("TZ", zone);
+        }
+        let child = driver
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -285,6 +296,18 @@ impl Browser {
             let url = r.as_str().unwrap();
             assert!(url.starts_with(&base), "page {name} loaded {url}, not from mailroom ({base})");
         }
+        self.check_accessibility(name).await;
+        for (size, w, h) in SIZES {
+            self.viewport(w, h).await;
+            let png = self.client.screenshot().await.unwrap();
+            std::fs::write(self.shots.join(format!("{}-{name}-{size}.png", self.prefix)), png).unwrap();
+        }
+        self.viewport(1280, 800).await;
+    }
+
+    /// No serious or critical axe-core violation on the page as it is now
+    /// (at the window's size: a phone's layout is checked on a phone).
+    pub async fn check_accessibility(&self, name: &str) {
         if self.js("return typeof axe === 'undefined';").await == json!(true) {
             self.client.execute(&format!("{}\nreturn true;", self.axe), vec![]).await.unwrap();
         }
@@ -296,12 +319,6 @@ impl Browser {
             )
             .await;
         assert_eq!(violations, json!([]), "accessibility violations on page {name}");
-        for (size, w, h) in SIZES {
-            self.viewport(w, h).await;
-            let png = self.client.screenshot().await.unwrap();
-            std::fs::write(self.shots.join(format!("{}-{name}-{size}.png", self.prefix)), png).unwrap();
-        }
-        self.viewport(1280, 800).await;
     }
 
     /// Sizes the window so that the page itself (the viewport) is `w`×`h`.

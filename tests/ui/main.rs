@@ -23,6 +23,7 @@ mod browser;
 mod compose_flow;
 mod content;
 mod http;
+mod local_time;
 mod manage;
 mod nav;
 

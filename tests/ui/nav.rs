@@ -73,6 +73,7 @@ async fn on_a_phone_every_section_is_reached_from_the_menu_and_nothing_scrolls_s
         assert!(b.text("#menu summary").await.contains(label), "the closed menu names {label}");
         assert!(b.overflow_x().await <= 0, "{label} scrolls sideways on a phone");
         assert_eq!(b.wider_than_viewport().await, json!([]), "{label}: wider than a phone");
+        b.check_accessibility(&format!("{label} on a phone")).await;
         b.photograph(&format!("section-{}", label.to_lowercase().replace(' ', "-"))).await;
     }
     let pages = [
@@ -87,6 +88,7 @@ async fn on_a_phone_every_section_is_reached_from_the_menu_and_nothing_scrolls_s
         b.wait_text("#menu summary", "Menu").await;
         assert!(b.overflow_x().await <= 0, "{name} scrolls sideways on a phone");
         assert_eq!(b.wider_than_viewport().await, json!([]), "{name}: wider than a phone");
+        b.check_accessibility(&format!("{name} on a phone")).await;
         b.photograph(name).await;
         if name == "campaign" {
             // Titled by its rendered subject, never its template tags.

@@ -30,6 +30,17 @@
   localTimes(document);
   setInterval(function () { localTimes(document); }, 30000);
 
+  // A table wider than its box scrolls sideways; a keyboard can scroll it only
+  // if it can be focused (WCAG 2.1.1), so such a box joins the tab order.
+  function scrollables() {
+    Array.prototype.forEach.call(document.querySelectorAll(".table-wrap"), function (el) {
+      if (el.scrollWidth > el.clientWidth + 1) el.setAttribute("tabindex", "0");
+      else el.removeAttribute("tabindex");
+    });
+  }
+  scrollables();
+  window.addEventListener("resize", scrollables);
+
   // Copy buttons: data-copy="#id" copies that element's text.
   document.addEventListener("click", function (ev) {
     var btn = ev.target.closest ? ev.target.closest("[data-copy]") : null;
