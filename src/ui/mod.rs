@@ -13,6 +13,7 @@ mod automation_form;
 mod automations;
 mod campaigns;
 mod chart;
+mod contact_details;
 mod contacts;
 mod events;
 mod form;

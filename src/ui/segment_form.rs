@@ -93,7 +93,7 @@ impl SegmentFields {
         };
         let rows = items.iter().map(row_of).collect::<Option<Vec<_>>>()?;
         out.combinator = combinator;
-        let shown = (rows.len() + 1).max(ROWS).min(MAX_CONDITIONS);
+        let shown = (rows.len() + 1).clamp(ROWS, MAX_CONDITIONS);
         out.rows = rows;
         out.rows.resize(shown, ConditionRow::default());
         Some(out)

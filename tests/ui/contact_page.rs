@@ -51,7 +51,7 @@ async fn a_contacts_attributes_are_edited_on_its_page_beside_its_recent_messages
     b.wait_title("ada@example.com").await;
     // Its mail, newest first, by subject; each row opens the message.
     let messages = b.text("#contact-recent-messages").await;
-    assert!(messages.contains("Your receipt") && messages.contains("Spring news for"), "{messages}");
+    assert!(messages.contains("Your receipt") && messages.contains("Spring news for Ada"), "{messages}");
     assert!(!messages.contains("{{"), "{messages}");
     let events = b.text("#contact-recent-events").await;
     assert!(events.contains("Delivered"), "{events}");
