@@ -162,12 +162,15 @@ async fn contact(
     let attributes = attribute_rows(&contact.attributes);
     let messages = recent_messages(&state, &id, &contact).await?;
     let events = recent_events(&state, &id, &contact.id).await?;
+    // An event names its message by the subject, when it is one of those listed.
+    let subjects: std::collections::BTreeMap<&str, &str> =
+        messages.iter().filter_map(|m| Some((m["id"].as_str()?, m["subject"].as_str()?))).collect();
     let frame = Frame::new(&user, Some(&row), "contacts").notice(q.done.as_deref());
     Ok(page(
         StatusCode::OK,
         "contact.html",
         &frame,
-        minijinja::context! { contact, joined, others, attributes, messages, events, recent => RECENT },
+        minijinja::context! { contact, joined, others, attributes, messages, events, subjects, recent => RECENT },
     ))
 }
 
