@@ -128,26 +128,32 @@ async fn own_segment(state: &AppState, id: &TenantId, raw: &str) -> UiResult<Seg
     state.store.segment(id, &sid).await?.ok_or(UiError::NotFound)
 }
 
-fn stored_filter(seg: &SegmentRow) -> Option<Value> {
+/// The segment's filter as stored (JSON), for the form and the words.
+fn filter_json(seg: &SegmentRow) -> Option<Value> {
     seg.filter.as_deref().and_then(|f| serde_json::from_str(f).ok())
 }
 
-/// A segment's page, with its form as given (after a refusal or "Add a
-/// condition") or as stored.
-#[allow(clippy::too_many_arguments)]
+/// What a segment's page shows beside the segment itself.
+#[derive(Default)]
+struct Shown<'a> {
+    /// The form as posted (after a refusal or "Add a condition"); `None`: as stored.
+    form: Option<SegmentFields>,
+    rejected: Option<Rejected>,
+    /// The contact id the page of contacts starts after.
+    after: Option<&'a str>,
+    done: Option<&'a str>,
+}
+
 async fn show(
     state: &AppState,
     user: &UiUser,
     (id, row): (&TenantId, &TenantRow),
     seg: SegmentRow,
-    form: Option<SegmentFields>,
-    rejected: Option<Rejected>,
-    after: Option<&str>,
-    done: Option<&str>,
+    Shown { form, rejected, after, done }: Shown<'_>,
 ) -> UiResult<Response> {
     let after = after.and_then(parse_id);
     let audience = audience(state, id, &seg.id).await?;
-    let filter = stored_filter(&seg);
+    let filter = filter_json(&seg);
     let cursor = after.as_deref().unwrap_or("");
     let (total, mut rows) = match segments::stored_filter(&seg)? {
         Some(parsed) => state.store.filter_members_after(id, &parsed, cursor, PAGE + 1).await?,
@@ -198,7 +204,8 @@ async fn segment(
     Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<SegmentQuery>>,
 ) -> UiResult<Response> {
     let seg = own_segment(&state, &id, &sid).await?;
-    show(&state, &user, (&id, &row), seg, None, None, q.after.as_deref(), q.done.as_deref()).await
+    let shown = Shown { after: q.after.as_deref(), done: q.done.as_deref(), ..Shown::default() };
+    show(&state, &user, (&id, &row), seg, shown).await
 }
 
 /// Renames the segment and, for a dynamic one, replaces its conditions.
@@ -211,7 +218,7 @@ async fn save(
     let more = f.get("action") == "more";
     let fields = SegmentFields::posted(&f, more);
     if more {
-        return show(&state, &user, (&id, &row), seg, Some(fields), None, None, None).await;
+        return show(&state, &user, (&id, &row), seg, Shown { form: Some(fields), ..Shown::default() }).await;
     }
     let outcome = match (seg.filter.is_some(), built(&fields)) {
         (_, Err(rejected)) => Err(rejected),
@@ -220,7 +227,7 @@ async fn save(
             Ok(_) => Ok(()),
             Err(e) => Err(refused(e, &[])?),
         },
-        (true, Ok(None)) if SegmentFields::of(&seg.name, stored_filter(&seg).as_ref()).is_some() => {
+        (true, Ok(None)) if SegmentFields::of(&seg.name, filter_json(&seg).as_ref()).is_some() => {
             Err((StatusCode::UNPROCESSABLE_ENTITY, "A dynamic segment needs at least one condition.".to_owned()))
         }
         (true, Ok(filter)) => {
@@ -233,7 +240,10 @@ async fn save(
     };
     match outcome {
         Ok(()) => Ok(see_other(&format!("/ui/t/{id}/segments/{}", seg.id), "segment_saved")),
-        Err(rejected) => show(&state, &user, (&id, &row), seg, Some(fields), Some(rejected), None, None).await,
+        Err(rejected) => {
+            let shown = Shown { form: Some(fields), rejected: Some(rejected), ..Shown::default() };
+            show(&state, &user, (&id, &row), seg, shown).await
+        }
     }
 }
 
