@@ -47,6 +47,10 @@ impl Segment {
             contacts,
         }
     }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 #[derive(Serialize, ToSchema)]

@@ -21,10 +21,12 @@ pub struct MessageRow {
     pub list_unsubscribe: Option<i64>,
     /// 1: a test send's message (counted in no figure).
     pub test: i64,
+    /// A transactional message's own subject (campaign mail takes its campaign's).
+    pub subject: Option<String>,
 }
 
 const MESSAGE_COLUMNS: &str = "id, tenant_id, campaign_id, to_email, status, attempts, last_error, provider_id, \
-     created_at, updated_at, list_unsubscribe, test";
+     created_at, updated_at, list_unsubscribe, test, subject";
 
 impl Store {
     /// One page of a campaign's messages in recipient (contact id) order, the

@@ -15,6 +15,7 @@ mod lease;
 mod messages;
 mod outbox;
 mod reputation;
+mod segment_members;
 mod send_slots;
 mod stats;
 mod suppressions;

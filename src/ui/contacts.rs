@@ -1,14 +1,15 @@
-//! A tenant's contacts (search, filter, add, edit, unsubscribe, import,
-//! export) and segments (static, or dynamic with a filter and a live count).
+//! A tenant's contacts: search, filter, add, edit (attributes included),
+//! unsubscribe, import, export; each one's page with its recent mail.
 
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
-use serde::{Deserialize, Serialize};
+use axum::{Form, Router};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::contact_details::{attribute_rows, posted_attributes, recent_events, recent_messages, RECENT};
 use super::form::Fields;
 use super::operator::Done;
 use super::session::CsrfOnly;
@@ -18,7 +19,7 @@ use super::{page, query_string, scope, see_other, Frame, UiError, UiResult, UiUs
 use crate::domain::{parse_id, Tag, TenantId};
 use crate::error::ApiError;
 use crate::import::Format;
-use crate::service::{contacts, segments, sending};
+use crate::service::{contacts, segments};
 use crate::state::AppState;
 use crate::store::{ContactFilter, OnConflict};
 
@@ -33,8 +34,6 @@ pub fn router() -> Router<AppState> {
         .route("/ui/t/{tid}/contacts/{cid}", get(contact).post(save))
         .route("/ui/t/{tid}/contacts/{cid}/unsubscribe", post(unsubscribe))
         .route("/ui/t/{tid}/contacts/{cid}/segments", post(membership))
-        .route("/ui/t/{tid}/segments", get(segments_page).post(create_segment))
-        .route("/ui/t/{tid}/segments/count", post(segment_count))
 }
 
 #[derive(Deserialize, Default)]
@@ -160,8 +159,19 @@ async fn contact(
         .filter(|s| s.filter.is_none())
         .map(|s| (s.id, s.name))
         .partition(|(sid, _)| member_of.contains(sid));
+    let attributes = attribute_rows(&contact.attributes);
+    let messages = recent_messages(&state, &id, &contact).await?;
+    let events = recent_events(&state, &id, &contact.id).await?;
+    // An event names its message by the subject, when it is one of those listed.
+    let subjects: std::collections::BTreeMap<&str, &str> =
+        messages.iter().filter_map(|m| Some((m["id"].as_str()?, m["subject"].as_str()?))).collect();
     let frame = Frame::new(&user, Some(&row), "contacts").notice(q.done.as_deref());
-    Ok(page(StatusCode::OK, "contact.html", &frame, minijinja::context! { contact, joined, others }))
+    Ok(page(
+        StatusCode::OK,
+        "contact.html",
+        &frame,
+        minijinja::context! { contact, joined, others, attributes, messages, events, subjects, recent => RECENT },
+    ))
 }
 
 /// Adds the contact to a static segment, or takes it out (`action`).
@@ -185,14 +195,15 @@ async fn membership(
 async fn save(
     State(state): State<AppState>,
     Path((_, cid)): Path<(String, String)>,
-    Posted { id, form: Form(f), .. }: Posted<Form<ContactForm>>,
+    Posted { id, form: f, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
-    let name = |s: String| Some(if s.trim().is_empty() { Value::Null } else { Value::String(s) });
+    let name = |s: &str| Some(if s.trim().is_empty() { Value::Null } else { Value::String(s.to_owned()) });
     let patch = contacts::ContactChanges {
-        email: Some(f.email),
-        first_name: name(f.first_name),
-        last_name: name(f.last_name),
-        tags: Some(tags(&f.tags)),
+        email: Some(f.get("email").to_owned()),
+        first_name: name(f.get("first_name")),
+        last_name: name(f.get("last_name")),
+        tags: Some(tags(f.get("tags"))),
+        attributes: posted_attributes(&f),
         ..Default::default()
     };
     let saved = contacts::update(&state, &id, &cid, patch).await?;
@@ -308,104 +319,4 @@ async fn export(State(state): State<AppState>, Scoped { id, .. }: Scoped) -> UiR
     Ok(res)
 }
 
-#[derive(Deserialize, Default)]
-pub struct SegmentForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    name: String,
-    /// Filter builder: each field given adds a condition (all must hold).
-    #[serde(default)]
-    tag: String,
-    #[serde(default)]
-    status: String,
-    #[serde(default)]
-    email_contains: String,
-    #[serde(default)]
-    attribute: String,
-    #[serde(default)]
-    attribute_value: String,
-    #[serde(default)]
-    engaged: String,
-}
-
-/// The filter the builder's fields describe, in the API's grammar; `None` when no field is set.
-fn builder_filter(f: &SegmentForm) -> Option<Value> {
-    let mut all = Vec::new();
-    if !f.tag.trim().is_empty() {
-        all.push(json!({"tag": f.tag.trim()}));
-    }
-    if !f.status.trim().is_empty() {
-        all.push(json!({"field": "status", "op": "eq", "value": f.status.trim()}));
-    }
-    if !f.email_contains.trim().is_empty() {
-        all.push(json!({"field": "email", "op": "contains", "value": f.email_contains.trim().to_lowercase()}));
-    }
-    if !f.attribute.trim().is_empty() {
-        all.push(if f.attribute_value.trim().is_empty() {
-            json!({"attribute": f.attribute.trim(), "op": "exists"})
-        } else {
-            json!({"attribute": f.attribute.trim(), "op": "eq", "value": f.attribute_value.trim()})
-        });
-    }
-    if let Some(days) = f.engaged.trim().strip_prefix("opened_") {
-        all.push(json!({"event": "opened", "within_days": days.parse::<u64>().unwrap_or(30)}));
-    }
-    (!all.is_empty()).then(|| json!({ "all": all }))
-}
-
-#[derive(Serialize)]
-struct SegmentView {
-    segment: segments::Segment,
-    audience: i64,
-}
-
-async fn segments_page(
-    State(state): State<AppState>,
-    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
-) -> UiResult<Response> {
-    let mut list = Vec::new();
-    for s in state.store.segments(&id).await? {
-        let targeting = sending::resolve_targeting(&state, &id, None, Some(&s.id), None, None).await?;
-        let audience = sending::audience_count(&state, &id, &targeting).await?;
-        list.push(SegmentView { segment: segments::Segment::from_row(s, None), audience });
-    }
-    let frame = Frame::new(&user, Some(&row), "segments").notice(q.done.as_deref());
-    Ok(page(StatusCode::OK, "segments.html", &frame, minijinja::context! { segments => list, statuses => STATUSES }))
-}
-
-async fn create_segment(
-    State(state): State<AppState>,
-    Posted { id, form: Form(f), .. }: Posted<Form<SegmentForm>>,
-) -> UiResult<Response> {
-    segments::create(&state, &id, &f.name, builder_filter(&f).as_ref()).await?;
-    Ok(see_other(&format!("/ui/t/{id}/segments"), "segment_created"))
-}
-
-/// The live count of the builder: who a campaign to this filter would reach now.
-async fn segment_count(
-    State(state): State<AppState>,
-    user: UiUser,
-    Path(tid): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<SegmentForm>,
-) -> Response {
-    let token = header_token(&headers).unwrap_or(&f.csrf).to_owned();
-    let result = async {
-        user.check_csrf(&token)?;
-        let (id, _) = scope(&state, &user, &tid).await?;
-        let filter = builder_filter(&f);
-        let targeting = sending::resolve_targeting(&state, &id, None, None, None, filter.as_ref()).await?;
-        Ok::<_, UiError>(sending::audience_count(&state, &id, &targeting).await?)
-    }
-    .await;
-    match result {
-        Ok(count) => Json(json!({ "count": count })).into_response(),
-        Err(UiError::Api(e)) => {
-            (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": e.to_string() }))).into_response()
-        }
-        Err(e) => e.into_response(),
-    }
-}
-
-super::tenant_scope::csrf_field!(ContactForm, SegmentForm);
+super::tenant_scope::csrf_field!(ContactForm);

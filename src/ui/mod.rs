@@ -13,6 +13,7 @@ mod automation_form;
 mod automations;
 mod campaigns;
 mod chart;
+mod contact_details;
 mod contacts;
 mod events;
 mod form;
@@ -22,6 +23,8 @@ mod messages;
 mod operator;
 mod overview;
 mod reputation;
+mod segment_form;
+mod segments;
 mod session;
 mod suppressions;
 mod tenant_scope;
@@ -55,6 +58,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(operator::router())
         .merge(overview::router())
         .merge(contacts::router())
+        .merge(segments::router())
         .merge(campaigns::router())
         .merge(suppressions::router())
         .merge(tenant_webhooks::router())
@@ -163,6 +167,9 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("contact.html", include_str!("templates/contact.html")),
         ("import.html", include_str!("templates/import.html")),
         ("segments.html", include_str!("templates/segments.html")),
+        ("segment.html", include_str!("templates/segment.html")),
+        ("segment_delete.html", include_str!("templates/segment_delete.html")),
+        ("segment_builder.html", include_str!("templates/segment_builder.html")),
         ("campaigns.html", include_str!("templates/campaigns.html")),
         ("compose.html", include_str!("templates/compose.html")),
         ("confirm_send.html", include_str!("templates/confirm_send.html")),
@@ -247,6 +254,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "contact_saved" => "Contact saved.",
         "contact_unsubscribed" => "Contact unsubscribed.",
         "segment_created" => "Segment created.",
+        "segment_saved" => "Segment saved.",
+        "segment_deleted" => "Segment deleted.",
         "segment_joined" => "Added to the segment.",
         "segment_left" => "Removed from the segment.",
         "campaign_queued" => "Campaign queued.",
@@ -427,10 +436,13 @@ mod tests {
             "mail_template.html",
             "mail_template_delete.html",
             "events.html",
+            "segments.html",
+            "segment.html",
+            "segment_delete.html",
         ];
         for name in names {
             assert!(super::TEMPLATES.get_template(name).is_ok(), "{name}");
         }
-        assert_eq!(super::TEMPLATES.templates().count(), 38);
+        assert_eq!(super::TEMPLATES.templates().count(), 41);
     }
 }

@@ -21,11 +21,13 @@ mod helpers;
 
 mod browser;
 mod compose_flow;
+mod contact_page;
 mod content;
 mod http;
 mod local_time;
 mod manage;
 mod nav;
+mod segments;
 
 use std::time::Duration;
 
@@ -116,10 +118,11 @@ async fn the_readme_walkthrough_works_in_a_browser_and_stays_on_mailroom() {
     // A dynamic segment, with the live count of its filter.
     b.open(&format!("/ui/t/{acme}/segments")).await;
     b.fill("#seg-name", "VIPs").await;
-    b.fill("#seg-tag", "vip").await;
+    b.client().find(Locator::Css("#c0-kind")).await.unwrap().select_by_value("tag").await.unwrap();
+    b.fill("#c0-value", "vip").await;
     b.wait_text("[data-count]", "2").await;
     b.check_page("segments-builder").await;
-    b.click("form[action$='/segments'] button[type=submit]").await;
+    b.click("#seg-create").await;
     b.wait_text(".notice", "Segment created").await;
     b.check_page("segments").await;
 
@@ -161,7 +164,7 @@ async fn the_readme_walkthrough_works_in_a_browser_and_stays_on_mailroom() {
     // A static segment, and a contact added to it from the contact's page.
     b.open(&format!("/ui/t/{acme}/segments")).await;
     b.fill("#seg-name", "Hand-picked").await;
-    b.click("form[action$='/segments'] button[type=submit]").await;
+    b.click("#seg-create").await;
     b.wait_text(".notice", "Segment created").await;
     b.open(&format!("/ui/t/{acme}/contacts?q=grace")).await;
     b.click("main table a").await;

@@ -43,6 +43,15 @@ async fn on_a_phone_every_section_is_reached_from_the_menu_and_nothing_scrolls_s
         .await;
     let campaign = sent.body["campaign_id"].as_str().expect("a campaign").to_owned();
     let email = app.send_single(&t, &key, "delivered@resend.dev").await;
+    let segment = app
+        .post(
+            &format!("/customers/{t}/segments"),
+            &key,
+            json!({ "name": "VIPs who opened lately, a name long enough to wrap", "filter": { "any": [{ "tag": "vip" },
+                { "not": { "event": "opened", "within_days": 30 } }, { "attribute": "plan", "op": "in", "value": ["pro", "team"] }] } }),
+        )
+        .await;
+    let segment = segment.body["id"].as_str().expect("a segment").to_owned();
     app.drain().await;
     app.settle_until("the bounce suppressing its address", || async {
         let s = app.get(&format!("/customers/{t}/suppressions"), &key).await;
@@ -81,6 +90,7 @@ async fn on_a_phone_every_section_is_reached_from_the_menu_and_nothing_scrolls_s
         ("message", format!("/messages/{email}")),
         ("compose", "/campaigns/new".to_owned()),
         ("contact", format!("/contacts/{ada}")),
+        ("segment", format!("/segments/{segment}")),
         ("contacts-filtered", "/contacts?q=ada&status=subscribed".to_owned()),
     ];
     for (name, path) in pages {

@@ -157,6 +157,9 @@
         method: "POST", body: body, credentials: "same-origin", headers: csrfHeaders()
       }).then(function (r) { return r.json(); }).then(function (j) {
         out.textContent = j.count !== undefined ? j.count : "–";
+        // A condition the server cannot use: say why beside the count.
+        var why = builder.querySelector("#count-error");
+        if (why) { why.textContent = j.error || ""; why.hidden = !j.error; }
       }).catch(function () { out.textContent = "–"; });
     };
     builder.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(update, 250); });
