@@ -31,8 +31,9 @@ fn percent(v: &Value) -> String {
     v.as_f64().map_or_else(|| "–".to_owned(), |f| format!("{:.2}%", f * 100.0))
 }
 
-/// The API's reputation, with its rates and thresholds as percentages for the page.
-fn view(r: &impl serde::Serialize) -> UiResult<Value> {
+/// The API's reputation, with its rates and thresholds as percentages for the
+/// page: this page's and the operator's tenant list, so both say the same.
+pub(super) fn view(r: &impl serde::Serialize) -> UiResult<Value> {
     let mut v = serde_json::to_value(r)
         .map_err(|e| UiError::Api(crate::error::ApiError::Internal(anyhow::anyhow!("reputation view: {e}"))))?;
     for (section, key) in [

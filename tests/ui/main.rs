@@ -22,6 +22,7 @@ mod helpers;
 mod browser;
 mod compose_flow;
 mod content;
+mod figures;
 mod http;
 mod manage;
 mod nav;
