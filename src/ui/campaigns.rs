@@ -1,6 +1,6 @@
 //! Campaigns (list, compose, confirm with the audience count, send, detail
-//! with a live funnel and figures, pause/resume/cancel), and a tenant's dead
-//! letters.
+//! with a live funnel and figures (`campaign_figures`), pause/resume/cancel),
+//! and a tenant's dead letters.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
 
+use super::campaign_figures::campaign_figures;
 use super::mail_templates::{parse_variables, refuse_nul, EDITOR_CSP};
 use super::operator::Done;
 use super::session::CsrfOnly;
@@ -332,7 +333,7 @@ async fn detail(
         })
         .collect();
     let settled = SETTLED.contains(&campaign["status"].as_str().unwrap_or_default());
-    let stats = serde_json::to_value(crate::service::stats::campaign(&state, &id, &cid).await?).unwrap_or_default();
+    let figures = campaign_figures(&state, &id, &cid).await?;
     // A template's campaign is named by its template too (its subject is the template's source).
     let template = match (campaign["template_id"].as_str(), campaign["template_version"].as_i64()) {
         (Some(tpl), Some(version)) => {
@@ -345,11 +346,12 @@ async fn detail(
         StatusCode::OK,
         "campaign.html",
         &frame,
-        minijinja::context! { campaign, messages, settled, stats, template },
+        minijinja::context! { campaign, messages, settled, figures, template },
     ))
 }
 
-/// The campaign as JSON (the same as the API's), polled by the detail page while it sends.
+/// The campaign as JSON (the same as the API's), polled by the detail page,
+/// with its funnel and figures exactly as the page draws them.
 async fn live(
     State(state): State<AppState>,
     Path((_, cid)): Path<(String, String)>,
@@ -358,6 +360,8 @@ async fn live(
     let campaign = campaigns::campaign_view(&state, &id, &cid).await?;
     let mut v = serde_json::to_value(campaign).unwrap_or_default();
     v["settled"] = SETTLED.contains(&v["status"].as_str().unwrap_or_default()).into();
+    let cid = v["id"].as_str().unwrap_or_default().to_owned();
+    v["figures"] = serde_json::to_value(campaign_figures(&state, &id, &cid).await?).unwrap_or_default();
     Ok(Json(v).into_response())
 }
 

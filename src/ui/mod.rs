@@ -11,6 +11,7 @@
 mod automation_edit;
 mod automation_form;
 mod automations;
+mod campaign_figures;
 mod campaigns;
 mod chart;
 mod contacts;

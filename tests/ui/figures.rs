@@ -6,7 +6,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_with, Options, TestApp, ADMIN_KEY};
+use crate::helpers::{event, spawn_with, Options, TestApp, ADMIN_KEY};
 use crate::http::{signed_in, Client};
 
 /// The text of the first element carrying `attr` (e.g. `data-live="sent_total"`), tags removed.
@@ -106,4 +106,81 @@ async fn with_enough_volume_the_tenant_list_shows_the_guards_verdict_under_its_c
         assert_eq!(health, expected, "{row}");
         assert_eq!(page, expected);
     }
+}
+
+/// A figure of the campaign page by its `data-live` name.
+fn live_text(html: &str, key: &str) -> String {
+    text_of(html, &format!("data-live=\"{key}\""))
+}
+
+/// The campaign page's funnel and figures, its live poll and the API's stats
+/// agree, figure by figure.
+async fn assert_one_truth(app: &TestApp, s: &Client, t: &str, key: &str, cid: &str) -> Value {
+    let page = s.get(format!("{}/ui/t/{t}/campaigns/{cid}", app.base)).await.text().await.unwrap();
+    let live: Value = s.get(format!("{}/ui/t/{t}/campaigns/{cid}/live", app.base)).await.json().await.unwrap();
+    let stats = app.get(&format!("/customers/{t}/campaigns/{cid}/stats"), key).await.body;
+    let n = |k: &str| stats[k].as_i64().unwrap().to_string();
+    for (funnel, figure, api) in [
+        ("queued_total", None, "recipients"),
+        ("sent_total", Some("fig-sent"), "sent"),
+        ("delivered_total", Some("fig-delivered"), "delivered"),
+        ("opened_total", Some("fig-unique_opens"), "unique_opens"),
+        ("clicked_total", Some("fig-unique_clicks"), "unique_clicks"),
+    ] {
+        let shown = live_text(&page, funnel);
+        assert_eq!(shown, n(api), "the funnel's {funnel} against the API's {api}: {stats}");
+        assert_eq!(live["figures"]["shown"][funnel], shown, "the poll's {funnel}");
+        if let Some(figure) = figure {
+            assert_eq!(live_text(&page, figure), shown, "the figures' {figure} against the funnel's {funnel}");
+            assert_eq!(live["figures"]["shown"][figure], shown, "the poll's {figure}");
+        }
+    }
+    for rate in ["delivery_rate", "open_rate", "bounce_rate"] {
+        let figure = format!("fig-{rate}");
+        assert_eq!(live["figures"]["shown"][&figure], live_text(&page, &figure), "{rate}");
+    }
+    stats
+}
+
+#[tokio::test]
+async fn a_campaigns_funnel_figures_live_poll_and_api_stats_agree_while_it_sends_and_after() {
+    let app = spawn_with(Options { resend: true, ..Options::default() }).await;
+    let (t, key) = app.verified_tenant("Acme", "acme.test").await;
+    for i in 0..6 {
+        app.add_contact(&t, &key, json!({ "email": format!("p{i}@example.org") })).await;
+    }
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "<p>h</p>" })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let cid = r.body["campaign_id"].as_str().unwrap().to_owned();
+    let (s, _) = signed_in(&app, &key).await;
+    // Queued, nothing sent yet (or some of it: the worker runs).
+    assert_one_truth(&app, &s, &t, &key, &cid).await;
+    app.drain().await;
+    let ids: Vec<String> = app.mock().accepted().into_iter().map(|a| a.id).collect();
+    assert_eq!(ids.len(), 6);
+    let stats = assert_one_truth(&app, &s, &t, &key, &cid).await;
+    assert_eq!((stats["sent"].as_i64(), stats["delivered"].as_i64()), (Some(6), Some(0)));
+
+    // Delivery events arrive after the last email went out: four delivered,
+    // two of them opened, one clicked.
+    for (i, id) in ids[..4].iter().enumerate() {
+        let r = app.webhook(&format!("msg_d{i}"), &event("email.delivered", id, json!({}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let stats = assert_one_truth(&app, &s, &t, &key, &cid).await;
+    assert_eq!(stats["delivered"], 4, "{stats}");
+    for (i, id) in ids[..2].iter().enumerate() {
+        let r = app.webhook(&format!("msg_o{i}"), &event("email.opened", id, json!({}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let clicked = event("email.clicked", &ids[0], json!({ "click": { "link": "https://acme.test/spring" } }));
+    assert_eq!(app.webhook("msg_c0", &clicked).await.status, StatusCode::OK);
+    // A repeat of an event already counted changes nothing anywhere.
+    assert_eq!(app.webhook("msg_d0", &event("email.delivered", &ids[0], json!({}))).await.status, StatusCode::OK);
+    let stats = assert_one_truth(&app, &s, &t, &key, &cid).await;
+    assert_eq!((stats["delivered"].as_i64(), stats["unique_opens"].as_i64()), (Some(4), Some(2)), "{stats}");
+    assert_eq!(stats["unique_clicks"], 1);
+    let live: Value = s.get(format!("{}/ui/t/{t}/campaigns/{cid}/live", app.base)).await.json().await.unwrap();
+    assert_eq!(live["settled"], true, "sent: the poll goes on, slower, for the events still to come");
+    assert_eq!(live["figures"]["shown"]["fig-delivery_rate"], "66.7%");
 }
