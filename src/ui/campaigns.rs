@@ -1,6 +1,5 @@
-//! Campaigns (list, compose, confirm with the audience count, send, detail
-//! with a live funnel and figures (`campaign_figures`), pause/resume/cancel),
-//! and a tenant's dead letters.
+//! Campaigns: list, compose, confirm with the audience count, send, detail
+//! with a live funnel and figures (`campaign_figures`), pause/resume/cancel.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -18,7 +17,7 @@ use super::{page, see_other, Frame, UiError, UiResult};
 use crate::domain::{parse_id, rfc3339};
 use crate::error::ApiError;
 use crate::service::templates::{self, Draft};
-use crate::service::{campaigns, dead_letters, sending};
+use crate::service::{campaigns, sending};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -29,8 +28,6 @@ pub fn router() -> Router<AppState> {
         .route("/ui/t/{tid}/campaigns/{cid}", get(detail))
         .route("/ui/t/{tid}/campaigns/{cid}/live", get(live))
         .route("/ui/t/{tid}/campaigns/{cid}/{action}", post(control))
-        .route("/ui/t/{tid}/dead-letters", get(tenant_dead_letters))
-        .route("/ui/t/{tid}/dead-letters/{mid}/retry", post(retry))
 }
 
 async fn list(
@@ -380,47 +377,4 @@ async fn control(
     Ok(see_other(&format!("/ui/t/{id}/campaigns/{cid}"), done))
 }
 
-async fn tenant_dead_letters(
-    State(state): State<AppState>,
-    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
-) -> UiResult<Response> {
-    let letters: Vec<dead_letters::DeadLetter> = state
-        .store
-        .dead_letters(Some(&id), None, super::DEAD_LETTERS_SHOWN)
-        .await?
-        .into_iter()
-        .map(dead_letters::DeadLetter::from)
-        .collect();
-    let frame = Frame::new(&user, Some(&row), "dead").notice(q.done.as_deref());
-    Ok(page(
-        StatusCode::OK,
-        "dead_letters.html",
-        &frame,
-        minijinja::context! { letters, limit => super::DEAD_LETTERS_SHOWN, across_tenants => false },
-    ))
-}
-
-#[derive(Deserialize)]
-pub struct RetryForm {
-    #[serde(default)]
-    csrf: String,
-    /// Where to go back to: `all` (the operator's list) or the tenant's.
-    #[serde(default)]
-    back: String,
-}
-
-async fn retry(
-    State(state): State<AppState>,
-    Path((_, mid)): Path<(String, String)>,
-    Posted { user, id, form: Form(f), .. }: Posted<Form<RetryForm>>,
-) -> UiResult<Response> {
-    dead_letters::retry_one(&state, &id, &mid).await?;
-    let back = if f.back == "all" && user.tenant.is_none() {
-        "/ui/dead-letters".to_owned()
-    } else {
-        format!("/ui/t/{id}/dead-letters")
-    };
-    Ok(see_other(&back, "requeued"))
-}
-
-super::tenant_scope::csrf_field!(ComposeForm, RetryForm);
+super::tenant_scope::csrf_field!(ComposeForm);

@@ -15,6 +15,7 @@ mod campaign_figures;
 mod campaigns;
 mod chart;
 mod contacts;
+mod dead_letters;
 mod events;
 mod form;
 mod format;
@@ -23,6 +24,7 @@ mod messages;
 mod operator;
 mod overview;
 mod reputation;
+mod reputation_view;
 mod session;
 mod suppressions;
 mod tenant_scope;
@@ -57,6 +59,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(overview::router())
         .merge(contacts::router())
         .merge(campaigns::router())
+        .merge(dead_letters::router())
         .merge(suppressions::router())
         .merge(tenant_webhooks::router())
         .merge(automations::router())

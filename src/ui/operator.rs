@@ -54,7 +54,7 @@ async fn tenants(State(state): State<AppState>, user: UiUser, Query(q): Query<Do
     // the guard's standings (its own set-based read), the dead letters, the model use.
     let mut standings: HashMap<String, serde_json::Value> = HashMap::new();
     for r in reputation::all(&state).await? {
-        let v = super::reputation::view(&r)?;
+        let v = super::reputation_view::view(&r)?;
         standings.insert(v["customer_id"].as_str().unwrap_or_default().to_owned(), v);
     }
     let mut dead = state.store.dead_letters_per_tenant().await?;
