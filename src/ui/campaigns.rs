@@ -63,6 +63,9 @@ pub struct ComposeForm {
     audience: String,
     #[serde(default)]
     tag: String,
+    /// An address on the verified domain; empty: the tenant's default sender.
+    #[serde(default)]
+    from: String,
     /// `YYYY-MM-DDTHH:MM` (a `datetime-local` input), read as UTC.
     #[serde(default)]
     scheduled_at: String,
@@ -89,6 +92,7 @@ impl ComposeForm {
             ("The text", &self.text),
             ("The variables", &self.variables),
             ("The tag", &self.tag),
+            ("The from address", &self.from),
         ])?;
         let (segment_id, tag) = match (self.audience.as_str(), self.audience.split_once(':')) {
             ("all", _) => (None, None),
@@ -123,6 +127,7 @@ impl ComposeForm {
             segment_id,
             tag,
             scheduled_at,
+            from: Some(self.from.trim().to_owned()).filter(|f| !f.is_empty()),
             ..Default::default()
         })
     }
@@ -172,11 +177,17 @@ async fn compose_page(
     let segments: Vec<(String, String)> = state.store.segments(id).await?.into_iter().map(|s| (s.id, s.name)).collect();
     let templates = state.store.template_names(id).await?;
     let verified = row.domain_verified();
+    // Who the mail comes from when the From field is left empty, as the send would choose it.
+    let default_from = serde_json::to_value(crate::service::customers::Customer::from(row.clone()))
+        .map(|c| c["default_from"].clone())
+        .unwrap_or_default();
     let mut res = page(
         StatusCode::OK,
         "compose.html",
         frame,
-        minijinja::context! { segments, templates, form, verified, ..minijinja::Value::from_serialize(&extras) },
+        minijinja::context! {
+            segments, templates, form, verified, default_from, ..minijinja::Value::from_serialize(&extras)
+        },
     );
     // The preview frame inherits the page's policy: the editor's, which lets mail's inline styles apply.
     res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(EDITOR_CSP));

@@ -26,6 +26,7 @@ mod overview;
 mod reputation;
 mod reputation_view;
 mod session;
+mod settings;
 mod suppressions;
 mod tenant_scope;
 mod tenant_webhooks;
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(mail_templates::router())
         .merge(events::router())
         .merge(messages::router())
+        .merge(settings::router())
         // Unknown dashboard paths get a page, not the API's JSON 404.
         .route("/ui/{*rest}", get(not_found_page).post(not_found_page))
         .layer(axum::middleware::from_fn_with_state(state, keep_navigation))
@@ -190,6 +192,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("mail_template.html", include_str!("templates/mail_template.html")),
         ("mail_template_delete.html", include_str!("templates/mail_template_delete.html")),
         ("events.html", include_str!("templates/events.html")),
+        ("settings.html", include_str!("templates/settings.html")),
     ] {
         // Checked by a unit test; a broken template answers 500, never a panic.
         if let Err(e) = env.add_template(name, source) {
@@ -275,6 +278,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "template_created" => "Template created.",
         "template_saved" => "Template saved as a new version.",
         "template_deleted" => "Template deleted.",
+        "sender_saved" => "Default sender saved.",
         _ => return None,
     })
 }
@@ -431,10 +435,11 @@ mod tests {
             "mail_template.html",
             "mail_template_delete.html",
             "events.html",
+            "settings.html",
         ];
         for name in names {
             assert!(super::TEMPLATES.get_template(name).is_ok(), "{name}");
         }
-        assert_eq!(super::TEMPLATES.templates().count(), 38);
+        assert_eq!(super::TEMPLATES.templates().count(), 39);
     }
 }

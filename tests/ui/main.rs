@@ -26,6 +26,7 @@ mod figures;
 mod http;
 mod manage;
 mod nav;
+mod sender;
 
 use std::time::Duration;
 
