@@ -71,10 +71,16 @@ async fn save_sender(
         // Refused (not on the verified domain, a line break in the name...):
         // the form again, as typed, with the reason; nothing was changed.
         Err(e) => {
-            let refused = form_error(e)?;
+            let (status, message) = form_error(e)?;
+            let refused = (status, in_the_forms_words(&message));
             Ok(settings_page(&Frame::new(&user, Some(&row), "settings"), row, f, Some(refused)))
         }
     }
+}
+
+/// The use case's refusal (worded for the API's fields) with the form's labels.
+fn in_the_forms_words(message: &str) -> String {
+    message.replace("`from_name`", "The From name").replace("from_address", "The From address")
 }
 
 super::tenant_scope::csrf_field!(SenderForm);

@@ -62,10 +62,10 @@ async fn a_default_sender_off_the_verified_domain_is_refused_on_the_page_and_cha
     let settings = format!("{}/ui/t/{t}/settings", app.base);
     let before = app.get(&format!("/customers/{t}"), &key).await.body;
     for (name, address, says) in [
-        ("Acme", "news@other.test", "verified domain acme.test"),
-        ("Acme", "not an address", "from_address"),
-        ("Acme\r\nBcc: x@evil.test", "news@acme.test", "control characters"),
-        ("Acme", "news@acme.test\0", "from_address"),
+        ("Acme", "news@other.test", "The From address must be an address on the verified domain acme.test"),
+        ("Acme", "not an address", "The From address"),
+        ("Acme\r\nBcc: x@evil.test", "news@acme.test", "The From name must not contain control characters"),
+        ("Acme", "news@acme.test\0", "The From address"),
     ] {
         let r = s.post(settings.clone(), &[("csrf", &csrf), ("from_name", name), ("from_address", address)]).await;
         let status = r.status();
