@@ -159,6 +159,45 @@ impl ReputationPolicy {
     }
 }
 
+/// How a tenant's standing reads, in the same words on every page and in the
+/// API: the guard's state, except that an `ok` the guard had too little mail
+/// to judge says so (it is not a clean bill of health).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    /// Fewer than `min_sent` emails in the window: the rates are not judged.
+    NotJudged {
+        min_sent: i64,
+    },
+    Warning,
+    Paused,
+}
+
+impl Verdict {
+    pub fn words(self) -> String {
+        match self {
+            Self::Ok => "ok".to_owned(),
+            Self::NotJudged { min_sent } => format!("not judged (under {min_sent} sent)"),
+            Self::Warning => "warning".to_owned(),
+            Self::Paused => "paused".to_owned(),
+        }
+    }
+}
+
+impl ReputationPolicy {
+    /// The verdict on a tenant in `state` with these window figures. The state
+    /// is the guard's decision (a pause holds until an operator resumes it,
+    /// however little mail came since); only an `ok` is qualified by the volume.
+    pub fn verdict(&self, state: ReputationState, c: &ReputationCounts) -> Verdict {
+        match state {
+            ReputationState::Paused => Verdict::Paused,
+            ReputationState::Warning => Verdict::Warning,
+            ReputationState::Ok if !self.counts(c) => Verdict::NotJudged { min_sent: self.min_sent },
+            ReputationState::Ok => Verdict::Ok,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +245,15 @@ mod tests {
         assert_eq!(percent_to_ppm(0.08), 800);
         assert_eq!(percent_to_ppm(4.0), 40_000);
         assert!((ppm_to_fraction(800) - 0.0008).abs() < 1e-12);
+    }
+
+    #[test]
+    fn an_ok_under_the_minimum_volume_reads_not_judged_and_a_pause_holds_whatever_the_volume() {
+        let p = ReputationPolicy::default();
+        let few = counts(10, 7, 3, 0);
+        assert_eq!(p.verdict(ReputationState::Ok, &few).words(), "not judged (under 200 sent)");
+        assert_eq!(p.verdict(ReputationState::Ok, &counts(200, 200, 0, 0)).words(), "ok");
+        assert_eq!(p.verdict(ReputationState::Paused, &few).words(), "paused");
+        assert_eq!(p.verdict(ReputationState::Warning, &counts(500, 500, 12, 0)).words(), "warning");
     }
 }

@@ -28,6 +28,10 @@ pub struct Reputation {
     resumed_at: Option<String>,
     /// Whether the window has enough mail (`min_sent`) for its rates to count.
     judged: bool,
+    /// The standing in words, as every page shows it: `ok`, `warning`,
+    /// `paused`, or `not judged (under {min_sent} sent)` for an `ok` with too
+    /// little mail in the window to judge.
+    verdict: String,
     window: Window,
     thresholds: Thresholds,
     /// State changes, newest first (only on a single customer's reputation).
@@ -104,6 +108,7 @@ fn reputation(r: TenantReputation, p: &ReputationPolicy, history: Option<Vec<Rep
         state_since: r.changed_at.map(rfc3339),
         resumed_at: r.resumed_at.map(rfc3339),
         judged: p.counts(&r.counts),
+        verdict: p.verdict(r.state, &r.counts).words(),
         window: Window {
             from: rfc3339(r.window_from),
             days: p.window_ms / crate::store::DAY_MS,
@@ -149,7 +154,9 @@ pub async fn resume_tenant(state: &AppState, tenant_id: &TenantId, note: Option<
     }
 }
 
-/// Every tenant's reputation, worst first (the caller checked it is the admin).
+/// Every tenant's reputation, worst first (the caller checked it is the admin):
+/// the API's list, the dashboard's reputation list and its tenants' health
+/// column. A constant number of queries however many tenants there are.
 pub async fn all(state: &AppState) -> Result<Vec<Reputation>> {
     let p = *state.store.reputation_policy();
     let all = state.store.all_reputations().await?;

@@ -1,5 +1,7 @@
 //! Messages one by one: lookup, dead letters and their retry, queue depth.
 
+use std::collections::HashMap;
+
 use sqlx::FromRow;
 
 use super::Store;
@@ -73,6 +75,17 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await
+    }
+
+    /// Per tenant id, its dead letters now (tenants without any are absent):
+    /// one grouped read of the same partial index as the dead-letter gauge,
+    /// for the operator's tenant list.
+    pub async fn dead_letters_per_tenant(&self) -> Result<HashMap<String, i64>, sqlx::Error> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT tenant_id, COUNT(*) FROM messages WHERE status = 'dead' GROUP BY tenant_id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Queues dead letters again — one message, or every one of a campaign —

@@ -20,7 +20,6 @@ mod send_slots;
 mod stats;
 mod suppressions;
 mod templates;
-mod tenant_figures;
 mod tenant_webhooks;
 mod tenants;
 mod ui_sessions;
@@ -55,7 +54,6 @@ pub use reputation::{ReputationChange, ResumeOutcome, TenantReputation, REPUTATI
 pub use stats::{Bucket, CampaignCounters, DAY_MS, HOUR_MS, METRICS};
 pub use suppressions::{SuppressionRow, UnsubscribeTarget, Unsuppress};
 pub use templates::{TemplateContent, TemplatePatch, TemplateRow};
-pub use tenant_figures::TenantFigures;
 pub(crate) use tenant_webhooks::enqueue_tenant_events;
 pub use tenant_webhooks::{
     webhook_body, AttemptOutcome, ClaimedDelivery, DeliveryRow, DisablePolicy, EndpointPatch, EndpointRow, NewEndpoint,

@@ -1,6 +1,5 @@
-//! Campaigns (list, compose, confirm with the audience count, send, detail
-//! with a live funnel and figures, pause/resume/cancel), and a tenant's dead
-//! letters.
+//! Campaigns: list, compose, confirm with the audience count, send, detail
+//! with a live funnel and figures (`campaign_figures`), pause/resume/cancel.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -9,6 +8,7 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
 
+use super::campaign_figures::campaign_figures;
 use super::mail_templates::{parse_variables, refuse_nul, EDITOR_CSP};
 use super::operator::Done;
 use super::session::CsrfOnly;
@@ -17,7 +17,7 @@ use super::{page, see_other, Frame, UiError, UiResult};
 use crate::domain::{parse_id, rfc3339};
 use crate::error::ApiError;
 use crate::service::templates::{self, Draft};
-use crate::service::{campaigns, dead_letters, sending};
+use crate::service::{campaigns, sending};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -28,8 +28,6 @@ pub fn router() -> Router<AppState> {
         .route("/ui/t/{tid}/campaigns/{cid}", get(detail))
         .route("/ui/t/{tid}/campaigns/{cid}/live", get(live))
         .route("/ui/t/{tid}/campaigns/{cid}/{action}", post(control))
-        .route("/ui/t/{tid}/dead-letters", get(tenant_dead_letters))
-        .route("/ui/t/{tid}/dead-letters/{mid}/retry", post(retry))
 }
 
 async fn list(
@@ -65,6 +63,9 @@ pub struct ComposeForm {
     audience: String,
     #[serde(default)]
     tag: String,
+    /// An address on the verified domain; empty: the tenant's default sender.
+    #[serde(default)]
+    from: String,
     /// `YYYY-MM-DDTHH:MM` (a `datetime-local` input), read as UTC.
     #[serde(default)]
     scheduled_at: String,
@@ -91,6 +92,7 @@ impl ComposeForm {
             ("The text", &self.text),
             ("The variables", &self.variables),
             ("The tag", &self.tag),
+            ("The from address", &self.from),
         ])?;
         let (segment_id, tag) = match (self.audience.as_str(), self.audience.split_once(':')) {
             ("all", _) => (None, None),
@@ -125,6 +127,7 @@ impl ComposeForm {
             segment_id,
             tag,
             scheduled_at,
+            from: Some(self.from.trim().to_owned()).filter(|f| !f.is_empty()),
             ..Default::default()
         })
     }
@@ -174,11 +177,17 @@ async fn compose_page(
     let segments: Vec<(String, String)> = state.store.segments(id).await?.into_iter().map(|s| (s.id, s.name)).collect();
     let templates = state.store.template_names(id).await?;
     let verified = row.domain_verified();
+    // Who the mail comes from when the From field is left empty, as the send would choose it.
+    let default_from = serde_json::to_value(crate::service::customers::Customer::from(row.clone()))
+        .map(|c| c["default_from"].clone())
+        .unwrap_or_default();
     let mut res = page(
         StatusCode::OK,
         "compose.html",
         frame,
-        minijinja::context! { segments, templates, form, verified, ..minijinja::Value::from_serialize(&extras) },
+        minijinja::context! {
+            segments, templates, form, verified, default_from, ..minijinja::Value::from_serialize(&extras)
+        },
     );
     // The preview frame inherits the page's policy: the editor's, which lets mail's inline styles apply.
     res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(EDITOR_CSP));
@@ -332,7 +341,7 @@ async fn detail(
         })
         .collect();
     let settled = SETTLED.contains(&campaign["status"].as_str().unwrap_or_default());
-    let stats = serde_json::to_value(crate::service::stats::campaign(&state, &id, &cid).await?).unwrap_or_default();
+    let figures = campaign_figures(&state, &id, &cid).await?;
     // A template's campaign is named by its template too (its subject is the template's source).
     let template = match (campaign["template_id"].as_str(), campaign["template_version"].as_i64()) {
         (Some(tpl), Some(version)) => {
@@ -345,11 +354,12 @@ async fn detail(
         StatusCode::OK,
         "campaign.html",
         &frame,
-        minijinja::context! { campaign, messages, settled, stats, template },
+        minijinja::context! { campaign, messages, settled, figures, template },
     ))
 }
 
-/// The campaign as JSON (the same as the API's), polled by the detail page while it sends.
+/// The campaign as JSON (the same as the API's), polled by the detail page,
+/// with its funnel and figures exactly as the page draws them.
 async fn live(
     State(state): State<AppState>,
     Path((_, cid)): Path<(String, String)>,
@@ -358,6 +368,8 @@ async fn live(
     let campaign = campaigns::campaign_view(&state, &id, &cid).await?;
     let mut v = serde_json::to_value(campaign).unwrap_or_default();
     v["settled"] = SETTLED.contains(&v["status"].as_str().unwrap_or_default()).into();
+    let cid = v["id"].as_str().unwrap_or_default().to_owned();
+    v["figures"] = serde_json::to_value(campaign_figures(&state, &id, &cid).await?).unwrap_or_default();
     Ok(Json(v).into_response())
 }
 
@@ -376,47 +388,4 @@ async fn control(
     Ok(see_other(&format!("/ui/t/{id}/campaigns/{cid}"), done))
 }
 
-async fn tenant_dead_letters(
-    State(state): State<AppState>,
-    Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
-) -> UiResult<Response> {
-    let letters: Vec<dead_letters::DeadLetter> = state
-        .store
-        .dead_letters(Some(&id), None, super::DEAD_LETTERS_SHOWN)
-        .await?
-        .into_iter()
-        .map(dead_letters::DeadLetter::from)
-        .collect();
-    let frame = Frame::new(&user, Some(&row), "dead").notice(q.done.as_deref());
-    Ok(page(
-        StatusCode::OK,
-        "dead_letters.html",
-        &frame,
-        minijinja::context! { letters, limit => super::DEAD_LETTERS_SHOWN, across_tenants => false },
-    ))
-}
-
-#[derive(Deserialize)]
-pub struct RetryForm {
-    #[serde(default)]
-    csrf: String,
-    /// Where to go back to: `all` (the operator's list) or the tenant's.
-    #[serde(default)]
-    back: String,
-}
-
-async fn retry(
-    State(state): State<AppState>,
-    Path((_, mid)): Path<(String, String)>,
-    Posted { user, id, form: Form(f), .. }: Posted<Form<RetryForm>>,
-) -> UiResult<Response> {
-    dead_letters::retry_one(&state, &id, &mid).await?;
-    let back = if f.back == "all" && user.tenant.is_none() {
-        "/ui/dead-letters".to_owned()
-    } else {
-        format!("/ui/t/{id}/dead-letters")
-    };
-    Ok(see_other(&back, "requeued"))
-}
-
-super::tenant_scope::csrf_field!(ComposeForm, RetryForm);
+super::tenant_scope::csrf_field!(ComposeForm);

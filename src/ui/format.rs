@@ -68,7 +68,15 @@ fn when(value: Value) -> Value {
 
 /// An integer with thousands separators (`11,108`); anything else as it is.
 fn num(value: Value) -> Value {
-    let Ok(n) = i64::try_from(value.clone()) else { return value };
+    match i64::try_from(value.clone()) {
+        Ok(n) => Value::from(thousands(n)),
+        Err(_) => value,
+    }
+}
+
+/// `n` with thousands separators (`11,108`), as the `num` filter writes it:
+/// for figures formatted outside a template (a live page's poll).
+pub fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
     if n < 0 {
@@ -80,7 +88,7 @@ fn num(value: Value) -> Value {
         }
         out.push(c);
     }
-    Value::from(out)
+    out
 }
 
 /// How many of something, in words: `1 contact`, `11,108 contacts`

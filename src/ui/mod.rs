@@ -11,10 +11,12 @@
 mod automation_edit;
 mod automation_form;
 mod automations;
+mod campaign_figures;
 mod campaigns;
 mod chart;
 mod contact_details;
 mod contacts;
+mod dead_letters;
 mod events;
 mod form;
 mod format;
@@ -23,9 +25,11 @@ mod messages;
 mod operator;
 mod overview;
 mod reputation;
+mod reputation_view;
 mod segment_form;
 mod segments;
 mod session;
+mod settings;
 mod suppressions;
 mod tenant_scope;
 mod tenant_webhooks;
@@ -60,6 +64,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(contacts::router())
         .merge(segments::router())
         .merge(campaigns::router())
+        .merge(dead_letters::router())
         .merge(suppressions::router())
         .merge(tenant_webhooks::router())
         .merge(automations::router())
@@ -67,6 +72,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(mail_templates::router())
         .merge(events::router())
         .merge(messages::router())
+        .merge(settings::router())
         // Unknown dashboard paths get a page, not the API's JSON 404.
         .route("/ui/{*rest}", get(not_found_page).post(not_found_page))
         .layer(axum::middleware::from_fn_with_state(state, keep_navigation))
@@ -193,6 +199,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("mail_template.html", include_str!("templates/mail_template.html")),
         ("mail_template_delete.html", include_str!("templates/mail_template_delete.html")),
         ("events.html", include_str!("templates/events.html")),
+        ("settings.html", include_str!("templates/settings.html")),
     ] {
         // Checked by a unit test; a broken template answers 500, never a panic.
         if let Err(e) = env.add_template(name, source) {
@@ -280,6 +287,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "template_created" => "Template created.",
         "template_saved" => "Template saved as a new version.",
         "template_deleted" => "Template deleted.",
+        "sender_saved" => "Default sender saved.",
         _ => return None,
     })
 }
@@ -439,10 +447,11 @@ mod tests {
             "segments.html",
             "segment.html",
             "segment_delete.html",
+            "settings.html",
         ];
         for name in names {
             assert!(super::TEMPLATES.get_template(name).is_ok(), "{name}");
         }
-        assert_eq!(super::TEMPLATES.templates().count(), 41);
+        assert_eq!(super::TEMPLATES.templates().count(), 42);
     }
 }

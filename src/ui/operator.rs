@@ -1,6 +1,8 @@
 //! The operator's pages: tenants and their keys, dead letters across
 //! tenants, queue and provider status.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -12,7 +14,7 @@ use super::session::CsrfOnly;
 use super::tenant_scope::{admin_only, OperatorOnly, Posted, Scoped};
 use super::{page, see_other, Frame, UiError, UiResult, UiUser};
 use crate::domain::{rfc3339, TenantId};
-use crate::service::{customers, dead_letters};
+use crate::service::{customers, dead_letters, reputation};
 use crate::state::AppState;
 use crate::store::{TenantRow, DAY_MS};
 
@@ -35,12 +37,9 @@ pub struct Done {
 #[derive(Serialize)]
 struct TenantFigures {
     customer: serde_json::Value,
-    sent_7d: i64,
-    delivered_7d: i64,
-    bounce_rate: String,
-    complaint_rate: String,
-    /// `ok`, `warn` (bounces over 2% or complaints over 0.05%) or `bad` (over Resend's 4% / 0.08%).
-    health: &'static str,
+    /// The reputation guard's view of it (`service::reputation`, as the
+    /// reputation pages show it): its verdict and its window's figures.
+    reputation: serde_json::Value,
     dead: i64,
     /// The agent's model calls today (UTC), and the day's budget.
     agent_calls_today: i64,
@@ -49,51 +48,34 @@ struct TenantFigures {
     agent_tokens: i64,
 }
 
-pub fn percent(n: i64, d: i64) -> String {
-    if d == 0 {
-        "–".into()
-    } else {
-        format!("{:.2}%", n as f64 * 100.0 / d as f64)
-    }
-}
-
 async fn tenants(State(state): State<AppState>, user: UiUser, Query(q): Query<Done>) -> UiResult<Response> {
     admin_only(&user)?;
-    let now = state.store.now_ms();
-    // Four queries whatever the number of tenants: the tenants, their figures, their dead letters, their model use.
-    let mut figures = state.store.tenant_health(now - 7 * DAY_MS, now + 1).await?;
+    // A constant number of queries whatever the number of tenants: the tenants,
+    // the guard's standings (its own set-based read), the dead letters, the model use.
+    let mut standings: HashMap<String, serde_json::Value> = HashMap::new();
+    for r in reputation::all(&state).await? {
+        let v = super::reputation_view::view(&r)?;
+        standings.insert(v["customer_id"].as_str().unwrap_or_default().to_owned(), v);
+    }
+    let mut dead = state.store.dead_letters_per_tenant().await?;
     let mut usage = state.store.agent_usage().await?;
     let mut rows = Vec::new();
     for t in state.store.tenants().await? {
-        let f = figures.remove(t.id.as_str()).unwrap_or_default();
         let u = usage.remove(t.id.as_str()).unwrap_or_default();
         let agent_daily_calls = t.agent_daily_calls.unwrap_or(i64::from(state.config.agent_daily_calls));
-        let (sent, delivered, bounced, complained) = (f.sent, f.delivered, f.bounced, f.complained);
-        let dead = f.dead;
-        let rate = |n: i64, d: i64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
-        let (br, cr) = (rate(bounced, sent), rate(complained, delivered));
-        let health = if br >= 0.04 || cr >= 0.0008 {
-            "bad"
-        } else if br >= 0.02 || cr >= 0.0005 || dead > 0 {
-            "warn"
-        } else {
-            "ok"
-        };
         rows.push(TenantFigures {
+            reputation: standings.remove(t.id.as_str()).unwrap_or_default(),
+            dead: dead.remove(t.id.as_str()).unwrap_or_default(),
             customer: serde_json::to_value(customers::Customer::from(t)).unwrap_or_default(),
-            sent_7d: sent,
-            delivered_7d: delivered,
-            bounce_rate: percent(bounced, sent),
-            complaint_rate: percent(complained, delivered),
-            health,
-            dead,
             agent_calls_today: u.calls_today,
             agent_daily_calls,
             agent_tokens: u.input_tokens.saturating_add(u.output_tokens),
         });
     }
+    let policy = state.store.reputation_policy();
+    let guard = minijinja::context! { days => policy.window_ms / DAY_MS, min_sent => policy.min_sent };
     let frame = Frame::new(&user, None, "tenants").notice(q.done.as_deref());
-    Ok(page(StatusCode::OK, "tenants.html", &frame, minijinja::context! { tenants => rows }))
+    Ok(page(StatusCode::OK, "tenants.html", &frame, minijinja::context! { tenants => rows, guard }))
 }
 
 #[derive(Deserialize)]

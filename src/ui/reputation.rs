@@ -8,14 +8,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use serde_json::Value;
 
 use super::form::Fields;
 use super::operator::Done;
+use super::reputation_view::view;
 use super::tenant_scope::admin_only;
 use super::tenant_scope::Scoped;
 use super::tenant_scope::{OperatorOnly, Posted};
-use super::{page, see_other, Frame, UiError, UiResult, UiUser};
+use super::{page, see_other, Frame, UiResult, UiUser};
 use crate::service::reputation;
 use crate::state::AppState;
 
@@ -24,29 +24,6 @@ pub fn router() -> Router<AppState> {
         .route("/ui/reputation", get(all))
         .route("/ui/t/{tid}/reputation", get(tenant))
         .route("/ui/t/{tid}/reputation/resume", post(resume))
-}
-
-/// A rate (a fraction) as a percentage.
-fn percent(v: &Value) -> String {
-    v.as_f64().map_or_else(|| "–".to_owned(), |f| format!("{:.2}%", f * 100.0))
-}
-
-/// The API's reputation, with its rates and thresholds as percentages for the page.
-fn view(r: &impl serde::Serialize) -> UiResult<Value> {
-    let mut v = serde_json::to_value(r)
-        .map_err(|e| UiError::Api(crate::error::ApiError::Internal(anyhow::anyhow!("reputation view: {e}"))))?;
-    for (section, key) in [
-        ("window", "bounce_rate"),
-        ("window", "complaint_rate"),
-        ("thresholds", "bounce_warning"),
-        ("thresholds", "bounce_pause"),
-        ("thresholds", "complaint_warning"),
-        ("thresholds", "complaint_pause"),
-    ] {
-        let shown = percent(&v[section][key]);
-        v[section][format!("{key}_pct")] = Value::String(shown);
-    }
-    Ok(v)
 }
 
 async fn tenant(

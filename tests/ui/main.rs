@@ -23,11 +23,13 @@ mod browser;
 mod compose_flow;
 mod contact_page;
 mod content;
+mod figures;
 mod http;
 mod local_time;
 mod manage;
 mod nav;
 mod segments;
+mod sender;
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@ use crate::browser::Browser;
 use crate::helpers::{spawn_with, Options};
 
 /// Every page of a tenant, as the menu names it, and its path under `/ui/t/{id}`.
-const SECTIONS: [(&str, &str); 13] = [
+const SECTIONS: [(&str, &str); 14] = [
     ("Contacts", "/contacts"),
     ("Segments", "/segments"),
     ("Imports", "/contacts/import"),
@@ -17,6 +17,7 @@ const SECTIONS: [(&str, &str); 13] = [
     ("Campaigns", "/campaigns"),
     ("Messages", "/messages"),
     ("Dead letters", "/dead-letters"),
+    ("Sending settings", "/settings"),
     ("Events", "/events"),
     ("Automations", "/automations"),
     ("Webhooks", "/webhooks"),

@@ -215,9 +215,13 @@
     sync();
   }
 
-  // A campaign's detail page: poll its figures until it has settled.
+  // A campaign's detail page: poll its figures, every second while it sends,
+  // then every ten while the page is in view (delivery events, opens and
+  // clicks keep coming after the last email went out), for up to an hour.
+  // The funnel and the figures are set from the one answer's `figures.shown`,
+  // formatted by the server as the page was drawn.
   var live = document.querySelector("[data-poll]");
-  if (live && !live.hasAttribute("data-settled")) {
+  if (live) {
     var set = function (key, value) {
       var el = document.querySelector('[data-live="' + key + '"]');
       if (el) el.textContent = typeof value === "number" ? value.toLocaleString("en-US") : value;
@@ -228,45 +232,44 @@
     };
     var kinds = { sent: "ok", queued: "info", sending: "info", scheduled: "info", paused: "warn",
       partially_failed: "warn", failed: "bad", cancelled: "muted" };
+    var until = Date.now() + 3600 * 1000;
+    var wasSettled = live.hasAttribute("data-settled");
+    var later = function (ms) { if (Date.now() < until) setTimeout(poll, ms); };
+    var settle = function () {
+      live.setAttribute("data-settled", "");
+      // Nothing is left to pause or cancel.
+      var controls = document.querySelector('[data-live="controls"]');
+      if (controls) controls.hidden = true;
+      // And the recipients' statuses, fetched as the page and swapped in.
+      fetch(location.pathname, { credentials: "same-origin" })
+        .then(function (r) { return r.text(); })
+        .then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, "text/html").querySelector('[data-live="recipients"]');
+          var old = document.querySelector('[data-live="recipients"]');
+          if (fresh && old) { localTimes(fresh); old.replaceWith(fresh); }
+        })
+        .catch(function () {});
+    };
     var poll = function () {
+      if (document.hidden) { later(10000); return; }
       fetch(live.getAttribute("data-poll"), { credentials: "same-origin" })
         .then(function (r) { return r.json(); })
         .then(function (c) {
           var n = c.counts || {};
-          var g = function (k) { return n[k] || 0; };
           Object.keys(n).forEach(function (k) { set("count-" + k, n[k]); });
-          var steps = {
-            queued_total: c.sent_to,
-            sent_total: g("sent") + g("delivered") + g("opened") + g("clicked") + g("bounced") + g("complained"),
-            delivered_total: g("delivered") + g("opened") + g("clicked") + g("complained"),
-            opened_total: g("opened") + g("clicked")
-          };
-          Object.keys(steps).forEach(function (k) { set(k, steps[k]); bar(k, steps[k]); });
+          var f = c.figures || { shown: {}, funnel: [] };
+          Object.keys(f.shown).forEach(function (k) { set(k, f.shown[k]); });
+          f.funnel.forEach(function (s) { bar(s.key, s.value); });
           var badge = document.querySelector('[data-live="status"] .badge');
           if (badge) {
             badge.textContent = String(c.status).replace(/_/g, " ");
             badge.className = "badge " + (kinds[c.status] || "muted");
           }
-          if (!c.settled) {
-            setTimeout(poll, 1000);
-          } else {
-            live.setAttribute("data-settled", "");
-            // Nothing is left to pause or cancel.
-            var controls = document.querySelector('[data-live="controls"]');
-            if (controls) controls.hidden = true;
-            // And the recipients' statuses, fetched as the page and swapped in.
-            fetch(location.pathname, { credentials: "same-origin" })
-              .then(function (r) { return r.text(); })
-              .then(function (html) {
-                var fresh = new DOMParser().parseFromString(html, "text/html").querySelector('[data-live="recipients"]');
-                var old = document.querySelector('[data-live="recipients"]');
-                if (fresh && old) { localTimes(fresh); old.replaceWith(fresh); }
-              })
-              .catch(function () {});
-          }
+          if (c.settled && !wasSettled) { wasSettled = true; settle(); }
+          later(c.settled ? 10000 : 1000);
         })
-        .catch(function () { setTimeout(poll, 3000); });
+        .catch(function () { later(3000); });
     };
-    setTimeout(poll, 1000);
+    later(wasSettled ? 10000 : 1000);
   }
 })();
