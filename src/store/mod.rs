@@ -22,6 +22,7 @@ mod templates;
 mod tenant_figures;
 mod tenant_webhooks;
 mod tenants;
+mod topics;
 mod ui_sessions;
 
 use std::str::FromStr;
@@ -60,6 +61,7 @@ pub use tenant_webhooks::{
     webhook_body, AttemptOutcome, ClaimedDelivery, DeliveryRow, DisablePolicy, EndpointPatch, EndpointRow, NewEndpoint,
 };
 pub use tenants::{ApiKeyRow, KeyOwner, TenantRow};
+pub use topics::{ContactTopicRow, TopicCreated, TopicPatch, TopicRow, TOPICS_MAX};
 pub use ui_sessions::UiSessionRow;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
