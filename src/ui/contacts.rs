@@ -367,7 +367,7 @@ async fn segments_page(
     let mut list = Vec::new();
     for s in state.store.segments(&id).await? {
         let targeting = sending::resolve_targeting(&state, &id, None, Some(&s.id), None, None).await?;
-        let audience = sending::audience_count(&state, &id, &targeting).await?;
+        let audience = sending::audience_count(&state, &id, &targeting, None).await?;
         list.push(SegmentView { segment: segments::Segment::from_row(s, None), audience });
     }
     let frame = Frame::new(&user, Some(&row), "segments").notice(q.done.as_deref());
@@ -396,7 +396,7 @@ async fn segment_count(
         let (id, _) = scope(&state, &user, &tid).await?;
         let filter = builder_filter(&f);
         let targeting = sending::resolve_targeting(&state, &id, None, None, None, filter.as_ref()).await?;
-        Ok::<_, UiError>(sending::audience_count(&state, &id, &targeting).await?)
+        Ok::<_, UiError>(sending::audience_count(&state, &id, &targeting, None).await?)
     }
     .await;
     match result {

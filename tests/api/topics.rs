@@ -6,7 +6,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, TestApp};
 
-async fn topic(app: &TestApp, t: &str, key: &str, body: Value) -> String {
+mod sends;
+
+pub(super) async fn topic(app: &TestApp, t: &str, key: &str, body: Value) -> String {
     let r = app.post(&format!("/customers/{t}/topics"), key, body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     r.body["id"].as_str().expect("id").to_owned()
