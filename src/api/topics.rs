@@ -87,6 +87,13 @@ pub struct TopicChoiceIn {
     state: ChoiceIn,
 }
 
+impl TopicChoiceIn {
+    /// The (raw) topic id and the choice.
+    pub(super) fn choice(self) -> (String, TopicChoice) {
+        (self.id, self.state.into())
+    }
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactTopicsIn {
@@ -96,7 +103,7 @@ pub struct ContactTopicsIn {
 
 impl ContactTopicsIn {
     fn choices(self) -> Vec<(String, TopicChoice)> {
-        self.topics.into_iter().map(|c| (c.id, c.state.into())).collect()
+        self.topics.into_iter().map(TopicChoiceIn::choice).collect()
     }
 }
 

@@ -111,7 +111,9 @@ fn audience(
         }
     };
     let topic = match topic {
-        Some(n) => format!(" AND {} = 'subscribed'", super::topics::topic_state_sql("c", &format!("${n}"))),
+        Some(n) => {
+            format!(" AND {} = 'subscribed'", super::topics::topic_state_sql("c.id", "c.tenant_id", &format!("${n}")))
+        }
         None => String::new(),
     };
     let sql = format!(

@@ -48,15 +48,15 @@ pub enum TopicCreated {
 const TOPIC_COLUMNS: &str = "id, tenant_id, name, description, default_subscription, created_at, updated_at";
 
 /// SQL for a contact's effective state on a topic: `'subscribed'`,
-/// `'unsubscribed'`, or `'none'` when the topic no longer exists.
-/// `contact` is a contacts alias (its `id` and `tenant_id` are read), `topic`
-/// an expression for the topic's id. The contact's own choice is probed by
-/// the primary key of `contact_topics`; the default by the topic's.
-pub(super) fn topic_state_sql(contact: &str, topic: &str) -> String {
+/// `'unsubscribed'`, or `'none'` when the topic no longer exists (or is
+/// not the tenant's). `contact_id`, `tenant_id` and `topic` are SQL
+/// expressions. The contact's own choice is probed by the primary key of
+/// `contact_topics`; the default by the topic's.
+pub(super) fn topic_state_sql(contact_id: &str, tenant_id: &str, topic: &str) -> String {
     format!(
-        "COALESCE((SELECT x.state FROM contact_topics x WHERE x.contact_id = {contact}.id AND x.topic_id = {topic}), \
+        "COALESCE((SELECT x.state FROM contact_topics x WHERE x.contact_id = {contact_id} AND x.topic_id = {topic}), \
            (SELECT CASE WHEN tp.default_subscription = 'opt_out' THEN 'subscribed' ELSE 'unsubscribed' END \
-              FROM topics tp WHERE tp.id = {topic} AND tp.tenant_id = {contact}.tenant_id), 'none')"
+              FROM topics tp WHERE tp.id = {topic} AND tp.tenant_id = {tenant_id}), 'none')"
     )
 }
 
@@ -191,45 +191,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(None);
         }
-        if reset_others {
-            let mut p = Placeholders::after(2);
-            let keep = match choices.len() {
-                0 => String::new(),
-                n => format!(" AND topic_id NOT IN ({})", p.list(n)),
-            };
-            let sql = format!("DELETE FROM contact_topics WHERE tenant_id = $1 AND contact_id = $2{keep}");
-            let mut q = sqlx::query(&sql).bind(tenant_id).bind(contact_id);
-            for (id, _) in choices {
-                q = q.bind(id);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for (topic_id, choice) in choices {
-            match choice {
-                TopicChoice::Default => {
-                    sqlx::query("DELETE FROM contact_topics WHERE contact_id = $1 AND topic_id = $2")
-                        .bind(contact_id)
-                        .bind(topic_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                TopicChoice::Set(state) => {
-                    // Selected from the tenant's own topics: another tenant's id inserts nothing.
-                    sqlx::query(
-                        "INSERT INTO contact_topics (tenant_id, contact_id, topic_id, state, updated_at) \
-                         SELECT tp.tenant_id, $2, tp.id, $4, $5 FROM topics tp WHERE tp.tenant_id = $1 AND tp.id = $3 \
-                         ON CONFLICT (contact_id, topic_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-                    )
-                    .bind(tenant_id)
-                    .bind(contact_id)
-                    .bind(topic_id)
-                    .bind(state.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-        }
+        write_choices(&mut tx, now, tenant_id, contact_id, choices, reset_others).await?;
         let topics = contact_topics_in(&mut tx, tenant_id, contact_id).await?;
         tx.commit().await?;
         Ok(topics)
@@ -255,6 +217,59 @@ impl Store {
         }
         Ok(ids.iter().find(|id| !known.contains(*id)).map(String::as_str))
     }
+}
+
+/// Writes a contact's choices inside `tx` (the contact is the tenant's:
+/// the caller checked); with `reset_others`, every topic not named goes back
+/// to its default. A topic id that is not the tenant's writes nothing.
+pub(super) async fn write_choices(
+    tx: &mut sqlx::AnyConnection,
+    now: i64,
+    tenant_id: &TenantId,
+    contact_id: &str,
+    choices: &[(String, TopicChoice)],
+    reset_others: bool,
+) -> Result<(), sqlx::Error> {
+    if reset_others {
+        let mut p = Placeholders::after(2);
+        let keep = match choices.len() {
+            0 => String::new(),
+            n => format!(" AND topic_id NOT IN ({})", p.list(n)),
+        };
+        let sql = format!("DELETE FROM contact_topics WHERE tenant_id = $1 AND contact_id = $2{keep}");
+        let mut q = sqlx::query(&sql).bind(tenant_id).bind(contact_id);
+        for (id, _) in choices {
+            q = q.bind(id);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    for (topic_id, choice) in choices {
+        match choice {
+            TopicChoice::Default => {
+                sqlx::query("DELETE FROM contact_topics WHERE contact_id = $1 AND topic_id = $2")
+                    .bind(contact_id)
+                    .bind(topic_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            TopicChoice::Set(state) => {
+                // Selected from the tenant's own topics: another tenant's id inserts nothing.
+                sqlx::query(
+                        "INSERT INTO contact_topics (tenant_id, contact_id, topic_id, state, updated_at) \
+                         SELECT tp.tenant_id, $2, tp.id, $4, $5 FROM topics tp WHERE tp.tenant_id = $1 AND tp.id = $3 \
+                         ON CONFLICT (contact_id, topic_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                    )
+                    .bind(tenant_id)
+                    .bind(contact_id)
+                    .bind(topic_id)
+                    .bind(state.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn contact_topics_in(

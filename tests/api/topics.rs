@@ -266,3 +266,59 @@ async fn deleting_a_topic_or_a_contact_takes_their_choices_with_them() {
     let c = app.add_contact(&t, &key, json!({ "email": "b@example.org" })).await;
     assert!(standing(&app, &t, &key, &c).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_contact_is_created_and_changed_with_its_topics() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    let news = topic(&app, &t, &key, json!({ "name": "News" })).await;
+    let offers = topic(&app, &t, &key, json!({ "name": "Offers", "default": "opt_out" })).await;
+    let c = app
+        .add_contact(&t, &key, json!({ "email": "a@example.org", "topics": [{ "id": news, "state": "subscribed" }] }))
+        .await;
+    let s = |n: &str, st: &str, d: bool| (n.to_owned(), st.to_owned(), d);
+    assert_eq!(standing(&app, &t, &key, &c).await, [s("News", "subscribed", false), s("Offers", "subscribed", true)]);
+    let r = app
+        .patch(
+            &format!("/customers/{t}/contacts/{c}"),
+            &key,
+            json!({ "first_name": "Ann", "topics": [{ "id": offers, "state": "unsubscribed" }] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        standing(&app, &t, &key, &c).await,
+        [s("News", "subscribed", false), s("Offers", "unsubscribed", false)],
+        "a PATCH changes the topics it names"
+    );
+}
+
+#[tokio::test]
+async fn a_contact_with_an_unknown_or_foreign_topic_is_not_created() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    let (other, other_key) = app.verified_tenant("Other", "other.com").await;
+    let theirs = topic(&app, &other, &other_key, json!({ "name": "Theirs" })).await;
+    for (id, status) in [
+        (theirs.clone(), StatusCode::NOT_FOUND),
+        (mailroom::domain::new_id(), StatusCode::NOT_FOUND),
+        ("x".to_owned(), StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let body = json!({ "email": "a@example.org", "topics": [{ "id": id, "state": "subscribed" }] });
+        let r = app.post(&format!("/customers/{t}/contacts"), &key, body).await;
+        assert_eq!(r.status, status, "{}", r.body);
+    }
+    assert!(app.get(&format!("/customers/{t}/contacts"), &key).await.body.as_array().unwrap().is_empty());
+    let c = app.add_contact(&t, &key, json!({ "email": "a@example.org" })).await;
+    let body = json!({ "first_name": "Ann", "topics": [{ "id": theirs, "state": "subscribed" }] });
+    let r = app.patch(&format!("/customers/{t}/contacts/{c}"), &key, body).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let r = app.get(&format!("/customers/{t}/contacts/{c}"), &key).await;
+    assert!(r.body["first_name"].is_null(), "nothing changed: {}", r.body);
+    // A JSON import does not take topics: the request is refused, naming the contact.
+    let news = topic(&app, &t, &key, json!({ "name": "News" })).await;
+    let body = json!({ "contacts": [{ "email": "b@example.org", "topics": [{ "id": news, "state": "subscribed" }] }] });
+    let r = app.post(&format!("/customers/{t}/contacts/import"), &key, body).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("contacts[0]"), "{}", r.body);
+}

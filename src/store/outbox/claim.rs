@@ -21,10 +21,10 @@ fn blocked() -> String {
         "CASE WHEN m.campaign_id IS NOT NULL AND (NOT EXISTS ( \
            SELECT 1 FROM contacts c WHERE c.id = m.contact_id AND c.status = 'subscribed' \
              AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)) \
-         OR EXISTS (SELECT 1 FROM campaigns cp JOIN contacts c ON c.id = m.contact_id \
+         OR EXISTS (SELECT 1 FROM campaigns cp \
            WHERE cp.id = m.campaign_id AND cp.topic_id IS NOT NULL AND {} <> 'subscribed')) \
        THEN 1 ELSE 0 END",
-        crate::store::topics::topic_state_sql("c", "cp.topic_id")
+        crate::store::topics::topic_state_sql("m.contact_id", "m.tenant_id", "cp.topic_id")
     )
 }
 
