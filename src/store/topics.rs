@@ -197,6 +197,32 @@ impl Store {
         Ok(topics)
     }
 
+    /// Unsubscribes a contact from one topic (a one-click link from a topic
+    /// campaign's email); false when the contact or the topic is gone.
+    pub async fn leave_topic(
+        &self,
+        tenant_id: &TenantId,
+        contact_id: &str,
+        topic_id: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let now = tx.now;
+        let done = sqlx::query(
+            "INSERT INTO contact_topics (tenant_id, contact_id, topic_id, state, updated_at) \
+             SELECT c.tenant_id, c.id, tp.id, 'unsubscribed', $4 FROM contacts c JOIN topics tp ON tp.tenant_id = c.tenant_id \
+             WHERE c.tenant_id = $1 AND c.id = $2 AND tp.id = $3 \
+             ON CONFLICT (contact_id, topic_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(tenant_id)
+        .bind(contact_id)
+        .bind(topic_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// The first of `ids` that is not one of the tenant's topics, if any.
     pub async fn unknown_topic<'a>(
         &self,

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, TestApp};
 
+mod one_click;
 mod sends;
 
 pub(super) async fn topic(app: &TestApp, t: &str, key: &str, body: Value) -> String {
@@ -15,7 +16,7 @@ pub(super) async fn topic(app: &TestApp, t: &str, key: &str, body: Value) -> Str
 }
 
 /// The contact's topics as `(name, state, is_default)`, in creation order.
-async fn standing(app: &TestApp, t: &str, key: &str, contact: &str) -> Vec<(String, String, bool)> {
+pub(super) async fn standing(app: &TestApp, t: &str, key: &str, contact: &str) -> Vec<(String, String, bool)> {
     let r = app.get(&format!("/customers/{t}/contacts/{contact}/topics"), key).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     r.body
