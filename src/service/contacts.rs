@@ -143,24 +143,12 @@ fn new_contact(body: NewContactInput) -> Result<NewContact> {
     })
 }
 
-/// A request's topic choices, checked (see [`super::topics::parse_choices`]).
-async fn topics_of(
-    state: &AppState,
-    tenant_id: &TenantId,
-    choices: Vec<(String, TopicChoice)>,
-) -> Result<Vec<(String, TopicChoice)>> {
-    if choices.is_empty() {
-        return Ok(choices);
-    }
-    super::topics::parse_choices(state, tenant_id, choices, "topics").await
-}
-
 /// Adds a contact. Emails are unique per tenant, case-insensitively (409).
 pub async fn create(state: &AppState, tenant_id: &TenantId, mut body: NewContactInput) -> Result<Contact> {
     let topics = std::mem::take(&mut body.topics);
     let new = new_contact(body)?;
     // Checked after the contact's own fields: an unknown topic is 404.
-    let new = NewContact { topics: topics_of(state, tenant_id, topics).await?, ..new };
+    let new = NewContact { topics: super::topics::parse_choices(state, tenant_id, topics, "topics").await?, ..new };
     let email = new.email.clone();
     let row = state.store.create_contact(tenant_id, new).await.map_err(duplicate(&email))?;
     Ok(row.into())
@@ -195,7 +183,7 @@ pub async fn update(state: &AppState, tenant_id: &TenantId, raw_id: &str, body: 
         Some(true) => Some("subscribed"),
     };
     let topics = match body.topics {
-        Some(topics) => Some(topics_of(state, tenant_id, topics).await?),
+        Some(topics) => Some(super::topics::parse_choices(state, tenant_id, topics, "topics").await?),
         None => None,
     };
     let patch = ContactPatch {

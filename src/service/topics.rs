@@ -200,6 +200,9 @@ pub async fn parse_choices(
         }
         parsed.push((id, choice));
     }
+    if parsed.is_empty() {
+        return Ok(parsed);
+    }
     let ids: Vec<String> = parsed.iter().map(|(id, _)| id.clone()).collect();
     if state.store.unknown_topic(tenant_id, &ids).await?.is_some() {
         return Err(Error::NotFound("topic"));
