@@ -30,6 +30,10 @@ pub struct ContactIn {
     /// A flat object of at most 50 keys (`[A-Za-z0-9_]{1,64}`), each a string (at most 1,000 characters), number or boolean.
     #[schema(value_type = Object)]
     pub(super) attributes: Option<Value>,
+    /// Choices on the customer's topics, set with the contact (see
+    /// `PATCH /customers/{id}/contacts/{contact_id}/topics`); not taken by an import.
+    #[serde(default)]
+    pub(super) topics: Vec<super::topics::TopicChoiceIn>,
 }
 
 /// Absent fields stay as they are; `null` clears `first_name`/`last_name`.
@@ -47,6 +51,8 @@ pub struct ContactPatchIn {
     #[schema(value_type = Option<Object>)]
     pub(super) attributes: Option<Value>,
     is_subscribed: Option<bool>,
+    /// Choices on the topics named; the others stay as they are.
+    topics: Option<Vec<super::topics::TopicChoiceIn>>,
 }
 
 impl From<ContactIn> for NewContactInput {
@@ -57,6 +63,7 @@ impl From<ContactIn> for NewContactInput {
             last_name: c.last_name,
             tags: c.tags,
             attributes: c.attributes,
+            topics: c.topics.into_iter().map(super::topics::TopicChoiceIn::choice).collect(),
         }
     }
 }
@@ -70,6 +77,7 @@ impl From<ContactPatchIn> for ContactChanges {
             tags: c.tags,
             attributes: c.attributes,
             is_subscribed: c.is_subscribed,
+            topics: c.topics.map(|t| t.into_iter().map(super::topics::TopicChoiceIn::choice).collect()),
         }
     }
 }

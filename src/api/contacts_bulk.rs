@@ -47,6 +47,12 @@ pub struct ImportParams {
 }
 
 fn json_row(i: usize, c: ContactIn) -> Result<ImportRow, String> {
+    if !c.topics.is_empty() {
+        return Err(
+            "`topics` is not taken by an import; set them with PATCH /customers/{id}/contacts/{contact_id}/topics"
+                .into(),
+        );
+    }
     let attributes = match &c.attributes {
         None | Some(Value::Null) => Attributes::default(),
         Some(v) => Attributes::parse(v)?,

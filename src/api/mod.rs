@@ -27,6 +27,7 @@ mod stats;
 mod suppressions;
 mod templates;
 mod tenant_webhooks;
+mod topics;
 mod unsubscribe;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -55,6 +56,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(contacts_bulk::router())
         .merge(imports::router())
         .merge(segments::router())
+        .merge(topics::router())
         .merge(templates::router())
         .merge(suppressions::router())
         .merge(unsubscribe::router())

@@ -2,13 +2,16 @@
 //! small HTML pages, no authentication, no cookies, no redirects.
 //!
 //! - `POST /u/{token}` unsubscribes at once (mailbox providers send
-//!   `List-Unsubscribe=One-Click` as a form, or an empty body) and answers 200;
+//!   `List-Unsubscribe=One-Click` as a form, or an empty body) and answers 200:
+//!   from the campaign's topic when it targets one, and the page then offers
+//!   to unsubscribe from everything (the same POST with `scope=all`);
 //! - `GET /u/{token}` only shows a page with a confirm button: link scanners
 //!   follow links, and a GET must never unsubscribe anyone.
 //!
 //! Both are idempotent. A token that is not genuine gets a 404 page that says
 //! nothing about why.
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -17,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiResult;
 use crate::render::escape_html;
-use crate::service::unsubscribe;
+use crate::service::unsubscribe::{self, Unsubscribed};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -46,11 +49,17 @@ async fn confirm_page(State(state): State<AppState>, Path(token): Path<String>) 
     let Some((_, t)) = unsubscribe::target(&state, &token).await? else { return Ok(not_found()) };
     let name = escape_html(&t.tenant_name);
     let token = escape_html(&token);
+    let question = match &t.topic_name {
+        Some(topic) => {
+            format!("Stop receiving <strong>{}</strong> email from <strong>{name}</strong>?", escape_html(topic))
+        }
+        None => format!("Stop receiving marketing email from <strong>{name}</strong>?"),
+    };
     Ok(page(
         StatusCode::OK,
         "Unsubscribe",
         &format!(
-            "<p>Stop receiving marketing email from <strong>{name}</strong>?</p>\
+            "<p>{question}</p>\
              <form method=\"post\" action=\"/u/{token}\">\
              <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
              <button type=\"submit\">Unsubscribe</button></form>"
@@ -58,8 +67,36 @@ async fn confirm_page(State(state): State<AppState>, Path(token): Path<String>) 
     ))
 }
 
-async fn one_click(State(state): State<AppState>, Path(token): Path<String>) -> ApiResult<Response> {
-    let Some(t) = unsubscribe::one_click(&state, &token).await? else { return Ok(not_found()) };
+/// Whether a form body asks to leave everything (`scope=all`, sent by the
+/// second step of a topic's page). A mailbox provider's one-click body never does.
+fn asks_everything(body: &[u8]) -> bool {
+    url::form_urlencoded::parse(body).any(|(k, v)| k == "scope" && v == "all")
+}
+
+async fn one_click(State(state): State<AppState>, Path(token): Path<String>, body: Bytes) -> ApiResult<Response> {
+    let everything = asks_everything(&body);
+    let Some((t, done)) = unsubscribe::one_click(&state, &token, everything).await? else { return Ok(not_found()) };
     let name = escape_html(&t.tenant_name);
-    Ok(page(StatusCode::OK, "You are unsubscribed", &format!("<p>{name} will not send you marketing email again.</p>")))
+    Ok(match done {
+        Unsubscribed::Topic(topic) => {
+            let topic = escape_html(&topic);
+            let token = escape_html(&token);
+            page(
+                StatusCode::OK,
+                "You are unsubscribed",
+                &format!(
+                    "<p>You will not get <strong>{topic}</strong> email from {name} again.</p>\
+                     <p>Other email from {name} still comes. To stop all of it:</p>\
+                     <form method=\"post\" action=\"/u/{token}\">\
+                     <input type=\"hidden\" name=\"scope\" value=\"all\">\
+                     <button type=\"submit\">Unsubscribe from everything</button></form>"
+                ),
+            )
+        }
+        Unsubscribed::Everything => page(
+            StatusCode::OK,
+            "You are unsubscribed",
+            &format!("<p>{name} will not send you marketing email again.</p>"),
+        ),
+    })
 }

@@ -21,6 +21,7 @@ mod status;
 mod targeting;
 mod tenant_event;
 mod text;
+pub mod topic;
 pub mod webhook_shares;
 
 pub use attributes::Attributes;
@@ -38,6 +39,7 @@ pub use tenant_event::{is_tenant_event_type, TENANT_EVENT_TYPES, TEST_EVENT_TYPE
 pub use text::{
     check_single_line, is_header_unsafe, link_without_secrets, nul_path, redact_addresses, strip_header_unsafe,
 };
+pub use topic::{TopicChoice, TopicDefault, TopicDescription, TopicName, TopicState};
 
 /// Milliseconds since the Unix epoch: the one timestamp representation stored
 /// on both backends (sqlx `Any` carries integers, not timestamps).

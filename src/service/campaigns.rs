@@ -21,6 +21,8 @@ pub struct Campaign {
     /// `{}` (everyone), `{"tag": ...}` or `{"segment_id": ...}`.
     #[schema(value_type = Object)]
     targeting: serde_json::Value,
+    /// The topic it targets: only contacts subscribed to it get its mail.
+    topic_id: Option<String>,
     /// Recipients queued when the campaign was created.
     sent_to: i64,
     /// `scheduled`, `queued`, `sending`, `paused`, `sent`, `partially_failed`, `failed` (every message died) or `cancelled`.
@@ -115,6 +117,7 @@ fn to_campaign(c: CampaignRow, counts: &[StatusCount], unsubscribes: &[(String, 
         template_id: c.template_id,
         template_version: c.template_version,
         targeting: serde_json::from_str(&c.targeting).unwrap_or_default(),
+        topic_id: c.topic_id,
         id: c.id,
         customer_id: c.tenant_id,
         subject: c.subject,

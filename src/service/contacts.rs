@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{optional_text, parse_id, Error, Result};
 use crate::domain::attributes::check_key;
-use crate::domain::{new_id, rfc3339, Attributes, EmailAddress, Tag, TenantId};
+use crate::domain::{new_id, rfc3339, Attributes, EmailAddress, Tag, TenantId, TopicChoice};
 use crate::import::{import_stream_observed, Format, ImportError, Progress, Report};
 use crate::state::AppState;
 use crate::store::{
@@ -70,6 +70,8 @@ pub struct NewContactInput {
     pub tags: Vec<String>,
     /// A flat object (see [`Attributes`]); `None` or `null` means none.
     pub attributes: Option<Value>,
+    /// Choices on the tenant's topics (raw ids), set with the contact.
+    pub topics: Vec<(String, TopicChoice)>,
 }
 
 /// A change to a contact: absent fields stay as they are; `Some(Value::Null)`
@@ -82,6 +84,8 @@ pub struct ContactChanges {
     pub tags: Option<Vec<String>>,
     pub attributes: Option<Value>,
     pub is_subscribed: Option<bool>,
+    /// Choices on the topics named (raw ids); the others stay as they are.
+    pub topics: Option<Vec<(String, TopicChoice)>>,
 }
 
 fn parse_email(raw: &str) -> Result<EmailAddress> {
@@ -124,6 +128,7 @@ fn duplicate(email: &str) -> impl FnOnce(StoreError) -> Error + '_ {
     }
 }
 
+/// The contact's own fields, checked; its topics are checked apart (they need the store).
 fn new_contact(body: NewContactInput) -> Result<NewContact> {
     let email = parse_email(&body.email)?;
     Ok(NewContact {
@@ -134,12 +139,16 @@ fn new_contact(body: NewContactInput) -> Result<NewContact> {
         last_name: optional_text(body.last_name.as_deref(), "last_name", NAME_MAX)?,
         tags: parse_tags(&body.tags)?,
         attributes_json: attributes_json(body.attributes)?.unwrap_or_else(|| "{}".into()),
+        topics: Vec::new(),
     })
 }
 
 /// Adds a contact. Emails are unique per tenant, case-insensitively (409).
-pub async fn create(state: &AppState, tenant_id: &TenantId, body: NewContactInput) -> Result<Contact> {
+pub async fn create(state: &AppState, tenant_id: &TenantId, mut body: NewContactInput) -> Result<Contact> {
+    let topics = std::mem::take(&mut body.topics);
     let new = new_contact(body)?;
+    // Checked after the contact's own fields: an unknown topic is 404.
+    let new = NewContact { topics: super::topics::parse_choices(state, tenant_id, topics, "topics").await?, ..new };
     let email = new.email.clone();
     let row = state.store.create_contact(tenant_id, new).await.map_err(duplicate(&email))?;
     Ok(row.into())
@@ -173,7 +182,12 @@ pub async fn update(state: &AppState, tenant_id: &TenantId, raw_id: &str, body: 
         }
         Some(true) => Some("subscribed"),
     };
+    let topics = match body.topics {
+        Some(topics) => Some(super::topics::parse_choices(state, tenant_id, topics, "topics").await?),
+        None => None,
+    };
     let patch = ContactPatch {
+        topics,
         email: email.as_ref().map(|e| (e.to_string(), e.normalized())),
         first_name: name_field(body.first_name, "first_name")?,
         last_name: name_field(body.last_name, "last_name")?,

@@ -26,6 +26,7 @@ pub mod stats;
 pub mod suppressions;
 pub mod templates;
 pub mod tenant_webhooks;
+pub mod topics;
 pub mod unsubscribe;
 
 pub use error::{Error, Result};

@@ -1,9 +1,21 @@
 //! One-click unsubscribe (RFC 8058) by a recipient, from the signed link in
-//! their email: who the link names, and unsubscribing them.
+//! their email: who the link names, and unsubscribing them. A link names a
+//! message; from a campaign that targets a topic it leaves that topic only
+//! (everything is a second, explicit step); from any other mail, and from
+//! mail sent before topics existed, it means everything.
 
 use super::Result;
+use crate::domain::TenantId;
 use crate::state::AppState;
 use crate::store::UnsubscribeTarget;
+
+/// What a one-click unsubscribe did.
+pub enum Unsubscribed {
+    /// The recipient left this topic (its name); other mail still comes.
+    Topic(String),
+    /// The recipient gets no more marketing email from the tenant.
+    Everything,
+}
 
 /// The message a genuine link names and whom it unsubscribes; `None` for a
 /// link that is not genuine or names nothing any more.
@@ -13,10 +25,23 @@ pub async fn target(state: &AppState, token: &str) -> Result<Option<(String, Uns
 }
 
 /// Unsubscribes the recipient a genuine link names (again, harmlessly, if
-/// they already are); `None` when the link is not genuine.
-pub async fn one_click(state: &AppState, token: &str) -> Result<Option<UnsubscribeTarget>> {
+/// they already are): from the campaign's topic, unless `everything` is
+/// asked or there is no topic (or it is gone); `None` when the link is not genuine.
+pub async fn one_click(
+    state: &AppState,
+    token: &str,
+    everything: bool,
+) -> Result<Option<(UnsubscribeTarget, Unsubscribed)>> {
     let Some((message_id, t)) = target(state, token).await? else { return Ok(None) };
+    if let (false, Some(contact), Some(topic), Some(name)) = (everything, &t.contact_id, &t.topic_id, &t.topic_name) {
+        let tenant = TenantId::from_stored(t.tenant_id.clone());
+        if state.store.leave_topic(&tenant, contact, topic).await? {
+            tracing::info!(tenant = %t.tenant_id, message = %message_id, topic = %topic, "recipient left a topic");
+            let name = name.clone();
+            return Ok(Some((t, Unsubscribed::Topic(name))));
+        }
+    }
     state.store.unsubscribe(&t, &message_id).await?;
     tracing::info!(tenant = %t.tenant_id, message = %message_id, "recipient unsubscribed");
-    Ok(Some(t))
+    Ok(Some((t, Unsubscribed::Everything)))
 }

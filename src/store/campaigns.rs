@@ -24,6 +24,8 @@ pub struct CampaignRow {
     pub template_version: Option<i64>,
     /// Why it is paused: `render_failing` when the outbox paused it; `None` by hand.
     pub pause_reason: Option<String>,
+    /// The topic the campaign targets: only contacts subscribed to it get its mail.
+    pub topic_id: Option<String>,
 }
 
 /// A version of a campaign's template that a resume switches it to.
@@ -56,7 +58,7 @@ impl Store {
     pub async fn campaign(&self, tenant_id: &TenantId, id: &str) -> Result<Option<CampaignRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at, state, scheduled_at, \
-               template_id, template_version, pause_reason \
+               template_id, template_version, pause_reason, topic_id \
              FROM campaigns WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL",
         )
         .bind(tenant_id)
@@ -69,7 +71,7 @@ impl Store {
     pub async fn campaigns(&self, tenant_id: &TenantId) -> Result<Vec<CampaignRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT id, tenant_id, subject, from_address, reply_to, targeting, recipient_count, created_at, state, scheduled_at, \
-               template_id, template_version, pause_reason \
+               template_id, template_version, pause_reason, topic_id \
              FROM campaigns WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY id DESC",
         )
         .bind(tenant_id)

@@ -1,7 +1,7 @@
 use sqlx::FromRow;
 
 use super::{placeholders, Store, StoreError};
-use crate::domain::{Tag, TenantId};
+use crate::domain::{Tag, TenantId, TopicChoice};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct ContactRow {
@@ -25,6 +25,8 @@ pub struct NewContact {
     pub last_name: Option<String>,
     pub tags: Vec<Tag>,
     pub attributes_json: String,
+    /// Choices on the tenant's topics (ids checked by the caller), written with the contact.
+    pub topics: Vec<(String, TopicChoice)>,
 }
 
 /// Fields to change; `None` leaves a field as it is.
@@ -36,6 +38,8 @@ pub struct ContactPatch {
     pub tags: Option<Vec<Tag>>,
     pub attributes_json: Option<String>,
     pub status: Option<&'static str>,
+    /// Choices on the topics named (ids checked by the caller); the others stay.
+    pub topics: Option<Vec<(String, TopicChoice)>>,
 }
 
 pub struct ContactFilter {
@@ -113,6 +117,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let now = tx.now;
         insert_contact(&mut tx, tenant_id, &c, now).await.map_err(StoreError::from_sqlx)?;
+        super::topics::write_choices(&mut tx, now, tenant_id, &c.id, &c.topics, false).await?;
         tx.commit().await?;
         Ok(ContactRow {
             tags: tags_json(&c.tags),
@@ -210,6 +215,10 @@ impl Store {
         .map_err(StoreError::from_sqlx)?;
         if let (Some(_), Some(tags)) = (&row, &p.tags) {
             write_tags(&mut tx, tenant_id, id, tags).await?;
+        }
+        if let (Some(_), Some(topics)) = (&row, &p.topics) {
+            let now = tx.now;
+            super::topics::write_choices(&mut tx, now, tenant_id, id, topics, false).await?;
         }
         tx.commit().await?;
         Ok(row)

@@ -24,6 +24,8 @@ pub struct NewCampaign {
     pub from_address: String,
     pub reply_to: Option<String>,
     pub targeting: Targeting,
+    /// Only contacts subscribed to this topic (and the campaign keeps it, for the claim's check).
+    pub topic_id: Option<String>,
     /// Epoch ms before which nothing is sent.
     pub scheduled_at: Option<i64>,
 }
@@ -71,8 +73,16 @@ pub enum EnqueueOutcome {
 
 /// `FROM ... WHERE ...` selecting a campaign's audience as contacts `c`: the
 /// tenant (`$1`) subscribed, unsuppressed contacts matching the targeting, whose
-/// values are bound from `$first` on. One definition for counting and for enqueueing.
-fn audience(backend: Backend, targeting: &Targeting, first: usize, now: i64) -> (String, Vec<SqlValue>) {
+/// values are bound from `$first` on, and, when `topic` names the parameter
+/// holding a topic's id, subscribed to that topic. One definition for
+/// counting and for enqueueing.
+fn audience(
+    backend: Backend,
+    targeting: &Targeting,
+    topic: Option<usize>,
+    first: usize,
+    now: i64,
+) -> (String, Vec<SqlValue>) {
     // Each join matches at most one row per contact (its primary or unique key),
     // so no contact is counted or queued twice; joins let the planner start from
     // the small side (a tag's index) rather than scan every contact.
@@ -100,9 +110,15 @@ fn audience(backend: Backend, targeting: &Targeting, first: usize, now: i64) -> 
             (format!("WHERE {sql} AND"), values)
         }
     };
+    let topic = match topic {
+        Some(n) => {
+            format!(" AND {} = 'subscribed'", super::topics::topic_state_sql("c.id", "c.tenant_id", &format!("${n}")))
+        }
+        None => String::new(),
+    };
     let sql = format!(
         "FROM contacts c {join} c.tenant_id = $1 AND c.status = 'subscribed' \
-         AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)"
+         AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized){topic}"
     );
     (sql, values)
 }
@@ -127,8 +143,8 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO campaigns (id, tenant_id, subject, html, text_body, from_address, reply_to, targeting, recipient_count, created_at, scheduled_at, \
-               template_id, template_version, variables) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $12, $13)",
+               template_id, template_version, variables, topic_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&c.id)
         .bind(tenant_id)
@@ -143,6 +159,7 @@ impl Store {
         .bind(c.template.as_ref().map(|t| t.0.as_str()))
         .bind(c.template.as_ref().map(|t| t.1))
         .bind(&c.variables)
+        .bind(&c.topic_id)
         .execute(&mut *tx)
         .await?;
 
@@ -160,7 +177,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let (audience, values) = audience(self.backend, &c.targeting, 6, now);
+        // The topic, when there is one, is `$6`; the targeting's values follow it.
+        let topic = c.topic_id.as_ref().map(|_| 6);
+        let (audience, values) = audience(self.backend, &c.targeting, topic, 6 + usize::from(topic.is_some()), now);
         let sql = format!(
             "INSERT INTO messages (id, tenant_id, campaign_id, contact_id, to_email, first_name, priority, status, due_at, attempts, created_at, updated_at) \
              SELECT {id}, c.tenant_id, $2, c.id, c.email, c.first_name, {PRIORITY_CAMPAIGN}, 'queued', $4, 0, $3, $3 {audience}",
@@ -176,6 +195,10 @@ impl Store {
             .bind(now)
             .bind(c.scheduled_at.unwrap_or(now))
             .bind(super::time_prefix());
+        let insert = match &c.topic_id {
+            Some(topic) => insert.bind(topic),
+            None => insert,
+        };
         let recipients = bind_values(insert, &values).execute(&mut *tx).await?.rows_affected();
         if recipients == 0 {
             tx.rollback().await?;
@@ -199,6 +222,24 @@ impl Store {
     /// unsubscribed, bounced, complained or suppressed (a small set, found through
     /// its own indexes), rather than by checking every member.
     pub async fn audience_count(&self, tenant_id: &TenantId, targeting: &Targeting) -> Result<i64, sqlx::Error> {
+        self.audience_count_in(tenant_id, targeting, None).await
+    }
+
+    /// [`Store::audience_count`] of the contacts subscribed to `topic`, when one is given.
+    pub async fn audience_count_in(
+        &self,
+        tenant_id: &TenantId,
+        targeting: &Targeting,
+        topic: Option<&str>,
+    ) -> Result<i64, sqlx::Error> {
+        if let Some(topic) = topic {
+            // Counted as the enqueue selects: the same statement, the topic's
+            // choices probed per candidate by their primary key.
+            let (audience, values) = audience(self.backend, targeting, Some(2), 3, self.now_ms());
+            let sql = format!("SELECT COUNT(*) {audience}");
+            let row = bind_values(sqlx::query(&sql).bind(tenant_id).bind(topic), &values).fetch_one(&self.pool).await?;
+            return row.try_get(0);
+        }
         let (members, value, member_of) = match targeting {
             Targeting::All => {
                 ("SELECT COUNT(*) FROM contacts WHERE tenant_id = $1 AND $2 = $2", String::new(), "$2 = $2")
@@ -215,7 +256,7 @@ impl Store {
                 "EXISTS (SELECT 1 FROM segment_members m WHERE m.segment_id = $2 AND m.contact_id = c.id)",
             ),
             Targeting::Resume(_) => {
-                let (audience, values) = audience(self.backend, targeting, 2, self.now_ms());
+                let (audience, values) = audience(self.backend, targeting, None, 2, self.now_ms());
                 let sql = format!("SELECT COUNT(*) {audience}");
                 let row = bind_values(sqlx::query(&sql).bind(tenant_id), &values).fetch_one(&self.pool).await?;
                 return row.try_get(0);

@@ -22,6 +22,7 @@ mod suppressions;
 mod templates;
 mod tenant_webhooks;
 mod tenants;
+mod topics;
 mod ui_sessions;
 
 use std::str::FromStr;
@@ -59,6 +60,7 @@ pub use tenant_webhooks::{
     webhook_body, AttemptOutcome, ClaimedDelivery, DeliveryRow, DisablePolicy, EndpointPatch, EndpointRow, NewEndpoint,
 };
 pub use tenants::{ApiKeyRow, KeyOwner, TenantRow};
+pub use topics::{ContactTopicRow, TopicCreated, TopicPatch, TopicRow, TOPICS_MAX};
 pub use ui_sessions::UiSessionRow;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

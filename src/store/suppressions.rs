@@ -32,6 +32,12 @@ pub struct UnsubscribeTarget {
     pub tenant_name: String,
     pub to_email: String,
     pub campaign_id: Option<String>,
+    /// The message's contact (none for transactional mail to an address alone).
+    pub contact_id: Option<String>,
+    /// The topic the message's campaign targets, if it still exists: a
+    /// one-click unsubscribe leaves that topic only.
+    pub topic_id: Option<String>,
+    pub topic_name: Option<String>,
 }
 
 impl Store {
@@ -128,8 +134,12 @@ impl Store {
     /// The recipient a message (named by an unsubscribe link) went to.
     pub async fn unsubscribe_target(&self, message_id: &str) -> Result<Option<UnsubscribeTarget>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT m.tenant_id, t.name AS tenant_name, m.to_email, m.campaign_id \
-             FROM messages m JOIN tenants t ON t.id = m.tenant_id WHERE m.id = $1",
+            "SELECT m.tenant_id, t.name AS tenant_name, m.to_email, m.campaign_id, m.contact_id, \
+               tp.id AS topic_id, tp.name AS topic_name \
+             FROM messages m JOIN tenants t ON t.id = m.tenant_id \
+               LEFT JOIN campaigns cp ON cp.id = m.campaign_id \
+               LEFT JOIN topics tp ON tp.id = cp.topic_id AND tp.tenant_id = m.tenant_id \
+             WHERE m.id = $1",
         )
         .bind(message_id)
         .fetch_optional(&self.pool)

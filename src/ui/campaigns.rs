@@ -253,7 +253,9 @@ async fn confirm(
     Posted { user, id, tenant: row, form: Form(f), .. }: Posted<Form<ComposeForm>>,
 ) -> UiResult<Response> {
     let prepared = sending::prepare_campaign(&state, &id, f.send_in()?).await?;
-    let recipients = sending::audience_count(&state, &id, &prepared.campaign.targeting).await?;
+    let recipients =
+        sending::audience_count(&state, &id, &prepared.campaign.targeting, prepared.campaign.topic_id.as_deref())
+            .await?;
     let audience_label = match f.audience.split_once(':') {
         Some(("segment", sid)) => {
             let sid = parse_id(sid).ok_or(UiError::NotFound)?;

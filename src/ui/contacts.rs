@@ -136,6 +136,7 @@ async fn add(
         last_name: Some(f.last_name),
         tags: tags(&f.tags),
         attributes: None,
+        topics: Vec::new(),
     };
     contacts::create(&state, &id, input).await?;
     Ok(see_other(&format!("/ui/t/{id}/contacts"), "contact_added"))

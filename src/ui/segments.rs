@@ -46,7 +46,7 @@ struct Listed {
 /// Who a campaign to the segment would reach now (subscribed, not suppressed).
 async fn audience(state: &AppState, id: &TenantId, sid: &str) -> UiResult<i64> {
     let targeting = sending::resolve_targeting(state, id, None, Some(sid), None, None).await?;
-    Ok(sending::audience_count(state, id, &targeting).await?)
+    Ok(sending::audience_count(state, id, &targeting, None).await?)
 }
 
 /// The builder's choices, as the templates take them.
@@ -300,7 +300,7 @@ async fn count(
     };
     let counted = async {
         let targeting = sending::resolve_targeting(&state, &id, None, None, None, Some(&filter)).await?;
-        sending::audience_count(&state, &id, &targeting).await
+        sending::audience_count(&state, &id, &targeting, None).await
     };
     match counted.await {
         Ok(n) => Json(json!({ "count": n })).into_response(),

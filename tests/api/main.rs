@@ -41,6 +41,7 @@ mod template_checks;
 mod templates;
 mod tenant_webhook_shares;
 mod tenant_webhooks;
+mod topics;
 mod unsubscribe;
 mod webhooks;
 

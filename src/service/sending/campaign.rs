@@ -51,9 +51,34 @@ pub async fn resolve_targeting(
     }
 }
 
-/// Subscribed, unsuppressed contacts a send with this targeting would reach now.
-pub async fn audience_count(state: &AppState, tenant_id: &TenantId, targeting: &Targeting) -> Result<i64> {
-    Ok(state.store.audience_count(tenant_id, targeting).await?)
+/// Subscribed, unsuppressed contacts a send with this targeting (and topic,
+/// an id from [`crate::service::topics::resolve`]) would reach now.
+pub async fn audience_count(
+    state: &AppState,
+    tenant_id: &TenantId,
+    targeting: &Targeting,
+    topic_id: Option<&str>,
+) -> Result<i64> {
+    Ok(state.store.audience_count_in(tenant_id, targeting, topic_id).await?)
+}
+
+/// The topic a send targets: the one named (the tenant's own, else 404), and
+/// for a resume the earlier campaign's, which it keeps (naming another is a 422).
+pub async fn resolve_topic(
+    state: &AppState,
+    tenant_id: &TenantId,
+    raw: Option<&str>,
+    targeting: &Targeting,
+) -> Result<Option<String>> {
+    let named = crate::service::topics::resolve(state, tenant_id, raw).await?;
+    let Targeting::Resume(old) = targeting else { return Ok(named) };
+    let kept = state.store.campaign(tenant_id, old).await?.ok_or(Error::NotFound("campaign"))?.topic_id;
+    match (named, kept) {
+        (Some(named), Some(kept)) if named != kept => {
+            Err(Error::validation("`topic_id`: a resume keeps the topic of the campaign it resumes"))
+        }
+        (named, kept) => Ok(kept.or(named)),
+    }
 }
 
 /// Parses an RFC 3339 time into epoch milliseconds.
@@ -81,6 +106,8 @@ pub struct CampaignInput {
     pub from: Option<String>,
     pub scheduled_at: Option<String>,
     pub resume_from_campaign_id: Option<String>,
+    /// Only contacts subscribed to this topic (with any other targeting: both).
+    pub topic_id: Option<String>,
 }
 
 /// A campaign checked and ready to queue.
@@ -123,6 +150,7 @@ pub async fn prepare_campaign(
         input.filter.as_ref(),
     )
     .await?;
+    let topic_id = resolve_topic(state, tenant_id, input.topic_id.as_deref(), &targeting).await?;
     let campaign = NewCampaign {
         id: new_id(),
         subject: content.subject,
@@ -133,14 +161,19 @@ pub async fn prepare_campaign(
         from_address: from.clone(),
         reply_to: reply_to(input.reply_to.as_deref())?,
         targeting,
+        topic_id,
         scheduled_at,
     };
     let status = if scheduled_at.is_some() { "scheduled" } else { "queued" };
     Ok(PreparedCampaign { campaign, from, warnings: domain.warnings, status })
 }
 
-fn no_recipients() -> Error {
-    Error::precondition("no_recipients", "no subscribed contacts match the targeting")
+fn no_recipients(topic: bool) -> Error {
+    let message = match topic {
+        true => "no subscribed contacts match the targeting and are subscribed to the topic",
+        false => "no subscribed contacts match the targeting",
+    };
+    Error::precondition("no_recipients", message)
 }
 
 /// Queues a prepared campaign. With a request key, a repeat of the key is
@@ -153,7 +186,7 @@ pub async fn queue_campaign(
     respond: impl FnOnce(u64) -> String,
 ) -> Result<std::result::Result<(u64, String), KeyRepeat>> {
     match state.store.enqueue_campaign(tenant_id, &p.campaign, key, respond).await? {
-        EnqueueOutcome::NoRecipients => Err(no_recipients()),
+        EnqueueOutcome::NoRecipients => Err(no_recipients(p.campaign.topic_id.is_some())),
         EnqueueOutcome::Repeat(repeat) => Ok(Err(repeat)),
         EnqueueOutcome::Enqueued { recipients, response } => {
             tracing::info!(tenant = %tenant_id, campaign = %p.campaign.id, recipients, "campaign queued");

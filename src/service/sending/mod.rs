@@ -20,8 +20,8 @@ mod test_send;
 use serde_json::Value;
 
 pub use campaign::{
-    audience_count, prepare_campaign, queue_campaign, queue_campaign_unkeyed, resolve_targeting, CampaignInput,
-    PreparedCampaign,
+    audience_count, prepare_campaign, queue_campaign, queue_campaign_unkeyed, resolve_targeting, resolve_topic,
+    CampaignInput, PreparedCampaign,
 };
 pub use preview::{preview, PreviewInput};
 pub use single::{send_single, QueuedSingle, SingleInput};

@@ -13,11 +13,20 @@ use crate::domain::{hash_key, ClaimedMessage, RenderClaimed};
 use crate::store::{placeholders, Backend, Store, WriteTx};
 
 /// Whether campaign message `m` may no longer be mailed: its contact is gone,
-/// unsubscribed or suppressed.
-const BLOCKED: &str = "CASE WHEN m.campaign_id IS NOT NULL AND NOT EXISTS ( \
-     SELECT 1 FROM contacts c WHERE c.id = m.contact_id AND c.status = 'subscribed' \
-       AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)) \
-   THEN 1 ELSE 0 END";
+/// unsubscribed or suppressed, or its campaign targets a topic the contact is
+/// not subscribed to (any more: a choice made after the enqueue counts; a
+/// topic deleted since stops the mail).
+fn blocked() -> String {
+    format!(
+        "CASE WHEN m.campaign_id IS NOT NULL AND (NOT EXISTS ( \
+           SELECT 1 FROM contacts c WHERE c.id = m.contact_id AND c.status = 'subscribed' \
+             AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)) \
+         OR EXISTS (SELECT 1 FROM campaigns cp \
+           WHERE cp.id = m.campaign_id AND cp.topic_id IS NOT NULL AND {} <> 'subscribed')) \
+       THEN 1 ELSE 0 END",
+        crate::store::topics::topic_state_sql("m.contact_id", "m.tenant_id", "cp.topic_id")
+    )
+}
 
 impl Store {
     /// Claims the next group of queued messages — transactional first, then up to
@@ -330,7 +339,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(HashSet::new());
         }
-        let sql = self.still_queued(ids, &format!(" AND {BLOCKED} = 1"), " RETURNING id");
+        let sql = self.still_queued(ids, &format!(" AND {} = 1", blocked()), " RETURNING id");
         let sql = crate::store::native_sql(tx, &sql);
         let now = tx.now;
         let mut q = sqlx::query_scalar::<_, String>(&sql).bind("suppressed").bind(now).bind(None::<&str>).bind(now);

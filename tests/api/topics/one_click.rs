@@ -1,0 +1,89 @@
+//! One-click unsubscribe (RFC 8058) from a campaign that targets a topic:
+//! it leaves that topic only; everything is a second, explicit step.
+
+use mailroom::outbox::Step;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::{standing, topic};
+use crate::helpers::{spawn_with, Options, TestApp};
+
+/// The path (`/u/...`) of the one-click link in the email sent to `to`.
+fn link_to(app: &TestApp, to: &str) -> String {
+    let accepted = app.mock().accepted();
+    let email = accepted.iter().find(|e| e.to[0] == to).expect("an email to the address");
+    let header = email.headers.get("List-Unsubscribe").expect("List-Unsubscribe header");
+    let url = header.trim_start_matches('<').trim_end_matches('>');
+    url::Url::parse(url).expect("a URL").path().to_owned()
+}
+
+async fn post(app: &TestApp, path: &str, body: &'static str) -> (StatusCode, String) {
+    let r = app
+        .http
+        .post(format!("{}{path}", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn one_click_from_a_topic_campaign_leaves_that_topic_and_offers_everything_as_a_second_step() {
+    let app = spawn_with(Options { resend: true, run_worker: false, ..Options::default() }).await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    let news = topic(&app, &t, &key, json!({ "name": "News", "default": "opt_out" })).await;
+    topic(&app, &t, &key, json!({ "name": "Offers", "default": "opt_out" })).await;
+    let c = app.add_contact(&t, &key, json!({ "email": "pat@example.org" })).await;
+    let r = app
+        .post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "<p>h</p>", "topic_id": news }))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    while app.outbox.try_dispatch_once().await.unwrap() != Step::Empty {}
+    let path = link_to(&app, "pat@example.org");
+
+    let page = app.http.get(format!("{}{path}", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<strong>News</strong>"), "the page names the topic: {page}");
+    let subscribed = |n: &str| (n.to_owned(), "subscribed".to_owned(), true);
+    assert_eq!(standing(&app, &t, &key, &c).await, [subscribed("News"), subscribed("Offers")], "a GET changes nothing");
+
+    let (status, page) = post(&app, &path, "List-Unsubscribe=One-Click").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Unsubscribe from everything"), "{page}");
+    assert_eq!(
+        standing(&app, &t, &key, &c).await,
+        [("News".to_owned(), "unsubscribed".to_owned(), false), subscribed("Offers")],
+        "that topic only"
+    );
+    let contact = app.get(&format!("/customers/{t}/contacts/{c}"), &key).await;
+    assert_eq!(contact.body["status"], "subscribed", "still subscribed to the rest: {}", contact.body);
+    let suppressed = app.get(&format!("/customers/{t}/suppressions"), &key).await;
+    assert!(suppressed.body.as_array().unwrap().is_empty(), "{}", suppressed.body);
+    // Again: harmless.
+    assert_eq!(post(&app, &path, "List-Unsubscribe=One-Click").await.0, StatusCode::OK);
+
+    // The second step: everything.
+    let (status, page) = post(&app, &path, "scope=all").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("will not send you marketing email again"), "{page}");
+    let contact = app.get(&format!("/customers/{t}/contacts/{c}"), &key).await;
+    assert_eq!(contact.body["status"], "unsubscribed", "{}", contact.body);
+}
+
+#[tokio::test]
+async fn one_click_from_a_campaign_without_a_topic_still_means_everything() {
+    let app = spawn_with(Options { resend: true, run_worker: false, ..Options::default() }).await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    topic(&app, &t, &key, json!({ "name": "News", "default": "opt_out" })).await;
+    let c = app.add_contact(&t, &key, json!({ "email": "pat@example.org" })).await;
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "<p>h</p>" })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    while app.outbox.try_dispatch_once().await.unwrap() != Step::Empty {}
+    let path = link_to(&app, "pat@example.org");
+    let (status, page) = post(&app, &path, "List-Unsubscribe=One-Click").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("Unsubscribe from everything"), "{page}");
+    let contact = app.get(&format!("/customers/{t}/contacts/{c}"), &key).await;
+    assert_eq!(contact.body["status"], "unsubscribed", "{}", contact.body);
+}
