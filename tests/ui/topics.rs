@@ -218,3 +218,42 @@ async fn a_refused_topic_comes_back_on_the_form_with_what_was_typed() {
     let r = c.post(format!("{}/ui/t/{t}/contacts/{ada}/topics", app.base), &[("csrf", &csrf), (&field, "maybe")]).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn compose_opens_with_the_topic_chosen_and_refuses_another_tenants_topic() {
+    let app = spawn_with(Options::default()).await;
+    let (t, key) = app.verified_tenant("A", "a.example").await;
+    let (other, other_key) = app.verified_tenant("B", "b.example").await;
+    app.add_contact(&t, &key, json!({ "email": "ada@example.com" })).await;
+    let ours = topic(&app, &t, &key, json!({ "name": "News", "default": "opt_out" })).await;
+    let theirs = topic(&app, &other, &other_key, json!({ "name": "Theirs", "default": "opt_out" })).await;
+    let (c, csrf) = signed_in(&app, &key).await;
+    let page = c.get(format!("{}/ui/t/{t}/campaigns/new?topic={ours}", app.base)).await.text().await.unwrap();
+    assert!(page.contains(&format!("value=\"{ours}\" selected")), "{page}");
+    let page = c.get(format!("{}/ui/t/{t}/campaigns/new?topic={theirs}", app.base)).await.text().await.unwrap();
+    assert!(!page.contains(&theirs) && !page.contains("Theirs"), "another tenant's topic is not offered");
+    let form = |topic: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("content", "inline".to_owned()),
+            ("subject", "S".to_owned()),
+            ("html", "<p>H</p>".to_owned()),
+            ("audience", "all".to_owned()),
+            ("topic_id", topic.to_owned()),
+        ]
+    };
+    for url in ["campaigns/confirm", "campaigns"] {
+        let f = form(&theirs);
+        let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = c.post(format!("{}/ui/t/{t}/{url}", app.base), &f).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{url}");
+    }
+    assert_eq!(app.get(&format!("/customers/{t}/campaigns"), &key).await.body, json!([]), "nothing was sent");
+    let f = form(&ours);
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = c.post(format!("{}/ui/t/{t}/campaigns/confirm", app.base), &f).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Send to 1 recipient?") && page.contains("subscribed to the topic “News”"), "{page}");
+    assert!(page.contains(&format!("name=\"topic_id\" value=\"{ours}\"")), "the send carries the topic on");
+}
