@@ -9,6 +9,7 @@ use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::campaign_figures::campaign_figures;
+use super::compose_form::ComposeForm;
 use super::mail_templates::{parse_variables, refuse_nul, EDITOR_CSP};
 use super::operator::Done;
 use super::session::CsrfOnly;
@@ -17,8 +18,9 @@ use super::{page, see_other, Frame, UiError, UiResult};
 use crate::domain::{parse_id, rfc3339};
 use crate::error::ApiError;
 use crate::service::templates::{self, Draft};
-use crate::service::{campaigns, sending};
+use crate::service::{campaigns, sending, topics};
 use crate::state::AppState;
+use crate::store::TOPICS_MAX;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -39,104 +41,12 @@ async fn list(
     Ok(page(StatusCode::OK, "campaigns.html", &frame, minijinja::context! { campaigns }))
 }
 
-/// The compose form's fields; the confirmation page carries them on, hidden.
-#[derive(Deserialize, Serialize, Default)]
-pub struct ComposeForm {
-    #[serde(default, skip_serializing)]
-    csrf: String,
-    /// `inline` (subject, html, text) or `template` (template_id, variables).
-    #[serde(default)]
-    content: String,
-    #[serde(default)]
-    subject: String,
-    #[serde(default)]
-    html: String,
-    #[serde(default)]
-    text: String,
-    #[serde(default)]
-    template_id: String,
-    /// A JSON object, for a template.
-    #[serde(default)]
-    variables: String,
-    /// `all`, `segment:{id}` or `tag:{tag}`.
-    #[serde(default)]
-    audience: String,
-    #[serde(default)]
-    tag: String,
-    /// An address on the verified domain; empty: the tenant's default sender.
-    #[serde(default)]
-    from: String,
-    /// `YYYY-MM-DDTHH:MM` (a `datetime-local` input), read as UTC.
-    #[serde(default)]
-    scheduled_at: String,
-    /// The template version the confirmation showed (set by that page), so
-    /// the send goes out as confirmed or not at all.
-    #[serde(default)]
-    template_version: String,
-    /// The compose page's own buttons: `preview`, `test` (send a test to
-    /// `test_to`); anything else (the confirmation's Back) shows the form again.
-    #[serde(default, skip_serializing)]
-    action: String,
-    /// Up to five addresses for a test send, separated by commas or spaces.
-    #[serde(default)]
-    test_to: String,
-}
-
-impl ComposeForm {
-    /// The send request for this form (the API's, as a form). An audience it does not know is
-    /// refused, never read as "everyone": a typo must not widen an audience.
-    fn send_in(&self) -> Result<sending::CampaignInput, ApiError> {
-        refuse_nul(&[
-            ("The subject", &self.subject),
-            ("The html", &self.html),
-            ("The text", &self.text),
-            ("The variables", &self.variables),
-            ("The tag", &self.tag),
-            ("The from address", &self.from),
-        ])?;
-        let (segment_id, tag) = match (self.audience.as_str(), self.audience.split_once(':')) {
-            ("all", _) => (None, None),
-            (_, Some(("segment", id))) => (Some(id.to_owned()), None),
-            ("tag", _) if !self.tag.trim().is_empty() => (None, Some(self.tag.clone())),
-            ("tag", _) => return Err(ApiError::validation("name the tag the campaign goes to")),
-            _ => return Err(ApiError::validation("choose who the campaign goes to")),
-        };
-        let scheduled_at = Some(self.scheduled_at.trim()).filter(|s| !s.is_empty()).map(|s| {
-            if s.len() == 16 {
-                format!("{s}:00Z")
-            } else {
-                format!("{s}Z")
-            }
-        });
-        let (subject, html, text, template_id, variables) = if self.content == "template" {
-            let id = self.template_id.trim();
-            if id.is_empty() {
-                return Err(ApiError::validation("choose the template to send"));
-            }
-            (None, None, None, Some(id.to_owned()), parse_variables(&self.variables)?)
-        } else {
-            let text = Some(self.text.clone()).filter(|t| !t.trim().is_empty());
-            (Some(self.subject.clone()), Some(self.html.clone()), text, None, None)
-        };
-        Ok(sending::CampaignInput {
-            subject,
-            html,
-            text,
-            template_id,
-            variables,
-            segment_id,
-            tag,
-            scheduled_at,
-            from: Some(self.from.trim().to_owned()).filter(|f| !f.is_empty()),
-            ..Default::default()
-        })
-    }
-}
-
 #[derive(Deserialize)]
 pub struct ComposeQuery {
     /// Start from this template (the template editor's "use in a campaign").
     template: Option<String>,
+    /// Send to this topic (a topic page's "write a campaign to this topic").
+    topic: Option<String>,
 }
 
 async fn compose(
@@ -150,6 +60,7 @@ async fn compose(
         template_id: chosen.unwrap_or_default(),
         html: "<p>Hello {{first_name}},</p>\n<p></p>".into(),
         audience: "all".into(),
+        topic_id: q.topic.unwrap_or_default(),
         ..Default::default()
     };
     compose_page(&state, &Frame::new(&user, Some(&row), "campaigns"), &row, form, ComposeExtras::default()).await
@@ -176,6 +87,7 @@ async fn compose_page(
     let id = &row.id;
     let segments: Vec<(String, String)> = state.store.segments(id).await?.into_iter().map(|s| (s.id, s.name)).collect();
     let templates = state.store.template_names(id).await?;
+    let topics = topics::list(state, id, None, TOPICS_MAX as i64).await?;
     let verified = row.domain_verified();
     // Who the mail comes from when the From field is left empty, as the send would choose it.
     let default_from = serde_json::to_value(crate::service::customers::Customer::from(row.clone()))
@@ -186,7 +98,7 @@ async fn compose_page(
         "compose.html",
         frame,
         minijinja::context! {
-            segments, templates, form, verified, default_from, ..minijinja::Value::from_serialize(&extras)
+            segments, templates, topics, form, verified, default_from, ..minijinja::Value::from_serialize(&extras)
         },
     );
     // The preview frame inherits the page's policy: the editor's, which lets mail's inline styles apply.
@@ -256,7 +168,7 @@ async fn confirm(
     let recipients =
         sending::audience_count(&state, &id, &prepared.campaign.targeting, prepared.campaign.topic_id.as_deref())
             .await?;
-    let audience_label = match f.audience.split_once(':') {
+    let mut audience_label = match f.audience.split_once(':') {
         Some(("segment", sid)) => {
             let sid = parse_id(sid).ok_or(UiError::NotFound)?;
             let seg = state.store.segment(&id, &sid).await?.ok_or(UiError::NotFound)?;
@@ -265,6 +177,10 @@ async fn confirm(
         _ if f.audience == "tag" => format!("contacts tagged “{}”", f.tag.trim()),
         _ => "all subscribed contacts".to_owned(),
     };
+    if let Some(topic) = &prepared.campaign.topic_id {
+        let topic = serde_json::to_value(topics::get(&state, &id, topic).await?).unwrap_or_default();
+        audience_label.push_str(&format!(", subscribed to the topic “{}”", topic["name"].as_str().unwrap_or_default()));
+    }
     let confirmed_version = prepared.campaign.template.as_ref().map(|(_, v)| *v);
     let (template, preview, preview_error) = match &prepared.campaign.template {
         Some((tpl, version)) => {
@@ -389,5 +305,3 @@ async fn control(
     let cid = parse_id(&cid).ok_or(UiError::NotFound)?;
     Ok(see_other(&format!("/ui/t/{id}/campaigns/{cid}"), done))
 }
-
-super::tenant_scope::csrf_field!(ComposeForm);

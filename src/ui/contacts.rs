@@ -161,6 +161,7 @@ async fn contact(
         .map(|s| (s.id, s.name))
         .partition(|(sid, _)| member_of.contains(sid));
     let attributes = attribute_rows(&contact.attributes);
+    let topics = crate::service::topics::of_contact(&state, &id, &cid).await?;
     let messages = recent_messages(&state, &id, &contact).await?;
     let events = recent_events(&state, &id, &contact.id).await?;
     // An event names its message by the subject, when it is one of those listed.
@@ -171,7 +172,9 @@ async fn contact(
         StatusCode::OK,
         "contact.html",
         &frame,
-        minijinja::context! { contact, joined, others, attributes, messages, events, subjects, recent => RECENT },
+        minijinja::context! {
+            contact, joined, others, attributes, topics, messages, events, subjects, recent => RECENT,
+        },
     ))
 }
 

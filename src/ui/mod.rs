@@ -14,6 +14,7 @@ mod automations;
 mod campaign_figures;
 mod campaigns;
 mod chart;
+mod compose_form;
 mod contact_details;
 mod contacts;
 mod dead_letters;
@@ -33,6 +34,7 @@ mod settings;
 mod suppressions;
 mod tenant_scope;
 mod tenant_webhooks;
+mod topics;
 
 use std::sync::LazyLock;
 
@@ -63,6 +65,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(overview::router())
         .merge(contacts::router())
         .merge(segments::router())
+        .merge(topics::router())
         .merge(campaigns::router())
         .merge(dead_letters::router())
         .merge(suppressions::router())
@@ -175,6 +178,9 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("segments.html", include_str!("templates/segments.html")),
         ("segment.html", include_str!("templates/segment.html")),
         ("segment_delete.html", include_str!("templates/segment_delete.html")),
+        ("topics.html", include_str!("templates/topics.html")),
+        ("topic.html", include_str!("templates/topic.html")),
+        ("topic_delete.html", include_str!("templates/topic_delete.html")),
         ("segment_builder.html", include_str!("templates/segment_builder.html")),
         ("campaigns.html", include_str!("templates/campaigns.html")),
         ("compose.html", include_str!("templates/compose.html")),
@@ -265,6 +271,10 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "segment_deleted" => "Segment deleted.",
         "segment_joined" => "Added to the segment.",
         "segment_left" => "Removed from the segment.",
+        "topic_created" => "Topic created.",
+        "topic_saved" => "Topic saved.",
+        "topic_deleted" => "Topic deleted.",
+        "contact_topics_saved" => "Topic choices saved.",
         "campaign_queued" => "Campaign queued.",
         "campaign_paused" => "Campaign paused.",
         "campaign_resumed" => "Campaign resumed.",
@@ -447,11 +457,14 @@ mod tests {
             "segments.html",
             "segment.html",
             "segment_delete.html",
+            "topics.html",
+            "topic.html",
+            "topic_delete.html",
             "settings.html",
         ];
         for name in names {
             assert!(super::TEMPLATES.get_template(name).is_ok(), "{name}");
         }
-        assert_eq!(super::TEMPLATES.templates().count(), 42);
+        assert_eq!(super::TEMPLATES.templates().count(), 45);
     }
 }

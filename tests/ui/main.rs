@@ -30,6 +30,7 @@ mod manage;
 mod nav;
 mod segments;
 mod sender;
+mod topics;
 
 use std::time::Duration;
 

@@ -8,9 +8,10 @@ use crate::browser::Browser;
 use crate::helpers::{spawn_with, Options};
 
 /// Every page of a tenant, as the menu names it, and its path under `/ui/t/{id}`.
-const SECTIONS: [(&str, &str); 14] = [
+const SECTIONS: [(&str, &str); 15] = [
     ("Contacts", "/contacts"),
     ("Segments", "/segments"),
+    ("Topics", "/topics"),
     ("Imports", "/contacts/import"),
     ("Suppressions", "/suppressions"),
     ("Templates", "/templates"),
@@ -190,5 +191,27 @@ async fn a_filtered_contact_list_pages_through_every_match_and_shows_the_total()
     }
     assert_eq!(seen.len(), 130);
     b.check_page("contacts-last-page").await;
+    b.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_phone_the_operators_tenant_page_and_its_keys_fit_the_screen() {
+    let Some(b) = Browser::start_phone("tenant-admin-phone").await else { return };
+    let app = spawn_with(Options::default()).await;
+    b.set_base(&app.base);
+    let (t, _) = app.verified_tenant("Acme Newsletters", "mail.acme.example").await;
+    b.sign_in(crate::helpers::ADMIN_KEY).await;
+    b.open(&format!("/ui/tenants/{t}")).await;
+    b.fill("#key-name", "a label long enough to need some room on a phone").await;
+    b.click("form[action$='/keys'] button").await;
+    b.wait_text("#new-key", "New key").await;
+    b.open(&format!("/ui/tenants/{t}")).await;
+    b.wait_text("#tenant-keys", "a label long enough").await;
+    assert_eq!(b.js_value("return innerWidth;").await, json!(390), "not a phone-sized viewport");
+    assert!(b.overflow_x().await <= 0, "the tenant's page scrolls sideways on a phone");
+    assert_eq!(b.wider_than_viewport().await, json!([]), "the tenant's page is wider than a phone");
+    b.check_accessibility("the tenant's page on a phone").await;
+    b.js_value("document.querySelector('#tenant-keys').scrollIntoView(); return true;").await;
+    b.photograph("tenant-keys").await;
     b.finish().await;
 }
