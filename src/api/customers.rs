@@ -28,7 +28,7 @@ pub struct CustomerIn {
 #[serde(deny_unknown_fields)]
 pub struct CustomerPatchIn {
     name: Option<String>,
-    /// Append an unsubscribe footer to campaign html that has no `{{unsubscribe_url}}` (default true).
+    /// Append a footer with the unsubscribe and preferences links campaign html does not place itself (default true).
     unsubscribe_footer: Option<bool>,
     /// The language of the pages recipients see (preference centre, unsubscribe): `en` or `de` (default `en`).
     #[schema(example = "de")]

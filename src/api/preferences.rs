@@ -16,8 +16,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::public_texts::{self, fill, Texts};
 use super::unsubscribe::{not_found, page};
@@ -28,7 +29,19 @@ use crate::service::Error;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().route("/p/{token}", get(show).post(save))
+    OpenApiRouter::new().routes(routes!(show, save))
+}
+
+/// The preference centre's form (`application/x-www-form-urlencoded`); no other field is taken.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the form read by `parse_form`
+struct PreferencesForm {
+    /// Each topic the page showed (repeated).
+    shown: Vec<String>,
+    /// Each ticked topic (repeated); one the page did not show is refused.
+    topic: Vec<String>,
+    /// `1`: unsubscribe from everything.
+    all: Option<String>,
 }
 
 fn render(p: &Preferences, token: &str, saved: bool) -> Response {
@@ -63,7 +76,7 @@ fn render(p: &Preferences, token: &str, saved: bool) -> Response {
     }
     if p.receives_mail {
         body.push_str(&format!(
-            "<label><input type=\"checkbox\" name=\"all\" value=\"1\">\
+            "<label class=\"all\"><input type=\"checkbox\" name=\"all\" value=\"1\">\
              <span><strong>{}</strong><span class=\"hint\">{}</span></span></label>",
             t.all_label,
             fill(t.all_hint, &name, "")
@@ -89,6 +102,10 @@ fn refusal(e: Error) -> ApiResult<Response> {
     }
 }
 
+/// The preference centre of the email a token comes from (HTML, for recipients; no key). Changes nothing.
+#[utoipa::path(get, path = "/p/{token}", tag = "unsubscribe", security(()), params(("token" = String, Path)),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 404, description = "Not a genuine link", content_type = "text/html", body = String)))]
 async fn show(State(state): State<AppState>, Path(token): Path<String>) -> ApiResult<Response> {
     match preferences::show(&state, &token).await {
         Ok(Some(p)) => Ok(render(&p, &token, false)),
@@ -113,6 +130,14 @@ fn parse_form(body: &[u8]) -> Option<Choices> {
     c.ticked.iter().all(|id| c.shown.contains(id)).then_some(c)
 }
 
+/// Saves the preference centre's form and shows the page again with "Saved" (HTML, for recipients; no key).
+#[utoipa::path(post, path = "/p/{token}", tag = "unsubscribe", security(()), params(("token" = String, Path)),
+    request_body(content = PreferencesForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Saved: the page again", content_type = "text/html", body = String),
+        (status = 403, description = "A cross-site post", content_type = "text/html", body = String),
+        (status = 404, description = "Not a genuine link", content_type = "text/html", body = String),
+        (status = 415, description = "Not a form post", content_type = "text/html", body = String),
+        (status = 422, description = "A field the page does not send", content_type = "text/html", body = String)))]
 async fn save(
     State(state): State<AppState>,
     Path(token): Path<String>,

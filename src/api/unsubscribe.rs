@@ -42,6 +42,7 @@ pub(super) fn page(t: &Texts, status: StatusCode, title: &str, body: &str) -> Re
          fieldset{{border:0;padding:0;margin:0 0 1.5rem}}\
          label{{display:flex;gap:.75rem;align-items:flex-start;padding:.75rem 0;border-bottom:1px solid #e5e7eb;cursor:pointer}}\
          input[type=checkbox]{{width:1.25rem;height:1.25rem;margin:.15rem 0 0;flex:none;accent-color:#111827}}\
+         label.all{{margin-top:1rem}}\
          .hint{{display:block;color:#4b5563;font-size:.9rem}}\
          .note{{padding:.75rem 1rem;border-left:4px solid #b45309;background:#fffbeb}}\
          .saved{{padding:.75rem 1rem;border-left:4px solid #047857;background:#ecfdf5;font-weight:600}}\
