@@ -126,6 +126,8 @@ pub struct MessageSummary {
     last_error: Option<String>,
     /// The one-click unsubscribe link the email carries in its `List-Unsubscribe` header.
     unsubscribe_url: Option<String>,
+    /// The preference centre the email links to (`/p/{token}`).
+    preferences_url: Option<String>,
     updated_at: String,
 }
 
@@ -162,8 +164,10 @@ async fn campaign_messages(
     }
     let out = rows
         .into_iter()
-        .map(|(contact_id, m)| MessageSummary {
-            unsubscribe_url: state.renderer.links().url(&m.id),
+        .map(|(contact_id, m)| (contact_id, state.renderer.links().urls(&m.id), m))
+        .map(|(contact_id, links, m)| MessageSummary {
+            unsubscribe_url: links.as_ref().map(|l| l.unsubscribe.clone()),
+            preferences_url: links.map(|l| l.preferences),
             email_id: m.id,
             contact_id,
             to: m.to_email,

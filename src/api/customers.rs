@@ -28,8 +28,11 @@ pub struct CustomerIn {
 #[serde(deny_unknown_fields)]
 pub struct CustomerPatchIn {
     name: Option<String>,
-    /// Append an unsubscribe footer to campaign html that has no `{{unsubscribe_url}}` (default true).
+    /// Append a footer with the unsubscribe and preferences links campaign html does not place itself (default true).
     unsubscribe_footer: Option<bool>,
+    /// The language of the pages recipients see (preference centre, unsubscribe): `en` or `de` (default `en`).
+    #[schema(example = "de")]
+    locale: Option<String>,
     /// The tenant's share of the provider's rate against other tenants' (1 to 1000; null: the default, 1). Operator only: a customer's own key gets 403.
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     #[serde(default, deserialize_with = "super::contacts::present")]
@@ -124,6 +127,7 @@ async fn update_customer(
         agent_daily_calls: body.agent_daily_calls.as_ref().map(customers::agent_daily_calls).transpose()?,
         from_name: nullable_text(body.from_name.as_ref(), "from_name")?,
         from_address: nullable_text(body.from_address.as_ref(), "from_address")?,
+        locale: body.locale.as_deref(),
     };
     Ok(Json(customers::update(&state, &t.tenant_id, change).await?))
 }

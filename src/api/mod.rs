@@ -17,7 +17,9 @@ mod idempotency;
 mod imports;
 mod metrics;
 mod paging;
+mod preferences;
 mod probes;
+mod public_texts;
 mod reputation;
 mod resend_webhooks;
 mod segments;
@@ -60,6 +62,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(templates::router())
         .merge(suppressions::router())
         .merge(unsubscribe::router())
+        .merge(preferences::router())
         .merge(send::router())
         .merge(campaigns::router())
         .merge(events::router())

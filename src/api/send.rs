@@ -26,8 +26,9 @@ pub struct SendIn {
     /// unless `template_id` is given.
     subject: Option<String>,
     /// Inline content: `{{first_name}}` is replaced (HTML-escaped) and
-    /// `{{unsubscribe_url}}` filled in per recipient; without the latter an
-    /// unsubscribe footer is added. Required unless `template_id` is given.
+    /// `{{unsubscribe_url}}` and `{{preferences_url}}` filled in per recipient;
+    /// a footer adds whichever of the two links is not placed. Required unless
+    /// `template_id` is given.
     html: Option<String>,
     text: Option<String>,
     /// Send this template (its current version) instead of inline content.

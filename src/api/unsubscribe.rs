@@ -18,6 +18,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use utoipa_axum::router::OpenApiRouter;
 
+use super::public_texts::{self, Texts};
+use crate::domain::Locale;
 use crate::error::ApiResult;
 use crate::render::escape_html;
 use crate::service::unsubscribe::{self, Unsubscribed};
@@ -27,42 +29,56 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().route("/u/{token}", get(confirm_page).post(one_click))
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+/// The page every recipient-facing link shows (unsubscribe, preference
+/// centre): one small stylesheet, no script, readable on a phone.
+pub(super) fn page(t: &Texts, status: StatusCode, title: &str, body: &str) -> Response {
+    let lang = t.lang;
     let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"robots\" content=\"noindex\"><title>{title}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#111827}}\
+         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#111827;line-height:1.5;overflow-wrap:anywhere}}\
          button{{font:inherit;padding:.6rem 1.2rem;border-radius:.4rem;border:0;background:#111827;color:#fff;cursor:pointer}}\
-         @media (prefers-color-scheme: dark){{body{{background:#111827;color:#f9fafb}}button{{background:#f9fafb;color:#111827}}}}</style>\
+         fieldset{{border:0;padding:0;margin:0 0 1.5rem}}\
+         label{{display:flex;gap:.75rem;align-items:flex-start;padding:.75rem 0;border-bottom:1px solid #e5e7eb;cursor:pointer}}\
+         input[type=checkbox]{{width:1.25rem;height:1.25rem;margin:.15rem 0 0;flex:none;accent-color:#111827}}\
+         label.all{{margin-top:1rem}}\
+         .hint{{display:block;color:#4b5563;font-size:.9rem}}\
+         .note{{padding:.75rem 1rem;border-left:4px solid #b45309;background:#fffbeb}}\
+         .saved{{padding:.75rem 1rem;border-left:4px solid #047857;background:#ecfdf5;font-weight:600}}\
+         @media (prefers-color-scheme: dark){{body{{background:#111827;color:#f9fafb}}button{{background:#f9fafb;color:#111827}}\
+         label{{border-color:#374151}}.hint{{color:#d1d5db}}.note{{background:#451a03}}.saved{{background:#022c22}}input[type=checkbox]{{accent-color:#f9fafb}}}}</style>\
          </head><body><main><h1>{title}</h1>{body}</main></body></html>"
     );
     (status, [(header::CACHE_CONTROL, "no-store"), (header::REFERRER_POLICY, "no-referrer")], Html(html))
         .into_response()
 }
 
-fn not_found() -> Response {
-    page(StatusCode::NOT_FOUND, "Link not valid", "<p>This unsubscribe link is not valid.</p>")
+/// What a link that is not genuine shows (it says nothing about why).
+pub(super) fn not_found() -> Response {
+    let t = public_texts::texts(Locale::En);
+    page(t, StatusCode::NOT_FOUND, t.not_found_title, &format!("<p>{}</p>", t.not_found_body))
 }
 
 async fn confirm_page(State(state): State<AppState>, Path(token): Path<String>) -> ApiResult<Response> {
-    let Some((_, t)) = unsubscribe::target(&state, &token).await? else { return Ok(not_found()) };
-    let name = escape_html(&t.tenant_name);
+    let Some((_, target)) = unsubscribe::target(&state, &token).await? else { return Ok(not_found()) };
+    let t = public_texts::of(&target.tenant_locale);
+    let name = escape_html(&target.tenant_name);
     let token = escape_html(&token);
-    let question = match &t.topic_name {
-        Some(topic) => {
-            format!("Stop receiving <strong>{}</strong> email from <strong>{name}</strong>?", escape_html(topic))
-        }
-        None => format!("Stop receiving marketing email from <strong>{name}</strong>?"),
+    let question = match &target.topic_name {
+        Some(topic) => public_texts::fill(t.ask_topic, &name, &escape_html(topic)),
+        None => public_texts::fill(t.ask_all, &name, ""),
     };
     Ok(page(
+        t,
         StatusCode::OK,
-        "Unsubscribe",
+        t.unsubscribe_title,
         &format!(
             "<p>{question}</p>\
              <form method=\"post\" action=\"/u/{token}\">\
              <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
-             <button type=\"submit\">Unsubscribe</button></form>"
+             <button type=\"submit\">{}</button></form>",
+            t.unsubscribe_button
         ),
     ))
 }
@@ -76,27 +92,32 @@ fn asks_everything(body: &[u8]) -> bool {
 async fn one_click(State(state): State<AppState>, Path(token): Path<String>, body: Bytes) -> ApiResult<Response> {
     let everything = asks_everything(&body);
     let Some((t, done)) = unsubscribe::one_click(&state, &token, everything).await? else { return Ok(not_found()) };
+    let texts = public_texts::of(&t.tenant_locale);
     let name = escape_html(&t.tenant_name);
     Ok(match done {
         Unsubscribed::Topic(topic) => {
             let topic = escape_html(&topic);
             let token = escape_html(&token);
             page(
+                texts,
                 StatusCode::OK,
-                "You are unsubscribed",
+                texts.unsubscribed_title,
                 &format!(
-                    "<p>You will not get <strong>{topic}</strong> email from {name} again.</p>\
-                     <p>Other email from {name} still comes. To stop all of it:</p>\
+                    "<p>{}</p><p>{}</p>\
                      <form method=\"post\" action=\"/u/{token}\">\
                      <input type=\"hidden\" name=\"scope\" value=\"all\">\
-                     <button type=\"submit\">Unsubscribe from everything</button></form>"
+                     <button type=\"submit\">{}</button></form>",
+                    public_texts::fill(texts.left_topic, &name, &topic),
+                    public_texts::fill(texts.others_still_come, &name, ""),
+                    texts.everything_button
                 ),
             )
         }
         Unsubscribed::Everything => page(
+            texts,
             StatusCode::OK,
-            "You are unsubscribed",
-            &format!("<p>{name} will not send you marketing email again.</p>"),
+            texts.unsubscribed_title,
+            &format!("<p>{}</p>", public_texts::fill(texts.left_all, &name, "")),
         ),
     })
 }

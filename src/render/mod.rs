@@ -1,7 +1,7 @@
 //! What a recipient receives. Two ways to write content:
 //!
 //! - inline (the seed's `subject`/`html`): only `{{first_name}}` (the contact's
-//!   first name, or `there`) and `{{unsubscribe_url}}` are replaced, by hand
+//!   first name, or `there`), `{{unsubscribe_url}}` and `{{preferences_url}}` are replaced, by hand
 //!   rather than with a template engine on purpose — tenants' HTML is sent as
 //!   written, so other braces, `{%` or `{#` pass through untouched;
 //! - templates (`template`): minijinja, with the checks untrusted templates need.
@@ -9,7 +9,8 @@
 //! Values placed into HTML are escaped either way, so a first name of
 //! `<script>` arrives as text, never as markup. Campaign mail (and
 //! transactional mail that asks for it) carries RFC 8058 one-click
-//! unsubscribe headers and, unless the content places the link itself, a footer.
+//! unsubscribe headers and a footer with whichever of its two links (unsubscribe,
+//! preferences) the content does not place itself.
 
 pub mod isolation;
 pub mod starters;
@@ -28,7 +29,7 @@ use crate::domain::ClaimedMessage;
 use crate::provider::{EmailTag, OutgoingEmail};
 use isolation::{Caller, Job, Outcome, RenderProcessError, RenderProcesses};
 use template::TemplateError;
-use unsubscribe::UnsubscribeLinks;
+use unsubscribe::{MailLinks, Missing, UnsubscribeLinks};
 
 const FALLBACK_NAME: &str = "there";
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -42,8 +43,8 @@ pub fn personalise(template: &str, first_name: Option<&str>, ctx: Context) -> St
     substitute(template, first_name, None, ctx)
 }
 
-/// Replaces `{{first_name}}` and, when a link is given, `{{unsubscribe_url}}`.
-fn substitute(template: &str, first_name: Option<&str>, unsubscribe_url: Option<&str>, ctx: Context) -> String {
+/// Replaces `{{first_name}}` and, when links are given, `{{unsubscribe_url}}` and `{{preferences_url}}`.
+fn substitute(template: &str, first_name: Option<&str>, links: Option<&MailLinks>, ctx: Context) -> String {
     // A stored name never brings a line break (or any control character) with it.
     let name = first_name.map(strip_header_unsafe);
     let name = name.as_deref().map(str::trim).filter(|n| !n.is_empty()).unwrap_or(FALLBACK_NAME);
@@ -52,7 +53,8 @@ fn substitute(template: &str, first_name: Option<&str>, unsubscribe_url: Option<
         Context::Text => v.to_owned(),
     };
     let name = escape(name);
-    let link = unsubscribe_url.map(escape);
+    let link = links.map(|l| escape(&l.unsubscribe));
+    let preferences = links.map(|l| escape(&l.preferences));
     let mut out = String::with_capacity(template.len() + name.len());
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -60,6 +62,7 @@ fn substitute(template: &str, first_name: Option<&str>, unsubscribe_url: Option<
         let value = after.find("}}").and_then(|end| match after[..end].trim() {
             "first_name" => Some((end, name.as_str())),
             "unsubscribe_url" => link.as_deref().map(|l| (end, l)),
+            "preferences_url" => preferences.as_deref().map(|l| (end, l)),
             _ => None,
         });
         match value {
@@ -100,18 +103,18 @@ pub fn render_inline(
     html: &str,
     text: Option<&str>,
     first_name: Option<&str>,
-    unsubscribe_url: Option<&str>,
+    links: Option<&MailLinks>,
 ) -> Rendered {
     Rendered {
         subject: substitute(subject, first_name, None, Context::Text),
-        html: substitute(html, first_name, unsubscribe_url, Context::Html),
-        text: text.map(|t| substitute(t, first_name, unsubscribe_url, Context::Text)),
+        html: substitute(html, first_name, links, Context::Html),
+        text: text.map(|t| substitute(t, first_name, links, Context::Text)),
     }
 }
 
-/// Whether inline content places `{{unsubscribe_url}}` itself.
-fn places_link_inline(content: &str) -> bool {
-    content.split("{{").skip(1).any(|part| part.split("}}").next().is_some_and(|v| v.trim() == "unsubscribe_url"))
+/// Whether inline content places `{{name}}` (`unsubscribe_url`, `preferences_url`) itself.
+fn places_link_inline(content: &str, name: &str) -> bool {
+    content.split("{{").skip(1).any(|part| part.split("}}").next().is_some_and(|v| v.trim() == name))
 }
 
 /// The values a template sees for one recipient.
@@ -126,13 +129,16 @@ pub struct Recipient {
     /// The send's `variables`: a JSON object, as text.
     pub variables: String,
     pub unsubscribe_url: Option<String>,
+    /// The preference centre (`/p/{token}`).
+    #[serde(default)]
+    pub preferences_url: Option<String>,
     pub tenant_name: String,
 }
 
 impl Recipient {
     /// The template context: the send's variables at the top level (and as
     /// `variables`), then `contact`, `first_name` (absent when the contact has
-    /// none, so `default('there')` applies), `unsubscribe_url` and `tenant`,
+    /// none, so `default('there')` applies), `unsubscribe_url`, `preferences_url` and `tenant`,
     /// which a variable of the same name cannot replace.
     pub fn context(&self) -> minijinja::Value {
         let object = |raw: &str| match serde_json::from_str(raw) {
@@ -152,18 +158,22 @@ impl Recipient {
             None => map.remove("first_name"),
         };
         map.remove("unsubscribe_url");
+        map.remove("preferences_url");
         map.insert("tenant".into(), json!({ "name": self.tenant_name }));
         let mut ctx: std::collections::BTreeMap<String, minijinja::Value> =
             map.into_iter().map(|(k, v)| (k, minijinja::Value::from_serialize(&v))).collect();
-        // mailroom's own link needs no escaping (`/` would become `&#x2f;`), unless
+        // mailroom's own links need no escaping (`/` would become `&#x2f;`), unless
         // PUBLIC_URL itself holds a character HTML would misread.
-        let link = self.unsubscribe_url.as_deref().unwrap_or("");
-        let link = if link.contains(['"', '\'', '<', '>', '&']) {
-            minijinja::Value::from(link)
-        } else {
-            minijinja::Value::from_safe_string(link.to_owned())
+        let own = |link: Option<&str>| {
+            let link = link.unwrap_or("");
+            if link.contains(['"', '\'', '<', '>', '&']) {
+                minijinja::Value::from(link)
+            } else {
+                minijinja::Value::from_safe_string(link.to_owned())
+            }
         };
-        ctx.insert("unsubscribe_url".into(), link);
+        ctx.insert("unsubscribe_url".into(), own(self.unsubscribe_url.as_deref()));
+        ctx.insert("preferences_url".into(), own(self.preferences_url.as_deref()));
         minijinja::Value::from(ctx)
     }
 }
@@ -293,8 +303,9 @@ impl Renderer {
     /// brings back at most its budget): those are left for a later claim. The
     /// whole call fails only when no renderer can be started.
     pub async fn emails_json(&self, ms: &[ClaimedMessage]) -> Result<Vec<Result<String, String>>, RenderProcessError> {
-        let links: Vec<Option<String>> =
-            ms.iter().map(|m| if m.list_unsubscribe == 1 { self.links.url(&m.id) } else { None }).collect();
+        // One HMAC per email: both links carry the same token.
+        let links: Vec<Option<MailLinks>> =
+            ms.iter().map(|m| if m.list_unsubscribe == 1 { self.links.urls(&m.id) } else { None }).collect();
         // Templated messages, one job per template (a campaign's claim is one job).
         let mut rendered: Vec<Option<Result<Rendered, String>>> = ms.iter().map(|_| None).collect();
         let mut groups: BTreeMap<(&str, &str, Option<&str>), Vec<usize>> = BTreeMap::new();
@@ -310,7 +321,8 @@ impl Renderer {
                     last_name: ms[i].last_name.clone(),
                     attributes: ms[i].attributes.clone().unwrap_or_default(),
                     variables: ms[i].variables.clone().unwrap_or_default(),
-                    unsubscribe_url: links[i].clone(),
+                    unsubscribe_url: links[i].as_ref().map(|l| l.unsubscribe.clone()),
+                    preferences_url: links[i].as_ref().map(|l| l.preferences.clone()),
                     tenant_name: ms[i].tenant_name.clone(),
                 })
                 .collect();
@@ -329,7 +341,10 @@ impl Renderer {
         let mut emails = Vec::with_capacity(ms.len());
         for ((m, rendered), link) in ms.iter().zip(rendered).zip(links) {
             let content = match rendered {
-                Some(Ok(r)) => Ok((r.subject, r.html, r.text, m.html.contains("unsubscribe_url"))),
+                Some(Ok(r)) => {
+                    let places = (m.html.contains("unsubscribe_url"), m.html.contains("preferences_url"));
+                    Ok((r.subject, r.html, r.text, places))
+                }
                 Some(Err(e)) => Err(format!("the template cannot be rendered for this recipient: {e}")),
                 // Past the job's budget: this one and the rest wait for a later claim.
                 None if m.templated == 1 => break,
@@ -339,9 +354,13 @@ impl Renderer {
                         &m.html,
                         m.text_body.as_deref(),
                         m.first_name.as_deref(),
-                        link.as_deref(),
+                        link.as_ref(),
                     );
-                    Ok((r.subject, r.html, r.text, places_link_inline(&m.html)))
+                    let places = (
+                        places_link_inline(&m.html, "unsubscribe_url"),
+                        places_link_inline(&m.html, "preferences_url"),
+                    );
+                    Ok((r.subject, r.html, r.text, places))
                 }
             };
             emails.push(
@@ -388,11 +407,13 @@ impl Renderer {
     }
 
     /// The email for a message whose content is rendered: footer, headers, tags.
+    /// `placed` says whether the content places the unsubscribe and the
+    /// preferences link itself: the footer adds the ones it does not.
     fn email(
         &self,
         m: &ClaimedMessage,
-        link: Option<String>,
-        (subject, mut html, mut text, placed): (String, String, Option<String>, bool),
+        link: Option<MailLinks>,
+        (subject, mut html, mut text, placed): (String, String, Option<String>, (bool, bool)),
     ) -> OutgoingEmail {
         let mut tags = vec![EmailTag::new("tenant", &m.tenant_id), EmailTag::new("message", &m.id)];
         if let Some(c) = &m.campaign_id {
@@ -401,13 +422,17 @@ impl Renderer {
         if let Some(extra) = m.tags.as_deref().and_then(|t| serde_json::from_str::<Vec<EmailTag>>(t).ok()) {
             tags.extend(extra);
         }
-        if let (Some(url), false) = (link.as_deref().filter(|_| m.unsubscribe_footer == 1), placed) {
-            html = unsubscribe::html_footer(&html, url);
-            text = text.map(|t| if t.contains(url) { t } else { unsubscribe::text_footer(&t, url) });
+        if let Some(l) = link.as_ref().filter(|_| m.unsubscribe_footer == 1) {
+            let missing = Missing {
+                unsubscribe: (!placed.0).then_some(l.unsubscribe.as_str()),
+                preferences: (!placed.1).then_some(l.preferences.as_str()),
+            };
+            html = unsubscribe::html_footer(&html, &missing);
+            text = text.map(|t| unsubscribe::text_footer(&t, &missing));
         }
-        let headers = link.map(|url| {
+        let headers = link.map(|l| {
             BTreeMap::from([
-                ("List-Unsubscribe".to_owned(), format!("<{url}>")),
+                ("List-Unsubscribe".to_owned(), format!("<{}>", l.unsubscribe)),
                 ("List-Unsubscribe-Post".to_owned(), "List-Unsubscribe=One-Click".to_owned()),
             ])
         });
@@ -460,6 +485,7 @@ mod tests {
             variables: json!({ "url": "https://x.test/a?b=1&c=2", "unsubscribe_url": "javascript:alert(1)" })
                 .to_string(),
             unsubscribe_url: Some("https://mail.test/u/abc".into()),
+            preferences_url: Some("https://mail.test/p/abc".into()),
             tenant_name: "T".into(),
         };
         let r = renderer()

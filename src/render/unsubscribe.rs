@@ -3,6 +3,10 @@
 //! never appears in the link. The token is the message id with an HMAC-SHA256
 //! tag under the server's secret, so a token cannot be guessed, forged, or
 //! walked from one recipient to the next.
+//!
+//! The preference centre's link (`/p/{token}`) carries the same token: whoever
+//! holds one link of an email holds the other, so a second token would add a
+//! second HMAC per email and no safety.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -51,6 +55,19 @@ impl UnsubscribeLinks {
         self.token(message_id).map(|t| format!("{}/u/{t}", self.base))
     }
 
+    /// Both links of a message from its one token (one HMAC per email).
+    pub fn urls(&self, message_id: &str) -> Option<MailLinks> {
+        self.token(message_id).map(|t| MailLinks {
+            unsubscribe: format!("{}/u/{t}", self.base),
+            preferences: format!("{}/p/{t}", self.base),
+        })
+    }
+
+    /// `{PUBLIC_URL}/p/{token}`: the message's preference centre.
+    pub fn preferences_url(&self, message_id: &str) -> Option<String> {
+        self.token(message_id).map(|t| format!("{}/p/{t}", self.base))
+    }
+
     /// The message a token names, if its tag is genuine (compared in constant time).
     pub fn verify(&self, token: &str) -> Option<String> {
         if token.len() > 64 {
@@ -66,22 +83,55 @@ impl UnsubscribeLinks {
     }
 }
 
-/// Adds an unsubscribe link at the end of an html body (inside `</body>` when
-/// there is one).
-pub fn html_footer(html: &str, url: &str) -> String {
-    let footer = format!(
-        "<p style=\"margin-top:32px;font-size:12px;color:#6b7280;text-align:center\">\
-         Don't want these emails? <a href=\"{url}\" style=\"color:#6b7280\">Unsubscribe</a>.</p>"
-    );
+/// The two links a campaign email carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailLinks {
+    /// `/u/{token}`: one-click unsubscribe (also in `List-Unsubscribe`).
+    pub unsubscribe: String,
+    /// `/p/{token}`: the preference centre.
+    pub preferences: String,
+}
+
+/// The links a footer adds: the ones the content does not place itself.
+pub struct Missing<'a> {
+    pub unsubscribe: Option<&'a str>,
+    pub preferences: Option<&'a str>,
+}
+
+/// Adds the missing links at the end of an html body (inside `</body>` when
+/// there is one); nothing when none is missing.
+pub fn html_footer(html: &str, missing: &Missing<'_>) -> String {
+    let link = |url: &str, label: &str| format!("<a href=\"{url}\" style=\"color:#6b7280\">{label}</a>");
+    let line = match (missing.unsubscribe, missing.preferences) {
+        (None, None) => return html.to_owned(),
+        (Some(u), None) => format!("Don't want these emails? {}.", link(u, "Unsubscribe")),
+        (None, Some(p)) => format!("{}.", link(p, "Choose which emails you get")),
+        (Some(u), Some(p)) => {
+            format!("Don't want these emails? {} or {}.", link(u, "Unsubscribe"), link(p, "choose which ones you get"))
+        }
+    };
+    let footer = format!("<p style=\"margin-top:32px;font-size:12px;color:#6b7280;text-align:center\">{line}</p>");
     match html.to_ascii_lowercase().rfind("</body>") {
         Some(at) => format!("{}{footer}{}", &html[..at], &html[at..]),
         None => format!("{html}\n{footer}"),
     }
 }
 
-/// Adds an unsubscribe line at the end of a text body.
-pub fn text_footer(text: &str, url: &str) -> String {
-    format!("{}\n\n--\nUnsubscribe: {url}\n", text.trim_end())
+/// Adds a line for each link a text body does not hold already.
+pub fn text_footer(text: &str, missing: &Missing<'_>) -> String {
+    let unsubscribe = missing.unsubscribe.filter(|u| !text.contains(u));
+    let preferences = missing.preferences.filter(|p| !text.contains(p));
+    if unsubscribe.is_none() && preferences.is_none() {
+        return text.to_owned();
+    }
+    let mut out = format!("{}\n\n--\n", text.trim_end());
+    if let Some(u) = unsubscribe {
+        out.push_str(&format!("Unsubscribe: {u}\n"));
+    }
+    if let Some(p) = preferences {
+        out.push_str(&format!("Preferences: {p}\n"));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -96,6 +146,9 @@ mod tests {
         let token = links.token(ID).unwrap();
         assert_eq!(links.verify(&token).as_deref(), Some(ID));
         assert_eq!(links.url(ID).unwrap(), format!("https://mail.example.com/u/{token}"));
+        let both = links.urls(ID).unwrap();
+        assert_eq!(both.preferences, format!("https://mail.example.com/p/{token}"), "the same token");
+        assert_eq!(links.preferences_url(ID).unwrap(), both.preferences);
         assert!(!token.contains('@'));
     }
 
@@ -116,9 +169,16 @@ mod tests {
 
     #[test]
     fn footers_go_inside_the_body() {
-        let html = html_footer("<html><BODY><p>Hi</p></BODY></html>", "https://x/u/t");
+        let both = Missing { unsubscribe: Some("https://x/u/t"), preferences: Some("https://x/p/t") };
+        let html = html_footer("<html><BODY><p>Hi</p></BODY></html>", &both);
         assert!(html.ends_with("</BODY></html>"), "{html}");
-        assert!(html.contains("href=\"https://x/u/t\""));
-        assert_eq!(text_footer("Hi\n", "u"), "Hi\n\n--\nUnsubscribe: u\n");
+        assert!(html.contains("href=\"https://x/u/t\"") && html.contains("href=\"https://x/p/t\""), "{html}");
+        assert_eq!(text_footer("Hi\n", &both), "Hi\n\n--\nUnsubscribe: https://x/u/t\nPreferences: https://x/p/t\n");
+        let prefs_only = Missing { unsubscribe: None, preferences: Some("https://x/p/t") };
+        let html = html_footer("<p>Hi</p>", &prefs_only);
+        assert!(!html.contains("/u/") && html.contains("href=\"https://x/p/t\""), "{html}");
+        assert_eq!(text_footer("Hi https://x/p/t", &prefs_only), "Hi https://x/p/t", "already there");
+        let none = Missing { unsubscribe: None, preferences: None };
+        assert_eq!(html_footer("<p>Hi</p>", &none), "<p>Hi</p>");
     }
 }

@@ -59,6 +59,8 @@ pub struct Message {
     /// `List-Unsubscribe` header (campaign mail, and transactional mail sent
     /// with `"unsubscribe": true`).
     unsubscribe_url: Option<String>,
+    /// The preference centre this email links to (`/p/{token}`: the same token).
+    preferences_url: Option<String>,
     /// A test send's email (`POST /customers/{id}/send/test`): counted in no figure.
     test: bool,
     events: Vec<MessageEvent>,
@@ -225,10 +227,12 @@ pub async fn message_view(state: &AppState, tenant_id: &TenantId, raw_id: &str) 
     let id = parse_id(raw_id, "message")?;
     let m = state.store.message(tenant_id, &id).await?.ok_or(Error::NotFound("message"))?;
     let events = state.store.message_events(&m.id).await?;
-    let unsubscribe_url =
-        (m.campaign_id.is_some() || m.list_unsubscribe == Some(1)).then(|| state.renderer.links().url(&m.id)).flatten();
+    let links = (m.campaign_id.is_some() || m.list_unsubscribe == Some(1))
+        .then(|| state.renderer.links().urls(&m.id))
+        .flatten();
     Ok(Message {
-        unsubscribe_url,
+        unsubscribe_url: links.as_ref().map(|l| l.unsubscribe.clone()),
+        preferences_url: links.map(|l| l.preferences),
         test: m.test == 1,
         email_id: m.id,
         customer_id: m.tenant_id,

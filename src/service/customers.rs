@@ -34,6 +34,10 @@ pub struct Customer {
     /// Who a send that names no sender comes from now: the default sender,
     /// else `hello@{domain}`; null until a domain is verified.
     default_from: Option<String>,
+    /// The language of the pages recipients see (preference centre,
+    /// unsubscribe): `en` or `de`.
+    #[schema(example = "en")]
+    locale: String,
 }
 
 impl From<TenantRow> for Customer {
@@ -57,6 +61,7 @@ impl From<TenantRow> for Customer {
             send_weight: t.send_weight,
             created_at: rfc3339(t.created_at),
             agent_daily_calls: t.agent_daily_calls,
+            locale: t.locale,
         }
     }
 }
@@ -121,6 +126,8 @@ pub struct CustomerChange<'a> {
     pub from_name: Option<Option<&'a str>>,
     /// The default From address, on the verified domain: `Some(None)` removes it.
     pub from_address: Option<Option<&'a str>>,
+    /// The language of recipients' pages.
+    pub locale: Option<&'a str>,
 }
 
 impl CustomerChange<'_> {
@@ -149,6 +156,10 @@ pub async fn update(state: &AppState, tenant_id: &TenantId, change: CustomerChan
     if from_name.is_some() || from_address.is_some() {
         let (name, address) = (from_name.as_ref().map(Option::as_deref), from_address.as_ref().map(Option::as_deref));
         state.store.set_default_sender(tenant_id, name, address).await?;
+    }
+    let locale = change.locale.map(crate::domain::Locale::parse).transpose().map_err(Error::validation)?;
+    if let Some(locale) = locale {
+        state.store.set_tenant_locale(tenant_id, locale).await?;
     }
     if let Some(on) = change.unsubscribe_footer {
         state.store.set_unsubscribe_footer(tenant_id, on).await?;

@@ -18,6 +18,7 @@ pub mod dead_letters;
 mod error;
 pub mod events;
 pub mod imports;
+pub mod preferences;
 pub mod reputation;
 pub mod segments;
 pub mod sending;

@@ -99,6 +99,7 @@ async fn check_content(state: &AppState, tenant_id: &TenantId, c: &TemplateConte
         attributes: "{}".into(),
         variables: variables.clone(),
         unsubscribe_url: Some(link.into()),
+        preferences_url: Some("https://example.com/p/preview".into()),
         tenant_name: tenant.name.clone(),
     }];
     let first = ContactFilter { tag: None, after: None, limit: CHECKED_CONTACTS };
@@ -109,6 +110,7 @@ async fn check_content(state: &AppState, tenant_id: &TenantId, c: &TemplateConte
         attributes: contact.attributes,
         variables: variables.clone(),
         unsubscribe_url: Some(link.into()),
+        preferences_url: Some("https://example.com/p/preview".into()),
         tenant_name: tenant.name.clone(),
     }));
     let checked = state.renderer.check(tenant_id.as_str(), &c.subject, &c.html, c.text.as_deref(), samples).await;
@@ -267,6 +269,7 @@ pub async fn preview(
         attributes: contact.map_or_else(|| "{}".to_owned(), |c| c.attributes.clone()),
         variables: variables.to_string(),
         unsubscribe_url: Some(link),
+        preferences_url: Some(format!("{}/p/preview", state.config.public_url)),
         tenant_name: tenant.name,
     };
     let rendered = state.renderer.render_template(tenant_id.as_str(), draft.subject, draft.html, draft.text, to).await;

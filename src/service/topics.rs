@@ -61,6 +61,24 @@ pub struct ContactTopic {
     is_default: bool,
 }
 
+impl ContactTopic {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    pub fn subscribed(&self) -> bool {
+        self.state == TopicState::Subscribed.as_str()
+    }
+}
+
 impl From<ContactTopicRow> for ContactTopic {
     fn from(t: ContactTopicRow) -> Self {
         let default = TopicDefault::from_stored(&t.default_subscription);

@@ -41,7 +41,14 @@ pub async fn one_click(
             return Ok(Some((t, Unsubscribed::Topic(name))));
         }
     }
-    state.store.unsubscribe(&t, &message_id).await?;
-    tracing::info!(tenant = %t.tenant_id, message = %message_id, "recipient unsubscribed");
+    leave_everything(state, &t, &message_id).await?;
     Ok(Some((t, Unsubscribed::Everything)))
+}
+
+/// Unsubscribes the recipient of a message from everything the tenant sends
+/// (one-click's second step, the preference centre's "unsubscribe from all").
+pub async fn leave_everything(state: &AppState, t: &UnsubscribeTarget, message_id: &str) -> Result<()> {
+    state.store.unsubscribe(t, message_id).await?;
+    tracing::info!(tenant = %t.tenant_id, message = %message_id, "recipient unsubscribed");
+    Ok(())
 }

@@ -30,6 +30,8 @@ pub enum Unsuppress {
 pub struct UnsubscribeTarget {
     pub tenant_id: String,
     pub tenant_name: String,
+    /// The tenant's language for recipients' pages (`en`, `de`).
+    pub tenant_locale: String,
     pub to_email: String,
     pub campaign_id: Option<String>,
     /// The message's contact (none for transactional mail to an address alone).
@@ -134,7 +136,7 @@ impl Store {
     /// The recipient a message (named by an unsubscribe link) went to.
     pub async fn unsubscribe_target(&self, message_id: &str) -> Result<Option<UnsubscribeTarget>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT m.tenant_id, t.name AS tenant_name, m.to_email, m.campaign_id, m.contact_id, \
+            "SELECT m.tenant_id, t.name AS tenant_name, t.locale AS tenant_locale, m.to_email, m.campaign_id, m.contact_id, \
                tp.id AS topic_id, tp.name AS topic_name \
              FROM messages m JOIN tenants t ON t.id = m.tenant_id \
                LEFT JOIN campaigns cp ON cp.id = m.campaign_id \

@@ -1,7 +1,7 @@
 use sqlx::FromRow;
 
 use super::{Store, StoreError};
-use crate::domain::TenantId;
+use crate::domain::{Locale, TenantId};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct TenantRow {
@@ -26,6 +26,8 @@ pub struct TenantRow {
     /// The default From address (on the verified domain) of mail that names
     /// no sender; `hello@{domain}` when unset.
     pub from_address: Option<String>,
+    /// The language of recipients' pages: `en` or `de`.
+    pub locale: String,
 }
 
 impl TenantRow {
@@ -53,7 +55,7 @@ pub enum KeyOwner {
 
 const TENANT_COLUMNS: &str =
     "id, name, domain_name, resend_domain_id, domain_status, domain_records, dmarc_policy, unsubscribe_footer, send_weight, \
-   agent_daily_calls, created_at, updated_at, from_name, from_address";
+   agent_daily_calls, created_at, updated_at, from_name, from_address, locale";
 
 impl Store {
     pub async fn setting(&self, key: &str) -> Result<Option<String>, sqlx::Error> {
@@ -86,6 +88,17 @@ impl Store {
         super::automations::insert_starters(&mut tx, id, &follow_up, now).await?;
         tx.commit().await?;
         Ok(row)
+    }
+
+    /// The language of the tenant's recipients' pages.
+    pub async fn set_tenant_locale(&self, id: &TenantId, locale: Locale) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE tenants SET locale = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(locale.as_str())
+            .bind(self.now_ms())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     /// Whether campaign html without `{{unsubscribe_url}}` gets an unsubscribe footer.

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use crate::helpers::{spawn_app, TestApp};
 
 mod one_click;
+mod preferences;
 mod sends;
 
 pub(super) async fn topic(app: &TestApp, t: &str, key: &str, body: Value) -> String {

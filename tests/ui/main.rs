@@ -28,6 +28,7 @@ mod http;
 mod local_time;
 mod manage;
 mod nav;
+mod preferences;
 mod segments;
 mod sender;
 mod topics;

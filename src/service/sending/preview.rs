@@ -41,13 +41,16 @@ pub async fn preview(state: &AppState, tenant_id: &TenantId, input: PreviewInput
             Some(state.store.contact(tenant_id, &id).await?.ok_or(Error::NotFound("contact"))?)
         }
     };
-    let link = format!("{}/u/preview", state.config.public_url);
+    let links = crate::render::unsubscribe::MailLinks {
+        unsubscribe: format!("{}/u/preview", state.config.public_url),
+        preferences: format!("{}/p/preview", state.config.public_url),
+    };
     let mut rendered = crate::render::render_inline(
         &checked.subject,
         &checked.html,
         checked.text.as_deref(),
         contact.as_ref().and_then(|c| c.first_name.as_deref()),
-        Some(&link),
+        Some(&links),
     );
     rendered.subject = crate::domain::strip_header_unsafe(&rendered.subject).into_owned();
     Ok(rendered)
