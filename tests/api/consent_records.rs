@@ -240,3 +240,60 @@ async fn contacts_from_before_consent_records_get_one_backfilled_record() {
         assert_eq!(records[0]["at"], c["created_at"], "at the contact's creation");
     }
 }
+
+async fn import(app: &TestApp, t: &str, key: &str, content_type: &str, body: &str) -> Value {
+    let r = app
+        .http
+        .post(format!("{}/customers/{t}/contacts/import?on_conflict=update", app.base))
+        .bearer_auth(key)
+        .header("content-type", content_type)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+async fn contact_id(app: &TestApp, t: &str, key: &str, email: &str) -> String {
+    let r = app.get(&format!("/customers/{t}/contacts?email={email}"), key).await;
+    r.body[0]["id"].as_str().unwrap_or_else(|| panic!("{email}: {}", r.body)).to_owned()
+}
+
+#[tokio::test]
+async fn an_import_records_each_new_contact_with_its_consented_at_and_consent_source() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    let known = app.add_contact(&t, &key, json!({ "email": "known@example.org" })).await;
+    let csv = "email,consented_at,consent_source,plan\n\
+               a@example.org,2024-05-01T10:00:00Z,Spring fair sign-up sheet,pro\n\
+               b@example.org,,,free\n\
+               known@example.org,2020-01-01T00:00:00Z,old list,pro\n\
+               bad@example.org,yesterday,,free\n";
+    let report = import(&app, &t, &key, "text/csv", csv).await;
+    assert_eq!((report["created"].as_u64(), report["updated"].as_u64()), (Some(2), Some(1)), "{report}");
+    assert!(report.to_string().contains("consented_at"), "the bad time is reported: {report}");
+
+    let a = history(&app, &t, &key, &contact_id(&app, &t, &key, "a@example.org").await).await;
+    assert_eq!(changes(&a), [pair("imported", "import")]);
+    assert_eq!(a[0]["at"], "2024-05-01T10:00:00Z");
+    assert_eq!(a[0]["source_note"], "Spring fair sign-up sheet");
+    let b = history(&app, &t, &key, &contact_id(&app, &t, &key, "b@example.org").await).await;
+    assert_eq!(changes(&b), [pair("imported", "import")]);
+    assert_eq!(b[0]["source_note"], Value::Null);
+    assert_eq!(
+        changes(&history(&app, &t, &key, &known).await),
+        [pair("created", "api")],
+        "an update changes no consent"
+    );
+
+    let ndjson =
+        "{\"email\":\"c@example.org\",\"consented_at\":\"2023-03-03T03:03:03Z\",\"consent_source\":\"webinar\"}\n\
+                  {\"email\":\"d@example.org\"}\n";
+    let report = import(&app, &t, &key, "application/x-ndjson", ndjson).await;
+    assert_eq!(report["created"].as_u64(), Some(2), "{report}");
+    let c = history(&app, &t, &key, &contact_id(&app, &t, &key, "c@example.org").await).await;
+    assert_eq!((c[0]["at"].as_str(), c[0]["source_note"].as_str()), (Some("2023-03-03T03:03:03Z"), Some("webinar")));
+    let d = history(&app, &t, &key, &contact_id(&app, &t, &key, "d@example.org").await).await;
+    assert_eq!(changes(&d), [pair("imported", "import")]);
+}
