@@ -64,6 +64,8 @@ fn json_row(i: usize, c: ContactIn) -> Result<ImportRow, String> {
         last_name: c.last_name.as_deref(),
         tags: c.tags.iter().map(String::as_str).collect(),
         attributes,
+        consented_at: None,
+        consent_source: None,
     })
 }
 

@@ -7,6 +7,7 @@
 
 mod automations;
 mod campaigns;
+mod consent;
 mod contacts;
 mod contacts_bulk;
 mod customers;
@@ -55,6 +56,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(customers::router())
         .merge(sending_domains::router())
         .merge(contacts::router())
+        .merge(consent::router())
         .merge(contacts_bulk::router())
         .merge(imports::router())
         .merge(segments::router())

@@ -22,6 +22,7 @@ use utoipa_axum::routes;
 
 use super::public_texts::{self, fill, Texts};
 use super::unsubscribe::{not_found, page};
+use crate::auth::ClientAddress;
 use crate::error::ApiResult;
 use crate::render::escape_html;
 use crate::service::preferences::{self, Choices, Preferences};
@@ -140,6 +141,7 @@ fn parse_form(body: &[u8]) -> Option<Choices> {
         (status = 422, description = "A field the page does not send", content_type = "text/html", body = String)))]
 async fn save(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     Path(token): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -153,7 +155,8 @@ async fn save(
         return Ok(refused(StatusCode::FORBIDDEN));
     }
     let Some(choices) = parse_form(&body) else { return Ok(refused(StatusCode::UNPROCESSABLE_ENTITY)) };
-    match preferences::save(&state, &token, choices).await {
+    let client = super::unsubscribe::client(address, &headers);
+    match preferences::save(&state, &token, choices, client).await {
         Ok(Some(p)) => Ok(render(&p, &token, true)),
         Ok(None) => Ok(not_found()),
         Err(e) => refusal(e),

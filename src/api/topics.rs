@@ -247,7 +247,10 @@ async fn replace_contact_topics(
     Path(ids): Path<(String, String)>,
     ApiJson(body): ApiJson<ContactTopicsIn>,
 ) -> ApiResult<Json<Vec<ContactTopic>>> {
-    Ok(Json(topics::set_for_contact(&state, &t.tenant_id, &ids.1, body.choices(), true).await?))
+    Ok(Json(
+        topics::set_for_contact(&state, &t.tenant_id, &ids.1, body.choices(), true, &super::contacts::api_origin())
+            .await?,
+    ))
 }
 
 /// Change a contact's choices on the topics named; others stay as they are.
@@ -263,5 +266,8 @@ async fn change_contact_topics(
     Path(ids): Path<(String, String)>,
     ApiJson(body): ApiJson<ContactTopicsIn>,
 ) -> ApiResult<Json<Vec<ContactTopic>>> {
-    Ok(Json(topics::set_for_contact(&state, &t.tenant_id, &ids.1, body.choices(), false).await?))
+    Ok(Json(
+        topics::set_for_contact(&state, &t.tenant_id, &ids.1, body.choices(), false, &super::contacts::api_origin())
+            .await?,
+    ))
 }

@@ -13,12 +13,14 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use utoipa_axum::router::OpenApiRouter;
 
 use super::public_texts::{self, Texts};
+use crate::auth::ClientAddress;
+use crate::domain::ConsentClient;
 use crate::domain::Locale;
 use crate::error::ApiResult;
 use crate::render::escape_html;
@@ -89,9 +91,28 @@ fn asks_everything(body: &[u8]) -> bool {
     url::form_urlencoded::parse(body).any(|(k, v)| k == "scope" && v == "all")
 }
 
-async fn one_click(State(state): State<AppState>, Path(token): Path<String>, body: Bytes) -> ApiResult<Response> {
+/// The person's client, kept beside the consent record: its address (the
+/// peer's, or a trusted proxy's forwarded one) and user agent (at most 512
+/// characters, control characters dropped).
+pub(super) fn client(address: Option<std::net::IpAddr>, headers: &HeaderMap) -> ConsentClient {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().filter(|c| !c.is_control()).take(512).collect());
+    ConsentClient { ip: address.map(|a| a.to_string()), user_agent }
+}
+
+async fn one_click(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let everything = asks_everything(&body);
-    let Some((t, done)) = unsubscribe::one_click(&state, &token, everything).await? else { return Ok(not_found()) };
+    let client = client(address, &headers);
+    let Some((t, done)) = unsubscribe::one_click(&state, &token, everything, client).await? else {
+        return Ok(not_found());
+    };
     let texts = public_texts::of(&t.tenant_locale);
     let name = escape_html(&t.tenant_name);
     Ok(match done {

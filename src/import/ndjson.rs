@@ -20,6 +20,8 @@ struct LineContact {
     #[serde(default)]
     tags: Vec<String>,
     attributes: Option<Value>,
+    consented_at: Option<String>,
+    consent_source: Option<String>,
 }
 
 #[derive(Default)]
@@ -49,6 +51,8 @@ fn contact(line: u64, bytes: &[u8]) -> Result<ImportRow, String> {
         last_name: c.last_name.as_deref(),
         tags: c.tags.iter().map(String::as_str).collect(),
         attributes,
+        consented_at: c.consented_at.as_deref(),
+        consent_source: c.consent_source.as_deref(),
     })
 }
 

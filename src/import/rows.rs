@@ -20,6 +20,10 @@ pub struct RowInput<'a> {
     pub last_name: Option<&'a str>,
     pub tags: Vec<&'a str>,
     pub attributes: Attributes,
+    /// When the person consented (RFC 3339): the time of the contact's consent record.
+    pub consented_at: Option<&'a str>,
+    /// Where the consent was given, in the tenant's words: the record's `source_note`.
+    pub consent_source: Option<&'a str>,
 }
 
 /// Checks one row; the error names the field.
@@ -40,8 +44,28 @@ pub fn build_row(input: RowInput<'_>) -> Result<ImportRow, String> {
         last_name: name(input.last_name, "last_name")?,
         tags,
         attributes: input.attributes,
+        consented_at: match input.consented_at.map(str::trim).filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) => Some(
+                crate::domain::parse_rfc3339(v)
+                    .map_err(|_| "consented_at: not an RFC 3339 time (2026-01-31T09:00:00Z)".to_owned())?,
+            ),
+        },
+        consent_source: match input.consent_source.map(str::trim).filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) => {
+                check_single_line(v, "consent_source")?;
+                if v.chars().count() > CONSENT_SOURCE_MAX {
+                    return Err(format!("consent_source: longer than {CONSENT_SOURCE_MAX} characters"));
+                }
+                Some(v.to_owned())
+            }
+        },
     })
 }
+
+/// Longest `consent_source` note.
+const CONSENT_SOURCE_MAX: usize = 500;
 
 /// Trimmed; empty is absent; one line of at most [`NAME_MAX`] characters.
 fn name(value: Option<&str>, field: &str) -> Result<Option<String>, String> {
@@ -73,6 +97,8 @@ enum Column {
     FirstName,
     LastName,
     Tags,
+    ConsentedAt,
+    ConsentSource,
     /// A column of the export that an import does not take (`status`, `created_at`).
     Ignored,
     Attribute(String),
@@ -95,6 +121,8 @@ fn header(fields: &Fields<'_>) -> Result<Vec<Column>, String> {
             "first_name" => Column::FirstName,
             "last_name" => Column::LastName,
             "tags" => Column::Tags,
+            "consented_at" => Column::ConsentedAt,
+            "consent_source" => Column::ConsentSource,
             "status" | "created_at" => Column::Ignored,
             _ => {
                 check_key(name).map_err(|e| format!("CSV header, column {}: {e}", i + 1))?;
@@ -117,6 +145,7 @@ fn csv_row(columns: &[Column], line: u64, fields: &Fields<'_>) -> Result<ImportR
     let (mut first_name, mut last_name) = (None, None);
     let mut tags = Vec::new();
     let mut attributes = Attributes::default();
+    let (mut consented_at, mut consent_source) = (None, None);
     if fields.len() > columns.len() {
         return Err(format!("too many columns ({}, the header has {})", fields.len(), columns.len()));
     }
@@ -132,6 +161,8 @@ fn csv_row(columns: &[Column], line: u64, fields: &Fields<'_>) -> Result<ImportR
             Column::FirstName => first_name = Some(cell),
             Column::LastName => last_name = Some(cell),
             Column::Tags => tags = cell.split(';').map(str::trim).filter(|t| !t.is_empty()).collect(),
+            Column::ConsentedAt => consented_at = Some(cell),
+            Column::ConsentSource => consent_source = Some(cell),
             Column::Ignored => {}
             Column::Attribute(key) if !cell.is_empty() => attributes.insert_text(key, cell.to_owned())?,
             Column::Attribute(_) => {}
@@ -140,7 +171,7 @@ fn csv_row(columns: &[Column], line: u64, fields: &Fields<'_>) -> Result<ImportR
     if email.trim().is_empty() {
         return Err("email: missing".into());
     }
-    build_row(RowInput { line, email, first_name, last_name, tags, attributes })
+    build_row(RowInput { line, email, first_name, last_name, tags, attributes, consented_at, consent_source })
 }
 
 impl CsvParser {

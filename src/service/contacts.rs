@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{optional_text, parse_id, Error, Result};
 use crate::domain::attributes::check_key;
-use crate::domain::{new_id, rfc3339, Attributes, EmailAddress, Tag, TenantId, TopicChoice};
+use crate::domain::{new_id, rfc3339, Attributes, ConsentOrigin, EmailAddress, Tag, TenantId, TopicChoice};
 use crate::import::{import_stream_observed, Format, ImportError, Progress, Report};
 use crate::state::AppState;
 use crate::store::{
@@ -143,14 +143,20 @@ fn new_contact(body: NewContactInput) -> Result<NewContact> {
     })
 }
 
-/// Adds a contact. Emails are unique per tenant, case-insensitively (409).
-pub async fn create(state: &AppState, tenant_id: &TenantId, mut body: NewContactInput) -> Result<Contact> {
+/// Adds a contact, its consent recorded from `origin`. Emails are unique per
+/// tenant, case-insensitively (409).
+pub async fn create(
+    state: &AppState,
+    tenant_id: &TenantId,
+    mut body: NewContactInput,
+    origin: &ConsentOrigin,
+) -> Result<Contact> {
     let topics = std::mem::take(&mut body.topics);
     let new = new_contact(body)?;
     // Checked after the contact's own fields: an unknown topic is 404.
     let new = NewContact { topics: super::topics::parse_choices(state, tenant_id, topics, "topics").await?, ..new };
     let email = new.email.clone();
-    let row = state.store.create_contact(tenant_id, new).await.map_err(duplicate(&email))?;
+    let row = state.store.create_contact(tenant_id, new, origin).await.map_err(duplicate(&email))?;
     Ok(row.into())
 }
 
@@ -162,8 +168,15 @@ pub async fn get(state: &AppState, tenant_id: &TenantId, raw_id: &str) -> Result
 }
 
 /// Changes a contact. `is_subscribed: false` unsubscribes; a bounced or
-/// complained contact cannot be resubscribed (409).
-pub async fn update(state: &AppState, tenant_id: &TenantId, raw_id: &str, body: ContactChanges) -> Result<Contact> {
+/// complained contact cannot be resubscribed (409). Changes of consent are
+/// recorded from `origin`.
+pub async fn update(
+    state: &AppState,
+    tenant_id: &TenantId,
+    raw_id: &str,
+    body: ContactChanges,
+    origin: &ConsentOrigin,
+) -> Result<Contact> {
     let id = parse_id(raw_id, "contact")?;
     let current = state.store.contact(tenant_id, &id).await?.ok_or(Error::NotFound("contact"))?;
     let email = body.email.as_deref().map(parse_email).transpose()?;
@@ -198,7 +211,7 @@ pub async fn update(state: &AppState, tenant_id: &TenantId, raw_id: &str, body: 
     let shown = email.as_ref().map(|e| e.to_string()).unwrap_or_default();
     let row = state
         .store
-        .update_contact(tenant_id, &id, patch)
+        .update_contact(tenant_id, &id, patch, origin)
         .await
         .map_err(duplicate(&shown))?
         .ok_or(Error::NotFound("contact"))?;

@@ -11,6 +11,7 @@
 
 pub mod automations;
 pub mod campaigns;
+pub mod consent;
 pub mod contacts;
 pub mod customers;
 pub mod dashboard_sessions;

@@ -11,7 +11,7 @@
 //! unsubscribe, so nothing here resubscribes a contact globally.
 
 use super::{topics, unsubscribe, Result};
-use crate::domain::{TenantId, TopicChoice, TopicState};
+use crate::domain::{ConsentClient, ConsentOrigin, ConsentSource, TenantId, TopicChoice, TopicState};
 use crate::state::AppState;
 use crate::store::UnsubscribeTarget;
 
@@ -58,8 +58,20 @@ pub async fn show(state: &AppState, token: &str) -> Result<Option<Preferences>> 
 
 /// Saves a recipient's choices in one go and answers the preferences as they
 /// now stand; `None` when the link is not genuine.
-pub async fn save(state: &AppState, token: &str, choices: Choices) -> Result<Option<Preferences>> {
+/// The change is recorded (source `preference_centre`, the campaign of the
+/// mail whose link was followed, and the person's `client`).
+pub async fn save(
+    state: &AppState,
+    token: &str,
+    choices: Choices,
+    client: ConsentClient,
+) -> Result<Option<Preferences>> {
     let Some((message_id, t)) = unsubscribe::target(state, token).await? else { return Ok(None) };
+    let origin = ConsentOrigin {
+        campaign_id: t.campaign_id.clone(),
+        client: Some(client),
+        ..ConsentOrigin::new(ConsentSource::PreferenceCentre)
+    };
     let tenant = TenantId::from_stored(t.tenant_id.clone());
     if let Some(contact) = &t.contact_id {
         let set: Vec<(String, TopicChoice)> = choices
@@ -71,11 +83,11 @@ pub async fn save(state: &AppState, token: &str, choices: Choices) -> Result<Opt
             })
             .collect();
         if !set.is_empty() {
-            topics::set_for_contact(state, &tenant, contact, set, false).await?;
+            topics::set_for_contact(state, &tenant, contact, set, false, &origin).await?;
         }
     }
     if choices.everything {
-        unsubscribe::leave_everything(state, &t, &message_id).await?;
+        unsubscribe::leave_everything(state, &t, &message_id, &origin).await?;
     }
     tracing::info!(tenant = %t.tenant_id, message = %message_id, "recipient saved preferences");
     load(state, t).await.map(Some)

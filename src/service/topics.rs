@@ -7,7 +7,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{parse_id, Error, Result};
-use crate::domain::{rfc3339, TenantId, TopicChoice, TopicDefault, TopicDescription, TopicName, TopicState};
+use crate::domain::{
+    rfc3339, ConsentOrigin, TenantId, TopicChoice, TopicDefault, TopicDescription, TopicName, TopicState,
+};
 use crate::state::AppState;
 use crate::store::{ContactTopicRow, StoreError, TopicCreated, TopicPatch, TopicRow, TOPICS_MAX};
 
@@ -230,19 +232,20 @@ pub async fn parse_choices(
 
 /// Sets a contact's choices on the topics named; with `replace`, every topic
 /// not named goes back to its default. Answers every topic as the contact
-/// now stands on it.
+/// now stands on it. Each change is recorded from `origin`.
 pub async fn set_for_contact(
     state: &AppState,
     tenant_id: &TenantId,
     raw_contact: &str,
     choices: Vec<(String, TopicChoice)>,
     replace: bool,
+    origin: &ConsentOrigin,
 ) -> Result<Vec<ContactTopic>> {
     let contact = parse_id(raw_contact, "contact")?;
     let choices = parse_choices(state, tenant_id, choices, "topics").await?;
     let rows = state
         .store
-        .set_contact_topics(tenant_id, &contact, &choices, replace)
+        .set_contact_topics(tenant_id, &contact, &choices, replace, origin)
         .await?
         .ok_or(Error::NotFound("contact"))?;
     Ok(rows.into_iter().map(ContactTopic::from).collect())

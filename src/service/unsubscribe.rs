@@ -5,7 +5,7 @@
 //! mail sent before topics existed, it means everything.
 
 use super::Result;
-use crate::domain::TenantId;
+use crate::domain::{ConsentClient, ConsentOrigin, ConsentSource, TenantId};
 use crate::state::AppState;
 use crate::store::UnsubscribeTarget;
 
@@ -26,29 +26,42 @@ pub async fn target(state: &AppState, token: &str) -> Result<Option<(String, Uns
 
 /// Unsubscribes the recipient a genuine link names (again, harmlessly, if
 /// they already are): from the campaign's topic, unless `everything` is
-/// asked or there is no topic (or it is gone); `None` when the link is not genuine.
+/// asked or there is no topic (or it is gone); `None` when the link is not
+/// genuine. The change is recorded (source `one_click`, the campaign, and
+/// the person's `client`).
 pub async fn one_click(
     state: &AppState,
     token: &str,
     everything: bool,
+    client: ConsentClient,
 ) -> Result<Option<(UnsubscribeTarget, Unsubscribed)>> {
     let Some((message_id, t)) = target(state, token).await? else { return Ok(None) };
+    let origin = ConsentOrigin {
+        campaign_id: t.campaign_id.clone(),
+        client: Some(client),
+        ..ConsentOrigin::new(ConsentSource::OneClick)
+    };
     if let (false, Some(contact), Some(topic), Some(name)) = (everything, &t.contact_id, &t.topic_id, &t.topic_name) {
         let tenant = TenantId::from_stored(t.tenant_id.clone());
-        if state.store.leave_topic(&tenant, contact, topic).await? {
+        if state.store.leave_topic(&tenant, contact, topic, &origin).await? {
             tracing::info!(tenant = %t.tenant_id, message = %message_id, topic = %topic, "recipient left a topic");
             let name = name.clone();
             return Ok(Some((t, Unsubscribed::Topic(name))));
         }
     }
-    leave_everything(state, &t, &message_id).await?;
+    leave_everything(state, &t, &message_id, &origin).await?;
     Ok(Some((t, Unsubscribed::Everything)))
 }
 
 /// Unsubscribes the recipient of a message from everything the tenant sends
 /// (one-click's second step, the preference centre's "unsubscribe from all").
-pub async fn leave_everything(state: &AppState, t: &UnsubscribeTarget, message_id: &str) -> Result<()> {
-    state.store.unsubscribe(t, message_id).await?;
+pub async fn leave_everything(
+    state: &AppState,
+    t: &UnsubscribeTarget,
+    message_id: &str,
+    origin: &ConsentOrigin,
+) -> Result<()> {
+    state.store.unsubscribe(t, message_id, origin).await?;
     tracing::info!(tenant = %t.tenant_id, message = %message_id, "recipient unsubscribed");
     Ok(())
 }

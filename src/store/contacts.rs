@@ -1,7 +1,7 @@
 use sqlx::FromRow;
 
 use super::{placeholders, Store, StoreError};
-use crate::domain::{Tag, TenantId, TopicChoice};
+use crate::domain::{ConsentChange, ConsentOrigin, Tag, TenantId, TopicChoice};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct ContactRow {
@@ -113,11 +113,19 @@ async fn insert_contact(
 }
 
 impl Store {
-    pub async fn create_contact(&self, tenant_id: &TenantId, c: NewContact) -> Result<ContactRow, StoreError> {
+    /// Adds a contact, its creation recorded from `origin` (and each topic
+    /// choice given with it).
+    pub async fn create_contact(
+        &self,
+        tenant_id: &TenantId,
+        c: NewContact,
+        origin: &ConsentOrigin,
+    ) -> Result<ContactRow, StoreError> {
         let mut tx = self.begin_write().await?;
         let now = tx.now;
         insert_contact(&mut tx, tenant_id, &c, now).await.map_err(StoreError::from_sqlx)?;
-        super::topics::write_choices(&mut tx, now, tenant_id, &c.id, &c.topics, false).await?;
+        super::consent::record(&mut tx, now, tenant_id.as_str(), &c.id, ConsentChange::Created, None, origin).await?;
+        super::topics::write_choices(&mut tx, now, tenant_id, &c.id, &c.topics, false, origin).await?;
         tx.commit().await?;
         Ok(ContactRow {
             tags: tags_json(&c.tags),
@@ -179,13 +187,27 @@ impl Store {
         }
     }
 
+    /// Changes a contact; a change of its status (unsubscribed, subscribed
+    /// again) or of its topics is recorded from `origin`.
     pub async fn update_contact(
         &self,
         tenant_id: &TenantId,
         id: &str,
         p: ContactPatch,
+        origin: &ConsentOrigin,
     ) -> Result<Option<ContactRow>, StoreError> {
         let mut tx = self.begin_write().await?;
+        let status_before: Option<String> = match p.status {
+            None => None,
+            Some(_) => {
+                let lock = if self.backend == super::Backend::Postgres { " FOR UPDATE" } else { "" };
+                sqlx::query_scalar(&format!("SELECT status FROM contacts WHERE tenant_id = $1 AND id = $2{lock}"))
+                    .bind(tenant_id)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+        };
         let (email, email_normalized) = p.email.map_or((None, None), |(e, n)| (Some(e), Some(n)));
         let (set_first, first) = p.first_name.map_or((0, None), |v| (1, v));
         let (set_last, last) = p.last_name.map_or((0, None), |v| (1, v));
@@ -216,9 +238,20 @@ impl Store {
         if let (Some(_), Some(tags)) = (&row, &p.tags) {
             write_tags(&mut tx, tenant_id, id, tags).await?;
         }
+        let now = tx.now;
+        if let (Some(row), Some(before)) = (&row, &status_before) {
+            let change = match row.status.as_str() {
+                _ if row.status == *before => None,
+                "unsubscribed" => Some(ConsentChange::Unsubscribed),
+                "subscribed" => Some(ConsentChange::Resubscribed),
+                _ => None,
+            };
+            if let Some(change) = change {
+                super::consent::record(&mut tx, now, tenant_id.as_str(), id, change, None, origin).await?;
+            }
+        }
         if let (Some(_), Some(topics)) = (&row, &p.topics) {
-            let now = tx.now;
-            super::topics::write_choices(&mut tx, now, tenant_id, id, topics, false).await?;
+            super::topics::write_choices(&mut tx, now, tenant_id, id, topics, false, origin).await?;
         }
         tx.commit().await?;
         Ok(row)

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::FromRow;
 
-use super::suppressions::{mark_contacts, write_suppressions, Existing, MarkContacts, NewSuppression};
+use super::suppressions::{mark_contacts, write_suppressions, Existing, MarkContacts, Marked, NewSuppression};
 use super::tenant_webhooks::{enabled_endpoints, insert_deliveries, webhook_body, QueuedDelivery};
 use super::{Placeholders, Store};
 use crate::domain::delivery_event::{
@@ -383,7 +383,7 @@ async fn suppress(tx: &mut sqlx::AnyConnection, hits: &[SuppressionHit<'_>], now
         .map(|h| NewSuppression { tenant_id: h.tenant_id, email: &h.email, reason: h.reason, source: h.source })
         .collect();
     write_suppressions(tx, &rows, Existing::ComplaintWins, now).await?;
-    mark_contacts(tx, &rows, MarkContacts::UnlessComplained, now).await
+    mark_contacts(tx, &rows, MarkContacts::UnlessComplained, Marked::Delivery, now).await
 }
 
 /// A `domain.*` event: the tenant whose Resend domain it names takes its
@@ -431,7 +431,7 @@ async fn soft_suppress(
     let email = email.unwrap_or_else(|| m.to_email.to_lowercase());
     let row = NewSuppression { tenant_id: &m.tenant_id, email: &email, reason: "soft_bounced", source: &m.id };
     write_suppressions(tx, std::slice::from_ref(&row), Existing::Keep, now).await?;
-    mark_contacts(tx, std::slice::from_ref(&row), MarkContacts::OnlySubscribed, now).await
+    mark_contacts(tx, std::slice::from_ref(&row), MarkContacts::OnlySubscribed, Marked::Delivery, now).await
 }
 
 #[cfg(test)]

@@ -40,6 +40,11 @@ pub struct ImportRow {
     pub last_name: Option<String>,
     pub tags: Vec<Tag>,
     pub attributes: Attributes,
+    /// When the person consented (epoch ms; the import's time when absent):
+    /// the `at` of the new contact's `imported` consent record.
+    pub consented_at: Option<i64>,
+    /// Where they consented, in the tenant's words: the record's `source_note`.
+    pub consent_source: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -92,7 +97,9 @@ fn union_tags(a: &[Tag], b: &[Tag]) -> Result<Vec<Tag>, String> {
 
 /// One contact as the insert reads it: id, email, normalized email, first
 /// and last name, tags (JSON), attributes (JSON), status.
-type ContactValues<'a> = (String, &'a str, &'a str, Option<&'a str>, Option<&'a str>, String, String, &'a str);
+/// Then when and where the person consented (for the consent record).
+type ContactValues<'a> =
+    (String, &'a str, &'a str, Option<&'a str>, Option<&'a str>, String, String, &'a str, Option<i64>, Option<&'a str>);
 
 /// SQLite: rows per insert of contacts (8 values each) and of tags (2 each).
 /// A statement of a full part is kept prepared; a shorter one (an import's
@@ -300,9 +307,25 @@ impl Store {
                     tags_json(&r.tags),
                     r.attributes.to_json(),
                     status(suppressed, r),
+                    r.consented_at,
+                    r.consent_source.as_deref(),
                 )
             })
             .collect();
+        // Each new contact's `imported` record: from the rows' own consent
+        // columns when the chunk has any (the rows read again, joined by id),
+        // else from what the insert returns alone.
+        let noted = writable.iter().any(|r| r.consented_at.is_some() || r.consent_source.is_some());
+        let record_source = if noted {
+            format!("written w JOIN {} ON w.id = {} WHERE w.created", self.json_rows("$3"), self.json_item(0))
+        } else {
+            "written w WHERE w.created".to_owned()
+        };
+        let (at, note) = if noted {
+            (format!("COALESCE(CAST({} AS BIGINT), $2)", self.json_item(8)), self.json_item(9))
+        } else {
+            ("$2".to_owned(), "NULL".to_owned())
+        };
         let values = serde_json::to_string(&values).unwrap_or_else(|_| "[]".into());
         let item = |i| self.json_item(i);
         let sql = format!(
@@ -312,7 +335,9 @@ impl Store {
              ON CONFLICT (tenant_id, email_normalized) {} RETURNING id, tags, xmax = 0 AS created), \
              tagged AS (INSERT INTO contact_tags (tenant_id, contact_id, tag) \
                SELECT $1, w.id, t.tag FROM written w, jsonb_array_elements_text(CAST(w.tags AS jsonb)) AS t(tag) \
-               ON CONFLICT DO NOTHING) \
+               ON CONFLICT DO NOTHING), \
+             recorded AS (INSERT INTO consent_records (id, tenant_id, contact_id, at, change, source, source_note) \
+               SELECT {}, $1, w.id, {at}, 'imported', 'import', {note} FROM {record_source}) \
              SELECT COUNT(*), COUNT(*) FILTER (WHERE created) FROM written",
             item(0),
             item(1),
@@ -324,9 +349,15 @@ impl Store {
             item(7),
             self.json_rows("$3"),
             conflict_clause(on_conflict),
+            self.sql_sequential_id("$4", "ROW_NUMBER() OVER ()"),
         );
-        let (written, created): (i64, i64) =
-            sqlx::query_as(&sql).bind(tenant_id).bind(now).bind(values).fetch_one(&mut *tx).await?;
+        let (written, created): (i64, i64) = sqlx::query_as(&sql)
+            .bind(tenant_id)
+            .bind(now)
+            .bind(values)
+            .bind(super::id_prefix())
+            .fetch_one(&mut *tx)
+            .await?;
         let (written, created) = (u64::try_from(written).unwrap_or(0), u64::try_from(created).unwrap_or(0));
         out.created += created;
         out.updated += written.saturating_sub(created);
@@ -432,7 +463,38 @@ impl Store {
             .await?;
             sqlx::query("DELETE FROM tag_counts_by_writer").execute(&mut *tx).await?;
         }
-        Self::insert_tag_values(tx, tenant_id, &updated_tags).await
+        Self::insert_tag_values(tx, tenant_id, &updated_tags).await?;
+        let created: Vec<(&ImportRow, &str)> = insert
+            .iter()
+            .filter(|(_, _, stored, _, _)| stored.is_none())
+            .map(|(r, id, ..)| (*r, id.as_str()))
+            .collect();
+        Self::record_imported(tx, tenant_id, &created, now).await
+    }
+
+    /// SQLite: the new contacts' `imported` consent records, at the row's
+    /// `consented_at` (else the import's time) with its `consent_source`
+    /// note, bound as `?` values like the contacts themselves.
+    async fn record_imported(
+        tx: &mut sqlx::AnyConnection,
+        tenant_id: &TenantId,
+        created: &[(&ImportRow, &str)],
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        for part in created.chunks(SQLITE_TAGS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO consent_records (id, tenant_id, contact_id, at, change, source, source_note) \
+                 SELECT v.column1, p.tenant, v.column2, v.column3, 'imported', 'import', v.column4 \
+                 FROM (SELECT ? AS tenant) p, (VALUES {}) v WHERE true",
+                placeholders(part.len(), 4)
+            );
+            let mut q = sqlx::query(&sql).bind(tenant_id.as_str());
+            for (r, id) in part {
+                q = q.bind(new_id()).bind(*id).bind(r.consented_at.unwrap_or(now)).bind(r.consent_source.as_deref());
+            }
+            q.persistent(part.len() == SQLITE_TAGS_PER_STATEMENT).execute(&mut *tx).await?;
+        }
+        Ok(())
     }
 
     /// SQLite: inserts (contact id, tag) rows into `contact_tags`, bound as `?`

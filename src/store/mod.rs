@@ -5,6 +5,7 @@
 mod agent_lane;
 mod automations;
 mod campaigns;
+mod consent;
 mod contacts;
 mod enqueue;
 mod events;
@@ -42,6 +43,7 @@ pub use automations::{
     AgentDecision, AutomationRow, ClaimedRun, Engagement, NewAutomation, RunBatch, RunMessage, RunProgress, RunRow,
 };
 pub use campaigns::{CampaignRow, NewContent, Resumed, StatusCount};
+pub use consent::ConsentRecordRow;
 pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentRow};
 pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey};
 pub use events::{EventFilter, ListedEvent, StoredEvent};

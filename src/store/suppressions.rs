@@ -5,7 +5,7 @@
 use sqlx::FromRow;
 
 use super::{Placeholders, Store};
-use crate::domain::TenantId;
+use crate::domain::{ConsentSource, TenantId};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct SuppressionRow {
@@ -116,6 +116,19 @@ impl Store {
                     .bind(email_normalized)
                     .execute(&mut *tx)
                     .await?;
+                // Taken off the list through the API (or the dashboard, which calls the same service).
+                sqlx::query(
+                    "INSERT INTO consent_records (id, tenant_id, contact_id, at, change, source) \
+                     SELECT $5, tenant_id, id, $4, 'resubscribed', 'api' FROM contacts \
+                     WHERE tenant_id = $1 AND email_normalized = $2 AND status = $3",
+                )
+                .bind(tenant_id)
+                .bind(email_normalized)
+                .bind(reason)
+                .bind(self.now_ms())
+                .bind(crate::domain::new_id())
+                .execute(&mut *tx)
+                .await?;
                 sqlx::query(
                     "UPDATE contacts SET status = 'subscribed', updated_at = $4 \
                      WHERE tenant_id = $1 AND email_normalized = $2 AND status = $3",
@@ -152,7 +165,13 @@ impl Store {
     /// the address is suppressed (reason `unsubscribed`, source the campaign,
     /// or the message for transactional mail) and its contact unsubscribed.
     /// Idempotent: an address already suppressed keeps its first entry.
-    pub async fn unsubscribe(&self, target: &UnsubscribeTarget, message_id: &str) -> Result<(), sqlx::Error> {
+    /// The contact's change of consent is recorded from `origin`.
+    pub async fn unsubscribe(
+        &self,
+        target: &UnsubscribeTarget,
+        message_id: &str,
+        origin: &crate::domain::ConsentOrigin,
+    ) -> Result<(), sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = tx.now;
         let email_normalized = target.to_email.to_lowercase();
@@ -163,7 +182,8 @@ impl Store {
             source: target.campaign_id.as_deref().unwrap_or(message_id),
         };
         let suppressed = write_suppressions(&mut tx, std::slice::from_ref(&row), Existing::Keep, now).await?;
-        mark_contacts(&mut tx, std::slice::from_ref(&row), MarkContacts::OnlySubscribed, now).await?;
+        let marked = Marked::By(origin);
+        mark_contacts(&mut tx, std::slice::from_ref(&row), MarkContacts::OnlySubscribed, marked, now).await?;
         // The tenant hears of it once: when this click is what unsubscribed the address.
         if suppressed == 1 {
             let data = serde_json::json!({
@@ -206,7 +226,39 @@ pub(super) async fn add_suppressions_in(
 ) -> Result<u64, sqlx::Error> {
     let rows: Vec<NewSuppression> =
         emails.iter().map(|email| NewSuppression { tenant_id, email, reason, source }).collect();
+    // By hand through the API or the dashboard (`manual`), or by an automation.
+    let by = if reason == "automation" { ConsentSource::Automation } else { ConsentSource::Api };
+    record_suppressed(tx, &rows, by, now).await?;
     write_suppressions(tx, &rows, Existing::Keep, now).await
+}
+
+/// Records `suppressed` (from `source`) for the contacts of the addresses
+/// these suppressions will newly suppress: one statement, before they are
+/// written. (Bounces, complaints and unsubscribes are recorded with the
+/// contact's change of status instead: [`mark_contacts`].)
+pub(super) async fn record_suppressed(
+    tx: &mut sqlx::AnyConnection,
+    rows: &[NewSuppression<'_>],
+    source: ConsentSource,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO consent_records (id, tenant_id, contact_id, at, change, source) \
+         SELECT {}, c.tenant_id, c.id, $1, 'suppressed', $3 \
+         FROM contacts c JOIN {} v ON c.tenant_id = v.tenant_id AND c.email_normalized = v.email \
+         WHERE NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = v.tenant_id AND s.email_normalized = v.email)",
+        super::consent::bulk_id_sql(tx, "$2", "ROW_NUMBER() OVER ()"),
+        Placeholders::after(3).rows(rows.len(), &["tenant_id", "email"])
+    );
+    let sql = super::native_sql(tx, &sql);
+    let mut q = sqlx::query(&sql).bind(now).bind(super::id_prefix()).bind(source.as_str());
+    for r in rows {
+        q = q.bind(r.tenant_id).bind(r.email);
+    }
+    q.execute(&mut *tx).await.map(|_| ())
 }
 
 /// An address (already normalised) to suppress for a tenant: why, and what suppressed it.
@@ -269,30 +321,102 @@ pub(super) enum MarkContacts {
     OnlySubscribed,
 }
 
+/// Where the consent records of contacts marked come from.
+pub(super) enum Marked<'a> {
+    /// Delivery events: a bounce (`bounce`) or a complaint (`complaint`) of
+    /// the message the suppression's source names (its campaign recorded).
+    Delivery,
+    /// This origin (a one-click unsubscribe).
+    By(&'a crate::domain::ConsentOrigin),
+}
+
 /// Sets the status of the tenants' contacts with these addresses to the
-/// suppression's reason, in one statement.
+/// suppression's reason, and records each contact whose status changes
+/// (`suppressed_bounce`, `suppressed_complaint`, `unsubscribed`): one
+/// statement on PostgreSQL (the update's rows feed the records' insert), two
+/// on SQLite (records, then the update: its writers take turns, so both see
+/// the same contacts).
 pub(super) async fn mark_contacts(
     tx: &mut sqlx::AnyConnection,
     rows: &[NewSuppression<'_>],
     which: MarkContacts,
+    marked: Marked<'_>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
-    let only = match which {
-        MarkContacts::UnlessComplained => "contacts.status <> 'complained'",
-        MarkContacts::OnlySubscribed => "contacts.status = 'subscribed'",
+    let only = |t: &str| match which {
+        MarkContacts::UnlessComplained => format!("{t}.status <> 'complained'"),
+        MarkContacts::OnlySubscribed => format!("{t}.status = 'subscribed'"),
     };
-    let sql = format!(
-        "UPDATE contacts SET status = v.reason, updated_at = $1 FROM {} v \
-         WHERE contacts.tenant_id = v.tenant_id AND contacts.email_normalized = v.email AND {only}",
-        Placeholders::after(1).rows(rows.len(), &["tenant_id", "email", "reason"])
+    let postgres = tx.backend_name().eq_ignore_ascii_case("postgresql");
+    let mut p = Placeholders::after(2);
+    let origin_values = match &marked {
+        Marked::Delivery => "CASE v.reason WHEN 'complained' THEN 'complaint' ELSE 'bounce' END, \
+             (SELECT m.campaign_id FROM messages m WHERE m.id = v.source), NULL, NULL, NULL"
+            .to_owned(),
+        Marked::By(_) => p.list(5),
+    };
+    let values = p.rows(rows.len(), &["tenant_id", "email", "reason", "source"]);
+    let id_sql = super::consent::bulk_id_sql(tx, "$2", "ROW_NUMBER() OVER ()");
+    let record = |from: &str, contact: &str| {
+        format!(
+            "INSERT INTO consent_records (id, tenant_id, contact_id, at, change, source, campaign_id, form_id, \
+               consent_text, consent_text_version) \
+             SELECT {id_sql}, v.tenant_id, {contact}, $1, \
+               CASE v.reason WHEN 'complained' THEN 'suppressed_complaint' WHEN 'unsubscribed' THEN 'unsubscribed' \
+                 ELSE 'suppressed_bounce' END, {origin_values} FROM {from}"
+        )
+    };
+    let update_where = format!(
+        "contacts.tenant_id = v.tenant_id AND contacts.email_normalized = v.email AND {} AND contacts.status <> v.reason",
+        only("contacts")
     );
-    let sql = super::native_sql(tx, &sql);
-    let mut q = sqlx::query(&sql).bind(now);
-    for r in rows {
-        q = q.bind(r.tenant_id).bind(r.email).bind(r.reason);
+    let returning = match &marked {
+        Marked::By(o) if o.client.is_some() => " RETURNING id",
+        _ => "",
+    };
+    let statements: Vec<String> = if postgres {
+        vec![format!(
+            "WITH changed AS (UPDATE contacts SET status = v.reason, updated_at = $1 FROM {values} v WHERE {update_where} \
+               RETURNING contacts.id AS contact_id, v.tenant_id, v.reason, v.source) {}{returning}",
+            record("changed v", "v.contact_id")
+        )]
+    } else {
+        vec![
+            format!(
+                "{} WHERE {} AND c.status <> v.reason{returning}",
+                record(
+                    &format!(
+                        "contacts c JOIN {values} v ON c.tenant_id = v.tenant_id AND c.email_normalized = v.email"
+                    ),
+                    "c.id"
+                ),
+                only("c")
+            ),
+            format!("UPDATE contacts SET status = v.reason, updated_at = $1 FROM {values} v WHERE {update_where}"),
+        ]
+    };
+    let prefix = super::id_prefix();
+    for (i, sql) in statements.iter().enumerate() {
+        let sql = super::native_sql(tx, sql);
+        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(now).bind(&prefix);
+        if let Marked::By(o) = &marked {
+            q = q
+                .bind(o.source.as_str())
+                .bind(o.campaign_id.as_deref())
+                .bind(o.form_id.as_deref())
+                .bind(o.consent_text.as_deref())
+                .bind(o.consent_text_version.as_deref());
+        }
+        for r in rows {
+            q = q.bind(r.tenant_id).bind(r.email).bind(r.reason).bind(r.source);
+        }
+        let ids = q.fetch_all(&mut *tx).await?;
+        if let (0, Marked::By(o)) = (i, &marked) {
+            super::consent::record_client(tx, &ids, o).await?;
+        }
     }
-    q.execute(&mut *tx).await.map(|_| ())
+    Ok(())
 }

@@ -4,7 +4,7 @@
 use sqlx::FromRow;
 
 use super::{Placeholders, Store, StoreError};
-use crate::domain::{TenantId, TopicChoice, TopicDefault, TopicDescription, TopicName};
+use crate::domain::{ConsentOrigin, TenantId, TopicChoice, TopicDefault, TopicDescription, TopicName};
 
 /// Most topics a tenant may have.
 pub const TOPICS_MAX: usize = 1000;
@@ -174,6 +174,7 @@ impl Store {
         contact_id: &str,
         choices: &[(String, TopicChoice)],
         reset_others: bool,
+        origin: &ConsentOrigin,
     ) -> Result<Option<Vec<ContactTopicRow>>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = tx.now;
@@ -191,22 +192,39 @@ impl Store {
             tx.rollback().await?;
             return Ok(None);
         }
-        write_choices(&mut tx, now, tenant_id, contact_id, choices, reset_others).await?;
-        let topics = contact_topics_in(&mut tx, tenant_id, contact_id).await?;
+        let topics = match write_choices(&mut tx, now, tenant_id, contact_id, choices, reset_others, origin).await? {
+            Some(topics) => Some(topics),
+            // Nothing to change: the contact's topics as they are.
+            None => contact_topics_in(&mut tx, tenant_id, contact_id).await?,
+        };
         tx.commit().await?;
         Ok(topics)
     }
 
     /// Unsubscribes a contact from one topic (a one-click link from a topic
-    /// campaign's email); false when the contact or the topic is gone.
+    /// campaign's email); false when the contact or the topic is gone. A
+    /// contact not unsubscribed by its own choice before gets a record.
     pub async fn leave_topic(
         &self,
         tenant_id: &TenantId,
         contact_id: &str,
         topic_id: &str,
+        origin: &ConsentOrigin,
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = tx.now;
+        let lock = match self.backend {
+            super::Backend::Postgres => " FOR UPDATE",
+            super::Backend::Sqlite => "",
+        };
+        let before: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT state FROM contact_topics WHERE tenant_id = $1 AND contact_id = $2 AND topic_id = $3{lock}"
+        ))
+        .bind(tenant_id)
+        .bind(contact_id)
+        .bind(topic_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let done = sqlx::query(
             "INSERT INTO contact_topics (tenant_id, contact_id, topic_id, state, updated_at) \
              SELECT c.tenant_id, c.id, tp.id, 'unsubscribed', $4 FROM contacts c JOIN topics tp ON tp.tenant_id = c.tenant_id \
@@ -219,8 +237,14 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        let left = done.rows_affected() > 0;
+        if left && before.as_deref() != Some("unsubscribed") {
+            let change = crate::domain::ConsentChange::TopicUnsubscribed;
+            super::consent::record(&mut tx, now, tenant_id.as_str(), contact_id, change, Some(topic_id), origin)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        Ok(left)
     }
 
     /// The first of `ids` that is not one of the tenant's topics, if any.
@@ -247,7 +271,9 @@ impl Store {
 
 /// Writes a contact's choices inside `tx` (the contact is the tenant's:
 /// the caller checked); with `reset_others`, every topic not named goes back
-/// to its default. A topic id that is not the tenant's writes nothing.
+/// to its default. A topic id that is not the tenant's writes nothing. Each
+/// change of the contact's stand on a topic is recorded, from `origin`.
+/// Answers the contact's topics after it (`None`: no such contact).
 pub(super) async fn write_choices(
     tx: &mut sqlx::AnyConnection,
     now: i64,
@@ -255,7 +281,12 @@ pub(super) async fn write_choices(
     contact_id: &str,
     choices: &[(String, TopicChoice)],
     reset_others: bool,
-) -> Result<(), sqlx::Error> {
+    origin: &ConsentOrigin,
+) -> Result<Option<Vec<ContactTopicRow>>, sqlx::Error> {
+    if choices.is_empty() && !reset_others {
+        return Ok(None);
+    }
+    let before = contact_topics_in(tx, tenant_id, contact_id).await?.unwrap_or_default();
     if reset_others {
         let mut p = Placeholders::after(2);
         let keep = match choices.len() {
@@ -295,7 +326,11 @@ pub(super) async fn write_choices(
             }
         }
     }
-    Ok(())
+    let after = contact_topics_in(tx, tenant_id, contact_id).await?;
+    if let Some(after) = &after {
+        super::consent::record_topic_changes(tx, now, tenant_id.as_str(), contact_id, &before, after, origin).await?;
+    }
+    Ok(after)
 }
 
 async fn contact_topics_in(

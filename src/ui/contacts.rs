@@ -16,7 +16,7 @@ use super::session::CsrfOnly;
 use super::tenant_scope::header_token;
 use super::tenant_scope::{Posted, Scoped};
 use super::{page, query_string, scope, see_other, Frame, UiError, UiResult, UiUser};
-use crate::domain::{parse_id, Tag, TenantId};
+use crate::domain::{parse_id, ConsentOrigin, ConsentSource, Tag, TenantId};
 use crate::error::ApiError;
 use crate::import::Format;
 use crate::service::{contacts, segments};
@@ -122,6 +122,11 @@ pub struct ContactForm {
     tags: String,
 }
 
+/// A change made in the dashboard, by one of the tenant's people.
+fn dashboard() -> ConsentOrigin {
+    ConsentOrigin::new(ConsentSource::Dashboard)
+}
+
 fn tags(raw: &str) -> Vec<String> {
     raw.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()
 }
@@ -138,7 +143,7 @@ async fn add(
         attributes: None,
         topics: Vec::new(),
     };
-    contacts::create(&state, &id, input).await?;
+    contacts::create(&state, &id, input, &dashboard()).await?;
     Ok(see_other(&format!("/ui/t/{id}/contacts"), "contact_added"))
 }
 
@@ -210,7 +215,7 @@ async fn save(
         attributes: posted_attributes(&f),
         ..Default::default()
     };
-    let saved = contacts::update(&state, &id, &cid, patch).await?;
+    let saved = contacts::update(&state, &id, &cid, patch, &dashboard()).await?;
     Ok(see_other(&format!("/ui/t/{id}/contacts/{}", saved.id), "contact_saved"))
 }
 
@@ -220,7 +225,7 @@ async fn unsubscribe(
     Posted { id, .. }: Posted<Form<CsrfOnly>>,
 ) -> UiResult<Response> {
     let patch = contacts::ContactChanges { is_subscribed: Some(false), ..Default::default() };
-    let saved = contacts::update(&state, &id, &cid, patch).await?;
+    let saved = contacts::update(&state, &id, &cid, patch, &dashboard()).await?;
     Ok(see_other(&format!("/ui/t/{id}/contacts/{}", saved.id), "contact_unsubscribed"))
 }
 

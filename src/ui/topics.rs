@@ -16,7 +16,7 @@ use super::form::Fields;
 use super::operator::Done;
 use super::tenant_scope::{Posted, Scoped};
 use super::{form_error, page, see_other, Frame, UiError, UiResult, UiUser};
-use crate::domain::{parse_id, TenantId, TopicChoice, TopicDefault, TopicState};
+use crate::domain::{parse_id, ConsentOrigin, ConsentSource, TenantId, TopicChoice, TopicDefault, TopicState};
 use crate::error::ApiError;
 use crate::service::{sending, topics};
 use crate::state::AppState;
@@ -264,7 +264,15 @@ async fn contact_choices(
     Posted { id, form: f, .. }: Posted<Fields>,
 ) -> UiResult<Response> {
     let cid = parse_id(&cid).ok_or(UiError::NotFound)?;
-    topics::set_for_contact(&state, &id, &cid, posted_choices(&f)?, false).await?;
+    topics::set_for_contact(
+        &state,
+        &id,
+        &cid,
+        posted_choices(&f)?,
+        false,
+        &ConsentOrigin::new(ConsentSource::Dashboard),
+    )
+    .await?;
     Ok(see_other(&format!("/ui/t/{id}/contacts/{cid}"), "contact_topics_saved"))
 }
 

@@ -15,6 +15,7 @@ mod automations_inline;
 mod bench;
 mod campaigns;
 mod cli;
+mod consent_records;
 mod contacts;
 mod delivery;
 mod domain_records;

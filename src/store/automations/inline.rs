@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::AnyConnection;
 
-use super::super::suppressions::{write_suppressions, Existing, NewSuppression};
+use super::super::suppressions::{record_suppressed, write_suppressions, Existing, NewSuppression};
 use super::super::tenant_webhooks::{enabled_endpoints, insert_deliveries, webhook_body, QueuedDelivery};
 use super::super::{native_sql, Placeholders};
 use crate::domain::automation::effects::{self, normalized, ContactTags, Effects, Firing, World};
@@ -86,6 +86,7 @@ pub(super) async fn carry_out(
         .iter()
         .map(|(tenant_id, email)| NewSuppression { tenant_id, email, reason: "automation", source: "automation" })
         .collect();
+    record_suppressed(tx, &rows, crate::domain::ConsentSource::Automation, now).await?;
     write_suppressions(tx, &rows, Existing::Keep, now).await?;
     let mut deliveries = Vec::new();
     for a in &fx.alerts {
