@@ -12,7 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::paging::next_page;
 use super::ApiJson;
 use crate::auth::TenantAccess;
-use crate::domain::{ConsentOrigin, ConsentSource, Tag};
+use crate::domain::{ConsentOrigin, Tag};
 use crate::error::{ApiError, ApiResult};
 use crate::service::contacts::{self, ContactChanges, NewContactInput};
 use crate::state::AppState;
@@ -84,10 +84,6 @@ impl From<ContactPatchIn> for ContactChanges {
 
 /// A change through the API: made by the customer's server (whose client is
 /// not the person's, so none is kept).
-pub(super) fn api_origin() -> ConsentOrigin {
-    ConsentOrigin::new(ConsentSource::Api)
-}
-
 /// Tells a field sent as `null` (`Some(Null)`) from one not sent at all (`None`).
 pub(super) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
@@ -124,7 +120,7 @@ async fn create_contact(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ContactIn>,
 ) -> ApiResult<(StatusCode, Json<Contact>)> {
-    Ok((StatusCode::CREATED, Json(contacts::create(&state, &t.tenant_id, body.into(), &api_origin()).await?)))
+    Ok((StatusCode::CREATED, Json(contacts::create(&state, &t.tenant_id, body.into(), &ConsentOrigin::api()).await?)))
 }
 
 /// List contacts in creation order, a page at a time: a JSON array, and the
@@ -189,7 +185,7 @@ async fn update_contact(
     Path(ids): Path<(String, String)>,
     ApiJson(body): ApiJson<ContactPatchIn>,
 ) -> ApiResult<Json<Contact>> {
-    Ok(Json(contacts::update(&state, &t.tenant_id, &ids.1, body.into(), &api_origin()).await?))
+    Ok(Json(contacts::update(&state, &t.tenant_id, &ids.1, body.into(), &ConsentOrigin::api()).await?))
 }
 
 /// Delete a contact.

@@ -248,8 +248,15 @@ async fn replace_contact_topics(
     ApiJson(body): ApiJson<ContactTopicsIn>,
 ) -> ApiResult<Json<Vec<ContactTopic>>> {
     Ok(Json(
-        topics::set_for_contact(&state, &t.tenant_id, &ids.1, body.choices(), true, &super::contacts::api_origin())
-            .await?,
+        topics::set_for_contact(
+            &state,
+            &t.tenant_id,
+            &ids.1,
+            body.choices(),
+            true,
+            &crate::domain::ConsentOrigin::api(),
+        )
+        .await?,
     ))
 }
 
@@ -267,7 +274,14 @@ async fn change_contact_topics(
     ApiJson(body): ApiJson<ContactTopicsIn>,
 ) -> ApiResult<Json<Vec<ContactTopic>>> {
     Ok(Json(
-        topics::set_for_contact(&state, &t.tenant_id, &ids.1, body.choices(), false, &super::contacts::api_origin())
-            .await?,
+        topics::set_for_contact(
+            &state,
+            &t.tenant_id,
+            &ids.1,
+            body.choices(),
+            false,
+            &crate::domain::ConsentOrigin::api(),
+        )
+        .await?,
     ))
 }

@@ -102,6 +102,12 @@ impl ConsentOrigin {
     pub fn new(source: ConsentSource) -> Self {
         Self { source, campaign_id: None, form_id: None, consent_text: None, consent_text_version: None, client: None }
     }
+
+    /// A change the tenant's own server asked for through the API (no
+    /// client of the person's is kept).
+    pub fn api() -> Self {
+        Self::new(ConsentSource::Api)
+    }
 }
 
 /// A contact's stand on one topic before and after a change: its own choice

@@ -5,9 +5,8 @@
 
 use sqlx::{AnyConnection, FromRow};
 
-use super::topics::ContactTopicRow;
 use super::Store;
-use crate::domain::{ConsentChange, ConsentOrigin, TenantId, TopicDefault};
+use crate::domain::{ConsentChange, ConsentOrigin, TenantId};
 
 /// One record as the history shows it, with its topic's name (while the
 /// topic exists) and its client details (while they are kept).
@@ -84,31 +83,6 @@ pub(super) async fn record_client(
             .bind(client.user_agent.as_deref())
             .execute(&mut *tx)
             .await?;
-    }
-    Ok(())
-}
-
-/// Records the changes between a contact's topics before and after a change
-/// of its choices (see [`crate::domain::consent::TopicStand::change`]).
-pub(super) async fn record_topic_changes(
-    tx: &mut AnyConnection,
-    at: i64,
-    tenant_id: &str,
-    contact_id: &str,
-    before: &[ContactTopicRow],
-    after: &[ContactTopicRow],
-    origin: &ConsentOrigin,
-) -> Result<(), sqlx::Error> {
-    for now in after {
-        let was = before.iter().find(|b| b.id == now.id).and_then(|b| b.choice.as_deref());
-        let stand = crate::domain::consent::TopicStand {
-            before: was,
-            after: now.choice.as_deref(),
-            default: TopicDefault::from_stored(&now.default_subscription),
-        };
-        if let Some(change) = stand.change() {
-            record(tx, at, tenant_id, contact_id, change, Some(&now.id), origin).await?;
-        }
     }
     Ok(())
 }

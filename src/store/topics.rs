@@ -328,7 +328,7 @@ pub(super) async fn write_choices(
     }
     let after = contact_topics_in(tx, tenant_id, contact_id).await?;
     if let Some(after) = &after {
-        super::consent::record_topic_changes(tx, now, tenant_id.as_str(), contact_id, &before, after, origin).await?;
+        record_topic_changes(tx, now, tenant_id.as_str(), contact_id, &before, after, origin).await?;
     }
     Ok(after)
 }
@@ -356,4 +356,29 @@ async fn contact_topics_in(
     .fetch_all(&mut *conn)
     .await
     .map(Some)
+}
+
+/// Records the changes between a contact's topics before and after a change
+/// of its choices (see [`crate::domain::consent::TopicStand::change`]).
+async fn record_topic_changes(
+    tx: &mut sqlx::AnyConnection,
+    at: i64,
+    tenant_id: &str,
+    contact_id: &str,
+    before: &[ContactTopicRow],
+    after: &[ContactTopicRow],
+    origin: &ConsentOrigin,
+) -> Result<(), sqlx::Error> {
+    for now in after {
+        let was = before.iter().find(|b| b.id == now.id).and_then(|b| b.choice.as_deref());
+        let stand = crate::domain::consent::TopicStand {
+            before: was,
+            after: now.choice.as_deref(),
+            default: TopicDefault::from_stored(&now.default_subscription),
+        };
+        if let Some(change) = stand.change() {
+            super::consent::record(tx, at, tenant_id, contact_id, change, Some(&now.id), origin).await?;
+        }
+    }
+    Ok(())
 }
