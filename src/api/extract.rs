@@ -91,10 +91,15 @@ pub fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Parses an optional JSON body: empty means `T::default()`.
+/// Parses an optional JSON object body: empty means `T::default()`.
 pub fn optional_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
+    }
+    // serde reads a struct from a JSON array too (its fields in order), so
+    // `[]` would pass as "no fields": these bodies are objects.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::validation("the body must be a JSON object"));
     }
     required_json(bytes)
 }

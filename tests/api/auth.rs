@@ -152,3 +152,14 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     assert!(read.is_ok(), "still open after 20 s");
     assert!(started.elapsed() >= std::time::Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn an_optional_body_that_is_a_json_array_is_refused_not_read_as_no_fields() {
+    let app = spawn_app().await;
+    let c = app.post("/customers", ADMIN_KEY, json!({ "name": "Acme" })).await.body["id"].as_str().unwrap().to_owned();
+    let r = app.post(&format!("/customers/{c}/api-keys"), ADMIN_KEY, json!([])).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], "validation_error");
+    let keys = app.get(&format!("/customers/{c}/api-keys"), ADMIN_KEY).await;
+    assert_eq!(keys.body.as_array().map(Vec::len), Some(0), "no key was made: {}", keys.body);
+}
