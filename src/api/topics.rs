@@ -247,17 +247,7 @@ async fn replace_contact_topics(
     Path(ids): Path<(String, String)>,
     ApiJson(body): ApiJson<ContactTopicsIn>,
 ) -> ApiResult<Json<Vec<ContactTopic>>> {
-    Ok(Json(
-        topics::set_for_contact(
-            &state,
-            &t.tenant_id,
-            &ids.1,
-            body.choices(),
-            true,
-            &crate::domain::ConsentOrigin::api(),
-        )
-        .await?,
-    ))
+    set_contact_topics(&state, &t, &ids.1, body, true).await
 }
 
 /// Change a contact's choices on the topics named; others stay as they are.
@@ -273,15 +263,19 @@ async fn change_contact_topics(
     Path(ids): Path<(String, String)>,
     ApiJson(body): ApiJson<ContactTopicsIn>,
 ) -> ApiResult<Json<Vec<ContactTopic>>> {
-    Ok(Json(
-        topics::set_for_contact(
-            &state,
-            &t.tenant_id,
-            &ids.1,
-            body.choices(),
-            false,
-            &crate::domain::ConsentOrigin::api(),
-        )
-        .await?,
-    ))
+    set_contact_topics(&state, &t, &ids.1, body, false).await
+}
+
+/// PUT and PATCH: the topics named are set; with `replace`, every other
+/// topic goes back to its default. The tenant's server asks: no client of
+/// the person's is recorded.
+async fn set_contact_topics(
+    state: &AppState,
+    t: &TenantAccess,
+    contact_id: &str,
+    body: ContactTopicsIn,
+    replace: bool,
+) -> ApiResult<Json<Vec<ContactTopic>>> {
+    let origin = crate::domain::ConsentOrigin::api();
+    Ok(Json(topics::set_for_contact(state, &t.tenant_id, contact_id, body.choices(), replace, &origin).await?))
 }
