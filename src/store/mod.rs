@@ -537,7 +537,7 @@ impl Store {
 
     /// Rows in one of mailroom's tables (tests and diagnostics).
     pub async fn count_rows(&self, table: &str) -> Result<i64, sqlx::Error> {
-        const TABLES: [&str; 13] = [
+        const TABLES: [&str; 15] = [
             "tenants",
             "api_keys",
             "contacts",
@@ -551,6 +551,8 @@ impl Store {
             "webhook_events",
             "idempotency_keys",
             "settings",
+            "consent_records",
+            "consent_clients",
         ];
         if !TABLES.contains(&table) {
             return Err(sqlx::Error::Protocol(format!("unknown table {table}")));

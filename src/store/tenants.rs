@@ -166,12 +166,10 @@ impl Store {
         .await
     }
 
-    /// Deletes a tenant and, through `ON DELETE CASCADE`, everything it owns
-    /// (contacts and their tags and memberships, segments, campaigns, messages,
-    /// batches, keys, events, suppressions).
     /// Deletes a tenant and everything it owns. Its messages go explicitly (the
     /// outbox has no foreign keys on PostgreSQL: see migration 0011), found
-    /// through its campaigns and its transactional index; the rest by cascade.
+    /// through its campaigns and its transactional index, and so do its consent
+    /// records and their client details (migration 0037); the rest by cascade.
     pub async fn delete_tenant(&self, id: &TenantId) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM messages WHERE campaign_id IN (SELECT c.id FROM campaigns c WHERE c.tenant_id = $1)")
@@ -182,6 +180,15 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        // Consent records and their client details have no foreign key on
+        // PostgreSQL (migration 0037), client details none on either backend.
+        sqlx::query(
+            "DELETE FROM consent_clients WHERE record_id IN (SELECT r.id FROM consent_records r WHERE r.tenant_id = $1)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM consent_records WHERE tenant_id = $1").bind(id).execute(&mut *tx).await?;
         let done = sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)

@@ -6,7 +6,7 @@ use mailroom::outbox::Step;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{event, spawn_app, spawn_with, Options, TestApp};
+use crate::helpers::{event, spawn_app, spawn_with, Options, TestApp, ADMIN_KEY};
 
 /// The contact's whole history (every page), newest first.
 async fn history(app: &TestApp, t: &str, key: &str, contact: &str) -> Vec<Value> {
@@ -296,4 +296,24 @@ async fn an_import_records_each_new_contact_with_its_consented_at_and_consent_so
     assert_eq!((c[0]["at"].as_str(), c[0]["source_note"].as_str()), (Some("2023-03-03T03:03:03Z"), Some("webinar")));
     let d = history(&app, &t, &key, &contact_id(&app, &t, &key, "d@example.org").await).await;
     assert_eq!(changes(&d), [pair("imported", "import")]);
+}
+
+#[tokio::test]
+async fn deleting_a_customer_deletes_its_consent_records_and_their_client_details() {
+    let app = spawn_with(Options { resend: true, run_worker: false, ..Options::default() }).await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    let (other, other_key) = app.verified_tenant("Other", "other.com").await;
+    app.add_contact(&other, &other_key, json!({ "email": "kept@example.org" })).await;
+    app.add_contact(&t, &key, json!({ "email": "pat@example.org" })).await;
+    let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "<p>h</p>" })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    while app.outbox.try_dispatch_once().await.unwrap() != Step::Empty {}
+    one_click(&app, &link_to(&app, "pat@example.org"), "List-Unsubscribe=One-Click").await;
+    assert_eq!(app.store.count_rows("consent_records").await.unwrap(), 3);
+    assert_eq!(app.store.count_rows("consent_clients").await.unwrap(), 1);
+
+    let r = app.delete(&format!("/customers/{t}"), ADMIN_KEY).await;
+    assert!(r.status.is_success(), "{} {}", r.status, r.body);
+    assert_eq!(app.store.count_rows("consent_records").await.unwrap(), 1, "the other customer's record stays");
+    assert_eq!(app.store.count_rows("consent_clients").await.unwrap(), 0);
 }
