@@ -21,7 +21,8 @@ use crate::store::SuppressionRow;
 pub struct Suppression {
     /// The address, lower-cased.
     email: String,
-    /// `bounced`, `soft_bounced` (repeated transient bounces), `complained`, `unsubscribed` or `manual`.
+    /// `bounced`, `soft_bounced` (repeated transient bounces), `complained`, `unsubscribed`, `manual`, `automation` or `erased`
+    /// (an address the customer erased that came back: see `POST .../erase`).
     reason: String,
     /// What caused it: the message or campaign id, `api` or `import`.
     source: Option<String>,

@@ -157,8 +157,10 @@ pub async fn export(state: &AppState, tenant_id: &TenantId, raw_contact: &str) -
             .consent_records(tenant_id, &contact_id, cursor.as_ref().map(|(at, id)| (*at, id.as_str())), CONSENT_PAGE)
             .await?;
         let more = page.len() as i64 > CONSENT_PAGE;
-        cursor = page.iter().take(CONSENT_PAGE as usize).last().map(|r| (r.at, r.id.clone()));
-        records.extend(page.into_iter().take(CONSENT_PAGE as usize));
+        let mut page = page;
+        page.truncate(CONSENT_PAGE as usize);
+        cursor = page.last().map(|r| (r.at, r.id.clone()));
+        records.extend(page);
         if !more {
             break;
         }

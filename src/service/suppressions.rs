@@ -9,7 +9,8 @@ use crate::store::{SuppressionRow, Unsuppress};
 /// Most addresses one request may add.
 const ADD_MAX: usize = 1000;
 /// The reasons an address is on the list.
-pub const REASONS: [&str; 6] = ["bounced", "soft_bounced", "complained", "unsubscribed", "manual", "automation"];
+pub const REASONS: [&str; 7] =
+    ["bounced", "soft_bounced", "complained", "unsubscribed", "manual", "automation", "erased"];
 
 /// A page of the list in address order, after `after`, optionally of one
 /// reason; one row more than `limit` when there is a next page. Returns the

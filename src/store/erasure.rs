@@ -157,11 +157,12 @@ impl Store {
     /// Whether the tenant erased this address (normalized).
     pub async fn is_erased(&self, tenant_id: &TenantId, email_normalized: &str) -> Result<bool, sqlx::Error> {
         let hash = self.address_hash(tenant_id.as_str(), email_normalized);
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM erased_addresses WHERE tenant_id = $1 AND address_hash = $2")
-            .bind(tenant_id)
-            .bind(hash)
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM erased_addresses WHERE tenant_id = $1 AND address_hash = $2")
+                .bind(tenant_id)
+                .bind(hash)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(n > 0)
     }
 
@@ -340,7 +341,20 @@ impl Store {
         .await?;
         n.delivery_events = n.delivery_events.max(u64::try_from(about_mine).unwrap_or(0));
 
-        n.suppressions = sqlx::query("DELETE FROM suppressions WHERE tenant_id = $1 AND email_normalized = $2")
+        // A suppression keeps its reason, source and time under the hashed
+        // address: the campaign's and the tenant's unsubscribe figures are
+        // counted from these rows. (One kept from an earlier erasure of the
+        // same address already stands for it.)
+        n.suppressions = sqlx::query(
+            "UPDATE suppressions SET email_normalized = $3 WHERE tenant_id = $1 AND email_normalized = $2                AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = $1 AND s.email_normalized = $3)",
+        )
+        .bind(tenant_id)
+        .bind(normalized)
+        .bind(hidden)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        n.suppressions += sqlx::query("DELETE FROM suppressions WHERE tenant_id = $1 AND email_normalized = $2")
             .bind(tenant_id)
             .bind(normalized)
             .execute(&mut *tx)
