@@ -40,7 +40,15 @@ pub fn address_hash(secret: &[u8], tenant_id: &str, email_normalized: &str) -> S
 /// that whatever reads a recipient still reads an address, and none that
 /// could ever be delivered.
 pub fn erased_address(hash: &str) -> String {
-    format!("{}@erased.invalid", &hash[..hash.len().min(64)])
+    format!("{}{ERASED_DOMAIN}", &hash[..hash.len().min(64)])
+}
+
+/// The domain of [`erased_address`], with its `@`.
+const ERASED_DOMAIN: &str = "@erased.invalid";
+
+/// Whether a recipient is an erased person's (see [`erased_address`]).
+pub fn is_erased_address(address: &str) -> bool {
+    address.ends_with(ERASED_DOMAIN)
 }
 
 #[cfg(test)]
@@ -55,6 +63,7 @@ mod tests {
         assert_ne!(h, address_hash(b"other", "t1", "a@example.com"));
         assert_ne!(h, address_hash(b"secret", "t2", "a@example.com"));
         assert!(!erased_address(&h).contains("example"));
+        assert!(is_erased_address(&erased_address(&h)) && !is_erased_address("a@example.com"));
     }
 
     #[test]

@@ -207,6 +207,14 @@ async fn after_erasure_no_row_of_any_table_holds_the_address_and_the_figures_are
     assert!(r.body["counts"]["delivery_events"].as_u64().unwrap() >= 6, "{}", r.body);
 
     assert_eq!(rows_naming(&app, PAT_LOWER).await, [], "no row holds the address in clear");
+    // Resend reports opens for days: a late event about Pat's email is stored without its payload.
+    let pat_email = app.mock().accepted().iter().find(|e| e.to[0] == PAT).unwrap().id.clone();
+    let late = event("email.opened", &pat_email, json!({ "to": [PAT] }));
+    assert_eq!(app.webhook("msg_late", &late).await.status, StatusCode::OK);
+    app.settle().await;
+    let late_stored = "SELECT COUNT(*) FROM webhook_events WHERE svix_id = $1";
+    assert_eq!(sql_count(&app, late_stored, "msg_late").await, 1);
+    assert_eq!(rows_naming(&app, PAT_LOWER).await, [], "nor after a late event");
     assert_eq!(rows_naming(&app, "quillburg").await, [], "nor the person's attributes");
     // The figures stay; a link that named the address names its hash instead.
     let without_links = |mut v: Value| {
