@@ -273,8 +273,15 @@ impl Store {
                 .bind(email_normalized)
                 .fetch_one(&self.pool)
                 .await?;
-        // An erased address is kept only as its keyed hash, and is never mailed again.
-        Ok(n > 0 || self.is_erased(tenant_id, email_normalized).await?)
+        // An erased address is kept only as its keyed hash, and is not mailed
+        // again: when it comes back as a contact it is suppressed (`erased`),
+        // and until then the hash refuses it. A contact of the address with
+        // no suppression is one whose confirmed double opt-in lifted that.
+        if n > 0 {
+            return Ok(true);
+        }
+        Ok(self.is_erased(tenant_id, email_normalized).await?
+            && self.contact_by_email(tenant_id, email_normalized).await?.is_none())
     }
 
     pub async fn create_segment(&self, tenant_id: &TenantId, id: &str, name: &str) -> Result<SegmentRow, sqlx::Error> {

@@ -285,6 +285,13 @@ async fn an_erased_address_added_again_gets_no_campaign_and_no_single_email() {
     let text = listed.body.to_string();
     assert!(text.contains(PAT_LOWER) && text.contains("lee@example.org"), "{text}");
 
+    // Taking it off the list by hand is refused: only the person's confirmed signup lifts it.
+    let r = app.delete(&format!("/customers/{t}/suppressions/{PAT_LOWER}"), &key).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], "erased_address");
+    let r = app.delete(&format!("/customers/{t}/suppressions/lee@example.org?force=true"), &key).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+
     campaign(&app, &t, &key, json!({ "subject": "News", "html": "<p>News</p>" })).await;
     app.drain().await;
     assert_eq!(sent_to(&app, "kim@example.org"), 1);
@@ -300,6 +307,16 @@ async fn an_erased_address_added_again_gets_no_campaign_and_no_single_email() {
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{to}: {}", r.body);
         assert_eq!(r.body["error"]["code"], "recipient_suppressed");
     }
+    // A confirmed double opt-in lifts the `erased` suppression (what the
+    // signup forms do): then the person's mail goes again.
+    app.store
+        .execute_raw(&format!("DELETE FROM suppressions WHERE email_normalized = '{PAT_LOWER}' AND reason = 'erased'"))
+        .await
+        .unwrap();
+    let r = app
+        .post(&format!("/customers/{t}/send/single"), &key, json!({ "to_email": PAT, "subject": "s", "html": "h" }))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     let other = app
         .post(
             &format!("/customers/{t}/send/single"),
