@@ -10,6 +10,11 @@ use sqlx::{AnyPool, Row};
 
 use crate::helpers::{event, spawn_with, Options, TestApp};
 
+/// An app with the Resend mock whose customers' webhooks may name 127.0.0.1.
+fn with_webhooks() -> Options {
+    Options { resend: true, env: vec![("MAILROOM_ALLOW_PRIVATE_WEBHOOKS".into(), "true".into())], ..Options::default() }
+}
+
 const PAT: &str = "Pat.Erased@Example.org";
 const PAT_LOWER: &str = "pat.erased@example.org";
 
@@ -100,6 +105,16 @@ async fn pat_with_history(app: &TestApp) -> (String, String, String, String, Str
         )
         .await;
     app.add_contact(&t, &key, json!({ "email": "kim@example.org", "first_name": "Kim" })).await;
+    // An endpoint of the customer's: its deliveries of Pat's events are stored (none is answered).
+    let types = ["email.delivered", "email.opened", "email.clicked"];
+    let r = app
+        .post(
+            &format!("/customers/{t}/webhooks"),
+            &key,
+            json!({ "url": "http://127.0.0.1:9/hook", "event_types": types }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let cid = campaign(app, &t, &key, json!({ "subject": "Hello {{first_name}}", "html": "<p>Hi</p>" })).await;
     let single = app
         .post_with_headers(
@@ -145,7 +160,7 @@ async fn pat_with_history(app: &TestApp) -> (String, String, String, String, Str
 
 #[tokio::test]
 async fn the_export_holds_the_persons_contact_topics_consent_messages_and_events() {
-    let app = spawn_with(Options { resend: true, ..Options::default() }).await;
+    let app = spawn_with(with_webhooks()).await;
     let (t, key, pat, cid, news) = pat_with_history(&app).await;
     let r = app.get(&format!("/customers/{t}/contacts/{pat}/export"), &key).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -183,11 +198,19 @@ async fn the_export_holds_the_persons_contact_topics_consent_messages_and_events
 
 #[tokio::test]
 async fn after_erasure_no_row_of_any_table_holds_the_address_and_the_figures_are_unchanged() {
-    let app = spawn_with(Options { resend: true, ..Options::default() }).await;
+    let app = spawn_with(with_webhooks()).await;
     let (t, key, pat, cid, _) = pat_with_history(&app).await;
     let before = rows_naming(&app, PAT_LOWER).await;
     let tables: Vec<&str> = before.iter().map(|(t, _, _)| t.as_str()).collect();
-    for table in ["contacts", "messages", "webhook_events", "suppressions", "idempotency_keys", "campaign_links"] {
+    for table in [
+        "contacts",
+        "messages",
+        "webhook_events",
+        "webhook_deliveries",
+        "suppressions",
+        "idempotency_keys",
+        "campaign_links",
+    ] {
         assert!(tables.contains(&table), "{table} names the address before: {before:?}");
     }
     let stats = format!("/customers/{t}/campaigns/{cid}/stats");
@@ -261,7 +284,7 @@ async fn after_erasure_no_row_of_any_table_holds_the_address_and_the_figures_are
 
 #[tokio::test]
 async fn an_erased_address_added_again_gets_no_campaign_and_no_single_email() {
-    let app = spawn_with(Options { resend: true, ..Options::default() }).await;
+    let app = spawn_with(with_webhooks()).await;
     let (t, key) = app.verified_tenant("Acme", "acme.com").await;
     let pat = app.add_contact(&t, &key, json!({ "email": PAT, "first_name": "Pat" })).await;
     let lee = app.add_contact(&t, &key, json!({ "email": "lee@example.org" })).await;
@@ -329,7 +352,7 @@ async fn an_erased_address_added_again_gets_no_campaign_and_no_single_email() {
 
 #[tokio::test]
 async fn an_erased_address_is_refused_for_a_single_send_without_coming_back() {
-    let app = spawn_with(Options { resend: true, ..Options::default() }).await;
+    let app = spawn_with(with_webhooks()).await;
     let (t, key) = app.verified_tenant("Acme", "acme.com").await;
     let pat = app.add_contact(&t, &key, json!({ "email": PAT })).await;
     let r = app.post(&format!("/customers/{t}/contacts/{pat}/erase"), &key, json!({})).await;
@@ -349,7 +372,7 @@ async fn an_erased_address_is_refused_for_a_single_send_without_coming_back() {
 
 #[tokio::test]
 async fn another_customer_can_neither_export_nor_erase_a_contact() {
-    let app = spawn_with(Options { resend: true, ..Options::default() }).await;
+    let app = spawn_with(with_webhooks()).await;
     let (t, key) = app.verified_tenant("Acme", "acme.com").await;
     let (o, okey) = app.verified_tenant("Other", "other.com").await;
     let pat = app.add_contact(&t, &key, json!({ "email": PAT })).await;
