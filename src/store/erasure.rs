@@ -78,19 +78,30 @@ fn json_list(backend: Backend, param: &str) -> String {
 /// The free-text columns of the tenant's rows that may name an address, and
 /// what a value becomes when the address is still in it after replacing it
 /// (written in another case than the contact's): `None` for the value with
-/// the address replaced in its lower-cased form.
-const NAMING_COLUMNS: [(&str, &str, Option<&str>); 10] = [
-    ("webhook_events", "payload", Some("'{}'")),
-    ("webhook_events", "link", None),
-    ("webhook_deliveries", "payload", Some("'{}'")),
-    ("webhook_deliveries", "last_error", Some("NULL")),
-    ("idempotency_keys", "response_body", Some("'{}'")),
-    ("batches", "payload", Some("NULL")),
-    ("batches", "last_error", Some("NULL")),
-    ("campaign_links", "link", None),
-    ("message_firsts", "kind", None),
-    ("contact_imports", "errors", Some("'[]'")),
+/// the address replaced in its lower-cased form. The large tables (an event
+/// and figures per message) are read through the person's messages only,
+/// so that an erasure inside SQLite's one write transaction does not scan
+/// every event the tenant ever had.
+const NAMING_COLUMNS: [(&str, &str, Option<&str>, Scope); 10] = [
+    ("webhook_events", "payload", Some("'{}'"), Scope::TheirMessages),
+    ("webhook_events", "link", None, Scope::TheirMessages),
+    ("webhook_deliveries", "payload", Some("'{}'"), Scope::Tenant),
+    ("webhook_deliveries", "last_error", Some("NULL"), Scope::Tenant),
+    ("idempotency_keys", "response_body", Some("'{}'"), Scope::Tenant),
+    ("batches", "payload", Some("NULL"), Scope::Tenant),
+    ("batches", "last_error", Some("NULL"), Scope::Tenant),
+    ("campaign_links", "link", None, Scope::Tenant),
+    ("message_firsts", "kind", None, Scope::TheirMessages),
+    ("contact_imports", "errors", Some("'[]'"), Scope::Tenant),
 ];
+
+/// Which of the tenant's rows a column of [`NAMING_COLUMNS`] is searched in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Tenant,
+    /// Rows whose `message_id` is one of the person's messages.
+    TheirMessages,
+}
 
 impl Store {
     /// The person's messages at the tenant (by contact, or by address for
@@ -305,23 +316,30 @@ impl Store {
         // Stored payloads, answers, figures and reports of the tenant's that
         // name the address: the address replaced by its hash, or, where it
         // is written in another case, the value dropped.
-        for (table, col, fallback) in NAMING_COLUMNS {
+        for (table, col, fallback, scope) in NAMING_COLUMNS {
+            // The person's message ids are bound last, as `${ids}`.
+            let rows = |ids: usize| match scope {
+                Scope::Tenant => String::new(),
+                Scope::TheirMessages => format!(" AND message_id IN ({})", json_list(b, &format!("${ids}"))),
+            };
             let hit = contains(b, col, "$2");
-            let done = sqlx::query(&format!(
-                "UPDATE {table} SET {col} = REPLACE(REPLACE({col}, $3, $4), $2, $4) WHERE tenant_id = $1 AND {hit}"
-            ))
-            .bind(tenant_id)
-            .bind(normalized)
-            .bind(email)
-            .bind(hidden)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            let rest = fallback.map_or_else(|| format!("REPLACE(lower({col}), $2, $3)"), str::to_owned);
-            let sql = format!("UPDATE {table} SET {col} = {rest} WHERE tenant_id = $1 AND {hit}");
+            let sql = format!(
+                "UPDATE {table} SET {col} = REPLACE(REPLACE({col}, $3, $4), $2, $4) WHERE tenant_id = $1 AND {hit}{}",
+                rows(5)
+            );
+            let q = sqlx::query(&sql).bind(tenant_id).bind(normalized).bind(email).bind(hidden);
+            let q = if scope == Scope::TheirMessages { q.bind(&ids_json) } else { q };
+            let done = q.execute(&mut *tx).await?.rows_affected();
+            // PostgreSQL refuses a parameter the statement does not use: the
+            // hashed address is bound only where the fallback uses it.
+            let (rest, ids_at) = match fallback {
+                Some(value) => (value.to_owned(), 3),
+                None => (format!("REPLACE(lower({col}), $2, $3)"), 4),
+            };
+            let sql = format!("UPDATE {table} SET {col} = {rest} WHERE tenant_id = $1 AND {hit}{}", rows(ids_at));
             let q = sqlx::query(&sql).bind(tenant_id).bind(normalized);
-            // PostgreSQL refuses a parameter the statement does not use.
             let q = if fallback.is_none() { q.bind(hidden) } else { q };
+            let q = if scope == Scope::TheirMessages { q.bind(&ids_json) } else { q };
             q.execute(&mut *tx).await?;
             match table {
                 "webhook_events" if col == "payload" => n.delivery_events = done,
