@@ -355,7 +355,9 @@ async fn an_erased_address_is_refused_for_a_single_send_without_coming_back() {
     let app = spawn_with(with_webhooks()).await;
     let (t, key) = app.verified_tenant("Acme", "acme.com").await;
     let pat = app.add_contact(&t, &key, json!({ "email": PAT })).await;
-    let r = app.post(&format!("/customers/{t}/contacts/{pat}/erase"), &key, json!({})).await;
+    // No body at all, as `curl -X POST` sends.
+    let path = format!("/customers/{t}/contacts/{pat}/erase");
+    let r = app.request(reqwest::Method::POST, &path, Some(&key), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let r = app
         .post(&format!("/customers/{t}/send/single"), &key, json!({ "to_email": PAT, "subject": "s", "html": "h" }))
@@ -390,6 +392,26 @@ async fn another_customer_can_neither_export_nor_erase_a_contact() {
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
     let r = app.post(&format!("/customers/{t}/contacts/{theirs}/erase"), &key, json!({})).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    // Hostile ids and bodies: a clear 4xx in the error envelope, never a 5xx.
+    for id in ["%00", "%E2%80%A8", "a%0Ab", &"x".repeat(5000)] {
+        let r = app.get(&format!("/customers/{t}/contacts/{id}/export"), &key).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{id}: {}", r.body);
+        let r = app.post(&format!("/customers/{t}/contacts/{id}/erase"), &key, json!({})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{id}: {}", r.body);
+        assert!(r.body["error"]["code"].is_string(), "{}", r.body);
+    }
+    let r = app.post(&format!("/customers/{t}/contacts/{pat}/erase"), &key, json!([])).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let huge = app
+        .http
+        .post(format!("{}/customers/{t}/contacts/{pat}/erase", app.base))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(format!("{{\"a\": \"{}\"}}", "x".repeat(3 << 20)))
+        .send()
+        .await
+        .unwrap();
+    assert!(huge.status().is_client_error(), "{}", huge.status());
     // Bodies with fields are refused.
     let r = app.post(&format!("/customers/{t}/contacts/{pat}/erase"), &key, json!({ "force": true })).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
