@@ -16,6 +16,7 @@ mod import_reports;
 mod lease;
 mod messages;
 mod outbox;
+mod person_data;
 mod reputation;
 mod segment_members;
 mod send_slots;
@@ -47,7 +48,7 @@ pub use campaigns::{CampaignRow, NewContent, Resumed, StatusCount};
 pub use consent::ConsentRecordRow;
 pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentRow};
 pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey};
-pub use erasure::{ErasedCounts, ExportEvent, ExportMessage};
+pub use erasure::ErasedCounts;
 pub use events::{EventFilter, ListedEvent, StoredEvent};
 pub use import::{ImportOutcome, ImportRow, OnConflict};
 pub use import_reports::{ImportEnding, ImportReportRow};
@@ -55,6 +56,7 @@ pub use messages::MessageRow;
 pub use outbox::{
     BatchShape, ClaimAhead, ClaimedBatch, DueBatch, OutboundBatch, Settlement, Turn, IDEMPOTENCY_WINDOW_MS,
 };
+pub use person_data::{ExportEvent, ExportMessage};
 pub use reputation::{ReputationChange, ResumeOutcome, TenantReputation, REPUTATION_EVENT};
 pub use stats::{Bucket, CampaignCounters, DAY_MS, HOUR_MS, METRICS};
 pub use suppressions::{SuppressionRow, UnsubscribeTarget, Unsuppress};
