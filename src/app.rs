@@ -56,6 +56,8 @@ impl Core {
             .with_soft_bounce(config.soft_bounce_limit, config.soft_bounce_days)
             .with_reputation(config.reputation_policy());
         store.migrate().await?;
+        let secret = server_secret(&store, config).await?;
+        let store = store.with_address_key(&secret);
         let mut feed = None;
         let events = EventWriter::spawn(store.clone());
         let provider: Arc<dyn DeliveryProvider> = match config.provider {
@@ -71,7 +73,6 @@ impl Core {
             }
         };
         let wake = Arc::new(Notify::new());
-        let secret = server_secret(&store, config).await?;
         let render_processes = RenderProcesses::new(RenderProcessSettings {
             exe: match &config.render_bin {
                 Some(bin) => bin.clone(),

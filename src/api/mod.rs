@@ -12,6 +12,7 @@ mod contacts;
 mod contacts_bulk;
 mod customers;
 mod dead_letters;
+mod erasure;
 mod events;
 pub mod extract;
 mod idempotency;
@@ -57,6 +58,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(sending_domains::router())
         .merge(contacts::router())
         .merge(consent::router())
+        .merge(erasure::router())
         .merge(contacts_bulk::router())
         .merge(imports::router())
         .merge(segments::router())

@@ -21,7 +21,8 @@ use crate::store::SuppressionRow;
 pub struct Suppression {
     /// The address, lower-cased.
     email: String,
-    /// `bounced`, `soft_bounced` (repeated transient bounces), `complained`, `unsubscribed` or `manual`.
+    /// `bounced`, `soft_bounced` (repeated transient bounces), `complained`, `unsubscribed`, `manual`, `automation` or `erased`
+    /// (an address the customer erased that came back: see `POST .../erase`).
     reason: String,
     /// What caused it: the message or campaign id, `api` or `import`.
     source: Option<String>,
@@ -112,10 +113,11 @@ async fn add_suppressions(
 }
 
 /// Take an address off the list; its contact, if the entry had unsubscribed it, is subscribed again.
-/// A `complained` entry needs `?force=true`.
+/// A `complained` entry needs `?force=true`; an `erased` one (an address the customer erased
+/// that came back) is lifted only by the person's confirmed double opt-in.
 #[utoipa::path(delete, path = "/customers/{id}/suppressions/{email}", tag = "suppressions",
     params(("id" = String, Path), ("email" = String, Path), RemoveParams),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "a complaint, without force")))]
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "a complaint, without force; an erased address")))]
 async fn remove_suppression(
     t: TenantAccess,
     State(state): State<AppState>,

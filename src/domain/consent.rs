@@ -52,6 +52,8 @@ pub enum ConsentChange {
     SuppressedBounce,
     SuppressedComplaint,
     Imported,
+    /// The person's data was erased (GDPR art. 17); the record names no one.
+    Erased,
 }
 
 impl ConsentChange {
@@ -67,6 +69,7 @@ impl ConsentChange {
             Self::SuppressedBounce => "suppressed_bounce",
             Self::SuppressedComplaint => "suppressed_complaint",
             Self::Imported => "imported",
+            Self::Erased => "erased",
         }
     }
 

@@ -33,7 +33,7 @@ pub use clock::Clock;
 pub use consent::{ConsentChange, ConsentClient, ConsentOrigin, ConsentSource};
 pub use email::EmailAddress;
 pub use filter::{FilterError, SegmentFilter};
-pub use keys::{generate_key, hash_key};
+pub use keys::{address_hash, erased_address, generate_key, hash_key, is_erased_address};
 pub use locale::Locale;
 pub use name::{DomainName, Tag};
 pub use reputation::{ReputationCounts, ReputationPolicy, ReputationState};

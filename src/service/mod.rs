@@ -16,6 +16,7 @@ pub mod contacts;
 pub mod customers;
 pub mod dashboard_sessions;
 pub mod dead_letters;
+pub mod erasure;
 mod error;
 pub mod events;
 pub mod imports;

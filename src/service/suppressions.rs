@@ -9,7 +9,8 @@ use crate::store::{SuppressionRow, Unsuppress};
 /// Most addresses one request may add.
 const ADD_MAX: usize = 1000;
 /// The reasons an address is on the list.
-pub const REASONS: [&str; 6] = ["bounced", "soft_bounced", "complained", "unsubscribed", "manual", "automation"];
+pub const REASONS: [&str; 7] =
+    ["bounced", "soft_bounced", "complained", "unsubscribed", "manual", "automation", "erased"];
 
 /// A page of the list in address order, after `after`, optionally of one
 /// reason; one row more than `limit` when there is a next page. Returns the
@@ -51,12 +52,17 @@ pub async fn add(state: &AppState, tenant_id: &TenantId, raw: &[String]) -> Resu
 }
 
 /// Takes an address off the tenant's list: a `complained` entry only with
-/// `force` (409 `complaint_needs_force` otherwise); 404 when it is not there.
+/// `force` (409 `complaint_needs_force` otherwise), an `erased` one never
+/// (409 `erased_address`); 404 when it is not there.
 pub async fn remove(state: &AppState, tenant_id: &TenantId, email: &str, force: bool) -> Result<()> {
     let email = EmailAddress::parse(email).map_err(|_| Error::NotFound("suppression"))?;
     match state.store.remove_suppression(tenant_id, &email.normalized(), force).await? {
         Unsuppress::Removed => Ok(()),
         Unsuppress::NotFound => Err(Error::NotFound("suppression")),
+        Unsuppress::Erased => Err(Error::conflict(
+            "erased_address",
+            "this address was erased at the person's request; only their confirmed signup (double opt-in) lifts this",
+        )),
         Unsuppress::NeedsForce => Err(Error::conflict(
             "complaint_needs_force",
             "this address complained (marked mail as spam); remove it with ?force=true only if the recipient asked to be mailed again",

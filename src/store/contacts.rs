@@ -124,6 +124,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let now = tx.now;
         insert_contact(&mut tx, tenant_id, &c, now).await.map_err(StoreError::from_sqlx)?;
+        super::erasure::suppress_erased(self, &mut tx, now, tenant_id.as_str(), &[&c.email_normalized]).await?;
         super::consent::record(&mut tx, now, tenant_id.as_str(), &c.id, ConsentChange::Created, None, origin).await?;
         super::topics::write_choices(&mut tx, now, tenant_id, &c.id, &c.topics, false, origin).await?;
         tx.commit().await?;
@@ -223,7 +224,7 @@ impl Store {
         .bind(tenant_id)
         .bind(id)
         .bind(email)
-        .bind(email_normalized)
+        .bind(email_normalized.clone())
         .bind(set_first)
         .bind(first)
         .bind(set_last)
@@ -239,6 +240,9 @@ impl Store {
             write_tags(&mut tx, tenant_id, id, tags).await?;
         }
         let now = tx.now;
+        if let (Some(_), Some(address)) = (&row, &email_normalized) {
+            super::erasure::suppress_erased(self, &mut tx, now, tenant_id.as_str(), &[address]).await?;
+        }
         if let (Some(row), Some(before)) = (&row, &status_before) {
             let change = match row.status.as_str() {
                 _ if row.status == *before => None,
@@ -269,7 +273,15 @@ impl Store {
                 .bind(email_normalized)
                 .fetch_one(&self.pool)
                 .await?;
-        Ok(n > 0)
+        // An erased address is kept only as its keyed hash, and is not mailed
+        // again: when it comes back as a contact it is suppressed (`erased`),
+        // and until then the hash refuses it. A contact of the address with
+        // no suppression is one whose confirmed double opt-in lifted that.
+        if n > 0 {
+            return Ok(true);
+        }
+        Ok(self.is_erased(tenant_id, email_normalized).await?
+            && self.contact_by_email(tenant_id, email_normalized).await?.is_none())
     }
 
     pub async fn create_segment(&self, tenant_id: &TenantId, id: &str, name: &str) -> Result<SegmentRow, sqlx::Error> {

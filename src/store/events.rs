@@ -137,15 +137,26 @@ impl Store {
             rows.join(", ")
         );
         let sql = super::native_sql(&tx, &sql);
+        // An event about an erased person's message (Resend reports opens
+        // and clicks for days) keeps no payload: it would name the address.
+        let erased: Vec<Option<String>> = events
+            .iter()
+            .map(|(e, target)| {
+                target
+                    .as_ref()
+                    .filter(|m| crate::domain::is_erased_address(&m.to_email))
+                    .map(|_| serde_json::json!({ "type": e.event_type, "erased": true }).to_string())
+            })
+            .collect();
         let mut insert = sqlx::query_scalar::<_, String>(&sql);
-        for (e, target) in events {
+        for ((e, target), erased) in events.iter().zip(&erased) {
             insert = insert
                 .bind(&e.svix_id)
                 .bind(&e.event_type)
                 .bind(&e.provider_email_id)
                 .bind(target.as_ref().map(|m| m.id.as_str()))
                 .bind(target.as_ref().map(|m| m.tenant_id.as_str()))
-                .bind(&e.payload)
+                .bind(erased.as_deref().unwrap_or(&e.payload))
                 .bind(now)
                 .bind(target.as_ref().and_then(|m| m.campaign_id.as_deref()))
                 .bind(target.as_ref().and_then(|m| m.contact_id.as_deref()))

@@ -220,6 +220,9 @@ impl Store {
         // take turns, so what this transaction reads holds until it commits, and
         // the insert need not return its rows (each returned row is a message
         // from the driver's thread).
+        // Addresses the tenant erased come back suppressed (`erased`).
+        let addresses: Vec<&str> = rows.iter().map(|r| r.email_normalized.as_str()).collect();
+        super::erasure::suppress_erased(self, tx, now, tenant_id.as_str(), &addresses).await?;
         let mut existing: HashMap<String, String> = HashMap::new();
         let mut refused: HashSet<usize> = HashSet::new();
         if on_conflict == OnConflict::Update {

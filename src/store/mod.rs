@@ -8,6 +8,7 @@ mod campaigns;
 mod consent;
 mod contacts;
 mod enqueue;
+mod erasure;
 mod events;
 mod filter;
 mod import;
@@ -15,6 +16,7 @@ mod import_reports;
 mod lease;
 mod messages;
 mod outbox;
+mod person_data;
 mod reputation;
 mod segment_members;
 mod send_slots;
@@ -46,6 +48,7 @@ pub use campaigns::{CampaignRow, NewContent, Resumed, StatusCount};
 pub use consent::ConsentRecordRow;
 pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentRow};
 pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey};
+pub use erasure::ErasedCounts;
 pub use events::{EventFilter, ListedEvent, StoredEvent};
 pub use import::{ImportOutcome, ImportRow, OnConflict};
 pub use import_reports::{ImportEnding, ImportReportRow};
@@ -53,6 +56,7 @@ pub use messages::MessageRow;
 pub use outbox::{
     BatchShape, ClaimAhead, ClaimedBatch, DueBatch, OutboundBatch, Settlement, Turn, IDEMPOTENCY_WINDOW_MS,
 };
+pub use person_data::{ExportEvent, ExportMessage};
 pub use reputation::{ReputationChange, ResumeOutcome, TenantReputation, REPUTATION_EVENT};
 pub use stats::{Bucket, CampaignCounters, DAY_MS, HOUR_MS, METRICS};
 pub use suppressions::{SuppressionRow, UnsubscribeTarget, Unsuppress};
@@ -85,6 +89,8 @@ pub struct Store {
     reputation: crate::domain::ReputationPolicy,
     /// What time it is: the system's, or a test's that it moves ahead.
     clock: crate::domain::Clock,
+    /// The server's secret, which keys the hashes of erased addresses.
+    address_key: Arc<[u8]>,
 }
 
 /// `limit` transient bounces of one contact within `window_ms` suppress it (`soft_bounced`).
@@ -234,6 +240,7 @@ impl Store {
             soft_bounce: SoftBounce::default(),
             reputation: crate::domain::ReputationPolicy::default(),
             clock: crate::domain::Clock::system(),
+            address_key: Arc::from(&b""[..]),
         })
     }
 
@@ -267,6 +274,18 @@ impl Store {
     pub fn with_soft_bounce(mut self, limit: u32, days: u32) -> Self {
         self.soft_bounce = SoftBounce { limit: i64::from(limit.max(1)), window_ms: i64::from(days) * stats::DAY_MS };
         self
+    }
+
+    /// Sets the server's secret, which keys the hashes that erased addresses
+    /// are kept as (see [`crate::domain::address_hash`]).
+    pub fn with_address_key(mut self, secret: &str) -> Self {
+        self.address_key = Arc::from(secret.as_bytes());
+        self
+    }
+
+    /// The keyed hash an erased address of this tenant is kept as.
+    pub(crate) fn address_hash(&self, tenant_id: &str, email_normalized: &str) -> String {
+        crate::domain::address_hash(&self.address_key, tenant_id, email_normalized)
     }
 
     /// The clock every time this store writes or compares is read from.

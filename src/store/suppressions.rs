@@ -23,6 +23,9 @@ pub enum Unsuppress {
     /// A complaint is only removed with `force`: mailing someone who marked
     /// mail as spam hurts the whole account's reputation.
     NeedsForce,
+    /// An address the tenant erased that came back: only the person's
+    /// confirmed double opt-in lifts it, never a removal by hand.
+    Erased,
 }
 
 /// The recipient and tenant a one-click unsubscribe link names.
@@ -110,6 +113,8 @@ impl Store {
         let outcome = match reason.as_deref() {
             None => Unsuppress::NotFound,
             Some("complained") if !force => Unsuppress::NeedsForce,
+            // Only the person's confirmed signup (double opt-in) lifts an erasure's suppression.
+            Some("erased") => Unsuppress::Erased,
             Some(reason) => {
                 sqlx::query("DELETE FROM suppressions WHERE tenant_id = $1 AND email_normalized = $2")
                     .bind(tenant_id)

@@ -16,6 +16,7 @@ mod campaigns;
 mod chart;
 mod compose_form;
 mod contact_details;
+mod contact_erasure;
 mod contacts;
 mod dead_letters;
 mod events;
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(operator::router())
         .merge(overview::router())
         .merge(contacts::router())
+        .merge(contact_erasure::router())
         .merge(segments::router())
         .merge(topics::router())
         .merge(campaigns::router())
@@ -174,6 +176,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("overview.html", include_str!("templates/overview.html")),
         ("contacts.html", include_str!("templates/contacts.html")),
         ("contact.html", include_str!("templates/contact.html")),
+        ("contact_erase.html", include_str!("templates/contact_erase.html")),
         ("import.html", include_str!("templates/import.html")),
         ("segments.html", include_str!("templates/segments.html")),
         ("segment.html", include_str!("templates/segment.html")),
@@ -266,6 +269,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "contact_added" => "Contact added.",
         "contact_saved" => "Contact saved.",
         "contact_unsubscribed" => "Contact unsubscribed.",
+        "contact_erased" => "Contact erased: only a keyed hash of the address is kept, so it is never mailed again.",
         "segment_created" => "Segment created.",
         "segment_saved" => "Segment saved.",
         "segment_deleted" => "Segment deleted.",
@@ -457,6 +461,7 @@ mod tests {
             "segments.html",
             "segment.html",
             "segment_delete.html",
+            "contact_erase.html",
             "topics.html",
             "topic.html",
             "topic_delete.html",
@@ -465,6 +470,6 @@ mod tests {
         for name in names {
             assert!(super::TEMPLATES.get_template(name).is_ok(), "{name}");
         }
-        assert_eq!(super::TEMPLATES.templates().count(), 45);
+        assert_eq!(super::TEMPLATES.templates().count(), 46);
     }
 }

@@ -20,7 +20,7 @@ use crate::state::AppState;
 use crate::store::TenantRow;
 
 const PAGE: i64 = 100;
-const REASONS: [&str; 6] = ["bounced", "soft_bounced", "complained", "unsubscribed", "manual", "automation"];
+const REASONS: [&str; 7] = ["bounced", "soft_bounced", "complained", "unsubscribed", "manual", "automation", "erased"];
 
 pub fn router() -> Router<AppState> {
     Router::new()

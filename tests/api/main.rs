@@ -19,6 +19,7 @@ mod consent_records;
 mod contacts;
 mod delivery;
 mod domain_records;
+mod erase;
 mod events;
 mod exactly_once;
 mod fair_shares;

@@ -23,6 +23,7 @@ mod browser;
 mod compose_flow;
 mod contact_page;
 mod content;
+mod erase;
 mod figures;
 mod http;
 mod local_time;
