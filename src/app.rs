@@ -25,6 +25,7 @@ use crate::sending_domains::DomainRecheck;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::tenant_webhooks::{Notifier, NotifierSettings};
+use crate::workers::pending_expiry::PendingExpiry;
 use crate::workers::queue_gauges::QueueGauges;
 use crate::workers::reputation_sweep::ReputationSweep;
 use crate::workers::{Activity, Runner, Worker, Workers};
@@ -167,6 +168,7 @@ pub fn workers(core: &Core, config: &Config, role: Role) -> Vec<Arc<dyn Worker>>
             core.store.clone(),
             Duration::from_secs(config.reputation_sweep_secs),
         )));
+        list.push(Arc::new(PendingExpiry::new(core.store.clone(), config.pending_days)));
     }
     if let Some(feed) = &core.feed {
         list.push(feed.clone());

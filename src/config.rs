@@ -149,6 +149,10 @@ pub struct Config {
     /// tenant (figures leaving the window, warnings clearing); bounces and
     /// complaints are evaluated as soon as they are stored (default 60).
     pub reputation_sweep_secs: u64,
+    /// `MAILROOM_PENDING_DAYS`: how long a pending contact (double opt-in not
+    /// confirmed) is kept before it is forgotten, leaving only a keyed hash
+    /// of its address for the signup rate limit (default 7).
+    pub pending_days: u64,
     /// `MAILROOM_ALERT_WEBHOOK_URL`: where the operator is alerted (signed per
     /// Standard Webhooks, like webhooks to tenants, from the same durable queue)
     /// when a tenant's reputation state changes. Unset: alerts go to the log only.
@@ -377,6 +381,7 @@ impl Config {
         )?;
         let reputation_sweep_secs: u64 =
             parse_number(get("MAILROOM_REPUTATION_SWEEP_SECS"), "MAILROOM_REPUTATION_SWEEP_SECS", 60)?;
+        let pending_days: u64 = parse_number(get("MAILROOM_PENDING_DAYS"), "MAILROOM_PENDING_DAYS", 7)?;
         let alert_webhook_url = get("MAILROOM_ALERT_WEBHOOK_URL").map(|u| u.trim().to_owned());
         if let Some(u) = &alert_webhook_url {
             let parsed = url::Url::parse(u).map_err(|e| anyhow::anyhow!("MAILROOM_ALERT_WEBHOOK_URL: {e}"))?;
@@ -480,6 +485,7 @@ impl Config {
             reputation_complaint_warning_percent,
             reputation_complaint_pause_percent,
             reputation_sweep_secs: reputation_sweep_secs.max(1),
+            pending_days: pending_days.clamp(1, 3650),
             alert_webhook_url,
             alert_webhook_secret,
             llm,

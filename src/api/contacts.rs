@@ -34,6 +34,12 @@ pub struct ContactIn {
     /// `PATCH /customers/{id}/contacts/{contact_id}/topics`); not taken by an import.
     #[serde(default)]
     pub(super) topics: Vec<super::topics::TopicChoiceIn>,
+    /// Double opt-in: the contact is added `pending` and gets the
+    /// confirmation email (the "Confirm your subscription" template, with
+    /// `confirm_url`); it gets campaign mail only once it confirms. Needs a
+    /// verified domain. Not taken by an import.
+    #[serde(default)]
+    pub(super) double_opt_in: bool,
 }
 
 /// Absent fields stay as they are; `null` clears `first_name`/`last_name`.
@@ -112,15 +118,22 @@ pub fn router() -> OpenApiRouter<AppState> {
     ))
 }
 
-/// Add a contact. Emails are unique per customer, case-insensitively.
+/// Add a contact. Emails are unique per customer, case-insensitively. With
+/// `double_opt_in`, the contact is `pending` until it confirms from the email it gets.
 #[utoipa::path(post, path = "/customers/{id}/contacts", tag = "contacts", params(("id" = String, Path)), request_body = ContactIn,
-    responses((status = 201, body = Contact), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = Contact), (status = 400, body = crate::error::ErrorBody,
+            description = "`double_opt_in` without a verified domain"),
+        (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 async fn create_contact(
     t: TenantAccess,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ContactIn>,
 ) -> ApiResult<(StatusCode, Json<Contact>)> {
-    Ok((StatusCode::CREATED, Json(contacts::create(&state, &t.tenant_id, body.into(), &ConsentOrigin::api()).await?)))
+    let contact = match body.double_opt_in {
+        true => crate::service::signups::create_pending(&state, &t.tenant_id, body.into()).await?,
+        false => contacts::create(&state, &t.tenant_id, body.into(), &ConsentOrigin::api()).await?,
+    };
+    Ok((StatusCode::CREATED, Json(contact)))
 }
 
 /// List contacts in creation order, a page at a time: a JSON array, and the

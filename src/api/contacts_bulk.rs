@@ -47,6 +47,9 @@ pub struct ImportParams {
 }
 
 fn json_row(i: usize, c: ContactIn) -> Result<ImportRow, String> {
+    if c.double_opt_in {
+        return Err("`double_opt_in` is not taken by an import; add such contacts one at a time".into());
+    }
     if !c.topics.is_empty() {
         return Err(
             "`topics` is not taken by an import; set them with PATCH /customers/{id}/contacts/{contact_id}/topics"

@@ -15,6 +15,7 @@ mod dead_letters;
 mod erasure;
 mod events;
 pub mod extract;
+mod forms;
 mod idempotency;
 mod imports;
 mod metrics;
@@ -27,6 +28,7 @@ mod resend_webhooks;
 mod segments;
 mod send;
 mod sending_domains;
+mod signup_pages;
 mod stats;
 mod suppressions;
 mod templates;
@@ -63,6 +65,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(imports::router())
         .merge(segments::router())
         .merge(topics::router())
+        .merge(forms::router())
+        .merge(signup_pages::router())
         .merge(templates::router())
         .merge(suppressions::router())
         .merge(unsubscribe::router())

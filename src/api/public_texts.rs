@@ -27,6 +27,19 @@ pub struct Texts {
     pub saved: &'static str,
     pub refused_title: &'static str,
     pub refused_body: &'static str,
+    pub thanks_title: &'static str,
+    pub thanks_confirm: &'static str,
+    pub thanks_signed_up: &'static str,
+    pub not_signed_up_title: &'static str,
+    pub check_address: &'static str,
+    /// `{topic}` holds the minutes.
+    pub too_many: &'static str,
+    pub confirm_title: &'static str,
+    pub confirm_ask: &'static str,
+    pub confirm_button: &'static str,
+    pub confirmed_title: &'static str,
+    pub confirmed_body: &'static str,
+    pub open_again: &'static str,
 }
 
 const EN: Texts = Texts {
@@ -53,6 +66,19 @@ const EN: Texts = Texts {
     saved: "Saved.",
     refused_title: "Not saved",
     refused_body: "Your choices could not be read. Please open the link in your email again.",
+    thanks_title: "Thank you",
+    thanks_confirm:
+        "We have sent you an email: please open the link in it to confirm your subscription to <strong>{name}</strong>.",
+    thanks_signed_up: "Thank you for signing up to <strong>{name}</strong>.",
+    not_signed_up_title: "Not signed up",
+    check_address: "Please check the email address you entered, and try again.",
+    too_many: "Too many signups at once. Please try again in {topic} minutes.",
+    confirm_title: "Confirm your subscription",
+    confirm_ask: "Press the button to confirm that you want email from <strong>{name}</strong>.",
+    confirm_button: "Confirm my subscription",
+    confirmed_title: "Subscription confirmed",
+    confirmed_body: "Thank you: you are subscribed to <strong>{name}</strong>.",
+    open_again: "Please open the link in your email again.",
 };
 
 const DE: Texts = Texts {
@@ -79,6 +105,18 @@ const DE: Texts = Texts {
     saved: "Gespeichert.",
     refused_title: "Nicht gespeichert",
     refused_body: "Ihre Auswahl konnte nicht gelesen werden. Bitte öffnen Sie den Link in Ihrer E-Mail erneut.",
+    thanks_title: "Vielen Dank",
+    thanks_confirm: "Wir haben Ihnen eine E-Mail geschickt: Bitte öffnen Sie den Link darin, um Ihr Abonnement bei <strong>{name}</strong> zu bestätigen.",
+    thanks_signed_up: "Vielen Dank für Ihre Anmeldung bei <strong>{name}</strong>.",
+    not_signed_up_title: "Nicht angemeldet",
+    check_address: "Bitte prüfen Sie die eingegebene E-Mail-Adresse und versuchen Sie es erneut.",
+    too_many: "Zu viele Anmeldungen auf einmal. Bitte versuchen Sie es in {topic} Minuten erneut.",
+    confirm_title: "Abonnement bestätigen",
+    confirm_ask: "Bestätigen Sie mit dem Knopf, dass Sie E-Mails von <strong>{name}</strong> erhalten möchten.",
+    confirm_button: "Abonnement bestätigen",
+    confirmed_title: "Abonnement bestätigt",
+    confirmed_body: "Vielen Dank: Sie erhalten nun E-Mails von <strong>{name}</strong>.",
+    open_again: "Bitte öffnen Sie den Link in Ihrer E-Mail erneut.",
 };
 
 pub fn texts(locale: Locale) -> &'static Texts {

@@ -45,6 +45,7 @@ pub const SETTINGS: &[Setting] = &[
     s("MAILROOM_REPUTATION_COMPLAINT_WARNING_PERCENT", "0.04", "complaint rate of a warning"),
     s("MAILROOM_REPUTATION_COMPLAINT_PAUSE_PERCENT", "0.08", "complaint rate that pauses campaign mail"),
     s("MAILROOM_REPUTATION_SWEEP_SECS", "60", "how often every customer is re-evaluated"),
+    s("MAILROOM_PENDING_DAYS", "7", "days an unconfirmed double opt-in contact is kept"),
     s("MAILROOM_ALERT_WEBHOOK_URL", "none (alerts go to the log)", "where the operator is alerted"),
     s("MAILROOM_ALERT_WEBHOOK_SECRET", "none", "whsec_... signing those alerts"),
     s("MAILROOM_SEND_RATE", "10", "provider requests per second, whole account (0: unpaced)"),

@@ -18,6 +18,7 @@ pub mod outbox_policy;
 pub mod render_failures;
 pub mod reputation;
 pub mod sender;
+pub mod signup;
 pub mod starters;
 mod status;
 mod targeting;

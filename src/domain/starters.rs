@@ -10,7 +10,11 @@ pub struct Starter {
 /// The name of the starter template the starter follow-up automation sends.
 pub const FOLLOW_UP: &str = "Follow-up";
 
-pub const STARTERS: [Starter; 5] = [
+/// The name of the starter template a double opt-in sends when its form
+/// names none: it links `confirm_url`.
+pub const CONFIRM_SUBSCRIPTION: &str = "Confirm your subscription";
+
+pub const STARTERS: [Starter; 6] = [
     Starter {
         name: "Ticket confirmation",
         subject: "We received your request{% if ticket_id %} (#{{ ticket_id }}){% endif %}",
@@ -35,5 +39,10 @@ pub const STARTERS: [Starter; 5] = [
         name: FOLLOW_UP,
         subject: "A question about {{ tenant.name }}?",
         html: include_str!("starters/follow_up.html"),
+    },
+    Starter {
+        name: CONFIRM_SUBSCRIPTION,
+        subject: "Confirm your subscription to {{ tenant.name }}",
+        html: include_str!("starters/confirm_subscription.html"),
     },
 ];

@@ -119,7 +119,26 @@ pub async fn compose_single(store: &Store, tenant_id: &TenantId, mail: SingleMai
     if store.is_suppressed(tenant_id, &mail.to_normalized).await? {
         return Err(ComposeError::Suppressed);
     }
-    Ok(NewSingle {
+    Ok(single_row(mail))
+}
+
+/// A double opt-in's confirmation email, made as every single email is but
+/// for one rule: an address suppressed because it unsubscribed or was erased
+/// still gets it (confirming is how such a person comes back, issue 23); a
+/// bounce's or a complaint's suppression stops it like any other mail.
+pub async fn compose_confirmation(
+    store: &Store,
+    tenant_id: &TenantId,
+    mail: SingleMail,
+) -> Result<NewSingle, ComposeError> {
+    if store.blocks_confirmation(tenant_id, &mail.to_normalized).await? {
+        return Err(ComposeError::Suppressed);
+    }
+    Ok(single_row(mail))
+}
+
+fn single_row(mail: SingleMail) -> NewSingle {
+    NewSingle {
         id: new_id(),
         to_email: mail.to_email,
         first_name: mail.first_name,
@@ -134,5 +153,5 @@ pub async fn compose_single(store: &Store, tenant_id: &TenantId, mail: SingleMai
         reply_to: mail.reply_to,
         tags_json: (!mail.tags.is_empty()).then(|| serde_json::to_string(&mail.tags).unwrap_or_default()),
         automation_id: mail.automation_id,
-    })
+    }
 }

@@ -132,6 +132,11 @@ pub struct Recipient {
     /// The preference centre (`/p/{token}`).
     #[serde(default)]
     pub preferences_url: Option<String>,
+    /// A double opt-in's confirmation link (`/c/{token}`), when the send's
+    /// `confirm_url` variable is a genuine one (mailroom's own link, like
+    /// the two above: not escaped).
+    #[serde(default)]
+    pub confirm_url: Option<String>,
     pub tenant_name: String,
 }
 
@@ -174,6 +179,9 @@ impl Recipient {
         };
         ctx.insert("unsubscribe_url".into(), own(self.unsubscribe_url.as_deref()));
         ctx.insert("preferences_url".into(), own(self.preferences_url.as_deref()));
+        if let Some(url) = self.confirm_url.as_deref() {
+            ctx.insert("confirm_url".into(), own(Some(url)));
+        }
         minijinja::Value::from(ctx)
     }
 }
@@ -212,6 +220,16 @@ impl Renderer {
 
     pub fn links(&self) -> &UnsubscribeLinks {
         &self.links
+    }
+
+    /// The send's `confirm_url` variable, if it is a genuine confirmation
+    /// link of this server (only those are placed unescaped).
+    fn genuine_confirm_url(&self, variables: Option<&str>) -> Option<String> {
+        let vars: Value = serde_json::from_str(variables?).ok()?;
+        let url = vars.get("confirm_url")?.as_str()?;
+        let token = url.rsplit_once("/c/")?.1;
+        let signup = self.links.verify_confirm(token)?;
+        (self.links.confirm_url(&signup)? == url).then(|| url.to_owned())
     }
 
     fn job<'a>(&self, subject: &'a str, html: &'a str, text: Option<&'a str>, recipients: Vec<Recipient>) -> Job<'a> {
@@ -323,6 +341,7 @@ impl Renderer {
                     variables: ms[i].variables.clone().unwrap_or_default(),
                     unsubscribe_url: links[i].as_ref().map(|l| l.unsubscribe.clone()),
                     preferences_url: links[i].as_ref().map(|l| l.preferences.clone()),
+                    confirm_url: self.genuine_confirm_url(ms[i].variables.as_deref()),
                     tenant_name: ms[i].tenant_name.clone(),
                 })
                 .collect();
@@ -486,6 +505,7 @@ mod tests {
                 .to_string(),
             unsubscribe_url: Some("https://mail.test/u/abc".into()),
             preferences_url: Some("https://mail.test/p/abc".into()),
+            confirm_url: None,
             tenant_name: "T".into(),
         };
         let r = renderer()

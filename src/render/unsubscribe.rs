@@ -19,6 +19,10 @@ type HmacSha256 = Hmac<Sha256>;
 const TAG_LEN: usize = 16;
 /// Separates this use of the secret from any other.
 const CONTEXT: &[u8] = b"mailroom/unsubscribe/v1\0";
+/// The double opt-in confirmation link's use of the secret (`/c/{token}`).
+const CONFIRM_CONTEXT: &[u8] = b"mailroom/confirm/v1\0";
+/// Keyed hashes of addresses and client IPs (signup rate limits).
+const KEYED_HASH_CONTEXT: &[u8] = b"mailroom/keyed-hash/v1\0";
 
 #[derive(Clone)]
 pub struct UnsubscribeLinks {
@@ -32,18 +36,22 @@ impl UnsubscribeLinks {
         Self { secret: secret.as_bytes().to_vec(), base: public_url.trim_end_matches('/').to_owned() }
     }
 
-    fn mac(&self, id: &[u8; 16]) -> HmacSha256 {
+    fn mac_in(&self, context: &[u8], data: &[u8]) -> HmacSha256 {
         // HMAC takes keys of any length: this cannot fail.
         let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!());
-        mac.update(CONTEXT);
-        mac.update(id);
+        mac.update(context);
+        mac.update(data);
         mac
     }
 
     /// The token for a message, or `None` if the id is not one of ours.
     pub fn token(&self, message_id: &str) -> Option<String> {
-        let id = *uuid::Uuid::parse_str(message_id).ok()?.as_bytes();
-        let tag = self.mac(&id).finalize().into_bytes();
+        self.token_in(CONTEXT, message_id)
+    }
+
+    fn token_in(&self, context: &[u8], id: &str) -> Option<String> {
+        let id = *uuid::Uuid::parse_str(id).ok()?.as_bytes();
+        let tag = self.mac_in(context, &id).finalize().into_bytes();
         let mut raw = Vec::with_capacity(16 + TAG_LEN);
         raw.extend_from_slice(&id);
         raw.extend_from_slice(&tag[..TAG_LEN]);
@@ -68,8 +76,32 @@ impl UnsubscribeLinks {
         self.token(message_id).map(|t| format!("{}/p/{t}", self.base))
     }
 
+    /// `{PUBLIC_URL}/c/{token}`: the link that confirms a double opt-in
+    /// signup (its id), signed apart from unsubscribe links.
+    pub fn confirm_url(&self, signup_id: &str) -> Option<String> {
+        self.token_in(CONFIRM_CONTEXT, signup_id).map(|t| format!("{}/c/{t}", self.base))
+    }
+
+    /// The signup a confirmation token names, if its tag is genuine.
+    pub fn verify_confirm(&self, token: &str) -> Option<String> {
+        self.verify_in(CONFIRM_CONTEXT, token)
+    }
+
+    /// A keyed hash (hex) of `value` within `scope`: the same value always
+    /// hashes alike, but nobody without the server's secret can test a guess.
+    pub fn keyed_hash(&self, scope: &str, value: &str) -> String {
+        let mut mac = self.mac_in(KEYED_HASH_CONTEXT, scope.as_bytes());
+        mac.update(b"\0");
+        mac.update(value.as_bytes());
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The message a token names, if its tag is genuine (compared in constant time).
     pub fn verify(&self, token: &str) -> Option<String> {
+        self.verify_in(CONTEXT, token)
+    }
+
+    fn verify_in(&self, context: &[u8], token: &str) -> Option<String> {
         if token.len() > 64 {
             return None;
         }
@@ -78,7 +110,7 @@ impl UnsubscribeLinks {
             return None;
         }
         let id: [u8; 16] = raw[..16].try_into().ok()?;
-        self.mac(&id).verify_truncated_left(&raw[16..]).ok()?;
+        self.mac_in(context, &id).verify_truncated_left(&raw[16..]).ok()?;
         Some(uuid::Uuid::from_bytes(id).to_string())
     }
 }
@@ -139,6 +171,18 @@ mod tests {
     use super::*;
 
     const ID: &str = "01a20eb1-e502-7109-8af3-e707f8c190f1";
+
+    #[test]
+    fn a_confirmation_token_is_signed_apart_from_unsubscribe_tokens() {
+        let links = UnsubscribeLinks::new("secret", "https://mail.example.com");
+        let url = links.confirm_url(ID).unwrap();
+        let token = url.rsplit_once("/c/").unwrap().1;
+        assert_eq!(links.verify_confirm(token).as_deref(), Some(ID));
+        assert_eq!(links.verify(token), None, "not an unsubscribe token");
+        assert_eq!(links.verify_confirm(&links.token(ID).unwrap()), None, "nor the other way round");
+        assert_eq!(links.keyed_hash("a", "x"), links.keyed_hash("a", "x"));
+        assert_ne!(links.keyed_hash("a", "x"), links.keyed_hash("b", "x"));
+    }
 
     #[test]
     fn a_token_names_its_message_and_nothing_else() {

@@ -38,7 +38,7 @@ pub struct Contact {
     #[schema(value_type = Object)]
     pub attributes: Value,
     pub is_subscribed: bool,
-    /// `subscribed`, `unsubscribed`, `bounced` or `complained`.
+    /// `subscribed`, `pending` (double opt-in not confirmed yet), `unsubscribed`, `bounced` or `complained`.
     pub status: String,
     pub created_at: String,
     pub updated_at: String,
@@ -129,7 +129,7 @@ fn duplicate(email: &str) -> impl FnOnce(StoreError) -> Error + '_ {
 }
 
 /// The contact's own fields, checked; its topics are checked apart (they need the store).
-fn new_contact(body: NewContactInput) -> Result<NewContact> {
+pub(super) fn new_contact(body: NewContactInput) -> Result<NewContact> {
     let email = parse_email(&body.email)?;
     Ok(NewContact {
         id: new_id(),

@@ -100,6 +100,7 @@ async fn check_content(state: &AppState, tenant_id: &TenantId, c: &TemplateConte
         variables: variables.clone(),
         unsubscribe_url: Some(link.into()),
         preferences_url: Some("https://example.com/p/preview".into()),
+        confirm_url: None,
         tenant_name: tenant.name.clone(),
     }];
     let first = ContactFilter { tag: None, after: None, limit: CHECKED_CONTACTS };
@@ -111,6 +112,7 @@ async fn check_content(state: &AppState, tenant_id: &TenantId, c: &TemplateConte
         variables: variables.clone(),
         unsubscribe_url: Some(link.into()),
         preferences_url: Some("https://example.com/p/preview".into()),
+        confirm_url: None,
         tenant_name: tenant.name.clone(),
     }));
     let checked = state.renderer.check(tenant_id.as_str(), &c.subject, &c.html, c.text.as_deref(), samples).await;
@@ -270,6 +272,7 @@ pub async fn preview(
         variables: variables.to_string(),
         unsubscribe_url: Some(link),
         preferences_url: Some(format!("{}/p/preview", state.config.public_url)),
+        confirm_url: None,
         tenant_name: tenant.name,
     };
     let rendered = state.renderer.render_template(tenant_id.as_str(), draft.subject, draft.html, draft.text, to).await;

@@ -65,11 +65,11 @@ pub(super) const CONTACT_COLUMNS: &str =
 const CONTACT_RETURNING: &str =
     "id, tenant_id, email, first_name, last_name, tags, attributes, status, created_at, updated_at";
 
-fn tags_json(tags: &[Tag]) -> String {
+pub(super) fn tags_json(tags: &[Tag]) -> String {
     serde_json::to_string(&tags.iter().map(Tag::as_str).collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
 }
 
-async fn write_tags(
+pub(super) async fn write_tags(
     tx: &mut sqlx::AnyConnection,
     tenant_id: &TenantId,
     contact_id: &str,
@@ -87,16 +87,18 @@ async fn write_tags(
     Ok(())
 }
 
-/// Inserts a subscribed contact and its tags.
-async fn insert_contact(
+/// Inserts a contact with this status (`subscribed`, or `pending` for an
+/// unconfirmed double opt-in) and its tags.
+pub(super) async fn insert_contact(
     tx: &mut sqlx::AnyConnection,
     tenant_id: &TenantId,
     c: &NewContact,
+    status: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO contacts (id, tenant_id, email, email_normalized, first_name, last_name, tags, attributes, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'subscribed', $9, $9)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9, $9)",
     )
     .bind(&c.id)
     .bind(tenant_id)
@@ -107,6 +109,7 @@ async fn insert_contact(
     .bind(tags_json(&c.tags))
     .bind(&c.attributes_json)
     .bind(now)
+    .bind(status)
     .execute(&mut *tx)
     .await?;
     write_tags(tx, tenant_id, &c.id, &c.tags).await
@@ -123,7 +126,7 @@ impl Store {
     ) -> Result<ContactRow, StoreError> {
         let mut tx = self.begin_write().await?;
         let now = tx.now;
-        insert_contact(&mut tx, tenant_id, &c, now).await.map_err(StoreError::from_sqlx)?;
+        insert_contact(&mut tx, tenant_id, &c, "subscribed", now).await.map_err(StoreError::from_sqlx)?;
         super::erasure::suppress_erased(self, &mut tx, now, tenant_id.as_str(), &[&c.email_normalized]).await?;
         super::consent::record(&mut tx, now, tenant_id.as_str(), &c.id, ConsentChange::Created, None, origin).await?;
         super::topics::write_choices(&mut tx, now, tenant_id, &c.id, &c.topics, false, origin).await?;
@@ -282,6 +285,20 @@ impl Store {
         }
         Ok(self.is_erased(tenant_id, email_normalized).await?
             && self.contact_by_email(tenant_id, email_normalized).await?.is_none())
+    }
+
+    /// Whether a suppression stops a double opt-in's confirmation email: any
+    /// but those a confirmation lifts (`unsubscribed`, `erased`).
+    pub async fn blocks_confirmation(&self, tenant_id: &TenantId, email_normalized: &str) -> Result<bool, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM suppressions WHERE tenant_id = $1 AND email_normalized = $2 \
+               AND reason NOT IN ('unsubscribed', 'erased')",
+        )
+        .bind(tenant_id)
+        .bind(email_normalized)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
     }
 
     pub async fn create_segment(&self, tenant_id: &TenantId, id: &str, name: &str) -> Result<SegmentRow, sqlx::Error> {

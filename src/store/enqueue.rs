@@ -72,7 +72,7 @@ pub enum EnqueueOutcome {
 }
 
 /// `FROM ... WHERE ...` selecting a campaign's audience as contacts `c`: the
-/// tenant (`$1`) subscribed, unsuppressed contacts matching the targeting, whose
+/// tenant (`$1`) subscribed (so not pending), unsuppressed contacts matching the targeting, whose
 /// values are bound from `$first` on, and, when `topic` names the parameter
 /// holding a topic's id, subscribed to that topic. One definition for
 /// counting and for enqueueing.

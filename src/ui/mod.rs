@@ -32,6 +32,7 @@ mod segment_form;
 mod segments;
 mod session;
 mod settings;
+mod signup_forms;
 mod suppressions;
 mod tenant_scope;
 mod tenant_webhooks;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(contact_erasure::router())
         .merge(segments::router())
         .merge(topics::router())
+        .merge(signup_forms::router())
         .merge(campaigns::router())
         .merge(dead_letters::router())
         .merge(suppressions::router())
@@ -184,6 +186,9 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("topics.html", include_str!("templates/topics.html")),
         ("topic.html", include_str!("templates/topic.html")),
         ("topic_delete.html", include_str!("templates/topic_delete.html")),
+        ("signup_forms.html", include_str!("templates/signup_forms.html")),
+        ("signup_form.html", include_str!("templates/signup_form.html")),
+        ("signup_form_delete.html", include_str!("templates/signup_form_delete.html")),
         ("segment_builder.html", include_str!("templates/segment_builder.html")),
         ("campaigns.html", include_str!("templates/campaigns.html")),
         ("compose.html", include_str!("templates/compose.html")),
@@ -279,6 +284,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "topic_saved" => "Topic saved.",
         "topic_deleted" => "Topic deleted.",
         "contact_topics_saved" => "Topic choices saved.",
+        "form_created" => "Signup form created: paste its HTML into your website.",
+        "form_saved" => "Signup form saved.",
+        "form_deleted" => "Signup form deleted.",
         "campaign_queued" => "Campaign queued.",
         "campaign_paused" => "Campaign paused.",
         "campaign_resumed" => "Campaign resumed.",
@@ -465,11 +473,14 @@ mod tests {
             "topics.html",
             "topic.html",
             "topic_delete.html",
+            "signup_forms.html",
+            "signup_form.html",
+            "signup_form_delete.html",
             "settings.html",
         ];
         for name in names {
             assert!(super::TEMPLATES.get_template(name).is_ok(), "{name}");
         }
-        assert_eq!(super::TEMPLATES.templates().count(), 46);
+        assert_eq!(super::TEMPLATES.templates().count(), 49);
     }
 }

@@ -33,6 +33,7 @@
 //! leases, backoffs and delays from `store.now_ms()` for this reason; only the
 //! outbox's pacer keeps the system clock, since it paces real provider requests.
 
+pub mod pending_expiry;
 pub mod queue_gauges;
 pub mod reputation_sweep;
 

@@ -23,6 +23,7 @@ mod erase;
 mod events;
 mod exactly_once;
 mod fair_shares;
+mod forms;
 mod health;
 mod hostile_fair_shares;
 mod hostile_input;

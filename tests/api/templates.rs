@@ -24,13 +24,21 @@ async fn dispatch_all(app: &TestApp) {
 }
 
 #[tokio::test]
-async fn every_new_tenant_starts_with_five_editable_templates() {
+async fn every_new_tenant_starts_with_six_editable_templates() {
     let (app, t, key) = app_with_tenant(true).await;
     let list = app.get(&format!("/customers/{t}/templates"), &key).await;
     assert_eq!(list.status, StatusCode::OK);
     let names: Vec<&str> = list.body.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names.len(), 5, "{names:?}");
-    for expected in ["Ticket confirmation", "Shipping notification", "Password reset", "Invitation", "Follow-up"] {
+    assert_eq!(names.len(), 6, "{names:?}");
+    let expected_names = [
+        "Ticket confirmation",
+        "Shipping notification",
+        "Password reset",
+        "Invitation",
+        "Follow-up",
+        "Confirm your subscription",
+    ];
+    for expected in expected_names {
         assert!(names.contains(&expected), "{expected} in {names:?}");
     }
     let shipping = list.body.as_array().unwrap().iter().find(|t| t["name"] == "Shipping notification").unwrap();
@@ -39,9 +47,9 @@ async fn every_new_tenant_starts_with_five_editable_templates() {
     let edited = app.patch(&format!("/customers/{t}/templates/{id}"), &key, json!({ "subject": "Shipped!" })).await;
     assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
     assert_eq!(edited.body["version"], 2);
-    // Another tenant has its own four, and cannot see these.
+    // Another tenant has its own six, and cannot see these.
     let (t2, key2) = app.verified_tenant("Other", "other.com").await;
-    assert_eq!(app.get(&format!("/customers/{t2}/templates"), &key2).await.body.as_array().unwrap().len(), 5);
+    assert_eq!(app.get(&format!("/customers/{t2}/templates"), &key2).await.body.as_array().unwrap().len(), 6);
     assert_eq!(app.get(&format!("/customers/{t}/templates/{id}"), &key2).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.get(&format!("/customers/{t2}/templates/{id}"), &key2).await.status, StatusCode::NOT_FOUND);
 }
@@ -94,7 +102,7 @@ async fn syntax_errors_name_the_part_line_and_column() {
     let r = app.patch(&format!("/customers/{t}/templates/{id}"), &key, json!({ "html": "{% for %}" })).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.get(&format!("/customers/{t}/templates/{id}"), &key).await.body["version"], 1);
-    assert_eq!(app.get(&format!("/customers/{t}/templates"), &key).await.body.as_array().unwrap().len(), 6);
+    assert_eq!(app.get(&format!("/customers/{t}/templates"), &key).await.body.as_array().unwrap().len(), 7);
 }
 
 #[tokio::test]

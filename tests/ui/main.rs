@@ -32,6 +32,7 @@ mod nav;
 mod preferences;
 mod segments;
 mod sender;
+mod signup_forms;
 mod topics;
 
 use std::time::Duration;

@@ -13,7 +13,8 @@ use crate::domain::{hash_key, ClaimedMessage, RenderClaimed};
 use crate::store::{placeholders, Backend, Store, WriteTx};
 
 /// Whether campaign message `m` may no longer be mailed: its contact is gone,
-/// unsubscribed or suppressed, or its campaign targets a topic the contact is
+/// unsubscribed, pending (double opt-in not confirmed: any status but
+/// `subscribed` blocks) or suppressed, or its campaign targets a topic the contact is
 /// not subscribed to (any more: a choice made after the enqueue counts; a
 /// topic deleted since stops the mail).
 fn blocked() -> String {

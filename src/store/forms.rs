@@ -1,0 +1,197 @@
+//! Signup forms (issue 23, section 2): the forms themselves, and the rate
+//! limits of their public endpoint (keyed hashes only).
+
+use sqlx::FromRow;
+
+use super::{Store, StoreError};
+use crate::domain::TenantId;
+
+#[derive(Clone, Debug, FromRow)]
+pub struct FormRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    /// JSON array of topic ids.
+    pub topic_ids: String,
+    /// JSON array of tags.
+    pub tags: String,
+    pub template_id: Option<String>,
+    pub thank_you_url: Option<String>,
+    pub confirmed_url: Option<String>,
+    /// JSON array of hosts.
+    pub redirect_hosts: String,
+    /// JSON array of origins.
+    pub allowed_origins: String,
+    pub double_opt_in: i64,
+    pub consent_text: String,
+    pub consent_text_version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A form's fields as written (all of them: a change is merged by the caller).
+pub struct FormFields {
+    pub name: String,
+    pub topic_ids: Vec<String>,
+    pub tags: Vec<String>,
+    pub template_id: Option<String>,
+    pub thank_you_url: Option<String>,
+    pub confirmed_url: Option<String>,
+    pub redirect_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub double_opt_in: bool,
+    pub consent_text: String,
+}
+
+const FORM_COLUMNS: &str = "id, tenant_id, name, topic_ids, tags, template_id, thank_you_url, confirmed_url, \
+     redirect_hosts, allowed_origins, double_opt_in, consent_text, consent_text_version, created_at, updated_at";
+
+fn json(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
+
+impl Store {
+    pub async fn create_form(&self, tenant_id: &TenantId, id: &str, f: &FormFields) -> Result<FormRow, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let now = tx.now;
+        let row = sqlx::query_as(&format!(
+            "INSERT INTO signup_forms (id, tenant_id, name, topic_ids, tags, template_id, thank_you_url, confirmed_url, \
+               redirect_hosts, allowed_origins, double_opt_in, consent_text, consent_text_version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13) RETURNING {FORM_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(tenant_id)
+        .bind(&f.name)
+        .bind(json(&f.topic_ids))
+        .bind(json(&f.tags))
+        .bind(&f.template_id)
+        .bind(&f.thank_you_url)
+        .bind(&f.confirmed_url)
+        .bind(json(&f.redirect_hosts))
+        .bind(json(&f.allowed_origins))
+        .bind(i64::from(f.double_opt_in))
+        .bind(&f.consent_text)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// One page of the tenant's forms in creation order, after the id `after`
+    /// (`""` from the first); `limit + 1` rows when a next page exists.
+    pub async fn forms(&self, tenant_id: &TenantId, after: &str, limit: i64) -> Result<Vec<FormRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {FORM_COLUMNS} FROM signup_forms WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(tenant_id)
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn form(&self, tenant_id: &TenantId, id: &str) -> Result<Option<FormRow>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT {FORM_COLUMNS} FROM signup_forms WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// A form by its id alone (its public endpoint names no tenant).
+    pub async fn public_form(&self, id: &str) -> Result<Option<FormRow>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT {FORM_COLUMNS} FROM signup_forms WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Writes a form's fields; its consent statement's version goes up when
+    /// the text changes. `None` if the tenant has no such form.
+    pub async fn update_form(
+        &self,
+        tenant_id: &TenantId,
+        id: &str,
+        f: &FormFields,
+    ) -> Result<Option<FormRow>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let now = tx.now;
+        let row = sqlx::query_as(&format!(
+            "UPDATE signup_forms SET name = $3, topic_ids = $4, tags = $5, template_id = $6, thank_you_url = $7, \
+               confirmed_url = $8, redirect_hosts = $9, allowed_origins = $10, double_opt_in = $11, \
+               consent_text_version = consent_text_version + CASE WHEN consent_text = $12 THEN 0 ELSE 1 END, \
+               consent_text = $12, updated_at = $13 \
+             WHERE tenant_id = $1 AND id = $2 RETURNING {FORM_COLUMNS}"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .bind(&f.name)
+        .bind(json(&f.topic_ids))
+        .bind(json(&f.tags))
+        .bind(&f.template_id)
+        .bind(&f.thank_you_url)
+        .bind(&f.confirmed_url)
+        .bind(json(&f.redirect_hosts))
+        .bind(json(&f.allowed_origins))
+        .bind(i64::from(f.double_opt_in))
+        .bind(&f.consent_text)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    pub async fn delete_form(&self, tenant_id: &TenantId, id: &str) -> Result<bool, sqlx::Error> {
+        self.delete_owned("signup_forms", tenant_id, id).await
+    }
+
+    /// The ids among `ids` that are the tenant's topics now.
+    pub async fn existing_topics(&self, tenant_id: &TenantId, ids: &[String]) -> Result<Vec<String>, sqlx::Error> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            let hit: Option<String> = sqlx::query_scalar("SELECT id FROM topics WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+            found.extend(hit);
+        }
+        Ok(found)
+    }
+
+    /// How many attempts keyed `key_hash` the tenant has seen since `since`,
+    /// and the oldest of them (for `Retry-After`).
+    pub async fn signup_attempts(
+        &self,
+        tenant_id: &TenantId,
+        key_hash: &str,
+        since: i64,
+    ) -> Result<(i64, Option<i64>), sqlx::Error> {
+        let row: (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(at) FROM signup_attempts WHERE tenant_id = $1 AND key_hash = $2 AND at > $3",
+        )
+        .bind(tenant_id)
+        .bind(key_hash)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row)
+    }
+
+    /// Counts one attempt under each of these keys.
+    pub async fn record_signup_attempt(&self, tenant_id: &TenantId, key_hashes: &[&str]) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let now = tx.now;
+        for key in key_hashes {
+            sqlx::query("INSERT INTO signup_attempts (tenant_id, key_hash, at) VALUES ($1, $2, $3)")
+                .bind(tenant_id)
+                .bind(*key)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+}
