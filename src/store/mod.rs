@@ -13,6 +13,7 @@ mod events;
 mod filter;
 mod import;
 mod import_reports;
+mod import_topics;
 mod lease;
 mod messages;
 mod outbox;
