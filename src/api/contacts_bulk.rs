@@ -69,6 +69,7 @@ fn json_row(i: usize, c: ContactIn) -> Result<ImportRow, String> {
         attributes,
         consented_at: None,
         consent_source: None,
+        topics: Vec::new(),
     })
 }
 
@@ -89,8 +90,17 @@ fn media_type(req: &Request) -> String {
 /// * `text/csv`: a header line names the columns: `email` (required),
 ///   `first_name`, `last_name`, `tags` (`;`-separated); every other column is a
 ///   string attribute (an empty cell is absent). `status` and `created_at`
-///   columns (as in an export) are ignored.
-/// * `application/x-ndjson`: one JSON contact per line, fields as in `POST /contacts`.
+///   columns (as in an export) are ignored. `consented_at` and
+///   `consent_source` go into the new contact's `imported` consent record.
+///   `topic:<topic name or id>` sets the contact's choice on that topic:
+///   `subscribed`, `unsubscribed`, or empty (left as it is); a header naming
+///   a topic the customer does not have refuses the import (422, naming it).
+///   Each change of a choice is a consent record (`topic_subscribed` /
+///   `topic_unsubscribed`, source `import`).
+/// * `application/x-ndjson`: one JSON contact per line, fields as in `POST
+///   /contacts` plus `consented_at`, `consent_source` and `topics`, an object
+///   `{"<topic name or id>": "subscribed" | "unsubscribed" | ""}`; a line
+///   naming an unknown topic is refused like any bad row.
 ///
 /// CSV and NDJSON bodies may be of any size: they are read as they arrive and
 /// written in transactions of 2,000 rows. A bad row is reported by line in

@@ -29,7 +29,8 @@ pub struct EndpointIn {
     /// The types to receive: `email.sent`, `email.delivered`,
     /// `email.delivery_delayed`, `email.opened`, `email.clicked`,
     /// `email.bounced`, `email.complained`, `email.failed`, `email.scheduled`,
-    /// `email.suppressed`, `contact.unsubscribed`, `reputation.changed`,
+    /// `email.suppressed`, `contact.unsubscribed`, `contact.topic_unsubscribed`
+    /// (a recipient left one topic; `data.topic` names it), `reputation.changed`,
     /// `automation.alert`, `campaign.sent`.
     event_types: Vec<String>,
     description: Option<String>,

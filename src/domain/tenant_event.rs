@@ -2,7 +2,7 @@
 //! delivery events, as they happen to the tenant's own mail, and mailroom's own.
 
 /// Every type an endpoint may subscribe to.
-pub const TENANT_EVENT_TYPES: [&str; 14] = [
+pub const TENANT_EVENT_TYPES: [&str; 15] = [
     "email.sent",
     "email.delivered",
     "email.delivery_delayed",
@@ -14,6 +14,10 @@ pub const TENANT_EVENT_TYPES: [&str; 14] = [
     "email.scheduled",
     "email.suppressed",
     "contact.unsubscribed",
+    // A recipient left one topic (one-click from a topic campaign) and still
+    // gets the rest: apart from `contact.unsubscribed`, which means no more
+    // marketing mail at all, so that a handler of that one never over-reacts.
+    "contact.topic_unsubscribed",
     "reputation.changed",
     "automation.alert",
     "campaign.sent",

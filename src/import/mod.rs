@@ -7,6 +7,7 @@
 pub mod csv;
 mod ndjson;
 mod rows;
+mod topics;
 
 use std::fmt::Display;
 
@@ -20,6 +21,7 @@ use crate::domain::{new_id, TenantId};
 use crate::store::{ImportEnding, ImportOutcome, ImportRow, OnConflict, Store};
 
 pub use rows::{build_row, unneutralise, RowInput};
+pub use topics::TopicIndex;
 
 /// Rows written per transaction.
 pub const CHUNK_ROWS: usize = 2_000;
@@ -192,9 +194,11 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin + Send + 'static,
     E: Display + Send + 'static,
 {
+    let topics = store.topics(&tenant, "", crate::store::TOPICS_MAX as i64).await?;
+    let topics = TopicIndex::new(topics.into_iter().map(|t| (t.id, t.name)));
     let id = new_id();
     store.start_import(&tenant, &id, format.as_str(), on_conflict.as_str()).await?;
-    let import = Import { store, tenant, id, on_conflict };
+    let import = Import { store, tenant, id, on_conflict, topics };
     tokio::spawn(import.run(format, body, progress))
         .await
         .map_err(|e| ImportError::Db(sqlx::Error::Protocol(format!("import task: {e}"))))?
@@ -206,6 +210,8 @@ struct Import {
     tenant: TenantId,
     id: String,
     on_conflict: OnConflict,
+    /// The tenant's topics, as `topic:` columns name them.
+    topics: TopicIndex,
 }
 
 impl Import {
@@ -219,9 +225,10 @@ impl Import {
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send + 'static,
         E: Display + Send + 'static,
     {
+        let topics = self.topics.clone();
         let mut parser: Box<dyn Parser> = match format {
-            Format::Csv => Box::new(rows::CsvParser::default()),
-            Format::Ndjson => Box::new(ndjson::NdjsonParser::default()),
+            Format::Csv => Box::new(rows::CsvParser::new(topics)),
+            Format::Ndjson => Box::new(ndjson::NdjsonParser::new(topics)),
         };
         let mut sink = Sink { rows: Vec::with_capacity(CHUNK_ROWS), report: Report::default() };
         // The writer runs beside the parser: one chunk is written while the next is read.

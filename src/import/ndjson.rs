@@ -4,6 +4,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::rows::{build_row, RowInput};
+use super::topics::{topic_state, TopicIndex};
 use super::{ImportError, Parser, Sink};
 use crate::domain::{nul_path, Attributes};
 use crate::store::ImportRow;
@@ -22,10 +23,16 @@ struct LineContact {
     attributes: Option<Value>,
     consented_at: Option<String>,
     consent_source: Option<String>,
+    /// The contact's choice per topic, by the topic's name or id:
+    /// `subscribed`, `unsubscribed`, or empty for no change.
+    #[serde(default)]
+    topics: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Default)]
 pub struct NdjsonParser {
+    /// The tenant's topics, as rows name them.
+    topics: TopicIndex,
     /// The start of a line whose end has not arrived yet.
     partial: Vec<u8>,
     /// Lines completed so far.
@@ -34,7 +41,14 @@ pub struct NdjsonParser {
     too_long: bool,
 }
 
-fn contact(line: u64, bytes: &[u8]) -> Result<ImportRow, String> {
+impl NdjsonParser {
+    /// A parser whose rows' `topics` name the tenant's `topics`.
+    pub fn new(topics: TopicIndex) -> Self {
+        Self { topics, ..Self::default() }
+    }
+}
+
+fn contact(line: u64, bytes: &[u8], index: &TopicIndex) -> Result<ImportRow, String> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("not a JSON object: {e}"))?;
     if let Some(path) = nul_path(&value) {
         return Err(format!("`{path}` must not contain a NUL character"));
@@ -44,6 +58,18 @@ fn contact(line: u64, bytes: &[u8]) -> Result<ImportRow, String> {
         None | Some(Value::Null) => Attributes::default(),
         Some(v) => Attributes::parse(v)?,
     };
+    let mut topics: Vec<(String, crate::domain::TopicState)> = Vec::new();
+    for (given, cell) in &c.topics {
+        let Some(id) = index.resolve(given) else {
+            return Err(format!("topics: the customer has no topic `{}`", given.escape_debug()));
+        };
+        if topics.iter().any(|(other, _)| other == id) {
+            return Err(format!("topics: topic `{}` is named twice", given.escape_debug()));
+        }
+        if let Some(state) = topic_state(given, cell)? {
+            topics.push((id.to_owned(), state));
+        }
+    }
     build_row(RowInput {
         line,
         email: &c.email,
@@ -53,6 +79,7 @@ fn contact(line: u64, bytes: &[u8]) -> Result<ImportRow, String> {
         attributes,
         consented_at: c.consented_at.as_deref(),
         consent_source: c.consent_source.as_deref(),
+        topics,
     })
 }
 
@@ -68,7 +95,7 @@ impl NdjsonParser {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        sink.row(line, contact(line, bytes));
+        sink.row(line, contact(line, bytes, &self.topics));
     }
 }
 

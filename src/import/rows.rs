@@ -2,9 +2,10 @@
 //! parser that turns records into rows under the header's column names.
 
 use super::csv::{CsvRecords, Event, Fields};
+use super::topics::{topic_column, topic_state, TopicIndex};
 use super::{ImportError, Parser, Sink};
 use crate::domain::attributes::check_key;
-use crate::domain::{check_single_line, Attributes, EmailAddress, Tag};
+use crate::domain::{check_single_line, Attributes, EmailAddress, Tag, TopicState};
 use crate::store::ImportRow;
 
 /// Longest first or last name (as the contacts API).
@@ -24,6 +25,8 @@ pub struct RowInput<'a> {
     pub consented_at: Option<&'a str>,
     /// Where the consent was given, in the tenant's words: the record's `source_note`.
     pub consent_source: Option<&'a str>,
+    /// The contact's choices on topics: (topic id, state), each topic once.
+    pub topics: Vec<(String, TopicState)>,
 }
 
 /// Checks one row; the error names the field.
@@ -44,6 +47,7 @@ pub fn build_row(input: RowInput<'_>) -> Result<ImportRow, String> {
         last_name: name(input.last_name, "last_name")?,
         tags,
         attributes: input.attributes,
+        topics: input.topics,
         consented_at: match input.consented_at.map(str::trim).filter(|v| !v.is_empty()) {
             None => None,
             Some(v) => Some(
@@ -102,6 +106,8 @@ enum Column {
     /// A column of the export that an import does not take (`status`, `created_at`).
     Ignored,
     Attribute(String),
+    /// `topic:<name or id>`: the topic's id, and the name the header gives.
+    Topic(String, String),
 }
 
 #[derive(Default)]
@@ -109,9 +115,17 @@ pub struct CsvParser {
     records: CsvRecords,
     columns: Option<Vec<Column>>,
     header_error: Option<String>,
+    topics: TopicIndex,
 }
 
-fn header(fields: &Fields<'_>) -> Result<Vec<Column>, String> {
+impl CsvParser {
+    /// A parser whose `topic:` columns name the tenant's `topics`.
+    pub fn new(topics: TopicIndex) -> Self {
+        Self { topics, ..Self::default() }
+    }
+}
+
+fn header(fields: &Fields<'_>, topics: &TopicIndex) -> Result<Vec<Column>, String> {
     let mut columns = Vec::with_capacity(fields.len());
     for i in 0..fields.len() {
         let raw = fields.get(i).unwrap_or_default();
@@ -124,6 +138,20 @@ fn header(fields: &Fields<'_>) -> Result<Vec<Column>, String> {
             "consented_at" => Column::ConsentedAt,
             "consent_source" => Column::ConsentSource,
             "status" | "created_at" => Column::Ignored,
+            _ if topic_column(name).is_some() => {
+                let given = topic_column(name).unwrap_or_default().trim();
+                let Some(id) = topics.resolve(given) else {
+                    return Err(format!(
+                        "CSV header, column {}: the customer has no topic `{}` (topic:<name or id>)",
+                        i + 1,
+                        given.escape_debug()
+                    ));
+                };
+                if columns.iter().any(|c| matches!(c, Column::Topic(other, _) if other == id)) {
+                    return Err(format!("CSV header: topic `{}` has two columns", given.escape_debug()));
+                }
+                Column::Topic(id.to_owned(), given.to_owned())
+            }
             _ => {
                 check_key(name).map_err(|e| format!("CSV header, column {}: {e}", i + 1))?;
                 Column::Attribute(name.to_owned())
@@ -146,6 +174,7 @@ fn csv_row(columns: &[Column], line: u64, fields: &Fields<'_>) -> Result<ImportR
     let mut tags = Vec::new();
     let mut attributes = Attributes::default();
     let (mut consented_at, mut consent_source) = (None, None);
+    let mut topics = Vec::new();
     if fields.len() > columns.len() {
         return Err(format!("too many columns ({}, the header has {})", fields.len(), columns.len()));
     }
@@ -164,6 +193,11 @@ fn csv_row(columns: &[Column], line: u64, fields: &Fields<'_>) -> Result<ImportR
             Column::ConsentedAt => consented_at = Some(cell),
             Column::ConsentSource => consent_source = Some(cell),
             Column::Ignored => {}
+            Column::Topic(id, given) => {
+                if let Some(state) = topic_state(given, cell)? {
+                    topics.push((id.clone(), state));
+                }
+            }
             Column::Attribute(key) if !cell.is_empty() => attributes.insert_text(key, cell.to_owned())?,
             Column::Attribute(_) => {}
         }
@@ -171,13 +205,14 @@ fn csv_row(columns: &[Column], line: u64, fields: &Fields<'_>) -> Result<ImportR
     if email.trim().is_empty() {
         return Err("email: missing".into());
     }
-    build_row(RowInput { line, email, first_name, last_name, tags, attributes, consented_at, consent_source })
+    build_row(RowInput { line, email, first_name, last_name, tags, attributes, consented_at, consent_source, topics })
 }
 
 impl CsvParser {
     fn take(&mut self, sink: &mut Sink, chunk: Option<&[u8]>) -> Result<(), ImportError> {
         let columns = &mut self.columns;
         let header_error = &mut self.header_error;
+        let topics = &self.topics;
         let mut on = |e: Event<'_>| {
             if header_error.is_some() {
                 return;
@@ -185,7 +220,7 @@ impl CsvParser {
             match (e, columns.as_ref()) {
                 (Event::Record { line, fields }, Some(cols)) => sink.row(line, csv_row(cols, line, &fields)),
                 (Event::Dropped { line, reason }, Some(_)) => sink.report.reject(line, reason),
-                (Event::Record { fields, .. }, None) => match header(&fields) {
+                (Event::Record { fields, .. }, None) => match header(&fields, topics) {
                     Ok(cols) => *columns = Some(cols),
                     Err(e) => *header_error = Some(e),
                 },

@@ -5,8 +5,9 @@
 use std::collections::{HashMap, HashSet};
 
 use super::contacts::CONTACT_COLUMNS;
+use super::import_topics::placeholders;
 use super::{Backend, ContactRow, Store};
-use crate::domain::{new_id, Attributes, Tag, TenantId};
+use crate::domain::{new_id, Attributes, Tag, TenantId, TopicState};
 
 /// What an import does with an address the tenant already has.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,6 +46,8 @@ pub struct ImportRow {
     pub consented_at: Option<i64>,
     /// Where they consented, in the tenant's words: the record's `source_note`.
     pub consent_source: Option<String>,
+    /// The contact's choices on topics: (topic id, state), each topic once.
+    pub topics: Vec<(String, TopicState)>,
 }
 
 #[derive(Debug, Default)]
@@ -76,6 +79,12 @@ fn merge_into(earlier: &mut ImportRow, later: ImportRow) -> Result<(), String> {
     earlier.attributes.merge(&later.attributes)?;
     earlier.tags = union_tags(&earlier.tags, &later.tags)?;
     earlier.line = later.line;
+    for (topic, state) in later.topics {
+        match earlier.topics.iter_mut().find(|(t, _)| *t == topic) {
+            Some(choice) => choice.1 = state,
+            None => earlier.topics.push((topic, state)),
+        }
+    }
     if later.first_name.is_some() {
         earlier.first_name = later.first_name;
     }
@@ -106,12 +115,6 @@ type ContactValues<'a> =
 /// last) is prepared once and dropped.
 const SQLITE_ROWS_PER_STATEMENT: usize = 500;
 const SQLITE_TAGS_PER_STATEMENT: usize = 1_000;
-
-/// `(?, ?, ...), (?, ?, ...)`: `rows` rows of `cols` anonymous parameters.
-fn placeholders(rows: usize, cols: usize) -> String {
-    let row = format!("({})", vec!["?"; cols].join(", "));
-    vec![row.as_str(); rows].join(", ")
-}
 
 fn conflict_clause(on_conflict: OnConflict) -> &'static str {
     match on_conflict {
@@ -330,17 +333,32 @@ impl Store {
             ("$2".to_owned(), "NULL".to_owned())
         };
         let values = serde_json::to_string(&values).unwrap_or_else(|_| "[]".into());
+        let choices: Vec<[&str; 3]> = writable
+            .iter()
+            .flat_map(|r| {
+                r.topics.iter().map(|(topic, state)| [r.email_normalized.as_str(), topic.as_str(), state.as_str()])
+            })
+            .collect();
+        let chosen = if choices.is_empty() {
+            String::new()
+        } else {
+            // Numbered after the `imported` records of the same prefix (a chunk is far fewer than 2^32 rows).
+            super::import_topics::postgres_ctes(
+                "$5",
+                &self.sql_sequential_id("$4", "4294967296 + ROW_NUMBER() OVER ()"),
+            )
+        };
         let item = |i| self.json_item(i);
         let sql = format!(
             "WITH written AS (INSERT INTO contacts (id, tenant_id, email, email_normalized, first_name, last_name, tags, \
                attributes, status, created_at, updated_at) \
              SELECT {}, $1, {}, {}, {}, {}, {}, {}, {}, $2, $2 FROM {} WHERE true \
-             ON CONFLICT (tenant_id, email_normalized) {} RETURNING id, tags, xmax = 0 AS created), \
+             ON CONFLICT (tenant_id, email_normalized) {} RETURNING id, email_normalized, tags, xmax = 0 AS created), \
              tagged AS (INSERT INTO contact_tags (tenant_id, contact_id, tag) \
                SELECT $1, w.id, t.tag FROM written w, jsonb_array_elements_text(CAST(w.tags AS jsonb)) AS t(tag) \
                ON CONFLICT DO NOTHING), \
              recorded AS (INSERT INTO consent_records (id, tenant_id, contact_id, at, change, source, source_note) \
-               SELECT {}, $1, w.id, {at}, 'imported', 'import', {note} FROM {record_source}) \
+               SELECT {}, $1, w.id, {at}, 'imported', 'import', {note} FROM {record_source}){chosen} \
              SELECT COUNT(*), COUNT(*) FILTER (WHERE created) FROM written",
             item(0),
             item(1),
@@ -354,13 +372,11 @@ impl Store {
             conflict_clause(on_conflict),
             self.sql_sequential_id("$4", "ROW_NUMBER() OVER ()"),
         );
-        let (written, created): (i64, i64) = sqlx::query_as(&sql)
-            .bind(tenant_id)
-            .bind(now)
-            .bind(values)
-            .bind(super::id_prefix())
-            .fetch_one(&mut *tx)
-            .await?;
+        let mut q = sqlx::query_as(&sql).bind(tenant_id).bind(now).bind(values).bind(super::id_prefix());
+        if !choices.is_empty() {
+            q = q.bind(serde_json::to_string(&choices).unwrap_or_else(|_| "[]".into()));
+        }
+        let (written, created): (i64, i64) = q.fetch_one(&mut *tx).await?;
         let (written, created) = (u64::try_from(written).unwrap_or(0), u64::try_from(created).unwrap_or(0));
         out.created += created;
         out.updated += written.saturating_sub(created);
@@ -472,7 +488,18 @@ impl Store {
             .filter(|(_, _, stored, _, _)| stored.is_none())
             .map(|(r, id, ..)| (*r, id.as_str()))
             .collect();
-        Self::record_imported(tx, tenant_id, &created, now).await
+        Self::record_imported(tx, tenant_id, &created, now).await?;
+        let choices: Vec<(&str, &str, &str)> = insert
+            .iter()
+            .flat_map(|(r, id, stored, _, _)| {
+                let contact = stored.unwrap_or(id.as_str());
+                r.topics.iter().map(move |(topic, state)| (contact, topic.as_str(), state.as_str()))
+            })
+            .collect();
+        if !choices.is_empty() {
+            Self::import_topic_choices(tx, tenant_id, &choices, now).await?;
+        }
+        Ok(())
     }
 
     /// SQLite: the new contacts' `imported` consent records, at the row's

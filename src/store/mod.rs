@@ -14,6 +14,7 @@ mod filter;
 mod forms;
 mod import;
 mod import_reports;
+mod import_topics;
 mod lease;
 mod messages;
 mod outbox;

@@ -242,6 +242,27 @@ impl Store {
             let change = crate::domain::ConsentChange::TopicUnsubscribed;
             super::consent::record(&mut tx, now, tenant_id.as_str(), contact_id, change, Some(topic_id), origin)
                 .await?;
+            // The tenant hears of it once: when this click is what moved the contact.
+            let about: Option<(String, String)> = sqlx::query_as(
+                "SELECT c.email_normalized, tp.name FROM contacts c JOIN topics tp ON tp.tenant_id = c.tenant_id \
+                 WHERE c.tenant_id = $1 AND c.id = $2 AND tp.id = $3",
+            )
+            .bind(tenant_id)
+            .bind(contact_id)
+            .bind(topic_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((email, name)) = about {
+                let data = serde_json::json!({
+                    "email": email,
+                    "contact_id": contact_id,
+                    "campaign_id": origin.campaign_id,
+                    "topic": { "id": topic_id, "name": name },
+                    "created_at": crate::domain::rfc3339(now),
+                });
+                let event = "contact.topic_unsubscribed";
+                super::enqueue_tenant_events(&mut tx, now, tenant_id.as_str(), event, &data).await?;
+            }
         }
         tx.commit().await?;
         Ok(left)

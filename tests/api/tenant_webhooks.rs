@@ -401,6 +401,45 @@ async fn a_one_click_unsubscribe_notifies_the_customer() {
 }
 
 #[tokio::test]
+async fn a_one_click_from_a_topic_campaign_notifies_the_customer_once_of_that_topic_only() {
+    let app = app_with(true).await;
+    let (t, key) = app.verified_tenant("A", "acme.com").await;
+    let rx = Receiver::start().await;
+    endpoint(&app, &t, &key, &rx.url, &["contact.unsubscribed", "contact.topic_unsubscribed"]).await;
+    let r = app.post(&format!("/customers/{t}/topics"), &key, json!({ "name": "News", "default": "opt_out" })).await;
+    let news = r.body["id"].as_str().unwrap().to_owned();
+    app.add_contact(&t, &key, json!({ "email": "pat@example.org" })).await;
+    let r =
+        app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "h", "topic_id": news })).await;
+    let campaign = r.body["campaign_id"].as_str().unwrap().to_owned();
+    app.drain().await;
+    let email = app.mock().accepted()[0].clone();
+    let link = email.headers.get("List-Unsubscribe").unwrap();
+    let url = link.trim_start_matches('<').trim_end_matches('>');
+    let path = url::Url::parse(url).unwrap().path().to_owned();
+    for _ in 0..2 {
+        let r = app
+            .http
+            .post(format!("{}{path}", app.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let got = received_at_least(&app, &rx, 1).await;
+    app.advance(Duration::from_secs(5));
+    app.settle().await;
+    assert_eq!(rx.received().len(), 1, "once, however often the link is clicked");
+    let body: Value = serde_json::from_str(&got[0].1).unwrap();
+    assert_eq!(body["type"], "contact.topic_unsubscribed", "not an unsubscribe from everything: {body}");
+    assert_eq!(body["data"]["email"], "pat@example.org");
+    assert_eq!(body["data"]["campaign_id"], campaign);
+    assert_eq!(body["data"]["topic"], json!({ "id": news, "name": "News" }));
+}
+
+#[tokio::test]
 async fn every_webhook_route_is_in_the_openapi_document() {
     let app = spawn_with(Options::default()).await;
     let doc = app.request(reqwest::Method::GET, "/openapi.json", None, None).await;
