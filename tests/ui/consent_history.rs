@@ -42,6 +42,8 @@ async fn a_contacts_consent_history_shows_each_change_newest_first_with_older_pa
     assert!(history.find("Unsubscribed from topic") < history.find("Added"), "newest first: {history}");
     assert!(!history.contains("topic_unsubscribed") && !history.contains("preference_centre"), "{history}");
     b.check_page("consent-history").await;
+    b.js_value("document.getElementById('consent-history').scrollIntoView(); return null;").await;
+    b.photograph("section-desktop").await;
 
     // Ten more changes: the page shows the newest ten and leads to the rest.
     for i in 0..10 {

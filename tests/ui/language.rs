@@ -60,6 +60,8 @@ async fn a_german_tenants_recipients_see_german_pages() {
     b.click("#save-language").await;
     b.wait_text(".notice", "Language saved").await;
     b.check_page("settings-language").await;
+    b.js_value("document.getElementById('language-h').scrollIntoView(); return null;").await;
+    b.photograph("language-section-desktop").await;
     assert_eq!(app.get(&format!("/customers/{t}"), &key).await.body["locale"], "de");
 
     let sent = app
