@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::tenant_scope::Scoped;
 use super::{page, Frame, UiError, UiResult};
 use crate::domain::{parse_id, TenantId};
-use crate::service::consent;
+use crate::service::{consent, contacts};
 use crate::state::AppState;
 
 /// Records on the contact's page, and on each older page.
@@ -51,7 +51,7 @@ async fn older(
     Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<OlderQuery>>,
 ) -> UiResult<Response> {
     let cid = parse_id(&cid).ok_or(UiError::NotFound)?;
-    let contact = state.store.contact(&id, &cid).await?.ok_or(UiError::NotFound)?;
+    let contact = contacts::get(&state, &id, &cid).await?;
     // A cursor that is not one of the contact's records is the use case's 422.
     let (records, next) = consent_page(&state, &id, &cid, q.after.as_deref()).await?;
     let frame = Frame::new(&user, Some(&row), "contacts");
