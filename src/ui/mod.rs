@@ -471,10 +471,12 @@ mod tests {
             "topic.html",
             "topic_delete.html",
             "settings.html",
+            "contact_consent.html",
+            "consent_macros.html",
         ];
         for name in names {
             assert!(super::TEMPLATES.get_template(name).is_ok(), "{name}");
         }
-        assert_eq!(super::TEMPLATES.templates().count(), 46);
+        assert_eq!(super::TEMPLATES.templates().count(), 48);
     }
 }
