@@ -1,6 +1,7 @@
 //! The words of the pages recipients see (unsubscribe, preference centre), in
 //! each language a tenant may choose. `{name}` (the tenant) and `{topic}` are
-//! filled in, already escaped, by [`fill`].
+//! filled in, already escaped, by [`fill`]. The footer that links to these
+//! pages from campaign mail has its words in `render::footer_texts`.
 
 use crate::domain::Locale;
 

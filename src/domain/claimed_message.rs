@@ -34,6 +34,8 @@ pub struct ClaimedMessage {
     /// The contact's attributes (a JSON object), when the message has a contact.
     pub attributes: Option<String>,
     pub tenant_name: String,
+    /// The tenant's `locale` as stored (`en`, `de`): the footer's language.
+    pub tenant_locale: String,
     /// 1: add an unsubscribe footer when the content places no link itself.
     pub unsubscribe_footer: i64,
     /// 1: `subject`/`html`/`text_body` are a template (else inline content).

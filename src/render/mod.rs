@@ -12,6 +12,7 @@
 //! unsubscribe headers and a footer with whichever of its two links (unsubscribe,
 //! preferences) the content does not place itself.
 
+pub mod footer_texts;
 pub mod isolation;
 pub mod starters;
 pub mod template;
@@ -446,8 +447,9 @@ impl Renderer {
                 unsubscribe: (!placed.0).then_some(l.unsubscribe.as_str()),
                 preferences: (!placed.1).then_some(l.preferences.as_str()),
             };
-            html = unsubscribe::html_footer(&html, &missing);
-            text = text.map(|t| unsubscribe::text_footer(&t, &missing));
+            let words = footer_texts::footer_texts(crate::domain::Locale::from_stored(&m.tenant_locale));
+            html = unsubscribe::html_footer(&html, &missing, words);
+            text = text.map(|t| unsubscribe::text_footer(&t, &missing, words));
         }
         let headers = link.map(|l| {
             BTreeMap::from([

@@ -13,6 +13,8 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::footer_texts::FooterTexts;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Bytes of the tag kept in a token (128 bits).
@@ -131,15 +133,15 @@ pub struct Missing<'a> {
 }
 
 /// Adds the missing links at the end of an html body (inside `</body>` when
-/// there is one); nothing when none is missing.
-pub fn html_footer(html: &str, missing: &Missing<'_>) -> String {
+/// there is one), in the tenant's language; nothing when none is missing.
+pub fn html_footer(html: &str, missing: &Missing<'_>, words: &FooterTexts) -> String {
     let link = |url: &str, label: &str| format!("<a href=\"{url}\" style=\"color:#6b7280\">{label}</a>");
     let line = match (missing.unsubscribe, missing.preferences) {
         (None, None) => return html.to_owned(),
-        (Some(u), None) => format!("Don't want these emails? {}.", link(u, "Unsubscribe")),
-        (None, Some(p)) => format!("{}.", link(p, "Choose which emails you get")),
+        (Some(u), None) => format!("{} {}.", words.ask, link(u, words.unsubscribe)),
+        (None, Some(p)) => format!("{}.", link(p, words.choose_alone)),
         (Some(u), Some(p)) => {
-            format!("Don't want these emails? {} or {}.", link(u, "Unsubscribe"), link(p, "choose which ones you get"))
+            format!("{} {} {} {}.", words.ask, link(u, words.unsubscribe), words.or, link(p, words.choose))
         }
     };
     let footer = format!("<p style=\"margin-top:32px;font-size:12px;color:#6b7280;text-align:center\">{line}</p>");
@@ -149,8 +151,8 @@ pub fn html_footer(html: &str, missing: &Missing<'_>) -> String {
     }
 }
 
-/// Adds a line for each link a text body does not hold already.
-pub fn text_footer(text: &str, missing: &Missing<'_>) -> String {
+/// Adds a line for each link a text body does not hold already, in the tenant's language.
+pub fn text_footer(text: &str, missing: &Missing<'_>, words: &FooterTexts) -> String {
     let unsubscribe = missing.unsubscribe.filter(|u| !text.contains(u));
     let preferences = missing.preferences.filter(|p| !text.contains(p));
     if unsubscribe.is_none() && preferences.is_none() {
@@ -158,10 +160,10 @@ pub fn text_footer(text: &str, missing: &Missing<'_>) -> String {
     }
     let mut out = format!("{}\n\n--\n", text.trim_end());
     if let Some(u) = unsubscribe {
-        out.push_str(&format!("Unsubscribe: {u}\n"));
+        out.push_str(&format!("{}: {u}\n", words.text_unsubscribe));
     }
     if let Some(p) = preferences {
-        out.push_str(&format!("Preferences: {p}\n"));
+        out.push_str(&format!("{}: {p}\n", words.text_preferences));
     }
     out
 }
@@ -169,6 +171,8 @@ pub fn text_footer(text: &str, missing: &Missing<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Locale;
+    use crate::render::footer_texts::footer_texts;
 
     const ID: &str = "01a20eb1-e502-7109-8af3-e707f8c190f1";
 
@@ -213,16 +217,47 @@ mod tests {
 
     #[test]
     fn footers_go_inside_the_body() {
+        let en = footer_texts(Locale::En);
         let both = Missing { unsubscribe: Some("https://x/u/t"), preferences: Some("https://x/p/t") };
-        let html = html_footer("<html><BODY><p>Hi</p></BODY></html>", &both);
+        let html = html_footer("<html><BODY><p>Hi</p></BODY></html>", &both, en);
         assert!(html.ends_with("</BODY></html>"), "{html}");
         assert!(html.contains("href=\"https://x/u/t\"") && html.contains("href=\"https://x/p/t\""), "{html}");
-        assert_eq!(text_footer("Hi\n", &both), "Hi\n\n--\nUnsubscribe: https://x/u/t\nPreferences: https://x/p/t\n");
+        assert_eq!(
+            text_footer("Hi\n", &both, en),
+            "Hi\n\n--\nUnsubscribe: https://x/u/t\nPreferences: https://x/p/t\n"
+        );
         let prefs_only = Missing { unsubscribe: None, preferences: Some("https://x/p/t") };
-        let html = html_footer("<p>Hi</p>", &prefs_only);
+        let html = html_footer("<p>Hi</p>", &prefs_only, en);
         assert!(!html.contains("/u/") && html.contains("href=\"https://x/p/t\""), "{html}");
-        assert_eq!(text_footer("Hi https://x/p/t", &prefs_only), "Hi https://x/p/t", "already there");
+        assert_eq!(text_footer("Hi https://x/p/t", &prefs_only, en), "Hi https://x/p/t", "already there");
         let none = Missing { unsubscribe: None, preferences: None };
-        assert_eq!(html_footer("<p>Hi</p>", &none), "<p>Hi</p>");
+        assert_eq!(html_footer("<p>Hi</p>", &none, en), "<p>Hi</p>");
+    }
+
+    #[test]
+    fn the_footer_speaks_the_tenants_language() {
+        let both = Missing { unsubscribe: Some("https://x/u/t"), preferences: Some("https://x/p/t") };
+        let html = html_footer("<p>Hi</p>", &both, footer_texts(Locale::En));
+        assert!(html.contains("Don't want these emails? <a href=\"https://x/u/t\" style=\"color:#6b7280\">Unsubscribe</a> or <a href=\"https://x/p/t\" style=\"color:#6b7280\">choose which ones you get</a>."), "{html}");
+        let html = html_footer("<p>Hi</p>", &both, footer_texts(Locale::De));
+        assert!(html.contains("Sie möchten diese E-Mails nicht mehr erhalten? <a href=\"https://x/u/t\" style=\"color:#6b7280\">Abmelden</a> oder <a href=\"https://x/p/t\" style=\"color:#6b7280\">auswählen, welche Sie erhalten</a>."), "{html}");
+        assert!(!html.contains("Unsubscribe") && !html.contains("choose"), "no English left: {html}");
+        let prefs_only = Missing { unsubscribe: None, preferences: Some("https://x/p/t") };
+        let html = html_footer("<p>Hi</p>", &prefs_only, footer_texts(Locale::De));
+        assert!(html.contains(">Auswählen, welche E-Mails Sie erhalten</a>."), "{html}");
+        let unsubscribe_only = Missing { unsubscribe: Some("https://x/u/t"), preferences: None };
+        let html = html_footer("<p>Hi</p>", &unsubscribe_only, footer_texts(Locale::De));
+        assert!(
+            html.contains("erhalten? <a href=\"https://x/u/t\" style=\"color:#6b7280\">Abmelden</a>.</p>"),
+            "{html}"
+        );
+        assert_eq!(
+            text_footer("Hallo", &both, footer_texts(Locale::De)),
+            "Hallo\n\n--\nAbmelden: https://x/u/t\nEinstellungen: https://x/p/t\n"
+        );
+        assert_eq!(
+            text_footer("Hi", &both, footer_texts(Locale::En)),
+            "Hi\n\n--\nUnsubscribe: https://x/u/t\nPreferences: https://x/p/t\n"
+        );
     }
 }

@@ -35,7 +35,7 @@ pub struct Customer {
     /// else `hello@{domain}`; null until a domain is verified.
     default_from: Option<String>,
     /// The language of the pages recipients see (preference centre,
-    /// unsubscribe): `en` or `de`.
+    /// unsubscribe) and of the footer mailroom adds to campaign mail: `en` or `de`.
     #[schema(example = "en")]
     locale: String,
 }

@@ -9,6 +9,7 @@ use axum::{Form, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::consent_history::consent_page;
 use super::contact_details::{attribute_rows, posted_attributes, recent_events, recent_messages, RECENT};
 use super::form::Fields;
 use super::operator::Done;
@@ -169,6 +170,7 @@ async fn contact(
     let topics = crate::service::topics::of_contact(&state, &id, &cid).await?;
     let messages = recent_messages(&state, &id, &contact).await?;
     let events = recent_events(&state, &id, &contact.id).await?;
+    let (consent, consent_next) = consent_page(&state, &id, &contact.id, None).await?;
     // An event names its message by the subject, when it is one of those listed.
     let subjects: std::collections::BTreeMap<&str, &str> =
         messages.iter().filter_map(|m| Some((m["id"].as_str()?, m["subject"].as_str()?))).collect();
@@ -179,6 +181,7 @@ async fn contact(
         &frame,
         minijinja::context! {
             contact, joined, others, attributes, topics, messages, events, subjects, recent => RECENT,
+            consent, consent_next,
         },
     ))
 }

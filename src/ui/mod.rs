@@ -15,6 +15,7 @@ mod campaign_figures;
 mod campaigns;
 mod chart;
 mod compose_form;
+mod consent_history;
 mod contact_details;
 mod contact_erasure;
 mod contacts;
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(overview::router())
         .merge(contacts::router())
         .merge(contact_erasure::router())
+        .merge(consent_history::router())
         .merge(segments::router())
         .merge(topics::router())
         .merge(signup_forms::router())
@@ -179,6 +181,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("contacts.html", include_str!("templates/contacts.html")),
         ("contact.html", include_str!("templates/contact.html")),
         ("contact_erase.html", include_str!("templates/contact_erase.html")),
+        ("contact_consent.html", include_str!("templates/contact_consent.html")),
+        ("consent_macros.html", include_str!("templates/consent_macros.html")),
         ("import.html", include_str!("templates/import.html")),
         ("segments.html", include_str!("templates/segments.html")),
         ("segment.html", include_str!("templates/segment.html")),
@@ -310,6 +314,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "template_saved" => "Template saved as a new version.",
         "template_deleted" => "Template deleted.",
         "sender_saved" => "Default sender saved.",
+        "language_saved" => "Language saved.",
         _ => return None,
     })
 }
@@ -477,10 +482,12 @@ mod tests {
             "signup_form.html",
             "signup_form_delete.html",
             "settings.html",
+            "contact_consent.html",
+            "consent_macros.html",
         ];
         for name in names {
             assert!(super::TEMPLATES.get_template(name).is_ok(), "{name}");
         }
-        assert_eq!(super::TEMPLATES.templates().count(), 49);
+        assert_eq!(super::TEMPLATES.templates().count(), 51);
     }
 }

@@ -2,12 +2,13 @@
 //! address on its verified domain), who mail that names no sender comes from.
 //! The same use case as the API's `PATCH /customers/{id}` with `from_name`
 //! and `from_address` (`service::customers::update`); the tenant sets it
-//! itself, the operator for any tenant.
+//! itself, the operator for any tenant. Beside it, the language of the
+//! pages and mail footer recipients see (`locale` of the same PATCH).
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +20,9 @@ use crate::state::AppState;
 use crate::store::TenantRow;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/ui/t/{tid}/settings", get(settings).post(save_sender))
+    Router::new()
+        .route("/ui/t/{tid}/settings", get(settings).post(save_sender))
+        .route("/ui/t/{tid}/settings/language", post(save_language))
 }
 
 /// The default sender's form; an empty field removes that part of it.
@@ -84,3 +87,23 @@ fn in_the_forms_words(message: &str) -> String {
 }
 
 super::tenant_scope::csrf_field!(SenderForm);
+
+/// The recipients' language: `en` or `de`.
+#[derive(Deserialize)]
+pub struct LanguageForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    locale: String,
+}
+
+async fn save_language(
+    State(state): State<AppState>,
+    Posted { id, form: Form(f), .. }: Posted<Form<LanguageForm>>,
+) -> UiResult<Response> {
+    // Anything but a language offered is the use case's 422 (the error page).
+    customers::update(&state, &id, CustomerChange { locale: Some(&f.locale), ..CustomerChange::default() }).await?;
+    Ok(see_other(&format!("/ui/t/{id}/settings"), "language_saved"))
+}
+
+super::tenant_scope::csrf_field!(LanguageForm);

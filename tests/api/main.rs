@@ -31,6 +31,7 @@ mod import;
 mod import_reports;
 mod input;
 mod isolation;
+mod mail_footer_language;
 mod pipeline;
 mod provider_errors;
 mod render_failing;

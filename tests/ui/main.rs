@@ -21,11 +21,13 @@ mod helpers;
 
 mod browser;
 mod compose_flow;
+mod consent_history;
 mod contact_page;
 mod content;
 mod erase;
 mod figures;
 mod http;
+mod language;
 mod local_time;
 mod manage;
 mod nav;

@@ -268,7 +268,7 @@ impl Store {
         after: Option<&str>,
     ) -> Result<Vec<ClaimedMessage>, sqlx::Error> {
         let shared: Option<Shared> = sqlx::query_as(
-            "SELECT tn.name AS tenant_name, tn.unsubscribe_footer, cp.from_address, cp.subject, cp.html, \
+            "SELECT tn.name AS tenant_name, tn.locale AS tenant_locale, tn.unsubscribe_footer, cp.from_address, cp.subject, cp.html, \
                cp.text_body, cp.reply_to, cp.template_id, cp.variables, \
                LENGTH(cp.html) + COALESCE(LENGTH(cp.text_body), 0) + LENGTH(cp.subject) AS size \
              FROM tenants tn LEFT JOIN campaigns cp ON cp.id = $2 AND cp.tenant_id = tn.id WHERE tn.id = $1",
@@ -440,11 +440,12 @@ impl ClaimAhead {
     }
 }
 
-/// What every message of a claim shares: its tenant's name and footer
-/// setting, and its campaign's content (none for transactional mail).
+/// What every message of a claim shares: its tenant's name, language and
+/// footer setting, and its campaign's content (none for transactional mail).
 #[derive(FromRow)]
 struct Shared {
     tenant_name: String,
+    tenant_locale: String,
     unsubscribe_footer: i64,
     from_address: Option<String>,
     subject: Option<String>,
@@ -499,6 +500,7 @@ impl Queued {
             last_name: self.last_name,
             attributes: self.attributes,
             tenant_name: shared.tenant_name.clone(),
+            tenant_locale: shared.tenant_locale.clone(),
             unsubscribe_footer: shared.unsubscribe_footer,
             variables: or(self.variables, &shared.variables),
             list_unsubscribe: self.list_unsubscribe,

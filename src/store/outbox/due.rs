@@ -31,7 +31,7 @@ const CLAIMED_COLUMNS: &str = "m.id, m.tenant_id, m.campaign_id, m.to_email, m.f
    COALESCE(m.from_address, cp.from_address) AS from_address, COALESCE(m.subject, cp.subject) AS subject, \
    COALESCE(m.html, cp.html) AS html, COALESCE(m.text_body, cp.text_body) AS text_body, \
    COALESCE(m.reply_to, cp.reply_to) AS reply_to, m.tags, ct.last_name, ct.attributes, tn.name AS tenant_name, \
-   tn.unsubscribe_footer, \
+   tn.locale AS tenant_locale, tn.unsubscribe_footer, \
    CASE WHEN COALESCE(m.template_id, cp.template_id) IS NULL THEN 0 ELSE 1 END AS templated, \
    COALESCE(m.variables, cp.variables) AS variables, \
    CASE WHEN m.campaign_id IS NOT NULL OR m.list_unsubscribe = 1 THEN 1 ELSE 0 END AS list_unsubscribe";
