@@ -27,6 +27,12 @@ impl EmailAddress {
         if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
             return Err(format!("`{s}` has an invalid local part"));
         }
+        // A fully qualified domain's trailing dot is no part of an address
+        // (RFC 5321): `a@x.org.` would be a second contact of one mailbox,
+        // past its suppression and its erasure.
+        if domain.ends_with('.') {
+            return Err(format!("`{s}` has an invalid domain: it ends with a dot"));
+        }
         DomainName::parse(domain).map_err(|e| format!("`{s}` has an invalid domain: {e}"))?;
         Ok(Self(s.to_owned()))
     }
@@ -76,6 +82,7 @@ mod tests {
             "a..b@x.org",
             ".a@x.org",
             "a@-x.org",
+            "a@x.org.",
         ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad}");
         }

@@ -185,7 +185,9 @@ async fn fields(
             None => Some(confirmation_template(state, tenant_id).await?),
         },
     };
-    let domain = state.store.tenant(tenant_id).await?.ok_or(Error::NotFound("customer"))?.domain_name;
+    // Only a domain the customer has verified is its own to redirect to.
+    let tenant = state.store.tenant(tenant_id).await?.ok_or(Error::NotFound("customer"))?;
+    let domain = tenant.domain_name.clone().filter(|_| tenant.domain_verified());
     let redirect_hosts = match input.redirect_hosts {
         Some(raw) => {
             if raw.len() > MAX_HOSTS {

@@ -21,7 +21,10 @@ pub enum Unsubscribed {
 /// link that is not genuine or names nothing any more.
 pub async fn target(state: &AppState, token: &str) -> Result<Option<(String, UnsubscribeTarget)>> {
     let Some(message_id) = state.renderer.links().verify(token) else { return Ok(None) };
-    Ok(state.store.unsubscribe_target(&message_id).await?.map(|t| (message_id, t)))
+    // An erased person's mail names nobody any more: nothing to unsubscribe
+    // (and no suppression of the hash to write).
+    let target = state.store.unsubscribe_target(&message_id).await?;
+    Ok(target.filter(|t| !crate::domain::is_erased_address(&t.to_email)).map(|t| (message_id, t)))
 }
 
 /// Unsubscribes the recipient a genuine link names (again, harmlessly, if

@@ -118,7 +118,18 @@ impl Store {
                     add_tags(&mut tx, tenant_id, &c, &s.contact.tags, now).await?;
                 }
                 if !s.double_opt_in && c.status == "subscribed" {
-                    let topics = subscribe_all(&s.topic_ids);
+                    // A stranger's post may add what the person never
+                    // answered, never undo a choice the person made (leaving
+                    // a topic is undone only through the person's own
+                    // preference centre or a confirmed double opt-in).
+                    let stood = super::topics::contact_topics_in(&mut tx, tenant_id, &c.id).await?.unwrap_or_default();
+                    let unanswered: Vec<String> = s
+                        .topic_ids
+                        .iter()
+                        .filter(|id| stood.iter().any(|t| &t.id == *id && t.choice.is_none()))
+                        .cloned()
+                        .collect();
+                    let topics = subscribe_all(&unanswered);
                     super::topics::write_choices(&mut tx, now, tenant_id, &c.id, &topics, false, origin).await?;
                 }
                 (c, false)

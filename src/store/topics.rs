@@ -354,7 +354,7 @@ pub(super) async fn write_choices(
     Ok(after)
 }
 
-async fn contact_topics_in(
+pub(super) async fn contact_topics_in(
     conn: &mut sqlx::AnyConnection,
     tenant_id: &TenantId,
     contact_id: &str,

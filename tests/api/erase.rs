@@ -420,3 +420,27 @@ async fn another_customer_can_neither_export_nor_erase_a_contact() {
     assert_eq!(app.get(&format!("/customers/{o}/contacts/{theirs}"), &okey).await.status, StatusCode::OK);
     assert_eq!(app.get(&format!("/customers/{t}/contacts/{pat}/export"), &key).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_unsubscribe_link_in_an_erased_persons_old_email_names_nobody_and_writes_nothing() {
+    let app = spawn_with(with_webhooks()).await;
+    let (t, key, pat, _, _) = pat_with_history(&app).await;
+    let r = app.post(&format!("/customers/{t}/contacts/{pat}/erase"), &key, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let suppressions = app.get(&format!("/customers/{t}/suppressions"), &key).await.body;
+
+    let accepted = app.mock().accepted();
+    let email = accepted.iter().find(|e| e.to[0] == PAT && e.subject.starts_with("Hello")).unwrap();
+    let header = email.headers.get("List-Unsubscribe").unwrap();
+    let path = url::Url::parse(header.trim_start_matches('<').trim_end_matches('>')).unwrap().path().to_owned();
+    let r = app
+        .http
+        .post(format!("{}{path}", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&format!("/customers/{t}/suppressions"), &key).await.body, suppressions);
+}

@@ -10,7 +10,7 @@ use mailroom::outbox::Step;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_with, Options, TestApp};
+use crate::helpers::{spawn_app, spawn_with, Options, TestApp, ADMIN_KEY};
 
 fn with_mock() -> Options {
     Options { resend: true, ..Options::default() }
@@ -559,4 +559,59 @@ async fn an_erased_address_signing_up_on_a_form_without_double_opt_in_is_not_mai
     assert_eq!(r.status(), StatusCode::OK);
     let r = app.post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "<p>h</p>" })).await;
     assert_eq!(r.body["sent_to"], 1, "a confirmed signup lifts it: {}", r.body);
+}
+
+#[tokio::test]
+async fn a_single_opt_in_post_never_undoes_a_known_contacts_choice_to_leave_a_topic() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    let topic = |name: &'static str| {
+        let (app, t, key) = (&app, t.clone(), key.clone());
+        async move {
+            app.post(&format!("/customers/{t}/topics"), &key, json!({ "name": name })).await.body["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (news, offers) = (topic("News").await, topic("Offers").await);
+    let f = form(&app, &t, &key, json!({ "name": "Quick", "double_opt_in": false, "topic_ids": [news, offers] })).await;
+    let c = app.add_contact(&t, &key, json!({ "email": "kim@example.org" })).await;
+    let r = app
+        .patch(
+            &format!("/customers/{t}/contacts/{c}/topics"),
+            &key,
+            json!({ "topics": [{ "id": news, "state": "unsubscribed" }] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    post_form(&app, f["id"].as_str().unwrap(), "email=kim%40example.org").await;
+    let r = app.get(&format!("/customers/{t}/contacts/{c}/topics"), &key).await;
+    let state = |id: &str| {
+        r.body.as_array().unwrap().iter().find(|x| x["id"] == id).unwrap()["state"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(state(&news), "unsubscribed", "the person's own choice stands: {}", r.body);
+    assert_eq!(state(&offers), "subscribed", "a topic never answered is added: {}", r.body);
+}
+
+#[tokio::test]
+async fn a_domain_registered_but_not_verified_is_no_redirect_host() {
+    let app = spawn_app().await;
+    let c = app.post("/customers", ADMIN_KEY, json!({ "name": "Gone phishing" })).await;
+    let t = c.body["id"].as_str().unwrap().to_owned();
+    let key = app.post(&format!("/customers/{t}/api-keys"), ADMIN_KEY, json!({})).await.body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let d = app.post(&format!("/customers/{t}/domains"), &key, json!({ "domain_name": "evil.com" })).await;
+    assert_eq!(d.status, StatusCode::CREATED, "{}", d.body);
+    for body in [
+        json!({ "name": "F", "thank_you_url": "https://evil.com/phish", "double_opt_in": false }),
+        json!({ "name": "F", "redirect_hosts": ["evil.com"] }),
+    ] {
+        let r = app.post(&format!("/customers/{t}/forms"), &key, body.clone()).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", r.body);
+        assert_eq!(r.body["error"]["code"], "open_redirect", "{body}: {}", r.body);
+    }
 }
