@@ -218,6 +218,9 @@ async fn a_filled_honeypot_is_answered_as_a_success_and_does_nothing() {
     let bot = post_form(&app, id, "email=bot%40example.org&website=http%3A%2F%2Fspam.example").await;
     assert_eq!((bot.0, bot.1, bot.2), (human.0, human.1, human.2));
     assert!(contact(&app, &t, &key, "bot@example.org").await.is_none());
+    let repeated = post_form(&app, id, "email=bot3%40example.org&website=x&website=").await;
+    assert_eq!(repeated.0, human.0);
+    assert!(contact(&app, &t, &key, "bot3@example.org").await.is_none(), "filled once is filled");
     let (status, _, body) = post_json(&app, id, None, json!({ "email": "bot2@example.org", "website": "x" })).await;
     assert_eq!((status, body.as_str()), (StatusCode::ACCEPTED, r#"{"status":"accepted"}"#));
     assert!(contact(&app, &t, &key, "bot2@example.org").await.is_none());
