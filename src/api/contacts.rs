@@ -9,7 +9,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::paging::next_page;
+use super::paging::{after_id, page_of};
 use super::ApiJson;
 use crate::auth::TenantAccess;
 use crate::domain::{ConsentOrigin, Tag};
@@ -151,27 +151,14 @@ async fn list_contacts(
     let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
     let limit = super::page_limit(params.limit.as_deref())?;
     let tag = params.tag.as_deref().map(Tag::parse).transpose().map_err(ApiError::validation)?;
-    let after = match params.after.as_deref() {
-        None | Some("") => None,
-        Some(raw) => {
-            Some(crate::domain::parse_id(raw).ok_or_else(|| ApiError::validation("`after` must be a contact id"))?)
-        }
-    };
+    let after = after_id(params.after.as_deref(), "contact")?;
     if let Some(email) = params.email.as_deref() {
         let found = contacts::find_by_email(&state, &t.tenant_id, email, tag.as_ref()).await?;
         return Ok((HeaderMap::new(), Json(found.into_iter().collect())));
     }
-    let mut rows = contacts::list(&state, &t.tenant_id, tag.clone(), after, limit).await?;
-    let mut headers = HeaderMap::new();
-    if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        if let Some(last) = rows.last() {
-            let path = format!("/customers/{}/contacts", t.tenant_id);
-            let limit = limit.to_string();
-            let tag = tag.as_ref().map(Tag::as_str);
-            headers = next_page(&path, &[("limit", Some(&limit)), ("after", Some(&last.id)), ("tag", tag)]);
-        }
-    }
+    let rows = contacts::list(&state, &t.tenant_id, tag.clone(), after, limit).await?;
+    let path = format!("/customers/{}/contacts", t.tenant_id);
+    let (headers, rows) = page_of(rows, limit, &path, &[("tag", tag.as_ref().map(Tag::as_str))], |c| &c.id);
     Ok((headers, Json(rows.into_iter().map(Contact::from).collect())))
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::paging::next_page;
+use super::paging::{after_id, page_of};
 use super::ApiJson;
 use crate::auth::TenantAccess;
 use crate::error::{ApiError, ApiResult};
@@ -118,22 +118,9 @@ async fn list_forms(
 ) -> ApiResult<(HeaderMap, Json<Vec<Form>>)> {
     let Query(params) = params.map_err(|e| ApiError::validation(e.body_text()))?;
     let limit = super::page_limit(params.limit.as_deref())?;
-    let after = match params.after.as_deref() {
-        None | Some("") => None,
-        Some(raw) => {
-            Some(crate::domain::parse_id(raw).ok_or_else(|| ApiError::validation("`after` must be a form id"))?)
-        }
-    };
-    let mut rows = forms::list_forms(&state, &t.tenant_id, after.as_deref(), limit).await?;
-    let mut headers = HeaderMap::new();
-    if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        if let Some(last) = rows.last() {
-            let path = format!("/customers/{}/forms", t.tenant_id);
-            let limit = limit.to_string();
-            headers = next_page(&path, &[("limit", Some(&limit)), ("after", Some(&last.id))]);
-        }
-    }
+    let after = after_id(params.after.as_deref(), "form")?;
+    let rows = forms::list_forms(&state, &t.tenant_id, after.as_deref(), limit).await?;
+    let (headers, rows) = page_of(rows, limit, &format!("/customers/{}/forms", t.tenant_id), &[], |f| &f.id);
     Ok((headers, Json(rows)))
 }
 

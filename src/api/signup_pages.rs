@@ -131,10 +131,8 @@ fn parse_form(body: &[u8]) -> FormPost {
             "email" => post.email = v.into_owned(),
             "first_name" => post.first_name = Some(v.into_owned()),
             // Filled once is filled: a bot repeating the field empty stays a bot.
-            k if k == HONEYPOT_FIELD => {
-                if post.honeypot.as_deref().map_or(true, str::is_empty) {
-                    post.honeypot = Some(v.into_owned());
-                }
+            k if k == HONEYPOT_FIELD && post.honeypot.as_deref().map_or(true, str::is_empty) => {
+                post.honeypot = Some(v.into_owned());
             }
             _ => {}
         }
