@@ -35,21 +35,6 @@ fn list(raw: &str) -> Vec<String> {
     serde_json::from_str(raw).unwrap_or_default()
 }
 
-/// 429 when `key` has had `limit` attempts in the window.
-async fn check_limit(state: &AppState, tenant_id: &TenantId, key: &str, limit: i64, what: &str) -> Result<()> {
-    let now = state.store.now_ms();
-    let (count, oldest) = state.store.signup_attempts(tenant_id, key, now - LIMIT_WINDOW_MS).await?;
-    if count < limit {
-        return Ok(());
-    }
-    let free_at = oldest.unwrap_or(now) + LIMIT_WINDOW_MS;
-    let retry_after_secs = u64::try_from((free_at - now + 999) / 1000).unwrap_or(1).max(1);
-    Err(Error::RateLimited {
-        message: format!("too many signups from this {what}; retry in {retry_after_secs} s"),
-        retry_after_secs,
-    })
-}
-
 /// Takes a post to a form. A filled honeypot is answered as a success and
 /// does nothing. Otherwise, within the rate limits, the address signs up
 /// (see [`crate::store::Store::sign_up`]) and, with double opt-in, gets
@@ -67,13 +52,18 @@ pub async fn post(state: &AppState, form: &FormRow, post: FormPost, client: Cons
     let links = state.renderer.links();
     let address_key = links.keyed_hash(&format!("signup-address/{tenant_id}"), &email.normalized());
     let client_key = client.ip.as_deref().map(|ip| links.keyed_hash(&format!("signup-client/{tenant_id}"), ip));
-    if let Some(key) = &client_key {
-        check_limit(state, &tenant_id, key, PER_CLIENT_PER_HOUR, "client").await?;
+    // Checked and counted in one step: parallel posts never get past a limit.
+    let mut limits: Vec<(&str, i64)> = client_key.as_deref().map(|k| (k, PER_CLIENT_PER_HOUR)).into_iter().collect();
+    limits.push((address_key.as_str(), PER_ADDRESS_PER_HOUR));
+    if let Some((i, oldest)) = state.store.take_signup_attempt(&tenant_id, &limits, LIMIT_WINDOW_MS).await? {
+        let what = if i + 1 == limits.len() { "address" } else { "client" };
+        let now = state.store.now_ms();
+        let retry_after_secs = u64::try_from((oldest + LIMIT_WINDOW_MS - now + 999) / 1000).unwrap_or(1).max(1);
+        return Err(Error::RateLimited {
+            message: format!("too many signups from this {what}; retry in {retry_after_secs} s"),
+            retry_after_secs,
+        });
     }
-    check_limit(state, &tenant_id, &address_key, PER_ADDRESS_PER_HOUR, "address").await?;
-    let mut keys = vec![address_key.as_str()];
-    keys.extend(client_key.as_deref());
-    state.store.record_signup_attempt(&tenant_id, &keys).await?;
 
     let text = (!form.consent_text.is_empty()).then(|| form.consent_text.clone());
     let origin = ConsentOrigin {

@@ -43,6 +43,11 @@ pub struct FormFields {
     pub consent_text: String,
 }
 
+/// The class of PostgreSQL transaction locks a tenant's signups take turns
+/// on, the tenant's id hashed being the other key (two-key advisory locks
+/// never meet the one-key ones other claims use).
+const SIGNUP_LOCKS: i32 = 0x7369_676e;
+
 const FORM_COLUMNS: &str = "id, tenant_id, name, topic_ids, tags, template_id, thank_you_url, confirmed_url, \
      redirect_hosts, allowed_origins, double_opt_in, consent_text, consent_text_version, created_at, updated_at";
 
@@ -161,30 +166,42 @@ impl Store {
         Ok(found)
     }
 
-    /// How many attempts keyed `key_hash` the tenant has seen since `since`,
-    /// and the oldest of them (for `Retry-After`).
-    pub async fn signup_attempts(
+    /// Counts one attempt under each of `limits`' keys if none of them has
+    /// had its limit of attempts since `window_ms` ago; otherwise counts
+    /// nothing and answers the first key at its limit with the time its
+    /// oldest attempt was made. The check and the count are one step:
+    /// parallel posts never get past a limit (SQLite's writers take turns;
+    /// PostgreSQL's, of one tenant, on a transaction lock).
+    pub async fn take_signup_attempt(
         &self,
         tenant_id: &TenantId,
-        key_hash: &str,
-        since: i64,
-    ) -> Result<(i64, Option<i64>), sqlx::Error> {
-        let row: (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(at) FROM signup_attempts WHERE tenant_id = $1 AND key_hash = $2 AND at > $3",
-        )
-        .bind(tenant_id)
-        .bind(key_hash)
-        .bind(since)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row)
-    }
-
-    /// Counts one attempt under each of these keys.
-    pub async fn record_signup_attempt(&self, tenant_id: &TenantId, key_hashes: &[&str]) -> Result<(), sqlx::Error> {
+        limits: &[(&str, i64)],
+        window_ms: i64,
+    ) -> Result<Option<(usize, i64)>, sqlx::Error> {
         let mut tx = self.begin_write().await?;
         let now = tx.now;
-        for key in key_hashes {
+        if self.backend == super::Backend::Postgres {
+            // (Selecting the `void` itself would not decode through the Any driver.)
+            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1, hashtext($2))) AS turn")
+                .bind(SIGNUP_LOCKS)
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (i, (key, limit)) in limits.iter().enumerate() {
+            let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+                "SELECT COUNT(*), MIN(at) FROM signup_attempts WHERE tenant_id = $1 AND key_hash = $2 AND at > $3",
+            )
+            .bind(tenant_id)
+            .bind(*key)
+            .bind(now - window_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+            if count >= *limit {
+                return Ok(Some((i, oldest.unwrap_or(now))));
+            }
+        }
+        for (key, _) in limits {
             sqlx::query("INSERT INTO signup_attempts (tenant_id, key_hash, at) VALUES ($1, $2, $3)")
                 .bind(tenant_id)
                 .bind(*key)
@@ -192,6 +209,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(None)
     }
 }

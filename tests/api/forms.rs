@@ -618,3 +618,19 @@ async fn a_domain_registered_but_not_verified_is_no_redirect_host() {
         assert_eq!(r.body["error"]["code"], "open_redirect", "{body}: {}", r.body);
     }
 }
+
+#[tokio::test]
+async fn parallel_posts_of_one_address_never_get_past_its_limit() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    let f = form(&app, &t, &key, json!({ "name": "Newsletter" })).await;
+    let id = f["id"].as_str().unwrap().to_owned();
+    let posts = (0..20).map(|_| {
+        let (app, id) = (&app, id.clone());
+        async move { post_json(app, &id, None, json!({ "email": "pat@example.org" })).await.0 }
+    });
+    let answers = futures::future::join_all(posts).await;
+    let accepted = answers.iter().filter(|s| **s == StatusCode::ACCEPTED).count();
+    let limited = answers.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((accepted, limited), (3, 17), "{answers:?}");
+}
