@@ -35,19 +35,21 @@ fn list(raw: &str) -> Vec<String> {
     serde_json::from_str(raw).unwrap_or_default()
 }
 
-/// Takes a post to a form. A filled honeypot is answered as a success and
+/// Takes a post to a form. A well-formed post that filled the honeypot is answered as a success and
 /// does nothing. Otherwise, within the rate limits, the address signs up
 /// (see [`crate::store::Store::sign_up`]) and, with double opt-in, gets
 /// the confirmation email. Whether the address was new, pending or known
 /// changes nothing in the answer; a confirmation that cannot be sent is
 /// logged, not told.
 pub async fn post(state: &AppState, form: &FormRow, post: FormPost, client: ConsentClient) -> Result<()> {
+    // A post that is not a signup at all is refused, a bot's too; a
+    // well-formed one that filled the honeypot is answered as a success.
+    let email = EmailAddress::parse(&post.email).map_err(|e| Error::Invalid { code: "invalid_email", message: e })?;
+    let first_name = optional_text(post.first_name.as_deref(), "first_name", 100)?;
     if post.honeypot.as_deref().is_some_and(|h| !h.trim().is_empty()) {
         tracing::info!(form = %form.id, "a form post filled the honeypot: ignored");
         return Ok(());
     }
-    let email = EmailAddress::parse(&post.email).map_err(|e| Error::Invalid { code: "invalid_email", message: e })?;
-    let first_name = optional_text(post.first_name.as_deref(), "first_name", 100)?;
     let tenant_id = TenantId::from_stored(form.tenant_id.clone());
     let links = state.renderer.links();
     let address_key = links.keyed_hash(&format!("signup-address/{tenant_id}"), &email.normalized());

@@ -634,3 +634,15 @@ async fn parallel_posts_of_one_address_never_get_past_its_limit() {
     let limited = answers.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
     assert_eq!((accepted, limited), (3, 17), "{answers:?}");
 }
+
+#[tokio::test]
+async fn a_post_without_an_address_is_refused_even_with_the_honeypot_filled() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    let f = form(&app, &t, &key, json!({ "name": "Newsletter" })).await;
+    let id = f["id"].as_str().unwrap();
+    for body in ["first_name=x&website=null", "website=x", "email=not-an-address&website=x"] {
+        let (status, _, _) = post_form(&app, id, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
+}
