@@ -59,26 +59,13 @@ impl Store {
     pub async fn create_form(&self, tenant_id: &TenantId, id: &str, f: &FormFields) -> Result<FormRow, StoreError> {
         let mut tx = self.begin_write().await?;
         let now = tx.now;
-        let row = sqlx::query_as(&format!(
+        let sql = format!(
             "INSERT INTO signup_forms (id, tenant_id, name, topic_ids, tags, template_id, thank_you_url, confirmed_url, \
                redirect_hosts, allowed_origins, double_opt_in, consent_text, consent_text_version, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13) RETURNING {FORM_COLUMNS}"
-        ))
-        .bind(id)
-        .bind(tenant_id)
-        .bind(&f.name)
-        .bind(json(&f.topic_ids))
-        .bind(json(&f.tags))
-        .bind(&f.template_id)
-        .bind(&f.thank_you_url)
-        .bind(&f.confirmed_url)
-        .bind(json(&f.redirect_hosts))
-        .bind(json(&f.allowed_origins))
-        .bind(i64::from(f.double_opt_in))
-        .bind(&f.consent_text)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+        );
+        let q = sqlx::query_as(&sql).bind(id).bind(tenant_id);
+        let row = bind_fields(q, f, now).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -122,28 +109,15 @@ impl Store {
     ) -> Result<Option<FormRow>, StoreError> {
         let mut tx = self.begin_write().await?;
         let now = tx.now;
-        let row = sqlx::query_as(&format!(
+        let sql = format!(
             "UPDATE signup_forms SET name = $3, topic_ids = $4, tags = $5, template_id = $6, thank_you_url = $7, \
                confirmed_url = $8, redirect_hosts = $9, allowed_origins = $10, double_opt_in = $11, \
                consent_text_version = consent_text_version + CASE WHEN consent_text = $12 THEN 0 ELSE 1 END, \
                consent_text = $12, updated_at = $13 \
-             WHERE tenant_id = $1 AND id = $2 RETURNING {FORM_COLUMNS}"
-        ))
-        .bind(tenant_id)
-        .bind(id)
-        .bind(&f.name)
-        .bind(json(&f.topic_ids))
-        .bind(json(&f.tags))
-        .bind(&f.template_id)
-        .bind(&f.thank_you_url)
-        .bind(&f.confirmed_url)
-        .bind(json(&f.redirect_hosts))
-        .bind(json(&f.allowed_origins))
-        .bind(i64::from(f.double_opt_in))
-        .bind(&f.consent_text)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
+             WHERE id = $1 AND tenant_id = $2 RETURNING {FORM_COLUMNS}"
+        );
+        let q = sqlx::query_as(&sql).bind(id).bind(tenant_id);
+        let row = bind_fields(q, f, now).fetch_optional(&mut *tx).await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -212,4 +186,24 @@ impl Store {
         tx.commit().await?;
         Ok(None)
     }
+}
+
+/// Binds a form's fields as `$3`…`$12` and the time as `$13`, after the
+/// form's id and its tenant (`$1`, `$2`): the insert's and the update's order.
+fn bind_fields<'q>(
+    q: sqlx::query::QueryAs<'q, sqlx::Any, FormRow, sqlx::any::AnyArguments<'q>>,
+    f: &'q FormFields,
+    now: i64,
+) -> sqlx::query::QueryAs<'q, sqlx::Any, FormRow, sqlx::any::AnyArguments<'q>> {
+    q.bind(&f.name)
+        .bind(json(&f.topic_ids))
+        .bind(json(&f.tags))
+        .bind(&f.template_id)
+        .bind(&f.thank_you_url)
+        .bind(&f.confirmed_url)
+        .bind(json(&f.redirect_hosts))
+        .bind(json(&f.allowed_origins))
+        .bind(i64::from(f.double_opt_in))
+        .bind(&f.consent_text)
+        .bind(now)
 }
