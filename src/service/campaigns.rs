@@ -34,7 +34,8 @@ pub struct Campaign {
     /// Messages per status: queued, sending, sent, delivered, opened, clicked,
     /// bounced, complained, failed, dead, suppressed, paused, cancelled.
     counts: BTreeMap<String, i64>,
-    /// Recipients who unsubscribed through this campaign's one-click link.
+    /// Recipients who unsubscribed through this campaign's mail (its one-click
+    /// link or preference centre), from everything or from its topic; each once.
     unsubscribed: i64,
     /// The template this campaign was sent from, and the version it keeps rendering.
     template_id: Option<String>,

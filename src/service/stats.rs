@@ -34,7 +34,9 @@ pub struct Figures {
     bounced_hard: i64,
     bounced_soft: i64,
     complained: i64,
-    /// Recipients who unsubscribed (one-click or the unsubscribe page).
+    /// Recipients who unsubscribed (one-click, the unsubscribe page or the
+    /// preference centre), from everything or, through a campaign's mail,
+    /// from its topic; each person once per campaign.
     unsubscribed: i64,
     failed: i64,
     rates: Rates,

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use sqlx::FromRow;
 
+use super::suppressions::TOPIC_LEAVERS;
 use super::{native_sql, Placeholders, Store};
 use crate::domain::TenantId;
 
@@ -282,13 +283,8 @@ impl Store {
         .bind(top)
         .fetch_all(&self.pool)
         .await?;
-        let unsubscribed: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM suppressions WHERE tenant_id = $1 AND source = $2 AND reason = 'unsubscribed'",
-        )
-        .bind(tenant_id)
-        .bind(campaign_id)
-        .fetch_one(&self.pool)
-        .await?;
+        let unsubscribed: i64 =
+            self.campaign_unsubscribes(tenant_id, Some(campaign_id)).await?.iter().map(|(_, n)| n).sum();
         Ok(Some(CampaignCounters { recipients, metrics: metrics.into_iter().collect(), unsubscribed, top_links }))
     }
 
@@ -339,7 +335,17 @@ impl Store {
         .bind(bucket_ms)
         .fetch_all(&self.pool)
         .await?;
-        for (b, n) in unsubscribed {
+        let left_topic: Vec<(i64, i64)> = sqlx::query_as(&format!(
+            "SELECT (r.at / $4) * $4 AS b, COUNT(DISTINCT r.contact_id) {TOPIC_LEAVERS} \
+             AND ($1 = '' OR r.tenant_id = $1) AND r.at >= $2 AND r.at < $3 GROUP BY b"
+        ))
+        .bind(tenant)
+        .bind(from)
+        .bind(to)
+        .bind(bucket_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        for (b, n) in unsubscribed.into_iter().chain(left_topic) {
             out.entry(b).or_default().unsubscribed += n;
         }
         Ok(out)

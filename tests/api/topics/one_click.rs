@@ -87,3 +87,47 @@ async fn one_click_from_a_campaign_without_a_topic_still_means_everything() {
     let contact = app.get(&format!("/customers/{t}/contacts/{c}"), &key).await;
     assert_eq!(contact.body["status"], "unsubscribed", "{}", contact.body);
 }
+
+/// The figures a campaign's leavers show: its `unsubscribed`, on the
+/// campaign, its stats and the customer's series.
+async fn unsubscribed_figures(app: &TestApp, t: &str, key: &str, campaign: &str) -> [i64; 3] {
+    let c = app.get(&format!("/customers/{t}/campaigns/{campaign}"), key).await;
+    let s = app.get(&format!("/customers/{t}/campaigns/{campaign}/stats"), key).await;
+    let series = app.get(&format!("/customers/{t}/stats?from=2026-01-01T00:00:00Z"), key).await;
+    assert_eq!(series.status, StatusCode::OK, "{}", series.body);
+    [&c.body["unsubscribed"], &s.body["unsubscribed"], &series.body["totals"]["unsubscribed"]]
+        .map(|v| v.as_i64().unwrap_or_else(|| panic!("a figure: {v}")))
+}
+
+#[tokio::test]
+async fn leaving_a_campaigns_topic_counts_once_per_person_in_its_unsubscribed_figure() {
+    let app = spawn_with(Options { resend: true, run_worker: false, ..Options::default() }).await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    let news = topic(&app, &t, &key, json!({ "name": "News", "default": "opt_out" })).await;
+    for email in ["pat@example.org", "sam@example.org", "kim@example.org"] {
+        app.add_contact(&t, &key, json!({ "email": email })).await;
+    }
+    let r = app
+        .post(&format!("/customers/{t}/send"), &key, json!({ "subject": "s", "html": "<p>h</p>", "topic_id": news }))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let campaign = r.body["campaign_id"].as_str().unwrap().to_owned();
+    while app.outbox.try_dispatch_once().await.unwrap() != Step::Empty {}
+    assert_eq!(unsubscribed_figures(&app, &t, &key, &campaign).await, [0; 3]);
+
+    // Pat leaves the topic, twice: one person.
+    let pat = link_to(&app, "pat@example.org");
+    assert_eq!(post(&app, &pat, "List-Unsubscribe=One-Click").await.0, StatusCode::OK);
+    assert_eq!(post(&app, &pat, "List-Unsubscribe=One-Click").await.0, StatusCode::OK);
+    assert_eq!(unsubscribed_figures(&app, &t, &key, &campaign).await, [1; 3]);
+    // Then from everything as well: still one person.
+    assert_eq!(post(&app, &pat, "scope=all").await.0, StatusCode::OK);
+    assert_eq!(unsubscribed_figures(&app, &t, &key, &campaign).await, [1; 3]);
+    // Sam leaves everything at once; Kim only the topic.
+    assert_eq!(post(&app, &link_to(&app, "sam@example.org"), "scope=all").await.0, StatusCode::OK);
+    assert_eq!(post(&app, &link_to(&app, "kim@example.org"), "List-Unsubscribe=One-Click").await.0, StatusCode::OK);
+    assert_eq!(unsubscribed_figures(&app, &t, &key, &campaign).await, [3; 3]);
+    let listed = app.get(&format!("/customers/{t}/campaigns"), &key).await;
+    let row = listed.body.as_array().unwrap().iter().find(|c| c["id"] == campaign.as_str()).unwrap().clone();
+    assert_eq!(row["unsubscribed"], 3, "{row}");
+}
