@@ -63,8 +63,8 @@ const NAMING_COLUMNS: [(&str, &str, Option<&str>, Scope); 10] = [
     ("webhook_deliveries", "payload", Some("'{}'"), Scope::Tenant),
     ("webhook_deliveries", "last_error", Some("NULL"), Scope::Tenant),
     ("idempotency_keys", "response_body", Some("'{}'"), Scope::Tenant),
-    ("batches", "payload", Some("NULL"), Scope::Tenant),
-    ("batches", "last_error", Some("NULL"), Scope::Tenant),
+    ("batches", "payload", Some("NULL"), Scope::TheirBatches),
+    ("batches", "last_error", Some("NULL"), Scope::TheirBatches),
     ("campaign_links", "link", None, Scope::Tenant),
     ("message_firsts", "kind", None, Scope::TheirMessages),
     ("contact_imports", "errors", Some("'[]'"), Scope::Tenant),
@@ -76,6 +76,32 @@ enum Scope {
     Tenant,
     /// Rows whose `message_id` is one of the person's messages.
     TheirMessages,
+    /// The provider requests (batches) that carried one of the person's messages.
+    TheirBatches,
+}
+
+/// The contact an erasure is about.
+#[derive(Clone, Copy)]
+pub(super) struct Person<'a> {
+    pub tenant_id: &'a str,
+    pub contact_id: &'a str,
+    /// The address as written, and normalized.
+    pub email: &'a str,
+    pub normalized: &'a str,
+}
+
+/// What an erasure forgets of a contact.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Forget {
+    /// A person who asked (GDPR article 17): everything the tenant holds
+    /// that names them, their transactional mail by address too, and their
+    /// suppressions (kept under the hash).
+    Person,
+    /// A signup nobody confirmed within the pending days: the contact and
+    /// what was sent to it (the confirmation email: its message, request and
+    /// events). The tenant's own suppressions of the address stay as they
+    /// are, and so does mail the tenant sent the address otherwise.
+    Signup,
 }
 
 impl Store {
@@ -123,7 +149,8 @@ impl Store {
         };
         let hash = self.address_hash(tenant_id.as_str(), &normalized);
         let hidden = crate::domain::erased_address(&hash);
-        let counts = self.erase_in(&mut tx, tenant_id.as_str(), contact_id, &email, &normalized, &hidden).await?;
+        let person = Person { tenant_id: tenant_id.as_str(), contact_id, email: &email, normalized: &normalized };
+        let counts = self.erase_in(&mut tx, &person, &hidden, Forget::Person).await?;
         sqlx::query(
             "INSERT INTO erased_addresses (tenant_id, address_hash, erased_at) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant_id, address_hash) DO NOTHING",
@@ -141,51 +168,68 @@ impl Store {
         Ok(Some(counts))
     }
 
+    /// Forgets a signup nobody confirmed, inside `tx` (see [`Forget::Signup`]):
+    /// the address is replaced by `hidden` (its keyed hash) in what was sent to
+    /// it, and the contact row goes.
+    pub(super) async fn forget_signup_in(
+        &self,
+        tx: &mut AnyConnection,
+        person: &Person<'_>,
+        hidden: &str,
+    ) -> Result<(), sqlx::Error> {
+        self.erase_in(tx, person, hidden, Forget::Signup).await.map(|_| ())
+    }
+
     async fn erase_in(
         &self,
         tx: &mut AnyConnection,
-        tenant_id: &str,
-        contact_id: &str,
-        email: &str,
-        normalized: &str,
+        person: &Person<'_>,
         hidden: &str,
+        what: Forget,
     ) -> Result<ErasedCounts, sqlx::Error> {
+        let Person { tenant_id, contact_id, email, normalized } = *person;
         let b = self.backend;
         let mut n = ErasedCounts::default();
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM messages WHERE tenant_id = $1 \
-               AND (contact_id = $2 OR (campaign_id IS NULL AND lower(to_email) = $3))",
-        )
-        .bind(tenant_id)
-        .bind(contact_id)
-        .bind(normalized)
-        .fetch_all(&mut *tx)
-        .await?;
+        // A pending contact was sent only its confirmation, a transactional
+        // email (read through the index of transactional mail by address).
+        let which = match what {
+            Forget::Person => "(contact_id = $2 OR (campaign_id IS NULL AND lower(to_email) = $3))",
+            Forget::Signup => "campaign_id IS NULL AND lower(to_email) = $3 AND contact_id = $2",
+        };
+        let ids: Vec<String> = sqlx::query_scalar(&format!("SELECT id FROM messages WHERE tenant_id = $1 AND {which}"))
+            .bind(tenant_id)
+            .bind(contact_id)
+            .bind(normalized)
+            .fetch_all(&mut *tx)
+            .await?;
         let ids_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
         let mine = json_list(b, "$2");
 
         // Automation runs about the person's messages or the contact, and
-        // the sends that keep a rule from mailing them twice.
-        n.automation_runs = sqlx::query(&format!(
-            "DELETE FROM automation_runs WHERE tenant_id = $1 AND (contact_id = $3 OR message_id IN ({mine}))"
-        ))
-        .bind(tenant_id)
-        .bind(&ids_json)
-        .bind(contact_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        n.automation_sends = sqlx::query(&format!(
+        // the sends that keep a rule from mailing them twice. (A pending
+        // contact is mailed by no rule: nothing to forget there.)
+        if what == Forget::Person {
+            n.automation_runs = sqlx::query(&format!(
+                "DELETE FROM automation_runs WHERE tenant_id = $1 AND (contact_id = $3 OR message_id IN ({mine}))"
+            ))
+            .bind(tenant_id)
+            .bind(&ids_json)
+            .bind(contact_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            n.automation_sends = sqlx::query(&format!(
             "DELETE FROM automation_sends WHERE automation_id IN (SELECT id FROM automations WHERE tenant_id = $1) \
                AND (contact_key = $3 OR contact_key = $4 OR message_id IN ({mine}))"
         ))
-        .bind(tenant_id)
-        .bind(&ids_json)
-        .bind(contact_id)
-        .bind(normalized)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+            .bind(tenant_id)
+            .bind(&ids_json)
+            .bind(contact_id)
+            .bind(normalized)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
 
         // Mail not sent yet is not sent; the rest keeps its status (the
         // figures count it) with the address replaced and the content that
@@ -231,10 +275,17 @@ impl Store {
         // name the address: the address replaced by its hash, or, where it
         // is written in another case, the value dropped.
         for (table, col, fallback, scope) in NAMING_COLUMNS {
+            if what == Forget::Signup && scope == Scope::Tenant {
+                continue;
+            }
             // The person's message ids are bound last, as `${ids}`.
             let rows = |ids: usize| match scope {
                 Scope::Tenant => String::new(),
                 Scope::TheirMessages => format!(" AND message_id IN ({})", json_list(b, &format!("${ids}"))),
+                Scope::TheirBatches => format!(
+                    " AND id IN (SELECT batch_id FROM messages WHERE id IN ({}) AND batch_id IS NOT NULL)",
+                    json_list(b, &format!("${ids}"))
+                ),
             };
             let hit = contains(b, col, "$2");
             let sql = format!(
@@ -242,7 +293,7 @@ impl Store {
                 rows(5)
             );
             let q = sqlx::query(&sql).bind(tenant_id).bind(normalized).bind(email).bind(hidden);
-            let q = if scope == Scope::TheirMessages { q.bind(&ids_json) } else { q };
+            let q = if scope == Scope::Tenant { q } else { q.bind(&ids_json) };
             let done = q.execute(&mut *tx).await?.rows_affected();
             // PostgreSQL refuses a parameter the statement does not use: the
             // hashed address is bound only where the fallback uses it.
@@ -253,7 +304,7 @@ impl Store {
             let sql = format!("UPDATE {table} SET {col} = {rest} WHERE tenant_id = $1 AND {hit}{}", rows(ids_at));
             let q = sqlx::query(&sql).bind(tenant_id).bind(normalized);
             let q = if fallback.is_none() { q.bind(hidden) } else { q };
-            let q = if scope == Scope::TheirMessages { q.bind(&ids_json) } else { q };
+            let q = if scope == Scope::Tenant { q } else { q.bind(&ids_json) };
             q.execute(&mut *tx).await?;
             match table {
                 "webhook_events" if col == "payload" => n.delivery_events = done,
@@ -274,10 +325,12 @@ impl Store {
         n.delivery_events = n.delivery_events.max(u64::try_from(about_mine).unwrap_or(0));
 
         // A suppression keeps its reason, source and time under the hashed
-        // address: the campaign's and the tenant's unsubscribe figures are
+        // address (a person's erasure; an unconfirmed signup leaves the
+        // tenant's list as it is): the campaign's and the tenant's unsubscribe figures are
         // counted from these rows. (One kept from an earlier erasure of the
         // same address already stands for it.)
-        n.suppressions = sqlx::query(
+        if what == Forget::Person {
+            n.suppressions = sqlx::query(
             "UPDATE suppressions SET email_normalized = $3 WHERE tenant_id = $1 AND email_normalized = $2                AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = $1 AND s.email_normalized = $3)",
         )
         .bind(tenant_id)
@@ -286,12 +339,13 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        n.suppressions += sqlx::query("DELETE FROM suppressions WHERE tenant_id = $1 AND email_normalized = $2")
-            .bind(tenant_id)
-            .bind(normalized)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            n.suppressions += sqlx::query("DELETE FROM suppressions WHERE tenant_id = $1 AND email_normalized = $2")
+                .bind(tenant_id)
+                .bind(normalized)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
         n.consent_clients = sqlx::query(
             "DELETE FROM consent_clients WHERE record_id IN \
                (SELECT id FROM consent_records WHERE tenant_id = $1 AND contact_id = $2)",

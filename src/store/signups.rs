@@ -267,26 +267,44 @@ impl Store {
     }
 
     /// Forgets pending contacts created before `before` (nobody confirmed
-    /// them): the contact and everything that goes with it, and the client
-    /// details of its consent records (the records stay, naming no one).
-    /// What is kept of the address is the keyed hash its rate limit counted.
-    /// Also sweeps rate-limit attempts older than `attempts_before`. Returns
-    /// how many contacts were forgotten.
+    /// them): the contact and everything that goes with it, the client
+    /// details of its consent records (the records stay, naming no one), and
+    /// the address in what was sent to it (its confirmation email: replaced
+    /// by the address's keyed hash). What is kept of the address is the
+    /// keyed hash its rate limit counted. A known contact's signup left
+    /// unconfirmed as long stops confirming (its link answers 404). Also
+    /// sweeps rate-limit attempts older than `attempts_before`. Returns how
+    /// many contacts were forgotten.
     pub async fn expire_pending(&self, before: i64, attempts_before: i64) -> Result<u64, sqlx::Error> {
+        /// Contacts forgotten per transaction (SQLite's write lock is held for one).
+        const CHUNK: i64 = 200;
+        let mut gone = 0;
+        loop {
+            let mut tx = self.begin_write().await?;
+            let due: Vec<(String, String, String, String)> = sqlx::query_as(
+                "SELECT tenant_id, id, email, email_normalized FROM contacts \
+                 WHERE status = 'pending' AND created_at < $1 ORDER BY created_at LIMIT $2",
+            )
+            .bind(before)
+            .bind(CHUNK)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (tenant_id, contact_id, email, normalized) in &due {
+                let hidden = crate::domain::erased_address(&self.address_hash(tenant_id, normalized));
+                let person = super::erasure::Person { tenant_id, contact_id, email, normalized };
+                self.forget_signup_in(&mut tx, &person, &hidden).await?;
+            }
+            tx.commit().await?;
+            gone += due.len() as u64;
+            if (due.len() as i64) < CHUNK {
+                break;
+            }
+        }
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "DELETE FROM consent_clients WHERE record_id IN (SELECT r.id FROM consent_records r \
-               JOIN contacts c ON c.id = r.contact_id AND c.tenant_id = r.tenant_id \
-               WHERE c.status = 'pending' AND c.created_at < $1)",
-        )
-        .bind(before)
-        .execute(&mut *tx)
-        .await?;
-        let gone = sqlx::query("DELETE FROM contacts WHERE status = 'pending' AND created_at < $1")
+        sqlx::query("DELETE FROM signups WHERE confirmed_at IS NULL AND created_at < $1")
             .bind(before)
             .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .await?;
         sqlx::query("DELETE FROM signup_attempts WHERE at < $1").bind(attempts_before).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(gone)

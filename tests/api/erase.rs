@@ -20,7 +20,7 @@ const PAT_LOWER: &str = "pat.erased@example.org";
 
 /// Every (table, column) of the database whose text holds `needle`, ignoring
 /// case: all tables and all their columns, read from the catalogue.
-async fn rows_naming(app: &TestApp, needle: &str) -> Vec<(String, String, i64)> {
+pub(crate) async fn rows_naming(app: &TestApp, needle: &str) -> Vec<(String, String, i64)> {
     let pool = AnyPool::connect(&app._db.url).await.unwrap();
     let postgres = app._db.url.starts_with("postgres");
     let columns: Vec<(String, String)> = if postgres {

@@ -426,20 +426,46 @@ async fn json_signups_take_cors_only_from_the_forms_allowed_origins() {
 
 #[tokio::test]
 async fn unconfirmed_pending_contacts_are_forgotten_after_the_pending_days() {
-    let app = spawn_app().await;
+    let app = spawn_with(with_mock()).await;
     let (t, key) = app.verified_tenant("Acme", "acme.com").await;
     let f = form(&app, &t, &key, json!({ "name": "F" })).await;
     let id = f["id"].as_str().unwrap();
-    post_form(&app, id, "email=old%40example.org").await;
-    let old = contact(&app, &t, &key, "old@example.org").await.unwrap();
+    // A known contact's signup waits for its confirmation too.
+    app.add_contact(&t, &key, json!({ "email": "known@example.org" })).await;
+    post_form(&app, id, "email=Old.One%40example.org&first_name=Olive").await;
+    post_form(&app, id, "email=known%40example.org").await;
+    let old = contact(&app, &t, &key, "old.one@example.org").await.unwrap();
     assert_eq!(old["status"], "pending");
+    let old_link = confirm_link(&app, "Old.One@example.org").await;
+    let known_link = confirm_link(&app, "known@example.org").await;
+    // The confirmation's delivery is stored, as Resend reports it.
+    let sent = app.mock().accepted().iter().find(|e| e.to[0] == "Old.One@example.org").unwrap().id.clone();
+    let delivered = crate::helpers::event("email.delivered", &sent, json!({ "to": ["Old.One@example.org"] }));
+    assert_eq!(app.webhook("msg_old_delivered", &delivered).await.status, StatusCode::OK);
     app.settle().await;
+    assert!(!crate::erase::rows_naming(&app, "old.one@example.org").await.is_empty());
+
     app.advance(Duration::from_secs(6 * 86_400));
     post_form(&app, id, "email=young%40example.org").await;
     app.advance(Duration::from_secs(86_400 + 60));
     app.settle().await;
-    assert!(contact(&app, &t, &key, "old@example.org").await.is_none(), "forgotten after 7 days");
+    assert!(contact(&app, &t, &key, "old.one@example.org").await.is_none(), "forgotten after 7 days");
     assert_eq!(contact(&app, &t, &key, "young@example.org").await.unwrap()["status"], "pending");
+    // Nothing holds the forgotten address in clear: not the confirmation
+    // email's message, request or events.
+    assert_eq!(crate::erase::rows_naming(&app, "old.one@example.org").await, []);
+    assert_eq!(crate::erase::rows_naming(&app, "olive").await, []);
+    // Neither link confirms any more: the pending contact is gone, and the
+    // known contact's signup expired with it.
+    for link in [old_link, known_link] {
+        let page = app.http.get(format!("{}{link}", app.base)).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::NOT_FOUND, "{link}");
+        let r = app.http.post(format!("{}{link}", app.base)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{link}");
+    }
+    // The address may sign up again.
+    post_form(&app, id, "email=old.one%40example.org").await;
+    assert_eq!(contact(&app, &t, &key, "old.one@example.org").await.unwrap()["status"], "pending");
 }
 
 #[tokio::test]
