@@ -35,6 +35,8 @@ pub struct Texts {
     pub check_address: &'static str,
     /// `{topic}` holds the minutes.
     pub too_many: &'static str,
+    /// A double opt-in form whose customer cannot send its confirmation yet.
+    pub not_ready: &'static str,
     pub confirm_title: &'static str,
     pub confirm_ask: &'static str,
     pub confirm_button: &'static str,
@@ -74,6 +76,7 @@ const EN: Texts = Texts {
     not_signed_up_title: "Not signed up",
     check_address: "Please check the email address you entered, and try again.",
     too_many: "Too many signups at once. Please try again in {topic} minutes.",
+    not_ready: "This form does not take signups yet. Please try again later.",
     confirm_title: "Confirm your subscription",
     confirm_ask: "Press the button to confirm that you want email from <strong>{name}</strong>.",
     confirm_button: "Confirm my subscription",
@@ -112,6 +115,7 @@ const DE: Texts = Texts {
     not_signed_up_title: "Nicht angemeldet",
     check_address: "Bitte prüfen Sie die eingegebene E-Mail-Adresse und versuchen Sie es erneut.",
     too_many: "Zu viele Anmeldungen auf einmal. Bitte versuchen Sie es in {topic} Minuten erneut.",
+    not_ready: "Dieses Formular nimmt noch keine Anmeldungen an. Bitte versuchen Sie es später erneut.",
     confirm_title: "Abonnement bestätigen",
     confirm_ask: "Bestätigen Sie mit dem Knopf, dass Sie E-Mails von <strong>{name}</strong> erhalten möchten.",
     confirm_button: "Abonnement bestätigen",

@@ -27,7 +27,7 @@ use crate::domain::signup::HONEYPOT_FIELD;
 use crate::domain::Locale;
 use crate::error::{ApiError, ApiResult};
 use crate::render::escape_html;
-use crate::service::signups::{self, FormPost};
+use crate::service::signups::{self, FormPost, NOT_READY};
 use crate::service::Error;
 use crate::state::AppState;
 use crate::store::FormRow;
@@ -102,6 +102,7 @@ fn refusal_page(e: Error, t: &Texts) -> ApiResult<Response> {
         Error::RateLimited { retry_after_secs, .. } => {
             (StatusCode::TOO_MANY_REQUESTS, fill(t.too_many, "", &retry_after_secs.div_ceil(60).to_string()))
         }
+        Error::Conflict { code: NOT_READY, .. } => (StatusCode::CONFLICT, t.not_ready.to_owned()),
         _ => return Err(e.into()),
     };
     let mut res = page(t, status, t.not_signed_up_title, &format!("<p>{text}</p>"));
@@ -124,11 +125,22 @@ async fn customer_of(state: &AppState, form: &FormRow) -> (String, &'static Text
 
 /// Reads a plain form post: `email`, `first_name` and the honeypot; other
 /// fields (a submit button's name, a site's own hidden fields) are ignored.
-fn parse_form(body: &[u8]) -> FormPost {
+/// Two different addresses in one post are refused: which one was meant?
+fn parse_form(body: &[u8]) -> Result<FormPost, Error> {
     let mut post = FormPost { email: String::new(), first_name: None, honeypot: None };
+    let mut emails = 0;
     for (k, v) in url::form_urlencoded::parse(body) {
         match &*k {
-            "email" => post.email = v.into_owned(),
+            "email" if emails > 0 && v.trim() != post.email.trim() => {
+                return Err(Error::Invalid {
+                    code: "invalid_email",
+                    message: "the post gives two different email addresses".into(),
+                })
+            }
+            "email" => {
+                emails += 1;
+                post.email = v.into_owned();
+            }
             "first_name" => post.first_name = Some(v.into_owned()),
             // Filled once is filled: a bot repeating the field empty stays a bot.
             k if k == HONEYPOT_FIELD && post.honeypot.as_deref().map_or(true, str::is_empty) => {
@@ -137,7 +149,7 @@ fn parse_form(body: &[u8]) -> FormPost {
             _ => {}
         }
     }
-    post
+    Ok(post)
 }
 
 /// Sign up through a form (public; no key). A plain HTML form post
@@ -159,7 +171,11 @@ fn parse_form(body: &[u8]) -> FormPost {
         (status = 404, description = "No such form (a page for a form post)",
             content((crate::error::ErrorBody = "application/json"), (String = "text/html"))),
         (status = 415, description = "Neither a form post nor JSON", body = crate::error::ErrorBody),
-        (status = 422, description = "Not an email address, or an unknown field (JSON); a page for a form post",
+        (status = 409, description = "A double opt-in form whose customer's sending domain is not verified (the \
+            confirmation could not be sent): nothing is written; a page for a form post",
+            content((crate::error::ErrorBody = "application/json"), (String = "text/html"))),
+        (status = 422, description = "Not an email address, an address given twice, or an unknown field (JSON); a \
+            page for a form post",
             content((crate::error::ErrorBody = "application/json"), (String = "text/html"))),
         (status = 429, description = "Too many signups for this address or from this client (see `Retry-After`)",
             content((crate::error::ErrorBody = "application/json"), (String = "text/html")),
@@ -188,11 +204,16 @@ async fn post_form(
             Err(e) => return refusal_page(e, public_texts::texts(Locale::En)),
         };
         let (name, texts) = customer_of(&state, &form).await;
-        let post = parse_form(&body);
-        if let Err(e) = signups::post(&state, &form, post, client).await {
+        let taken = match parse_form(&body) {
+            Ok(post) => signups::post(&state, &form, post, client).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = taken {
             return refusal_page(e, texts);
         }
-        return Ok(thanks(&form, &name, texts));
+        let tenant_id = crate::domain::TenantId::from_stored(form.tenant_id.clone());
+        let redirect = signups::own_redirect(&state, &tenant_id, form.thank_you_url.as_deref()).await?;
+        return Ok(thanks(&form, redirect, &name, texts));
     }
     let form = match signups::public_form(&state, &form_id).await {
         Ok(f) => f,
@@ -221,9 +242,10 @@ async fn post_form(
     Ok(with_cors(res, origin))
 }
 
-/// The answer to a plain form post: the form's thank-you URL, or a page.
-fn thanks(form: &FormRow, name: &str, t: &Texts) -> Response {
-    if let Some(url) = form.thank_you_url.as_deref().and_then(|u| HeaderValue::from_str(u).ok()) {
+/// The answer to a plain form post: the form's thank-you URL (`redirect`,
+/// while it is the customer's own), or a page.
+fn thanks(form: &FormRow, redirect: Option<String>, name: &str, t: &Texts) -> Response {
+    if let Some(url) = redirect.as_deref().and_then(|u| HeaderValue::from_str(u).ok()) {
         return (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response();
     }
     let text = if form.double_opt_in != 0 { t.thanks_confirm } else { t.thanks_signed_up };

@@ -56,6 +56,16 @@ pub fn redirect_url(raw: &str, hosts: &[String]) -> Result<String, String> {
     Ok(url.to_string())
 }
 
+/// Whether a form's stored redirect `url` still lands on the customer's own
+/// verified `domain` (or a subdomain): checked again at each redirect, for
+/// a customer who changed or lost its domain since the form was saved.
+pub fn still_own(url: &str, domain: Option<&str>) -> bool {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .is_some_and(|h| redirect_host(&h, domain).is_ok())
+}
+
 /// An origin allowed to post JSON to a form (CORS): `scheme://host[:port]`, nothing more.
 pub fn origin(raw: &str) -> Result<String, String> {
     let raw = raw.trim();

@@ -25,6 +25,10 @@ pub struct FormPost {
     pub honeypot: Option<String>,
 }
 
+/// The error code of a post to a double opt-in form whose customer cannot
+/// send its confirmation (no verified domain).
+pub const NOT_READY: &str = "form_not_ready";
+
 /// The form a public endpoint names (404 for anything else).
 pub async fn public_form(state: &AppState, raw_id: &str) -> Result<FormRow> {
     let id = super::parse_id(raw_id, "form")?;
@@ -51,6 +55,15 @@ pub async fn post(state: &AppState, form: &FormRow, post: FormPost, client: Cons
         return Ok(());
     }
     let tenant_id = TenantId::from_stored(form.tenant_id.clone());
+    // A confirmation that cannot be sent is a signup that can never
+    // complete: refused before anything is written or counted.
+    let double_opt_in = form.double_opt_in != 0;
+    if double_opt_in && verified_domain(&state.store, &tenant_id).await.is_err() {
+        return Err(Error::Conflict {
+            code: NOT_READY,
+            message: "this form does not take signups yet: its customer's sending domain is not verified".into(),
+        });
+    }
     let links = state.renderer.links();
     let address_key = links.keyed_hash(&format!("signup-address/{tenant_id}"), &email.normalized());
     let client_key = client.ip.as_deref().map(|ip| links.keyed_hash(&format!("signup-client/{tenant_id}"), ip));
@@ -87,7 +100,6 @@ pub async fn post(state: &AppState, form: &FormRow, post: FormPost, client: Cons
         attributes_json: "{}".into(),
         topics: Vec::new(),
     };
-    let double_opt_in = form.double_opt_in != 0;
     let signup = NewSignup { contact, double_opt_in, topic_ids, form_id: Some(form.id.clone()) };
     let signed = match state.store.sign_up(&tenant_id, signup, &origin).await {
         Ok(s) => s,
@@ -190,6 +202,20 @@ fn duplicate(email: &str) -> Error {
     Error::conflict("contact_exists", format!("a contact with email '{email}' already exists"))
 }
 
+/// A form's stored redirect `url`, if it still lands on the customer's own
+/// verified domain (see [`crate::domain::signup::still_own`]); otherwise
+/// none, and mailroom's own page answers instead.
+pub async fn own_redirect(state: &AppState, tenant_id: &TenantId, url: Option<&str>) -> Result<Option<String>> {
+    let Some(url) = url else { return Ok(None) };
+    let tenant = state.store.tenant(tenant_id).await?;
+    let domain = tenant.as_ref().and_then(|t| t.domain_name.clone().filter(|_| t.domain_verified()));
+    if crate::domain::signup::still_own(url, domain.as_deref()) {
+        return Ok(Some(url.to_owned()));
+    }
+    tracing::warn!(tenant = %tenant_id, "a form's redirect is off the customer's verified domain now: not followed");
+    Ok(None)
+}
+
 /// The signup a genuine confirmation link names; `None` for a link that is
 /// not genuine or whose contact is gone (expired, deleted).
 pub async fn target(state: &AppState, token: &str) -> Result<Option<SignupTarget>> {
@@ -215,7 +241,7 @@ pub async fn confirm(
         Some(f) => (
             state.store.existing_topics(&tenant_id, &list(&f.topic_ids)).await?,
             list(&f.tags).iter().filter_map(|t| Tag::parse(t).ok()).collect(),
-            f.confirmed_url.clone(),
+            own_redirect(state, &tenant_id, f.confirmed_url.as_deref()).await?,
         ),
         None => (Vec::new(), Vec::new(), None),
     };

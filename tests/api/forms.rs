@@ -672,3 +672,95 @@ async fn a_post_without_an_address_is_refused_even_with_the_honeypot_filled() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     }
 }
+
+#[tokio::test]
+async fn a_double_opt_in_form_takes_no_signup_while_its_confirmation_cannot_be_sent() {
+    let app = spawn_with(with_mock()).await;
+    let c = app.post("/customers", ADMIN_KEY, json!({ "name": "Early" })).await;
+    let t = c.body["id"].as_str().unwrap().to_owned();
+    let key = app.post(&format!("/customers/{t}/api-keys"), ADMIN_KEY, json!({})).await.body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let doi = form(&app, &t, &key, json!({ "name": "Confirmed" })).await;
+    let doi = doi["id"].as_str().unwrap();
+    let single = form(&app, &t, &key, json!({ "name": "Quick", "double_opt_in": false })).await;
+    let single = single["id"].as_str().unwrap();
+
+    // No domain yet, then one registered but not verified: refused, nothing written.
+    for domain in [None, Some("early.com")] {
+        if let Some(d) = domain {
+            let r = app.post(&format!("/customers/{t}/domains"), &key, json!({ "domain_name": d })).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        }
+        let (status, _, page) = post_form(&app, doi, "email=ann%40example.org").await;
+        assert_eq!(status, StatusCode::CONFLICT, "{page}");
+        assert!(page.contains("does not take signups yet"), "{page}");
+        let (status, _, body) = post_json(&app, doi, None, json!({ "email": "ann@example.org" })).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"]["code"], "form_not_ready", "{body}");
+        assert!(contact(&app, &t, &key, "ann@example.org").await.is_none());
+    }
+    // A single opt-in form sends nothing: it takes the signup.
+    let (status, _, page) = post_form(&app, single, "email=bob%40example.org").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(contact(&app, &t, &key, "bob@example.org").await.unwrap()["status"], "subscribed");
+    // Verified: the same post signs up, and was not counted against the limit before.
+    let v = app.post(&format!("/customers/{t}/domains/verify"), &key, json!({})).await;
+    assert_eq!(v.body["verified"], true, "{}", v.body);
+    for _ in 0..3 {
+        let (status, _, page) = post_form(&app, doi, "email=ann%40example.org").await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+    }
+    assert_eq!(contact(&app, &t, &key, "ann@example.org").await.unwrap()["status"], "pending");
+    confirm_link(&app, "ann@example.org").await;
+}
+
+#[tokio::test]
+async fn a_post_giving_two_different_addresses_is_refused() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    let f = form(&app, &t, &key, json!({ "name": "F", "double_opt_in": false })).await;
+    let id = f["id"].as_str().unwrap();
+    let (status, _, page) = post_form(&app, id, "email=ann%40example.org&email=victim%40example.org").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    for email in ["ann@example.org", "victim@example.org"] {
+        assert!(contact(&app, &t, &key, email).await.is_none(), "{email}");
+    }
+    // The same address twice (a form with two fields of that name) is one address.
+    let (status, _, page) = post_form(&app, id, "email=ann%40example.org&email=ann%40example.org").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(contact(&app, &t, &key, "ann@example.org").await.is_some());
+}
+
+#[tokio::test]
+async fn a_redirect_is_followed_only_while_it_is_on_the_customers_verified_domain() {
+    let app = spawn_with(with_mock()).await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    let f = form(
+        &app,
+        &t,
+        &key,
+        json!({ "name": "F", "redirect_hosts": ["acme.com", "www.acme.com"], "thank_you_url": "https://acme.com/thanks",
+                "confirmed_url": "https://www.acme.com/yes" }),
+    )
+    .await;
+    let id = f["id"].as_str().unwrap();
+    let (status, location, _) = post_form(&app, id, "email=ann%40example.org").await;
+    assert_eq!((status, location.as_deref()), (StatusCode::SEE_OTHER, Some("https://acme.com/thanks")));
+    let link = confirm_link(&app, "ann@example.org").await;
+
+    // The customer moves to another domain: acme.com is not its own any more.
+    app.store
+        .set_tenant_domain(&mailroom::domain::TenantId::from_stored(t.clone()), "acme.net", "dom_2", "verified", "[]")
+        .await
+        .unwrap();
+    let (status, location, page) = post_form(&app, id, "email=bob%40example.org").await;
+    assert_eq!(status, StatusCode::OK, "mailroom's own page: {page}");
+    assert_eq!(location, None);
+    let r = no_redirects().post(format!("{}{link}", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "confirmed, on mailroom's own page");
+    assert!(r.headers().get("location").is_none());
+    assert_eq!(contact(&app, &t, &key, "ann@example.org").await.unwrap()["status"], "subscribed");
+}
