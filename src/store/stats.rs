@@ -312,38 +312,35 @@ impl Store {
         for (b, metric, n) in rows {
             *out.entry(b).or_default().metrics.entry(metric).or_default() += n;
         }
-        let recipients: Vec<(i64, i64)> = sqlx::query_as(
+        // Each: one sum per bucket, the tenant as $1 ('' for all), [from, to) as $2 and $3, the bucket as $4.
+        let per_bucket = |sql: String| async move {
+            sqlx::query_as::<_, (i64, i64)>(&sql)
+                .bind(tenant)
+                .bind(from)
+                .bind(to)
+                .bind(bucket_ms)
+                .fetch_all(&self.pool)
+                .await
+        };
+        let recipients = per_bucket(
             "SELECT (created_at / $4) * $4 AS b, CAST(SUM(recipient_count) AS BIGINT) FROM campaigns \
-             WHERE ($1 = '' OR tenant_id = $1) AND created_at >= $2 AND created_at < $3 GROUP BY b",
+             WHERE ($1 = '' OR tenant_id = $1) AND created_at >= $2 AND created_at < $3 GROUP BY b"
+                .into(),
         )
-        .bind(tenant)
-        .bind(from)
-        .bind(to)
-        .bind(bucket_ms)
-        .fetch_all(&self.pool)
         .await?;
         for (b, n) in recipients {
             out.entry(b).or_default().recipients += n;
         }
-        let unsubscribed: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT (created_at / $4) * $4 AS b, COUNT(*) FROM suppressions \
-             WHERE ($1 = '' OR tenant_id = $1) AND reason = 'unsubscribed' AND created_at >= $2 AND created_at < $3 GROUP BY b",
+        let unsubscribed = per_bucket(
+            "SELECT (created_at / $4) * $4 AS b, COUNT(*) FROM suppressions WHERE ($1 = '' OR tenant_id = $1) \
+             AND reason = 'unsubscribed' AND created_at >= $2 AND created_at < $3 GROUP BY b"
+                .into(),
         )
-        .bind(tenant)
-        .bind(from)
-        .bind(to)
-        .bind(bucket_ms)
-        .fetch_all(&self.pool)
         .await?;
-        let left_topic: Vec<(i64, i64)> = sqlx::query_as(&format!(
+        let left_topic = per_bucket(format!(
             "SELECT (r.at / $4) * $4 AS b, COUNT(DISTINCT r.contact_id) {TOPIC_LEAVERS} \
              AND ($1 = '' OR r.tenant_id = $1) AND r.at >= $2 AND r.at < $3 GROUP BY b"
         ))
-        .bind(tenant)
-        .bind(from)
-        .bind(to)
-        .bind(bucket_ms)
-        .fetch_all(&self.pool)
         .await?;
         for (b, n) in unsubscribed.into_iter().chain(left_topic) {
             out.entry(b).or_default().unsubscribed += n;

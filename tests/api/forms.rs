@@ -74,6 +74,17 @@ async fn confirm_link(app: &TestApp, to: &str) -> String {
     html[at..at + end].to_owned()
 }
 
+/// A customer with an API key and no domain yet: (id, key).
+async fn customer_without_domain(app: &TestApp, name: &str) -> (String, String) {
+    let c = app.post("/customers", ADMIN_KEY, json!({ "name": name })).await;
+    let t = c.body["id"].as_str().unwrap().to_owned();
+    let key = app.post(&format!("/customers/{t}/api-keys"), ADMIN_KEY, json!({})).await.body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (t, key)
+}
+
 async fn history(app: &TestApp, t: &str, key: &str, contact: &str) -> Vec<Value> {
     app.get_all(&format!("/customers/{t}/contacts/{contact}/consent"), key).await
 }
@@ -627,12 +638,7 @@ async fn a_single_opt_in_post_never_undoes_a_known_contacts_choice_to_leave_a_to
 #[tokio::test]
 async fn a_domain_registered_but_not_verified_is_no_redirect_host() {
     let app = spawn_app().await;
-    let c = app.post("/customers", ADMIN_KEY, json!({ "name": "Gone phishing" })).await;
-    let t = c.body["id"].as_str().unwrap().to_owned();
-    let key = app.post(&format!("/customers/{t}/api-keys"), ADMIN_KEY, json!({})).await.body["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (t, key) = customer_without_domain(&app, "Gone phishing").await;
     let d = app.post(&format!("/customers/{t}/domains"), &key, json!({ "domain_name": "evil.com" })).await;
     assert_eq!(d.status, StatusCode::CREATED, "{}", d.body);
     for body in [
@@ -676,12 +682,7 @@ async fn a_post_without_an_address_is_refused_even_with_the_honeypot_filled() {
 #[tokio::test]
 async fn a_double_opt_in_form_takes_no_signup_while_its_confirmation_cannot_be_sent() {
     let app = spawn_with(with_mock()).await;
-    let c = app.post("/customers", ADMIN_KEY, json!({ "name": "Early" })).await;
-    let t = c.body["id"].as_str().unwrap().to_owned();
-    let key = app.post(&format!("/customers/{t}/api-keys"), ADMIN_KEY, json!({})).await.body["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (t, key) = customer_without_domain(&app, "Early").await;
     let doi = form(&app, &t, &key, json!({ "name": "Confirmed" })).await;
     let doi = doi["id"].as_str().unwrap();
     let single = form(&app, &t, &key, json!({ "name": "Quick", "double_opt_in": false })).await;
