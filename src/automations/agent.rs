@@ -241,7 +241,7 @@ pub(crate) fn validate(
             if !templates.iter().any(|(t, _)| t == id) {
                 return Err("`template_id` is not a template this rule allows".into());
             }
-            Some(Action::SendTemplate { template_id: id.to_owned(), delay: None })
+            Some(Action::SendTemplate { template_id: id.to_owned(), delay: None, topic_id: None })
         }
         "add_tag" | "remove_tag" => {
             let tag = text("tag")?;
@@ -312,7 +312,7 @@ mod tests {
         );
         assert_eq!(
             ok("send_template", json!({ "template_id": T })),
-            Ok(Some(Action::SendTemplate { template_id: T.into(), delay: None }))
+            Ok(Some(Action::SendTemplate { template_id: T.into(), delay: None, topic_id: None }))
         );
         assert_eq!(ok("no_action", json!({})), Ok(None));
         for (name, args) in [

@@ -301,7 +301,9 @@ impl Engine {
     /// Carries out one (non-agent) action. `by_agent`: the daily cap applies.
     pub(crate) async fn act(&self, s: &Subject<'_>, action: &Action, by_agent: bool) -> anyhow::Result<Outcome> {
         match action {
-            Action::SendTemplate { template_id, .. } => self.send_template(s, template_id, by_agent).await,
+            Action::SendTemplate { template_id, topic_id, .. } => {
+                self.send_template(s, template_id, topic_id.as_deref(), by_agent).await
+            }
             Action::Agent { .. } => Ok(Outcome::Skipped("an agent cannot call an agent".into())),
             local => {
                 let mut batch = self.store.run_batch().await?;
@@ -312,7 +314,16 @@ impl Engine {
         }
     }
 
-    async fn send_template(&self, s: &Subject<'_>, template_id: &str, by_agent: bool) -> anyhow::Result<Outcome> {
+    /// Queues `template_id` to the event's recipient; about `topic_id`, or
+    /// else the topic of the campaign whose email triggered the rule, if any
+    /// (see [`Engine::send_topic`]).
+    async fn send_template(
+        &self,
+        s: &Subject<'_>,
+        template_id: &str,
+        topic_id: Option<&str>,
+        by_agent: bool,
+    ) -> anyhow::Result<Outcome> {
         let run = s.run;
         // The same checks and the same composition as every single email (`outbox::compose`).
         use crate::outbox::compose::{self, ComposeError};
@@ -341,6 +352,10 @@ impl Engine {
         if s.contact.as_ref().is_some_and(|c| c.status != "subscribed") {
             return Ok(Outcome::Unmailable("the contact is unsubscribed; not mailed".into()));
         }
+        let topic = match self.send_topic(s, topic_id).await? {
+            Ok(topic) => topic,
+            Err(outcome) => return Ok(outcome),
+        };
         // The tenant's default sender, as for any send that names none.
         let owner = self.store.tenant(&s.tenant).await?;
         let from = crate::domain::sender::default_from(
@@ -359,6 +374,7 @@ impl Engine {
             reply_to: None,
             tags: Vec::new(),
             automation_id: Some(run.automation_id.clone()),
+            topic_id: topic,
         };
         let single = match compose::compose_single(&self.store, &s.tenant, mail).await {
             Ok(single) => single,
@@ -386,6 +402,37 @@ impl Engine {
         }
         self.wake.notify_waiters();
         Ok(Outcome::Done(format!("email {} queued", single.id)))
+    }
+
+    /// The topic a rule's email is about: the action's own, or else the topic
+    /// of the campaign whose email triggered the rule (a follow-up to
+    /// newsletter mail is newsletter mail), if that campaign targets one.
+    /// The contact must be subscribed to it now, read as a campaign's
+    /// audience reads it (invariant 3; the claim checks again); an outcome
+    /// instead when it is not, or the topic was deleted.
+    async fn send_topic(
+        &self,
+        s: &Subject<'_>,
+        topic_id: Option<&str>,
+    ) -> anyhow::Result<Result<Option<String>, Outcome>> {
+        let topic = match (topic_id, &s.run.campaign_id) {
+            (Some(topic), _) => Some(topic.to_owned()),
+            (None, Some(campaign)) => self.store.campaign_topic(&s.tenant, campaign).await?,
+            (None, None) => None,
+        };
+        let Some(topic) = topic else { return Ok(Ok(None)) };
+        let standing = match &s.contact {
+            Some(c) => self.store.topic_standing(&s.tenant, &topic, &c.id).await?,
+            // Only a contact has a choice on a topic (a campaign reaches only contacts).
+            None => self.store.topic(&s.tenant, &topic).await?.map(|t| (t.name, false)),
+        };
+        Ok(match standing {
+            None => Err(Outcome::Skipped("the topic was deleted".into())),
+            Some((name, false)) => {
+                Err(Outcome::Unmailable(format!("the contact is not subscribed to topic “{name}”; not mailed")))
+            }
+            Some((_, true)) => Ok(Some(topic)),
+        })
     }
 }
 

@@ -58,6 +58,14 @@ pub enum Action {
         template_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         delay: Option<String>,
+        /// The topic the email is about (one of the customer's topics): only
+        /// a contact subscribed to it is mailed, checked when the email is
+        /// queued and again when it is sent, and its one-click unsubscribe
+        /// leaves that topic only. Without it, the email is about the topic
+        /// of the campaign whose email triggered the rule, if that campaign
+        /// targets one (a follow-up to newsletter mail is newsletter mail).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic_id: Option<String>,
     },
     AddTag {
         tag: String,
@@ -115,6 +123,14 @@ impl Action {
             Self::SendTemplate { template_id, .. } => vec![template_id.as_str()],
             Self::Agent { allowed_templates, .. } => allowed_templates.iter().map(String::as_str).collect(),
             _ => Vec::new(),
+        }
+    }
+
+    /// The topic this action's email names, if it names one.
+    pub fn topic_id(&self) -> Option<&str> {
+        match self {
+            Self::SendTemplate { topic_id, .. } => topic_id.as_deref(),
+            _ => None,
         }
     }
 }
@@ -209,13 +225,21 @@ impl Rule {
     pub fn template_ids(&self) -> Vec<&str> {
         self.actions.iter().chain(self.fallback.iter()).flat_map(Action::template_ids).collect()
     }
+
+    /// Every topic the rule's sends name (for the API's ownership check).
+    pub fn topic_ids(&self) -> Vec<&str> {
+        self.actions.iter().chain(self.fallback.iter()).filter_map(Action::topic_id).collect()
+    }
 }
 
 fn validate_action(a: &mut Action, at: &str) -> Result<(), String> {
     match a {
-        Action::SendTemplate { template_id, delay } => {
+        Action::SendTemplate { template_id, delay, topic_id } => {
             *template_id =
                 super::parse_id(template_id).ok_or_else(|| format!("{at}.template_id is not a template id"))?;
+            if let Some(topic) = topic_id {
+                *topic = super::parse_id(topic).ok_or_else(|| format!("{at}.topic_id is not a topic id"))?;
+            }
             if let Some(d) = delay {
                 parse_delay(d).map_err(|e| format!("{at}.delay: {e}"))?;
                 *d = d.trim().to_owned();
@@ -306,7 +330,11 @@ pub fn starter_rules(follow_up: &str) -> Vec<(&'static str, &'static str, Rule)>
             "Follow up two days after an open",
             rule(
                 "email.opened",
-                vec![Action::SendTemplate { template_id: follow_up.to_owned(), delay: Some("2d".into()) }],
+                vec![Action::SendTemplate {
+                    template_id: follow_up.to_owned(),
+                    delay: Some("2d".into()),
+                    topic_id: None,
+                }],
             ),
         ),
         (
@@ -351,6 +379,12 @@ mod tests {
             "actions": [{ "type": "send_template", "template_id": T, "delay": "2d" }, { "type": "suppress" }] }))
         .unwrap();
         assert_eq!(r.actions[0].delay_ms(), 2 * 86_400_000);
+        assert_eq!(r.topic_ids(), Vec::<&str>::new());
+        let upper = T.to_uppercase();
+        let r = rule(serde_json::json!({ "trigger": { "event": "email.opened" },
+            "actions": [{ "type": "send_template", "template_id": T, "topic_id": upper }] }))
+        .unwrap();
+        assert_eq!(r.topic_ids(), [T], "a topic id is stored as parsed");
         for bad in [
             serde_json::json!({ "trigger": { "event": "email.opened", "x": 1 }, "actions": [{ "type": "suppress" }] }),
             serde_json::json!({ "trigger": { "event": "email.opened" }, "actions": [{ "type": "suppress", "x": 1 }] }),
@@ -362,6 +396,8 @@ mod tests {
             serde_json::json!({ "trigger": { "event": "email.opened" }, "actions": [{ "type": "notify", "message": "a\nb" }] }),
             serde_json::json!({ "trigger": { "event": "email.opened" }, "actions": [{ "type": "suppress" }],
                 "fallback": { "type": "suppress" } }),
+            serde_json::json!({ "trigger": { "event": "email.opened" },
+                "actions": [{ "type": "send_template", "template_id": T, "topic_id": "news" }] }),
         ] {
             assert!(rule(bad.clone()).is_err(), "{bad}");
         }

@@ -111,6 +111,8 @@ pub struct SingleMail {
     pub tags: Vec<EmailTag>,
     /// The rule that sends it, for an automation's email.
     pub automation_id: Option<String>,
+    /// The topic it is about, for an automation's email that targets one.
+    pub topic_id: Option<String>,
 }
 
 /// The one way a single email is made: refused when the recipient is
@@ -153,5 +155,6 @@ fn single_row(mail: SingleMail) -> NewSingle {
         reply_to: mail.reply_to,
         tags_json: (!mail.tags.is_empty()).then(|| serde_json::to_string(&mail.tags).unwrap_or_default()),
         automation_id: mail.automation_id,
+        topic_id: mail.topic_id,
     }
 }

@@ -82,7 +82,7 @@ struct Given {
 }
 
 /// Checks a rule as a whole: its own validity, then what only the database
-/// knows (the templates and campaign are the customer's), then the model. A
+/// knows (the templates, topics and campaign are the customer's), then the model. A
 /// PATCH that leaves the trigger or the actions alone (switching a rule off,
 /// say) is not refused because a campaign or template it names was deleted since.
 async fn checked_rule(state: &AppState, tenant_id: &TenantId, mut rule: Rule, given: Given) -> Result<Rule> {
@@ -100,6 +100,11 @@ async fn checked_rule(state: &AppState, tenant_id: &TenantId, mut rule: Rule, gi
         for id in rule.template_ids() {
             if state.store.template(tenant_id, id, None).await?.is_none() {
                 return Err(Error::validation(format!("no such template: {id}")));
+            }
+        }
+        for id in rule.topic_ids() {
+            if state.store.topic(tenant_id, id).await?.is_none() {
+                return Err(Error::validation(format!("no such topic: {id}")));
             }
         }
     }

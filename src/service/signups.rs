@@ -159,6 +159,7 @@ async fn send_confirmation(
         reply_to: None,
         tags: Vec::new(),
         automation_id: None,
+        topic_id: None,
     };
     let single = compose_confirmation(&state.store, tenant_id, mail).await?;
     state.store.enqueue_single(tenant_id, &single, None, "").await?;

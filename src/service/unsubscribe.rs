@@ -1,8 +1,9 @@
 //! One-click unsubscribe (RFC 8058) by a recipient, from the signed link in
 //! their email: who the link names, and unsubscribing them. A link names a
-//! message; from a campaign that targets a topic it leaves that topic only
-//! (everything is a second, explicit step); from any other mail, and from
-//! mail sent before topics existed, it means everything.
+//! message; from a campaign that targets a topic, or an automation's email
+//! about one, it leaves that topic only (everything is a second, explicit
+//! step); from any other mail, and from mail sent before topics existed, it
+//! means everything.
 
 use super::Result;
 use crate::domain::{ConsentClient, ConsentOrigin, ConsentSource, TenantId};

@@ -47,6 +47,9 @@ pub struct NewSingle {
     pub tags_json: Option<String>,
     /// The automation rule that sends this message, if one does.
     pub automation_id: Option<String>,
+    /// The topic the message is about (an automation's email): its contact's
+    /// choice on it is checked again at claim, and one-click leaves it.
+    pub topic_id: Option<String>,
 }
 
 /// A request's `Idempotency-Key` and the fingerprint of what it asked.
@@ -395,9 +398,9 @@ pub(super) async fn insert_single(
     sqlx::query(&format!(
         "INSERT INTO messages (id, tenant_id, campaign_id, contact_id, to_email, first_name, priority, status, due_at, attempts, \
            from_address, subject, html, text_body, reply_to, tags, created_at, updated_at, \
-           template_id, template_version, variables, list_unsubscribe, automation_id, test, sent_counted) \
+           template_id, template_version, variables, list_unsubscribe, automation_id, test, sent_counted, topic_id) \
          VALUES ($1, $2, NULL, $3, $4, $5, {PRIORITY_TRANSACTIONAL}, 'queued', $6, 0, $7, $8, $9, $10, $11, $12, $6, $6, \
-           $13, $14, $15, $16, $17, $18, $19)"
+           $13, $14, $15, $16, $17, $18, $19, $20)"
     ))
     .bind(&m.id)
     .bind(tenant_id)
@@ -419,6 +422,7 @@ pub(super) async fn insert_single(
     .bind(i64::from(test))
     // A test's `sent` starts as counted: neither the outbox nor `email.sent` counts it.
     .bind(if test { 2_i64 } else { 0 })
+    .bind(&m.topic_id)
     .execute(&mut **tx)
     .await
     .map(|_| ())

@@ -39,8 +39,9 @@ pub struct UnsubscribeTarget {
     pub campaign_id: Option<String>,
     /// The message's contact (none for transactional mail to an address alone).
     pub contact_id: Option<String>,
-    /// The topic the message's campaign targets, if it still exists: a
-    /// one-click unsubscribe leaves that topic only.
+    /// The topic the message's campaign targets (or, for an automation's
+    /// email, the message's own), if it still exists: a one-click
+    /// unsubscribe leaves that topic only.
     pub topic_id: Option<String>,
     pub topic_name: Option<String>,
 }
@@ -158,7 +159,7 @@ impl Store {
                tp.id AS topic_id, tp.name AS topic_name \
              FROM messages m JOIN tenants t ON t.id = m.tenant_id \
                LEFT JOIN campaigns cp ON cp.id = m.campaign_id \
-               LEFT JOIN topics tp ON tp.id = cp.topic_id AND tp.tenant_id = m.tenant_id \
+               LEFT JOIN topics tp ON tp.id = COALESCE(cp.topic_id, m.topic_id) AND tp.tenant_id = m.tenant_id \
              WHERE m.id = $1",
         )
         .bind(message_id)

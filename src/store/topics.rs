@@ -268,6 +268,40 @@ impl Store {
         Ok(left)
     }
 
+    /// The topic the tenant's campaign `campaign_id` targets, if any (a
+    /// deleted campaign's too: its mail's events still trigger rules).
+    pub async fn campaign_topic(&self, tenant_id: &TenantId, campaign_id: &str) -> Result<Option<String>, sqlx::Error> {
+        let topic: Option<Option<String>> =
+            sqlx::query_scalar("SELECT topic_id FROM campaigns WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(campaign_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(topic.flatten())
+    }
+
+    /// One of the tenant's topics by name, and whether contact `contact_id`
+    /// is subscribed to it now (its own choice, or the topic's default), the
+    /// same reading as a campaign's audience and the claim's; `None` when
+    /// the tenant has no such topic (deleted).
+    pub async fn topic_standing(
+        &self,
+        tenant_id: &TenantId,
+        topic_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<(String, bool)>, sqlx::Error> {
+        let row: Option<(String, String)> = sqlx::query_as(&format!(
+            "SELECT tp.name, {} AS state FROM topics tp WHERE tp.tenant_id = $1 AND tp.id = $2",
+            topic_state_sql("$3", "$1", "$2")
+        ))
+        .bind(tenant_id)
+        .bind(topic_id)
+        .bind(contact_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(name, state)| (name, state == "subscribed")))
+    }
+
     /// The first of `ids` that is not one of the tenant's topics, if any.
     pub async fn unknown_topic<'a>(
         &self,

@@ -2,7 +2,7 @@
 //! for an existing one, and deletion after a confirmation. The form's fields
 //! (`automation_form`) become the service's input, and the rule goes through
 //! the same use case as the API's (`service::automations`): the domain's validation, the
-//! template and campaign checks and the "no language model" refusal are
+//! template, topic and campaign checks and the "no language model" refusal are
 //! theirs, shown on the form.
 
 use axum::extract::{Path, State};
@@ -21,7 +21,7 @@ use crate::domain::{parse_id, rfc3339, TenantId};
 use crate::error::ApiError;
 use crate::service::automations::{self, NewRule, RuleChanges};
 use crate::state::AppState;
-use crate::store::TenantRow;
+use crate::store::{TenantRow, TOPICS_MAX};
 
 /// The form's routes (creation itself is `POST /ui/t/{tid}/automations`, beside the list).
 pub fn router() -> Router<AppState> {
@@ -64,6 +64,19 @@ async fn form_page(
         // A deleted campaign, or a value not from the list: shown as it is, for the API to judge.
         campaigns.push(Choice { id: fields.campaign_id.clone(), label: fields.campaign_id.clone() });
     }
+    let mut topics: Vec<Choice> = state
+        .store
+        .topics(id, "", TOPICS_MAX as i64)
+        .await?
+        .into_iter()
+        .map(|t| Choice { id: t.id, label: t.name })
+        .collect();
+    for chosen in fields.actions.iter().chain([&fields.fallback]).map(|a| &a.topic_id) {
+        if !chosen.is_empty() && !topics.iter().any(|t| &t.id == chosen) {
+            // A deleted topic, or a value not from the list: shown as it is, for the API to judge.
+            topics.push(Choice { id: chosen.clone(), label: chosen.clone() });
+        }
+    }
     let (status, error) = match rejected {
         Some((status, message)) => (status, Some(message)),
         None => (StatusCode::OK, None),
@@ -76,7 +89,7 @@ async fn form_page(
         "automation_form.html",
         &frame,
         minijinja::context! {
-            aid, form => fields, error, templates, campaigns, kinds, events => TRIGGER_EVENTS,
+            aid, form => fields, error, templates, topics, campaigns, kinds, events => TRIGGER_EVENTS,
             llm => state.config.llm.is_some(),
         },
     ))

@@ -26,6 +26,8 @@ pub struct ActionFields {
     pub kind: String,
     pub template_id: String,
     pub delay: String,
+    /// A `send_template`'s topic (its id); empty: the triggering campaign's.
+    pub topic_id: String,
     pub tag: String,
     pub message: String,
     pub instructions: String,
@@ -70,6 +72,7 @@ impl ActionFields {
             kind: get("type"),
             template_id: get("template"),
             delay: get("delay"),
+            topic_id: get("topic"),
             tag: get("tag"),
             message: get("message"),
             instructions: get("instructions"),
@@ -81,9 +84,10 @@ impl ActionFields {
     fn of(a: &Action) -> Self {
         let mut out = Self { kind: a.kind().to_owned(), ..Self::default() };
         match a {
-            Action::SendTemplate { template_id, delay } => {
+            Action::SendTemplate { template_id, delay, topic_id } => {
                 out.template_id = template_id.clone();
                 out.delay = delay.clone().unwrap_or_default();
+                out.topic_id = topic_id.clone().unwrap_or_default();
             }
             Action::AddTag { tag } | Action::RemoveTag { tag } => out.tag = tag.clone(),
             Action::Suppress {} => {}
@@ -105,6 +109,7 @@ impl ActionFields {
             "send_template" => Action::SendTemplate {
                 template_id: self.template_id.clone(),
                 delay: Some(self.delay.clone()).filter(|d| !blank(d)),
+                topic_id: Some(self.topic_id.trim().to_owned()).filter(|t| !t.is_empty()),
             },
             "add_tag" => Action::AddTag { tag: self.tag.clone() },
             "remove_tag" => Action::RemoveTag { tag: self.tag.clone() },

@@ -47,7 +47,7 @@ struct RuleView {
     updated_at: String,
 }
 
-/// Template ids to names, for the actions in words.
+/// Template and topic ids (UUIDs, never the same) to names, for the actions in words.
 type Names = HashMap<String, String>;
 
 fn rule_view(row: AutomationRow, names: &Names) -> UiResult<RuleView> {
@@ -102,11 +102,18 @@ fn template_name(id: &str, names: &Names) -> String {
 
 fn action_words(a: &Action, names: &Names) -> String {
     match a {
-        Action::SendTemplate { template_id, delay } => {
+        Action::SendTemplate { template_id, delay, topic_id } => {
             let t = template_name(template_id, names);
+            let about = match topic_id {
+                Some(id) => match names.get(id) {
+                    Some(n) => format!(" if subscribed to the topic “{n}”"),
+                    None => format!(" if subscribed to the topic {id} (deleted)"),
+                },
+                None => String::new(),
+            };
             match delay {
-                Some(d) => format!("Send the template {t} to the recipient, {d} later"),
-                None => format!("Send the template {t} to the recipient"),
+                Some(d) => format!("Send the template {t} to the recipient{about}, {d} later"),
+                None => format!("Send the template {t} to the recipient{about}"),
             }
         }
         Action::AddTag { tag } => format!("Tag the contact “{tag}”"),
@@ -126,15 +133,18 @@ fn action_words(a: &Action, names: &Names) -> String {
     }
 }
 
-async fn template_names(state: &AppState, id: &crate::domain::TenantId) -> UiResult<Names> {
-    Ok(state.store.template_names(id).await?.into_iter().collect())
+async fn action_names(state: &AppState, id: &crate::domain::TenantId) -> UiResult<Names> {
+    let mut names: Names = state.store.template_names(id).await?.into_iter().collect();
+    let topics = state.store.topics(id, "", crate::store::TOPICS_MAX as i64).await?;
+    names.extend(topics.into_iter().map(|t| (t.id, t.name)));
+    Ok(names)
 }
 
 async fn list(
     State(state): State<AppState>,
     Scoped { user, id, tenant: row, query: Query(q), .. }: Scoped<Query<Done>>,
 ) -> UiResult<Response> {
-    let names = template_names(&state, &id).await?;
+    let names = action_names(&state, &id).await?;
     let rules =
         state.store.automations(&id).await?.into_iter().map(|r| rule_view(r, &names)).collect::<UiResult<Vec<_>>>()?;
     let frame = Frame::new(&user, Some(&row), "automations").notice(q.done.as_deref());
@@ -255,7 +265,7 @@ async fn detail(
     let runs: Vec<RunView> = runs.into_iter().map(run_view).collect();
     let email_ids: Vec<&str> = runs.iter().map(|r| r.email_id.as_str()).collect();
     let recipients = state.store.recipients_of(&id, &email_ids).await?;
-    let names = template_names(&state, &id).await?;
+    let names = action_names(&state, &id).await?;
     let rule = rule_view(automation, &names)?;
     let frame = Frame::new(&user, Some(&row), "automations").notice(q.done.as_deref());
     Ok(page(

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, TestApp};
 
+mod automation_sends;
 mod import;
 mod one_click;
 mod preferences;

@@ -170,7 +170,11 @@ async fn a_tenant_manages_webhooks_automations_and_suppressions_in_the_browser()
     reload_until(&b, &rule_page, "main", "done").await;
     b.check_page("automation-fired").await;
 
-    // Edited through the same form; the send_template fields appear for that kind.
+    // Edited through the same form; the send_template fields appear for that kind,
+    // with a topic (the triggering campaign's unless one is chosen).
+    let news = app.post(&format!("/customers/{acme}/topics"), &key, json!({ "name": "News" })).await;
+    assert_eq!(news.status, StatusCode::CREATED, "{}", news.body);
+    let news = news.body["id"].as_str().unwrap().to_owned();
     b.open(&format!("{rule_page}/edit")).await;
     assert_eq!(
         b.client().find(Locator::Css("#a0-tag")).await.unwrap().prop("value").await.unwrap().unwrap(),
@@ -182,14 +186,18 @@ async fn a_tenant_manages_webhooks_automations_and_suppressions_in_the_browser()
     choose(&b, "#a1-type", "send_template").await;
     choose(&b, "#a1-template", &template).await;
     b.fill("#a1-delay", "2d").await;
+    choose(&b, "#a1-topic", &news).await;
+    b.js_value("document.getElementById('a1-type').scrollIntoView(); return null;").await;
+    b.check_page("automation-topic").await;
     b.click("#rule-form button[type=submit]").await;
     b.wait_text(".notice", "Automation saved").await;
     let rule = app.get(&format!("/customers/{acme}/automations/{rid}"), &key).await.body;
     assert_eq!(
         rule["actions"][1],
-        json!({ "type": "send_template", "template_id": template, "delay": "2d" }),
+        json!({ "type": "send_template", "template_id": template, "delay": "2d", "topic_id": news }),
         "{rule}"
     );
+    b.wait_text("main", "if subscribed to the topic “News”").await;
 
     // The domain's refusals are shown on the form: a bad delay, then an agent without a model.
     b.open(&format!("{rule_page}/edit")).await;
@@ -616,6 +624,10 @@ async fn automation_and_suppression_forms_explain_hostile_input_on_the_page() {
     let s = Session::open(&app, &key).await;
     let rules = format!("/ui/t/{t}/automations");
     let before = app.get(&format!("/customers/{t}/automations"), &key).await.body;
+    let template = app.get(&format!("/customers/{t}/templates"), &key).await.body[0]["id"].as_str().unwrap().to_owned();
+    let (other, other_key) = app.verified_tenant("Other", "other.test").await;
+    let their_topic = app.post(&format!("/customers/{other}/topics"), &other_key, json!({ "name": "Theirs" })).await;
+    let their_topic = their_topic.body["id"].as_str().unwrap().to_owned();
     let huge = "i".repeat(5000);
     let rule = |extra: Vec<(&'static str, String)>| {
         let mut form: Vec<(&'static str, String)> = vec![
@@ -642,6 +654,22 @@ async fn automation_and_suppression_forms_explain_hostile_input_on_the_page() {
         (rule(vec![("link", "https://x.test/".into())]), "email.clicked"),
         (rule(vec![("campaign_id", "00000000-0000-0000-0000-000000000000".into())]), "campaign"),
         (rule(vec![("a0_type", "send_template".into()), ("a0_template", "nope".into())]), "template"),
+        (
+            rule(vec![
+                ("a0_type", "send_template".into()),
+                ("a0_template", template.clone()),
+                ("a0_topic", their_topic.clone()),
+            ]),
+            "no such topic",
+        ),
+        (
+            rule(vec![
+                ("a0_type", "send_template".into()),
+                ("a0_template", template.clone()),
+                ("a0_topic", "x".into()),
+            ]),
+            "Action 1 topic_id",
+        ),
         (rule(vec![("a0_type", "agent".into()), ("a0_instructions", huge.clone())]), "instructions"),
         (rule(vec![("a0_type", "agent".into()), ("a0_instructions", "Decide.".into())]), "MAILROOM_LLM_URL"),
         (rule(vec![("f_type", "notify".into()), ("f_message", "no agent".into())]), "fallback"),

@@ -113,6 +113,7 @@ pub async fn send_single(
         reply_to: None,
         tags,
         automation_id: None,
+        topic_id: None,
     };
     let mut single = compose_single(&state.store, tenant_id, mail).await?;
     single.reply_to = reply_to?;

@@ -96,6 +96,7 @@ pub async fn send_test(
             reply_to: c.reply_to.clone(),
             tags: vec![EmailTag::new("test", "true")],
             automation_id: None,
+            topic_id: None,
         };
         let single = compose_single(&state.store, tenant_id, mail).await.map_err(|e| match e {
             ComposeError::Suppressed => Error::Invalid {

@@ -12,20 +12,28 @@ use crate::domain::outbox_policy::{chunk_by_size, request_body, HOLD_MS};
 use crate::domain::{hash_key, ClaimedMessage, RenderClaimed};
 use crate::store::{placeholders, Backend, Store, WriteTx};
 
-/// Whether campaign message `m` may no longer be mailed: its contact is gone,
-/// unsubscribed, pending (double opt-in not confirmed: any status but
-/// `subscribed` blocks) or suppressed, or its campaign targets a topic the contact is
-/// not subscribed to (any more: a choice made after the enqueue counts; a
-/// topic deleted since stops the mail).
+/// Whether message `m` may no longer be mailed. A campaign's: its contact is
+/// gone, unsubscribed, pending (double opt-in not confirmed: any status but
+/// `subscribed` blocks) or suppressed, or its campaign targets a topic the
+/// contact is not subscribed to (any more: a choice made after the enqueue
+/// counts; a topic deleted since stops the mail). Any message about a topic
+/// of its own (an automation's email, `m.topic_id`): the same, on that
+/// topic. Other mail alone (transactional) is never blocked here. The fan-out
+/// pays one null test for the second case: a campaign's message is judged by
+/// the first, as before messages had topics of their own.
 fn blocked() -> String {
-    format!(
-        "CASE WHEN m.campaign_id IS NOT NULL AND (NOT EXISTS ( \
+    let contact_gone = "NOT EXISTS ( \
            SELECT 1 FROM contacts c WHERE c.id = m.contact_id AND c.status = 'subscribed' \
-             AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized)) \
+             AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized))";
+    format!(
+        "CASE WHEN m.campaign_id IS NOT NULL AND ({contact_gone} \
          OR EXISTS (SELECT 1 FROM campaigns cp \
-           WHERE cp.id = m.campaign_id AND cp.topic_id IS NOT NULL AND {} <> 'subscribed')) \
-       THEN 1 ELSE 0 END",
-        crate::store::topics::topic_state_sql("m.contact_id", "m.tenant_id", "cp.topic_id")
+           WHERE cp.id = m.campaign_id AND cp.topic_id IS NOT NULL AND {} <> 'subscribed')) THEN 1 \
+         WHEN m.topic_id IS NULL THEN 0 \
+         WHEN {contact_gone} OR {} <> 'subscribed' THEN 1 \
+       ELSE 0 END",
+        crate::store::topics::topic_state_sql("m.contact_id", "m.tenant_id", "cp.topic_id"),
+        crate::store::topics::topic_state_sql("m.contact_id", "m.tenant_id", "m.topic_id"),
     )
 }
 
