@@ -49,19 +49,15 @@ fn substitute(template: &str, first_name: Option<&str>, links: Option<&MailLinks
     // A stored name never brings a line break (or any control character) with it.
     let name = first_name.map(strip_header_unsafe);
     let name = name.as_deref().map(str::trim).filter(|n| !n.is_empty()).unwrap_or(FALLBACK_NAME);
-    let escape = |v: &str| match ctx {
-        Context::Html => escape_html(v),
-        Context::Text => v.to_owned(),
-    };
-    let name = escape(name);
-    let link = links.map(|l| escape(&l.unsubscribe));
-    let preferences = links.map(|l| escape(&l.preferences));
+    let name = escaped(name, ctx);
+    let link = links.map(|l| escaped(&l.unsubscribe, ctx));
+    let preferences = links.map(|l| escaped(&l.preferences, ctx));
     let mut out = String::with_capacity(template.len() + name.len());
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
         let after = &rest[start + 2..];
         let value = after.find("}}").and_then(|end| match after[..end].trim() {
-            "first_name" => Some((end, name.as_str())),
+            "first_name" => Some((end, name.as_ref())),
             "unsubscribe_url" => link.as_deref().map(|l| (end, l)),
             "preferences_url" => preferences.as_deref().map(|l| (end, l)),
             _ => None,
@@ -80,6 +76,16 @@ fn substitute(template: &str, first_name: Option<&str>, links: Option<&MailLinks
     }
     out.push_str(rest);
     out
+}
+
+/// `v` as it goes into content of `ctx`: borrowed unless something must be
+/// escaped (a link never needs it: a URL-safe token on the operator's
+/// `PUBLIC_URL`, so the fan-out copies none per email).
+fn escaped(v: &str, ctx: Context) -> std::borrow::Cow<'_, str> {
+    match ctx {
+        Context::Html if v.contains(['&', '<', '>', '"', '\'']) => escape_html(v).into(),
+        _ => v.into(),
+    }
 }
 
 pub fn escape_html(s: &str) -> String {

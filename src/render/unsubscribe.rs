@@ -28,20 +28,39 @@ const KEYED_HASH_CONTEXT: &[u8] = b"mailroom/keyed-hash/v1\0";
 
 #[derive(Clone)]
 pub struct UnsubscribeLinks {
-    secret: Vec<u8>,
+    /// The server's secret as an HMAC key, with each use's context already
+    /// taken in: a token costs the hash of its 16 bytes, not of the key's
+    /// pads again (the fan-out makes one per email).
+    unsubscribe: HmacSha256,
+    confirm: HmacSha256,
+    keyed_hash: HmacSha256,
     base: String,
 }
 
 impl UnsubscribeLinks {
     /// `public_url` is where recipients reach this service (`PUBLIC_URL`).
     pub fn new(secret: &str, public_url: &str) -> Self {
-        Self { secret: secret.as_bytes().to_vec(), base: public_url.trim_end_matches('/').to_owned() }
+        let keyed = |context: &[u8]| {
+            // HMAC takes keys of any length: this cannot fail.
+            let mut mac = <HmacSha256 as Mac>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!());
+            mac.update(context);
+            mac
+        };
+        Self {
+            unsubscribe: keyed(CONTEXT),
+            confirm: keyed(CONFIRM_CONTEXT),
+            keyed_hash: keyed(KEYED_HASH_CONTEXT),
+            base: public_url.trim_end_matches('/').to_owned(),
+        }
     }
 
+    /// The keyed state of `context` with `data` taken in.
     fn mac_in(&self, context: &[u8], data: &[u8]) -> HmacSha256 {
-        // HMAC takes keys of any length: this cannot fail.
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!());
-        mac.update(context);
+        let mut mac = match context {
+            CONFIRM_CONTEXT => self.confirm.clone(),
+            KEYED_HASH_CONTEXT => self.keyed_hash.clone(),
+            _ => self.unsubscribe.clone(),
+        };
         mac.update(data);
         mac
     }
@@ -145,10 +164,17 @@ pub fn html_footer(html: &str, missing: &Missing<'_>, words: &FooterTexts) -> St
         }
     };
     let footer = format!("<p style=\"margin-top:32px;font-size:12px;color:#6b7280;text-align:center\">{line}</p>");
-    match html.to_ascii_lowercase().rfind("</body>") {
+    match rfind_ignoring_case(html, "</body>") {
         Some(at) => format!("{}{footer}{}", &html[..at], &html[at..]),
         None => format!("{html}\n{footer}"),
     }
+}
+
+/// Where `needle` (ASCII) last starts in `hay`, ignoring ASCII case, without
+/// a lower-cased copy of `hay` (a body per email).
+fn rfind_ignoring_case(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    (0..=h.len().checked_sub(n.len())?).rev().find(|&i| h[i..i + n.len()].eq_ignore_ascii_case(n))
 }
 
 /// Adds a line for each link a text body does not hold already, in the tenant's language.
@@ -175,6 +201,29 @@ mod tests {
     use crate::render::footer_texts::footer_texts;
 
     const ID: &str = "01a20eb1-e502-7109-8af3-e707f8c190f1";
+
+    #[test]
+    fn the_footer_goes_inside_the_last_body_end_tag_in_any_case() {
+        assert_eq!(rfind_ignoring_case("<p>x</p></BODY></html>", "</body>"), Some(8));
+        assert_eq!(rfind_ignoring_case("</body></Body>", "</body>"), Some(7));
+        assert_eq!(rfind_ignoring_case("é</body", "</body>"), None);
+        assert_eq!(rfind_ignoring_case("", "</body>"), None);
+        assert_eq!(rfind_ignoring_case("ü</body>", "</body>"), Some(2));
+    }
+
+    #[test]
+    fn a_token_is_the_plain_hmac_of_its_context_and_id() {
+        // The precomputed keyed state gives what a fresh HMAC gives.
+        let links = UnsubscribeLinks::new("secret", "https://x");
+        let id = *uuid::Uuid::parse_str(ID).unwrap().as_bytes();
+        let mut fresh = <HmacSha256 as Mac>::new_from_slice(b"secret").unwrap();
+        fresh.update(CONTEXT);
+        fresh.update(&id);
+        let tag = fresh.finalize().into_bytes();
+        let mut raw = id.to_vec();
+        raw.extend_from_slice(&tag[..TAG_LEN]);
+        assert_eq!(links.token(ID).unwrap(), URL_SAFE_NO_PAD.encode(raw));
+    }
 
     #[test]
     fn a_confirmation_token_is_signed_apart_from_unsubscribe_tokens() {

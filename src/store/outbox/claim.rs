@@ -21,18 +21,28 @@ use crate::store::{placeholders, Backend, Store, WriteTx};
 /// topic. Other mail alone (transactional) is never blocked here. The fan-out
 /// pays one null test for the second case: a campaign's message is judged by
 /// the first, as before messages had topics of their own.
-fn blocked() -> String {
+///
+/// `campaign_topic`: whether the claim's campaign targets a topic (all the
+/// messages of a claim are of one campaign, or one message alone); without
+/// one, its messages are spared the campaign-row probe.
+fn blocked(campaign_topic: bool) -> String {
     let contact_gone = "NOT EXISTS ( \
            SELECT 1 FROM contacts c WHERE c.id = m.contact_id AND c.status = 'subscribed' \
              AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = c.tenant_id AND s.email_normalized = c.email_normalized))";
+    let left_campaign_topic = if campaign_topic {
+        format!(
+            " OR EXISTS (SELECT 1 FROM campaigns cp \
+               WHERE cp.id = m.campaign_id AND cp.topic_id IS NOT NULL AND {} <> 'subscribed')",
+            crate::store::topics::topic_state_sql("m.contact_id", "m.tenant_id", "cp.topic_id")
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "CASE WHEN m.campaign_id IS NOT NULL AND ({contact_gone} \
-         OR EXISTS (SELECT 1 FROM campaigns cp \
-           WHERE cp.id = m.campaign_id AND cp.topic_id IS NOT NULL AND {} <> 'subscribed')) THEN 1 \
+        "CASE WHEN m.campaign_id IS NOT NULL AND ({contact_gone}{left_campaign_topic}) THEN 1 \
          WHEN m.topic_id IS NULL THEN 0 \
          WHEN {contact_gone} OR {} <> 'subscribed' THEN 1 \
        ELSE 0 END",
-        crate::store::topics::topic_state_sql("m.contact_id", "m.tenant_id", "cp.topic_id"),
         crate::store::topics::topic_state_sql("m.contact_id", "m.tenant_id", "m.topic_id"),
     )
 }
@@ -188,7 +198,7 @@ impl Store {
         // Of the messages read above, those still queued (and not locked by
         // another claim) whose contact may no longer be mailed: suppressed now.
         let ids: Vec<&str> = ahead.iter().map(|m| m.id.as_str()).collect();
-        let blocked = self.suppress_blocked(&mut tx, &ids).await?;
+        let blocked = self.suppress_blocked(&mut tx, &ids, head.campaign_topic.is_some()).await?;
         // A failed render is a dead letter, or pauses its campaign when its
         // renders keep failing; the others go, but for any not rendered above
         // (it came to the head of the queue meanwhile).
@@ -344,11 +354,16 @@ impl Store {
     /// Of messages `ids`, those whose contact may no longer be mailed, if
     /// still queued (and not locked by another claim, on PostgreSQL), are
     /// suppressed; returns their ids (rarely any).
-    async fn suppress_blocked(&self, tx: &mut WriteTx, ids: &[&str]) -> Result<HashSet<String>, sqlx::Error> {
+    async fn suppress_blocked(
+        &self,
+        tx: &mut WriteTx,
+        ids: &[&str],
+        campaign_topic: bool,
+    ) -> Result<HashSet<String>, sqlx::Error> {
         if ids.is_empty() {
             return Ok(HashSet::new());
         }
-        let sql = self.still_queued(ids, &format!(" AND {} = 1", blocked()), " RETURNING id");
+        let sql = self.still_queued(ids, &format!(" AND {} = 1", blocked(campaign_topic)), " RETURNING id");
         let sql = crate::store::native_sql(tx, &sql);
         let now = tx.now;
         let mut q = sqlx::query_scalar::<_, String>(&sql).bind("suppressed").bind(now).bind(None::<&str>).bind(now);

@@ -44,13 +44,15 @@ impl Turn {
                 solo: 0,
                 domain_status: Some("verified".to_owned()),
                 reputation: None,
+                campaign_topic: None,
             },
         }
     }
 }
 
 /// [`Head`]s of messages `m`, to be narrowed by a `WHERE`.
-pub(super) const HEAD: &str = "SELECT m.id, m.campaign_id, m.solo, t.domain_status, r.state AS reputation \
+pub(super) const HEAD: &str = "SELECT m.id, m.campaign_id, m.solo, t.domain_status, r.state AS reputation, \
+     (SELECT cp.topic_id FROM campaigns cp WHERE cp.id = m.campaign_id) AS campaign_topic \
    FROM messages m JOIN tenants t ON t.id = m.tenant_id LEFT JOIN tenant_reputation r ON r.tenant_id = m.tenant_id";
 
 /// The message first in the queue a claim serves.
@@ -61,6 +63,9 @@ pub(super) struct Head {
     pub(super) solo: i64,
     pub(super) domain_status: Option<String>,
     pub(super) reputation: Option<String>,
+    /// The topic its campaign targets (a campaign's topic never changes):
+    /// a claim of a campaign without one skips the topic check per message.
+    pub(super) campaign_topic: Option<String>,
 }
 
 impl Head {
