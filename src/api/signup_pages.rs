@@ -125,21 +125,22 @@ async fn customer_of(state: &AppState, form: &FormRow) -> (String, &'static Text
 
 /// Reads a plain form post: `email`, `first_name` and the honeypot; other
 /// fields (a submit button's name, a site's own hidden fields) are ignored.
-/// Two different addresses in one post are refused: which one was meant?
+/// Two different addresses in one post are refused (which one was meant?);
+/// an empty one beside another, or the same in another case, is not a
+/// second. A field that is not UTF-8 once decoded is refused, not mended.
 fn parse_form(body: &[u8]) -> Result<FormPost, Error> {
+    let invalid = |message: &str| Error::Invalid { code: "invalid_email", message: message.into() };
     let mut post = FormPost { email: String::new(), first_name: None, honeypot: None };
-    let mut emails = 0;
     for (k, v) in url::form_urlencoded::parse(body) {
+        // The parser replaces bytes that are not UTF-8 with U+FFFD.
+        if v.contains('\u{FFFD}') && matches!(&*k, "email" | "first_name") {
+            return Err(invalid("the form's fields must be UTF-8 text"));
+        }
         match &*k {
-            "email" if emails > 0 && v.trim() != post.email.trim() => {
-                return Err(Error::Invalid {
-                    code: "invalid_email",
-                    message: "the post gives two different email addresses".into(),
-                })
-            }
-            "email" => {
-                emails += 1;
-                post.email = v.into_owned();
+            "email" if v.trim().is_empty() => {}
+            "email" if post.email.is_empty() => post.email = v.into_owned(),
+            "email" if !v.trim().eq_ignore_ascii_case(post.email.trim()) => {
+                return Err(invalid("the post gives two different email addresses"))
             }
             "first_name" => post.first_name = Some(v.into_owned()),
             // Filled once is filled: a bot repeating the field empty stays a bot.
@@ -174,7 +175,7 @@ fn parse_form(body: &[u8]) -> Result<FormPost, Error> {
         (status = 409, description = "A double opt-in form whose customer's sending domain is not verified (the \
             confirmation could not be sent): nothing is written; a page for a form post",
             content((crate::error::ErrorBody = "application/json"), (String = "text/html"))),
-        (status = 422, description = "Not an email address, an address given twice, or an unknown field (JSON); a \
+        (status = 422, description = "Not an email address, two different addresses, a field not UTF-8, or an unknown field (JSON); a \
             page for a form post",
             content((crate::error::ErrorBody = "application/json"), (String = "text/html"))),
         (status = 429, description = "Too many signups for this address or from this client (see `Retry-After`)",

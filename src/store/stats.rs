@@ -337,9 +337,11 @@ impl Store {
                 .into(),
         )
         .await?;
+        // Each person once per campaign, as the campaigns count them, at the first time they left.
         let left_topic = per_bucket(format!(
-            "SELECT (r.at / $4) * $4 AS b, COUNT(DISTINCT r.contact_id) {TOPIC_LEAVERS} \
-             AND ($1 = '' OR r.tenant_id = $1) AND r.at >= $2 AND r.at < $3 GROUP BY b"
+            "SELECT (f.at / $4) * $4 AS b, COUNT(*) FROM (SELECT r.campaign_id, r.contact_id, MIN(r.at) AS at \
+               {TOPIC_LEAVERS} AND ($1 = '' OR r.tenant_id = $1) GROUP BY r.campaign_id, r.contact_id) f \
+             WHERE f.at >= $2 AND f.at < $3 GROUP BY b"
         ))
         .await?;
         for (b, n) in unsubscribed.into_iter().chain(left_topic) {

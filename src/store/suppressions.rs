@@ -238,12 +238,15 @@ impl Store {
     }
 }
 
-/// `FROM` and `WHERE` of the recipients who left a campaign's topic through
-/// its mail (one-click or the preference centre) and did not go on to
+/// `FROM` and `WHERE` of the recipients who left a campaign's own topic
+/// through its mail (one-click or the preference centre; another topic left
+/// on the same page is not the campaign's doing) and did not go on to
 /// unsubscribe from everything through it (a suppression counts them then):
-/// count `DISTINCT r.contact_id`, by `r.campaign_id` or by time (`r.at`).
+/// count `DISTINCT r.contact_id` by `r.campaign_id`, or each (campaign,
+/// contact) once by time.
 /// Consent records stay through an erasure, so the figure does too.
 pub(super) const TOPIC_LEAVERS: &str = "FROM consent_records r \
+    JOIN campaigns lc ON lc.id = r.campaign_id AND lc.topic_id = r.topic_id \
     WHERE r.change = 'topic_unsubscribed' AND r.campaign_id IS NOT NULL \
       AND NOT EXISTS (SELECT 1 FROM consent_records e WHERE e.tenant_id = r.tenant_id \
         AND e.contact_id = r.contact_id AND e.campaign_id = r.campaign_id AND e.change = 'unsubscribed')";

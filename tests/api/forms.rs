@@ -729,10 +729,42 @@ async fn a_post_giving_two_different_addresses_is_refused() {
     for email in ["ann@example.org", "victim@example.org"] {
         assert!(contact(&app, &t, &key, email).await.is_none(), "{email}");
     }
-    // The same address twice (a form with two fields of that name) is one address.
-    let (status, _, page) = post_form(&app, id, "email=ann%40example.org&email=ann%40example.org").await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    assert!(contact(&app, &t, &key, "ann@example.org").await.is_some());
+    // The same address twice (a form with two fields of that name), in
+    // another case, or beside an empty field, is one address.
+    for body in [
+        "email=ann%40example.org&email=ann%40example.org",
+        "email=bob%40example.org&email=BOB%40Example.org",
+        "email=&email=cat%40example.org",
+        "email=dan%40example.org&email=",
+    ] {
+        let (status, _, page) = post_form(&app, id, body).await;
+        assert_eq!(status, StatusCode::OK, "{body}: {page}");
+    }
+    for email in ["ann@example.org", "bob@example.org", "cat@example.org", "dan@example.org"] {
+        assert!(contact(&app, &t, &key, email).await.is_some(), "{email}");
+    }
+}
+
+#[tokio::test]
+async fn a_post_whose_fields_are_not_utf8_is_refused_not_mended() {
+    let app = spawn_app().await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    let f = form(&app, &t, &key, json!({ "name": "F", "double_opt_in": false })).await;
+    let id = f["id"].as_str().unwrap();
+    for body in ["email=p13%ff%40example.org", "email=ann%40example.org&first_name=An%ffn"] {
+        let (status, _, page) = post_form(&app, id, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {page}");
+    }
+    let raw = no_redirects()
+        .post(format!("{}/f/{id}", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(b"email=p14\xff%40example.org".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let all = app.get(&format!("/customers/{t}/contacts"), &key).await;
+    assert_eq!(all.body.as_array().unwrap().len(), 0, "{}", all.body);
 }
 
 #[tokio::test]

@@ -131,3 +131,76 @@ async fn leaving_a_campaigns_topic_counts_once_per_person_in_its_unsubscribed_fi
     let row = listed.body.as_array().unwrap().iter().find(|c| c["id"] == campaign.as_str()).unwrap().clone();
     assert_eq!(row["unsubscribed"], 3, "{row}");
 }
+
+/// Posts the preference centre of the email sent to `to` (of campaign
+/// `subject`): the topics `shown`, ticked `kept`.
+async fn save_preferences(app: &TestApp, to: &str, subject: &str, shown: &[&str], kept: &[&str]) {
+    let accepted = app.mock().accepted();
+    let email = accepted.iter().find(|e| e.to[0] == to && e.subject == subject).expect("the email");
+    let header = email.headers.get("List-Unsubscribe").expect("List-Unsubscribe header");
+    let url = header.trim_start_matches('<').trim_end_matches('>');
+    let path = url::Url::parse(url).unwrap().path().replacen("/u/", "/p/", 1);
+    let mut body: Vec<String> = shown.iter().map(|t| format!("shown={t}")).collect();
+    body.extend(kept.iter().map(|t| format!("topic={t}")));
+    let r = app
+        .http
+        .post(format!("{}{path}", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.join("&"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn only_leaving_the_campaigns_own_topic_counts_and_the_series_adds_up_the_campaigns() {
+    let app = spawn_with(Options { resend: true, run_worker: false, ..Options::default() }).await;
+    let (t, key) = app.verified_tenant("Acme", "acme.com").await;
+    let news = topic(&app, &t, &key, json!({ "name": "News", "default": "opt_out" })).await;
+    let other = topic(&app, &t, &key, json!({ "name": "Other", "default": "opt_out" })).await;
+    for email in ["pat@example.org", "sam@example.org"] {
+        app.add_contact(&t, &key, json!({ "email": email })).await;
+    }
+    let campaign = |subject: &'static str, extra: serde_json::Value| {
+        let (app, t, key) = (&app, t.clone(), key.clone());
+        async move {
+            let mut body = json!({ "subject": subject, "html": "<p>h</p>" });
+            body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            let r = app.post(&format!("/customers/{t}/send"), &key, body).await;
+            assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+            while app.outbox.try_dispatch_once().await.unwrap() != Step::Empty {}
+            r.body["campaign_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let on_news = campaign("about news", json!({ "topic_id": news })).await;
+    let untopical = campaign("about nothing", json!({})).await;
+
+    // Pat keeps News and leaves Other through the News campaign's page: not its topic.
+    save_preferences(&app, "pat@example.org", "about news", &[&news, &other], &[&news]).await;
+    // Sam leaves News through the campaign without a topic: not that campaign's doing.
+    save_preferences(&app, "sam@example.org", "about nothing", &[&news], &[]).await;
+    assert_eq!(unsubscribed_figures(&app, &t, &key, &on_news).await, [0; 3]);
+    assert_eq!(unsubscribed_figures(&app, &t, &key, &untopical).await, [0; 3]);
+
+    // Pat leaves News through its campaign, comes back and leaves again: once.
+    save_preferences(&app, "pat@example.org", "about news", &[&news], &[]).await;
+    save_preferences(&app, "pat@example.org", "about news", &[&news], &[&news]).await;
+    save_preferences(&app, "pat@example.org", "about news", &[&news], &[]).await;
+    assert_eq!(unsubscribed_figures(&app, &t, &key, &on_news).await, [1; 3]);
+    // Sam leaves everything through the other campaign: one each, and the series adds them up.
+    let path = link_to_subject(&app, "sam@example.org", "about nothing");
+    assert_eq!(post(&app, &path, "List-Unsubscribe=One-Click").await.0, StatusCode::OK);
+    assert_eq!(unsubscribed_figures(&app, &t, &key, &untopical).await[..2], [1, 1]);
+    assert_eq!(unsubscribed_figures(&app, &t, &key, &on_news).await[..2], [1, 1]);
+    let series = app.get(&format!("/customers/{t}/stats?from=2026-01-01T00:00:00Z"), &key).await;
+    assert_eq!(series.body["totals"]["unsubscribed"], 2, "{}", series.body);
+}
+
+/// The path of the one-click link in the email of that subject sent to `to`.
+fn link_to_subject(app: &TestApp, to: &str, subject: &str) -> String {
+    let accepted = app.mock().accepted();
+    let email = accepted.iter().find(|e| e.to[0] == to && e.subject == subject).expect("the email");
+    let header = email.headers.get("List-Unsubscribe").expect("List-Unsubscribe header");
+    url::Url::parse(header.trim_start_matches('<').trim_end_matches('>')).unwrap().path().to_owned()
+}
