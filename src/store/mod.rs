@@ -561,7 +561,7 @@ impl Store {
 
     /// Rows in one of mailroom's tables (tests and diagnostics).
     pub async fn count_rows(&self, table: &str) -> Result<i64, sqlx::Error> {
-        const TABLES: [&str; 15] = [
+        const TABLES: [&str; 16] = [
             "tenants",
             "api_keys",
             "contacts",
@@ -576,6 +576,7 @@ impl Store {
             "idempotency_keys",
             "settings",
             "consent_records",
+            "automation_runs",
             "consent_clients",
         ];
         if !TABLES.contains(&table) {

@@ -243,3 +243,23 @@ async fn rules_that_wait_send_or_ask_a_model_are_queued_and_a_send_keeps_its_che
     let refused = done.iter().find(|r| r["trigger"]["contact_id"] == json!(sent[2].0)).unwrap();
     assert!(refused["steps"].to_string().contains("suppressed; not mailed"), "{refused}");
 }
+
+/// A customer's deletion takes its rules' runs with it.
+#[tokio::test]
+async fn deleting_a_customer_deletes_its_rules_runs() {
+    let app = spawn_with(options(&[], false)).await;
+    let (t, key, _cid, sent) = campaign(&app, 1, true).await;
+    let tagging = rule(
+        &app,
+        &t,
+        &key,
+        json!({ "name": "engaged", "trigger": { "event": "email.opened" }, "actions": [{ "type": "add_tag", "tag": "x" }] }),
+    )
+    .await;
+    post_event(&app, "o-1", "email.opened", &sent[0].1, json!({})).await;
+    assert_eq!(runs(&app, &t, &key, &tagging).await.len(), 1);
+    assert_eq!(app.store.count_rows("automation_runs").await.unwrap(), 1);
+    let r = app.delete(&format!("/customers/{t}"), crate::helpers::ADMIN_KEY).await;
+    assert!(r.status.is_success(), "{} {}", r.status, r.body);
+    assert_eq!(app.store.count_rows("automation_runs").await.unwrap(), 0);
+}
