@@ -120,14 +120,21 @@ fn run_job(templates: &Templates, job: &Job<'_>) -> WrittenAnswer {
     let started = std::time::Instant::now();
     let text = job.text.as_deref();
     let fuel = job.fuel.unwrap_or(FUEL);
-    let compiled = templates.compile(&job.subject, &job.html, text, job.max_output, fuel);
-    if let Err(e) = compiled.and_then(|c| if job.self_contained { c.self_contained() } else { Ok(()) }) {
-        return WrittenAnswer { compiled: Err(e.into()), rendered: Vec::new() };
-    }
+    let compiled = templates.compile(&job.subject, &job.html, text, job.max_output, fuel).and_then(|c| {
+        if job.self_contained {
+            c.self_contained().map(|()| c)
+        } else {
+            Ok(c)
+        }
+    });
+    let compiled = match compiled {
+        Ok(c) => c,
+        Err(e) => return WrittenAnswer { compiled: Err(e.into()), rendered: Vec::new() },
+    };
     let mut rendered = Vec::with_capacity(job.recipients.len());
     let mut total = 0usize;
     for to in job.recipients.iter() {
-        let r = templates.render(&job.subject, &job.html, text, (job.max_output, fuel), to).map_err(WireError::from);
+        let r = compiled.render_for(to).map_err(WireError::from);
         let Ok(raw) = serde_json::value::to_raw_value(&r) else { break };
         total += raw.get().len();
         rendered.push(raw);

@@ -269,12 +269,22 @@ impl Templates {
         (max_output, fuel): (usize, u64),
         to: &Recipient,
     ) -> Result<Rendered, TemplateError> {
-        let (subject, html, text) = self.compile(subject, html, text, max_output, fuel)?.render(&to.context())?;
+        self.compile(subject, html, text, max_output, fuel)?.render_for(to)
+    }
+}
+
+impl Compiled {
+    /// Renders for one recipient; the text part is derived from the html
+    /// when the template has none. A job renders many recipients from one
+    /// compiled template: it does not look the template up again for each
+    /// (hashing its source every time).
+    pub fn render_for(&self, to: &Recipient) -> Result<Rendered, TemplateError> {
+        let (subject, html, text) = self.render(&to.context())?;
         let text = text.unwrap_or_else(|| html_to_text(&html));
         // Derived text can be larger than its html (a table's cells become
         // padded lines): it is bounded like every part.
-        if text.len() > max_output {
-            return Err(TemplateError::too_large(TEXT, max_output));
+        if text.len() > self.max_output {
+            return Err(TemplateError::too_large(TEXT, self.max_output));
         }
         Ok(Rendered { subject, html, text: Some(text) })
     }
