@@ -10,14 +10,22 @@ use crate::helpers::{spawn_with, Options, TestApp};
 
 /// The path (`/u/...`) of the one-click link in the email sent to `to`.
 fn link_to(app: &TestApp, to: &str) -> String {
+    link_in(app, to, None)
+}
+
+/// The path of the one-click link in the email sent to `to` (with that subject, if given).
+fn link_in(app: &TestApp, to: &str, subject: Option<&str>) -> String {
     let accepted = app.mock().accepted();
-    let email = accepted.iter().find(|e| e.to[0] == to).expect("an email to the address");
+    let email = accepted
+        .iter()
+        .find(|e| e.to[0] == to && subject.map_or(true, |s| e.subject == s))
+        .expect("an email to the address");
     let header = email.headers.get("List-Unsubscribe").expect("List-Unsubscribe header");
     let url = header.trim_start_matches('<').trim_end_matches('>');
     url::Url::parse(url).expect("a URL").path().to_owned()
 }
 
-async fn post(app: &TestApp, path: &str, body: &'static str) -> (StatusCode, String) {
+async fn post(app: &TestApp, path: &str, body: impl Into<reqwest::Body>) -> (StatusCode, String) {
     let r = app
         .http
         .post(format!("{}{path}", app.base))
@@ -135,22 +143,10 @@ async fn leaving_a_campaigns_topic_counts_once_per_person_in_its_unsubscribed_fi
 /// Posts the preference centre of the email sent to `to` (of campaign
 /// `subject`): the topics `shown`, ticked `kept`.
 async fn save_preferences(app: &TestApp, to: &str, subject: &str, shown: &[&str], kept: &[&str]) {
-    let accepted = app.mock().accepted();
-    let email = accepted.iter().find(|e| e.to[0] == to && e.subject == subject).expect("the email");
-    let header = email.headers.get("List-Unsubscribe").expect("List-Unsubscribe header");
-    let url = header.trim_start_matches('<').trim_end_matches('>');
-    let path = url::Url::parse(url).unwrap().path().replacen("/u/", "/p/", 1);
+    let path = link_in(app, to, Some(subject)).replacen("/u/", "/p/", 1);
     let mut body: Vec<String> = shown.iter().map(|t| format!("shown={t}")).collect();
     body.extend(kept.iter().map(|t| format!("topic={t}")));
-    let r = app
-        .http
-        .post(format!("{}{path}", app.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.join("&"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(post(app, &path, body.join("&")).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -189,18 +185,10 @@ async fn only_leaving_the_campaigns_own_topic_counts_and_the_series_adds_up_the_
     save_preferences(&app, "pat@example.org", "about news", &[&news], &[]).await;
     assert_eq!(unsubscribed_figures(&app, &t, &key, &on_news).await, [1; 3]);
     // Sam leaves everything through the other campaign: one each, and the series adds them up.
-    let path = link_to_subject(&app, "sam@example.org", "about nothing");
+    let path = link_in(&app, "sam@example.org", Some("about nothing"));
     assert_eq!(post(&app, &path, "List-Unsubscribe=One-Click").await.0, StatusCode::OK);
     assert_eq!(unsubscribed_figures(&app, &t, &key, &untopical).await[..2], [1, 1]);
     assert_eq!(unsubscribed_figures(&app, &t, &key, &on_news).await[..2], [1, 1]);
     let series = app.get(&format!("/customers/{t}/stats?from=2026-01-01T00:00:00Z"), &key).await;
     assert_eq!(series.body["totals"]["unsubscribed"], 2, "{}", series.body);
-}
-
-/// The path of the one-click link in the email of that subject sent to `to`.
-fn link_to_subject(app: &TestApp, to: &str, subject: &str) -> String {
-    let accepted = app.mock().accepted();
-    let email = accepted.iter().find(|e| e.to[0] == to && e.subject == subject).expect("the email");
-    let header = email.headers.get("List-Unsubscribe").expect("List-Unsubscribe header");
-    url::Url::parse(header.trim_start_matches('<').trim_end_matches('>')).unwrap().path().to_owned()
 }
