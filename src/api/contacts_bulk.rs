@@ -73,16 +73,6 @@ fn json_row(i: usize, c: ContactIn) -> Result<ImportRow, String> {
     })
 }
 
-/// The media type of a request, lower-cased, without parameters.
-fn media_type(req: &Request) -> String {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|m| m.trim().to_ascii_lowercase())
-        .unwrap_or_default()
-}
-
 /// Import contacts.
 ///
 /// * `application/json`: `{"contacts": [...]}`, at most 10,000; all are checked
@@ -136,7 +126,7 @@ async fn import_contacts(
         Some("update") => OnConflict::Update,
         Some(_) => return Err(ApiError::validation("`on_conflict` must be `skip` or `update`")),
     };
-    let format = match media_type(&req).as_str() {
+    let format = match super::extract::media_type(req.headers()).as_str() {
         "text/csv" => Format::Csv,
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => {
             Format::Ndjson

@@ -11,6 +11,13 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 
+/// A request's media type: its `Content-Type` without parameters, lower-cased
+/// (media types are case-insensitive); empty when there is none.
+pub fn media_type(headers: &HeaderMap) -> String {
+    let raw = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {

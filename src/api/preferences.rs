@@ -147,8 +147,7 @@ async fn save(
     body: Bytes,
 ) -> ApiResult<Response> {
     let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let form = header(header::CONTENT_TYPE).split(';').next().unwrap_or("").trim();
-    if !form.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+    if super::extract::media_type(&headers) != "application/x-www-form-urlencoded" {
         return Ok(refused(StatusCode::UNSUPPORTED_MEDIA_TYPE));
     }
     if header(header::HeaderName::from_static("sec-fetch-site")) == "cross-site" {

@@ -30,7 +30,7 @@ use crate::render::escape_html;
 use crate::service::signups::{self, FormPost, NOT_READY};
 use crate::service::Error;
 use crate::state::AppState;
-use crate::store::FormRow;
+use crate::store::{stored_list, FormRow};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(post_form, preflight)).routes(routes!(confirm_page, confirm))
@@ -66,20 +66,11 @@ pub struct SignupAccepted {
     status: &'static str,
 }
 
-fn media_type(headers: &HeaderMap) -> String {
-    let raw = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
-}
-
-fn list(raw: &str) -> Vec<String> {
-    serde_json::from_str(raw).unwrap_or_default()
-}
-
 /// The request's `Origin`, if it is one the form allows.
 fn allowed_origin(form: &FormRow, headers: &HeaderMap) -> Option<HeaderValue> {
     let origin = headers.get(header::ORIGIN)?;
     let text = origin.to_str().ok()?;
-    list(&form.allowed_origins).iter().any(|o| o == text).then(|| origin.clone())
+    stored_list(&form.allowed_origins).iter().any(|o| o == text).then(|| origin.clone())
 }
 
 fn with_cors(mut res: Response, origin: Option<HeaderValue>) -> Response {
@@ -188,7 +179,7 @@ async fn post_form(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let media = media_type(&headers);
+    let media = super::extract::media_type(&headers);
     let json = match media.as_str() {
         "application/json" => true,
         "application/x-www-form-urlencoded" => false,

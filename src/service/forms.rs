@@ -12,7 +12,7 @@ use crate::domain::signup::{origin, redirect_host, redirect_url, MAX_HOSTS};
 use crate::domain::starters::{CONFIRM_SUBSCRIPTION, STARTERS};
 use crate::domain::{rfc3339, Tag, TenantId};
 use crate::state::AppState;
-use crate::store::{FormFields, FormRow, TemplateContent};
+use crate::store::{stored_list, FormFields, FormRow, TemplateContent};
 
 const NAME_MAX: usize = 100;
 const CONSENT_TEXT_MAX: usize = 2_000;
@@ -50,18 +50,14 @@ pub struct Form {
     pub updated_at: String,
 }
 
-fn list(raw: &str) -> Vec<String> {
-    serde_json::from_str(raw).unwrap_or_default()
-}
-
 impl Form {
     pub fn from_row(f: FormRow, public_url: &str) -> Self {
         Self {
             action_url: format!("{}/f/{}", public_url.trim_end_matches('/'), f.id),
-            topic_ids: list(&f.topic_ids),
-            tags: list(&f.tags),
-            redirect_hosts: list(&f.redirect_hosts),
-            allowed_origins: list(&f.allowed_origins),
+            topic_ids: stored_list(&f.topic_ids),
+            tags: stored_list(&f.tags),
+            redirect_hosts: stored_list(&f.redirect_hosts),
+            allowed_origins: stored_list(&f.allowed_origins),
             double_opt_in: f.double_opt_in != 0,
             id: f.id,
             customer_id: f.tenant_id,
@@ -156,7 +152,7 @@ async fn fields(
             }
             ids
         }
-        None => current.map(|c| list(&c.topic_ids)).unwrap_or_default(),
+        None => current.map(|c| stored_list(&c.topic_ids)).unwrap_or_default(),
     };
     let tags = match input.tags {
         Some(raw) => {
@@ -171,7 +167,7 @@ async fn fields(
             tags.dedup();
             tags
         }
-        None => current.map(|c| list(&c.tags)).unwrap_or_default(),
+        None => current.map(|c| stored_list(&c.tags)).unwrap_or_default(),
     };
     let template_id = match input.template_id {
         Some(Some(raw)) => {
@@ -204,7 +200,7 @@ async fn fields(
             hosts
         }
         None => match current {
-            Some(c) => list(&c.redirect_hosts),
+            Some(c) => stored_list(&c.redirect_hosts),
             None => domain.iter().map(|d| d.to_ascii_lowercase()).collect(),
         },
     };
@@ -235,7 +231,7 @@ async fn fields(
             }
             all
         }
-        None => current.map(|c| list(&c.allowed_origins)).unwrap_or_default(),
+        None => current.map(|c| stored_list(&c.allowed_origins)).unwrap_or_default(),
     };
     let consent_text = match (&input.consent_text, current) {
         (Some(t), _) => consent_text(t)?,

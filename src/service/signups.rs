@@ -15,7 +15,7 @@ use crate::domain::signup::{LIMIT_WINDOW_MS, PER_ADDRESS_PER_HOUR, PER_CLIENT_PE
 use crate::domain::{new_id, ConsentClient, ConsentOrigin, ConsentSource, EmailAddress, Tag, TenantId};
 use crate::outbox::compose::{compose_confirmation, sender, verified_domain, Content, SingleMail};
 use crate::state::AppState;
-use crate::store::{ContactRow, FormRow, NewContact, NewSignup, SignupTarget, StoreError};
+use crate::store::{stored_list, ContactRow, FormRow, NewContact, NewSignup, SignupTarget, StoreError};
 
 /// What a person typed into a form.
 pub struct FormPost {
@@ -33,10 +33,6 @@ pub const NOT_READY: &str = "form_not_ready";
 pub async fn public_form(state: &AppState, raw_id: &str) -> Result<FormRow> {
     let id = super::parse_id(raw_id, "form")?;
     state.store.public_form(&id).await?.ok_or(Error::NotFound("form"))
-}
-
-fn list(raw: &str) -> Vec<String> {
-    serde_json::from_str(raw).unwrap_or_default()
 }
 
 /// Takes a post to a form. A well-formed post that filled the honeypot is answered as a success and
@@ -88,8 +84,8 @@ pub async fn post(state: &AppState, form: &FormRow, post: FormPost, client: Cons
         client: Some(client),
         ..ConsentOrigin::new(ConsentSource::Form)
     };
-    let tags: Vec<Tag> = list(&form.tags).iter().filter_map(|t| Tag::parse(t).ok()).collect();
-    let topic_ids = state.store.existing_topics(&tenant_id, &list(&form.topic_ids)).await?;
+    let tags: Vec<Tag> = stored_list(&form.tags).iter().filter_map(|t| Tag::parse(t).ok()).collect();
+    let topic_ids = state.store.existing_topics(&tenant_id, &stored_list(&form.topic_ids)).await?;
     let contact = NewContact {
         id: new_id(),
         email_normalized: email.normalized(),
@@ -240,8 +236,8 @@ pub async fn confirm(
     };
     let (topic_ids, tags, redirect) = match &form {
         Some(f) => (
-            state.store.existing_topics(&tenant_id, &list(&f.topic_ids)).await?,
-            list(&f.tags).iter().filter_map(|t| Tag::parse(t).ok()).collect(),
+            state.store.existing_topics(&tenant_id, &stored_list(&f.topic_ids)).await?,
+            stored_list(&f.tags).iter().filter_map(|t| Tag::parse(t).ok()).collect(),
             own_redirect(state, &tenant_id, f.confirmed_url.as_deref()).await?,
         ),
         None => (Vec::new(), Vec::new(), None),

@@ -471,14 +471,24 @@ impl Store {
         tenant_id: &TenantId,
         email_normalized: &str,
     ) -> Result<Option<ContactRow>, sqlx::Error> {
-        sqlx::query_as(&format!(
-            "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.tenant_id = $1 AND c.email_normalized = $2"
-        ))
-        .bind(tenant_id)
-        .bind(email_normalized)
-        .fetch_optional(&self.pool)
-        .await
+        contact_by_email_in(&self.pool, tenant_id, email_normalized).await
     }
+}
+
+/// The tenant's contact with this (normalized) address, read through `ex`:
+/// the pool, or a transaction that goes on to write it.
+pub(super) async fn contact_by_email_in<'c>(
+    ex: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    tenant_id: &TenantId,
+    email_normalized: &str,
+) -> Result<Option<ContactRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.tenant_id = $1 AND c.email_normalized = $2"
+    ))
+    .bind(tenant_id)
+    .bind(email_normalized)
+    .fetch_optional(ex)
+    .await
 }
 
 /// Rows inserted at once past which planner statistics are refreshed.

@@ -29,6 +29,12 @@ pub struct FormRow {
     pub updated_at: i64,
 }
 
+/// A list a form row keeps as JSON text (topics, tags, hosts, origins);
+/// empty for anything else.
+pub fn stored_list(raw: &str) -> Vec<String> {
+    serde_json::from_str(raw).unwrap_or_default()
+}
+
 /// A form's fields as written (all of them: a change is merged by the caller).
 pub struct FormFields {
     pub name: String,

@@ -53,7 +53,7 @@ pub use contacts::{ContactFilter, ContactPatch, ContactRow, NewContact, SegmentR
 pub use enqueue::{EnqueueOutcome, KeyRepeat, NewCampaign, NewSingle, RequestKey};
 pub use erasure::ErasedCounts;
 pub use events::{EventFilter, ListedEvent, StoredEvent};
-pub use forms::{FormFields, FormRow};
+pub use forms::{stored_list, FormFields, FormRow};
 pub use import::{ImportOutcome, ImportRow, OnConflict};
 pub use import_reports::{ImportEnding, ImportReportRow};
 pub use messages::MessageRow;

@@ -4,7 +4,9 @@
 
 use sqlx::FromRow;
 
-use super::contacts::{insert_contact, tags_json, write_tags, ContactRow, NewContact, CONTACT_COLUMNS};
+use super::contacts::{
+    contact_by_email_in, insert_contact, tags_json, write_tags, ContactRow, NewContact, CONTACT_COLUMNS,
+};
 use super::{Store, StoreError};
 use crate::domain::{ConsentChange, ConsentOrigin, Tag, TenantId, TopicChoice, TopicState};
 
@@ -78,20 +80,6 @@ async fn add_tags(
     write_tags(tx, tenant_id, &contact.id, &all).await
 }
 
-async fn contact_by_email_in(
-    tx: &mut sqlx::AnyConnection,
-    tenant_id: &TenantId,
-    email_normalized: &str,
-) -> Result<Option<ContactRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.tenant_id = $1 AND c.email_normalized = $2"
-    ))
-    .bind(tenant_id)
-    .bind(email_normalized)
-    .fetch_optional(&mut *tx)
-    .await
-}
-
 impl Store {
     /// Signs a person up, in one transaction. A new address becomes a
     /// contact — `pending` with double opt-in, else `subscribed` to the
@@ -108,7 +96,7 @@ impl Store {
     ) -> Result<SignedUp, StoreError> {
         let mut tx = self.begin_write().await?;
         let now = tx.now;
-        let existing = contact_by_email_in(&mut tx, tenant_id, &s.contact.email_normalized).await?;
+        let existing = contact_by_email_in(&mut *tx, tenant_id, &s.contact.email_normalized).await?;
         let (contact, created) = match existing {
             Some(c) => {
                 // With double opt-in, a known contact's tags and topics wait
